@@ -1,0 +1,279 @@
+//! The NVML collector: opens the library lazily, reads every GPU and its compute
+//! processes, and never panics when there is no GPU.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use nvml_wrapper::Nvml;
+use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::error::NvmlError;
+
+use super::config::GpuConfig;
+use super::procinfo::ProcReader;
+use super::sample::{GpuDevice, GpuProcess, GpuSample, NvmlStatus};
+use super::unix_ms;
+
+/// The library name NVML is loaded by when `gpu.lib_path` is not set.
+pub const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";
+
+/// How long to wait before trying to open NVML again after it failed (a driver may be
+/// installed or loaded while the console runs).
+pub const REOPEN_AFTER_MS: u64 = 60_000;
+
+/// Samples every GPU. Create it anywhere; NVML is opened on the first `sample` call, so
+/// build it on the collector's own thread, never on the UI task.
+pub struct GpuCollector {
+    enabled: bool,
+    lib_path: Option<PathBuf>,
+    nvml: Option<Nvml>,
+    status: NvmlStatus,
+    last_open_attempt_ms: Option<u64>,
+    procs: ProcReader,
+}
+
+impl std::fmt::Debug for GpuCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuCollector")
+            .field("enabled", &self.enabled)
+            .field("lib_path", &self.lib_path)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuCollector {
+    pub fn new(config: &GpuConfig) -> Self {
+        Self {
+            enabled: config.enabled,
+            lib_path: config.lib_path.clone(),
+            nvml: None,
+            status: if config.enabled {
+                NvmlStatus::NotOpened
+            } else {
+                NvmlStatus::Disabled
+            },
+            last_open_attempt_ms: None,
+            procs: ProcReader::default(),
+        }
+    }
+
+    /// NVML's state after the last sample.
+    pub fn status(&self) -> &NvmlStatus {
+        &self.status
+    }
+
+    /// One whole sample at `now`. Opens NVML when needed (again at most every
+    /// [`REOPEN_AFTER_MS`] after a failure).
+    pub fn sample(&mut self, now: SystemTime) -> GpuSample {
+        let now_ms = unix_ms(now);
+        if !self.enabled {
+            return GpuSample::unavailable(now_ms, NvmlStatus::Disabled);
+        }
+        if self.nvml.is_none() {
+            let due = self
+                .last_open_attempt_ms
+                .is_none_or(|t| now_ms.saturating_sub(t) >= REOPEN_AFTER_MS);
+            if due {
+                self.last_open_attempt_ms = Some(now_ms);
+                self.open();
+            }
+        }
+        let Some(nvml) = &self.nvml else {
+            return GpuSample::unavailable(now_ms, self.status.clone());
+        };
+        let count = match nvml.device_count() {
+            Ok(n) => n,
+            Err(e) => {
+                let status = classify(e, self.library_name());
+                // Keep the handle; a later sample may succeed (GPU reset).
+                return GpuSample::unavailable(now_ms, status);
+            }
+        };
+        let mut gpus = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            gpus.push(read_device(nvml, index, &mut self.procs));
+        }
+        let alive: Vec<u32> = gpus
+            .iter()
+            .flat_map(|g| g.processes.iter().map(|p| p.pid))
+            .collect();
+        self.procs.retain(&alive);
+        GpuSample {
+            taken_at_unix_ms: now_ms,
+            nvml: self.status.clone(),
+            gpus,
+        }
+    }
+
+    fn library_name(&self) -> String {
+        match &self.lib_path {
+            Some(p) => p.display().to_string(),
+            None => DEFAULT_LIBRARY.to_string(),
+        }
+    }
+
+    fn open(&mut self) {
+        let mut builder = Nvml::builder();
+        if let Some(path) = &self.lib_path {
+            builder.lib_path(path.as_os_str());
+        }
+        match builder.init() {
+            Ok(nvml) => {
+                let driver_version = nvml
+                    .sys_driver_version()
+                    .unwrap_or_else(|_| "n/a".to_string());
+                tracing::info!(%driver_version, "NVML opened");
+                self.status = NvmlStatus::Ok { driver_version };
+                self.nvml = Some(nvml);
+            }
+            Err(e) => {
+                self.status = classify(e, self.library_name());
+                tracing::info!(status = ?self.status, "NVML not available");
+            }
+        }
+    }
+}
+
+/// Turn an NVML error from opening or listing into a status a person can act on.
+pub fn classify(e: NvmlError, library: String) -> NvmlStatus {
+    match e {
+        NvmlError::LibloadingError(err) => {
+            let detail = err.to_string();
+            if detail.contains("No such file") || detail.contains("cannot open shared object") {
+                NvmlStatus::LibraryMissing { library, detail }
+            } else {
+                NvmlStatus::Other {
+                    detail: format!("{library} could not be loaded: {detail}"),
+                }
+            }
+        }
+        NvmlError::DriverNotLoaded => NvmlStatus::DriverNotLoaded,
+        NvmlError::NoPermission => NvmlStatus::NoPermission,
+        NvmlError::FailedToLoadSymbol(sym) => NvmlStatus::Other {
+            detail: format!("{library} is not a usable NVML library: {sym}"),
+        },
+        other => NvmlStatus::Other {
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
+    let device = match nvml.device_by_index(index) {
+        Ok(d) => d,
+        Err(e) => {
+            return GpuDevice {
+                index,
+                name: format!("GPU {index}"),
+                memory_used_bytes: None,
+                memory_total_bytes: None,
+                utilization_pct: None,
+                memory_utilization_pct: None,
+                temperature_c: None,
+                power_draw_mw: None,
+                power_limit_mw: None,
+                processes: Vec::new(),
+                error: Some(format!("cannot read GPU {index}: {e}")),
+            };
+        }
+    };
+    let name = device.name().unwrap_or_else(|_| format!("GPU {index}"));
+    let memory = device.memory_info().ok();
+    let util = device.utilization_rates().ok();
+    let processes = device
+        .running_compute_processes()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let info = procs.info(p.pid);
+            GpuProcess {
+                pid: p.pid,
+                gpu_index: index,
+                used_bytes: match p.used_gpu_memory {
+                    UsedGpuMemory::Used(b) => Some(b),
+                    UsedGpuMemory::Unavailable => None,
+                },
+                command: info.command,
+                user: info.user,
+                uid: info.uid,
+                start_time_unix_s: info.start_time_unix_s,
+                start_ticks: info.start_ticks,
+                cwd: info.cwd,
+            }
+        })
+        .collect();
+    GpuDevice {
+        index,
+        name,
+        memory_used_bytes: memory.as_ref().map(|m| m.used),
+        memory_total_bytes: memory.as_ref().map(|m| m.total),
+        utilization_pct: util.as_ref().map(|u| u.gpu),
+        memory_utilization_pct: util.as_ref().map(|u| u.memory),
+        temperature_c: device.temperature(TemperatureSensor::Gpu).ok(),
+        power_draw_mw: device.power_usage().ok(),
+        power_limit_mw: device.enforced_power_limit().ok(),
+        processes,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn collector_can_move_to_its_own_thread() {
+        assert_send::<GpuCollector>();
+    }
+
+    #[test]
+    fn disabled_collector_never_opens() {
+        let cfg = GpuConfig {
+            enabled: false,
+            ..GpuConfig::default()
+        };
+        let mut c = GpuCollector::new(&cfg);
+        let s = c.sample(SystemTime::UNIX_EPOCH);
+        assert_eq!(s.nvml, NvmlStatus::Disabled);
+        assert!(s.gpus.is_empty());
+    }
+
+    #[test]
+    fn missing_library_is_a_status_and_is_retried_only_after_a_while() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = GpuConfig {
+            lib_path: Some(dir.path().join("libnvidia-ml.so.1")),
+            ..GpuConfig::default()
+        };
+        let mut c = GpuCollector::new(&cfg);
+        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        let s = c.sample(t0);
+        assert!(
+            matches!(s.nvml, NvmlStatus::LibraryMissing { .. }),
+            "{:?}",
+            s.nvml
+        );
+        assert!(s.nvml.describe().contains("not found"));
+        assert_eq!(c.last_open_attempt_ms, Some(1_000_000));
+        c.sample(t0 + std::time::Duration::from_secs(5));
+        assert_eq!(c.last_open_attempt_ms, Some(1_000_000), "retried too soon");
+        c.sample(t0 + std::time::Duration::from_secs(61));
+        assert_eq!(c.last_open_attempt_ms, Some(1_061_000));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_library_is_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("libnvidia-ml.so.1");
+        std::fs::write(&path, b"not an ELF file").expect("write");
+        let cfg = GpuConfig {
+            lib_path: Some(path),
+            ..GpuConfig::default()
+        };
+        let s = GpuCollector::new(&cfg).sample(SystemTime::UNIX_EPOCH);
+        assert!(matches!(s.nvml, NvmlStatus::Other { .. }), "{:?}", s.nvml);
+    }
+}
