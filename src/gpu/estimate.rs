@@ -451,7 +451,7 @@ pub fn parse_params(text: &str) -> Result<u64, String> {
     };
     let value: f64 = num.trim().parse().map_err(|_| bad())?;
     let n = value * scale;
-    if !n.is_finite() || n < 1.0 || n > 1e15 {
+    if !n.is_finite() || !(1.0..=1e15).contains(&n) {
         return Err(bad());
     }
     Ok(n.round() as u64)

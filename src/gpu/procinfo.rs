@@ -81,7 +81,8 @@ impl ProcReader {
             start_time_unix_s,
             cwd,
         };
-        if start_ticks.is_some() {
+        // A process caught in the middle of exec has no command line yet: read it again.
+        if start_ticks.is_some() && info.command.is_some() {
             self.cache.insert(pid, info.clone());
         }
         info
