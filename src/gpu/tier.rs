@@ -78,6 +78,63 @@ pub fn machine_tier<'a>(config: &'a GpuConfig, sample: &GpuSample) -> Option<&'a
     detect_tier(&config.tiers, &gpu.name, gpu.memory_total_bytes)
 }
 
+/// Tier detection that compiles the tier patterns once and remembers each GPU model's
+/// tier (names and memory of GPUs do not change while the console runs).
+#[derive(Debug, Clone, Default)]
+pub struct TierDetector {
+    /// The tiers the answers below were computed for.
+    tiers: Vec<TierConfig>,
+    /// (GPU name, memory) -> tier name.
+    answers: Vec<(String, Option<u64>, Option<String>)>,
+}
+
+impl TierDetector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`detect_tier`], remembered.
+    pub fn detect<'a>(
+        &mut self,
+        tiers: &'a [TierConfig],
+        gpu_name: &str,
+        total_bytes: Option<u64>,
+    ) -> Option<&'a TierConfig> {
+        if self.tiers.as_slice() != tiers {
+            self.tiers = tiers.to_vec();
+            self.answers.clear();
+        }
+        let name = match self
+            .answers
+            .iter()
+            .find(|(n, t, _)| n == gpu_name && *t == total_bytes)
+        {
+            Some((_, _, tier)) => tier.clone(),
+            None => {
+                let tier = detect_tier(tiers, gpu_name, total_bytes).map(|t| t.name.clone());
+                self.answers
+                    .push((gpu_name.to_string(), total_bytes, tier.clone()));
+                tier
+            }
+        };
+        let name = name?;
+        tiers.iter().find(|t| t.name == name)
+    }
+
+    /// [`machine_tier`], remembered.
+    pub fn machine_tier<'a>(
+        &mut self,
+        config: &'a GpuConfig,
+        sample: &GpuSample,
+    ) -> Option<&'a TierConfig> {
+        if let Some(name) = &config.tier {
+            return config.tier_named(name);
+        }
+        let gpu = sample.gpus.first()?;
+        self.detect(&config.tiers, &gpu.name, gpu.memory_total_bytes)
+    }
+}
+
 /// Which processes were counted as the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,6 +173,7 @@ pub struct FitTracker {
     /// (start ticks, pid) of the job's oldest process: names the job.
     job: Option<(u64, u32)>,
     peak_bytes: u64,
+    detector: TierDetector,
 }
 
 impl FitTracker {
@@ -176,15 +234,19 @@ impl FitTracker {
         }
         self.peak_bytes = self.peak_bytes.max(used_bytes);
 
-        let tier = match (&config.tier, busiest) {
+        let busiest_gpu = busiest.and_then(|(gpu, _)| sample.gpus.iter().find(|g| g.index == gpu));
+        let tier = match (&config.tier, busiest_gpu) {
             (Some(name), _) => config.tier_named(name),
-            (None, Some((gpu, _))) => sample
-                .gpus
-                .iter()
-                .find(|g| g.index == gpu)
-                .and_then(|g| detect_tier(&config.tiers, &g.name, g.memory_total_bytes))
-                .or_else(|| machine_tier(config, sample)),
-            (None, None) => machine_tier(config, sample),
+            (None, Some(g)) => {
+                match self
+                    .detector
+                    .detect(&config.tiers, &g.name, g.memory_total_bytes)
+                {
+                    Some(t) => Some(t),
+                    None => self.detector.machine_tier(config, sample),
+                }
+            }
+            (None, None) => self.detector.machine_tier(config, sample),
         }?;
 
         let v = verdict(self.peak_bytes, tier.budget_bytes);
@@ -502,6 +564,26 @@ mod tests {
         assert_eq!(FitTracker::new().update(&cfg, &s, None), None);
         // No GPUs: no fit.
         assert_eq!(FitTracker::new().update(&cfg, &sample(vec![]), None), None);
+    }
+
+    #[test]
+    fn detector_remembers_and_follows_config_changes() {
+        let mut cfg = GpuConfig::default();
+        let mut d = TierDetector::new();
+        for _ in 0..3 {
+            let t = d.detect(&cfg.tiers, "NVIDIA L4", Some(L4_TOTAL));
+            assert_eq!(t.map(|t| t.name.as_str()), Some("tier1"));
+        }
+        assert_eq!(d.answers.len(), 1);
+        cfg.tiers[0].gpu_pattern = "T4".into();
+        assert_eq!(d.detect(&cfg.tiers, "NVIDIA L4", Some(L4_TOTAL)), None);
+        let s = sample(vec![device(0, "NVIDIA L4", L4_TOTAL, vec![])]);
+        assert_eq!(d.machine_tier(&cfg, &s), None);
+        cfg.tier = Some("tier2".into());
+        assert_eq!(
+            d.machine_tier(&cfg, &s).map(|t| t.name.as_str()),
+            Some("tier2")
+        );
     }
 
     #[test]
