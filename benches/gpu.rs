@@ -17,26 +17,14 @@ use opsconsole::gpu::{FitTracker, GpuCollector, GpuConfig, GpuHistory};
 
 /// `n` real processes, so /proc is read as in production.
 fn sleepers(n: usize) -> Vec<Child> {
-    (0..n)
-        .map(|_| {
-            Command::new("sleep")
-                .arg("600")
-                .spawn()
-                .expect("spawn sleep")
-        })
-        .collect()
+    (0..n).map(|_| Command::new("sleep").arg("600").spawn().expect("spawn sleep")).collect()
 }
 
 fn fixture(gpus: usize, procs: &[Child]) -> String {
     let mut f = String::from("init 0\ndriver 550.54.15\n");
     for i in 0..gpus {
         if i % 2 == 0 {
-            f += &gpu_line(
-                "NVIDIA L4",
-                L4_TOTAL,
-                18 * GIB,
-                "util=97 memutil=61 temp=71 power=72000 limit=72000",
-            );
+            f += &gpu_line("NVIDIA L4", L4_TOTAL, 18 * GIB, "util=97 memutil=61 temp=71 power=72000 limit=72000");
         } else {
             f += &gpu_line(
                 "NVIDIA A100-SXM4-80GB",
@@ -60,10 +48,7 @@ fn bench_sample(c: &mut Criterion) {
         // Let the sleepers finish exec before their /proc entries are read.
         std::thread::sleep(Duration::from_millis(200));
         stub.write(&fixture(gpus, &procs));
-        let cfg = GpuConfig {
-            lib_path: Some(stub.lib.clone()),
-            ..GpuConfig::default()
-        };
+        let cfg = GpuConfig { lib_path: Some(stub.lib.clone()), ..GpuConfig::default() };
         let mut collector = GpuCollector::new(&cfg);
         let first = stub.with_env(|| collector.sample(SystemTime::now()));
         assert!(first.nvml.is_ok(), "{:?}", first.nvml);

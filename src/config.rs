@@ -22,6 +22,7 @@ pub struct Config {
     pub general: GeneralConfig,
     pub paths: PathsConfig,
     pub disk: DiskConfig,
+    pub gpu: crate::gpu::GpuConfig,
     pub keys: KeysConfig,
 }
 
@@ -148,6 +149,7 @@ impl Config {
             out.push(("general.refresh_ms".into(), format!("must be at least 50, got {}", self.general.refresh_ms)));
         }
         out.extend(self.disk.validate());
+        out.extend(self.gpu.validate());
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }
@@ -198,10 +200,17 @@ pub fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
     };
     let mut current = String::new();
     let mut section_line = None;
+    // `[[a.b]]` tables are counted, so `a.b[1].key` finds the second one.
+    let mut arrays: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.starts_with('[') {
             current = line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if line.starts_with("[[") {
+                let n = arrays.entry(current.clone()).or_insert(0);
+                current = format!("{current}[{n}]");
+                *n += 1;
+            }
             if current == section {
                 section_line = Some(i + 1);
             }

@@ -22,19 +22,12 @@ struct Sleeper(Child);
 
 impl Sleeper {
     fn start(cwd: &Path) -> Self {
-        let child = Command::new("sleep")
-            .arg("300")
-            .current_dir(cwd)
-            .spawn()
-            .expect("spawn sleep");
+        let child = Command::new("sleep").arg("300").current_dir(cwd).spawn().expect("spawn sleep");
         // spawn() returns while exec is still setting up the new command line; wait for it
         // (generous deadline; this is not what the tests measure).
         let cmdline = format!("/proc/{}/cmdline", child.id());
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::fs::read(&cmdline)
-            .map(|b| b.is_empty())
-            .unwrap_or(true)
-        {
+        while std::fs::read(&cmdline).map(|b| b.is_empty()).unwrap_or(true) {
             assert!(std::time::Instant::now() < deadline, "sleep never started");
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -70,12 +63,7 @@ fn two_gpu_fixture(job_pid: u32, job_bytes: u64) -> String {
         job_bytes + 300 * 1024 * 1024,
         "util=97 memutil=61 temp=71 power=72000 limit=72000",
     );
-    f += &gpu_line(
-        "NVIDIA A100-SXM4-80GB",
-        A100_80_TOTAL,
-        31 * GIB,
-        "util=12 memutil=3 temp=40 power=NS limit=NS",
-    );
+    f += &gpu_line("NVIDIA A100-SXM4-80GB", A100_80_TOTAL, 31 * GIB, "util=12 memutil=3 temp=40 power=NS limit=NS");
     f += &proc_line(0, job_pid, job_bytes);
     f += &proc_line(1, std::process::id(), 30 * GIB);
     f += &proc_line(1, 4_000_000, GIB); // above pid_max: never a live process
@@ -83,20 +71,14 @@ fn two_gpu_fixture(job_pid: u32, job_bytes: u64) -> String {
 }
 
 fn stub_config(stub: &StubNvml) -> GpuConfig {
-    GpuConfig {
-        lib_path: Some(stub.lib.clone()),
-        ..GpuConfig::default()
-    }
+    GpuConfig { lib_path: Some(stub.lib.clone()), ..GpuConfig::default() }
 }
 
 #[test]
 fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     let stub = StubNvml::build();
     let workspace = tempfile::tempdir().expect("workspace");
-    let ws = workspace
-        .path()
-        .canonicalize()
-        .expect("canonical workspace");
+    let ws = workspace.path().canonicalize().expect("canonical workspace");
     let job = Sleeper::start(&ws);
     stub.write(&two_gpu_fixture(job.pid(), gib_f(18.9)));
 
@@ -105,12 +87,7 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     assert_eq!(collector.status(), &NvmlStatus::NotOpened, "opened lazily");
     let s = stub.with_env(|| collector.sample(t(0)));
 
-    assert_eq!(
-        s.nvml,
-        NvmlStatus::Ok {
-            driver_version: "550.54.15".into()
-        }
-    );
+    assert_eq!(s.nvml, NvmlStatus::Ok { driver_version: "550.54.15".into() });
     assert_eq!(s.taken_at_unix_ms, 1_764_000_000_000);
     assert_eq!(s.gpus.len(), 2);
     let (l4, a100) = (&s.gpus[0], &s.gpus[1]);
@@ -124,10 +101,7 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     assert_eq!(l4.power_limit_mw, Some(72_000));
     assert_eq!(a100.name, "NVIDIA A100-SXM4-80GB");
     assert_eq!(a100.memory_total_bytes, Some(A100_80_TOTAL));
-    assert_eq!(
-        a100.power_draw_mw, None,
-        "NOT_SUPPORTED is n/a, not an error"
-    );
+    assert_eq!(a100.power_draw_mw, None, "NOT_SUPPORTED is n/a, not an error");
     assert_eq!(a100.power_limit_mw, None);
     assert_eq!(a100.error, None);
 
@@ -145,14 +119,8 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     assert_eq!(p.user, lookup_user(me));
     assert_eq!(p.cwd.as_deref(), Some(ws.as_path()));
     let started = p.start_time_unix_s.expect("start time");
-    let wall = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    assert!(
-        started + 600 > wall && started <= wall + 1,
-        "{started} vs {wall}"
-    );
+    let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs();
+    assert!(started + 600 > wall && started <= wall + 1, "{started} vs {wall}");
     // The A100: this test process, and a pid that no longer exists (no /proc facts).
     assert_eq!(a100.processes.len(), 2);
     assert_eq!(a100.processes[0].pid, std::process::id());
@@ -162,10 +130,7 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     assert_eq!(a100.processes[1].used_bytes, Some(GIB));
 
     // Tiers: the machine is tier 1 (GPU 0 is an L4); the workspace job is near its budget.
-    assert_eq!(
-        machine_tier(&cfg, &s).map(|t| t.name.as_str()),
-        Some("tier1")
-    );
+    assert_eq!(machine_tier(&cfg, &s).map(|t| t.name.as_str()), Some("tier1"));
     let mut fit = FitTracker::new();
     let f = fit.update(&cfg, &s, Some(&ws)).expect("tier fit");
     assert_eq!(f.scope, JobScope::Workspace);
@@ -182,13 +147,7 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     assert_eq!(json["gpus"][1]["power_draw_mw"], serde_json::Value::Null);
     assert_eq!(json["gpus"][0]["processes"][0]["command"], "sleep 300");
     let fj = serde_json::to_value(&f).expect("json");
-    for key in [
-        "tier",
-        "budget_bytes",
-        "used_bytes",
-        "peak_bytes",
-        "verdict",
-    ] {
+    for key in ["tier", "budget_bytes", "used_bytes", "peak_bytes", "verdict"] {
         assert!(fj.get(key).is_some(), "tier_fit.{key} missing: {fj}");
     }
     assert_eq!(fj["verdict"], "near");
@@ -202,10 +161,7 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     let f2 = fit.update(&cfg, &s2, Some(&ws)).expect("tier fit");
     assert_eq!(f2.verdict, Verdict::Exceeds);
     let advice = f2.advice.expect("advice on exceeds");
-    assert!(
-        advice.contains("tier2") && advice.contains("airlock bundle"),
-        "{advice}"
-    );
+    assert!(advice.contains("tier2") && advice.contains("airlock bundle"), "{advice}");
     // And shrinks again: the peak since the job started stays.
     stub.write(&two_gpu_fixture(job.pid(), gib_f(10.0)));
     let s3 = collector.sample(t(2));
@@ -218,17 +174,10 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     // History rings hold the three samples, per GPU and per process.
     assert_eq!(
         history.vram_series(0),
-        vec![
-            gib_f(18.9) + 300 * 1024 * 1024,
-            gib_f(21.0) + 300 * 1024 * 1024,
-            gib_f(10.0) + 300 * 1024 * 1024
-        ]
+        vec![gib_f(18.9) + 300 * 1024 * 1024, gib_f(21.0) + 300 * 1024 * 1024, gib_f(10.0) + 300 * 1024 * 1024]
     );
     assert_eq!(history.utilization_series(0), vec![97, 97, 97]);
-    assert!(
-        history.power_series(1).is_empty(),
-        "A100 never reported power"
-    );
+    assert!(history.power_series(1).is_empty(), "A100 never reported power");
     let job_vram: Vec<u64> = history.process(0, job.pid()).map(|(_, b)| *b).collect();
     assert_eq!(job_vram, vec![gib_f(18.9), gib_f(21.0), gib_f(10.0)]);
 }
@@ -243,9 +192,7 @@ fn without_a_workspace_match_every_compute_process_is_the_job() {
     let mut collector = GpuCollector::new(&cfg);
     let s = stub.with_env(|| collector.sample(t(0)));
     let unrelated = tempfile::tempdir().expect("ws");
-    let f = FitTracker::new()
-        .update(&cfg, &s, Some(unrelated.path()))
-        .expect("fit");
+    let f = FitTracker::new().update(&cfg, &s, Some(unrelated.path())).expect("fit");
     assert_eq!(f.scope, JobScope::AllProcesses);
     // Largest share is the A100's 31 GiB (30 + 1): judged against tier 2.
     assert_eq!(f.gpu_index, Some(1));
@@ -262,21 +209,13 @@ fn driver_not_loaded_is_a_plain_status() {
     let s = stub.with_env(|| collector.sample(t(0)));
     assert_eq!(s.nvml, NvmlStatus::DriverNotLoaded);
     assert!(s.gpus.is_empty());
-    assert!(
-        s.nvml.describe().contains("not loaded"),
-        "{}",
-        s.nvml.describe()
-    );
+    assert!(s.nvml.describe().contains("not loaded"), "{}", s.nvml.describe());
     let json = serde_json::to_value(&s).expect("json");
     assert_eq!(json["nvml"]["state"], "driver_not_loaded");
     // The driver gets loaded; after the retry delay the collector opens NVML.
     stub.write(&two_gpu_fixture(std::process::id(), GIB));
     let s2 = stub.with_env(|| collector.sample(t(10)));
-    assert_eq!(
-        s2.nvml,
-        NvmlStatus::DriverNotLoaded,
-        "not retried within a minute"
-    );
+    assert_eq!(s2.nvml, NvmlStatus::DriverNotLoaded, "not retried within a minute");
     let s3 = stub.with_env(|| collector.sample(t(61)));
     assert!(s3.nvml.is_ok(), "{:?}", s3.nvml);
     assert_eq!(s3.gpus.len(), 2);
@@ -295,10 +234,7 @@ fn no_permission_is_a_plain_status() {
 #[test]
 fn no_library_is_a_plain_status() {
     let dir = tempfile::tempdir().expect("dir");
-    let cfg = GpuConfig {
-        lib_path: Some(dir.path().join("libnvidia-ml.so.1")),
-        ..GpuConfig::default()
-    };
+    let cfg = GpuConfig { lib_path: Some(dir.path().join("libnvidia-ml.so.1")), ..GpuConfig::default() };
     let s = GpuCollector::new(&cfg).sample(t(0));
     match &s.nvml {
         NvmlStatus::LibraryMissing { library, .. } => {
@@ -307,10 +243,7 @@ fn no_library_is_a_plain_status() {
         other => panic!("expected LibraryMissing, got {other:?}"),
     }
     assert!(s.gpus.is_empty());
-    assert_eq!(
-        serde_json::to_value(&s).expect("json")["nvml"]["state"],
-        "library_missing"
-    );
+    assert_eq!(serde_json::to_value(&s).expect("json")["nvml"]["state"], "library_missing");
 }
 
 #[test]
@@ -318,22 +251,14 @@ fn memory_not_supported_is_none() {
     let stub = StubNvml::build();
     stub.write(&format!(
         "init 0\ndriver 1\n{}",
-        gpu_line(
-            "NVIDIA L4",
-            0,
-            0,
-            "util=NS memutil=NS temp=NS power=NS limit=NS"
-        )
-        .replace("total=0 used=0", "total=NS used=NS")
+        gpu_line("NVIDIA L4", 0, 0, "util=NS memutil=NS temp=NS power=NS limit=NS")
+            .replace("total=0 used=0", "total=NS used=NS")
     ));
     let mut collector = GpuCollector::new(&stub_config(&stub));
     let s = stub.with_env(|| collector.sample(t(0)));
     let g = &s.gpus[0];
     assert_eq!(g.name, "NVIDIA L4");
-    assert_eq!(
-        (g.memory_total_bytes, g.utilization_pct, g.temperature_c),
-        (None, None, None)
-    );
+    assert_eq!((g.memory_total_bytes, g.utilization_pct, g.temperature_c), (None, None, None));
     assert!(g.processes.is_empty());
 }
 
@@ -345,10 +270,7 @@ fn tiers() -> Vec<opsconsole::gpu::TierConfig> {
 }
 
 fn no_overhead(params: u64, dtype: Dtype, mode: Mode) -> EstimateInput {
-    EstimateInput {
-        overhead_bytes: 0,
-        ..EstimateInput::new(params, dtype, mode)
-    }
+    EstimateInput { overhead_bytes: 0, ..EstimateInput::new(params, dtype, mode) }
 }
 
 /// Published: Hugging Face Transformers docs, "Model training anatomy"
@@ -357,20 +279,14 @@ fn no_overhead(params: u64, dtype: Dtype, mode: Mode) -> EstimateInput {
 /// activations. For a 7B model: 112 GB, which fits no default tier.
 #[test]
 fn published_fp32_adamw_is_16_bytes_per_param_and_7b_needs_112_gb() {
-    let full = Mode::Full {
-        optimizer: Optimizer::Adamw,
-    };
+    let full = Mode::Full { optimizer: Optimizer::Adamw };
     let e = estimate(&no_overhead(7_000_000_000, Dtype::Fp32, full), &tiers()).expect("estimate");
     let b = e.breakdown;
     assert_eq!(b.weights_bytes, 28_000_000_000);
     assert_eq!(b.gradients_bytes, 28_000_000_000);
     assert_eq!(b.optimizer_bytes, 56_000_000_000);
     assert_eq!(b.total_bytes, 112_000_000_000);
-    assert!(
-        e.tiers.iter().all(|t| t.verdict == Verdict::Exceeds),
-        "{:?}",
-        e.tiers
-    );
+    assert!(e.tiers.iter().all(|t| t.verdict == Verdict::Exceeds), "{:?}", e.tiers);
 }
 
 /// Published: same HF page: mixed precision keeps an fp32 and a 16-bit copy of the weights
@@ -380,11 +296,7 @@ fn published_fp32_adamw_is_16_bytes_per_param_and_7b_needs_112_gb() {
 fn published_mixed_precision_adamw_is_18_bytes_per_param_and_other_optimizers() {
     let n = 1_000_000_000;
     let per_param = |opt: Optimizer| {
-        let e = estimate(
-            &no_overhead(n, Dtype::Bf16, Mode::Full { optimizer: opt }),
-            &tiers(),
-        )
-        .expect("estimate");
+        let e = estimate(&no_overhead(n, Dtype::Bf16, Mode::Full { optimizer: opt }), &tiers()).expect("estimate");
         (
             e.breakdown.weights_bytes / n,
             e.breakdown.gradients_bytes / n,
@@ -403,31 +315,15 @@ fn published_mixed_precision_adamw_is_18_bytes_per_param_and_other_optimizers() 
 /// in float32.
 #[test]
 fn published_inference_weights_2_bytes_per_param_bf16() {
-    let e = estimate(
-        &no_overhead(70_000_000_000, Dtype::Bf16, Mode::Inference),
-        &tiers(),
-    )
-    .expect("estimate");
+    let e = estimate(&no_overhead(70_000_000_000, Dtype::Bf16, Mode::Inference), &tiers()).expect("estimate");
     assert_eq!(e.breakdown.weights_bytes, 140_000_000_000);
     assert_eq!(e.breakdown.gradients_bytes + e.breakdown.optimizer_bytes, 0);
-    let e32 = estimate(
-        &no_overhead(7_000_000_000, Dtype::Fp32, Mode::Inference),
-        &tiers(),
-    )
-    .expect("estimate");
+    let e32 = estimate(&no_overhead(7_000_000_000, Dtype::Fp32, Mode::Inference), &tiers()).expect("estimate");
     assert_eq!(e32.breakdown.weights_bytes, 28_000_000_000);
-    let e4 = estimate(
-        &no_overhead(7_000_000_000, Dtype::Int4, Mode::Inference),
-        &tiers(),
-    )
-    .expect("estimate");
+    let e4 = estimate(&no_overhead(7_000_000_000, Dtype::Int4, Mode::Inference), &tiers()).expect("estimate");
     assert_eq!(e4.breakdown.weights_bytes, 3_500_000_000);
     // A 7B model in bf16 (14 GB + 1 GiB runtime overhead) fits tier 1's 20 GiB budget.
-    let e7 = estimate(
-        &EstimateInput::new(7_000_000_000, Dtype::Bf16, Mode::Inference),
-        &tiers(),
-    )
-    .expect("estimate");
+    let e7 = estimate(&EstimateInput::new(7_000_000_000, Dtype::Bf16, Mode::Inference), &tiers()).expect("estimate");
     assert_eq!(e7.tiers[0].verdict, Verdict::Fits);
 }
 
@@ -437,17 +333,8 @@ fn published_inference_weights_2_bytes_per_param_bf16() {
 /// more than an 80 GB GPU holds.
 #[test]
 fn published_8b_fp32_adam_needs_128_gb_more_than_an_a100() {
-    let e = estimate(
-        &no_overhead(
-            8_000_000_000,
-            Dtype::Fp32,
-            Mode::Full {
-                optimizer: Optimizer::Adamw,
-            },
-        ),
-        &tiers(),
-    )
-    .expect("estimate");
+    let e = estimate(&no_overhead(8_000_000_000, Dtype::Fp32, Mode::Full { optimizer: Optimizer::Adamw }), &tiers())
+        .expect("estimate");
     assert_eq!(e.breakdown.weights_bytes, 32_000_000_000);
     assert_eq!(e.breakdown.total_bytes, 128_000_000_000);
     assert_eq!(e.tiers[1].verdict, Verdict::Exceeds);
@@ -462,10 +349,7 @@ fn published_parameter_counts_from_config_json() {
         "n_positions":1024,"n_ctx":1024,"vocab_size":50257,"n_inner":null}"#;
     let info = config_json_info(gpt2).expect("gpt2");
     assert_eq!(info.params, 124_439_808);
-    assert_eq!(
-        (info.hidden, info.layers, info.heads),
-        (Some(768), Some(12), Some(12))
-    );
+    assert_eq!((info.hidden, info.layers, info.heads), (Some(768), Some(12), Some(12)));
 
     let llama = r#"{"model_type":"llama","hidden_size":4096,"intermediate_size":11008,
         "num_attention_heads":32,"num_hidden_layers":32,"num_key_value_heads":32,
@@ -481,13 +365,7 @@ fn published_parameter_counts_from_config_json() {
 /// b=1: 2048·12288·(34 + 80) bytes per layer.
 #[test]
 fn activation_term_follows_korthikanti_eq1() {
-    let mut input = no_overhead(
-        175_000_000_000,
-        Dtype::Bf16,
-        Mode::Full {
-            optimizer: Optimizer::Adamw,
-        },
-    );
+    let mut input = no_overhead(175_000_000_000, Dtype::Bf16, Mode::Full { optimizer: Optimizer::Adamw });
     input.batch = Some(1);
     input.seq = Some(2048);
     input.hidden = Some(12288);
@@ -495,11 +373,7 @@ fn activation_term_follows_korthikanti_eq1() {
     input.heads = Some(96);
     let e = estimate(&input, &tiers()).expect("estimate");
     assert_eq!(e.breakdown.activations_bytes, 96 * 2048 * 12288 * (34 + 80));
-    assert!(
-        e.activation_formula
-            .expect("formula")
-            .contains("Korthikanti")
-    );
+    assert!(e.activation_formula.expect("formula").contains("Korthikanti"));
     // FlashAttention keeps no s×s scores: only the 34·sbh term remains.
     input.flash_attention = true;
     let e = estimate(&input, &tiers()).expect("estimate");
@@ -509,28 +383,16 @@ fn activation_term_follows_korthikanti_eq1() {
 #[test]
 fn lora_and_inference_kv_cache() {
     // QLoRA-style: 7B in int4, 1% trainable adapters with AdamW.
-    let mut input = no_overhead(
-        7_000_000_000,
-        Dtype::Int4,
-        Mode::Lora {
-            optimizer: Optimizer::Adamw,
-            fraction: 0.01,
-        },
-    );
+    let mut input = no_overhead(7_000_000_000, Dtype::Int4, Mode::Lora { optimizer: Optimizer::Adamw, fraction: 0.01 });
     let e = estimate(&input, &tiers()).expect("estimate");
     assert_eq!(e.trainable_params, 70_000_000);
     assert_eq!(e.breakdown.weights_bytes, 3_500_000_000 + 280_000_000);
     assert_eq!(e.breakdown.gradients_bytes, 280_000_000);
     assert_eq!(e.breakdown.optimizer_bytes, 560_000_000);
-    input.mode = Mode::Lora {
-        optimizer: Optimizer::Adamw,
-        fraction: 0.0,
-    };
+    input.mode = Mode::Lora { optimizer: Optimizer::Adamw, fraction: 0.0 };
     assert!(estimate(&input, &tiers()).is_err());
     // Full fine-tuning of int4 weights is refused with a way out.
-    input.mode = Mode::Full {
-        optimizer: Optimizer::Adamw,
-    };
+    input.mode = Mode::Full { optimizer: Optimizer::Adamw };
     let err = estimate(&input, &tiers()).expect_err("int4 full");
     assert!(err.to_string().contains("lora"), "{err}");
 
@@ -575,12 +437,8 @@ fn safetensors_headers_are_read_never_the_weights() {
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(header.as_bytes());
         std::fs::write(&path, &bytes).expect("write");
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .expect("open");
-        f.set_len(bytes.len() as u64 + data_len)
-            .expect("sparse data");
+        let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
+        f.set_len(bytes.len() as u64 + data_len).expect("sparse data");
         path
     };
     let file = write("model-00001-of-00002.safetensors", &header, 8 * GIB);
@@ -598,10 +456,7 @@ fn safetensors_headers_are_read_never_the_weights() {
     let info = read_model(dir.path()).expect("folder");
     assert_eq!(info.params, 2 * (32000 * 4096 + 4096 * 4096 + 4096));
     assert_eq!(info.source, "2 safetensors headers");
-    assert_eq!(
-        (info.hidden, info.layers, info.heads),
-        (Some(4096), Some(2), Some(32))
-    );
+    assert_eq!((info.hidden, info.layers, info.heads), (Some(4096), Some(2), Some(32)));
 
     // A header length beyond the file is refused, not allocated.
     let bad = dir.path().join("bad.safetensors");

@@ -48,11 +48,7 @@ impl GpuCollector {
             enabled: config.enabled,
             lib_path: config.lib_path.clone(),
             nvml: None,
-            status: if config.enabled {
-                NvmlStatus::NotOpened
-            } else {
-                NvmlStatus::Disabled
-            },
+            status: if config.enabled { NvmlStatus::NotOpened } else { NvmlStatus::Disabled },
             last_open_attempt_ms: None,
             procs: ProcReader::default(),
         }
@@ -71,9 +67,7 @@ impl GpuCollector {
             return GpuSample::unavailable(now_ms, NvmlStatus::Disabled);
         }
         if self.nvml.is_none() {
-            let due = self
-                .last_open_attempt_ms
-                .is_none_or(|t| now_ms.saturating_sub(t) >= REOPEN_AFTER_MS);
+            let due = self.last_open_attempt_ms.is_none_or(|t| now_ms.saturating_sub(t) >= REOPEN_AFTER_MS);
             if due {
                 self.last_open_attempt_ms = Some(now_ms);
                 self.open();
@@ -94,16 +88,9 @@ impl GpuCollector {
         for index in 0..count {
             gpus.push(read_device(nvml, index, &mut self.procs));
         }
-        let alive: Vec<u32> = gpus
-            .iter()
-            .flat_map(|g| g.processes.iter().map(|p| p.pid))
-            .collect();
+        let alive: Vec<u32> = gpus.iter().flat_map(|g| g.processes.iter().map(|p| p.pid)).collect();
         self.procs.retain(&alive);
-        GpuSample {
-            taken_at_unix_ms: now_ms,
-            nvml: self.status.clone(),
-            gpus,
-        }
+        GpuSample { taken_at_unix_ms: now_ms, nvml: self.status.clone(), gpus }
     }
 
     fn library_name(&self) -> String {
@@ -120,9 +107,7 @@ impl GpuCollector {
         }
         match builder.init() {
             Ok(nvml) => {
-                let driver_version = nvml
-                    .sys_driver_version()
-                    .unwrap_or_else(|_| "n/a".to_string());
+                let driver_version = nvml.sys_driver_version().unwrap_or_else(|_| "n/a".to_string());
                 tracing::info!(%driver_version, "NVML opened");
                 self.status = NvmlStatus::Ok { driver_version };
                 self.nvml = Some(nvml);
@@ -143,19 +128,15 @@ pub fn classify(e: NvmlError, library: String) -> NvmlStatus {
             if detail.contains("No such file") || detail.contains("cannot open shared object") {
                 NvmlStatus::LibraryMissing { library, detail }
             } else {
-                NvmlStatus::Other {
-                    detail: format!("{library} could not be loaded: {detail}"),
-                }
+                NvmlStatus::Other { detail: format!("{library} could not be loaded: {detail}") }
             }
         }
         NvmlError::DriverNotLoaded => NvmlStatus::DriverNotLoaded,
         NvmlError::NoPermission => NvmlStatus::NoPermission,
-        NvmlError::FailedToLoadSymbol(sym) => NvmlStatus::Other {
-            detail: format!("{library} is not a usable NVML library: {sym}"),
-        },
-        other => NvmlStatus::Other {
-            detail: other.to_string(),
-        },
+        NvmlError::FailedToLoadSymbol(sym) => {
+            NvmlStatus::Other { detail: format!("{library} is not a usable NVML library: {sym}") }
+        }
+        other => NvmlStatus::Other { detail: other.to_string() },
     }
 }
 
@@ -231,10 +212,7 @@ mod tests {
 
     #[test]
     fn disabled_collector_never_opens() {
-        let cfg = GpuConfig {
-            enabled: false,
-            ..GpuConfig::default()
-        };
+        let cfg = GpuConfig { enabled: false, ..GpuConfig::default() };
         let mut c = GpuCollector::new(&cfg);
         let s = c.sample(SystemTime::UNIX_EPOCH);
         assert_eq!(s.nvml, NvmlStatus::Disabled);
@@ -244,18 +222,11 @@ mod tests {
     #[test]
     fn missing_library_is_a_status_and_is_retried_only_after_a_while() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = GpuConfig {
-            lib_path: Some(dir.path().join("libnvidia-ml.so.1")),
-            ..GpuConfig::default()
-        };
+        let cfg = GpuConfig { lib_path: Some(dir.path().join("libnvidia-ml.so.1")), ..GpuConfig::default() };
         let mut c = GpuCollector::new(&cfg);
         let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
         let s = c.sample(t0);
-        assert!(
-            matches!(s.nvml, NvmlStatus::LibraryMissing { .. }),
-            "{:?}",
-            s.nvml
-        );
+        assert!(matches!(s.nvml, NvmlStatus::LibraryMissing { .. }), "{:?}", s.nvml);
         assert!(s.nvml.describe().contains("not found"));
         assert_eq!(c.last_open_attempt_ms, Some(1_000_000));
         c.sample(t0 + std::time::Duration::from_secs(5));
@@ -269,10 +240,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("libnvidia-ml.so.1");
         std::fs::write(&path, b"not an ELF file").expect("write");
-        let cfg = GpuConfig {
-            lib_path: Some(path),
-            ..GpuConfig::default()
-        };
+        let cfg = GpuConfig { lib_path: Some(path), ..GpuConfig::default() };
         let s = GpuCollector::new(&cfg).sample(SystemTime::UNIX_EPOCH);
         assert!(matches!(s.nvml, NvmlStatus::Other { .. }), "{:?}", s.nvml);
     }

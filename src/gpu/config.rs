@@ -14,7 +14,7 @@ pub struct GpuConfig {
     /// Sample the GPUs at all. Off: the panel says "GPU sampling is off".
     pub enabled: bool,
     /// Time between two samples, in milliseconds.
-    pub interval_ms: u64,
+    pub sample_ms: u64,
     /// Length of the history rings (VRAM, utilization, power) in minutes.
     pub history_minutes: u64,
     /// Path of the NVML library; unset: `libnvidia-ml.so.1` through the loader's search path.
@@ -46,7 +46,7 @@ impl Default for GpuConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            interval_ms: 1000,
+            sample_ms: 1000,
             history_minutes: 15,
             lib_path: None,
             tier: None,
@@ -80,53 +80,35 @@ impl GpuConfig {
     /// Problems with the values, as (dotted key, problem) pairs; empty when all is well.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if !(100..=3_600_000).contains(&self.interval_ms) {
+        if !(100..=3_600_000).contains(&self.sample_ms) {
             problems.push((
-                "gpu.interval_ms".into(),
-                format!(
-                    "{} is out of range: use 100 (0.1 s) to 3600000 (1 h)",
-                    self.interval_ms
-                ),
+                "gpu.sample_ms".into(),
+                format!("{} is out of range: use 100 (0.1 s) to 3600000 (1 h)", self.sample_ms),
             ));
         }
         if !(1..=1440).contains(&self.history_minutes) {
             problems.push((
                 "gpu.history_minutes".into(),
-                format!(
-                    "{} is out of range: use 1 to 1440 minutes",
-                    self.history_minutes
-                ),
+                format!("{} is out of range: use 1 to 1440 minutes", self.history_minutes),
             ));
         }
         if let Some(path) = &self.lib_path
             && path.as_os_str().is_empty()
         {
-            problems.push((
-                "gpu.lib_path".into(),
-                "is empty: remove the key to use libnvidia-ml.so.1".into(),
-            ));
+            problems.push(("gpu.lib_path".into(), "is empty: remove the key to use libnvidia-ml.so.1".into()));
         }
         if self.tiers.is_empty() {
-            problems.push((
-                "gpu.tiers".into(),
-                "no tiers: give at least one [[gpu.tiers]]".into(),
-            ));
+            problems.push(("gpu.tiers".into(), "no tiers: give at least one [[gpu.tiers]]".into()));
         }
         for (i, tier) in self.tiers.iter().enumerate() {
             let key = |field: &str| format!("gpu.tiers[{i}].{field}");
             if tier.name.trim().is_empty() {
                 problems.push((key("name"), "is empty".into()));
             } else if self.tiers[..i].iter().any(|t| t.name == tier.name) {
-                problems.push((
-                    key("name"),
-                    format!("\"{}\" is used by an earlier tier", tier.name),
-                ));
+                problems.push((key("name"), format!("\"{}\" is used by an earlier tier", tier.name)));
             }
             if let Err(e) = tier_regex(&tier.gpu_pattern) {
-                problems.push((
-                    key("gpu_pattern"),
-                    format!("is not a valid regular expression: {e}"),
-                ));
+                problems.push((key("gpu_pattern"), format!("is not a valid regular expression: {e}")));
             }
             if tier.capacity_bytes == 0 {
                 problems.push((key("capacity_bytes"), "must be above 0".into()));
@@ -136,10 +118,7 @@ impl GpuConfig {
             } else if tier.budget_bytes > tier.capacity_bytes {
                 problems.push((
                     key("budget_bytes"),
-                    format!(
-                        "{} is above capacity_bytes {}",
-                        tier.budget_bytes, tier.capacity_bytes
-                    ),
+                    format!("{} is above capacity_bytes {}", tier.budget_bytes, tier.capacity_bytes),
                 ));
             }
         }
@@ -147,13 +126,7 @@ impl GpuConfig {
             && !self.tiers.iter().any(|t| &t.name == forced)
         {
             let names: Vec<&str> = self.tiers.iter().map(|t| t.name.as_str()).collect();
-            problems.push((
-                "gpu.tier".into(),
-                format!(
-                    "\"{forced}\" is not one of the tiers ({})",
-                    names.join(", ")
-                ),
-            ));
+            problems.push(("gpu.tier".into(), format!("\"{forced}\" is not one of the tiers ({})", names.join(", "))));
         }
         problems
     }
@@ -161,7 +134,7 @@ impl GpuConfig {
     /// Length of each history ring: enough samples to cover `history_minutes`.
     pub fn history_len(&self) -> usize {
         let window_ms = self.history_minutes.saturating_mul(60_000);
-        let interval = self.interval_ms.max(1);
+        let interval = self.sample_ms.max(1);
         (window_ms.div_ceil(interval) as usize).saturating_add(1)
     }
 
@@ -174,20 +147,13 @@ impl GpuConfig {
 impl TierConfig {
     /// The label, or the name where no label was given.
     pub fn display_label(&self) -> &str {
-        if self.label.is_empty() {
-            &self.name
-        } else {
-            &self.label
-        }
+        if self.label.is_empty() { &self.name } else { &self.label }
     }
 }
 
 /// Compile a tier's GPU pattern, case-insensitively.
 pub(crate) fn tier_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern)
-        .case_insensitive(true)
-        .size_limit(1 << 20)
-        .build()
+    regex::RegexBuilder::new(pattern).case_insensitive(true).size_limit(1 << 20).build()
 }
 
 #[cfg(test)]
@@ -206,18 +172,14 @@ mod tests {
 
     #[test]
     fn validation_names_each_bad_key() {
-        let mut c = GpuConfig {
-            interval_ms: 5,
-            history_minutes: 0,
-            tier: Some("tier9".into()),
-            ..GpuConfig::default()
-        };
+        let mut c =
+            GpuConfig { sample_ms: 5, history_minutes: 0, tier: Some("tier9".into()), ..GpuConfig::default() };
         c.tiers[0].gpu_pattern = "(".into();
         c.tiers[1].budget_bytes = c.tiers[1].capacity_bytes + 1;
         c.tiers.push(c.tiers[0].clone());
         let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
         for want in [
-            "gpu.interval_ms",
+            "gpu.sample_ms",
             "gpu.history_minutes",
             "gpu.tiers[0].gpu_pattern",
             "gpu.tiers[1].budget_bytes",

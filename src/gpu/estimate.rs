@@ -70,9 +70,7 @@ impl FromStr for Dtype {
             "fp16" | "float16" | "f16" | "half" => Ok(Dtype::Fp16),
             "int8" | "i8" | "8bit" => Ok(Dtype::Int8),
             "int4" | "i4" | "4bit" | "nf4" => Ok(Dtype::Int4),
-            other => Err(format!(
-                "unknown dtype \"{other}\": use fp32, bf16, fp16, int8 or int4"
-            )),
+            other => Err(format!("unknown dtype \"{other}\": use fp32, bf16, fp16, int8 or int4")),
         }
     }
 }
@@ -116,9 +114,7 @@ impl FromStr for Optimizer {
             "adamw8bit" | "adam8bit" | "pagedadamw8bit" => Ok(Optimizer::Adamw8bit),
             "sgd" => Ok(Optimizer::Sgd),
             "adafactor" => Ok(Optimizer::Adafactor),
-            _ => Err(format!(
-                "unknown optimizer \"{s}\": use adamw, adamw8bit, sgd or adafactor"
-            )),
+            _ => Err(format!("unknown optimizer \"{s}\": use adamw, adamw8bit, sgd or adafactor")),
         }
     }
 }
@@ -274,17 +270,9 @@ pub fn estimate(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstima
                         .to_string(),
                 );
             }
-            (
-                mul(p, weights_per_param),
-                mul(p, 4),
-                mul(p, optimizer.state_bytes_per_param()),
-                p,
-            )
+            (mul(p, weights_per_param), mul(p, 4), mul(p, optimizer.state_bytes_per_param()), p)
         }
-        Mode::Lora {
-            optimizer,
-            fraction,
-        } => {
+        Mode::Lora { optimizer, fraction } => {
             if !(fraction > 0.0 && fraction <= 1.0) {
                 return Err(EstimateError(format!(
                     "--lora-fraction {fraction} is out of range: give a fraction above 0 \
@@ -309,15 +297,9 @@ pub fn estimate(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstima
     };
     if matches!(
         input.mode,
-        Mode::Full {
-            optimizer: Optimizer::Adafactor
-        } | Mode::Lora {
-            optimizer: Optimizer::Adafactor,
-            ..
-        }
+        Mode::Full { optimizer: Optimizer::Adafactor } | Mode::Lora { optimizer: Optimizer::Adafactor, .. }
     ) {
-        notes
-            .push("Adafactor: at least 4 bytes/param of state (HF docs: \"slightly more\")".into());
+        notes.push("Adafactor: at least 4 bytes/param of state (HF docs: \"slightly more\")".into());
     }
 
     let (activations, formula) = activation_term(input, &mut notes);
@@ -342,8 +324,7 @@ pub fn estimate(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstima
             label: t.display_label().to_string(),
             budget_bytes: t.budget_bytes,
             verdict: verdict(total, t.budget_bytes),
-            headroom_bytes: (t.budget_bytes as i128 - total as i128)
-                .clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+            headroom_bytes: (t.budget_bytes as i128 - total as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64,
         })
         .collect();
     Ok(FitEstimate {
@@ -380,20 +361,10 @@ fn activation_term(input: &EstimateInput, notes: &mut Vec<String>) -> (u64, Opti
                 _ => h,
             };
             let total = mul(mul(mul(2 * l, b), s), mul(kv_hidden, bytes));
-            (
-                total,
-                Some(format!(
-                    "KV cache 2·L·b·s·h_kv·bytes = 2·{l}·{b}·{s}·{kv_hidden}·{bytes}"
-                )),
-            )
+            (total, Some(format!("KV cache 2·L·b·s·h_kv·bytes = 2·{l}·{b}·{s}·{kv_hidden}·{bytes}")))
         }
         Mode::Full { .. } | Mode::Lora { .. } => {
-            let scale: u128 =
-                if input.dtype == Dtype::Fp32 && matches!(input.mode, Mode::Full { .. }) {
-                    2
-                } else {
-                    1
-                };
+            let scale: u128 = if input.dtype == Dtype::Fp32 && matches!(input.mode, Mode::Full { .. }) { 2 } else { 1 };
             let sbh = s as u128 * b as u128 * h as u128;
             let per_layer: u128 = if input.flash_attention {
                 sbh * 34
@@ -429,13 +400,8 @@ fn activation_term(input: &EstimateInput, notes: &mut Vec<String>) -> (u64, Opti
 
 /// Parse a parameter count: `7e9`, `1.3B`, `350M`, `125k`, `7000000000`, `1_000_000`.
 pub fn parse_params(text: &str) -> Result<u64, String> {
-    let t: String = text
-        .trim()
-        .chars()
-        .filter(|c| *c != '_' && *c != ',')
-        .collect();
-    let bad =
-        || format!("\"{text}\" is not a parameter count: write e.g. 7e9, 1.3B, 350M or 125000000");
+    let t: String = text.trim().chars().filter(|c| *c != '_' && *c != ',').collect();
+    let bad = || format!("\"{text}\" is not a parameter count: write e.g. 7e9, 1.3B, 350M or 125000000");
     if t.is_empty() {
         return Err(bad());
     }
@@ -492,8 +458,7 @@ pub fn read_model(path: &Path) -> Result<ModelInfo, String> {
     shards.sort();
     let config = path.join("config.json");
     let config_info = if config.is_file() {
-        let text =
-            std::fs::read_to_string(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+        let text = std::fs::read_to_string(&config).map_err(|e| format!("{}: {e}", config.display()))?;
         Some(config_json_info(&text).map_err(|e| format!("{}: {e}", config.display()))?)
     } else {
         None
@@ -510,10 +475,7 @@ pub fn read_model(path: &Path) -> Result<ModelInfo, String> {
             Ok(info)
         }
         (true, Some(c)) => Ok(c),
-        (true, None) => Err(format!(
-            "{}: no *.safetensors and no config.json here",
-            path.display()
-        )),
+        (true, None) => Err(format!("{}: no *.safetensors and no config.json here", path.display())),
     }
 }
 
@@ -531,29 +493,18 @@ pub fn read_safetensors_files(files: &[PathBuf]) -> Result<ModelInfo, String> {
                 .ok_or_else(|| format!("{}: tensor {name} has no shape", file.display()))?;
             let mut n: u64 = 1;
             for d in shape {
-                let d = d
-                    .as_u64()
-                    .ok_or_else(|| format!("{}: tensor {name} has a bad shape", file.display()))?;
-                n = n
-                    .checked_mul(d)
-                    .ok_or_else(|| format!("{}: tensor {name} is too large", file.display()))?;
+                let d = d.as_u64().ok_or_else(|| format!("{}: tensor {name} has a bad shape", file.display()))?;
+                n = n.checked_mul(d).ok_or_else(|| format!("{}: tensor {name} is too large", file.display()))?;
             }
             params = params.saturating_add(n);
-            let dtype = tensor
-                .get("dtype")
-                .and_then(|d| d.as_str())
-                .unwrap_or("?")
-                .to_string();
+            let dtype = tensor.get("dtype").and_then(|d| d.as_str()).unwrap_or("?").to_string();
             match by_dtype.iter_mut().find(|(d, _)| *d == dtype) {
                 Some((_, c)) => *c += n,
                 None => by_dtype.push((dtype, n)),
             }
         }
     }
-    let main = by_dtype
-        .iter()
-        .max_by_key(|(_, n)| *n)
-        .map(|(d, _)| d.as_str());
+    let main = by_dtype.iter().max_by_key(|(_, n)| *n).map(|(d, _)| d.as_str());
     let dtype = match main {
         Some("F32") => Some(Dtype::Fp32),
         Some("BF16") => Some(Dtype::Bf16),
@@ -571,35 +522,24 @@ pub fn read_safetensors_files(files: &[PathBuf]) -> Result<ModelInfo, String> {
     }
     Ok(ModelInfo {
         params,
-        source: format!(
-            "{} safetensors header{}",
-            files.len(),
-            if files.len() == 1 { "" } else { "s" }
-        ),
+        source: format!("{} safetensors header{}", files.len(), if files.len() == 1 { "" } else { "s" }),
         dtype,
         notes,
         ..ModelInfo::default()
     })
 }
 
-fn read_safetensors_header(
-    file: &Path,
-) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+fn read_safetensors_header(file: &Path) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     let mut f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .map_err(|_| format!("{}: too short for a safetensors file", file.display()))?;
+    f.read_exact(&mut len).map_err(|_| format!("{}: too short for a safetensors file", file.display()))?;
     let n = u64::from_le_bytes(len);
     if n > MAX_SAFETENSORS_HEADER || n.saturating_add(8) > file_len {
-        return Err(format!(
-            "{}: header length {n} is not plausible: not a safetensors file?",
-            file.display()
-        ));
+        return Err(format!("{}: header length {n} is not plausible: not a safetensors file?", file.display()));
     }
     let mut buf = vec![0u8; n as usize];
-    f.read_exact(&mut buf)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    f.read_exact(&mut buf).map_err(|e| format!("{}: {e}", file.display()))?;
     serde_json::from_slice(&buf).map_err(|e| format!("{}: header is not JSON: {e}", file.display()))
 }
 
@@ -611,8 +551,7 @@ fn get_u64(v: &serde_json::Value, keys: &[&str]) -> Option<u64> {
 /// (`n_embd`: learned positions, biases, 4h MLP) or Llama style (`hidden_size`: gated MLP
 /// for SiLU models, grouped-query attention, optional mixture of experts).
 pub fn config_json_info(text: &str) -> Result<ModelInfo, String> {
-    let root: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let root: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     // Multimodal configs nest the language model.
     let v = if root.get("hidden_size").is_none() && root.get("n_embd").is_none() {
         root.get("text_config").unwrap_or(&root)
@@ -638,8 +577,7 @@ pub fn config_json_info(text: &str) -> Result<ModelInfo, String> {
         let positions = get_u64(v, &["n_positions", "n_ctx"]).unwrap_or(1024);
         let i = get_u64(v, &["n_inner"]).unwrap_or(4 * h);
         // wte + wpe + per block (ln_1, c_attn, attn c_proj, ln_2, c_fc, mlp c_proj) + ln_f
-        let per_layer =
-            2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * i + i) + (i * h + h);
+        let per_layer = 2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * i + i) + (i * h + h);
         let lm_head = if tied { 0 } else { vocab * h };
         let params = vocab * h + positions * h + l * per_layer + 2 * h + lm_head;
         return Ok(ModelInfo {
@@ -655,32 +593,21 @@ pub fn config_json_info(text: &str) -> Result<ModelInfo, String> {
     }
     let h = get_u64(v, &["hidden_size", "d_model"]).ok_or("no hidden_size")?;
     let l = get_u64(v, &["num_hidden_layers", "num_layers"]).ok_or("no num_hidden_layers")?;
-    let heads =
-        get_u64(v, &["num_attention_heads", "num_heads"]).ok_or("no num_attention_heads")?;
+    let heads = get_u64(v, &["num_attention_heads", "num_heads"]).ok_or("no num_attention_heads")?;
     if heads == 0 {
         return Err("num_attention_heads is 0".into());
     }
     let kv = get_u64(v, &["num_key_value_heads"]).unwrap_or(heads);
     let head_dim = get_u64(v, &["head_dim"]).unwrap_or(h / heads);
     let i = get_u64(v, &["intermediate_size", "ffn_dim", "d_ff"]).unwrap_or(4 * h);
-    let experts = get_u64(v, &["num_local_experts", "num_experts"])
-        .unwrap_or(1)
-        .max(1);
-    let act = v
-        .get("hidden_act")
-        .or_else(|| v.get("hidden_activation"))
-        .and_then(|a| a.as_str())
-        .unwrap_or("");
+    let experts = get_u64(v, &["num_local_experts", "num_experts"]).unwrap_or(1).max(1);
+    let act = v.get("hidden_act").or_else(|| v.get("hidden_activation")).and_then(|a| a.as_str()).unwrap_or("");
     let model_type = v.get("model_type").and_then(|a| a.as_str()).unwrap_or("");
     let gated = act == "silu"
         || act == "swiglu"
-        || [
-            "llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3",
-        ]
-        .contains(&model_type);
+        || ["llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3"].contains(&model_type);
     let attn = h * heads * head_dim * 2 + h * kv * head_dim * 2;
-    let mlp =
-        experts * (if gated { 3 } else { 2 }) * h * i + if experts > 1 { h * experts } else { 0 };
+    let mlp = experts * (if gated { 3 } else { 2 }) * h * i + if experts > 1 { h * experts } else { 0 };
     let per_layer = attn + mlp + 2 * h;
     let lm_head = if tied { 0 } else { vocab * h };
     let params = vocab * h + l * per_layer + h + lm_head;

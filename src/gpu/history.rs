@@ -28,20 +28,12 @@ pub struct GpuHistory {
 impl GpuHistory {
     /// Rings of `len` points covering at most `window_ms`.
     pub fn new(len: usize, window_ms: u64) -> Self {
-        Self {
-            len: len.max(2),
-            window_ms,
-            gpus: BTreeMap::new(),
-            procs: BTreeMap::new(),
-        }
+        Self { len: len.max(2), window_ms, gpus: BTreeMap::new(), procs: BTreeMap::new() }
     }
 
-    /// Rings sized from config: `history_minutes` at `interval_ms`.
+    /// Rings sized from config: `history_minutes` at `sample_ms`.
     pub fn from_config(config: &GpuConfig) -> Self {
-        Self::new(
-            config.history_len(),
-            config.history_minutes.saturating_mul(60_000),
-        )
+        Self::new(config.history_len(), config.history_minutes.saturating_mul(60_000))
     }
 
     /// Ring length in points.
@@ -70,8 +62,7 @@ impl GpuHistory {
                 ring.pop_front();
             }
         }
-        self.procs
-            .retain(|key, _| sample.processes().any(|p| (p.gpu_index, p.pid) == *key));
+        self.procs.retain(|key, _| sample.processes().any(|p| (p.gpu_index, p.pid) == *key));
         for p in sample.processes() {
             let ring = self.procs.entry((p.gpu_index, p.pid)).or_default();
             push_bounded(ring, self.len, (now, p.used_bytes.unwrap_or(0)));
@@ -88,16 +79,12 @@ impl GpuHistory {
 
     /// VRAM used, oldest first (missing readings as 0), for a sparkline.
     pub fn vram_series(&self, index: u32) -> Vec<u64> {
-        self.gpu(index)
-            .map(|p| p.vram_used_bytes.unwrap_or(0))
-            .collect()
+        self.gpu(index).map(|p| p.vram_used_bytes.unwrap_or(0)).collect()
     }
 
     /// Utilization percent, oldest first.
     pub fn utilization_series(&self, index: u32) -> Vec<u64> {
-        self.gpu(index)
-            .map(|p| u64::from(p.utilization_pct.unwrap_or(0)))
-            .collect()
+        self.gpu(index).map(|p| u64::from(p.utilization_pct.unwrap_or(0))).collect()
     }
 
     /// Power draw in milliwatts, oldest first; empty when the GPU never reported it.
@@ -105,9 +92,7 @@ impl GpuHistory {
         if self.gpu(index).all(|p| p.power_draw_mw.is_none()) {
             return Vec::new();
         }
-        self.gpu(index)
-            .map(|p| u64::from(p.power_draw_mw.unwrap_or(0)))
-            .collect()
+        self.gpu(index).map(|p| u64::from(p.power_draw_mw.unwrap_or(0))).collect()
     }
 
     /// VRAM of one process on one GPU, (time, bytes) oldest first.
@@ -131,9 +116,7 @@ mod tests {
     fn sample(t_ms: u64, used: u64, pids: &[u32], power: Option<u32>) -> GpuSample {
         GpuSample {
             taken_at_unix_ms: t_ms,
-            nvml: NvmlStatus::Ok {
-                driver_version: "x".into(),
-            },
+            nvml: NvmlStatus::Ok { driver_version: "x".into() },
             gpus: vec![GpuDevice {
                 index: 0,
                 name: "NVIDIA L4".into(),

@@ -12,11 +12,7 @@ pub enum TerminateError {
     /// The process is gone.
     NoSuchProcess { pid: u32 },
     /// Owned by another user.
-    NotYours {
-        pid: u32,
-        owner_uid: u32,
-        my_uid: u32,
-    },
+    NotYours { pid: u32, owner_uid: u32, my_uid: u32 },
     /// The pid now names a different process than the one chosen.
     Replaced { pid: u32 },
     /// pid 0 or 1, or this console itself.
@@ -29,23 +25,14 @@ impl fmt::Display for TerminateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TerminateError::NoSuchProcess { pid } => write!(f, "process {pid} has already ended"),
-            TerminateError::NotYours {
-                pid,
-                owner_uid,
-                my_uid,
-            } => write!(
-                f,
-                "process {pid} belongs to uid {owner_uid}, not to you (uid {my_uid}): not sent"
-            ),
-            TerminateError::Replaced { pid } => write!(
-                f,
-                "pid {pid} now names another process (the chosen one ended): not sent"
-            ),
+            TerminateError::NotYours { pid, owner_uid, my_uid } => {
+                write!(f, "process {pid} belongs to uid {owner_uid}, not to you (uid {my_uid}): not sent")
+            }
+            TerminateError::Replaced { pid } => {
+                write!(f, "pid {pid} now names another process (the chosen one ended): not sent")
+            }
             TerminateError::Protected { pid } => {
-                write!(
-                    f,
-                    "process {pid} is protected (init or this console): not sent"
-                )
+                write!(f, "process {pid} is protected (init or this console): not sent")
             }
             TerminateError::Os { pid, error } => write!(f, "SIGTERM to {pid} failed: {error}"),
         }
@@ -56,10 +43,7 @@ impl std::error::Error for TerminateError {}
 
 /// Checks that `pid` is still the chosen process (`expected_start_ticks`, when known) and
 /// belongs to the current user; returns its owner uid. The panel calls this before asking.
-pub fn check_terminable(
-    pid: u32,
-    expected_start_ticks: Option<u64>,
-) -> Result<u32, TerminateError> {
+pub fn check_terminable(pid: u32, expected_start_ticks: Option<u64>) -> Result<u32, TerminateError> {
     check_in(Path::new("/proc"), pid, expected_start_ticks)
 }
 
@@ -68,17 +52,12 @@ fn check_in(proc_root: &Path, pid: u32, expected: Option<u64>) -> Result<u32, Te
         return Err(TerminateError::Protected { pid });
     }
     let dir = proc_root.join(pid.to_string());
-    let status = std::fs::read_to_string(dir.join("status"))
-        .map_err(|_| TerminateError::NoSuchProcess { pid })?;
+    let status = std::fs::read_to_string(dir.join("status")).map_err(|_| TerminateError::NoSuchProcess { pid })?;
     let owner_uid = parse_real_uid(&status).ok_or(TerminateError::NoSuchProcess { pid })?;
     // SAFETY: getuid has no preconditions.
     let my_uid = unsafe { libc::getuid() };
     if owner_uid != my_uid {
-        return Err(TerminateError::NotYours {
-            pid,
-            owner_uid,
-            my_uid,
-        });
+        return Err(TerminateError::NotYours { pid, owner_uid, my_uid });
     }
     if let Some(want) = expected
         && read_start_ticks(&dir) != Some(want)
@@ -112,13 +91,7 @@ pub fn terminate(pid: u32, expected_start_ticks: Option<u64>) -> Result<(), Term
     let result = check_terminable(pid, expected_start_ticks).and_then(|_| {
         // SAFETY: pidfd is an open pidfd; a null siginfo means "as kill(2) would".
         let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd,
-                libc::SIGTERM,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
+            libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGTERM, std::ptr::null::<libc::siginfo_t>(), 0)
         };
         os_result(pid, rc as libc::c_int)
     });
@@ -147,10 +120,7 @@ mod tests {
 
     #[test]
     fn sigterm_reaches_own_child() {
-        let mut child = Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawn sleep");
+        let mut child = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
         let pid = child.id();
         let ticks = read_start_ticks(&Path::new("/proc").join(pid.to_string()));
         assert!(ticks.is_some());
@@ -161,39 +131,24 @@ mod tests {
 
     #[test]
     fn wrong_start_time_is_refused_and_the_process_lives() {
-        let mut child = Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawn sleep");
+        let mut child = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
         let pid = child.id();
         let ticks = read_start_ticks(&Path::new("/proc").join(pid.to_string())).expect("ticks");
         let err = terminate(pid, Some(ticks + 1)).expect_err("must refuse");
         assert!(matches!(err, TerminateError::Replaced { .. }), "{err}");
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "child was hit"
-        );
+        assert!(child.try_wait().expect("try_wait").is_none(), "child was hit");
         child.kill().expect("cleanup");
         child.wait().expect("reap");
     }
 
     #[test]
     fn protected_and_gone() {
-        assert!(matches!(
-            terminate(1, None),
-            Err(TerminateError::Protected { pid: 1 })
-        ));
-        assert!(matches!(
-            terminate(std::process::id(), None),
-            Err(TerminateError::Protected { .. })
-        ));
+        assert!(matches!(terminate(1, None), Err(TerminateError::Protected { pid: 1 })));
+        assert!(matches!(terminate(std::process::id(), None), Err(TerminateError::Protected { .. })));
         let mut child = Command::new("true").spawn().expect("spawn");
         let pid = child.id();
         child.wait().expect("reap");
-        assert!(matches!(
-            terminate(pid, None),
-            Err(TerminateError::NoSuchProcess { .. })
-        ));
+        assert!(matches!(terminate(pid, None), Err(TerminateError::NoSuchProcess { .. })));
     }
 
     #[test]
@@ -228,20 +183,8 @@ mod tests {
         let mut child = cmd.spawn().expect("spawn as nobody");
         let pid = child.id();
         let err = terminate(pid, None).expect_err("must refuse");
-        assert!(
-            matches!(
-                err,
-                TerminateError::NotYours {
-                    owner_uid: 65534,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "child was hit"
-        );
+        assert!(matches!(err, TerminateError::NotYours { owner_uid: 65534, .. }), "{err}");
+        assert!(child.try_wait().expect("try_wait").is_none(), "child was hit");
         child.kill().expect("cleanup");
         child.wait().expect("reap");
     }

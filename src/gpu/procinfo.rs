@@ -37,9 +37,7 @@ impl Default for ProcReader {
 impl ProcReader {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
-        let boot_time_s = std::fs::read_to_string(root.join("stat"))
-            .ok()
-            .and_then(|s| parse_btime(&s));
+        let boot_time_s = std::fs::read_to_string(root.join("stat")).ok().and_then(|s| parse_btime(&s));
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         Self {
@@ -61,26 +59,15 @@ impl ProcReader {
         {
             return cached.clone();
         }
-        let command = std::fs::read(dir.join("cmdline"))
-            .ok()
-            .and_then(|b| join_cmdline(&b));
-        let uid = std::fs::read_to_string(dir.join("status"))
-            .ok()
-            .and_then(|s| parse_real_uid(&s));
+        let command = std::fs::read(dir.join("cmdline")).ok().and_then(|b| join_cmdline(&b));
+        let uid = std::fs::read_to_string(dir.join("status")).ok().and_then(|s| parse_real_uid(&s));
         let user = uid.and_then(|u| self.user_name(u));
         let start_time_unix_s = match (start_ticks, self.boot_time_s) {
             (Some(t), Some(boot)) => Some(boot + t / self.ticks_per_s),
             _ => None,
         };
         let cwd = std::fs::read_link(dir.join("cwd")).ok();
-        let info = ProcInfo {
-            command,
-            uid,
-            user,
-            start_ticks,
-            start_time_unix_s,
-            cwd,
-        };
+        let info = ProcInfo { command, uid, user, start_ticks, start_time_unix_s, cwd };
         // A process caught in the middle of exec has no command line yet: read it again.
         if start_ticks.is_some() && info.command.is_some() {
             self.cache.insert(pid, info.clone());
@@ -94,18 +81,13 @@ impl ProcReader {
     }
 
     fn user_name(&mut self, uid: u32) -> Option<String> {
-        self.users
-            .entry(uid)
-            .or_insert_with(|| lookup_user(uid))
-            .clone()
+        self.users.entry(uid).or_insert_with(|| lookup_user(uid)).clone()
     }
 }
 
 /// `btime` from /proc/stat: boot time in seconds since the epoch.
 pub(crate) fn parse_btime(stat: &str) -> Option<u64> {
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
+    stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Field 22 (starttime) of /proc/PID/stat. The command name (field 2) may hold spaces and
@@ -116,9 +98,7 @@ pub(crate) fn parse_start_ticks(stat: &str) -> Option<u64> {
 }
 
 pub(crate) fn read_start_ticks(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join("stat"))
-        .ok()
-        .and_then(|s| parse_start_ticks(&s))
+    std::fs::read_to_string(dir.join("stat")).ok().and_then(|s| parse_start_ticks(&s))
 }
 
 /// The real uid from /proc/PID/status.
@@ -132,16 +112,9 @@ pub(crate) fn parse_real_uid(status: &str) -> Option<u32> {
 
 /// /proc/PID/cmdline is NUL-separated; empty for kernel threads and zombies.
 pub(crate) fn join_cmdline(bytes: &[u8]) -> Option<String> {
-    let words: Vec<String> = bytes
-        .split(|b| *b == 0)
-        .filter(|w| !w.is_empty())
-        .map(|w| String::from_utf8_lossy(w).into_owned())
-        .collect();
-    if words.is_empty() {
-        None
-    } else {
-        Some(words.join(" "))
-    }
+    let words: Vec<String> =
+        bytes.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    if words.is_empty() { None } else { Some(words.join(" ")) }
 }
 
 /// User name for a uid from the system's user database.
@@ -174,23 +147,14 @@ mod tests {
 
     #[test]
     fn cmdline_words_are_joined() {
-        assert_eq!(
-            join_cmdline(b"python\0train.py\0--lr\x003e-4\0"),
-            Some("python train.py --lr 3e-4".into())
-        );
+        assert_eq!(join_cmdline(b"python\0train.py\0--lr\x003e-4\0"), Some("python train.py --lr 3e-4".into()));
         assert_eq!(join_cmdline(b""), None);
     }
 
     #[test]
     fn status_and_btime_parse() {
-        assert_eq!(
-            parse_real_uid("Name:\tx\nUid:\t1000\t1001\t1000\t1000\n"),
-            Some(1000)
-        );
-        assert_eq!(
-            parse_btime("cpu 1 2 3\nbtime 1764300000\nprocesses 9\n"),
-            Some(1_764_300_000)
-        );
+        assert_eq!(parse_real_uid("Name:\tx\nUid:\t1000\t1001\t1000\t1000\n"), Some(1000));
+        assert_eq!(parse_btime("cpu 1 2 3\nbtime 1764300000\nprocesses 9\n"), Some(1_764_300_000));
     }
 
     #[test]
@@ -203,10 +167,7 @@ mod tests {
         assert_eq!(me.uid, Some(unsafe { libc::getuid() }));
         assert_eq!(me.cwd, std::env::current_dir().ok());
         let started = me.start_time_unix_s.expect("start time");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
         assert!(started <= now + 1, "started {started} after now {now}");
         // A pid that cannot exist gives nothing, and is not cached.
         let gone = r.info(u32::MAX - 1);

@@ -40,14 +40,10 @@ impl NvmlStatus {
                 "no NVIDIA library ({library} not found): no NVIDIA driver is installed here, \
                  or set gpu.lib_path"
             ),
-            NvmlStatus::DriverNotLoaded => {
-                "the NVIDIA driver is not loaded (is there a GPU on this machine? \
+            NvmlStatus::DriverNotLoaded => "the NVIDIA driver is not loaded (is there a GPU on this machine? \
                  try nvidia-smi)"
-                    .into()
-            }
-            NvmlStatus::NoPermission => {
-                "no permission to talk to the NVIDIA driver (check /dev/nvidia* access)".into()
-            }
+                .into(),
+            NvmlStatus::NoPermission => "no permission to talk to the NVIDIA driver (check /dev/nvidia* access)".into(),
             NvmlStatus::Other { detail } => format!("NVML failed: {detail}"),
         }
     }
@@ -65,11 +61,7 @@ pub struct GpuSample {
 impl GpuSample {
     /// A sample with no GPUs and the given status.
     pub fn unavailable(taken_at_unix_ms: u64, nvml: NvmlStatus) -> Self {
-        Self {
-            taken_at_unix_ms,
-            nvml,
-            gpus: Vec::new(),
-        }
+        Self { taken_at_unix_ms, nvml, gpus: Vec::new() }
     }
 
     /// Every compute process on every GPU.
@@ -126,10 +118,6 @@ impl GpuProcess {
         };
         let first = cmd.split_whitespace().next().unwrap_or("");
         let base = first.rsplit('/').next().unwrap_or(first);
-        if base.is_empty() {
-            format!("pid {}", self.pid)
-        } else {
-            base.to_string()
-        }
+        if base.is_empty() { format!("pid {}", self.pid) } else { base.to_string() }
     }
 }

@@ -51,21 +51,11 @@ pub fn verdict(used_bytes: u64, budget_bytes: u64) -> Verdict {
 /// The tier a GPU belongs to: the tiers whose pattern matches its name and whose budget
 /// fits in its memory, the one whose capacity is closest to its memory. Without a memory
 /// figure, the first tier whose pattern matches.
-pub fn detect_tier<'a>(
-    tiers: &'a [TierConfig],
-    gpu_name: &str,
-    total_bytes: Option<u64>,
-) -> Option<&'a TierConfig> {
-    let matching = tiers.iter().filter(|t| {
-        tier_regex(&t.gpu_pattern)
-            .map(|re| re.is_match(gpu_name))
-            .unwrap_or(false)
-    });
+pub fn detect_tier<'a>(tiers: &'a [TierConfig], gpu_name: &str, total_bytes: Option<u64>) -> Option<&'a TierConfig> {
+    let matching = tiers.iter().filter(|t| tier_regex(&t.gpu_pattern).map(|re| re.is_match(gpu_name)).unwrap_or(false));
     match total_bytes {
         None => matching.into_iter().next(),
-        Some(total) => matching
-            .filter(|t| t.budget_bytes <= total)
-            .min_by_key(|t| t.capacity_bytes.abs_diff(total)),
+        Some(total) => matching.filter(|t| t.budget_bytes <= total).min_by_key(|t| t.capacity_bytes.abs_diff(total)),
     }
 }
 
@@ -104,16 +94,11 @@ impl TierDetector {
             self.tiers = tiers.to_vec();
             self.answers.clear();
         }
-        let name = match self
-            .answers
-            .iter()
-            .find(|(n, t, _)| n == gpu_name && *t == total_bytes)
-        {
+        let name = match self.answers.iter().find(|(n, t, _)| n == gpu_name && *t == total_bytes) {
             Some((_, _, tier)) => tier.clone(),
             None => {
                 let tier = detect_tier(tiers, gpu_name, total_bytes).map(|t| t.name.clone());
-                self.answers
-                    .push((gpu_name.to_string(), total_bytes, tier.clone()));
+                self.answers.push((gpu_name.to_string(), total_bytes, tier.clone()));
                 tier
             }
         };
@@ -122,11 +107,7 @@ impl TierDetector {
     }
 
     /// [`machine_tier`], remembered.
-    pub fn machine_tier<'a>(
-        &mut self,
-        config: &'a GpuConfig,
-        sample: &GpuSample,
-    ) -> Option<&'a TierConfig> {
+    pub fn machine_tier<'a>(&mut self, config: &'a GpuConfig, sample: &GpuSample) -> Option<&'a TierConfig> {
         if let Some(name) = &config.tier {
             return config.tier_named(name);
         }
@@ -183,12 +164,7 @@ impl FitTracker {
 
     /// Fold one sample in. `workspace` should be canonical (as /proc shows paths).
     /// `None` when NVML gave no GPUs or no tier applies (see [`machine_tier`]).
-    pub fn update(
-        &mut self,
-        config: &GpuConfig,
-        sample: &GpuSample,
-        workspace: Option<&Path>,
-    ) -> Option<TierFit> {
+    pub fn update(&mut self, config: &GpuConfig, sample: &GpuSample, workspace: Option<&Path>) -> Option<TierFit> {
         if sample.gpus.is_empty() {
             return None;
         }
@@ -200,11 +176,7 @@ impl FitTracker {
             (JobScope::Workspace, in_workspace)
         } else {
             let all: Vec<&GpuProcess> = sample.processes().collect();
-            if all.is_empty() {
-                (JobScope::NoProcesses, all)
-            } else {
-                (JobScope::AllProcesses, all)
-            }
+            if all.is_empty() { (JobScope::NoProcesses, all) } else { (JobScope::AllProcesses, all) }
         };
 
         // The job's share of each GPU; its size is the largest share.
@@ -216,17 +188,11 @@ impl FitTracker {
                 None => per_gpu.push((p.gpu_index, bytes)),
             }
         }
-        let busiest = per_gpu
-            .iter()
-            .copied()
-            .max_by_key(|&(g, b)| (b, u32::MAX - g));
+        let busiest = per_gpu.iter().copied().max_by_key(|&(g, b)| (b, u32::MAX - g));
         let used_bytes = busiest.map(|(_, b)| b).unwrap_or(0);
 
         if !job.is_empty() {
-            let key = job
-                .iter()
-                .map(|p| (p.start_ticks.unwrap_or(0), p.pid))
-                .min();
+            let key = job.iter().map(|p| (p.start_ticks.unwrap_or(0), p.pid)).min();
             if key != self.job {
                 self.job = key;
                 self.peak_bytes = 0;
@@ -237,15 +203,10 @@ impl FitTracker {
         let busiest_gpu = busiest.and_then(|(gpu, _)| sample.gpus.iter().find(|g| g.index == gpu));
         let tier = match (&config.tier, busiest_gpu) {
             (Some(name), _) => config.tier_named(name),
-            (None, Some(g)) => {
-                match self
-                    .detector
-                    .detect(&config.tiers, &g.name, g.memory_total_bytes)
-                {
-                    Some(t) => Some(t),
-                    None => self.detector.machine_tier(config, sample),
-                }
-            }
+            (None, Some(g)) => match self.detector.detect(&config.tiers, &g.name, g.memory_total_bytes) {
+                Some(t) => Some(t),
+                None => self.detector.machine_tier(config, sample),
+            },
             (None, None) => self.detector.machine_tier(config, sample),
         }?;
 
@@ -283,19 +244,12 @@ pub fn is_in(p: &GpuProcess, workspace: &Path) -> bool {
 
 /// One line when a job exceeds its tier: the smallest tier whose budget holds the peak,
 /// reached through an airlock bundle; or, when none does, to shrink the job.
-pub fn advice(
-    tiers: &[TierConfig],
-    current: &TierConfig,
-    peak_bytes: u64,
-    v: Verdict,
-) -> Option<String> {
+pub fn advice(tiers: &[TierConfig], current: &TierConfig, peak_bytes: u64, v: Verdict) -> Option<String> {
     if v != Verdict::Exceeds {
         return None;
     }
-    let bigger = tiers
-        .iter()
-        .filter(|t| t.name != current.name && t.budget_bytes >= peak_bytes)
-        .min_by_key(|t| t.budget_bytes);
+    let bigger =
+        tiers.iter().filter(|t| t.name != current.name && t.budget_bytes >= peak_bytes).min_by_key(|t| t.budget_bytes);
     Some(match bigger {
         Some(t) => format!(
             "peak {} is over {}'s {} budget: move this job to {} ({}) with an airlock bundle",
@@ -316,11 +270,7 @@ pub fn advice(
 /// Bytes as GiB with one decimal ("18.5 GiB"), the unit nvidia-smi's MiB add up to.
 pub fn fmt_gib(bytes: u64) -> String {
     let gib = bytes as f64 / (1u64 << 30) as f64;
-    if gib >= 100.0 {
-        format!("{gib:.0} GiB")
-    } else {
-        format!("{gib:.1} GiB")
-    }
+    if gib >= 100.0 { format!("{gib:.0} GiB") } else { format!("{gib:.1} GiB") }
 }
 
 #[cfg(test)]
@@ -341,8 +291,7 @@ mod tests {
     fn verdict_table() {
         let cfg = GpuConfig::default();
         let l4 = detect_tier(&cfg.tiers, "NVIDIA L4", Some(L4_TOTAL)).expect("L4 tier");
-        let a100 = detect_tier(&cfg.tiers, "NVIDIA A100-SXM4-80GB", Some(A100_80_TOTAL))
-            .expect("A100 tier");
+        let a100 = detect_tier(&cfg.tiers, "NVIDIA A100-SXM4-80GB", Some(A100_80_TOTAL)).expect("A100 tier");
         assert_eq!(l4.name, "tier1");
         assert_eq!(a100.name, "tier2");
         let table = [
@@ -352,13 +301,7 @@ mod tests {
             (a100, gib_f(60.0), Verdict::Fits),
         ];
         for (tier, used, want) in table {
-            assert_eq!(
-                verdict(used, tier.budget_bytes),
-                want,
-                "{} at {}",
-                tier.name,
-                fmt_gib(used)
-            );
+            assert_eq!(verdict(used, tier.budget_bytes), want, "{} at {}", tier.name, fmt_gib(used));
         }
         // Edges: exactly 90% is near, exactly 100% is near, one byte over exceeds.
         assert_eq!(verdict(18 * GIB, 20 * GIB), Verdict::Near);
@@ -418,13 +361,7 @@ mod tests {
     }
 
     fn sample(gpus: Vec<GpuDevice>) -> GpuSample {
-        GpuSample {
-            taken_at_unix_ms: 0,
-            nvml: NvmlStatus::Ok {
-                driver_version: "550.54.15".into(),
-            },
-            gpus,
-        }
+        GpuSample { taken_at_unix_ms: 0, nvml: NvmlStatus::Ok { driver_version: "550.54.15".into() }, gpus }
     }
 
     #[test]
@@ -453,36 +390,19 @@ mod tests {
             0,
             "NVIDIA L4",
             L4_TOTAL,
-            vec![proc_(
-                10,
-                0,
-                gib_f(21.0),
-                500,
-                "/home/me/proj",
-                "python train.py",
-            )],
+            vec![proc_(10, 0, gib_f(21.0), 500, "/home/me/proj", "python train.py")],
         )]);
         let f2 = t.update(&cfg, &s2, Some(ws)).expect("fit");
         assert_eq!(f2.verdict, Verdict::Exceeds);
         let advice = f2.advice.expect("advice");
-        assert!(
-            advice.contains("tier2") && advice.contains("airlock bundle"),
-            "{advice}"
-        );
+        assert!(advice.contains("tier2") && advice.contains("airlock bundle"), "{advice}");
 
         // Falls back to 10 GiB: the peak and the verdict stay.
         let s3 = sample(vec![device(
             0,
             "NVIDIA L4",
             L4_TOTAL,
-            vec![proc_(
-                10,
-                0,
-                gib_f(10.0),
-                500,
-                "/home/me/proj",
-                "python train.py",
-            )],
+            vec![proc_(10, 0, gib_f(10.0), 500, "/home/me/proj", "python train.py")],
         )]);
         let f3 = t.update(&cfg, &s3, Some(ws)).expect("fit");
         assert_eq!(f3.used_bytes, gib_f(10.0));
@@ -494,14 +414,7 @@ mod tests {
             0,
             "NVIDIA L4",
             L4_TOTAL,
-            vec![proc_(
-                12,
-                0,
-                gib_f(18.5),
-                900,
-                "/home/me/proj",
-                "python train.py",
-            )],
+            vec![proc_(12, 0, gib_f(18.5), 900, "/home/me/proj", "python train.py")],
         )]);
         let f4 = t.update(&cfg, &s4, Some(ws)).expect("fit");
         assert_eq!(f4.peak_bytes, gib_f(18.5));
@@ -514,12 +427,7 @@ mod tests {
         let cfg = GpuConfig::default();
         let mut t = FitTracker::new();
         let s = sample(vec![
-            device(
-                0,
-                "NVIDIA L4",
-                L4_TOTAL,
-                vec![proc_(10, 0, gib_f(8.0), 1, "/x", "python a.py")],
-            ),
+            device(0, "NVIDIA L4", L4_TOTAL, vec![proc_(10, 0, gib_f(8.0), 1, "/x", "python a.py")]),
             device(
                 1,
                 "NVIDIA A100-SXM4-80GB",
@@ -530,9 +438,7 @@ mod tests {
                 ],
             ),
         ]);
-        let f = t
-            .update(&cfg, &s, Some(Path::new("/home/me/proj")))
-            .expect("fit");
+        let f = t.update(&cfg, &s, Some(Path::new("/home/me/proj"))).expect("fit");
         assert_eq!(f.scope, JobScope::AllProcesses);
         assert_eq!(f.gpu_index, Some(1));
         assert_eq!(f.used_bytes, gib_f(60.0));
@@ -548,14 +454,9 @@ mod tests {
         p.command = Some("accelerate launch --config_file=/home/me/proj/a.yaml x.py".into());
         assert!(is_in(&p, Path::new("/home/me/proj")));
 
-        let cfg = GpuConfig {
-            tier: Some("tier2".into()),
-            ..GpuConfig::default()
-        };
+        let cfg = GpuConfig { tier: Some("tier2".into()), ..GpuConfig::default() };
         let s = sample(vec![device(0, "Tesla T4", 16 * GIB, vec![])]);
-        let f = FitTracker::new()
-            .update(&cfg, &s, None)
-            .expect("forced tier");
+        let f = FitTracker::new().update(&cfg, &s, None).expect("forced tier");
         assert_eq!(f.tier, "tier2");
         assert_eq!(f.scope, JobScope::NoProcesses);
         assert_eq!(f.verdict, Verdict::Fits);
@@ -580,10 +481,7 @@ mod tests {
         let s = sample(vec![device(0, "NVIDIA L4", L4_TOTAL, vec![])]);
         assert_eq!(d.machine_tier(&cfg, &s), None);
         cfg.tier = Some("tier2".into());
-        assert_eq!(
-            d.machine_tier(&cfg, &s).map(|t| t.name.as_str()),
-            Some("tier2")
-        );
+        assert_eq!(d.machine_tier(&cfg, &s).map(|t| t.name.as_str()), Some("tier2"));
     }
 
     #[test]

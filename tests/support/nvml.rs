@@ -36,11 +36,7 @@ impl StubNvml {
             .arg(&src)
             .output()
             .unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
-        assert!(
-            out.status.success(),
-            "compiling the NVML stub failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "compiling the NVML stub failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let fixture = dir.path().join("fixture.txt");
         Self { dir, lib, fixture }
     }
