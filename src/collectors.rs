@@ -19,6 +19,7 @@ pub struct Collectors {
     pub disk_paths: Vec<(String, PathBuf)>,
     pub thresholds: Thresholds,
     pub disk_every: Duration,
+    pub gpu: crate::gpu::GpuConfig,
 }
 
 impl Collectors {
@@ -27,6 +28,7 @@ impl Collectors {
             disk_paths: disk::watched_paths(ws, cfg),
             thresholds: (&cfg.disk).into(),
             disk_every: Duration::from_millis(cfg.disk.sample_ms),
+            gpu: cfg.gpu.clone(),
         }
     }
 
@@ -34,6 +36,7 @@ impl Collectors {
     pub fn spawn(self, tx: mpsc::UnboundedSender<Msg>) -> CollectorHandles {
         let refresh = Arc::new(Notify::new());
         let mut tasks = Vec::new();
+        tasks.push(spawn_gpu(self.gpu.clone(), tx.clone(), refresh.clone()));
         {
             let refresh = refresh.clone();
             let tx = tx.clone();
@@ -59,6 +62,41 @@ impl Collectors {
         }
         CollectorHandles { refresh, tasks }
     }
+}
+
+/// The GPU collector: NVML is opened by the first sample, on a blocking thread, never on
+/// the UI task; the collector moves to that thread and back for each sample.
+fn spawn_gpu(cfg: crate::gpu::GpuConfig, tx: mpsc::UnboundedSender<Msg>, refresh: Arc<Notify>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_millis(cfg.sample_ms);
+        let mut collector = crate::gpu::GpuCollector::new(&cfg);
+        loop {
+            let res = tokio::task::spawn_blocking(move || {
+                let s = collector.sample(std::time::SystemTime::now());
+                (collector, s)
+            })
+            .await;
+            match res {
+                Ok((c, s)) => {
+                    collector = c;
+                    if tx.send(Msg::Gpu(s)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("GPU sampler failed: {e}");
+                    return;
+                }
+            }
+            if !cfg.enabled {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = refresh.notified() => {}
+            }
+        }
+    })
 }
 
 /// Running collectors: ask them to sample now, or stop them.

@@ -19,6 +19,9 @@ pub struct StatusReport {
     pub config_file: Option<String>,
     pub disks: Vec<DiskInfo>,
     pub disk_errors: Vec<String>,
+    /// `nvml`, `gpus`, `tier`, `tier_fit`.
+    #[serde(flatten)]
+    pub gpu: crate::gpu::GpuStatus,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +43,7 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         config_file: ws.config_path.as_ref().map(|p| p.display().to_string()),
         disks: disks.disks,
         disk_errors: disks.errors,
+        gpu: crate::gpu::GpuStatus::collect(&cfg.gpu, &ws.root, SystemTime::now()),
     }
 }
 
@@ -72,6 +76,7 @@ impl StatusReport {
         for e in &self.disk_errors {
             out.push_str(&format!("  ! {e}\n"));
         }
+        out.push_str(&self.gpu.to_text());
         out
     }
 }

@@ -75,6 +75,10 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                     match effect {
                         Effect::Quit => {}
                         Effect::RefreshNow => handles.refresh_now(),
+                        Effect::TerminateProcess { pid, start_ticks } => {
+                            let result = crate::gpu::terminate(pid, start_ticks).map_err(|e| e.to_string());
+                            let _ = tx.send(Msg::ProcessTerminated { pid, result });
+                        }
                     }
                 }
             }

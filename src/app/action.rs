@@ -65,4 +65,6 @@ actions! {
     PageUp => page_up, ["pageup"], "page up in the focused panel";
     PageDown => page_down, ["pagedown"], "page down in the focused panel";
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
+    Details => details, ["enter"], "GPU panel: details of the selected process";
+    KillProcess => kill_process, ["K"], "GPU panel: stop the selected process (SIGTERM, asks first)";
 }

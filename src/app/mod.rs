@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod disk;
+pub mod gpu;
 pub mod jobs;
 pub mod keymap;
 
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::workspace::HostInfo;
 pub use action::Action;
 pub use disk::DiskPanel;
+pub use gpu::GpuPanel;
 pub use jobs::{JobEvent, JobInfo, Jobs};
 use keymap::KeyMap;
 
@@ -53,6 +55,10 @@ pub enum Overlay {
     Help,
     /// "A job is running: quit anyway?"
     ConfirmQuit,
+    /// Details of one GPU process: full command, start time, VRAM history.
+    GpuDetails { gpu: u32, pid: u32 },
+    /// "Send SIGTERM to this process?"
+    ConfirmKill { pid: u32, start_ticks: Option<u64>, name: String },
 }
 
 /// Everything a message can tell the app.
@@ -66,6 +72,10 @@ pub enum Msg {
     Tick(SystemTime),
     /// A whole filesystem sample from the disk collector.
     Disk(crate::disk::DiskSample),
+    /// A whole sample of every GPU from the GPU collector.
+    Gpu(crate::gpu::GpuSample),
+    /// The answer to [`Effect::TerminateProcess`].
+    ProcessTerminated { pid: u32, result: Result<(), String> },
     /// A background job reported.
     Job(JobEvent),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
@@ -79,6 +89,8 @@ pub enum Effect {
     Quit,
     /// Sample every collector now.
     RefreshNow,
+    /// Send SIGTERM to this process (the user confirmed); answer with `Msg::ProcessTerminated`.
+    TerminateProcess { pid: u32, start_ticks: Option<u64> },
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -93,6 +105,7 @@ pub struct AppState {
     pub focus: Panel,
     pub overlay: Overlay,
     pub disk: DiskPanel,
+    pub gpu: GpuPanel,
     pub jobs: Jobs,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
@@ -109,6 +122,7 @@ impl AppState {
         let keymap = KeyMap::new(&config.keys)
             .unwrap_or_else(|_| KeyMap::new(&Default::default()).expect("the built-in keymap is valid"));
         let disk = DiskPanel::new((&config.disk).into());
+        let gpu = GpuPanel::new(&config.gpu, workspace_root.clone());
         Self {
             now,
             host,
@@ -118,6 +132,7 @@ impl AppState {
             focus: Panel::Gpu,
             overlay: Overlay::None,
             disk,
+            gpu,
             jobs: Jobs::default(),
             notice: None,
             demo: false,
@@ -152,6 +167,17 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             state.disk.apply(sample, state.now);
             vec![]
         }
+        Msg::Gpu(sample) => {
+            state.gpu.apply(sample, &state.config.gpu);
+            vec![]
+        }
+        Msg::ProcessTerminated { pid, result } => {
+            state.notice = Some(match result {
+                Ok(()) => format!("sent SIGTERM to process {pid}"),
+                Err(e) => e,
+            });
+            vec![Effect::RefreshNow]
+        }
         Msg::Job(ev) => {
             state.jobs.apply(ev, state.now);
             vec![]
@@ -170,6 +196,16 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         if state.keymap.is(key, Action::Confirm) {
             state.should_quit = true;
             return vec![Effect::Quit];
+        }
+        if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
+            state.overlay = Overlay::None;
+        }
+        return vec![];
+    }
+    if let Overlay::ConfirmKill { pid, start_ticks, .. } = state.overlay {
+        if state.keymap.is(key, Action::Confirm) {
+            state.overlay = Overlay::None;
+            return vec![Effect::TerminateProcess { pid, start_ticks }];
         }
         if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
             state.overlay = Overlay::None;
@@ -209,8 +245,41 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
-            if state.focus == Panel::Disk {
-                state.disk.scroll(action);
+            match state.focus {
+                Panel::Disk => state.disk.scroll(action),
+                Panel::Gpu => state.gpu.scroll(action),
+                _ => {}
+            }
+            vec![]
+        }
+        Action::Details => {
+            if matches!(state.overlay, Overlay::GpuDetails { .. }) {
+                state.overlay = Overlay::None;
+            } else if state.focus == Panel::Gpu
+                && let Some(p) = state.gpu.selected_process()
+            {
+                state.overlay = Overlay::GpuDetails { gpu: p.gpu_index, pid: p.pid };
+            }
+            vec![]
+        }
+        Action::KillProcess => {
+            if state.focus != Panel::Gpu {
+                return vec![];
+            }
+            let target = match &state.overlay {
+                Overlay::GpuDetails { gpu, pid } => state.gpu.process(*gpu, *pid),
+                _ => state.gpu.selected_process(),
+            };
+            match target {
+                None => state.notice = Some("no GPU process selected".into()),
+                Some(p) if p.uid != Some(state.gpu.my_uid) => {
+                    let owner = p.user.clone().or(p.uid.map(|u| format!("uid {u}"))).unwrap_or("another user".into());
+                    state.notice = Some(format!("process {} belongs to {owner}: only your own can be stopped", p.pid));
+                }
+                Some(p) => {
+                    state.overlay =
+                        Overlay::ConfirmKill { pid: p.pid, start_ticks: p.start_ticks, name: p.short_name() };
+                }
             }
             vec![]
         }

@@ -10,6 +10,7 @@ pub mod estimate;
 pub mod history;
 pub mod kill;
 pub mod procinfo;
+pub mod report;
 pub mod sample;
 pub mod tier;
 
@@ -20,6 +21,7 @@ pub use config::{GpuConfig, TierConfig};
 pub use estimate::{EstimateInput, FitEstimate, estimate};
 pub use history::GpuHistory;
 pub use kill::{TerminateError, terminate};
+pub use report::GpuStatus;
 pub use sample::{GpuDevice, GpuProcess, GpuSample, NvmlStatus};
 pub use tier::{FitTracker, TierFit, Verdict};
 

@@ -252,16 +252,16 @@ pub fn advice(tiers: &[TierConfig], current: &TierConfig, peak_bytes: u64, v: Ve
         tiers.iter().filter(|t| t.name != current.name && t.budget_bytes >= peak_bytes).min_by_key(|t| t.budget_bytes);
     Some(match bigger {
         Some(t) => format!(
-            "peak {} is over {}'s {} budget: move this job to {} ({}) with an airlock bundle",
+            "move this job to {} ({}) with an airlock bundle: its peak {} is over {}'s {} budget",
+            t.name,
+            t.display_label(),
             fmt_gib(peak_bytes),
             current.name,
             fmt_gib(current.budget_bytes),
-            t.name,
-            t.display_label()
         ),
         None => format!(
-            "peak {} is over every tier's budget: shrink the job (smaller batch, gradient \
-             checkpointing, LoRA)",
+            "shrink this job (smaller batch, gradient checkpointing, LoRA): its peak {} is over \
+             every tier's budget",
             fmt_gib(peak_bytes)
         ),
     })

@@ -1,15 +1,396 @@
+//! The GPU panel, its process details popup and the confirmation before SIGTERM.
+
+use std::time::{Duration, UNIX_EPOCH};
+
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use crate::app::{AppState, Panel};
+use crate::app::{Action, AppState, Overlay, Panel};
+use crate::gpu::tier::{JobScope, fmt_gib};
+use crate::gpu::{GpuDevice, GpuProcess, NvmlStatus, TierFit, Verdict};
+use crate::util;
 
-/// The GPU panel. The NVML collector is not part of this build yet, so the panel says what
-/// it will show instead of inventing numbers.
+/// Eight levels of a sparkline cell.
+const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// The GPU panel: each GPU's VRAM, utilization, temperature and power with history
+/// sparklines, its compute processes (selectable), and the live tier fit.
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
-    let block = super::panel_block(state, Panel::Gpu, " GPU ".into());
-    let text = "Not collected yet. This panel will show each GPU's VRAM, utilization, \
-                temperature and power, the processes using it, and whether the job fits \
-                this machine's tier.";
-    frame.render_widget(Paragraph::new(text).style(super::dim()).wrap(Wrap { trim: true }).block(block), area);
+    let g = &state.gpu;
+    let title = match &g.sample {
+        Some(s) if !s.gpus.is_empty() => format!(" GPU · {} ", s.gpus.len()),
+        _ => " GPU ".to_string(),
+    };
+    let block = super::panel_block(state, Panel::Gpu, title);
+    let inner = block.inner(area);
+    let Some(sample) = &g.sample else {
+        let text = if state.config.gpu.enabled { "sampling GPUs…" } else { "GPU sampling is off (gpu.enabled)" };
+        frame.render_widget(Paragraph::new(text).style(super::dim()).block(block), area);
+        return;
+    };
+    if !sample.nvml.is_ok() {
+        let lines = vec![
+            Line::styled(nvml_headline(&sample.nvml), Style::new().fg(Color::Yellow)),
+            Line::styled(sample.nvml.describe(), super::dim()),
+        ];
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block), area);
+        return;
+    }
+    if sample.gpus.is_empty() {
+        let lines = vec![Line::styled("NVML is open but lists no GPU", Style::new().fg(Color::Yellow))];
+        frame.render_widget(Paragraph::new(lines).block(block), area);
+        return;
+    }
+    let width = inner.width as usize;
+    let height = inner.height as usize;
+
+    let fit_lines = fit_lines(state, width);
+    let room = height.saturating_sub(fit_lines.len());
+    let procs: Vec<&GpuProcess> = g.processes().collect();
+    let full_rows: usize = sample.gpus.iter().map(|d| 2 + d.processes.len()).sum();
+    let mut lines: Vec<Line> = Vec::new();
+    let selected = g.selected_index();
+    let focused = state.focus == Panel::Gpu;
+    if full_rows <= room {
+        // Each GPU with its stats line and its processes under it.
+        let mut k = 0;
+        for d in &sample.gpus {
+            lines.push(gpu_line(d, width, false));
+            lines.push(stats_line(state, d, width));
+            for p in &d.processes {
+                lines.push(process_line(p, width, focused && selected == Some(k)));
+                k += 1;
+            }
+        }
+    } else {
+        // Compact: one line per GPU, then as many processes as fit around the selection.
+        let gpu_rows = sample.gpus.len().min(room);
+        let hidden_gpus = sample.gpus.len() - gpu_rows;
+        let gpu_rows = if hidden_gpus > 0 { gpu_rows.saturating_sub(1) } else { gpu_rows };
+        for d in sample.gpus.iter().take(gpu_rows) {
+            lines.push(gpu_line(d, width, true));
+        }
+        if gpu_rows < sample.gpus.len() {
+            lines.push(Line::styled(format!("… {} more GPUs", sample.gpus.len() - gpu_rows), super::dim()));
+        }
+        let proc_room = room.saturating_sub(lines.len());
+        if proc_room > 0 && !procs.is_empty() {
+            let sel = selected.unwrap_or(0);
+            let start = (sel + 1).saturating_sub(proc_room);
+            for (k, p) in procs.iter().enumerate().skip(start).take(proc_room) {
+                lines.push(process_line(p, width, focused && selected == Some(k)));
+            }
+        }
+    }
+    lines.truncate(room);
+    while lines.len() < room {
+        lines.push(Line::raw(""));
+    }
+    lines.extend(fit_lines);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn nvml_headline(status: &NvmlStatus) -> String {
+    match status {
+        NvmlStatus::LibraryMissing { .. } => "No NVIDIA library: no GPU to show".into(),
+        NvmlStatus::DriverNotLoaded => "NVIDIA driver not loaded: no GPU to show".into(),
+        NvmlStatus::NoPermission => "No permission to read the GPUs".into(),
+        NvmlStatus::Disabled => "GPU sampling is off".into(),
+        NvmlStatus::NotOpened => "NVML not opened yet".into(),
+        _ => "NVML failed: no GPU to show".into(),
+    }
+}
+
+fn pct(used: Option<u64>, total: Option<u64>) -> Option<f64> {
+    match (used, total) {
+        (Some(u), Some(t)) if t > 0 => Some(u as f64 * 100.0 / t as f64),
+        _ => None,
+    }
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.1}", b as f64 / (1u64 << 30) as f64)
+}
+
+/// "0 NVIDIA L4  17.2/22.5 GiB ████████░░" — in compact mode with utilization at the end.
+fn gpu_line(d: &GpuDevice, width: usize, compact: bool) -> Line<'static> {
+    let name = if compact { d.name.trim_start_matches("NVIDIA ").to_string() } else { d.name.clone() };
+    let mem = match (d.memory_used_bytes, d.memory_total_bytes) {
+        (Some(u), Some(t)) => format!("{}/{} GiB", gib(u), gib(t)),
+        _ => "VRAM n/a".into(),
+    };
+    let util = if compact {
+        format!(" {:>4}", d.utilization_pct.map_or("n/a".into(), |u| format!("{u}%")))
+    } else {
+        String::new()
+    };
+    let name_w = (width / 3).clamp(4, 24);
+    let head = format!("{} {:<name_w$} ", d.index, util::ellipsize(&name, name_w));
+    let fill = pct(d.memory_used_bytes, d.memory_total_bytes);
+    let bar_w = width.saturating_sub(head.chars().count() + mem.chars().count() + 1 + util.chars().count()).min(24);
+    let style = fill.map_or(super::dim(), vram_style);
+    let mut spans = vec![Span::styled(head, Style::new().add_modifier(Modifier::BOLD)), Span::raw(mem)];
+    if bar_w >= 3 {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(util::bar(fill.unwrap_or(0.0), bar_w), style));
+    }
+    spans.push(Span::raw(util));
+    if let Some(e) = &d.error {
+        spans = vec![Span::styled(util::ellipsize(&format!("{} {e}", d.index), width), Style::new().fg(Color::Red))];
+    }
+    Line::from(spans)
+}
+
+fn vram_style(pct: f64) -> Style {
+    if pct >= 95.0 {
+        Style::new().fg(Color::Red)
+    } else if pct >= 85.0 {
+        Style::new().fg(Color::Yellow)
+    } else {
+        Style::new().fg(Color::Green)
+    }
+}
+
+/// "  util 98% mem 61% 71°C 72/72 W  vram ▁▂▅▇ util ▁▃▇█"
+fn stats_line(state: &AppState, d: &GpuDevice, width: usize) -> Line<'static> {
+    let na = || "n/a".to_string();
+    let util = d.utilization_pct.map_or_else(na, |u| format!("{u}%"));
+    let memu = d.memory_utilization_pct.map_or_else(na, |u| format!("{u}%"));
+    let temp = d.temperature_c.map_or_else(na, |t| format!("{t}°C"));
+    let power = match (d.power_draw_mw, d.power_limit_mw) {
+        (Some(p), Some(l)) => format!("{}/{} W", p / 1000, l / 1000),
+        (Some(p), None) => format!("{} W", p / 1000),
+        _ => "power n/a".into(),
+    };
+    let text = format!("  util {util} mem {memu} {temp} {power}");
+    let mut spans = vec![Span::raw(text.clone())];
+    let left = width.saturating_sub(text.chars().count() + 2);
+    let hist = &state.gpu.history;
+    let vram = hist.vram_series(d.index);
+    if left >= 6 && vram.len() > 1 {
+        let utils = hist.utilization_series(d.index);
+        let (label_v, label_u) = ("vram ", " util ");
+        let two = left >= 2 * 8 + label_v.len() + label_u.len();
+        let w = if two { (left - label_v.len() - label_u.len()) / 2 } else { left - label_v.len() };
+        let total = d.memory_total_bytes.unwrap_or_else(|| vram.iter().copied().max().unwrap_or(1));
+        spans.push(Span::styled(format!("  {label_v}"), super::dim()));
+        spans.push(Span::styled(sparkline(&vram, w, total), Style::new().fg(Color::Magenta)));
+        if two {
+            spans.push(Span::styled(label_u.to_string(), super::dim()));
+            spans.push(Span::styled(sparkline(&utils, w, 100), Style::new().fg(Color::Cyan)));
+        }
+    }
+    Line::from(spans)
+}
+
+/// The series squeezed into `width` cells (each cell the highest value of its share of the
+/// window), scaled to `max`.
+pub fn sparkline(series: &[u64], width: usize, max: u64) -> String {
+    if series.is_empty() || width == 0 {
+        return String::new();
+    }
+    let max = max.max(1) as f64;
+    let cells = width.min(series.len());
+    (0..cells)
+        .map(|c| {
+            let a = c * series.len() / cells;
+            let b = ((c + 1) * series.len() / cells).max(a + 1);
+            let v = series[a..b].iter().copied().max().unwrap_or(0) as f64;
+            let level = ((v / max) * 7.0).round().clamp(0.0, 7.0) as usize;
+            SPARK[level]
+        })
+        .collect()
+}
+
+/// "› 4121 python train.py --lr 3e-4   18.9 GiB"
+fn process_line(p: &GpuProcess, width: usize, selected: bool) -> Line<'static> {
+    let mem = p.used_bytes.map_or("n/a".into(), |b| format!("{} GiB", gib(b)));
+    let marker = if selected { "›" } else { " " };
+    let head = format!("{marker} {:>6} ", p.pid);
+    let cmd_w = width.saturating_sub(head.chars().count() + mem.chars().count() + 1);
+    let cmd = p.command.clone().unwrap_or_else(|| "(ended or hidden)".into());
+    let text = format!("{head}{:<cmd_w$} {mem}", util::ellipsize(&cmd, cmd_w));
+    let style = if selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+    Line::styled(text, style)
+}
+
+fn verdict_style(v: Verdict) -> Style {
+    match v {
+        Verdict::Fits => Style::new().fg(Color::Green),
+        Verdict::Near => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        Verdict::Exceeds => Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+    }
+}
+
+/// The tier-fit line, and the advice under it when the job is over its tier.
+fn fit_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
+    let g = &state.gpu;
+    let Some(fit) = &g.fit else {
+        let name = g.sample.as_ref().and_then(|s| s.gpus.first()).map(|d| d.name.clone()).unwrap_or_default();
+        return vec![Line::styled(
+            util::ellipsize(&format!("tier: {name} matches no tier (gpu.tiers)"), width),
+            super::dim(),
+        )];
+    };
+    let mut out = vec![fit_line(fit, width)];
+    if let Some(advice) = &fit.advice {
+        out.push(Line::styled(util::ellipsize(&format!("→ {advice}"), width), Style::new().fg(Color::Red)));
+    }
+    out
+}
+
+fn fit_line(fit: &TierFit, width: usize) -> Line<'static> {
+    if fit.scope == JobScope::NoProcesses && fit.peak_bytes == 0 {
+        return Line::styled(
+            util::ellipsize(&format!("{} fit: no GPU job · budget {}", fit.tier, fmt_gib(fit.budget_bytes)), width),
+            super::dim(),
+        );
+    }
+    let scope = match fit.scope {
+        JobScope::Workspace => "",
+        JobScope::AllProcesses => " (all)",
+        JobScope::NoProcesses => " (ended)",
+    };
+    let text = format!(
+        "{} fit{scope}: now {} peak {} / {} GiB ",
+        fit.tier,
+        gib(fit.used_bytes),
+        gib(fit.peak_bytes),
+        gib(fit.budget_bytes)
+    );
+    let text = util::ellipsize(&text, width.saturating_sub(fit.verdict.as_str().len() + 2));
+    Line::from(vec![Span::raw(text), Span::styled(format!(" {} ", fit.verdict), verdict_style(fit.verdict))])
+}
+
+/// The header's tier text: " · tier1 L4 home base (budget 20.0 GiB)", or why there is none.
+pub fn header_tier(state: &AppState) -> (String, Style) {
+    let g = &state.gpu;
+    match (&g.machine_tier, &g.sample) {
+        (Some(t), _) => {
+            let style = match g.fit.as_ref().map(|f| f.verdict) {
+                Some(Verdict::Exceeds) => verdict_style(Verdict::Exceeds),
+                Some(Verdict::Near) => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                _ => Style::new(),
+            };
+            (format!(" · {} {} (budget {})", t.name, t.display_label(), fmt_gib(t.budget_bytes)), style)
+        }
+        (None, Some(s)) if !s.nvml.is_ok() => (" · no GPU".into(), Style::new()),
+        (None, Some(s)) if !s.gpus.is_empty() => (" · tier ?".into(), Style::new()),
+        _ => (" · tier n/a".into(), Style::new()),
+    }
+}
+
+fn utc(unix_s: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_s)).to_string().replace('T', " ")
+}
+
+/// Enter on a process: its full command, owner, start time, folder and VRAM history.
+pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u32) {
+    let popup = super::centered(area, 76, 16);
+    let block = Block::bordered()
+        .title(format!(" Process {pid} · GPU {gpu} "))
+        .border_style(Style::new().fg(Color::Cyan));
+    let inner_w = block.inner(popup).width as usize;
+    let label = Style::new().fg(Color::Cyan);
+    let mut lines: Vec<Line> = Vec::new();
+    match state.gpu.process(gpu, pid) {
+        None => lines.push(Line::styled("This process has ended (it is no longer on the GPU).", super::dim())),
+        Some(p) => {
+            let row = |k: &str, v: String| Line::from(vec![Span::styled(format!("{k:<9}"), label), Span::raw(v)]);
+            lines.push(row("command", p.command.clone().unwrap_or_else(|| "(ended or hidden)".into())));
+            let owner = match (&p.user, p.uid) {
+                (Some(u), Some(id)) => format!("{u} (uid {id})"),
+                (None, Some(id)) => format!("uid {id}"),
+                _ => "n/a".into(),
+            };
+            lines.push(row("user", owner));
+            let started = match p.start_time_unix_s {
+                Some(t) => format!(
+                    "{} UTC · {} ago",
+                    utc(t),
+                    util::duration(Duration::from_secs(state.now_unix().saturating_sub(t)))
+                ),
+                None => "n/a".into(),
+            };
+            lines.push(row("started", started));
+            lines.push(row("folder", p.cwd.as_ref().map_or("n/a".into(), |c| c.display().to_string())));
+            let series: Vec<u64> = state.gpu.history.process(gpu, pid).map(|(_, b)| *b).collect();
+            let peak = series.iter().copied().max().unwrap_or(0);
+            lines.push(row(
+                "VRAM",
+                format!(
+                    "{} now · peak {} over {}",
+                    p.used_bytes.map_or("n/a".into(), fmt_gib),
+                    fmt_gib(peak),
+                    util::duration(Duration::from_secs(
+                        series.len().saturating_sub(1) as u64 * state.config.gpu.sample_ms / 1000
+                    ))
+                ),
+            ));
+            let total = state
+                .gpu
+                .sample
+                .as_ref()
+                .and_then(|s| s.gpus.iter().find(|d| d.index == gpu))
+                .and_then(|d| d.memory_total_bytes)
+                .unwrap_or(peak.max(1));
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<9}", "history"), label),
+                Span::styled(sparkline(&series, inner_w.saturating_sub(9), total), Style::new().fg(Color::Magenta)),
+            ]));
+            if state.gpu.fit.as_ref().is_some_and(|f| f.pids.contains(&pid)) {
+                lines.push(Line::styled("counted as the training job in the tier fit", super::dim()));
+            }
+        }
+    }
+    lines.push(Line::raw(""));
+    let close = state.keymap.first_key(Action::Cancel).unwrap_or_else(|| "esc".into());
+    let kill = state.keymap.first_key(Action::KillProcess).unwrap_or_else(|| "K".into());
+    lines.push(Line::styled(format!("{kill} stop it (SIGTERM, asks first) · {close} close"), Style::new().fg(Color::Yellow)));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), popup);
+}
+
+/// "Send SIGTERM to process 4121 (python)?"
+pub fn confirm_kill(state: &AppState, frame: &mut Frame, area: Rect) {
+    let Overlay::ConfirmKill { pid, name, .. } = &state.overlay else { return };
+    let holds = state
+        .gpu
+        .processes()
+        .filter(|p| p.pid == *pid)
+        .map(|p| format!("GPU {}: {}", p.gpu_index, p.used_bytes.map_or("n/a".into(), fmt_gib)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let yes = state.keymap.first_key(Action::Confirm).unwrap_or_else(|| "y".into());
+    let no = state.keymap.first_key(Action::Deny).unwrap_or_else(|| "n".into());
+    let mut lines = vec![Line::styled(
+        format!("Send SIGTERM to process {pid} ({name})?"),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    if !holds.is_empty() {
+        lines.push(Line::raw(format!("It holds {holds}.")));
+    }
+    lines.push(Line::raw("A training run saves nothing after this unless it handles SIGTERM."));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(format!("{yes} send SIGTERM · {no} keep it running"), Style::new().fg(Color::Yellow)));
+    let popup = super::centered(area, 60, lines.len() as u16 + 2);
+    let block = Block::bordered().title(" Stop process? ").border_style(Style::new().fg(Color::Red));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block), popup);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_squeezes_and_scales() {
+        assert_eq!(sparkline(&[0, 50, 100], 3, 100), "▁▅█");
+        // Six points into three cells: each cell the highest of its pair.
+        assert_eq!(sparkline(&[0, 100, 0, 0, 50, 0], 3, 100), "█▁▅");
+        assert_eq!(sparkline(&[], 5, 1), "");
+    }
 }

@@ -13,7 +13,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let mut spans = vec![
         Span::styled(" host ", base),
         Span::styled(state.host.hostname.clone(), base.add_modifier(Modifier::BOLD)),
-        Span::styled(" · tier n/a", base),
+        {
+            let (tier, style) = super::gpu::header_tier(state);
+            Span::styled(tier, base.patch(style))
+        },
         Span::styled(format!(" · up {}", util::duration(state.uptime())), base),
     ];
     if state.demo {

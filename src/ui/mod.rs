@@ -65,6 +65,8 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::None => {}
         Overlay::Help => help::render(state, frame, area),
         Overlay::ConfirmQuit => popup::confirm_quit(state, frame, area),
+        Overlay::GpuDetails { gpu, pid } => gpu::details(state, frame, area, gpu, pid),
+        Overlay::ConfirmKill { .. } => gpu::confirm_kill(state, frame, area),
     }
 }
 

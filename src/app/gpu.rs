@@ -1,0 +1,98 @@
+//! The GPU panel's state: the newest sample, history rings, the live tier fit, the
+//! selected process. Folded from whole samples by `update`; no I/O here.
+
+use std::path::PathBuf;
+
+use super::Action;
+use crate::gpu::tier::TierDetector;
+use crate::gpu::{FitTracker, GpuConfig, GpuHistory, GpuProcess, GpuSample, TierConfig, TierFit};
+
+#[derive(Debug, Clone)]
+pub struct GpuPanel {
+    pub sample: Option<GpuSample>,
+    pub history: GpuHistory,
+    pub fit: Option<TierFit>,
+    /// The machine's tier (forced in config, else GPU 0's).
+    pub machine_tier: Option<TierConfig>,
+    /// The selected process, as (GPU index, pid); `None` = the first one.
+    pub selected: Option<(u32, u32)>,
+    /// The user running the console: only their processes may be stopped.
+    pub my_uid: u32,
+    /// Canonical workspace root: processes started inside it are the job.
+    pub workspace: PathBuf,
+    tracker: FitTracker,
+    detector: TierDetector,
+}
+
+impl GpuPanel {
+    pub fn new(config: &GpuConfig, workspace: PathBuf) -> Self {
+        Self {
+            sample: None,
+            history: GpuHistory::from_config(config),
+            fit: None,
+            machine_tier: config.tier.as_deref().and_then(|t| config.tier_named(t)).cloned(),
+            selected: None,
+            // SAFETY: getuid has no preconditions and cannot fail.
+            my_uid: unsafe { libc::getuid() },
+            workspace,
+            tracker: FitTracker::new(),
+            detector: TierDetector::new(),
+        }
+    }
+
+    /// Folds one sample in: history, tier fit, machine tier, selection.
+    pub fn apply(&mut self, sample: GpuSample, config: &GpuConfig) {
+        self.history.push(&sample);
+        self.fit = self.tracker.update(config, &sample, Some(&self.workspace));
+        self.machine_tier = self.detector.machine_tier(config, &sample).cloned();
+        self.sample = Some(sample);
+        if let Some(key) = self.selected
+            && !self.processes().any(|p| (p.gpu_index, p.pid) == key)
+        {
+            self.selected = None;
+        }
+    }
+
+    /// Every compute process, GPU by GPU, in the order NVML lists them.
+    pub fn processes(&self) -> impl Iterator<Item = &GpuProcess> {
+        self.sample.iter().flat_map(|s| s.processes())
+    }
+
+    /// Position of the selected process in [`Self::processes`].
+    pub fn selected_index(&self) -> Option<usize> {
+        let n = self.processes().count();
+        if n == 0 {
+            return None;
+        }
+        match self.selected {
+            Some(key) => self.processes().position(|p| (p.gpu_index, p.pid) == key).or(Some(0)),
+            None => Some(0),
+        }
+    }
+
+    pub fn selected_process(&self) -> Option<&GpuProcess> {
+        let i = self.selected_index()?;
+        self.processes().nth(i)
+    }
+
+    /// The process shown in the details popup, if it still runs.
+    pub fn process(&self, gpu: u32, pid: u32) -> Option<&GpuProcess> {
+        self.processes().find(|p| p.gpu_index == gpu && p.pid == pid)
+    }
+
+    /// Moves the selection through the process list.
+    pub fn scroll(&mut self, action: Action) {
+        let n = self.processes().count();
+        let Some(i) = self.selected_index() else { return };
+        let max = n - 1;
+        let j = match action {
+            Action::Up => i.saturating_sub(1),
+            Action::Down => (i + 1).min(max),
+            Action::PageUp => i.saturating_sub(5),
+            Action::PageDown => (i + 5).min(max),
+            _ => i,
+        };
+        let next = self.processes().nth(j).map(|p| (p.gpu_index, p.pid));
+        self.selected = next;
+    }
+}
