@@ -65,6 +65,6 @@ actions! {
     PageUp => page_up, ["pageup"], "page up in the focused panel";
     PageDown => page_down, ["pagedown"], "page down in the focused panel";
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
-    Details => details, ["enter"], "GPU panel: details of the selected process";
-    KillProcess => kill_process, ["K"], "GPU panel: stop the selected process (SIGTERM, asks first)";
+    Details => details, ["enter"], "details of the selected GPU process";
+    KillProcess => kill_process, ["K"], "SIGTERM the selected GPU process (asks)";
 }

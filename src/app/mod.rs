@@ -56,9 +56,16 @@ pub enum Overlay {
     /// "A job is running: quit anyway?"
     ConfirmQuit,
     /// Details of one GPU process: full command, start time, VRAM history.
-    GpuDetails { gpu: u32, pid: u32 },
+    GpuDetails {
+        gpu: u32,
+        pid: u32,
+    },
     /// "Send SIGTERM to this process?"
-    ConfirmKill { pid: u32, start_ticks: Option<u64>, name: String },
+    ConfirmKill {
+        pid: u32,
+        start_ticks: Option<u64>,
+        name: String,
+    },
 }
 
 /// Everything a message can tell the app.

@@ -44,14 +44,7 @@ pub struct TierConfig {
 
 impl Default for GpuConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            sample_ms: 1000,
-            history_minutes: 15,
-            lib_path: None,
-            tier: None,
-            tiers: default_tiers(),
-        }
+        Self { enabled: true, sample_ms: 1000, history_minutes: 15, lib_path: None, tier: None, tiers: default_tiers() }
     }
 }
 
@@ -172,8 +165,7 @@ mod tests {
 
     #[test]
     fn validation_names_each_bad_key() {
-        let mut c =
-            GpuConfig { sample_ms: 5, history_minutes: 0, tier: Some("tier9".into()), ..GpuConfig::default() };
+        let mut c = GpuConfig { sample_ms: 5, history_minutes: 0, tier: Some("tier9".into()), ..GpuConfig::default() };
         c.tiers[0].gpu_pattern = "(".into();
         c.tiers[1].budget_bytes = c.tiers[1].capacity_bytes + 1;
         c.tiers.push(c.tiers[0].clone());

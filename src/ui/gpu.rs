@@ -66,8 +66,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             }
         }
     } else {
-        // Compact: one line per GPU, then as many processes as fit around the selection.
-        let gpu_rows = sample.gpus.len().min(room);
+        // Compact: one line per GPU, then as many processes as fit around the selection;
+        // a third of the rows (at least one) is kept for processes so the selection shows.
+        let proc_keep = if procs.is_empty() { 0 } else { (room / 3).max(1).min(procs.len()) };
+        let gpu_rows = sample.gpus.len().min(room.saturating_sub(proc_keep));
         let hidden_gpus = sample.gpus.len() - gpu_rows;
         let gpu_rows = if hidden_gpus > 0 { gpu_rows.saturating_sub(1) } else { gpu_rows };
         for d in sample.gpus.iter().take(gpu_rows) {
@@ -254,14 +256,16 @@ fn fit_line(fit: &TierFit, width: usize) -> Line<'static> {
         JobScope::AllProcesses => " (all)",
         JobScope::NoProcesses => " (ended)",
     };
-    let text = format!(
-        "{} fit{scope}: now {} peak {} / {} GiB ",
+    let room = width.saturating_sub(fit.verdict.as_str().len() + 2);
+    let long = format!(
+        "{} fit{scope}: now {} · peak {} / budget {} GiB ",
         fit.tier,
         gib(fit.used_bytes),
         gib(fit.peak_bytes),
         gib(fit.budget_bytes)
     );
-    let text = util::ellipsize(&text, width.saturating_sub(fit.verdict.as_str().len() + 2));
+    let short = format!("{}{scope}: peak {}/{} GiB ", fit.tier, gib(fit.peak_bytes), gib(fit.budget_bytes));
+    let text = if long.chars().count() <= room { long } else { util::ellipsize(&short, room) };
     Line::from(vec![Span::raw(text), Span::styled(format!(" {} ", fit.verdict), verdict_style(fit.verdict))])
 }
 
@@ -284,16 +288,16 @@ pub fn header_tier(state: &AppState) -> (String, Style) {
 }
 
 fn utc(unix_s: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_s)).to_string().replace('T', " ")
+    let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_s)).to_string();
+    t.trim_end_matches('Z').replace('T', " ")
 }
 
 /// Enter on a process: its full command, owner, start time, folder and VRAM history.
 pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u32) {
-    let popup = super::centered(area, 76, 16);
-    let block = Block::bordered()
-        .title(format!(" Process {pid} · GPU {gpu} "))
-        .border_style(Style::new().fg(Color::Cyan));
-    let inner_w = block.inner(popup).width as usize;
+    let width = 76.min(area.width);
+    let block =
+        Block::bordered().title(format!(" Process {pid} · GPU {gpu} ")).border_style(Style::new().fg(Color::Cyan));
+    let inner_w = width.saturating_sub(2) as usize;
     let label = Style::new().fg(Color::Cyan);
     let mut lines: Vec<Line> = Vec::new();
     match state.gpu.process(gpu, pid) {
@@ -349,7 +353,11 @@ pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u
     lines.push(Line::raw(""));
     let close = state.keymap.first_key(Action::Cancel).unwrap_or_else(|| "esc".into());
     let kill = state.keymap.first_key(Action::KillProcess).unwrap_or_else(|| "K".into());
-    lines.push(Line::styled(format!("{kill} stop it (SIGTERM, asks first) · {close} close"), Style::new().fg(Color::Yellow)));
+    lines.push(Line::styled(
+        format!("{kill} stop it (SIGTERM, asks first) · {close} close"),
+        Style::new().fg(Color::Yellow),
+    ));
+    let popup = super::centered(area, width, wrapped_rows(&lines, inner_w) + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), popup);
 }
@@ -373,13 +381,23 @@ pub fn confirm_kill(state: &AppState, frame: &mut Frame, area: Rect) {
     if !holds.is_empty() {
         lines.push(Line::raw(format!("It holds {holds}.")));
     }
-    lines.push(Line::raw("A training run saves nothing after this unless it handles SIGTERM."));
+    lines.push(Line::raw("A run that does not handle SIGTERM saves nothing more."));
     lines.push(Line::raw(""));
     lines.push(Line::styled(format!("{yes} send SIGTERM · {no} keep it running"), Style::new().fg(Color::Yellow)));
-    let popup = super::centered(area, 60, lines.len() as u16 + 2);
+    let width = 60.min(area.width);
+    let popup = super::centered(area, width, wrapped_rows(&lines, width.saturating_sub(2) as usize) + 2);
     let block = Block::bordered().title(" Stop process? ").border_style(Style::new().fg(Color::Red));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block), popup);
+}
+
+/// Rows the lines take when wrapped at `width` (word wrapping can take a little more than
+/// this; one spare row is added for it).
+fn wrapped_rows(lines: &[Line], width: usize) -> u16 {
+    let width = width.max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
+    let spare = usize::from(lines.iter().any(|l| l.width() > width));
+    (rows + spare).min(u16::MAX as usize) as u16
 }
 
 #[cfg(test)]

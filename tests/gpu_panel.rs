@@ -1,0 +1,284 @@
+//! The GPU panel through `update` (no terminal) and whole-screen snapshots: no GPU, one
+//! L4 that fits, one L4 over its budget, eight GPUs, the details popup and the SIGTERM
+//! confirmation.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crossterm::event::KeyCode;
+use opsconsole::app::{AppState, Effect, Msg, Overlay, Panel, update};
+use opsconsole::gpu::{GpuDevice, GpuProcess, GpuSample, NvmlStatus, Verdict};
+use support::fixtures::{self as fx, NOW, code, key};
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+const L4_TOTAL: u64 = 23034 * MIB;
+const A100_TOTAL: u64 = 81920 * MIB;
+const OTHER_UID: u32 = 4242;
+
+fn gib_f(x: f64) -> u64 {
+    (x * GIB as f64) as u64
+}
+
+fn proc_(state: &AppState, pid: u32, gpu: u32, used: u64, cmd: &str, cwd: &str, own: bool) -> GpuProcess {
+    GpuProcess {
+        pid,
+        gpu_index: gpu,
+        used_bytes: Some(used),
+        command: Some(cmd.into()),
+        user: Some(if own { "me".into() } else { "alice".into() }),
+        uid: Some(if own { state.gpu.my_uid } else { OTHER_UID }),
+        start_time_unix_s: Some(NOW - 3600 - pid as u64),
+        start_ticks: Some(100_000 + pid as u64),
+        cwd: Some(PathBuf::from(cwd)),
+    }
+}
+
+fn device(
+    index: u32,
+    name: &str,
+    total: u64,
+    used: u64,
+    util: u32,
+    power: Option<u32>,
+    procs: Vec<GpuProcess>,
+) -> GpuDevice {
+    GpuDevice {
+        index,
+        name: name.into(),
+        memory_used_bytes: Some(used),
+        memory_total_bytes: Some(total),
+        utilization_pct: Some(util),
+        memory_utilization_pct: Some(util / 2),
+        temperature_c: Some(40 + util / 3),
+        power_draw_mw: power,
+        power_limit_mw: power.map(|_| 72_000),
+        processes: procs,
+        error: None,
+    }
+}
+
+fn sample(t: u64, gpus: Vec<GpuDevice>) -> Msg {
+    Msg::Gpu(GpuSample {
+        taken_at_unix_ms: t * 1000,
+        nvml: NvmlStatus::Ok { driver_version: "550.54.15".into() },
+        gpus,
+    })
+}
+
+/// An L4 running the workspace's trainer whose VRAM climbs to `peak` GiB over 60 samples
+/// (a minute of history), and an unrelated notebook of another user.
+fn l4_run(state: &mut AppState, peak: f64) {
+    for i in 0..60u64 {
+        let job = gib_f(peak * (0.5 + 0.5 * i as f64 / 59.0));
+        let procs = vec![
+            proc_(state, 4121, 0, job, "python experiments/v68/train.py --bf16 --batch 16", "/home/me/rsm", true),
+            proc_(state, 5230, 0, gib_f(0.4), "/usr/bin/python3 -m jupyter lab", "/home/alice", false),
+        ];
+        let used = job + gib_f(0.4) + 300 * MIB;
+        let util = 60 + (i % 40) as u32;
+        let msg = sample(NOW - 60 + i, vec![device(0, "NVIDIA L4", L4_TOTAL, used, util, Some(72_000), procs)]);
+        update(state, msg);
+    }
+}
+
+fn eight_gpus(state: &mut AppState) {
+    let mut gpus = Vec::new();
+    for i in 0..8u32 {
+        let procs = vec![proc_(
+            state,
+            7000 + i,
+            i,
+            gib_f(61.5),
+            &format!("torchrun --nproc_per_node 8 train.py --local_rank {i}"),
+            "/home/me/rsm",
+            true,
+        )];
+        gpus.push(device(i, "NVIDIA A100-SXM4-80GB", A100_TOTAL, gib_f(62.0), 90 + i, None, procs));
+    }
+    update(state, sample(NOW, gpus));
+}
+
+/// A fixture state whose user is uid 1000 "me", whoever runs the tests.
+fn state() -> AppState {
+    let mut s = fx::state();
+    s.gpu.my_uid = 1000;
+    s
+}
+
+fn both(name: &str, state: &AppState) {
+    insta::assert_snapshot!(format!("{name}_80x24"), fx::render(state, 80, 24).backend());
+    insta::assert_snapshot!(format!("{name}_160x48"), fx::render(state, 160, 48).backend());
+}
+
+#[test]
+fn no_gpu_says_why_and_the_console_runs() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    update(
+        &mut s,
+        Msg::Gpu(GpuSample::unavailable(
+            NOW * 1000,
+            NvmlStatus::LibraryMissing {
+                library: "libnvidia-ml.so.1".into(),
+                detail: "libnvidia-ml.so.1: cannot open shared object file: No such file or directory".into(),
+            },
+        )),
+    );
+    both("gpu_none", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("No NVIDIA library"), "{text}");
+    assert!(text.contains("no GPU"), "header says so:\n{text}");
+    assert!(text.contains("/data"), "the disk panel still shows:\n{text}");
+}
+
+#[test]
+fn one_l4_that_fits() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 12.0);
+    let fit = s.gpu.fit.clone().expect("fit");
+    assert_eq!(fit.tier, "tier1");
+    assert_eq!(fit.verdict, Verdict::Fits);
+    assert_eq!(fit.pids, vec![4121], "only the workspace's process is the job");
+    assert_eq!(fit.peak_bytes, gib_f(12.0));
+    both("gpu_l4_fits", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("tier1 L4 home base (budget 20.0 GiB)"), "{text}");
+    assert!(text.contains("fits"), "{text}");
+}
+
+#[test]
+fn one_l4_over_its_budget_says_move_to_tier2() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 21.0);
+    let fit = s.gpu.fit.clone().expect("fit");
+    assert_eq!(fit.verdict, Verdict::Exceeds);
+    both("gpu_l4_exceeds", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("exceeds"), "{text}");
+    assert!(text.contains("move this job to tier2 (A100 cluster) with an airlock bundle"), "{text}");
+}
+
+#[test]
+fn eight_gpus_in_a_small_terminal() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    eight_gpus(&mut s);
+    both("gpu_eight", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("more GPUs"), "hidden GPUs are counted:\n{text}");
+    assert!(text.contains("tier2"), "{text}");
+    // The selection stays in view when moved past the last visible process.
+    for _ in 0..7 {
+        update(&mut s, key('j'));
+    }
+    assert_eq!(s.gpu.selected, Some((7, 7007)));
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("7007"), "{text}");
+}
+
+#[test]
+fn selection_follows_the_process_across_samples() {
+    let mut s = state();
+    l4_run(&mut s, 12.0);
+    assert_eq!(s.focus, Panel::Gpu);
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(4121));
+    update(&mut s, key('j'));
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(5230));
+    update(&mut s, key('j'));
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(5230), "stops at the last");
+    // A new sample lists the processes the other way round: the selection stays on 5230.
+    let procs = vec![
+        proc_(&s, 5230, 0, GIB, "jupyter", "/home/alice", false),
+        proc_(&s, 4121, 0, GIB, "python train.py", "/home/me/rsm", true),
+    ];
+    update(&mut s, sample(NOW + 1, vec![device(0, "NVIDIA L4", L4_TOTAL, 2 * GIB, 50, None, procs)]));
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(5230));
+    // It ends: the selection falls back to the first process.
+    let procs = vec![proc_(&s, 4121, 0, GIB, "python train.py", "/home/me/rsm", true)];
+    update(&mut s, sample(NOW + 2, vec![device(0, "NVIDIA L4", L4_TOTAL, GIB, 50, None, procs)]));
+    assert_eq!(s.gpu.selected, None);
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(4121));
+    // Other panels keep their own keys.
+    update(&mut s, code(KeyCode::Tab));
+    update(&mut s, key('j'));
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(4121));
+}
+
+#[test]
+fn enter_shows_details_and_esc_closes() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 12.0);
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.overlay, Overlay::GpuDetails { gpu: 0, pid: 4121 });
+    both("gpu_details", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("python experiments/v68/train.py --bf16 --batch 16"), "full command:\n{text}");
+    assert!(text.contains("2026-11-28 09:51:19 UTC · 2h08m ago"), "start time:\n{text}");
+    assert!(text.contains("peak 12.0 GiB"), "VRAM history:\n{text}");
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.overlay, Overlay::None);
+    update(&mut s, code(KeyCode::Enter));
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.overlay, Overlay::None, "enter again closes");
+}
+
+#[test]
+fn k_asks_first_and_n_keeps_the_process() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 21.0);
+    assert!(update(&mut s, key('K')).is_empty(), "nothing is sent before confirmation");
+    assert!(matches!(s.overlay, Overlay::ConfirmKill { pid: 4121, .. }), "{:?}", s.overlay);
+    both("gpu_confirm_kill", &s);
+    assert!(update(&mut s, key('n')).is_empty());
+    assert_eq!(s.overlay, Overlay::None);
+    update(&mut s, key('K'));
+    assert!(update(&mut s, code(KeyCode::Esc)).is_empty());
+    assert_eq!(s.overlay, Overlay::None);
+}
+
+#[test]
+fn k_refuses_another_users_process_without_asking() {
+    let mut s = state();
+    l4_run(&mut s, 12.0);
+    update(&mut s, key('j')); // alice's notebook
+    assert!(update(&mut s, key('K')).is_empty());
+    assert_eq!(s.overlay, Overlay::None);
+    let notice = s.notice.clone().expect("notice");
+    assert!(notice.contains("belongs to alice"), "{notice}");
+}
+
+/// `K`, `y`, then what the event loop does with the effect: the real SIGTERM to a real
+/// process of ours, and the answer folded back.
+#[test]
+fn k_then_y_sends_sigterm_to_the_chosen_process() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new("sleep").arg("300").spawn().expect("spawn");
+    let pid = child.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let ticks: u64 = stat[stat.rfind(')').expect(")") + 1..]
+        .split_whitespace()
+        .nth(19)
+        .and_then(|t| t.parse().ok())
+        .expect("start ticks");
+    let mut s = fx::state();
+    let mut p = proc_(&s, pid, 0, gib_f(3.0), "sleep 300", "/home/me/rsm", true);
+    p.start_ticks = Some(ticks);
+    update(&mut s, sample(NOW, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(3.0), 10, None, vec![p])]));
+    update(&mut s, key('K'));
+    let effects = update(&mut s, key('y'));
+    assert_eq!(effects, vec![Effect::TerminateProcess { pid, start_ticks: Some(ticks) }]);
+    assert_eq!(s.overlay, Overlay::None);
+    // What tui.rs does with the effect.
+    let result = opsconsole::gpu::terminate(pid, Some(ticks)).map_err(|e| e.to_string());
+    let effects = update(&mut s, Msg::ProcessTerminated { pid, result });
+    assert_eq!(effects, vec![Effect::RefreshNow]);
+    assert_eq!(s.notice.as_deref(), Some(format!("sent SIGTERM to process {pid}").as_str()));
+    assert_eq!(child.wait().expect("wait").signal(), Some(libc::SIGTERM));
+}
