@@ -465,3 +465,90 @@ fn safetensors_headers_are_read_never_the_weights() {
     std::fs::write(&bad, bytes).expect("write");
     assert!(read_model(&bad).is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// The real binary: `status --json` against the stand-in, `fit`.
+
+#[test]
+fn status_json_through_the_binary_reports_gpus_nvml_and_tier_fit() {
+    let stub = StubNvml::build();
+    let workspace = tempfile::tempdir().expect("workspace");
+    let ws = workspace.path().canonicalize().expect("canonical");
+    let job = Sleeper::start(&ws);
+    stub.write(&two_gpu_fixture(job.pid(), gib_f(21.0)));
+    std::fs::write(ws.join("opsconsole.toml"), format!("[gpu]\nlib_path = \"{}\"\n", stub.lib.display()))
+        .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .args(["--workspace"])
+        .arg(&ws)
+        .args(["status", "--json"])
+        .env("NVML_STUB_FIXTURE", &stub.fixture)
+        .output()
+        .expect("run opsconsole");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["nvml"]["state"], "ok");
+    assert_eq!(v["nvml"]["driver_version"], "550.54.15");
+    assert_eq!(v["gpus"].as_array().map(|a| a.len()), Some(2));
+    assert_eq!(v["gpus"][0]["name"], "NVIDIA L4");
+    assert_eq!(v["gpus"][1]["power_draw_mw"], serde_json::Value::Null);
+    assert_eq!(v["gpus"][0]["processes"][0]["pid"], job.pid());
+    assert_eq!(v["tier"], "tier1");
+    let fit = &v["tier_fit"];
+    assert_eq!(fit["tier"], "tier1");
+    assert_eq!(fit["budget_bytes"], 20 * GIB);
+    assert_eq!(fit["used_bytes"], gib_f(21.0));
+    assert_eq!(fit["peak_bytes"], gib_f(21.0));
+    assert_eq!(fit["verdict"], "exceeds");
+    assert_eq!(fit["scope"], "workspace");
+    assert!(fit["advice"].as_str().is_some_and(|a| a.contains("tier2")), "{fit}");
+
+    // Without the variable the stand-in refuses to start: a plain status, exit code 0.
+    let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .args(["--workspace"])
+        .arg(&ws)
+        .arg("status")
+        .env_remove("NVML_STUB_FIXTURE")
+        .output()
+        .expect("run opsconsole");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("gpus: NVML failed"), "{text}");
+}
+
+#[test]
+fn fit_through_the_binary() {
+    let run = |args: &[&str]| {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+            .current_dir(dir.path())
+            .arg("fit")
+            .args(args)
+            .output()
+            .expect("run opsconsole");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["--params", "7e9", "--dtype", "fp32", "--optimizer", "adamw", "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["params"], 7_000_000_000u64);
+    assert_eq!(v["breakdown"]["weights_bytes"], 28_000_000_000u64);
+    assert_eq!(v["breakdown"]["optimizer_bytes"], 56_000_000_000u64);
+    assert_eq!(v["tiers"][0]["verdict"], "exceeds");
+    assert_eq!(v["tiers"][1]["verdict"], "exceeds");
+
+    let (code, out, _) = run(&["--params", "1.3B", "--mode", "lora", "--dtype", "int4"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("smallest tier that runs it: tier1 (L4 home base)"), "{out}");
+
+    let (code, _, err) = run(&["--params", "7B", "--mode", "full", "--dtype", "int4"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--mode lora"), "{err}");
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--params"), "{err}");
+}

@@ -7,6 +7,7 @@
 pub mod collector;
 pub mod config;
 pub mod estimate;
+pub mod fit;
 pub mod history;
 pub mod kill;
 pub mod procinfo;
