@@ -54,7 +54,7 @@ pub enum Command {
         json: bool,
     },
     /// Estimate a job's VRAM and which tier can run it, before anything runs.
-    Fit(FitArgs),
+    Fit(Box<FitArgs>),
     /// Write a commented opsconsole.toml with every default into the current folder.
     Init,
     /// Print the resolved configuration and where it came from.
