@@ -13,7 +13,12 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nvml_support::{A100_80_TOTAL, GIB, L4_TOTAL, StubNvml, gpu_line, proc_line};
-use opsconsole::gpu::{FitTracker, GpuCollector, GpuConfig, GpuHistory};
+use opsconsole::app::{AppState, Msg, update};
+use opsconsole::config::Config;
+use opsconsole::gpu::{FitTracker, GpuCollector, GpuConfig, GpuDevice, GpuHistory, GpuProcess, GpuSample, NvmlStatus};
+use opsconsole::workspace::HostInfo;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 
 /// `n` real processes, so /proc is read as in production.
 fn sleepers(n: usize) -> Vec<Child> {
@@ -81,12 +86,78 @@ fn bench_sample(c: &mut Criterion) {
     group.finish();
 }
 
+/// A state with `gpus` GPUs, two processes each, and 15 minutes of history.
+fn panel_state(gpus: u32) -> AppState {
+    let now = 1_795_867_200u64;
+    let host = HostInfo { hostname: "l4-box".into(), boot_time_unix: now - 3600 };
+    let mut state = AppState::new(
+        Config::default(),
+        host,
+        "/home/me/rsm".into(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(now),
+    );
+    for t in 0..if gpus == 0 { 0 } else { 900u64 } {
+        let devices = (0..gpus)
+            .map(|i| {
+                let used = (10 + (t + i as u64) % 8) * GIB;
+                GpuDevice {
+                    index: i,
+                    name: "NVIDIA L4".into(),
+                    memory_used_bytes: Some(used),
+                    memory_total_bytes: Some(L4_TOTAL),
+                    utilization_pct: Some((t % 100) as u32),
+                    memory_utilization_pct: Some(40),
+                    temperature_c: Some(70),
+                    power_draw_mw: Some(70_000),
+                    power_limit_mw: Some(72_000),
+                    processes: (0..2u32)
+                        .map(|k| GpuProcess {
+                            pid: 1000 + i * 10 + k,
+                            gpu_index: i,
+                            used_bytes: Some(used / 2),
+                            command: Some("python experiments/v68/train.py --bf16 --batch 16".into()),
+                            user: Some("me".into()),
+                            uid: Some(1000),
+                            start_time_unix_s: Some(now - 3000),
+                            start_ticks: Some(42),
+                            cwd: Some("/home/me/rsm".into()),
+                        })
+                        .collect(),
+                    error: None,
+                }
+            })
+            .collect();
+        let sample = GpuSample {
+            taken_at_unix_ms: (now - 900 + t) * 1000,
+            nvml: NvmlStatus::Ok { driver_version: "550.54.15".into() },
+            gpus: devices,
+        };
+        update(&mut state, Msg::Gpu(sample));
+    }
+    state
+}
+
+fn bench_render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gpu_render");
+    // Baseline: the same screen before any GPU sample (the panel draws one line).
+    for gpus in [0u32, 1, 8] {
+        let state = panel_state(gpus);
+        let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("test backend");
+        group.bench_function(format!("screen_160x48_{gpus}_gpu"), |b| {
+            b.iter(|| {
+                terminal.draw(|f| opsconsole::ui::render(black_box(&state), f)).expect("draw");
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(30)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_sample
+    targets = bench_sample, bench_render
 }
 criterion_main!(benches);
