@@ -247,7 +247,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
 pub fn console(ws: Workspace, cfg: Config, demo: bool, exit_after_first_frame: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
-        let collectors = Collectors::new(&ws, &cfg);
+        let mut collectors = Collectors::new(&ws, &cfg);
+        if demo {
+            collectors.gpu_demo = Some(ws.root.clone());
+        }
         let mut state = AppState::new(cfg, HostInfo::current(), ws.root.clone(), SystemTime::now());
         state.demo = demo;
         // The first frame is a full one: take the first disk sample before drawing.

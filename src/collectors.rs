@@ -20,6 +20,8 @@ pub struct Collectors {
     pub thresholds: Thresholds,
     pub disk_every: Duration,
     pub gpu: crate::gpu::GpuConfig,
+    /// `opsconsole demo`: the simulated GPU of the demo workspace at this root instead of NVML.
+    pub gpu_demo: Option<PathBuf>,
 }
 
 impl Collectors {
@@ -29,6 +31,7 @@ impl Collectors {
             thresholds: (&cfg.disk).into(),
             disk_every: Duration::from_millis(cfg.disk.sample_ms),
             gpu: cfg.gpu.clone(),
+            gpu_demo: None,
         }
     }
 
@@ -36,7 +39,11 @@ impl Collectors {
     pub fn spawn(self, tx: mpsc::UnboundedSender<Msg>) -> CollectorHandles {
         let refresh = Arc::new(Notify::new());
         let mut tasks = Vec::new();
-        tasks.push(spawn_gpu(self.gpu.clone(), tx.clone(), refresh.clone()));
+        let source = match &self.gpu_demo {
+            Some(root) => GpuSource::Demo(crate::demo::DemoGpu::new(root.clone(), std::time::SystemTime::now())),
+            None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
+        };
+        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
         {
             let refresh = refresh.clone();
             let tx = tx.clone();
@@ -64,12 +71,31 @@ impl Collectors {
     }
 }
 
+/// Where GPU samples come from.
+enum GpuSource {
+    Nvml(Box<crate::gpu::GpuCollector>),
+    Demo(crate::demo::DemoGpu),
+}
+
+impl GpuSource {
+    fn sample(&mut self, now: std::time::SystemTime) -> crate::gpu::GpuSample {
+        match self {
+            GpuSource::Nvml(c) => c.sample(now),
+            GpuSource::Demo(d) => d.sample(now),
+        }
+    }
+}
+
 /// The GPU collector: NVML is opened by the first sample, on a blocking thread, never on
 /// the UI task; the collector moves to that thread and back for each sample.
-fn spawn_gpu(cfg: crate::gpu::GpuConfig, tx: mpsc::UnboundedSender<Msg>, refresh: Arc<Notify>) -> JoinHandle<()> {
+fn spawn_gpu(
+    cfg: crate::gpu::GpuConfig,
+    mut collector: GpuSource,
+    tx: mpsc::UnboundedSender<Msg>,
+    refresh: Arc<Notify>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let every = Duration::from_millis(cfg.sample_ms);
-        let mut collector = crate::gpu::GpuCollector::new(&cfg);
         loop {
             let res = tokio::task::spawn_blocking(move || {
                 let s = collector.sample(std::time::SystemTime::now());
