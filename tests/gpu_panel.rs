@@ -282,3 +282,14 @@ fn k_then_y_sends_sigterm_to_the_chosen_process() {
     assert_eq!(s.notice.as_deref(), Some(format!("sent SIGTERM to process {pid}").as_str()));
     assert_eq!(child.wait().expect("wait").signal(), Some(libc::SIGTERM));
 }
+
+#[test]
+fn an_old_sample_is_marked_stale() {
+    let mut s = state();
+    l4_run(&mut s, 12.0);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("GPU · 1 ━"), "fresh:\n{text}");
+    update(&mut s, Msg::Tick(fx::at(NOW + 45)));
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("GPU · 1 · stale 46s"), "{text}");
+}

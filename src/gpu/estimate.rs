@@ -283,9 +283,9 @@ pub fn estimate(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstima
             let base = mul_half(p, input.dtype.half_bytes());
             notes.push(format!(
                 "LoRA: {} frozen {} base weights, {} trainable adapter parameters in fp32",
-                p,
+                group_digits(p),
                 input.dtype.as_str(),
-                trainable
+                group_digits(trainable)
             ));
             (
                 base.saturating_add(mul(trainable, 4)),
@@ -396,6 +396,19 @@ fn activation_term(input: &EstimateInput, notes: &mut Vec<String>) -> (u64, Opti
             (total, Some(formula))
         }
     }
+}
+
+/// 6738415616 -> "6,738,415,616".
+pub fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Parse a parameter count: `7e9`, `1.3B`, `350M`, `125k`, `7000000000`, `1_000_000`.

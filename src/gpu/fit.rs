@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use super::config::{GIB, TierConfig};
 use super::estimate::{
-    DEFAULT_OVERHEAD_BYTES, Dtype, EstimateInput, FitEstimate, Mode, Optimizer, estimate, parse_params, read_model,
+    DEFAULT_OVERHEAD_BYTES, Dtype, EstimateInput, FitEstimate, Mode, Optimizer, estimate, group_digits, parse_params,
+    read_model,
 };
 use super::tier::{Verdict, fmt_gib};
 
@@ -102,18 +103,6 @@ pub fn run(req: &FitRequest, tiers: &[TierConfig]) -> Result<FitEstimate, String
     let mut est = estimate(&input, tiers).map_err(|e| e.to_string())?;
     est.notes.extend(notes);
     Ok(est)
-}
-
-fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The estimate as a table for people.

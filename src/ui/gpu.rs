@@ -21,7 +21,15 @@ const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let g = &state.gpu;
     let title = match &g.sample {
-        Some(s) if !s.gpus.is_empty() => format!(" GPU · {} ", s.gpus.len()),
+        Some(s) if !s.gpus.is_empty() => {
+            // A sample older than three intervals (a hung driver call, say) is marked stale.
+            let age_ms = crate::gpu::unix_ms(state.now).saturating_sub(s.taken_at_unix_ms);
+            if age_ms > 3 * state.config.gpu.sample_ms.max(1000) {
+                format!(" GPU · {} · stale {} ", s.gpus.len(), util::duration(Duration::from_millis(age_ms)))
+            } else {
+                format!(" GPU · {} ", s.gpus.len())
+            }
+        }
         _ => " GPU ".to_string(),
     };
     let block = super::panel_block(state, Panel::Gpu, title);
