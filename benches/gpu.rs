@@ -123,6 +123,7 @@ fn panel_state(gpus: u32) -> AppState {
                             cwd: Some("/home/me/rsm".into()),
                         })
                         .collect(),
+                    processes_error: None,
                     error: None,
                 }
             })

@@ -316,6 +316,7 @@ impl DemoGpu {
                 power_draw_mw: Some(if loading { 18_000 } else { 62_000 + 1_000 * (util % 10) }),
                 power_limit_mw: Some(72_000),
                 processes,
+                processes_error: None,
                 error: None,
             }],
         }

@@ -247,6 +247,20 @@ fn no_library_is_a_plain_status() {
 }
 
 #[test]
+fn an_nvml_without_the_v3_process_call_says_so() {
+    let stub = StubNvml::build_with(&["-DSTUB_NO_PROCESSES_V3"]);
+    stub.write(&two_gpu_fixture(std::process::id(), GIB));
+    let mut collector = GpuCollector::new(&stub_config(&stub));
+    let s = stub.with_env(|| collector.sample(t(0)));
+    assert!(s.nvml.is_ok(), "{:?}", s.nvml);
+    let g = &s.gpus[0];
+    assert!(g.processes.is_empty());
+    assert_eq!(g.memory_total_bytes, Some(L4_TOTAL), "the rest of the GPU is still read");
+    let e = g.processes_error.as_deref().expect("processes_error");
+    assert!(e.contains("nvmlDeviceGetComputeRunningProcesses_v3"), "{e}");
+}
+
+#[test]
 fn memory_not_supported_is_none() {
     let stub = StubNvml::build();
     stub.write(&format!(
@@ -260,6 +274,7 @@ fn memory_not_supported_is_none() {
     assert_eq!(g.name, "NVIDIA L4");
     assert_eq!((g.memory_total_bytes, g.utilization_pct, g.temperature_c), (None, None, None));
     assert!(g.processes.is_empty());
+    assert_eq!(g.processes_error, None, "an empty list is not an error");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ fn device(
         power_draw_mw: power,
         power_limit_mw: power.map(|_| 72_000),
         processes: procs,
+        processes_error: None,
         error: None,
     }
 }

@@ -155,6 +155,7 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
                 power_draw_mw: None,
                 power_limit_mw: None,
                 processes: Vec::new(),
+                processes_error: None,
                 error: Some(format!("cannot read GPU {index}: {e}")),
             };
         }
@@ -162,9 +163,20 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
     let name = device.name().unwrap_or_else(|_| format!("GPU {index}"));
     let memory = device.memory_info().ok();
     let util = device.utilization_rates().ok();
-    let processes = device
-        .running_compute_processes()
-        .unwrap_or_default()
+    let (list, processes_error) = match device.running_compute_processes() {
+        Ok(list) => (list, None),
+        Err(NvmlError::NotSupported) => (Vec::new(), Some("this GPU does not list its processes".to_string())),
+        Err(NvmlError::FailedToLoadSymbol(_)) => (
+            Vec::new(),
+            Some(
+                "this driver's NVML lacks nvmlDeviceGetComputeRunningProcesses_v3 (driver 510 or newer \
+                 lists processes)"
+                    .to_string(),
+            ),
+        ),
+        Err(e) => (Vec::new(), Some(format!("cannot list processes: {e}"))),
+    };
+    let processes = list
         .into_iter()
         .map(|p| {
             let info = procs.info(p.pid);
@@ -195,6 +207,7 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
         power_draw_mw: device.power_usage().ok(),
         power_limit_mw: device.enforced_power_limit().ok(),
         processes,
+        processes_error,
         error: None,
     }
 }

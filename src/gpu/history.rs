@@ -141,6 +141,7 @@ mod tests {
                         cwd: None,
                     })
                     .collect(),
+                processes_error: None,
                 error: None,
             }],
         }

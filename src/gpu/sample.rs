@@ -86,6 +86,8 @@ pub struct GpuDevice {
     pub power_draw_mw: Option<u32>,
     pub power_limit_mw: Option<u32>,
     pub processes: Vec<GpuProcess>,
+    /// Why the process list could not be read (an old driver, say), if so.
+    pub processes_error: Option<String>,
     /// Why this GPU could not be read at all (its handle failed), if so.
     pub error: Option<String>,
 }

@@ -342,6 +342,7 @@ mod tests {
             power_draw_mw: None,
             power_limit_mw: None,
             processes: procs,
+            processes_error: None,
             error: None,
         }
     }

@@ -58,7 +58,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let fit_lines = fit_lines(state, width);
     let room = height.saturating_sub(fit_lines.len());
     let procs: Vec<&GpuProcess> = g.processes().collect();
-    let full_rows: usize = sample.gpus.iter().map(|d| 2 + d.processes.len()).sum();
+    let full_rows: usize =
+        sample.gpus.iter().map(|d| 2 + d.processes.len() + usize::from(d.processes_error.is_some())).sum();
     let mut lines: Vec<Line> = Vec::new();
     let selected = g.selected_index();
     let focused = state.focus == Panel::Gpu;
@@ -68,6 +69,9 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         for d in &sample.gpus {
             lines.push(gpu_line(d, width, false));
             lines.push(stats_line(state, d, width));
+            if let Some(e) = &d.processes_error {
+                lines.push(Line::styled(util::ellipsize(&format!("  {e}"), width), super::dim()));
+            }
             for p in &d.processes {
                 lines.push(process_line(p, width, focused && selected == Some(k)));
                 k += 1;

@@ -26,12 +26,19 @@ pub struct StubNvml {
 impl StubNvml {
     /// Compile the stub with the system C compiler (`$CC`, else `cc`).
     pub fn build() -> Self {
+        Self::build_with(&[])
+    }
+
+    /// Compile with extra compiler flags (`-DSTUB_NO_PROCESSES_V3`).
+    pub fn build_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let lib = dir.path().join("libnvidia-ml.so.1");
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/nvml_stub.c");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let out = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .args(["-shared", "-fPIC", "-O2"])
+            .args(flags)
+            .arg("-o")
             .arg(&lib)
             .arg(&src)
             .output()

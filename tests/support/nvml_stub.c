@@ -265,6 +265,7 @@ nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int *
     return NVML_SUCCESS;
 }
 
+#ifndef STUB_NO_PROCESSES_V3 /* -DSTUB_NO_PROCESSES_V3: an NVML older than driver 510 */
 /* Called first with infos == NULL to learn the count (INSUFFICIENT_SIZE), as NVML does. */
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
                                                      unsigned int *infoCount,
@@ -292,3 +293,4 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
     *infoCount = n;
     return NVML_SUCCESS;
 }
+#endif
