@@ -640,3 +640,48 @@ pub fn config_json_info(text: &str) -> Result<ModelInfo, String> {
         notes,
     })
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::gpu::config::default_tiers;
+    use proptest::prelude::*;
+
+    fn dtype() -> impl Strategy<Value = Dtype> {
+        prop_oneof![Just(Dtype::Fp32), Just(Dtype::Bf16), Just(Dtype::Fp16)]
+    }
+
+    proptest! {
+        /// The parts add up to the total, and more parameters never need less memory.
+        #[test]
+        fn parts_add_up_and_grow_with_params(p in 1u64..1_000_000_000_000, extra in 0u64..1_000_000_000, d in dtype(),
+                                             seq in proptest::option::of(1u64..65_536)) {
+            let mut a = EstimateInput::new(p, d, Mode::Full { optimizer: Optimizer::Adamw });
+            a.seq = seq;
+            a.hidden = Some(4096);
+            a.layers = Some(32);
+            a.heads = Some(32);
+            let e = estimate(&a, &default_tiers()).expect("estimate");
+            let b = e.breakdown;
+            prop_assert_eq!(
+                b.total_bytes,
+                b.weights_bytes + b.gradients_bytes + b.optimizer_bytes + b.activations_bytes + b.overhead_bytes
+            );
+            let mut bigger = a.clone();
+            bigger.params = p + extra;
+            let e2 = estimate(&bigger, &default_tiers()).expect("estimate");
+            prop_assert!(e2.breakdown.total_bytes >= b.total_bytes);
+            // Inference never needs more than full fine-tuning of the same model.
+            let mut inf = a.clone();
+            inf.mode = Mode::Inference;
+            let ei = estimate(&inf, &default_tiers()).expect("estimate");
+            prop_assert!(ei.breakdown.weights_bytes < b.weights_bytes + b.gradients_bytes + b.optimizer_bytes);
+        }
+
+        #[test]
+        fn parse_params_reads_back_what_it_prints(n in 1u64..1_000_000_000_000_000) {
+            prop_assert_eq!(parse_params(&n.to_string()), Ok(n));
+            prop_assert_eq!(parse_params(&group_digits(n).replace(',', "_")), Ok(n));
+        }
+    }
+}

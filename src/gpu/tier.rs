@@ -492,3 +492,24 @@ mod tests {
         assert!(a.contains("every tier"), "{a}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// More VRAM never gives a better verdict, and the 90% / 100% lines are where the
+        /// table says.
+        #[test]
+        fn verdict_is_monotone(budget in 1u64..(1u64 << 40), a in 0u64..(1u64 << 41), b in 0u64..(1u64 << 41)) {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            prop_assert!(verdict(lo, budget) as u8 <= verdict(hi, budget) as u8);
+            let v = verdict(a, budget);
+            let pct = a as f64 / budget as f64;
+            if pct < 0.8999 { prop_assert_eq!(v, Verdict::Fits); }
+            if (0.9001..=0.9999).contains(&pct) { prop_assert_eq!(v, Verdict::Near); }
+            if pct > 1.0001 { prop_assert_eq!(v, Verdict::Exceeds); }
+        }
+    }
+}
