@@ -40,7 +40,7 @@ impl Collectors {
         let refresh = Arc::new(Notify::new());
         let mut tasks = Vec::new();
         let source = match &self.gpu_demo {
-            Some(root) => GpuSource::Demo(crate::demo::DemoGpu::new(root.clone(), std::time::SystemTime::now())),
+            Some(root) => GpuSource::Demo(crate::gpu::demo::DemoGpu::new(root.clone(), std::time::SystemTime::now())),
             None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
         };
         tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
@@ -74,7 +74,7 @@ impl Collectors {
 /// Where GPU samples come from.
 enum GpuSource {
     Nvml(Box<crate::gpu::GpuCollector>),
-    Demo(crate::demo::DemoGpu),
+    Demo(crate::gpu::demo::DemoGpu),
 }
 
 impl GpuSource {

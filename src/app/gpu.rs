@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::Action;
+use crossterm::event::KeyEvent;
+
+use super::{Action, AppState, Effect, Overlay, Panel};
 use crate::gpu::tier::TierDetector;
 use crate::gpu::{FitTracker, GpuConfig, GpuHistory, GpuProcess, GpuSample, TierConfig, TierFit};
 
@@ -95,4 +97,61 @@ impl GpuPanel {
         let next = self.processes().nth(j).map(|p| (p.gpu_index, p.pid));
         self.selected = next;
     }
+}
+
+/// `enter`: open the details of the selected process, or close them.
+pub fn on_details(state: &mut AppState) -> Vec<Effect> {
+    if matches!(state.overlay, Overlay::GpuDetails { .. }) {
+        state.overlay = Overlay::None;
+    } else if state.focus == Panel::Gpu
+        && let Some(p) = state.gpu.selected_process()
+    {
+        state.overlay = Overlay::GpuDetails { gpu: p.gpu_index, pid: p.pid };
+    }
+    vec![]
+}
+
+/// `K`: ask before sending SIGTERM to the selected process (or the one in the details
+/// popup) if it is the user's own; say why not otherwise.
+pub fn on_kill(state: &mut AppState) -> Vec<Effect> {
+    if state.focus != Panel::Gpu {
+        return vec![];
+    }
+    let target = match &state.overlay {
+        Overlay::GpuDetails { gpu, pid } => state.gpu.process(*gpu, *pid),
+        _ => state.gpu.selected_process(),
+    };
+    match target {
+        None => state.notice = Some("no GPU process selected".into()),
+        Some(p) if p.uid != Some(state.gpu.my_uid) => {
+            let owner = p.user.clone().or(p.uid.map(|u| format!("uid {u}"))).unwrap_or("another user".into());
+            state.notice = Some(format!("process {} belongs to {owner}: only your own can be stopped", p.pid));
+        }
+        Some(p) => {
+            state.overlay = Overlay::ConfirmKill { pid: p.pid, start_ticks: p.start_ticks, name: p.short_name() };
+        }
+    }
+    vec![]
+}
+
+/// A key while "Send SIGTERM?" is open: confirm sends, deny or cancel closes.
+pub fn on_confirm_kill_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    let Overlay::ConfirmKill { pid, start_ticks, .. } = state.overlay else { return vec![] };
+    if state.keymap.is(key, Action::Confirm) {
+        state.overlay = Overlay::None;
+        return vec![Effect::TerminateProcess { pid, start_ticks }];
+    }
+    if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
+        state.overlay = Overlay::None;
+    }
+    vec![]
+}
+
+/// The loop sent (or failed to send) SIGTERM: say so, and sample again.
+pub fn on_terminated(state: &mut AppState, pid: u32, result: Result<(), String>) -> Vec<Effect> {
+    state.notice = Some(match result {
+        Ok(()) => format!("sent SIGTERM to process {pid}"),
+        Err(e) => e,
+    });
+    vec![Effect::RefreshNow]
 }

@@ -178,13 +178,7 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             state.gpu.apply(sample, &state.config.gpu);
             vec![]
         }
-        Msg::ProcessTerminated { pid, result } => {
-            state.notice = Some(match result {
-                Ok(()) => format!("sent SIGTERM to process {pid}"),
-                Err(e) => e,
-            });
-            vec![Effect::RefreshNow]
-        }
+        Msg::ProcessTerminated { pid, result } => gpu::on_terminated(state, pid, result),
         Msg::Job(ev) => {
             state.jobs.apply(ev, state.now);
             vec![]
@@ -209,15 +203,8 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         }
         return vec![];
     }
-    if let Overlay::ConfirmKill { pid, start_ticks, .. } = state.overlay {
-        if state.keymap.is(key, Action::Confirm) {
-            state.overlay = Overlay::None;
-            return vec![Effect::TerminateProcess { pid, start_ticks }];
-        }
-        if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
-            state.overlay = Overlay::None;
-        }
-        return vec![];
+    if matches!(state.overlay, Overlay::ConfirmKill { .. }) {
+        return gpu::on_confirm_kill_key(state, key);
     }
     let Some(action) = state.keymap.action(key) else {
         return vec![];
@@ -259,37 +246,8 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
             vec![]
         }
-        Action::Details => {
-            if matches!(state.overlay, Overlay::GpuDetails { .. }) {
-                state.overlay = Overlay::None;
-            } else if state.focus == Panel::Gpu
-                && let Some(p) = state.gpu.selected_process()
-            {
-                state.overlay = Overlay::GpuDetails { gpu: p.gpu_index, pid: p.pid };
-            }
-            vec![]
-        }
-        Action::KillProcess => {
-            if state.focus != Panel::Gpu {
-                return vec![];
-            }
-            let target = match &state.overlay {
-                Overlay::GpuDetails { gpu, pid } => state.gpu.process(*gpu, *pid),
-                _ => state.gpu.selected_process(),
-            };
-            match target {
-                None => state.notice = Some("no GPU process selected".into()),
-                Some(p) if p.uid != Some(state.gpu.my_uid) => {
-                    let owner = p.user.clone().or(p.uid.map(|u| format!("uid {u}"))).unwrap_or("another user".into());
-                    state.notice = Some(format!("process {} belongs to {owner}: only your own can be stopped", p.pid));
-                }
-                Some(p) => {
-                    state.overlay =
-                        Overlay::ConfirmKill { pid: p.pid, start_ticks: p.start_ticks, name: p.short_name() };
-                }
-            }
-            vec![]
-        }
+        Action::Details => gpu::on_details(state),
+        Action::KillProcess => gpu::on_kill(state),
         Action::Refresh => vec![Effect::RefreshNow],
     }
 }

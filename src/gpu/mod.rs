@@ -6,6 +6,7 @@
 
 pub mod collector;
 pub mod config;
+pub mod demo;
 pub mod estimate;
 pub mod fit;
 pub mod history;
