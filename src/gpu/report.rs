@@ -77,8 +77,13 @@ impl GpuStatus {
             }
         }
         if let Some(f) = &self.tier_fit {
+            let scope = match f.scope {
+                super::tier::JobScope::Workspace => "",
+                super::tier::JobScope::AllProcesses => " (no process from the workspace: all GPU processes)",
+                super::tier::JobScope::NoProcesses => " (no GPU process)",
+            };
             out.push_str(&format!(
-                "tier fit: {} now {} · peak {} / budget {} · {}\n",
+                "tier fit{scope}: {} now {} · peak {} / budget {} · {}\n",
                 f.tier,
                 fmt_gib(f.used_bytes),
                 fmt_gib(f.peak_bytes),
