@@ -64,11 +64,16 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let selected = g.selected_index();
     let focused = state.focus == Panel::Gpu;
     if full_rows <= room {
-        // Each GPU with its stats line and its processes under it.
+        // Each GPU with its stats line, a line of history sparklines when every GPU has
+        // room for one (else the sparklines share the stats line), and its processes.
+        let history_line = full_rows + sample.gpus.len() <= room;
         let mut k = 0;
         for d in &sample.gpus {
             lines.push(gpu_line(d, width, false));
-            lines.push(stats_line(state, d, width));
+            lines.push(stats_line(state, d, width, !history_line));
+            if history_line {
+                lines.push(history_line_for(state, d, width));
+            }
             if let Some(e) = &d.processes_error {
                 lines.push(Line::styled(util::ellipsize(&format!("  {e}"), width), super::dim()));
             }
@@ -169,7 +174,7 @@ fn vram_style(pct: f64) -> Style {
 }
 
 /// "  util 98% mem 61% 71°C 72/72 W  vram ▁▂▅▇ util ▁▃▇█"
-fn stats_line(state: &AppState, d: &GpuDevice, width: usize) -> Line<'static> {
+fn stats_line(state: &AppState, d: &GpuDevice, width: usize, sparklines: bool) -> Line<'static> {
     let na = || "n/a".to_string();
     let util = d.utilization_pct.map_or_else(na, |u| format!("{u}%"));
     let memu = d.memory_utilization_pct.map_or_else(na, |u| format!("{u}%"));
@@ -184,7 +189,7 @@ fn stats_line(state: &AppState, d: &GpuDevice, width: usize) -> Line<'static> {
     let left = width.saturating_sub(text.chars().count() + 2);
     let hist = &state.gpu.history;
     let vram = hist.vram_series(d.index);
-    if left >= 6 && vram.len() > 1 {
+    if sparklines && left >= 6 && vram.len() > 1 {
         let utils = hist.utilization_series(d.index);
         let (label_v, label_u) = ("vram ", " util ");
         let two = left >= 2 * 8 + label_v.len() + label_u.len();
@@ -196,6 +201,37 @@ fn stats_line(state: &AppState, d: &GpuDevice, width: usize) -> Line<'static> {
             spans.push(Span::styled(label_u.to_string(), super::dim()));
             spans.push(Span::styled(sparkline(&utils, w, 100), Style::new().fg(Color::Cyan)));
         }
+    }
+    Line::from(spans)
+}
+
+/// "  15m  vram ▁▂▅▇  util ▁▃▇█  power ▃▅▆▆": the history rings, each in a third of the line
+/// (power left out when the GPU never reported it).
+fn history_line_for(state: &AppState, d: &GpuDevice, width: usize) -> Line<'static> {
+    let hist = &state.gpu.history;
+    let vram = hist.vram_series(d.index);
+    if vram.len() < 2 {
+        return Line::styled("  history: collecting…", super::dim());
+    }
+    let span_ms = hist
+        .gpu(d.index)
+        .next()
+        .map_or(0, |first| hist.gpu(d.index).last().map_or(0, |last| last.at_unix_ms.saturating_sub(first.at_unix_ms)));
+    let head = format!("  {:<5}", util::duration(Duration::from_millis(span_ms)));
+    let power = hist.power_series(d.index);
+    let total = d.memory_total_bytes.unwrap_or_else(|| vram.iter().copied().max().unwrap_or(1));
+    let limit = d.power_limit_mw.map(u64::from).unwrap_or_else(|| power.iter().copied().max().unwrap_or(1));
+    let mut series: Vec<(&str, Vec<u64>, u64, Color)> =
+        vec![(" vram ", vram, total, Color::Magenta), (" util ", hist.utilization_series(d.index), 100, Color::Cyan)];
+    if !power.is_empty() {
+        series.push((" power ", power, limit, Color::Yellow));
+    }
+    let labels: usize = series.iter().map(|(l, ..)| l.len()).sum();
+    let w = width.saturating_sub(head.chars().count() + labels) / series.len();
+    let mut spans = vec![Span::styled(head, super::dim())];
+    for (label, data, max, color) in series {
+        spans.push(Span::styled(label.to_string(), super::dim()));
+        spans.push(Span::styled(format!("{:<w$}", sparkline(&data, w, max)), Style::new().fg(color)));
     }
     Line::from(spans)
 }
