@@ -32,6 +32,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         }
         _ => " GPU ".to_string(),
     };
+    // The demo's GPU is simulated: say so where the numbers are.
+    let title = if state.demo { format!("{}· simulated ", title) } else { title };
     let block = super::panel_block(state, Panel::Gpu, title);
     let inner = block.inner(area);
     let Some(sample) = &g.sample else {
