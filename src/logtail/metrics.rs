@@ -50,11 +50,11 @@ impl Series {
     }
 
     pub fn push(&mut self, x: f64, y: f64) {
-        if !x.is_finite() || !y.is_finite() {
+        if !x.is_finite() || !y.is_finite() || self.last == Some((x, y)) {
             return;
         }
         self.last = Some((x, y));
-        if self.seen % self.stride == 0 {
+        if self.seen.is_multiple_of(self.stride) {
             self.points.push((x, y));
             if self.points.len() >= self.cap {
                 let mut keep = false;

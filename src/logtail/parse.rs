@@ -77,7 +77,7 @@ impl MetricUpdate {
 }
 
 fn to_count(v: f64) -> Option<u64> {
-    (v.is_finite() && v >= 0.0 && v < 1e18).then_some(v as u64)
+    (0.0..1e18).contains(&v).then_some(v as u64)
 }
 
 /// A metric a user pattern may name as a group.
@@ -544,6 +544,15 @@ fn parse_bar(line: &[u8], u: &mut MetricUpdate) -> bool {
         // `Epoch 1: ` before the bar, `loss=2.31, v_num=0` after the rate.
         let prefix_end = memchr(b'|', &before[..counter_start]).unwrap_or(counter_start);
         parse_pairs(&before[..prefix_end], u);
+        // Lightning counts batches per epoch (`Epoch 2: ... 10/100`): the global step
+        // is epoch × batches per epoch + batch.
+        if let (Some(e), Some(t)) = (u.epoch, total)
+            && e >= 0.0
+            && e.fract() == 0.0
+            && e < 1e9
+        {
+            u.step = Some((e as u64).saturating_mul(t).saturating_add(step));
+        }
         parse_pairs(postfix, u);
         return true;
     }
@@ -709,11 +718,12 @@ fn parse_pairs(s: &[u8], u: &mut MetricUpdate) -> bool {
         u.set(field, v);
         found = true;
         i = end;
-        if field == Field::Step && s.get(end) == Some(&b'/') {
-            if let Some((t, m)) = s.get(end + 1..).and_then(parse_number) {
-                u.set(Field::TotalSteps, t);
-                i = end + 1 + m;
-            }
+        if field == Field::Step
+            && s.get(end) == Some(&b'/')
+            && let Some((t, m)) = s.get(end + 1..).and_then(parse_number)
+        {
+            u.set(Field::TotalSteps, t);
+            i = end + 1 + m;
         }
     }
     found
