@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(r.lines, 200_000);
         assert_eq!(r.bytes, end);
         assert_eq!(r.metrics.latest.step, Some(200_000));
-        assert_eq!(r.metrics.loss.seen(), 200_000);
+        assert_eq!(r.metrics.loss.count(), 200_000);
         assert!(calls >= 3);
         assert_eq!(r.health.error_count(), 0);
     }

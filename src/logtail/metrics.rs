@@ -36,6 +36,8 @@ pub struct Series {
     cap: usize,
     stride: u64,
     seen: u64,
+    /// Points pushed in all, including those of a merged history.
+    count: u64,
 }
 
 impl Series {
@@ -46,6 +48,7 @@ impl Series {
             cap: cap.max(4),
             stride: 1,
             seen: 0,
+            count: 0,
         }
     }
 
@@ -54,6 +57,7 @@ impl Series {
             return;
         }
         self.last = Some((x, y));
+        self.count += 1;
         if self.seen.is_multiple_of(self.stride) {
             self.points.push((x, y));
             if self.points.len() >= self.cap {
@@ -83,9 +87,9 @@ impl Series {
         self.last.is_none()
     }
 
-    /// How many points were pushed in all.
-    pub fn seen(&self) -> u64 {
-        self.seen
+    /// How many points were pushed in all (a merged history's included).
+    pub fn count(&self) -> u64 {
+        self.count
     }
 
     /// `earlier` followed by `self`, thinned to the cap.
@@ -94,6 +98,7 @@ impl Series {
         for (x, y) in earlier.points().into_iter().chain(self.points()) {
             out.push(x, y);
         }
+        out.count = earlier.count + self.count;
         out
     }
 }
@@ -271,7 +276,7 @@ mod tests {
         assert_eq!(pts.first().map(|p| p.0), Some(0.0));
         assert_eq!(pts.last().map(|p| p.0), Some(99_999.0));
         assert!(pts.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(s.seen(), 100_000);
+        assert_eq!(s.count(), 100_000);
     }
 
     #[test]

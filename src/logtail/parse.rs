@@ -801,7 +801,7 @@ mod tests {
         );
         assert_eq!(
             (u.epoch, u.step, u.iterations_per_second),
-            (Some(2.0), Some(10), Some(0.5))
+            (Some(2.0), Some(210), Some(0.5))
         );
         assert_eq!(u.loss, Some(1.23));
         let u = p("120it [00:30, 4.00it/s]");

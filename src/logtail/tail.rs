@@ -149,9 +149,13 @@ impl Tailer {
                         self.open = None;
                         batch.notes.push(TailNote::Deleted);
                     }
-                } else if !self.missing_reported {
-                    self.missing_reported = true;
-                    batch.notes.push(TailNote::Missing);
+                } else {
+                    // A file that appears later is read from its beginning.
+                    self.start = None;
+                    if !self.missing_reported {
+                        self.missing_reported = true;
+                        batch.notes.push(TailNote::Missing);
+                    }
                 }
             }
             Err(e) => return Err(e),
