@@ -44,21 +44,42 @@ impl<'p> HistoryFolder<'p> {
         }
     }
 
-    /// One line without its `\n`. `\r` states are each parsed (a progress bar's
-    /// step before the loss line drawn over it); errors are looked for in the last.
+    /// One line without its `\n`. Of its `\r` states the last one is parsed and the
+    /// one drawn before it (the progress bar's step before a loss line written over
+    /// it); states before those only held older bar positions. Errors are looked for in
+    /// the last state.
     pub fn line(&mut self, line: &[u8]) {
         self.lines += 1;
         let line = &line[..line.len().min(self.cap)];
-        let mut last = line;
-        let mut bad_loss = false;
-        if memchr::memchr(b'\r', line).is_some() {
-            for seg in line.split(|&c| c == b'\r').filter(|s| !s.is_empty()) {
-                last = seg;
-                bad_loss = self.metrics_of(seg);
-            }
-        } else {
-            bad_loss = self.metrics_of(line);
+        if memchr::memchr(b'\r', line).is_none() {
+            let bad_loss = self.metrics_of(line);
+            self.health.classify(line, bad_loss);
+            return;
         }
+        // The last two states that are not blank (tqdm clears a bar with spaces).
+        let (mut last, mut before): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+        let mut end = line.len();
+        let starts = memchr::memrchr_iter(b'\r', line)
+            .map(|p| p + 1)
+            .chain(std::iter::once(0));
+        for start in starts {
+            let seg = &line[start..end];
+            end = start.saturating_sub(1);
+            if seg.iter().all(|c| *c == b' ') {
+                continue;
+            }
+            if last.is_none() {
+                last = Some(seg);
+            } else {
+                before = Some(seg);
+                break;
+            }
+        }
+        if let Some(b) = before {
+            self.metrics_of(b);
+        }
+        let last = last.unwrap_or_default();
+        let bad_loss = self.metrics_of(last);
         self.health.classify(last, bad_loss);
     }
 

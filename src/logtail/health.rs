@@ -2,7 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::{self, Finder};
 use serde::Serialize;
 
 /// What kind of error a log line belongs to.
@@ -191,9 +193,19 @@ fn error(kind: ErrorKind, line: &[u8]) -> LogError {
     }
 }
 
+static OUT_OF_MEMORY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"out of memory"));
+static OOM_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"OutOfMemoryError"));
+static KILLED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Killed"));
+
 fn is_oom(line: &[u8]) -> bool {
-    memmem::find(line, b"out of memory").is_some_and(|_| memmem::find(line, b"CUDA").is_some())
-        || memmem::find(line, b"OutOfMemoryError").is_some()
+    // Cheap first: every form has an upper-case `C` (CUDA) or `O` (OutOfMemoryError).
+    if memchr::memchr2(b'C', b'O', line).is_none() {
+        return false;
+    }
+    OUT_OF_MEMORY
+        .find(line)
+        .is_some_and(|_| memmem::find(line, b"CUDA").is_some())
+        || OOM_ERROR.find(line).is_some()
 }
 
 fn is_killed(line: &[u8]) -> bool {
@@ -202,7 +214,10 @@ fn is_killed(line: &[u8]) -> bool {
     if line.trim_ascii() == b"Killed" {
         return true;
     }
-    let Some(at) = memmem::find(line, b"Killed") else {
+    if memchr::memchr(b'K', line).is_none() {
+        return false;
+    }
+    let Some(at) = KILLED.find(line) else {
         return false;
     };
     let after = &line[at + 6..];

@@ -136,12 +136,19 @@ fn lookup_key(raw: &[u8]) -> Option<Key> {
     if raw.is_empty() || raw.len() > 40 {
         return None;
     }
+    if !raw.iter().any(u8::is_ascii_uppercase) {
+        return match_key(raw);
+    }
     let mut buf = [0u8; 40];
     let key = &mut buf[..raw.len()];
     key.copy_from_slice(raw);
     key.make_ascii_lowercase();
+    match_key(key)
+}
+
+fn match_key(key: &[u8]) -> Option<Key> {
     use Field::*;
-    Some(Key::Field(match &*key {
+    Some(Key::Field(match key {
         b"step"
         | b"global_step"
         | b"train/global_step"
@@ -278,52 +285,88 @@ pub(crate) fn parse_number(s: &[u8]) -> Option<(f64, usize)> {
     }
     let neg = s.first() == Some(&b'-');
     let rest = &s[i..];
-    for (word, value) in [
-        (&b"nan"[..], f64::NAN),
-        (b"infinity", f64::INFINITY),
-        (b"inf", f64::INFINITY),
-    ] {
-        if rest.len() >= word.len()
-            && rest[..word.len()].eq_ignore_ascii_case(word)
-            && rest
-                .get(word.len())
-                .is_none_or(|c| !c.is_ascii_alphanumeric())
-        {
-            let v = if neg { -value } else { value };
-            return Some((v, i + word.len()));
+    if rest.first().is_some_and(u8::is_ascii_alphabetic) {
+        for (word, value) in [
+            (&b"nan"[..], f64::NAN),
+            (b"infinity", f64::INFINITY),
+            (b"inf", f64::INFINITY),
+        ] {
+            if rest.len() >= word.len()
+                && rest[..word.len()].eq_ignore_ascii_case(word)
+                && rest
+                    .get(word.len())
+                    .is_none_or(|c| !c.is_ascii_alphanumeric())
+            {
+                let v = if neg { -value } else { value };
+                return Some((v, i + word.len()));
+            }
         }
+        return None;
     }
+    // Digits are gathered into an integer mantissa as they are scanned.
+    let mut mantissa: u64 = 0;
+    let mut mant_digits = 0u32;
     let int_start = i;
-    while s.get(i).is_some_and(u8::is_ascii_digit) {
+    while let Some(&c) = s.get(i).filter(|c| c.is_ascii_digit()) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        mant_digits += 1;
         i += 1;
     }
     let mut digits = i - int_start;
+    let mut frac_digits = 0i32;
     if s.get(i) == Some(&b'.') {
         let frac_start = i + 1;
         let mut j = frac_start;
-        while s.get(j).is_some_and(u8::is_ascii_digit) {
+        while let Some(&c) = s.get(j).filter(|c| c.is_ascii_digit()) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            mant_digits += 1;
             j += 1;
         }
         if j > frac_start || digits > 0 {
             digits += j - frac_start;
+            frac_digits = (j - frac_start) as i32;
             i = if j > frac_start { j } else { i };
         }
     }
     if digits == 0 {
         return None;
     }
+    let mut exp: i32 = 0;
     if matches!(s.get(i), Some(b'e' | b'E')) {
         let mut j = i + 1;
+        let exp_neg = s.get(j) == Some(&b'-');
         if matches!(s.get(j), Some(b'-' | b'+')) {
             j += 1;
         }
         let exp_start = j;
-        while s.get(j).is_some_and(u8::is_ascii_digit) {
+        while let Some(&c) = s.get(j).filter(|c| c.is_ascii_digit()) {
+            exp = exp.saturating_mul(10).saturating_add(i32::from(c - b'0'));
             j += 1;
         }
         if j > exp_start {
             i = j;
+            if exp_neg {
+                exp = -exp;
+            }
+        } else {
+            exp = 0;
         }
+    }
+    // Fast path (Clinger): an exact mantissa times an exact power of ten is rounded
+    // once, so it equals what the full parser gives.
+    let net = exp.saturating_sub(frac_digits);
+    if mant_digits <= 15 && (-22..=22).contains(&net) {
+        const POW10: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ];
+        let m = mantissa as f64;
+        let v = if net >= 0 {
+            m * POW10[net as usize]
+        } else {
+            m / POW10[(-net) as usize]
+        };
+        return Some((if neg { -v } else { v }, i));
     }
     let text = std::str::from_utf8(&s[..i]).ok()?;
     text.parse::<f64>().ok().map(|v| (v, i))
@@ -751,6 +794,35 @@ mod tests {
         assert_eq!(parse_number(b"info"), None);
         assert_eq!(parse_number(b"."), None);
         assert_eq!(parse_number(b"-"), None);
+    }
+
+    #[test]
+    fn fast_number_path_matches_std() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..20_000 {
+            let text = match rng.u8(0..4) {
+                0 => format!("{}", rng.f64() * 10f64.powi(rng.i32(-8..8))),
+                1 => format!("{:.4}", rng.f64() * 10.0),
+                2 => format!("{:e}", rng.f64() * 1e-3),
+                _ => format!(
+                    "{}.{}e-{}",
+                    rng.u32(0..1000),
+                    rng.u32(0..100),
+                    rng.u8(0..30)
+                ),
+            };
+            let want: f64 = text.parse().expect("std parses");
+            assert_eq!(
+                parse_number(text.as_bytes()),
+                Some((want, text.len())),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_number(b"12345678901234567890"),
+            Some((12345678901234567890.0, 20))
+        );
+        assert_eq!(parse_number(b"1e400"), Some((f64::INFINITY, 5)));
     }
 
     #[test]
