@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Log tailer benchmarks, each beside the standard tool on the same file in the same run.
+# Big files go to a temp folder that is removed at the end. About 2-3 minutes.
+#
+#   benches/logtail.sh                 # all three
+#   FOLLOW_SECS=10 benches/logtail.sh  # shorter follow run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FOLLOW_SECS=${FOLLOW_SECS:-30}
+FOLLOW_RATE=${FOLLOW_RATE:-100000}
+RUNS=${RUNS:-5}
+
+BIN=$(cargo bench --bench logtail --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
+[ -x "$BIN" ] || { echo "could not build the bench driver"; exit 1; }
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/opsconsole-logtail-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Output goes to a file, not /dev/null: GNU grep stops at the first match when it
+# sees /dev/null.
+secs() { local s e; s=$(date +%s.%N); "$@" >"$TMP/out"; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+
+echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "== last screen of a 2 GiB log (50 lines; warm page cache) =="
+"$BIN" gen-plain "$TMP/big.log" 2048
+ls -l "$TMP/big.log" | awk '{print "file bytes", $5}'
+for _ in $(seq "$RUNS"); do secs "$BIN" last-screen "$TMP/big.log" 50; done | median | awk '{printf "opsconsole last-screen (process start to exit): %.1f ms\n", $1*1000}'
+for _ in $(seq "$RUNS"); do "$BIN" last-screen "$TMP/big.log" 50 | awk '{print $4}'; done | median | awk '{printf "opsconsole read_last_lines in-process:         %.3f ms\n", $1}'
+for _ in $(seq "$RUNS"); do secs tail -n 50 "$TMP/big.log"; done | median | awk '{printf "tail -n 50 (process start to exit):            %.1f ms\n", $1*1000}'
+rm -f "$TMP/big.log"
+
+echo "== metric backfill of a 1 GiB Hugging Face Trainer log =="
+"$BIN" gen-hf "$TMP/hf.log" 1024
+for _ in 1 2 3; do "$BIN" backfill "$TMP/hf.log"; done | tee "$TMP/bf.txt"
+awk '{print $12}' "$TMP/bf.txt" | median | awk '{printf "opsconsole backfill: %.0f MB/s (median of 3)\n", $1}'
+size=$(stat -c %s "$TMP/hf.log")
+for _ in 1 2 3; do secs grep -c loss "$TMP/hf.log"; done | median | awk -v b="$size" '{printf "grep -c loss:        %.0f MB/s (median of 3)\n", b/1e6/$1}'
+rm -f "$TMP/hf.log"
+
+echo "== follow a writer appending $FOLLOW_RATE lines/s for $FOLLOW_SECS s =="
+: > "$TMP/follow.log"
+"$BIN" follow-reader "$TMP/follow.log" $((FOLLOW_RATE * FOLLOW_SECS)) $((FOLLOW_SECS + 30)) > "$TMP/reader.txt" &
+reader=$!
+sleep 1
+"$BIN" follow-writer "$TMP/follow.log" "$FOLLOW_RATE" "$FOLLOW_SECS"
+wait "$reader"
+cat "$TMP/reader.txt"
