@@ -9,6 +9,8 @@
 //!   follow-writer FILE RATE S   append RATE lines/s for S seconds, each stamped
 //!   follow-reader FILE N S      follow FILE with the collector until N lines or S
 //!                               seconds; prints lost/duplicated lines, lag and CPU
+//!   long-line FILE              tail FILE (holding a huge line) with the tailer; prints
+//!                               the lines and how much the peak memory (VmHWM) grew
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use opsconsole::logtail::backfill::backfill;
 use opsconsole::logtail::backread::read_last_lines;
 use opsconsole::logtail::collector::{CollectorOptions, spawn_collector};
-use opsconsole::logtail::{LogConfig, MetricParser};
+use opsconsole::logtail::{LogConfig, MetricParser, StartAt, Tailer};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -49,6 +51,7 @@ fn main() {
         Some("backfill") => run_backfill(PathBuf::from(arg(1))),
         Some("follow-writer") => follow_writer(PathBuf::from(arg(1)), num(2), num(3)),
         Some("follow-reader") => follow_reader(PathBuf::from(arg(1)), num(2), num(3)),
+        Some("long-line") => long_line(PathBuf::from(arg(1))),
         // `cargo bench` with no arguments (e.g. from CI): nothing to do.
         _ => eprintln!("logtail bench: see benches/logtail.sh"),
     }
@@ -268,5 +271,37 @@ fn follow_reader(path: PathBuf, expected: u64, secs: u64) {
         pct(0.99),
         pct(1.0),
         cpu / wall * 100.0
+    );
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn long_line(path: PathBuf) {
+    let cap = 4096;
+    let before = peak_rss_kib();
+    let mut tailer = Tailer::new(&path, StartAt::Beginning, cap);
+    let mut lines = Vec::new();
+    loop {
+        let b = tailer.poll().expect("poll");
+        lines.extend(b.lines);
+        if !b.more {
+            break;
+        }
+    }
+    let after = peak_rss_kib();
+    let longest = lines.iter().map(|l| l.text.len()).max().unwrap_or(0);
+    let truncated = lines.iter().filter(|l| l.truncated).count();
+    println!(
+        "lines {} truncated {truncated} longest_kept_bytes {longest} cap {cap} peak_rss_growth_kib {}",
+        lines.len(),
+        after.saturating_sub(before)
     );
 }

@@ -39,6 +39,11 @@ size=$(stat -c %s "$TMP/hf.log")
 for _ in 1 2 3; do secs grep -c loss "$TMP/hf.log"; done | median | awk -v b="$size" '{printf "grep -c loss:        %.0f MB/s (median of 3)\n", b/1e6/$1}'
 rm -f "$TMP/hf.log"
 
+echo "== a 10 MB line (cap 4096 bytes) =="
+{ echo before; head -c 10485760 /dev/zero | tr '\0' 'x'; echo; echo after; } > "$TMP/long.log"
+"$BIN" long-line "$TMP/long.log"
+rm -f "$TMP/long.log"
+
 echo "== follow a writer appending $FOLLOW_RATE lines/s for $FOLLOW_SECS s =="
 : > "$TMP/follow.log"
 "$BIN" follow-reader "$TMP/follow.log" $((FOLLOW_RATE * FOLLOW_SECS)) $((FOLLOW_SECS + 30)) > "$TMP/reader.txt" &
