@@ -404,3 +404,43 @@ fn status_json_of_a_workspace() {
     assert!(!log.stalled);
     assert_eq!(metrics.step, None);
 }
+
+/// A shell holding `path` open on fd 3 (`>>` to write, `<` to read), ready when returned.
+fn holder(path: &Path, redirect: &str) -> std::process::Child {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec 3{redirect}\"$0\"; echo ready; exec sleep 30"))
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut ready)
+        .expect("ready");
+    child
+}
+
+#[test]
+fn a_process_writing_the_log_is_seen_as_its_writer() {
+    use opsconsole::logtail::proc::writers_of;
+    let (_d, path) = setup();
+    append(&path, b"start\n");
+    assert_eq!(writers_of(&path).expect("scan"), Vec::<u32>::new());
+    let mut reader = holder(&path, "<");
+    let mut writer = holder(&path, ">>");
+    // `exec sleep` keeps the pid; wait until it is sleeping with the fd inherited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut writers = Vec::new();
+    while Instant::now() < deadline {
+        writers = writers_of(&path).expect("scan");
+        if !writers.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for c in [&mut reader, &mut writer] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert_eq!(writers, vec![writer.id()], "the writer, not the reader");
+}

@@ -41,6 +41,9 @@ pub struct LogSample {
     pub backfill: BackfillProgress,
     /// A newer log appeared (a new run), offered to switch to.
     pub newer_log: Option<PathBuf>,
+    /// Whether a process has the log open for writing (the training run or its `tee`);
+    /// `None` until first checked or when `/proc` cannot tell.
+    pub writer_alive: Option<bool>,
     /// The log could not be read (permissions, I/O); following goes on trying.
     pub error: Option<String>,
     /// When this sample was taken.
@@ -221,6 +224,8 @@ where
     let mut last_progress = 0u64;
     let mut last_discover = Instant::now();
     let mut newer: Option<PathBuf> = None;
+    let mut writer_alive: Option<bool> = None;
+    let mut last_writer_check: Option<Instant> = None;
     let mut error: Option<String> = None;
     let follow_opts = FollowOptions {
         poll_interval: cfg.poll_interval,
@@ -279,6 +284,12 @@ where
             changed |= n != newer;
             newer = n;
         }
+        if last_writer_check.is_none_or(|t| t.elapsed() >= discover_every) {
+            last_writer_check = Some(Instant::now());
+            let alive = super::proc::writers_of(tailer.path()).ok().map(|w| !w.is_empty());
+            changed |= alive != writer_alive;
+            writer_alive = alive;
+        }
         let reset = pending_first.is_some();
         let mut new_lines = pending_first.take().unwrap_or_default();
         new_lines.append(&mut batch.lines);
@@ -309,6 +320,7 @@ where
                 done: backfill_done,
             },
             newer_log: newer.clone(),
+            writer_alive,
             error: error.clone(),
             at: now,
         })

@@ -13,6 +13,7 @@ pub mod health;
 pub mod lines;
 pub mod metrics;
 pub mod parse;
+pub mod proc;
 pub mod status;
 pub mod tail;
 pub mod view;
