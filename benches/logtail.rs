@@ -25,10 +25,7 @@ use opsconsole::logtail::collector::{CollectorOptions, spawn_collector};
 use opsconsole::logtail::{LogConfig, MetricParser, StartAt, Tailer};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let arg = |i: usize| -> &str {
         match args.get(i) {
             Some(a) => a,
@@ -144,16 +141,7 @@ fn run_backfill(path: PathBuf) {
     let len = std::fs::metadata(&path).expect("file").len();
     let parser = MetricParser::default();
     let t = Instant::now();
-    let r = backfill(
-        &path,
-        len,
-        &parser,
-        2000,
-        4096,
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .expect("backfill");
+    let r = backfill(&path, len, &parser, 2000, 4096, &AtomicBool::new(false), |_| {}).expect("backfill");
     let s = t.elapsed().as_secs_f64();
     println!(
         "bytes {} lines {} loss_points {} eval_points {} seconds {s:.3} mb_per_s {:.0}",
@@ -166,18 +154,11 @@ fn run_backfill(path: PathBuf) {
 }
 
 fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 fn follow_writer(path: PathBuf, rate: u64, secs: u64) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .expect("open");
+    let mut f = OpenOptions::new().create(true).append(true).open(&path).expect("open");
     let start = Instant::now();
     let total = rate * secs;
     let mut seq = 0u64;
@@ -188,20 +169,14 @@ fn follow_writer(path: PathBuf, rate: u64, secs: u64) {
             buf.clear();
             let ts = now_ns();
             while seq < due {
-                let _ = writeln!(
-                    buf,
-                    "seq {seq} ts {ts} step {seq} | loss 2.3456 | lr 3e-4 | tok/s 1900"
-                );
+                let _ = writeln!(buf, "seq {seq} ts {ts} step {seq} | loss 2.3456 | lr 3e-4 | tok/s 1900");
                 seq += 1;
             }
             f.write_all(&buf).expect("write");
         }
         std::thread::sleep(Duration::from_micros(500));
     }
-    println!(
-        "written {seq} lines in {:.2}s",
-        start.elapsed().as_secs_f64()
-    );
+    println!("written {seq} lines in {:.2}s", start.elapsed().as_secs_f64());
 }
 
 fn cpu_seconds() -> f64 {
@@ -216,10 +191,7 @@ fn cpu_seconds() -> f64 {
 fn follow_reader(path: PathBuf, expected: u64, secs: u64) {
     let (tx, rx) = mpsc::channel();
     let cfg = LogConfig::default();
-    let collector = spawn_collector(path, CollectorOptions::new(cfg), move |s| {
-        tx.send(s).is_ok()
-    })
-    .expect("collector");
+    let collector = spawn_collector(path, CollectorOptions::new(cfg), move |s| tx.send(s).is_ok()).expect("collector");
     let start = Instant::now();
     let cpu0 = cpu_seconds();
     let mut next = 0u64;
@@ -259,12 +231,7 @@ fn follow_reader(path: PathBuf, expected: u64, secs: u64) {
     drop(collector);
     lost += expected.saturating_sub(next);
     lags_ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lags_ms
-            .get(((lags_ms.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| lags_ms.get(((lags_ms.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
     println!(
         "received {got} lost {lost} duplicated {dup} samples {samples} lag_ms_p50 {:.1} lag_ms_p99 {:.1} lag_ms_max {:.1} cpu_percent {:.1}",
         pct(0.5),

@@ -53,6 +53,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the end of the training log, follow it, or list the candidate logs.
+    Log {
+        /// Keep printing new lines, across rotation and truncation (like `tail -F`).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Lines printed from the end.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+        /// List the candidate logs, newest (the one followed) first.
+        #[arg(long)]
+        list: bool,
+        /// Print the log's status and latest metrics as JSON.
+        #[arg(long)]
+        json: bool,
+        /// This log instead of the one the config picks.
+        #[arg(long, value_name = "FILE")]
+        path: Option<PathBuf>,
+    },
     /// Write a commented opsconsole.toml with every default into the current folder.
     Init,
     /// Print the resolved configuration and where it came from.
@@ -125,6 +143,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", report.to_text());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Log { follow, lines, list, json, path }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            let args = crate::logtail::command::LogArgs {
+                list: *list,
+                follow: *follow,
+                lines: *lines,
+                json: *json,
+                path: path.clone(),
+            };
+            Ok(ExitCode::from(crate::logtail::command::run(&ws.root, &cfg.log, &args)?))
         }
         Some(Command::Init) => {
             let dir = std::env::current_dir()?;

@@ -19,6 +19,8 @@ pub struct Collectors {
     pub disk_paths: Vec<(String, PathBuf)>,
     pub thresholds: Thresholds,
     pub disk_every: Duration,
+    pub workspace_root: PathBuf,
+    pub log: crate::logtail::LogConfig,
 }
 
 impl Collectors {
@@ -27,6 +29,8 @@ impl Collectors {
             disk_paths: disk::watched_paths(ws, cfg),
             thresholds: (&cfg.disk).into(),
             disk_every: Duration::from_millis(cfg.disk.sample_ms),
+            workspace_root: ws.root.clone(),
+            log: cfg.log.clone(),
         }
     }
 
@@ -34,6 +38,14 @@ impl Collectors {
     pub fn spawn(self, tx: mpsc::UnboundedSender<Msg>) -> CollectorHandles {
         let refresh = Arc::new(Notify::new());
         let mut tasks = Vec::new();
+        let (log_switch, switch_rx) = mpsc::unbounded_channel();
+        tasks.push(tokio::spawn(crate::logtail::task::supervise(
+            self.workspace_root.clone(),
+            self.log.clone(),
+            tx.clone(),
+            refresh.clone(),
+            switch_rx,
+        )));
         {
             let refresh = refresh.clone();
             let tx = tx.clone();
@@ -57,7 +69,7 @@ impl Collectors {
                 }
             }));
         }
-        CollectorHandles { refresh, tasks }
+        CollectorHandles { refresh, tasks, log_switch }
     }
 }
 
@@ -65,11 +77,17 @@ impl Collectors {
 pub struct CollectorHandles {
     refresh: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
+    log_switch: mpsc::UnboundedSender<PathBuf>,
 }
 
 impl CollectorHandles {
     pub fn refresh_now(&self) {
         self.refresh.notify_waiters();
+    }
+
+    /// Follow another log.
+    pub fn switch_log(&self, path: PathBuf) {
+        let _ = self.log_switch.send(path);
     }
 
     pub fn stop(&self) {

@@ -22,6 +22,7 @@ pub struct Config {
     pub general: GeneralConfig,
     pub paths: PathsConfig,
     pub disk: DiskConfig,
+    pub log: crate::logtail::LogConfig,
     pub keys: KeysConfig,
 }
 
@@ -148,6 +149,7 @@ impl Config {
             out.push(("general.refresh_ms".into(), format!("must be at least 50, got {}", self.general.refresh_ms)));
         }
         out.extend(self.disk.validate());
+        out.extend(self.log.validate());
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

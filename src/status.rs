@@ -19,6 +19,8 @@ pub struct StatusReport {
     pub config_file: Option<String>,
     pub disks: Vec<DiskInfo>,
     pub disk_errors: Vec<String>,
+    pub log: crate::logtail::LogStatus,
+    pub metrics: crate::logtail::MetricsStatus,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +34,7 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let host = HostInfo::current();
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
+    let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         taken_unix: now,
@@ -40,6 +43,8 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         config_file: ws.config_path.as_ref().map(|p| p.display().to_string()),
         disks: disks.disks,
         disk_errors: disks.errors,
+        log,
+        metrics,
     }
 }
 
@@ -72,6 +77,7 @@ impl StatusReport {
         for e in &self.disk_errors {
             out.push_str(&format!("  ! {e}\n"));
         }
+        out.push_str(&self.log.to_text(&self.metrics));
         out
     }
 }

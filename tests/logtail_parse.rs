@@ -9,24 +9,13 @@ use opsconsole::logtail::{ErrorKind, MetricParser, MetricsState};
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/logs")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs").join(name)
 }
 
 fn read_history(name: &str) -> BackfillResult {
     let path = fixture(name);
     let len = std::fs::metadata(&path).expect("fixture").len();
-    backfill(
-        &path,
-        len,
-        &MetricParser::default(),
-        2000,
-        4096,
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .expect("backfill")
+    backfill(&path, len, &MetricParser::default(), 2000, 4096, &AtomicBool::new(false), |_| {}).expect("backfill")
 }
 
 fn close(a: Option<f64>, b: f64) -> bool {
@@ -86,10 +75,7 @@ fn hf_eta_while_running_comes_from_the_training_bar() {
 fn lightning_log() {
     let r = read_history("lightning.log");
     let m = &r.metrics;
-    assert_eq!(
-        m.loss.points(),
-        [(50.0, 2.6), (100.0, 2.2), (150.0, 1.9), (200.0, 1.8)]
-    );
+    assert_eq!(m.loss.points(), [(50.0, 2.6), (100.0, 2.2), (150.0, 1.9), (200.0, 1.8)]);
     assert_eq!(m.eval_loss.points(), [(100.0, 2.3), (200.0, 1.95)]);
     assert_eq!(m.latest.step, Some(200));
     assert!(close(m.latest.epoch, 1.0));
@@ -100,11 +86,7 @@ fn lightning_log() {
 fn json_lines_log() {
     let r = read_history("jsonl.log");
     let l = r.metrics.latest;
-    assert_eq!(
-        r.metrics.loss.points().len(),
-        5,
-        "the nested checkpoint event is no loss"
-    );
+    assert_eq!(r.metrics.loss.points().len(), 5, "the nested checkpoint event is no loss");
     assert_eq!(l.step, Some(500));
     assert!(close(l.loss, 1.5));
     assert!(close(l.eval_loss, 1.61));
@@ -118,16 +100,7 @@ fn json_lines_log() {
 fn key_value_log() {
     let r = read_history("keyvalue.log");
     let m = &r.metrics;
-    assert_eq!(
-        m.loss.points(),
-        [
-            (100.0, 3.12),
-            (200.0, 2.71),
-            (300.0, 2.51),
-            (400.0, 2.33),
-            (500.0, 2.3102)
-        ]
-    );
+    assert_eq!(m.loss.points(), [(100.0, 3.12), (200.0, 2.71), (300.0, 2.51), (400.0, 2.33), (500.0, 2.3102)]);
     assert_eq!(m.eval_loss.points(), [(400.0, 2.41)]);
     let l = m.latest;
     assert_eq!((l.step, l.total_steps), (Some(500), Some(1000)));
@@ -155,10 +128,7 @@ fn user_regex_adds_and_overrides() {
     ])
     .expect("patterns");
     let u = p.parse(b"S42 L0.75 loss=9.9 ppl=3.5").expect("match");
-    assert_eq!(
-        (u.step, u.loss, u.eval_loss),
-        (Some(42), Some(0.75), Some(3.5))
-    );
+    assert_eq!((u.step, u.loss, u.eval_loss), (Some(42), Some(0.75), Some(3.5)));
 }
 
 #[test]
@@ -168,10 +138,7 @@ fn cuda_oom_log() {
     assert_eq!(r.health.counts.cuda_oom, 1);
     let e = r.health.last_error.expect("error");
     assert_eq!(e.kind, ErrorKind::CudaOom);
-    assert!(
-        e.message
-            .starts_with("torch.OutOfMemoryError: CUDA out of memory.")
-    );
+    assert!(e.message.starts_with("torch.OutOfMemoryError: CUDA out of memory."));
     assert!(e.hint.expect("hint").contains("tier fit"));
     assert_eq!(r.metrics.latest.step, Some(1200));
 }

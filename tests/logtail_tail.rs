@@ -14,18 +14,12 @@ use opsconsole::logtail::tail::{FollowOptions, spawn_follow};
 use opsconsole::logtail::{LogConfig, StartAt, TailNote, Tailer, collect_status};
 
 fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open for append");
+    let mut f = OpenOptions::new().create(true).append(true).open(path).expect("open for append");
     f.write_all(bytes).expect("append");
 }
 
 fn lines(range: std::ops::Range<usize>) -> (String, Vec<String>) {
-    let v: Vec<String> = range
-        .map(|i| format!("line {i} {}", "x".repeat(i % 37)))
-        .collect();
+    let v: Vec<String> = range.map(|i| format!("line {i} {}", "x".repeat(i % 37))).collect();
     let mut text = v.join("\n");
     text.push('\n');
     (text, v)
@@ -41,12 +35,7 @@ struct Reader {
 
 impl Reader {
     fn new(path: &Path, start: StartAt, cap: usize) -> Self {
-        Self {
-            tailer: Tailer::new(path, start, cap),
-            got: Vec::new(),
-            notes: Vec::new(),
-            partial: None,
-        }
+        Self { tailer: Tailer::new(path, start, cap), got: Vec::new(), notes: Vec::new(), partial: None }
     }
 
     fn poll(&mut self) {
@@ -110,10 +99,7 @@ fn rotate_by_rename_reads_old_tail_then_new_file() {
     want.push("unterminated last line of the old file".into());
     want.extend(want_c);
     assert_eq!(r.got, want);
-    assert_eq!(
-        r.notes,
-        [TailNote::Opened, TailNote::Rotated, TailNote::Opened]
-    );
+    assert_eq!(r.notes, [TailNote::Opened, TailNote::Rotated, TailNote::Opened]);
 }
 
 #[test]
@@ -126,12 +112,7 @@ fn copytruncate_restarts_at_zero() {
     r.poll();
     // logrotate copytruncate: copy elsewhere, then truncate in place.
     std::fs::copy(&path, path.with_extension("log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open")
-        .set_len(0)
-        .expect("truncate");
+    OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
     append(&path, b.as_bytes());
     r.poll();
     let mut want = want_a;
@@ -159,10 +140,7 @@ fn delete_and_recreate() {
     want.extend(want_b);
     want.extend(want_c);
     assert_eq!(r.got, want);
-    assert_eq!(
-        r.notes,
-        [TailNote::Opened, TailNote::Deleted, TailNote::Opened]
-    );
+    assert_eq!(r.notes, [TailNote::Opened, TailNote::Deleted, TailNote::Opened]);
 }
 
 #[test]
@@ -217,16 +195,10 @@ fn carriage_return_bars_collapse_to_latest_state() {
     let mut want = Vec::new();
     for epoch in 0..3 {
         for i in 0..=100 {
-            append(
-                &path,
-                format!("\repoch {epoch} {i:3}%|{}|", "#".repeat(i / 10)).as_bytes(),
-            );
+            append(&path, format!("\repoch {epoch} {i:3}%|{}|", "#".repeat(i / 10)).as_bytes());
             if i % 9 == 0 {
                 r.poll();
-                assert_eq!(
-                    r.partial,
-                    Some(format!("epoch {epoch} {i:3}%|{}|", "#".repeat(i / 10)))
-                );
+                assert_eq!(r.partial, Some(format!("epoch {epoch} {i:3}%|{}|", "#".repeat(i / 10))));
             }
         }
         append(&path, b"\n");
@@ -246,18 +218,13 @@ fn threaded_follow_under_concurrent_writes_and_rotation() {
     let got = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = got.clone();
     let tailer = Tailer::new(&path, StartAt::Beginning, 4096);
-    let opts = FollowOptions {
-        poll_interval: Duration::from_millis(200),
-        min_interval: Duration::from_millis(5),
-    };
+    let opts = FollowOptions { poll_interval: Duration::from_millis(200), min_interval: Duration::from_millis(5) };
     let handle = spawn_follow(tailer, opts, move |t, waker| {
         let b = t.poll().expect("poll");
         if b.more {
             waker.wake();
         }
-        sink.lock()
-            .expect("lock")
-            .extend(b.lines.into_iter().map(|l| l.text));
+        sink.lock().expect("lock").extend(b.lines.into_iter().map(|l| l.text));
         true
     })
     .expect("spawn");
@@ -269,16 +236,10 @@ fn threaded_follow_under_concurrent_writes_and_rotation() {
         for i in 0..total {
             if i % 40_000 == 0 && i > 0 {
                 drop(f.take());
-                std::fs::rename(&writer_path, dir_path.join(format!("train.log.{i}")))
-                    .expect("rotate");
+                std::fs::rename(&writer_path, dir_path.join(format!("train.log.{i}"))).expect("rotate");
             }
-            let file = f.get_or_insert_with(|| {
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&writer_path)
-                    .expect("open")
-            });
+            let file =
+                f.get_or_insert_with(|| OpenOptions::new().create(true).append(true).open(&writer_path).expect("open"));
             writeln!(file, "seq {i}").expect("write");
         }
     });
@@ -294,11 +255,7 @@ fn threaded_follow_under_concurrent_writes_and_rotation() {
     assert!(*got == want, "lines lost, duplicated or out of order");
 }
 
-fn recv_until(
-    rx: &mpsc::Receiver<LogSample>,
-    what: &str,
-    mut done: impl FnMut(&LogSample) -> bool,
-) -> Vec<LogSample> {
+fn recv_until(rx: &mpsc::Receiver<LogSample>, what: &str, mut done: impl FnMut(&LogSample) -> bool) -> Vec<LogSample> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut all = Vec::new();
     while Instant::now() < deadline {
@@ -318,49 +275,32 @@ fn collector_shows_last_screen_then_history_then_new_lines() {
     let (_d, path) = setup();
     let mut history = String::new();
     for step in 1..=5000 {
-        history.push_str(&format!(
-            "step {step} | loss {:.4} | lr 1e-4\n",
-            10.0 / step as f64
-        ));
+        history.push_str(&format!("step {step} | loss {:.4} | lr 1e-4\n", 10.0 / step as f64));
     }
     append(&path, history.as_bytes());
     let (tx, rx) = mpsc::channel();
     let mut opts = CollectorOptions::new(LogConfig::default());
     opts.screen_lines = 50;
-    let collector =
-        spawn_collector(path.clone(), opts, move |s| tx.send(s).is_ok()).expect("spawn");
-    let first = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("first sample");
+    let collector = spawn_collector(path.clone(), opts, move |s| tx.send(s).is_ok()).expect("spawn");
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("first sample");
     assert!(first.reset);
     assert_eq!(first.new_lines.len(), 50);
     assert_eq!(first.new_lines[0].text, "step 4951 | loss 0.0020 | lr 1e-4");
     recv_until(&rx, "history", |s| s.backfill.done);
     append(&path, b"step 5001 | loss 0.0019\nTraceback (most recent call last):\n  File \"t.py\", line 1\nRuntimeError: CUDA out of memory.\n");
     let samples = recv_until(&rx, "new lines", |s| s.health.error_count() > 0);
-    let new: Vec<&str> = samples
-        .iter()
-        .flat_map(|s| s.new_lines.iter().map(|l| l.text.as_str()))
-        .collect();
+    let new: Vec<&str> = samples.iter().flat_map(|s| s.new_lines.iter().map(|l| l.text.as_str())).collect();
     assert_eq!(new.first(), Some(&"step 5001 | loss 0.0019"));
     let last = samples.last().expect("sample");
     assert_eq!(last.metrics.latest.step, Some(5001));
-    assert_eq!(
-        last.metrics.loss.count(),
-        5001,
-        "history and live, no point twice"
-    );
+    assert_eq!(last.metrics.loss.count(), 5001, "history and live, no point twice");
     let pts = last.metrics.loss.points();
     assert!(pts.len() <= 2001);
     assert_eq!(pts.first(), Some(&(1.0, 10.0)));
     assert_eq!(pts.last(), Some(&(5001.0, 0.0019)));
     assert!(pts.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(last.health.last_line_at.is_some());
-    let flagged = samples
-        .iter()
-        .flat_map(|s| &s.new_lines)
-        .filter(|l| l.error.is_some())
-        .count();
+    let flagged = samples.iter().flat_map(|s| &s.new_lines).filter(|l| l.error.is_some()).count();
     assert_eq!(flagged, 3);
     drop(collector);
 }
@@ -373,33 +313,21 @@ fn status_json_of_a_workspace() {
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs/oom.log");
     std::fs::copy(fixture, logs.join("train.log")).expect("copy");
     let cfg = LogConfig::default();
-    let mtime = std::fs::metadata(logs.join("train.log"))
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    let (log, metrics) =
-        collect_status(ws.path(), &cfg, mtime + Duration::from_secs(3600), true).expect("status");
+    let mtime = std::fs::metadata(logs.join("train.log")).and_then(|m| m.modified()).expect("mtime");
+    let (log, metrics) = collect_status(ws.path(), &cfg, mtime + Duration::from_secs(3600), true).expect("status");
     let json = serde_json::json!({ "log": log, "metrics": metrics });
     assert_eq!(json["log"]["stalled"], true);
     assert_eq!(json["log"]["error_count"], 1);
     assert_eq!(json["log"]["last_error"]["kind"], "cuda_oom");
-    assert!(
-        json["log"]["last_line"]
-            .as_str()
-            .is_some_and(|l| l.contains("CUDA out of memory"))
-    );
+    assert!(json["log"]["last_line"].as_str().is_some_and(|l| l.contains("CUDA out of memory")));
     assert_eq!(json["metrics"]["step"], 1200);
     assert_eq!(json["metrics"]["loss"], 2.1);
     assert!(json["metrics"]["eval_loss"].is_null());
-    let keys: Vec<&String> = json["metrics"]
-        .as_object()
-        .expect("object")
-        .keys()
-        .collect();
+    let keys: Vec<&String> = json["metrics"].as_object().expect("object").keys().collect();
     assert_eq!(keys.len(), 8, "{keys:?}");
     let (_, _) = collect_status(ws.path(), &cfg, SystemTime::now(), false).expect("status");
     let empty = tempfile::tempdir().expect("empty");
-    let (log, metrics) =
-        collect_status(empty.path(), &cfg, SystemTime::now(), true).expect("status");
+    let (log, metrics) = collect_status(empty.path(), &cfg, SystemTime::now(), true).expect("status");
     assert_eq!(log.path, None);
     assert!(!log.stalled);
     assert_eq!(metrics.step, None);

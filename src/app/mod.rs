@@ -5,6 +5,7 @@ pub mod action;
 pub mod disk;
 pub mod jobs;
 pub mod keymap;
+pub mod log;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ pub use action::Action;
 pub use disk::DiskPanel;
 pub use jobs::{JobEvent, JobInfo, Jobs};
 use keymap::KeyMap;
+pub use log::LogPanel;
 
 /// The panels of the main screen, in focus order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,10 @@ pub enum Msg {
     Disk(crate::disk::DiskSample),
     /// A background job reported.
     Job(JobEvent),
+    /// A whole sample from the log collector.
+    Log(Box<crate::logtail::LogSample>),
+    /// The logs that could be followed, newest first.
+    LogCandidates(Vec<crate::logtail::discover::LogCandidate>),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
 }
@@ -79,6 +85,8 @@ pub enum Effect {
     Quit,
     /// Sample every collector now.
     RefreshNow,
+    /// Follow this log instead.
+    SwitchLog(PathBuf),
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -93,6 +101,7 @@ pub struct AppState {
     pub focus: Panel,
     pub overlay: Overlay,
     pub disk: DiskPanel,
+    pub log: LogPanel,
     pub jobs: Jobs,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
@@ -109,6 +118,7 @@ impl AppState {
         let keymap = KeyMap::new(&config.keys)
             .unwrap_or_else(|_| KeyMap::new(&Default::default()).expect("the built-in keymap is valid"));
         let disk = DiskPanel::new((&config.disk).into());
+        let log = LogPanel::new(config.log.clone());
         Self {
             now,
             host,
@@ -118,6 +128,7 @@ impl AppState {
             focus: Panel::Gpu,
             overlay: Overlay::None,
             disk,
+            log,
             jobs: Jobs::default(),
             notice: None,
             demo: false,
@@ -146,10 +157,22 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Resize(w, h) => {
             state.size = (w, h);
+            state.log.page = crate::ui::log_page(w, h);
             vec![]
         }
         Msg::Disk(sample) => {
             state.disk.apply(sample, state.now);
+            vec![]
+        }
+        Msg::Log(sample) => {
+            state.log.apply(*sample, state.now);
+            vec![]
+        }
+        Msg::LogCandidates(list) => {
+            state.log.candidates = list;
+            if let Some(sel) = state.log.switcher {
+                state.log.switcher = Some(sel.min(state.log.candidates.len().saturating_sub(1)));
+            }
             vec![]
         }
         Msg::Job(ev) => {
@@ -175,6 +198,9 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
             state.overlay = Overlay::None;
         }
         return vec![];
+    }
+    if let Some(effects) = log::on_key(state, key) {
+        return effects;
     }
     let Some(action) = state.keymap.action(key) else {
         return vec![];
@@ -212,8 +238,17 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             if state.focus == Panel::Disk {
                 state.disk.scroll(action);
             }
+            log::scroll(state, action);
             vec![]
         }
         Action::Refresh => vec![Effect::RefreshNow],
+        Action::LogFollow
+        | Action::LogTop
+        | Action::LogEnd
+        | Action::LogSearch
+        | Action::LogNextMatch
+        | Action::LogPrevMatch
+        | Action::LogErrorsOnly
+        | Action::LogSwitch => log::on_action(state, action),
     }
 }

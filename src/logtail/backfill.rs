@@ -35,13 +35,7 @@ pub struct HistoryFolder<'p> {
 
 impl<'p> HistoryFolder<'p> {
     pub fn new(parser: &'p MetricParser, chart_points: usize, cap: usize) -> Self {
-        Self {
-            parser,
-            metrics: MetricsState::new(chart_points),
-            health: Health::default(),
-            cap: cap.max(1),
-            lines: 0,
-        }
+        Self { parser, metrics: MetricsState::new(chart_points), health: Health::default(), cap: cap.max(1), lines: 0 }
     }
 
     /// One line without its `\n`. Of its `\r` states the last one is parsed and the
@@ -59,9 +53,7 @@ impl<'p> HistoryFolder<'p> {
         // The last two states that are not blank (tqdm clears a bar with spaces).
         let (mut last, mut before): (Option<&[u8]>, Option<&[u8]>) = (None, None);
         let mut end = line.len();
-        let starts = memchr::memrchr_iter(b'\r', line)
-            .map(|p| p + 1)
-            .chain(std::iter::once(0));
+        let starts = memchr::memrchr_iter(b'\r', line).map(|p| p + 1).chain(std::iter::once(0));
         for start in starts {
             let seg = &line[start..end];
             end = start.saturating_sub(1);
@@ -151,13 +143,7 @@ pub fn backfill(
     if carry_len > 0 && !cancelled {
         folder.line(&carry);
     }
-    Ok(BackfillResult {
-        metrics: folder.metrics,
-        health: folder.health,
-        bytes,
-        lines: folder.lines,
-        cancelled,
-    })
+    Ok(BackfillResult { metrics: folder.metrics, health: folder.health, bytes, lines: folder.lines, cancelled })
 }
 
 #[cfg(test)]
@@ -172,28 +158,15 @@ mod tests {
         let mut content = Vec::new();
         for step in 1..=200_000u64 {
             // ~60 bytes a line: the 4 MiB chunk boundary falls inside lines.
-            writeln!(
-                content,
-                "step {step} | loss {:.4} | lr 1e-4 | tok/s 1900",
-                1.0 / step as f64
-            )
-            .expect("fmt");
+            writeln!(content, "step {step} | loss {:.4} | lr 1e-4 | tok/s 1900", 1.0 / step as f64).expect("fmt");
         }
         let end = content.len() as u64;
         content.extend_from_slice(b"step 999999 | loss 0.1\n");
         f.write_all(&content).expect("write");
         let parser = MetricParser::default();
         let mut calls = 0;
-        let r = backfill(
-            f.path(),
-            end,
-            &parser,
-            1000,
-            4096,
-            &AtomicBool::new(false),
-            |_| calls += 1,
-        )
-        .expect("backfill");
+        let r =
+            backfill(f.path(), end, &parser, 1000, 4096, &AtomicBool::new(false), |_| calls += 1).expect("backfill");
         assert_eq!(r.lines, 200_000);
         assert_eq!(r.bytes, end);
         assert_eq!(r.metrics.latest.step, Some(200_000));
@@ -213,16 +186,7 @@ mod tests {
         .expect("write");
         let parser = MetricParser::default();
         let end = f.as_file().metadata().expect("meta").len();
-        let r = backfill(
-            f.path(),
-            end,
-            &parser,
-            100,
-            4096,
-            &AtomicBool::new(false),
-            |_| {},
-        )
-        .expect("backfill");
+        let r = backfill(f.path(), end, &parser, 100, 4096, &AtomicBool::new(false), |_| {}).expect("backfill");
         assert_eq!(r.metrics.loss.points(), vec![(10.0, 2.0)]);
         assert_eq!(r.health.counts.cuda_oom, 1);
         assert_eq!(r.health.counts.killed, 1);

@@ -60,11 +60,7 @@ pub fn read_last_lines_of(file: &File, n: usize, cap: usize) -> io::Result<LastL
         // No complete line within reach: follow from the start (small file) or from
         // the end (one huge unfinished line).
         let end = if low == 0 { 0 } else { size };
-        return Ok(LastLines {
-            lines: Vec::new(),
-            end_offset: end,
-            size_bytes: size,
-        });
+        return Ok(LastLines { lines: Vec::new(), end_offset: end, size_bytes: size });
     };
     let end = last_nl + 1;
     let (start, cut_head) = if newlines.len() > n {
@@ -86,11 +82,7 @@ pub fn read_last_lines_of(file: &File, n: usize, cap: usize) -> io::Result<LastL
     if lines.len() > n {
         lines.drain(..lines.len() - n);
     }
-    Ok(LastLines {
-        lines,
-        end_offset: end,
-        size_bytes: size,
-    })
+    Ok(LastLines { lines, end_offset: end, size_bytes: size })
 }
 
 #[cfg(test)]
@@ -119,10 +111,7 @@ mod tests {
         let f = file_with(content.as_bytes());
         let l = read_last_lines(f.path(), 3, 100).expect("read");
         assert_eq!(texts(&l), ["line 99997", "line 99998", "line 99999"]);
-        assert_eq!(
-            l.end_offset,
-            content.len() as u64 - "unfinished".len() as u64
-        );
+        assert_eq!(l.end_offset, content.len() as u64 - "unfinished".len() as u64);
     }
 
     #[test]
@@ -136,10 +125,7 @@ mod tests {
         assert!(l.lines.is_empty());
         assert_eq!(l.end_offset, 0);
         let f = file_with(b"no newline yet");
-        assert_eq!(
-            read_last_lines(f.path(), 5, 100).expect("read").end_offset,
-            0
-        );
+        assert_eq!(read_last_lines(f.path(), 5, 100).expect("read").end_offset, 0);
     }
 
     #[test]

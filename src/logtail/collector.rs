@@ -60,11 +60,7 @@ pub struct LiveFold {
 
 impl LiveFold {
     pub fn new(parser: MetricParser, chart_points: usize) -> Self {
-        Self {
-            parser,
-            metrics: MetricsState::new(chart_points),
-            health: Health::default(),
-        }
+        Self { parser, metrics: MetricsState::new(chart_points), health: Health::default() }
     }
 
     /// Fold complete lines read at `now`, marking error lines.
@@ -141,11 +137,7 @@ impl Drop for LogCollector {
 
 /// Follow `path`, sending a [`LogSample`] whenever something changes. `send` returns
 /// `false` when nobody listens any more, which stops the collector.
-pub fn spawn_collector<F>(
-    path: PathBuf,
-    opts: CollectorOptions,
-    mut send: F,
-) -> std::io::Result<LogCollector>
+pub fn spawn_collector<F>(path: PathBuf, opts: CollectorOptions, mut send: F) -> std::io::Result<LogCollector>
 where
     F: FnMut(LogSample) -> bool + Send + 'static,
 {
@@ -178,41 +170,34 @@ where
     let read = Arc::new(AtomicU64::new(0));
     let waker_slot: Arc<std::sync::Mutex<Option<Waker>>> = Arc::default();
     if backfill_total > 0 {
-        let (path, parser, cancel, read, slot) = (
-            path.clone(),
-            parser.clone(),
-            cancel.clone(),
-            read.clone(),
-            waker_slot.clone(),
-        );
+        let (path, parser, cancel, read, slot) =
+            (path.clone(), parser.clone(), cancel.clone(), read.clone(), waker_slot.clone());
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        std::thread::Builder::new()
-            .name("logtail-backfill".into())
-            .spawn(move || {
-                let mut last_wake = Instant::now();
-                let result = backfill(&path, backfill_total, &parser, points, cap, &cancel, |n| {
-                    read.store(n, Ordering::Relaxed);
-                    if last_wake.elapsed() > Duration::from_millis(250) {
-                        last_wake = Instant::now();
-                        if let Ok(g) = slot.lock()
-                            && let Some(w) = g.as_ref()
-                        {
-                            w.wake();
-                        }
+        std::thread::Builder::new().name("logtail-backfill".into()).spawn(move || {
+            let mut last_wake = Instant::now();
+            let result = backfill(&path, backfill_total, &parser, points, cap, &cancel, |n| {
+                read.store(n, Ordering::Relaxed);
+                if last_wake.elapsed() > Duration::from_millis(250) {
+                    last_wake = Instant::now();
+                    if let Ok(g) = slot.lock()
+                        && let Some(w) = g.as_ref()
+                    {
+                        w.wake();
                     }
-                })
-                .map(|mut r| {
-                    r.health.last_line_at = mtime;
-                    r
-                })
-                .map_err(|e| format!("reading the history of {}: {e}", path.display()));
-                let _ = hist_tx.send(result);
-                if let Ok(g) = slot.lock()
-                    && let Some(w) = g.as_ref()
-                {
-                    w.wake();
                 }
-            })?;
+            })
+            .map(|mut r| {
+                r.health.last_line_at = mtime;
+                r
+            })
+            .map_err(|e| format!("reading the history of {}: {e}", path.display()));
+            let _ = hist_tx.send(result);
+            if let Ok(g) = slot.lock()
+                && let Some(w) = g.as_ref()
+            {
+                w.wake();
+            }
+        })?;
     }
 
     let tailer = Tailer::new(path.clone(), start, cap);
@@ -227,10 +212,7 @@ where
     let mut writer_alive: Option<bool> = None;
     let mut last_writer_check: Option<Instant> = None;
     let mut error: Option<String> = None;
-    let follow_opts = FollowOptions {
-        poll_interval: cfg.poll_interval,
-        min_interval: opts.min_interval,
-    };
+    let follow_opts = FollowOptions { poll_interval: cfg.poll_interval, min_interval: opts.min_interval };
     let workspace = opts.workspace.clone();
     let discover_every = opts.discover_every;
     let config = opts.config.clone();
@@ -311,11 +293,7 @@ where
             metrics: live.metrics.after(hm),
             health: live.health.merged_after(hh),
             backfill: BackfillProgress {
-                read_bytes: if backfill_done {
-                    backfill_total
-                } else {
-                    progress
-                },
+                read_bytes: if backfill_done { backfill_total } else { progress },
                 total_bytes: backfill_total,
                 done: backfill_done,
             },
@@ -330,10 +308,7 @@ where
         // The history may have finished before the waker was in place.
         handle.waker().wake();
     }
-    Ok(LogCollector {
-        follow: Some(handle),
-        cancel,
-    })
+    Ok(LogCollector { follow: Some(handle), cancel })
 }
 
 /// The path a collector would follow for this workspace and config, if any.

@@ -71,9 +71,7 @@ impl LogConfig {
         if self.stall_after < Duration::from_secs(10) {
             bad("stall_after", "must be at least 10s".into());
         }
-        if self.poll_interval < Duration::from_millis(100)
-            || self.poll_interval > Duration::from_secs(300)
-        {
+        if self.poll_interval < Duration::from_millis(100) || self.poll_interval > Duration::from_secs(300) {
             bad("poll_interval", "must be between 100ms and 5m".into());
         }
         if !(80..=1 << 20).contains(&self.max_line_bytes) {
@@ -106,8 +104,7 @@ pub(crate) mod duration_text {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| D::Error::custom(format!("not a duration like \"15m\": {e}")))
+        humantime::parse_duration(&text).map_err(|e| D::Error::custom(format!("not a duration like \"15m\": {e}")))
     }
 }
 

@@ -17,14 +17,7 @@ pub struct LogCandidate {
 }
 
 /// Folders never searched for logs.
-const SKIP_DIRS: &[&str] = &[
-    "node_modules",
-    "target",
-    "__pycache__",
-    "venv",
-    "wandb",
-    "checkpoints",
-];
+const SKIP_DIRS: &[&str] = &["node_modules", "target", "__pycache__", "venv", "wandb", "checkpoints"];
 /// How deep the workspace-wide search goes, and how many entries it looks at.
 const MAX_DEPTH: usize = 5;
 const MAX_ENTRIES: usize = 50_000;
@@ -33,11 +26,7 @@ const MAX_ENTRIES: usize = 50_000;
 /// does not exist yet: it is followed until it appears).
 pub fn candidates(workspace: &Path, cfg: &LogConfig) -> Vec<LogCandidate> {
     if let Some(p) = &cfg.path {
-        let path = if p.is_absolute() {
-            p.clone()
-        } else {
-            workspace.join(p)
-        };
+        let path = if p.is_absolute() { p.clone() } else { workspace.join(p) };
         return vec![candidate(path)];
     }
     let mut found = Vec::new();
@@ -73,11 +62,7 @@ pub fn candidates(workspace: &Path, cfg: &LogConfig) -> Vec<LogCandidate> {
             });
         }
     }
-    found.sort_by(|a, b| {
-        b.modified
-            .cmp(&a.modified)
-            .then_with(|| a.path.cmp(&b.path))
-    });
+    found.sort_by(|a, b| b.modified.cmp(&a.modified).then_with(|| a.path.cmp(&b.path)));
     found
 }
 
@@ -111,12 +96,7 @@ fn candidate(path: PathBuf) -> LogCandidate {
             exists: true,
             path,
         },
-        Err(_) => LogCandidate {
-            path,
-            modified: SystemTime::UNIX_EPOCH,
-            size_bytes: 0,
-            exists: false,
-        },
+        Err(_) => LogCandidate { path, modified: SystemTime::UNIX_EPOCH, size_bytes: 0, exists: false },
     }
 }
 
@@ -136,10 +116,7 @@ fn walk(root: &Path, dir: &Path, depth: usize, seen: &mut usize, f: &mut dyn FnM
         let name = e.file_name();
         let name = name.to_string_lossy();
         if ft.is_dir() {
-            if depth + 1 < MAX_DEPTH
-                && !name.starts_with('.')
-                && !SKIP_DIRS.contains(&name.as_ref())
-            {
+            if depth + 1 < MAX_DEPTH && !name.starts_with('.') && !SKIP_DIRS.contains(&name.as_ref()) {
                 walk(root, &path, depth + 1, seen, f);
             }
         } else if ft.is_file()
@@ -173,14 +150,8 @@ mod tests {
         let new = touch(ws.path(), "experiments/v68/logs/train.log", 10);
         touch(ws.path(), "other/newest.log", 1);
         let c = candidates(ws.path(), &LogConfig::default());
-        assert_eq!(
-            c.iter().map(|c| c.path.clone()).collect::<Vec<_>>(),
-            vec![new.clone(), old.clone()]
-        );
-        assert_eq!(
-            newer_than(ws.path(), &LogConfig::default(), &old).map(|c| c.path),
-            Some(new.clone())
-        );
+        assert_eq!(c.iter().map(|c| c.path.clone()).collect::<Vec<_>>(), vec![new.clone(), old.clone()]);
+        assert_eq!(newer_than(ws.path(), &LogConfig::default(), &old).map(|c| c.path), Some(new.clone()));
         assert_eq!(newer_than(ws.path(), &LogConfig::default(), &new), None);
     }
 
@@ -190,10 +161,7 @@ mod tests {
         touch(ws.path(), ".git/x.log", 1);
         let a = touch(ws.path(), "runs/a/out.log", 5);
         touch(ws.path(), "notes.txt", 1);
-        assert_eq!(
-            select(ws.path(), &LogConfig::default()).map(|c| c.path),
-            Some(a)
-        );
+        assert_eq!(select(ws.path(), &LogConfig::default()).map(|c| c.path), Some(a));
     }
 
     #[test]
@@ -201,15 +169,9 @@ mod tests {
         let ws = tempfile::tempdir().expect("tmp");
         let a = touch(ws.path(), "logs/run1/train.log", 50);
         touch(ws.path(), "logs/run1/deep/x/train.log", 1);
-        let cfg = LogConfig {
-            glob: Some("logs/*/train.log".into()),
-            ..Default::default()
-        };
+        let cfg = LogConfig { glob: Some("logs/*/train.log".into()), ..Default::default() };
         assert_eq!(select(ws.path(), &cfg).map(|c| c.path), Some(a));
-        let cfg = LogConfig {
-            path: Some("later.log".into()),
-            ..Default::default()
-        };
+        let cfg = LogConfig { path: Some("later.log".into()), ..Default::default() };
         let c = select(ws.path(), &cfg).expect("configured");
         assert!(!c.exists);
         assert_eq!(c.path, ws.path().join("later.log"));

@@ -37,9 +37,7 @@ impl ErrorKind {
         match self {
             ErrorKind::CudaOom => Some("the job needs more VRAM than this tier has — see tier fit"),
             ErrorKind::NanLoss => Some("loss diverged: lower the learning rate or check the data"),
-            ErrorKind::Killed => {
-                Some("killed by the system, often the host's out-of-memory killer (RAM)")
-            }
+            ErrorKind::Killed => Some("killed by the system, often the host's out-of-memory killer (RAM)"),
             ErrorKind::Traceback => None,
         }
     }
@@ -105,11 +103,7 @@ impl Health {
             }
             // The exception line ends the traceback and names it.
             self.in_traceback = false;
-            let kind = if is_oom(line) {
-                ErrorKind::CudaOom
-            } else {
-                ErrorKind::Traceback
-            };
+            let kind = if is_oom(line) { ErrorKind::CudaOom } else { ErrorKind::Traceback };
             if kind != ErrorKind::Traceback {
                 self.counts.traceback = self.counts.traceback.saturating_sub(1);
                 *self.counts.slot(kind) += 1;
@@ -144,19 +138,13 @@ impl Health {
 
     /// Stalled: a training process is alive and no line came for `stall_after`.
     /// Without a line yet, `since` (when following began) counts as the last line.
-    pub fn stalled(
-        &self,
-        now: SystemTime,
-        since: SystemTime,
-        training_alive: bool,
-        stall_after: Duration,
-    ) -> bool {
+    /// (A log opened already quiet has its modification time as the last line.)
+    pub fn stalled(&self, now: SystemTime, since: SystemTime, training_alive: bool, stall_after: Duration) -> bool {
         if !training_alive {
             return false;
         }
-        let last = self.last_line_at.unwrap_or(since).max(since);
-        now.duration_since(last)
-            .is_ok_and(|quiet| quiet >= stall_after)
+        let last = self.last_line_at.unwrap_or(since);
+        now.duration_since(last).is_ok_and(|quiet| quiet >= stall_after)
     }
 
     /// Combine the history read in the background (`before`) with what was followed
@@ -170,10 +158,7 @@ impl Health {
                 nan_loss: c(|x| x.nan_loss),
                 killed: c(|x| x.killed),
             },
-            last_error: self
-                .last_error
-                .clone()
-                .or_else(|| before.last_error.clone()),
+            last_error: self.last_error.clone().or_else(|| before.last_error.clone()),
             last_line_at: self.last_line_at.or(before.last_line_at),
             in_traceback: self.in_traceback,
         }
@@ -186,11 +171,7 @@ fn error(kind: ErrorKind, line: &[u8]) -> LogError {
     if message.is_empty() {
         message = kind.label().to_string();
     }
-    LogError {
-        kind,
-        message,
-        hint: kind.hint().map(str::to_string),
-    }
+    LogError { kind, message, hint: kind.hint().map(str::to_string) }
 }
 
 static OUT_OF_MEMORY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"out of memory"));
@@ -202,10 +183,7 @@ fn is_oom(line: &[u8]) -> bool {
     if memchr::memchr2(b'C', b'O', line).is_none() {
         return false;
     }
-    OUT_OF_MEMORY
-        .find(line)
-        .is_some_and(|_| memmem::find(line, b"CUDA").is_some())
-        || OOM_ERROR.find(line).is_some()
+    OUT_OF_MEMORY.find(line).is_some_and(|_| memmem::find(line, b"CUDA").is_some()) || OOM_ERROR.find(line).is_some()
 }
 
 fn is_killed(line: &[u8]) -> bool {
@@ -237,10 +215,7 @@ mod tests {
 
     fn run(lines: &[&str]) -> (Health, Vec<Option<ErrorKind>>) {
         let mut h = Health::default();
-        let kinds = lines
-            .iter()
-            .map(|l| h.classify(l.as_bytes(), false))
-            .collect();
+        let kinds = lines.iter().map(|l| h.classify(l.as_bytes(), false)).collect();
         (h, kinds)
     }
 
@@ -256,10 +231,7 @@ mod tests {
         ]);
         assert_eq!(h.error_count(), 1);
         assert_eq!(h.counts.traceback, 1);
-        assert_eq!(
-            h.last_error.as_ref().map(|e| e.message.as_str()),
-            Some("ValueError: bad shape")
-        );
+        assert_eq!(h.last_error.as_ref().map(|e| e.message.as_str()), Some("ValueError: bad shape"));
         assert_eq!(kinds[0], None);
         assert!(kinds[1..5].iter().all(|k| k.is_some()));
         assert_eq!(kinds[5], None);
@@ -272,13 +244,7 @@ mod tests {
             "  File \"train.py\", line 9, in step",
             "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
         ]);
-        assert_eq!(
-            h.counts,
-            ErrorCounts {
-                cuda_oom: 1,
-                ..Default::default()
-            }
-        );
+        assert_eq!(h.counts, ErrorCounts { cuda_oom: 1, ..Default::default() });
         assert_eq!(kinds[2], Some(ErrorKind::CudaOom));
         let e = h.last_error.expect("error");
         assert!(e.hint.expect("hint").contains("tier fit"));
@@ -288,14 +254,8 @@ mod tests {
     fn killed_forms() {
         for (line, want) in [
             ("Killed", true),
-            (
-                "./run.sh: line 3: 4121 Killed                  python train.py",
-                true,
-            ),
-            (
-                "[12345.6] Out of memory: Killed process 4121 (python)",
-                true,
-            ),
+            ("./run.sh: line 3: 4121 Killed                  python train.py", true),
+            ("[12345.6] Out of memory: Killed process 4121 (python)", true),
             ("Killed process 4121 (python) total-vm:1kB", true),
             ("Killedx", false),
             ("nothing was Killed here by anyone", false),

@@ -19,11 +19,7 @@ pub struct LogLine {
 impl LogLine {
     /// A plain line (tests, fixtures).
     pub fn new(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            truncated: false,
-            error: None,
-        }
+        Self { text: text.into(), truncated: false, error: None }
     }
 }
 
@@ -42,13 +38,7 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     pub fn new(cap: usize) -> Self {
-        Self {
-            cap: cap.max(1),
-            buf: Vec::new(),
-            truncated: false,
-            after_cr: false,
-            started: false,
-        }
+        Self { cap: cap.max(1), buf: Vec::new(), truncated: false, after_cr: false, started: false }
     }
 
     /// Feed bytes; complete lines are appended to `out`.
@@ -93,11 +83,7 @@ impl LineSplitter {
     }
 
     fn take_line(&mut self) -> LogLine {
-        let line = LogLine {
-            text: display_text(&self.buf, self.truncated),
-            truncated: self.truncated,
-            error: None,
-        };
+        let line = LogLine { text: display_text(&self.buf, self.truncated), truncated: self.truncated, error: None };
         self.buf.clear();
         if self.buf.capacity() > self.cap.max(4096) {
             self.buf.shrink_to(self.cap);
@@ -115,11 +101,7 @@ impl LineSplitter {
 
     /// End of the stream (rotation, deletion): an unfinished line becomes a line.
     pub fn finish(&mut self) -> Option<LogLine> {
-        if self.started {
-            Some(self.take_line())
-        } else {
-            None
-        }
+        if self.started { Some(self.take_line()) } else { None }
     }
 
     /// Forget an unfinished line.
@@ -209,10 +191,7 @@ mod tests {
 
     #[test]
     fn carriage_returns_collapse() {
-        let (lines, _) = split(
-            &[b" 10%|#  | 1/10\r 20%|## | 2/10\r", b"100%|###| 10/10\n"],
-            100,
-        );
+        let (lines, _) = split(&[b" 10%|#  | 1/10\r 20%|## | 2/10\r", b"100%|###| 10/10\n"], 100);
         assert_eq!(lines, ["100%|###| 10/10"]);
         let (lines, _) = split(&[b"windows line\r\n", b"bar\r    \r{'loss': 1.0}\n"], 100);
         assert_eq!(lines, ["windows line", "{'loss': 1.0}"]);

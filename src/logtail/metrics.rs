@@ -42,14 +42,7 @@ pub struct Series {
 
 impl Series {
     pub fn new(cap: usize) -> Self {
-        Self {
-            points: Vec::new(),
-            last: None,
-            cap: cap.max(4),
-            stride: 1,
-            seen: 0,
-            count: 0,
-        }
+        Self { points: Vec::new(), last: None, cap: cap.max(4), stride: 1, seen: 0, count: 0 }
     }
 
     pub fn push(&mut self, x: f64, y: f64) {
@@ -153,8 +146,7 @@ impl MetricsState {
             }
             if u.eta_seconds.is_some() {
                 l.eta_seconds = u.eta_seconds;
-            } else if let (Some(total), Some(step), Some(rate)) =
-                (l.total_steps, l.step, l.iterations_per_second)
+            } else if let (Some(total), Some(step), Some(rate)) = (l.total_steps, l.step, l.iterations_per_second)
                 && u.step.is_some()
                 && rate > 0.0
             {
@@ -164,14 +156,7 @@ impl MetricsState {
         macro_rules! keep {
             ($($f:ident),*) => { $( if u.$f.is_some() { l.$f = u.$f; } )* };
         }
-        keep!(
-            learning_rate,
-            grad_norm,
-            epoch,
-            tokens_per_second,
-            train_runtime,
-            final_train_loss
-        );
+        keep!(learning_rate, grad_norm, epoch, tokens_per_second, train_runtime, final_train_loss);
         if let Some(loss) = u.loss {
             l.loss = Some(loss);
             self.losses += 1;
@@ -258,10 +243,7 @@ mod tests {
 
     #[test]
     fn eta_computed_from_rate_and_total() {
-        let m = feed(&[
-            " 10%|█         | 100/1000 [00:10<01:30,  10.00it/s]",
-            "step 500 | loss 1.0",
-        ]);
+        let m = feed(&[" 10%|█         | 100/1000 [00:10<01:30,  10.00it/s]", "step 500 | loss 1.0"]);
         assert_eq!(m.latest.eta_seconds, Some(50.0));
     }
 
@@ -292,9 +274,6 @@ mod tests {
         let live = feed(&["step 3 loss 1.0"]);
         let m = live.after(&before);
         assert_eq!(m.loss.points(), vec![(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]);
-        assert_eq!(
-            (m.latest.step, m.latest.loss, m.latest.learning_rate),
-            (Some(3), Some(1.0), Some(0.1))
-        );
+        assert_eq!((m.latest.step, m.latest.loss, m.latest.learning_rate), (Some(3), Some(1.0), Some(0.1)));
     }
 }

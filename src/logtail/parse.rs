@@ -33,10 +33,7 @@ impl MetricUpdate {
 
     /// The line reports a loss that is NaN or infinite.
     pub fn has_bad_loss(&self) -> bool {
-        [self.loss, self.eval_loss]
-            .into_iter()
-            .flatten()
-            .any(|v| !v.is_finite())
+        [self.loss, self.eval_loss].into_iter().flatten().any(|v| !v.is_finite())
     }
 
     fn set(&mut self, field: Field, v: f64) {
@@ -149,18 +146,13 @@ fn lookup_key(raw: &[u8]) -> Option<Key> {
 fn match_key(key: &[u8]) -> Option<Key> {
     use Field::*;
     Some(Key::Field(match key {
-        b"step"
-        | b"global_step"
-        | b"train/global_step"
-        | b"trainer/global_step"
-        | b"iter"
-        | b"iteration" => Step,
+        b"step" | b"global_step" | b"train/global_step" | b"trainer/global_step" | b"iter" | b"iteration" => Step,
         b"total_steps" | b"max_steps" => TotalSteps,
         b"loss" | b"train/loss" | b"training_loss" | b"loss_step" | b"train_loss_step" => Loss,
         b"train_loss" => return Some(Key::TrainLoss),
         b"train_runtime" => return Some(Key::TrainRuntime),
-        b"eval_loss" | b"eval/loss" | b"val_loss" | b"val/loss" | b"validation_loss"
-        | b"validation/loss" | b"valid_loss" => EvalLoss,
+        b"eval_loss" | b"eval/loss" | b"val_loss" | b"val/loss" | b"validation_loss" | b"validation/loss"
+        | b"valid_loss" => EvalLoss,
         b"learning_rate" | b"lr" | b"train/learning_rate" | b"train/lr" => LearningRate,
         b"grad_norm" | b"train/grad_norm" | b"gradnorm" | b"gnorm" => GradNorm,
         b"epoch" | b"train/epoch" => Epoch,
@@ -240,36 +232,24 @@ impl MetricParser {
 }
 
 fn compile(pattern: &str) -> Result<UserPattern, String> {
-    let re = regex::bytes::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::Syntax(s) => {
-                format!(
-                    "not a valid regex: {}",
-                    s.lines().last().unwrap_or_default()
-                )
-            }
-            other => format!("not a valid regex: {other}"),
-        })?;
+    let re = regex::bytes::RegexBuilder::new(pattern).size_limit(1 << 20).build().map_err(|e| match e {
+        regex::Error::Syntax(s) => {
+            format!("not a valid regex: {}", s.lines().last().unwrap_or_default())
+        }
+        other => format!("not a valid regex: {other}"),
+    })?;
     let mut groups = Vec::new();
     for (idx, name) in re.capture_names().enumerate() {
         let Some(name) = name else { continue };
         match Field::from_group(name) {
             Some(f) => groups.push((idx, f)),
             None => {
-                return Err(format!(
-                    "unknown group name {name:?}; use one of {}",
-                    Field::GROUP_NAMES.join(", ")
-                ));
+                return Err(format!("unknown group name {name:?}; use one of {}", Field::GROUP_NAMES.join(", ")));
             }
         }
     }
     if groups.is_empty() {
-        return Err(format!(
-            "needs a named group, one of {}",
-            Field::GROUP_NAMES.join(", ")
-        ));
+        return Err(format!("needs a named group, one of {}", Field::GROUP_NAMES.join(", ")));
     }
     Ok(UserPattern { re, groups })
 }
@@ -286,16 +266,10 @@ pub(crate) fn parse_number(s: &[u8]) -> Option<(f64, usize)> {
     let neg = s.first() == Some(&b'-');
     let rest = &s[i..];
     if rest.first().is_some_and(u8::is_ascii_alphabetic) {
-        for (word, value) in [
-            (&b"nan"[..], f64::NAN),
-            (b"infinity", f64::INFINITY),
-            (b"inf", f64::INFINITY),
-        ] {
+        for (word, value) in [(&b"nan"[..], f64::NAN), (b"infinity", f64::INFINITY), (b"inf", f64::INFINITY)] {
             if rest.len() >= word.len()
                 && rest[..word.len()].eq_ignore_ascii_case(word)
-                && rest
-                    .get(word.len())
-                    .is_none_or(|c| !c.is_ascii_alphanumeric())
+                && rest.get(word.len()).is_none_or(|c| !c.is_ascii_alphanumeric())
             {
                 let v = if neg { -value } else { value };
                 return Some((v, i + word.len()));
@@ -357,15 +331,11 @@ pub(crate) fn parse_number(s: &[u8]) -> Option<(f64, usize)> {
     let net = exp.saturating_sub(frac_digits);
     if mant_digits <= 15 && (-22..=22).contains(&net) {
         const POW10: [f64; 23] = [
-            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+            1e19, 1e20, 1e21, 1e22,
         ];
         let m = mantissa as f64;
-        let v = if net >= 0 {
-            m * POW10[net as usize]
-        } else {
-            m / POW10[(-net) as usize]
-        };
+        let v = if net >= 0 { m * POW10[net as usize] } else { m / POW10[(-net) as usize] };
         return Some((if neg { -v } else { v }, i));
     }
     let text = std::str::from_utf8(&s[..i]).ok()?;
@@ -498,9 +468,7 @@ fn dict_value(s: &[u8], i: usize) -> (Option<f64>, usize) {
         Some(&q @ (b'\'' | b'"')) => match memchr(q, &s[i + 1..]) {
             Some(end) => {
                 let inner = s[i + 1..i + 1 + end].trim_ascii();
-                let v = parse_number(inner)
-                    .filter(|&(_, n)| n == inner.len())
-                    .map(|(v, _)| v);
+                let v = parse_number(inner).filter(|&(_, n)| n == inner.len()).map(|(v, _)| v);
                 (v, i + 2 + end)
             }
             None => (None, s.len()),
@@ -512,10 +480,7 @@ fn dict_value(s: &[u8], i: usize) -> (Option<f64>, usize) {
             }
             // A wrapper: an identifier (dots allowed) followed by `(`.
             let mut j = i;
-            while s
-                .get(j)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.')
-            {
+            while s.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.') {
                 j += 1;
             }
             if j > i && s.get(j) == Some(&b'(') {
@@ -629,10 +594,7 @@ fn bar_inner(inner: &[u8]) -> Option<(Option<f64>, Option<f64>, &[u8])> {
         }
     };
     i += m;
-    let unit_end = inner[i..]
-        .iter()
-        .position(|c| matches!(c, b',' | b' '))
-        .map_or(inner.len(), |p| i + p);
+    let unit_end = inner[i..].iter().position(|c| matches!(c, b',' | b' ')).map_or(inner.len(), |p| i + p);
     let unit = &inner[i..unit_end];
     let rate = if unit.ends_with(b"/s") {
         value
@@ -642,11 +604,7 @@ fn bar_inner(inner: &[u8]) -> Option<(Option<f64>, Option<f64>, &[u8])> {
         return None;
     };
     // Only count iterations (`it`) as steps per second; `B/s` and such are not steps.
-    let rate = if unit == b"it/s" || unit == b"s/it" {
-        rate
-    } else {
-        None
-    };
+    let rate = if unit == b"it/s" || unit == b"s/it" { rate } else { None };
     Some((remaining, rate, &inner[unit_end..]))
 }
 
@@ -666,10 +624,7 @@ fn bar_counter(before: &[u8]) -> Option<(u64, Option<u64>, usize)> {
     if start == digits_end {
         return None;
     }
-    let last: u64 = std::str::from_utf8(&before[start..digits_end])
-        .ok()?
-        .parse()
-        .ok()?;
+    let last: u64 = std::str::from_utf8(&before[start..digits_end]).ok()?.parse().ok()?;
     if !has_unit && start > 0 && before[start - 1] == b'/' {
         let num_end = start - 1;
         let mut num_start = num_end;
@@ -679,10 +634,7 @@ fn bar_counter(before: &[u8]) -> Option<(u64, Option<u64>, usize)> {
         if num_start == num_end {
             return None;
         }
-        let step: u64 = std::str::from_utf8(&before[num_start..num_end])
-            .ok()?
-            .parse()
-            .ok()?;
+        let step: u64 = std::str::from_utf8(&before[num_start..num_end]).ok()?.parse().ok()?;
         return Some((step, Some(last), num_start));
     }
     if has_unit {
@@ -753,9 +705,7 @@ fn parse_pairs(s: &[u8], u: &mut MetricUpdate) -> bool {
         let Some((v, n)) = parsed else { continue };
         let end = j + n;
         // `loss 2.3abc` is not a value; `tok/s 1.9k` is not either (units not supported).
-        if s.get(end)
-            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
-        {
+        if s.get(end).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
             continue;
         }
         u.set(field, v);
@@ -777,9 +727,7 @@ mod tests {
     use super::*;
 
     fn p(line: &str) -> MetricUpdate {
-        MetricParser::default()
-            .parse(line.as_bytes())
-            .unwrap_or_default()
+        MetricParser::default().parse(line.as_bytes()).unwrap_or_default()
     }
 
     #[test]
@@ -804,24 +752,12 @@ mod tests {
                 0 => format!("{}", rng.f64() * 10f64.powi(rng.i32(-8..8))),
                 1 => format!("{:.4}", rng.f64() * 10.0),
                 2 => format!("{:e}", rng.f64() * 1e-3),
-                _ => format!(
-                    "{}.{}e-{}",
-                    rng.u32(0..1000),
-                    rng.u32(0..100),
-                    rng.u8(0..30)
-                ),
+                _ => format!("{}.{}e-{}", rng.u32(0..1000), rng.u32(0..100), rng.u8(0..30)),
             };
             let want: f64 = text.parse().expect("std parses");
-            assert_eq!(
-                parse_number(text.as_bytes()),
-                Some((want, text.len())),
-                "{text}"
-            );
+            assert_eq!(parse_number(text.as_bytes()), Some((want, text.len())), "{text}");
         }
-        assert_eq!(
-            parse_number(b"12345678901234567890"),
-            Some((12345678901234567890.0, 20))
-        );
+        assert_eq!(parse_number(b"12345678901234567890"), Some((12345678901234567890.0, 20)));
         assert_eq!(parse_number(b"1e400"), Some((f64::INFINITY, 5)));
     }
 
@@ -841,53 +777,24 @@ mod tests {
         assert_eq!(u.grad_norm, Some(0.8));
         assert_eq!(u.learning_rate, Some(3e-4));
         assert_eq!(u.epoch, Some(1.4));
-        let u = p(
-            "{'train_runtime': 3600.5, 'train_samples_per_second': 9.1, 'train_loss': 2.05, 'epoch': 3.0}",
-        );
-        assert_eq!(
-            (u.train_runtime, u.final_train_loss, u.loss),
-            (Some(3600.5), Some(2.05), None)
-        );
-        let u = p(
-            "{'loss': '1.5', 'grad_norm': tensor(0.9, device='cuda:0'), 'x': None, 'lr': np.float32(1e-5)}",
-        );
-        assert_eq!(
-            (u.loss, u.grad_norm, u.learning_rate),
-            (Some(1.5), Some(0.9), Some(1e-5))
-        );
+        let u = p("{'train_runtime': 3600.5, 'train_samples_per_second': 9.1, 'train_loss': 2.05, 'epoch': 3.0}");
+        assert_eq!((u.train_runtime, u.final_train_loss, u.loss), (Some(3600.5), Some(2.05), None));
+        let u = p("{'loss': '1.5', 'grad_norm': tensor(0.9, device='cuda:0'), 'x': None, 'lr': np.float32(1e-5)}");
+        assert_eq!((u.loss, u.grad_norm, u.learning_rate), (Some(1.5), Some(0.9), Some(1e-5)));
     }
 
     #[test]
     fn bars() {
         let u = p(" 45%|████▌     | 450/1000 [01:00<01:13,  7.50it/s, loss=2.31]");
-        assert_eq!(
-            (u.step, u.total_steps, u.eta_seconds),
-            (Some(450), Some(1000), Some(73.0))
-        );
-        assert_eq!(
-            (u.iterations_per_second, u.loss, u.from_bar),
-            (Some(7.5), Some(2.31), true)
-        );
-        let u = p(
-            "Epoch 2:  10%|█         | 10/100 [00:20<03:00,  2.00s/it, v_num=0, train_loss=1.23]",
-        );
-        assert_eq!(
-            (u.epoch, u.step, u.iterations_per_second),
-            (Some(2.0), Some(210), Some(0.5))
-        );
+        assert_eq!((u.step, u.total_steps, u.eta_seconds), (Some(450), Some(1000), Some(73.0)));
+        assert_eq!((u.iterations_per_second, u.loss, u.from_bar), (Some(7.5), Some(2.31), true));
+        let u = p("Epoch 2:  10%|█         | 10/100 [00:20<03:00,  2.00s/it, v_num=0, train_loss=1.23]");
+        assert_eq!((u.epoch, u.step, u.iterations_per_second), (Some(2.0), Some(210), Some(0.5)));
         assert_eq!(u.loss, Some(1.23));
         let u = p("120it [00:30, 4.00it/s]");
         assert_eq!((u.step, u.total_steps), (Some(120), None));
         let u = p("  0%|          | 0/500 [00:00<?, ?it/s]");
-        assert_eq!(
-            (
-                u.step,
-                u.total_steps,
-                u.eta_seconds,
-                u.iterations_per_second
-            ),
-            (Some(0), Some(500), None, None)
-        );
+        assert_eq!((u.step, u.total_steps, u.eta_seconds, u.iterations_per_second), (Some(0), Some(500), None, None));
     }
 
     #[test]
@@ -898,26 +805,14 @@ mod tests {
             (Some(120), Some(2.3), Some(1e-4), Some(1900.0))
         );
         let u = p("Step: 5/100, loss=0.5, eta 1:00:00");
-        assert_eq!(
-            (u.step, u.total_steps, u.loss, u.eta_seconds),
-            (Some(5), Some(100), Some(0.5), Some(3600.0))
-        );
-        assert!(
-            MetricParser::default()
-                .parse(b"Saving model checkpoint to out/checkpoint-500")
-                .is_none()
-        );
-        assert!(
-            MetricParser::default()
-                .parse(b"the loss of a friend")
-                .is_none()
-        );
+        assert_eq!((u.step, u.total_steps, u.loss, u.eta_seconds), (Some(5), Some(100), Some(0.5), Some(3600.0)));
+        assert!(MetricParser::default().parse(b"Saving model checkpoint to out/checkpoint-500").is_none());
+        assert!(MetricParser::default().parse(b"the loss of a friend").is_none());
     }
 
     #[test]
     fn user_patterns_add_and_override() {
-        let parser = MetricParser::new(&[r"it (?P<step>\d+): L=(?P<loss>[0-9.]+)".into()])
-            .expect("compiles");
+        let parser = MetricParser::new(&[r"it (?P<step>\d+): L=(?P<loss>[0-9.]+)".into()]).expect("compiles");
         let u = parser.parse(b"it 7: L=0.25 loss=9").expect("match");
         assert_eq!((u.step, u.loss), (Some(7), Some(0.25)));
         assert!(MetricParser::new(&["(?P<nope>x)".into()]).is_err());

@@ -119,10 +119,7 @@ impl Tailer {
         }
         match std::fs::metadata(&self.path) {
             Ok(meta) => {
-                let same = self
-                    .open
-                    .as_ref()
-                    .is_some_and(|o| o.dev == meta.dev() && o.ino == meta.ino());
+                let same = self.open.as_ref().is_some_and(|o| o.dev == meta.dev() && o.ino == meta.ino());
                 if !same {
                     if self.open.is_some() {
                         // Finish the old file before switching: no line lost.
@@ -176,12 +173,7 @@ impl Tailer {
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
-        let mut open = OpenFile {
-            file,
-            dev: meta.dev(),
-            ino: meta.ino(),
-            offset: 0,
-        };
+        let mut open = OpenFile { file, dev: meta.dev(), ino: meta.ino(), offset: 0 };
         let start = match self.start.take().unwrap_or(StartAt::Beginning) {
             StartAt::Beginning => 0,
             StartAt::End => meta.len(),
@@ -247,10 +239,7 @@ pub struct FollowOptions {
 
 impl Default for FollowOptions {
     fn default() -> Self {
-        Self {
-            poll_interval: Duration::from_secs(2),
-            min_interval: Duration::from_millis(50),
-        }
+        Self { poll_interval: Duration::from_secs(2), min_interval: Duration::from_millis(50) }
     }
 }
 
@@ -301,11 +290,7 @@ impl Waker {
 
 /// Run `step` on a thread each time the log's folder changes (and at least every
 /// `poll_interval`). `step` gets the tailer and returns `false` to stop.
-pub fn spawn_follow<F>(
-    mut tailer: Tailer,
-    opts: FollowOptions,
-    mut step: F,
-) -> io::Result<FollowHandle>
+pub fn spawn_follow<F>(mut tailer: Tailer, opts: FollowOptions, mut step: F) -> io::Result<FollowHandle>
 where
     F: FnMut(&mut Tailer, &Waker) -> bool + Send + 'static,
 {
@@ -313,68 +298,49 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let stop_thread = stop.clone();
     let waker = Waker(tx.clone());
-    let thread = std::thread::Builder::new()
-        .name("logtail-follow".into())
-        .spawn(move || {
-            let folder = tailer
-                .path()
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            let mut watcher: Option<notify::RecommendedWatcher> = None;
-            let mut last_poll: Option<Instant> = None;
-            let mut last_watch_try: Option<Instant> = None;
-            loop {
-                if stop_thread.load(Ordering::SeqCst) {
-                    break;
-                }
-                if watcher.is_none() && last_watch_try.is_none_or(|t| t.elapsed() > WATCH_RETRY) {
-                    last_watch_try = Some(Instant::now());
-                    watcher = watch_folder(&folder, waker.clone());
-                }
-                if let Some(t) = last_poll {
-                    let since = t.elapsed();
-                    if since < opts.min_interval {
-                        std::thread::sleep(opts.min_interval - since);
-                    }
-                }
-                last_poll = Some(Instant::now());
-                if !step(&mut tailer, &waker) {
-                    break;
-                }
-                match rx.recv_timeout(opts.poll_interval) {
-                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
+    let thread = std::thread::Builder::new().name("logtail-follow".into()).spawn(move || {
+        let folder = tailer.path().parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut watcher: Option<notify::RecommendedWatcher> = None;
+        let mut last_poll: Option<Instant> = None;
+        let mut last_watch_try: Option<Instant> = None;
+        loop {
+            if stop_thread.load(Ordering::SeqCst) {
+                break;
+            }
+            if watcher.is_none() && last_watch_try.is_none_or(|t| t.elapsed() > WATCH_RETRY) {
+                last_watch_try = Some(Instant::now());
+                watcher = watch_folder(&folder, waker.clone());
+            }
+            if let Some(t) = last_poll {
+                let since = t.elapsed();
+                if since < opts.min_interval {
+                    std::thread::sleep(opts.min_interval - since);
                 }
             }
-        })?;
-    Ok(FollowHandle {
-        stop,
-        wake: tx,
-        thread: Some(thread),
-    })
+            last_poll = Some(Instant::now());
+            if !step(&mut tailer, &waker) {
+                break;
+            }
+            match rx.recv_timeout(opts.poll_interval) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    })?;
+    Ok(FollowHandle { stop, wake: tx, thread: Some(thread) })
 }
 
 fn watch_folder(folder: &Path, waker: Waker) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let folder = if folder.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        folder
-    };
+    let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
     if !folder.is_dir() {
         return None;
     }
-    let mut w =
-        notify::recommended_watcher(move |_res: notify::Result<notify::Event>| waker.wake())
-            .ok()?;
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| waker.wake()).ok()?;
     match w.watch(folder, notify::RecursiveMode::NonRecursive) {
         Ok(()) => Some(w),
         Err(e) => {
-            tracing::debug!(
-                "logtail: no notifications for {}: {e}; polling",
-                folder.display()
-            );
+            tracing::debug!("logtail: no notifications for {}: {e}; polling", folder.display());
             None
         }
     }

@@ -49,10 +49,7 @@ impl LogView {
 
     pub fn push(&mut self, lines: impl IntoIterator<Item = LogLine>) {
         for line in lines {
-            self.lines.push_back(ViewLine {
-                seq: self.next_seq,
-                line,
-            });
+            self.lines.push_back(ViewLine { seq: self.next_seq, line });
             self.next_seq += 1;
         }
         while self.lines.len() > self.capacity {
@@ -79,6 +76,11 @@ impl LogView {
         self.lines.is_empty()
     }
 
+    /// The newest complete line's text.
+    pub fn last_text(&self) -> Option<&str> {
+        self.lines.back().map(|l| l.line.text.as_str())
+    }
+
     pub fn following(&self) -> bool {
         self.top.is_none()
     }
@@ -88,11 +90,7 @@ impl LogView {
     }
 
     fn shown_seqs(&self) -> Vec<u64> {
-        self.lines
-            .iter()
-            .filter(|l| self.shown(l))
-            .map(|l| l.seq)
-            .collect()
+        self.lines.iter().filter(|l| self.shown(l)).map(|l| l.seq).collect()
     }
 
     /// The lines to draw in a window `height` lines high.
@@ -121,10 +119,7 @@ impl LogView {
     pub fn scroll_up(&mut self, n: usize, height: usize) {
         let shown = self.shown_seqs();
         let cur = self.current_top_index(&shown, height);
-        self.top = shown
-            .get(cur.saturating_sub(n))
-            .copied()
-            .or(shown.first().copied());
+        self.top = shown.get(cur.saturating_sub(n)).copied().or(shown.first().copied());
         if shown.is_empty() {
             self.top = None;
         }
@@ -160,9 +155,7 @@ impl LogView {
     fn current_top_index(&self, shown: &[u64], height: usize) -> usize {
         match self.top {
             None => shown.len().saturating_sub(height),
-            Some(top) => shown
-                .partition_point(|&s| s < top)
-                .min(shown.len().saturating_sub(height)),
+            Some(top) => shown.partition_point(|&s| s < top).min(shown.len().saturating_sub(height)),
         }
     }
 
@@ -223,9 +216,7 @@ impl LogView {
     }
 
     fn smart_case(&self) -> bool {
-        self.search
-            .as_ref()
-            .is_some_and(|q| q.chars().any(char::is_uppercase))
+        self.search.as_ref().is_some_and(|q| q.chars().any(char::is_uppercase))
     }
 
     fn is_match(&self, text: &str) -> bool {
