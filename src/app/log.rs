@@ -37,8 +37,6 @@ pub struct LogPanel {
     pub switcher: Option<usize>,
     /// Logs that could be followed, newest first (from the collector).
     pub candidates: Vec<LogCandidate>,
-    /// Lines the log area shows (from the terminal size), for paging and centring.
-    pub page: usize,
 }
 
 impl LogPanel {
@@ -59,7 +57,6 @@ impl LogPanel {
             search_input: None,
             switcher: None,
             candidates: Vec::new(),
-            page: 10,
         }
     }
 
@@ -122,7 +119,7 @@ pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Option<Vec<Effect>> {
             KeyCode::Enter => {
                 let q = std::mem::take(query);
                 state.log.search_input = None;
-                let page = state.log.page;
+                let page = crate::ui::log_page(state);
                 state.log.view.search(&q, page);
             }
             KeyCode::Backspace => {
@@ -160,7 +157,7 @@ pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Option<Vec<Effect>> {
 
 /// The log actions.
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
-    let page = state.log.page;
+    let page = crate::ui::log_page(state);
     let log = &mut state.log;
     match action {
         Action::LogFollow => log.view.toggle_follow(page),
@@ -191,7 +188,7 @@ pub fn scroll(state: &mut AppState, action: Action) {
     if state.focus != Panel::Log {
         return;
     }
-    let page = state.log.page;
+    let page = crate::ui::log_page(state);
     let v = &mut state.log.view;
     match action {
         Action::Up => v.scroll_up(1, page),

@@ -157,7 +157,6 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Resize(w, h) => {
             state.size = (w, h);
-            state.log.page = crate::ui::log_page(w, h);
             vec![]
         }
         Msg::Disk(sample) => {

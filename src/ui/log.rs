@@ -14,11 +14,22 @@ use crate::app::{Action, AppState, LogPanel, Panel};
 use crate::logtail::{MetricsSnapshot, TailNote};
 use crate::util;
 
-/// Lines of log text the panel shows on a terminal of `w` x `h` (for paging keys).
-pub fn log_page(w: u16, h: u16) -> usize {
+/// Rows of log text the Log panel shows on the state's terminal (for paging keys and
+/// centring a search match): the same layout `render` draws.
+pub fn log_page(state: &AppState) -> usize {
+    let (w, h) = state.size;
     let body = Rect { x: 0, y: 0, width: w, height: h.saturating_sub(2) };
     let area = super::layout(body).log;
-    (area.height as usize).saturating_sub(4).max(1)
+    let inner = Block::bordered().inner(area);
+    let (top, bottom) = (top_lines(state, inner.width as usize).len(), bottom_lines(state, inner.width as usize).len());
+    let body_h = (inner.height as usize).saturating_sub(top + bottom);
+    let chart_on_top = has_chart(&state.log) && inner.width < 100 && body_h >= 14;
+    let rows = if chart_on_top { body_h - body_h * 2 / 5 } else { body_h };
+    rows.max(1)
+}
+
+fn has_chart(log: &LogPanel) -> bool {
+    log.metrics.loss.points().len() >= 2
 }
 
 fn short_path(state: &AppState, p: &std::path::Path) -> String {
@@ -27,7 +38,6 @@ fn short_path(state: &AppState, p: &std::path::Path) -> String {
 
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let log = &state.log;
-    let now = state.now;
     let mut title = String::from(" Log ");
     if let Some(p) = &log.path {
         title.push_str(&short_path(state, p));
@@ -45,16 +55,46 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let block = super::panel_block(state, Panel::Log, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(path) = &log.path else {
+    if log.path.is_none() {
         let text = "No training log found yet: looking for the newest *.log under experiments/*/logs/, \
                     else anywhere in the workspace (set log.path or log.glob in opsconsole.toml).";
         frame.render_widget(Paragraph::new(text).style(super::dim()).wrap(Wrap { trim: true }), inner);
         return;
-    };
+    }
     if inner.height == 0 || inner.width == 0 {
         return;
     }
     let width = inner.width as usize;
+    let top = top_lines(state, width);
+    let bottom = bottom_lines(state, width);
+    let n_top = (top.len() as u16).min(inner.height);
+    let n_bottom = (bottom.len() as u16).min(inner.height.saturating_sub(n_top));
+    let [top_area, body, bottom_area] =
+        Layout::vertical([Constraint::Length(n_top), Constraint::Min(0), Constraint::Length(n_bottom)]).areas(inner);
+    frame.render_widget(Paragraph::new(top), top_area);
+    frame.render_widget(Paragraph::new(bottom), bottom_area);
+
+    let has_chart = has_chart(log);
+    let (lines_area, chart_area) = if has_chart && body.width >= 100 && body.height >= 6 {
+        let [l, c] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+        (l, Some(c))
+    } else if has_chart && body.height >= 14 {
+        let chart_h = body.height * 2 / 5;
+        let [c, l] = Layout::vertical([Constraint::Length(chart_h), Constraint::Min(0)]).areas(body);
+        (l, Some(c))
+    } else {
+        (body, None)
+    };
+    render_lines(log, frame, lines_area);
+    if let Some(c) = chart_area {
+        render_chart(log, frame, c);
+    }
+}
+
+/// The rows above the log text: latest values, a stall warning, the last error.
+fn top_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
+    let log = &state.log;
+    let now = state.now;
     let mut top: Vec<Line> = vec![values_line(log, width)];
     if log.stalled(now) {
         let quiet = log.quiet_for(now).map(util::duration).unwrap_or_default();
@@ -68,13 +108,20 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     if let Some(e) = &log.health.last_error {
         let count = log.health.error_count();
-        let mut text =
-            format!("✖ {count} error{} · {}: {}", if count == 1 { "" } else { "s" }, e.kind.label(), e.message);
+        let text = format!("✖ {count} error{} · {}: {}", if count == 1 { "" } else { "s" }, e.kind.label(), e.message);
+        let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+        top.push(Line::styled(util::ellipsize(&text, width), red));
         if let Some(h) = &e.hint {
-            text = format!("{} — {h}", util::ellipsize(&text, width.saturating_sub(h.chars().count() + 3).max(20)));
+            top.push(Line::styled(util::ellipsize(&format!("  {h}"), width), Style::new().fg(Color::Red)));
         }
-        top.push(Line::styled(util::ellipsize(&text, width), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
     }
+    top
+}
+
+/// The row below the log text: the search prompt, a newer log, a read error, a rotation.
+fn bottom_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
+    let log = &state.log;
+    let now = state.now;
     let mut bottom: Vec<Line> = Vec::new();
     if let Some(q) = &log.search_input {
         bottom.push(Line::from(vec![
@@ -91,33 +138,13 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         ));
     } else if let Some(err) = &log.error {
         bottom.push(Line::styled(util::ellipsize(err, width), Style::new().fg(Color::Red)));
-    } else if let Some((note, at)) = &log.last_event
+    } else if let (Some((note, at)), Some(path)) = (&log.last_event, &log.path)
         && now.duration_since(*at).is_ok_and(|d| d.as_secs() < 60)
     {
         let what = if *note == TailNote::Truncated { "truncated" } else { "rotated" };
         bottom.push(Line::styled(format!("log {what}; following {}", short_path(state, path)), super::dim()));
     }
-    let n_top = (top.len() as u16).min(inner.height);
-    let n_bottom = (bottom.len() as u16).min(inner.height.saturating_sub(n_top));
-    let [top_area, body, bottom_area] =
-        Layout::vertical([Constraint::Length(n_top), Constraint::Min(0), Constraint::Length(n_bottom)]).areas(inner);
-    frame.render_widget(Paragraph::new(top), top_area);
-    frame.render_widget(Paragraph::new(bottom), bottom_area);
-
-    let has_chart = log.metrics.loss.points().len() >= 2;
-    let (lines_area, chart_area) = if has_chart && body.width >= 100 && body.height >= 6 {
-        let [l, c] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
-        (l, Some(c))
-    } else if has_chart && body.height >= 14 {
-        let [c, l] = Layout::vertical([Constraint::Percentage(40), Constraint::Min(0)]).areas(body);
-        (l, Some(c))
-    } else {
-        (body, None)
-    };
-    render_lines(log, frame, lines_area);
-    if let Some(c) = chart_area {
-        render_chart(log, frame, c);
-    }
+    bottom
 }
 
 fn fmt_value(v: f64) -> String {
@@ -167,12 +194,6 @@ fn values_line(log: &LogPanel, width: usize) -> Line<'static> {
     if let Some(v) = m.learning_rate {
         push("lr", format!("{v:.1e}"), value);
     }
-    if let Some(v) = m.grad_norm {
-        push("gnorm", fmt_value(v), value);
-    }
-    if let Some(v) = m.epoch {
-        push("epoch", format!("{v:.2}"), value);
-    }
     if let Some(v) = m.tokens_per_second {
         push("tok/s", fmt_rate(v), value);
     } else if let Some(v) = m.iterations_per_second {
@@ -181,6 +202,12 @@ fn values_line(log: &LogPanel, width: usize) -> Line<'static> {
     if let Some(v) = m.eta_seconds {
         let eta = if v <= 0.0 { "done".to_string() } else { util::duration(std::time::Duration::from_secs_f64(v)) };
         push("eta", eta, value);
+    }
+    if let Some(v) = m.grad_norm {
+        push("gnorm", fmt_value(v), value);
+    }
+    if let Some(v) = m.epoch {
+        push("epoch", format!("{v:.2}"), value);
     }
     if spans.is_empty() {
         spans.push(Span::styled("no metrics parsed yet", label));
