@@ -76,7 +76,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
 
     let has_chart = has_chart(log);
     let (lines_area, chart_area) = if has_chart && body.width >= 100 && body.height >= 6 {
-        let [l, c] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+        let [l, _gap, c] =
+            Layout::horizontal([Constraint::Min(0), Constraint::Length(1), Constraint::Percentage(40)]).areas(body);
         (l, Some(c))
     } else if has_chart && body.height >= 14 {
         let chart_h = body.height * 2 / 5;
