@@ -196,6 +196,10 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, exit_after_first_frame: b
         // The first frame is a full one: take the first disk sample before drawing.
         let first = crate::disk::sample(&collectors.disk_paths, collectors.thresholds);
         crate::app::update(&mut state, crate::app::Msg::Disk(first));
+        // And the log's last screen (read backwards from the end: fast on any size).
+        if let Some(log) = crate::logtail::collector::first_sample(&state.workspace_root, &state.config.log, 200) {
+            crate::app::update(&mut state, crate::app::Msg::Log(Box::new(log)));
+        }
         tui::run(state, collectors, tui::RunOptions { exit_after_first_frame }).await
     })
 }

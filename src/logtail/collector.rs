@@ -88,6 +88,62 @@ impl LiveFold {
     }
 }
 
+/// The last screen of a log and what its lines say, read backwards from the end.
+#[derive(Debug, Clone)]
+pub struct LastScreen {
+    pub lines: Vec<LogLine>,
+    /// Metrics and errors of these lines only (until the history is read), with the
+    /// file's modification time as the time of the last line.
+    pub fold: LiveFold,
+    /// Where following continues; `None` when the file could not be read (missing).
+    pub end_offset: Option<u64>,
+    pub size_bytes: Option<u64>,
+}
+
+impl LastScreen {
+    pub fn read(path: &Path, parser: &MetricParser, n: usize, cap: usize, chart_points: usize) -> Self {
+        let mut fold = LiveFold::new(parser.clone(), chart_points);
+        match read_last_lines(path, n, cap) {
+            Ok(last) => {
+                let mut lines = last.lines;
+                let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                fold.lines(&mut lines, mtime.unwrap_or_else(SystemTime::now));
+                Self { lines, fold, end_offset: Some(last.end_offset), size_bytes: Some(last.size_bytes) }
+            }
+            Err(_) => Self { lines: Vec::new(), fold, end_offset: None, size_bytes: None },
+        }
+    }
+
+    /// As a first sample, for a screen drawn before the collector's own first sample.
+    pub fn into_sample(self, path: PathBuf, at: SystemTime) -> LogSample {
+        let total = self.end_offset.unwrap_or(0);
+        LogSample {
+            path,
+            reset: true,
+            new_lines: self.lines,
+            partial: None,
+            size_bytes: self.size_bytes,
+            notes: Vec::new(),
+            metrics: self.fold.metrics,
+            health: self.fold.health,
+            backfill: BackfillProgress { read_bytes: 0, total_bytes: total, done: total == 0 },
+            newer_log: None,
+            writer_alive: None,
+            error: None,
+            at,
+        }
+    }
+}
+
+/// The first sample of the log the console would follow, read synchronously (the last
+/// screen only) so the first frame already shows it.
+pub fn first_sample(workspace: &Path, cfg: &LogConfig, screen_lines: usize) -> Option<LogSample> {
+    let path = log_to_follow(workspace, cfg)?;
+    let parser = MetricParser::new(&cfg.patterns).unwrap_or_default();
+    let first = LastScreen::read(&path, &parser, screen_lines, cfg.max_line_bytes, cfg.chart_points);
+    Some(first.into_sample(path, SystemTime::now()))
+}
+
 /// Collector settings.
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -151,19 +207,14 @@ where
     let cancel = Arc::new(AtomicBool::new(false));
 
     // The last screen, fast.
-    let mut first_lines = Vec::new();
-    let mut preview = LiveFold::new(parser.clone(), points);
-    let mut start = StartAt::Beginning;
-    let mut backfill_total = 0;
-    if let Ok(last) = read_last_lines(&path, opts.screen_lines, cap) {
-        first_lines = last.lines;
-        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        preview.lines(&mut first_lines, mtime.unwrap_or_else(SystemTime::now));
-        start = StartAt::Offset(last.end_offset);
-        backfill_total = last.end_offset;
-    }
-    let preview_metrics = preview.metrics;
-    let preview_health = preview.health;
+    let first = LastScreen::read(&path, &parser, opts.screen_lines, cap, points);
+    let (start, backfill_total) = match first.end_offset {
+        Some(end) => (StartAt::Offset(end), end),
+        None => (StartAt::Beginning, 0),
+    };
+    let first_lines = first.lines;
+    let preview_metrics = first.fold.metrics;
+    let preview_health = first.fold.health;
 
     // History in the background.
     let (hist_tx, hist_rx) = mpsc::channel::<Result<BackfillResult, String>>();
