@@ -372,3 +372,49 @@ fn a_process_writing_the_log_is_seen_as_its_writer() {
     }
     assert_eq!(writers, vec![writer.id()], "the writer, not the reader");
 }
+
+#[test]
+fn a_file_rotated_between_last_screen_and_follow_is_read_from_its_start() {
+    let (dir, path) = setup();
+    let (a, _) = lines(0..1000);
+    append(&path, a.as_bytes());
+    let last = opsconsole::logtail::backread::read_last_lines(&path, 10, 4096).expect("last lines");
+    std::fs::rename(&path, dir.path().join("train.log.1")).expect("rotate");
+    // Longer than the old end offset: a bare offset would skip its beginning.
+    let (b, want) = lines(1000..4000);
+    assert!(b.len() as u64 > last.end_offset);
+    append(&path, b.as_bytes());
+    let mut r = Reader::new(&path, StartAt::OffsetIn { offset: last.end_offset, file_id: last.file_id }, 4096);
+    r.poll();
+    assert_eq!(r.got, want);
+    // The same file: following continues at the offset.
+    let last = opsconsole::logtail::backread::read_last_lines(&path, 10, 4096).expect("last lines");
+    let (c, want_c) = lines(1500..1510);
+    append(&path, c.as_bytes());
+    let mut r = Reader::new(&path, StartAt::OffsetIn { offset: last.end_offset, file_id: last.file_id }, 4096);
+    r.poll();
+    assert_eq!(r.got, want_c);
+}
+
+#[test]
+fn collector_offers_a_newer_log() {
+    let ws = tempfile::tempdir().expect("ws");
+    let old = ws.path().join("experiments/v1/logs/train.log");
+    std::fs::create_dir_all(old.parent().expect("parent")).expect("mkdir");
+    append(&old, b"step 1 | loss 2.0\n");
+    let f = OpenOptions::new().write(true).open(&old).expect("open");
+    f.set_modified(SystemTime::now() - Duration::from_secs(600)).expect("mtime");
+    let (tx, rx) = mpsc::channel();
+    let mut opts = CollectorOptions::new(LogConfig::default());
+    opts.workspace = Some(ws.path().to_path_buf());
+    opts.discover_every = Duration::from_millis(50);
+    let _c = spawn_collector(old.clone(), opts, move |s| tx.send(s).is_ok()).expect("spawn");
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("first sample");
+    assert_eq!(first.newer_log, None);
+    let new = ws.path().join("experiments/v2/logs/train.log");
+    std::fs::create_dir_all(new.parent().expect("parent")).expect("mkdir");
+    append(&new, b"step 1 | loss 3.0\n");
+    let samples = recv_until(&rx, "the newer log", |s| s.newer_log.is_some());
+    assert_eq!(samples.last().and_then(|s| s.newer_log.clone()), Some(new));
+    assert!(samples.iter().all(|s| s.path == old), "the followed log does not change by itself");
+}

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::lines::{LineSplitter, LogLine};
@@ -16,6 +16,8 @@ pub struct LastLines {
     pub end_offset: u64,
     /// Size of the file when read.
     pub size_bytes: u64,
+    /// The file read (device, inode): following from `end_offset` is only right for it.
+    pub file_id: (u64, u64),
 }
 
 const BLOCK: u64 = 64 * 1024;
@@ -28,7 +30,9 @@ pub fn read_last_lines(path: &Path, n: usize, cap: usize) -> io::Result<LastLine
 }
 
 pub fn read_last_lines_of(file: &File, n: usize, cap: usize) -> io::Result<LastLines> {
-    let size = file.metadata()?.len();
+    let meta = file.metadata()?;
+    let size = meta.len();
+    let file_id = (meta.dev(), meta.ino());
     let limit = (n as u64 + 1) * (cap as u64 + 1) + BLOCK;
     let mut newlines: Vec<u64> = Vec::with_capacity(n + 1);
     let mut low = size;
@@ -60,7 +64,7 @@ pub fn read_last_lines_of(file: &File, n: usize, cap: usize) -> io::Result<LastL
         // No complete line within reach: follow from the start (small file) or from
         // the end (one huge unfinished line).
         let end = if low == 0 { 0 } else { size };
-        return Ok(LastLines { lines: Vec::new(), end_offset: end, size_bytes: size });
+        return Ok(LastLines { lines: Vec::new(), end_offset: end, size_bytes: size, file_id });
     };
     let end = last_nl + 1;
     let (start, cut_head) = if newlines.len() > n {
@@ -82,7 +86,7 @@ pub fn read_last_lines_of(file: &File, n: usize, cap: usize) -> io::Result<LastL
     if lines.len() > n {
         lines.drain(..lines.len() - n);
     }
-    Ok(LastLines { lines, end_offset: end, size_bytes: size })
+    Ok(LastLines { lines, end_offset: end, size_bytes: size, file_id })
 }
 
 #[cfg(test)]

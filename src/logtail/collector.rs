@@ -97,6 +97,8 @@ pub struct LastScreen {
     pub fold: LiveFold,
     /// Where following continues; `None` when the file could not be read (missing).
     pub end_offset: Option<u64>,
+    /// The file read (device, inode).
+    pub file_id: Option<(u64, u64)>,
     pub size_bytes: Option<u64>,
 }
 
@@ -108,9 +110,15 @@ impl LastScreen {
                 let mut lines = last.lines;
                 let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
                 fold.lines(&mut lines, mtime.unwrap_or_else(SystemTime::now));
-                Self { lines, fold, end_offset: Some(last.end_offset), size_bytes: Some(last.size_bytes) }
+                Self {
+                    lines,
+                    fold,
+                    end_offset: Some(last.end_offset),
+                    file_id: Some(last.file_id),
+                    size_bytes: Some(last.size_bytes),
+                }
             }
-            Err(_) => Self { lines: Vec::new(), fold, end_offset: None, size_bytes: None },
+            Err(_) => Self { lines: Vec::new(), fold, end_offset: None, file_id: None, size_bytes: None },
         }
     }
 
@@ -208,9 +216,9 @@ where
 
     // The last screen, fast.
     let first = LastScreen::read(&path, &parser, opts.screen_lines, cap, points);
-    let (start, backfill_total) = match first.end_offset {
-        Some(end) => (StartAt::Offset(end), end),
-        None => (StartAt::Beginning, 0),
+    let (start, backfill_total) = match (first.end_offset, first.file_id) {
+        (Some(end), Some(file_id)) => (StartAt::OffsetIn { offset: end, file_id }, end),
+        _ => (StartAt::Beginning, 0),
     };
     let first_lines = first.lines;
     let preview_metrics = first.fold.metrics;

@@ -75,7 +75,7 @@ pub fn run(workspace: &Path, cfg: &LogConfig, args: &LogArgs) -> io::Result<u8> 
                     return Ok(0);
                 }
             }
-            StartAt::Offset(last.end_offset)
+            StartAt::OffsetIn { offset: last.end_offset, file_id: last.file_id }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && args.follow => {
             eprintln!("waiting for {} to appear…", path.display());

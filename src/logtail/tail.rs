@@ -22,8 +22,15 @@ use super::lines::{LineSplitter, LogLine};
 pub enum StartAt {
     Beginning,
     End,
-    /// An offset (from [`super::backread::read_last_lines`]); past the end means 0.
+    /// An offset; past the end means 0.
     Offset(u64),
+    /// An offset in one particular file (device, inode), as read by
+    /// [`super::backread::read_last_lines`]; if the name now holds another file (it was
+    /// rotated in between), that file is new and is read from 0.
+    OffsetIn {
+        offset: u64,
+        file_id: (u64, u64),
+    },
 }
 
 /// Something that happened to the followed file.
@@ -179,6 +186,8 @@ impl Tailer {
             StartAt::End => meta.len(),
             StartAt::Offset(o) if o <= meta.len() => o,
             StartAt::Offset(_) => 0,
+            StartAt::OffsetIn { offset, file_id } if file_id == (open.dev, open.ino) && offset <= meta.len() => offset,
+            StartAt::OffsetIn { .. } => 0,
         };
         if start > 0 {
             open.file.seek(SeekFrom::Start(start))?;
