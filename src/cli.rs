@@ -29,6 +29,9 @@ pub struct Cli {
     /// Exit right after the first full frame (start-up benchmarks).
     #[arg(long, hide = true)]
     pub exit_after_first_frame: bool,
+    /// Panic right after the first frame (tests that a panic restores the terminal).
+    #[arg(long, hide = true)]
+    pub panic_after_first_frame: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -104,6 +107,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+impl Cli {
+    fn run_options(&self) -> tui::RunOptions {
+        tui::RunOptions {
+            exit_after_first_frame: self.exit_after_first_frame,
+            panic_after_first_frame: self.panic_after_first_frame,
+        }
+    }
+}
+
 /// Finds the workspace and loads its config, as every subcommand does.
 pub fn load_workspace(cli: &Cli) -> Result<(Workspace, Config)> {
     let ws = match (&cli.config, &cli.workspace) {
@@ -125,13 +137,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
             tracing::info!(workspace = %ws.root.display(), "console starting");
-            console(ws, cfg, false, cli.exit_after_first_frame)?;
+            console(ws, cfg, false, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Demo { keep, dir, speed }) => {
             logging::init(cli.log_level.as_deref());
             let opts = demo::DemoOptions { keep: *keep, dir: dir.clone(), speed: *speed };
-            demo::run(opts, cli.exit_after_first_frame)?;
+            demo::run(opts, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Status { json }) => {
@@ -187,7 +199,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Runs the console on a workspace (the default command, and the demo's screen).
-pub fn console(ws: Workspace, cfg: Config, demo: bool, exit_after_first_frame: bool) -> Result<()> {
+pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let collectors = Collectors::new(&ws, &cfg);
@@ -200,6 +212,6 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, exit_after_first_frame: b
         if let Some(log) = crate::logtail::collector::first_sample(&state.workspace_root, &state.config.log, 200) {
             crate::app::update(&mut state, crate::app::Msg::Log(Box::new(log)));
         }
-        tui::run(state, collectors, tui::RunOptions { exit_after_first_frame }).await
+        tui::run(state, collectors, opts).await
     })
 }

@@ -59,7 +59,7 @@ pub fn create_workspace(root: &Path) -> io::Result<()> {
 }
 
 /// Runs the demo: workspace, trainer, console; cleans up unless `keep`.
-pub fn run(opts: DemoOptions, exit_after_first_frame: bool) -> Result<()> {
+pub fn run(opts: DemoOptions, run_opts: crate::tui::RunOptions) -> Result<()> {
     let root = match &opts.dir {
         Some(d) => {
             fs::create_dir_all(d).wrap_err_with(|| format!("creating {}", d.display()))?;
@@ -68,10 +68,11 @@ pub fn run(opts: DemoOptions, exit_after_first_frame: bool) -> Result<()> {
         None => tempfile::Builder::new().prefix("opsconsole-demo-").tempdir()?.keep(),
     };
     create_workspace(&root).wrap_err("creating the demo workspace")?;
+    tracing::info!(workspace = %root.display(), "demo workspace created");
     let mut trainer = spawn_trainer(&root, opts.speed)?;
     let ws = Workspace::at(&root);
     let (cfg, _) = config::load(ws.config_path.as_deref())?;
-    let result = crate::cli::console(ws, cfg, true, exit_after_first_frame);
+    let result = crate::cli::console(ws, cfg, true, run_opts);
     stop_trainer(&mut trainer);
     if opts.keep || opts.dir.is_some() {
         println!("demo workspace kept at {}", root.display());

@@ -27,6 +27,8 @@ impl Drop for RestoreGuard {
 pub struct RunOptions {
     /// Leave right after the first full frame is on screen (for start-up benchmarks).
     pub exit_after_first_frame: bool,
+    /// Panic right after the first frame (tests that a panic restores the terminal).
+    pub panic_after_first_frame: bool,
 }
 
 /// Runs the console until the user quits or a signal arrives.
@@ -50,6 +52,9 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
             terminal.draw(|f| ui::render(&state, f))?;
             if opts.exit_after_first_frame {
                 return Ok(());
+            }
+            if opts.panic_after_first_frame {
+                panic!("panic requested by --panic-after-first-frame");
             }
             // Wait for one message, then drain everything already pending, then draw once.
             let first = tokio::select! {

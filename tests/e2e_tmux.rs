@@ -32,6 +32,11 @@ impl Tmux {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
     }
 
+    /// The pane with its scrollback.
+    fn history(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-S", "-500", "-t", "main"]).stdout).into_owned()
+    }
+
     fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "main"];
         args.extend_from_slice(keys);
@@ -100,11 +105,13 @@ fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
     assert_eq!(t.display("#{alternate_on}"), "0", "alternate screen left");
     assert_eq!(t.display("#{cursor_flag}"), "1", "cursor shown");
     assert!(demo_dir.join("journal.md").is_file(), "--dir keeps the workspace");
+    let log = std::fs::read_to_string(state.join("opsconsole/opsconsole.log")).expect("the console's log file");
+    assert!(log.contains("demo workspace created"), "{log}");
     assert!(std::fs::read_dir(demo_dir.join("checkpoints")).is_ok());
 }
 
 #[test]
-fn sigterm_restores_the_terminal() {
+fn sigterm_and_sighup_restore_the_terminal() {
     if !Tmux::available() {
         eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
         return;
@@ -113,16 +120,45 @@ fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Tmux::new("term", 80, 24, "env PS1='READY$ ' bash --norc --noprofile");
     t.wait_for("the shell prompt", |s| s.contains("READY$"));
-    t.send(&[
-        &format!("cd {} && XDG_STATE_HOME={}/state {bin}; echo EXIT=$?", dir.path().display(), dir.path().display()),
-        "Enter",
-    ]);
-    t.wait_for("the console", |s| s.contains("Uploads") && s.contains("host "));
-    let pid = t.display("#{pane_pid}");
-    // The console is the shell's child; signal it, not the shell.
-    let out = Command::new("pkill").args(["-TERM", "-P", &pid, "-x", "opsconsole"]).status().expect("pkill");
-    assert!(out.success(), "pkill found the console");
-    t.wait_for("the shell after SIGTERM", |s| s.contains("EXIT=0"));
+    for sig in ["TERM", "HUP"] {
+        t.send(&["clear", "Enter"]);
+        let cmd = format!(
+            "cd {} && XDG_STATE_HOME={}/state {bin}; echo EXIT-{sig}=$?",
+            dir.path().display(),
+            dir.path().display()
+        );
+        t.send(&[&cmd, "Enter"]);
+        t.wait_for("the console", |s| s.contains("Uploads") && s.contains("host "));
+        let pid = t.display("#{pane_pid}");
+        // The console is the shell's child; signal it, not the shell.
+        let out = Command::new("pkill").args([&format!("-{sig}"), "-P", &pid, "-x", "opsconsole"]).status();
+        assert!(out.expect("pkill").success(), "pkill found the console");
+        t.wait_for("the shell after the signal", |s| s.contains(&format!("EXIT-{sig}=0")));
+        assert_eq!(t.display("#{alternate_on}"), "0", "alternate screen left after SIG{sig}");
+        assert_eq!(t.display("#{cursor_flag}"), "1", "cursor shown after SIG{sig}");
+    }
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_reports() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tmux::new("panic", 100, 30, "env PS1='READY$ ' bash --norc --noprofile");
+    t.wait_for("the shell prompt", |s| s.contains("READY$"));
+    let cmd = format!(
+        "cd {} && XDG_STATE_HOME={}/state RUST_BACKTRACE=0 {bin} --panic-after-first-frame; echo EXIT=$?",
+        dir.path().display(),
+        dir.path().display()
+    );
+    t.send(&[&cmd, "Enter"]);
+    t.wait_for("the shell after the panic", |s| s.lines().any(|l| l.starts_with("EXIT=")));
+    let screen = t.history();
+    assert!(screen.contains("EXIT=101"), "a panic exits with 101:\n{screen}");
+    assert!(screen.contains("panic requested by --panic-after-first-frame"), "the report is readable:\n{screen}");
     assert_eq!(t.display("#{alternate_on}"), "0", "alternate screen left");
     assert_eq!(t.display("#{cursor_flag}"), "1", "cursor shown");
 }
