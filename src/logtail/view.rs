@@ -353,4 +353,80 @@ mod tests {
         v.toggle_errors_only();
         assert_eq!(seqs(&v, 3), [4, 5, 6]);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u8, bool),
+        Follow,
+        Up(u8),
+        Down(u8),
+        Top,
+        End,
+        Search(String),
+        Next,
+        Prev,
+        ErrorsOnly,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<u8>(), any::<bool>()).prop_map(|(n, e)| Op::Push(n, e)),
+            Just(Op::Follow),
+            any::<u8>().prop_map(Op::Up),
+            any::<u8>().prop_map(Op::Down),
+            Just(Op::Top),
+            Just(Op::End),
+            "[a-cA-Cé ]{0,3}".prop_map(Op::Search),
+            Just(Op::Next),
+            Just(Op::Prev),
+            Just(Op::ErrorsOnly),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of keys and lines keeps the window within its height, in order,
+        /// made of kept lines that pass the filter, and a current match that matches.
+        #[test]
+        fn any_sequence_keeps_the_view_consistent(ops in proptest::collection::vec(op(), 0..60), h in 1usize..12) {
+            let mut v = LogView::new(50);
+            let mut n = 0u32;
+            for o in ops {
+                match o {
+                    Op::Push(k, e) => {
+                        v.push((0..k % 20).map(|_| {
+                            n += 1;
+                            let mut l = LogLine::new(format!("{} line {n} {}", ["a", "B", "é"][n as usize % 3], n % 7));
+                            if e && n % 2 == 0 {
+                                l.error = Some(ErrorKind::Traceback);
+                            }
+                            l
+                        }));
+                    }
+                    Op::Follow => v.toggle_follow(h),
+                    Op::Up(k) => v.scroll_up(k as usize, h),
+                    Op::Down(k) => v.scroll_down(k as usize, h),
+                    Op::Top => v.to_top(),
+                    Op::End => v.to_end(),
+                    Op::Search(q) => { v.search(&q, h); }
+                    Op::Next => { v.next_match(h); }
+                    Op::Prev => { v.prev_match(h); }
+                    Op::ErrorsOnly => v.toggle_errors_only(),
+                }
+                let vis = v.visible(h);
+                proptest::prop_assert!(vis.len() <= h);
+                proptest::prop_assert!(v.len() <= 50);
+                proptest::prop_assert!(vis.windows(2).all(|w| w[0].seq < w[1].seq));
+                proptest::prop_assert!(vis.iter().all(|l| !v.errors_only || l.line.error.is_some()));
+                if let Some(m) = v.current_match() {
+                    let line = v.lines.iter().find(|l| l.seq == m);
+                    proptest::prop_assert!(line.is_some_and(|l| !v.match_ranges(&l.line.text).is_empty()));
+                }
+                if v.following() {
+                    let shown = v.lines.iter().filter(|l| v.shown(l)).count();
+                    proptest::prop_assert_eq!(vis.len(), shown.min(h));
+                }
+            }
+        }
+    }
 }
