@@ -397,7 +397,7 @@ mod tests {
                         v.push((0..k % 20).map(|_| {
                             n += 1;
                             let mut l = LogLine::new(format!("{} line {n} {}", ["a", "B", "é"][n as usize % 3], n % 7));
-                            if e && n % 2 == 0 {
+                            if e && n.is_multiple_of(2) {
                                 l.error = Some(ErrorKind::Traceback);
                             }
                             l
