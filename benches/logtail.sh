@@ -15,8 +15,9 @@ BIN=$(cargo bench --bench logtail --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*
 [ -x "$BIN" ] || { echo "could not build the bench driver"; exit 1; }
 cargo build --release --bin opsconsole 2>/dev/null
 CONSOLE=target/release/opsconsole
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/opsconsole-logtail-bench.XXXXXX")
+TMP=${BENCH_TMP:-}; [ -n "$TMP" ] && mkdir -p "$TMP" || TMP=$(mktemp -d "${TMPDIR:-/tmp}/opsconsole-logtail-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+[ -n "${KEEP_TMP:-}" ] && trap - EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Output goes to a file, not /dev/null: GNU grep stops at the first match when it
@@ -63,3 +64,34 @@ sleep 1
 "$BIN" follow-writer "$TMP/follow.log" "$FOLLOW_RATE" "$FOLLOW_SECS"
 wait "$reader"
 cat "$TMP/reader.txt"
+
+echo "== the whole console (tmux 160x48) following the same writer for $FOLLOW_SECS s =="
+mkdir -p "$TMP/fws/experiments/v1/logs"
+FLOG="$TMP/fws/experiments/v1/logs/train.log"
+: > "$FLOG"
+SOCK="opsconsole-bench-$$"
+tmux -L "$SOCK" new-session -d -s b -x 160 -y 48 \
+  "TERM=xterm XDG_STATE_HOME=$TMP/state sh -c 'echo \$\$ > $TMP/console.pid; exec $CONSOLE -w $TMP/fws'"
+trap 'tmux -L "$SOCK" kill-server 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do [ -s "$TMP/console.pid" ] && break; sleep 0.05; done
+cpid=$(cat "$TMP/console.pid")
+sleep 1
+ticks() { awk '{print $14 + $15}' "/proc/$cpid/stat"; }
+t0=$(ticks); s0=$(date +%s.%N)
+"$BIN" follow-writer "$FLOG" "$FOLLOW_RATE" "$FOLLOW_SECS"
+t1=$(ticks); s1=$(date +%s.%N)
+last="seq $((FOLLOW_RATE * FOLLOW_SECS - 1)) "
+# Display lag of the last line: from the writer's end until tmux shows it (polled every
+# 20 ms, so an upper bound).
+shown=never
+for _ in $(seq 200); do
+  if tmux -L "$SOCK" capture-pane -p -t b | grep -q "$last"; then
+    shown="$(echo "($(date +%s.%N) - $s1) * 1000" | bc -l | xargs printf '%.0f')ms"
+    break
+  fi
+  sleep 0.02
+done
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$cpid/status")
+kill -TERM "$cpid"
+hz=$(getconf CLK_TCK)
+echo "console cpu_percent $(echo "($t1 - $t0) / $hz / ($s1 - $s0) * 100" | bc -l | xargs printf '%.1f') peak_rss_mib $(echo "$rss / 1024" | bc) last_line_on_screen_after $shown"
