@@ -418,3 +418,64 @@ fn collector_offers_a_newer_log() {
     assert_eq!(samples.last().and_then(|s| s.newer_log.clone()), Some(new));
     assert!(samples.iter().all(|s| s.path == old), "the followed log does not change by itself");
 }
+
+#[test]
+fn console_task_follows_the_newest_log_lists_candidates_and_switches() {
+    use opsconsole::app::Msg;
+    let ws = tempfile::tempdir().expect("ws");
+    let v1 = ws.path().join("experiments/v1/logs/train.log");
+    let v2 = ws.path().join("experiments/v2/logs/train.log");
+    for (p, age) in [(&v1, 10), (&v2, 600)] {
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        append(p, format!("hello from {}\n", p.display()).as_bytes());
+        let f = OpenOptions::new().write(true).open(p).expect("open");
+        f.set_modified(SystemTime::now() - Duration::from_secs(age)).expect("mtime");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let refresh = std::sync::Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(opsconsole::logtail::task::supervise(
+            ws.path().to_path_buf(),
+            LogConfig::default(),
+            tx,
+            refresh,
+            switch_rx,
+        ));
+        async fn next(
+            rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
+            want: &Path,
+        ) -> (Box<LogSample>, Option<Vec<opsconsole::logtail::discover::LogCandidate>>) {
+            let mut candidates = None;
+            loop {
+                let msg = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+                match msg {
+                    Ok(Some(Msg::Log(s))) if s.path == want => return (s, candidates),
+                    Ok(Some(Msg::LogCandidates(c))) => candidates = Some(c),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => panic!("no sample of {}", want.display()),
+                }
+            }
+        }
+        // The newest log (v1: modified 10 s ago) is followed; both are candidates.
+        let (s, candidates) = next(&mut rx, &v1).await;
+        assert_eq!(s.new_lines[0].text, format!("hello from {}", v1.display()));
+        let c = match candidates {
+            Some(c) => c,
+            None => loop {
+                match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                    Ok(Some(Msg::LogCandidates(c))) => break c,
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => panic!("no candidate list"),
+                }
+            },
+        };
+        assert_eq!(c.iter().map(|c| c.path.clone()).collect::<Vec<_>>(), vec![v1.clone(), v2.clone()]);
+        switch_tx.send(v2.clone()).expect("switch");
+        let (s, _) = next(&mut rx, &v2).await;
+        assert!(s.reset);
+        assert_eq!(s.new_lines[0].text, format!("hello from {}", v2.display()));
+        task.abort();
+    });
+}
