@@ -35,7 +35,7 @@ impl ErrorKind {
     /// A one-line hint for the user, where there is one.
     pub fn hint(self) -> Option<&'static str> {
         match self {
-            ErrorKind::CudaOom => Some("hint: the job needs more VRAM than this tier has — see tier fit"),
+            ErrorKind::CudaOom => Some("the job needs more VRAM than this tier has — see tier fit"),
             ErrorKind::NanLoss => Some("loss diverged: lower the learning rate or check the data"),
             ErrorKind::Killed => Some("killed by the system, often the host's out-of-memory killer (RAM)"),
             ErrorKind::Traceback => None,

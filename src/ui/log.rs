@@ -113,7 +113,7 @@ fn top_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
         let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
         top.push(Line::styled(util::ellipsize(&text, width), red));
         if let Some(h) = &e.hint {
-            top.push(Line::styled(util::ellipsize(&format!("  {h}"), width), Style::new().fg(Color::Red)));
+            top.push(Line::styled(util::ellipsize(&format!("  hint: {h}"), width), Style::new().fg(Color::Red)));
         }
     }
     top
