@@ -58,6 +58,24 @@ pub enum Command {
     },
     /// Estimate a job's VRAM and which tier can run it, before anything runs.
     Fit(Box<crate::gpu::fit::FitArgs>),
+    /// Print the end of the training log, follow it, or list the candidate logs.
+    Log {
+        /// Keep printing new lines, across rotation and truncation (like `tail -F`).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Lines printed from the end.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+        /// List the candidate logs, newest (the one followed) first.
+        #[arg(long)]
+        list: bool,
+        /// Print the log's status and latest metrics as JSON.
+        #[arg(long)]
+        json: bool,
+        /// This log instead of the one the config picks.
+        #[arg(long, value_name = "FILE")]
+        path: Option<PathBuf>,
+    },
     /// Write a commented opsconsole.toml with every default into the current folder.
     Init,
     /// Print the resolved configuration and where it came from.
@@ -152,6 +170,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Log { follow, lines, list, json, path }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            let args = crate::logtail::command::LogArgs {
+                list: *list,
+                follow: *follow,
+                lines: *lines,
+                json: *json,
+                path: path.clone(),
+            };
+            Ok(ExitCode::from(crate::logtail::command::run(&ws.root, &cfg.log, &args)?))
+        }
         Some(Command::Init) => {
             let dir = std::env::current_dir()?;
             match config::write_default(&dir) {
@@ -196,6 +225,10 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) ->
         // The first frame is a full one: take the first disk sample before drawing.
         let first = crate::disk::sample(&collectors.disk_paths, collectors.thresholds);
         crate::app::update(&mut state, crate::app::Msg::Disk(first));
+        // And the log's last screen (read backwards from the end: fast on any size).
+        if let Some(log) = crate::logtail::collector::first_sample(&state.workspace_root, &state.config.log, 200) {
+            crate::app::update(&mut state, crate::app::Msg::Log(Box::new(log)));
+        }
         tui::run(state, collectors, opts).await
     })
 }

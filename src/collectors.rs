@@ -22,6 +22,8 @@ pub struct Collectors {
     pub gpu: crate::gpu::GpuConfig,
     /// `opsconsole demo`: the simulated GPU of the demo workspace at this root instead of NVML.
     pub gpu_demo: Option<PathBuf>,
+    pub workspace_root: PathBuf,
+    pub log: crate::logtail::LogConfig,
 }
 
 impl Collectors {
@@ -32,6 +34,8 @@ impl Collectors {
             disk_every: Duration::from_millis(cfg.disk.sample_ms),
             gpu: cfg.gpu.clone(),
             gpu_demo: None,
+            workspace_root: ws.root.clone(),
+            log: cfg.log.clone(),
         }
     }
 
@@ -44,6 +48,14 @@ impl Collectors {
             None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
         };
         tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
+        let (log_switch, switch_rx) = mpsc::unbounded_channel();
+        tasks.push(tokio::spawn(crate::logtail::task::supervise(
+            self.workspace_root.clone(),
+            self.log.clone(),
+            tx.clone(),
+            refresh.clone(),
+            switch_rx,
+        )));
         {
             let refresh = refresh.clone();
             let tx = tx.clone();
@@ -67,7 +79,7 @@ impl Collectors {
                 }
             }));
         }
-        CollectorHandles { refresh, tasks }
+        CollectorHandles { refresh, tasks, log_switch }
     }
 }
 
@@ -132,11 +144,17 @@ fn spawn_gpu(
 pub struct CollectorHandles {
     refresh: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
+    log_switch: mpsc::UnboundedSender<PathBuf>,
 }
 
 impl CollectorHandles {
     pub fn refresh_now(&self) {
         self.refresh.notify_waiters();
+    }
+
+    /// Follow another log.
+    pub fn switch_log(&self, path: PathBuf) {
+        let _ = self.log_switch.send(path);
     }
 
     pub fn stop(&self) {

@@ -23,6 +23,7 @@ pub struct Config {
     pub paths: PathsConfig,
     pub disk: DiskConfig,
     pub gpu: crate::gpu::GpuConfig,
+    pub log: crate::logtail::LogConfig,
     pub keys: KeysConfig,
 }
 
@@ -150,6 +151,7 @@ impl Config {
         }
         out.extend(self.disk.validate());
         out.extend(self.gpu.validate());
+        out.extend(self.log.validate());
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

@@ -28,6 +28,9 @@ pub const TOTAL_STEPS: u64 = 24_000;
 pub const SAVE_EVERY: u64 = 100;
 /// Size of each simulated checkpoint.
 pub const CHECKPOINT_BYTES: usize = 3 * 1024 * 1024;
+/// The trainer's log is rotated (renamed to `train.log.1`, a new `train.log` started) at
+/// this step, once, as logrotate or a RotatingFileHandler would.
+pub const ROTATE_AT: u64 = 600;
 /// The trainer keeps at most this many checkpoints (like the HF Trainer's save_total_limit).
 pub const SAVE_TOTAL_LIMIT: usize = 30;
 
@@ -204,6 +207,14 @@ pub fn run_trainer(root: &Path, speed: f64, parent: Option<u32>) -> io::Result<(
                 "{{'eval_loss': {eval:.4}, 'eval_runtime': 12.31, 'eval_samples_per_second': 81.2, \
                  'eval_steps_per_second': 10.16, 'epoch': {epoch:.2}}}"
             )?;
+        }
+        if step == ROTATE_AT {
+            writeln!(log)?;
+            writeln!(log, "[INFO] rotating train.log -> train.log.1")?;
+            drop(log);
+            fs::rename(log_dir.join("train.log"), log_dir.join("train.log.1"))?;
+            log = OpenOptions::new().create(true).append(true).open(log_dir.join("train.log"))?;
+            writeln!(log, "[INFO] log rotated; run {EXPERIMENT} continues at step {step}")?;
         }
         if step % SAVE_EVERY == 0 {
             let name = format!("{EXPERIMENT}_step_{step}.pt");

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod disk;
 pub mod gpu;
 pub mod logging;
+pub mod logtail;
 pub mod status;
 pub mod tui;
 pub mod ui;

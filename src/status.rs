@@ -22,6 +22,8 @@ pub struct StatusReport {
     /// `nvml`, `gpus`, `tier`, `tier_fit`.
     #[serde(flatten)]
     pub gpu: crate::gpu::GpuStatus,
+    pub log: crate::logtail::LogStatus,
+    pub metrics: crate::logtail::MetricsStatus,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +37,7 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let host = HostInfo::current();
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
+    let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         taken_unix: now,
@@ -44,6 +47,8 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         disks: disks.disks,
         disk_errors: disks.errors,
         gpu: crate::gpu::GpuStatus::collect(&cfg.gpu, &ws.root, SystemTime::now()),
+        log,
+        metrics,
     }
 }
 
@@ -77,6 +82,7 @@ impl StatusReport {
             out.push_str(&format!("  ! {e}\n"));
         }
         out.push_str(&self.gpu.to_text());
+        out.push_str(&self.log.to_text(&self.metrics));
         out
     }
 }

@@ -84,6 +84,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                             let result = crate::gpu::terminate(pid, start_ticks).map_err(|e| e.to_string());
                             let _ = tx.send(Msg::ProcessTerminated { pid, result });
                         }
+                        Effect::SwitchLog(path) => handles.switch_log(path),
                     }
                 }
             }

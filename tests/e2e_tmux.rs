@@ -162,3 +162,56 @@ fn a_panic_restores_the_terminal_and_reports() {
     assert_eq!(t.display("#{alternate_on}"), "0", "alternate screen left");
     assert_eq!(t.display("#{cursor_flag}"), "1", "cursor shown");
 }
+
+/// The step shown in the Log panel's values row.
+fn shown_step(screen: &str) -> Option<u64> {
+    let at = screen.find("step ")?;
+    screen[at + 5..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+#[test]
+fn demo_log_panel_follows_the_trainer_through_rotation() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo_dir = dir.path().join("demo");
+    let t = Tmux::new("demolog", 160, 48, "env PS1='READY$ ' bash --norc --noprofile");
+    t.wait_for("the shell prompt", |s| s.contains("READY$"));
+    let state = dir.path().join("state");
+    // Speed 4: 80 steps a second, so the log rotates (step 600) within seconds.
+    t.send(&[
+        &format!("XDG_STATE_HOME={} {bin} demo --speed 4 --dir {}", state.display(), demo_dir.display()),
+        "Enter",
+    ]);
+    let screen = t.wait_for("the log panel with metrics and a chart", |s| {
+        s.contains("Log experiments/v01/logs/train.log") && s.contains("loss vs step") && s.contains("lr ")
+    });
+    assert!(screen.contains("{'loss'"), "log lines are shown:\n{screen}");
+    let rotated = demo_dir.join("experiments/v01/logs/train.log.1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !rotated.exists() {
+        assert!(Instant::now() < deadline, "the demo trainer never rotated its log");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // After the rotation the panel keeps following the new file.
+    let screen = t.wait_for("steps past the rotation", |s| shown_step(s).is_some_and(|n| n > 800));
+    assert!(screen.contains("eval "), "an eval loss was parsed:\n{screen}");
+
+    // The CLI twins read the same log.
+    let out = Command::new(bin).args(["status", "--json", "-w"]).arg(&demo_dir).output().expect("status runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert!(v["log"]["path"].as_str().is_some_and(|p| p.ends_with("experiments/v01/logs/train.log")), "{v}");
+    assert!(v["metrics"]["step"].as_u64().is_some_and(|s| s > 600), "{v}");
+    assert!(v["metrics"]["loss"].is_f64(), "{v}");
+    assert_eq!(v["log"]["stalled"], false);
+    let out = Command::new(bin).args(["log", "-n", "3", "-w"]).arg(&demo_dir).output().expect("log runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+
+    t.send(&["f"]);
+    t.wait_for("paused", |s| s.contains("· paused"));
+    t.send(&["q"]);
+    t.wait_for("the shell to come back", |s| s.contains("demo workspace kept at"));
+}

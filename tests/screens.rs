@@ -80,3 +80,78 @@ fn tiny_terminal_does_not_panic_and_keeps_the_header() {
         assert!(text.starts_with(" host") || w < 6, "{w}x{h}:\n{text}");
     }
 }
+
+// ---- Log panel (logtail) ----
+
+use std::time::Duration;
+use support::log_fixtures as lf;
+
+#[test]
+fn log_panel_empty_log() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    update(&mut s, lf::log_sample(&[], fx::at(fx::NOW), true, None));
+    both("log_empty", &s);
+    assert!(fx::screen_text(&s, 80, 24).contains("waiting for lines"));
+}
+
+#[test]
+fn log_panel_streaming() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    let bar = "  5%|▌         | 1210/24000 [01:00<19:05, 19.90it/s]";
+    update(&mut s, lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW), true, Some(bar)));
+    both("log_streaming", &s);
+    let wide = fx::screen_text(&s, 160, 48);
+    assert!(wide.contains("step 1210/24000"), "{wide}");
+    assert!(wide.contains("loss vs step"), "the chart is drawn:\n{wide}");
+    assert!(wide.contains("1210/24000 [01:00<19:05"), "the bar's latest state is the last row:\n{wide}");
+    assert!(!wide.contains("stalled"));
+}
+
+#[test]
+fn log_panel_stalled() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    let last_line = fx::at(fx::NOW - 20 * 60);
+    update(&mut s, lf::log_sample(&lf::hf_lines(1200), last_line, true, None));
+    both("log_stalled", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.lines().next().is_some_and(|h| h.contains("log stalled 20m00s")), "{text}");
+    // The same quiet log with nothing writing it is a finished run, not a stall.
+    let mut done = fx::state();
+    update(&mut done, lf::log_sample(&lf::hf_lines(1200), last_line, false, None));
+    assert!(!fx::screen_text(&done, 80, 24).contains("stalled"));
+    // Under the threshold: not yet.
+    let mut fresh = fx::state();
+    update(&mut fresh, lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW) - Duration::from_secs(14 * 60), true, None));
+    assert!(!fx::screen_text(&fresh, 80, 24).contains("stalled"));
+}
+
+#[test]
+fn log_panel_with_cuda_oom() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    update(&mut s, lf::log_sample(&lf::oom_lines(), fx::at(fx::NOW), false, None));
+    both("log_oom", &s);
+    let wide = fx::screen_text(&s, 160, 48);
+    assert!(wide.contains("1 error · CUDA OOM"), "{wide}");
+    assert!(wide.contains("see tier fit"), "{wide}");
+}
+
+#[test]
+fn log_panel_search_and_errors_only() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    update(&mut s, lf::log_sample(&lf::oom_lines(), fx::at(fx::NOW), false, None));
+    update(&mut s, key('/'));
+    for c in "eval_loss".chars() {
+        update(&mut s, key(c));
+    }
+    both("log_search_prompt", &s);
+    update(&mut s, fx::code(crossterm::event::KeyCode::Enter));
+    update(&mut s, key('N'));
+    both("log_search", &s);
+    update(&mut s, key('e'));
+    both("log_errors_only", &s);
+}

@@ -137,3 +137,138 @@ fn unbound_keys_change_nothing() {
     assert_eq!(s.overlay, Overlay::None);
     assert!(!s.should_quit);
 }
+
+// ---- Log panel (logtail) ----
+
+use std::path::PathBuf;
+
+use opsconsole::logtail::discover::LogCandidate;
+use support::log_fixtures as lf;
+
+fn log_state() -> opsconsole::app::AppState {
+    let mut s = fx::state();
+    update(&mut s, lf::log_sample(&lf::oom_lines(), at(fx::NOW), true, None));
+    s
+}
+
+#[test]
+fn f_pauses_and_resumes_following() {
+    let mut s = log_state();
+    assert!(s.log.view.following());
+    update(&mut s, key('f'));
+    assert!(!s.log.view.following());
+    update(&mut s, key('f'));
+    assert!(s.log.view.following());
+    update(&mut s, key('g'));
+    assert!(!s.log.view.following());
+    update(&mut s, key('G'));
+    assert!(s.log.view.following());
+}
+
+#[test]
+fn slash_search_types_a_query_then_n_and_shift_n_move_between_matches() {
+    let mut s = log_state();
+    update(&mut s, key('/'));
+    for c in "eval_loss".chars() {
+        update(&mut s, key(c));
+    }
+    // While typing, keys are text: `q` does not quit.
+    update(&mut s, key('q'));
+    update(&mut s, code(KeyCode::Backspace));
+    assert_eq!(s.log.search_input.as_deref(), Some("eval_loss"));
+    assert!(!s.should_quit);
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.log.search_input, None);
+    assert_eq!(s.log.view.query(), Some("eval_loss"));
+    let last = s.log.view.current_match().expect("a match");
+    update(&mut s, key('N'));
+    let prev = s.log.view.current_match().expect("a match");
+    assert!(prev < last);
+    update(&mut s, key('n'));
+    assert_eq!(s.log.view.current_match(), Some(last));
+    assert!(!s.log.view.following(), "a match pauses following");
+    // Esc leaves the prompt without searching.
+    update(&mut s, key('/'));
+    update(&mut s, key('x'));
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.log.view.query(), Some("eval_loss"));
+}
+
+#[test]
+fn e_shows_only_error_lines() {
+    let mut s = log_state();
+    update(&mut s, key('e'));
+    assert!(s.log.view.errors_only);
+    let shown = s.log.view.visible(100);
+    assert_eq!(shown.len(), 6, "the traceback: header, frames, exception");
+    assert!(shown.iter().all(|l| l.line.error.is_some()));
+    update(&mut s, key('e'));
+    assert!(!s.log.view.errors_only);
+}
+
+#[test]
+fn arrows_scroll_the_log_only_when_it_has_focus() {
+    let mut s = log_state();
+    update(&mut s, key('k'));
+    assert!(s.log.view.following(), "the GPU panel has focus");
+    while s.focus != Panel::Log {
+        update(&mut s, code(KeyCode::Tab));
+    }
+    update(&mut s, key('k'));
+    assert!(!s.log.view.following());
+    update(&mut s, code(KeyCode::PageDown));
+    assert!(s.log.view.following(), "paging down to the end follows again");
+}
+
+fn candidate(path: &str) -> LogCandidate {
+    LogCandidate { path: PathBuf::from(path), modified: at(fx::NOW - 60), size_bytes: 1000, exists: true }
+}
+
+#[test]
+fn l_lists_logs_and_enter_switches() {
+    let mut s = log_state();
+    update(
+        &mut s,
+        Msg::LogCandidates(vec![candidate("/home/me/rsm/experiments/v69/logs/train.log"), candidate(lf::LOG_PATH)]),
+    );
+    assert_eq!(update(&mut s, key('L')), vec![Effect::RefreshNow]);
+    assert_eq!(s.log.switcher, Some(1), "the followed log is selected");
+    update(&mut s, key('k'));
+    assert_eq!(s.log.switcher, Some(0));
+    let effects = update(&mut s, code(KeyCode::Enter));
+    assert_eq!(effects, vec![Effect::SwitchLog(PathBuf::from("/home/me/rsm/experiments/v69/logs/train.log"))]);
+    assert_eq!(s.log.switcher, None);
+    update(&mut s, key('L'));
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.log.switcher, None);
+}
+
+#[test]
+fn a_sample_of_another_log_replaces_the_lines() {
+    let mut s = log_state();
+    assert!(s.log.view.len() > 10);
+    let Msg::Log(mut sample) = lf::log_sample(&["hello".to_string()], at(fx::NOW), true, None) else { unreachable!() };
+    sample.path = PathBuf::from("/home/me/rsm/experiments/v69/logs/train.log");
+    sample.reset = false;
+    update(&mut s, Msg::Log(sample));
+    assert_eq!(s.log.view.len(), 1);
+    assert_eq!(s.log.path.as_deref(), Some(std::path::Path::new("/home/me/rsm/experiments/v69/logs/train.log")));
+}
+
+#[test]
+fn stall_needs_a_writer_and_moves_with_the_clock() {
+    let mut s = fx::state();
+    update(&mut s, lf::log_sample(&lf::hf_lines(200), at(fx::NOW), true, None));
+    assert!(!s.log.stalled(s.now));
+    update(&mut s, Msg::Tick(at(fx::NOW + 15 * 60 - 1)));
+    assert!(!s.log.stalled(s.now));
+    update(&mut s, Msg::Tick(at(fx::NOW + 15 * 60)));
+    assert!(s.log.stalled(s.now));
+    let status = serde_json::to_value(s.log.status(s.now)).expect("json");
+    assert_eq!(status["stalled"], true);
+    assert_eq!(status["path"], lf::LOG_PATH);
+    let mut quiet = fx::state();
+    update(&mut quiet, lf::log_sample(&lf::hf_lines(200), at(fx::NOW), false, None));
+    update(&mut quiet, Msg::Tick(at(fx::NOW + 3600)));
+    assert!(!quiet.log.stalled(quiet.now), "no process writes the log: a finished run");
+}

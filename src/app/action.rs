@@ -67,4 +67,12 @@ actions! {
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
     Details => details, ["enter"], "details of the selected GPU process";
     KillProcess => kill_process, ["K"], "SIGTERM the selected GPU process (asks)";
+    LogFollow => log_follow, ["f"], "log: pause or resume following";
+    LogTop => log_top, ["g", "home"], "log: jump to the first line";
+    LogEnd => log_end, ["G", "end"], "log: jump to the end and follow";
+    LogSearch => log_search, ["/"], "log: search (enter to find, esc to cancel)";
+    LogNextMatch => log_next_match, ["n"], "log: next search match";
+    LogPrevMatch => log_prev_match, ["N"], "log: previous search match";
+    LogErrorsOnly => log_errors_only, ["e"], "log: show only error lines, or all";
+    LogSwitch => log_switch, ["L"], "log: choose another log (a newer run)";
 }

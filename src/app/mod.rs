@@ -6,6 +6,7 @@ pub mod disk;
 pub mod gpu;
 pub mod jobs;
 pub mod keymap;
+pub mod log;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +20,7 @@ pub use disk::DiskPanel;
 pub use gpu::GpuPanel;
 pub use jobs::{JobEvent, JobInfo, Jobs};
 use keymap::KeyMap;
+pub use log::LogPanel;
 
 /// The panels of the main screen, in focus order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,10 @@ pub enum Msg {
     ProcessTerminated { pid: u32, result: Result<(), String> },
     /// A background job reported.
     Job(JobEvent),
+    /// A whole sample from the log collector.
+    Log(Box<crate::logtail::LogSample>),
+    /// The logs that could be followed, newest first.
+    LogCandidates(Vec<crate::logtail::discover::LogCandidate>),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
 }
@@ -98,6 +104,8 @@ pub enum Effect {
     RefreshNow,
     /// Send SIGTERM to this process (the user confirmed); answer with `Msg::ProcessTerminated`.
     TerminateProcess { pid: u32, start_ticks: Option<u64> },
+    /// Follow this log instead.
+    SwitchLog(PathBuf),
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -113,6 +121,7 @@ pub struct AppState {
     pub overlay: Overlay,
     pub disk: DiskPanel,
     pub gpu: GpuPanel,
+    pub log: LogPanel,
     pub jobs: Jobs,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
@@ -130,6 +139,7 @@ impl AppState {
             .unwrap_or_else(|_| KeyMap::new(&Default::default()).expect("the built-in keymap is valid"));
         let disk = DiskPanel::new((&config.disk).into());
         let gpu = GpuPanel::new(&config.gpu, workspace_root.clone());
+        let log = LogPanel::new(config.log.clone());
         Self {
             now,
             host,
@@ -140,6 +150,7 @@ impl AppState {
             overlay: Overlay::None,
             disk,
             gpu,
+            log,
             jobs: Jobs::default(),
             notice: None,
             demo: false,
@@ -179,6 +190,17 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::ProcessTerminated { pid, result } => gpu::on_terminated(state, pid, result),
+        Msg::Log(sample) => {
+            state.log.apply(*sample, state.now);
+            vec![]
+        }
+        Msg::LogCandidates(list) => {
+            state.log.candidates = list;
+            if let Some(sel) = state.log.switcher {
+                state.log.switcher = Some(sel.min(state.log.candidates.len().saturating_sub(1)));
+            }
+            vec![]
+        }
         Msg::Job(ev) => {
             state.jobs.apply(ev, state.now);
             vec![]
@@ -205,6 +227,9 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     }
     if matches!(state.overlay, Overlay::ConfirmKill { .. }) {
         return gpu::on_confirm_kill_key(state, key);
+    }
+    if let Some(effects) = log::on_key(state, key) {
+        return effects;
     }
     let Some(action) = state.keymap.action(key) else {
         return vec![];
@@ -244,10 +269,19 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
                 Panel::Gpu => state.gpu.scroll(action),
                 _ => {}
             }
+            log::scroll(state, action);
             vec![]
         }
         Action::Details => gpu::on_details(state),
         Action::KillProcess => gpu::on_kill(state),
         Action::Refresh => vec![Effect::RefreshNow],
+        Action::LogFollow
+        | Action::LogTop
+        | Action::LogEnd
+        | Action::LogSearch
+        | Action::LogNextMatch
+        | Action::LogPrevMatch
+        | Action::LogErrorsOnly
+        | Action::LogSwitch => log::on_action(state, action),
     }
 }

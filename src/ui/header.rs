@@ -31,6 +31,13 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             ));
         }
     }
+    if state.log.stalled(state.now) {
+        let quiet = state.log.quiet_for(state.now).map(util::duration).unwrap_or_default();
+        spans.push(Span::styled(
+            format!(" · log stalled {quiet}"),
+            Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
     let help = state.keymap.first_key(Action::Help).map(|k| format!("{k} help ")).unwrap_or_default();
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let pad = (area.width as usize).saturating_sub(used + help.chars().count());

@@ -10,6 +10,8 @@ mod log;
 mod popup;
 mod uploads;
 
+pub use log::log_page;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -61,6 +63,7 @@ pub fn render(state: &AppState, frame: &mut Frame) {
     log::render(state, frame, areas.log);
     uploads::render(state, frame, areas.uploads);
     footer::render(state, frame, footer);
+    log::render_switcher(state, frame, area);
     match state.overlay {
         Overlay::None => {}
         Overlay::Help => help::render(state, frame, area),

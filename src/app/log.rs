@@ -1,0 +1,200 @@
+//! The Log panel's state: the followed log's lines (scroll, search, errors-only), its
+//! metrics and health, the candidate logs, and the keys that act on them. No I/O.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::{Action, AppState, Effect, Panel};
+use crate::logtail::collector::BackfillProgress;
+use crate::logtail::discover::LogCandidate;
+use crate::logtail::{Health, LogConfig, LogSample, LogView, MetricsState, TailNote};
+
+#[derive(Debug, Clone)]
+pub struct LogPanel {
+    pub config: LogConfig,
+    pub view: LogView,
+    /// The followed log; `None` until the collector found one.
+    pub path: Option<PathBuf>,
+    pub size_bytes: Option<u64>,
+    pub metrics: MetricsState,
+    pub health: Health,
+    pub backfill: BackfillProgress,
+    /// A newer log (a new run) the user may switch to.
+    pub newer_log: Option<PathBuf>,
+    /// Why the log cannot be read, if it cannot.
+    pub error: Option<String>,
+    /// Whether a process has the log open for writing (the training run).
+    pub writer_alive: Option<bool>,
+    /// When following this log began (the state's clock).
+    pub since: Option<SystemTime>,
+    /// The last rotation or truncation seen, and when.
+    pub last_event: Option<(TailNote, SystemTime)>,
+    /// `/` was pressed: the query being typed.
+    pub search_input: Option<String>,
+    /// The log switcher is open, with this candidate selected.
+    pub switcher: Option<usize>,
+    /// Logs that could be followed, newest first (from the collector).
+    pub candidates: Vec<LogCandidate>,
+}
+
+impl LogPanel {
+    pub fn new(config: LogConfig) -> Self {
+        Self {
+            view: LogView::new(config.buffer_lines),
+            metrics: MetricsState::new(config.chart_points),
+            config,
+            path: None,
+            size_bytes: None,
+            health: Health::default(),
+            backfill: BackfillProgress::default(),
+            newer_log: None,
+            error: None,
+            writer_alive: None,
+            since: None,
+            last_event: None,
+            search_input: None,
+            switcher: None,
+            candidates: Vec::new(),
+        }
+    }
+
+    /// Fold a collector sample in.
+    pub fn apply(&mut self, s: LogSample, now: SystemTime) {
+        if s.reset || self.path.as_ref() != Some(&s.path) {
+            self.view.clear();
+            self.since = Some(now);
+            self.last_event = None;
+            self.path = Some(s.path.clone());
+        }
+        if let Some(n) = s.notes.iter().rev().find(|n| matches!(n, TailNote::Rotated | TailNote::Truncated)) {
+            self.last_event = Some((n.clone(), now));
+        }
+        self.view.push(s.new_lines);
+        self.view.partial = s.partial;
+        self.size_bytes = s.size_bytes;
+        self.metrics = s.metrics;
+        self.health = s.health;
+        self.backfill = s.backfill;
+        self.newer_log = s.newer_log;
+        self.error = s.error;
+        self.writer_alive = s.writer_alive;
+    }
+
+    /// No new line for `log.stall_after` while a process still writes the log.
+    pub fn stalled(&self, now: SystemTime) -> bool {
+        match (self.since, self.writer_alive) {
+            (Some(since), Some(true)) => self.health.stalled(now, since, true, self.config.stall_after),
+            _ => false,
+        }
+    }
+
+    /// How long no line came, when stalled.
+    pub fn quiet_for(&self, now: SystemTime) -> Option<std::time::Duration> {
+        let last = self.health.last_line_at.or(self.since)?;
+        now.duration_since(last).ok()
+    }
+
+    /// The `log` part of `status --json`, from what the panel holds.
+    pub fn status(&self, now: SystemTime) -> crate::logtail::LogStatus {
+        match &self.path {
+            Some(p) => crate::logtail::LogStatus::new(
+                p,
+                self.size_bytes,
+                self.view.last_text().map(str::to_string),
+                &self.health,
+                self.stalled(now),
+            ),
+            None => crate::logtail::LogStatus::default(),
+        }
+    }
+}
+
+/// Keys while the search prompt or the log switcher is open. `None`: not consumed.
+pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Option<Vec<Effect>> {
+    if let Some(query) = state.log.search_input.as_mut() {
+        match key.code {
+            KeyCode::Esc => state.log.search_input = None,
+            KeyCode::Enter => {
+                let q = std::mem::take(query);
+                state.log.search_input = None;
+                let page = crate::ui::log_page(state);
+                state.log.view.search(&q, page);
+            }
+            KeyCode::Backspace => {
+                query.pop();
+            }
+            KeyCode::Char(c)
+                if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                    && query.chars().count() < 200 =>
+            {
+                query.push(c);
+            }
+            _ => {}
+        }
+        return Some(vec![]);
+    }
+    let selected = state.log.switcher?;
+    let n = state.log.candidates.len();
+    match state.keymap.action(key) {
+        Some(Action::Up) => state.log.switcher = Some(selected.saturating_sub(1)),
+        Some(Action::Down) => state.log.switcher = Some((selected + 1).min(n.saturating_sub(1))),
+        Some(Action::Cancel) | Some(Action::LogSwitch) => state.log.switcher = None,
+        Some(Action::Quit) => return None,
+        _ if state.keymap.is(key, Action::Confirm) => {
+            state.log.switcher = None;
+            if let Some(c) = state.log.candidates.get(selected)
+                && state.log.path.as_ref() != Some(&c.path)
+            {
+                return Some(vec![Effect::SwitchLog(c.path.clone())]);
+            }
+        }
+        _ => {}
+    }
+    Some(vec![])
+}
+
+/// The log actions.
+pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
+    let page = crate::ui::log_page(state);
+    let log = &mut state.log;
+    match action {
+        Action::LogFollow => log.view.toggle_follow(page),
+        Action::LogTop => log.view.to_top(),
+        Action::LogEnd => log.view.to_end(),
+        Action::LogSearch => log.search_input = Some(String::new()),
+        Action::LogNextMatch => {
+            log.view.next_match(page);
+        }
+        Action::LogPrevMatch => {
+            log.view.prev_match(page);
+        }
+        Action::LogErrorsOnly => log.view.toggle_errors_only(),
+        Action::LogSwitch => {
+            // The newer log first when one is offered, else the one followed.
+            let want = log.newer_log.as_ref().or(log.path.as_ref());
+            let i = want.and_then(|p| log.candidates.iter().position(|c| &c.path == p)).unwrap_or(0);
+            log.switcher = Some(i);
+            return vec![Effect::RefreshNow];
+        }
+        _ => {}
+    }
+    vec![]
+}
+
+/// Up / down / page keys when the Log panel has focus.
+pub fn scroll(state: &mut AppState, action: Action) {
+    if state.focus != Panel::Log {
+        return;
+    }
+    let page = crate::ui::log_page(state);
+    let v = &mut state.log.view;
+    match action {
+        Action::Up => v.scroll_up(1, page),
+        Action::Down => v.scroll_down(1, page),
+        Action::PageUp => v.scroll_up(page.max(1), page),
+        Action::PageDown => v.scroll_down(page.max(1), page),
+        _ => {}
+    }
+}

@@ -1,0 +1,279 @@
+//! The metrics of a run: latest values and bounded (step, loss) / (step, eval loss) series.
+
+use serde::Serialize;
+
+use super::parse::MetricUpdate;
+
+/// Latest values, `None` while unknown (`null` in `status --json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MetricsSnapshot {
+    pub step: Option<u64>,
+    pub loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub learning_rate: Option<f64>,
+    pub grad_norm: Option<f64>,
+    pub epoch: Option<f64>,
+    pub tokens_per_second: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    /// Not in `status --json`'s documented keys but useful on screen.
+    #[serde(skip)]
+    pub total_steps: Option<u64>,
+    #[serde(skip)]
+    pub iterations_per_second: Option<f64>,
+    #[serde(skip)]
+    pub train_runtime: Option<f64>,
+    #[serde(skip)]
+    pub final_train_loss: Option<f64>,
+}
+
+/// A chart series with at most `cap` points: when full, every other point is dropped
+/// and only every `stride`-th new point is kept, so a long run keeps its whole shape.
+/// The latest point is always kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    points: Vec<(f64, f64)>,
+    last: Option<(f64, f64)>,
+    cap: usize,
+    stride: u64,
+    seen: u64,
+    /// Points pushed in all, including those of a merged history.
+    count: u64,
+}
+
+impl Series {
+    pub fn new(cap: usize) -> Self {
+        Self { points: Vec::new(), last: None, cap: cap.max(4), stride: 1, seen: 0, count: 0 }
+    }
+
+    pub fn push(&mut self, x: f64, y: f64) {
+        if !x.is_finite() || !y.is_finite() || self.last == Some((x, y)) {
+            return;
+        }
+        self.last = Some((x, y));
+        self.count += 1;
+        if self.seen.is_multiple_of(self.stride) {
+            self.points.push((x, y));
+            if self.points.len() >= self.cap {
+                let mut keep = false;
+                self.points.retain(|_| {
+                    keep = !keep;
+                    keep
+                });
+                self.stride *= 2;
+            }
+        }
+        self.seen += 1;
+    }
+
+    /// The points to draw, oldest first, ending with the latest point.
+    pub fn points(&self) -> Vec<(f64, f64)> {
+        let mut out = self.points.clone();
+        if let Some(l) = self.last
+            && out.last() != Some(&l)
+        {
+            out.push(l);
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_none()
+    }
+
+    /// How many points were pushed in all (a merged history's included).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// `earlier` followed by `self`, thinned to the cap.
+    pub fn after(&self, earlier: &Series) -> Series {
+        let mut out = Series::new(self.cap);
+        for (x, y) in earlier.points().into_iter().chain(self.points()) {
+            out.push(x, y);
+        }
+        out.count = earlier.count + self.count;
+        out
+    }
+}
+
+/// Metrics folded from parsed lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsState {
+    pub latest: MetricsSnapshot,
+    pub loss: Series,
+    pub eval_loss: Series,
+    /// The largest progress-bar total seen: the training bar. Smaller bars (evaluation)
+    /// do not move the step.
+    main_total: Option<u64>,
+    /// Loss points seen, the x of a loss when no step is known.
+    losses: u64,
+}
+
+impl MetricsState {
+    pub fn new(chart_points: usize) -> Self {
+        Self {
+            latest: MetricsSnapshot::default(),
+            loss: Series::new(chart_points),
+            eval_loss: Series::new(chart_points),
+            main_total: None,
+            losses: 0,
+        }
+    }
+
+    pub fn apply(&mut self, u: &MetricUpdate) {
+        let l = &mut self.latest;
+        if u.from_bar {
+            let main = match (u.total_steps, self.main_total) {
+                (Some(t), Some(m)) => t >= m,
+                (Some(_), None) => true,
+                (None, m) => m.is_none(),
+            };
+            if main {
+                if u.total_steps.is_some() {
+                    self.main_total = u.total_steps;
+                    l.total_steps = u.total_steps;
+                }
+                l.step = u.step.or(l.step);
+                l.eta_seconds = u.eta_seconds.or(l.eta_seconds);
+                l.iterations_per_second = u.iterations_per_second.or(l.iterations_per_second);
+            }
+        } else {
+            if u.step.is_some() {
+                l.step = u.step;
+            }
+            if u.total_steps.is_some() {
+                l.total_steps = u.total_steps;
+            }
+            if u.eta_seconds.is_some() {
+                l.eta_seconds = u.eta_seconds;
+            } else if let (Some(total), Some(step), Some(rate)) = (l.total_steps, l.step, l.iterations_per_second)
+                && u.step.is_some()
+                && rate > 0.0
+            {
+                l.eta_seconds = Some(total.saturating_sub(step) as f64 / rate);
+            }
+        }
+        macro_rules! keep {
+            ($($f:ident),*) => { $( if u.$f.is_some() { l.$f = u.$f; } )* };
+        }
+        keep!(learning_rate, grad_norm, epoch, tokens_per_second, train_runtime, final_train_loss);
+        if let Some(loss) = u.loss {
+            l.loss = Some(loss);
+            self.losses += 1;
+            let x = u.step.or(l.step).map_or(self.losses as f64, |s| s as f64);
+            self.loss.push(x, loss);
+        }
+        if let Some(eval) = u.eval_loss {
+            l.eval_loss = Some(eval);
+            let x = u.step.or(l.step).map_or(self.losses as f64, |s| s as f64);
+            self.eval_loss.push(x, eval);
+        }
+        if let Some(r) = u.train_runtime
+            && u.final_train_loss.is_some()
+            && r >= 0.0
+        {
+            // The run has ended.
+            l.eta_seconds = Some(0.0);
+        }
+    }
+
+    /// The history read in the background (`earlier`) followed by `self`.
+    pub fn after(&self, earlier: &MetricsState) -> MetricsState {
+        let mut latest = earlier.latest;
+        let n = &self.latest;
+        macro_rules! newer {
+            ($($f:ident),*) => { $( if n.$f.is_some() { latest.$f = n.$f; } )* };
+        }
+        newer!(
+            step,
+            loss,
+            eval_loss,
+            learning_rate,
+            grad_norm,
+            epoch,
+            tokens_per_second,
+            eta_seconds,
+            total_steps,
+            iterations_per_second,
+            train_runtime,
+            final_train_loss
+        );
+        MetricsState {
+            latest,
+            loss: self.loss.after(&earlier.loss),
+            eval_loss: self.eval_loss.after(&earlier.eval_loss),
+            main_total: self.main_total.max(earlier.main_total),
+            losses: self.losses + earlier.losses,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logtail::parse::MetricParser;
+
+    fn feed(lines: &[&str]) -> MetricsState {
+        let parser = MetricParser::default();
+        let mut m = MetricsState::new(100);
+        for l in lines {
+            if let Some(u) = parser.parse(l.as_bytes()) {
+                m.apply(&u);
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn hf_loss_takes_step_from_training_bar_not_eval_bar() {
+        let m = feed(&[
+            " 10%|█         | 100/1000 [00:10<01:30,  10.00it/s]",
+            "{'loss': 2.5, 'grad_norm': 1.0, 'learning_rate': 0.0001, 'epoch': 0.1}",
+            "100%|██████████| 20/20 [00:02<00:00,  9.50it/s]",
+            "{'eval_loss': 2.4, 'eval_runtime': 2.1, 'epoch': 0.1}",
+            " 20%|██        | 200/1000 [00:20<01:20,  10.00it/s]",
+            "{'loss': 2.2, 'grad_norm': 0.9, 'learning_rate': 0.0001, 'epoch': 0.2}",
+        ]);
+        assert_eq!(m.loss.points(), vec![(100.0, 2.5), (200.0, 2.2)]);
+        assert_eq!(m.eval_loss.points(), vec![(100.0, 2.4)]);
+        assert_eq!(m.latest.step, Some(200));
+        assert_eq!(m.latest.eta_seconds, Some(80.0));
+        assert_eq!(m.latest.total_steps, Some(1000));
+    }
+
+    #[test]
+    fn eta_computed_from_rate_and_total() {
+        let m = feed(&[" 10%|█         | 100/1000 [00:10<01:30,  10.00it/s]", "step 500 | loss 1.0"]);
+        assert_eq!(m.latest.eta_seconds, Some(50.0));
+    }
+
+    #[test]
+    fn series_is_bounded_and_keeps_ends() {
+        let mut s = Series::new(64);
+        for i in 0..100_000 {
+            s.push(i as f64, (i % 7) as f64);
+        }
+        let pts = s.points();
+        assert!(pts.len() <= 65, "{}", pts.len());
+        assert_eq!(pts.first().map(|p| p.0), Some(0.0));
+        assert_eq!(pts.last().map(|p| p.0), Some(99_999.0));
+        assert!(pts.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(s.count(), 100_000);
+    }
+
+    #[test]
+    fn nan_loss_is_latest_but_not_charted() {
+        let m = feed(&["step 1 loss 2.0", "step 2 loss nan"]);
+        assert!(m.latest.loss.is_some_and(f64::is_nan));
+        assert_eq!(m.loss.points(), vec![(1.0, 2.0)]);
+    }
+
+    #[test]
+    fn merge_history_then_live() {
+        let before = feed(&["step 1 loss 3.0 lr 0.1", "step 2 loss 2.0"]);
+        let live = feed(&["step 3 loss 1.0"]);
+        let m = live.after(&before);
+        assert_eq!(m.loss.points(), vec![(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]);
+        assert_eq!((m.latest.step, m.latest.loss, m.latest.learning_rate), (Some(3), Some(1.0), Some(0.1)));
+    }
+}

@@ -1,0 +1,142 @@
+//! The log's part of `status --json`: `log` and `metrics`.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::backfill::backfill;
+use super::backread::read_last_lines;
+use super::config::LogConfig;
+use super::discover;
+use super::health::{Health, LogError};
+use super::metrics::MetricsSnapshot;
+use super::parse::MetricParser;
+
+/// `status --json` → `log`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LogStatus {
+    pub path: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub last_line: Option<String>,
+    pub stalled: bool,
+    pub error_count: u64,
+    pub last_error: Option<LogError>,
+}
+
+impl LogStatus {
+    pub fn new(
+        path: &Path,
+        size_bytes: Option<u64>,
+        last_line: Option<String>,
+        health: &Health,
+        stalled: bool,
+    ) -> Self {
+        Self {
+            path: Some(path.display().to_string()),
+            size_bytes,
+            last_line,
+            stalled,
+            error_count: health.error_count(),
+            last_error: health.last_error.clone(),
+        }
+    }
+}
+
+/// `status --json` → `metrics` (every key `null` while unknown).
+pub type MetricsStatus = MetricsSnapshot;
+
+/// Read the workspace's log once (for the CLI): last line, history, errors, stall.
+/// Stall is judged by the file's modification time. With no log, everything is null.
+pub fn collect_status(
+    workspace: &Path,
+    cfg: &LogConfig,
+    now: SystemTime,
+    training_alive: bool,
+) -> std::io::Result<(LogStatus, MetricsStatus)> {
+    let Some(c) = discover::select(workspace, cfg).filter(|c| c.exists) else {
+        let path = cfg.path.as_ref().map(|p| workspace.join(p).display().to_string());
+        return Ok((LogStatus { path, ..Default::default() }, MetricsStatus::default()));
+    };
+    let last = read_last_lines(&c.path, 1, cfg.max_line_bytes)?;
+    let parser = MetricParser::new(&cfg.patterns).unwrap_or_default();
+    let history = backfill(
+        &c.path,
+        c.size_bytes,
+        &parser,
+        cfg.chart_points,
+        cfg.max_line_bytes,
+        &AtomicBool::new(false),
+        |_| {},
+    )?;
+    let stalled = history.health.stalled(now, c.modified, training_alive, cfg.stall_after);
+    let status = LogStatus::new(
+        &c.path,
+        Some(c.size_bytes),
+        last.lines.last().map(|l| l.text.clone()),
+        &history.health,
+        stalled,
+    );
+    Ok((status, history.metrics.latest))
+}
+
+/// [`collect_status`] for `opsconsole status`: now, with "a training process is alive"
+/// meaning a process has the log open for writing. Errors reading the log leave its
+/// values null (and are logged).
+pub fn workspace_status(workspace: &Path, cfg: &LogConfig) -> (LogStatus, MetricsStatus) {
+    let alive = discover::select(workspace, cfg)
+        .and_then(|c| super::proc::writers_of(&c.path).ok())
+        .is_some_and(|w| !w.is_empty());
+    match collect_status(workspace, cfg, SystemTime::now(), alive) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("status: reading the log: {e}");
+            let path = discover::select(workspace, cfg).map(|c| c.path.display().to_string());
+            (LogStatus { path, ..Default::default() }, MetricsStatus::default())
+        }
+    }
+}
+
+impl LogStatus {
+    /// Lines for `opsconsole status` (text).
+    pub fn to_text(&self, m: &MetricsStatus) -> String {
+        let Some(path) = &self.path else {
+            return "log: none found (set log.path or log.glob)\n".into();
+        };
+        let mut out = format!("log: {path}");
+        if let Some(size) = self.size_bytes {
+            out.push_str(&format!(" ({})", crate::util::bytes(size)));
+        }
+        if self.stalled {
+            out.push_str(" · STALLED");
+        }
+        out.push('\n');
+        let mut vals = Vec::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                vals.push(format!("{k} {v}"));
+            }
+        };
+        put("step", m.step.map(|v| v.to_string()));
+        put("loss", m.loss.map(|v| format!("{v:.4}")));
+        put("eval_loss", m.eval_loss.map(|v| format!("{v:.4}")));
+        put("lr", m.learning_rate.map(|v| format!("{v:.2e}")));
+        put("grad_norm", m.grad_norm.map(|v| format!("{v:.3}")));
+        put("epoch", m.epoch.map(|v| format!("{v:.2}")));
+        put("tok/s", m.tokens_per_second.map(|v| format!("{v:.0}")));
+        put("eta", m.eta_seconds.map(|v| crate::util::duration(std::time::Duration::from_secs_f64(v.max(0.0)))));
+        if !vals.is_empty() {
+            out.push_str(&format!("  {}\n", vals.join(" · ")));
+        }
+        out.push_str(&format!("  errors {}", self.error_count));
+        if let Some(e) = &self.last_error {
+            out.push_str(&format!(" · last: {}: {}", e.kind.label(), e.message));
+            if let Some(h) = &e.hint {
+                out.push_str(&format!(" ({h})"));
+            }
+        }
+        out.push('\n');
+        out
+    }
+}

@@ -1,0 +1,481 @@
+//! The tailer on real files in temp folders: every line written is delivered once, in
+//! order, through appends, rotation, truncation, deletion, late creation, huge lines,
+//! invalid UTF-8 and progress bars. Plus the threaded follower and collector.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use opsconsole::logtail::collector::{CollectorOptions, LogSample, spawn_collector};
+use opsconsole::logtail::tail::{FollowOptions, spawn_follow};
+use opsconsole::logtail::{LogConfig, StartAt, TailNote, Tailer, collect_status};
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new().create(true).append(true).open(path).expect("open for append");
+    f.write_all(bytes).expect("append");
+}
+
+fn lines(range: std::ops::Range<usize>) -> (String, Vec<String>) {
+    let v: Vec<String> = range.map(|i| format!("line {i} {}", "x".repeat(i % 37))).collect();
+    let mut text = v.join("\n");
+    text.push('\n');
+    (text, v)
+}
+
+/// Polls and collects delivered line texts and notes.
+struct Reader {
+    tailer: Tailer,
+    got: Vec<String>,
+    notes: Vec<TailNote>,
+    partial: Option<String>,
+}
+
+impl Reader {
+    fn new(path: &Path, start: StartAt, cap: usize) -> Self {
+        Self { tailer: Tailer::new(path, start, cap), got: Vec::new(), notes: Vec::new(), partial: None }
+    }
+
+    fn poll(&mut self) {
+        loop {
+            let b = self.tailer.poll().expect("poll");
+            self.got.extend(b.lines.into_iter().map(|l| l.text));
+            self.notes.extend(b.notes);
+            self.partial = b.partial;
+            if !b.more {
+                break;
+            }
+        }
+    }
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("train.log");
+    (dir, path)
+}
+
+#[test]
+fn append_in_pieces_delivers_every_line_once() {
+    let (_d, path) = setup();
+    let (text, want) = lines(0..5000);
+    let mut r = Reader::new(&path, StartAt::Beginning, 4096);
+    // Cut the text at awkward places, polling between writes.
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    let mut step = 1;
+    while at < bytes.len() {
+        let end = (at + step).min(bytes.len());
+        append(&path, &bytes[at..end]);
+        at = end;
+        step = step * 7 % 1013 + 1;
+        r.poll();
+    }
+    r.poll();
+    assert_eq!(r.got, want);
+    assert_eq!(r.notes, [TailNote::Opened]);
+}
+
+#[test]
+fn rotate_by_rename_reads_old_tail_then_new_file() {
+    let (dir, path) = setup();
+    let (a, want_a) = lines(0..100);
+    let (b, want_b) = lines(100..200);
+    let (c, want_c) = lines(200..300);
+    let mut r = Reader::new(&path, StartAt::Beginning, 4096);
+    append(&path, a.as_bytes());
+    r.poll();
+    // Written but not yet read when the log is rotated, plus an unfinished last line.
+    append(&path, b.as_bytes());
+    append(&path, b"unterminated last line of the old file");
+    std::fs::rename(&path, dir.path().join("train.log.1")).expect("rotate");
+    r.poll(); // the name is gone for a moment: nothing is lost meanwhile
+    append(&path, c.as_bytes());
+    r.poll();
+    let mut want = want_a;
+    want.extend(want_b);
+    want.push("unterminated last line of the old file".into());
+    want.extend(want_c);
+    assert_eq!(r.got, want);
+    assert_eq!(r.notes, [TailNote::Opened, TailNote::Rotated, TailNote::Opened]);
+}
+
+#[test]
+fn copytruncate_restarts_at_zero() {
+    let (_d, path) = setup();
+    let (a, want_a) = lines(0..500);
+    let (b, want_b) = lines(500..510);
+    let mut r = Reader::new(&path, StartAt::Beginning, 4096);
+    append(&path, a.as_bytes());
+    r.poll();
+    // logrotate copytruncate: copy elsewhere, then truncate in place.
+    std::fs::copy(&path, path.with_extension("log.1")).expect("copy");
+    OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    append(&path, b.as_bytes());
+    r.poll();
+    let mut want = want_a;
+    want.extend(want_b);
+    assert_eq!(r.got, want);
+    assert!(r.notes.contains(&TailNote::Truncated));
+}
+
+#[test]
+fn delete_and_recreate() {
+    let (_d, path) = setup();
+    let (a, want_a) = lines(0..50);
+    let (b, want_b) = lines(50..60);
+    let (c, want_c) = lines(60..70);
+    let mut r = Reader::new(&path, StartAt::Beginning, 4096);
+    append(&path, a.as_bytes());
+    r.poll();
+    append(&path, b.as_bytes()); // unread when deleted: still read through the open file
+    std::fs::remove_file(&path).expect("delete");
+    r.poll();
+    assert!(r.notes.contains(&TailNote::Deleted));
+    append(&path, c.as_bytes());
+    r.poll();
+    let mut want = want_a;
+    want.extend(want_b);
+    want.extend(want_c);
+    assert_eq!(r.got, want);
+    assert_eq!(r.notes, [TailNote::Opened, TailNote::Deleted, TailNote::Opened]);
+}
+
+#[test]
+fn file_created_late() {
+    let (_d, path) = setup();
+    let mut r = Reader::new(&path, StartAt::End, 4096);
+    r.poll();
+    r.poll();
+    assert_eq!(r.notes, [TailNote::Missing], "missing is reported once");
+    let (a, want) = lines(0..20);
+    append(&path, a.as_bytes());
+    r.poll();
+    // A file that appears later is read from its start, whatever the first start was.
+    assert_eq!(r.got, want);
+}
+
+#[test]
+fn ten_megabyte_line_is_cut_and_bounded() {
+    let (_d, path) = setup();
+    let cap = 4096;
+    let mut r = Reader::new(&path, StartAt::Beginning, cap);
+    append(&path, b"before\n");
+    let chunk = vec![b'y'; 1 << 20];
+    for _ in 0..10 {
+        append(&path, &chunk);
+        r.poll();
+        assert!(r.partial.as_ref().is_some_and(|p| p.len() <= cap));
+    }
+    append(&path, b"\nafter\n");
+    r.poll();
+    assert_eq!(r.got.len(), 3);
+    assert_eq!(r.got[0], "before");
+    assert_eq!(r.got[1].len(), cap);
+    assert_eq!(r.got[2], "after");
+}
+
+#[test]
+fn invalid_utf8_is_shown_lossily() {
+    let (_d, path) = setup();
+    let mut r = Reader::new(&path, StartAt::Beginning, 4096);
+    append(&path, b"ok\n\xff\xfeloss=\xc3\n\xe2\x82");
+    r.poll();
+    append(&path, b"\xac euro\n");
+    r.poll();
+    assert_eq!(r.got, ["ok", "\u{fffd}\u{fffd}loss=\u{fffd}", "€ euro"]);
+}
+
+#[test]
+fn carriage_return_bars_collapse_to_latest_state() {
+    let (_d, path) = setup();
+    let mut r = Reader::new(&path, StartAt::Beginning, 4096);
+    let mut want = Vec::new();
+    for epoch in 0..3 {
+        for i in 0..=100 {
+            append(&path, format!("\repoch {epoch} {i:3}%|{}|", "#".repeat(i / 10)).as_bytes());
+            if i % 9 == 0 {
+                r.poll();
+                assert_eq!(r.partial, Some(format!("epoch {epoch} {i:3}%|{}|", "#".repeat(i / 10))));
+            }
+        }
+        append(&path, b"\n");
+        want.push(format!("epoch {epoch} 100%|##########|"));
+        append(&path, format!("done {epoch}\n").as_bytes());
+        want.push(format!("done {epoch}"));
+    }
+    r.poll();
+    assert_eq!(r.got, want);
+}
+
+/// A writer appending as fast as it can while rotating by rename; the threaded follower
+/// (notify + poll fallback) must deliver every line exactly once, in order.
+#[test]
+fn threaded_follow_under_concurrent_writes_and_rotation() {
+    let (dir, path) = setup();
+    let got = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = got.clone();
+    let tailer = Tailer::new(&path, StartAt::Beginning, 4096);
+    let opts = FollowOptions { poll_interval: Duration::from_millis(200), min_interval: Duration::from_millis(5) };
+    let handle = spawn_follow(tailer, opts, move |t, waker| {
+        let b = t.poll().expect("poll");
+        if b.more {
+            waker.wake();
+        }
+        sink.lock().expect("lock").extend(b.lines.into_iter().map(|l| l.text));
+        true
+    })
+    .expect("spawn");
+    let total = 120_000;
+    let writer_path = path.clone();
+    let dir_path = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        let mut f: Option<std::fs::File> = None;
+        for i in 0..total {
+            if i % 40_000 == 0 && i > 0 {
+                drop(f.take());
+                std::fs::rename(&writer_path, dir_path.join(format!("train.log.{i}"))).expect("rotate");
+            }
+            let file =
+                f.get_or_insert_with(|| OpenOptions::new().create(true).append(true).open(&writer_path).expect("open"));
+            writeln!(file, "seq {i}").expect("write");
+        }
+    });
+    writer.join().expect("writer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.lock().expect("lock").len() < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    handle.stop();
+    let got = got.lock().expect("lock");
+    let want: Vec<String> = (0..total).map(|i| format!("seq {i}")).collect();
+    assert_eq!(got.len(), want.len());
+    assert!(*got == want, "lines lost, duplicated or out of order");
+}
+
+fn recv_until(rx: &mpsc::Receiver<LogSample>, what: &str, mut done: impl FnMut(&LogSample) -> bool) -> Vec<LogSample> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut all = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(s) = rx.recv_timeout(Duration::from_millis(100)) {
+            let stop = done(&s);
+            all.push(s);
+            if stop {
+                return all;
+            }
+        }
+    }
+    panic!("timed out waiting for {what}; got {} samples", all.len());
+}
+
+#[test]
+fn collector_shows_last_screen_then_history_then_new_lines() {
+    let (_d, path) = setup();
+    let mut history = String::new();
+    for step in 1..=5000 {
+        history.push_str(&format!("step {step} | loss {:.4} | lr 1e-4\n", 10.0 / step as f64));
+    }
+    append(&path, history.as_bytes());
+    let (tx, rx) = mpsc::channel();
+    let mut opts = CollectorOptions::new(LogConfig::default());
+    opts.screen_lines = 50;
+    let collector = spawn_collector(path.clone(), opts, move |s| tx.send(s).is_ok()).expect("spawn");
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("first sample");
+    assert!(first.reset);
+    assert_eq!(first.new_lines.len(), 50);
+    assert_eq!(first.new_lines[0].text, "step 4951 | loss 0.0020 | lr 1e-4");
+    recv_until(&rx, "history", |s| s.backfill.done);
+    append(&path, b"step 5001 | loss 0.0019\nTraceback (most recent call last):\n  File \"t.py\", line 1\nRuntimeError: CUDA out of memory.\n");
+    let samples = recv_until(&rx, "new lines", |s| s.health.error_count() > 0);
+    let new: Vec<&str> = samples.iter().flat_map(|s| s.new_lines.iter().map(|l| l.text.as_str())).collect();
+    assert_eq!(new.first(), Some(&"step 5001 | loss 0.0019"));
+    let last = samples.last().expect("sample");
+    assert_eq!(last.metrics.latest.step, Some(5001));
+    assert_eq!(last.metrics.loss.count(), 5001, "history and live, no point twice");
+    let pts = last.metrics.loss.points();
+    assert!(pts.len() <= 2001);
+    assert_eq!(pts.first(), Some(&(1.0, 10.0)));
+    assert_eq!(pts.last(), Some(&(5001.0, 0.0019)));
+    assert!(pts.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(last.health.last_line_at.is_some());
+    let flagged = samples.iter().flat_map(|s| &s.new_lines).filter(|l| l.error.is_some()).count();
+    assert_eq!(flagged, 3);
+    drop(collector);
+}
+
+#[test]
+fn status_json_of_a_workspace() {
+    let ws = tempfile::tempdir().expect("ws");
+    let logs = ws.path().join("experiments/v68/logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs/oom.log");
+    std::fs::copy(fixture, logs.join("train.log")).expect("copy");
+    let cfg = LogConfig::default();
+    let mtime = std::fs::metadata(logs.join("train.log")).and_then(|m| m.modified()).expect("mtime");
+    let (log, metrics) = collect_status(ws.path(), &cfg, mtime + Duration::from_secs(3600), true).expect("status");
+    let json = serde_json::json!({ "log": log, "metrics": metrics });
+    assert_eq!(json["log"]["stalled"], true);
+    assert_eq!(json["log"]["error_count"], 1);
+    assert_eq!(json["log"]["last_error"]["kind"], "cuda_oom");
+    assert!(json["log"]["last_line"].as_str().is_some_and(|l| l.contains("CUDA out of memory")));
+    assert_eq!(json["metrics"]["step"], 1200);
+    assert_eq!(json["metrics"]["loss"], 2.1);
+    assert!(json["metrics"]["eval_loss"].is_null());
+    let keys: Vec<&String> = json["metrics"].as_object().expect("object").keys().collect();
+    assert_eq!(keys.len(), 8, "{keys:?}");
+    let (_, _) = collect_status(ws.path(), &cfg, SystemTime::now(), false).expect("status");
+    let empty = tempfile::tempdir().expect("empty");
+    let (log, metrics) = collect_status(empty.path(), &cfg, SystemTime::now(), true).expect("status");
+    assert_eq!(log.path, None);
+    assert!(!log.stalled);
+    assert_eq!(metrics.step, None);
+}
+
+/// A shell holding `path` open on fd 3 (`>>` to write, `<` to read), ready when returned.
+fn holder(path: &Path, redirect: &str) -> std::process::Child {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec 3{redirect}\"$0\"; echo ready; exec sleep 30"))
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut ready)
+        .expect("ready");
+    child
+}
+
+#[test]
+fn a_process_writing_the_log_is_seen_as_its_writer() {
+    use opsconsole::logtail::proc::writers_of;
+    let (_d, path) = setup();
+    append(&path, b"start\n");
+    assert_eq!(writers_of(&path).expect("scan"), Vec::<u32>::new());
+    let mut reader = holder(&path, "<");
+    let mut writer = holder(&path, ">>");
+    // `exec sleep` keeps the pid; wait until it is sleeping with the fd inherited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut writers = Vec::new();
+    while Instant::now() < deadline {
+        writers = writers_of(&path).expect("scan");
+        if !writers.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for c in [&mut reader, &mut writer] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert_eq!(writers, vec![writer.id()], "the writer, not the reader");
+}
+
+#[test]
+fn a_file_rotated_between_last_screen_and_follow_is_read_from_its_start() {
+    let (dir, path) = setup();
+    let (a, _) = lines(0..1000);
+    append(&path, a.as_bytes());
+    let last = opsconsole::logtail::backread::read_last_lines(&path, 10, 4096).expect("last lines");
+    std::fs::rename(&path, dir.path().join("train.log.1")).expect("rotate");
+    // Longer than the old end offset: a bare offset would skip its beginning.
+    let (b, want) = lines(1000..4000);
+    assert!(b.len() as u64 > last.end_offset);
+    append(&path, b.as_bytes());
+    let mut r = Reader::new(&path, StartAt::OffsetIn { offset: last.end_offset, file_id: last.file_id }, 4096);
+    r.poll();
+    assert_eq!(r.got, want);
+    // The same file: following continues at the offset.
+    let last = opsconsole::logtail::backread::read_last_lines(&path, 10, 4096).expect("last lines");
+    let (c, want_c) = lines(1500..1510);
+    append(&path, c.as_bytes());
+    let mut r = Reader::new(&path, StartAt::OffsetIn { offset: last.end_offset, file_id: last.file_id }, 4096);
+    r.poll();
+    assert_eq!(r.got, want_c);
+}
+
+#[test]
+fn collector_offers_a_newer_log() {
+    let ws = tempfile::tempdir().expect("ws");
+    let old = ws.path().join("experiments/v1/logs/train.log");
+    std::fs::create_dir_all(old.parent().expect("parent")).expect("mkdir");
+    append(&old, b"step 1 | loss 2.0\n");
+    let f = OpenOptions::new().write(true).open(&old).expect("open");
+    f.set_modified(SystemTime::now() - Duration::from_secs(600)).expect("mtime");
+    let (tx, rx) = mpsc::channel();
+    let mut opts = CollectorOptions::new(LogConfig::default());
+    opts.workspace = Some(ws.path().to_path_buf());
+    opts.discover_every = Duration::from_millis(50);
+    let _c = spawn_collector(old.clone(), opts, move |s| tx.send(s).is_ok()).expect("spawn");
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("first sample");
+    assert_eq!(first.newer_log, None);
+    let new = ws.path().join("experiments/v2/logs/train.log");
+    std::fs::create_dir_all(new.parent().expect("parent")).expect("mkdir");
+    append(&new, b"step 1 | loss 3.0\n");
+    let samples = recv_until(&rx, "the newer log", |s| s.newer_log.is_some());
+    assert_eq!(samples.last().and_then(|s| s.newer_log.clone()), Some(new));
+    assert!(samples.iter().all(|s| s.path == old), "the followed log does not change by itself");
+}
+
+#[test]
+fn console_task_follows_the_newest_log_lists_candidates_and_switches() {
+    use opsconsole::app::Msg;
+    let ws = tempfile::tempdir().expect("ws");
+    let v1 = ws.path().join("experiments/v1/logs/train.log");
+    let v2 = ws.path().join("experiments/v2/logs/train.log");
+    for (p, age) in [(&v1, 10), (&v2, 600)] {
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        append(p, format!("hello from {}\n", p.display()).as_bytes());
+        let f = OpenOptions::new().write(true).open(p).expect("open");
+        f.set_modified(SystemTime::now() - Duration::from_secs(age)).expect("mtime");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let refresh = std::sync::Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(opsconsole::logtail::task::supervise(
+            ws.path().to_path_buf(),
+            LogConfig::default(),
+            tx,
+            refresh,
+            switch_rx,
+        ));
+        async fn next(
+            rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
+            want: &Path,
+        ) -> (Box<LogSample>, Option<Vec<opsconsole::logtail::discover::LogCandidate>>) {
+            let mut candidates = None;
+            loop {
+                let msg = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+                match msg {
+                    Ok(Some(Msg::Log(s))) if s.path == want => return (s, candidates),
+                    Ok(Some(Msg::LogCandidates(c))) => candidates = Some(c),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => panic!("no sample of {}", want.display()),
+                }
+            }
+        }
+        // The newest log (v1: modified 10 s ago) is followed; both are candidates.
+        let (s, candidates) = next(&mut rx, &v1).await;
+        assert_eq!(s.new_lines[0].text, format!("hello from {}", v1.display()));
+        let c = match candidates {
+            Some(c) => c,
+            None => loop {
+                match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                    Ok(Some(Msg::LogCandidates(c))) => break c,
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => panic!("no candidate list"),
+                }
+            },
+        };
+        assert_eq!(c.iter().map(|c| c.path.clone()).collect::<Vec<_>>(), vec![v1.clone(), v2.clone()]);
+        switch_tx.send(v2.clone()).expect("switch");
+        let (s, _) = next(&mut rx, &v2).await;
+        assert!(s.reset);
+        assert_eq!(s.new_lines[0].text, format!("hello from {}", v2.display()));
+        task.abort();
+    });
+}
