@@ -55,10 +55,28 @@ fn help_overlay() {
     update(&mut s, fx::typical_disks());
     update(&mut s, key('?'));
     both("help", &s);
-    let text = fx::screen_text(&s, 80, 24);
+    // Every action's whole description is on the large screen.
+    let text = fx::screen_text(&s, 160, 48);
     for action in opsconsole::app::Action::ALL {
         assert!(text.contains(action.help()), "help lists {:?}:\n{text}", action);
     }
+}
+
+#[test]
+fn help_overlay_scrolls_through_every_key_on_a_small_screen() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    update(&mut s, key('?'));
+    let mut seen = String::new();
+    for _ in 0..opsconsole::app::Action::ALL.len() {
+        seen.push_str(&fx::screen_text(&s, 80, 24));
+        update(&mut s, key('j'));
+    }
+    for action in opsconsole::app::Action::ALL {
+        assert!(seen.contains(action.help()), "scrolling the 80x24 help reaches {:?}", action);
+    }
+    assert_eq!(s.overlay, opsconsole::app::Overlay::Help, "j scrolls the help, it does not close it");
+    insta::assert_snapshot!("help_scrolled_80x24", fx::render(&s, 80, 24).backend());
 }
 
 #[test]

@@ -130,6 +130,8 @@ pub struct AppState {
     pub should_quit: bool,
     /// The terminal size last reported.
     pub size: (u16, u16),
+    /// First row of the help overlay shown (it scrolls when the keys do not fit).
+    pub help_scroll: usize,
 }
 
 impl AppState {
@@ -156,6 +158,7 @@ impl AppState {
             demo: false,
             should_quit: false,
             size: (80, 24),
+            help_scroll: 0,
         }
     }
 
@@ -228,6 +231,23 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     if matches!(state.overlay, Overlay::ConfirmKill { .. }) {
         return gpu::on_confirm_kill_key(state, key);
     }
+    if state.overlay == Overlay::Help {
+        // The help is modal: it scrolls, closes, or quits; nothing changes underneath.
+        return match state.keymap.action(key) {
+            Some(a @ (Action::Up | Action::Down | Action::PageUp | Action::PageDown)) => {
+                state.help_scroll = match a {
+                    Action::Up => state.help_scroll.saturating_sub(1),
+                    Action::Down => state.help_scroll + 1,
+                    Action::PageUp => state.help_scroll.saturating_sub(10),
+                    _ => state.help_scroll + 10,
+                }
+                .min(Action::ALL.len().saturating_sub(1));
+                vec![]
+            }
+            Some(a @ (Action::Help | Action::Cancel | Action::Quit)) => on_action(state, a),
+            _ => vec![],
+        };
+    }
     if let Some(effects) = log::on_key(state, key) {
         return effects;
     }
@@ -251,6 +271,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Help => {
             state.overlay = if state.overlay == Overlay::Help { Overlay::None } else { Overlay::Help };
+            state.help_scroll = 0;
             vec![]
         }
         Action::Cancel => {
