@@ -5,3 +5,7 @@
 pub mod config;
 pub mod ledger;
 pub mod routing;
+pub mod hash;
+pub mod local;
+pub mod lock;
+pub mod remote;
