@@ -174,6 +174,7 @@ impl Default for SyncConfig {
                 "**/__pycache__/**".into(),
                 "**/node_modules/**".into(),
                 "**/.ipynb_checkpoints/**".into(),
+                "**/tmp-checkpoint-*/**".into(),
                 "*.tmp".into(),
                 "*.part".into(),
                 "*.partial".into(),

@@ -414,6 +414,24 @@ impl Ledger {
         Ok(TrackOutcome { queued, changed })
     }
 
+    /// Do the file's level rows already match these routes (no unfinished row for a level
+    /// it no longer routes to, a row on the right remote for each route)?
+    pub fn routes_match(&self, rel: &str, routes: &[(&str, &str)]) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT level, remote, state FROM uploads WHERE path = ?1")?;
+        let rows: Vec<(String, String, String)> = st
+            .query_map([rel], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let all_routed = routes
+            .iter()
+            .all(|(l, r)| rows.iter().any(|(rl, rr, _)| rl == l && rr == r));
+        let no_stale = rows
+            .iter()
+            .all(|(l, _, s)| s == "confirmed" || routes.iter().any(|(rl, _)| rl == l));
+        Ok(all_routed && no_stale)
+    }
+
     /// Forget a file that vanished before it was stored everywhere; its unfinished rows
     /// are dropped with a note in the history. Returns the levels dropped.
     pub fn drop_missing(&mut self, rel: &str, note: &str, now_ms: i64) -> Result<Vec<String>> {
@@ -441,6 +459,15 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(levels)
+    }
+
+    /// Tracked files under a folder (`prefix/...`).
+    pub fn paths_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT path FROM files WHERE substr(path, 1, length(?1) + 1) = ?1 || '/'")?;
+        let rows = st.query_map([prefix], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// The row of one file on one level.

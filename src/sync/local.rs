@@ -130,7 +130,9 @@ impl LocalRemote {
 
         let mut src = File::open(source).map_err(|e| source_err(&e, source))?;
         let src_len = src.metadata().map_err(|e| source_err(&e, source))?.len();
-        if src_len != size {
+        // A file that only grew (a log being appended) is stored as the prefix that was
+        // hashed: a consistent snapshot. One that shrank has changed.
+        if src_len < size {
             return Err(changed(source));
         }
         let mut out = OpenOptions::new()
@@ -164,6 +166,7 @@ impl LocalRemote {
         let mut buf = vec![0u8; CHUNK];
         let mut done = offset;
         ctx.advance_blocking(done, 0)?;
+        let mut src = src.take(size - offset);
         loop {
             let n = match src.read(&mut buf) {
                 Ok(0) => break,
@@ -356,6 +359,10 @@ impl Remote for LocalRemote {
 
     fn describe(&self) -> String {
         format!("local {}", self.root.display())
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     fn resume_point<'a>(

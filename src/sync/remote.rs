@@ -258,6 +258,12 @@ pub trait Remote: Send + Sync {
     /// A short description for status lines ("local /mnt/backup").
     fn describe(&self) -> String;
 
+    /// The folder a local remote stores into (so a folder inside the workspace is never
+    /// synced into itself); `None` for network remotes.
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
+
     /// Where an upload of this version can start: an unfinished upload of the same
     /// version (known by `session`) resumes; anything else starts at 0.
     fn resume_point<'a>(
