@@ -22,6 +22,8 @@ pub struct Config {
     pub general: GeneralConfig,
     pub paths: PathsConfig,
     pub disk: DiskConfig,
+    pub sync: crate::sync::SyncConfig,
+    pub remotes: crate::sync::RemotesConfig,
     pub keys: KeysConfig,
 }
 
@@ -148,6 +150,8 @@ impl Config {
             out.push(("general.refresh_ms".into(), format!("must be at least 50, got {}", self.general.refresh_ms)));
         }
         out.extend(self.disk.validate());
+        out.extend(self.sync.validate());
+        out.extend(crate::sync::config::validate_remotes(&self.remotes));
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

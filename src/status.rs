@@ -19,6 +19,8 @@ pub struct StatusReport {
     pub config_file: Option<String>,
     pub disks: Vec<DiskInfo>,
     pub disk_errors: Vec<String>,
+    /// Upload levels from the sync ledger (null when the ledger cannot be read).
+    pub sync: Option<crate::sync::SyncStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +42,7 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         config_file: ws.config_path.as_ref().map(|p| p.display().to_string()),
         disks: disks.disks,
         disk_errors: disks.errors,
+        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok(),
     }
 }
 
@@ -71,6 +74,27 @@ impl StatusReport {
         }
         for e in &self.disk_errors {
             out.push_str(&format!("  ! {e}\n"));
+        }
+        if let Some(sync) = &self.sync {
+            out.push_str("uploads:\n");
+            for l in &sync.levels {
+                let state = if !l.remote_configured {
+                    format!("remote '{}' not configured", l.remote)
+                } else {
+                    format!(
+                        "{} pending ({}), {} failed{}{}",
+                        l.pending_files,
+                        util::bytes(l.pending_bytes),
+                        l.failed,
+                        if l.overdue { ", OVERDUE" } else { "" },
+                        match &l.in_flight {
+                            Some(f) => format!(", uploading {} {}/{}", f.path, util::bytes(f.bytes_done), util::bytes(f.bytes_total)),
+                            None => String::new(),
+                        }
+                    )
+                };
+                out.push_str(&format!("  {} {:<8} {state}\n", l.level, l.remote));
+            }
         }
         out
     }

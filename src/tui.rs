@@ -75,6 +75,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                     match effect {
                         Effect::Quit => {}
                         Effect::RefreshNow => handles.refresh_now(),
+                        Effect::Sync(cmd) => handles.sync_command(cmd),
                     }
                 }
             }

@@ -65,4 +65,8 @@ actions! {
     PageUp => page_up, ["pageup"], "page up in the focused panel";
     PageDown => page_down, ["pagedown"], "page down in the focused panel";
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
+    SyncNow => sync_now, ["s"], "sync every upload level now";
+    RetryFailed => retry_failed, ["R"], "retry failed uploads";
+    CancelUpload => cancel_upload, ["c"], "cancel the upload in flight (Uploads focused)";
+    ShowQueue => show_queue, ["enter"], "show the upload queue (Uploads focused)";
 }

@@ -5,6 +5,7 @@ pub mod action;
 pub mod disk;
 pub mod jobs;
 pub mod keymap;
+pub mod uploads;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ pub use action::Action;
 pub use disk::DiskPanel;
 pub use jobs::{JobEvent, JobInfo, Jobs};
 use keymap::KeyMap;
+pub use uploads::UploadsPanel;
 
 /// The panels of the main screen, in focus order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,8 @@ pub enum Overlay {
     Help,
     /// "A job is running: quit anyway?"
     ConfirmQuit,
+    /// The upload queue (Enter on the Uploads panel).
+    UploadQueue,
 }
 
 /// Everything a message can tell the app.
@@ -68,6 +72,10 @@ pub enum Msg {
     Disk(crate::disk::DiskSample),
     /// A background job reported.
     Job(JobEvent),
+    /// A reading of the sync ledger (status and queue).
+    Sync(Box<crate::sync::SyncSample>),
+    /// An event from the sync engine this console runs.
+    SyncEvent(crate::sync::SyncEvent),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
 }
@@ -79,6 +87,8 @@ pub enum Effect {
     Quit,
     /// Sample every collector now.
     RefreshNow,
+    /// Send a command to the sync engine (this console's, or the daemon's via the ledger).
+    Sync(crate::sync::Command),
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -93,6 +103,7 @@ pub struct AppState {
     pub focus: Panel,
     pub overlay: Overlay,
     pub disk: DiskPanel,
+    pub uploads: UploadsPanel,
     pub jobs: Jobs,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
@@ -118,6 +129,7 @@ impl AppState {
             focus: Panel::Gpu,
             overlay: Overlay::None,
             disk,
+            uploads: UploadsPanel::default(),
             jobs: Jobs::default(),
             notice: None,
             demo: false,
@@ -156,6 +168,14 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             state.jobs.apply(ev, state.now);
             vec![]
         }
+        Msg::Sync(sample) => {
+            state.uploads.apply_sample(*sample, state.now);
+            vec![]
+        }
+        Msg::SyncEvent(ev) => {
+            state.uploads.apply_event(ev, state.now);
+            vec![]
+        }
         Msg::Terminate(why) => {
             state.notice = Some(format!("stopping: {why}"));
             state.should_quit = true;
@@ -180,6 +200,40 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         return vec![];
     };
     on_action(state, action)
+}
+
+fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
+    use crate::sync::Command;
+    let on_uploads = state.focus == Panel::Uploads || state.overlay == Overlay::UploadQueue;
+    match action {
+        Action::SyncNow => {
+            state.uploads.note = Some("sync requested on every level".into());
+            vec![Effect::Sync(Command::SyncNow(None))]
+        }
+        Action::RetryFailed => {
+            state.uploads.note = Some("failed uploads queued again".into());
+            vec![Effect::Sync(Command::RetryFailed(None))]
+        }
+        Action::CancelUpload if !on_uploads => {
+            state.uploads.note = Some("focus the Uploads panel (tab) to cancel an upload".into());
+            vec![]
+        }
+        Action::CancelUpload => match state.uploads.cancel_target(state.overlay == Overlay::UploadQueue) {
+            Some((path, level)) => {
+                state.uploads.note = Some(format!("cancelling {level} {path}"));
+                vec![Effect::Sync(Command::Cancel { path, level })]
+            }
+            None => {
+                state.uploads.note = Some("no upload in flight".into());
+                vec![]
+            }
+        },
+        Action::ShowQueue if on_uploads => {
+            state.overlay = if state.overlay == Overlay::UploadQueue { Overlay::None } else { Overlay::UploadQueue };
+            vec![]
+        }
+        _ => vec![],
+    }
 }
 
 /// Applies an action as if its key had been pressed.
@@ -209,11 +263,16 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
-            if state.focus == Panel::Disk {
+            if state.overlay == Overlay::UploadQueue {
+                state.uploads.scroll(action);
+            } else if state.focus == Panel::Disk {
                 state.disk.scroll(action);
             }
             vec![]
         }
         Action::Refresh => vec![Effect::RefreshNow],
+        Action::SyncNow | Action::RetryFailed | Action::CancelUpload | Action::ShowQueue => {
+            uploads_action(state, action)
+        }
     }
 }

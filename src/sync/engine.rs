@@ -108,6 +108,20 @@ pub enum Command {
     Cancel { path: String, level: String },
 }
 
+impl Command {
+    /// Leave this command in the workspace's ledger for the engine that runs there (a
+    /// daemon started by `opsconsole sync --daemon`); it is taken within a quarter second.
+    pub fn request(&self, workspace: &Path) -> Result<(), LedgerError> {
+        let mut l = Ledger::open(workspace)?;
+        let now = now_ms();
+        match self {
+            Command::SyncNow(level) => l.push_request("sync_now", level.as_deref(), None, now),
+            Command::RetryFailed(level) => l.push_request("retry_failed", level.as_deref(), None, now),
+            Command::Cancel { path, level } => l.push_request("cancel", Some(level), Some(path), now),
+        }
+    }
+}
+
 /// Daemon (runs until shut down, passes on schedule) or once (one pass everywhere, then
 /// stops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,6 +475,16 @@ impl Coordinator {
                 _ = tick.tick() => {
                     self.settle_tick().await?;
                     self.progress_tick().await;
+                    let requests = db(&self.ledger, |l| l.take_requests()).await?;
+                    for (kind, level, path) in requests {
+                        let cmd = match (kind.as_str(), level, path) {
+                            ("sync_now", level, _) => Command::SyncNow(level),
+                            ("retry_failed", level, _) => Command::RetryFailed(level),
+                            ("cancel", Some(level), Some(path)) => Command::Cancel { path, level },
+                            _ => continue,
+                        };
+                        self.command(cmd).await?;
+                    }
                 }
                 _ = poll.tick() => self.poll().await?,
             }

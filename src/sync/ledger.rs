@@ -58,6 +58,15 @@ const MIGRATIONS: &[&str] = &[
         level TEXT,
         detail TEXT NOT NULL
      );",
+    // 2: requests from a console to the daemon running on the workspace (sync now, retry,
+    // cancel), taken by the engine within a tick.
+    "CREATE TABLE requests(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        level TEXT,
+        path TEXT,
+        at_ms INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.
@@ -764,6 +773,37 @@ impl Ledger {
         Ok(levels.unwrap_or_default())
     }
 
+    /// Leave a request for the engine running on this workspace (`kind` is `sync_now`,
+    /// `retry_failed` or `cancel`).
+    pub fn push_request(
+        &mut self,
+        kind: &str,
+        level: Option<&str>,
+        path: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO requests(kind, level, path, at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![kind, level, path, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Take (and remove) every waiting request, oldest first: (kind, level, path).
+    pub fn take_requests(&mut self) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+        let tx = self.conn.transaction()?;
+        let mut st = tx.prepare("SELECT kind, level, path FROM requests ORDER BY id")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        if !rows.is_empty() {
+            tx.execute("DELETE FROM requests", [])?;
+        }
+        tx.commit()?;
+        Ok(rows)
+    }
+
     /// Record that the user deleted a checkpoint not yet confirmed everywhere, by an
     /// explicit override.
     pub fn record_override_deletion(
@@ -855,6 +895,32 @@ mod tests {
         drop(l);
         let l = Ledger::open(dir.path()).expect("reopen");
         assert!(l.integrity_ok().expect("check"));
+    }
+
+    #[test]
+    fn migrates_a_version_1_ledger_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = ledger_path(dir.path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1");
+            conn.pragma_update(None, "user_version", 1).expect("version");
+            conn.execute(
+                "INSERT INTO files VALUES ('a.pt', 1, 1, 'x', 0, 0)",
+                [],
+            )
+            .expect("row");
+        }
+        let mut l = Ledger::open(dir.path()).expect("migrates");
+        assert_eq!(l.schema_version().expect("v"), SCHEMA_VERSION);
+        assert!(l.file("a.pt").expect("f").is_some());
+        l.push_request("sync_now", Some("L3"), None, 1).expect("push");
+        l.push_request("cancel", Some("L3"), Some("a.pt"), 2).expect("push");
+        let got = l.take_requests().expect("take");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], ("cancel".into(), Some("L3".into()), Some("a.pt".into())));
+        assert!(l.take_requests().expect("take").is_empty());
     }
 
     #[test]

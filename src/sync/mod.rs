@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{LevelConfig, RemoteConfig, RemotesConfig, SyncConfig};
 pub use engine::{Command, EngineHandle, Mode, RunSummary, SyncError, SyncEvent};
-pub use status::{SyncStatus, read_status};
+pub use status::{EngineSource, SyncSample, SyncStatus, read_status};
 
 /// Run one pass on every level: store everything routed that is not yet confirmed, then
 /// return. Progress lines go to stderr when `progress` is set.
@@ -32,12 +32,13 @@ pub async fn run_once(
 ) -> Result<RunSummary, SyncError> {
     let built = engine::build_remotes(remotes, workspace);
     let mut handle = engine::start(workspace, sync, built, Mode::Once)?;
-    let mut printer = ProgressLines::new(Duration::from_secs(2));
+    let mut out = StderrReporter::new(Duration::from_secs(2));
     while let Some(ev) = handle.events.recv().await {
-        if progress && let Some(line) = printer.line(&ev, Instant::now()) {
-            eprintln!("{line}");
+        if progress {
+            out.event(&ev);
         }
     }
+    out.finish();
     handle.wait().await
 }
 
@@ -60,23 +61,136 @@ pub async fn run_daemon(
     }
     let mut handle = engine::start(workspace, sync, built, Mode::Daemon)?;
     eprintln!("sync: engine running on {} (pid {})", workspace.display(), std::process::id());
-    let mut printer = ProgressLines::new(Duration::from_secs(5));
+    let mut out = StderrReporter::new(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             ev = handle.events.recv() => match ev {
-                Some(ev) => {
-                    if let Some(line) = printer.line(&ev, Instant::now()) {
-                        eprintln!("{line}");
-                    }
-                }
+                Some(ev) => out.event(&ev),
                 None => break,
             },
         }
     }
+    out.finish();
     let summary = handle.shutdown().await;
     eprintln!("sync: stopped; unfinished uploads resume next time");
     summary
+}
+
+/// Progress on stderr: one self-updating bar line on a terminal, plain throttled lines
+/// otherwise (a log file, a pipe, a systemd journal).
+struct StderrReporter {
+    tty: bool,
+    lines: ProgressLines,
+    bar_shown: bool,
+}
+
+impl StderrReporter {
+    fn new(every: Duration) -> Self {
+        use std::io::IsTerminal;
+        let tty = std::io::stderr().is_terminal();
+        // On a terminal the bar redraws in place, so it may update often.
+        let every = if tty { Duration::from_millis(250) } else { every };
+        Self { tty, lines: ProgressLines::new(every), bar_shown: false }
+    }
+
+    fn event(&mut self, ev: &SyncEvent) {
+        use std::io::Write;
+        let Some(line) = self.lines.line(ev, Instant::now()) else { return };
+        let mut err = std::io::stderr().lock();
+        if self.tty && let SyncEvent::Progress { bytes_done, bytes_total, .. } = ev {
+            let pct = *bytes_done as f64 * 100.0 / (*bytes_total).max(1) as f64;
+            let filled = (pct / 5.0).round().clamp(0.0, 20.0) as usize;
+            let bar = format!("[{}{}]", "#".repeat(filled), "-".repeat(20 - filled));
+            let _ = write!(err, "\r\x1b[2K{bar} {line}");
+            let _ = err.flush();
+            self.bar_shown = true;
+            return;
+        }
+        if self.bar_shown {
+            let _ = write!(err, "\r\x1b[2K");
+            self.bar_shown = false;
+        }
+        let _ = writeln!(err, "{line}");
+    }
+
+    fn finish(&mut self) {
+        if self.bar_shown {
+            eprintln!();
+            self.bar_shown = false;
+        }
+    }
+}
+
+/// `opsconsole sync --daemon` / `--once`: runs the engine on a workspace and returns the
+/// process exit code (0 done; 1 uploads left failed; 2 another engine holds the workspace
+/// or the config is unusable).
+pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, daemon: bool) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    if !sync.levels().iter().any(|(_, _, l)| l.enabled && remotes.contains_key(&l.remote)) {
+        eprintln!(
+            "error: no level has a configured remote; add for example\n\n[remotes.{}]\nkind = \"local\"\npath = \"/mnt/backup\"\n\nto opsconsole.toml",
+            sync.l2.remote
+        );
+        return 2;
+    }
+    let result = rt.block_on(async {
+        if daemon {
+            let token = CancellationToken::new();
+            let t = token.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = hup.recv() => {}
+                }
+                t.cancel();
+            });
+            run_daemon(workspace, sync, remotes, token).await
+        } else {
+            run_once(workspace, sync, remotes, true).await
+        }
+    });
+    match result {
+        Ok(summary) => {
+            if !daemon {
+                eprintln!(
+                    "sync: {} stored ({}), {} already there, {} dropped, {} failed",
+                    summary.uploaded,
+                    human_bytes(summary.uploaded_bytes),
+                    summary.already_there,
+                    summary.dropped,
+                    summary.failed.len()
+                );
+                for (level, path, reason) in &summary.failed {
+                    eprintln!("  {level} {path}: {reason}");
+                }
+            }
+            if summary.failed.is_empty() { 0 } else { 1 }
+        }
+        Err(e @ (SyncError::Locked(_) | SyncError::Config(_))) => {
+            eprintln!("error: {e}");
+            2
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }
 
 /// `1.2 GB`, `340 MB`, `12 kB`, `5 B` (decimal units).

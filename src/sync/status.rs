@@ -170,6 +170,45 @@ pub fn read_status(
     status_from_ledger(&ledger, sync, remotes, engine_pid, now_ms)
 }
 
+/// Who runs the engine the console shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineSource {
+    /// This console started it.
+    Console,
+    /// A daemon (`opsconsole sync --daemon`) with this pid holds the workspace; the console
+    /// reads its ledger and leaves commands there.
+    Daemon { pid: u32 },
+    /// No engine runs, and why (no remote configured, an error at start).
+    Off { reason: String },
+}
+
+/// One reading of the sync state for the Uploads panel: the ledger's status and queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSample {
+    pub source: EngineSource,
+    pub status: SyncStatus,
+    /// Every row not yet confirmed (upload order), at most 200.
+    pub queue: Vec<LedgerEntry>,
+}
+
+/// Read a [`SyncSample`] (for the console's sync collector).
+pub fn read_sample(
+    workspace: &Path,
+    sync: &SyncConfig,
+    remotes: &RemotesConfig,
+    source: EngineSource,
+    now_ms: i64,
+) -> Result<SyncSample, LedgerError> {
+    let status = read_status(workspace, sync, remotes, now_ms)?;
+    let queue = read_queue(workspace, None)?
+        .into_iter()
+        .filter(|e| e.state != UploadState::Confirmed)
+        .take(200)
+        .collect();
+    Ok(SyncSample { source, status, queue })
+}
+
 /// The queue of a level (all levels when `None`) as the ledger has it, in upload order.
 pub fn read_queue(workspace: &Path, level: Option<&str>) -> Result<Vec<LedgerEntry>, LedgerError> {
     if !super::ledger::ledger_path(workspace).exists() {

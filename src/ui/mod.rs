@@ -65,6 +65,7 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::None => {}
         Overlay::Help => help::render(state, frame, area),
         Overlay::ConfirmQuit => popup::confirm_quit(state, frame, area),
+        Overlay::UploadQueue => uploads::queue(state, frame, area),
     }
 }
 
