@@ -145,7 +145,7 @@ pub fn queue(state: &AppState, frame: &mut Frame, area: Rect) {
     if rows.is_empty() {
         lines.push(Line::styled("nothing waiting: every routed file is stored", super::dim()));
     }
-    let height = (inner.height as usize).saturating_sub(1);
+    let height = inner.height as usize;
     for (i, e) in rows.iter().enumerate().skip(state.uploads.queue_scroll).take(height.saturating_sub(1)) {
         let (what, style) = match e.state {
             UploadState::Uploading => (
