@@ -3,9 +3,9 @@
 //! remote exactly once with a matching SHA-256, nothing unrouted is, no partial upload
 //! is left behind, and the ledger opens clean.
 //!
-//! The daemon is this test binary re-run as a child (`kill_test_child`), calling
-//! `opsconsole::sync::run_daemon` as `opsconsole sync --daemon` does. The large files are
-//! 64 MB by default (OPSCONSOLE_KILL_BIG_MB=200 for the issue's full size).
+//! The daemon is the real binary, `opsconsole sync --daemon`, with an `opsconsole.toml` in
+//! the workspace (a 21st file, not routed). The large files are 64 MB by default
+//! (OPSCONSOLE_KILL_BIG_MB=200 for the issue's full size).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,63 +13,51 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use opsconsole::sync::ledger::{Ledger, UploadState};
-use opsconsole::sync::{RemoteConfig, RemotesConfig, SyncConfig, hash};
+use opsconsole::sync::hash;
 
-const CHILD_ENV: &str = "OPSCONSOLE_SYNC_KILL_CHILD";
+fn config_toml(base: &Path) -> String {
+    format!(
+        r#"[sync]
+settle_seconds = 1
+poll_seconds = 5
+retry_base_seconds = 1
+retry_max_seconds = 2
+# Slow enough that kills land in the middle of uploads.
+bandwidth_limit_kib_s = 30720
 
-fn config() -> SyncConfig {
-    let mut c = SyncConfig::default();
-    c.settle_seconds = 1;
-    c.poll_seconds = 5;
-    c.retry_base_seconds = 1;
-    c.retry_max_seconds = 2;
-    c.l2.remote = "r2".into();
-    c.l3.remote = "r3".into();
-    c.l2.interval_minutes = 0;
-    c.l3.interval_minutes = 0;
-    // Slow enough that kills land in the middle of uploads.
-    c.bandwidth_limit_kib_s = 30 * 1024;
-    c
+[sync.l2]
+remote = "r2"
+interval_minutes = 0
+
+[sync.l3]
+remote = "r3"
+interval_minutes = 0
+
+[remotes.r2]
+kind = "local"
+path = "{}"
+
+[remotes.r3]
+kind = "local"
+path = "{}"
+"#,
+        base.join("r2").display(),
+        base.join("r3").display()
+    )
 }
 
-fn remotes(base: &Path) -> RemotesConfig {
-    let mut r = RemotesConfig::new();
-    r.insert("r2".into(), RemoteConfig::Local { path: base.join("r2") });
-    r.insert("r3".into(), RemoteConfig::Local { path: base.join("r3") });
-    r
-}
-
-/// The daemon, when run as a child by the kill test.
-#[test]
-#[ignore = "run by kill_nine_ten_times_then_everything_is_stored_exactly_once"]
-fn kill_test_child() {
-    let Ok(base) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let base = PathBuf::from(base);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let token = tokio_util::sync::CancellationToken::new();
-    let r = rt.block_on(opsconsole::sync::run_daemon(
-        &base.join("ws"),
-        &config(),
-        &remotes(&base),
-        token,
-    ));
-    if let Err(e) = r {
-        eprintln!("daemon failed: {e}");
-        std::process::exit(3);
-    }
-}
-
+/// `opsconsole sync --daemon` on the workspace, stderr to a log file per round.
 fn spawn_child(base: &Path, round: usize) -> Child {
     let log = std::fs::File::create(base.join(format!("daemon-{round}.log"))).expect("log");
-    Command::new(std::env::current_exe().expect("exe"))
-        .args(["kill_test_child", "--exact", "--ignored", "--nocapture"])
-        .env(CHILD_ENV, base)
+    Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("--workspace")
+        .arg(base.join("ws"))
+        .args(["sync", "--daemon"])
+        .env("XDG_STATE_HOME", base.join("state"))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .expect("spawn daemon")
+        .expect("spawn opsconsole sync --daemon")
 }
 
 fn kill9(child: &mut Child) {
@@ -152,6 +140,8 @@ fn kill_nine_ten_times_then_everything_is_stored_exactly_once() {
         ("experiments/v68/huge.json", 201 * mb),
         ("notes.txt", 1_000),
     ];
+    std::fs::create_dir_all(&ws).expect("mkdir");
+    std::fs::write(ws.join("opsconsole.toml"), config_toml(base)).expect("config");
     let mut seed = 1;
     for (p, n) in l2_files.iter().chain(&l3_files).chain(&unrouted) {
         write_pattern(&ws.join(p), *n, seed);
