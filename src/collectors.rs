@@ -92,18 +92,14 @@ impl SyncCollector {
         refresh: Arc<Notify>,
     ) -> (Option<mpsc::UnboundedSender<crate::sync::Command>>, JoinHandle<()>) {
         use crate::sync::{EngineSource, engine};
-        let configured = self
-            .sync
-            .levels()
-            .iter()
-            .any(|(_, _, l)| l.enabled && self.remotes.contains_key(&l.remote));
+        let configured = self.sync.levels().iter().any(|(_, _, l)| l.enabled && self.remotes.contains_key(&l.remote));
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<crate::sync::Command>();
         let mut own = None;
         let mut source = match crate::sync::lock::holder(&self.workspace) {
             Some(pid) => EngineSource::Daemon { pid },
-            None if !configured => EngineSource::Off {
-                reason: "no remote configured: add [remotes.NAME] to opsconsole.toml".into(),
-            },
+            None if !configured => {
+                EngineSource::Off { reason: "no remote configured: add [remotes.NAME] to opsconsole.toml".into() }
+            }
             None if !self.start_engine => EngineSource::Off { reason: "not started".into() },
             None => {
                 let remotes = engine::build_remotes(&self.remotes, &self.workspace);

@@ -88,7 +88,12 @@ impl StatusReport {
                         l.failed,
                         if l.overdue { ", OVERDUE" } else { "" },
                         match &l.in_flight {
-                            Some(f) => format!(", uploading {} {}/{}", f.path, util::bytes(f.bytes_done), util::bytes(f.bytes_total)),
+                            Some(f) => format!(
+                                ", uploading {} {}/{}",
+                                f.path,
+                                util::bytes(f.bytes_done),
+                                util::bytes(f.bytes_total)
+                            ),
                             None => String::new(),
                         }
                     )

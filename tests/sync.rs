@@ -13,8 +13,7 @@ use opsconsole::sync::engine::{self, Command, EngineHandle, Mode, SyncEvent};
 use opsconsole::sync::ledger::{Ledger, UploadState};
 use opsconsole::sync::local::LocalRemote;
 use opsconsole::sync::remote::{
-    BoxFut, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx,
-    UploadReceipt, UploadRequest,
+    BoxFut, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx, UploadReceipt, UploadRequest,
 };
 use opsconsole::sync::{SyncConfig, hash};
 
@@ -98,12 +97,14 @@ impl Remote for TestRemote {
 }
 
 fn config() -> SyncConfig {
-    let mut c = SyncConfig::default();
-    c.settle_seconds = 1;
-    c.poll_seconds = 3;
-    c.retry_base_seconds = 1;
-    c.retry_max_seconds = 2;
-    c.workers_per_remote = 1;
+    let mut c = SyncConfig {
+        settle_seconds: 1,
+        poll_seconds: 3,
+        retry_base_seconds: 1,
+        retry_max_seconds: 2,
+        workers_per_remote: 1,
+        ..SyncConfig::default()
+    };
     c.l2.remote = "l2".into();
     c.l3.remote = "l3".into();
     c.l2.interval_minutes = 0;
@@ -125,12 +126,7 @@ fn rig_with(l3_root: Option<PathBuf>, gate: Option<Arc<tokio::sync::Semaphore>>)
     let l2 = Arc::new(TestRemote::new("l2", &dir.path().join("r2")));
     let mut l3 = TestRemote::new("l3", &l3_root.unwrap_or_else(|| dir.path().join("r3")));
     l3.gate = gate;
-    Rig {
-        ws,
-        l2,
-        l3: Arc::new(l3),
-        _dir: dir,
-    }
+    Rig { ws, l2, l3: Arc::new(l3), _dir: dir }
 }
 
 fn start(rig: &Rig, c: &SyncConfig) -> EngineHandle {
@@ -179,8 +175,7 @@ fn pattern(n: usize, seed: u8) -> Vec<u8> {
 async fn transient_failures_back_off_honour_retry_after_then_succeed() {
     let rig = rig_with(None, None);
     rig.l3.fail_next(RemoteError::transient("connection reset"));
-    rig.l3
-        .fail_next(RemoteError::transient("429 Too Many Requests").with_retry_after(Duration::from_secs(3)));
+    rig.l3.fail_next(RemoteError::transient("429 Too Many Requests").with_retry_after(Duration::from_secs(3)));
     write(&rig.ws.join("ck/step_1.pt"), &pattern(300_000, 1));
     let mut h = start(&rig, &config());
     let mut seen = Vec::new();
@@ -229,21 +224,18 @@ async fn permanent_failures_stop_with_a_reason_until_retried() {
     }
     // A pass on demand does not retry it.
     h.send(Command::SyncNow(None));
-    wait_for(&mut h, &mut seen, "pass end", |e| {
-        matches!(e, SyncEvent::PassDone { level, success: false } if level == "L2")
-    })
+    wait_for(
+        &mut h,
+        &mut seen,
+        "pass end",
+        |e| matches!(e, SyncEvent::PassDone { level, success: false } if level == "L2"),
+    )
     .await;
     assert_eq!(rig.l2.uploads_of("logs/train.log"), 1);
     let status = {
         let l = Ledger::open(&rig.ws).expect("ledger");
-        opsconsole::sync::status::status_from_ledger(
-            &l,
-            &config(),
-            &Default::default(),
-            None,
-            engine::now_ms(),
-        )
-        .expect("status")
+        opsconsole::sync::status::status_from_ledger(&l, &config(), &Default::default(), None, engine::now_ms())
+            .expect("status")
     };
     assert_eq!(status.levels[0].failed, 1);
     assert!(status.levels[0].failures[0].permanent);
@@ -354,12 +346,7 @@ async fn a_file_deleted_before_upload_is_dropped_with_a_note() {
     h.shutdown().await.expect("stops");
     let l = Ledger::open(&rig.ws).expect("ledger");
     assert!(l.entry("ck/old.pt", "L3").expect("q").is_none());
-    let note = l
-        .recent_events(50)
-        .expect("ev")
-        .into_iter()
-        .find(|e| e.kind == "dropped")
-        .expect("a dropped note");
+    let note = l.recent_events(50).expect("ev").into_iter().find(|e| e.kind == "dropped").expect("a dropped note");
     assert_eq!(note.path.as_deref(), Some("ck/old.pt"));
 }
 
@@ -376,10 +363,8 @@ async fn a_full_destination_fails_clearly_leaves_the_source_alone_and_completes_
     let outer = tempfile::tempdir().expect("tempdir");
     let mnt = outer.path().join("mnt");
     std::fs::create_dir_all(&mnt).expect("mkdir");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&mnt)
-        .output();
+    let mounted =
+        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&mnt).output();
     match mounted {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
@@ -465,10 +450,7 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
         v
     };
     assert_eq!(list("r2"), vec!["frozen_requirements.txt", "journal.md", "logs/train.log"]);
-    assert_eq!(
-        list("r3"),
-        vec!["ck/a.pt", "ck/checkpoint-5/model.safetensors", "ck/checkpoint-5/trainer_state.json"]
-    );
+    assert_eq!(list("r3"), vec!["ck/a.pt", "ck/checkpoint-5/model.safetensors", "ck/checkpoint-5/trainer_state.json"]);
     // A second run uploads nothing.
     let again = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
     assert_eq!((again.uploaded, again.already_there), (0, 0), "{again:?}");

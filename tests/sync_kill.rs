@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use opsconsole::sync::ledger::{Ledger, UploadState};
 use opsconsole::sync::hash;
+use opsconsole::sync::ledger::{Ledger, UploadState};
 
 fn config_toml(base: &Path) -> String {
     format!(
@@ -105,10 +105,7 @@ fn files_under(root: &Path) -> BTreeMap<String, PathBuf> {
 
 #[test]
 fn kill_nine_ten_times_then_everything_is_stored_exactly_once() {
-    let big_mb: usize = std::env::var("OPSCONSOLE_KILL_BIG_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+    let big_mb: usize = std::env::var("OPSCONSOLE_KILL_BIG_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let dir = tempfile::tempdir().expect("tempdir");
     let base = dir.path();
     let ws = base.join("ws");
@@ -142,10 +139,8 @@ fn kill_nine_ten_times_then_everything_is_stored_exactly_once() {
     ];
     std::fs::create_dir_all(&ws).expect("mkdir");
     std::fs::write(ws.join("opsconsole.toml"), config_toml(base)).expect("config");
-    let mut seed = 1;
-    for (p, n) in l2_files.iter().chain(&l3_files).chain(&unrouted) {
+    for (seed, (p, n)) in (1..).zip(l2_files.iter().chain(&l3_files).chain(&unrouted)) {
         write_pattern(&ws.join(p), *n, seed);
-        seed += 1;
     }
 
     let mut rng = fastrand::Rng::with_seed(0x5eed);

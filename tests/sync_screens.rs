@@ -201,10 +201,7 @@ fn queue_overlay_cancel_retry_and_sync_now_become_engine_commands() {
     update(&mut s, key('j'));
     assert_eq!(
         update(&mut s, key('c')),
-        vec![Effect::Sync(Command::Cancel {
-            path: "checkpoints/v68_step_12000.pt".into(),
-            level: "L3".into()
-        })]
+        vec![Effect::Sync(Command::Cancel { path: "checkpoints/v68_step_12000.pt".into(), level: "L3".into() })]
     );
     assert_eq!(update(&mut s, key('R')), vec![Effect::Sync(Command::RetryFailed(None))]);
     assert_eq!(update(&mut s, key('s')), vec![Effect::Sync(Command::SyncNow(None))]);
@@ -230,7 +227,12 @@ fn engine_events_drive_the_in_flight_line_and_notes() {
     assert_eq!(s.uploads.in_flight("L3").map(|u| u.bytes_done), Some(50));
     update(
         &mut s,
-        Msg::SyncEvent(SyncEvent::Confirmed { level: "L3".into(), path: "ck/a.pt".into(), bytes: 100, already_there: false }),
+        Msg::SyncEvent(SyncEvent::Confirmed {
+            level: "L3".into(),
+            path: "ck/a.pt".into(),
+            bytes: 100,
+            already_there: false,
+        }),
     );
     assert!(s.uploads.in_flight("L3").is_none());
     update(

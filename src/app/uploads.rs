@@ -99,7 +99,15 @@ impl UploadsPanel {
                 });
             }
             SyncEvent::Progress { level, path, bytes_done, bytes_total, rate_bytes_per_s } => {
-                self.set_live(LiveUpload { level, path, bytes_done, bytes_total, rate_bytes_per_s, at: now, from_events: true });
+                self.set_live(LiveUpload {
+                    level,
+                    path,
+                    bytes_done,
+                    bytes_total,
+                    rate_bytes_per_s,
+                    at: now,
+                    from_events: true,
+                });
             }
             SyncEvent::Confirmed { level, path, .. } => {
                 self.live.retain(|l| !(l.level == level && l.path == path));

@@ -65,12 +65,7 @@ impl LevelConfig {
         Self {
             enabled: true,
             remote: "drive".into(),
-            include: vec![
-                "**/*.log".into(),
-                "journal.md".into(),
-                "*.json".into(),
-                "frozen_requirements.txt".into(),
-            ],
+            include: vec!["**/*.log".into(), "journal.md".into(), "*.json".into(), "frozen_requirements.txt".into()],
             exclude: Vec::new(),
             max_file_mb: 200,
             interval_minutes: 90,
@@ -202,10 +197,7 @@ pub type RemotesConfig = BTreeMap<String, RemoteConfig>;
 impl SyncConfig {
     /// The two levels with their display names, in order.
     pub fn levels(&self) -> [(&'static str, Holds, &LevelConfig); 2] {
-        [
-            ("L2", Holds::Assets, &self.l2),
-            ("L3", Holds::Weights, &self.l3),
-        ]
+        [("L2", Holds::Assets, &self.l2), ("L3", Holds::Weights, &self.l3)]
     }
 
     /// (dotted key, problem) for every bad value; empty when the section is usable.
@@ -213,16 +205,11 @@ impl SyncConfig {
         let mut problems = Vec::new();
         for (key, level) in [("l2", &self.l2), ("l3", &self.l3)] {
             if level.enabled && level.remote.trim().is_empty() {
-                problems.push((
-                    format!("sync.{key}.remote"),
-                    "must name a [remotes.NAME] section".into(),
-                ));
+                problems.push((format!("sync.{key}.remote"), "must name a [remotes.NAME] section".into()));
             }
             if level.enabled && level.include.is_empty() {
-                problems.push((
-                    format!("sync.{key}.include"),
-                    "is empty, so the level would never receive a file".into(),
-                ));
+                problems
+                    .push((format!("sync.{key}.include"), "is empty, so the level would never receive a file".into()));
             }
             for (field, globs) in [("include", &level.include), ("exclude", &level.exclude)] {
                 for (i, g) in globs.iter().enumerate() {
@@ -247,19 +234,13 @@ impl SyncConfig {
             problems.push(("sync.poll_seconds".into(), "must be at least 1".into()));
         }
         if self.workers_per_remote == 0 || self.workers_per_remote > 16 {
-            problems.push((
-                "sync.workers_per_remote".into(),
-                "must be between 1 and 16".into(),
-            ));
+            problems.push(("sync.workers_per_remote".into(), "must be between 1 and 16".into()));
         }
         if self.retry_base_seconds == 0 {
             problems.push(("sync.retry_base_seconds".into(), "must be at least 1".into()));
         }
         if self.retry_max_seconds < self.retry_base_seconds {
-            problems.push((
-                "sync.retry_max_seconds".into(),
-                "must not be smaller than sync.retry_base_seconds".into(),
-            ));
+            problems.push(("sync.retry_max_seconds".into(), "must not be smaller than sync.retry_base_seconds".into()));
         }
         problems
     }
@@ -270,15 +251,9 @@ impl SyncConfig {
 pub fn validate_remotes(remotes: &RemotesConfig) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (name, remote) in remotes {
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            problems.push((
-                format!("remotes.{name}"),
-                "a remote name may use only letters, digits, '-' and '_'".into(),
-            ));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            problems
+                .push((format!("remotes.{name}"), "a remote name may use only letters, digits, '-' and '_'".into()));
         }
         match remote {
             RemoteConfig::Local { path } => {
@@ -292,6 +267,7 @@ pub fn validate_remotes(remotes: &RemotesConfig) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
 
@@ -307,8 +283,7 @@ mod tests {
 
     #[test]
     fn partial_toml_keeps_other_defaults_and_unknown_keys_fail() {
-        let c: SyncConfig = toml::from_str("settle_seconds = 9\n[l3]\nremote = \"bucket\"\n")
-            .expect("parses");
+        let c: SyncConfig = toml::from_str("settle_seconds = 9\n[l3]\nremote = \"bucket\"\n").expect("parses");
         assert_eq!(c.settle_seconds, 9);
         assert_eq!(c.l3.remote, "bucket");
         assert_eq!(c.l3.include, LevelConfig::l3().include);
@@ -325,14 +300,8 @@ mod tests {
 
     #[test]
     fn remote_sections_parse_and_reject_unknown_keys() {
-        let r: RemotesConfig = toml::from_str("[a]\nkind = \"local\"\npath = \"/mnt/x\"\n")
-            .expect("parses");
-        assert_eq!(
-            r["a"],
-            RemoteConfig::Local {
-                path: "/mnt/x".into()
-            }
-        );
+        let r: RemotesConfig = toml::from_str("[a]\nkind = \"local\"\npath = \"/mnt/x\"\n").expect("parses");
+        assert_eq!(r["a"], RemoteConfig::Local { path: "/mnt/x".into() });
         assert!(validate_remotes(&r).is_empty());
         assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"local\"\npath = \"/x\"\nfoo = 1\n").is_err());
         assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"ftp\"\n").is_err());

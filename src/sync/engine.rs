@@ -28,10 +28,7 @@ const PROGRESS_WRITE_EVERY: Duration = Duration::from_secs(1);
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Why the engine could not start or stopped.
@@ -50,8 +47,7 @@ impl std::fmt::Display for SyncError {
             SyncError::Locked(e) => write!(f, "{e}"),
             SyncError::Ledger(e) => write!(f, "{e}"),
             SyncError::Config(problems) => {
-                let parts: Vec<String> =
-                    problems.iter().map(|(k, p)| format!("{k}: {p}")).collect();
+                let parts: Vec<String> = problems.iter().map(|(k, p)| format!("{k}: {p}")).collect();
                 write!(f, "sync config: {}", parts.join("; "))
             }
         }
@@ -74,23 +70,11 @@ pub enum SyncEvent {
     /// An upload started (at `offset` when resuming).
     Started { level: String, path: String, offset: u64, bytes_total: u64 },
     /// Throttled progress of an upload.
-    Progress {
-        level: String,
-        path: String,
-        bytes_done: u64,
-        bytes_total: u64,
-        rate_bytes_per_s: u64,
-    },
+    Progress { level: String, path: String, bytes_done: u64, bytes_total: u64, rate_bytes_per_s: u64 },
     /// Stored and verified (`already_there`: the remote held it, nothing was sent).
     Confirmed { level: String, path: String, bytes: u64, already_there: bool },
     /// An attempt failed; `retry_in` is `None` for a permanent failure.
-    Failed {
-        level: String,
-        path: String,
-        reason: String,
-        permanent: bool,
-        retry_in: Option<Duration>,
-    },
+    Failed { level: String, path: String, reason: String, permanent: bool, retry_in: Option<Duration> },
     /// A file left the queue without being stored (deleted before upload).
     Dropped { path: String, levels: Vec<String>, note: String },
     /// A pass over a level ended; `success` when nothing is left pending or failed.
@@ -148,11 +132,7 @@ pub fn build_remotes(remotes: &RemotesConfig, workspace: &Path) -> BTreeMap<Stri
         .map(|(name, cfg)| {
             let remote: Arc<dyn Remote> = match cfg {
                 RemoteConfig::Local { path } => {
-                    let root = if path.is_absolute() {
-                        path.clone()
-                    } else {
-                        workspace.join(path)
-                    };
+                    let root = if path.is_absolute() { path.clone() } else { workspace.join(path) };
                     Arc::new(LocalRemote::new(name.clone(), root))
                 }
             };
@@ -171,10 +151,7 @@ pub fn backoff_delay(
     retry_after: Option<Duration>,
     jitter: f64,
 ) -> Duration {
-    let exp = base
-        .checked_mul(1u32 << attempt.saturating_sub(1).min(20))
-        .unwrap_or(max)
-        .min(max);
+    let exp = base.checked_mul(1u32 << attempt.saturating_sub(1).min(20)).unwrap_or(max).min(max);
     let half = exp / 2;
     let d = half + half.mul_f64(jitter.clamp(0.0, 1.0));
     match retry_after {
@@ -243,26 +220,14 @@ pub fn start(
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
-    let coordinator = Coordinator::new(
-        workspace.to_path_buf(),
-        sync.clone(),
-        Arc::new(router),
-        remotes,
-        ledger,
-        ev_tx,
-        mode,
-    );
+    let coordinator =
+        Coordinator::new(workspace.to_path_buf(), sync.clone(), Arc::new(router), remotes, ledger, ev_tx, mode);
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         let _lock = lock;
         coordinator.run(cmd_rx, token).await
     });
-    Ok(EngineHandle {
-        commands: cmd_tx,
-        events: ev_rx,
-        shutdown,
-        task,
-    })
+    Ok(EngineHandle { commands: cmd_tx, events: ev_rx, shutdown, task })
 }
 
 fn remote_root_inside(remote: &dyn Remote, workspace: &Path) -> Option<String> {
@@ -271,6 +236,9 @@ fn remote_root_inside(remote: &dyn Remote, workspace: &Path) -> Option<String> {
     let ws = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
     relative_key(&ws, &root).or_else(|| relative_key(workspace, path))
 }
+
+/// A scanned file: (path, size, mtime_ns, its (level, remote) routes).
+type ScannedFile = (String, u64, i64, Vec<(String, String)>);
 
 struct Level {
     name: &'static str,
@@ -356,11 +324,7 @@ impl Coordinator {
             .iter()
             .map(|(name, _, cfg)| Level {
                 name,
-                remote: if cfg.enabled {
-                    remotes.get(&cfg.remote).cloned()
-                } else {
-                    None
-                },
+                remote: if cfg.enabled { remotes.get(&cfg.remote).cloned() } else { None },
                 remote_name: cfg.remote.clone(),
                 interval_ms: (cfg.interval_minutes as i64).saturating_mul(60_000),
                 pass_active: mode == Mode::Once,
@@ -419,10 +383,7 @@ impl Coordinator {
         let names: Vec<&'static str> = self.levels.iter().map(|l| l.name).collect();
         let passes = db(&self.ledger, move |l| {
             l.retry_failed(None, now_ms())?;
-            names
-                .iter()
-                .map(|n| Ok((*n, l.counts(n)?.last_pass_ms)))
-                .collect::<Result<Vec<_>, LedgerError>>()
+            names.iter().map(|n| Ok((*n, l.counts(n)?.last_pass_ms))).collect::<Result<Vec<_>, LedgerError>>()
         })
         .await?;
         for (name, last) in passes {
@@ -517,8 +478,9 @@ impl Coordinator {
         let stat = |rel: &str| stat_file(&ws.join(rel));
         let routed = match &obs {
             Observation::Removed(_) => true,
-            Observation::Written(p) | Observation::Closed(p) => stat(p)
-                .is_some_and(|(size, _)| !self.routes(p, size).is_empty()),
+            Observation::Written(p) | Observation::Closed(p) => {
+                stat(p).is_some_and(|(size, _)| !self.routes(p, size).is_empty())
+            }
             Observation::Polled(p, size, _) => !self.routes(p, *size).is_empty(),
         };
         if routed {
@@ -535,8 +497,7 @@ impl Coordinator {
             }
         }
         for path in settled.gone {
-            self.gone(&path, "deleted before it was stored; dropped from the queue")
-                .await?;
+            self.gone(&path, "deleted before it was stored; dropped from the queue").await?;
         }
         self.start_hashing();
         Ok(())
@@ -555,16 +516,11 @@ impl Coordinator {
         }
     }
 
-    async fn hashed(
-        &mut self,
-        ready: super::watcher::Ready,
-        result: std::io::Result<String>,
-    ) -> Result<(), SyncError> {
+    async fn hashed(&mut self, ready: super::watcher::Ready, result: std::io::Result<String>) -> Result<(), SyncError> {
         let now = now_ms();
         match result {
             Err(_) if stat_file(&self.ws.join(&ready.path)).is_none() => {
-                self.gone(&ready.path, "deleted before it was stored; dropped from the queue")
-                    .await?;
+                self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
             }
             Err(_) => {
                 // Unreadable for now (permissions, I/O): look again later.
@@ -579,8 +535,7 @@ impl Coordinator {
                         let routes = self.routes(&ready.path, ready.size);
                         let rel = ready.path.clone();
                         let out = db(&self.ledger, move |l| {
-                            let r: Vec<(&str, &str)> =
-                                routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                            let r: Vec<(&str, &str)> = routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                             l.track(&rel, ready.size, ready.mtime_ns, &sha, &r, now)
                         })
                         .await?;
@@ -589,23 +544,16 @@ impl Coordinator {
                             if let Some(f) = self.inflight.get(&(ready.path.clone(), level.clone())) {
                                 f.ctx.cancel.cancel();
                             }
-                            self.emit(SyncEvent::Queued {
-                                level,
-                                path: ready.path.clone(),
-                                bytes: ready.size,
-                            });
+                            self.emit(SyncEvent::Queued { level, path: ready.path.clone(), bytes: ready.size });
                         }
                     }
                     Some(_) => {
                         // Changed while hashed: settle again.
                         let ws = self.ws.clone();
-                        self.settler.observe(Observation::Closed(ready.path), now, |r| {
-                            stat_file(&ws.join(r))
-                        });
+                        self.settler.observe(Observation::Closed(ready.path), now, |r| stat_file(&ws.join(r)));
                     }
                     None => {
-                        self.gone(&ready.path, "deleted before it was stored; dropped from the queue")
-                            .await?;
+                        self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
                     }
                 }
             }
@@ -639,11 +587,7 @@ impl Coordinator {
                 }
             }
             self.summary.dropped += 1;
-            self.emit(SyncEvent::Dropped {
-                path,
-                levels,
-                note: note.to_string(),
-            });
+            self.emit(SyncEvent::Dropped { path, levels, note: note.to_string() });
         }
         Ok(())
     }
@@ -658,7 +602,7 @@ impl Coordinator {
             Ok(f) => f,
             Err(_) => return Ok(()),
         };
-        let routes: Vec<(String, u64, i64, Vec<(String, String)>)> = found
+        let routes: Vec<ScannedFile> = found
             .into_iter()
             .map(|(p, s, m)| {
                 let r = self.routes(&p, s);
@@ -672,8 +616,7 @@ impl Coordinator {
                 seen.insert(p.clone());
                 match l.file(p)? {
                     Some(f) if f.size == *s && f.mtime_ns == *m => {
-                        let r: Vec<(&str, &str)> =
-                            r.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                        let r: Vec<(&str, &str)> = r.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                         if !l.routes_match(p, &r)? {
                             l.track(p, *s, *m, &f.sha256, &r, now_ms())?;
                         }
@@ -681,12 +624,7 @@ impl Coordinator {
                     _ => changed.push((p.clone(), *s, *m)),
                 }
             }
-            let vanished: Vec<String> = l
-                .files()?
-                .into_iter()
-                .map(|f| f.path)
-                .filter(|p| !seen.contains(p))
-                .collect();
+            let vanished: Vec<String> = l.files()?.into_iter().map(|f| f.path).filter(|p| !seen.contains(p)).collect();
             Ok((changed, vanished))
         })
         .await?;
@@ -698,8 +636,7 @@ impl Coordinator {
         }
         for p in vanished {
             if stat_file(&self.ws.join(&p)).is_none() {
-                self.gone(&p, "deleted before it was stored; dropped from the queue")
-                    .await?;
+                self.gone(&p, "deleted before it was stored; dropped from the queue").await?;
             }
         }
         Ok(())
@@ -735,21 +672,14 @@ impl Coordinator {
             let (name, remote) = {
                 let l = &mut self.levels[i];
                 let Some(remote) = l.remote.clone() else { continue };
-                if !l.pass_active
-                    && l.interval_ms > 0
-                    && l.last_pass_ms.is_none_or(|t| now - t >= l.interval_ms)
-                {
+                if !l.pass_active && l.interval_ms > 0 && l.last_pass_ms.is_none_or(|t| now - t >= l.interval_ms) {
                     l.pass_active = true;
                 }
                 (l.name, remote)
             };
             let continuous = self.levels[i].interval_ms == 0;
             let active = self.levels[i].pass_active;
-            let busy = self
-                .inflight
-                .values()
-                .filter(|f| f.remote == remote.name())
-                .count();
+            let busy = self.inflight.values().filter(|f| f.remote == remote.name()).count();
             let free = self.sync.workers_per_remote.saturating_sub(busy);
             let mut started = 0;
             if free > 0 {
@@ -783,24 +713,19 @@ impl Coordinator {
                 Mode::Once => self.settler.watching(),
                 Mode::Daemon => self.settler.closed_watching(),
             };
-            let settling = about_to_complete > 0
-                || !self.hash_queue.is_empty()
-                || !self.hashing.is_empty();
+            let settling = about_to_complete > 0 || !self.hash_queue.is_empty() || !self.hashing.is_empty();
             if active && !level_busy && started == 0 && !settling {
                 let counts = db(&self.ledger, move |l| l.counts(name)).await?;
                 let success = counts.pending_files == 0 && counts.failed == 0;
                 let due_now = db(&self.ledger, move |l| l.due(name, now, 1)).await?;
-                let retry_pending = self.mode == Mode::Once
-                    && due_now.first().is_some_and(|e| e.attempts < ONCE_ATTEMPTS);
+                let retry_pending =
+                    self.mode == Mode::Once && due_now.first().is_some_and(|e| e.attempts < ONCE_ATTEMPTS);
                 if !retry_pending {
                     db(&self.ledger, move |l| l.record_pass(name, success, now)).await?;
                     let l = &mut self.levels[i];
                     l.pass_active = false;
                     l.last_pass_ms = Some(now);
-                    self.emit(SyncEvent::PassDone {
-                        level: name.to_string(),
-                        success,
-                    });
+                    self.emit(SyncEvent::PassDone { level: name.to_string(), success });
                 }
             }
         }
@@ -817,18 +742,11 @@ impl Coordinator {
             return Ok(false);
         }
         // Transient failures still within their attempts wait for their retry time.
-        let names: Vec<&'static str> = self
-            .levels
-            .iter()
-            .filter(|l| l.remote.is_some())
-            .map(|l| l.name)
-            .collect();
+        let names: Vec<&'static str> = self.levels.iter().filter(|l| l.remote.is_some()).map(|l| l.name).collect();
         let waiting = db(&self.ledger, move |l| {
             for n in names {
                 if l.entries(Some(n))?.iter().any(|e| {
-                    !e.permanent
-                        && e.attempts < ONCE_ATTEMPTS
-                        && e.state != super::ledger::UploadState::Confirmed
+                    !e.permanent && e.attempts < ONCE_ATTEMPTS && e.state != super::ledger::UploadState::Confirmed
                 }) {
                     return Ok(true);
                 }
@@ -885,12 +803,7 @@ impl Coordinator {
                     self.summary.uploaded += 1;
                     self.summary.uploaded_bytes += bytes;
                 }
-                self.emit(SyncEvent::Confirmed {
-                    level: done.level,
-                    path: done.path,
-                    bytes,
-                    already_there,
-                });
+                self.emit(SyncEvent::Confirmed { level: done.level, path: done.path, bytes, already_there });
             }
             JobEnd::Gone => {
                 self.observe(Observation::Removed(done.path), now);
@@ -900,17 +813,9 @@ impl Coordinator {
             }
             JobEnd::Failed { reason, permanent, retry_in } => {
                 if permanent || (self.mode == Mode::Once && retry_in.is_none()) {
-                    self.summary
-                        .failed
-                        .push((done.level.clone(), done.path.clone(), reason.clone()));
+                    self.summary.failed.push((done.level.clone(), done.path.clone(), reason.clone()));
                 }
-                self.emit(SyncEvent::Failed {
-                    level: done.level,
-                    path: done.path,
-                    reason,
-                    permanent,
-                    retry_in,
-                });
+                self.emit(SyncEvent::Failed { level: done.level, path: done.path, reason, permanent, retry_in });
             }
             JobEnd::Cancelled => {
                 self.emit(SyncEvent::Failed {
@@ -935,11 +840,7 @@ impl Coordinator {
             if done != f.last_event_bytes {
                 f.last_event_bytes = done;
                 let secs = f.started.elapsed().as_secs_f64();
-                let rate = if secs > 0.0 {
-                    (done.saturating_sub(f.start_bytes) as f64 / secs) as u64
-                } else {
-                    0
-                };
+                let rate = if secs > 0.0 { (done.saturating_sub(f.start_bytes) as f64 / secs) as u64 } else { 0 };
                 events.push(SyncEvent::Progress {
                     level: level.clone(),
                     path: path.clone(),
@@ -983,11 +884,7 @@ struct Job {
 impl Job {
     async fn run(self) -> JobDone {
         let end = self.attempt().await;
-        JobDone {
-            path: self.entry.path.clone(),
-            level: self.entry.level.clone(),
-            end,
-        }
+        JobDone { path: self.entry.path.clone(), level: self.entry.level.clone(), end }
     }
 
     async fn attempt(&self) -> JobEnd {
@@ -1018,27 +915,14 @@ impl Job {
             && obj.sha256.as_deref() == Some(e.sha256.as_str())
         {
             self.confirm(&obj.id, &e.sha256).await.map_err(ledger_err)?;
-            return Ok(JobEnd::Confirmed {
-                already_there: true,
-                bytes: e.bytes_total,
-            });
+            return Ok(JobEnd::Confirmed { already_there: true, bytes: e.bytes_total });
         }
-        let resume = self
-            .remote
-            .resume_point(&e.path, &e.sha256, e.session.as_deref())
-            .await?;
-        let (p, lv, sha, off, sess) = (
-            e.path.clone(),
-            e.level.clone(),
-            e.sha256.clone(),
-            resume.offset,
-            resume.session.clone(),
-        );
-        db(&self.ledger, move |l| {
-            l.set_uploading(&p, &lv, &sha, off, sess.as_deref(), now_ms())
-        })
-        .await
-        .map_err(ledger_err)?;
+        let resume = self.remote.resume_point(&e.path, &e.sha256, e.session.as_deref()).await?;
+        let (p, lv, sha, off, sess) =
+            (e.path.clone(), e.level.clone(), e.sha256.clone(), resume.offset, resume.session.clone());
+        db(&self.ledger, move |l| l.set_uploading(&p, &lv, &sha, off, sess.as_deref(), now_ms()))
+            .await
+            .map_err(ledger_err)?;
         self.ctx.bytes_done.store(resume.offset, Ordering::Relaxed);
         let _ = self.events.send(SyncEvent::Started {
             level: e.level.clone(),
@@ -1046,19 +930,12 @@ impl Job {
             offset: resume.offset,
             bytes_total: e.bytes_total,
         });
-        let req = UploadRequest {
-            key: &e.path,
-            source: src,
-            size: e.bytes_total,
-            sha256: &e.sha256,
-            resume,
-        };
+        let req = UploadRequest { key: &e.path, source: src, size: e.bytes_total, sha256: &e.sha256, resume };
         let receipt = self.remote.upload(req, &self.ctx).await?;
         // Verify: size and checksum as the remote reports them.
         let obj = self.remote.stat(&e.path).await?;
-        let ok = obj.as_ref().is_some_and(|o| {
-            o.size == e.bytes_total && o.sha256.as_deref().is_none_or(|s| s == e.sha256)
-        });
+        let ok =
+            obj.as_ref().is_some_and(|o| o.size == e.bytes_total && o.sha256.as_deref().is_none_or(|s| s == e.sha256));
         if !ok {
             let _ = self.remote.delete(&e.path).await;
             return Err(RemoteError::transient(format!(
@@ -1068,25 +945,14 @@ impl Job {
         }
         let id = obj.map(|o| o.id).unwrap_or(receipt.remote_id);
         self.confirm(&id, &e.sha256).await.map_err(ledger_err)?;
-        Ok(JobEnd::Confirmed {
-            already_there: false,
-            bytes: e.bytes_total,
-        })
+        Ok(JobEnd::Confirmed { already_there: false, bytes: e.bytes_total })
     }
 
     async fn confirm(&self, id: &str, checksum: &str) -> Result<(), LedgerError> {
         let e = &self.entry;
-        let (p, lv, sha, id, ck) = (
-            e.path.clone(),
-            e.level.clone(),
-            e.sha256.clone(),
-            id.to_string(),
-            checksum.to_string(),
-        );
-        db(&self.ledger, move |l| {
-            l.set_confirmed(&p, &lv, &sha, &id, &ck, now_ms()).map(|_| ())
-        })
-        .await
+        let (p, lv, sha, id, ck) =
+            (e.path.clone(), e.level.clone(), e.sha256.clone(), id.to_string(), checksum.to_string());
+        db(&self.ledger, move |l| l.set_confirmed(&p, &lv, &sha, &id, &ck, now_ms()).map(|_| ())).await
     }
 
     async fn fail(&self, err: RemoteError) -> JobEnd {
@@ -1108,24 +974,12 @@ impl Job {
             err.reason()
         };
         let attempts = e.attempts + 1;
-        let retry_in = (!permanent).then(|| {
-            backoff_delay(attempts, self.base, self.max, err.retry_after, fastrand::f64())
-        });
+        let retry_in =
+            (!permanent).then(|| backoff_delay(attempts, self.base, self.max, err.retry_after, fastrand::f64()));
         let next = now + retry_in.map(|d| d.as_millis() as i64).unwrap_or(0);
         let (p, lv, sha, r) = (e.path.clone(), e.level.clone(), e.sha256.clone(), reason.clone());
-        let _ = db(&self.ledger, move |l| {
-            l.set_failed(&p, &lv, &sha, &r, permanent, next, now)
-        })
-        .await;
-        if user_cancel {
-            JobEnd::Cancelled
-        } else {
-            JobEnd::Failed {
-                reason,
-                permanent,
-                retry_in,
-            }
-        }
+        let _ = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await;
+        if user_cancel { JobEnd::Cancelled } else { JobEnd::Failed { reason, permanent, retry_in } }
     }
 }
 
@@ -1142,13 +996,7 @@ mod tests {
         assert_eq!(backoff_delay(3, b, m, None, 1.0), Duration::from_secs(8));
         assert_eq!(backoff_delay(30, b, m, None, 1.0), m);
         assert_eq!(backoff_delay(30, b, m, None, 0.0), m / 2);
-        assert_eq!(
-            backoff_delay(1, b, m, Some(Duration::from_secs(120)), 0.5),
-            Duration::from_secs(120)
-        );
-        assert_eq!(
-            backoff_delay(3, b, m, Some(Duration::from_millis(10)), 1.0),
-            Duration::from_secs(8)
-        );
+        assert_eq!(backoff_delay(1, b, m, Some(Duration::from_secs(120)), 0.5), Duration::from_secs(120));
+        assert_eq!(backoff_delay(3, b, m, Some(Duration::from_millis(10)), 1.0), Duration::from_secs(8));
     }
 }

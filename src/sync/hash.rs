@@ -114,10 +114,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("abc");
         std::fs::write(&p, b"abc").expect("write");
-        assert_eq!(
-            sha256_file(&p).expect("hash"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_file(&p).expect("hash"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         // Large enough for the pipelined path; compare with the one-shot digest.
         let data: Vec<u8> = (0..(40 * BUF + 123)).map(|i| (i * 31 % 251) as u8).collect();
         let p = dir.path().join("big");

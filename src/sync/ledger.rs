@@ -198,6 +198,9 @@ pub struct TrackOutcome {
     pub changed: bool,
 }
 
+/// A request left for the engine: (kind, level, path).
+pub type Request = (String, Option<String>, Option<String>);
+
 /// The workspace ledger.
 pub struct Ledger {
     conn: Connection,
@@ -247,9 +250,7 @@ impl Ledger {
     pub fn open(workspace: &Path) -> Result<Self> {
         let path = ledger_path(workspace);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                LedgerError(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
         }
         Self::open_at(&path)
     }
@@ -262,9 +263,7 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(ctx)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(ctx)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(ctx)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(ctx)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
         if version > SCHEMA_VERSION {
             return Err(LedgerError(format!(
                 "ledger {} has schema {version}, newer than this opsconsole understands \
@@ -275,14 +274,10 @@ impl Ledger {
         for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction().map_err(ctx)?;
             tx.execute_batch(step).map_err(ctx)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(ctx)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(ctx)?;
             tx.commit().map_err(ctx)?;
         }
-        Ok(Self {
-            conn,
-            path: path.to_path_buf(),
-        })
+        Ok(Self { conn, path: path.to_path_buf() })
     }
 
     /// The ledger's file.
@@ -292,16 +287,12 @@ impl Ledger {
 
     /// `PRAGMA user_version`.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// `PRAGMA integrity_check` answers "ok".
     pub fn integrity_ok(&self) -> Result<bool> {
-        let s: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let s: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         Ok(s == "ok")
     }
 
@@ -309,33 +300,22 @@ impl Ledger {
     pub fn file(&self, rel: &str) -> Result<Option<FileRecord>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT path, size, mtime_ns, sha256 FROM files WHERE path = ?1",
-                [rel],
-                |r| {
-                    Ok(FileRecord {
-                        path: r.get(0)?,
-                        size: r.get::<_, i64>(1)? as u64,
-                        mtime_ns: r.get(2)?,
-                        sha256: r.get(3)?,
-                    })
-                },
-            )
+            .query_row("SELECT path, size, mtime_ns, sha256 FROM files WHERE path = ?1", [rel], |r| {
+                Ok(FileRecord {
+                    path: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    sha256: r.get(3)?,
+                })
+            })
             .optional()?)
     }
 
     /// Every tracked file.
     pub fn files(&self) -> Result<Vec<FileRecord>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT path, size, mtime_ns, sha256 FROM files ORDER BY path")?;
+        let mut st = self.conn.prepare("SELECT path, size, mtime_ns, sha256 FROM files ORDER BY path")?;
         let rows = st.query_map([], |r| {
-            Ok(FileRecord {
-                path: r.get(0)?,
-                size: r.get::<_, i64>(1)? as u64,
-                mtime_ns: r.get(2)?,
-                sha256: r.get(3)?,
-            })
+            Ok(FileRecord { path: r.get(0)?, size: r.get::<_, i64>(1)? as u64, mtime_ns: r.get(2)?, sha256: r.get(3)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -354,11 +334,8 @@ impl Ledger {
         now_ms: i64,
     ) -> Result<TrackOutcome> {
         let tx = self.conn.transaction()?;
-        let old: Option<String> = tx
-            .query_row("SELECT sha256 FROM files WHERE path = ?1", [rel], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let old: Option<String> =
+            tx.query_row("SELECT sha256 FROM files WHERE path = ?1", [rel], |r| r.get(0)).optional()?;
         let changed = old.as_deref().is_some_and(|s| s != sha256);
         tx.execute(
             "INSERT INTO files(path, size, mtime_ns, sha256, first_seen_ms, updated_ms)
@@ -375,9 +352,7 @@ impl Ledger {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let same_version = row
-                .as_ref()
-                .is_some_and(|(_, s, r)| s == sha256 && r == remote);
+            let same_version = row.as_ref().is_some_and(|(_, s, r)| s == sha256 && r == remote);
             if same_version {
                 continue;
             }
@@ -395,9 +370,7 @@ impl Ledger {
             queued.push((*level).to_string());
         }
         // Levels no longer routed: drop what is not already stored there.
-        let mut st = tx.prepare(
-            "SELECT level FROM uploads WHERE path = ?1 AND state != 'confirmed'",
-        )?;
+        let mut st = tx.prepare("SELECT level FROM uploads WHERE path = ?1 AND state != 'confirmed'")?;
         let stale: Vec<String> = st
             .query_map([rel], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?
@@ -406,17 +379,10 @@ impl Ledger {
             .collect();
         drop(st);
         for level in stale {
-            tx.execute(
-                "DELETE FROM uploads WHERE path = ?1 AND level = ?2",
-                [rel, &level],
-            )?;
+            tx.execute("DELETE FROM uploads WHERE path = ?1 AND level = ?2", [rel, &level])?;
         }
         for level in &queued {
-            let detail = if changed {
-                "queued again: contents changed"
-            } else {
-                "queued"
-            };
+            let detail = if changed { "queued again: contents changed" } else { "queued" };
             insert_event(&tx, now_ms, "queued", Some(rel), Some(level), detail)?;
         }
         tx.commit()?;
@@ -426,18 +392,11 @@ impl Ledger {
     /// Do the file's level rows already match these routes (no unfinished row for a level
     /// it no longer routes to, a row on the right remote for each route)?
     pub fn routes_match(&self, rel: &str, routes: &[(&str, &str)]) -> Result<bool> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT level, remote, state FROM uploads WHERE path = ?1")?;
-        let rows: Vec<(String, String, String)> = st
-            .query_map([rel], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let all_routed = routes
-            .iter()
-            .all(|(l, r)| rows.iter().any(|(rl, rr, _)| rl == l && rr == r));
-        let no_stale = rows
-            .iter()
-            .all(|(l, _, s)| s == "confirmed" || routes.iter().any(|(rl, _)| rl == l));
+        let mut st = self.conn.prepare_cached("SELECT level, remote, state FROM uploads WHERE path = ?1")?;
+        let rows: Vec<(String, String, String)> =
+            st.query_map([rel], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let all_routed = routes.iter().all(|(l, r)| rows.iter().any(|(rl, rr, _)| rl == l && rr == r));
+        let no_stale = rows.iter().all(|(l, _, s)| s == "confirmed" || routes.iter().any(|(rl, _)| rl == l));
         Ok(all_routed && no_stale)
     }
 
@@ -445,24 +404,14 @@ impl Ledger {
     /// are dropped with a note in the history. Returns the levels dropped.
     pub fn drop_missing(&mut self, rel: &str, note: &str, now_ms: i64) -> Result<Vec<String>> {
         let tx = self.conn.transaction()?;
-        let mut st = tx.prepare(
-            "SELECT level FROM uploads WHERE path = ?1 AND state != 'confirmed' ORDER BY level",
-        )?;
-        let levels: Vec<String> = st
-            .query_map([rel], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = tx.prepare("SELECT level FROM uploads WHERE path = ?1 AND state != 'confirmed' ORDER BY level")?;
+        let levels: Vec<String> = st.query_map([rel], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
         drop(st);
         for level in &levels {
-            tx.execute(
-                "DELETE FROM uploads WHERE path = ?1 AND level = ?2",
-                [rel, level],
-            )?;
+            tx.execute("DELETE FROM uploads WHERE path = ?1 AND level = ?2", [rel, level])?;
             insert_event(&tx, now_ms, "dropped", Some(rel), Some(level), note)?;
         }
-        let remaining: i64 =
-            tx.query_row("SELECT COUNT(*) FROM uploads WHERE path = ?1", [rel], |r| {
-                r.get(0)
-            })?;
+        let remaining: i64 = tx.query_row("SELECT COUNT(*) FROM uploads WHERE path = ?1", [rel], |r| r.get(0))?;
         if remaining == 0 {
             tx.execute("DELETE FROM files WHERE path = ?1", [rel])?;
         }
@@ -472,9 +421,7 @@ impl Ledger {
 
     /// Tracked files under a folder (`prefix/...`).
     pub fn paths_under(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT path FROM files WHERE substr(path, 1, length(?1) + 1) = ?1 || '/'")?;
+        let mut st = self.conn.prepare("SELECT path FROM files WHERE substr(path, 1, length(?1) + 1) = ?1 || '/'")?;
         let rows = st.query_map([prefix], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -485,10 +432,7 @@ impl Ledger {
             "SELECT {ENTRY_COLUMNS} FROM uploads u JOIN files f ON f.path = u.path
              WHERE u.path = ?1 AND u.level = ?2"
         );
-        Ok(self
-            .conn
-            .query_row(&sql, [rel, level], entry_from_row)
-            .optional()?)
+        Ok(self.conn.query_row(&sql, [rel, level], entry_from_row).optional()?)
     }
 
     /// Rows of a level (all levels when `None`), in queue order: unfinished first, newest
@@ -550,14 +494,7 @@ impl Ledger {
     }
 
     /// Bytes stored so far (the engine calls this a few times a second at most).
-    pub fn set_progress(
-        &mut self,
-        rel: &str,
-        level: &str,
-        sha256: &str,
-        bytes_done: u64,
-        now_ms: i64,
-    ) -> Result<()> {
+    pub fn set_progress(&mut self, rel: &str, level: &str, sha256: &str, bytes_done: u64, now_ms: i64) -> Result<()> {
         self.conn.execute(
             "UPDATE uploads SET bytes_done = ?4, updated_ms = ?5
              WHERE path = ?1 AND level = ?2 AND sha256 = ?3 AND state = 'uploading'",
@@ -621,10 +558,8 @@ impl Ledger {
 
     /// Store remote-specific resumable-session data for an upload in progress.
     pub fn set_session(&mut self, rel: &str, level: &str, session: Option<&str>) -> Result<()> {
-        self.conn.execute(
-            "UPDATE uploads SET session = ?3 WHERE path = ?1 AND level = ?2",
-            params![rel, level, session],
-        )?;
+        self.conn
+            .execute("UPDATE uploads SET session = ?3 WHERE path = ?1 AND level = ?2", params![rel, level, session])?;
         Ok(())
     }
 
@@ -638,14 +573,7 @@ impl Ledger {
             params![level, now_ms],
         )?;
         if n > 0 {
-            insert_event(
-                &tx,
-                now_ms,
-                "retry",
-                None,
-                level,
-                &format!("{n} failed upload(s) queued again"),
-            )?;
+            insert_event(&tx, now_ms, "retry", None, level, &format!("{n} failed upload(s) queued again"))?;
         }
         tx.commit()?;
         Ok(n)
@@ -665,14 +593,9 @@ impl Ledger {
 
     /// Counts and pass times of a level.
     pub fn counts(&self, level: &str) -> Result<LevelCounts> {
-        let (pending_files, pending_bytes, failed, confirmed, oldest): (
-            i64,
-            i64,
-            i64,
-            i64,
-            Option<i64>,
-        ) = self.conn.query_row(
-            "SELECT
+        let (pending_files, pending_bytes, failed, confirmed, oldest): (i64, i64, i64, i64, Option<i64>) =
+            self.conn.query_row(
+                "SELECT
                 COALESCE(SUM(state IN ('pending','uploading')), 0),
                 COALESCE(SUM(CASE WHEN state IN ('pending','uploading')
                     THEN bytes_total - bytes_done ELSE 0 END), 0),
@@ -680,16 +603,14 @@ impl Ledger {
                 COALESCE(SUM(state = 'confirmed'), 0),
                 MIN(CASE WHEN state != 'confirmed' THEN queued_ms END)
              FROM uploads WHERE level = ?1",
-            [level],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?;
+                [level],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
         let (last_success_ms, last_pass_ms) = self
             .conn
-            .query_row(
-                "SELECT last_success_ms, last_pass_ms FROM levels WHERE level = ?1",
-                [level],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT last_success_ms, last_pass_ms FROM levels WHERE level = ?1", [level], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?
             .unwrap_or((None, None));
         Ok(LevelCounts {
@@ -717,17 +638,10 @@ impl Ledger {
 
     /// The newest `limit` events, newest first.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<LedgerEvent>> {
-        let mut st = self.conn.prepare(
-            "SELECT at_ms, kind, path, level, detail FROM events ORDER BY id DESC LIMIT ?1",
-        )?;
+        let mut st =
+            self.conn.prepare("SELECT at_ms, kind, path, level, detail FROM events ORDER BY id DESC LIMIT ?1")?;
         let rows = st.query_map([limit as i64], |r| {
-            Ok(LedgerEvent {
-                at_ms: r.get(0)?,
-                kind: r.get(1)?,
-                path: r.get(2)?,
-                level: r.get(3)?,
-                detail: r.get(4)?,
-            })
+            Ok(LedgerEvent { at_ms: r.get(0)?, kind: r.get(1)?, path: r.get(2)?, level: r.get(3)?, detail: r.get(4)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -737,11 +651,7 @@ impl Ledger {
     /// now; a folder counts on a level only when every file inside it does. `path` may be
     /// absolute (inside `workspace`) or workspace-relative.
     pub fn confirmed_levels(&self, workspace: &Path, path: &Path) -> Result<Vec<String>> {
-        let abs = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            workspace.join(path)
-        };
+        let abs = if path.is_absolute() { path.to_path_buf() } else { workspace.join(path) };
         let mut files = Vec::new();
         collect_files(&abs, &mut files);
         if files.is_empty() {
@@ -761,9 +671,7 @@ impl Ledger {
                    AND f.size = ?2 AND f.mtime_ns = ?3 ORDER BY u.level",
             )?;
             let here: Vec<String> = st
-                .query_map(params![rel, meta.len() as i64, mtime_ns(&meta)], |r| {
-                    r.get(0)
-                })?
+                .query_map(params![rel, meta.len() as i64, mtime_ns(&meta)], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             levels = Some(match levels {
                 None => here,
@@ -775,13 +683,7 @@ impl Ledger {
 
     /// Leave a request for the engine running on this workspace (`kind` is `sync_now`,
     /// `retry_failed` or `cancel`).
-    pub fn push_request(
-        &mut self,
-        kind: &str,
-        level: Option<&str>,
-        path: Option<&str>,
-        now_ms: i64,
-    ) -> Result<()> {
+    pub fn push_request(&mut self, kind: &str, level: Option<&str>, path: Option<&str>, now_ms: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO requests(kind, level, path, at_ms) VALUES (?1, ?2, ?3, ?4)",
             params![kind, level, path, now_ms],
@@ -790,12 +692,11 @@ impl Ledger {
     }
 
     /// Take (and remove) every waiting request, oldest first: (kind, level, path).
-    pub fn take_requests(&mut self) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+    pub fn take_requests(&mut self) -> Result<Vec<Request>> {
         let tx = self.conn.transaction()?;
         let mut st = tx.prepare("SELECT kind, level, path FROM requests ORDER BY id")?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
         drop(st);
         if !rows.is_empty() {
             tx.execute("DELETE FROM requests", [])?;
@@ -806,28 +707,13 @@ impl Ledger {
 
     /// Record that the user deleted a checkpoint not yet confirmed everywhere, by an
     /// explicit override.
-    pub fn record_override_deletion(
-        &mut self,
-        path: &str,
-        unconfirmed_levels: &[String],
-        now_ms: i64,
-    ) -> Result<()> {
+    pub fn record_override_deletion(&mut self, path: &str, unconfirmed_levels: &[String], now_ms: i64) -> Result<()> {
         let detail = if unconfirmed_levels.is_empty() {
             "unconfirmed checkpoint deleted by override".to_string()
         } else {
-            format!(
-                "unconfirmed checkpoint deleted by override (not yet on {})",
-                unconfirmed_levels.join(", ")
-            )
+            format!("unconfirmed checkpoint deleted by override (not yet on {})", unconfirmed_levels.join(", "))
         };
-        insert_event(
-            &self.conn,
-            now_ms,
-            "override_delete",
-            Some(path),
-            None,
-            &detail,
-        )
+        insert_event(&self.conn, now_ms, "override_delete", Some(path), None, &detail)
     }
 }
 
@@ -843,19 +729,14 @@ fn insert_event(
         "INSERT INTO events(at_ms, kind, path, level, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now_ms, kind, path, level, detail],
     )?;
-    conn.execute(
-        "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
-        [MAX_EVENTS],
-    )?;
+    conn.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", [MAX_EVENTS])?;
     Ok(())
 }
 
 /// A file's mtime in nanoseconds since the epoch (0 when unknown).
 pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     use std::os::unix::fs::MetadataExt;
-    meta.mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(meta.mtime_nsec())
+    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
@@ -887,10 +768,7 @@ mod tests {
     fn opens_migrated_and_reopens() {
         let (dir, l) = ledger();
         assert_eq!(l.schema_version().expect("v"), SCHEMA_VERSION);
-        let mode: String = l
-            .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .expect("mode");
+        let mode: String = l.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
         assert_eq!(mode, "wal");
         drop(l);
         let l = Ledger::open(dir.path()).expect("reopen");
@@ -906,11 +784,7 @@ mod tests {
             let conn = Connection::open(&path).expect("open");
             conn.execute_batch(MIGRATIONS[0]).expect("v1");
             conn.pragma_update(None, "user_version", 1).expect("version");
-            conn.execute(
-                "INSERT INTO files VALUES ('a.pt', 1, 1, 'x', 0, 0)",
-                [],
-            )
-            .expect("row");
+            conn.execute("INSERT INTO files VALUES ('a.pt', 1, 1, 'x', 0, 0)", []).expect("row");
         }
         let mut l = Ledger::open(dir.path()).expect("migrates");
         assert_eq!(l.schema_version().expect("v"), SCHEMA_VERSION);
@@ -926,9 +800,7 @@ mod tests {
     #[test]
     fn refuses_a_newer_schema() {
         let (dir, l) = ledger();
-        l.conn
-            .pragma_update(None, "user_version", 99)
-            .expect("set");
+        l.conn.pragma_update(None, "user_version", 99).expect("set");
         drop(l);
         let err = Ledger::open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("newer"), "{err}");
@@ -973,12 +845,7 @@ mod tests {
         assert_eq!(l.counts("L2").expect("c").failed, 1);
         assert_eq!(l.retry_failed(None, 4).expect("r"), 1);
         assert_eq!(l.due("L2", 4, 10).expect("due").len(), 1);
-        let kinds: Vec<String> = l
-            .recent_events(10)
-            .expect("ev")
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds: Vec<String> = l.recent_events(10).expect("ev").into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds, vec!["retry", "failed", "retrying", "queued"]);
     }
 
@@ -1004,19 +871,13 @@ mod tests {
             std::fs::write(ck.join(name), name).expect("write");
             let meta = std::fs::metadata(ck.join(name)).expect("meta");
             let rel = format!("checkpoint-5/{name}");
-            l.track(&rel, meta.len(), mtime_ns(&meta), name, &[("L3", "hf")], 0)
-                .expect("t");
+            l.track(&rel, meta.len(), mtime_ns(&meta), name, &[("L3", "hf")], 0).expect("t");
         }
         assert!(l.confirmed_levels(dir.path(), Path::new("checkpoint-5")).expect("c").is_empty());
-        l.set_confirmed("checkpoint-5/model.safetensors", "L3", "model.safetensors", "i", "c", 1)
-            .expect("c");
+        l.set_confirmed("checkpoint-5/model.safetensors", "L3", "model.safetensors", "i", "c", 1).expect("c");
         assert!(l.confirmed_levels(dir.path(), &ck).expect("c").is_empty());
-        assert_eq!(
-            l.confirmed_levels(dir.path(), &ck.join("model.safetensors")).expect("c"),
-            vec!["L3"]
-        );
-        l.set_confirmed("checkpoint-5/optimizer.pt", "L3", "optimizer.pt", "i", "c", 1)
-            .expect("c");
+        assert_eq!(l.confirmed_levels(dir.path(), &ck.join("model.safetensors")).expect("c"), vec!["L3"]);
+        l.set_confirmed("checkpoint-5/optimizer.pt", "L3", "optimizer.pt", "i", "c", 1).expect("c");
         assert_eq!(l.confirmed_levels(dir.path(), &ck).expect("c"), vec!["L3"]);
         // A new file inside the folder, not yet confirmed, makes the folder unconfirmed.
         std::fs::write(ck.join("extra.bin"), "x").expect("write");

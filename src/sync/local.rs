@@ -11,8 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::hash::{self, hex};
 use super::remote::{
-    BoxFut, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx,
-    UploadReceipt, UploadRequest,
+    BoxFut, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx, UploadReceipt, UploadRequest,
 };
 
 /// Folder (inside the remote's root) holding unfinished uploads.
@@ -38,10 +37,7 @@ async fn blocking<T: Send + 'static>(
 
 impl LocalRemote {
     pub fn new(name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
-        Self {
-            name: name.into(),
-            root: root.into(),
-        }
+        Self { name: name.into(), root: root.into() }
     }
 
     /// The folder files are stored under.
@@ -57,10 +53,7 @@ impl LocalRemote {
         if ok {
             Ok(self.root.join(p))
         } else {
-            Err(RemoteError::new(
-                ErrorKind::NotFound,
-                format!("'{key}' is not a valid name to store"),
-            ))
+            Err(RemoteError::new(ErrorKind::NotFound, format!("'{key}' is not a valid name to store")))
         }
     }
 
@@ -86,31 +79,20 @@ impl LocalRemote {
         }
     }
 
-    fn resume_blocking(
-        &self,
-        key: &str,
-        sha256: &str,
-        session: Option<&str>,
-    ) -> Result<ResumePoint, RemoteError> {
+    fn resume_blocking(&self, key: &str, sha256: &str, session: Option<&str>) -> Result<ResumePoint, RemoteError> {
         self.key_path(key)?;
         let part = self.partial_path(key);
         if session == Some(sha256)
             && let Ok(meta) = fs::metadata(&part)
         {
-            return Ok(ResumePoint {
-                offset: meta.len(),
-                session: Some(sha256.to_string()),
-            });
+            return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
         match fs::remove_file(&part) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(self.io_err(&e, &part)),
         }
-        Ok(ResumePoint {
-            offset: 0,
-            session: Some(sha256.to_string()),
-        })
+        Ok(ResumePoint { offset: 0, session: Some(sha256.to_string()) })
     }
 
     fn upload_blocking(
@@ -143,25 +125,18 @@ impl LocalRemote {
             .open(&part)
             .map_err(|e| self.io_err(&e, &part))?;
         let have = out.metadata().map_err(|e| self.io_err(&e, &part))?.len();
-        let offset = if offset > size || have < offset {
-            0
-        } else {
-            offset
-        };
+        let offset = if offset > size || have < offset { 0 } else { offset };
         out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
         let mut hasher = Sha256::new();
         if offset > 0 {
             out.rewind().map_err(|e| self.io_err(&e, &part))?;
-            let n = hash::hash_reader((&mut out).take(offset), &mut hasher)
-                .map_err(|e| self.io_err(&e, &part))?;
+            let n = hash::hash_reader((&mut out).take(offset), &mut hasher).map_err(|e| self.io_err(&e, &part))?;
             if n != offset {
                 return Err(RemoteError::transient("partial upload shrank while resuming"));
             }
         }
-        out.seek(SeekFrom::Start(offset))
-            .map_err(|e| self.io_err(&e, &part))?;
-        src.seek(SeekFrom::Start(offset))
-            .map_err(|e| source_err(&e, source))?;
+        out.seek(SeekFrom::Start(offset)).map_err(|e| self.io_err(&e, &part))?;
+        src.seek(SeekFrom::Start(offset)).map_err(|e| source_err(&e, source))?;
 
         let mut buf = vec![0u8; CHUNK];
         let mut done = offset;
@@ -175,8 +150,7 @@ impl LocalRemote {
                 Err(e) => return Err(source_err(&e, source)),
             };
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| self.io_err(&e, &part))?;
+            out.write_all(&buf[..n]).map_err(|e| self.io_err(&e, &part))?;
             done += n as u64;
             ctx.advance_blocking(done, n as u64)?;
         }
@@ -194,9 +168,7 @@ impl LocalRemote {
         if let Some(parent) = dest.parent() {
             sync_dir(parent);
         }
-        Ok(UploadReceipt {
-            remote_id: key.to_string(),
-        })
+        Ok(UploadReceipt { remote_id: key.to_string() })
     }
 
     fn stat_blocking(&self, key: &str) -> Result<Option<RemoteObject>, RemoteError> {
@@ -237,13 +209,7 @@ impl LocalRemote {
                     && key.starts_with(prefix)
                 {
                     let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    out.push(RemoteObject {
-                        id: key.clone(),
-                        key,
-                        size,
-                        sha256: None,
-                        md5: None,
-                    });
+                    out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None });
                 }
             }
         }
@@ -251,25 +217,16 @@ impl LocalRemote {
         Ok(out)
     }
 
-    fn download_blocking(
-        &self,
-        key: &str,
-        dest: &Path,
-        ctx: &TransferCtx,
-    ) -> Result<u64, RemoteError> {
+    fn download_blocking(&self, key: &str, dest: &Path, ctx: &TransferCtx) -> Result<u64, RemoteError> {
         let src_path = self.key_path(key)?;
         let Some(obj) = self.stat_blocking(key)? else {
-            return Err(RemoteError::new(
-                ErrorKind::NotFound,
-                format!("'{key}' is not on remote '{}'", self.name),
-            ));
+            return Err(RemoteError::new(ErrorKind::NotFound, format!("'{key}' is not on remote '{}'", self.name)));
         };
         let mut part_name = dest.as_os_str().to_owned();
         part_name.push(".part");
         let part = PathBuf::from(part_name);
-        let local = |e: &io::Error, p: &Path| {
-            RemoteError::new(ErrorKind::Transient, format!("writing {}: {e}", p.display()))
-        };
+        let local =
+            |e: &io::Error, p: &Path| RemoteError::new(ErrorKind::Transient, format!("writing {}: {e}", p.display()));
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| local(&e, parent))?;
         }
@@ -287,8 +244,7 @@ impl LocalRemote {
         out.set_len(offset).map_err(|e| local(&e, &part))?;
         out.seek(SeekFrom::Start(offset)).map_err(|e| local(&e, &part))?;
         let mut src = File::open(&src_path).map_err(|e| self.io_err(&e, &src_path))?;
-        src.seek(SeekFrom::Start(offset))
-            .map_err(|e| self.io_err(&e, &src_path))?;
+        src.seek(SeekFrom::Start(offset)).map_err(|e| self.io_err(&e, &src_path))?;
         let mut buf = vec![0u8; CHUNK];
         let mut done = offset;
         loop {
@@ -330,20 +286,14 @@ impl LocalRemote {
 
 fn source_err(e: &io::Error, source: &Path) -> RemoteError {
     if e.kind() == io::ErrorKind::NotFound {
-        RemoteError::new(
-            ErrorKind::SourceGone,
-            format!("{} was deleted before it was stored", source.display()),
-        )
+        RemoteError::new(ErrorKind::SourceGone, format!("{} was deleted before it was stored", source.display()))
     } else {
         RemoteError::transient(format!("reading {}: {e}", source.display()))
     }
 }
 
 fn changed(source: &Path) -> RemoteError {
-    RemoteError::new(
-        ErrorKind::SourceChanged,
-        format!("{} changed while it was being stored", source.display()),
-    )
+    RemoteError::new(ErrorKind::SourceChanged, format!("{} changed while it was being stored", source.display()))
 }
 
 fn sync_dir(dir: &Path) {
@@ -383,15 +333,9 @@ impl Remote for LocalRemote {
     ) -> BoxFut<'a, Result<UploadReceipt, RemoteError>> {
         let me = self.clone();
         let ctx = ctx.clone();
-        let (key, source, sha) = (
-            req.key.to_string(),
-            req.source.to_path_buf(),
-            req.sha256.to_string(),
-        );
+        let (key, source, sha) = (req.key.to_string(), req.source.to_path_buf(), req.sha256.to_string());
         let (size, offset) = (req.size, req.resume.offset);
-        Box::pin(blocking(move || {
-            me.upload_blocking(&key, &source, size, &sha, offset, &ctx)
-        }))
+        Box::pin(blocking(move || me.upload_blocking(&key, &source, size, &sha, offset, &ctx)))
     }
 
     fn stat<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<RemoteObject>, RemoteError>> {
@@ -448,26 +392,14 @@ mod tests {
         assert_eq!(rp.offset, 0);
         std::fs::create_dir_all(dir.path().join("remote").join(PARTIAL_DIR)).expect("mkdir");
         std::fs::write(remote.partial_path(key), &bytes[..CHUNK + 5]).expect("partial");
-        let rp = remote
-            .resume_point(key, &sha, rp.session.as_deref())
-            .await
-            .expect("rp");
+        let rp = remote.resume_point(key, &sha, rp.session.as_deref()).await.expect("rp");
         assert_eq!(rp.offset, (CHUNK + 5) as u64);
 
         let ctx = TransferCtx::default();
-        let req = UploadRequest {
-            key,
-            source: &src,
-            size: bytes.len() as u64,
-            sha256: &sha,
-            resume: rp,
-        };
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, resume: rp };
         let receipt = remote.upload(req, &ctx).await.expect("upload");
         assert_eq!(receipt.remote_id, key);
-        assert_eq!(
-            ctx.bytes_done.load(std::sync::atomic::Ordering::Relaxed),
-            bytes.len() as u64
-        );
+        assert_eq!(ctx.bytes_done.load(std::sync::atomic::Ordering::Relaxed), bytes.len() as u64);
         assert_eq!(std::fs::read(dir.path().join("remote/ck/src.pt")).expect("read"), bytes);
         assert!(!remote.partial_path(key).exists());
 

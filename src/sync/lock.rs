@@ -22,23 +22,22 @@ pub struct EngineLock {
 #[derive(Debug)]
 pub enum LockError {
     /// Another engine holds it (its pid, when it wrote one).
-    Held { pid: Option<u32>, path: PathBuf },
+    Held {
+        pid: Option<u32>,
+        path: PathBuf,
+    },
     Io(io::Error, PathBuf),
 }
 
 impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LockError::Held { pid: Some(pid), path } => write!(
-                f,
-                "another sync engine (pid {pid}) is running on this workspace ({})",
-                path.display()
-            ),
-            LockError::Held { pid: None, path } => write!(
-                f,
-                "another sync engine is running on this workspace ({})",
-                path.display()
-            ),
+            LockError::Held { pid: Some(pid), path } => {
+                write!(f, "another sync engine (pid {pid}) is running on this workspace ({})", path.display())
+            }
+            LockError::Held { pid: None, path } => {
+                write!(f, "another sync engine is running on this workspace ({})", path.display())
+            }
             LockError::Io(e, path) => write!(f, "cannot use the lock {}: {e}", path.display()),
         }
     }
@@ -66,11 +65,7 @@ fn try_flock(file: &File) -> io::Result<bool> {
         return Ok(true);
     }
     let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(err)
-    }
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(err) }
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {
@@ -96,10 +91,7 @@ impl EngineLock {
                 write.map_err(|e| LockError::Io(e, path.clone()))?;
                 Ok(Self { file, path })
             }
-            Ok(false) => Err(LockError::Held {
-                pid: read_pid(&mut file),
-                path,
-            }),
+            Ok(false) => Err(LockError::Held { pid: read_pid(&mut file), path }),
             Err(e) => Err(LockError::Io(e, path)),
         }
     }

@@ -98,7 +98,9 @@ impl StderrReporter {
         use std::io::Write;
         let Some(line) = self.lines.line(ev, Instant::now()) else { return };
         let mut err = std::io::stderr().lock();
-        if self.tty && let SyncEvent::Progress { bytes_done, bytes_total, .. } = ev {
+        if self.tty
+            && let SyncEvent::Progress { bytes_done, bytes_total, .. } = ev
+        {
             let pct = *bytes_done as f64 * 100.0 / (*bytes_total).max(1) as f64;
             let filled = (pct / 5.0).round().clamp(0.0, 20.0) as usize;
             let bar = format!("[{}{}]", "#".repeat(filled), "-".repeat(20 - filled));
@@ -146,11 +148,9 @@ pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, dae
             let t = token.clone();
             tokio::spawn(async move {
                 use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::hangup()),
-                ) else {
+                let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+                    (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+                else {
                     return;
                 };
                 tokio::select! {
@@ -221,10 +221,7 @@ pub struct ProgressLines {
 
 impl ProgressLines {
     pub fn new(every: Duration) -> Self {
-        Self {
-            every,
-            last: Default::default(),
-        }
+        Self { every, last: Default::default() }
     }
 
     /// The line for an event, or `None` when throttled.
@@ -233,11 +230,9 @@ impl ProgressLines {
             SyncEvent::Queued { level, path, bytes } => {
                 format!("{level} queued {path} ({})", human_bytes(*bytes))
             }
-            SyncEvent::Started { level, path, offset, bytes_total } if *offset > 0 => format!(
-                "{level} resuming {path} at {} of {}",
-                human_bytes(*offset),
-                human_bytes(*bytes_total)
-            ),
+            SyncEvent::Started { level, path, offset, bytes_total } if *offset > 0 => {
+                format!("{level} resuming {path} at {} of {}", human_bytes(*offset), human_bytes(*bytes_total))
+            }
             SyncEvent::Started { level, path, bytes_total, .. } => {
                 format!("{level} uploading {path} ({})", human_bytes(*bytes_total))
             }
@@ -293,10 +288,7 @@ mod tests {
             bytes_total: 4_000_000_000,
             rate_bytes_per_s: 88_000_000,
         };
-        assert_eq!(
-            p.line(&ev(1_000_000_000), t).as_deref(),
-            Some("L3 a.pt 25% 1.0 GB/4.0 GB 88 MB/s")
-        );
+        assert_eq!(p.line(&ev(1_000_000_000), t).as_deref(), Some("L3 a.pt 25% 1.0 GB/4.0 GB 88 MB/s"));
         assert_eq!(p.line(&ev(1_100_000_000), t + Duration::from_secs(1)), None);
         assert!(p.line(&ev(1_200_000_000), t + Duration::from_secs(2)).is_some());
         assert_eq!(human_bytes(999), "999 B");

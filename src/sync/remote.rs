@@ -47,12 +47,7 @@ pub struct RemoteError {
 
 impl RemoteError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            fix: None,
-            retry_after: None,
-        }
+        Self { kind, message: message.into(), fix: None, retry_after: None }
     }
 
     pub fn transient(message: impl Into<String>) -> Self {
@@ -71,10 +66,7 @@ impl RemoteError {
 
     /// Retrying will not help until something is changed.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::Auth | ErrorKind::Quota | ErrorKind::NotFound | ErrorKind::NoSpace
-        )
+        matches!(self.kind, ErrorKind::Auth | ErrorKind::Quota | ErrorKind::NotFound | ErrorKind::NoSpace)
     }
 
     /// "message. Fix: ..." for a status line.
@@ -89,29 +81,24 @@ impl RemoteError {
     pub fn from_io(e: &std::io::Error, remote: &str, place: &Path) -> Self {
         let place = place.display();
         match e.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Self::new(
-                ErrorKind::NoSpace,
-                format!("no space left on remote '{remote}' ({place})"),
-            )
-            .with_fix(
-                "free space there or point the remote at a larger disk, then retry failed \
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                Self::new(ErrorKind::NoSpace, format!("no space left on remote '{remote}' ({place})")).with_fix(
+                    "free space there or point the remote at a larger disk, then retry failed \
                  uploads (R, or restart the sync)",
-            ),
-            Some(libc::EACCES) | Some(libc::EPERM) => Self::new(
-                ErrorKind::Auth,
-                format!("permission denied writing to remote '{remote}' ({place})"),
-            )
-            .with_fix("make the folder writable by this user, then retry failed uploads"),
-            Some(libc::EROFS) => Self::new(
-                ErrorKind::Auth,
-                format!("remote '{remote}' ({place}) is on a read-only filesystem"),
-            )
-            .with_fix("remount it read-write or choose another path, then retry"),
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Self::new(
-                ErrorKind::NotFound,
-                format!("the folder of remote '{remote}' ({place}) is missing"),
-            )
-            .with_fix("mount the drive or correct the remote's path, then retry"),
+                )
+            }
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                Self::new(ErrorKind::Auth, format!("permission denied writing to remote '{remote}' ({place})"))
+                    .with_fix("make the folder writable by this user, then retry failed uploads")
+            }
+            Some(libc::EROFS) => {
+                Self::new(ErrorKind::Auth, format!("remote '{remote}' ({place}) is on a read-only filesystem"))
+                    .with_fix("remount it read-write or choose another path, then retry")
+            }
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
+                Self::new(ErrorKind::NotFound, format!("the folder of remote '{remote}' ({place}) is missing"))
+                    .with_fix("mount the drive or correct the remote's path, then retry")
+            }
             _ => Self::transient(format!("I/O error on remote '{remote}' ({place}): {e}")),
         }
     }
@@ -176,10 +163,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(bytes_per_sec: u64) -> Self {
         let rate = bytes_per_sec.max(1) as f64;
-        Self {
-            bytes_per_sec: rate,
-            state: Mutex::new((rate, Instant::now())),
-        }
+        Self { bytes_per_sec: rate, state: Mutex::new((rate, Instant::now())) }
     }
 
     /// How long to wait before `n` more bytes may go, taking them from the bucket.
@@ -190,16 +174,10 @@ impl RateLimiter {
         };
         let now = Instant::now();
         let (tokens, last) = *st;
-        let refilled =
-            (tokens + now.duration_since(last).as_secs_f64() * self.bytes_per_sec)
-                .min(self.bytes_per_sec);
+        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.bytes_per_sec).min(self.bytes_per_sec);
         let left = refilled - n as f64;
         *st = (left, now);
-        if left >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-left / self.bytes_per_sec)
-        }
+        if left >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-left / self.bytes_per_sec) }
     }
 }
 
@@ -242,11 +220,7 @@ impl TransferCtx {
     }
 
     fn check_cancel(&self) -> Result<(), RemoteError> {
-        if self.cancel.is_cancelled() {
-            Err(RemoteError::new(ErrorKind::Cancelled, "cancelled"))
-        } else {
-            Ok(())
-        }
+        if self.cancel.is_cancelled() { Err(RemoteError::new(ErrorKind::Cancelled, "cancelled")) } else { Ok(()) }
     }
 }
 

@@ -22,11 +22,7 @@ pub struct PathGlob {
 impl PathGlob {
     /// Does this glob match the workspace-relative path `rel` (`/`-separated)?
     pub fn is_match(&self, rel: &str) -> bool {
-        if self.whole_path {
-            self.matcher.is_match(rel)
-        } else {
-            self.matcher.is_match(file_name(rel))
-        }
+        if self.whole_path { self.matcher.is_match(rel) } else { self.matcher.is_match(file_name(rel)) }
     }
 }
 
@@ -43,10 +39,7 @@ pub fn compile_glob(pattern: &str) -> Result<PathGlob, String> {
         .backslash_escape(true)
         .build()
         .map_err(|e| format!("not a valid glob: {e}"))?;
-    Ok(PathGlob {
-        matcher: glob.compile_matcher(),
-        whole_path,
-    })
+    Ok(PathGlob { matcher: glob.compile_matcher(), whole_path })
 }
 
 fn file_name(rel: &str) -> &str {
@@ -72,26 +65,20 @@ pub fn is_weights(rel: &str) -> bool {
 
 /// `checkpoint-<digits>`, the folder name trainers such as HF Trainer write.
 pub fn is_checkpoint_dir_name(name: &str) -> bool {
-    name.strip_prefix("checkpoint-")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix("checkpoint-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A log file (`*.log`, also rotated `*.log.1`).
 pub fn is_log(rel: &str) -> bool {
     let name = file_name(rel).to_ascii_lowercase();
     name.ends_with(".log")
-        || name
-            .rsplit_once(".log.")
-            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || name.rsplit_once(".log.").is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Key files, tokens and credentials: never uploaded, whatever the config says.
 pub fn is_secret(rel: &str) -> bool {
     let lower = rel.to_ascii_lowercase();
-    if lower
-        .split('/')
-        .any(|p| p == ".secrets" || p == ".ssh" || p == ".gnupg")
-    {
+    if lower.split('/').any(|p| p == ".secrets" || p == ".ssh" || p == ".gnupg") {
         return true;
     }
     let name = file_name(&lower);
@@ -129,10 +116,7 @@ pub struct Router {
 }
 
 fn compile_all(globs: &[String], key: &str) -> Result<Vec<PathGlob>, String> {
-    globs
-        .iter()
-        .map(|g| compile_glob(g).map_err(|e| format!("{key}: {g:?} {e}")))
-        .collect()
+    globs.iter().map(|g| compile_glob(g).map_err(|e| format!("{key}: {g:?} {e}"))).collect()
 }
 
 impl Router {
@@ -150,10 +134,7 @@ impl Router {
                 max_bytes: (level.max_file_mb > 0).then(|| level.max_file_mb * 1024 * 1024),
             });
         }
-        Ok(Self {
-            levels,
-            exclude: compile_all(&config.exclude, "sync.exclude")?,
-        })
+        Ok(Self { levels, exclude: compile_all(&config.exclude, "sync.exclude")? })
     }
 
     /// Add globs never synced (e.g. a remote folder inside the workspace).
@@ -280,10 +261,7 @@ mod tests {
         assert!(is_log("a/b/train.log.3"));
         assert!(is_weights("A/MODEL.PT"));
         assert!(!is_weights("a/b.ptx"));
-        assert_eq!(
-            relative_key(Path::new("/w"), Path::new("/w/a/b.pt")).as_deref(),
-            Some("a/b.pt")
-        );
+        assert_eq!(relative_key(Path::new("/w"), Path::new("/w/a/b.pt")).as_deref(), Some("a/b.pt"));
         assert_eq!(relative_key(Path::new("/w"), Path::new("/x/a")), None);
     }
 }

@@ -67,11 +67,7 @@ pub fn is_overdue(counts: &LevelCounts, interval_minutes: u64, now_ms: i64) -> b
     if counts.pending_files == 0 && counts.failed == 0 {
         return false;
     }
-    let allowed_ms = if interval_minutes == 0 {
-        30 * 60_000
-    } else {
-        (interval_minutes as i64).saturating_mul(75_000)
-    };
+    let allowed_ms = if interval_minutes == 0 { 30 * 60_000 } else { (interval_minutes as i64).saturating_mul(75_000) };
     let since = counts.last_success_ms.or(counts.oldest_pending_ms);
     since.is_some_and(|t| now_ms - t > allowed_ms)
 }
@@ -96,11 +92,7 @@ pub fn status_from_ledger(
         .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete"))
         .take(5)
         .collect();
-    Ok(SyncStatus {
-        engine_pid,
-        levels,
-        recent,
-    })
+    Ok(SyncStatus { engine_pid, levels, recent })
 }
 
 fn level_status(
@@ -134,14 +126,11 @@ fn level_status(
                 attempts: e.attempts,
             })
             .collect(),
-        in_flight: entries
-            .iter()
-            .find(|e| e.state == UploadState::Uploading)
-            .map(|e| InFlightStatus {
-                path: e.path.clone(),
-                bytes_done: e.bytes_done,
-                bytes_total: e.bytes_total,
-            }),
+        in_flight: entries.iter().find(|e| e.state == UploadState::Uploading).map(|e| InFlightStatus {
+            path: e.path.clone(),
+            bytes_done: e.bytes_done,
+            bytes_total: e.bytes_total,
+        }),
     }
 }
 
@@ -201,11 +190,8 @@ pub fn read_sample(
     now_ms: i64,
 ) -> Result<SyncSample, LedgerError> {
     let status = read_status(workspace, sync, remotes, now_ms)?;
-    let queue = read_queue(workspace, None)?
-        .into_iter()
-        .filter(|e| e.state != UploadState::Confirmed)
-        .take(200)
-        .collect();
+    let queue =
+        read_queue(workspace, None)?.into_iter().filter(|e| e.state != UploadState::Confirmed).take(200).collect();
     Ok(SyncSample { source, status, queue })
 }
 
@@ -247,10 +233,7 @@ mod tests {
         let l3 = &s.levels[1];
         assert_eq!((l3.pending_files, l3.pending_bytes, l3.failed), (2, 130, 1));
         assert!(!l3.overdue);
-        assert_eq!(
-            l3.in_flight,
-            Some(InFlightStatus { path: "b.pt".into(), bytes_done: 20, bytes_total: 50 })
-        );
+        assert_eq!(l3.in_flight, Some(InFlightStatus { path: "b.pt".into(), bytes_done: 20, bytes_total: 50 }));
         assert_eq!(l3.failures[0].reason, "quota exceeded. Fix: x");
         assert!(read_status(dir.path(), &sync, &remotes, at(226)).expect("s").levels[1].overdue);
         let json = serde_json::to_value(&s).expect("json");

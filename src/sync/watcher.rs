@@ -91,19 +91,13 @@ impl Settler {
     }
 
     /// Fold one observation in. `stat` gives (size, mtime_ns) of a path, `None` if absent.
-    pub fn observe(
-        &mut self,
-        obs: Observation,
-        now_ms: i64,
-        stat: impl Fn(&str) -> Option<(u64, i64)>,
-    ) {
+    pub fn observe(&mut self, obs: Observation, now_ms: i64, stat: impl Fn(&str) -> Option<(u64, i64)>) {
         match obs {
             Observation::Removed(p) => {
                 self.tracked.remove(&p);
                 self.gone.push(p);
             }
-            Observation::Written(p) | Observation::Closed(p) | Observation::Polled(p, _, _)
-                if stat(&p).is_none() => {}
+            Observation::Written(p) | Observation::Closed(p) | Observation::Polled(p, _, _) if stat(&p).is_none() => {}
             Observation::Written(p) => {
                 let (size, mtime) = stat(&p).unwrap_or_default();
                 let t = self.tracked.entry(p).or_insert(Track {
@@ -153,10 +147,7 @@ impl Settler {
 
     /// Check every settling file against the disk; return those complete and those gone.
     pub fn tick(&mut self, now_ms: i64, stat: impl Fn(&str) -> Option<(u64, i64)>) -> Settled {
-        let mut out = Settled {
-            gone: std::mem::take(&mut self.gone),
-            ..Settled::default()
-        };
+        let mut out = Settled { gone: std::mem::take(&mut self.gone), ..Settled::default() };
         let mut done = Vec::new();
         for (path, t) in self.tracked.iter_mut() {
             let Some((size, mtime)) = stat(path) else {
@@ -180,11 +171,7 @@ impl Settler {
             };
             if complete {
                 done.push(path.clone());
-                out.ready.push(Ready {
-                    path: path.clone(),
-                    size,
-                    mtime_ns: mtime,
-                });
+                out.ready.push(Ready { path: path.clone(), size, mtime_ns: mtime });
             }
         }
         for p in done {
@@ -327,15 +314,14 @@ pub fn spawn_watcher(
     tx: tokio::sync::mpsc::UnboundedSender<Vec<Observation>>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     let root_owned = root.to_path_buf();
-    let mut watcher =
-        notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(event) = res {
-                let obs = observations(&root_owned, &router, &event);
-                if !obs.is_empty() {
-                    let _ = tx.send(obs);
-                }
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            let obs = observations(&root_owned, &router, &event);
+            if !obs.is_empty() {
+                let _ = tx.send(obs);
             }
-        })?;
+        }
+    })?;
     watcher.watch(root, RecursiveMode::Recursive)?;
     Ok(watcher)
 }

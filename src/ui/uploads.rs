@@ -74,7 +74,8 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
     if let Some(up) = state.uploads.in_flight(&l.level) {
         let pct = up.bytes_done as f64 * 100.0 / up.bytes_total.max(1) as f64;
         let name = up.path.rsplit('/').next().unwrap_or(&up.path);
-        let rate = if up.rate_bytes_per_s > 0 { format!(" {}/s", util::bytes(up.rate_bytes_per_s)) } else { String::new() };
+        let rate =
+            if up.rate_bytes_per_s > 0 { format!(" {}/s", util::bytes(up.rate_bytes_per_s)) } else { String::new() };
         let eta = up.eta().map(|d| format!(" eta {}", util::duration(d))).unwrap_or_default();
         let numbers = format!(" {}/{}{rate}{eta}", util::bytes(up.bytes_done), util::bytes(up.bytes_total));
         let bar_w = if wide { 20 } else { 10 };
@@ -149,10 +150,7 @@ pub fn queue(state: &AppState, frame: &mut Frame, area: Rect) {
     for (i, e) in rows.iter().enumerate().skip(state.uploads.queue_scroll).take(height.saturating_sub(1)) {
         let (what, style) = match e.state {
             UploadState::Uploading => (
-                format!(
-                    "uploading {:>3}%",
-                    (e.bytes_done as f64 * 100.0 / e.bytes_total.max(1) as f64).floor()
-                ),
+                format!("uploading {:>3}%", (e.bytes_done as f64 * 100.0 / e.bytes_total.max(1) as f64).floor()),
                 Style::new().fg(Color::Cyan),
             ),
             UploadState::Pending => ("pending".to_string(), Style::new()),
