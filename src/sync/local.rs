@@ -66,6 +66,15 @@ impl LocalRemote {
         RemoteError::from_io(e, &self.name, place)
     }
 
+    /// A kernel copy failed: a full or read-only destination is the remote's problem,
+    /// anything else is reported against both ends.
+    fn copy_err(&self, e: &io::Error, source: &Path, part: &Path) -> RemoteError {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EPERM) => self.io_err(e, part),
+            _ => RemoteError::transient(format!("copying {} to remote '{}': {e}", source.display(), self.name)),
+        }
+    }
+
     /// The root must exist or be creatable inside an existing parent: a missing mount
     /// point is reported, never silently replaced by a folder on the local disk.
     fn ensure_root(&self) -> Result<(), RemoteError> {
@@ -100,7 +109,6 @@ impl LocalRemote {
         key: &str,
         source: &Path,
         size: u64,
-        sha256: &str,
         offset: u64,
         ctx: &TransferCtx,
     ) -> Result<UploadReceipt, RemoteError> {
@@ -127,37 +135,53 @@ impl LocalRemote {
         let have = out.metadata().map_err(|e| self.io_err(&e, &part))?.len();
         let offset = if offset > size || have < offset { 0 } else { offset };
         out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
-        let mut hasher = Sha256::new();
-        if offset > 0 {
-            out.rewind().map_err(|e| self.io_err(&e, &part))?;
-            let n = hash::hash_reader((&mut out).take(offset), &mut hasher).map_err(|e| self.io_err(&e, &part))?;
-            if n != offset {
-                return Err(RemoteError::transient("partial upload shrank while resuming"));
-            }
-        }
         out.seek(SeekFrom::Start(offset)).map_err(|e| self.io_err(&e, &part))?;
         src.seek(SeekFrom::Start(offset)).map_err(|e| source_err(&e, source))?;
-
-        let mut buf = vec![0u8; CHUNK];
+        // Exactly `size` bytes: a log that grew since it was hashed is stored as the
+        // hashed prefix. The checksum is checked by the engine's verify (stat reads the
+        // stored file back), which also catches a source that changed during the copy.
         let mut done = offset;
         ctx.advance_blocking(done, 0)?;
-        let mut src = src.take(size - offset);
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(source_err(&e, source)),
+        let mut kernel_copy = true;
+        let mut buf = Vec::new();
+        while done < size {
+            let want = (size - done).min(CHUNK as u64) as usize;
+            let n = if kernel_copy {
+                match copy_range(&src, &out, want) {
+                    Ok(n) => n,
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP)
+                        ) =>
+                    {
+                        // Another filesystem (a FUSE mount, an older kernel): copy through
+                        // user space from where the kernel copy stopped.
+                        kernel_copy = false;
+                        continue;
+                    }
+                    Err(e) => return Err(self.copy_err(&e, source, &part)),
+                }
+            } else {
+                buf.resize(want, 0);
+                let n = loop {
+                    match src.read(&mut buf[..want]) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(source_err(&e, source)),
+                    }
+                };
+                out.write_all(&buf[..n]).map_err(|e| self.io_err(&e, &part))?;
+                n
             };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|e| self.io_err(&e, &part))?;
+            if n == 0 {
+                // The source shrank below the size that was hashed.
+                drop(out);
+                let _ = fs::remove_file(&part);
+                return Err(changed(source));
+            }
             done += n as u64;
             ctx.advance_blocking(done, n as u64)?;
-        }
-        if done != size || hex(&hasher.finalize()) != sha256 {
-            drop(out);
-            let _ = fs::remove_file(&part);
-            return Err(changed(source));
         }
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
         drop(out);
@@ -284,6 +308,26 @@ impl LocalRemote {
     }
 }
 
+/// One `copy_file_range` step between the current offsets of two files (the kernel copies;
+/// nothing passes through user space). Returns the bytes copied, 0 at the source's end.
+fn copy_range(src: &File, out: &File, len: usize) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: both descriptors are open files we own; null offsets mean "use and
+        // advance the files' own offsets".
+        let n = unsafe {
+            libc::copy_file_range(src.as_raw_fd(), std::ptr::null_mut(), out.as_raw_fd(), std::ptr::null_mut(), len, 0)
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 fn source_err(e: &io::Error, source: &Path) -> RemoteError {
     if e.kind() == io::ErrorKind::NotFound {
         RemoteError::new(ErrorKind::SourceGone, format!("{} was deleted before it was stored", source.display()))
@@ -333,9 +377,9 @@ impl Remote for LocalRemote {
     ) -> BoxFut<'a, Result<UploadReceipt, RemoteError>> {
         let me = self.clone();
         let ctx = ctx.clone();
-        let (key, source, sha) = (req.key.to_string(), req.source.to_path_buf(), req.sha256.to_string());
+        let (key, source) = (req.key.to_string(), req.source.to_path_buf());
         let (size, offset) = (req.size, req.resume.offset);
-        Box::pin(blocking(move || me.upload_blocking(&key, &source, size, &sha, offset, &ctx)))
+        Box::pin(blocking(move || me.upload_blocking(&key, &source, size, offset, &ctx)))
     }
 
     fn stat<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<RemoteObject>, RemoteError>> {
@@ -432,21 +476,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_source_that_changed_is_not_stored_and_bad_keys_are_refused() {
+    async fn a_grown_source_stores_the_hashed_prefix_a_shrunk_one_is_refused_and_bad_keys_too() {
         let dir = tempfile::tempdir().expect("tempdir");
         let src = dir.path().join("a.log");
-        std::fs::write(&src, b"hello").expect("write");
+        std::fs::write(&src, b"hello world").expect("write");
         let remote = LocalRemote::new("bk", dir.path().join("remote"));
         let req = UploadRequest {
             key: "a.log",
             source: &src,
             size: 5,
-            sha256: "not-the-hash",
+            sha256: "x",
+            resume: ResumePoint { offset: 0, session: None },
+        };
+        remote.upload(req, &TransferCtx::default()).await.expect("prefix stored");
+        let obj = remote.stat("a.log").await.expect("stat").expect("stored");
+        assert_eq!(obj.sha256.as_deref(), Some(hex(&Sha256::digest(b"hello")).as_str()));
+        let req = UploadRequest {
+            key: "b.log",
+            source: &src,
+            size: 50,
+            sha256: "x",
             resume: ResumePoint { offset: 0, session: None },
         };
         let err = remote.upload(req, &TransferCtx::default()).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::SourceChanged);
-        assert!(remote.stat("a.log").await.expect("stat").is_none());
+        assert!(remote.stat("b.log").await.expect("stat").is_none());
         assert!(remote.stat("../escape").await.is_err());
         let missing = LocalRemote::new("gone", dir.path().join("no/such/mount"));
         let req = UploadRequest {
