@@ -113,7 +113,7 @@ fn uploads_idle() {
     let s = with_uploads(vec![idle()]);
     both("uploads_idle", &s);
     let text = fx::screen_text(&s, 160, 48);
-    assert!(text.contains("L2 drive   up to date"), "{text}");
+    assert!(text.contains("L2 drive   nothing pending"), "{text}");
     assert!(text.contains("last ok 41m00s ago (every 1h30m)"), "{text}");
 }
 

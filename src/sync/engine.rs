@@ -327,7 +327,9 @@ impl Coordinator {
                 remote: if cfg.enabled { remotes.get(&cfg.remote).cloned() } else { None },
                 remote_name: cfg.remote.clone(),
                 interval_ms: (cfg.interval_minutes as i64).saturating_mul(60_000),
-                pass_active: mode == Mode::Once,
+                // A continuous level runs a "pass" whenever work arrives; it ends (and
+                // records its success) each time the level goes idle.
+                pass_active: mode == Mode::Once || cfg.interval_minutes == 0,
                 last_pass_ms: None,
             })
             .collect();
@@ -540,6 +542,7 @@ impl Coordinator {
                         })
                         .await?;
                         for level in out.queued {
+                            self.touch(&level);
                             // A newer version supersedes one in flight.
                             if let Some(f) = self.inflight.get(&(ready.path.clone(), level.clone())) {
                                 f.ctx.cancel.cancel();
@@ -792,7 +795,16 @@ impl Coordinator {
         self.jobs.spawn(job.run());
     }
 
+    /// New work or a finished upload on a continuous level opens a pass, so its end is
+    /// recorded (last success) when the level goes idle again.
+    fn touch(&mut self, level: &str) {
+        if let Some(l) = self.levels.iter_mut().find(|l| l.name == level && l.interval_ms == 0) {
+            l.pass_active = true;
+        }
+    }
+
     fn job_done(&mut self, done: JobDone) {
+        self.touch(&done.level);
         let flight = self.inflight.remove(&(done.path.clone(), done.level.clone()));
         let now = now_ms();
         match done.end {

@@ -93,7 +93,7 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
         }
     } else {
         let t = if l.pending_files == 0 {
-            "up to date".to_string()
+            "nothing pending".to_string()
         } else {
             format!("{} pending {}", l.pending_files, util::bytes(l.pending_bytes))
         };
