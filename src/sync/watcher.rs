@@ -140,6 +140,10 @@ impl Settler {
                     t.size = size;
                     t.mtime_ns = mtime;
                     t.changed_ms = now_ms;
+                } else if !t.closed && now_ms - t.changed_ms >= self.open_snapshot_ms {
+                    // Seen open, then untouched for a long time: the close event was lost
+                    // (or the filesystem sends none). Its stillness decides from here.
+                    t.closed = true;
                 }
             }
         }
@@ -273,11 +277,12 @@ pub fn observations(root: &Path, router: &Router, event: &notify::Event) -> Vec<
         }
         EventKind::Modify(ModifyKind::Metadata(_)) | EventKind::Access(_) => {}
         EventKind::Create(CreateKind::Folder) => {
-            // A folder created with files already in it (cp -r, mv from another disk).
+            // A new folder may already hold files whose events came before its watch
+            // existed (cp -r, a save into a fresh folder): their stillness decides.
             for p in &event.paths {
                 if relative_key(root, p).is_some_and(|r| !dir_ignored(router, &r)) {
-                    for (r, _, _) in scan_under(root, p, router) {
-                        out.push(Observation::Written(r));
+                    for (r, size, mtime) in scan_under(root, p, router) {
+                        out.push(Observation::Polled(r, size, mtime));
                     }
                 }
             }
@@ -406,6 +411,18 @@ mod tests {
         let out = s.tick(2, disk.stat());
         assert_eq!(out.gone, vec!["a.pt".to_string(), "b.pt".to_string()]);
         assert_eq!(s.watching(), 0);
+    }
+
+    #[test]
+    fn an_open_weights_file_untouched_for_long_settles_when_polled() {
+        let disk = Disk(RefCell::new(HashMap::new()));
+        let mut s = Settler::new(1000, 60_000);
+        disk.set("a.pt", 5, 5);
+        s.observe(Observation::Written("a.pt".into()), 0, disk.stat());
+        s.observe(Observation::Polled("a.pt".into(), 5, 5), 30_000, disk.stat());
+        assert!(s.tick(31_000, disk.stat()).ready.is_empty(), "open and recent: wait");
+        s.observe(Observation::Polled("a.pt".into(), 5, 5), 60_000, disk.stat());
+        assert_eq!(s.tick(60_001, disk.stat()).ready.len(), 1);
     }
 
     #[test]
