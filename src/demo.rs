@@ -50,6 +50,10 @@ pub fn create_workspace(root: &Path) -> io::Result<()> {
         "# Journal\n\n## v01 — demo run\n- Simulated by `opsconsole demo`.\n\n## Data\n- **Dataset**: demo tokens\n",
     )?;
     fs::write(root.join("requirements.txt"), "torch==2.5.1\n")?;
+    // The demo's two local remotes (L2 and L3); a remote's folder must exist.
+    for d in ["remotes/drive", "remotes/hf"] {
+        fs::create_dir_all(root.join(d))?;
+    }
     let cfg = demo_sync_config(&DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\""));
     fs::write(root.join(config::CONFIG_FILE), cfg)?;
     Ok(())

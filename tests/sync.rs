@@ -475,3 +475,45 @@ async fn one_engine_per_workspace() {
     h.shutdown().await.expect("stops");
     assert_eq!(opsconsole::sync::lock::holder(&rig.ws), None);
 }
+
+#[test]
+fn status_json_through_the_binary_has_the_sync_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    write(&ws.join("ck/a.pt"), &pattern(1000, 1));
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!(
+            "[sync.l3]\nremote = \"r3\"\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\n",
+            dir.path().join("r3").display()
+        ),
+    )
+    .expect("config");
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let once = std::process::Command::new(bin)
+        .arg("-w")
+        .arg(&ws)
+        .args(["sync", "--once"])
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .expect("sync --once");
+    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    assert!(String::from_utf8_lossy(&once.stderr).contains("L3 stored ck/a.pt"));
+    let out = std::process::Command::new(bin)
+        .arg("-w")
+        .arg(&ws)
+        .args(["status", "--json"])
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let l3 = &v["sync"]["levels"][1];
+    assert_eq!(l3["level"], "L3");
+    assert_eq!(l3["remote"], "r3");
+    for key in ["pending_files", "pending_bytes", "last_success_unix", "overdue", "failed", "in_flight"] {
+        assert!(l3.get(key).is_some(), "sync.levels[1].{key} missing: {l3}");
+    }
+    assert_eq!(l3["pending_files"], 0);
+    assert!(l3["last_success_unix"].as_i64().is_some());
+    assert_eq!(v["sync"]["levels"][0]["remote_configured"], false);
+}
