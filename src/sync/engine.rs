@@ -166,7 +166,16 @@ pub struct EngineHandle {
     /// Events from the engine; drain it, or drop it to ignore them.
     pub events: mpsc::UnboundedReceiver<SyncEvent>,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<RunSummary, SyncError>>,
+    task: Option<tokio::task::JoinHandle<Result<RunSummary, SyncError>>>,
+}
+
+impl Drop for EngineHandle {
+    /// A dropped handle stops the engine: uploads in flight end within a chunk (their
+    /// cancel tokens are children of this one), so a runtime shutting down does not wait
+    /// on a multi-gigabyte copy.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 impl EngineHandle {
@@ -186,8 +195,11 @@ impl EngineHandle {
     }
 
     /// Wait for the engine to end by itself (once mode) or by its shutdown token.
-    pub async fn wait(self) -> Result<RunSummary, SyncError> {
-        match self.task.await {
+    pub async fn wait(mut self) -> Result<RunSummary, SyncError> {
+        let Some(task) = self.task.take() else {
+            return Err(SyncError::Ledger(LedgerError("sync engine already awaited".into())));
+        };
+        match task.await {
             Ok(r) => r,
             Err(e) => Err(SyncError::Ledger(LedgerError(format!("sync engine stopped: {e}")))),
         }
@@ -223,11 +235,12 @@ pub fn start(
     let coordinator =
         Coordinator::new(workspace.to_path_buf(), sync.clone(), Arc::new(router), remotes, ledger, ev_tx, mode);
     let token = shutdown.clone();
+    let coordinator = Coordinator { shutdown: shutdown.clone(), ..coordinator };
     let task = tokio::spawn(async move {
         let _lock = lock;
         coordinator.run(cmd_rx, token).await
     });
-    Ok(EngineHandle { commands: cmd_tx, events: ev_rx, shutdown, task })
+    Ok(EngineHandle { commands: cmd_tx, events: ev_rx, shutdown, task: Some(task) })
 }
 
 fn remote_root_inside(remote: &dyn Remote, workspace: &Path) -> Option<String> {
@@ -291,6 +304,8 @@ struct Coordinator {
     limiter: Option<Arc<RateLimiter>>,
     mode: Mode,
     summary: RunSummary,
+    /// The engine's shutdown token; each upload's cancel token is a child of it.
+    shutdown: CancellationToken,
 }
 
 async fn db<T: Send + 'static>(
@@ -354,6 +369,7 @@ impl Coordinator {
             limiter,
             mode,
             summary: RunSummary::default(),
+            shutdown: CancellationToken::new(),
             sync,
         }
     }
@@ -762,7 +778,7 @@ impl Coordinator {
 
     fn start_job(&mut self, entry: LedgerEntry, remote: Arc<dyn Remote>) {
         let ctx = TransferCtx {
-            cancel: CancellationToken::new(),
+            cancel: self.shutdown.child_token(),
             limiter: self.limiter.clone(),
             bytes_done: Arc::new(std::sync::atomic::AtomicU64::new(entry.bytes_done)),
         };
