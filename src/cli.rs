@@ -78,6 +78,17 @@ pub enum Command {
     },
     /// Write a commented opsconsole.toml with every default into the current folder.
     Init,
+    /// Upload logs (L2) and weights (L3) to their remotes: `--daemon` watches the workspace
+    /// and keeps uploading on schedule; `--once` stores everything pending, then exits.
+    #[command(group = clap::ArgGroup::new("sync_mode").required(true))]
+    Sync {
+        /// Run until SIGINT/SIGTERM, uploading on the schedules in [sync].
+        #[arg(long, group = "sync_mode")]
+        daemon: bool,
+        /// One pass on every level, then exit (1 if uploads are left failed).
+        #[arg(long, group = "sync_mode")]
+        once: bool,
+    },
     /// Print the resolved configuration and where it came from.
     Config,
     /// The demo's simulated trainer (started by `opsconsole demo`).
@@ -194,6 +205,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 Err(e) => Err(e).wrap_err("writing opsconsole.toml"),
             }
+        }
+        Some(Command::Sync { daemon, .. }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            logging::init(cli.log_level.as_deref());
+            let code = crate::sync::cli_run(&ws.root, &cfg.sync, &cfg.remotes, *daemon);
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;

@@ -24,6 +24,18 @@ pub struct Collectors {
     pub gpu_demo: Option<PathBuf>,
     pub workspace_root: PathBuf,
     pub log: crate::logtail::LogConfig,
+    pub sync: SyncCollector,
+}
+
+/// What the sync collector needs: the workspace and its sync config.
+#[derive(Debug, Clone)]
+pub struct SyncCollector {
+    pub workspace: PathBuf,
+    pub sync: crate::sync::SyncConfig,
+    pub remotes: crate::sync::RemotesConfig,
+    pub every: Duration,
+    /// Start an engine when no daemon holds the workspace (off for tests and `status`).
+    pub start_engine: bool,
 }
 
 impl Collectors {
@@ -36,6 +48,13 @@ impl Collectors {
             gpu_demo: None,
             workspace_root: ws.root.clone(),
             log: cfg.log.clone(),
+            sync: SyncCollector {
+                workspace: ws.root.clone(),
+                sync: cfg.sync.clone(),
+                remotes: cfg.remotes.clone(),
+                every: Duration::from_secs(1),
+                start_engine: true,
+            },
         }
     }
 
@@ -79,7 +98,100 @@ impl Collectors {
                 }
             }));
         }
-        CollectorHandles { refresh, tasks, log_switch }
+        let workspace = self.sync.workspace.clone();
+        let (sync_tx, sync_task) = self.sync.spawn(tx, refresh.clone());
+        tasks.push(sync_task);
+        CollectorHandles { refresh, tasks, log_switch, sync_tx, workspace }
+    }
+}
+
+impl SyncCollector {
+    /// Starts this console's engine unless a daemon holds the workspace (or no remote is
+    /// configured), then reads the ledger every `every` and forwards engine events.
+    fn spawn(
+        self,
+        tx: mpsc::UnboundedSender<Msg>,
+        refresh: Arc<Notify>,
+    ) -> (Option<mpsc::UnboundedSender<crate::sync::Command>>, JoinHandle<()>) {
+        use crate::sync::{EngineSource, engine};
+        let configured = self.sync.levels().iter().any(|(_, _, l)| l.enabled && self.remotes.contains_key(&l.remote));
+        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<crate::sync::Command>();
+        let mut own = None;
+        let mut source = match crate::sync::lock::holder(&self.workspace) {
+            Some(pid) => EngineSource::Daemon { pid },
+            None if !configured => {
+                EngineSource::Off { reason: "no remote configured: add [remotes.NAME] to opsconsole.toml".into() }
+            }
+            None if !self.start_engine => EngineSource::Off { reason: "not started".into() },
+            None => {
+                let remotes = engine::build_remotes(&self.remotes, &self.workspace);
+                match engine::start(&self.workspace, &self.sync, remotes, engine::Mode::Daemon) {
+                    Ok(h) => {
+                        own = Some(h);
+                        EngineSource::Console
+                    }
+                    Err(engine::SyncError::Locked(crate::sync::lock::LockError::Held { pid, .. })) => {
+                        EngineSource::Daemon { pid: pid.unwrap_or(0) }
+                    }
+                    Err(e) => EngineSource::Off { reason: e.to_string() },
+                }
+            }
+        };
+        let has_engine = own.is_some();
+        let task = tokio::spawn(async move {
+            let mut own = own;
+            loop {
+                let (ws, sync, remotes, src) =
+                    (self.workspace.clone(), self.sync.clone(), self.remotes.clone(), source.clone());
+                let now = crate::sync::engine::now_ms();
+                let sample = tokio::task::spawn_blocking(move || {
+                    crate::sync::status::read_sample(&ws, &sync, &remotes, src, now)
+                })
+                .await;
+                match sample {
+                    Ok(Ok(s)) => {
+                        if tx.send(Msg::Sync(Box::new(s))).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!("reading the sync ledger: {e}"),
+                    Err(e) => tracing::error!("sync sampler failed: {e}"),
+                }
+                let deadline = tokio::time::sleep(self.every);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        _ = refresh.notified() => break,
+                        Some(cmd) = cmd_rx.recv() => {
+                            if let Some(h) = &own {
+                                h.send(cmd);
+                            }
+                        }
+                        ev = async {
+                            match own.as_mut() {
+                                Some(h) => h.events.recv().await,
+                                None => std::future::pending().await,
+                            }
+                        } => match ev {
+                            Some(ev) => {
+                                if tx.send(Msg::SyncEvent(ev)).is_err() {
+                                    return;
+                                }
+                            }
+                            None => {
+                                own = None;
+                                source = EngineSource::Off { reason: "the sync engine stopped".into() };
+                            }
+                        },
+                    }
+                }
+            }
+            if let Some(h) = own {
+                let _ = h.shutdown().await;
+            }
+        });
+        (has_engine.then_some(cmd_tx), task)
     }
 }
 
@@ -145,9 +257,29 @@ pub struct CollectorHandles {
     refresh: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
     log_switch: mpsc::UnboundedSender<PathBuf>,
+    sync_tx: Option<mpsc::UnboundedSender<crate::sync::Command>>,
+    workspace: PathBuf,
 }
 
 impl CollectorHandles {
+    /// Sends a command to this console's sync engine, or leaves it in the ledger for the
+    /// daemon that runs the workspace.
+    pub fn sync_command(&self, cmd: crate::sync::Command) {
+        match &self.sync_tx {
+            Some(tx) => {
+                let _ = tx.send(cmd);
+            }
+            None => {
+                let ws = self.workspace.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = cmd.request(&ws) {
+                        tracing::warn!("leaving a sync request in the ledger: {e}");
+                    }
+                });
+            }
+        }
+    }
+
     pub fn refresh_now(&self) {
         self.refresh.notify_waiters();
     }

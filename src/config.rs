@@ -24,6 +24,8 @@ pub struct Config {
     pub disk: DiskConfig,
     pub gpu: crate::gpu::GpuConfig,
     pub log: crate::logtail::LogConfig,
+    pub sync: crate::sync::SyncConfig,
+    pub remotes: crate::sync::RemotesConfig,
     pub keys: KeysConfig,
 }
 
@@ -152,6 +154,8 @@ impl Config {
         out.extend(self.disk.validate());
         out.extend(self.gpu.validate());
         out.extend(self.log.validate());
+        out.extend(self.sync.validate());
+        out.extend(crate::sync::config::validate_remotes(&self.remotes));
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

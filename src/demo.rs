@@ -53,9 +53,29 @@ pub fn create_workspace(root: &Path) -> io::Result<()> {
         "# Journal\n\n## v01 — demo run\n- Simulated by `opsconsole demo`.\n\n## Data\n- **Dataset**: demo tokens\n",
     )?;
     fs::write(root.join("requirements.txt"), "torch==2.5.1\n")?;
-    let cfg = DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\"");
+    // The demo's two local remotes (L2 and L3); a remote's folder must exist.
+    for d in ["remotes/drive", "remotes/hf"] {
+        fs::create_dir_all(root.join(d))?;
+    }
+    let cfg = demo_sync_config(&DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\""));
     fs::write(root.join(config::CONFIG_FILE), cfg)?;
     Ok(())
+}
+
+/// The demo's sync: two local remotes inside the demo folder (`remotes/drive` as L2,
+/// `remotes/hf` as L3), L3 uploading each checkpoint once complete, L2 every 2 minutes, and
+/// a bandwidth cap so progress is visible.
+pub fn demo_sync_config(cfg: &str) -> String {
+    cfg.replacen(
+        "[remotes]\n",
+        "[remotes]\n[remotes.drive]\nkind = \"local\"\npath = \"remotes/drive\"\n\n\
+         [remotes.hf]\nkind = \"local\"\npath = \"remotes/hf\"\n",
+        1,
+    )
+    .replacen("interval_minutes = 90\n", "interval_minutes = 2\n", 1)
+    .replacen("interval_minutes = 180\n", "interval_minutes = 0\n", 1)
+    .replacen("bandwidth_limit_kib_s = 0\n", "bandwidth_limit_kib_s = 2048\n", 1)
+    .replacen("settle_seconds = 5\n", "settle_seconds = 1\n", 1)
 }
 
 /// Runs the demo: workspace, trainer, console; cleans up unless `keep`.

@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod logging;
 pub mod logtail;
 pub mod status;
+pub mod sync;
 pub mod tui;
 pub mod ui;
 pub mod util;

@@ -24,6 +24,8 @@ pub struct StatusReport {
     pub gpu: crate::gpu::GpuStatus,
     pub log: crate::logtail::LogStatus,
     pub metrics: crate::logtail::MetricsStatus,
+    /// Upload levels from the sync ledger (null when the ledger cannot be read).
+    pub sync: Option<crate::sync::SyncStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +51,7 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         gpu: crate::gpu::GpuStatus::collect(&cfg.gpu, &ws.root, SystemTime::now()),
         log,
         metrics,
+        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok(),
     }
 }
 
@@ -83,6 +86,32 @@ impl StatusReport {
         }
         out.push_str(&self.gpu.to_text());
         out.push_str(&self.log.to_text(&self.metrics));
+        if let Some(sync) = &self.sync {
+            out.push_str("uploads:\n");
+            for l in &sync.levels {
+                let state = if !l.remote_configured {
+                    format!("remote '{}' not configured", l.remote)
+                } else {
+                    format!(
+                        "{} pending ({}), {} failed{}{}",
+                        l.pending_files,
+                        util::bytes(l.pending_bytes),
+                        l.failed,
+                        if l.overdue { ", OVERDUE" } else { "" },
+                        match &l.in_flight {
+                            Some(f) => format!(
+                                ", uploading {} {}/{}",
+                                f.path,
+                                util::bytes(f.bytes_done),
+                                util::bytes(f.bytes_total)
+                            ),
+                            None => String::new(),
+                        }
+                    )
+                };
+                out.push_str(&format!("  {} {:<8} {state}\n", l.level, l.remote));
+            }
+        }
         out
     }
 }

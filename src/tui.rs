@@ -85,6 +85,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                             let _ = tx.send(Msg::ProcessTerminated { pid, result });
                         }
                         Effect::SwitchLog(path) => handles.switch_log(path),
+                        Effect::Sync(cmd) => handles.sync_command(cmd),
                     }
                 }
             }

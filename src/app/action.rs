@@ -65,7 +65,7 @@ actions! {
     PageUp => page_up, ["pageup"], "page up in the focused panel";
     PageDown => page_down, ["pagedown"], "page down in the focused panel";
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
-    Details => details, ["enter"], "details of the selected GPU process";
+    Details => details, ["enter"], "open: GPU process details, or the upload queue";
     KillProcess => kill_process, ["K"], "SIGTERM the selected GPU process (asks)";
     LogFollow => log_follow, ["f"], "log: pause or resume following";
     LogTop => log_top, ["g", "home"], "log: jump to the first line";
@@ -75,4 +75,7 @@ actions! {
     LogPrevMatch => log_prev_match, ["N"], "log: previous search match";
     LogErrorsOnly => log_errors_only, ["e"], "log: show only error lines, or all";
     LogSwitch => log_switch, ["L"], "log: choose another log (a newer run)";
+    SyncNow => sync_now, ["s"], "sync every upload level now";
+    RetryFailed => retry_failed, ["R"], "retry failed uploads";
+    CancelUpload => cancel_upload, ["c"], "cancel the upload in flight (Uploads focused)";
 }

@@ -7,6 +7,7 @@ pub mod gpu;
 pub mod jobs;
 pub mod keymap;
 pub mod log;
+pub mod uploads;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +22,7 @@ pub use gpu::GpuPanel;
 pub use jobs::{JobEvent, JobInfo, Jobs};
 use keymap::KeyMap;
 pub use log::LogPanel;
+pub use uploads::UploadsPanel;
 
 /// The panels of the main screen, in focus order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,8 @@ pub enum Overlay {
         start_ticks: Option<u64>,
         name: String,
     },
+    /// The upload queue (Enter on the Uploads panel).
+    UploadQueue,
 }
 
 /// Everything a message can tell the app.
@@ -91,6 +95,10 @@ pub enum Msg {
     Log(Box<crate::logtail::LogSample>),
     /// The logs that could be followed, newest first.
     LogCandidates(Vec<crate::logtail::discover::LogCandidate>),
+    /// A reading of the sync ledger (status and queue).
+    Sync(Box<crate::sync::SyncSample>),
+    /// An event from the sync engine this console runs.
+    SyncEvent(crate::sync::SyncEvent),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
 }
@@ -106,6 +114,8 @@ pub enum Effect {
     TerminateProcess { pid: u32, start_ticks: Option<u64> },
     /// Follow this log instead.
     SwitchLog(PathBuf),
+    /// Send a command to the sync engine (this console's, or the daemon's via the ledger).
+    Sync(crate::sync::Command),
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -122,6 +132,7 @@ pub struct AppState {
     pub disk: DiskPanel,
     pub gpu: GpuPanel,
     pub log: LogPanel,
+    pub uploads: UploadsPanel,
     pub jobs: Jobs,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
@@ -153,6 +164,7 @@ impl AppState {
             disk,
             gpu,
             log,
+            uploads: UploadsPanel::default(),
             jobs: Jobs::default(),
             notice: None,
             demo: false,
@@ -208,6 +220,14 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             state.jobs.apply(ev, state.now);
             vec![]
         }
+        Msg::Sync(sample) => {
+            state.uploads.apply_sample(*sample, state.now);
+            vec![]
+        }
+        Msg::SyncEvent(ev) => {
+            state.uploads.apply_event(ev, state.now);
+            vec![]
+        }
         Msg::Terminate(why) => {
             state.notice = Some(format!("stopping: {why}"));
             state.should_quit = true;
@@ -257,6 +277,40 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     on_action(state, action)
 }
 
+fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
+    use crate::sync::Command;
+    let on_uploads = state.focus == Panel::Uploads || state.overlay == Overlay::UploadQueue;
+    match action {
+        Action::SyncNow => {
+            state.uploads.note = Some("sync requested on every level".into());
+            vec![Effect::Sync(Command::SyncNow(None))]
+        }
+        Action::RetryFailed => {
+            state.uploads.note = Some("failed uploads queued again".into());
+            vec![Effect::Sync(Command::RetryFailed(None))]
+        }
+        Action::CancelUpload if !on_uploads => {
+            state.uploads.note = Some("focus the Uploads panel (tab) to cancel an upload".into());
+            vec![]
+        }
+        Action::CancelUpload => match state.uploads.cancel_target(state.overlay == Overlay::UploadQueue) {
+            Some((path, level)) => {
+                state.uploads.note = Some(format!("cancelling {level} {path}"));
+                vec![Effect::Sync(Command::Cancel { path, level })]
+            }
+            None => {
+                state.uploads.note = Some("no upload in flight".into());
+                vec![]
+            }
+        },
+        Action::Details if on_uploads => {
+            state.overlay = if state.overlay == Overlay::UploadQueue { Overlay::None } else { Overlay::UploadQueue };
+            vec![]
+        }
+        _ => vec![],
+    }
+}
+
 /// Applies an action as if its key had been pressed.
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     match action {
@@ -285,13 +339,21 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
-            match state.focus {
-                Panel::Disk => state.disk.scroll(action),
-                Panel::Gpu => state.gpu.scroll(action),
-                _ => {}
+            if state.overlay == Overlay::UploadQueue {
+                state.uploads.scroll(action);
+            } else {
+                match state.focus {
+                    Panel::Disk => state.disk.scroll(action),
+                    Panel::Gpu => state.gpu.scroll(action),
+                    _ => {}
+                }
             }
             log::scroll(state, action);
             vec![]
+        }
+        // Enter opens what the focused panel has: the upload queue, or a GPU process.
+        Action::Details if state.focus == Panel::Uploads || state.overlay == Overlay::UploadQueue => {
+            uploads_action(state, action)
         }
         Action::Details => gpu::on_details(state),
         Action::KillProcess => gpu::on_kill(state),
@@ -304,5 +366,6 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::LogPrevMatch
         | Action::LogErrorsOnly
         | Action::LogSwitch => log::on_action(state, action),
+        Action::SyncNow | Action::RetryFailed | Action::CancelUpload => uploads_action(state, action),
     }
 }

@@ -8,8 +8,13 @@ use crate::app::jobs::JobStatus;
 use crate::app::{Action, AppState};
 
 /// The actions named in the footer, in order.
-const FOOTER: &[(Action, &str)] =
-    &[(Action::Help, "help"), (Action::FocusNext, "focus"), (Action::Refresh, "refresh"), (Action::Quit, "quit")];
+const FOOTER: &[(Action, &str)] = &[
+    (Action::Help, "help"),
+    (Action::FocusNext, "focus"),
+    (Action::SyncNow, "sync"),
+    (Action::Refresh, "refresh"),
+    (Action::Quit, "quit"),
+];
 
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let key = Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD);

@@ -70,6 +70,7 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::ConfirmQuit => popup::confirm_quit(state, frame, area),
         Overlay::GpuDetails { gpu, pid } => gpu::details(state, frame, area, gpu, pid),
         Overlay::ConfirmKill { .. } => gpu::confirm_kill(state, frame, area),
+        Overlay::UploadQueue => uploads::queue(state, frame, area),
     }
 }
 

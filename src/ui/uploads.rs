@@ -1,15 +1,187 @@
+//! The Uploads panel: per level its remote, what is pending, the upload in flight with a
+//! bar, rate and ETA, the last success against the schedule (overdue in red) and failures
+//! with their reason; and the queue overlay (Enter).
+
+use std::time::Duration;
+
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
 
-use crate::app::{AppState, Panel};
+use crate::app::{Action, AppState, Panel};
+use crate::sync::ledger::UploadState;
+use crate::sync::status::LevelStatus;
+use crate::sync::{EngineSource, SyncSample};
+use crate::util;
 
-/// The upload-queue panel. The sync engine is not part of this build yet, so the panel says
-/// what it will show instead of inventing queues.
+fn red() -> Style {
+    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+}
+
+fn title(sample: Option<&SyncSample>) -> String {
+    match sample.map(|s| &s.source) {
+        None => " Uploads ".into(),
+        Some(EngineSource::Console) => " Uploads · engine in this console ".into(),
+        Some(EngineSource::Daemon { pid }) => format!(" Uploads · daemon pid {pid} "),
+        Some(EngineSource::Off { .. }) => " Uploads · sync off ".into(),
+    }
+}
+
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
-    let block = super::panel_block(state, Panel::Uploads, " Uploads ".into());
-    let text = "Not collected yet. This panel will show the L2 (Drive) and L3 (Hub) upload \
-                queues: pending files, the upload in flight, and the last success against \
-                its schedule.";
-    frame.render_widget(Paragraph::new(text).style(super::dim()).wrap(Wrap { trim: true }).block(block), area);
+    let sample = state.uploads.sample.as_ref();
+    let block = super::panel_block(state, Panel::Uploads, title(sample));
+    let inner = block.inner(area);
+    let width = inner.width as usize;
+    let Some(sample) = sample else {
+        frame.render_widget(Paragraph::new("reading the sync ledger…").style(super::dim()).block(block), area);
+        return;
+    };
+    let mut lines: Vec<Line> = sample.status.levels.iter().map(|l| level_line(state, l, width)).collect();
+    let mut extra: Vec<Line> = Vec::new();
+    if let EngineSource::Off { reason } = &sample.source {
+        extra.push(Line::styled(util::ellipsize(&format!("sync off: {reason}"), width), super::dim()));
+    }
+    for level in &sample.status.levels {
+        for f in &level.failures {
+            let text = format!("  ✗ {} {}: {}", level.level, f.path, f.reason);
+            extra.push(Line::styled(util::ellipsize(&text, width), Style::new().fg(Color::Red)));
+        }
+    }
+    if let Some(note) = &state.uploads.note {
+        extra.push(Line::styled(util::ellipsize(note, width), super::dim()));
+    }
+    let room = (inner.height as usize).saturating_sub(lines.len());
+    lines.extend(extra.into_iter().take(room));
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> {
+    let wide = width >= 100;
+    let head = format!("{:<3}{:<8}", l.level, util::ellipsize(&l.remote, 7));
+    let mut spans = vec![Span::styled(head, Style::new().add_modifier(Modifier::BOLD))];
+    if !l.enabled {
+        spans.push(Span::styled("off (sync.enabled = false for this level)", super::dim()));
+        return Line::from(spans);
+    }
+    if !l.remote_configured {
+        let text = format!("not configured: add [remotes.{}] to opsconsole.toml", l.remote);
+        spans.push(Span::styled(util::ellipsize(&text, width.saturating_sub(11)), super::dim()));
+        return Line::from(spans);
+    }
+    let mut used = 11;
+    if let Some(up) = state.uploads.in_flight(&l.level) {
+        let pct = up.bytes_done as f64 * 100.0 / up.bytes_total.max(1) as f64;
+        let name = up.path.rsplit('/').next().unwrap_or(&up.path);
+        let rate =
+            if up.rate_bytes_per_s > 0 { format!(" {}/s", util::bytes(up.rate_bytes_per_s)) } else { String::new() };
+        let eta = up.eta().map(|d| format!(" eta {}", util::duration(d))).unwrap_or_default();
+        let numbers = format!(" {}/{}{rate}{eta}", util::bytes(up.bytes_done), util::bytes(up.bytes_total));
+        let bar_w = if wide { 20 } else { 10 };
+        let name_w = width.saturating_sub(used + 5 + bar_w + 1 + numbers.chars().count()).clamp(8, 40);
+        let name = util::ellipsize(name, name_w);
+        used += name.chars().count() + 5 + bar_w + 1 + numbers.chars().count();
+        spans.push(Span::raw(format!("{name} {:>3.0}% ", pct.floor())));
+        spans.push(Span::styled(util::bar(pct, bar_w), Style::new().fg(Color::Cyan)));
+        spans.push(Span::raw(numbers));
+        let others = l.pending_files.saturating_sub(1);
+        if others > 0 && used + 14 < width {
+            let t = format!("  +{others} pending");
+            used += t.chars().count();
+            spans.push(Span::styled(t, super::dim()));
+        }
+    } else {
+        let t = if l.pending_files == 0 {
+            "nothing pending".to_string()
+        } else {
+            format!("{} pending {}", l.pending_files, util::bytes(l.pending_bytes))
+        };
+        used += t.chars().count();
+        spans.push(Span::raw(t));
+    }
+    if l.failed > 0 {
+        // The reason matters more than the schedule: it takes the rest of the line.
+        let reason = l.failures.first().map(|f| format!(": {}", f.reason)).unwrap_or_default();
+        let t = util::ellipsize(&format!("  ✗ {} failed{reason}", l.failed), width.saturating_sub(used));
+        spans.push(Span::styled(t, red()));
+        return Line::from(spans);
+    }
+    let every = if l.interval_minutes == 0 {
+        "continuous".to_string()
+    } else {
+        format!("every {}", util::duration(Duration::from_secs(l.interval_minutes * 60)))
+    };
+    let last = match l.last_success_unix {
+        Some(t) => {
+            let ago = util::duration(Duration::from_secs(state.now_unix().saturating_sub(t.max(0) as u64)));
+            format!("last ok {ago} ago ({every})")
+        }
+        None => format!("never stored ({every})"),
+    };
+    let room = width.saturating_sub(used + 2);
+    if l.overdue {
+        let t = util::ellipsize(&format!("OVERDUE {last}"), room);
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(t, red()));
+    } else if room >= 12 {
+        spans.push(Span::styled(format!("  {}", util::ellipsize(&last, room)), super::dim()));
+    }
+    Line::from(spans)
+}
+
+/// The queue overlay: every row not yet stored, in upload order.
+pub fn queue(state: &AppState, frame: &mut Frame, area: Rect) {
+    let rows_n = state.uploads.sample.as_ref().map_or(0, |s| s.queue.len()).max(1);
+    let popup = super::centered(
+        area,
+        area.width.saturating_sub(4).min(120),
+        (rows_n as u16 + 3).min(area.height.saturating_sub(2)),
+    );
+    let block = Block::bordered().title(" Upload queue ").border_style(Style::new().fg(Color::Cyan));
+    let inner = block.inner(popup);
+    let width = inner.width as usize;
+    let rows = state.uploads.sample.as_ref().map(|s| s.queue.as_slice()).unwrap_or(&[]);
+    let mut lines: Vec<Line> = Vec::new();
+    if rows.is_empty() {
+        lines.push(Line::styled("nothing waiting: every routed file is stored", super::dim()));
+    }
+    let height = inner.height as usize;
+    for (i, e) in rows.iter().enumerate().skip(state.uploads.queue_scroll).take(height.saturating_sub(1)) {
+        let (what, style) = match e.state {
+            UploadState::Uploading => (
+                format!("uploading {:>3}%", (e.bytes_done as f64 * 100.0 / e.bytes_total.max(1) as f64).floor()),
+                Style::new().fg(Color::Cyan),
+            ),
+            UploadState::Pending => ("pending".to_string(), Style::new()),
+            UploadState::Failed if e.permanent => ("failed".to_string(), red()),
+            UploadState::Failed => (format!("retrying #{}", e.attempts), Style::new().fg(Color::Yellow)),
+            UploadState::Confirmed => ("stored".to_string(), super::dim()),
+        };
+        let marker = if i == state.uploads.queue_scroll { "›" } else { " " };
+        let head = format!("{marker}{:<3}{what:<15}{:>9}  ", e.level, util::bytes(e.bytes_total));
+        let rest = match &e.last_error {
+            Some(err) if e.state == UploadState::Failed => format!("{}: {err}", e.path),
+            _ => e.path.clone(),
+        };
+        let rest = util::ellipsize(&rest, width.saturating_sub(head.chars().count()));
+        lines.push(Line::from(vec![Span::styled(head, style), Span::raw(rest)]));
+    }
+    let k = |a: Action| state.keymap.first_key(a).unwrap_or_default();
+    lines.push(Line::styled(
+        util::ellipsize(
+            &format!(
+                "{}/{} move · {} cancel upload · {} retry failed · {} sync now · esc closes",
+                k(Action::Up),
+                k(Action::Down),
+                k(Action::CancelUpload),
+                k(Action::RetryFailed),
+                k(Action::SyncNow)
+            ),
+            width,
+        ),
+        super::dim(),
+    ));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(block), popup);
 }

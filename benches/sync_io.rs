@@ -1,0 +1,50 @@
+//! Sync I/O figures for benches/sync.sh (not a criterion bench: the script compares these
+//! with `sha256sum` and `cp` + `sync` in the same run).
+//!
+//! `sync_io hash FILE` prints the seconds to SHA-256 the file;
+//! `sync_io upload FILE DIR` uploads it into a LocalRemote at DIR and prints the seconds
+//! for the upload (copy, fsync, rename) and for the verify (read back and hash).
+
+use std::path::Path;
+use std::time::Instant;
+
+use opsconsole::sync::hash::sha256_file;
+use opsconsole::sync::local::LocalRemote;
+use opsconsole::sync::remote::{Remote, ResumePoint, TransferCtx, UploadRequest};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["hash", file] => {
+            let t = Instant::now();
+            let sha = sha256_file(Path::new(file)).expect("hash");
+            println!("hash_seconds {:.3} {sha}", t.elapsed().as_secs_f64());
+        }
+        ["upload", file, dir, sha] => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                let remote = LocalRemote::new("bench", *dir);
+                let size = std::fs::metadata(file).expect("meta").len();
+                let ctx = TransferCtx::default();
+                let t = Instant::now();
+                let req = UploadRequest {
+                    key: "bench.bin",
+                    source: Path::new(file),
+                    size,
+                    sha256: sha,
+                    resume: ResumePoint { offset: 0, session: None },
+                };
+                remote.upload(req, &ctx).await.expect("upload");
+                let up = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let obj = remote.stat("bench.bin").await.expect("stat").expect("stored");
+                assert_eq!(obj.sha256.as_deref(), Some(*sha));
+                println!("upload_seconds {up:.3} verify_seconds {:.3}", t.elapsed().as_secs_f64());
+            });
+        }
+        _ => {
+            eprintln!("usage: sync_io hash FILE | sync_io upload FILE DIR SHA256");
+            std::process::exit(2);
+        }
+    }
+}

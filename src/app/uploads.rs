@@ -1,0 +1,161 @@
+//! The Uploads panel's state: the newest ledger sample, live progress from the engine (or,
+//! beside a daemon, rates worked out from successive samples), and the queue overlay's
+//! scroll position.
+
+use std::time::{Duration, SystemTime};
+
+use crate::sync::{SyncEvent, SyncSample};
+
+/// The upload in flight on one level, as last reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveUpload {
+    pub level: String,
+    pub path: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub rate_bytes_per_s: u64,
+    pub at: SystemTime,
+    /// From engine events (this console's engine) rather than ledger samples.
+    pub from_events: bool,
+}
+
+impl LiveUpload {
+    /// Seconds left at the current rate.
+    pub fn eta(&self) -> Option<Duration> {
+        (self.rate_bytes_per_s > 0)
+            .then(|| Duration::from_secs(self.bytes_total.saturating_sub(self.bytes_done) / self.rate_bytes_per_s))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UploadsPanel {
+    pub sample: Option<SyncSample>,
+    pub sampled_at: Option<SystemTime>,
+    pub live: Vec<LiveUpload>,
+    /// First queue row shown in the queue overlay.
+    pub queue_scroll: usize,
+    /// The newest note worth a line (a drop, a failure, a command sent).
+    pub note: Option<String>,
+}
+
+const EVENTS_FRESH: Duration = Duration::from_secs(3);
+
+fn age(now: SystemTime, then: SystemTime) -> Duration {
+    now.duration_since(then).unwrap_or_default()
+}
+
+impl UploadsPanel {
+    /// Folds a ledger sample in.
+    pub fn apply_sample(&mut self, sample: SyncSample, now: SystemTime) {
+        let mut live = Vec::new();
+        for level in &sample.status.levels {
+            let prev = self.live.iter().find(|l| l.level == level.level);
+            match (&level.in_flight, prev) {
+                (_, Some(p)) if p.from_events && age(now, p.at) < EVENTS_FRESH => live.push(p.clone()),
+                (Some(f), prev) => {
+                    let rate = match prev {
+                        Some(p) if p.path == f.path && f.bytes_done >= p.bytes_done => {
+                            let dt = age(now, p.at).as_secs_f64();
+                            if dt > 0.0 {
+                                ((f.bytes_done - p.bytes_done) as f64 / dt) as u64
+                            } else {
+                                p.rate_bytes_per_s
+                            }
+                        }
+                        _ => 0,
+                    };
+                    live.push(LiveUpload {
+                        level: level.level.clone(),
+                        path: f.path.clone(),
+                        bytes_done: f.bytes_done,
+                        bytes_total: f.bytes_total,
+                        rate_bytes_per_s: rate,
+                        at: now,
+                        from_events: false,
+                    });
+                }
+                (None, _) => {}
+            }
+        }
+        self.live = live;
+        let rows = sample.queue.len();
+        self.sample = Some(sample);
+        self.sampled_at = Some(now);
+        self.queue_scroll = self.queue_scroll.min(rows.saturating_sub(1));
+    }
+
+    /// Folds an event from this console's engine in.
+    pub fn apply_event(&mut self, ev: SyncEvent, now: SystemTime) {
+        match ev {
+            SyncEvent::Started { level, path, offset, bytes_total } => {
+                self.set_live(LiveUpload {
+                    level,
+                    path,
+                    bytes_done: offset,
+                    bytes_total,
+                    rate_bytes_per_s: 0,
+                    at: now,
+                    from_events: true,
+                });
+            }
+            SyncEvent::Progress { level, path, bytes_done, bytes_total, rate_bytes_per_s } => {
+                self.set_live(LiveUpload {
+                    level,
+                    path,
+                    bytes_done,
+                    bytes_total,
+                    rate_bytes_per_s,
+                    at: now,
+                    from_events: true,
+                });
+            }
+            SyncEvent::Confirmed { level, path, .. } => {
+                self.live.retain(|l| !(l.level == level && l.path == path));
+            }
+            SyncEvent::Failed { level, path, reason, permanent, .. } => {
+                self.live.retain(|l| !(l.level == level && l.path == path));
+                if permanent {
+                    self.note = Some(format!("{level} {path}: {reason}"));
+                }
+            }
+            SyncEvent::Dropped { path, note, .. } => self.note = Some(format!("{path}: {note}")),
+            SyncEvent::Queued { .. } | SyncEvent::PassDone { .. } => {}
+        }
+    }
+
+    fn set_live(&mut self, up: LiveUpload) {
+        match self.live.iter_mut().find(|l| l.level == up.level) {
+            Some(l) => *l = up,
+            None => self.live.push(up),
+        }
+    }
+
+    /// The upload in flight on a level.
+    pub fn in_flight(&self, level: &str) -> Option<&LiveUpload> {
+        self.live.iter().find(|l| l.level == level)
+    }
+
+    /// The upload `c` cancels: the selected queue row when it is uploading, else the first
+    /// upload in flight.
+    pub fn cancel_target(&self, queue_open: bool) -> Option<(String, String)> {
+        if queue_open
+            && let Some(e) = self.sample.as_ref().and_then(|s| s.queue.get(self.queue_scroll))
+            && e.state == crate::sync::ledger::UploadState::Uploading
+        {
+            return Some((e.path.clone(), e.level.clone()));
+        }
+        self.live.first().map(|l| (l.path.clone(), l.level.clone()))
+    }
+
+    pub fn scroll(&mut self, action: super::Action) {
+        let n = self.sample.as_ref().map_or(0, |s| s.queue.len());
+        let max = n.saturating_sub(1);
+        self.queue_scroll = match action {
+            super::Action::Up => self.queue_scroll.saturating_sub(1),
+            super::Action::Down => (self.queue_scroll + 1).min(max),
+            super::Action::PageUp => self.queue_scroll.saturating_sub(10),
+            super::Action::PageDown => (self.queue_scroll + 10).min(max),
+            _ => self.queue_scroll,
+        };
+    }
+}

@@ -1,0 +1,321 @@
+//! Sync configuration: the two redundancy levels (L2, L3), their routing and schedules,
+//! engine tuning, and the remotes the levels store into.
+//!
+//! ```toml
+//! [sync]
+//! settle_seconds = 5
+//!
+//! [sync.l2]
+//! remote = "drive"
+//! include = ["**/*.log", "journal.md", "*.json", "frozen_requirements.txt"]
+//! max_file_mb = 200
+//! interval_minutes = 90
+//!
+//! [remotes.drive]
+//! kind = "local"
+//! path = "/content/drive/MyDrive/rsm_project"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What a level may hold. Enforced by the router, whatever the globs say: an `assets`
+/// level never receives a weights file, a `weights` level receives nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holds {
+    /// Logs, journals, small files; never weights.
+    Assets,
+    /// Weights only (`*.pt`, `*.pth`, `*.ckpt`, `*.safetensors`, `*.bin`, `checkpoint-N/`).
+    Weights,
+}
+
+/// One redundancy level (L2 or L3): where it stores, what it takes, how often it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LevelConfig {
+    /// Off: the level is shown but nothing is queued for it.
+    pub enabled: bool,
+    /// Name of a `[remotes.NAME]` section.
+    pub remote: String,
+    /// Globs of workspace-relative paths this level takes. A glob without `/` matches the
+    /// file name anywhere; a glob with `/` matches the whole relative path (`**` crosses
+    /// folders).
+    pub include: Vec<String>,
+    /// Globs (same rules) this level never takes, checked after `include`.
+    pub exclude: Vec<String>,
+    /// Files larger than this are not routed to the level; 0 means no limit.
+    pub max_file_mb: u64,
+    /// A pass uploads everything pending this often; 0 uploads each file as soon as it is
+    /// complete. A level whose last success is older than 1.25 x this is overdue.
+    pub interval_minutes: u64,
+}
+
+impl Default for LevelConfig {
+    fn default() -> Self {
+        Self::l2()
+    }
+}
+
+impl LevelConfig {
+    /// The seed's L2: Drive, logs, journals and small assets, every 1-2 h.
+    pub fn l2() -> Self {
+        Self {
+            enabled: true,
+            remote: "drive".into(),
+            include: vec!["**/*.log".into(), "journal.md".into(), "*.json".into(), "frozen_requirements.txt".into()],
+            exclude: Vec::new(),
+            max_file_mb: 200,
+            interval_minutes: 90,
+        }
+    }
+
+    /// The seed's L3: the Hub, weights only, every 2-4 h.
+    pub fn l3() -> Self {
+        Self {
+            enabled: true,
+            remote: "hf".into(),
+            include: vec![
+                "*.pt".into(),
+                "*.pth".into(),
+                "*.ckpt".into(),
+                "*.safetensors".into(),
+                "*.bin".into(),
+                "**/checkpoint-*/**".into(),
+            ],
+            exclude: Vec::new(),
+            max_file_mb: 0,
+            interval_minutes: 180,
+        }
+    }
+}
+
+/// A level table as written: keys left out fall back to that level's own defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LevelPatch {
+    enabled: Option<bool>,
+    remote: Option<String>,
+    include: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
+    max_file_mb: Option<u64>,
+    interval_minutes: Option<u64>,
+}
+
+impl LevelPatch {
+    fn over(self, base: LevelConfig) -> LevelConfig {
+        LevelConfig {
+            enabled: self.enabled.unwrap_or(base.enabled),
+            remote: self.remote.unwrap_or(base.remote),
+            include: self.include.unwrap_or(base.include),
+            exclude: self.exclude.unwrap_or(base.exclude),
+            max_file_mb: self.max_file_mb.unwrap_or(base.max_file_mb),
+            interval_minutes: self.interval_minutes.unwrap_or(base.interval_minutes),
+        }
+    }
+}
+
+fn de_l2<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LevelConfig, D::Error> {
+    Ok(LevelPatch::deserialize(d)?.over(LevelConfig::l2()))
+}
+
+fn de_l3<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LevelConfig, D::Error> {
+    Ok(LevelPatch::deserialize(d)?.over(LevelConfig::l3()))
+}
+
+/// The `[sync]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// L2: logs, journals, small assets (never weights). Keys left out keep L2's defaults.
+    #[serde(deserialize_with = "de_l2")]
+    pub l2: LevelConfig,
+    /// L3: weights only. Keys left out keep L3's defaults.
+    #[serde(deserialize_with = "de_l3")]
+    pub l3: LevelConfig,
+    /// A written file must keep the same size this long (after its writer closed it or
+    /// renamed it into place) before it is queued.
+    pub settle_seconds: u64,
+    /// Full rescan of the workspace this often, for filesystems that send no events.
+    pub poll_seconds: u64,
+    /// Uploads running at once on one remote.
+    pub workers_per_remote: usize,
+    /// Upload bandwidth cap over all uploads in KiB/s; 0 means no cap.
+    pub bandwidth_limit_kib_s: u64,
+    /// First retry delay after a transient failure; doubles each attempt, with jitter.
+    pub retry_base_seconds: u64,
+    /// Longest delay between retries.
+    pub retry_max_seconds: u64,
+    /// Globs (rules as in a level) never synced to any level.
+    pub exclude: Vec<String>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            l2: LevelConfig::l2(),
+            l3: LevelConfig::l3(),
+            settle_seconds: 5,
+            poll_seconds: 300,
+            workers_per_remote: 2,
+            bandwidth_limit_kib_s: 0,
+            retry_base_seconds: 5,
+            retry_max_seconds: 900,
+            exclude: vec![
+                ".git/**".into(),
+                ".opsconsole/**".into(),
+                "**/__pycache__/**".into(),
+                "**/node_modules/**".into(),
+                "**/.ipynb_checkpoints/**".into(),
+                "**/tmp-checkpoint-*/**".into(),
+                "*.tmp".into(),
+                "*.part".into(),
+                "*.partial".into(),
+                "*.swp".into(),
+                "*~".into(),
+            ],
+        }
+    }
+}
+
+/// A `[remotes.NAME]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RemoteConfig {
+    /// A mounted folder: a second disk, a Colab Drive mount, a gcsfuse bucket.
+    Local {
+        /// The folder files are stored under (created if missing).
+        path: PathBuf,
+    },
+}
+
+/// All `[remotes.*]` sections by name.
+pub type RemotesConfig = BTreeMap<String, RemoteConfig>;
+
+impl SyncConfig {
+    /// The two levels with their display names, in order.
+    pub fn levels(&self) -> [(&'static str, Holds, &LevelConfig); 2] {
+        [("L2", Holds::Assets, &self.l2), ("L3", Holds::Weights, &self.l3)]
+    }
+
+    /// (dotted key, problem) for every bad value; empty when the section is usable.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (key, level) in [("l2", &self.l2), ("l3", &self.l3)] {
+            if level.enabled && level.remote.trim().is_empty() {
+                problems.push((format!("sync.{key}.remote"), "must name a [remotes.NAME] section".into()));
+            }
+            if level.enabled && level.include.is_empty() {
+                problems
+                    .push((format!("sync.{key}.include"), "is empty, so the level would never receive a file".into()));
+            }
+            for (field, globs) in [("include", &level.include), ("exclude", &level.exclude)] {
+                for (i, g) in globs.iter().enumerate() {
+                    if let Err(e) = super::routing::compile_glob(g) {
+                        problems.push((format!("sync.{key}.{field}[{i}]"), e));
+                    }
+                }
+            }
+        }
+        for (i, g) in self.exclude.iter().enumerate() {
+            if let Err(e) = super::routing::compile_glob(g) {
+                problems.push((format!("sync.exclude[{i}]"), e));
+            }
+        }
+        if self.settle_seconds == 0 {
+            problems.push((
+                "sync.settle_seconds".into(),
+                "must be at least 1, or half-written files could be uploaded".into(),
+            ));
+        }
+        if self.poll_seconds == 0 {
+            problems.push(("sync.poll_seconds".into(), "must be at least 1".into()));
+        }
+        if self.workers_per_remote == 0 || self.workers_per_remote > 16 {
+            problems.push(("sync.workers_per_remote".into(), "must be between 1 and 16".into()));
+        }
+        if self.retry_base_seconds == 0 {
+            problems.push(("sync.retry_base_seconds".into(), "must be at least 1".into()));
+        }
+        if self.retry_max_seconds < self.retry_base_seconds {
+            problems.push(("sync.retry_max_seconds".into(), "must not be smaller than sync.retry_base_seconds".into()));
+        }
+        problems
+    }
+}
+
+/// (dotted key, problem) for every bad remote, plus levels naming a remote that is missing
+/// when at least one remote is configured.
+pub fn validate_remotes(remotes: &RemotesConfig) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (name, remote) in remotes {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            problems
+                .push((format!("remotes.{name}"), "a remote name may use only letters, digits, '-' and '_'".into()));
+        }
+        match remote {
+            RemoteConfig::Local { path } => {
+                if path.as_os_str().is_empty() {
+                    problems.push((format!("remotes.{name}.path"), "must not be empty".into()));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_follow_the_seed() {
+        let c = SyncConfig::default();
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.l2.interval_minutes, 90);
+        assert_eq!(c.l3.interval_minutes, 180);
+        assert_eq!(c.l2.max_file_mb, 200);
+        assert!(c.l3.include.iter().any(|g| g == "*.safetensors"));
+    }
+
+    #[test]
+    fn partial_toml_keeps_other_defaults_and_unknown_keys_fail() {
+        let c: SyncConfig = toml::from_str("settle_seconds = 9\n[l3]\nremote = \"bucket\"\n").expect("parses");
+        assert_eq!(c.settle_seconds, 9);
+        assert_eq!(c.l3.remote, "bucket");
+        assert_eq!(c.l3.include, LevelConfig::l3().include);
+        assert_eq!(c.l3.interval_minutes, 180);
+        assert_eq!(c.l2, LevelConfig::l2());
+        let err = toml::from_str::<SyncConfig>("[l2]\nremot = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("remot"), "{err}");
+        // The defaults written out read back equal.
+        let text = toml::to_string(&SyncConfig::default()).expect("ser");
+        assert_eq!(toml::from_str::<SyncConfig>(&text).expect("de"), SyncConfig::default());
+        let err = toml::from_str::<SyncConfig>("setle_seconds = 9\n").unwrap_err();
+        assert!(err.to_string().contains("setle_seconds"), "{err}");
+    }
+
+    #[test]
+    fn remote_sections_parse_and_reject_unknown_keys() {
+        let r: RemotesConfig = toml::from_str("[a]\nkind = \"local\"\npath = \"/mnt/x\"\n").expect("parses");
+        assert_eq!(r["a"], RemoteConfig::Local { path: "/mnt/x".into() });
+        assert!(validate_remotes(&r).is_empty());
+        assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"local\"\npath = \"/x\"\nfoo = 1\n").is_err());
+        assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"ftp\"\n").is_err());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut c = SyncConfig::default();
+        c.settle_seconds = 0;
+        c.l3.include = vec!["[".into()];
+        c.retry_max_seconds = 1;
+        let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
+        assert!(keys.contains(&"sync.settle_seconds".to_string()));
+        assert!(keys.contains(&"sync.l3.include[0]".to_string()));
+        assert!(keys.contains(&"sync.retry_max_seconds".to_string()));
+    }
+}

@@ -1,0 +1,1030 @@
+//! The upload engine: one coordinator task that folds watcher observations into the
+//! ledger and starts uploads, and a bounded number of upload tasks per remote. Nothing
+//! here blocks its caller: commands go in on a channel, [`SyncEvent`]s come out on
+//! another (progress at most four times a second per upload).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{RemoteConfig, RemotesConfig, SyncConfig};
+use super::ledger::{Ledger, LedgerEntry, LedgerError};
+use super::local::LocalRemote;
+use super::lock::{EngineLock, LockError};
+use super::remote::{ErrorKind, RateLimiter, Remote, RemoteError, TransferCtx, UploadRequest};
+use super::routing::{Router, compile_glob, is_weights, relative_key};
+use super::watcher::{Observation, Settler, scan, spawn_watcher, stat_file};
+
+/// Attempts per file before `run_once` gives up on a transient failure.
+const ONCE_ATTEMPTS: u32 = 3;
+const TICK: Duration = Duration::from_millis(250);
+const PROGRESS_WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Why the engine could not start or stopped.
+#[derive(Debug)]
+pub enum SyncError {
+    /// Another engine runs on this workspace.
+    Locked(LockError),
+    Ledger(LedgerError),
+    /// A config value is unusable (dotted key, problem).
+    Config(Vec<(String, String)>),
+}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::Locked(e) => write!(f, "{e}"),
+            SyncError::Ledger(e) => write!(f, "{e}"),
+            SyncError::Config(problems) => {
+                let parts: Vec<String> = problems.iter().map(|(k, p)| format!("{k}: {p}")).collect();
+                write!(f, "sync config: {}", parts.join("; "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for SyncError {}
+
+impl From<LedgerError> for SyncError {
+    fn from(e: LedgerError) -> Self {
+        SyncError::Ledger(e)
+    }
+}
+
+/// What the engine reports. Plain values, for the console's `update` and the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncEvent {
+    /// A complete file was hashed and queued on a level.
+    Queued { level: String, path: String, bytes: u64 },
+    /// An upload started (at `offset` when resuming).
+    Started { level: String, path: String, offset: u64, bytes_total: u64 },
+    /// Throttled progress of an upload.
+    Progress { level: String, path: String, bytes_done: u64, bytes_total: u64, rate_bytes_per_s: u64 },
+    /// Stored and verified (`already_there`: the remote held it, nothing was sent).
+    Confirmed { level: String, path: String, bytes: u64, already_there: bool },
+    /// An attempt failed; `retry_in` is `None` for a permanent failure.
+    Failed { level: String, path: String, reason: String, permanent: bool, retry_in: Option<Duration> },
+    /// A file left the queue without being stored (deleted before upload).
+    Dropped { path: String, levels: Vec<String>, note: String },
+    /// A pass over a level ended; `success` when nothing is left pending or failed.
+    PassDone { level: String, success: bool },
+}
+
+/// Commands to a running engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run a pass on a level (or all) now, whatever the schedule.
+    SyncNow(Option<String>),
+    /// Queue failed uploads of a level (or all) again.
+    RetryFailed(Option<String>),
+    /// Stop an upload in flight; it is marked failed ("cancelled by you").
+    Cancel { path: String, level: String },
+}
+
+impl Command {
+    /// Leave this command in the workspace's ledger for the engine that runs there (a
+    /// daemon started by `opsconsole sync --daemon`); it is taken within a quarter second.
+    pub fn request(&self, workspace: &Path) -> Result<(), LedgerError> {
+        let mut l = Ledger::open(workspace)?;
+        let now = now_ms();
+        match self {
+            Command::SyncNow(level) => l.push_request("sync_now", level.as_deref(), None, now),
+            Command::RetryFailed(level) => l.push_request("retry_failed", level.as_deref(), None, now),
+            Command::Cancel { path, level } => l.push_request("cancel", Some(level), Some(path), now),
+        }
+    }
+}
+
+/// Daemon (runs until shut down, passes on schedule) or once (one pass everywhere, then
+/// stops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Daemon,
+    Once,
+}
+
+/// What one run did (for `run_once` and the daemon's exit line).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub uploaded: u64,
+    pub uploaded_bytes: u64,
+    pub already_there: u64,
+    pub dropped: u64,
+    /// (level, path, reason) of uploads left failed.
+    pub failed: Vec<(String, String, String)>,
+}
+
+/// Build the remotes named in the config.
+pub fn build_remotes(remotes: &RemotesConfig, workspace: &Path) -> BTreeMap<String, Arc<dyn Remote>> {
+    remotes
+        .iter()
+        .map(|(name, cfg)| {
+            let remote: Arc<dyn Remote> = match cfg {
+                RemoteConfig::Local { path } => {
+                    let root = if path.is_absolute() { path.clone() } else { workspace.join(path) };
+                    Arc::new(LocalRemote::new(name.clone(), root))
+                }
+            };
+            (name.clone(), remote)
+        })
+        .collect()
+}
+
+/// Delay before retry number `attempt` (1-based): exponential from `base`, capped at
+/// `max`, with "equal jitter" (`jitter` in 0..1 picks within the upper half), and never
+/// shorter than a Retry-After hint.
+pub fn backoff_delay(
+    attempt: u32,
+    base: Duration,
+    max: Duration,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Duration {
+    let exp = base.checked_mul(1u32 << attempt.saturating_sub(1).min(20)).unwrap_or(max).min(max);
+    let half = exp / 2;
+    let d = half + half.mul_f64(jitter.clamp(0.0, 1.0));
+    match retry_after {
+        Some(ra) if ra > d => ra,
+        _ => d,
+    }
+}
+
+/// A running engine.
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    /// Events from the engine; drain it, or drop it to ignore them.
+    pub events: mpsc::UnboundedReceiver<SyncEvent>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<RunSummary, SyncError>>>,
+}
+
+impl Drop for EngineHandle {
+    /// A dropped handle stops the engine: uploads in flight end within a chunk (their
+    /// cancel tokens are children of this one), so a runtime shutting down does not wait
+    /// on a multi-gigabyte copy.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl EngineHandle {
+    pub fn send(&self, cmd: Command) {
+        let _ = self.commands.send(cmd);
+    }
+
+    /// A token that stops the engine when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stop (uploads in flight are left resumable) and wait for the engine to end.
+    pub async fn shutdown(self) -> Result<RunSummary, SyncError> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Wait for the engine to end by itself (once mode) or by its shutdown token.
+    pub async fn wait(mut self) -> Result<RunSummary, SyncError> {
+        let Some(task) = self.task.take() else {
+            return Err(SyncError::Ledger(LedgerError("sync engine already awaited".into())));
+        };
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(SyncError::Ledger(LedgerError(format!("sync engine stopped: {e}")))),
+        }
+    }
+}
+
+/// Start an engine on a workspace: takes the workspace lock, opens the ledger, watches the
+/// workspace and uploads in the background. Must be called inside a tokio runtime.
+pub fn start(
+    workspace: &Path,
+    sync: &SyncConfig,
+    remotes: BTreeMap<String, Arc<dyn Remote>>,
+    mode: Mode,
+) -> Result<EngineHandle, SyncError> {
+    let problems = sync.validate();
+    if !problems.is_empty() {
+        return Err(SyncError::Config(problems));
+    }
+    let lock = EngineLock::acquire(workspace).map_err(SyncError::Locked)?;
+    let ledger = Ledger::open(workspace)?;
+    let mut router = Router::new(sync).map_err(|e| SyncError::Config(vec![("sync".into(), e)]))?;
+    // A remote folder inside the workspace is never synced into itself.
+    for remote in remotes.values() {
+        if let Some(root) = remote_root_inside(remote.as_ref(), workspace)
+            && let Ok(glob) = compile_glob(&format!("/{root}/**"))
+        {
+            router.exclude_also(glob);
+        }
+    }
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let coordinator =
+        Coordinator::new(workspace.to_path_buf(), sync.clone(), Arc::new(router), remotes, ledger, ev_tx, mode);
+    let token = shutdown.clone();
+    let coordinator = Coordinator { shutdown: shutdown.clone(), ..coordinator };
+    let task = tokio::spawn(async move {
+        let _lock = lock;
+        coordinator.run(cmd_rx, token).await
+    });
+    Ok(EngineHandle { commands: cmd_tx, events: ev_rx, shutdown, task: Some(task) })
+}
+
+fn remote_root_inside(remote: &dyn Remote, workspace: &Path) -> Option<String> {
+    let path = remote.local_root()?;
+    let root = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let ws = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+    relative_key(&ws, &root).or_else(|| relative_key(workspace, path))
+}
+
+/// A scanned file: (path, size, mtime_ns, its (level, remote) routes).
+type ScannedFile = (String, u64, i64, Vec<(String, String)>);
+
+struct Level {
+    name: &'static str,
+    remote: Option<Arc<dyn Remote>>,
+    remote_name: String,
+    interval_ms: i64,
+    pass_active: bool,
+    last_pass_ms: Option<i64>,
+}
+
+struct InFlight {
+    ctx: TransferCtx,
+    user_cancel: Arc<AtomicBool>,
+    bytes_total: u64,
+    sha256: String,
+    remote: String,
+    started: Instant,
+    start_bytes: u64,
+    last_event_bytes: u64,
+    last_write: Instant,
+}
+
+enum JobEnd {
+    Confirmed { already_there: bool, bytes: u64 },
+    Gone,
+    Changed,
+    Failed { reason: String, permanent: bool, retry_in: Option<Duration> },
+    Cancelled,
+    Interrupted,
+}
+
+struct JobDone {
+    path: String,
+    level: String,
+    end: JobEnd,
+}
+
+struct Coordinator {
+    ws: PathBuf,
+    sync: SyncConfig,
+    router: Arc<Router>,
+    ledger: Arc<Mutex<Ledger>>,
+    levels: Vec<Level>,
+    settler: Settler,
+    hash_queue: VecDeque<super::watcher::Ready>,
+    hashing: JoinSet<(super::watcher::Ready, std::io::Result<String>)>,
+    jobs: JoinSet<JobDone>,
+    inflight: HashMap<(String, String), InFlight>,
+    events: mpsc::UnboundedSender<SyncEvent>,
+    limiter: Option<Arc<RateLimiter>>,
+    mode: Mode,
+    summary: RunSummary,
+    /// The engine's shutdown token; each upload's cancel token is a child of it.
+    shutdown: CancellationToken,
+}
+
+async fn db<T: Send + 'static>(
+    ledger: &Arc<Mutex<Ledger>>,
+    f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    let l = ledger.clone();
+    match tokio::task::spawn_blocking(move || {
+        let mut g = l.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => Err(LedgerError(format!("ledger task stopped: {e}"))),
+    }
+}
+
+impl Coordinator {
+    fn new(
+        ws: PathBuf,
+        sync: SyncConfig,
+        router: Arc<Router>,
+        remotes: BTreeMap<String, Arc<dyn Remote>>,
+        ledger: Ledger,
+        events: mpsc::UnboundedSender<SyncEvent>,
+        mode: Mode,
+    ) -> Self {
+        let levels = sync
+            .levels()
+            .iter()
+            .map(|(name, _, cfg)| Level {
+                name,
+                remote: if cfg.enabled { remotes.get(&cfg.remote).cloned() } else { None },
+                remote_name: cfg.remote.clone(),
+                interval_ms: (cfg.interval_minutes as i64).saturating_mul(60_000),
+                // A continuous level runs a "pass" whenever work arrives; it ends (and
+                // records its success) each time the level goes idle.
+                pass_active: mode == Mode::Once || cfg.interval_minutes == 0,
+                last_pass_ms: None,
+            })
+            .collect();
+        let settle_ms = (sync.settle_seconds as i64).saturating_mul(1000);
+        let open_snapshot_ms = match mode {
+            Mode::Once => settle_ms,
+            Mode::Daemon => settle_ms.saturating_mul(60).max(60_000),
+        };
+        let limiter = (sync.bandwidth_limit_kib_s > 0)
+            .then(|| Arc::new(RateLimiter::new(sync.bandwidth_limit_kib_s.saturating_mul(1024))));
+        Self {
+            ws,
+            router,
+            ledger: Arc::new(Mutex::new(ledger)),
+            levels,
+            settler: Settler::new(settle_ms, open_snapshot_ms),
+            hash_queue: VecDeque::new(),
+            hashing: JoinSet::new(),
+            jobs: JoinSet::new(),
+            inflight: HashMap::new(),
+            events,
+            limiter,
+            mode,
+            summary: RunSummary::default(),
+            shutdown: CancellationToken::new(),
+            sync,
+        }
+    }
+
+    fn emit(&self, ev: SyncEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    fn routes(&self, rel: &str, size: u64) -> Vec<(String, String)> {
+        self.router
+            .route(rel, size)
+            .into_iter()
+            .filter_map(|name| {
+                self.levels
+                    .iter()
+                    .find(|l| l.name == name && l.remote.is_some())
+                    .map(|l| (name.to_string(), l.remote_name.clone()))
+            })
+            .collect()
+    }
+
+    async fn run(
+        mut self,
+        mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+        shutdown: CancellationToken,
+    ) -> Result<RunSummary, SyncError> {
+        // Uploads a killed engine left behind are resumed; permanent failures from an
+        // earlier run get one more try (the user may have fixed the cause).
+        let names: Vec<&'static str> = self.levels.iter().map(|l| l.name).collect();
+        let passes = db(&self.ledger, move |l| {
+            l.retry_failed(None, now_ms())?;
+            names.iter().map(|n| Ok((*n, l.counts(n)?.last_pass_ms))).collect::<Result<Vec<_>, LedgerError>>()
+        })
+        .await?;
+        for (name, last) in passes {
+            if let Some(level) = self.levels.iter_mut().find(|l| l.name == name) {
+                level.last_pass_ms = last;
+            }
+        }
+
+        let (obs_tx, mut obs_rx) = mpsc::unbounded_channel();
+        let _watcher = spawn_watcher(&self.ws, self.router.clone(), obs_tx).ok();
+        self.poll().await?;
+
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let poll_every = Duration::from_secs(self.sync.poll_seconds.max(1));
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + poll_every, poll_every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cmd_open = true;
+        let mut obs_open = true;
+        loop {
+            self.dispatch().await?;
+            if self.mode == Mode::Once && self.once_finished().await? {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                cmd = cmd_rx.recv(), if cmd_open => match cmd {
+                    Some(cmd) => self.command(cmd).await?,
+                    None => cmd_open = false,
+                },
+                obs = obs_rx.recv(), if obs_open => match obs {
+                    Some(list) => {
+                        let now = now_ms();
+                        for o in list {
+                            self.observe(o, now);
+                        }
+                    }
+                    None => obs_open = false,
+                },
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
+                    if let Ok(done) = done {
+                        self.job_done(done);
+                    }
+                }
+                Some(hashed) = self.hashing.join_next(), if !self.hashing.is_empty() => {
+                    if let Ok((ready, result)) = hashed {
+                        self.hashed(ready, result).await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    self.settle_tick().await?;
+                    self.progress_tick().await;
+                    let requests = db(&self.ledger, |l| l.take_requests()).await?;
+                    for (kind, level, path) in requests {
+                        let cmd = match (kind.as_str(), level, path) {
+                            ("sync_now", level, _) => Command::SyncNow(level),
+                            ("retry_failed", level, _) => Command::RetryFailed(level),
+                            ("cancel", Some(level), Some(path)) => Command::Cancel { path, level },
+                            _ => continue,
+                        };
+                        self.command(cmd).await?;
+                    }
+                }
+                _ = poll.tick() => self.poll().await?,
+            }
+        }
+        // Stop uploads; they stay `uploading` in the ledger and resume next time.
+        for f in self.inflight.values() {
+            f.ctx.cancel.cancel();
+        }
+        while let Some(done) = self.jobs.join_next().await {
+            if let Ok(done) = done {
+                self.job_done(done);
+            }
+        }
+        if self.mode == Mode::Once {
+            let failed = db(&self.ledger, |l| {
+                Ok(l.entries(None)?
+                    .into_iter()
+                    .filter(|e| e.state == super::ledger::UploadState::Failed)
+                    .map(|e| (e.level, e.path, e.last_error.unwrap_or_default()))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+            self.summary.failed = failed;
+        }
+        Ok(self.summary)
+    }
+
+    fn observe(&mut self, obs: Observation, now: i64) {
+        let ws = self.ws.clone();
+        let stat = |rel: &str| stat_file(&ws.join(rel));
+        let routed = match &obs {
+            Observation::Removed(_) => true,
+            Observation::Written(p) | Observation::Closed(p) => {
+                stat(p).is_some_and(|(size, _)| !self.routes(p, size).is_empty())
+            }
+            Observation::Polled(p, size, _) => !self.routes(p, *size).is_empty(),
+        };
+        if routed {
+            self.settler.observe(obs, now, stat);
+        }
+    }
+
+    async fn settle_tick(&mut self) -> Result<(), SyncError> {
+        let ws = self.ws.clone();
+        let settled = self.settler.tick(now_ms(), |rel| stat_file(&ws.join(rel)));
+        for ready in settled.ready {
+            if !self.hash_queue.iter().any(|r| r.path == ready.path) {
+                self.hash_queue.push_back(ready);
+            }
+        }
+        for path in settled.gone {
+            self.gone(&path, "deleted before it was stored; dropped from the queue").await?;
+        }
+        self.start_hashing();
+        Ok(())
+    }
+
+    fn start_hashing(&mut self) {
+        if !self.hashing.is_empty() {
+            return;
+        }
+        if let Some(ready) = self.hash_queue.pop_front() {
+            let path = self.ws.join(&ready.path);
+            self.hashing.spawn_blocking(move || {
+                let r = super::hash::sha256_file(&path);
+                (ready, r)
+            });
+        }
+    }
+
+    async fn hashed(&mut self, ready: super::watcher::Ready, result: std::io::Result<String>) -> Result<(), SyncError> {
+        let now = now_ms();
+        match result {
+            Err(_) if stat_file(&self.ws.join(&ready.path)).is_none() => {
+                self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
+            }
+            Err(_) => {
+                // Unreadable for now (permissions, I/O): look again later.
+                self.settler.observe(Observation::Closed(ready.path), now, |_| None);
+            }
+            Ok(sha) => {
+                match stat_file(&self.ws.join(&ready.path)) {
+                    Some((size, mtime))
+                        if (size, mtime) == (ready.size, ready.mtime_ns)
+                            || (!is_weights(&ready.path) && size >= ready.size) =>
+                    {
+                        let routes = self.routes(&ready.path, ready.size);
+                        let rel = ready.path.clone();
+                        let out = db(&self.ledger, move |l| {
+                            let r: Vec<(&str, &str)> = routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                            l.track(&rel, ready.size, ready.mtime_ns, &sha, &r, now)
+                        })
+                        .await?;
+                        for level in out.queued {
+                            self.touch(&level);
+                            // A newer version supersedes one in flight.
+                            if let Some(f) = self.inflight.get(&(ready.path.clone(), level.clone())) {
+                                f.ctx.cancel.cancel();
+                            }
+                            self.emit(SyncEvent::Queued { level, path: ready.path.clone(), bytes: ready.size });
+                        }
+                    }
+                    Some(_) => {
+                        // Changed while hashed: settle again.
+                        let ws = self.ws.clone();
+                        self.settler.observe(Observation::Closed(ready.path), now, |r| stat_file(&ws.join(r)));
+                    }
+                    None => {
+                        self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
+                    }
+                }
+            }
+        }
+        self.start_hashing();
+        Ok(())
+    }
+
+    async fn gone(&mut self, path: &str, note: &str) -> Result<(), SyncError> {
+        self.hash_queue.retain(|r| r.path != path && !r.path.starts_with(&format!("{path}/")));
+        let (p, n, ws) = (path.to_string(), note.to_string(), self.ws.clone());
+        let dropped = db(&self.ledger, move |l| {
+            let mut out = Vec::new();
+            let mut paths = vec![p.clone()];
+            paths.extend(l.paths_under(&p)?);
+            for path in paths {
+                if stat_file(&ws.join(&path)).is_none() {
+                    let levels = l.drop_missing(&path, &n, now_ms())?;
+                    if !levels.is_empty() {
+                        out.push((path, levels));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        for (path, levels) in dropped {
+            for level in &levels {
+                if let Some(f) = self.inflight.get(&(path.clone(), level.clone())) {
+                    f.ctx.cancel.cancel();
+                }
+            }
+            self.summary.dropped += 1;
+            self.emit(SyncEvent::Dropped { path, levels, note: note.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Compare the workspace with the ledger: changed or new files settle; files gone from
+    /// disk leave the queue; unchanged files get their level rows brought in line with the
+    /// routing (no hashing).
+    async fn poll(&mut self) -> Result<(), SyncError> {
+        let ws = self.ws.clone();
+        let router = self.router.clone();
+        let found = match tokio::task::spawn_blocking(move || scan(&ws, &router)).await {
+            Ok(f) => f,
+            Err(_) => return Ok(()),
+        };
+        let routes: Vec<ScannedFile> = found
+            .into_iter()
+            .map(|(p, s, m)| {
+                let r = self.routes(&p, s);
+                (p, s, m, r)
+            })
+            .collect();
+        let (changed, vanished) = db(&self.ledger, move |l| {
+            let mut changed = Vec::new();
+            let mut seen = HashSet::new();
+            for (p, s, m, r) in &routes {
+                seen.insert(p.clone());
+                match l.file(p)? {
+                    Some(f) if f.size == *s && f.mtime_ns == *m => {
+                        let r: Vec<(&str, &str)> = r.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                        if !l.routes_match(p, &r)? {
+                            l.track(p, *s, *m, &f.sha256, &r, now_ms())?;
+                        }
+                    }
+                    _ => changed.push((p.clone(), *s, *m)),
+                }
+            }
+            let vanished: Vec<String> = l.files()?.into_iter().map(|f| f.path).filter(|p| !seen.contains(p)).collect();
+            Ok((changed, vanished))
+        })
+        .await?;
+        let now = now_ms();
+        for (p, s, m) in changed {
+            if !self.hash_queue.iter().any(|r| r.path == p) {
+                self.observe(Observation::Polled(p, s, m), now);
+            }
+        }
+        for p in vanished {
+            if stat_file(&self.ws.join(&p)).is_none() {
+                self.gone(&p, "deleted before it was stored; dropped from the queue").await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn command(&mut self, cmd: Command) -> Result<(), SyncError> {
+        match cmd {
+            Command::SyncNow(level) => {
+                for l in &mut self.levels {
+                    if level.as_deref().is_none_or(|n| n == l.name) {
+                        l.pass_active = true;
+                    }
+                }
+                self.poll().await?;
+            }
+            Command::RetryFailed(level) => {
+                db(&self.ledger, move |l| l.retry_failed(level.as_deref(), now_ms())).await?;
+            }
+            Command::Cancel { path, level } => {
+                if let Some(f) = self.inflight.get(&(path, level)) {
+                    f.user_cancel.store(true, Ordering::Relaxed);
+                    f.ctx.cancel.cancel();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Start passes that are due and uploads that may run; end passes that are done.
+    async fn dispatch(&mut self) -> Result<(), SyncError> {
+        let now = now_ms();
+        for i in 0..self.levels.len() {
+            let (name, remote) = {
+                let l = &mut self.levels[i];
+                let Some(remote) = l.remote.clone() else { continue };
+                if !l.pass_active && l.interval_ms > 0 && l.last_pass_ms.is_none_or(|t| now - t >= l.interval_ms) {
+                    l.pass_active = true;
+                }
+                (l.name, remote)
+            };
+            let continuous = self.levels[i].interval_ms == 0;
+            let active = self.levels[i].pass_active;
+            let busy = self.inflight.values().filter(|f| f.remote == remote.name()).count();
+            let free = self.sync.workers_per_remote.saturating_sub(busy);
+            let mut started = 0;
+            if free > 0 {
+                let due = db(&self.ledger, move |l| l.due(name, now, 256)).await?;
+                for entry in due {
+                    if started >= free {
+                        break;
+                    }
+                    let key = (entry.path.clone(), entry.level.clone());
+                    if self.inflight.contains_key(&key)
+                        || self.hash_queue.iter().any(|r| r.path == entry.path)
+                        || self.settler.is_watching(&entry.path)
+                    {
+                        continue;
+                    }
+                    // Outside a pass only retries of work a pass began may run.
+                    if !(continuous || active || entry.attempts > 0) {
+                        continue;
+                    }
+                    if self.mode == Mode::Once && entry.attempts >= ONCE_ATTEMPTS {
+                        continue;
+                    }
+                    self.start_job(entry, remote.clone());
+                    started += 1;
+                }
+            }
+            let level_busy = self.inflight.keys().any(|(_, l)| l == name);
+            // A pass waits for files about to complete (closed, or found by a scan), not
+            // for files a writer still holds open (a log growing all run long).
+            let about_to_complete = match self.mode {
+                Mode::Once => self.settler.watching(),
+                Mode::Daemon => self.settler.closed_watching(),
+            };
+            let settling = about_to_complete > 0 || !self.hash_queue.is_empty() || !self.hashing.is_empty();
+            if active && !level_busy && started == 0 && !settling {
+                let counts = db(&self.ledger, move |l| l.counts(name)).await?;
+                let success = counts.pending_files == 0 && counts.failed == 0;
+                let due_now = db(&self.ledger, move |l| l.due(name, now, 1)).await?;
+                let retry_pending =
+                    self.mode == Mode::Once && due_now.first().is_some_and(|e| e.attempts < ONCE_ATTEMPTS);
+                if !retry_pending {
+                    db(&self.ledger, move |l| l.record_pass(name, success, now)).await?;
+                    let l = &mut self.levels[i];
+                    l.pass_active = false;
+                    l.last_pass_ms = Some(now);
+                    self.emit(SyncEvent::PassDone { level: name.to_string(), success });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn once_finished(&self) -> Result<bool, SyncError> {
+        if !self.inflight.is_empty()
+            || self.settler.watching() > 0
+            || !self.hash_queue.is_empty()
+            || !self.hashing.is_empty()
+            || self.levels.iter().any(|l| l.pass_active && l.remote.is_some())
+        {
+            return Ok(false);
+        }
+        // Transient failures still within their attempts wait for their retry time.
+        let names: Vec<&'static str> = self.levels.iter().filter(|l| l.remote.is_some()).map(|l| l.name).collect();
+        let waiting = db(&self.ledger, move |l| {
+            for n in names {
+                if l.entries(Some(n))?.iter().any(|e| {
+                    !e.permanent && e.attempts < ONCE_ATTEMPTS && e.state != super::ledger::UploadState::Confirmed
+                }) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .await?;
+        Ok(!waiting)
+    }
+
+    fn start_job(&mut self, entry: LedgerEntry, remote: Arc<dyn Remote>) {
+        let ctx = TransferCtx {
+            cancel: self.shutdown.child_token(),
+            limiter: self.limiter.clone(),
+            bytes_done: Arc::new(std::sync::atomic::AtomicU64::new(entry.bytes_done)),
+        };
+        let user_cancel = Arc::new(AtomicBool::new(false));
+        self.inflight.insert(
+            (entry.path.clone(), entry.level.clone()),
+            InFlight {
+                ctx: ctx.clone(),
+                user_cancel: user_cancel.clone(),
+                bytes_total: entry.bytes_total,
+                sha256: entry.sha256.clone(),
+                remote: remote.name().to_string(),
+                started: Instant::now(),
+                start_bytes: entry.bytes_done,
+                last_event_bytes: u64::MAX,
+                last_write: Instant::now(),
+            },
+        );
+        let job = Job {
+            ws: self.ws.clone(),
+            entry,
+            remote,
+            ledger: self.ledger.clone(),
+            ctx,
+            user_cancel,
+            events: self.events.clone(),
+            base: Duration::from_secs(self.sync.retry_base_seconds),
+            max: Duration::from_secs(self.sync.retry_max_seconds),
+        };
+        self.jobs.spawn(job.run());
+    }
+
+    /// New work or a finished upload on a continuous level opens a pass, so its end is
+    /// recorded (last success) when the level goes idle again.
+    fn touch(&mut self, level: &str) {
+        if let Some(l) = self.levels.iter_mut().find(|l| l.name == level && l.interval_ms == 0) {
+            l.pass_active = true;
+        }
+    }
+
+    fn job_done(&mut self, done: JobDone) {
+        self.touch(&done.level);
+        let flight = self.inflight.remove(&(done.path.clone(), done.level.clone()));
+        let now = now_ms();
+        match done.end {
+            JobEnd::Confirmed { already_there, bytes } => {
+                if already_there {
+                    self.summary.already_there += 1;
+                } else {
+                    self.summary.uploaded += 1;
+                    self.summary.uploaded_bytes += bytes;
+                }
+                self.emit(SyncEvent::Confirmed { level: done.level, path: done.path, bytes, already_there });
+            }
+            JobEnd::Gone => {
+                self.observe(Observation::Removed(done.path), now);
+            }
+            JobEnd::Changed => {
+                self.observe(Observation::Closed(done.path), now);
+            }
+            JobEnd::Failed { reason, permanent, retry_in } => {
+                if permanent || (self.mode == Mode::Once && retry_in.is_none()) {
+                    self.summary.failed.push((done.level.clone(), done.path.clone(), reason.clone()));
+                }
+                self.emit(SyncEvent::Failed { level: done.level, path: done.path, reason, permanent, retry_in });
+            }
+            JobEnd::Cancelled => {
+                self.emit(SyncEvent::Failed {
+                    level: done.level,
+                    path: done.path,
+                    reason: "cancelled by you; retry failed uploads to queue it again".into(),
+                    permanent: true,
+                    retry_in: None,
+                });
+            }
+            JobEnd::Interrupted => {
+                let _ = flight;
+            }
+        }
+    }
+
+    async fn progress_tick(&mut self) {
+        let mut writes = Vec::new();
+        let mut events = Vec::new();
+        for ((path, level), f) in self.inflight.iter_mut() {
+            let done = f.ctx.bytes_done.load(Ordering::Relaxed);
+            if done != f.last_event_bytes {
+                f.last_event_bytes = done;
+                let secs = f.started.elapsed().as_secs_f64();
+                let rate = if secs > 0.0 { (done.saturating_sub(f.start_bytes) as f64 / secs) as u64 } else { 0 };
+                events.push(SyncEvent::Progress {
+                    level: level.clone(),
+                    path: path.clone(),
+                    bytes_done: done,
+                    bytes_total: f.bytes_total,
+                    rate_bytes_per_s: rate,
+                });
+                if f.last_write.elapsed() >= PROGRESS_WRITE_EVERY {
+                    f.last_write = Instant::now();
+                    writes.push((path.clone(), level.clone(), f.sha256.clone(), done));
+                }
+            }
+        }
+        for ev in events {
+            self.emit(ev);
+        }
+        if !writes.is_empty() {
+            let _ = db(&self.ledger, move |l| {
+                for (p, lv, sha, done) in writes {
+                    l.set_progress(&p, &lv, &sha, done, now_ms())?;
+                }
+                Ok(())
+            })
+            .await;
+        }
+    }
+}
+
+struct Job {
+    ws: PathBuf,
+    entry: LedgerEntry,
+    remote: Arc<dyn Remote>,
+    ledger: Arc<Mutex<Ledger>>,
+    ctx: TransferCtx,
+    user_cancel: Arc<AtomicBool>,
+    events: mpsc::UnboundedSender<SyncEvent>,
+    base: Duration,
+    max: Duration,
+}
+
+impl Job {
+    async fn run(self) -> JobDone {
+        let end = self.attempt().await;
+        JobDone { path: self.entry.path.clone(), level: self.entry.level.clone(), end }
+    }
+
+    async fn attempt(&self) -> JobEnd {
+        let e = &self.entry;
+        let src = self.ws.join(&e.path);
+        match stat_file(&src) {
+            None => return JobEnd::Gone,
+            Some((size, mtime)) => {
+                let same = (size, mtime) == (e.bytes_total, e.mtime_ns);
+                let grown = !is_weights(&e.path) && size >= e.bytes_total;
+                if !same && !grown {
+                    return JobEnd::Changed;
+                }
+            }
+        }
+        match self.store(&src).await {
+            Ok(end) => end,
+            Err(err) => self.fail(err).await,
+        }
+    }
+
+    async fn store(&self, src: &Path) -> Result<JobEnd, RemoteError> {
+        let e = &self.entry;
+        let ledger_err = |le: LedgerError| RemoteError::transient(le.to_string());
+        // Already stored (a run killed after the upload but before the ledger said so)?
+        if let Some(obj) = self.remote.stat(&e.path).await?
+            && obj.size == e.bytes_total
+            && obj.sha256.as_deref() == Some(e.sha256.as_str())
+        {
+            self.confirm(&obj.id, &e.sha256).await.map_err(ledger_err)?;
+            return Ok(JobEnd::Confirmed { already_there: true, bytes: e.bytes_total });
+        }
+        let resume = self.remote.resume_point(&e.path, &e.sha256, e.session.as_deref()).await?;
+        let (p, lv, sha, off, sess) =
+            (e.path.clone(), e.level.clone(), e.sha256.clone(), resume.offset, resume.session.clone());
+        db(&self.ledger, move |l| l.set_uploading(&p, &lv, &sha, off, sess.as_deref(), now_ms()))
+            .await
+            .map_err(ledger_err)?;
+        self.ctx.bytes_done.store(resume.offset, Ordering::Relaxed);
+        let _ = self.events.send(SyncEvent::Started {
+            level: e.level.clone(),
+            path: e.path.clone(),
+            offset: resume.offset,
+            bytes_total: e.bytes_total,
+        });
+        let req = UploadRequest { key: &e.path, source: src, size: e.bytes_total, sha256: &e.sha256, resume };
+        let receipt = self.remote.upload(req, &self.ctx).await?;
+        // Verify: size and checksum as the remote reports them.
+        let obj = self.remote.stat(&e.path).await?;
+        let ok =
+            obj.as_ref().is_some_and(|o| o.size == e.bytes_total && o.sha256.as_deref().is_none_or(|s| s == e.sha256));
+        if !ok {
+            let _ = self.remote.delete(&e.path).await;
+            return Err(RemoteError::transient(format!(
+                "the copy on remote '{}' did not match after upload; it will be sent again",
+                self.remote.name()
+            )));
+        }
+        let id = obj.map(|o| o.id).unwrap_or(receipt.remote_id);
+        self.confirm(&id, &e.sha256).await.map_err(ledger_err)?;
+        Ok(JobEnd::Confirmed { already_there: false, bytes: e.bytes_total })
+    }
+
+    async fn confirm(&self, id: &str, checksum: &str) -> Result<(), LedgerError> {
+        let e = &self.entry;
+        let (p, lv, sha, id, ck) =
+            (e.path.clone(), e.level.clone(), e.sha256.clone(), id.to_string(), checksum.to_string());
+        db(&self.ledger, move |l| l.set_confirmed(&p, &lv, &sha, &id, &ck, now_ms()).map(|_| ())).await
+    }
+
+    async fn fail(&self, err: RemoteError) -> JobEnd {
+        let e = &self.entry;
+        match err.kind {
+            ErrorKind::SourceGone => return JobEnd::Gone,
+            ErrorKind::SourceChanged => return JobEnd::Changed,
+            ErrorKind::Cancelled if !self.user_cancel.load(Ordering::Relaxed) => {
+                return JobEnd::Interrupted;
+            }
+            _ => {}
+        }
+        let now = now_ms();
+        let user_cancel = err.kind == ErrorKind::Cancelled;
+        let permanent = err.is_permanent() || user_cancel;
+        let reason = if user_cancel {
+            "cancelled by you; retry failed uploads to queue it again".to_string()
+        } else {
+            err.reason()
+        };
+        let attempts = e.attempts + 1;
+        let retry_in =
+            (!permanent).then(|| backoff_delay(attempts, self.base, self.max, err.retry_after, fastrand::f64()));
+        let next = now + retry_in.map(|d| d.as_millis() as i64).unwrap_or(0);
+        let (p, lv, sha, r) = (e.path.clone(), e.level.clone(), e.sha256.clone(), reason.clone());
+        let _ = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await;
+        if user_cancel { JobEnd::Cancelled } else { JobEnd::Failed { reason, permanent, retry_in } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_honours_retry_after() {
+        let b = Duration::from_secs(2);
+        let m = Duration::from_secs(60);
+        assert_eq!(backoff_delay(1, b, m, None, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff_delay(1, b, m, None, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff_delay(3, b, m, None, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff_delay(30, b, m, None, 1.0), m);
+        assert_eq!(backoff_delay(30, b, m, None, 0.0), m / 2);
+        assert_eq!(backoff_delay(1, b, m, Some(Duration::from_secs(120)), 0.5), Duration::from_secs(120));
+        assert_eq!(backoff_delay(3, b, m, Some(Duration::from_millis(10)), 1.0), Duration::from_secs(8));
+    }
+}

@@ -1,0 +1,888 @@
+//! The ledger: every tracked file, its hash, and its state on each level, in SQLite at
+//! `<workspace>/.opsconsole/ledger.sqlite` (WAL, `synchronous=FULL`). Every change is one
+//! transaction, so a `kill -9` at any moment leaves a ledger that opens, and an engine that
+//! resumes from what it says.
+//!
+//! Paths are workspace-relative with `/` separators (see [`super::routing::relative_key`]).
+//! Times are unix milliseconds, passed in by the caller.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Schema steps; `PRAGMA user_version` says how many have been applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: files, per-level uploads, level passes, events.
+    "CREATE TABLE files(
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE uploads(
+        path TEXT NOT NULL REFERENCES files(path) ON DELETE CASCADE,
+        level TEXT NOT NULL,
+        remote TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending','uploading','confirmed','failed')),
+        sha256 TEXT NOT NULL,
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        bytes_total INTEGER NOT NULL,
+        remote_id TEXT,
+        remote_checksum TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        permanent INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+        session TEXT,
+        queued_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        confirmed_ms INTEGER,
+        PRIMARY KEY (path, level)
+     ) WITHOUT ROWID;
+     CREATE INDEX uploads_by_state ON uploads(level, state);
+     CREATE TABLE levels(
+        level TEXT PRIMARY KEY,
+        last_success_ms INTEGER,
+        last_pass_ms INTEGER
+     ) WITHOUT ROWID;
+     CREATE TABLE events(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        path TEXT,
+        level TEXT,
+        detail TEXT NOT NULL
+     );",
+    // 2: requests from a console to the daemon running on the workspace (sync now, retry,
+    // cancel), taken by the engine within a tick.
+    "CREATE TABLE requests(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        level TEXT,
+        path TEXT,
+        at_ms INTEGER NOT NULL
+     );",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Keep at most this many events; older ones are trimmed on insert.
+const MAX_EVENTS: i64 = 5000;
+
+/// A ledger failure, in words, naming the ledger file.
+#[derive(Debug)]
+pub struct LedgerError(pub String);
+
+impl fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError(format!("ledger: {e}"))
+    }
+}
+
+type Result<T> = std::result::Result<T, LedgerError>;
+
+/// Where a file stands on one level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    Pending,
+    Uploading,
+    Confirmed,
+    Failed,
+}
+
+impl fmt::Display for UploadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl UploadState {
+    /// The word stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Pending => "pending",
+            UploadState::Uploading => "uploading",
+            UploadState::Confirmed => "confirmed",
+            UploadState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "uploading" => UploadState::Uploading,
+            "confirmed" => UploadState::Confirmed,
+            "failed" => UploadState::Failed,
+            _ => UploadState::Pending,
+        }
+    }
+}
+
+/// A tracked file as last hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRecord {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha256: String,
+}
+
+/// One file on one level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    pub path: String,
+    pub level: String,
+    pub remote: String,
+    pub state: UploadState,
+    /// The version this row is about (the file's hash when it was queued).
+    pub sha256: String,
+    pub mtime_ns: i64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub remote_id: Option<String>,
+    pub remote_checksum: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub permanent: bool,
+    pub next_attempt_ms: i64,
+    /// Remote-specific resumable-session data.
+    pub session: Option<String>,
+    pub queued_ms: i64,
+    pub updated_ms: i64,
+    pub confirmed_ms: Option<i64>,
+}
+
+/// One line of the event history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerEvent {
+    pub at_ms: i64,
+    pub kind: String,
+    pub path: Option<String>,
+    pub level: Option<String>,
+    pub detail: String,
+}
+
+/// Counts for one level, read from the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LevelCounts {
+    pub pending_files: u64,
+    pub pending_bytes: u64,
+    pub failed: u64,
+    pub confirmed: u64,
+    pub last_success_ms: Option<i64>,
+    pub last_pass_ms: Option<i64>,
+    /// When the oldest still-pending row was queued.
+    pub oldest_pending_ms: Option<i64>,
+}
+
+/// What [`Ledger::track`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackOutcome {
+    /// Levels the file was (re)queued for.
+    pub queued: Vec<String>,
+    /// The file was known with other contents.
+    pub changed: bool,
+}
+
+/// A request left for the engine: (kind, level, path).
+pub type Request = (String, Option<String>, Option<String>);
+
+/// The workspace ledger.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+/// `<workspace>/.opsconsole/ledger.sqlite`.
+pub fn ledger_path(workspace: &Path) -> PathBuf {
+    workspace.join(".opsconsole").join("ledger.sqlite")
+}
+
+const ENTRY_COLUMNS: &str = "u.path, u.level, u.remote, u.state, u.sha256, f.mtime_ns, u.bytes_done,
+    u.bytes_total, u.remote_id, u.remote_checksum, u.attempts, u.last_error, u.permanent,
+    u.next_attempt_ms, u.session, u.queued_ms, u.updated_ms, u.confirmed_ms";
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        path: r.get(0)?,
+        level: r.get(1)?,
+        remote: r.get(2)?,
+        state: UploadState::parse(&r.get::<_, String>(3)?),
+        sha256: r.get(4)?,
+        mtime_ns: r.get(5)?,
+        bytes_done: r.get::<_, i64>(6)?.max(0) as u64,
+        bytes_total: r.get::<_, i64>(7)?.max(0) as u64,
+        remote_id: r.get(8)?,
+        remote_checksum: r.get(9)?,
+        attempts: r.get::<_, i64>(10)?.clamp(0, u32::MAX as i64) as u32,
+        last_error: r.get(11)?,
+        permanent: r.get::<_, i64>(12)? != 0,
+        next_attempt_ms: r.get(13)?,
+        session: r.get(14)?,
+        queued_ms: r.get(15)?,
+        updated_ms: r.get(16)?,
+        confirmed_ms: r.get(17)?,
+    })
+}
+
+impl Ledger {
+    /// Open (creating if needed) the ledger of a workspace.
+    pub fn open(workspace: &Path) -> Result<Self> {
+        let path = ledger_path(workspace);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Self::open_at(&path)
+    }
+
+    /// Open (creating if needed) a ledger file, migrating it to the current schema.
+    pub fn open_at(path: &Path) -> Result<Self> {
+        let ctx = |e: rusqlite::Error| LedgerError(format!("ledger {}: {e}", path.display()));
+        let mut conn = Connection::open(path).map_err(ctx)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(ctx)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(ctx)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(ctx)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(ctx)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError(format!(
+                "ledger {} has schema {version}, newer than this opsconsole understands \
+                 ({SCHEMA_VERSION}); upgrade opsconsole",
+                path.display()
+            )));
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(ctx)?;
+            tx.execute_batch(step).map_err(ctx)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(ctx)?;
+            tx.commit().map_err(ctx)?;
+        }
+        Ok(Self { conn, path: path.to_path_buf() })
+    }
+
+    /// The ledger's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `PRAGMA user_version`.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// `PRAGMA integrity_check` answers "ok".
+    pub fn integrity_ok(&self) -> Result<bool> {
+        let s: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        Ok(s == "ok")
+    }
+
+    /// The file as last hashed.
+    pub fn file(&self, rel: &str) -> Result<Option<FileRecord>> {
+        Ok(self
+            .conn
+            .query_row("SELECT path, size, mtime_ns, sha256 FROM files WHERE path = ?1", [rel], |r| {
+                Ok(FileRecord {
+                    path: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    sha256: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Every tracked file.
+    pub fn files(&self) -> Result<Vec<FileRecord>> {
+        let mut st = self.conn.prepare("SELECT path, size, mtime_ns, sha256 FROM files ORDER BY path")?;
+        let rows = st.query_map([], |r| {
+            Ok(FileRecord { path: r.get(0)?, size: r.get::<_, i64>(1)? as u64, mtime_ns: r.get(2)?, sha256: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Record a complete file and queue it on each `(level, remote)` it routes to.
+    /// A level already holding this exact version (same hash, same remote) is left alone;
+    /// new or changed contents are queued (once) from byte 0. Rows for levels the file no
+    /// longer routes to are removed unless confirmed.
+    pub fn track(
+        &mut self,
+        rel: &str,
+        size: u64,
+        mtime_ns: i64,
+        sha256: &str,
+        routes: &[(&str, &str)],
+        now_ms: i64,
+    ) -> Result<TrackOutcome> {
+        let tx = self.conn.transaction()?;
+        let old: Option<String> =
+            tx.query_row("SELECT sha256 FROM files WHERE path = ?1", [rel], |r| r.get(0)).optional()?;
+        let changed = old.as_deref().is_some_and(|s| s != sha256);
+        tx.execute(
+            "INSERT INTO files(path, size, mtime_ns, sha256, first_seen_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, sha256 = ?4, updated_ms = ?5",
+            params![rel, size as i64, mtime_ns, sha256, now_ms],
+        )?;
+        let mut queued = Vec::new();
+        for (level, remote) in routes {
+            let row: Option<(String, String, String)> = tx
+                .query_row(
+                    "SELECT state, sha256, remote FROM uploads WHERE path = ?1 AND level = ?2",
+                    [rel, level],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let same_version = row.as_ref().is_some_and(|(_, s, r)| s == sha256 && r == remote);
+            if same_version {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO uploads(path, level, remote, state, sha256, bytes_done, bytes_total,
+                    queued_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, 'pending', ?4, 0, ?5, ?6, ?6)
+                 ON CONFLICT(path, level) DO UPDATE SET remote = ?3, state = 'pending',
+                    sha256 = ?4, bytes_done = 0, bytes_total = ?5, remote_id = NULL,
+                    remote_checksum = NULL, attempts = 0, last_error = NULL, permanent = 0,
+                    next_attempt_ms = 0, session = NULL, queued_ms = ?6, updated_ms = ?6,
+                    confirmed_ms = NULL",
+                params![rel, level, remote, sha256, size as i64, now_ms],
+            )?;
+            queued.push((*level).to_string());
+        }
+        // Levels no longer routed: drop what is not already stored there.
+        let mut st = tx.prepare("SELECT level FROM uploads WHERE path = ?1 AND state != 'confirmed'")?;
+        let stale: Vec<String> = st
+            .query_map([rel], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|l| !routes.iter().any(|(r, _)| r == l))
+            .collect();
+        drop(st);
+        for level in stale {
+            tx.execute("DELETE FROM uploads WHERE path = ?1 AND level = ?2", [rel, &level])?;
+        }
+        for level in &queued {
+            let detail = if changed { "queued again: contents changed" } else { "queued" };
+            insert_event(&tx, now_ms, "queued", Some(rel), Some(level), detail)?;
+        }
+        tx.commit()?;
+        Ok(TrackOutcome { queued, changed })
+    }
+
+    /// Do the file's level rows already match these routes (no unfinished row for a level
+    /// it no longer routes to, a row on the right remote for each route)?
+    pub fn routes_match(&self, rel: &str, routes: &[(&str, &str)]) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT level, remote, state FROM uploads WHERE path = ?1")?;
+        let rows: Vec<(String, String, String)> =
+            st.query_map([rel], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let all_routed = routes.iter().all(|(l, r)| rows.iter().any(|(rl, rr, _)| rl == l && rr == r));
+        let no_stale = rows.iter().all(|(l, _, s)| s == "confirmed" || routes.iter().any(|(rl, _)| rl == l));
+        Ok(all_routed && no_stale)
+    }
+
+    /// Forget a file that vanished before it was stored everywhere; its unfinished rows
+    /// are dropped with a note in the history. Returns the levels dropped.
+    pub fn drop_missing(&mut self, rel: &str, note: &str, now_ms: i64) -> Result<Vec<String>> {
+        let tx = self.conn.transaction()?;
+        let mut st = tx.prepare("SELECT level FROM uploads WHERE path = ?1 AND state != 'confirmed' ORDER BY level")?;
+        let levels: Vec<String> = st.query_map([rel], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        for level in &levels {
+            tx.execute("DELETE FROM uploads WHERE path = ?1 AND level = ?2", [rel, level])?;
+            insert_event(&tx, now_ms, "dropped", Some(rel), Some(level), note)?;
+        }
+        let remaining: i64 = tx.query_row("SELECT COUNT(*) FROM uploads WHERE path = ?1", [rel], |r| r.get(0))?;
+        if remaining == 0 {
+            tx.execute("DELETE FROM files WHERE path = ?1", [rel])?;
+        }
+        tx.commit()?;
+        Ok(levels)
+    }
+
+    /// Tracked files under a folder (`prefix/...`).
+    pub fn paths_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT path FROM files WHERE substr(path, 1, length(?1) + 1) = ?1 || '/'")?;
+        let rows = st.query_map([prefix], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The row of one file on one level.
+    pub fn entry(&self, rel: &str, level: &str) -> Result<Option<LedgerEntry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM uploads u JOIN files f ON f.path = u.path
+             WHERE u.path = ?1 AND u.level = ?2"
+        );
+        Ok(self.conn.query_row(&sql, [rel, level], entry_from_row).optional()?)
+    }
+
+    /// Rows of a level (all levels when `None`), in queue order: unfinished first, newest
+    /// file first.
+    pub fn entries(&self, level: Option<&str>) -> Result<Vec<LedgerEntry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM uploads u JOIN files f ON f.path = u.path
+             WHERE (?1 IS NULL OR u.level = ?1)
+             ORDER BY u.level, CASE u.state WHEN 'uploading' THEN 0 WHEN 'pending' THEN 1
+                 WHEN 'failed' THEN 2 ELSE 3 END, f.mtime_ns DESC, u.path"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map([level], entry_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Rows a worker may start now on a level: pending or interrupted uploads, and
+    /// transient failures whose retry time has come; newest file first.
+    pub fn due(&self, level: &str, now_ms: i64, limit: usize) -> Result<Vec<LedgerEntry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM uploads u JOIN files f ON f.path = u.path
+             WHERE u.level = ?1 AND (u.state IN ('pending', 'uploading')
+                OR (u.state = 'failed' AND u.permanent = 0))
+               AND u.next_attempt_ms <= ?2
+             ORDER BY f.mtime_ns DESC, u.path LIMIT ?3"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params![level, now_ms, limit as i64], entry_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Earliest retry time among transient failures of a level.
+    pub fn next_retry_ms(&self, level: &str) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(next_attempt_ms) FROM uploads
+             WHERE level = ?1 AND state IN ('failed', 'pending', 'uploading') AND permanent = 0",
+            [level],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// An upload started (or resumed) at `bytes_done`.
+    pub fn set_uploading(
+        &mut self,
+        rel: &str,
+        level: &str,
+        sha256: &str,
+        bytes_done: u64,
+        session: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE uploads SET state = 'uploading', bytes_done = ?4, session = ?5,
+                attempts = attempts + 1, updated_ms = ?6
+             WHERE path = ?1 AND level = ?2 AND sha256 = ?3",
+            params![rel, level, sha256, bytes_done as i64, session, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Bytes stored so far (the engine calls this a few times a second at most).
+    pub fn set_progress(&mut self, rel: &str, level: &str, sha256: &str, bytes_done: u64, now_ms: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE uploads SET bytes_done = ?4, updated_ms = ?5
+             WHERE path = ?1 AND level = ?2 AND sha256 = ?3 AND state = 'uploading'",
+            params![rel, level, sha256, bytes_done as i64, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// The remote holds this version and reported a matching checksum.
+    pub fn set_confirmed(
+        &mut self,
+        rel: &str,
+        level: &str,
+        sha256: &str,
+        remote_id: &str,
+        remote_checksum: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE uploads SET state = 'confirmed', bytes_done = bytes_total, remote_id = ?4,
+                remote_checksum = ?5, last_error = NULL, permanent = 0, session = NULL,
+                updated_ms = ?6, confirmed_ms = ?6
+             WHERE path = ?1 AND level = ?2 AND sha256 = ?3",
+            params![rel, level, sha256, remote_id, remote_checksum, now_ms],
+        )?;
+        if n > 0 {
+            insert_event(&tx, now_ms, "confirmed", Some(rel), Some(level), remote_id)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// An attempt failed. A transient failure is retried at `next_attempt_ms`; a
+    /// permanent one waits for [`Ledger::retry_failed`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_failed(
+        &mut self,
+        rel: &str,
+        level: &str,
+        sha256: &str,
+        error: &str,
+        permanent: bool,
+        next_attempt_ms: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE uploads SET state = 'failed', last_error = ?4, permanent = ?5,
+                next_attempt_ms = ?6, updated_ms = ?7
+             WHERE path = ?1 AND level = ?2 AND sha256 = ?3",
+            params![rel, level, sha256, error, permanent as i64, next_attempt_ms, now_ms],
+        )?;
+        if n > 0 {
+            let kind = if permanent { "failed" } else { "retrying" };
+            insert_event(&tx, now_ms, kind, Some(rel), Some(level), error)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Store remote-specific resumable-session data for an upload in progress.
+    pub fn set_session(&mut self, rel: &str, level: &str, session: Option<&str>) -> Result<()> {
+        self.conn
+            .execute("UPDATE uploads SET session = ?3 WHERE path = ?1 AND level = ?2", params![rel, level, session])?;
+        Ok(())
+    }
+
+    /// Put failed rows (of one level, or all) back in the queue now. Returns how many.
+    pub fn retry_failed(&mut self, level: Option<&str>, now_ms: i64) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE uploads SET state = 'pending', permanent = 0, next_attempt_ms = 0,
+                updated_ms = ?2
+             WHERE state = 'failed' AND (?1 IS NULL OR level = ?1)",
+            params![level, now_ms],
+        )?;
+        if n > 0 {
+            insert_event(&tx, now_ms, "retry", None, level, &format!("{n} failed upload(s) queued again"))?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Record a finished pass over a level; `success` when nothing was left failed.
+    pub fn record_pass(&mut self, level: &str, success: bool, now_ms: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO levels(level, last_success_ms, last_pass_ms)
+             VALUES (?1, CASE WHEN ?2 THEN ?3 END, ?3)
+             ON CONFLICT(level) DO UPDATE SET last_pass_ms = ?3,
+                last_success_ms = CASE WHEN ?2 THEN ?3 ELSE last_success_ms END",
+            params![level, success, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Counts and pass times of a level.
+    pub fn counts(&self, level: &str) -> Result<LevelCounts> {
+        let (pending_files, pending_bytes, failed, confirmed, oldest): (i64, i64, i64, i64, Option<i64>) =
+            self.conn.query_row(
+                "SELECT
+                COALESCE(SUM(state IN ('pending','uploading')), 0),
+                COALESCE(SUM(CASE WHEN state IN ('pending','uploading')
+                    THEN bytes_total - bytes_done ELSE 0 END), 0),
+                COALESCE(SUM(state = 'failed'), 0),
+                COALESCE(SUM(state = 'confirmed'), 0),
+                MIN(CASE WHEN state != 'confirmed' THEN queued_ms END)
+             FROM uploads WHERE level = ?1",
+                [level],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        let (last_success_ms, last_pass_ms) = self
+            .conn
+            .query_row("SELECT last_success_ms, last_pass_ms FROM levels WHERE level = ?1", [level], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+            .unwrap_or((None, None));
+        Ok(LevelCounts {
+            pending_files: pending_files.max(0) as u64,
+            pending_bytes: pending_bytes.max(0) as u64,
+            failed: failed.max(0) as u64,
+            confirmed: confirmed.max(0) as u64,
+            last_success_ms,
+            last_pass_ms,
+            oldest_pending_ms: oldest,
+        })
+    }
+
+    /// Add a line to the event history.
+    pub fn record_event(
+        &mut self,
+        kind: &str,
+        path: Option<&str>,
+        level: Option<&str>,
+        detail: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        insert_event(&self.conn, now_ms, kind, path, level, detail)
+    }
+
+    /// The newest `limit` events, newest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<LedgerEvent>> {
+        let mut st =
+            self.conn.prepare("SELECT at_ms, kind, path, level, detail FROM events ORDER BY id DESC LIMIT ?1")?;
+        let rows = st.query_map([limit as i64], |r| {
+            Ok(LedgerEvent { at_ms: r.get(0)?, kind: r.get(1)?, path: r.get(2)?, level: r.get(3)?, detail: r.get(4)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Levels (e.g. `["L3"]`) on which this file or folder is confirmed as it is on disk
+    /// now. A file counts when its confirmed version has the size and mtime the file has
+    /// now; a folder counts on a level only when every file inside it does. `path` may be
+    /// absolute (inside `workspace`) or workspace-relative.
+    pub fn confirmed_levels(&self, workspace: &Path, path: &Path) -> Result<Vec<String>> {
+        let abs = if path.is_absolute() { path.to_path_buf() } else { workspace.join(path) };
+        let mut files = Vec::new();
+        collect_files(&abs, &mut files);
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut levels: Option<Vec<String>> = None;
+        for file in files {
+            let Some(rel) = super::routing::relative_key(workspace, &file) else {
+                return Ok(Vec::new());
+            };
+            let Ok(meta) = std::fs::metadata(&file) else {
+                return Ok(Vec::new());
+            };
+            let mut st = self.conn.prepare_cached(
+                "SELECT u.level FROM uploads u JOIN files f ON f.path = u.path
+                 WHERE u.path = ?1 AND u.state = 'confirmed' AND u.sha256 = f.sha256
+                   AND f.size = ?2 AND f.mtime_ns = ?3 ORDER BY u.level",
+            )?;
+            let here: Vec<String> = st
+                .query_map(params![rel, meta.len() as i64, mtime_ns(&meta)], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            levels = Some(match levels {
+                None => here,
+                Some(prev) => prev.into_iter().filter(|l| here.contains(l)).collect(),
+            });
+        }
+        Ok(levels.unwrap_or_default())
+    }
+
+    /// Leave a request for the engine running on this workspace (`kind` is `sync_now`,
+    /// `retry_failed` or `cancel`).
+    pub fn push_request(&mut self, kind: &str, level: Option<&str>, path: Option<&str>, now_ms: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO requests(kind, level, path, at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![kind, level, path, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Take (and remove) every waiting request, oldest first: (kind, level, path).
+    pub fn take_requests(&mut self) -> Result<Vec<Request>> {
+        let tx = self.conn.transaction()?;
+        let mut st = tx.prepare("SELECT kind, level, path FROM requests ORDER BY id")?;
+        let rows =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        if !rows.is_empty() {
+            tx.execute("DELETE FROM requests", [])?;
+        }
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    /// Record that the user deleted a checkpoint not yet confirmed everywhere, by an
+    /// explicit override.
+    pub fn record_override_deletion(&mut self, path: &str, unconfirmed_levels: &[String], now_ms: i64) -> Result<()> {
+        let detail = if unconfirmed_levels.is_empty() {
+            "unconfirmed checkpoint deleted by override".to_string()
+        } else {
+            format!("unconfirmed checkpoint deleted by override (not yet on {})", unconfirmed_levels.join(", "))
+        };
+        insert_event(&self.conn, now_ms, "override_delete", Some(path), None, &detail)
+    }
+}
+
+fn insert_event(
+    conn: &Connection,
+    now_ms: i64,
+    kind: &str,
+    path: Option<&str>,
+    level: Option<&str>,
+    detail: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO events(at_ms, kind, path, level, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now_ms, kind, path, level, detail],
+    )?;
+    conn.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", [MAX_EVENTS])?;
+    Ok(())
+}
+
+/// A file's mtime in nanoseconds since the epoch (0 when unknown).
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+    } else if meta.is_dir()
+        && let Ok(rd) = std::fs::read_dir(path)
+    {
+        for e in rd.flatten() {
+            collect_files(&e.path(), out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = Ledger::open(dir.path()).expect("open");
+        (dir, l)
+    }
+
+    #[test]
+    fn opens_migrated_and_reopens() {
+        let (dir, l) = ledger();
+        assert_eq!(l.schema_version().expect("v"), SCHEMA_VERSION);
+        let mode: String = l.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+        assert_eq!(mode, "wal");
+        drop(l);
+        let l = Ledger::open(dir.path()).expect("reopen");
+        assert!(l.integrity_ok().expect("check"));
+    }
+
+    #[test]
+    fn migrates_a_version_1_ledger_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = ledger_path(dir.path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("v1");
+            conn.pragma_update(None, "user_version", 1).expect("version");
+            conn.execute("INSERT INTO files VALUES ('a.pt', 1, 1, 'x', 0, 0)", []).expect("row");
+        }
+        let mut l = Ledger::open(dir.path()).expect("migrates");
+        assert_eq!(l.schema_version().expect("v"), SCHEMA_VERSION);
+        assert!(l.file("a.pt").expect("f").is_some());
+        l.push_request("sync_now", Some("L3"), None, 1).expect("push");
+        l.push_request("cancel", Some("L3"), Some("a.pt"), 2).expect("push");
+        let got = l.take_requests().expect("take");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], ("cancel".into(), Some("L3".into()), Some("a.pt".into())));
+        assert!(l.take_requests().expect("take").is_empty());
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let (dir, l) = ledger();
+        l.conn.pragma_update(None, "user_version", 99).expect("set");
+        drop(l);
+        let err = Ledger::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn lifecycle_and_requeue_once_on_change() {
+        let (_d, mut l) = ledger();
+        let r = [("L3", "hf")];
+        let out = l.track("ck/a.pt", 10, 1, "aaa", &r, 100).expect("track");
+        assert_eq!(out.queued, vec!["L3"]);
+        // Same version again: nothing queued.
+        assert!(l.track("ck/a.pt", 10, 1, "aaa", &r, 101).expect("t").queued.is_empty());
+        l.set_uploading("ck/a.pt", "L3", "aaa", 0, Some("s"), 102).expect("up");
+        l.set_progress("ck/a.pt", "L3", "aaa", 5, 103).expect("p");
+        let e = l.entry("ck/a.pt", "L3").expect("e").expect("row");
+        assert_eq!((e.state, e.bytes_done, e.attempts), (UploadState::Uploading, 5, 1));
+        assert!(l.set_confirmed("ck/a.pt", "L3", "aaa", "id1", "aaa", 104).expect("c"));
+        let c = l.counts("L3").expect("counts");
+        assert_eq!((c.pending_files, c.confirmed), (0, 1));
+        // Rewritten: queued again from zero.
+        let out = l.track("ck/a.pt", 12, 2, "bbb", &r, 200).expect("track");
+        assert!(out.changed);
+        assert_eq!(out.queued, vec!["L3"]);
+        let e = l.entry("ck/a.pt", "L3").expect("e").expect("row");
+        assert_eq!((e.state, e.bytes_done, e.sha256.as_str()), (UploadState::Pending, 0, "bbb"));
+        // A stale confirmation for the old version is ignored.
+        assert!(!l.set_confirmed("ck/a.pt", "L3", "aaa", "id1", "aaa", 201).expect("c"));
+        assert_eq!(l.counts("L3").expect("c").pending_bytes, 12);
+    }
+
+    #[test]
+    fn failures_retry_and_permanent() {
+        let (_d, mut l) = ledger();
+        l.track("x.log", 3, 1, "s", &[("L2", "d")], 0).expect("t");
+        l.set_uploading("x.log", "L2", "s", 0, None, 1).expect("u");
+        l.set_failed("x.log", "L2", "s", "timeout", false, 5000, 2).expect("f");
+        assert!(l.due("L2", 4999, 10).expect("due").is_empty());
+        assert_eq!(l.due("L2", 5000, 10).expect("due").len(), 1);
+        l.set_failed("x.log", "L2", "s", "quota", true, 0, 3).expect("f");
+        assert!(l.due("L2", 1_000_000, 10).expect("due").is_empty());
+        assert_eq!(l.counts("L2").expect("c").failed, 1);
+        assert_eq!(l.retry_failed(None, 4).expect("r"), 1);
+        assert_eq!(l.due("L2", 4, 10).expect("due").len(), 1);
+        let kinds: Vec<String> = l.recent_events(10).expect("ev").into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec!["retry", "failed", "retrying", "queued"]);
+    }
+
+    #[test]
+    fn due_orders_newest_first_and_drop_missing_notes_it() {
+        let (_d, mut l) = ledger();
+        l.track("old.pt", 1, 10, "a", &[("L3", "hf")], 0).expect("t");
+        l.track("new.pt", 1, 20, "b", &[("L3", "hf")], 0).expect("t");
+        let due: Vec<String> = l.due("L3", 0, 10).expect("d").into_iter().map(|e| e.path).collect();
+        assert_eq!(due, vec!["new.pt", "old.pt"]);
+        assert_eq!(l.drop_missing("old.pt", "deleted before upload", 5).expect("d"), vec!["L3"]);
+        assert!(l.file("old.pt").expect("f").is_none());
+        let ev = &l.recent_events(1).expect("e")[0];
+        assert_eq!((ev.kind.as_str(), ev.detail.as_str()), ("dropped", "deleted before upload"));
+    }
+
+    #[test]
+    fn confirmed_levels_follow_the_file_on_disk() {
+        let (dir, mut l) = ledger();
+        let ck = dir.path().join("checkpoint-5");
+        std::fs::create_dir_all(&ck).expect("mkdir");
+        for name in ["model.safetensors", "optimizer.pt"] {
+            std::fs::write(ck.join(name), name).expect("write");
+            let meta = std::fs::metadata(ck.join(name)).expect("meta");
+            let rel = format!("checkpoint-5/{name}");
+            l.track(&rel, meta.len(), mtime_ns(&meta), name, &[("L3", "hf")], 0).expect("t");
+        }
+        assert!(l.confirmed_levels(dir.path(), Path::new("checkpoint-5")).expect("c").is_empty());
+        l.set_confirmed("checkpoint-5/model.safetensors", "L3", "model.safetensors", "i", "c", 1).expect("c");
+        assert!(l.confirmed_levels(dir.path(), &ck).expect("c").is_empty());
+        assert_eq!(l.confirmed_levels(dir.path(), &ck.join("model.safetensors")).expect("c"), vec!["L3"]);
+        l.set_confirmed("checkpoint-5/optimizer.pt", "L3", "optimizer.pt", "i", "c", 1).expect("c");
+        assert_eq!(l.confirmed_levels(dir.path(), &ck).expect("c"), vec!["L3"]);
+        // A new file inside the folder, not yet confirmed, makes the folder unconfirmed.
+        std::fs::write(ck.join("extra.bin"), "x").expect("write");
+        assert!(l.confirmed_levels(dir.path(), &ck).expect("c").is_empty());
+        l.record_override_deletion("checkpoint-5", &["L3".into()], 9).expect("ev");
+        assert_eq!(l.recent_events(1).expect("e")[0].kind, "override_delete");
+    }
+}

@@ -1,0 +1,298 @@
+//! The `Remote` trait every level stores through, its errors (transient or permanent, in
+//! plain words with the fix), and the transfer context (cancel, bandwidth cap, progress).
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// A boxed future, so `Remote` can be used as `dyn Remote`.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What kind of failure: decides whether the engine retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Network hiccup, 5xx, 429, I/O error: retried with backoff.
+    Transient,
+    /// Credentials or permissions: permanent.
+    Auth,
+    /// Quota exceeded: permanent.
+    Quota,
+    /// The remote place (folder, repo, drive) does not exist: permanent.
+    NotFound,
+    /// The destination is full: permanent until space returns and the user retries.
+    NoSpace,
+    /// The source file vanished: the upload is dropped.
+    SourceGone,
+    /// The source changed while it was read: it is hashed and queued again.
+    SourceChanged,
+    /// Cancelled by the user or by shutdown.
+    Cancelled,
+}
+
+/// A remote failure: what happened, in words, and what to do about it. Never carries a
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub fix: Option<String>,
+    /// The remote asked to wait this long (Retry-After).
+    pub retry_after: Option<Duration>,
+}
+
+impl RemoteError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), fix: None, retry_after: None }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = Some(d);
+        self
+    }
+
+    /// Retrying will not help until something is changed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.kind, ErrorKind::Auth | ErrorKind::Quota | ErrorKind::NotFound | ErrorKind::NoSpace)
+    }
+
+    /// "message. Fix: ..." for a status line.
+    pub fn reason(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!("{}. Fix: {fix}", self.message),
+            None => self.message.clone(),
+        }
+    }
+
+    /// Classify an I/O error met while writing to the remote at `place`.
+    pub fn from_io(e: &std::io::Error, remote: &str, place: &Path) -> Self {
+        let place = place.display();
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                Self::new(ErrorKind::NoSpace, format!("no space left on remote '{remote}' ({place})")).with_fix(
+                    "free space there or point the remote at a larger disk, then retry failed \
+                 uploads (R, or restart the sync)",
+                )
+            }
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                Self::new(ErrorKind::Auth, format!("permission denied writing to remote '{remote}' ({place})"))
+                    .with_fix("make the folder writable by this user, then retry failed uploads")
+            }
+            Some(libc::EROFS) => {
+                Self::new(ErrorKind::Auth, format!("remote '{remote}' ({place}) is on a read-only filesystem"))
+                    .with_fix("remount it read-write or choose another path, then retry")
+            }
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
+                Self::new(ErrorKind::NotFound, format!("the folder of remote '{remote}' ({place}) is missing"))
+                    .with_fix("mount the drive or correct the remote's path, then retry")
+            }
+            _ => Self::transient(format!("I/O error on remote '{remote}' ({place}): {e}")),
+        }
+    }
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason())
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// An object as the remote reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteObject {
+    /// The key (workspace-relative path) it is stored under.
+    pub key: String,
+    /// The remote's own id (a Drive file id, a Hub path, a local path).
+    pub id: String,
+    pub size: u64,
+    /// Hex SHA-256 when the remote reports one.
+    pub sha256: Option<String>,
+    /// Hex MD5 when the remote reports one (Drive's `md5Checksum`).
+    pub md5: Option<String>,
+}
+
+/// Where an upload of one version starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Bytes the remote already holds of this version.
+    pub offset: u64,
+    /// Session data to keep in the ledger for a later resume.
+    pub session: Option<String>,
+}
+
+/// One upload: a local file, stored under `key`.
+#[derive(Debug, Clone)]
+pub struct UploadRequest<'a> {
+    pub key: &'a str,
+    pub source: &'a Path,
+    pub size: u64,
+    /// Hex SHA-256 of the version being stored.
+    pub sha256: &'a str,
+    /// From [`Remote::resume_point`].
+    pub resume: ResumePoint,
+}
+
+/// What a finished upload returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadReceipt {
+    pub remote_id: String,
+}
+
+/// A token bucket shared by all transfers of an engine.
+#[derive(Debug)]
+pub struct RateLimiter {
+    bytes_per_sec: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    pub fn new(bytes_per_sec: u64) -> Self {
+        let rate = bytes_per_sec.max(1) as f64;
+        Self { bytes_per_sec: rate, state: Mutex::new((rate, Instant::now())) }
+    }
+
+    /// How long to wait before `n` more bytes may go, taking them from the bucket.
+    pub fn reserve(&self, n: u64) -> Duration {
+        let mut st = match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let now = Instant::now();
+        let (tokens, last) = *st;
+        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.bytes_per_sec).min(self.bytes_per_sec);
+        let left = refilled - n as f64;
+        *st = (left, now);
+        if left >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-left / self.bytes_per_sec) }
+    }
+}
+
+/// Handed to a transfer: cancellation, the bandwidth cap, and a progress counter the
+/// engine reads (so the transfer itself never waits on a channel).
+#[derive(Debug, Default, Clone)]
+pub struct TransferCtx {
+    pub cancel: CancellationToken,
+    pub limiter: Option<std::sync::Arc<RateLimiter>>,
+    /// Bytes of the object the remote holds so far.
+    pub bytes_done: std::sync::Arc<AtomicU64>,
+}
+
+impl TransferCtx {
+    /// For blocking transfer loops: note progress, honour the cap, stop when cancelled.
+    pub fn advance_blocking(&self, bytes_done: u64, delta: u64) -> Result<(), RemoteError> {
+        self.bytes_done.store(bytes_done, Ordering::Relaxed);
+        if let Some(l) = &self.limiter {
+            let wait = l.reserve(delta);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+        self.check_cancel()
+    }
+
+    /// For async transfer loops: as [`TransferCtx::advance_blocking`].
+    pub async fn advance(&self, bytes_done: u64, delta: u64) -> Result<(), RemoteError> {
+        self.bytes_done.store(bytes_done, Ordering::Relaxed);
+        if let Some(l) = &self.limiter {
+            let wait = l.reserve(delta);
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.cancel.cancelled() => {}
+                }
+            }
+        }
+        self.check_cancel()
+    }
+
+    fn check_cancel(&self) -> Result<(), RemoteError> {
+        if self.cancel.is_cancelled() { Err(RemoteError::new(ErrorKind::Cancelled, "cancelled")) } else { Ok(()) }
+    }
+}
+
+/// Where a level stores files. Keys are workspace-relative paths with `/` separators.
+pub trait Remote: Send + Sync {
+    /// The `[remotes.NAME]` name.
+    fn name(&self) -> &str;
+
+    /// A short description for status lines ("local /mnt/backup").
+    fn describe(&self) -> String;
+
+    /// The folder a local remote stores into (so a folder inside the workspace is never
+    /// synced into itself); `None` for network remotes.
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Where an upload of this version can start: an unfinished upload of the same
+    /// version (known by `session`) resumes; anything else starts at 0.
+    fn resume_point<'a>(
+        &'a self,
+        key: &'a str,
+        sha256: &'a str,
+        session: Option<&'a str>,
+    ) -> BoxFut<'a, Result<ResumePoint, RemoteError>>;
+
+    /// Store the source under `key`, from `req.resume.offset` on.
+    fn upload<'a>(
+        &'a self,
+        req: UploadRequest<'a>,
+        ctx: &'a TransferCtx,
+    ) -> BoxFut<'a, Result<UploadReceipt, RemoteError>>;
+
+    /// The stored object, with size and checksum as the remote reports them.
+    fn stat<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<RemoteObject>, RemoteError>>;
+
+    /// Every stored object whose key starts with `prefix` (checksums may be omitted).
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Result<Vec<RemoteObject>, RemoteError>>;
+
+    /// Fetch `key` into `dest`, resuming a partial download left at `dest` + `.part`;
+    /// the finished file is renamed into place. Returns its size.
+    fn download<'a>(
+        &'a self,
+        key: &'a str,
+        dest: &'a Path,
+        ctx: &'a TransferCtx,
+    ) -> BoxFut<'a, Result<u64, RemoteError>>;
+
+    /// Remove `key` (no error when it is absent).
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_become_plain_reasons() {
+        let p = Path::new("/mnt/b");
+        let e = RemoteError::from_io(&std::io::Error::from_raw_os_error(libc::ENOSPC), "bk", p);
+        assert_eq!(e.kind, ErrorKind::NoSpace);
+        assert!(e.is_permanent());
+        assert!(e.reason().contains("no space left on remote 'bk' (/mnt/b). Fix: free space"));
+        let e = RemoteError::from_io(&std::io::Error::from_raw_os_error(libc::EIO), "bk", p);
+        assert!(!e.is_permanent());
+    }
+
+    #[test]
+    fn limiter_charges_beyond_the_burst() {
+        let l = RateLimiter::new(1000);
+        assert_eq!(l.reserve(1000), Duration::ZERO);
+        let wait = l.reserve(500);
+        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500), "{wait:?}");
+    }
+}

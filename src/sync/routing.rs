@@ -1,0 +1,267 @@
+//! Which level takes which file. The globs come from the config; the split between
+//! weights and everything else is enforced here whatever the globs say, and secrets are
+//! never routed anywhere.
+
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use super::config::{Holds, SyncConfig};
+
+/// File extensions that mark weights (compared without case).
+pub const WEIGHT_EXTENSIONS: [&str; 5] = ["pt", "pth", "ckpt", "safetensors", "bin"];
+
+/// A compiled glob: one without `/` matches the file name, one with `/` the whole
+/// workspace-relative path (a leading `/` anchors it at the workspace root).
+#[derive(Debug, Clone)]
+pub struct PathGlob {
+    matcher: GlobMatcher,
+    whole_path: bool,
+}
+
+impl PathGlob {
+    /// Does this glob match the workspace-relative path `rel` (`/`-separated)?
+    pub fn is_match(&self, rel: &str) -> bool {
+        if self.whole_path { self.matcher.is_match(rel) } else { self.matcher.is_match(file_name(rel)) }
+    }
+}
+
+/// Compile one glob, or say in words why it is not one.
+pub fn compile_glob(pattern: &str) -> Result<PathGlob, String> {
+    let trimmed = pattern.trim();
+    if trimmed.is_empty() {
+        return Err("an empty glob matches nothing".into());
+    }
+    let whole_path = trimmed.contains('/');
+    let text = trimmed.strip_prefix('/').unwrap_or(trimmed);
+    let glob = GlobBuilder::new(text)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| format!("not a valid glob: {e}"))?;
+    Ok(PathGlob { matcher: glob.compile_matcher(), whole_path })
+}
+
+fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+/// A weights file: a weights extension, or anything inside a `checkpoint-N/` folder
+/// (logs excepted: they never count as weights).
+pub fn is_weights(rel: &str) -> bool {
+    if is_log(rel) {
+        return false;
+    }
+    let name = file_name(rel);
+    if let Some((_, ext)) = name.rsplit_once('.')
+        && WEIGHT_EXTENSIONS.iter().any(|w| ext.eq_ignore_ascii_case(w))
+    {
+        return true;
+    }
+    let mut parts: Vec<&str> = rel.split('/').collect();
+    parts.pop();
+    parts.iter().any(|p| is_checkpoint_dir_name(p))
+}
+
+/// `checkpoint-<digits>`, the folder name trainers such as HF Trainer write.
+pub fn is_checkpoint_dir_name(name: &str) -> bool {
+    name.strip_prefix("checkpoint-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A log file (`*.log`, also rotated `*.log.1`).
+pub fn is_log(rel: &str) -> bool {
+    let name = file_name(rel).to_ascii_lowercase();
+    name.ends_with(".log")
+        || name.rsplit_once(".log.").is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Key files, tokens and credentials: never uploaded, whatever the config says.
+pub fn is_secret(rel: &str) -> bool {
+    let lower = rel.to_ascii_lowercase();
+    if lower.split('/').any(|p| p == ".secrets" || p == ".ssh" || p == ".gnupg") {
+        return true;
+    }
+    let name = file_name(&lower);
+    name == ".env"
+        || name.starts_with(".env.")
+        || name == ".netrc"
+        || name == ".git-credentials"
+        || name == "token"
+        || name.starts_with("id_rsa")
+        || name.starts_with("id_ed25519")
+        || name.starts_with("id_ecdsa")
+        || name.ends_with(".pem")
+        || name.ends_with(".key")
+        || name.ends_with(".p12")
+        || (name.ends_with(".json")
+            && (name.contains("service-account")
+                || name.contains("service_account")
+                || name.contains("credentials")
+                || name.contains("client_secret")))
+}
+
+struct LevelRoute {
+    name: &'static str,
+    holds: Holds,
+    enabled: bool,
+    include: Vec<PathGlob>,
+    exclude: Vec<PathGlob>,
+    max_bytes: Option<u64>,
+}
+
+/// The compiled routing table.
+pub struct Router {
+    levels: Vec<LevelRoute>,
+    exclude: Vec<PathGlob>,
+}
+
+fn compile_all(globs: &[String], key: &str) -> Result<Vec<PathGlob>, String> {
+    globs.iter().map(|g| compile_glob(g).map_err(|e| format!("{key}: {g:?} {e}"))).collect()
+}
+
+impl Router {
+    /// Compile the routing table of a config.
+    pub fn new(config: &SyncConfig) -> Result<Self, String> {
+        let mut levels = Vec::new();
+        for (name, holds, level) in config.levels() {
+            let key = format!("sync.{}", name.to_ascii_lowercase());
+            levels.push(LevelRoute {
+                name,
+                holds,
+                enabled: level.enabled,
+                include: compile_all(&level.include, &format!("{key}.include"))?,
+                exclude: compile_all(&level.exclude, &format!("{key}.exclude"))?,
+                max_bytes: (level.max_file_mb > 0).then(|| level.max_file_mb * 1024 * 1024),
+            });
+        }
+        Ok(Self { levels, exclude: compile_all(&config.exclude, "sync.exclude")? })
+    }
+
+    /// Add globs never synced (e.g. a remote folder inside the workspace).
+    pub fn exclude_also(&mut self, glob: PathGlob) {
+        self.exclude.push(glob);
+    }
+
+    /// Is the path excluded from every level before size is known?
+    pub fn ignored(&self, rel: &str) -> bool {
+        is_secret(rel) || self.exclude.iter().any(|g| g.is_match(rel))
+    }
+
+    /// The levels (`"L2"`, `"L3"`) a file of this size goes to.
+    pub fn route(&self, rel: &str, size: u64) -> Vec<&'static str> {
+        if self.ignored(rel) {
+            return Vec::new();
+        }
+        let weights = is_weights(rel);
+        self.levels
+            .iter()
+            .filter(|l| l.enabled)
+            .filter(|l| match l.holds {
+                Holds::Assets => !weights,
+                Holds::Weights => weights && !is_log(rel),
+            })
+            .filter(|l| l.include.iter().any(|g| g.is_match(rel)))
+            .filter(|l| !l.exclude.iter().any(|g| g.is_match(rel)))
+            .filter(|l| l.max_bytes.is_none_or(|m| size <= m))
+            .map(|l| l.name)
+            .collect()
+    }
+}
+
+/// A workspace-relative path with `/` separators, or `None` for a path outside `root`
+/// or one that is not valid UTF-8.
+pub fn relative_key(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut out = String::new();
+    for comp in rel.components() {
+        match comp {
+            std::path::Component::Normal(s) => {
+                if !out.is_empty() {
+                    out.push('/');
+                }
+                out.push_str(s.to_str()?);
+            }
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new(&SyncConfig::default()).expect("defaults compile")
+    }
+
+    #[test]
+    fn seed_routing() {
+        let r = router();
+        let mb = 1024 * 1024;
+        assert_eq!(r.route("experiments/v68/logs/train.log", 10), vec!["L2"]);
+        assert_eq!(r.route("journal.md", 10), vec!["L2"]);
+        assert_eq!(r.route("experiments/v68/journal.md", 10), vec!["L2"]);
+        assert_eq!(r.route("frozen_requirements.txt", 10), vec!["L2"]);
+        assert_eq!(r.route("metrics/eval.json", 10), vec!["L2"]);
+        assert_eq!(r.route("metrics/eval.json", 201 * mb), Vec::<&str>::new());
+        assert_eq!(r.route("checkpoints/v68_step_12000.pt", 7000 * mb), vec!["L3"]);
+        assert_eq!(r.route("out/model.safetensors", 10), vec!["L3"]);
+        assert_eq!(r.route("out/checkpoint-500/trainer_state.json", 10), vec!["L3"]);
+        assert_eq!(r.route("train.py", 10), Vec::<&str>::new());
+        assert_eq!(r.route("README.md", 10), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn weights_never_reach_l2_and_logs_never_reach_l3_even_when_globs_say_so() {
+        let mut c = SyncConfig::default();
+        c.l2.include = vec!["**".into()];
+        c.l3.include = vec!["**".into()];
+        let r = Router::new(&c).expect("compiles");
+        assert_eq!(r.route("ckpt/model.pt", 10), vec!["L3"]);
+        assert_eq!(r.route("logs/train.log", 10), vec!["L2"]);
+        assert_eq!(r.route("checkpoint-7/trainer.log", 10), vec!["L2"]);
+        assert_eq!(r.route("checkpoint-7/config.json", 10), vec!["L3"]);
+    }
+
+    #[test]
+    fn secrets_and_excluded_paths_are_never_routed() {
+        let r = router();
+        for p in [
+            ".secrets/colab-service-account.json",
+            "colab-service-account.json",
+            "gcp_credentials.json",
+            ".env",
+            "keys/id_rsa",
+            ".git/logs/HEAD.log",
+            ".opsconsole/ledger.log",
+            "logs/train.log.tmp",
+        ] {
+            assert!(r.route(p, 10).is_empty(), "{p} must not be routed");
+        }
+    }
+
+    #[test]
+    fn globs_without_slash_match_names_and_with_slash_whole_paths() {
+        let g = compile_glob("/journal.md").expect("glob");
+        assert!(g.is_match("journal.md"));
+        assert!(!g.is_match("x/journal.md"));
+        let g = compile_glob("logs/*.log").expect("glob");
+        assert!(g.is_match("logs/a.log"));
+        assert!(!g.is_match("logs/deep/a.log"));
+        assert!(compile_glob("a[").is_err());
+    }
+
+    #[test]
+    fn classification() {
+        assert!(is_checkpoint_dir_name("checkpoint-12"));
+        assert!(!is_checkpoint_dir_name("checkpoint-"));
+        assert!(!is_checkpoint_dir_name("checkpoint-final"));
+        assert!(is_log("a/b/train.log.3"));
+        assert!(is_weights("A/MODEL.PT"));
+        assert!(!is_weights("a/b.ptx"));
+        assert_eq!(relative_key(Path::new("/w"), Path::new("/w/a/b.pt")).as_deref(), Some("a/b.pt"));
+        assert_eq!(relative_key(Path::new("/w"), Path::new("/x/a")), None);
+    }
+}

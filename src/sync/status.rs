@@ -1,0 +1,255 @@
+//! What `status --json` and the Uploads panel show, read from the ledger, so a console
+//! beside a running daemon shows the daemon's queue.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::config::{RemotesConfig, SyncConfig};
+use super::ledger::{Ledger, LedgerEntry, LedgerError, LedgerEvent, LevelCounts, UploadState};
+
+/// Failures listed per level at most.
+const MAX_FAILURES: usize = 5;
+
+/// The `sync` object of `status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncStatus {
+    /// Pid of the engine holding the workspace lock, if one runs.
+    pub engine_pid: Option<u32>,
+    pub levels: Vec<LevelStatus>,
+    /// The newest notes from the history (dropped files, failures), newest first.
+    pub recent: Vec<LedgerEvent>,
+}
+
+/// One level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LevelStatus {
+    /// "L2" or "L3".
+    pub level: String,
+    /// The `[remotes.NAME]` it stores into.
+    pub remote: String,
+    /// False when that remote is not configured (nothing is queued for the level).
+    pub remote_configured: bool,
+    pub enabled: bool,
+    pub interval_minutes: u64,
+    pub pending_files: u64,
+    pub pending_bytes: u64,
+    pub confirmed_files: u64,
+    pub last_success_unix: Option<i64>,
+    pub overdue: bool,
+    pub failed: u64,
+    pub failures: Vec<FailureStatus>,
+    pub in_flight: Option<InFlightStatus>,
+}
+
+/// A failed upload and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailureStatus {
+    pub path: String,
+    pub reason: String,
+    /// Waits for a retry command (otherwise retried automatically).
+    pub permanent: bool,
+    pub attempts: u32,
+}
+
+/// The upload in progress (bytes as last written to the ledger).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InFlightStatus {
+    pub path: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// Work waiting longer than the schedule allows: something is pending or failed, and the
+/// last success (or, never having succeeded, the oldest waiting file) is older than 1.25 x
+/// the interval (30 minutes for a continuous level).
+pub fn is_overdue(counts: &LevelCounts, interval_minutes: u64, now_ms: i64) -> bool {
+    if counts.pending_files == 0 && counts.failed == 0 {
+        return false;
+    }
+    let allowed_ms = if interval_minutes == 0 { 30 * 60_000 } else { (interval_minutes as i64).saturating_mul(75_000) };
+    let since = counts.last_success_ms.or(counts.oldest_pending_ms);
+    since.is_some_and(|t| now_ms - t > allowed_ms)
+}
+
+/// Build the status from an open ledger.
+pub fn status_from_ledger(
+    ledger: &Ledger,
+    sync: &SyncConfig,
+    remotes: &RemotesConfig,
+    engine_pid: Option<u32>,
+    now_ms: i64,
+) -> Result<SyncStatus, LedgerError> {
+    let mut levels = Vec::new();
+    for (name, _, cfg) in sync.levels() {
+        let counts = ledger.counts(name)?;
+        let entries = ledger.entries(Some(name))?;
+        levels.push(level_status(name, cfg, remotes, &counts, &entries, now_ms));
+    }
+    let recent = ledger
+        .recent_events(20)?
+        .into_iter()
+        .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete"))
+        .take(5)
+        .collect();
+    Ok(SyncStatus { engine_pid, levels, recent })
+}
+
+fn level_status(
+    name: &str,
+    cfg: &super::config::LevelConfig,
+    remotes: &RemotesConfig,
+    counts: &LevelCounts,
+    entries: &[LedgerEntry],
+    now_ms: i64,
+) -> LevelStatus {
+    LevelStatus {
+        level: name.to_string(),
+        remote: cfg.remote.clone(),
+        remote_configured: remotes.contains_key(&cfg.remote),
+        enabled: cfg.enabled,
+        interval_minutes: cfg.interval_minutes,
+        pending_files: counts.pending_files,
+        pending_bytes: counts.pending_bytes,
+        confirmed_files: counts.confirmed,
+        last_success_unix: counts.last_success_ms.map(|t| t.div_euclid(1000)),
+        overdue: cfg.enabled && is_overdue(counts, cfg.interval_minutes, now_ms),
+        failed: counts.failed,
+        failures: entries
+            .iter()
+            .filter(|e| e.state == UploadState::Failed)
+            .take(MAX_FAILURES)
+            .map(|e| FailureStatus {
+                path: e.path.clone(),
+                reason: e.last_error.clone().unwrap_or_default(),
+                permanent: e.permanent,
+                attempts: e.attempts,
+            })
+            .collect(),
+        in_flight: entries.iter().find(|e| e.state == UploadState::Uploading).map(|e| InFlightStatus {
+            path: e.path.clone(),
+            bytes_done: e.bytes_done,
+            bytes_total: e.bytes_total,
+        }),
+    }
+}
+
+/// Read the status of a workspace without starting anything (and without creating a
+/// ledger where none exists).
+pub fn read_status(
+    workspace: &Path,
+    sync: &SyncConfig,
+    remotes: &RemotesConfig,
+    now_ms: i64,
+) -> Result<SyncStatus, LedgerError> {
+    let engine_pid = super::lock::holder(workspace);
+    if !super::ledger::ledger_path(workspace).exists() {
+        let empty = LevelCounts::default();
+        return Ok(SyncStatus {
+            engine_pid,
+            levels: sync
+                .levels()
+                .iter()
+                .map(|(name, _, cfg)| level_status(name, cfg, remotes, &empty, &[], now_ms))
+                .collect(),
+            recent: Vec::new(),
+        });
+    }
+    let ledger = Ledger::open(workspace)?;
+    status_from_ledger(&ledger, sync, remotes, engine_pid, now_ms)
+}
+
+/// Who runs the engine the console shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineSource {
+    /// This console started it.
+    Console,
+    /// A daemon (`opsconsole sync --daemon`) with this pid holds the workspace; the console
+    /// reads its ledger and leaves commands there.
+    Daemon { pid: u32 },
+    /// No engine runs, and why (no remote configured, an error at start).
+    Off { reason: String },
+}
+
+/// One reading of the sync state for the Uploads panel: the ledger's status and queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSample {
+    pub source: EngineSource,
+    pub status: SyncStatus,
+    /// Every row not yet confirmed (upload order), at most 200.
+    pub queue: Vec<LedgerEntry>,
+}
+
+/// Read a [`SyncSample`] (for the console's sync collector).
+pub fn read_sample(
+    workspace: &Path,
+    sync: &SyncConfig,
+    remotes: &RemotesConfig,
+    source: EngineSource,
+    now_ms: i64,
+) -> Result<SyncSample, LedgerError> {
+    let status = read_status(workspace, sync, remotes, now_ms)?;
+    let queue =
+        read_queue(workspace, None)?.into_iter().filter(|e| e.state != UploadState::Confirmed).take(200).collect();
+    Ok(SyncSample { source, status, queue })
+}
+
+/// The queue of a level (all levels when `None`) as the ledger has it, in upload order.
+pub fn read_queue(workspace: &Path, level: Option<&str>) -> Result<Vec<LedgerEntry>, LedgerError> {
+    if !super::ledger::ledger_path(workspace).exists() {
+        return Ok(Vec::new());
+    }
+    Ledger::open(workspace)?.entries(level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::config::RemoteConfig;
+
+    #[test]
+    fn status_counts_overdue_failures_and_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut remotes = RemotesConfig::new();
+        remotes.insert("hf".into(), RemoteConfig::Local { path: "/x".into() });
+        let sync = SyncConfig::default();
+        let none = read_status(dir.path(), &sync, &remotes, 0).expect("status");
+        assert!(!crate::sync::ledger::ledger_path(dir.path()).exists());
+        assert_eq!(none.levels.len(), 2);
+        assert!(!none.levels[0].remote_configured && none.levels[1].remote_configured);
+
+        let mut l = Ledger::open(dir.path()).expect("open");
+        let t0 = 1_000_000_000;
+        l.track("a.pt", 100, 1, "a", &[("L3", "hf")], t0).expect("t");
+        l.track("b.pt", 50, 2, "b", &[("L3", "hf")], t0).expect("t");
+        l.set_uploading("b.pt", "L3", "b", 20, None, t0).expect("u");
+        l.track("c.pt", 10, 3, "c", &[("L3", "hf")], t0).expect("t");
+        l.set_failed("c.pt", "L3", "c", "quota exceeded. Fix: x", true, 0, t0).expect("f");
+        drop(l);
+        // 3 h 44 min later: within 1.25 x 3 h. 3 h 46 min: overdue.
+        let at = |min: i64| t0 + min * 60_000;
+        let s = read_status(dir.path(), &sync, &remotes, at(224)).expect("status");
+        let l3 = &s.levels[1];
+        assert_eq!((l3.pending_files, l3.pending_bytes, l3.failed), (2, 130, 1));
+        assert!(!l3.overdue);
+        assert_eq!(l3.in_flight, Some(InFlightStatus { path: "b.pt".into(), bytes_done: 20, bytes_total: 50 }));
+        assert_eq!(l3.failures[0].reason, "quota exceeded. Fix: x");
+        assert!(read_status(dir.path(), &sync, &remotes, at(226)).expect("s").levels[1].overdue);
+        let json = serde_json::to_value(&s).expect("json");
+        for key in ["remote", "pending_files", "pending_bytes", "last_success_unix", "overdue", "failed"] {
+            assert!(json["levels"][1].get(key).is_some(), "{key}");
+        }
+        assert_eq!(json["levels"][1]["in_flight"]["bytes_done"], 20);
+        assert_eq!(read_queue(dir.path(), Some("L3")).expect("q")[0].path, "b.pt");
+    }
+
+    #[test]
+    fn nothing_waiting_is_never_overdue() {
+        let c = LevelCounts { last_success_ms: Some(0), ..LevelCounts::default() };
+        assert!(!is_overdue(&c, 90, i64::MAX / 2));
+        let c = LevelCounts { pending_files: 1, last_success_ms: Some(0), ..c };
+        assert!(is_overdue(&c, 90, 90 * 75_000 + 1));
+        assert!(!is_overdue(&c, 90, 90 * 75_000));
+    }
+}

@@ -1,0 +1,519 @@
+//! Sync engine behaviour on real files: retries and permanent errors with a remote that
+//! fails on command, the watcher (chunked writes, temp-then-rename, deletion before
+//! upload), and a destination disk that really fills up (tmpfs, as root).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opsconsole::sync::engine::{self, Command, EngineHandle, Mode, SyncEvent};
+use opsconsole::sync::ledger::{Ledger, UploadState};
+use opsconsole::sync::local::LocalRemote;
+use opsconsole::sync::remote::{
+    BoxFut, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx, UploadReceipt, UploadRequest,
+};
+use opsconsole::sync::{SyncConfig, hash};
+
+/// A LocalRemote that fails uploads on command, counts them, and can hold them at a gate.
+struct TestRemote {
+    inner: LocalRemote,
+    failures: Mutex<VecDeque<RemoteError>>,
+    uploads: Mutex<Vec<String>>,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    started: AtomicUsize,
+}
+
+impl TestRemote {
+    fn new(name: &str, root: &Path) -> Self {
+        Self {
+            inner: LocalRemote::new(name, root),
+            failures: Mutex::new(VecDeque::new()),
+            uploads: Mutex::new(Vec::new()),
+            gate: None,
+            started: AtomicUsize::new(0),
+        }
+    }
+    fn fail_next(&self, e: RemoteError) {
+        self.failures.lock().expect("lock").push_back(e);
+    }
+    fn uploads_of(&self, key: &str) -> usize {
+        self.uploads.lock().expect("lock").iter().filter(|k| *k == key).count()
+    }
+}
+
+impl Remote for TestRemote {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn resume_point<'a>(
+        &'a self,
+        key: &'a str,
+        sha256: &'a str,
+        session: Option<&'a str>,
+    ) -> BoxFut<'a, Result<ResumePoint, RemoteError>> {
+        self.inner.resume_point(key, sha256, session)
+    }
+    fn upload<'a>(
+        &'a self,
+        req: UploadRequest<'a>,
+        ctx: &'a TransferCtx,
+    ) -> BoxFut<'a, Result<UploadReceipt, RemoteError>> {
+        Box::pin(async move {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            if let Some(gate) = &self.gate {
+                let _permit = gate.acquire().await.map_err(|_| RemoteError::transient("gate"))?;
+            }
+            self.uploads.lock().expect("lock").push(req.key.to_string());
+            let scripted = self.failures.lock().expect("lock").pop_front();
+            if let Some(e) = scripted {
+                return Err(e);
+            }
+            self.inner.upload(req, ctx).await
+        })
+    }
+    fn stat<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<RemoteObject>, RemoteError>> {
+        self.inner.stat(key)
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Result<Vec<RemoteObject>, RemoteError>> {
+        self.inner.list(prefix)
+    }
+    fn download<'a>(
+        &'a self,
+        key: &'a str,
+        dest: &'a Path,
+        ctx: &'a TransferCtx,
+    ) -> BoxFut<'a, Result<u64, RemoteError>> {
+        self.inner.download(key, dest, ctx)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>> {
+        self.inner.delete(key)
+    }
+}
+
+fn config() -> SyncConfig {
+    let mut c = SyncConfig {
+        settle_seconds: 1,
+        poll_seconds: 3,
+        retry_base_seconds: 1,
+        retry_max_seconds: 2,
+        workers_per_remote: 1,
+        ..SyncConfig::default()
+    };
+    c.l2.remote = "l2".into();
+    c.l3.remote = "l3".into();
+    c.l2.interval_minutes = 0;
+    c.l3.interval_minutes = 0;
+    c
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    ws: PathBuf,
+    l2: Arc<TestRemote>,
+    l3: Arc<TestRemote>,
+}
+
+fn rig_with(l3_root: Option<PathBuf>, gate: Option<Arc<tokio::sync::Semaphore>>) -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).expect("mkdir");
+    let l2 = Arc::new(TestRemote::new("l2", &dir.path().join("r2")));
+    let mut l3 = TestRemote::new("l3", &l3_root.unwrap_or_else(|| dir.path().join("r3")));
+    l3.gate = gate;
+    Rig { ws, l2, l3: Arc::new(l3), _dir: dir }
+}
+
+fn start(rig: &Rig, c: &SyncConfig) -> EngineHandle {
+    let mut remotes: BTreeMap<String, Arc<dyn Remote>> = BTreeMap::new();
+    remotes.insert("l2".into(), rig.l2.clone());
+    remotes.insert("l3".into(), rig.l3.clone());
+    engine::start(&rig.ws, c, remotes, Mode::Daemon).expect("engine starts")
+}
+
+/// Collect events until one matches; a generous guard against a hang, not a timing check.
+async fn wait_for(
+    h: &mut EngineHandle,
+    seen: &mut Vec<SyncEvent>,
+    what: &str,
+    pred: impl Fn(&SyncEvent) -> bool,
+) -> SyncEvent {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        match tokio::time::timeout_at(deadline, h.events.recv()).await {
+            Ok(Some(ev)) => {
+                seen.push(ev.clone());
+                if pred(&ev) {
+                    return ev;
+                }
+            }
+            Ok(None) => panic!("engine stopped while waiting for {what}; saw {seen:#?}"),
+            Err(_) => panic!("no {what} within 90 s; saw {seen:#?}"),
+        }
+    }
+}
+
+fn confirmed(path: &'static str) -> impl Fn(&SyncEvent) -> bool {
+    move |e| matches!(e, SyncEvent::Confirmed { path: p, .. } if p == path)
+}
+
+fn write(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, data).expect("write");
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_back_off_honour_retry_after_then_succeed() {
+    let rig = rig_with(None, None);
+    rig.l3.fail_next(RemoteError::transient("connection reset"));
+    rig.l3.fail_next(RemoteError::transient("429 Too Many Requests").with_retry_after(Duration::from_secs(3)));
+    write(&rig.ws.join("ck/step_1.pt"), &pattern(300_000, 1));
+    let mut h = start(&rig, &config());
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "confirmation", confirmed("ck/step_1.pt")).await;
+    let fails: Vec<(bool, Option<Duration>)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            SyncEvent::Failed { permanent, retry_in, .. } => Some((*permanent, *retry_in)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fails.len(), 2, "{seen:#?}");
+    assert!(fails.iter().all(|(p, r)| !p && r.is_some()));
+    // First retry: backoff from 1 s base with jitter (0.5..=1 s); second: Retry-After.
+    let first = fails[0].1.expect("delay");
+    assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1), "{first:?}");
+    assert!(fails[1].1.expect("delay") >= Duration::from_secs(3));
+    assert_eq!(rig.l3.uploads_of("ck/step_1.pt"), 3);
+    h.shutdown().await.expect("stops");
+    let l = Ledger::open(&rig.ws).expect("ledger");
+    let e = l.entry("ck/step_1.pt", "L3").expect("q").expect("row");
+    assert_eq!((e.state, e.attempts), (UploadState::Confirmed, 3));
+    let kinds: Vec<String> = l.recent_events(10).expect("ev").into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "retrying").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_stop_with_a_reason_until_retried() {
+    let rig = rig_with(None, None);
+    rig.l2.fail_next(
+        RemoteError::new(ErrorKind::Quota, "Drive quota exceeded for this account")
+            .with_fix("use a Shared Drive folder"),
+    );
+    write(&rig.ws.join("logs/train.log"), b"step 1 loss 2.3\n");
+    let mut h = start(&rig, &config());
+    let mut seen = Vec::new();
+    let ev = wait_for(&mut h, &mut seen, "failure", |e| matches!(e, SyncEvent::Failed { .. })).await;
+    match ev {
+        SyncEvent::Failed { permanent, retry_in, reason, level, .. } => {
+            assert!(permanent);
+            assert_eq!(retry_in, None);
+            assert_eq!(level, "L2");
+            assert_eq!(reason, "Drive quota exceeded for this account. Fix: use a Shared Drive folder");
+        }
+        _ => unreachable!(),
+    }
+    // A pass on demand does not retry it.
+    h.send(Command::SyncNow(None));
+    wait_for(
+        &mut h,
+        &mut seen,
+        "pass end",
+        |e| matches!(e, SyncEvent::PassDone { level, success: false } if level == "L2"),
+    )
+    .await;
+    assert_eq!(rig.l2.uploads_of("logs/train.log"), 1);
+    let status = {
+        let l = Ledger::open(&rig.ws).expect("ledger");
+        opsconsole::sync::status::status_from_ledger(&l, &config(), &Default::default(), None, engine::now_ms())
+            .expect("status")
+    };
+    assert_eq!(status.levels[0].failed, 1);
+    assert!(status.levels[0].failures[0].permanent);
+    assert!(status.levels[0].failures[0].reason.contains("Fix: use a Shared Drive folder"));
+    // Retry failed: it goes through.
+    h.send(Command::RetryFailed(None));
+    wait_for(&mut h, &mut seen, "confirmation", confirmed("logs/train.log")).await;
+    assert_eq!(rig.l2.uploads_of("logs/train.log"), 2);
+    h.shutdown().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_written_in_chunks_is_uploaded_once_after_it_is_complete() {
+    let rig = rig_with(None, None);
+    let mut h = start(&rig, &config());
+    let data = pattern(8 * 256 * 1024, 7);
+    let path = rig.ws.join("checkpoints/v68_step_100.pt");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let writer = {
+        let data = data.clone();
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::create(&path).expect("create");
+            // Eight chunks, 600 ms apart (longer than the 1 s settle period in total,
+            // and each pause more than half of it), file held open throughout.
+            for chunk in data.chunks(256 * 1024) {
+                f.write_all(chunk).expect("write");
+                f.flush().expect("flush");
+                std::thread::sleep(Duration::from_millis(600));
+            }
+        })
+    };
+    writer.await.expect("writer");
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "confirmation", confirmed("checkpoints/v68_step_100.pt")).await;
+    let stored = std::fs::read(rig.l3.inner.root().join("checkpoints/v68_step_100.pt")).expect("stored");
+    assert_eq!(stored.len(), data.len());
+    assert!(stored == data, "stored bytes differ from the finished checkpoint");
+    // A pass after that finds nothing to do: it was uploaded once.
+    h.send(Command::SyncNow(None));
+    wait_for(&mut h, &mut seen, "pass end", |e| matches!(e, SyncEvent::PassDone { level, .. } if level == "L3")).await;
+    assert_eq!(rig.l3.uploads_of("checkpoints/v68_step_100.pt"), 1);
+    let queued = seen
+        .iter()
+        .filter(|e| matches!(e, SyncEvent::Queued { path, .. } if path == "checkpoints/v68_step_100.pt"))
+        .count();
+    assert_eq!(queued, 1, "{seen:#?}");
+    h.shutdown().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temp_then_rename_saves_are_stored_under_the_final_name_and_rewrites_requeue_once() {
+    let rig = rig_with(None, None);
+    let mut h = start(&rig, &config());
+    let mut seen = Vec::new();
+    let final_path = rig.ws.join("ck/model.safetensors");
+    for (round, seed) in [(0, 3u8), (1, 4u8)] {
+        let tmp = rig.ws.join("ck/model.safetensors.tmp");
+        write(&tmp, &pattern(500_000 + round, seed));
+        std::fs::rename(&tmp, &final_path).expect("rename");
+        wait_for(&mut h, &mut seen, "confirmation", confirmed("ck/model.safetensors")).await;
+        let stored = std::fs::read(rig.l3.inner.root().join("ck/model.safetensors")).expect("stored");
+        assert!(stored == pattern(500_000 + round, seed), "round {round}: stored bytes differ");
+    }
+    assert_eq!(rig.l3.uploads_of("ck/model.safetensors"), 2);
+    assert_eq!(rig.l3.uploads_of("ck/model.safetensors.tmp"), 0);
+    let listed = rig.l3.inner.list("").await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    h.shutdown().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_deleted_before_upload_is_dropped_with_a_note() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let rig = rig_with(None, Some(gate.clone()));
+    // Older first, so the newer one is uploaded first and holds the only worker.
+    write(&rig.ws.join("ck/old.pt"), &pattern(100_000, 1));
+    std::thread::sleep(Duration::from_millis(20));
+    write(&rig.ws.join("ck/new.pt"), &pattern(100_000, 2));
+    let mut h = start(&rig, &config());
+    let mut seen = Vec::new();
+    let mut queued = std::collections::HashSet::new();
+    while queued.len() < 2 {
+        if let SyncEvent::Queued { path, .. } =
+            wait_for(&mut h, &mut seen, "queued", |e| matches!(e, SyncEvent::Queued { .. })).await
+        {
+            queued.insert(path);
+        }
+    }
+    while rig.l3.started.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::remove_file(rig.ws.join("ck/old.pt")).expect("rm");
+    let ev = wait_for(&mut h, &mut seen, "drop", |e| matches!(e, SyncEvent::Dropped { .. })).await;
+    assert_eq!(
+        ev,
+        SyncEvent::Dropped {
+            path: "ck/old.pt".into(),
+            levels: vec!["L3".into()],
+            note: "deleted before it was stored; dropped from the queue".into(),
+        }
+    );
+    gate.add_permits(100);
+    wait_for(&mut h, &mut seen, "confirmation", confirmed("ck/new.pt")).await;
+    h.send(Command::SyncNow(None));
+    wait_for(&mut h, &mut seen, "pass end", |e| matches!(e, SyncEvent::PassDone { level, .. } if level == "L3")).await;
+    assert_eq!(rig.l3.uploads_of("ck/old.pt"), 0);
+    h.shutdown().await.expect("stops");
+    let l = Ledger::open(&rig.ws).expect("ledger");
+    assert!(l.entry("ck/old.pt", "L3").expect("q").is_none());
+    let note = l.recent_events(50).expect("ev").into_iter().find(|e| e.kind == "dropped").expect("a dropped note");
+    assert_eq!(note.path.as_deref(), Some("ck/old.pt"));
+}
+
+/// Unmounts in drop.
+struct Tmpfs(PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_destination_fails_clearly_leaves_the_source_alone_and_completes_later() {
+    let outer = tempfile::tempdir().expect("tempdir");
+    let mnt = outer.path().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    let mounted =
+        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&mnt).output();
+    match mounted {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!(
+                "skipping the full-disk test: mounting a tmpfs was refused ({}); run as root",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("skipping the full-disk test: cannot run mount ({e})");
+            return;
+        }
+    }
+    let _guard = Tmpfs(mnt.clone());
+    let root = mnt.join("backup");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    // Leave about 1 MiB free.
+    let filler = mnt.join("filler");
+    write(&filler, &vec![1u8; 7 * 1024 * 1024]);
+
+    let rig = rig_with(Some(root.clone()), None);
+    let data = pattern(3 * 1024 * 1024, 9);
+    let src = rig.ws.join("ck/step_9.pt");
+    write(&src, &data);
+    let src_sha = hash::sha256_file(&src).expect("hash");
+    let mut h = start(&rig, &config());
+    let mut seen = Vec::new();
+    let ev = wait_for(&mut h, &mut seen, "failure", |e| matches!(e, SyncEvent::Failed { .. })).await;
+    let SyncEvent::Failed { reason, permanent, .. } = ev else { unreachable!() };
+    assert!(permanent);
+    assert!(reason.starts_with("no space left on remote 'l3'"), "{reason}");
+    assert!(reason.contains("Fix: free space"), "{reason}");
+    assert_eq!(hash::sha256_file(&src).expect("hash"), src_sha, "source untouched");
+    assert!(!root.join("ck/step_9.pt").exists());
+
+    std::fs::remove_file(&filler).expect("free space");
+    h.send(Command::RetryFailed(None));
+    wait_for(&mut h, &mut seen, "confirmation", confirmed("ck/step_9.pt")).await;
+    assert_eq!(hash::sha256_file(&root.join("ck/step_9.pt")).expect("hash"), src_sha);
+    assert_eq!(hash::sha256_file(&src).expect("hash"), src_sha);
+    h.shutdown().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_stores_everything_routed_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    for (p, n) in [
+        ("journal.md", 10),
+        ("logs/train.log", 2000),
+        ("frozen_requirements.txt", 50),
+        ("ck/a.pt", 70_000),
+        ("ck/checkpoint-5/model.safetensors", 90_000),
+        ("ck/checkpoint-5/trainer_state.json", 300),
+        ("train.py", 100),
+        (".secrets/colab-service-account.json", 100),
+    ] {
+        write(&ws.join(p), &pattern(n, n as u8));
+    }
+    let mut c = config();
+    c.l2.interval_minutes = 90;
+    c.l3.interval_minutes = 180;
+    let mut remotes = opsconsole::sync::RemotesConfig::new();
+    remotes.insert("l2".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r2") });
+    remotes.insert("l3".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r3") });
+    let summary = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
+    assert_eq!((summary.uploaded, summary.failed.len()), (6, 0), "{summary:?}");
+    let list = |r: &str| -> Vec<String> {
+        let mut v = Vec::new();
+        let root = dir.path().join(r);
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("rd").flatten() {
+                if e.file_type().expect("ft").is_dir() {
+                    stack.push(e.path());
+                } else {
+                    v.push(e.path().strip_prefix(&root).expect("prefix").display().to_string());
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    assert_eq!(list("r2"), vec!["frozen_requirements.txt", "journal.md", "logs/train.log"]);
+    assert_eq!(list("r3"), vec!["ck/a.pt", "ck/checkpoint-5/model.safetensors", "ck/checkpoint-5/trainer_state.json"]);
+    // A second run uploads nothing.
+    let again = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
+    assert_eq!((again.uploaded, again.already_there), (0, 0), "{again:?}");
+    let status = opsconsole::sync::read_status(&ws, &c, &remotes, engine::now_ms()).expect("status");
+    assert!(status.levels.iter().all(|l| l.pending_files == 0 && l.last_success_unix.is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_engine_per_workspace() {
+    let rig = rig_with(None, None);
+    let h = start(&rig, &config());
+    let mut remotes: BTreeMap<String, Arc<dyn Remote>> = BTreeMap::new();
+    remotes.insert("l3".into(), rig.l3.clone());
+    match engine::start(&rig.ws, &config(), remotes, Mode::Daemon) {
+        Err(engine::SyncError::Locked(e)) => {
+            assert!(e.to_string().contains("another sync engine"), "{e}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a second engine started on the same workspace"),
+    }
+    assert_eq!(opsconsole::sync::lock::holder(&rig.ws), Some(std::process::id()));
+    h.shutdown().await.expect("stops");
+    assert_eq!(opsconsole::sync::lock::holder(&rig.ws), None);
+}
+
+#[test]
+fn status_json_through_the_binary_has_the_sync_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    write(&ws.join("ck/a.pt"), &pattern(1000, 1));
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!(
+            "[sync.l3]\nremote = \"r3\"\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\n",
+            dir.path().join("r3").display()
+        ),
+    )
+    .expect("config");
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let once = std::process::Command::new(bin)
+        .arg("-w")
+        .arg(&ws)
+        .args(["sync", "--once"])
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .expect("sync --once");
+    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    assert!(String::from_utf8_lossy(&once.stderr).contains("L3 stored ck/a.pt"));
+    let out = std::process::Command::new(bin)
+        .arg("-w")
+        .arg(&ws)
+        .args(["status", "--json"])
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let l3 = &v["sync"]["levels"][1];
+    assert_eq!(l3["level"], "L3");
+    assert_eq!(l3["remote"], "r3");
+    for key in ["pending_files", "pending_bytes", "last_success_unix", "overdue", "failed", "in_flight"] {
+        assert!(l3.get(key).is_some(), "sync.levels[1].{key} missing: {l3}");
+    }
+    assert_eq!(l3["pending_files"], 0);
+    assert!(l3["last_success_unix"].as_i64().is_some());
+    assert_eq!(v["sync"]["levels"][0]["remote_configured"], false);
+}

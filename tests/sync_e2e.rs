@@ -1,0 +1,163 @@
+//! The real binary in tmux with the sync engine: a console beside `opsconsole sync
+//! --daemon` shows the daemon's queue and sends `c` (cancel) and `R` (retry) through the
+//! ledger; a console with no daemon runs its own engine.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+    }
+
+    fn new(name: &str, cmd: &str) -> Self {
+        let t = Tmux { socket: format!("opsconsole-sync-{name}-{}", std::process::id()) };
+        let ok = t.cmd(&["new-session", "-d", "-s", "main", "-x", "120", "-y", "36", cmd]).status.success();
+        assert!(ok, "tmux new-session failed");
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+
+    /// Polls the pane until `pred` holds; the deadline is generous and is not the assertion.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+    }
+}
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn workspace(base: &Path, cap_kib: u64, big_mb: usize) -> std::path::PathBuf {
+    let ws = base.join("ws");
+    std::fs::create_dir_all(ws.join("checkpoints")).expect("mkdir");
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!(
+            "[sync]\nsettle_seconds = 1\nbandwidth_limit_kib_s = {cap_kib}\n\n[sync.l3]\nremote = \"r3\"\n\
+             interval_minutes = 0\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\n",
+            base.join("r3").display()
+        ),
+    )
+    .expect("config");
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut data = vec![0u8; big_mb << 20];
+    rng.fill(&mut data);
+    std::fs::write(ws.join("checkpoints/v1_step_100.pt"), data).expect("weights");
+    ws
+}
+
+#[test]
+fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the_ledger() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 64 MB at 4 MiB/s: the upload lasts long enough to be seen, cancelled and resumed.
+    let ws = workspace(dir.path(), 4096, 64);
+    let state = dir.path().join("state");
+    let daemon = Daemon(
+        Command::new(bin)
+            .arg("-w")
+            .arg(&ws)
+            .args(["sync", "--daemon"])
+            .env("XDG_STATE_HOME", &state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("daemon"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while opsconsole::sync::lock::holder(&ws).is_none() {
+        assert!(Instant::now() < deadline, "the daemon never took the workspace lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = Tmux::new("daemon", &format!("env XDG_STATE_HOME={} {bin} -w {}", state.display(), ws.display()));
+    let pid = daemon.0.id();
+    t.wait_for("the daemon's upload in flight", |s| {
+        s.contains(&format!("Uploads · daemon pid {pid}")) && s.contains("v1_step_100.pt") && s.contains('%')
+    });
+    for _ in 0..3 {
+        t.send(&["Tab"]);
+    }
+    t.send(&["c"]);
+    t.wait_for("the cancelled upload", |s| s.contains("✗ 1 failed: cancelled by you"));
+    t.send(&["R"]);
+    t.wait_for("the upload stored after the retry", |s| {
+        s.contains("L3 r3      nothing pending") && !s.contains("✗") && s.contains("last ok")
+    });
+    assert_eq!(
+        opsconsole::sync::hash::sha256_file(&dir.path().join("r3/checkpoints/v1_step_100.pt")).expect("stored"),
+        opsconsole::sync::hash::sha256_file(&ws.join("checkpoints/v1_step_100.pt")).expect("source"),
+    );
+    // The console never started an engine of its own: the daemon still holds the lock.
+    assert_eq!(opsconsole::sync::lock::holder(&ws), Some(pid));
+    t.send(&["q"]);
+}
+
+#[test]
+fn a_console_without_a_daemon_runs_its_own_engine() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = workspace(dir.path(), 0, 8);
+    let state = dir.path().join("state");
+    let t = Tmux::new("own", &format!("env XDG_STATE_HOME={} {bin} -w {}", state.display(), ws.display()));
+    t.wait_for("the upload stored by the console's engine", |s| {
+        s.contains("Uploads · engine in this console")
+            && s.contains("L3 r3      nothing pending")
+            && s.contains("last ok")
+    });
+    assert_eq!(
+        opsconsole::sync::hash::sha256_file(&dir.path().join("r3/checkpoints/v1_step_100.pt")).expect("stored"),
+        opsconsole::sync::hash::sha256_file(&ws.join("checkpoints/v1_step_100.pt")).expect("source"),
+    );
+    assert!(opsconsole::sync::lock::holder(&ws).is_some(), "the console holds the engine lock");
+    t.send(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while opsconsole::sync::lock::holder(&ws).is_some() {
+        assert!(Instant::now() < deadline, "the lock was not released after quitting");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

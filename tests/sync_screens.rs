@@ -1,0 +1,257 @@
+//! The Uploads panel: `update` with fixture samples and events, and whole-screen snapshots
+//! (idle, uploading, overdue, failed, the queue overlay) at 80x24 and 160x48.
+
+mod support;
+
+use std::path::Path;
+
+use crossterm::event::KeyCode;
+use opsconsole::app::{Effect, Msg, Overlay, Panel, update};
+use opsconsole::config::{Config, DEFAULT_CONFIG};
+use opsconsole::sync::ledger::{LedgerEntry, UploadState};
+use opsconsole::sync::status::{FailureStatus, InFlightStatus, LevelStatus, SyncStatus};
+use opsconsole::sync::{Command, EngineSource, SyncEvent, SyncSample};
+use support::fixtures::{self as fx, key};
+
+const MB: u64 = 1_000_000;
+const GB: u64 = 1_000_000_000;
+
+fn level(name: &str, remote: &str, interval: u64) -> LevelStatus {
+    LevelStatus {
+        level: name.into(),
+        remote: remote.into(),
+        remote_configured: true,
+        enabled: true,
+        interval_minutes: interval,
+        pending_files: 0,
+        pending_bytes: 0,
+        confirmed_files: 12,
+        last_success_unix: Some(fx::NOW as i64 - 41 * 60),
+        overdue: false,
+        failed: 0,
+        failures: vec![],
+        in_flight: None,
+    }
+}
+
+fn entry(level: &str, path: &str, state: UploadState, done: u64, total: u64) -> LedgerEntry {
+    LedgerEntry {
+        path: path.into(),
+        level: level.into(),
+        remote: if level == "L2" { "drive".into() } else { "hf".into() },
+        state,
+        sha256: "00".into(),
+        mtime_ns: 0,
+        bytes_done: done,
+        bytes_total: total,
+        remote_id: None,
+        remote_checksum: None,
+        attempts: if state == UploadState::Failed { 1 } else { 0 },
+        last_error: (state == UploadState::Failed).then(|| {
+            "no space left on remote 'hf' (/mnt/backup). Fix: free space there or point the remote at a \
+             larger disk, then retry failed uploads (R, or restart the sync)"
+                .to_string()
+        }),
+        permanent: state == UploadState::Failed,
+        next_attempt_ms: 0,
+        session: None,
+        queued_ms: 0,
+        updated_ms: 0,
+        confirmed_ms: None,
+    }
+}
+
+fn sample(levels: Vec<LevelStatus>, queue: Vec<LedgerEntry>) -> Msg {
+    Msg::Sync(Box::new(SyncSample {
+        source: EngineSource::Daemon { pid: 4242 },
+        status: SyncStatus { engine_pid: Some(4242), levels, recent: vec![] },
+        queue,
+    }))
+}
+
+fn idle() -> Msg {
+    sample(vec![level("L2", "drive", 90), level("L3", "hf", 180)], vec![])
+}
+
+fn uploading() -> (Msg, Vec<LedgerEntry>) {
+    let mut l2 = level("L2", "drive", 90);
+    l2.pending_files = 2;
+    l2.pending_bytes = 3 * MB;
+    let mut l3 = level("L3", "hf", 180);
+    l3.pending_files = 2;
+    l3.pending_bytes = 9 * GB;
+    l3.in_flight = Some(InFlightStatus {
+        path: "checkpoints/v68_step_12000.pt".into(),
+        bytes_done: 4_100 * MB,
+        bytes_total: 6_700 * MB,
+    });
+    let queue = vec![
+        entry("L2", "experiments/v68/logs/train.log", UploadState::Pending, 0, 2 * MB),
+        entry("L2", "journal.md", UploadState::Pending, 0, MB),
+        entry("L3", "checkpoints/v68_step_12000.pt", UploadState::Uploading, 4_100 * MB, 6_700 * MB),
+        entry("L3", "checkpoints/v68_step_11000.pt", UploadState::Pending, 0, 6_700 * MB),
+    ];
+    (sample(vec![l2, l3], queue.clone()), queue)
+}
+
+fn with_uploads(msgs: Vec<Msg>) -> opsconsole::app::AppState {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    for m in msgs {
+        update(&mut s, m);
+    }
+    s
+}
+
+fn both(name: &str, state: &opsconsole::app::AppState) {
+    insta::assert_snapshot!(format!("{name}_80x24"), fx::render(state, 80, 24).backend());
+    insta::assert_snapshot!(format!("{name}_160x48"), fx::render(state, 160, 48).backend());
+}
+
+#[test]
+fn uploads_idle() {
+    let s = with_uploads(vec![idle()]);
+    both("uploads_idle", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("L2 drive   nothing pending"), "{text}");
+    assert!(text.contains("last ok 41m00s ago (every 1h30m)"), "{text}");
+}
+
+#[test]
+fn uploads_in_flight_with_rate_and_eta_from_successive_samples() {
+    let (first, queue) = uploading();
+    let mut s = with_uploads(vec![first]);
+    // Two seconds later the daemon's ledger says 176 MB more went: 88 MB/s.
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 2)));
+    let mut l3 = level("L3", "hf", 180);
+    l3.pending_files = 2;
+    l3.pending_bytes = 9 * GB;
+    l3.in_flight = Some(InFlightStatus {
+        path: "checkpoints/v68_step_12000.pt".into(),
+        bytes_done: 4_276 * MB,
+        bytes_total: 6_700 * MB,
+    });
+    let mut l2 = level("L2", "drive", 90);
+    l2.pending_files = 2;
+    l2.pending_bytes = 3 * MB;
+    update(&mut s, sample(vec![l2, l3], queue));
+    let up = s.uploads.in_flight("L3").expect("in flight");
+    assert_eq!(up.rate_bytes_per_s, 88 * MB);
+    assert_eq!(up.eta().map(|d| d.as_secs()), Some((6_700 - 4_276) / 88));
+    both("uploads_uploading", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("v68_step_12000.pt  63%"), "{text}");
+    assert!(text.contains("88.0 MB/s eta 27s"), "{text}");
+}
+
+#[test]
+fn uploads_overdue_is_flagged() {
+    let mut l2 = level("L2", "drive", 90);
+    l2.pending_files = 4;
+    l2.pending_bytes = 12 * MB;
+    l2.last_success_unix = Some(fx::NOW as i64 - 3 * 3600);
+    l2.overdue = true;
+    let s = with_uploads(vec![sample(vec![l2, level("L3", "hf", 180)], vec![])]);
+    both("uploads_overdue", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("OVERDUE last ok 3h00m ago"), "{text}");
+}
+
+#[test]
+fn uploads_failed_shows_the_reason_and_the_fix() {
+    let mut l3 = level("L3", "hf", 180);
+    l3.failed = 1;
+    l3.pending_files = 1;
+    l3.pending_bytes = 6_700 * MB;
+    l3.failures = vec![FailureStatus {
+        path: "checkpoints/v68_step_13000.pt".into(),
+        reason: "no space left on remote 'hf' (/mnt/backup). Fix: free space there or point the remote at \
+                 a larger disk, then retry failed uploads (R, or restart the sync)"
+            .into(),
+        permanent: true,
+        attempts: 1,
+    }];
+    let mut l2 = level("L2", "drive", 90);
+    l2.remote_configured = false;
+    let queue = vec![entry("L3", "checkpoints/v68_step_13000.pt", UploadState::Failed, 0, 6_700 * MB)];
+    let s = with_uploads(vec![sample(vec![l2, l3], queue)]);
+    both("uploads_failed", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("✗ 1 failed"), "{text}");
+    assert!(text.contains("not configured: add [remotes.drive] to opsconsole.toml"), "{text}");
+    assert!(text.contains("✗ L3 checkpoints/v68_step_13000.pt: no space left on remote 'hf'"), "{text}");
+}
+
+#[test]
+fn queue_overlay_cancel_retry_and_sync_now_become_engine_commands() {
+    let (msg, _) = uploading();
+    let mut s = with_uploads(vec![msg]);
+    // Enter does nothing until the Uploads panel has focus.
+    update(&mut s, fx::code(KeyCode::Enter));
+    assert_eq!(s.overlay, Overlay::None);
+    assert!(update(&mut s, key('c')).is_empty(), "cancel needs the Uploads panel");
+    while s.focus != Panel::Uploads {
+        update(&mut s, fx::code(KeyCode::Tab));
+    }
+    update(&mut s, fx::code(KeyCode::Enter));
+    assert_eq!(s.overlay, Overlay::UploadQueue);
+    both("uploads_queue", &s);
+    // Select the row uploading and cancel it.
+    update(&mut s, key('j'));
+    update(&mut s, key('j'));
+    assert_eq!(
+        update(&mut s, key('c')),
+        vec![Effect::Sync(Command::Cancel { path: "checkpoints/v68_step_12000.pt".into(), level: "L3".into() })]
+    );
+    assert_eq!(update(&mut s, key('R')), vec![Effect::Sync(Command::RetryFailed(None))]);
+    assert_eq!(update(&mut s, key('s')), vec![Effect::Sync(Command::SyncNow(None))]);
+    update(&mut s, fx::code(KeyCode::Esc));
+    assert_eq!(s.overlay, Overlay::None);
+}
+
+#[test]
+fn engine_events_drive_the_in_flight_line_and_notes() {
+    let mut s = with_uploads(vec![idle()]);
+    update(
+        &mut s,
+        Msg::SyncEvent(SyncEvent::Progress {
+            level: "L3".into(),
+            path: "ck/a.pt".into(),
+            bytes_done: 50,
+            bytes_total: 100,
+            rate_bytes_per_s: 10,
+        }),
+    );
+    // A ledger sample a moment later (no in-flight row yet) keeps the fresher event.
+    update(&mut s, idle());
+    assert_eq!(s.uploads.in_flight("L3").map(|u| u.bytes_done), Some(50));
+    update(
+        &mut s,
+        Msg::SyncEvent(SyncEvent::Confirmed {
+            level: "L3".into(),
+            path: "ck/a.pt".into(),
+            bytes: 100,
+            already_there: false,
+        }),
+    );
+    assert!(s.uploads.in_flight("L3").is_none());
+    update(
+        &mut s,
+        Msg::SyncEvent(SyncEvent::Dropped {
+            path: "ck/b.pt".into(),
+            levels: vec!["L3".into()],
+            note: "deleted before it was stored; dropped from the queue".into(),
+        }),
+    );
+    assert_eq!(s.uploads.note.as_deref(), Some("ck/b.pt: deleted before it was stored; dropped from the queue"));
+}
+
+#[test]
+fn the_demo_config_uses_two_local_remotes() {
+    let text = opsconsole::demo::demo_sync_config(DEFAULT_CONFIG);
+    let cfg = Config::from_toml(&text, Path::new("demo/opsconsole.toml")).expect("demo config loads");
+    assert_eq!(cfg.remotes.len(), 2);
+    assert_eq!(cfg.sync.l3.interval_minutes, 0);
+    assert_eq!(cfg.sync.l2.interval_minutes, 2);
+    assert!(cfg.sync.bandwidth_limit_kib_s > 0);
+}
