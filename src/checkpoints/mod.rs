@@ -4,15 +4,24 @@
 //! No UI here: everything is usable from the CLI and testable alone. Anything that
 //! depends on the time takes it as an argument.
 
+pub mod auto;
 pub mod config;
+pub mod executor;
+pub mod growth;
 pub mod inventory;
 pub mod ledger;
+pub mod logs;
 pub mod openfiles;
+pub mod plan;
 pub mod roots;
+pub mod safedelete;
+pub mod usage;
 
 pub use config::{BestMode, CheckpointsConfig, LogPruneConfig, PruneConfig};
 pub use inventory::{Checkpoint, Inventory, ScanOptions, WritingWhy};
+pub use executor::{ExecContext, ItemOutcome, PruneProgress, PruneReport, run_plan, spawn_prune};
 pub use ledger::{ConfirmationMap, ConfirmationSource, JsonlEventSink, NotConfirmed, PruneEventSink};
+pub use plan::{DiskSpace, PlanAction, PlanInputs, PlanItem, PrunePlan, Reason, build_plan};
 
 use std::path::Path;
 use std::time::SystemTime;
