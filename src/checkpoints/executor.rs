@@ -142,8 +142,12 @@ fn recheck(item: &PlanItem, plan: &PrunePlan, ctx: &ExecContext) -> Result<PlanI
     let Some(f) = fresh.into_iter().find(|f| f.path == item.path) else {
         return Err("gone, or no longer a candidate".into());
     };
-    if f.unit.dev != item.unit.dev || f.unit.ino != item.unit.ino || f.unit.kind != item.unit.kind {
-        return Err("replaced since the plan was made".into());
+    if f.unit.dev != item.unit.dev
+        || f.unit.ino != item.unit.ino
+        || f.unit.kind != item.unit.kind
+        || f.unit.mtime != item.unit.mtime
+    {
+        return Err("replaced or modified since the plan was made".into());
     }
     if f.bytes != item.bytes {
         return Err("changed size since the plan was made".into());

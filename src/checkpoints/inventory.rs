@@ -114,6 +114,18 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// Build an inventory from checkpoints in any order (sorted by series, oldest first).
+    pub fn new(roots: Vec<RootDir>, mut checkpoints: Vec<Checkpoint>, skipped: Vec<Skipped>) -> Self {
+        checkpoints.sort_by(|a, b| a.series.cmp(&b.series).then_with(|| order(a, b)));
+        let total_bytes = checkpoints.iter().map(|c| c.bytes).sum();
+        Inventory {
+            roots,
+            checkpoints,
+            skipped,
+            total_bytes,
+        }
+    }
+
     /// The checkpoints of one series, oldest first.
     pub fn series(&self) -> Vec<(&str, Vec<&Checkpoint>)> {
         let mut out: Vec<(&str, Vec<&Checkpoint>)> = Vec::new();
@@ -193,7 +205,7 @@ pub fn scan_roots(
         .map(|p| p.checkpoints.iter().map(|c| (c.path.as_path(), c.bytes)).collect())
         .unwrap_or_default();
     let settle = Duration::from_secs(cfg.settle_secs);
-    let mut checkpoints: Vec<Checkpoint> = units
+    let checkpoints: Vec<Checkpoint> = units
         .into_iter()
         .map(|u| {
             let path = u.path();
@@ -241,14 +253,7 @@ pub fn scan_roots(
             }
         })
         .collect();
-    checkpoints.sort_by(|a, b| a.series.cmp(&b.series).then_with(|| order(a, b)));
-    let total_bytes = checkpoints.iter().map(|c| c.bytes).sum();
-    Inventory {
-        roots,
-        checkpoints,
-        skipped,
-        total_bytes,
-    }
+    Inventory::new(roots, checkpoints, skipped)
 }
 
 /// Order within a series: by step when both have one, else by modification time; ties by
