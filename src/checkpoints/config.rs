@@ -139,7 +139,10 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
             out.push((k.clone(), "must not contain `..`".into()));
         }
         if root.contains("**") {
-            out.push((k.clone(), "`**` is not supported; use `*` for one folder name".into()));
+            out.push((
+                k.clone(),
+                "`**` is not supported; use `*` for one folder name".into(),
+            ));
         }
         for comp in root.split('/') {
             if let Err(e) = globset::Glob::new(comp) {
@@ -176,7 +179,10 @@ impl CheckpointsConfig {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.roots.is_empty() {
-            out.push(("checkpoints.roots".into(), "needs at least one folder".into()));
+            out.push((
+                "checkpoints.roots".into(),
+                "needs at least one folder".into(),
+            ));
         }
         check_roots("checkpoints.roots", &self.roots, &mut out);
         check_patterns("checkpoints.patterns", &self.patterns, &mut out);

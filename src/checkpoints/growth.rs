@@ -70,7 +70,11 @@ fn slope(seg: &[(f64, f64)]) -> Option<(f64, f64)> {
 /// samples. The window is cut into runs at every drop larger than `drop_bytes`; each run's
 /// least-squares slope is weighted by its duration, so a prune neither hides the growth
 /// before and after it nor shows up as shrinking. Negative when the disk really shrinks.
-pub fn growth_bytes_per_hour(samples: &[UsageSample], now: SystemTime, p: &GrowthParams) -> Option<f64> {
+pub fn growth_bytes_per_hour(
+    samples: &[UsageSample],
+    now: SystemTime,
+    p: &GrowthParams,
+) -> Option<f64> {
     let start = now.checked_sub(p.window).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut pts: Vec<(f64, f64)> = samples
         .iter()
@@ -102,7 +106,12 @@ pub fn growth_bytes_per_hour(samples: &[UsageSample], now: SystemTime, p: &Growt
 
 /// Seconds until the filesystem reaches `fill` (0..=1 of used + available) at `rate`
 /// bytes per hour: `Some(0)` when already there, `None` when not growing.
-pub fn seconds_to_fill(used: u64, available: u64, fill: f64, rate_per_hour: Option<f64>) -> Option<u64> {
+pub fn seconds_to_fill(
+    used: u64,
+    available: u64,
+    fill: f64,
+    rate_per_hour: Option<f64>,
+) -> Option<u64> {
     let size = used as f64 + available as f64;
     let target = if fill >= 1.0 { size } else { fill * size };
     let gap = target - used as f64;
@@ -110,11 +119,15 @@ pub fn seconds_to_fill(used: u64, available: u64, fill: f64, rate_per_hour: Opti
         return Some(0);
     }
     let rate = rate_per_hour?;
-    if !(rate > 0.0) || !rate.is_finite() {
+    if rate.is_nan() || rate <= 0.0 || !rate.is_finite() {
         return None;
     }
     let s = (gap / (rate / 3600.0)).ceil();
-    Some(if s >= u64::MAX as f64 { u64::MAX } else { s as u64 })
+    Some(if s >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        s as u64
+    })
 }
 
 /// Growth and time to each level for one disk, as `status --json` shows it.
@@ -196,7 +209,10 @@ mod tests {
 
     fn series(t0: SystemTime, pts: &[(u64, u64)]) -> Vec<UsageSample> {
         pts.iter()
-            .map(|&(s, u)| UsageSample { at: at(t0, s), used_bytes: u })
+            .map(|&(s, u)| UsageSample {
+                at: at(t0, s),
+                used_bytes: u,
+            })
             .collect()
     }
 
@@ -204,7 +220,12 @@ mod tests {
     fn steady_growth_is_measured() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         // 1 GB every 10 minutes = 6 GB/h.
-        let s = series(t0, &(0..=6).map(|i| (i * 600, 10 * GB + i * GB)).collect::<Vec<_>>());
+        let s = series(
+            t0,
+            &(0..=6)
+                .map(|i| (i * 600, 10 * GB + i * GB))
+                .collect::<Vec<_>>(),
+        );
         let r = growth_bytes_per_hour(&s, at(t0, 3600), &GrowthParams::default()).unwrap();
         assert!((r - 6.0 * GB as f64).abs() < 1.0, "{r}");
     }
@@ -213,18 +234,42 @@ mod tests {
     fn a_prune_does_not_look_like_shrinking() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         // +1 GB per 10 min, then 30 GB pruned at 30 min, growth continues at the same rate.
-        let mut pts = vec![(0, 50 * GB), (600, 51 * GB), (1200, 52 * GB), (1800, 53 * GB)];
-        pts.extend([(1860, 23 * GB), (2400, 24 * GB - GB / 10), (3000, 25 * GB - GB / 10), (3600, 26 * GB - GB / 10)]);
-        let r = growth_bytes_per_hour(&series(t0, &pts), at(t0, 3600), &GrowthParams::default()).unwrap();
-        assert!(r > 5.5 * GB as f64 && r < 6.5 * GB as f64, "{}", r / GB as f64);
+        let mut pts = vec![
+            (0, 50 * GB),
+            (600, 51 * GB),
+            (1200, 52 * GB),
+            (1800, 53 * GB),
+        ];
+        pts.extend([
+            (1860, 23 * GB),
+            (2400, 24 * GB - GB / 10),
+            (3000, 25 * GB - GB / 10),
+            (3600, 26 * GB - GB / 10),
+        ]);
+        let r = growth_bytes_per_hour(&series(t0, &pts), at(t0, 3600), &GrowthParams::default())
+            .unwrap();
+        assert!(
+            r > 5.5 * GB as f64 && r < 6.5 * GB as f64,
+            "{}",
+            r / GB as f64
+        );
     }
 
     #[test]
     fn old_samples_leave_the_window_and_too_little_gives_none() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let s = series(t0, &[(0, 0), (10, 100 * GB), (7200, 100 * GB), (7230, 100 * GB)]);
-        assert_eq!(growth_bytes_per_hour(&s, at(t0, 7230), &GrowthParams::default()), None);
-        let p = GrowthParams { min_span: Duration::from_secs(10), ..Default::default() };
+        let s = series(
+            t0,
+            &[(0, 0), (10, 100 * GB), (7200, 100 * GB), (7230, 100 * GB)],
+        );
+        assert_eq!(
+            growth_bytes_per_hour(&s, at(t0, 7230), &GrowthParams::default()),
+            None
+        );
+        let p = GrowthParams {
+            min_span: Duration::from_secs(10),
+            ..Default::default()
+        };
         assert_eq!(growth_bytes_per_hour(&s, at(t0, 7230), &p), Some(0.0));
         assert_eq!(growth_bytes_per_hour(&[], at(t0, 0), &p), None);
     }
@@ -262,10 +307,19 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let mut h = UsageHistory::new(3);
         for i in 0..5 {
-            h.push(UsageSample { at: at(t0, i), used_bytes: i });
+            h.push(UsageSample {
+                at: at(t0, i),
+                used_bytes: i,
+            });
         }
-        h.push(UsageSample { at: at(t0, 1), used_bytes: 99 });
+        h.push(UsageSample {
+            at: at(t0, 1),
+            used_bytes: 99,
+        });
         let s = h.samples();
-        assert_eq!(s.iter().map(|x| x.used_bytes).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(
+            s.iter().map(|x| x.used_bytes).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
     }
 }

@@ -115,7 +115,11 @@ pub struct Inventory {
 
 impl Inventory {
     /// Build an inventory from checkpoints in any order (sorted by series, oldest first).
-    pub fn new(roots: Vec<RootDir>, mut checkpoints: Vec<Checkpoint>, skipped: Vec<Skipped>) -> Self {
+    pub fn new(
+        roots: Vec<RootDir>,
+        mut checkpoints: Vec<Checkpoint>,
+        skipped: Vec<Skipped>,
+    ) -> Self {
         checkpoints.sort_by(|a, b| a.series.cmp(&b.series).then_with(|| order(a, b)));
         let total_bytes = checkpoints.iter().map(|c| c.bytes).sum();
         Inventory {
@@ -162,7 +166,12 @@ pub fn rel_key(workspace: &Path, path: &Path) -> String {
 }
 
 /// Scan every configured root.
-pub fn scan(workspace: &Path, cfg: &CheckpointsConfig, now: SystemTime, opts: ScanOptions<'_>) -> Inventory {
+pub fn scan(
+    workspace: &Path,
+    cfg: &CheckpointsConfig,
+    now: SystemTime,
+    opts: ScanOptions<'_>,
+) -> Inventory {
     let (roots, skipped) = roots::expand_roots(workspace, &cfg.roots);
     scan_roots(workspace, cfg, roots, skipped, now, opts)
 }
@@ -202,7 +211,12 @@ pub fn scan_roots(
     };
     let prev: HashMap<&Path, u64> = opts
         .previous
-        .map(|p| p.checkpoints.iter().map(|c| (c.path.as_path(), c.bytes)).collect())
+        .map(|p| {
+            p.checkpoints
+                .iter()
+                .map(|c| (c.path.as_path(), c.bytes))
+                .collect()
+        })
         .unwrap_or_default();
     let settle = Duration::from_secs(cfg.settle_secs);
     let checkpoints: Vec<Checkpoint> = units
@@ -226,14 +240,13 @@ pub fn scan_roots(
             if why.is_none() && prev.get(path.as_path()).is_some_and(|b| *b != u.bytes) {
                 why = Some(WritingWhy::SizeChanged);
             }
-            if why.is_none() {
-                if let Some((open, canon_of)) = &open {
-                    if let Some(cr) = canon_of.get(&u.root.path) {
-                        let cp = cr.join(&u.rel_in_root);
-                        if open.iter().any(|o| o.starts_with(&cp)) {
-                            why = Some(WritingWhy::OpenForWrite);
-                        }
-                    }
+            if why.is_none()
+                && let Some((open, canon_of)) = &open
+                && let Some(cr) = canon_of.get(&u.root.path)
+            {
+                let cp = cr.join(&u.rel_in_root);
+                if open.iter().any(|o| o.starts_with(&cp)) {
+                    why = Some(WritingWhy::OpenForWrite);
                 }
             }
             Checkpoint {
@@ -287,8 +300,14 @@ mod tests {
     #[test]
     fn series_separate_runs_and_epochs_share() {
         let d = Path::new("checkpoints");
-        assert_eq!(series_key(d, "v68_step_1200.pt"), "checkpoints/v68_step_#.pt");
-        assert_ne!(series_key(d, "v67_step_1.pt"), series_key(d, "v68_step_1.pt"));
+        assert_eq!(
+            series_key(d, "v68_step_1200.pt"),
+            "checkpoints/v68_step_#.pt"
+        );
+        assert_ne!(
+            series_key(d, "v67_step_1.pt"),
+            series_key(d, "v68_step_1.pt")
+        );
         assert_eq!(
             series_key(d, "epoch=3-step=900.ckpt"),
             series_key(d, "epoch=4-step=1200.ckpt")
@@ -331,11 +350,23 @@ mod tests {
         let old = SystemTime::now() - Duration::from_secs(3600);
         set_mtime(&w.join("checkpoints/v1_step_100.pt"), old);
         let now = SystemTime::now();
-        let inv = scan(w, &CheckpointsConfig::default(), now, ScanOptions::default());
-        let rels: Vec<&str> = inv.checkpoints.iter().map(|c| c.rel_path.as_str()).collect();
+        let inv = scan(
+            w,
+            &CheckpointsConfig::default(),
+            now,
+            ScanOptions::default(),
+        );
+        let rels: Vec<&str> = inv
+            .checkpoints
+            .iter()
+            .map(|c| c.rel_path.as_str())
+            .collect();
         assert_eq!(
             rels,
-            vec!["checkpoints/v1_step_100.pt", "experiments/v68/checkpoints/checkpoint-500"]
+            vec![
+                "checkpoints/v1_step_100.pt",
+                "experiments/v68/checkpoints/checkpoint-500"
+            ]
         );
         let folder = &inv.checkpoints[1];
         assert_eq!(folder.kind, UnitKind::Folder);
@@ -346,13 +377,15 @@ mod tests {
         assert_eq!(file.step, Some(100));
         assert!(!file.writing);
         assert!(file.age_secs >= 3599);
-        let skipped: Vec<String> = inv
-            .skipped
-            .iter()
-            .map(|s| rel_key(w, &s.path))
-            .collect();
-        assert!(skipped.contains(&"checkpoints/v1_step_9.pt".to_string()), "{skipped:?}");
-        assert!(skipped.contains(&"experiments/v69/checkpoints".to_string()), "{skipped:?}");
+        let skipped: Vec<String> = inv.skipped.iter().map(|s| rel_key(w, &s.path)).collect();
+        assert!(
+            skipped.contains(&"checkpoints/v1_step_9.pt".to_string()),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped.contains(&"experiments/v69/checkpoints".to_string()),
+            "{skipped:?}"
+        );
         // A size change since the previous scan counts as writing.
         fs::write(w.join("checkpoints/v1_step_100.pt"), vec![0u8; 2000]).unwrap();
         set_mtime(&w.join("checkpoints/v1_step_100.pt"), old);
@@ -365,6 +398,9 @@ mod tests {
                 check_open_files: false,
             },
         );
-        assert_eq!(again.checkpoints[0].writing_why, Some(WritingWhy::SizeChanged));
+        assert_eq!(
+            again.checkpoints[0].writing_why,
+            Some(WritingWhy::SizeChanged)
+        );
     }
 }

@@ -18,9 +18,11 @@ pub mod safedelete;
 pub mod usage;
 
 pub use config::{BestMode, CheckpointsConfig, LogPruneConfig, PruneConfig};
-pub use inventory::{Checkpoint, Inventory, ScanOptions, WritingWhy};
 pub use executor::{ExecContext, ItemOutcome, PruneProgress, PruneReport, run_plan, spawn_prune};
-pub use ledger::{ConfirmationMap, ConfirmationSource, JsonlEventSink, NotConfirmed, PruneEventSink};
+pub use inventory::{Checkpoint, Inventory, ScanOptions, WritingWhy};
+pub use ledger::{
+    ConfirmationMap, ConfirmationSource, JsonlEventSink, NotConfirmed, PruneEventSink,
+};
 pub use plan::{DiskSpace, PlanAction, PlanInputs, PlanItem, PrunePlan, Reason, build_plan};
 
 use std::path::Path;

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 /// Parse the octal `flags:` line of an fdinfo file and tell whether it is a write mode.
 pub fn fdinfo_is_write(fdinfo: &str) -> bool {
     for line in fdinfo.lines() {
-        if let Some(rest) = line.strip_prefix("flags:") {
-            if let Ok(flags) = u32::from_str_radix(rest.trim(), 8) {
-                let mode = flags & (libc::O_ACCMODE as u32);
-                return mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32;
-            }
+        if let Some(rest) = line.strip_prefix("flags:")
+            && let Ok(flags) = u32::from_str_radix(rest.trim(), 8)
+        {
+            let mode = flags & (libc::O_ACCMODE as u32);
+            return mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32;
         }
     }
     false
@@ -57,8 +57,8 @@ pub fn open_for_write_in(proc_root: &Path, under: &[PathBuf]) -> Vec<PathBuf> {
             if !under.iter().any(|u| target.starts_with(u)) {
                 continue;
             }
-            let info = fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name()))
-                .unwrap_or_default();
+            let info =
+                fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name())).unwrap_or_default();
             if fdinfo_is_write(&info) {
                 out.push(target);
             }

@@ -122,7 +122,9 @@ impl DiskSpace {
     pub fn fill_after(&self, freed: u64) -> f64 {
         DiskSpace {
             used_bytes: self.used_bytes.saturating_sub(freed),
-            available_bytes: self.available_bytes.saturating_add(freed.min(self.used_bytes)),
+            available_bytes: self
+                .available_bytes
+                .saturating_add(freed.min(self.used_bytes)),
         }
         .fill()
     }
@@ -191,7 +193,11 @@ pub struct PlanInputs {
 }
 
 /// Plan one inventory's checkpoints.
-pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanInputs) -> Vec<PlanItem> {
+pub fn plan_checkpoints(
+    inv: &Inventory,
+    cfg: &CheckpointsConfig,
+    inputs: &PlanInputs,
+) -> Vec<PlanItem> {
     let mut out = Vec::with_capacity(inv.checkpoints.len());
     let keep_last = cfg.keep_last.max(1);
     for (_, series) in inv.series() {
@@ -203,10 +209,10 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
             }
         }
         let mut protect_newest = |idx: Option<usize>| {
-            if let Some(i) = idx {
-                if reason[i].is_none() {
-                    reason[i] = Some(Reason::Newest);
-                }
+            if let Some(i) = idx
+                && reason[i].is_none()
+            {
+                reason[i] = Some(Reason::Newest);
             }
         };
         let n = series.len();
@@ -241,7 +247,9 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
         }
         if cfg.keep_every_steps > 0 {
             for &i in &eligible {
-                if series[i].step.is_some_and(|s| s % cfg.keep_every_steps == 0)
+                if series[i]
+                    .step
+                    .is_some_and(|s| s % cfg.keep_every_steps == 0)
                     && reason[i].is_none()
                 {
                     reason[i] = Some(Reason::Milestone);
@@ -253,7 +261,9 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
             let (action, why, over) = match reason[i] {
                 Some(r) => (PlanAction::Keep, r, false),
                 None if confirmed => (PlanAction::Delete, Reason::BeyondKeepLast, false),
-                None if inputs.allow_unconfirmed => (PlanAction::Delete, Reason::BeyondKeepLast, true),
+                None if inputs.allow_unconfirmed => {
+                    (PlanAction::Delete, Reason::BeyondKeepLast, true)
+                }
                 None => (PlanAction::Keep, Reason::Unconfirmed, false),
             };
             out.push(item_of_checkpoint(c, action, why, over));
@@ -287,14 +297,21 @@ fn item_of_checkpoint(c: &Checkpoint, action: PlanAction, reason: Reason, over: 
 
 /// Plan logs: only logs over a limit appear. The newest log of each folder and any log
 /// still being written are kept.
-pub fn plan_logs(logs: &[LogFile], cfg: &LogPruneConfig, allow_unconfirmed: bool, now: SystemTime) -> Vec<PlanItem> {
+pub fn plan_logs(
+    logs: &[LogFile],
+    cfg: &LogPruneConfig,
+    allow_unconfirmed: bool,
+    now: SystemTime,
+) -> Vec<PlanItem> {
     if !cfg.enabled {
         return Vec::new();
     }
     let mut newest_in_dir: BTreeMap<PathBuf, (SystemTime, PathBuf)> = BTreeMap::new();
     for l in logs {
         let dir = l.path.parent().map(PathBuf::from).unwrap_or_default();
-        let e = newest_in_dir.entry(dir).or_insert((l.mtime, l.path.clone()));
+        let e = newest_in_dir
+            .entry(dir)
+            .or_insert((l.mtime, l.path.clone()));
         if (l.mtime, &l.path) > (e.0, &e.1) {
             *e = (l.mtime, l.path.clone());
         }
@@ -304,12 +321,17 @@ pub fn plan_logs(logs: &[LogFile], cfg: &LogPruneConfig, allow_unconfirmed: bool
     let max_bytes = cfg.max_file_mib.saturating_mul(1 << 20);
     let mut out = Vec::new();
     for l in logs {
-        let too_old = cfg.max_age_days > 0 && now.duration_since(l.mtime).is_ok_and(|a| a > max_age);
+        let too_old =
+            cfg.max_age_days > 0 && now.duration_since(l.mtime).is_ok_and(|a| a > max_age);
         let too_large = cfg.max_file_mib > 0 && l.bytes > max_bytes;
         if !too_old && !too_large {
             continue;
         }
-        let over_reason = if too_old { Reason::LogTooOld } else { Reason::LogTooLarge };
+        let over_reason = if too_old {
+            Reason::LogTooOld
+        } else {
+            Reason::LogTooLarge
+        };
         let confirmed = is_confirmed(&l.confirmed_on, &cfg.require_confirmed_on);
         let (action, reason, over) = if l.writing {
             (PlanAction::Keep, Reason::Writing, false)
@@ -367,7 +389,10 @@ pub fn summarize(items: Vec<PlanItem>, inputs: &PlanInputs, now: SystemTime) -> 
         bytes_to_delete,
         bytes_to_free,
         unconfirmed_deletes: items.iter().filter(|i| i.unconfirmed_override).count(),
-        kept_unconfirmed: items.iter().filter(|i| i.reason == Reason::Unconfirmed).count(),
+        kept_unconfirmed: items
+            .iter()
+            .filter(|i| i.reason == Reason::Unconfirmed)
+            .count(),
         allow_unconfirmed: inputs.allow_unconfirmed,
         disk: inputs.disk,
         fill_before: inputs.disk.map(|d| d.fill()),

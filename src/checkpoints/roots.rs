@@ -194,7 +194,12 @@ pub struct UnitMatcher<'a> {
 }
 
 /// Walk one root for units, never following links. Links found are reported as skipped.
-pub fn scan_root(root: &RootDir, m: &UnitMatcher<'_>, out: &mut Vec<Unit>, skipped: &mut Vec<Skipped>) {
+pub fn scan_root(
+    root: &RootDir,
+    m: &UnitMatcher<'_>,
+    out: &mut Vec<Unit>,
+    skipped: &mut Vec<Skipped>,
+) {
     // The root itself must still be a real folder.
     match fs::symlink_metadata(&root.path) {
         Ok(md) if md.is_dir() && !md.file_type().is_symlink() => {}

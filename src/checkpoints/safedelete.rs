@@ -60,7 +60,12 @@ fn lstat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid descriptor, C string and out-pointer.
     check(unsafe {
-        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     })?;
     Ok(st)
 }
@@ -91,7 +96,9 @@ pub fn delete_unit(unit: &Unit) -> io::Result<()> {
         UnitKind::Folder => libc::S_IFDIR,
     };
     if fmt != want || st.st_ino != unit.ino || st.st_dev != unit.dev {
-        return Err(io::Error::other("replaced since the plan was made; refused"));
+        return Err(io::Error::other(
+            "replaced since the plan was made; refused",
+        ));
     }
     match unit.kind {
         UnitKind::File => unlink_at(&dir, &cname, 0),

@@ -58,7 +58,10 @@ enum Cat {
 fn set(patterns: &[String]) -> GlobSet {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        if let Ok(g) = GlobBuilder::new(p.trim_end_matches('/')).literal_separator(true).build() {
+        if let Ok(g) = GlobBuilder::new(p.trim_end_matches('/'))
+            .literal_separator(true)
+            .build()
+        {
             b.add(g);
         }
     }
@@ -97,7 +100,8 @@ pub fn scan_usage(workspace: &Path, spec: &UsageSpec) -> UsageBreakdown {
             return out;
         }
     }
-    let mut stack: Vec<(PathBuf, PathBuf, Cat)> = vec![(workspace.to_path_buf(), PathBuf::new(), Cat::Other)];
+    let mut stack: Vec<(PathBuf, PathBuf, Cat)> =
+        vec![(workspace.to_path_buf(), PathBuf::new(), Cat::Other)];
     while let Some((dir, rel, cat)) = stack.pop() {
         let Ok(rd) = fs::read_dir(&dir) else {
             out.unreadable += 1;
@@ -158,7 +162,13 @@ mod tests {
         let w = ws.path();
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("big"), vec![7u8; 1 << 20]).unwrap();
-        for d in ["checkpoints", "experiments/v1/checkpoints", "experiments/v1/logs", "data/shard", "src"] {
+        for d in [
+            "checkpoints",
+            "experiments/v1/checkpoints",
+            "experiments/v1/logs",
+            "data/shard",
+            "src",
+        ] {
             fs::create_dir_all(w.join(d)).unwrap();
         }
         fs::write(w.join("checkpoints/a.pt"), vec![1u8; 100_000]).unwrap();
@@ -177,12 +187,21 @@ mod tests {
         assert_eq!(u.checkpoints_bytes, ck);
         assert_eq!(
             u.logs_bytes,
-            alloc(&w.join("experiments/v1/logs")) + alloc(&w.join("experiments/v1/logs/train.log")) + alloc(&w.join("stray.log"))
+            alloc(&w.join("experiments/v1/logs"))
+                + alloc(&w.join("experiments/v1/logs/train.log"))
+                + alloc(&w.join("stray.log"))
         );
         assert!(u.data_bytes < (1 << 20), "the link's target is not counted");
-        assert_eq!(u.total_bytes, u.checkpoints_bytes + u.logs_bytes + u.data_bytes + u.other_bytes);
+        assert_eq!(
+            u.total_bytes,
+            u.checkpoints_bytes + u.logs_bytes + u.data_bytes + u.other_bytes
+        );
         // du -s counts the same blocks.
-        let du = std::process::Command::new("du").arg("-s").arg("-B1").arg(w).output();
+        let du = std::process::Command::new("du")
+            .arg("-s")
+            .arg("-B1")
+            .arg(w)
+            .output();
         if let Ok(o) = du {
             let text = String::from_utf8_lossy(&o.stdout);
             let n: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
