@@ -1,1 +1,18 @@
+//! opsconsole: a terminal operations console for training ML models on rented cloud GPUs.
+//!
+//! Domain modules (`disk`, …) never import ratatui; `app` folds messages into state; `ui`
+//! draws the state; `tui` owns the terminal.
+
+pub mod app;
 pub mod checkpoints;
+pub mod cli;
+pub mod collectors;
+pub mod config;
+pub mod demo;
+pub mod disk;
+pub mod logging;
+pub mod status;
+pub mod tui;
+pub mod ui;
+pub mod util;
+pub mod workspace;

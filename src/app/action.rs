@@ -1,0 +1,68 @@
+//! Every user intent is an [`Action`]. Keys become actions only through the keymap
+//! (`[keys]` in `opsconsole.toml`), so the help overlay, generated from the same table,
+//! cannot go stale.
+
+use serde::{Deserialize, Serialize};
+
+/// Declares the actions once: the enum, its snake_case config name, its default keys and
+/// the help text. Adding an action is one line here.
+macro_rules! actions {
+    ($( $variant:ident => $name:ident, [$($key:literal),*], $help:literal; )*) => {
+        /// Something the user asked for, independent of which key asked.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Action {
+            $( $variant, )*
+        }
+
+        impl Action {
+            /// All actions, in help-overlay order.
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)*];
+
+            /// The name used in the `[keys]` table of the config file.
+            pub fn name(self) -> &'static str {
+                match self { $(Action::$variant => stringify!($name),)* }
+            }
+
+            /// One line for the help overlay.
+            pub fn help(self) -> &'static str {
+                match self { $(Action::$variant => $help,)* }
+            }
+        }
+
+        /// The `[keys]` section: for each action, the keys bound to it.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct KeysConfig {
+            $( pub $name: Vec<String>, )*
+        }
+
+        impl Default for KeysConfig {
+            fn default() -> Self {
+                Self { $( $name: vec![$($key.to_string()),*], )* }
+            }
+        }
+
+        impl KeysConfig {
+            /// Each action with the key strings bound to it.
+            pub fn bindings(&self) -> Vec<(Action, &[String])> {
+                vec![$( (Action::$variant, self.$name.as_slice()), )*]
+            }
+        }
+    };
+}
+
+actions! {
+    Help => help, ["?"], "show or hide this help";
+    Quit => quit, ["q", "ctrl-c"], "quit (asks first while a job is running)";
+    Cancel => cancel, ["esc"], "close the overlay or dialog";
+    Confirm => confirm, ["y", "enter"], "answer yes in a dialog";
+    Deny => deny, ["n"], "answer no in a dialog";
+    FocusNext => focus_next, ["tab"], "focus the next panel";
+    FocusPrev => focus_prev, ["backtab"], "focus the previous panel";
+    Up => up, ["up", "k"], "move up in the focused panel";
+    Down => down, ["down", "j"], "move down in the focused panel";
+    PageUp => page_up, ["pageup"], "page up in the focused panel";
+    PageDown => page_down, ["pagedown"], "page down in the focused panel";
+    Refresh => refresh, ["ctrl-r"], "sample every collector now";
+}

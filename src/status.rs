@@ -1,0 +1,77 @@
+//! `opsconsole status`: a one-shot snapshot of every collector, for scripts and checks.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::disk::{self, DiskInfo};
+use crate::util;
+use crate::workspace::{HostInfo, Workspace};
+
+/// Everything the console knows at one moment. JSON keys are snake_case.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub taken_unix: u64,
+    pub host: HostStatus,
+    pub workspace: String,
+    pub config_file: Option<String>,
+    pub disks: Vec<DiskInfo>,
+    pub disk_errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub hostname: String,
+    pub uptime_seconds: u64,
+}
+
+/// Samples every collector once.
+pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let host = HostInfo::current();
+    let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
+    StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        taken_unix: now,
+        host: HostStatus { uptime_seconds: now.saturating_sub(host.boot_time_unix), hostname: host.hostname },
+        workspace: ws.root.display().to_string(),
+        config_file: ws.config_path.as_ref().map(|p| p.display().to_string()),
+        disks: disks.disks,
+        disk_errors: disks.errors,
+    }
+}
+
+impl StatusReport {
+    /// A short human-readable summary.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "host {} · up {}\nworkspace {}{}\n",
+            self.host.hostname,
+            util::duration(std::time::Duration::from_secs(self.host.uptime_seconds)),
+            self.workspace,
+            match &self.config_file {
+                Some(c) => format!(" (config {c})"),
+                None => " (no opsconsole.toml: defaults)".into(),
+            }
+        ));
+        out.push_str("disks:\n");
+        for d in &self.disks {
+            out.push_str(&format!(
+                "  {:<20} {:>5.1}%  {:<8} {} / {}  ({})\n",
+                d.mount,
+                d.fill_pct,
+                d.level.as_str(),
+                util::bytes(d.used_bytes),
+                util::bytes(d.total_bytes),
+                d.roles.join(",")
+            ));
+        }
+        for e in &self.disk_errors {
+            out.push_str(&format!("  ! {e}\n"));
+        }
+        out
+    }
+}

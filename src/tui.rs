@@ -1,0 +1,97 @@
+//! The terminal: init and restore (on every exit path), the event loop, signals.
+
+use std::time::{Duration, SystemTime};
+
+use color_eyre::eyre::Result;
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::{FutureExt, StreamExt};
+use ratatui::DefaultTerminal;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::app::{self, AppState, Effect, Msg};
+use crate::collectors::Collectors;
+use crate::ui;
+
+/// Restores the terminal when dropped, whatever path leaves the loop.
+struct RestoreGuard;
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Options for a console run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Leave right after the first full frame is on screen (for start-up benchmarks).
+    pub exit_after_first_frame: bool,
+}
+
+/// Runs the console until the user quits or a signal arrives.
+pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) -> Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let handles = collectors.spawn(tx.clone());
+
+    let mut terminal: DefaultTerminal = ratatui::try_init()?;
+    let _guard = RestoreGuard;
+    if let Ok(size) = terminal.size() {
+        state.size = (size.width, size.height);
+    }
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.general.refresh_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let result = async {
+        loop {
+            terminal.draw(|f| ui::render(&state, f))?;
+            if opts.exit_after_first_frame {
+                return Ok(());
+            }
+            // Wait for one message, then drain everything already pending, then draw once.
+            let first = tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) => event_msg(ev),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => Some(Msg::Terminate("terminal input closed".into())),
+                },
+                _ = tick.tick() => Some(Msg::Tick(SystemTime::now())),
+                Some(m) = rx.recv() => Some(m),
+                _ = sigterm.recv() => Some(Msg::Terminate("SIGTERM".into())),
+                _ = sighup.recv() => Some(Msg::Terminate("SIGHUP".into())),
+            };
+            let mut pending: Vec<Msg> = first.into_iter().collect();
+            while let Ok(m) = rx.try_recv() {
+                pending.push(m);
+            }
+            while let Some(Some(Ok(ev))) = events.next().now_or_never() {
+                pending.extend(event_msg(ev));
+            }
+            for msg in pending {
+                for effect in app::update(&mut state, msg) {
+                    match effect {
+                        Effect::Quit => {}
+                        Effect::RefreshNow => handles.refresh_now(),
+                    }
+                }
+            }
+            if state.should_quit {
+                return Ok::<(), color_eyre::Report>(());
+            }
+        }
+    }
+    .await;
+    handles.stop();
+    result
+}
+
+fn event_msg(ev: Event) -> Option<Msg> {
+    match ev {
+        Event::Key(k) if k.kind != KeyEventKind::Release => Some(Msg::Key(k)),
+        Event::Resize(w, h) => Some(Msg::Resize(w, h)),
+        _ => None,
+    }
+}

@@ -1,0 +1,102 @@
+//! Drawing. `render` is a pure function of [`AppState`]: it reads, never changes, and does
+//! no I/O. One file per panel or screen.
+
+mod disk;
+mod footer;
+mod gpu;
+mod header;
+mod help;
+mod log;
+mod popup;
+mod uploads;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::{Block, BorderType};
+
+use crate::app::{AppState, Overlay, Panel};
+use crate::disk::Level;
+
+/// Where each panel goes on a body of the given size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanelAreas {
+    pub gpu: Rect,
+    pub disk: Rect,
+    pub log: Rect,
+    pub uploads: Rect,
+}
+
+/// Lays the four panels out: GPU and Disk side by side on top when the terminal is wide
+/// enough, the log below, the uploads at the bottom; on narrow terminals they stack.
+pub fn layout(body: Rect) -> PanelAreas {
+    if body.width >= 70 {
+        let top = (body.height * 2 / 5).clamp(6, 14);
+        let uploads = (body.height / 5).clamp(4, 8);
+        let [top_row, log, uploads] =
+            Layout::vertical([Constraint::Length(top), Constraint::Min(3), Constraint::Length(uploads)]).areas(body);
+        let [gpu, disk] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top_row);
+        PanelAreas { gpu, disk, log, uploads }
+    } else {
+        let [gpu, disk, log, uploads] = Layout::vertical([
+            Constraint::Ratio(1, 4),
+            Constraint::Ratio(1, 4),
+            Constraint::Ratio(1, 3),
+            Constraint::Min(3),
+        ])
+        .areas(body);
+        PanelAreas { gpu, disk, log, uploads }
+    }
+}
+
+/// Draws the whole screen.
+pub fn render(state: &AppState, frame: &mut Frame) {
+    let area = frame.area();
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    header::render(state, frame, header);
+    let areas = layout(body);
+    gpu::render(state, frame, areas.gpu);
+    disk::render(state, frame, areas.disk);
+    log::render(state, frame, areas.log);
+    uploads::render(state, frame, areas.uploads);
+    footer::render(state, frame, footer);
+    match state.overlay {
+        Overlay::None => {}
+        Overlay::Help => help::render(state, frame, area),
+        Overlay::ConfirmQuit => popup::confirm_quit(state, frame, area),
+    }
+}
+
+/// The bordered block of a panel, highlighted when focused.
+pub(crate) fn panel_block(state: &AppState, panel: Panel, title: String) -> Block<'static> {
+    let focused = state.focus == panel;
+    let style = if focused { Style::new().fg(Color::Cyan) } else { Style::new().fg(Color::DarkGray) };
+    Block::bordered()
+        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
+        .border_style(style)
+        .title(title)
+        .title_style(Style::new().add_modifier(Modifier::BOLD))
+}
+
+/// The colour of a disk level.
+pub(crate) fn level_style(level: Level) -> Style {
+    match level {
+        Level::Ok => Style::new().fg(Color::Green),
+        Level::Warn => Style::new().fg(Color::Yellow),
+        Level::Critical => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Level::Full => Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
+    }
+}
+
+/// Dim text for labels and explanations.
+pub(crate) fn dim() -> Style {
+    Style::new().fg(Color::DarkGray)
+}
+
+/// A rectangle of at most `w` x `h` centred in `area`.
+pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}

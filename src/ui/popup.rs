@@ -1,0 +1,25 @@
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Clear, Paragraph};
+
+use crate::app::{Action, AppState};
+
+/// "A job is still running: quit anyway?"
+pub fn confirm_quit(state: &AppState, frame: &mut Frame, area: Rect) {
+    let running: Vec<_> = state.jobs.running().collect();
+    let mut lines =
+        vec![Line::styled("A job is still running. Quitting stops it.", Style::new().add_modifier(Modifier::BOLD))];
+    for job in running.iter().take(3) {
+        lines.push(Line::raw(format!("  · {}", job.name)));
+    }
+    let yes = state.keymap.first_key(Action::Confirm).unwrap_or_else(|| "y".into());
+    let no = state.keymap.first_key(Action::Deny).unwrap_or_else(|| "n".into());
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(format!("{yes} quit anyway · {no} keep running"), Style::new().fg(Color::Yellow)));
+    let popup = super::centered(area, 50, lines.len() as u16 + 2);
+    let block = Block::bordered().title(" Quit? ").border_style(Style::new().fg(Color::Yellow));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(block), popup);
+}

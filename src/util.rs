@@ -1,0 +1,86 @@
+//! Small formatting helpers shared by the screen and the CLI.
+
+use std::time::Duration;
+
+/// Bytes in decimal units, as disk vendors and `df -H` count (GB = 10^9).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else if v >= 100.0 {
+        format!("{v:.0} {}", UNITS[i])
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// A duration as the two largest units: `3h12m`, `41m`, `9s`, `2d4h`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60, s % 60);
+    if days > 0 {
+        format!("{days}d{hours}h")
+    } else if hours > 0 {
+        format!("{hours}h{mins:02}m")
+    } else if mins > 0 {
+        format!("{mins}m{secs:02}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// A text bar of `width` cells, filled to `pct` percent.
+pub fn bar(pct: f64, width: usize) -> String {
+    let pct = pct.clamp(0.0, 100.0);
+    let filled = ((pct / 100.0) * width as f64).round() as usize;
+    let filled = filled.min(width);
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+/// Cuts `s` to at most `max` characters, marking the cut with `…`.
+pub fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_in_decimal_units() {
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_500), "1.5 kB");
+        assert_eq!(bytes(22_000_000_000), "22.0 GB");
+        assert_eq!(bytes(250_000_000_000), "250 GB");
+    }
+
+    #[test]
+    fn durations_use_two_units() {
+        assert_eq!(duration(Duration::from_secs(9)), "9s");
+        assert_eq!(duration(Duration::from_secs(41 * 60 + 3)), "41m03s");
+        assert_eq!(duration(Duration::from_secs(3 * 3600 + 12 * 60)), "3h12m");
+        assert_eq!(duration(Duration::from_secs(2 * 86_400 + 4 * 3600)), "2d4h");
+    }
+
+    #[test]
+    fn bars_and_ellipsis() {
+        assert_eq!(bar(50.0, 4), "██░░");
+        assert_eq!(bar(150.0, 2), "██");
+        assert_eq!(ellipsize("checkpoints", 6), "check…");
+        assert_eq!(ellipsize("ok", 6), "ok");
+    }
+}
