@@ -53,6 +53,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the prune plan (which checkpoints and logs to delete, and why) and run it.
+    Prune {
+        /// Show the plan only; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run the plan without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Print the plan (and, when run, the report) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also delete checkpoints not confirmed on another level: the only copy (logged).
+        #[arg(long)]
+        allow_unsynced: bool,
+    },
     /// Write a commented opsconsole.toml with every default into the current folder.
     Init,
     /// Print the resolved configuration and where it came from.
@@ -125,6 +140,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", report.to_text());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Prune { dry_run, yes, json, allow_unsynced }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            let opts = crate::prune::PruneOptions {
+                dry_run: *dry_run,
+                yes: *yes,
+                json: *json,
+                allow_unsynced: *allow_unsynced,
+            };
+            crate::prune::run_cli(&ws.root, &cfg, opts)
         }
         Some(Command::Init) => {
             let dir = std::env::current_dir()?;

@@ -22,6 +22,8 @@ pub struct Config {
     pub general: GeneralConfig,
     pub paths: PathsConfig,
     pub disk: DiskConfig,
+    pub checkpoints: crate::checkpoints::CheckpointsConfig,
+    pub prune: crate::checkpoints::PruneConfig,
     pub keys: KeysConfig,
 }
 
@@ -148,6 +150,8 @@ impl Config {
             out.push(("general.refresh_ms".into(), format!("must be at least 50, got {}", self.general.refresh_ms)));
         }
         out.extend(self.disk.validate());
+        out.extend(self.checkpoints.validate());
+        out.extend(self.prune.validate());
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

@@ -50,7 +50,9 @@ pub fn create_workspace(root: &Path) -> io::Result<()> {
         "# Journal\n\n## v01 — demo run\n- Simulated by `opsconsole demo`.\n\n## Data\n- **Dataset**: demo tokens\n",
     )?;
     fs::write(root.join("requirements.txt"), "torch==2.5.1\n")?;
-    let cfg = DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\"");
+    // Checkpoints come every few seconds here, so they settle sooner than a real run's.
+    let cfg =
+        DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\"").replace("settle_secs = 60", "settle_secs = 5");
     fs::write(root.join(config::CONFIG_FILE), cfg)?;
     Ok(())
 }

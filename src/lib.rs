@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod disk;
 pub mod logging;
+pub mod prune;
 pub mod status;
 pub mod tui;
 pub mod ui;

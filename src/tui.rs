@@ -35,6 +35,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let handles = collectors.spawn(tx.clone());
+    let prune = crate::prune::PruneRunner::start(&state, &tx);
 
     let mut terminal: DefaultTerminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
@@ -74,7 +75,11 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                 for effect in app::update(&mut state, msg) {
                     match effect {
                         Effect::Quit => {}
-                        Effect::RefreshNow => handles.refresh_now(),
+                        Effect::RefreshNow => {
+                            handles.refresh_now();
+                            prune.on_effect(&effect, &state, &tx);
+                        }
+                        other => prune.on_effect(&other, &state, &tx),
                     }
                 }
             }
@@ -85,6 +90,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     }
     .await;
     handles.stop();
+    prune.stop();
     result
 }
 

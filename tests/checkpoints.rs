@@ -11,16 +11,13 @@ use std::time::{Duration, SystemTime};
 
 use opsconsole::checkpoints::inventory::{self, Checkpoint, Inventory, ScanOptions};
 use opsconsole::checkpoints::ledger::{
-    ConfirmationMap, ConfirmationSource, MemoryEventSink, PruneEvent, PruneEventKind,
-    PruneEventSink, is_confirmed,
+    ConfirmationMap, ConfirmationSource, MemoryEventSink, PruneEvent, PruneEventKind, PruneEventSink, is_confirmed,
 };
-use opsconsole::checkpoints::plan::{
-    PlanAction, PlanInputs, PrunePlan, Reason, build_plan, plan_checkpoints,
-};
+use opsconsole::checkpoints::plan::{PlanAction, PlanInputs, PrunePlan, Reason, build_plan, plan_checkpoints};
 use opsconsole::checkpoints::roots::{RootDir, Unit, UnitKind};
 use opsconsole::checkpoints::{
-    CheckpointsConfig, DiskSpace, ExecContext, ItemOutcome, LogPruneConfig, PruneProgress,
-    PruneReport, run_plan, safedelete,
+    CheckpointsConfig, DiskSpace, ExecContext, ItemOutcome, LogPruneConfig, PruneProgress, PruneReport, run_plan,
+    safedelete,
 };
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
@@ -67,10 +64,7 @@ fn gen_item() -> impl Strategy<Value = Gen> {
 
 /// Series 0-1 have steps in their names; 2-3 have none (ordered by mtime).
 fn inventory_of(items: &[Gen]) -> Inventory {
-    let roots = vec![
-        root("/ws/checkpoints"),
-        root("/ws/experiments/v1/checkpoints"),
-    ];
+    let roots = vec![root("/ws/checkpoints"), root("/ws/experiments/v1/checkpoints")];
     let mut seen = std::collections::HashSet::new();
     let mut cks = Vec::new();
     for (i, g) in items.iter().enumerate() {
@@ -89,17 +83,9 @@ fn inventory_of(items: &[Gen]) -> Inventory {
         let rel_dir = r.rel.clone();
         let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + g.mtime);
         cks.push(Checkpoint {
-            rel_path: path
-                .strip_prefix("/ws")
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
+            rel_path: path.strip_prefix("/ws").unwrap().to_string_lossy().into_owned(),
             path: path.clone(),
-            kind: if g.series == 1 {
-                UnitKind::Folder
-            } else {
-                UnitKind::File
-            },
+            kind: if g.series == 1 { UnitKind::Folder } else { UnitKind::File },
             step,
             series: inventory::series_key(&rel_dir, &name),
             bytes: g.bytes,
@@ -137,11 +123,7 @@ fn policy() -> impl Strategy<Value = (CheckpointsConfig, bool, BTreeMap<u64, f64
             let cfg = CheckpointsConfig {
                 keep_last,
                 keep_every_steps: every,
-                keep_best_metric: if best {
-                    "eval_loss".into()
-                } else {
-                    String::new()
-                },
+                keep_best_metric: if best { "eval_loss".into() } else { String::new() },
                 keep_best_count: 2,
                 require_confirmed_on: req.iter().map(|s| s.to_string()).collect(),
                 ..Default::default()
@@ -223,20 +205,10 @@ fn set_mtime(p: &Path, t: SystemTime) {
 fn set_link_mtime(p: &Path, t: SystemTime) {
     use std::os::unix::ffi::OsStrExt;
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-    let ts = libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: 0,
-    };
+    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: 0 };
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     // SAFETY: valid C string and two timespecs.
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            [ts, ts].as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [ts, ts].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
     assert_eq!(r, 0);
 }
 
@@ -266,10 +238,7 @@ fn tree_hashes(dir: &Path) -> BTreeMap<PathBuf, String> {
             } else if ft.is_file() {
                 out.insert(e.path(), sha(&e.path()));
             } else {
-                out.insert(
-                    e.path(),
-                    format!("link:{}", fs::read_link(e.path()).unwrap().display()),
-                );
+                out.insert(e.path(), format!("link:{}", fs::read_link(e.path()).unwrap().display()));
             }
         }
     }
@@ -279,18 +248,11 @@ fn tree_hashes(dir: &Path) -> BTreeMap<PathBuf, String> {
 fn all_confirmed(ws: &Path, cfg: &CheckpointsConfig) -> ConfirmationMap {
     let inv = inventory::scan(ws, cfg, SystemTime::now(), ScanOptions::default());
     ConfirmationMap(
-        inv.checkpoints
-            .iter()
-            .map(|c| (c.rel_path.clone(), vec!["L2".to_string(), "L3".to_string()]))
-            .collect(),
+        inv.checkpoints.iter().map(|c| (c.rel_path.clone(), vec!["L2".to_string(), "L3".to_string()])).collect(),
     )
 }
 
-fn ctx(
-    ws: &Path,
-    cfg: &CheckpointsConfig,
-    confirm: impl ConfirmationSource + Send + Sync + 'static,
-) -> ExecContext {
+fn ctx(ws: &Path, cfg: &CheckpointsConfig, confirm: impl ConfirmationSource + Send + Sync + 'static) -> ExecContext {
     ExecContext {
         workspace: ws.to_path_buf(),
         cfg: cfg.clone(),
@@ -307,10 +269,7 @@ fn make_plan(ctx: &ExecContext, allow: bool) -> PrunePlan {
         &ctx.workspace,
         &ctx.cfg,
         (ctx.clock)(),
-        ScanOptions {
-            previous: None,
-            check_open_files: true,
-        },
+        ScanOptions { previous: None, check_open_files: true },
     );
     inv.apply_confirmations(ctx.confirm.as_ref());
     let inputs = PlanInputs {
@@ -321,15 +280,9 @@ fn make_plan(ctx: &ExecContext, allow: bool) -> PrunePlan {
     build_plan(&inv, &[], &ctx.cfg, &ctx.log_cfg, &inputs, (ctx.clock)())
 }
 
-fn run(
-    plan: &PrunePlan,
-    ctx: &ExecContext,
-    sink: &mut dyn PruneEventSink,
-) -> (PruneReport, Vec<PruneProgress>) {
+fn run(plan: &PrunePlan, ctx: &ExecContext, sink: &mut dyn PruneEventSink) -> (PruneReport, Vec<PruneProgress>) {
     let mut events = Vec::new();
-    let rep = run_plan(plan, ctx, sink, &AtomicBool::new(false), &mut |e| {
-        events.push(e)
-    });
+    let rep = run_plan(plan, ctx, sink, &AtomicBool::new(false), &mut |e| events.push(e));
     (rep, events)
 }
 
@@ -345,23 +298,11 @@ fn links_in_a_root_are_never_followed_or_deleted_through() {
     let outside = out_dir.path();
     // Outside the workspace: old checkpoints a careless walker would delete.
     for s in [100, 200, 300] {
-        write_at(
-            &outside.join(format!("v1_step_{s}.pt")),
-            &[s as u8; 4096],
-            ago(90_000),
-        );
+        write_at(&outside.join(format!("v1_step_{s}.pt")), &[s as u8; 4096], ago(90_000));
     }
     write_at(&outside.join("weights.bin"), &[9u8; 4096], ago(90_000));
-    write_at(
-        &outside.join("checkpoints/v9_step_1.pt"),
-        &[1u8; 4096],
-        ago(90_000),
-    );
-    write_at(
-        &outside.join("checkpoints/v9_step_2.pt"),
-        &[2u8; 4096],
-        ago(90_000),
-    );
+    write_at(&outside.join("checkpoints/v9_step_1.pt"), &[1u8; 4096], ago(90_000));
+    write_at(&outside.join("checkpoints/v9_step_2.pt"), &[2u8; 4096], ago(90_000));
     let before = tree_hashes(outside);
 
     // A root that is itself a link, a link to a file, a link to a folder, and a folder
@@ -369,42 +310,23 @@ fn links_in_a_root_are_never_followed_or_deleted_through() {
     fs::create_dir_all(ws.join("experiments/v2")).unwrap();
     std::os::unix::fs::symlink(outside, ws.join("experiments/v2/checkpoints")).unwrap();
     for s in [1000, 2000, 3000, 4000, 5000] {
-        write_at(
-            &ws.join(format!("checkpoints/v1_step_{s}.pt")),
-            &[1u8; 4096],
-            ago(80_000 - s),
-        );
+        write_at(&ws.join(format!("checkpoints/v1_step_{s}.pt")), &[1u8; 4096], ago(80_000 - s));
     }
-    std::os::unix::fs::symlink(
-        outside.join("v1_step_100.pt"),
-        ws.join("checkpoints/v1_step_10.pt"),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(outside.join("v1_step_100.pt"), ws.join("checkpoints/v1_step_10.pt")).unwrap();
     std::os::unix::fs::symlink(outside, ws.join("checkpoints/old-run")).unwrap();
     let hf = ws.join("checkpoints/checkpoint-10");
     write_at(&hf.join("config.json"), b"{}", ago(90_000));
     std::os::unix::fs::symlink(outside.join("weights.bin"), hf.join("pytorch_model.bin")).unwrap();
     set_link_mtime(&hf.join("pytorch_model.bin"), ago(90_000));
     set_mtime(&hf, ago(90_000));
-    write_at(
-        &ws.join("checkpoints/checkpoint-20/model.safetensors"),
-        &[3u8; 100],
-        ago(1000),
-    );
+    write_at(&ws.join("checkpoints/checkpoint-20/model.safetensors"), &[3u8; 100], ago(1000));
     set_mtime(&ws.join("checkpoints/checkpoint-20"), ago(1000));
 
-    let cfg = CheckpointsConfig {
-        keep_last: 1,
-        ..Default::default()
-    };
+    let cfg = CheckpointsConfig { keep_last: 1, ..Default::default() };
     let c = ctx(ws, &cfg, all_confirmed(ws, &cfg));
     let plan = make_plan(&c, true);
     for item in &plan.items {
-        assert!(
-            item.path.starts_with(ws.join("checkpoints")),
-            "{}",
-            item.path.display()
-        );
+        assert!(item.path.starts_with(ws.join("checkpoints")), "{}", item.path.display());
     }
     let inv = inventory::scan(ws, &cfg, SystemTime::now(), ScanOptions::default());
     let skipped: Vec<&Path> = inv.skipped.iter().map(|s| s.path.as_path()).collect();
@@ -417,10 +339,7 @@ fn links_in_a_root_are_never_followed_or_deleted_through() {
     assert_eq!(rep.deleted, 5, "{rep:#?}"); // v1 steps 1000..4000 and checkpoint-10
     assert!(!hf.exists(), "the folder checkpoint went");
     assert_eq!(tree_hashes(outside), before, "nothing outside changed");
-    assert!(
-        fs::symlink_metadata(ws.join("checkpoints/v1_step_10.pt")).is_ok(),
-        "a link is left alone"
-    );
+    assert!(fs::symlink_metadata(ws.join("checkpoints/v1_step_10.pt")).is_ok(), "a link is left alone");
     assert!(ws.join("checkpoints/v1_step_5000.pt").exists());
     assert!(ws.join("checkpoints/checkpoint-20").exists());
 }
@@ -433,26 +352,15 @@ fn a_folder_swapped_for_a_link_after_planning_is_not_deleted_through() {
     let outside = out_dir.path();
     let ck = ws.join("experiments/v3/checkpoints");
     for s in [1, 2, 3] {
-        write_at(
-            &ck.join(format!("v3_step_{s}.pt")),
-            &[s as u8; 1000],
-            ago(10_000 - s),
-        );
+        write_at(&ck.join(format!("v3_step_{s}.pt")), &[s as u8; 1000], ago(10_000 - s));
     }
-    let cfg = CheckpointsConfig {
-        keep_last: 1,
-        ..Default::default()
-    };
+    let cfg = CheckpointsConfig { keep_last: 1, ..Default::default() };
     let c = ctx(ws, &cfg, all_confirmed(ws, &cfg));
     let plan = make_plan(&c, false);
     assert_eq!(plan.delete_count, 2);
     // Swap: the real folder moves away, a link to an outside copy takes its place.
     for s in [1, 2, 3] {
-        write_at(
-            &outside.join(format!("checkpoints/v3_step_{s}.pt")),
-            &[7u8; 1000],
-            ago(10_000 - s),
-        );
+        write_at(&outside.join(format!("checkpoints/v3_step_{s}.pt")), &[7u8; 1000], ago(10_000 - s));
     }
     let before = tree_hashes(outside);
     fs::rename(ws.join("experiments/v3"), ws.join("moved")).unwrap();
@@ -469,10 +377,7 @@ fn a_folder_swapped_for_a_link_after_planning_is_not_deleted_through() {
     assert_eq!(rep.deleted, 0, "{rep:#?}");
     assert_eq!(rep.skipped, 2);
     assert_eq!(tree_hashes(outside), before);
-    assert_eq!(
-        fs::read_dir(ws.join("moved/checkpoints")).unwrap().count(),
-        3
-    );
+    assert_eq!(fs::read_dir(ws.join("moved/checkpoints")).unwrap().count(), 3);
 }
 
 #[test]
@@ -481,23 +386,12 @@ fn the_executor_rechecks_the_world_before_each_deletion() {
     let ws = ws_dir.path();
     let ck = ws.join("checkpoints");
     for s in 1..=6u64 {
-        write_at(
-            &ck.join(format!("v5_step_{s}00.pt")),
-            &[s as u8; 2000],
-            ago(50_000 - s * 100),
-        );
+        write_at(&ck.join(format!("v5_step_{s}00.pt")), &[s as u8; 2000], ago(50_000 - s * 100));
     }
-    let cfg = CheckpointsConfig {
-        keep_last: 2,
-        ..Default::default()
-    };
+    let cfg = CheckpointsConfig { keep_last: 2, ..Default::default() };
     let c = ctx(ws, &cfg, all_confirmed(ws, &cfg));
     let plan = make_plan(&c, false);
-    let del: Vec<String> = plan
-        .deletions()
-        .iter()
-        .map(|i| i.rel_path.clone())
-        .collect();
+    let del: Vec<String> = plan.deletions().iter().map(|i| i.rel_path.clone()).collect();
     assert_eq!(
         del,
         [
@@ -511,10 +405,7 @@ fn the_executor_rechecks_the_world_before_each_deletion() {
     // newest two), step 100 is being written to again, and 200 was replaced.
     fs::remove_file(ck.join("v5_step_600.pt")).unwrap();
     fs::remove_file(ck.join("v5_step_500.pt")).unwrap();
-    let mut held = fs::OpenOptions::new()
-        .append(true)
-        .open(ck.join("v5_step_100.pt"))
-        .unwrap();
+    let mut held = fs::OpenOptions::new().append(true).open(ck.join("v5_step_100.pt")).unwrap();
     held.write_all(b"").unwrap();
     fs::remove_file(ck.join("v5_step_200.pt")).unwrap();
     write_at(&ck.join("v5_step_200.pt"), &[2u8; 2000], ago(49_850));
@@ -526,54 +417,18 @@ fn the_executor_rechecks_the_world_before_each_deletion() {
         Some(ItemOutcome::Skipped(w)) => w.clone(),
         o => panic!("{n}: {o:?}"),
     };
-    assert!(
-        why("v5_step_100.pt").contains("writing"),
-        "{}",
-        why("v5_step_100.pt")
-    );
-    assert!(
-        why("v5_step_200.pt").contains("replaced"),
-        "{}",
-        why("v5_step_200.pt")
-    );
-    assert!(
-        why("v5_step_300.pt").contains("keep_last"),
-        "{}",
-        why("v5_step_300.pt")
-    );
-    assert!(
-        why("v5_step_400.pt").contains("newest"),
-        "{}",
-        why("v5_step_400.pt")
-    );
-    for n in [
-        "v5_step_100.pt",
-        "v5_step_200.pt",
-        "v5_step_300.pt",
-        "v5_step_400.pt",
-    ] {
+    assert!(why("v5_step_100.pt").contains("writing"), "{}", why("v5_step_100.pt"));
+    assert!(why("v5_step_200.pt").contains("replaced"), "{}", why("v5_step_200.pt"));
+    assert!(why("v5_step_300.pt").contains("keep_last"), "{}", why("v5_step_300.pt"));
+    assert!(why("v5_step_400.pt").contains("newest"), "{}", why("v5_step_400.pt"));
+    for n in ["v5_step_100.pt", "v5_step_200.pt", "v5_step_300.pt", "v5_step_400.pt"] {
         assert!(ck.join(n).exists());
     }
-    assert!(matches!(
-        events.first(),
-        Some(PruneProgress::Started { items: 4, .. })
-    ));
+    assert!(matches!(events.first(), Some(PruneProgress::Started { items: 4, .. })));
     assert!(matches!(events.last(), Some(PruneProgress::Done { .. })));
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e, PruneProgress::Progress { .. }))
-            .count(),
-        4
-    );
+    assert_eq!(events.iter().filter(|e| matches!(e, PruneProgress::Progress { .. })).count(), 4);
     let recorded = sink.0.lock().unwrap();
-    assert_eq!(
-        recorded
-            .iter()
-            .filter(|e| e.kind == PruneEventKind::Skipped)
-            .count(),
-        4
-    );
+    assert_eq!(recorded.iter().filter(|e| e.kind == PruneEventKind::Skipped).count(), 4);
     drop(held);
 }
 
@@ -590,34 +445,18 @@ fn unconfirmed_checkpoints_need_the_override_and_it_is_recorded_first() {
     let ws = ws_dir.path();
     let ck = ws.join("checkpoints");
     for s in 1..=4u64 {
-        write_at(
-            &ck.join(format!("v7_step_{s}.pt")),
-            &[s as u8; 3000],
-            ago(50_000 - s),
-        );
+        write_at(&ck.join(format!("v7_step_{s}.pt")), &[s as u8; 3000], ago(50_000 - s));
     }
-    let cfg = CheckpointsConfig {
-        keep_last: 1,
-        ..Default::default()
-    };
+    let cfg = CheckpointsConfig { keep_last: 1, ..Default::default() };
     // Only step 1 is on L3; step 2 is on L2 only (policy wants L3); step 3 nowhere.
     let mut m = HashMap::new();
-    m.insert(
-        "checkpoints/v7_step_1.pt".to_string(),
-        vec!["L3".to_string()],
-    );
-    m.insert(
-        "checkpoints/v7_step_2.pt".to_string(),
-        vec!["L2".to_string()],
-    );
+    m.insert("checkpoints/v7_step_1.pt".to_string(), vec!["L3".to_string()]);
+    m.insert("checkpoints/v7_step_2.pt".to_string(), vec!["L2".to_string()]);
     let c = ctx(ws, &cfg, ConfirmationMap(m));
 
     let plan = make_plan(&c, false);
-    let reasons: Vec<(Option<u64>, PlanAction, Reason)> = plan
-        .items
-        .iter()
-        .map(|i| (i.step, i.action, i.reason))
-        .collect();
+    let reasons: Vec<(Option<u64>, PlanAction, Reason)> =
+        plan.items.iter().map(|i| (i.step, i.action, i.reason)).collect();
     assert_eq!(
         reasons,
         [
@@ -647,8 +486,7 @@ fn unconfirmed_checkpoints_need_the_override_and_it_is_recorded_first() {
     let (rep, _) = run(&over, &c, &mut sink);
     assert_eq!(rep.deleted, 2, "{rep:#?}");
     let ev = sink.0.lock().unwrap();
-    let kinds: Vec<(&str, &PruneEventKind)> =
-        ev.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
+    let kinds: Vec<(&str, &PruneEventKind)> = ev.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
     assert_eq!(
         kinds,
         [
@@ -659,10 +497,7 @@ fn unconfirmed_checkpoints_need_the_override_and_it_is_recorded_first() {
         ]
     );
     assert!(ev.iter().all(|e| e.unconfirmed_override));
-    assert!(
-        ck.join("v7_step_4.pt").exists(),
-        "the newest stays even with the override"
-    );
+    assert!(ck.join("v7_step_4.pt").exists(), "the newest stays even with the override");
 }
 
 #[test]
@@ -674,58 +509,26 @@ fn old_logs_are_planned_and_pruned_when_enabled() {
     write_at(&logs.join("train.log.2"), &[b'b'; 500], ago(30 * 86_400));
     write_at(&logs.join("eval.log"), &[b'c'; 500], ago(20 * 86_400));
     write_at(&logs.join("train.log"), &[b'd'; 500], ago(10));
-    let log_cfg = LogPruneConfig {
-        enabled: true,
-        ..Default::default()
-    };
+    let log_cfg = LogPruneConfig { enabled: true, ..Default::default() };
     let mut m = HashMap::new();
     for n in ["train.log.1", "train.log.2", "eval.log"] {
         m.insert(format!("experiments/v1/logs/{n}"), vec!["L2".to_string()]);
     }
     m.remove("experiments/v1/logs/train.log.2");
     let confirm = ConfirmationMap(m);
-    let (found, _) = opsconsole::checkpoints::logs::scan_logs(
-        ws,
-        &log_cfg,
-        60,
-        SystemTime::now(),
-        true,
-        &confirm,
-    );
+    let (found, _) = opsconsole::checkpoints::logs::scan_logs(ws, &log_cfg, 60, SystemTime::now(), true, &confirm);
     let cfg = CheckpointsConfig::default();
     let inv = inventory::scan(ws, &cfg, SystemTime::now(), ScanOptions::default());
-    let plan = build_plan(
-        &inv,
-        &found,
-        &cfg,
-        &log_cfg,
-        &PlanInputs::default(),
-        SystemTime::now(),
-    );
-    let mut got: Vec<(String, PlanAction, Reason)> = plan
-        .items
-        .iter()
-        .map(|i| (i.rel_path.clone(), i.action, i.reason))
-        .collect();
+    let plan = build_plan(&inv, &found, &cfg, &log_cfg, &PlanInputs::default(), SystemTime::now());
+    let mut got: Vec<(String, PlanAction, Reason)> =
+        plan.items.iter().map(|i| (i.rel_path.clone(), i.action, i.reason)).collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         got,
         [
-            (
-                "experiments/v1/logs/eval.log".to_string(),
-                PlanAction::Delete,
-                Reason::LogTooOld
-            ),
-            (
-                "experiments/v1/logs/train.log.1".to_string(),
-                PlanAction::Delete,
-                Reason::LogTooOld
-            ),
-            (
-                "experiments/v1/logs/train.log.2".to_string(),
-                PlanAction::Keep,
-                Reason::Unconfirmed
-            ),
+            ("experiments/v1/logs/eval.log".to_string(), PlanAction::Delete, Reason::LogTooOld),
+            ("experiments/v1/logs/train.log.1".to_string(), PlanAction::Delete, Reason::LogTooOld),
+            ("experiments/v1/logs/train.log.2".to_string(), PlanAction::Keep, Reason::Unconfirmed),
         ]
     );
     let mut c = ctx(ws, &cfg, confirm);
@@ -749,17 +552,11 @@ impl Drop for Unmount {
 fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     let mnt_dir = tempfile::tempdir().unwrap();
     let mnt = mnt_dir.path().to_path_buf();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-        .arg(&mnt)
-        .output();
+    let st = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(&mnt).output();
     match st {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
-            eprintln!(
-                "skipping the full-disk test: mount refused: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
+            eprintln!("skipping the full-disk test: mount refused: {}", String::from_utf8_lossy(&o.stderr).trim());
             return;
         }
         Err(e) => {
@@ -771,26 +568,10 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     let ws = mnt.as_path();
     fs::write(ws.join("opsconsole.toml"), "[checkpoints]\nkeep_last = 2\n").unwrap();
     fs::create_dir_all(ws.join(".opsconsole")).unwrap();
-    fs::write(
-        ws.join(".opsconsole/ledger.sqlite"),
-        vec![0x5au8; 64 * 1024],
-    )
-    .unwrap();
-    write_at(
-        &ws.join("experiments/v68/logs/train.log"),
-        b"step 1 loss 2.3\n",
-        ago(5000),
-    );
-    let keep_hashes_of = |paths: &[PathBuf]| {
-        paths
-            .iter()
-            .map(|p| (p.clone(), sha(p)))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let config_before = keep_hashes_of(&[
-        ws.join("opsconsole.toml"),
-        ws.join(".opsconsole/ledger.sqlite"),
-    ]);
+    fs::write(ws.join(".opsconsole/ledger.sqlite"), vec![0x5au8; 64 * 1024]).unwrap();
+    write_at(&ws.join("experiments/v68/logs/train.log"), b"step 1 loss 2.3\n", ago(5000));
+    let keep_hashes_of = |paths: &[PathBuf]| paths.iter().map(|p| (p.clone(), sha(p))).collect::<BTreeMap<_, _>>();
+    let config_before = keep_hashes_of(&[ws.join("opsconsole.toml"), ws.join(".opsconsole/ledger.sqlite")]);
 
     // The simulated trainer: 3 MiB checkpoints every "10 minutes" until the disk is full.
     let ck = ws.join("experiments/v68/checkpoints");
@@ -800,9 +581,7 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
         step += 100;
         let p = ck.join(format!("v68_step_{step}.pt"));
         let mut f = fs::File::create(&p).unwrap();
-        let chunk: Vec<u8> = (0..(3u32 << 20))
-            .map(|i| (i as u64 * 31 + step) as u8)
-            .collect();
+        let chunk: Vec<u8> = (0..(3u32 << 20)).map(|i| (i as u64 * 31 + step) as u8).collect();
         match f.write_all(&chunk).and_then(|_| f.sync_all()) {
             Ok(()) => {
                 drop(f);
@@ -819,22 +598,13 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     let space = DiskSpace::of_path(ws).unwrap();
     assert_eq!(space.available_bytes, 0, "the disk is full");
     assert!(space.fill() >= 0.999);
-    assert!(
-        fs::write(ws.join("probe"), vec![1u8; 8192]).is_err(),
-        "writes fail on the full disk"
-    );
+    assert!(fs::write(ws.join("probe"), vec![1u8; 8192]).is_err(), "writes fail on the full disk");
 
     // The ledger says every complete checkpoint reached L3; the partial newest did not.
-    let cfg = CheckpointsConfig {
-        keep_last: 2,
-        ..Default::default()
-    };
+    let cfg = CheckpointsConfig { keep_last: 2, ..Default::default() };
     let mut m = HashMap::new();
     for s in (100..full).step_by(100) {
-        m.insert(
-            format!("experiments/v68/checkpoints/v68_step_{s}.pt"),
-            vec!["L3".to_string()],
-        );
+        m.insert(format!("experiments/v68/checkpoints/v68_step_{s}.pt"), vec!["L3".to_string()]);
     }
     let c = ctx(ws, &cfg, ConfirmationMap(m));
     // One old checkpoint is held open for writing by a process: never deleted.
@@ -842,46 +612,24 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     let held = fs::OpenOptions::new().write(true).open(&held_path).unwrap();
     let plan = make_plan(&c, false);
     assert_eq!(plan.fill_before.map(|f| f >= 0.999), Some(true));
-    let kept: Vec<PathBuf> = plan
-        .items
-        .iter()
-        .filter(|i| i.action == PlanAction::Keep)
-        .map(|i| i.path.clone())
-        .collect();
+    let kept: Vec<PathBuf> =
+        plan.items.iter().filter(|i| i.action == PlanAction::Keep).map(|i| i.path.clone()).collect();
     assert!(kept.contains(&held_path));
-    assert!(
-        kept.contains(&ck.join(format!("v68_step_{full}.pt"))),
-        "the partial newest is kept"
-    );
+    assert!(kept.contains(&ck.join(format!("v68_step_{full}.pt"))), "the partial newest is kept");
     let kept_before = keep_hashes_of(&kept);
     assert!(plan.delete_count >= 10, "{}", plan.delete_count);
     assert!(plan.fill_after.unwrap() < 0.5);
 
     let mut sink = opsconsole::checkpoints::JsonlEventSink::in_workspace(ws);
     let mut progress = Vec::new();
-    let rep = run_plan(&plan, &c, &mut sink, &AtomicBool::new(false), &mut |e| {
-        progress.push(e)
-    });
+    let rep = run_plan(&plan, &c, &mut sink, &AtomicBool::new(false), &mut |e| progress.push(e));
     assert_eq!(rep.deleted, plan.delete_count, "{rep:#?}");
     assert_eq!(rep.failed, 0);
     let after = DiskSpace::of_path(ws).unwrap();
-    assert!(
-        after.available_bytes >= rep.freed_bytes - (1 << 20),
-        "space came back: {after:?}"
-    );
+    assert!(after.available_bytes >= rep.freed_bytes - (1 << 20), "space came back: {after:?}");
     assert!(after.fill() < 0.5, "{after:?}");
-    assert_eq!(
-        keep_hashes_of(&kept),
-        kept_before,
-        "every kept file is byte-for-byte intact"
-    );
-    assert_eq!(
-        keep_hashes_of(&[
-            ws.join("opsconsole.toml"),
-            ws.join(".opsconsole/ledger.sqlite")
-        ]),
-        config_before
-    );
+    assert_eq!(keep_hashes_of(&kept), kept_before, "every kept file is byte-for-byte intact");
+    assert_eq!(keep_hashes_of(&[ws.join("opsconsole.toml"), ws.join(".opsconsole/ledger.sqlite")]), config_before);
     assert!(ws.join("experiments/v68/logs/train.log").exists());
     // The record: the first deletion may have found no space to log; the rest did.
     let log = fs::read_to_string(ws.join(".opsconsole/prune-events.jsonl")).unwrap();
@@ -902,26 +650,12 @@ enum Entry {
     LinkToOutsideDir { dir: usize, name: usize },
 }
 
-const DIRS: [&str; 5] = [
-    "checkpoints",
-    "checkpoints/sub",
-    "experiments/a/checkpoints",
-    "experiments/b",
-    "other",
-];
+const DIRS: [&str; 5] = ["checkpoints", "checkpoints/sub", "experiments/a/checkpoints", "experiments/b", "other"];
 
 fn gen_entry() -> impl Strategy<Value = Entry> {
     prop_oneof![
-        (0usize..5, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::File {
-            dir,
-            step,
-            age
-        }),
-        (0usize..5, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::HfFolder {
-            dir,
-            step,
-            age
-        }),
+        (0usize..5, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::File { dir, step, age }),
+        (0usize..5, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::HfFolder { dir, step, age }),
         (0usize..5, 1u64..50).prop_map(|(dir, step)| Entry::LinkToOutsideFile { dir, step }),
         (0usize..5, 0usize..3).prop_map(|(dir, name)| Entry::LinkToOutsideDir { dir, name }),
     ]

@@ -65,4 +65,6 @@ actions! {
     PageUp => page_up, ["pageup"], "page up in the focused panel";
     PageDown => page_down, ["pagedown"], "page down in the focused panel";
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
+    Prune => prune, ["p"], "prune plan: what to delete and why";
+    IncludeUnsynced => include_unsynced, ["u"], "prune screen: include unconfirmed copies";
 }

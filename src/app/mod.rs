@@ -5,6 +5,7 @@ pub mod action;
 pub mod disk;
 pub mod jobs;
 pub mod keymap;
+pub mod prune;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,6 +54,8 @@ pub enum Overlay {
     Help,
     /// "A job is running: quit anyway?"
     ConfirmQuit,
+    /// The prune plan screen (`p`).
+    Prune,
 }
 
 /// Everything a message can tell the app.
@@ -70,6 +73,12 @@ pub enum Msg {
     Job(JobEvent),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
+    /// A checkpoint inventory and workspace usage sample.
+    Checkpoints(Box<crate::checkpoints::CheckpointsSample>),
+    /// A prune plan asked for with [`Effect::PlanPrune`].
+    PrunePlan(Box<crate::checkpoints::PrunePlan>),
+    /// Progress of the prune job.
+    Prune(crate::checkpoints::PruneProgress),
 }
 
 /// What `update` asks the loop to do.
@@ -79,6 +88,12 @@ pub enum Effect {
     Quit,
     /// Sample every collector now.
     RefreshNow,
+    /// Build a prune plan off the UI task (answered by [`Msg::PrunePlan`]).
+    PlanPrune { allow_unconfirmed: bool },
+    /// Run the plan on the prune screen as a background job.
+    RunPrune,
+    /// Plan and run an automatic prune (a disk crossed critical; never with the override).
+    AutoPrune,
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -94,6 +109,7 @@ pub struct AppState {
     pub overlay: Overlay,
     pub disk: DiskPanel,
     pub jobs: Jobs,
+    pub prune: prune::PruneState,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
     /// Shown in the header when the console runs on the throwaway demo workspace.
@@ -119,6 +135,7 @@ impl AppState {
             overlay: Overlay::None,
             disk,
             jobs: Jobs::default(),
+            prune: Default::default(),
             notice: None,
             demo: false,
             should_quit: false,
@@ -149,9 +166,19 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::Disk(sample) => {
+            let fx = state.prune.on_disk(&sample, state.now, &state.config);
             state.disk.apply(sample, state.now);
+            fx
+        }
+        Msg::Checkpoints(sample) => {
+            prune::on_checkpoints(state, *sample);
             vec![]
         }
+        Msg::PrunePlan(plan) => {
+            prune::on_plan(state, *plan);
+            vec![]
+        }
+        Msg::Prune(progress) => prune::on_progress(state, progress),
         Msg::Job(ev) => {
             state.jobs.apply(ev, state.now);
             vec![]
@@ -166,6 +193,9 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
 }
 
 fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    if state.overlay == Overlay::Prune {
+        return prune::on_key(state, key);
+    }
     if state.overlay == Overlay::ConfirmQuit {
         if state.keymap.is(key, Action::Confirm) {
             state.should_quit = true;
@@ -215,5 +245,8 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::Refresh => vec![Effect::RefreshNow],
+        Action::Prune => prune::open(state),
+        // Only meaningful on the prune screen.
+        Action::IncludeUnsynced => vec![],
     }
 }

@@ -35,9 +35,7 @@ pub fn auto_prune_decision(
         let since = now.duration_since(last).unwrap_or(Duration::ZERO);
         if since < Duration::from_secs(cfg.auto_cooldown_secs) {
             let left = cfg.auto_cooldown_secs - since.as_secs();
-            return AutoPruneDecision::Skip(format!(
-                "last automatic prune too recent ({left}s of cooldown left)"
-            ));
+            return AutoPruneDecision::Skip(format!("last automatic prune too recent ({left}s of cooldown left)"));
         }
     }
     AutoPruneDecision::Run
@@ -51,31 +49,13 @@ mod tests {
     fn runs_only_when_on_critical_and_cooled_down() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let off = PruneConfig::default();
-        assert!(matches!(
-            auto_prune_decision(&off, 0.99, 0.9, None, t0),
-            AutoPruneDecision::Skip(_)
-        ));
-        let on = PruneConfig {
-            auto: true,
-            ..Default::default()
-        };
-        assert!(matches!(
-            auto_prune_decision(&on, 0.89, 0.9, None, t0),
-            AutoPruneDecision::Skip(_)
-        ));
-        assert_eq!(
-            auto_prune_decision(&on, 0.90, 0.9, None, t0),
-            AutoPruneDecision::Run
-        );
+        assert!(matches!(auto_prune_decision(&off, 0.99, 0.9, None, t0), AutoPruneDecision::Skip(_)));
+        let on = PruneConfig { auto: true, ..Default::default() };
+        assert!(matches!(auto_prune_decision(&on, 0.89, 0.9, None, t0), AutoPruneDecision::Skip(_)));
+        assert_eq!(auto_prune_decision(&on, 0.90, 0.9, None, t0), AutoPruneDecision::Run);
         let recent = t0 - Duration::from_secs(100);
-        assert!(matches!(
-            auto_prune_decision(&on, 0.95, 0.9, Some(recent), t0),
-            AutoPruneDecision::Skip(_)
-        ));
+        assert!(matches!(auto_prune_decision(&on, 0.95, 0.9, Some(recent), t0), AutoPruneDecision::Skip(_)));
         let old = t0 - Duration::from_secs(601);
-        assert_eq!(
-            auto_prune_decision(&on, 0.95, 0.9, Some(old), t0),
-            AutoPruneDecision::Run
-        );
+        assert_eq!(auto_prune_decision(&on, 0.95, 0.9, Some(old), t0), AutoPruneDecision::Run);
     }
 }

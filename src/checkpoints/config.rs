@@ -29,6 +29,8 @@ pub struct CheckpointsConfig {
     /// A checkpoint whose size or modification time changed this recently counts as
     /// still being written.
     pub settle_secs: u64,
+    /// Seconds between inventory and usage scans in the console.
+    pub scan_secs: u64,
     /// Keep the newest N complete checkpoints of each series (at least 1).
     pub keep_last: usize,
     /// Keep every checkpoint whose step is a multiple of this (0 = off).
@@ -49,15 +51,10 @@ impl Default for CheckpointsConfig {
     fn default() -> Self {
         Self {
             roots: vec!["checkpoints".into(), "experiments/*/checkpoints".into()],
-            patterns: vec![
-                "*.pt".into(),
-                "*.pth".into(),
-                "*.ckpt".into(),
-                "*.safetensors".into(),
-                "*.bin".into(),
-            ],
+            patterns: vec!["*.pt".into(), "*.pth".into(), "*.ckpt".into(), "*.safetensors".into(), "*.bin".into()],
             hf_folders: true,
             settle_secs: 60,
+            scan_secs: 30,
             keep_last: 3,
             keep_every_steps: 0,
             keep_best_metric: String::new(),
@@ -114,11 +111,7 @@ pub struct PruneConfig {
 
 impl Default for PruneConfig {
     fn default() -> Self {
-        Self {
-            auto: false,
-            auto_cooldown_secs: 600,
-            logs: LogPruneConfig::default(),
-        }
+        Self { auto: false, auto_cooldown_secs: 600, logs: LogPruneConfig::default() }
     }
 }
 
@@ -132,17 +125,11 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
             out.push((k, "must not be empty".into()));
             continue;
         }
-        if std::path::Path::new(root)
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
+        if std::path::Path::new(root).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
             out.push((k.clone(), "must not contain `..`".into()));
         }
         if root.contains("**") {
-            out.push((
-                k.clone(),
-                "`**` is not supported; use `*` for one folder name".into(),
-            ));
+            out.push((k.clone(), "`**` is not supported; use `*` for one folder name".into()));
         }
         for comp in root.split('/') {
             if let Err(e) = globset::Glob::new(comp) {
@@ -166,10 +153,7 @@ fn check_patterns(key: &str, patterns: &[String], out: &mut Vec<(String, String)
 fn check_levels(key: &str, levels: &[String], out: &mut Vec<(String, String)>) {
     for (i, l) in levels.iter().enumerate() {
         if !REMOTE_LEVELS.iter().any(|r| r.eq_ignore_ascii_case(l)) {
-            out.push((
-                format!("{key}[{i}]"),
-                format!("unknown level `{l}`; expected one of L2, L3"),
-            ));
+            out.push((format!("{key}[{i}]"), format!("unknown level `{l}`; expected one of L2, L3")));
         }
     }
 }
@@ -179,10 +163,7 @@ impl CheckpointsConfig {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.roots.is_empty() {
-            out.push((
-                "checkpoints.roots".into(),
-                "needs at least one folder".into(),
-            ));
+            out.push(("checkpoints.roots".into(), "needs at least one folder".into()));
         }
         check_roots("checkpoints.roots", &self.roots, &mut out);
         check_patterns("checkpoints.patterns", &self.patterns, &mut out);
@@ -193,28 +174,18 @@ impl CheckpointsConfig {
             ));
         }
         if self.settle_secs > 86_400 {
-            out.push((
-                "checkpoints.settle_secs".into(),
-                "must be at most 86400 (one day)".into(),
-            ));
+            out.push(("checkpoints.settle_secs".into(), "must be at most 86400 (one day)".into()));
+        }
+        if self.scan_secs == 0 {
+            out.push(("checkpoints.scan_secs".into(), "must be at least 1".into()));
         }
         if !self.keep_best_metric.is_empty() && self.keep_best_count == 0 {
-            out.push((
-                "checkpoints.keep_best_count".into(),
-                "must be at least 1 when keep_best_metric is set".into(),
-            ));
+            out.push(("checkpoints.keep_best_count".into(), "must be at least 1 when keep_best_metric is set".into()));
         }
         if self.keep_best_metric.chars().any(char::is_whitespace) {
-            out.push((
-                "checkpoints.keep_best_metric".into(),
-                "a metric name has no spaces".into(),
-            ));
+            out.push(("checkpoints.keep_best_metric".into(), "a metric name has no spaces".into()));
         }
-        check_levels(
-            "checkpoints.require_confirmed_on",
-            &self.require_confirmed_on,
-            &mut out,
-        );
+        check_levels("checkpoints.require_confirmed_on", &self.require_confirmed_on, &mut out);
         out
     }
 }
@@ -224,24 +195,14 @@ impl PruneConfig {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.auto_cooldown_secs < 10 {
-            out.push((
-                "prune.auto_cooldown_secs".into(),
-                "must be at least 10".into(),
-            ));
+            out.push(("prune.auto_cooldown_secs".into(), "must be at least 10".into()));
         }
         let l = &self.logs;
         check_roots("prune.logs.roots", &l.roots, &mut out);
         check_patterns("prune.logs.patterns", &l.patterns, &mut out);
-        check_levels(
-            "prune.logs.require_confirmed_on",
-            &l.require_confirmed_on,
-            &mut out,
-        );
+        check_levels("prune.logs.require_confirmed_on", &l.require_confirmed_on, &mut out);
         if l.enabled && l.max_age_days == 0 && l.max_file_mib == 0 {
-            out.push((
-                "prune.logs".into(),
-                "enabled but neither max_age_days nor max_file_mib is set".into(),
-            ));
+            out.push(("prune.logs".into(), "enabled but neither max_age_days nor max_file_mib is set".into()));
         }
         out
     }
@@ -274,12 +235,7 @@ mod tests {
         assert!(keys.contains(&"checkpoints.require_confirmed_on[0]".to_string()));
         let p = PruneConfig {
             auto_cooldown_secs: 1,
-            logs: LogPruneConfig {
-                enabled: true,
-                max_age_days: 0,
-                max_file_mib: 0,
-                ..Default::default()
-            },
+            logs: LogPruneConfig { enabled: true, max_age_days: 0, max_file_mib: 0, ..Default::default() },
             ..Default::default()
         };
         let keys: Vec<String> = p.validate().into_iter().map(|(k, _)| k).collect();

@@ -14,9 +14,7 @@ use super::config::{CheckpointsConfig, LogPruneConfig};
 use super::inventory::{self, ScanOptions};
 use super::ledger::{ConfirmationSource, PruneEvent, PruneEventKind, PruneEventSink, is_confirmed};
 use super::logs::scan_logs;
-use super::plan::{
-    ItemKind, PlanAction, PlanInputs, PlanItem, PrunePlan, Reason, plan_checkpoints, plan_logs,
-};
+use super::plan::{ItemKind, PlanAction, PlanInputs, PlanItem, PrunePlan, Reason, plan_checkpoints, plan_logs};
 use super::roots::expand_roots;
 use super::{safedelete, ser_path, unix_secs};
 
@@ -81,22 +79,10 @@ pub struct PruneReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum PruneProgress {
-    Started {
-        items: usize,
-        bytes_to_free: u64,
-    },
-    Progress {
-        done: usize,
-        total: usize,
-        freed_bytes: u64,
-        item: ItemResult,
-    },
-    Done {
-        report: PruneReport,
-    },
-    Failed {
-        error: String,
-    },
+    Started { items: usize, bytes_to_free: u64 },
+    Progress { done: usize, total: usize, freed_bytes: u64, item: ItemResult },
+    Done { report: PruneReport },
+    Failed { error: String },
 }
 
 fn event(item: &PlanItem, kind: PruneEventKind, reason: String, now: SystemTime) -> PruneEvent {
@@ -125,9 +111,7 @@ fn recheck(item: &PlanItem, plan: &PrunePlan, ctx: &ExecContext) -> Result<PlanI
             // The root must still be a configured root reached without links.
             let (roots, _) = expand_roots(&ctx.workspace, &ctx.cfg.roots);
             let Some(root) = roots.into_iter().find(|r| r.path == item.unit.root.path) else {
-                return Err(
-                    "its folder is no longer a checkpoint root reached without links".into(),
-                );
+                return Err("its folder is no longer a checkpoint root reached without links".into());
             };
             let mut inv = inventory::scan_roots(
                 &ctx.workspace,
@@ -135,10 +119,7 @@ fn recheck(item: &PlanItem, plan: &PrunePlan, ctx: &ExecContext) -> Result<PlanI
                 vec![root],
                 Vec::new(),
                 now,
-                ScanOptions {
-                    previous: None,
-                    check_open_files: ctx.check_open_files,
-                },
+                ScanOptions { previous: None, check_open_files: ctx.check_open_files },
             );
             inv.apply_confirmations(ctx.confirm.as_ref());
             plan_checkpoints(&inv, &ctx.cfg, &inputs)
@@ -202,10 +183,7 @@ pub fn run_plan(
 ) -> PruneReport {
     let todo = plan.deletions();
     let total = todo.len();
-    progress(PruneProgress::Started {
-        items: total,
-        bytes_to_free: todo.iter().map(|i| i.freeable_bytes).sum(),
-    });
+    progress(PruneProgress::Started { items: total, bytes_to_free: todo.iter().map(|i| i.freeable_bytes).sum() });
     if total > 0
         && let Err(e) = std::fs::metadata(&ctx.workspace)
     {
@@ -225,12 +203,7 @@ pub fn run_plan(
             Ok(fresh) => {
                 let intent_ok = !fresh.unconfirmed_override
                     || sink
-                        .record(&event(
-                            &fresh,
-                            PruneEventKind::OverrideIntent,
-                            fresh.reason.as_str().into(),
-                            now,
-                        ))
+                        .record(&event(&fresh, PruneEventKind::OverrideIntent, fresh.reason.as_str().into(), now))
                         .is_ok();
                 if !intent_ok {
                     ItemOutcome::Skipped("could not record the override first; not deleted".into())
@@ -238,12 +211,7 @@ pub fn run_plan(
                     match safedelete::delete_unit(&fresh.unit) {
                         Ok(()) => {
                             rep.freed_bytes += fresh.freeable_bytes;
-                            let ev = event(
-                                &fresh,
-                                PruneEventKind::Deleted,
-                                fresh.reason.as_str().into(),
-                                now,
-                            );
+                            let ev = event(&fresh, PruneEventKind::Deleted, fresh.reason.as_str().into(), now);
                             if sink.record(&ev).is_err() {
                                 rep.record_errors += 1;
                             }
@@ -272,22 +240,11 @@ pub fn run_plan(
                 }
             }
         }
-        let result = ItemResult {
-            path: item.path.clone(),
-            bytes: item.bytes,
-            outcome,
-        };
+        let result = ItemResult { path: item.path.clone(), bytes: item.bytes, outcome };
         rep.items.push(result.clone());
-        progress(PruneProgress::Progress {
-            done: n + 1,
-            total,
-            freed_bytes: rep.freed_bytes,
-            item: result,
-        });
+        progress(PruneProgress::Progress { done: n + 1, total, freed_bytes: rep.freed_bytes, item: result });
     }
-    progress(PruneProgress::Done {
-        report: rep.clone(),
-    });
+    progress(PruneProgress::Done { report: rep.clone() });
     rep
 }
 

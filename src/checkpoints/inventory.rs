@@ -18,16 +18,13 @@ use super::{ser_path, unix_secs};
 /// How deep below a root checkpoints are looked for.
 pub const MAX_DEPTH: usize = 4;
 
-static STEP_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:^|[^a-z])(?:global_step|step|iter|it)[_=\-]?(\d+)").expect("static regex")
-});
+static STEP_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:^|[^a-z])(?:global_step|step|iter|it)[_=\-]?(\d+)").expect("static regex"));
 static CKPT_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)(?:^|[^a-z])checkpoint[_\-](\d+)").expect("static regex"));
-static EPOCH_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)epoch[_=\-]?(\d+)").expect("static regex"));
+static EPOCH_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)epoch[_=\-]?(\d+)").expect("static regex"));
 /// Hugging Face Trainer checkpoint folders.
-pub static HF_FOLDER_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^checkpoint-\d+$").expect("static regex"));
+pub static HF_FOLDER_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^checkpoint-\d+$").expect("static regex"));
 
 /// The step in a checkpoint's name and the byte range of its digits.
 fn step_span(name: &str) -> Option<(u64, std::ops::Range<usize>)> {
@@ -115,19 +112,10 @@ pub struct Inventory {
 
 impl Inventory {
     /// Build an inventory from checkpoints in any order (sorted by series, oldest first).
-    pub fn new(
-        roots: Vec<RootDir>,
-        mut checkpoints: Vec<Checkpoint>,
-        skipped: Vec<Skipped>,
-    ) -> Self {
+    pub fn new(roots: Vec<RootDir>, mut checkpoints: Vec<Checkpoint>, skipped: Vec<Skipped>) -> Self {
         checkpoints.sort_by(|a, b| a.series.cmp(&b.series).then_with(|| order(a, b)));
         let total_bytes = checkpoints.iter().map(|c| c.bytes).sum();
-        Inventory {
-            roots,
-            checkpoints,
-            skipped,
-            total_bytes,
-        }
+        Inventory { roots, checkpoints, skipped, total_bytes }
     }
 
     /// The checkpoints of one series, oldest first.
@@ -166,12 +154,7 @@ pub fn rel_key(workspace: &Path, path: &Path) -> String {
 }
 
 /// Scan every configured root.
-pub fn scan(
-    workspace: &Path,
-    cfg: &CheckpointsConfig,
-    now: SystemTime,
-    opts: ScanOptions<'_>,
-) -> Inventory {
+pub fn scan(workspace: &Path, cfg: &CheckpointsConfig, now: SystemTime, opts: ScanOptions<'_>) -> Inventory {
     let (roots, skipped) = roots::expand_roots(workspace, &cfg.roots);
     scan_roots(workspace, cfg, roots, skipped, now, opts)
 }
@@ -186,52 +169,31 @@ pub fn scan_roots(
     opts: ScanOptions<'_>,
 ) -> Inventory {
     let files = roots::name_set(&cfg.patterns);
-    let matcher = UnitMatcher {
-        files: &files,
-        folder_unit: cfg.hf_folders.then_some(&*HF_FOLDER_RE),
-        max_depth: MAX_DEPTH,
-    };
+    let matcher =
+        UnitMatcher { files: &files, folder_unit: cfg.hf_folders.then_some(&*HF_FOLDER_RE), max_depth: MAX_DEPTH };
     let mut units = Vec::new();
     for r in &roots {
         roots::scan_root(r, &matcher, &mut units, &mut skipped);
     }
     let open = if opts.check_open_files {
-        let canon: Vec<PathBuf> = roots
-            .iter()
-            .filter_map(|r| std::fs::canonicalize(&r.path).ok())
-            .collect();
+        let canon: Vec<PathBuf> = roots.iter().filter_map(|r| std::fs::canonicalize(&r.path).ok()).collect();
         let open = openfiles::open_for_write(&canon);
-        let canon_of: HashMap<PathBuf, PathBuf> = roots
-            .iter()
-            .filter_map(|r| Some((r.path.clone(), std::fs::canonicalize(&r.path).ok()?)))
-            .collect();
+        let canon_of: HashMap<PathBuf, PathBuf> =
+            roots.iter().filter_map(|r| Some((r.path.clone(), std::fs::canonicalize(&r.path).ok()?))).collect();
         Some((open, canon_of))
     } else {
         None
     };
-    let prev: HashMap<&Path, u64> = opts
-        .previous
-        .map(|p| {
-            p.checkpoints
-                .iter()
-                .map(|c| (c.path.as_path(), c.bytes))
-                .collect()
-        })
-        .unwrap_or_default();
+    let prev: HashMap<&Path, u64> =
+        opts.previous.map(|p| p.checkpoints.iter().map(|c| (c.path.as_path(), c.bytes)).collect()).unwrap_or_default();
     let settle = Duration::from_secs(cfg.settle_secs);
     let checkpoints: Vec<Checkpoint> = units
         .into_iter()
         .map(|u| {
             let path = u.path();
-            let name = u
-                .rel_in_root
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let rel_dir = path
-                .parent()
-                .map(|p| p.strip_prefix(workspace).unwrap_or(p).to_path_buf())
-                .unwrap_or_default();
+            let name = u.rel_in_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let rel_dir =
+                path.parent().map(|p| p.strip_prefix(workspace).unwrap_or(p).to_path_buf()).unwrap_or_default();
             let age = now.duration_since(u.mtime);
             let mut why = match age {
                 Ok(a) if a >= settle => None,
@@ -300,18 +262,9 @@ mod tests {
     #[test]
     fn series_separate_runs_and_epochs_share() {
         let d = Path::new("checkpoints");
-        assert_eq!(
-            series_key(d, "v68_step_1200.pt"),
-            "checkpoints/v68_step_#.pt"
-        );
-        assert_ne!(
-            series_key(d, "v67_step_1.pt"),
-            series_key(d, "v68_step_1.pt")
-        );
-        assert_eq!(
-            series_key(d, "epoch=3-step=900.ckpt"),
-            series_key(d, "epoch=4-step=1200.ckpt")
-        );
+        assert_eq!(series_key(d, "v68_step_1200.pt"), "checkpoints/v68_step_#.pt");
+        assert_ne!(series_key(d, "v67_step_1.pt"), series_key(d, "v68_step_1.pt"));
+        assert_eq!(series_key(d, "epoch=3-step=900.ckpt"), series_key(d, "epoch=4-step=1200.ckpt"));
         assert_eq!(series_key(d, "last.ckpt"), "checkpoints/*");
     }
 
@@ -330,44 +283,17 @@ mod tests {
         fs::create_dir_all(w.join("experiments/v68/checkpoints/checkpoint-500")).unwrap();
         fs::create_dir_all(w.join("experiments/v69")).unwrap();
         std::os::unix::fs::symlink(outside.path(), w.join("experiments/v69/checkpoints")).unwrap();
-        std::os::unix::fs::symlink(
-            outside.path().join("victim.pt"),
-            w.join("checkpoints/v1_step_9.pt"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("victim.pt"), w.join("checkpoints/v1_step_9.pt")).unwrap();
         fs::write(w.join("checkpoints/v1_step_100.pt"), vec![0u8; 1000]).unwrap();
         fs::write(w.join("checkpoints/notes.txt"), b"x").unwrap();
-        fs::write(
-            w.join("experiments/v68/checkpoints/checkpoint-500/model.safetensors"),
-            vec![1u8; 300],
-        )
-        .unwrap();
-        fs::write(
-            w.join("experiments/v68/checkpoints/checkpoint-500/optimizer.pt"),
-            vec![1u8; 200],
-        )
-        .unwrap();
+        fs::write(w.join("experiments/v68/checkpoints/checkpoint-500/model.safetensors"), vec![1u8; 300]).unwrap();
+        fs::write(w.join("experiments/v68/checkpoints/checkpoint-500/optimizer.pt"), vec![1u8; 200]).unwrap();
         let old = SystemTime::now() - Duration::from_secs(3600);
         set_mtime(&w.join("checkpoints/v1_step_100.pt"), old);
         let now = SystemTime::now();
-        let inv = scan(
-            w,
-            &CheckpointsConfig::default(),
-            now,
-            ScanOptions::default(),
-        );
-        let rels: Vec<&str> = inv
-            .checkpoints
-            .iter()
-            .map(|c| c.rel_path.as_str())
-            .collect();
-        assert_eq!(
-            rels,
-            vec![
-                "checkpoints/v1_step_100.pt",
-                "experiments/v68/checkpoints/checkpoint-500"
-            ]
-        );
+        let inv = scan(w, &CheckpointsConfig::default(), now, ScanOptions::default());
+        let rels: Vec<&str> = inv.checkpoints.iter().map(|c| c.rel_path.as_str()).collect();
+        assert_eq!(rels, vec!["checkpoints/v1_step_100.pt", "experiments/v68/checkpoints/checkpoint-500"]);
         let folder = &inv.checkpoints[1];
         assert_eq!(folder.kind, UnitKind::Folder);
         assert_eq!(folder.bytes, 500);
@@ -378,29 +304,13 @@ mod tests {
         assert!(!file.writing);
         assert!(file.age_secs >= 3599);
         let skipped: Vec<String> = inv.skipped.iter().map(|s| rel_key(w, &s.path)).collect();
-        assert!(
-            skipped.contains(&"checkpoints/v1_step_9.pt".to_string()),
-            "{skipped:?}"
-        );
-        assert!(
-            skipped.contains(&"experiments/v69/checkpoints".to_string()),
-            "{skipped:?}"
-        );
+        assert!(skipped.contains(&"checkpoints/v1_step_9.pt".to_string()), "{skipped:?}");
+        assert!(skipped.contains(&"experiments/v69/checkpoints".to_string()), "{skipped:?}");
         // A size change since the previous scan counts as writing.
         fs::write(w.join("checkpoints/v1_step_100.pt"), vec![0u8; 2000]).unwrap();
         set_mtime(&w.join("checkpoints/v1_step_100.pt"), old);
-        let again = scan(
-            w,
-            &CheckpointsConfig::default(),
-            now,
-            ScanOptions {
-                previous: Some(&inv),
-                check_open_files: false,
-            },
-        );
-        assert_eq!(
-            again.checkpoints[0].writing_why,
-            Some(WritingWhy::SizeChanged)
-        );
+        let again =
+            scan(w, &CheckpointsConfig::default(), now, ScanOptions { previous: Some(&inv), check_open_files: false });
+        assert_eq!(again.checkpoints[0].writing_why, Some(WritingWhy::SizeChanged));
     }
 }

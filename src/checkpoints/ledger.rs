@@ -44,10 +44,7 @@ impl ConfirmationSource for ConfirmationMap {
 /// "delete the only copy").
 pub fn is_confirmed(confirmed_on: &[String], required: &[String]) -> bool {
     let remote = |l: &String| !l.eq_ignore_ascii_case("L1");
-    confirmed_on.iter().any(remote)
-        && required
-            .iter()
-            .all(|r| confirmed_on.iter().any(|c| c.eq_ignore_ascii_case(r)))
+    confirmed_on.iter().any(remote) && required.iter().all(|r| confirmed_on.iter().any(|c| c.eq_ignore_ascii_case(r)))
 }
 
 /// What happened, for the record.
@@ -90,9 +87,7 @@ pub struct JsonlEventSink {
 impl JsonlEventSink {
     /// `<workspace>/.opsconsole/prune-events.jsonl`.
     pub fn in_workspace(workspace: &Path) -> Self {
-        Self {
-            path: workspace.join(".opsconsole").join("prune-events.jsonl"),
-        }
+        Self { path: workspace.join(".opsconsole").join("prune-events.jsonl") }
     }
 }
 
@@ -103,10 +98,7 @@ impl PruneEventSink for JsonlEventSink {
         }
         let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut f = OpenOptions::new().create(true).append(true).open(&self.path)?;
         f.write_all(&line)?;
         f.sync_data()
     }
@@ -118,10 +110,7 @@ pub struct MemoryEventSink(pub std::sync::Arc<std::sync::Mutex<Vec<PruneEvent>>>
 
 impl PruneEventSink for MemoryEventSink {
     fn record(&mut self, event: &PruneEvent) -> io::Result<()> {
-        self.0
-            .lock()
-            .map_err(|_| io::Error::other("event list poisoned"))?
-            .push(event.clone());
+        self.0.lock().map_err(|_| io::Error::other("event list poisoned"))?.push(event.clone());
         Ok(())
     }
 }
@@ -160,10 +149,7 @@ mod tests {
         sink.record(&ev).unwrap();
         sink.record(&ev).unwrap();
         let text = std::fs::read_to_string(&sink.path).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["kind"], "deleted");
         assert_eq!(lines[1]["path"], "checkpoints/a.pt");

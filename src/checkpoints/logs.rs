@@ -36,20 +36,13 @@ pub fn scan_logs(
     }
     let (rs, mut skipped) = roots::expand_roots(workspace, &cfg.roots);
     let files = roots::name_set(&cfg.patterns);
-    let m = UnitMatcher {
-        files: &files,
-        folder_unit: None,
-        max_depth: 2,
-    };
+    let m = UnitMatcher { files: &files, folder_unit: None, max_depth: 2 };
     let mut units = Vec::new();
     for r in &rs {
         roots::scan_root(r, &m, &mut units, &mut skipped);
     }
     let open: Vec<PathBuf> = if check_open_files {
-        let canon: Vec<PathBuf> = rs
-            .iter()
-            .filter_map(|r| std::fs::canonicalize(&r.path).ok())
-            .collect();
+        let canon: Vec<PathBuf> = rs.iter().filter_map(|r| std::fs::canonicalize(&r.path).ok()).collect();
         openfiles::open_for_write(&canon)
     } else {
         Vec::new()
@@ -60,9 +53,7 @@ pub fn scan_logs(
         .map(|u| {
             let path = u.path();
             let recent = now.duration_since(u.mtime).map_or(true, |a| a < settle);
-            let open_w = std::fs::canonicalize(&path)
-                .map(|c| open.contains(&c))
-                .unwrap_or(false);
+            let open_w = std::fs::canonicalize(&path).map(|c| open.contains(&c)).unwrap_or(false);
             let rel_path = rel_key(workspace, &path);
             LogFile {
                 confirmed_on: confirm.confirmed_on(&rel_path),

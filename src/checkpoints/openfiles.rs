@@ -57,8 +57,7 @@ pub fn open_for_write_in(proc_root: &Path, under: &[PathBuf]) -> Vec<PathBuf> {
             if !under.iter().any(|u| target.starts_with(u)) {
                 continue;
             }
-            let info =
-                fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name())).unwrap_or_default();
+            let info = fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name())).unwrap_or_default();
             if fdinfo_is_write(&info) {
                 out.push(target);
             }

@@ -111,20 +111,14 @@ impl DiskSpace {
     /// Fill as `df` shows it: used / (used + available), 0..=1.
     pub fn fill(&self) -> f64 {
         let size = self.used_bytes.saturating_add(self.available_bytes);
-        if size == 0 {
-            0.0
-        } else {
-            self.used_bytes as f64 / size as f64
-        }
+        if size == 0 { 0.0 } else { self.used_bytes as f64 / size as f64 }
     }
 
     /// Fill after giving back `freed` bytes.
     pub fn fill_after(&self, freed: u64) -> f64 {
         DiskSpace {
             used_bytes: self.used_bytes.saturating_sub(freed),
-            available_bytes: self
-                .available_bytes
-                .saturating_add(freed.min(self.used_bytes)),
+            available_bytes: self.available_bytes.saturating_add(freed.min(self.used_bytes)),
         }
         .fill()
     }
@@ -172,11 +166,7 @@ impl PrunePlan {
     /// Items to delete, in the order the executor runs them: confirmed ones first (they
     /// free space without needing the record written first), oldest first.
     pub fn deletions(&self) -> Vec<&PlanItem> {
-        let mut d: Vec<&PlanItem> = self
-            .items
-            .iter()
-            .filter(|i| i.action == PlanAction::Delete)
-            .collect();
+        let mut d: Vec<&PlanItem> = self.items.iter().filter(|i| i.action == PlanAction::Delete).collect();
         d.sort_by_key(|i| i.unconfirmed_override);
         d
     }
@@ -193,11 +183,7 @@ pub struct PlanInputs {
 }
 
 /// Plan one inventory's checkpoints.
-pub fn plan_checkpoints(
-    inv: &Inventory,
-    cfg: &CheckpointsConfig,
-    inputs: &PlanInputs,
-) -> Vec<PlanItem> {
+pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanInputs) -> Vec<PlanItem> {
     let mut out = Vec::with_capacity(inv.checkpoints.len());
     let keep_last = cfg.keep_last.max(1);
     for (_, series) in inv.series() {
@@ -247,11 +233,7 @@ pub fn plan_checkpoints(
         }
         if cfg.keep_every_steps > 0 {
             for &i in &eligible {
-                if series[i]
-                    .step
-                    .is_some_and(|s| s % cfg.keep_every_steps == 0)
-                    && reason[i].is_none()
-                {
+                if series[i].step.is_some_and(|s| s % cfg.keep_every_steps == 0) && reason[i].is_none() {
                     reason[i] = Some(Reason::Milestone);
                 }
             }
@@ -261,9 +243,7 @@ pub fn plan_checkpoints(
             let (action, why, over) = match reason[i] {
                 Some(r) => (PlanAction::Keep, r, false),
                 None if confirmed => (PlanAction::Delete, Reason::BeyondKeepLast, false),
-                None if inputs.allow_unconfirmed => {
-                    (PlanAction::Delete, Reason::BeyondKeepLast, true)
-                }
+                None if inputs.allow_unconfirmed => (PlanAction::Delete, Reason::BeyondKeepLast, true),
                 None => (PlanAction::Keep, Reason::Unconfirmed, false),
             };
             out.push(item_of_checkpoint(c, action, why, over));
@@ -273,9 +253,7 @@ pub fn plan_checkpoints(
 }
 
 fn newest_by_mtime(series: &[&Checkpoint], ok: impl Fn(&Checkpoint) -> bool) -> Option<usize> {
-    (0..series.len())
-        .filter(|&i| ok(series[i]))
-        .max_by(|&a, &b| series[a].mtime.cmp(&series[b].mtime).then(a.cmp(&b)))
+    (0..series.len()).filter(|&i| ok(series[i])).max_by(|&a, &b| series[a].mtime.cmp(&series[b].mtime).then(a.cmp(&b)))
 }
 
 fn item_of_checkpoint(c: &Checkpoint, action: PlanAction, reason: Reason, over: bool) -> PlanItem {
@@ -297,21 +275,14 @@ fn item_of_checkpoint(c: &Checkpoint, action: PlanAction, reason: Reason, over: 
 
 /// Plan logs: only logs over a limit appear. The newest log of each folder and any log
 /// still being written are kept.
-pub fn plan_logs(
-    logs: &[LogFile],
-    cfg: &LogPruneConfig,
-    allow_unconfirmed: bool,
-    now: SystemTime,
-) -> Vec<PlanItem> {
+pub fn plan_logs(logs: &[LogFile], cfg: &LogPruneConfig, allow_unconfirmed: bool, now: SystemTime) -> Vec<PlanItem> {
     if !cfg.enabled {
         return Vec::new();
     }
     let mut newest_in_dir: BTreeMap<PathBuf, (SystemTime, PathBuf)> = BTreeMap::new();
     for l in logs {
         let dir = l.path.parent().map(PathBuf::from).unwrap_or_default();
-        let e = newest_in_dir
-            .entry(dir)
-            .or_insert((l.mtime, l.path.clone()));
+        let e = newest_in_dir.entry(dir).or_insert((l.mtime, l.path.clone()));
         if (l.mtime, &l.path) > (e.0, &e.1) {
             *e = (l.mtime, l.path.clone());
         }
@@ -321,17 +292,12 @@ pub fn plan_logs(
     let max_bytes = cfg.max_file_mib.saturating_mul(1 << 20);
     let mut out = Vec::new();
     for l in logs {
-        let too_old =
-            cfg.max_age_days > 0 && now.duration_since(l.mtime).is_ok_and(|a| a > max_age);
+        let too_old = cfg.max_age_days > 0 && now.duration_since(l.mtime).is_ok_and(|a| a > max_age);
         let too_large = cfg.max_file_mib > 0 && l.bytes > max_bytes;
         if !too_old && !too_large {
             continue;
         }
-        let over_reason = if too_old {
-            Reason::LogTooOld
-        } else {
-            Reason::LogTooLarge
-        };
+        let over_reason = if too_old { Reason::LogTooOld } else { Reason::LogTooLarge };
         let confirmed = is_confirmed(&l.confirmed_on, &cfg.require_confirmed_on);
         let (action, reason, over) = if l.writing {
             (PlanAction::Keep, Reason::Writing, false)
@@ -389,10 +355,7 @@ pub fn summarize(items: Vec<PlanItem>, inputs: &PlanInputs, now: SystemTime) -> 
         bytes_to_delete,
         bytes_to_free,
         unconfirmed_deletes: items.iter().filter(|i| i.unconfirmed_override).count(),
-        kept_unconfirmed: items
-            .iter()
-            .filter(|i| i.reason == Reason::Unconfirmed)
-            .count(),
+        kept_unconfirmed: items.iter().filter(|i| i.reason == Reason::Unconfirmed).count(),
         allow_unconfirmed: inputs.allow_unconfirmed,
         disk: inputs.disk,
         fill_before: inputs.disk.map(|d| d.fill()),

@@ -80,12 +80,7 @@ pub fn expand_roots(workspace: &Path, patterns: &[String]) -> (Vec<RootDir>, Vec
         for rel in found {
             let path = anchor.join(&rel);
             if seen.insert(path.clone()) {
-                out.push(RootDir {
-                    path,
-                    anchor: anchor.clone(),
-                    rel,
-                    pattern: pat.clone(),
-                });
+                out.push(RootDir { path, anchor: anchor.clone(), rel, pattern: pat.clone() });
             }
         }
     }
@@ -95,13 +90,7 @@ pub fn expand_roots(workspace: &Path, patterns: &[String]) -> (Vec<RootDir>, Vec
     (out, skipped)
 }
 
-fn walk_pattern(
-    anchor: &Path,
-    rel: PathBuf,
-    rest: &[String],
-    found: &mut Vec<PathBuf>,
-    skipped: &mut Vec<Skipped>,
-) {
+fn walk_pattern(anchor: &Path, rel: PathBuf, rest: &[String], found: &mut Vec<PathBuf>, skipped: &mut Vec<Skipped>) {
     let Some((head, tail)) = rest.split_first() else {
         found.push(rel);
         return;
@@ -123,11 +112,8 @@ fn walk_pattern(
         let Ok(glob) = Glob::new(head) else { return };
         let m = glob.compile_matcher();
         let Ok(rd) = fs::read_dir(&here) else { return };
-        let mut names: Vec<OsString> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.file_name())
-            .filter(|n| m.is_match(Path::new(n)))
-            .collect();
+        let mut names: Vec<OsString> =
+            rd.filter_map(Result::ok).map(|e| e.file_name()).filter(|n| m.is_match(Path::new(n))).collect();
         names.sort();
         for n in names {
             step(n);
@@ -194,12 +180,7 @@ pub struct UnitMatcher<'a> {
 }
 
 /// Walk one root for units, never following links. Links found are reported as skipped.
-pub fn scan_root(
-    root: &RootDir,
-    m: &UnitMatcher<'_>,
-    out: &mut Vec<Unit>,
-    skipped: &mut Vec<Skipped>,
-) {
+pub fn scan_root(root: &RootDir, m: &UnitMatcher<'_>, out: &mut Vec<Unit>, skipped: &mut Vec<Skipped>) {
     // The root itself must still be a real folder.
     match fs::symlink_metadata(&root.path) {
         Ok(md) if md.is_dir() && !md.file_type().is_symlink() => {}
@@ -223,21 +204,14 @@ fn walk_units(
         let name = e.file_name();
         let rel_child = rel.join(&name);
         if ft.is_symlink() {
-            skipped.push(Skipped {
-                path: e.path(),
-                why: "symbolic link; never followed or deleted through".into(),
-            });
+            skipped.push(Skipped { path: e.path(), why: "symbolic link; never followed or deleted through".into() });
             continue;
         }
         if ft.is_dir() {
             let name_s = name.to_string_lossy();
             if m.folder_unit.is_some_and(|re| re.is_match(&name_s)) {
                 let Ok(md) = e.metadata() else { continue };
-                let mut t = Totals {
-                    bytes: 0,
-                    freeable: 0,
-                    mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                };
+                let mut t = Totals { bytes: 0, freeable: 0, mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH) };
                 sum_tree(&e.path(), &mut t);
                 out.push(Unit {
                     root: root.clone(),

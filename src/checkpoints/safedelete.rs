@@ -18,11 +18,7 @@ fn cstr(s: &OsStr) -> io::Result<CString> {
 }
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
@@ -38,19 +34,14 @@ fn open_anchor(anchor: &Path) -> io::Result<OwnedFd> {
 fn open_child_dir(parent: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
     let c = cstr(name)?;
     // SAFETY: valid descriptor and C string.
-    let fd = check(unsafe {
-        libc::openat(parent.as_raw_fd(), c.as_ptr(), DIR_FLAGS | libc::O_NOFOLLOW)
-    })
-    .map_err(|e| {
-        if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
-            io::Error::other(format!(
-                "{} is not a real folder (a link?); not followed",
-                name.to_string_lossy()
-            ))
-        } else {
-            e
-        }
-    })?;
+    let fd =
+        check(unsafe { libc::openat(parent.as_raw_fd(), c.as_ptr(), DIR_FLAGS | libc::O_NOFOLLOW) }).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
+                io::Error::other(format!("{} is not a real folder (a link?); not followed", name.to_string_lossy()))
+            } else {
+                e
+            }
+        })?;
     // SAFETY: freshly opened descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -59,14 +50,7 @@ fn lstat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
     // SAFETY: zeroed stat is a valid out-buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid descriptor, C string and out-pointer.
-    check(unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    check(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
 }
 
@@ -96,9 +80,7 @@ pub fn delete_unit(unit: &Unit) -> io::Result<()> {
         UnitKind::Folder => libc::S_IFDIR,
     };
     if fmt != want || st.st_ino != unit.ino || st.st_dev != unit.dev {
-        return Err(io::Error::other(
-            "replaced since the plan was made; refused",
-        ));
+        return Err(io::Error::other("replaced since the plan was made; refused"));
     }
     match unit.kind {
         UnitKind::File => unlink_at(&dir, &cname, 0),

@@ -8,6 +8,7 @@ mod header;
 mod help;
 mod log;
 mod popup;
+mod prune;
 mod uploads;
 
 use ratatui::Frame;
@@ -65,6 +66,7 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::None => {}
         Overlay::Help => help::render(state, frame, area),
         Overlay::ConfirmQuit => popup::confirm_quit(state, frame, area),
+        Overlay::Prune => prune::render_plan(state, frame, body),
     }
 }
 

@@ -1,7 +1,6 @@
 //! Workspace usage breakdown: what takes the space (checkpoints, logs, data, other), by one
 //! fast walk that counts allocated blocks like `du` (links not followed, hard links once).
 //!
-//! Self-contained (no other opsconsole module): it moves to `src/disk/usage.rs` as is.
 
 use std::collections::HashSet;
 use std::fs;
@@ -58,10 +57,7 @@ enum Cat {
 fn set(patterns: &[String]) -> GlobSet {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        if let Ok(g) = GlobBuilder::new(p.trim_end_matches('/'))
-            .literal_separator(true)
-            .build()
-        {
+        if let Ok(g) = GlobBuilder::new(p.trim_end_matches('/')).literal_separator(true).build() {
             b.add(g);
         }
     }
@@ -82,11 +78,7 @@ impl UsageBreakdown {
 
 /// Walk the workspace once and sum allocated bytes per category.
 pub fn scan_usage(workspace: &Path, spec: &UsageSpec) -> UsageBreakdown {
-    let sets = [
-        (Cat::Checkpoints, set(&spec.checkpoints)),
-        (Cat::Logs, set(&spec.logs)),
-        (Cat::Data, set(&spec.data)),
-    ];
+    let sets = [(Cat::Checkpoints, set(&spec.checkpoints)), (Cat::Logs, set(&spec.logs)), (Cat::Data, set(&spec.data))];
     let log_files = set(&spec.log_files);
     let mut out = UsageBreakdown::default();
     let mut seen: HashSet<(u64, u64)> = HashSet::new();
@@ -100,8 +92,7 @@ pub fn scan_usage(workspace: &Path, spec: &UsageSpec) -> UsageBreakdown {
             return out;
         }
     }
-    let mut stack: Vec<(PathBuf, PathBuf, Cat)> =
-        vec![(workspace.to_path_buf(), PathBuf::new(), Cat::Other)];
+    let mut stack: Vec<(PathBuf, PathBuf, Cat)> = vec![(workspace.to_path_buf(), PathBuf::new(), Cat::Other)];
     while let Some((dir, rel, cat)) = stack.pop() {
         let Ok(rd) = fs::read_dir(&dir) else {
             out.unreadable += 1;
@@ -127,20 +118,13 @@ pub fn scan_usage(workspace: &Path, spec: &UsageSpec) -> UsageBreakdown {
                 let child_cat = if cat != Cat::Other {
                     cat
                 } else {
-                    sets.iter()
-                        .find(|(_, s)| s.is_match(&child_rel))
-                        .map(|(c, _)| *c)
-                        .unwrap_or(Cat::Other)
+                    sets.iter().find(|(_, s)| s.is_match(&child_rel)).map(|(c, _)| *c).unwrap_or(Cat::Other)
                 };
                 out.add(child_cat, bytes);
                 stack.push((e.path(), child_rel, child_cat));
             } else {
                 out.files += 1;
-                let c = if cat == Cat::Other && log_files.is_match(Path::new(&name)) {
-                    Cat::Logs
-                } else {
-                    cat
-                };
+                let c = if cat == Cat::Other && log_files.is_match(Path::new(&name)) { Cat::Logs } else { cat };
                 out.add(c, bytes);
             }
         }
@@ -162,13 +146,7 @@ mod tests {
         let w = ws.path();
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("big"), vec![7u8; 1 << 20]).unwrap();
-        for d in [
-            "checkpoints",
-            "experiments/v1/checkpoints",
-            "experiments/v1/logs",
-            "data/shard",
-            "src",
-        ] {
+        for d in ["checkpoints", "experiments/v1/checkpoints", "experiments/v1/logs", "data/shard", "src"] {
             fs::create_dir_all(w.join(d)).unwrap();
         }
         fs::write(w.join("checkpoints/a.pt"), vec![1u8; 100_000]).unwrap();
@@ -192,16 +170,9 @@ mod tests {
                 + alloc(&w.join("stray.log"))
         );
         assert!(u.data_bytes < (1 << 20), "the link's target is not counted");
-        assert_eq!(
-            u.total_bytes,
-            u.checkpoints_bytes + u.logs_bytes + u.data_bytes + u.other_bytes
-        );
+        assert_eq!(u.total_bytes, u.checkpoints_bytes + u.logs_bytes + u.data_bytes + u.other_bytes);
         // du -s counts the same blocks.
-        let du = std::process::Command::new("du")
-            .arg("-s")
-            .arg("-B1")
-            .arg(w)
-            .output();
+        let du = std::process::Command::new("du").arg("-s").arg("-B1").arg(w).output();
         if let Ok(o) = du {
             let text = String::from_utf8_lossy(&o.stdout);
             let n: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
