@@ -123,7 +123,7 @@ impl PruneState {
         }
         let mut s = format!("+{}/h", util::bytes(rate as u64));
         if let Some(t) = f.seconds_to_full.filter(|t| *t > 0) {
-            s.push_str(&format!(" full in {}", util::duration(std::time::Duration::from_secs(t))));
+            s.push_str(&format!(" full {}", util::duration(std::time::Duration::from_secs(t))));
         }
         Some(s)
     }
@@ -274,7 +274,15 @@ pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         }
         return vec![];
     }
-    let Some(action) = state.keymap.action(key) else {
+    // Dialog answers (`y`, `enter`, `n`) are not in the main keymap; ask for them first.
+    let action = if state.keymap.is(key, Action::Confirm) {
+        Some(Action::Confirm)
+    } else if state.keymap.is(key, Action::Deny) {
+        Some(Action::Deny)
+    } else {
+        state.keymap.action(key)
+    };
+    let Some(action) = action else {
         return vec![];
     };
     let s = &mut state.prune.screen;

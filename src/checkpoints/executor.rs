@@ -203,7 +203,7 @@ pub fn run_plan(
             Ok(fresh) => {
                 let intent_ok = !fresh.unconfirmed_override
                     || sink
-                        .record(&event(&fresh, PruneEventKind::OverrideIntent, fresh.reason.as_str().into(), now))
+                        .record(&event(&fresh, PruneEventKind::OverrideIntent, fresh.reason.key().into(), now))
                         .is_ok();
                 if !intent_ok {
                     ItemOutcome::Skipped("could not record the override first; not deleted".into())
@@ -211,7 +211,7 @@ pub fn run_plan(
                     match safedelete::delete_unit(&fresh.unit) {
                         Ok(()) => {
                             rep.freed_bytes += fresh.freeable_bytes;
-                            let ev = event(&fresh, PruneEventKind::Deleted, fresh.reason.as_str().into(), now);
+                            let ev = event(&fresh, PruneEventKind::Deleted, fresh.reason.key().into(), now);
                             if sink.record(&ev).is_err() {
                                 rep.record_errors += 1;
                             }

@@ -55,6 +55,21 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The snake_case name used in JSON and in the prune record.
+    pub fn key(self) -> &'static str {
+        match self {
+            Reason::Newest => "newest",
+            Reason::Writing => "writing",
+            Reason::WithinKeepLast => "within_keep_last",
+            Reason::Milestone => "milestone",
+            Reason::Best => "best",
+            Reason::Unconfirmed => "unconfirmed",
+            Reason::BeyondKeepLast => "beyond_keep_last",
+            Reason::LogTooOld => "log_too_old",
+            Reason::LogTooLarge => "log_too_large",
+        }
+    }
+
     /// The word shown to the user.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -35,7 +35,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         if wide {
             lines.push(wide_line(d, width, state.prune.growth_text(&d.mount)));
         } else {
-            lines.extend(narrow_lines(d, width));
+            lines.extend(narrow_lines(d, width, state.prune.growth_text(&d.mount)));
         }
     }
     if fits < shown {
@@ -80,7 +80,7 @@ fn wide_line(d: &DiskInfo, width: usize, growth: Option<String>) -> Line<'static
     ])
 }
 
-fn narrow_lines(d: &DiskInfo, width: usize) -> Vec<Line<'static>> {
+fn narrow_lines(d: &DiskInfo, width: usize, growth: Option<String>) -> Vec<Line<'static>> {
     let style = super::level_style(d.level);
     let mount_w = 10.min(width / 3);
     let bar_w = width.saturating_sub(mount_w + 1 + 5 + 1 + 1 + 8).clamp(3, 20);
@@ -96,6 +96,7 @@ fn narrow_lines(d: &DiskInfo, width: usize) -> Vec<Line<'static>> {
         Span::raw(" "),
         Span::styled(d.level.as_str().to_string(), style),
     ]);
-    let second = format!("  {} · {} free · {}", pair(d), util::bytes(d.available_bytes), d.roles.join(","));
+    let tail = growth.unwrap_or_else(|| d.roles.join(","));
+    let second = format!("  {} · {} free · {tail}", pair(d), util::bytes(d.available_bytes));
     vec![first, Line::styled(util::ellipsize(&second, width), super::dim())]
 }

@@ -28,17 +28,18 @@ pub fn disk_extras(state: &AppState, width: usize) -> Vec<Line<'static>> {
     };
     let mut out = Vec::new();
     let p = key(state, Action::Prune, "p");
-    let mut ck = format!("checkpoints {} in {}", util::bytes(s.total_bytes), plural(s.checkpoints.len(), "file"));
+    let mut ck = format!("{} {}", plural(s.checkpoints.len(), "checkpoint"), util::bytes(s.total_bytes));
     let writing = s.writing();
     if writing > 0 {
         ck.push_str(&format!(" ({writing} writing)"));
     }
-    let mut spans = vec![Span::raw(util::ellipsize(&ck, width.saturating_sub(10)))];
-    spans.push(Span::styled(format!("  [{p}] prune"), Style::new().fg(Color::Cyan)));
+    let hint = format!("  [{p}] prune");
+    let mut spans = vec![Span::raw(util::ellipsize(&ck, width.saturating_sub(hint.chars().count())))];
+    spans.push(Span::styled(hint, Style::new().fg(Color::Cyan)));
     out.push(Line::from(spans));
     let u = &s.usage;
     let usage = format!(
-        "ckpt {} · logs {} · data {} · other {}",
+        "ckpt {} logs {} data {} other {}",
         util::bytes(u.checkpoints_bytes),
         util::bytes(u.logs_bytes),
         util::bytes(u.data_bytes),
