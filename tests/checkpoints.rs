@@ -541,6 +541,111 @@ fn old_logs_are_planned_and_pruned_when_enabled() {
 
 // ---------------------------------------------------------------- a real full disk
 
+/// A tmux session running one command (then `EXIT=<code>`), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, w: u16, h: u16, cmd: &str) -> Option<Tmux> {
+        if !std::process::Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
+            eprintln!("tmux is not installed: the console part of this test is skipped");
+            return None;
+        }
+        let t = Tmux { socket: format!("opsconsole-ckpt-{name}-{}", std::process::id()) };
+        let state = std::env::temp_dir().join(format!("opsconsole-ckpt-state-{}", std::process::id()));
+        let full = format!("env XDG_STATE_HOME={} {cmd}; echo EXIT=$?; sleep 60", state.display());
+        let ok = t.cmd(&["new-session", "-d", "-s", "main", "-x", &w.to_string(), "-y", &h.to_string(), &full]);
+        assert!(ok.status.success(), "tmux new-session failed");
+        Some(t)
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+
+    /// Poll the pane until `pred` holds; the generous deadline is not the assertion.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}; screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+    }
+}
+
+#[test]
+fn prune_works_in_the_demo_with_the_typed_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let cmd = format!("{} demo --speed 10 --dir {}", env!("CARGO_BIN_EXE_opsconsole"), demo.display());
+    let Some(t) = Tmux::start("demo", 120, 36, &cmd) else { return };
+    t.wait_for("the demo", |s| s.contains("Disk") && s.contains("checkpoints"));
+    let ck = demo.join("checkpoints");
+    let count = || fs::read_dir(&ck).map(|d| d.count()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count() < 20 {
+        assert!(std::time::Instant::now() < deadline, "the demo trainer saved {} checkpoints", count());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.send(&["p"]);
+    t.wait_for("the plan", |s| s.contains("Prune plan") && s.contains("not confirmed on another level"));
+    t.send(&["u"]);
+    t.wait_for("the plan with unconfirmed copies", |s| s.contains("INCLUDING") && s.contains("DELETE"));
+    t.send(&["y"]);
+    t.wait_for("the override prompt", |s| s.contains("Type `delete`"));
+    t.send(&["-l", "delete"]);
+    t.send(&["Enter"]);
+    t.wait_for("the job's summary", |s| s.contains("freed") && s.contains("skipped"));
+    let log = fs::read_to_string(demo.join(".opsconsole/prune-events.jsonl")).unwrap();
+    let deleted: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "deleted")
+        .collect();
+    assert!(!deleted.is_empty(), "{log}");
+    for e in &deleted {
+        assert_eq!(e["unconfirmed_override"], true);
+        let intent = log.lines().position(|l| l.contains("override_intent") && l.contains(e["path"].as_str().unwrap()));
+        assert!(intent.is_some(), "intent recorded for {}", e["path"]);
+        assert!(!demo.join(e["path"].as_str().unwrap()).exists());
+    }
+    t.send(&["Escape"]);
+    t.wait_for("the plan to close", |s| !s.contains("Prune plan"));
+    t.send(&["q"]);
+    t.wait_for("the demo to end", |s| s.contains("EXIT=0"));
+}
+
+/// Run the real binary on a workspace and parse its JSON output.
+fn opsconsole_json(ws: &Path, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("--workspace")
+        .arg(ws)
+        .args(args)
+        .env("XDG_STATE_HOME", std::env::temp_dir())
+        .output()
+        .expect("the binary runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 struct Unmount(PathBuf);
 impl Drop for Unmount {
     fn drop(&mut self) {
@@ -600,6 +705,38 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     assert!(space.fill() >= 0.999);
     assert!(fs::write(ws.join("probe"), vec![1u8; 8192]).is_err(), "writes fail on the full disk");
 
+    // The binary on the full disk: status says `full`; prune without a ledger keeps
+    // everything (nothing is confirmed anywhere), and neither crashes.
+    let status = opsconsole_json(ws, &["status", "--json"]);
+    let mount = status["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| Path::new(d["mount"].as_str().unwrap()) == ws)
+        .cloned()
+        .unwrap_or_else(|| panic!("the tmpfs is listed: {status:#}"));
+    assert_eq!(mount["level"], "full", "{mount:#}");
+    assert!(status["checkpoints"].as_array().unwrap().len() >= 10);
+    let dry = opsconsole_json(ws, &["prune", "--json", "--dry-run"]);
+    assert_eq!(dry["delete_count"], 0, "no ledger: nothing confirmed, nothing deleted");
+    assert!(dry["items"].as_array().unwrap().iter().any(|i| i["reason"] == "unconfirmed"));
+    let with_override = opsconsole_json(ws, &["prune", "--json", "--dry-run", "--allow-unsynced"]);
+    assert!(with_override["delete_count"].as_u64().unwrap() >= 10, "{with_override:#}");
+    assert!(with_override["fill_before"].as_f64().unwrap() >= 0.999);
+    // The console on the full disk keeps running, shows `full`, and opens the plan.
+    if let Some(t) =
+        Tmux::start("full", 100, 30, &format!("{} --workspace {}", env!("CARGO_BIN_EXE_opsconsole"), ws.display()))
+    {
+        t.wait_for("the full disk on screen", |s| s.contains("disk full") && s.contains("is full (100%)"));
+        t.send(&["p"]);
+        t.wait_for("the prune plan", |s| s.contains("Prune plan") && s.contains("not confirmed on another level"));
+        t.send(&["Escape"]);
+        // (a `q` sent right after Escape would read as alt-q)
+        t.wait_for("the plan to close", |s| !s.contains("Prune plan"));
+        t.send(&["q"]);
+        t.wait_for("the console to quit", |s| s.contains("EXIT=0"));
+    }
+
     // The ledger says every complete checkpoint reached L3; the partial newest did not.
     let cfg = CheckpointsConfig { keep_last: 2, ..Default::default() };
     let mut m = HashMap::new();
@@ -635,9 +772,12 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     let log = fs::read_to_string(ws.join(".opsconsole/prune-events.jsonl")).unwrap();
     assert!(log.lines().count() + rep.record_errors >= rep.deleted);
     assert!(rep.record_errors <= 1);
-    // The trainer can save again.
+    // The trainer can save again, and the binary no longer says full.
     fs::write(ck.join("v68_step_99999.pt"), vec![1u8; 3 << 20]).unwrap();
     drop(held);
+    let status = opsconsole_json(ws, &["status", "--json"]);
+    let d = status["disks"].as_array().unwrap().iter().find(|d| Path::new(d["mount"].as_str().unwrap()) == ws).cloned();
+    assert_eq!(d.unwrap()["level"], "ok");
 }
 
 // ---------------------------------------------------------------- random real trees
