@@ -132,7 +132,7 @@ pub fn spawn_collector(
     tokio::spawn(async move {
         let confirm = confirmation_source(&workspace);
         let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
-        let mut previous: Option<inventory::Inventory> = None;
+        let mut previous: Option<Vec<crate::checkpoints::Checkpoint>> = None;
         loop {
             let (ws, c, s, conf, prev) =
                 (workspace.clone(), cfg.checkpoints.clone(), spec.clone(), confirm.clone(), previous.take());
@@ -141,12 +141,12 @@ pub fn spawn_collector(
             let res = tokio::task::spawn_blocking(move || {
                 let now = SystemTime::now();
                 record_disk_history(&ws, &crate::disk::sample(&disk_paths, thresholds), now);
-                sample::collect(&ws, &c, &s, conf.as_ref(), prev.as_ref(), now)
+                sample::collect(&ws, &c, &s, conf.as_ref(), prev.as_deref(), now)
             })
             .await;
             match res {
-                Ok((inv, sample)) => {
-                    previous = Some(inv);
+                Ok(sample) => {
+                    previous = Some(sample.checkpoints.clone());
                     if tx.send(Msg::Checkpoints(Box::new(sample))).is_err() {
                         return;
                     }
@@ -379,6 +379,6 @@ pub fn status_extras(
         })
         .collect();
     let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
-    let (_, s) = sample::collect(&ws.root, &cfg.checkpoints, &spec, confirmation_source(&ws.root).as_ref(), None, now);
+    let s = sample::collect(&ws.root, &cfg.checkpoints, &spec, confirmation_source(&ws.root).as_ref(), None, now);
     (forecasts, s.checkpoints, s.usage)
 }

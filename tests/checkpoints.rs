@@ -169,7 +169,7 @@ proptest! {
                     prop_assert!(p.reason != Reason::WithinKeepLast);
                     prop_assert!(
                         p.action == PlanAction::Delete
-                            || matches!(p.reason, Reason::Best | Reason::Milestone | Reason::Unconfirmed | Reason::Newest),
+                            || matches!(p.reason, Reason::Best | Reason::MetricUnknown | Reason::Milestone | Reason::Unconfirmed | Reason::Newest),
                         "kept beyond keep_last for {:?}", p.reason
                     );
                 }
@@ -790,14 +790,22 @@ enum Entry {
     LinkToOutsideDir { dir: usize, name: usize },
 }
 
-const DIRS: [&str; 5] = ["checkpoints", "checkpoints/sub", "experiments/a/checkpoints", "experiments/b", "other"];
+const DIRS: [&str; 7] = [
+    "checkpoints",
+    "checkpoints/sub",
+    "experiments/a/checkpoints",
+    "experiments/b",
+    "other",
+    "checkpoints/a/b/c",
+    "checkpoints/a/b/c/d",
+];
 
 fn gen_entry() -> impl Strategy<Value = Entry> {
     prop_oneof![
-        (0usize..5, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::File { dir, step, age }),
-        (0usize..5, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::HfFolder { dir, step, age }),
-        (0usize..5, 1u64..50).prop_map(|(dir, step)| Entry::LinkToOutsideFile { dir, step }),
-        (0usize..5, 0usize..3).prop_map(|(dir, name)| Entry::LinkToOutsideDir { dir, name }),
+        (0usize..7, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::File { dir, step, age }),
+        (0usize..7, 1u64..50, 100u64..90_000).prop_map(|(dir, step, age)| Entry::HfFolder { dir, step, age }),
+        (0usize..7, 1u64..50).prop_map(|(dir, step)| Entry::LinkToOutsideFile { dir, step }),
+        (0usize..7, 0usize..3).prop_map(|(dir, name)| Entry::LinkToOutsideDir { dir, name }),
     ]
 }
 
@@ -854,6 +862,18 @@ proptest! {
         }
         let outside_before = tree_hashes(outside);
         let ws_before = all_paths(ws);
+        // The console's one-walk inventory sees exactly what the plain scan sees.
+        let cfg0 = CheckpointsConfig::default();
+        let spec = opsconsole::disk::usage::UsageSpec::default();
+        let t = SystemTime::now();
+        let shared = opsconsole::checkpoints::sample::collect(ws, &cfg0, &spec, &opsconsole::checkpoints::NotConfirmed, None, t);
+        let plain = inventory::scan(ws, &cfg0, t, ScanOptions { previous: None, check_open_files: true });
+        prop_assert_eq!(&shared.checkpoints, &plain.checkpoints);
+        let mut a: Vec<_> = shared.skipped.iter().map(|s| s.path.clone()).collect();
+        let mut b: Vec<_> = plain.skipped.iter().map(|s| s.path.clone()).collect();
+        a.sort();
+        b.sort();
+        prop_assert_eq!(a, b);
         let cfg = CheckpointsConfig { keep_last: 1, ..Default::default() };
         let c = ctx(ws, &cfg, all_confirmed(ws, &cfg));
         let plan = make_plan(&c, true);

@@ -91,6 +91,7 @@ fn reason_keys_match_the_json() {
         Reason::WithinKeepLast,
         Reason::Milestone,
         Reason::Best,
+        Reason::MetricUnknown,
         Reason::Unconfirmed,
         Reason::BeyondKeepLast,
         Reason::LogTooOld,

@@ -120,20 +120,21 @@ pub const REMOTE_LEVELS: [&str; 2] = ["L2", "L3"];
 
 fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
     for (i, root) in roots.iter().enumerate() {
-        let k = format!("{key}[{i}]");
+        let k = key.to_string();
+        let n = i + 1;
         if root.trim().is_empty() {
-            out.push((k, "must not be empty".into()));
+            out.push((k, format!("entry {n} must not be empty")));
             continue;
         }
         if std::path::Path::new(root).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            out.push((k.clone(), "must not contain `..`".into()));
+            out.push((k.clone(), format!("entry {n} `{root}` must not contain `..`")));
         }
         if root.contains("**") {
-            out.push((k.clone(), "`**` is not supported; use `*` for one folder name".into()));
+            out.push((k.clone(), format!("entry {n} `{root}`: `**` is not supported; use `*` for one folder name")));
         }
         for comp in root.split('/') {
             if let Err(e) = globset::Glob::new(comp) {
-                out.push((k.clone(), format!("bad pattern: {}", e.kind())));
+                out.push((k.clone(), format!("entry {n} `{root}`: bad pattern: {}", e.kind())));
             }
         }
     }
@@ -141,11 +142,11 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
 
 fn check_patterns(key: &str, patterns: &[String], out: &mut Vec<(String, String)>) {
     for (i, p) in patterns.iter().enumerate() {
-        let k = format!("{key}[{i}]");
+        let (k, n) = (key.to_string(), i + 1);
         if p.contains('/') {
-            out.push((k, "a file name pattern must not contain `/`".into()));
+            out.push((k, format!("entry {n} `{p}`: a file name pattern must not contain `/`")));
         } else if let Err(e) = globset::Glob::new(p) {
-            out.push((k, format!("bad pattern: {}", e.kind())));
+            out.push((k, format!("entry {n} `{p}`: bad pattern: {}", e.kind())));
         }
     }
 }
@@ -153,7 +154,7 @@ fn check_patterns(key: &str, patterns: &[String], out: &mut Vec<(String, String)
 fn check_levels(key: &str, levels: &[String], out: &mut Vec<(String, String)>) {
     for (i, l) in levels.iter().enumerate() {
         if !REMOTE_LEVELS.iter().any(|r| r.eq_ignore_ascii_case(l)) {
-            out.push((format!("{key}[{i}]"), format!("unknown level `{l}`; expected one of L2, L3")));
+            out.push((key.to_string(), format!("entry {}: unknown level `{l}`; expected one of L2, L3", i + 1)));
         }
     }
 }
@@ -228,11 +229,10 @@ mod tests {
             ..Default::default()
         };
         let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
-        assert!(keys.contains(&"checkpoints.roots[0]".to_string()));
-        assert!(keys.contains(&"checkpoints.roots[1]".to_string()));
-        assert!(keys.contains(&"checkpoints.patterns[0]".to_string()));
+        assert_eq!(keys.iter().filter(|k| *k == "checkpoints.roots").count(), 2);
+        assert!(keys.contains(&"checkpoints.patterns".to_string()));
         assert!(keys.contains(&"checkpoints.keep_last".to_string()));
-        assert!(keys.contains(&"checkpoints.require_confirmed_on[0]".to_string()));
+        assert!(keys.contains(&"checkpoints.require_confirmed_on".to_string()));
         let p = PruneConfig {
             auto_cooldown_secs: 1,
             logs: LogPruneConfig { enabled: true, max_age_days: 0, max_file_mib: 0, ..Default::default() },

@@ -14,27 +14,64 @@ use super::ledger::ConfirmationSource;
 use super::openfiles;
 use super::roots::{self, RootDir, Skipped, Unit, UnitKind, UnitMatcher};
 use super::{ser_path, unix_secs};
+use std::ffi::CString;
 
 /// How deep below a root checkpoints are looked for.
 pub const MAX_DEPTH: usize = 4;
 
-static STEP_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)(?:^|[^a-z])(?:global_step|step|iter|it)[_=\-]?(\d+)").expect("static regex"));
-static CKPT_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)(?:^|[^a-z])checkpoint[_\-](\d+)").expect("static regex"));
-static EPOCH_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)epoch[_=\-]?(\d+)").expect("static regex"));
 /// Hugging Face Trainer checkpoint folders.
 pub static HF_FOLDER_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^checkpoint-\d+$").expect("static regex"));
 
+/// ASCII case-insensitive `token` at `b[i..]`.
+fn token_at(b: &[u8], i: usize, token: &[u8]) -> bool {
+    b.len() >= i + token.len() && b[i..i + token.len()].eq_ignore_ascii_case(token)
+}
+
+/// Digits after `token` at `i` and an optional `_`, `=` or `-`: (value text range).
+fn digits_after(b: &[u8], mut j: usize, seps: &[u8], sep_required: bool) -> Option<std::ops::Range<usize>> {
+    if j < b.len() && seps.contains(&b[j]) && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
+        j += 1;
+    } else if sep_required {
+        return None;
+    }
+    let start = j;
+    while j < b.len() && b[j].is_ascii_digit() {
+        j += 1;
+    }
+    (j > start).then_some(start..j)
+}
+
+/// The last `<token><sep?><digits>` in `name` where the token starts the name or follows a
+/// non-letter not used by the previous match (the regex
+/// `(?i)(?:^|[^a-z])(?:TOKENS)[SEPS]?(\d+)` with ASCII digits), as the digits' range.
+fn last_tagged_number(name: &str, tokens: &[&[u8]], seps: &[u8], sep_required: bool) -> Option<std::ops::Range<usize>> {
+    let b = name.as_bytes();
+    let (mut i, mut last_end, mut found) = (0, 0, None);
+    while i < b.len() {
+        let boundary = i == 0 || (i > last_end && !b[i - 1].is_ascii_alphabetic());
+        if boundary
+            && let Some(r) = tokens
+                .iter()
+                .find_map(|t| token_at(b, i, t).then(|| digits_after(b, i + t.len(), seps, sep_required)).flatten())
+        {
+            last_end = r.end;
+            i = r.end;
+            found = Some(r);
+            continue;
+        }
+        i += 1;
+    }
+    found
+}
+
 /// The step in a checkpoint's name and the byte range of its digits.
 fn step_span(name: &str) -> Option<(u64, std::ops::Range<usize>)> {
-    let from = |re: &Regex| {
-        re.captures_iter(name).last().and_then(|c| {
-            let m = c.get(1)?;
-            Some((m.as_str().parse().ok()?, m.range()))
-        })
-    };
-    from(&STEP_RE).or_else(|| from(&CKPT_RE))
+    let parse = |r: std::ops::Range<usize>| Some((name[r.clone()].parse().ok()?, r));
+    match last_tagged_number(name, &[b"global_step", b"step", b"iter", b"it"], b"_=-", false) {
+        Some(r) => parse(r),
+        // `checkpoint` needs its separator (`checkpoint-500`).
+        None => last_tagged_number(name, &[b"checkpoint"], b"_-", true).and_then(parse),
+    }
 }
 
 /// The training step in a checkpoint name: `v68_step_1200.pt` -> 1200,
@@ -43,19 +80,43 @@ pub fn parse_step(name: &str) -> Option<u64> {
     step_span(name).map(|(s, _)| s)
 }
 
+/// `name` with every `epoch<sep?><digits>` written `epoch#`.
+fn blank_epochs(name: &str) -> String {
+    let b = name.as_bytes();
+    let mut out = String::with_capacity(name.len());
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        if token_at(b, i, b"epoch")
+            && let Some(r) = digits_after(b, i + 5, b"_=-", false)
+        {
+            out.push_str(&name[copied..i]);
+            out.push_str("epoch#");
+            i = r.end;
+            copied = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&name[copied..]);
+    out
+}
+
 /// The series a checkpoint belongs to: its folder and its name with the step and epoch
 /// digits blanked, so `v67_step_*` and `v68_step_*` are separate runs. Names without a
 /// step form one series per folder, ordered by modification time.
 pub fn series_key(rel_dir: &Path, name: &str) -> String {
+    series_of(rel_dir, name, step_span(name).map(|(_, r)| r))
+}
+
+fn series_of(rel_dir: &Path, name: &str, span: Option<std::ops::Range<usize>>) -> String {
     let dir = rel_dir.to_string_lossy();
-    match step_span(name) {
-        Some((_, r)) => {
+    match span {
+        Some(r) => {
             let mut blanked = String::with_capacity(name.len());
             blanked.push_str(&name[..r.start]);
             blanked.push('#');
             blanked.push_str(&name[r.end..]);
-            let blanked = EPOCH_RE.replace_all(&blanked, "epoch#");
-            format!("{dir}/{blanked}")
+            format!("{dir}/{}", blank_epochs(&blanked))
         }
         None => format!("{dir}/*"),
     }
@@ -142,7 +203,7 @@ impl Inventory {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScanOptions<'a> {
     /// The previous scan, to notice sizes that changed.
-    pub previous: Option<&'a Inventory>,
+    pub previous: Option<&'a [Checkpoint]>,
     /// Look in `/proc` for write handles (best effort).
     pub check_open_files: bool,
 }
@@ -175,23 +236,45 @@ pub fn scan_roots(
     for r in &roots {
         roots::scan_root(r, &matcher, &mut units, &mut skipped);
     }
+    finish(workspace, cfg, roots, units, skipped, now, opts)
+}
+
+/// Turn units found under the roots into an inventory: step, run, age, writing.
+pub fn finish(
+    workspace: &Path,
+    cfg: &CheckpointsConfig,
+    roots: Vec<RootDir>,
+    units: Vec<Unit>,
+    skipped: Vec<Skipped>,
+    now: SystemTime,
+    opts: ScanOptions<'_>,
+) -> Inventory {
     let open = if opts.check_open_files {
-        let canon: Vec<PathBuf> = roots.iter().filter_map(|r| std::fs::canonicalize(&r.path).ok()).collect();
+        // Below its anchor a root has no links (checked when found), so its canonical path
+        // is the anchor's joined with the rest: one `canonicalize` per anchor.
+        let mut anchors: HashMap<&Path, Option<PathBuf>> = HashMap::new();
+        let canon_of: HashMap<PathBuf, PathBuf> = roots
+            .iter()
+            .filter_map(|r| {
+                let a = anchors.entry(&r.anchor).or_insert_with(|| std::fs::canonicalize(&r.anchor).ok()).clone()?;
+                Some((r.path.clone(), a.join(&r.rel)))
+            })
+            .collect();
+        let canon: Vec<PathBuf> = canon_of.values().cloned().collect();
         let open = openfiles::open_for_write(&canon);
-        let canon_of: HashMap<PathBuf, PathBuf> =
-            roots.iter().filter_map(|r| Some((r.path.clone(), std::fs::canonicalize(&r.path).ok()?))).collect();
         Some((open, canon_of))
     } else {
         None
     };
     let prev: HashMap<&Path, u64> =
-        opts.previous.map(|p| p.checkpoints.iter().map(|c| (c.path.as_path(), c.bytes)).collect()).unwrap_or_default();
+        opts.previous.map(|p| p.iter().map(|c| (c.path.as_path(), c.bytes)).collect()).unwrap_or_default();
     let settle = Duration::from_secs(cfg.settle_secs);
     let checkpoints: Vec<Checkpoint> = units
         .into_iter()
         .map(|u| {
             let path = u.path();
             let name = u.rel_in_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let span = step_span(&name);
             let rel_dir =
                 path.parent().map(|p| p.strip_prefix(workspace).unwrap_or(p).to_path_buf()).unwrap_or_default();
             let age = now.duration_since(u.mtime);
@@ -215,8 +298,8 @@ pub fn scan_roots(
                 rel_path: rel_key(workspace, &path),
                 path,
                 kind: u.kind,
-                step: parse_step(&name),
-                series: series_key(&rel_dir, &name),
+                step: span.as_ref().map(|(s, _)| *s),
+                series: series_of(&rel_dir, &name, span.map(|(_, r)| r)),
                 bytes: u.bytes,
                 freeable_bytes: u.freeable_bytes,
                 mtime: u.mtime,
@@ -229,6 +312,113 @@ pub fn scan_roots(
         })
         .collect();
     Inventory::new(roots, checkpoints, skipped)
+}
+
+/// Builds the inventory's units from a workspace walk done elsewhere (the usage scan), so
+/// the workspace is read once. Sees what [`roots::scan_root`] sees: files matching the
+/// patterns and `checkpoint-N` folders (summed) up to [`MAX_DEPTH`] below a root, links
+/// reported and never entered.
+pub struct WalkCollector {
+    roots: Vec<RootDir>,
+    by_rel: HashMap<PathBuf, usize>,
+    files: globset::GlobSet,
+    hf: bool,
+    pub units: Vec<Unit>,
+    folders: HashMap<PathBuf, usize>,
+    pub skipped: Vec<Skipped>,
+}
+
+fn st_time(sec: i64, nsec: i64) -> SystemTime {
+    let n = nsec.clamp(0, 999_999_999) as u32;
+    if sec >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::new(sec as u64, n)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(sec.unsigned_abs()) + Duration::new(0, n)
+    }
+}
+
+impl WalkCollector {
+    /// `roots` must all be anchored at the walked workspace.
+    pub fn new(cfg: &CheckpointsConfig, roots: Vec<RootDir>) -> Self {
+        let by_rel = roots.iter().enumerate().map(|(i, r)| (r.rel.clone(), i)).collect();
+        Self {
+            roots,
+            by_rel,
+            files: roots::name_set(&cfg.patterns),
+            hf: cfg.hf_folders,
+            units: Vec::new(),
+            folders: HashMap::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    pub fn into_parts(self) -> (Vec<RootDir>, Vec<Unit>, Vec<Skipped>) {
+        (self.roots, self.units, self.skipped)
+    }
+
+    /// One folder's entries (`rel_dir` relative to the workspace).
+    pub fn visit(&mut self, rel_dir: &Path, entries: &[(CString, libc::stat64)]) {
+        use std::os::unix::ffi::OsStrExt;
+        let is = |st: &libc::stat64, t| st.st_mode & libc::S_IFMT == t;
+        // Inside a folder checkpoint: add to its totals.
+        if let Some(&u) = rel_dir.ancestors().find_map(|a| self.folders.get(a)) {
+            let unit = &mut self.units[u];
+            for (_, st) in entries {
+                unit.mtime = unit.mtime.max(st_time(st.st_mtime, st.st_mtime_nsec));
+                if is(st, libc::S_IFLNK) || is(st, libc::S_IFDIR) {
+                    continue;
+                }
+                unit.bytes += st.st_size as u64;
+                if st.st_nlink <= 1 {
+                    unit.freeable_bytes += st.st_blocks as u64 * 512;
+                }
+            }
+            return;
+        }
+        let Some(&r) = rel_dir.ancestors().find_map(|a| self.by_rel.get(a)) else {
+            return;
+        };
+        let root = &self.roots[r];
+        let Ok(below) = rel_dir.strip_prefix(&root.rel) else { return };
+        if below.components().count() >= MAX_DEPTH {
+            return;
+        }
+        for (name, st) in entries {
+            let name_os = std::ffi::OsStr::from_bytes(name.to_bytes());
+            let rel_in_root = below.join(name_os);
+            if is(st, libc::S_IFLNK) {
+                self.skipped.push(Skipped {
+                    path: root.path.join(&rel_in_root),
+                    why: "symbolic link; never followed or deleted through".into(),
+                });
+            } else if is(st, libc::S_IFDIR) {
+                if self.hf && HF_FOLDER_RE.is_match(&name_os.to_string_lossy()) {
+                    self.folders.insert(rel_dir.join(name_os), self.units.len());
+                    self.units.push(Unit {
+                        root: root.clone(),
+                        rel_in_root,
+                        kind: UnitKind::Folder,
+                        bytes: 0,
+                        freeable_bytes: 0,
+                        mtime: st_time(st.st_mtime, st.st_mtime_nsec),
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                    });
+                }
+            } else if is(st, libc::S_IFREG) && self.files.is_match(Path::new(name_os)) {
+                self.units.push(Unit {
+                    root: root.clone(),
+                    rel_in_root,
+                    kind: UnitKind::File,
+                    bytes: st.st_size as u64,
+                    freeable_bytes: if st.st_nlink > 1 { 0 } else { st.st_blocks as u64 * 512 },
+                    mtime: st_time(st.st_mtime, st.st_mtime_nsec),
+                    dev: st.st_dev,
+                    ino: st.st_ino,
+                });
+            }
+        }
+    }
 }
 
 /// Order within a series: by step when both have one, else by modification time; ties by
@@ -257,6 +447,40 @@ mod tests {
         assert_eq!(parse_step("last.ckpt"), None);
         assert_eq!(parse_step("model-00001-of-00002.safetensors"), None);
         assert_eq!(parse_step("split_3.pt"), None);
+    }
+
+    /// The regex the hand-written parser implements (ASCII names).
+    fn oracle_step(name: &str) -> Option<u64> {
+        let step = Regex::new(r"(?i)(?:^|[^a-z])(?:global_step|step|iter|it)[_=\-]?([0-9]+)").unwrap();
+        let ckpt = Regex::new(r"(?i)(?:^|[^a-z])checkpoint[_\-]([0-9]+)").unwrap();
+        let from = |re: &Regex| re.captures_iter(name).last().map(|c| c[1].parse::<u64>().ok());
+        match from(&step) {
+            Some(v) => v,
+            None => from(&ckpt).flatten(),
+        }
+    }
+
+    fn oracle_series(name: &str) -> String {
+        let epoch = Regex::new(r"(?i)epoch[_=\-]?([0-9]+)").unwrap();
+        match step_span(name) {
+            Some((_, r)) => {
+                let blanked = format!("{}#{}", &name[..r.start], &name[r.end..]);
+                format!("d/{}", epoch.replace_all(&blanked, "epoch#"))
+            }
+            None => "d/*".into(),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_step_parser_matches_its_regex(parts in proptest::collection::vec(proptest::sample::select(vec![
+            "step", "STEP", "Step", "global_step", "iter", "it", "checkpoint", "epoch", "EPOCH", "_", "-", "=", ".",
+            "pt", "v68", "1", "23", "900", "x", "a", "split", "99999999999999999999999",
+        ]), 0..8)) {
+            let name: String = parts.concat();
+            proptest::prop_assert_eq!(parse_step(&name), oracle_step(&name), "{}", name);
+            proptest::prop_assert_eq!(series_key(Path::new("d"), &name), oracle_series(&name), "{}", name);
+        }
     }
 
     #[test]
@@ -309,8 +533,12 @@ mod tests {
         // A size change since the previous scan counts as writing.
         fs::write(w.join("checkpoints/v1_step_100.pt"), vec![0u8; 2000]).unwrap();
         set_mtime(&w.join("checkpoints/v1_step_100.pt"), old);
-        let again =
-            scan(w, &CheckpointsConfig::default(), now, ScanOptions { previous: Some(&inv), check_open_files: false });
+        let again = scan(
+            w,
+            &CheckpointsConfig::default(),
+            now,
+            ScanOptions { previous: Some(&inv.checkpoints), check_open_files: false },
+        );
         assert_eq!(again.checkpoints[0].writing_why, Some(WritingWhy::SizeChanged));
     }
 }

@@ -43,11 +43,15 @@ pub fn open_for_write_in(proc_root: &Path, under: &[PathBuf]) -> Vec<PathBuf> {
             continue;
         }
         let pid_dir = p.path();
+        let Ok(fd_dir) = fs::File::open(pid_dir.join("fd")) else {
+            continue;
+        };
         let Ok(fds) = fs::read_dir(pid_dir.join("fd")) else {
             continue;
         };
         for fd in fds.filter_map(Result::ok) {
-            let Ok(target) = fs::read_link(fd.path()) else {
+            // readlinkat relative to the open fd folder: no path walk per descriptor.
+            let Some(target) = readlink_at(&fd_dir, &fd.file_name()) else {
                 continue;
             };
             let target = match target.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
@@ -66,6 +70,20 @@ pub fn open_for_write_in(proc_root: &Path, under: &[PathBuf]) -> Vec<PathBuf> {
     out.sort();
     out.dedup();
     out
+}
+
+fn readlink_at(dir: &fs::File, name: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let c = std::ffi::CString::new(name.as_bytes()).ok()?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid descriptor, C string and buffer of the given length.
+    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 || n as usize >= buf.len() {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(PathBuf::from(std::ffi::OsString::from_vec(buf)))
 }
 
 #[cfg(test)]

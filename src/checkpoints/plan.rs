@@ -44,6 +44,9 @@ pub enum Reason {
     Milestone,
     /// Among the best by `keep_best_metric`.
     Best,
+    /// `keep_best_metric` is set but its value at this step is not known, so whether it
+    /// is among the best cannot be told: kept.
+    MetricUnknown,
     /// Would be deleted, but has no confirmed copy where the policy requires one.
     Unconfirmed,
     /// Older than the newest `keep_last`: deleted.
@@ -63,6 +66,7 @@ impl Reason {
             Reason::WithinKeepLast => "within_keep_last",
             Reason::Milestone => "milestone",
             Reason::Best => "best",
+            Reason::MetricUnknown => "metric_unknown",
             Reason::Unconfirmed => "unconfirmed",
             Reason::BeyondKeepLast => "beyond_keep_last",
             Reason::LogTooOld => "log_too_old",
@@ -78,6 +82,7 @@ impl Reason {
             Reason::WithinKeepLast => "within keep_last",
             Reason::Milestone => "milestone",
             Reason::Best => "best",
+            Reason::MetricUnknown => "metric unknown",
             Reason::Unconfirmed => "unconfirmed",
             Reason::BeyondKeepLast => "beyond keep_last",
             Reason::LogTooOld => "log too old",
@@ -243,6 +248,14 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
             for &(i, _) in scored.iter().take(cfg.keep_best_count) {
                 if reason[i].is_none() {
                     reason[i] = Some(Reason::Best);
+                }
+            }
+        }
+        if !cfg.keep_best_metric.is_empty() && cfg.keep_best_count > 0 {
+            for &i in &eligible {
+                let known = series[i].step.and_then(|s| inputs.metric_by_step.get(&s)).is_some_and(|v| v.is_finite());
+                if !known && reason[i].is_none() {
+                    reason[i] = Some(Reason::MetricUnknown);
                 }
             }
         }

@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::config::{CheckpointsConfig, PruneConfig};
-use super::inventory::{self, Checkpoint, Inventory, ScanOptions};
+use super::inventory::{self, Checkpoint, ScanOptions};
 use super::ledger::ConfirmationSource;
-use super::roots::Skipped;
+use super::roots::{self, Skipped};
 use super::unix_secs;
 use crate::disk::usage::{self, UsageBreakdown, UsageSpec};
 
@@ -45,18 +45,42 @@ pub fn collect(
     cfg: &CheckpointsConfig,
     spec: &UsageSpec,
     confirm: &dyn ConfirmationSource,
-    previous: Option<&Inventory>,
+    previous: Option<&[Checkpoint]>,
     now: SystemTime,
-) -> (Inventory, CheckpointsSample) {
-    let mut inv = inventory::scan(workspace, cfg, now, ScanOptions { previous, check_open_files: true });
-    inv.apply_confirmations(confirm);
-    let usage = usage::scan_usage(workspace, spec);
-    let sample = CheckpointsSample {
-        taken_unix: unix_secs(now),
-        checkpoints: inv.checkpoints.clone(),
-        total_bytes: inv.total_bytes,
-        skipped: inv.skipped.clone(),
-        usage,
+) -> CheckpointsSample {
+    // One walk of the workspace serves both the usage breakdown and the inventory of the
+    // roots inside it; roots elsewhere (absolute paths) are scanned on their own.
+    let (roots, mut skipped) = roots::expand_roots(workspace, &cfg.roots);
+    let (inside, outside): (Vec<_>, Vec<_>) = roots.into_iter().partition(|r| r.anchor == workspace);
+    let mut walk = inventory::WalkCollector::new(cfg, inside);
+    let usage = usage::scan_usage_with(workspace, spec, &mut |rel, entries| walk.visit(rel, entries));
+    let (mut all_roots, mut units, walk_skipped) = walk.into_parts();
+    skipped.extend(walk_skipped);
+    let files = roots::name_set(&cfg.patterns);
+    let m = roots::UnitMatcher {
+        files: &files,
+        folder_unit: cfg.hf_folders.then_some(&*inventory::HF_FOLDER_RE),
+        max_depth: inventory::MAX_DEPTH,
     };
-    (inv, sample)
+    for r in &outside {
+        roots::scan_root(r, &m, &mut units, &mut skipped);
+    }
+    all_roots.extend(outside);
+    let mut inv = inventory::finish(
+        workspace,
+        cfg,
+        all_roots,
+        units,
+        skipped,
+        now,
+        ScanOptions { previous, check_open_files: true },
+    );
+    inv.apply_confirmations(confirm);
+    CheckpointsSample {
+        taken_unix: unix_secs(now),
+        checkpoints: inv.checkpoints,
+        total_bytes: inv.total_bytes,
+        skipped: inv.skipped,
+        usage,
+    }
 }

@@ -3,9 +3,13 @@
 //!
 
 use std::collections::HashSet;
+use std::ffi::{CStr, CString, OsStr};
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Serialize;
@@ -76,55 +80,162 @@ impl UsageBreakdown {
     }
 }
 
-/// Walk the workspace once and sum allocated bytes per category.
+/// Names in an open folder with their entry type (`None` when the filesystem does not say).
+fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<(CString, Option<bool>)>> {
+    // fdopendir takes ownership of the descriptor it gets, so hand it a duplicate.
+    // SAFETY: valid descriptor.
+    let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor of an open folder.
+    let dp = unsafe { libc::fdopendir(dup) };
+    if dp.is_null() {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: still ours when fdopendir fails.
+        unsafe { libc::close(dup) };
+        return Err(e);
+    }
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: `dp` is valid until closedir.
+        let ent = unsafe { libc::readdir64(dp) };
+        if ent.is_null() {
+            break;
+        }
+        // SAFETY: a valid entry with a NUL-terminated name.
+        let (name, ty) = unsafe { (CStr::from_ptr((*ent).d_name.as_ptr()), (*ent).d_type) };
+        let b = name.to_bytes();
+        if b == b"." || b == b".." {
+            continue;
+        }
+        let kind = match ty {
+            libc::DT_DIR => Some(true),
+            libc::DT_UNKNOWN => None,
+            _ => Some(false),
+        };
+        out.push((name.to_owned(), kind));
+    }
+    // SAFETY: closes `dp` and `dup`.
+    unsafe { libc::closedir(dp) };
+    Ok(out)
+}
+
+fn open_dir(parent: Option<&OwnedFd>, name: &CStr) -> std::io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: valid descriptor (or AT_FDCWD) and C string.
+    let fd = unsafe { libc::openat(parent.map_or(libc::AT_FDCWD, |p| p.as_raw_fd()), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: freshly opened, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn lstat_at(dir: &OwnedFd, name: &CStr) -> Option<libc::stat64> {
+    // SAFETY: a zeroed stat64 is a valid out-buffer.
+    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+    // SAFETY: valid descriptor, C string and out-pointer.
+    let r = unsafe { libc::fstatat64(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    (r == 0).then_some(st)
+}
+
+/// A folder waiting to be read: its parent's descriptor (kept open only while children
+/// wait, so open descriptors stay bounded by the depth) and its name.
+struct Pending {
+    parent: Rc<OwnedFd>,
+    name: CString,
+    rel: PathBuf,
+    cat: Cat,
+}
+
+/// Walk the workspace once and sum allocated bytes per category. Descriptor-relative
+/// (`openat` + `fstatat`, like `du`'s fts), never following links.
 pub fn scan_usage(workspace: &Path, spec: &UsageSpec) -> UsageBreakdown {
+    scan_usage_with(workspace, spec, &mut |_, _| {})
+}
+
+/// One folder's entries: its path relative to the workspace, and each name with its `lstat`.
+pub type FolderVisitor<'a> = dyn FnMut(&Path, &[(CString, libc::stat64)]) + 'a;
+
+/// [`scan_usage`], handing each folder's entries (path relative to the workspace, names
+/// with their `lstat`) to `visit`, so other scans can share the one walk.
+pub fn scan_usage_with(workspace: &Path, spec: &UsageSpec, visit: &mut FolderVisitor<'_>) -> UsageBreakdown {
     let sets = [(Cat::Checkpoints, set(&spec.checkpoints)), (Cat::Logs, set(&spec.logs)), (Cat::Data, set(&spec.data))];
     let log_files = set(&spec.log_files);
     let mut out = UsageBreakdown::default();
     let mut seen: HashSet<(u64, u64)> = HashSet::new();
-    match fs::symlink_metadata(workspace) {
-        Ok(md) => {
+    let root = match (fs::symlink_metadata(workspace), CString::new(workspace.as_os_str().as_bytes())) {
+        (Ok(md), Ok(c)) => {
             out.dirs += 1;
             out.add(Cat::Other, md.blocks() * 512);
+            // The workspace itself may be reached through a link; below it nothing is.
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            // SAFETY: valid C string.
+            let fd = unsafe { libc::open(c.as_ptr(), flags) };
+            if fd < 0 {
+                out.unreadable += 1;
+                return out;
+            }
+            // SAFETY: freshly opened.
+            unsafe { OwnedFd::from_raw_fd(fd) }
         }
-        Err(_) => {
+        _ => {
             out.unreadable += 1;
             return out;
         }
-    }
-    let mut stack: Vec<(PathBuf, PathBuf, Cat)> = vec![(workspace.to_path_buf(), PathBuf::new(), Cat::Other)];
-    while let Some((dir, rel, cat)) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&dir) else {
+    };
+    let mut stack: Vec<(Rc<OwnedFd>, PathBuf, Cat)> = vec![(Rc::new(root), PathBuf::new(), Cat::Other)];
+    let mut pending: Vec<Pending> = Vec::new();
+    loop {
+        let (dir, rel, cat) = match stack.pop() {
+            Some(d) => d,
+            None => match pending.pop() {
+                Some(p) => match open_dir(Some(&p.parent), &p.name) {
+                    Ok(fd) => (Rc::new(fd), p.rel, p.cat),
+                    Err(_) => {
+                        out.unreadable += 1;
+                        continue;
+                    }
+                },
+                None => break,
+            },
+        };
+        let Ok(names) = list_dir(&dir) else {
             out.unreadable += 1;
             continue;
         };
-        for e in rd {
-            let Ok(e) = e else {
-                out.unreadable += 1;
-                continue;
-            };
-            let Ok(md) = e.metadata() else {
-                out.unreadable += 1;
-                continue;
-            };
-            if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
+        let mut entries = Vec::with_capacity(names.len());
+        for (name, _) in names {
+            match lstat_at(&dir, &name) {
+                Some(st) => entries.push((name, st)),
+                None => out.unreadable += 1,
+            }
+        }
+        visit(&rel, &entries);
+        for (name, st) in entries {
+            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            if !is_dir && st.st_nlink > 1 && !seen.insert((st.st_dev, st.st_ino)) {
                 continue;
             }
-            let bytes = md.blocks() * 512;
-            let name = e.file_name();
-            if md.is_dir() {
+            let bytes = st.st_blocks as u64 * 512;
+            if is_dir {
                 out.dirs += 1;
-                let child_rel = rel.join(&name);
+                let child_rel = rel.join(OsStr::from_bytes(name.to_bytes()));
                 let child_cat = if cat != Cat::Other {
                     cat
                 } else {
                     sets.iter().find(|(_, s)| s.is_match(&child_rel)).map(|(c, _)| *c).unwrap_or(Cat::Other)
                 };
                 out.add(child_cat, bytes);
-                stack.push((e.path(), child_rel, child_cat));
+                pending.push(Pending { parent: dir.clone(), name, rel: child_rel, cat: child_cat });
             } else {
                 out.files += 1;
-                let c = if cat == Cat::Other && log_files.is_match(Path::new(&name)) { Cat::Logs } else { cat };
+                let c = if cat == Cat::Other && log_files.is_match(Path::new(OsStr::from_bytes(name.to_bytes()))) {
+                    Cat::Logs
+                } else {
+                    cat
+                };
                 out.add(c, bytes);
             }
         }
