@@ -236,10 +236,31 @@ pub fn scan_roots(
     for r in &roots {
         roots::scan_root(r, &matcher, &mut units, &mut skipped);
     }
-    finish(workspace, cfg, roots, units, skipped, now, opts)
+    let open = opts.check_open_files.then(|| open_under_roots(&roots));
+    finish(workspace, cfg, roots, units, skipped, now, opts, open)
+}
+
+/// Canonical path of each root. Below its anchor a root has no links (checked when found),
+/// so it is the anchor's canonical path joined with the rest: one `canonicalize` per anchor.
+pub fn canonical_roots(roots: &[RootDir]) -> HashMap<PathBuf, PathBuf> {
+    let mut anchors: HashMap<&Path, Option<PathBuf>> = HashMap::new();
+    roots
+        .iter()
+        .filter_map(|r| {
+            let a = anchors.entry(&r.anchor).or_insert_with(|| std::fs::canonicalize(&r.anchor).ok()).clone()?;
+            Some((r.path.clone(), a.join(&r.rel)))
+        })
+        .collect()
+}
+
+/// Files under the roots held open for writing (canonical paths), from `/proc`.
+pub fn open_under_roots(roots: &[RootDir]) -> Vec<PathBuf> {
+    let canon: Vec<PathBuf> = canonical_roots(roots).into_values().collect();
+    openfiles::open_for_write(&canon)
 }
 
 /// Turn units found under the roots into an inventory: step, run, age, writing.
+#[allow(clippy::too_many_arguments)]
 pub fn finish(
     workspace: &Path,
     cfg: &CheckpointsConfig,
@@ -248,24 +269,10 @@ pub fn finish(
     skipped: Vec<Skipped>,
     now: SystemTime,
     opts: ScanOptions<'_>,
+    open_files: Option<Vec<PathBuf>>,
 ) -> Inventory {
-    let open = if opts.check_open_files {
-        // Below its anchor a root has no links (checked when found), so its canonical path
-        // is the anchor's joined with the rest: one `canonicalize` per anchor.
-        let mut anchors: HashMap<&Path, Option<PathBuf>> = HashMap::new();
-        let canon_of: HashMap<PathBuf, PathBuf> = roots
-            .iter()
-            .filter_map(|r| {
-                let a = anchors.entry(&r.anchor).or_insert_with(|| std::fs::canonicalize(&r.anchor).ok()).clone()?;
-                Some((r.path.clone(), a.join(&r.rel)))
-            })
-            .collect();
-        let canon: Vec<PathBuf> = canon_of.values().cloned().collect();
-        let open = openfiles::open_for_write(&canon);
-        Some((open, canon_of))
-    } else {
-        None
-    };
+    // `open_files`: what [`open_under_roots`] found (taken beside the walk by the caller).
+    let open = open_files.filter(|_| opts.check_open_files).map(|open| (open, canonical_roots(&roots)));
     let prev: HashMap<&Path, u64> =
         opts.previous.map(|p| p.iter().map(|c| (c.path.as_path(), c.bytes)).collect()).unwrap_or_default();
     let settle = Duration::from_secs(cfg.settle_secs);

@@ -52,8 +52,15 @@ pub fn collect(
     // roots inside it; roots elsewhere (absolute paths) are scanned on their own.
     let (roots, mut skipped) = roots::expand_roots(workspace, &cfg.roots);
     let (inside, outside): (Vec<_>, Vec<_>) = roots.into_iter().partition(|r| r.anchor == workspace);
-    let mut walk = inventory::WalkCollector::new(cfg, inside);
-    let usage = usage::scan_usage_with(workspace, spec, &mut |rel, entries| walk.visit(rel, entries));
+    // Write handles from /proc are looked for beside the walk.
+    let all: Vec<_> = inside.iter().chain(outside.iter()).cloned().collect();
+    let (usage, walk, open) = std::thread::scope(|s| {
+        let open = s.spawn(|| inventory::open_under_roots(&all));
+        let mut walk = inventory::WalkCollector::new(cfg, inside);
+        let usage = usage::scan_usage_with(workspace, spec, &mut |rel, entries| walk.visit(rel, entries));
+        // A panic in the /proc scan leaves "held open" unknown; the settle period still holds.
+        (usage, walk, open.join().unwrap_or_default())
+    });
     let (mut all_roots, mut units, walk_skipped) = walk.into_parts();
     skipped.extend(walk_skipped);
     let files = roots::name_set(&cfg.patterns);
@@ -74,6 +81,7 @@ pub fn collect(
         skipped,
         now,
         ScanOptions { previous, check_open_files: true },
+        Some(open),
     );
     inv.apply_confirmations(confirm);
     CheckpointsSample {
