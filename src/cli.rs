@@ -189,6 +189,7 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, exit_after_first_frame: b
         let collectors = Collectors::new(&ws, &cfg);
         let mut state = AppState::new(cfg, HostInfo::current(), ws.root.clone(), SystemTime::now());
         state.demo = demo;
+        crate::prune::seed_history(&mut state);
         // The first frame is a full one: take the first disk sample before drawing.
         let first = crate::disk::sample(&collectors.disk_paths, collectors.thresholds);
         crate::app::update(&mut state, crate::app::Msg::Disk(first));

@@ -345,6 +345,13 @@ pub fn record_disk_history(workspace: &Path, disks: &crate::disk::DiskSample, no
     }
 }
 
+/// Start the console's growth history from `.opsconsole/disk-history.jsonl`.
+pub fn seed_history(state: &mut crate::app::AppState) {
+    let path = state.workspace_root.join(".opsconsole/disk-history.jsonl");
+    let samples = crate::disk::growth::history_file::load(&path, state.now, growth_window());
+    state.prune.seed_history(samples);
+}
+
 /// For `status`: growth forecasts from the disk history (this sample included), the
 /// checkpoint list and the usage breakdown.
 pub fn status_extras(

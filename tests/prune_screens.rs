@@ -291,3 +291,20 @@ fn auto_prune_runs_once_when_a_disk_crosses_critical() {
     assert_eq!(update(&mut s, disk_at(92.0)), vec![Effect::AutoPrune], "after the cooldown, still critical");
     let _ = SystemTime::now() + Duration::from_secs(1);
 }
+
+#[test]
+fn history_kept_on_disk_gives_a_rate_from_the_first_sample() {
+    use opsconsole::disk::growth::UsageSample;
+    let mut s = fx::state();
+    let mut seed = std::collections::BTreeMap::new();
+    seed.insert(
+        "/".to_string(),
+        (0..=10u64)
+            .map(|i| UsageSample { at: at(fx::NOW - 600 + i * 60), used_bytes: 50_000 * MB + i * 100 * MB })
+            .collect::<Vec<_>>(),
+    );
+    s.prune.seed_history(seed);
+    update(&mut s, disk_at(51.0));
+    let rate = s.prune.forecast("/").and_then(|f| f.growth_bytes_per_hour).unwrap();
+    assert!((rate - 6_000.0 * MB as f64).abs() < 1e7, "{rate}");
+}

@@ -109,6 +109,16 @@ impl PruneState {
         id
     }
 
+    /// Start the growth history from samples kept on disk (the last hour).
+    pub fn seed_history(&mut self, samples: BTreeMap<String, Vec<UsageSample>>) {
+        for (mount, list) in samples {
+            let h = self.history.entry(mount).or_insert_with(|| UsageHistory::new(HISTORY));
+            for s in list {
+                h.push(s);
+            }
+        }
+    }
+
     /// The forecast of a disk, if there is one.
     pub fn forecast(&self, mount: &str) -> Option<&DiskForecast> {
         self.forecasts.get(mount)
