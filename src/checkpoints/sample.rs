@@ -52,15 +52,22 @@ pub fn collect(
     // roots inside it; roots elsewhere (absolute paths) are scanned on their own.
     let (roots, mut skipped) = roots::expand_roots(workspace, &cfg.roots);
     let (inside, outside): (Vec<_>, Vec<_>) = roots.into_iter().partition(|r| r.anchor == workspace);
-    // Write handles from /proc are looked for beside the walk.
+    // Write handles from /proc are looked for beside the walk; with more than one core the
+    // walk itself is shared by two threads (one collector, locked once per folder).
     let all: Vec<_> = inside.iter().chain(outside.iter()).cloned().collect();
-    let (usage, walk, open) = std::thread::scope(|s| {
+    let two = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let walk = std::sync::Mutex::new(inventory::WalkCollector::new(cfg, inside));
+    let (usage, open) = std::thread::scope(|s| {
         let open = s.spawn(|| inventory::open_under_roots(&all));
-        let mut walk = inventory::WalkCollector::new(cfg, inside);
-        let usage = usage::scan_usage_with(workspace, spec, &mut |rel, entries| walk.visit(rel, entries));
-        // A panic in the /proc scan leaves "held open" unknown; the settle period still holds.
-        (usage, walk, open.join().unwrap_or_default())
+        let visit = |rel: &Path, entries: &[(std::ffi::CString, libc::stat64)]| {
+            walk.lock().unwrap_or_else(|p| p.into_inner()).visit(rel, entries);
+        };
+        let (mut v1, mut v2) = (visit, visit);
+        let usage = usage::scan_usage_split(workspace, spec, &mut v1, if two { Some(&mut v2) } else { None });
+        // A panic in the /proc scan leaves "held open" unknown here; the executor looks again.
+        (usage, open.join().unwrap_or_default())
     });
+    let walk = walk.into_inner().unwrap_or_else(|p| p.into_inner());
     let (mut all_roots, mut units, walk_skipped) = walk.into_parts();
     skipped.extend(walk_skipped);
     let files = roots::name_set(&cfg.patterns);
@@ -73,6 +80,7 @@ pub fn collect(
         roots::scan_root(r, &m, &mut units, &mut skipped);
     }
     all_roots.extend(outside);
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
     let mut inv = inventory::finish(
         workspace,
         cfg,
