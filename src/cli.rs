@@ -76,6 +76,21 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         path: Option<PathBuf>,
     },
+    /// Show the prune plan (which checkpoints and logs to delete, and why) and run it.
+    Prune {
+        /// Show the plan only; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run the plan without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Print the plan (and, when run, the report) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also delete checkpoints not confirmed on another level: the only copy (logged).
+        #[arg(long)]
+        allow_unsynced: bool,
+    },
     /// Write a commented opsconsole.toml with every default into the current folder.
     Init,
     /// Upload logs (L2) and weights (L3) to their remotes: `--daemon` watches the workspace
@@ -192,6 +207,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             Ok(ExitCode::from(crate::logtail::command::run(&ws.root, &cfg.log, &args)?))
         }
+        Some(Command::Prune { dry_run, yes, json, allow_unsynced }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            let opts = crate::prune::PruneOptions {
+                dry_run: *dry_run,
+                yes: *yes,
+                json: *json,
+                allow_unsynced: *allow_unsynced,
+            };
+            crate::prune::run_cli(&ws.root, &cfg, opts)
+        }
         Some(Command::Init) => {
             let dir = std::env::current_dir()?;
             match config::write_default(&dir) {
@@ -239,6 +264,7 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) ->
         }
         let mut state = AppState::new(cfg, HostInfo::current(), ws.root.clone(), SystemTime::now());
         state.demo = demo;
+        crate::prune::seed_history(&mut state);
         // The first frame is a full one: take the first disk sample before drawing.
         let first = crate::disk::sample(&collectors.disk_paths, collectors.thresholds);
         crate::app::update(&mut state, crate::app::Msg::Disk(first));

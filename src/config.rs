@@ -26,6 +26,8 @@ pub struct Config {
     pub log: crate::logtail::LogConfig,
     pub sync: crate::sync::SyncConfig,
     pub remotes: crate::sync::RemotesConfig,
+    pub checkpoints: crate::checkpoints::CheckpointsConfig,
+    pub prune: crate::checkpoints::PruneConfig,
     pub keys: KeysConfig,
 }
 
@@ -156,6 +158,8 @@ impl Config {
         out.extend(self.log.validate());
         out.extend(self.sync.validate());
         out.extend(crate::sync::config::validate_remotes(&self.remotes));
+        out.extend(self.checkpoints.validate());
+        out.extend(self.prune.validate());
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

@@ -57,7 +57,10 @@ pub fn create_workspace(root: &Path) -> io::Result<()> {
     for d in ["remotes/drive", "remotes/hf"] {
         fs::create_dir_all(root.join(d))?;
     }
-    let cfg = demo_sync_config(&DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\""));
+    // Checkpoints come every few seconds here, so they settle sooner than a real run's.
+    let cfg = demo_sync_config(
+        &DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\"").replace("settle_secs = 60", "settle_secs = 5"),
+    );
     fs::write(root.join(config::CONFIG_FILE), cfg)?;
     Ok(())
 }

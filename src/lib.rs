@@ -4,6 +4,7 @@
 //! draws the state; `tui` owns the terminal.
 
 pub mod app;
+pub mod checkpoints;
 pub mod cli;
 pub mod collectors;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod disk;
 pub mod gpu;
 pub mod logging;
 pub mod logtail;
+pub mod prune;
 pub mod status;
 pub mod sync;
 pub mod tui;

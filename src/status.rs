@@ -17,7 +17,7 @@ pub struct StatusReport {
     pub host: HostStatus,
     pub workspace: String,
     pub config_file: Option<String>,
-    pub disks: Vec<DiskInfo>,
+    pub disks: Vec<DiskStatus>,
     pub disk_errors: Vec<String>,
     /// `nvml`, `gpus`, `tier`, `tier_fit`.
     #[serde(flatten)]
@@ -26,6 +26,26 @@ pub struct StatusReport {
     pub metrics: crate::logtail::MetricsStatus,
     /// Upload levels from the sync ledger (null when the ledger cannot be read).
     pub sync: Option<crate::sync::SyncStatus>,
+    /// Checkpoints in the configured roots (`path`, `step`, `bytes`, `writing`, `confirmed_on`…).
+    pub checkpoints: Vec<crate::checkpoints::Checkpoint>,
+    /// What takes the workspace's space.
+    pub usage: crate::disk::usage::UsageBreakdown,
+}
+
+/// A disk with its growth and time to each level (null when not growing or no history).
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskStatus {
+    #[serde(flatten)]
+    pub info: DiskInfo,
+    #[serde(flatten)]
+    pub forecast: crate::disk::growth::DiskForecast,
+}
+
+impl std::ops::Deref for DiskStatus {
+    type Target = DiskInfo;
+    fn deref(&self) -> &DiskInfo {
+        &self.info
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,18 +60,26 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
     let host = HostInfo::current();
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
     let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
+    let (forecasts, checkpoints, usage) = crate::prune::status_extras(ws, cfg, &disks);
+    let disk_list = disks
+        .disks
+        .into_iter()
+        .map(|info| DiskStatus { forecast: forecasts.get(&info.mount).copied().unwrap_or_default(), info })
+        .collect();
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         taken_unix: now,
         host: HostStatus { uptime_seconds: now.saturating_sub(host.boot_time_unix), hostname: host.hostname },
         workspace: ws.root.display().to_string(),
         config_file: ws.config_path.as_ref().map(|p| p.display().to_string()),
-        disks: disks.disks,
+        disks: disk_list,
         disk_errors: disks.errors,
         gpu: crate::gpu::GpuStatus::collect(&cfg.gpu, &ws.root, SystemTime::now()),
         log,
         metrics,
         sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok(),
+        checkpoints,
+        usage,
     }
 }
 

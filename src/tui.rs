@@ -37,6 +37,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let handles = collectors.spawn(tx.clone());
+    let prune = crate::prune::PruneRunner::start(&state, &tx);
 
     let mut terminal: DefaultTerminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
@@ -79,13 +80,17 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                 for effect in app::update(&mut state, msg) {
                     match effect {
                         Effect::Quit => {}
-                        Effect::RefreshNow => handles.refresh_now(),
+                        Effect::RefreshNow => {
+                            handles.refresh_now();
+                            prune.on_effect(&effect, &state, &tx);
+                        }
                         Effect::TerminateProcess { pid, start_ticks } => {
                             let result = crate::gpu::terminate(pid, start_ticks).map_err(|e| e.to_string());
                             let _ = tx.send(Msg::ProcessTerminated { pid, result });
                         }
                         Effect::SwitchLog(path) => handles.switch_log(path),
                         Effect::Sync(cmd) => handles.sync_command(cmd),
+                        other => prune.on_effect(&other, &state, &tx),
                     }
                 }
             }
@@ -96,6 +101,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     }
     .await;
     handles.stop();
+    prune.stop();
     result
 }
 

@@ -78,4 +78,6 @@ actions! {
     SyncNow => sync_now, ["s"], "sync every upload level now";
     RetryFailed => retry_failed, ["R"], "retry failed uploads";
     CancelUpload => cancel_upload, ["c"], "cancel the upload in flight (Uploads focused)";
+    Prune => prune, ["p"], "prune plan: what to delete and why";
+    IncludeUnsynced => include_unsynced, ["u"], "prune screen: include unconfirmed copies";
 }

@@ -7,6 +7,7 @@ pub mod gpu;
 pub mod jobs;
 pub mod keymap;
 pub mod log;
+pub mod prune;
 pub mod uploads;
 
 use std::path::PathBuf;
@@ -72,6 +73,8 @@ pub enum Overlay {
     },
     /// The upload queue (Enter on the Uploads panel).
     UploadQueue,
+    /// The prune plan screen (`p`).
+    Prune,
 }
 
 /// Everything a message can tell the app.
@@ -101,6 +104,12 @@ pub enum Msg {
     SyncEvent(crate::sync::SyncEvent),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
+    /// A checkpoint inventory and workspace usage sample.
+    Checkpoints(Box<crate::checkpoints::CheckpointsSample>),
+    /// A prune plan asked for with [`Effect::PlanPrune`].
+    PrunePlan(Box<crate::checkpoints::PrunePlan>),
+    /// Progress of the prune job.
+    Prune(crate::checkpoints::PruneProgress),
 }
 
 /// What `update` asks the loop to do.
@@ -116,6 +125,12 @@ pub enum Effect {
     SwitchLog(PathBuf),
     /// Send a command to the sync engine (this console's, or the daemon's via the ledger).
     Sync(crate::sync::Command),
+    /// Build a prune plan off the UI task (answered by [`Msg::PrunePlan`]).
+    PlanPrune { allow_unconfirmed: bool },
+    /// Run the plan on the prune screen as a background job.
+    RunPrune,
+    /// Plan and run an automatic prune (a disk crossed critical; never with the override).
+    AutoPrune,
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -134,6 +149,7 @@ pub struct AppState {
     pub log: LogPanel,
     pub uploads: UploadsPanel,
     pub jobs: Jobs,
+    pub prune: prune::PruneState,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
     /// Shown in the header when the console runs on the throwaway demo workspace.
@@ -166,6 +182,7 @@ impl AppState {
             log,
             uploads: UploadsPanel::default(),
             jobs: Jobs::default(),
+            prune: Default::default(),
             notice: None,
             demo: false,
             should_quit: false,
@@ -197,7 +214,12 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::Disk(sample) => {
+            let fx = state.prune.on_disk(&sample, state.now, &state.config);
             state.disk.apply(sample, state.now);
+            fx
+        }
+        Msg::Checkpoints(sample) => {
+            prune::on_checkpoints(state, *sample);
             vec![]
         }
         Msg::Gpu(sample) => {
@@ -216,6 +238,11 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             }
             vec![]
         }
+        Msg::PrunePlan(plan) => {
+            prune::on_plan(state, *plan);
+            vec![]
+        }
+        Msg::Prune(progress) => prune::on_progress(state, progress),
         Msg::Job(ev) => {
             state.jobs.apply(ev, state.now);
             vec![]
@@ -238,6 +265,9 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
 }
 
 fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    if state.overlay == Overlay::Prune {
+        return prune::on_key(state, key);
+    }
     if state.overlay == Overlay::ConfirmQuit {
         if state.keymap.is(key, Action::Confirm) {
             state.should_quit = true;
@@ -367,5 +397,8 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::LogErrorsOnly
         | Action::LogSwitch => log::on_action(state, action),
         Action::SyncNow | Action::RetryFailed | Action::CancelUpload => uploads_action(state, action),
+        Action::Prune => prune::open(state),
+        // Only meaningful on the prune screen.
+        Action::IncludeUnsynced => vec![],
     }
 }

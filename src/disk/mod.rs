@@ -1,6 +1,9 @@
 //! Filesystem fill against the crash-loop thresholds. No UI here: the collector produces a
 //! whole [`DiskSample`], the console and `status --json` show it.
 
+pub mod growth;
+pub mod usage;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -31,11 +31,27 @@ pub struct HistoryFolder<'p> {
     pub health: Health,
     cap: usize,
     pub lines: u64,
+    /// One metric recorded at every step it was reported (for ranking checkpoints).
+    pub tracked: Option<(String, std::collections::BTreeMap<u64, f64>)>,
 }
 
 impl<'p> HistoryFolder<'p> {
     pub fn new(parser: &'p MetricParser, chart_points: usize, cap: usize) -> Self {
-        Self { parser, metrics: MetricsState::new(chart_points), health: Health::default(), cap: cap.max(1), lines: 0 }
+        Self {
+            parser,
+            metrics: MetricsState::new(chart_points),
+            health: Health::default(),
+            cap: cap.max(1),
+            lines: 0,
+            tracked: None,
+        }
+    }
+
+    /// Also record `metric` at every step (the latest step seen when the line has none,
+    /// as for Hugging Face eval lines).
+    pub fn tracking(mut self, metric: &str) -> Self {
+        self.tracked = Some((metric.to_string(), Default::default()));
+        self
     }
 
     /// One line without its `\n`. Of its `\r` states the last one is parsed and the
@@ -79,6 +95,11 @@ impl<'p> HistoryFolder<'p> {
         match self.parser.parse(seg) {
             Some(u) => {
                 self.metrics.apply(&u);
+                if let Some((name, map)) = &mut self.tracked
+                    && let (Some(v), Some(step)) = (u.metric(name), self.metrics.latest.step)
+                {
+                    map.insert(step, v);
+                }
                 u.has_bad_loss()
             }
             None => false,
@@ -192,4 +213,31 @@ mod tests {
         assert_eq!(r.health.counts.killed, 1);
         assert_eq!(r.health.error_count(), 2);
     }
+}
+
+/// `metric` at every step it was reported in the workspace's current log (the one the Log
+/// panel follows). Read line by line from the start; empty when there is no log.
+pub fn metric_by_step(
+    workspace: &Path,
+    cfg: &super::LogConfig,
+    metric: &str,
+) -> io::Result<std::collections::BTreeMap<u64, f64>> {
+    use std::io::BufRead;
+    let Some(log) = super::discover::select(workspace, cfg) else { return Ok(Default::default()) };
+    let parser = MetricParser::new(&cfg.patterns).map_err(io::Error::other)?;
+    let mut folder = HistoryFolder::new(&parser, 16, cfg.max_line_bytes).tracking(metric);
+    let mut reader = io::BufReader::with_capacity(1 << 20, File::open(&log.path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A very long line is read whole here, but only its first `max_line_bytes` are parsed.
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        folder.line(&line);
+    }
+    Ok(folder.tracked.map(|(_, m)| m).unwrap_or_default())
 }

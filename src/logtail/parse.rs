@@ -26,7 +26,22 @@ pub struct MetricUpdate {
     pub from_bar: bool,
 }
 
+/// Metrics a checkpoint can be ranked by (`checkpoints.keep_best_metric`).
+pub const RANKABLE_METRICS: &[&str] = &["loss", "eval_loss", "grad_norm", "learning_rate", "tokens_per_second"];
+
 impl MetricUpdate {
+    /// The value of one of [`RANKABLE_METRICS`] in this update, if the line reported it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        match name {
+            "loss" => self.loss,
+            "eval_loss" => self.eval_loss,
+            "grad_norm" => self.grad_norm,
+            "learning_rate" => self.learning_rate,
+            "tokens_per_second" => self.tokens_per_second,
+            _ => None,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }

@@ -25,15 +25,17 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let mut disks: Vec<&DiskInfo> = sample.disks.iter().collect();
     disks.sort_by_key(|d| std::cmp::Reverse(d.level));
     let per_disk = if wide { 1 } else { 2 };
-    let height = inner.height as usize;
+    let banner = super::prune::banner_line(state, width);
+    let extras = super::prune::disk_extras(state, width);
+    let height = (inner.height as usize).saturating_sub(extras.len() + usize::from(banner.is_some()));
     let shown = disks.len().saturating_sub(state.disk.scroll);
     let fits = if shown * per_disk <= height { shown } else { height.saturating_sub(1) / per_disk };
-    let mut lines: Vec<Line> = Vec::new();
+    let mut lines: Vec<Line> = banner.into_iter().collect();
     for d in disks.iter().skip(state.disk.scroll).take(fits) {
         if wide {
-            lines.push(wide_line(d, width));
+            lines.push(wide_line(d, width, state.prune.growth_text(&d.mount)));
         } else {
-            lines.extend(narrow_lines(d, width));
+            lines.extend(narrow_lines(d, width, state.prune.growth_text(&d.mount)));
         }
     }
     if fits < shown {
@@ -45,6 +47,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     if sample.disks.is_empty() && sample.errors.is_empty() {
         lines.push(Line::styled("no filesystem found", super::dim()));
     }
+    lines.extend(extras);
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
@@ -52,13 +55,13 @@ fn pair(d: &DiskInfo) -> String {
     format!("{} / {}", util::bytes(d.used_bytes), util::bytes(d.total_bytes))
 }
 
-fn wide_line(d: &DiskInfo, width: usize) -> Line<'static> {
+fn wide_line(d: &DiskInfo, width: usize, growth: Option<String>) -> Line<'static> {
     let style = super::level_style(d.level);
     let pair = pair(d);
-    // mount, pct, bar, pair, level, roles
+    // mount, pct, bar, pair, level, roles (or growth and time to full when growing)
     let mount_w = 14.min(width / 4);
     let fixed = mount_w + 1 + 5 + 1 + pair.chars().count() + 2 + 8;
-    let roles = d.roles.join(",");
+    let roles = growth.unwrap_or_else(|| d.roles.join(","));
     let bar_w = width.saturating_sub(fixed + roles.chars().count() + 2).clamp(6, 30);
     let used = fixed + bar_w + 1;
     let roles = util::ellipsize(&roles, width.saturating_sub(used + 1));
@@ -77,7 +80,7 @@ fn wide_line(d: &DiskInfo, width: usize) -> Line<'static> {
     ])
 }
 
-fn narrow_lines(d: &DiskInfo, width: usize) -> Vec<Line<'static>> {
+fn narrow_lines(d: &DiskInfo, width: usize, growth: Option<String>) -> Vec<Line<'static>> {
     let style = super::level_style(d.level);
     let mount_w = 10.min(width / 3);
     let bar_w = width.saturating_sub(mount_w + 1 + 5 + 1 + 1 + 8).clamp(3, 20);
@@ -93,6 +96,7 @@ fn narrow_lines(d: &DiskInfo, width: usize) -> Vec<Line<'static>> {
         Span::raw(" "),
         Span::styled(d.level.as_str().to_string(), style),
     ]);
-    let second = format!("  {} · {} free · {}", pair(d), util::bytes(d.available_bytes), d.roles.join(","));
+    let tail = growth.unwrap_or_else(|| d.roles.join(","));
+    let second = format!("  {} · {} free · {tail}", pair(d), util::bytes(d.available_bytes));
     vec![first, Line::styled(util::ellipsize(&second, width), super::dim())]
 }

@@ -12,6 +12,7 @@ const FOOTER: &[(Action, &str)] = &[
     (Action::Help, "help"),
     (Action::FocusNext, "focus"),
     (Action::SyncNow, "sync"),
+    (Action::Prune, "prune"),
     (Action::Refresh, "refresh"),
     (Action::Quit, "quit"),
 ];

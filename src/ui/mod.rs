@@ -8,6 +8,7 @@ mod header;
 mod help;
 mod log;
 mod popup;
+mod prune;
 mod uploads;
 
 pub use log::log_page;
@@ -71,6 +72,7 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::GpuDetails { gpu, pid } => gpu::details(state, frame, area, gpu, pid),
         Overlay::ConfirmKill { .. } => gpu::confirm_kill(state, frame, area),
         Overlay::UploadQueue => uploads::queue(state, frame, area),
+        Overlay::Prune => prune::render_plan(state, frame, body),
     }
 }
 

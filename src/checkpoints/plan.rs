@@ -1,0 +1,393 @@
+//! Retention policy -> prune plan.
+//!
+//! Hard rules that no setting turns off, checked here and again by the executor just
+//! before each deletion:
+//! - the newest checkpoint of a series (by step, and by modification time; also the newest
+//!   complete one while a newer one is still being written) is never deleted;
+//! - a checkpoint still being written is never deleted;
+//! - only things found inside the roots, never through a link, are ever deleted;
+//! - an unconfirmed checkpoint (see [`is_confirmed`]) is deleted only with an explicit
+//!   override, which the executor records before it deletes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::config::{BestMode, CheckpointsConfig, LogPruneConfig};
+use super::inventory::{Checkpoint, Inventory};
+use super::ledger::is_confirmed;
+use super::logs::LogFile;
+use super::roots::{Unit, UnitKind};
+use super::{ser_path, unix_secs};
+
+/// Keep or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanAction {
+    Keep,
+    Delete,
+}
+
+/// Why an item is kept or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The newest of its series (never deleted).
+    Newest,
+    /// Still being written (never deleted).
+    Writing,
+    /// Among the newest `keep_last` complete checkpoints.
+    WithinKeepLast,
+    /// Its step is a multiple of `keep_every_steps`.
+    Milestone,
+    /// Among the best by `keep_best_metric`.
+    Best,
+    /// `keep_best_metric` is set but its value at this step is not known, so whether it
+    /// is among the best cannot be told: kept.
+    MetricUnknown,
+    /// Would be deleted, but has no confirmed copy where the policy requires one.
+    Unconfirmed,
+    /// Older than the newest `keep_last`: deleted.
+    BeyondKeepLast,
+    /// A log older than `prune.logs.max_age_days`.
+    LogTooOld,
+    /// A log larger than `prune.logs.max_file_mib`.
+    LogTooLarge,
+}
+
+impl Reason {
+    /// The snake_case name used in JSON and in the prune record.
+    pub fn key(self) -> &'static str {
+        match self {
+            Reason::Newest => "newest",
+            Reason::Writing => "writing",
+            Reason::WithinKeepLast => "within_keep_last",
+            Reason::Milestone => "milestone",
+            Reason::Best => "best",
+            Reason::MetricUnknown => "metric_unknown",
+            Reason::Unconfirmed => "unconfirmed",
+            Reason::BeyondKeepLast => "beyond_keep_last",
+            Reason::LogTooOld => "log_too_old",
+            Reason::LogTooLarge => "log_too_large",
+        }
+    }
+
+    /// The word shown to the user.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Newest => "newest",
+            Reason::Writing => "writing",
+            Reason::WithinKeepLast => "within keep_last",
+            Reason::Milestone => "milestone",
+            Reason::Best => "best",
+            Reason::MetricUnknown => "metric unknown",
+            Reason::Unconfirmed => "unconfirmed",
+            Reason::BeyondKeepLast => "beyond keep_last",
+            Reason::LogTooOld => "log too old",
+            Reason::LogTooLarge => "log too large",
+        }
+    }
+}
+
+/// A checkpoint or a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Checkpoint,
+    Log,
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanItem {
+    #[serde(serialize_with = "ser_path")]
+    pub path: PathBuf,
+    pub rel_path: String,
+    pub kind: ItemKind,
+    pub unit_kind: UnitKind,
+    pub step: Option<u64>,
+    pub bytes: u64,
+    pub freeable_bytes: u64,
+    pub action: PlanAction,
+    pub reason: Reason,
+    pub confirmed_on: Vec<String>,
+    /// Deleted although unconfirmed, on the user's explicit override.
+    pub unconfirmed_override: bool,
+    #[serde(skip)]
+    pub unit: Unit,
+}
+
+/// Space on the filesystem holding the roots, as `statvfs` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DiskSpace {
+    pub used_bytes: u64,
+    /// Space an unprivileged process can still use.
+    pub available_bytes: u64,
+}
+
+impl DiskSpace {
+    /// Fill as `df` shows it: used / (used + available), 0..=1.
+    pub fn fill(&self) -> f64 {
+        let size = self.used_bytes.saturating_add(self.available_bytes);
+        if size == 0 { 0.0 } else { self.used_bytes as f64 / size as f64 }
+    }
+
+    /// Fill after giving back `freed` bytes.
+    pub fn fill_after(&self, freed: u64) -> f64 {
+        DiskSpace {
+            used_bytes: self.used_bytes.saturating_sub(freed),
+            available_bytes: self.available_bytes.saturating_add(freed.min(self.used_bytes)),
+        }
+        .fill()
+    }
+
+    /// `statvfs` of the filesystem holding `path`.
+    pub fn of_path(path: &std::path::Path) -> std::io::Result<DiskSpace> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let frsize = st.f_frsize as u64;
+        Ok(DiskSpace {
+            used_bytes: (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * frsize,
+            available_bytes: st.f_bavail as u64 * frsize,
+        })
+    }
+}
+
+/// A prune plan: every checkpoint (and over-limit log) with keep/delete and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrunePlan {
+    pub created_at_unix: u64,
+    pub items: Vec<PlanItem>,
+    pub delete_count: usize,
+    pub keep_count: usize,
+    /// Apparent size of everything marked delete.
+    pub bytes_to_delete: u64,
+    /// Space deleting them gives back to the filesystem.
+    pub bytes_to_free: u64,
+    /// Deletions that need the unconfirmed override (present only when it was given).
+    pub unconfirmed_deletes: usize,
+    /// Items kept only because they are unconfirmed (what the override would add).
+    pub kept_unconfirmed: usize,
+    pub allow_unconfirmed: bool,
+    pub disk: Option<DiskSpace>,
+    pub fill_before: Option<f64>,
+    pub fill_after: Option<f64>,
+}
+
+impl PrunePlan {
+    /// Items to delete, in the order the executor runs them: confirmed ones first (they
+    /// free space without needing the record written first), oldest first.
+    pub fn deletions(&self) -> Vec<&PlanItem> {
+        let mut d: Vec<&PlanItem> = self.items.iter().filter(|i| i.action == PlanAction::Delete).collect();
+        d.sort_by_key(|i| i.unconfirmed_override);
+        d
+    }
+}
+
+/// Extra inputs to planning.
+#[derive(Debug, Clone, Default)]
+pub struct PlanInputs {
+    /// Values of `keep_best_metric` by step (from the log).
+    pub metric_by_step: BTreeMap<u64, f64>,
+    /// The explicit override for deleting unconfirmed items.
+    pub allow_unconfirmed: bool,
+    pub disk: Option<DiskSpace>,
+}
+
+/// Plan one inventory's checkpoints.
+pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanInputs) -> Vec<PlanItem> {
+    let mut out = Vec::with_capacity(inv.checkpoints.len());
+    let keep_last = cfg.keep_last.max(1);
+    for (_, series) in inv.series() {
+        // `series` is oldest first.
+        let mut reason: Vec<Option<Reason>> = vec![None; series.len()];
+        for (i, c) in series.iter().enumerate() {
+            if c.writing {
+                reason[i] = Some(Reason::Writing);
+            }
+        }
+        let mut protect_newest = |idx: Option<usize>| {
+            if let Some(i) = idx
+                && reason[i].is_none()
+            {
+                reason[i] = Some(Reason::Newest);
+            }
+        };
+        let n = series.len();
+        protect_newest(n.checked_sub(1));
+        protect_newest((0..n).rev().find(|&i| !series[i].writing));
+        protect_newest(newest_by_mtime(&series, |_| true));
+        protect_newest(newest_by_mtime(&series, |c| !c.writing));
+        // keep_last: the newest N complete checkpoints.
+        let eligible: Vec<usize> = (0..n).filter(|&i| !series[i].writing).collect();
+        for &i in eligible.iter().rev().take(keep_last) {
+            if reason[i].is_none() {
+                reason[i] = Some(Reason::WithinKeepLast);
+            }
+        }
+        if !cfg.keep_best_metric.is_empty() && cfg.keep_best_count > 0 {
+            let mut scored: Vec<(usize, f64)> = eligible
+                .iter()
+                .filter_map(|&i| {
+                    let v = *inputs.metric_by_step.get(&series[i].step?)?;
+                    v.is_finite().then_some((i, v))
+                })
+                .collect();
+            scored.sort_by(|a, b| match cfg.keep_best_mode {
+                BestMode::Min => a.1.total_cmp(&b.1),
+                BestMode::Max => b.1.total_cmp(&a.1),
+            });
+            for &(i, _) in scored.iter().take(cfg.keep_best_count) {
+                if reason[i].is_none() {
+                    reason[i] = Some(Reason::Best);
+                }
+            }
+        }
+        if !cfg.keep_best_metric.is_empty() && cfg.keep_best_count > 0 {
+            for &i in &eligible {
+                let known = series[i].step.and_then(|s| inputs.metric_by_step.get(&s)).is_some_and(|v| v.is_finite());
+                if !known && reason[i].is_none() {
+                    reason[i] = Some(Reason::MetricUnknown);
+                }
+            }
+        }
+        if cfg.keep_every_steps > 0 {
+            for &i in &eligible {
+                if series[i].step.is_some_and(|s| s % cfg.keep_every_steps == 0) && reason[i].is_none() {
+                    reason[i] = Some(Reason::Milestone);
+                }
+            }
+        }
+        for (i, c) in series.iter().enumerate() {
+            let confirmed = is_confirmed(&c.confirmed_on, &cfg.require_confirmed_on);
+            let (action, why, over) = match reason[i] {
+                Some(r) => (PlanAction::Keep, r, false),
+                None if confirmed => (PlanAction::Delete, Reason::BeyondKeepLast, false),
+                None if inputs.allow_unconfirmed => (PlanAction::Delete, Reason::BeyondKeepLast, true),
+                None => (PlanAction::Keep, Reason::Unconfirmed, false),
+            };
+            out.push(item_of_checkpoint(c, action, why, over));
+        }
+    }
+    out
+}
+
+fn newest_by_mtime(series: &[&Checkpoint], ok: impl Fn(&Checkpoint) -> bool) -> Option<usize> {
+    (0..series.len()).filter(|&i| ok(series[i])).max_by(|&a, &b| series[a].mtime.cmp(&series[b].mtime).then(a.cmp(&b)))
+}
+
+fn item_of_checkpoint(c: &Checkpoint, action: PlanAction, reason: Reason, over: bool) -> PlanItem {
+    PlanItem {
+        path: c.path.clone(),
+        rel_path: c.rel_path.clone(),
+        kind: ItemKind::Checkpoint,
+        unit_kind: c.kind,
+        step: c.step,
+        bytes: c.bytes,
+        freeable_bytes: c.freeable_bytes,
+        action,
+        reason,
+        confirmed_on: c.confirmed_on.clone(),
+        unconfirmed_override: over,
+        unit: c.unit.clone(),
+    }
+}
+
+/// Plan logs: only logs over a limit appear. The newest log of each folder and any log
+/// still being written are kept.
+pub fn plan_logs(logs: &[LogFile], cfg: &LogPruneConfig, allow_unconfirmed: bool, now: SystemTime) -> Vec<PlanItem> {
+    if !cfg.enabled {
+        return Vec::new();
+    }
+    let mut newest_in_dir: BTreeMap<PathBuf, (SystemTime, PathBuf)> = BTreeMap::new();
+    for l in logs {
+        let dir = l.path.parent().map(PathBuf::from).unwrap_or_default();
+        let e = newest_in_dir.entry(dir).or_insert((l.mtime, l.path.clone()));
+        if (l.mtime, &l.path) > (e.0, &e.1) {
+            *e = (l.mtime, l.path.clone());
+        }
+    }
+    let newest: HashSet<&PathBuf> = newest_in_dir.values().map(|(_, p)| p).collect();
+    let max_age = Duration::from_secs(cfg.max_age_days.saturating_mul(86_400));
+    let max_bytes = cfg.max_file_mib.saturating_mul(1 << 20);
+    let mut out = Vec::new();
+    for l in logs {
+        let too_old = cfg.max_age_days > 0 && now.duration_since(l.mtime).is_ok_and(|a| a > max_age);
+        let too_large = cfg.max_file_mib > 0 && l.bytes > max_bytes;
+        if !too_old && !too_large {
+            continue;
+        }
+        let over_reason = if too_old { Reason::LogTooOld } else { Reason::LogTooLarge };
+        let confirmed = is_confirmed(&l.confirmed_on, &cfg.require_confirmed_on);
+        let (action, reason, over) = if l.writing {
+            (PlanAction::Keep, Reason::Writing, false)
+        } else if newest.contains(&l.path) {
+            (PlanAction::Keep, Reason::Newest, false)
+        } else if confirmed {
+            (PlanAction::Delete, over_reason, false)
+        } else if allow_unconfirmed {
+            (PlanAction::Delete, over_reason, true)
+        } else {
+            (PlanAction::Keep, Reason::Unconfirmed, false)
+        };
+        out.push(PlanItem {
+            path: l.path.clone(),
+            rel_path: l.rel_path.clone(),
+            kind: ItemKind::Log,
+            unit_kind: UnitKind::File,
+            step: None,
+            bytes: l.bytes,
+            freeable_bytes: l.freeable_bytes,
+            action,
+            reason,
+            confirmed_on: l.confirmed_on.clone(),
+            unconfirmed_override: over,
+            unit: l.unit.clone(),
+        });
+    }
+    out
+}
+
+/// The whole plan: checkpoints, then logs, with totals and the projected fill.
+pub fn build_plan(
+    inv: &Inventory,
+    logs: &[LogFile],
+    cfg: &CheckpointsConfig,
+    log_cfg: &LogPruneConfig,
+    inputs: &PlanInputs,
+    now: SystemTime,
+) -> PrunePlan {
+    let mut items = plan_checkpoints(inv, cfg, inputs);
+    items.extend(plan_logs(logs, log_cfg, inputs.allow_unconfirmed, now));
+    summarize(items, inputs, now)
+}
+
+/// Totals and projected fill for a list of items.
+pub fn summarize(items: Vec<PlanItem>, inputs: &PlanInputs, now: SystemTime) -> PrunePlan {
+    let del = |i: &&PlanItem| i.action == PlanAction::Delete;
+    let bytes_to_delete = items.iter().filter(del).map(|i| i.bytes).sum();
+    let bytes_to_free = items.iter().filter(del).map(|i| i.freeable_bytes).sum();
+    let delete_count = items.iter().filter(del).count();
+    PrunePlan {
+        created_at_unix: unix_secs(now),
+        delete_count,
+        keep_count: items.len() - delete_count,
+        bytes_to_delete,
+        bytes_to_free,
+        unconfirmed_deletes: items.iter().filter(|i| i.unconfirmed_override).count(),
+        kept_unconfirmed: items.iter().filter(|i| i.reason == Reason::Unconfirmed).count(),
+        allow_unconfirmed: inputs.allow_unconfirmed,
+        disk: inputs.disk,
+        fill_before: inputs.disk.map(|d| d.fill()),
+        fill_after: inputs.disk.map(|d| d.fill_after(bytes_to_free)),
+        items,
+    }
+}

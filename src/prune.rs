@@ -1,0 +1,456 @@
+//! Glue between the checkpoints domain and the console and CLI: building a plan from the
+//! config, the checkpoint collector task, the prune job runner, and `opsconsole prune`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime};
+
+use color_eyre::eyre::Result;
+use tokio::sync::mpsc;
+
+use crate::app::Msg;
+use crate::checkpoints::ledger::{PruneEvent, PruneEventKind};
+use crate::checkpoints::logs::scan_logs;
+use crate::checkpoints::plan::{PlanAction, PlanInputs, PrunePlan, build_plan};
+use crate::checkpoints::{
+    ConfirmationSource, DiskSpace, ExecContext, JsonlEventSink, NotConfirmed, PruneEventSink, PruneProgress, inventory,
+    sample, unix_secs,
+};
+use crate::config::Config;
+use crate::util;
+
+/// Where confirmations come from: the workspace's sync ledger, when there is one. Without
+/// a ledger nothing is confirmed anywhere, so only the explicit override deletes anything.
+pub fn confirmation_source(workspace: &Path) -> Arc<dyn ConfirmationSource + Send + Sync> {
+    if crate::sync::ledger::ledger_path(workspace).is_file() {
+        match crate::sync::ledger::Ledger::open(workspace) {
+            Ok(ledger) => {
+                return Arc::new(LedgerConfirmations {
+                    workspace: workspace.to_path_buf(),
+                    ledger: std::sync::Mutex::new(ledger),
+                });
+            }
+            Err(e) => tracing::warn!("the sync ledger cannot be read; treating every checkpoint as unconfirmed: {e}"),
+        }
+    }
+    Arc::new(NotConfirmed)
+}
+
+/// Confirmations read from the sync ledger: a checkpoint is confirmed on a level when the
+/// ledger holds a verified copy of exactly the bytes on disk now (every file of a folder).
+struct LedgerConfirmations {
+    workspace: PathBuf,
+    ledger: std::sync::Mutex<crate::sync::ledger::Ledger>,
+}
+
+impl ConfirmationSource for LedgerConfirmations {
+    fn confirmed_on(&self, rel_path: &str) -> Vec<String> {
+        let Ok(ledger) = self.ledger.lock() else { return Vec::new() };
+        // Any error reading the ledger means "not confirmed": it can only keep more.
+        ledger.confirmed_levels(&self.workspace, Path::new(rel_path)).unwrap_or_default()
+    }
+}
+
+/// Where prune events are recorded: every event in `.opsconsole/prune-events.jsonl`, and
+/// each override deletion in the sync ledger's event history as well.
+pub fn event_sink(workspace: &Path) -> Box<dyn PruneEventSink> {
+    Box::new(LedgerEventSink { workspace: workspace.to_path_buf(), jsonl: JsonlEventSink::in_workspace(workspace) })
+}
+
+struct LedgerEventSink {
+    workspace: PathBuf,
+    jsonl: JsonlEventSink,
+}
+
+impl PruneEventSink for LedgerEventSink {
+    fn record(&mut self, event: &PruneEvent) -> std::io::Result<()> {
+        self.jsonl.record(event)?;
+        if event.kind == PruneEventKind::OverrideIntent {
+            // No record in the ledger, no deletion: the executor stops on this error.
+            let mut ledger = crate::sync::ledger::Ledger::open(&self.workspace).map_err(std::io::Error::other)?;
+            let missing: Vec<String> = ["L2", "L3"]
+                .iter()
+                .filter(|l| !event.confirmed_on.iter().any(|c| c.eq_ignore_ascii_case(l)))
+                .map(|l| l.to_string())
+                .collect();
+            ledger
+                .record_override_deletion(&event.path, &missing, event.at_unix as i64 * 1000)
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+/// The `keep_best_metric` at each step, from the training log (empty when off). A
+/// checkpoint whose step has no value is kept as `metric_unknown`.
+fn metric_by_step(workspace: &Path, cfg: &Config) -> std::collections::BTreeMap<u64, f64> {
+    let name = &cfg.checkpoints.keep_best_metric;
+    if name.is_empty() {
+        return Default::default();
+    }
+    crate::logtail::backfill::metric_by_step(workspace, &cfg.log, name).unwrap_or_else(|e| {
+        tracing::warn!("reading {name} from the log for keep_best: {e}");
+        Default::default()
+    })
+}
+
+/// The executor's view of the world for this workspace.
+pub fn exec_context(workspace: &Path, cfg: &Config) -> ExecContext {
+    ExecContext {
+        workspace: workspace.to_path_buf(),
+        cfg: cfg.checkpoints.clone(),
+        log_cfg: cfg.prune.logs.clone(),
+        confirm: confirmation_source(workspace),
+        metric_by_step: metric_by_step(workspace, cfg),
+        clock: Arc::new(SystemTime::now),
+        check_open_files: true,
+    }
+}
+
+/// The filesystem the checkpoints live on: the first checkpoint root that exists, else the
+/// workspace.
+fn space_for(workspace: &Path, cfg: &Config) -> Option<DiskSpace> {
+    let (roots, _) = crate::checkpoints::roots::expand_roots(workspace, &cfg.checkpoints.roots);
+    let p = roots.first().map(|r| r.path.clone()).unwrap_or_else(|| workspace.to_path_buf());
+    DiskSpace::of_path(&p).ok()
+}
+
+/// Build a prune plan for the workspace as it is now.
+pub fn make_plan(workspace: &Path, cfg: &Config, allow_unconfirmed: bool, now: SystemTime) -> PrunePlan {
+    let ctx = exec_context(workspace, cfg);
+    let mut inv = inventory::scan(
+        workspace,
+        &cfg.checkpoints,
+        now,
+        inventory::ScanOptions { previous: None, check_open_files: true },
+    );
+    inv.apply_confirmations(ctx.confirm.as_ref());
+    let (logs, _) = scan_logs(workspace, &cfg.prune.logs, cfg.checkpoints.settle_secs, now, true, ctx.confirm.as_ref());
+    let inputs =
+        PlanInputs { metric_by_step: ctx.metric_by_step.clone(), allow_unconfirmed, disk: space_for(workspace, cfg) };
+    build_plan(&inv, &logs, &cfg.checkpoints, &cfg.prune.logs, &inputs, now)
+}
+
+/// Start a prune job on its own thread; progress arrives as [`Msg::Prune`].
+pub fn spawn_job(
+    workspace: &Path,
+    cfg: &Config,
+    plan: PrunePlan,
+    auto: bool,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> std::io::Result<()> {
+    let ctx = exec_context(workspace, cfg);
+    let mut sink = event_sink(workspace);
+    if auto {
+        let ev = PruneEvent {
+            at_unix: unix_secs(SystemTime::now()),
+            kind: PruneEventKind::AutoPrune,
+            path: String::new(),
+            bytes: plan.bytes_to_free,
+            reason: format!("disk crossed critical; {} items to delete", plan.delete_count),
+            confirmed_on: Vec::new(),
+            unconfirmed_override: false,
+        };
+        if let Err(e) = sink.record(&ev) {
+            tracing::warn!("could not record the automatic prune: {e}");
+        }
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    crate::checkpoints::spawn_prune(plan, ctx, sink, cancel, move |p| {
+        let _ = tx.send(Msg::Prune(p));
+    })?;
+    Ok(())
+}
+
+/// Plan on a blocking thread and send the plan back as [`Msg::PrunePlan`]; when `run_after`
+/// (automatic prune), run it at once without the override.
+pub fn spawn_plan(workspace: PathBuf, cfg: Config, allow_unconfirmed: bool, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::task::spawn_blocking(move || {
+        let plan = make_plan(&workspace, &cfg, allow_unconfirmed, SystemTime::now());
+        let _ = tx.send(Msg::PrunePlan(Box::new(plan)));
+    });
+}
+
+/// Plan and run an automatic prune (never with the override).
+pub fn spawn_auto(workspace: PathBuf, cfg: Config, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::task::spawn_blocking(move || {
+        let plan = make_plan(&workspace, &cfg, false, SystemTime::now());
+        if let Err(e) = spawn_job(&workspace, &cfg, plan, true, tx.clone()) {
+            let _ = tx.send(Msg::Prune(PruneProgress::Failed { error: format!("starting the prune job: {e}") }));
+        }
+    });
+}
+
+/// The checkpoint collector: inventory and usage breakdown every `checkpoints.scan_secs`,
+/// off the UI task.
+pub fn spawn_collector(
+    workspace: PathBuf,
+    cfg: Config,
+    tx: mpsc::UnboundedSender<Msg>,
+    refresh: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_secs(cfg.checkpoints.scan_secs.max(1));
+    tokio::spawn(async move {
+        let confirm = confirmation_source(&workspace);
+        let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
+        let mut previous: Option<Vec<crate::checkpoints::Checkpoint>> = None;
+        loop {
+            let (ws, c, s, conf, prev) =
+                (workspace.clone(), cfg.checkpoints.clone(), spec.clone(), confirm.clone(), previous.take());
+            let disk_paths = crate::disk::watched_paths(&crate::workspace::Workspace::at(&workspace), &cfg);
+            let thresholds = (&cfg.disk).into();
+            let res = tokio::task::spawn_blocking(move || {
+                let now = SystemTime::now();
+                record_disk_history(&ws, &crate::disk::sample(&disk_paths, thresholds), now);
+                sample::collect(&ws, &c, &s, conf.as_ref(), prev.as_deref(), now)
+            })
+            .await;
+            match res {
+                Ok(sample) => {
+                    previous = Some(sample.checkpoints.clone());
+                    if tx.send(Msg::Checkpoints(Box::new(sample))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::error!("checkpoint scan failed: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = refresh.notified() => {}
+            }
+        }
+    })
+}
+
+/// Options of `opsconsole prune`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneOptions {
+    pub dry_run: bool,
+    pub yes: bool,
+    pub json: bool,
+    pub allow_unsynced: bool,
+}
+
+fn plan_text(plan: &PrunePlan, workspace: &Path) -> String {
+    let mut out = String::new();
+    let rel = |p: &Path| p.strip_prefix(workspace).unwrap_or(p).display().to_string();
+    for i in &plan.items {
+        let action = match i.action {
+            PlanAction::Keep => "keep",
+            PlanAction::Delete if i.unconfirmed_override => "DELETE",
+            PlanAction::Delete => "delete",
+        };
+        out.push_str(&format!(
+            "  {action:<7} {:<17} {:>9}  {}\n",
+            i.reason.as_str(),
+            util::bytes(i.bytes),
+            rel(&i.path)
+        ));
+    }
+    if plan.items.is_empty() {
+        out.push_str("  no checkpoints found in the configured roots\n");
+    }
+    out.push_str(&format!(
+        "delete {} of {} items, free {}",
+        plan.delete_count,
+        plan.items.len(),
+        util::bytes(plan.bytes_to_free)
+    ));
+    if let (Some(b), Some(a)) = (plan.fill_before, plan.fill_after) {
+        out.push_str(&format!("; disk {:.1}% -> {:.1}%", b * 100.0, a * 100.0));
+    }
+    out.push('\n');
+    if plan.unconfirmed_deletes > 0 {
+        out.push_str(&format!(
+            "{} of them are NOT confirmed on another level (DELETE): this is the only copy\n",
+            plan.unconfirmed_deletes
+        ));
+    } else if plan.kept_unconfirmed > 0 {
+        out.push_str(&format!(
+            "{} kept only because they are not confirmed elsewhere; --allow-unsynced deletes them too (logged)\n",
+            plan.kept_unconfirmed
+        ));
+    }
+    out
+}
+
+fn ask(prompt: &str) -> Option<String> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    Some(line.trim().to_string())
+}
+
+/// `opsconsole prune [--dry-run] [--yes] [--json] [--allow-unsynced]`.
+pub fn run_cli(workspace: &Path, cfg: &Config, opts: PruneOptions) -> Result<ExitCode> {
+    let plan = make_plan(workspace, cfg, opts.allow_unsynced, SystemTime::now());
+    if !opts.json {
+        print!("prune plan for {}\n{}", workspace.display(), plan_text(&plan, workspace));
+    }
+    let mut run = !opts.dry_run && plan.delete_count > 0;
+    if run && !opts.yes {
+        if std::io::stdin().is_terminal() && !opts.json {
+            let answer = if plan.unconfirmed_deletes > 0 {
+                ask(&format!(
+                    "{} unconfirmed items would be deleted. Type `delete` to go ahead: ",
+                    plan.unconfirmed_deletes
+                ))
+                .is_some_and(|a| a == "delete")
+            } else {
+                ask(&format!("Delete {} items? [y/N] ", plan.delete_count))
+                    .is_some_and(|a| a.eq_ignore_ascii_case("y") || a.eq_ignore_ascii_case("yes"))
+            };
+            run = answer;
+        } else {
+            run = false;
+            if !opts.json {
+                println!("not deleting: give --yes to run the plan without asking");
+            }
+        }
+    }
+    let report = if run {
+        let ctx = exec_context(workspace, cfg);
+        let mut sink = event_sink(workspace);
+        let quiet = opts.json;
+        let rep = crate::checkpoints::run_plan(&plan, &ctx, sink.as_mut(), &AtomicBool::new(false), &mut |p| {
+            if let (false, PruneProgress::Progress { done, total, item, .. }) = (quiet, &p) {
+                let what = match &item.outcome {
+                    crate::checkpoints::ItemOutcome::Deleted => "deleted".to_string(),
+                    crate::checkpoints::ItemOutcome::Skipped(w) => format!("skipped ({w})"),
+                    crate::checkpoints::ItemOutcome::Failed(e) => format!("FAILED ({e})"),
+                };
+                eprintln!("[{done}/{total}] {what}: {}", item.path.display());
+            }
+        });
+        Some(rep)
+    } else {
+        if opts.dry_run && !opts.json {
+            println!("dry run: nothing deleted");
+        }
+        None
+    };
+    if opts.json {
+        let mut v = serde_json::to_value(&plan)?;
+        if let (Some(obj), Some(r)) = (v.as_object_mut(), &report) {
+            obj.insert("report".into(), serde_json::to_value(r)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if let Some(r) = &report {
+        println!(
+            "deleted {}, skipped {}, failed {}; freed {}",
+            r.deleted,
+            r.skipped,
+            r.failed,
+            util::bytes(r.freed_bytes)
+        );
+    }
+    Ok(if report.as_ref().is_some_and(|r| r.failed > 0) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The console loop's side of the prune effects.
+pub struct PruneRunner {
+    refresh: Arc<tokio::sync::Notify>,
+    collector: tokio::task::JoinHandle<()>,
+}
+
+impl PruneRunner {
+    /// Start the checkpoint collector for the console.
+    pub fn start(state: &crate::app::AppState, tx: &mpsc::UnboundedSender<Msg>) -> Self {
+        let refresh = Arc::new(tokio::sync::Notify::new());
+        let collector =
+            spawn_collector(state.workspace_root.clone(), state.config.clone(), tx.clone(), refresh.clone());
+        Self { refresh, collector }
+    }
+
+    /// Carry out one effect of `update`.
+    pub fn on_effect(
+        &self,
+        effect: &crate::app::Effect,
+        state: &crate::app::AppState,
+        tx: &mpsc::UnboundedSender<Msg>,
+    ) {
+        use crate::app::Effect;
+        let (ws, cfg) = (state.workspace_root.clone(), state.config.clone());
+        match effect {
+            Effect::RefreshNow => self.refresh.notify_waiters(),
+            Effect::PlanPrune { allow_unconfirmed } => spawn_plan(ws, cfg, *allow_unconfirmed, tx.clone()),
+            Effect::RunPrune => {
+                let Some(plan) = state.prune.screen.plan.clone() else { return };
+                if let Err(e) = spawn_job(&ws, &cfg, plan, false, tx.clone()) {
+                    let _ =
+                        tx.send(Msg::Prune(PruneProgress::Failed { error: format!("starting the prune job: {e}") }));
+                }
+            }
+            Effect::AutoPrune => spawn_auto(ws, cfg, tx.clone()),
+            // Carried out by the loop itself.
+            Effect::Quit | Effect::TerminateProcess { .. } | Effect::SwitchLog(_) | Effect::Sync(_) => {}
+        }
+    }
+
+    pub fn stop(&self) {
+        self.collector.abort();
+    }
+}
+
+/// The window of disk history used for growth rates.
+pub fn growth_window() -> Duration {
+    crate::disk::growth::GrowthParams::default().window
+}
+
+/// Record a disk sample in the workspace's disk history (best effort).
+pub fn record_disk_history(workspace: &Path, disks: &crate::disk::DiskSample, now: SystemTime) {
+    let path = workspace.join(".opsconsole").join("disk-history.jsonl");
+    let samples: Vec<(String, u64)> = disks.disks.iter().map(|d| (d.mount.clone(), d.used_bytes)).collect();
+    if let Err(e) = crate::disk::growth::history_file::append(&path, &samples, now, growth_window()) {
+        tracing::debug!("disk history not written: {e}");
+    }
+}
+
+/// Start the console's growth history from `.opsconsole/disk-history.jsonl`.
+pub fn seed_history(state: &mut crate::app::AppState) {
+    let path = state.workspace_root.join(".opsconsole/disk-history.jsonl");
+    let samples = crate::disk::growth::history_file::load(&path, state.now, growth_window());
+    state.prune.seed_history(samples);
+}
+
+/// For `status`: growth forecasts from the disk history (this sample included), the
+/// checkpoint list and the usage breakdown.
+pub fn status_extras(
+    ws: &crate::workspace::Workspace,
+    cfg: &Config,
+    disks: &crate::disk::DiskSample,
+) -> (
+    std::collections::BTreeMap<String, crate::disk::growth::DiskForecast>,
+    Vec<crate::checkpoints::Checkpoint>,
+    crate::disk::usage::UsageBreakdown,
+) {
+    let now = SystemTime::now();
+    record_disk_history(&ws.root, disks, now);
+    let hist =
+        crate::disk::growth::history_file::load(&ws.root.join(".opsconsole/disk-history.jsonl"), now, growth_window());
+    let params = crate::disk::growth::GrowthParams::default();
+    let forecasts = disks
+        .disks
+        .iter()
+        .map(|d| {
+            let samples = hist.get(&d.mount).cloned().unwrap_or_default();
+            let f = crate::disk::growth::forecast(
+                &samples,
+                d.used_bytes,
+                d.available_bytes,
+                cfg.disk.warn_pct / 100.0,
+                cfg.disk.critical_pct / 100.0,
+                now,
+                &params,
+            );
+            (d.mount.clone(), f)
+        })
+        .collect();
+    let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
+    let s = sample::collect(&ws.root, &cfg.checkpoints, &spec, confirmation_source(&ws.root).as_ref(), None, now);
+    (forecasts, s.checkpoints, s.usage)
+}

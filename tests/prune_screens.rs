@@ -1,0 +1,310 @@
+//! The prune plan screen, the typed override, the prune job's progress, the disk guard
+//! banner and automatic pruning: `update` with fixture messages, and whole screens.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crossterm::event::KeyCode;
+use opsconsole::app::{Effect, Msg, Overlay, update};
+use opsconsole::checkpoints::executor::{ItemResult, PruneReport};
+use opsconsole::checkpoints::plan::{ItemKind, PlanAction, PlanInputs, PlanItem, Reason, summarize};
+use opsconsole::checkpoints::roots::{RootDir, Unit, UnitKind};
+use opsconsole::checkpoints::{Checkpoint, CheckpointsSample, DiskSpace, ItemOutcome, PrunePlan, PruneProgress};
+use opsconsole::config::Config;
+use opsconsole::disk::usage::UsageBreakdown;
+use support::fixtures::{self as fx, at, code, key};
+
+const MB: u64 = 1_000_000;
+
+fn item(name: &str, step: u64, bytes: u64, action: PlanAction, reason: Reason, over: bool) -> PlanItem {
+    let root = RootDir {
+        path: PathBuf::from("/home/me/rsm/checkpoints"),
+        anchor: PathBuf::from("/home/me/rsm"),
+        rel: PathBuf::from("checkpoints"),
+        pattern: "checkpoints".into(),
+    };
+    PlanItem {
+        path: root.path.join(name),
+        rel_path: format!("checkpoints/{name}"),
+        kind: ItemKind::Checkpoint,
+        unit_kind: UnitKind::File,
+        step: Some(step),
+        bytes,
+        freeable_bytes: bytes,
+        action,
+        reason,
+        confirmed_on: if over || reason == Reason::Unconfirmed { vec![] } else { vec!["L3".into()] },
+        unconfirmed_override: over,
+        unit: Unit {
+            root,
+            rel_in_root: PathBuf::from(name),
+            kind: UnitKind::File,
+            bytes,
+            freeable_bytes: bytes,
+            mtime: at(fx::NOW - 3600),
+            dev: 1,
+            ino: step,
+        },
+    }
+}
+
+/// A plan over v68's checkpoints on a 100 GB disk at 93%.
+fn plan(allow: bool) -> PrunePlan {
+    use PlanAction::*;
+    let g = 6_700 * MB;
+    let mut items = vec![
+        item("v68_step_1000.pt", 1000, g, Delete, Reason::BeyondKeepLast, false),
+        item("v68_step_2000.pt", 2000, g, Keep, Reason::Milestone, false),
+        item("v68_step_3000.pt", 3000, g, Delete, Reason::BeyondKeepLast, false),
+    ];
+    items.push(if allow {
+        item("v68_step_4000.pt", 4000, g, Delete, Reason::BeyondKeepLast, true)
+    } else {
+        item("v68_step_4000.pt", 4000, g, Keep, Reason::Unconfirmed, false)
+    });
+    items.extend([
+        item("v68_step_5000.pt", 5000, g, Keep, Reason::WithinKeepLast, false),
+        item("v68_step_6000.pt", 6000, g, Keep, Reason::WithinKeepLast, false),
+        item("v68_step_7000.pt", 7000, g, Keep, Reason::Newest, false),
+        item("v68_step_7100.pt", 7100, 2_100 * MB, Keep, Reason::Writing, false),
+    ]);
+    let inputs = PlanInputs {
+        metric_by_step: Default::default(),
+        allow_unconfirmed: allow,
+        disk: Some(DiskSpace { used_bytes: 93_000 * MB, available_bytes: 7_000 * MB }),
+    };
+    summarize(items, &inputs, at(fx::NOW))
+}
+
+fn both(name: &str, state: &opsconsole::app::AppState) {
+    insta::assert_snapshot!(format!("{name}_80x24"), fx::render(state, 80, 24).backend());
+    insta::assert_snapshot!(format!("{name}_160x48"), fx::render(state, 160, 48).backend());
+}
+
+#[test]
+fn reason_keys_match_the_json() {
+    for r in [
+        Reason::Newest,
+        Reason::Writing,
+        Reason::WithinKeepLast,
+        Reason::Milestone,
+        Reason::Best,
+        Reason::MetricUnknown,
+        Reason::Unconfirmed,
+        Reason::BeyondKeepLast,
+        Reason::LogTooOld,
+        Reason::LogTooLarge,
+    ] {
+        assert_eq!(serde_json::to_value(r).unwrap(), r.key());
+    }
+}
+
+#[test]
+fn p_opens_the_plan_screen_and_y_runs_it_as_a_job() {
+    let mut s = fx::state();
+    update(&mut s, fx::disks(vec![fx::disk("/", 93.0, &["workspace", "checkpoints", "root"])]));
+    assert_eq!(update(&mut s, key('p')), vec![Effect::PlanPrune { allow_unconfirmed: false }]);
+    assert_eq!(s.overlay, Overlay::Prune);
+    assert!(fx::screen_text(&s, 80, 24).contains("planning…"));
+    // `y` before the plan arrives does nothing.
+    assert_eq!(update(&mut s, key('y')), vec![]);
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    both("prune_plan", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("delete 2 of 8 · free 13.4 GB · disk 93.0% → 79.6%"), "{text}");
+    assert!(text.contains("1 kept: not confirmed on another level"), "{text}");
+
+    assert_eq!(update(&mut s, key('y')), vec![Effect::RunPrune]);
+    assert!(s.prune.job.as_ref().is_some_and(|j| j.running));
+    assert_eq!(update(&mut s, key('y')), vec![], "no second job while one runs");
+    update(&mut s, Msg::Prune(PruneProgress::Started { items: 2, bytes_to_free: 13_400 * MB }));
+    let fx1 = update(
+        &mut s,
+        Msg::Prune(PruneProgress::Progress {
+            done: 1,
+            total: 2,
+            freed_bytes: 6_700 * MB,
+            item: ItemResult {
+                path: PathBuf::from("/home/me/rsm/checkpoints/v68_step_1000.pt"),
+                bytes: 6_700 * MB,
+                outcome: ItemOutcome::Deleted,
+            },
+        }),
+    );
+    assert_eq!(fx1, vec![Effect::RefreshNow], "space returns as the job goes");
+    both("prune_running", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("running 1/2 · freed 6.7 GB"), "{text}");
+    let done = update(
+        &mut s,
+        Msg::Prune(PruneProgress::Done {
+            report: PruneReport { deleted: 2, freed_bytes: 13_400 * MB, ..Default::default() },
+        }),
+    );
+    assert_eq!(done, vec![Effect::RefreshNow, Effect::PlanPrune { allow_unconfirmed: false }]);
+    assert!(!s.prune.job.as_ref().unwrap().running);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("freed 13.4 GB · deleted 2"), "{text}");
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.overlay, Overlay::None);
+}
+
+#[test]
+fn unconfirmed_deletion_needs_the_word_typed() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    assert_eq!(update(&mut s, key('u')), vec![Effect::PlanPrune { allow_unconfirmed: true }]);
+    update(&mut s, Msg::PrunePlan(Box::new(plan(true))));
+    // `y` asks for the word instead of running.
+    assert_eq!(update(&mut s, key('y')), vec![]);
+    assert_eq!(s.prune.screen.typing.as_deref(), Some(""));
+    for c in "delet".chars() {
+        assert_eq!(update(&mut s, key(c)), vec![], "typing never triggers an action");
+    }
+    assert_eq!(update(&mut s, code(KeyCode::Enter)), vec![], "a wrong word does not run");
+    assert!(s.prune.job.is_none());
+    for c in "yes".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Backspace));
+    update(&mut s, code(KeyCode::Backspace));
+    update(&mut s, code(KeyCode::Backspace));
+    for c in "delete".chars() {
+        update(&mut s, key(c));
+    }
+    both("prune_override", &s);
+    assert_eq!(update(&mut s, code(KeyCode::Enter)), vec![Effect::RunPrune]);
+    assert!(s.prune.job.as_ref().is_some_and(|j| j.running));
+}
+
+#[test]
+fn escape_leaves_typing_first_then_the_screen() {
+    let mut s = fx::state();
+    update(&mut s, key('p'));
+    update(&mut s, key('u'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(true))));
+    update(&mut s, key('y'));
+    update(&mut s, key('q'));
+    assert!(!s.should_quit, "q is text while typing");
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.prune.screen.typing, None);
+    assert_eq!(s.overlay, Overlay::Prune);
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.overlay, Overlay::None);
+}
+
+/// Six checkpoints of 6.4 GB, the newest still being written, and a usage breakdown.
+fn sample() -> CheckpointsSample {
+    let checkpoints: Vec<Checkpoint> = plan(false)
+        .items
+        .iter()
+        .skip(2)
+        .map(|i| Checkpoint {
+            path: i.path.clone(),
+            rel_path: i.rel_path.clone(),
+            kind: UnitKind::File,
+            step: i.step,
+            series: "checkpoints/v68_step_#.pt".into(),
+            bytes: 6_400 * MB,
+            freeable_bytes: 6_400 * MB,
+            mtime: at(fx::NOW - 600),
+            age_secs: 600,
+            writing: i.reason == Reason::Writing,
+            writing_why: None,
+            confirmed_on: i.confirmed_on.clone(),
+            unit: i.unit.clone(),
+        })
+        .collect();
+    CheckpointsSample {
+        taken_unix: fx::NOW,
+        total_bytes: checkpoints.iter().map(|c| c.bytes).sum(),
+        checkpoints,
+        skipped: vec![],
+        usage: UsageBreakdown {
+            checkpoints_bytes: 38_400 * MB,
+            logs_bytes: 1_200 * MB,
+            data_bytes: 20_000 * MB,
+            other_bytes: 12_400 * MB,
+            total_bytes: 72_000 * MB,
+            files: 1200,
+            dirs: 80,
+            unreadable: 0,
+        },
+    }
+}
+
+fn disk_at(used_gb: f64) -> Msg {
+    let total = 100_000 * MB;
+    let used = (used_gb * 1000.0) as u64 * MB;
+    let mut d = fx::disk("/", used as f64 * 100.0 / total as f64, &["workspace", "checkpoints", "root"]);
+    d.used_bytes = used;
+    d.available_bytes = total - used;
+    fx::disks(vec![d])
+}
+
+#[test]
+fn the_banner_shows_time_to_full_under_an_hour() {
+    let mut s = fx::state();
+    // 60 GB -> 72 GB over 20 minutes: 36 GB/h, 28 GB left: full in ~47 min.
+    for i in 0..=20u64 {
+        update(&mut s, Msg::Tick(at(fx::NOW + i * 60)));
+        update(&mut s, disk_at(60.0 + 0.6 * i as f64));
+    }
+    let f = s.prune.forecast("/").copied().unwrap();
+    let rate = f.growth_bytes_per_hour.unwrap();
+    assert!((rate - 36_000.0 * MB as f64).abs() < 1e6, "{rate}");
+    assert_eq!(f.seconds_to_full, Some(2800));
+    update(&mut s, Msg::Checkpoints(Box::new(sample())));
+    both("time_to_full_banner", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("⚠ / will be full in 46m40s — p prune"), "{text}");
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("6 checkpoints 38.4 GB (1 writing)"), "{text}");
+    assert!(text.contains("+36.0 GB/h full 46m40s"), "{text}");
+    // A prune that drops usage does not hide the growth: no banner only when it slows.
+    update(&mut s, Msg::Tick(at(fx::NOW + 21 * 60)));
+    update(&mut s, disk_at(30.0));
+    assert!(s.prune.forecast("/").unwrap().growth_bytes_per_hour.unwrap() > 30_000.0 * MB as f64);
+    assert!(!fx::screen_text(&s, 80, 24).contains("will be full in 4"), "70 GB free now: more than an hour");
+}
+
+#[test]
+fn auto_prune_runs_once_when_a_disk_crosses_critical() {
+    let mut cfg = Config::default();
+    let mut s = fx::state_with(cfg.clone());
+    assert_eq!(update(&mut s, disk_at(95.0)), vec![], "prune.auto is off by default");
+    cfg.prune.auto = true;
+    let mut s = fx::state_with(cfg);
+    assert_eq!(update(&mut s, disk_at(85.0)), vec![]);
+    assert_eq!(update(&mut s, disk_at(91.0)), vec![Effect::AutoPrune]);
+    assert!(s.prune.job.as_ref().is_some_and(|j| j.auto && j.running));
+    assert_eq!(update(&mut s, disk_at(92.0)), vec![], "not while it runs");
+    update(&mut s, Msg::Prune(PruneProgress::Started { items: 3, bytes_to_free: 20_000 * MB }));
+    assert!(s.notice.as_deref().is_some_and(|n| n.contains("auto-prune started")));
+    update(&mut s, Msg::Prune(PruneProgress::Done { report: PruneReport { deleted: 3, ..Default::default() } }));
+    assert_eq!(update(&mut s, disk_at(92.0)), vec![], "cooldown");
+    update(&mut s, Msg::Tick(at(fx::NOW + 601)));
+    assert_eq!(update(&mut s, disk_at(92.0)), vec![Effect::AutoPrune], "after the cooldown, still critical");
+    let _ = SystemTime::now() + Duration::from_secs(1);
+}
+
+#[test]
+fn history_kept_on_disk_gives_a_rate_from_the_first_sample() {
+    use opsconsole::disk::growth::UsageSample;
+    let mut s = fx::state();
+    let mut seed = std::collections::BTreeMap::new();
+    seed.insert(
+        "/".to_string(),
+        (0..=10u64)
+            .map(|i| UsageSample { at: at(fx::NOW - 600 + i * 60), used_bytes: 50_000 * MB + i * 100 * MB })
+            .collect::<Vec<_>>(),
+    );
+    s.prune.seed_history(seed);
+    update(&mut s, disk_at(51.0));
+    let rate = s.prune.forecast("/").and_then(|f| f.growth_bytes_per_hour).unwrap();
+    assert!((rate - 6_000.0 * MB as f64).abs() < 1e7, "{rate}");
+}
