@@ -167,6 +167,33 @@ pub fn backfill(
     Ok(BackfillResult { metrics: folder.metrics, health: folder.health, bytes, lines: folder.lines, cancelled })
 }
 
+/// `metric` at every step it was reported in the workspace's current log (the one the Log
+/// panel follows). Read line by line from the start; empty when there is no log.
+pub fn metric_by_step(
+    workspace: &Path,
+    cfg: &super::LogConfig,
+    metric: &str,
+) -> io::Result<std::collections::BTreeMap<u64, f64>> {
+    use std::io::BufRead;
+    let Some(log) = super::discover::select(workspace, cfg) else { return Ok(Default::default()) };
+    let parser = MetricParser::new(&cfg.patterns).map_err(io::Error::other)?;
+    let mut folder = HistoryFolder::new(&parser, 16, cfg.max_line_bytes).tracking(metric);
+    let mut reader = io::BufReader::with_capacity(1 << 20, File::open(&log.path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A very long line is read whole here, but only its first `max_line_bytes` are parsed.
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        folder.line(&line);
+    }
+    Ok(folder.tracked.map(|(_, m)| m).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -213,31 +240,4 @@ mod tests {
         assert_eq!(r.health.counts.killed, 1);
         assert_eq!(r.health.error_count(), 2);
     }
-}
-
-/// `metric` at every step it was reported in the workspace's current log (the one the Log
-/// panel follows). Read line by line from the start; empty when there is no log.
-pub fn metric_by_step(
-    workspace: &Path,
-    cfg: &super::LogConfig,
-    metric: &str,
-) -> io::Result<std::collections::BTreeMap<u64, f64>> {
-    use std::io::BufRead;
-    let Some(log) = super::discover::select(workspace, cfg) else { return Ok(Default::default()) };
-    let parser = MetricParser::new(&cfg.patterns).map_err(io::Error::other)?;
-    let mut folder = HistoryFolder::new(&parser, 16, cfg.max_line_bytes).tracking(metric);
-    let mut reader = io::BufReader::with_capacity(1 << 20, File::open(&log.path)?);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        // A very long line is read whole here, but only its first `max_line_bytes` are parsed.
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        folder.line(&line);
-    }
-    Ok(folder.tracked.map(|(_, m)| m).unwrap_or_default())
 }
