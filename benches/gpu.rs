@@ -2,7 +2,7 @@
 //! through nvml-wrapper and the C stand-in library from tests/support.
 //!
 //! Run: cargo bench --bench gpu
-//! Figures and how to read them: docs/performance/gpu.md.
+//! Figures and how to read them: docs/performance.md (GPU collector section).
 
 #[path = "../tests/support/nvml.rs"]
 mod nvml_support;
