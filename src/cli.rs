@@ -256,8 +256,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Runs the console on a workspace (the default command, and the demo's screen).
 pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async move {
+    // Two workers: the exit watcher keeps running even if a terminal read blocks one.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let result = rt.block_on(async move {
         let mut collectors = Collectors::new(&ws, &cfg);
         if demo {
             collectors.gpu_demo = Some(ws.root.clone());
@@ -273,5 +274,8 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) ->
             crate::app::update(&mut state, crate::app::Msg::Log(Box::new(log)));
         }
         tui::run(state, collectors, opts).await
-    })
+    });
+    // Blocking work still running (a hash, a scan) must not keep the console from leaving.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }

@@ -215,3 +215,25 @@ fn demo_log_panel_follows_the_trainer_through_rotation() {
     t.send(&["q"]);
     t.wait_for("the shell to come back", |s| s.contains("demo workspace kept at"));
 }
+
+#[test]
+fn a_closed_terminal_ends_the_console() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cmd = format!("XDG_STATE_HOME={}/state exec {bin} -w {}", dir.path().display(), dir.path().display());
+    let t = Tmux::new("hup", 80, 24, &cmd);
+    t.wait_for("the console", |s| s.contains("Uploads") && s.contains("host "));
+    let pid: i32 = t.display("#{pane_pid}").parse().expect("pane pid");
+    // The pane goes away as when an SSH session drops.
+    t.cmd(&["kill-server"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(Instant::now() < deadline, "the console outlived its terminal");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
