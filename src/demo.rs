@@ -59,7 +59,10 @@ pub fn create_workspace(root: &Path) -> io::Result<()> {
     }
     // Checkpoints come every few seconds here, so they settle sooner than a real run's.
     let cfg = demo_sync_config(
-        &DEFAULT_CONFIG.replace("data = \"/data\"", "data = \"data\"").replace("settle_secs = 60", "settle_secs = 5"),
+        &DEFAULT_CONFIG
+            .replace("data = \"/data\"", "data = \"data\"")
+            .replace("settle_secs = 60", "settle_secs = 5")
+            .replace("scan_secs = 30", "scan_secs = 5"),
     );
     fs::write(root.join(config::CONFIG_FILE), cfg)?;
     Ok(())
