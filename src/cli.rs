@@ -256,8 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Runs the console on a workspace (the default command, and the demo's screen).
 pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) -> Result<()> {
-    // Two workers: the exit watcher keeps running even if a terminal read blocks one.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(async move {
         let mut collectors = Collectors::new(&ws, &cfg);
         if demo {

@@ -34,9 +34,9 @@ pub struct RunOptions {
 /// Runs the console until the user quits or a signal arrives.
 pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let sigterm = signal(SignalKind::terminate())?;
-    let sighup = signal(SignalKind::hangup())?;
-    let exit_watch = tokio::spawn(watch_exit(sigterm, sighup, tx.clone()));
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    watch_hangup(tx.clone());
     let handles = collectors.spawn(tx.clone());
     let prune = crate::prune::PruneRunner::start(&state, &tx);
 
@@ -67,6 +67,8 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                 },
                 _ = tick.tick() => Some(Msg::Tick(SystemTime::now())),
                 Some(m) = rx.recv() => Some(m),
+                _ = sigterm.recv() => Some(Msg::Terminate("SIGTERM".into())),
+                _ = sighup.recv() => Some(Msg::Terminate("SIGHUP".into())),
             };
             let mut pending: Vec<Msg> = first.into_iter().collect();
             while let Ok(m) = rx.try_recv() {
@@ -99,43 +101,44 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
         }
     }
     .await;
-    exit_watch.abort();
     handles.stop();
     prune.stop();
     result
 }
 
-/// Watches, on its own task, for SIGTERM, SIGHUP and the terminal going away (a closed SSH
-/// session or tmux pane), and asks the loop to quit. If the loop has not stopped 3 s later
-/// (reading a terminal that is gone can keep the input reader spinning), it restores what
-/// it can and exits the process itself.
-async fn watch_exit(
-    mut sigterm: tokio::signal::unix::Signal,
-    mut sighup: tokio::signal::unix::Signal,
-    tx: mpsc::UnboundedSender<Msg>,
-) {
-    let mut check = tokio::time::interval(Duration::from_secs(1));
-    let why = loop {
-        tokio::select! {
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sighup.recv() => break "SIGHUP",
-            _ = check.tick() => if terminal_hung_up() { break "the terminal closed" },
+/// Watches, on a thread of its own that sleeps in `poll(2)` until the terminal is hung up
+/// (a closed SSH session or tmux pane), and asks the loop to quit. Reading a terminal that
+/// is gone can keep the input reader spinning and the loop starved, so if the process is
+/// still here 3 s later the thread restores what it can and exits.
+fn watch_hangup(tx: mpsc::UnboundedSender<Msg>) {
+    let spawned = std::thread::Builder::new().name("hangup-watch".into()).spawn(move || {
+        loop {
+            // No events asked for: only POLLHUP/POLLERR/POLLNVAL wake it, never input.
+            let mut fds = libc::pollfd { fd: 0, events: 0, revents: 0 };
+            // SAFETY: one valid pollfd; blocks without a timeout.
+            let n = unsafe { libc::poll(&mut fds, 1, -1) };
+            if n < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return;
+            }
+            if fds.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                break;
+            }
         }
-    };
-    tracing::info!("stopping: {why}");
-    let _ = tx.send(Msg::Terminate(why.into()));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    tracing::warn!("the console did not stop within 3 s of {why}; exiting");
-    ratatui::restore();
-    std::process::exit(0);
-}
-
-/// Whether standard input is a terminal that has been hung up.
-fn terminal_hung_up() -> bool {
-    let mut fds = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut fds, 1, 0) };
-    n > 0 && fds.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+        tracing::info!("stopping: the terminal closed");
+        if tx.send(Msg::Terminate("the terminal closed".into())).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        tracing::warn!("the console did not stop within 3 s of its terminal closing; exiting");
+        ratatui::restore();
+        std::process::exit(0);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("no hang-up watcher: {e}");
+    }
 }
 
 fn event_msg(ev: Event) -> Option<Msg> {
