@@ -24,6 +24,13 @@ impl Tmux {
         t
     }
 
+    /// A bash with the prompt `READY$ `, once the prompt is on screen.
+    fn shell(name: &str, w: u16, h: u16) -> Self {
+        let t = Self::new(name, w, h, "env PS1='READY$ ' bash --norc --noprofile");
+        t.wait_for("the shell prompt", |s| s.contains("READY$"));
+        t
+    }
+
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
     }
@@ -69,17 +76,24 @@ impl Drop for Tmux {
     }
 }
 
+/// Whether tmux is installed; when it is not, says why the test is skipped.
+fn tmux_or_skip() -> bool {
+    let ok = Tmux::available();
+    if !ok {
+        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+    }
+    ok
+}
+
 #[test]
 fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+    if !tmux_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let demo_dir = dir.path().join("demo");
-    let t = Tmux::new("demo", 100, 30, "env PS1='READY$ ' bash --norc --noprofile");
-    t.wait_for("the shell prompt", |s| s.contains("READY$"));
+    let t = Tmux::shell("demo", 100, 30);
     let state = dir.path().join("state");
     t.send(&[&format!("XDG_STATE_HOME={} {bin} demo --dir {}", state.display(), demo_dir.display()), "Enter"]);
     let screen = t.wait_for("all four panels", |s| {
@@ -112,14 +126,12 @@ fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
 
 #[test]
 fn sigterm_and_sighup_restore_the_terminal() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+    if !tmux_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
-    let t = Tmux::new("term", 80, 24, "env PS1='READY$ ' bash --norc --noprofile");
-    t.wait_for("the shell prompt", |s| s.contains("READY$"));
+    let t = Tmux::shell("term", 80, 24);
     for sig in ["TERM", "HUP"] {
         t.send(&["clear", "Enter"]);
         let cmd = format!(
@@ -141,14 +153,12 @@ fn sigterm_and_sighup_restore_the_terminal() {
 
 #[test]
 fn a_panic_restores_the_terminal_and_reports() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+    if !tmux_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
-    let t = Tmux::new("panic", 100, 30, "env PS1='READY$ ' bash --norc --noprofile");
-    t.wait_for("the shell prompt", |s| s.contains("READY$"));
+    let t = Tmux::shell("panic", 100, 30);
     let cmd = format!(
         "cd {} && XDG_STATE_HOME={}/state RUST_BACKTRACE=0 {bin} --panic-after-first-frame; echo EXIT=$?",
         dir.path().display(),
@@ -171,15 +181,13 @@ fn shown_step(screen: &str) -> Option<u64> {
 
 #[test]
 fn demo_log_panel_follows_the_trainer_through_rotation() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+    if !tmux_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let demo_dir = dir.path().join("demo");
-    let t = Tmux::new("demolog", 160, 48, "env PS1='READY$ ' bash --norc --noprofile");
-    t.wait_for("the shell prompt", |s| s.contains("READY$"));
+    let t = Tmux::shell("demolog", 160, 48);
     let state = dir.path().join("state");
     // Speed 4: 80 steps a second, so the log rotates (step 600) within seconds.
     t.send(&[
@@ -218,8 +226,7 @@ fn demo_log_panel_follows_the_trainer_through_rotation() {
 
 #[test]
 fn a_closed_terminal_ends_the_console() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
+    if !tmux_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
