@@ -9,6 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
+
 use opsconsole::checkpoints::inventory::{self, Checkpoint, Inventory, ScanOptions};
 use opsconsole::checkpoints::ledger::{
     ConfirmationMap, ConfirmationSource, MemoryEventSink, PruneEvent, PruneEventKind, PruneEventSink, is_confirmed,
@@ -541,53 +545,15 @@ fn old_logs_are_planned_and_pruned_when_enabled() {
 
 // ---------------------------------------------------------------- a real full disk
 
-/// A tmux session running one command (then `EXIT=<code>`), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str, w: u16, h: u16, cmd: &str) -> Option<Tmux> {
-        if !std::process::Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
-            eprintln!("tmux is not installed: the console part of this test is skipped");
-            return None;
-        }
-        let t = Tmux { socket: format!("opsconsole-ckpt-{name}-{}", std::process::id()) };
-        let state = std::env::temp_dir().join(format!("opsconsole-ckpt-state-{}", std::process::id()));
-        let full = format!("env XDG_STATE_HOME={} {cmd}; echo EXIT=$?; sleep 60", state.display());
-        let ok = t.cmd(&["new-session", "-d", "-s", "main", "-x", &w.to_string(), "-y", &h.to_string(), &full]);
-        assert!(ok.status.success(), "tmux new-session failed");
-        Some(t)
+/// A tmux session running one command (then `EXIT=<code>`) with its own state folder;
+/// `None` (the console part skipped) when tmux is not installed.
+fn start_tmux(name: &str, w: u16, h: u16, cmd: &str) -> Option<Tmux> {
+    if !Tmux::available_or_skip() {
+        return None;
     }
-
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
-    }
-
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "main"];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    /// Poll the pane until `pred` holds; the generous deadline is not the assertion.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}; screen:\n{screen}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
+    let state = std::env::temp_dir().join(format!("opsconsole-ckpt-state-{}", std::process::id()));
+    let full = format!("env XDG_STATE_HOME={} {cmd}; echo EXIT=$?; sleep 60", state.display());
+    Some(Tmux::new(&format!("ckpt-{name}"), w, h, &full))
 }
 
 #[test]
@@ -595,7 +561,7 @@ fn prune_works_in_the_demo_with_the_typed_override() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let cmd = format!("{} demo --speed 10 --dir {}", env!("CARGO_BIN_EXE_opsconsole"), demo.display());
-    let Some(t) = Tmux::start("demo", 120, 36, &cmd) else { return };
+    let Some(t) = start_tmux("demo", 120, 36, &cmd) else { return };
     t.wait_for("the demo", |s| s.contains("Disk") && s.contains("checkpoints"));
     let ck = demo.join("checkpoints");
     let count = || fs::read_dir(&ck).map(|d| d.count()).unwrap_or(0);
@@ -733,13 +699,12 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     assert!(with_override["fill_before"].as_f64().unwrap() >= 0.999);
     // The console on the full disk keeps running, shows `full`, and opens the plan.
     if let Some(t) =
-        Tmux::start("full", 100, 30, &format!("{} --workspace {}", env!("CARGO_BIN_EXE_opsconsole"), ws.display()))
+        start_tmux("full", 100, 30, &format!("{} --workspace {}", env!("CARGO_BIN_EXE_opsconsole"), ws.display()))
     {
         t.wait_for("the full disk on screen", |s| s.contains("disk full") && s.contains("is full (100%)"));
         t.send(&["p"]);
         t.wait_for("the prune plan", |s| s.contains("Prune plan") && s.contains("not confirmed on another level"));
         t.send(&["Escape"]);
-        // (a `q` sent right after Escape would read as alt-q)
         t.wait_for("the plan to close", |s| !s.contains("Prune plan"));
         t.send(&["q"]);
         t.wait_for("the console to quit", |s| s.contains("EXIT=0"));

@@ -4,90 +4,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn available() -> bool {
-        Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
-    }
-
-    fn new(name: &str, w: u16, h: u16, cmd: &str) -> Self {
-        let socket = format!("opsconsole-test-{name}-{}", std::process::id());
-        let t = Tmux { socket };
-        let ok = t
-            .cmd(&["new-session", "-d", "-s", "main", "-x", &w.to_string(), "-y", &h.to_string(), cmd])
-            .status
-            .success();
-        assert!(ok, "tmux new-session failed");
-        t
-    }
-
-    /// A bash with the prompt `READY$ `, once the prompt is on screen.
-    fn shell(name: &str, w: u16, h: u16) -> Self {
-        let t = Self::new(name, w, h, "env PS1='READY$ ' bash --norc --noprofile");
-        t.wait_for("the shell prompt", |s| s.contains("READY$"));
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
-    }
-
-    /// The pane with its scrollback.
-    fn history(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-S", "-500", "-t", "main"]).stdout).into_owned()
-    }
-
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "main"];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    fn display(&self, fmt: &str) -> String {
-        String::from_utf8_lossy(&self.cmd(&["display-message", "-p", "-t", "main", fmt]).stdout).trim().to_string()
-    }
-
-    /// Polls the pane until `pred` holds; the deadline is generous and is not the assertion.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.capture();
-            if pred(&screen) {
-                return screen;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; screen:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
-}
-
-/// Whether tmux is installed; when it is not, says why the test is skipped.
-fn tmux_or_skip() -> bool {
-    let ok = Tmux::available();
-    if !ok {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
-    }
-    ok
-}
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 #[test]
 fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
-    if !tmux_or_skip() {
+    if !Tmux::available_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
@@ -126,7 +49,7 @@ fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
 
 #[test]
 fn sigterm_and_sighup_restore_the_terminal() {
-    if !tmux_or_skip() {
+    if !Tmux::available_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
@@ -153,7 +76,7 @@ fn sigterm_and_sighup_restore_the_terminal() {
 
 #[test]
 fn a_panic_restores_the_terminal_and_reports() {
-    if !tmux_or_skip() {
+    if !Tmux::available_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
@@ -181,7 +104,7 @@ fn shown_step(screen: &str) -> Option<u64> {
 
 #[test]
 fn demo_log_panel_follows_the_trainer_through_rotation() {
-    if !tmux_or_skip() {
+    if !Tmux::available_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
@@ -226,7 +149,7 @@ fn demo_log_panel_follows_the_trainer_through_rotation() {
 
 #[test]
 fn a_closed_terminal_ends_the_console() {
-    if !tmux_or_skip() {
+    if !Tmux::available_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");

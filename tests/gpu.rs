@@ -4,6 +4,9 @@
 
 #[path = "support/nvml.rs"]
 mod nvml_support;
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -571,54 +574,9 @@ fn fit_through_the_binary() {
 // ---------------------------------------------------------------------------------------
 // The real console in tmux against the stand-in: the collector task, the panel, Enter, K.
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn available() -> bool {
-        Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
-    }
-
-    fn new(cmd: &str) -> Self {
-        let t = Tmux { socket: format!("opsconsole-test-gpu-{}", std::process::id()) };
-        let ok = t.cmd(&["new-session", "-d", "-s", "main", "-x", "160", "-y", "48", cmd]).status.success();
-        assert!(ok, "tmux new-session failed");
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
-    }
-
-    fn send(&self, key: &str) {
-        self.cmd(&["send-keys", "-t", "main", key]);
-    }
-
-    /// Polls the pane until `pred` holds; the deadline is generous and is not the assertion.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.cmd(&["capture-pane", "-p", "-t", "main"]);
-            let screen = String::from_utf8_lossy(&out.stdout).into_owned();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}; screen:\n{screen}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
-}
-
 #[test]
 fn the_console_shows_the_gpus_and_k_stops_the_job() {
-    if !Tmux::available() {
+    if !Tmux::available_or_skip() {
         eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
         return;
     }
@@ -636,23 +594,24 @@ fn the_console_shows_the_gpus_and_k_stops_the_job() {
         env!("CARGO_BIN_EXE_opsconsole"),
         ws.display()
     );
-    let t = Tmux::new(&cmd);
+    let t = Tmux::new("gpu", 160, 48, &cmd);
     let screen = t.wait_for("the GPU panel", |s| {
         s.contains("NVIDIA L4") && s.contains("NVIDIA A100-SXM4-80GB") && s.contains("near")
     });
     assert!(screen.contains("tier1 L4 home base (budget 20.0 GiB)"), "header tier:\n{screen}");
     assert!(screen.contains(&pid.to_string()), "the job's pid:\n{screen}");
 
-    t.send("Enter");
+    t.send(&["Enter"]);
     t.wait_for("the details popup", |s| s.contains(&format!("Process {pid} · GPU 0")) && s.contains("sleep 300"));
-    t.send("Escape");
-    t.send("K");
+    t.send(&["Escape"]);
+    t.wait_for("the popup to close", |s| !s.contains(&format!("Process {pid} · GPU 0")));
+    t.send(&["K"]);
     t.wait_for("the confirmation", |s| s.contains(&format!("Send SIGTERM to process {pid} (sleep)?")));
-    t.send("y");
+    t.send(&["y"]);
     t.wait_for("the notice", |s| s.contains(&format!("sent SIGTERM to process {pid}")));
     let status = job.0.wait().expect("wait for the job");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGTERM));
-    t.send("q");
+    t.send(&["q"]);
     t.wait_for("the shell", |s| s.contains("EXIT=0"));
 }

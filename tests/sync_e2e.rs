@@ -6,55 +6,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn available() -> bool {
-        Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
-    }
-
-    fn new(name: &str, cmd: &str) -> Self {
-        let t = Tmux { socket: format!("opsconsole-sync-{name}-{}", std::process::id()) };
-        let ok = t.cmd(&["new-session", "-d", "-s", "main", "-x", "120", "-y", "36", cmd]).status.success();
-        assert!(ok, "tmux new-session failed");
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
-    }
-
-    fn send(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "main"];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    /// Polls the pane until `pred` holds; the deadline is generous and is not the assertion.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let screen = self.capture();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{screen}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
-}
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 struct Daemon(Child);
 impl Drop for Daemon {
@@ -85,7 +39,7 @@ fn workspace(base: &Path, cap_kib: u64, big_mb: usize) -> std::path::PathBuf {
 
 #[test]
 fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the_ledger() {
-    if !Tmux::available() {
+    if !Tmux::available_or_skip() {
         eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
         return;
     }
@@ -110,7 +64,8 @@ fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the
         assert!(Instant::now() < deadline, "the daemon never took the workspace lock");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let t = Tmux::new("daemon", &format!("env XDG_STATE_HOME={} {bin} -w {}", state.display(), ws.display()));
+    let t =
+        Tmux::new("sync-daemon", 120, 36, &format!("env XDG_STATE_HOME={} {bin} -w {}", state.display(), ws.display()));
     let pid = daemon.0.id();
     t.wait_for("the daemon's upload in flight", |s| {
         s.contains(&format!("Uploads · daemon pid {pid}")) && s.contains("v1_step_100.pt") && s.contains('%')
@@ -135,7 +90,7 @@ fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the
 
 #[test]
 fn a_console_without_a_daemon_runs_its_own_engine() {
-    if !Tmux::available() {
+    if !Tmux::available_or_skip() {
         eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
         return;
     }
@@ -143,7 +98,8 @@ fn a_console_without_a_daemon_runs_its_own_engine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = workspace(dir.path(), 0, 8);
     let state = dir.path().join("state");
-    let t = Tmux::new("own", &format!("env XDG_STATE_HOME={} {bin} -w {}", state.display(), ws.display()));
+    let t =
+        Tmux::new("sync-own", 120, 36, &format!("env XDG_STATE_HOME={} {bin} -w {}", state.display(), ws.display()));
     t.wait_for("the upload stored by the console's engine", |s| {
         s.contains("Uploads · engine in this console")
             && s.contains("L3 r3      nothing pending")

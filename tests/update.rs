@@ -47,6 +47,31 @@ fn a_finished_job_no_longer_blocks_quit() {
 }
 
 #[test]
+fn esc_and_a_key_read_together_as_alt_key_act_as_esc_then_the_key() {
+    use crossterm::event::{KeyEvent, KeyModifiers};
+    let alt = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
+    let mut s = fx::state();
+    update(&mut s, key('?'));
+    assert_eq!(s.overlay, Overlay::Help);
+    // Esc closes the help, then `?` opens it again.
+    assert!(update(&mut s, alt('?')).is_empty());
+    assert_eq!(s.overlay, Overlay::Help);
+    // Esc closes the help, then `q` quits.
+    assert_eq!(update(&mut s, alt('q')), vec![Effect::Quit]);
+    assert_eq!(s.overlay, Overlay::None);
+}
+
+#[test]
+fn a_bound_alt_chord_is_not_split() {
+    use crossterm::event::{KeyEvent, KeyModifiers};
+    let mut cfg = Config::default();
+    cfg.keys.help = vec!["alt-h".into()];
+    let mut s = fx::state_with(cfg);
+    update(&mut s, Msg::Key(KeyEvent::new(KeyCode::Char('h'), KeyModifiers::ALT)));
+    assert_eq!(s.overlay, Overlay::Help);
+}
+
+#[test]
 fn help_toggles_and_escape_closes_it() {
     let mut s = fx::state();
     update(&mut s, key('?'));

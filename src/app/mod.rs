@@ -13,7 +13,7 @@ pub mod uploads;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::Config;
 use crate::workspace::HostInfo;
@@ -265,6 +265,19 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
 }
 
 fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    // A terminal sends Esc as a bare ESC byte, and Alt+K as ESC then `K`. When Esc and a
+    // key arrive in one read (typed fast over SSH, or sent by tmux), crossterm reports
+    // Alt+key. If nothing is bound to that Alt chord, it was Esc followed by the key.
+    if key.modifiers.contains(KeyModifiers::ALT)
+        && matches!(key.code, KeyCode::Char(_))
+        && state.keymap.action(key).is_none()
+    {
+        let mut effects = on_key(state, &KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        let mut plain = *key;
+        plain.modifiers.remove(KeyModifiers::ALT);
+        effects.extend(on_key(state, &plain));
+        return effects;
+    }
     if state.overlay == Overlay::Prune {
         return prune::on_key(state, key);
     }
