@@ -14,23 +14,42 @@ cleanup() { tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 hz=$(getconf CLK_TCK)
 
-# Both programs in terminals of the same size, side by side in time.
-tmux -L "$sock" new-session -d -s con -x 160 -y 48 "XDG_STATE_HOME=$tmp/state $bin demo --dir $tmp/demo"
-tmux -L "$sock" new-session -d -s top -x 160 -y 48 "btop"
+# Three programs in terminals of the same size, side by side in time:
+# - "run": `opsconsole demo`, i.e. a simulated trainer (its own process, not counted)
+#   writing a log and a 3 MB checkpoint every 5 s, and a console that also runs the sync
+#   engine, uploading every new file to the demo's two local remotes;
+# - "con": a second console on the same workspace, as a user runs it beside a training run
+#   whose uploads are done by an engine elsewhere (here the demo console's; a daemon in
+#   production): every collector live, reading the ledger, no upload work of its own;
+# - "idle": a console on an empty folder (no log, no checkpoints, no remote);
+# - "top": btop at its default refresh.
+tmux -L "$sock" new-session -d -s run -x 160 -y 48 "XDG_STATE_HOME=$tmp/state $bin demo --dir $tmp/demo"
+for _ in $(seq 100); do [ -f "$tmp/demo/opsconsole.toml" ] && break; sleep 0.1; done
+sleep 2
+tmux -L "$sock" new-session -d -s con -x 160 -y 48 "XDG_STATE_HOME=$tmp/state2 exec $bin -w $tmp/demo"
+mkdir -p "$tmp/empty"
+tmux -L "$sock" new-session -d -s idle -x 160 -y 48 "XDG_STATE_HOME=$tmp/state3 exec $bin -w $tmp/empty"
+tmux -L "$sock" new-session -d -s top -x 160 -y 48 "exec btop"
 sleep 5
-con=$(pgrep -f -x "$bin demo --dir $tmp/demo" | head -1)
+run=$(pgrep -f -x "$bin demo --dir $tmp/demo" | head -1)
+con=$(tmux -L "$sock" display -p -t con '#{pane_pid}')
+idle=$(tmux -L "$sock" display -p -t idle '#{pane_pid}')
 top=$(tmux -L "$sock" display -p -t top '#{pane_pid}')
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-c0=$(ticks "$con"); t0=$(ticks "$top")
+r0=$(ticks "$run"); c0=$(ticks "$con"); i0=$(ticks "$idle"); t0=$(ticks "$top")
 sleep "$secs"
-c1=$(ticks "$con"); t1=$(ticks "$top")
+r1=$(ticks "$run"); c1=$(ticks "$con"); i1=$(ticks "$idle"); t1=$(ticks "$top")
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 cpu() { awk -v d="$1" -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.2f", d / hz / s * 100}'; }
 echo "| program | CPU (% of one core) over ${secs}s | peak RSS (MiB) |"
 echo "|---|---|---|"
-echo "| opsconsole demo (console process; refresh 1 s) | $(cpu $((c1 - c0))) | $(hwm "$con") |"
-echo "| btop 1.x (default 2 s refresh) | $(cpu $((t1 - t0))) | $(hwm "$top") |"
+echo "| opsconsole beside the run (refresh 1 s, every collector live) | $(cpu $((c1 - c0))) | $(hwm "$con") |"
+echo "| opsconsole on an empty folder (nothing to follow; no GPU, no remote) | $(cpu $((i1 - i0))) | $(hwm "$idle") |"
+echo "| opsconsole demo (console plus its own sync engine uploading) | $(cpu $((r1 - r0))) | $(hwm "$run") |"
+echo "| $(btop --version 2>/dev/null | head -1 || echo btop) (default 2 s refresh) | $(cpu $((t1 - t0))) | $(hwm "$top") |"
 tmux -L "$sock" send-keys -t con q
+tmux -L "$sock" send-keys -t idle q
+tmux -L "$sock" send-keys -t run q
 
 # Exec to first full frame: the hidden --exit-after-first-frame leaves right after the
 # first frame (with the first disk sample) is flushed; the time includes the restore.

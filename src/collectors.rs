@@ -24,6 +24,9 @@ pub struct Collectors {
     pub gpu_demo: Option<PathBuf>,
     pub workspace_root: PathBuf,
     pub log: crate::logtail::LogConfig,
+    /// At most one log sample per this interval: half a frame (`refresh_ms`), between 50
+    /// and 500 ms. Lines are never dropped, only sent together.
+    pub log_min_interval: Duration,
     pub sync: SyncCollector,
 }
 
@@ -48,6 +51,7 @@ impl Collectors {
             gpu_demo: None,
             workspace_root: ws.root.clone(),
             log: cfg.log.clone(),
+            log_min_interval: Duration::from_millis((cfg.general.refresh_ms / 2).clamp(50, 500)),
             sync: SyncCollector {
                 workspace: ws.root.clone(),
                 sync: cfg.sync.clone(),
@@ -71,6 +75,7 @@ impl Collectors {
         tasks.push(tokio::spawn(crate::logtail::task::supervise(
             self.workspace_root.clone(),
             self.log.clone(),
+            self.log_min_interval,
             tx.clone(),
             refresh.clone(),
             switch_rx,
@@ -79,6 +84,7 @@ impl Collectors {
             let refresh = refresh.clone();
             let tx = tx.clone();
             tasks.push(tokio::spawn(async move {
+                let mut every = crate::util::aligned_interval(self.disk_every);
                 loop {
                     let paths = self.disk_paths.clone();
                     let t = self.thresholds;
@@ -92,7 +98,7 @@ impl Collectors {
                         Err(e) => tracing::error!("disk sampler failed: {e}"),
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(self.disk_every) => {}
+                        _ = every.tick() => {}
                         _ = refresh.notified() => {}
                     }
                 }
@@ -140,16 +146,31 @@ impl SyncCollector {
         let has_engine = own.is_some();
         let task = tokio::spawn(async move {
             let mut own = own;
+            let mut reader = Some(crate::sync::status::SampleReader::default());
+            // Every `every` while something is queued or uploading (progress moves), five
+            // times slower while the queue is empty (only a new file changes anything, and
+            // `ctrl-r` or a sync key reads at once).
+            let mut every = crate::util::aligned_interval(self.every);
+            let mut quiet = crate::util::aligned_interval(self.every * 5);
+            let mut busy = true;
             loop {
                 let (ws, sync, remotes, src) =
                     (self.workspace.clone(), self.sync.clone(), self.remotes.clone(), source.clone());
                 let now = crate::sync::engine::now_ms();
+                // The reader (and its open ledger) moves to the blocking thread and back.
+                let mut r = reader.take().unwrap_or_default();
                 let sample = tokio::task::spawn_blocking(move || {
-                    crate::sync::status::read_sample(&ws, &sync, &remotes, src, now)
+                    let s = r.read(&ws, &sync, &remotes, src, now);
+                    (r, s)
                 })
-                .await;
+                .await
+                .map(|(r, s)| {
+                    reader = Some(r);
+                    s
+                });
                 match sample {
                     Ok(Ok(s)) => {
+                        busy = s.status.levels.iter().any(|l| l.pending_files > 0 || l.in_flight.is_some());
                         if tx.send(Msg::Sync(Box::new(s))).is_err() {
                             break;
                         }
@@ -157,11 +178,10 @@ impl SyncCollector {
                     Ok(Err(e)) => tracing::warn!("reading the sync ledger: {e}"),
                     Err(e) => tracing::error!("sync sampler failed: {e}"),
                 }
-                let deadline = tokio::time::sleep(self.every);
-                tokio::pin!(deadline);
                 loop {
                     tokio::select! {
-                        _ = &mut deadline => break,
+                        _ = every.tick(), if busy => break,
+                        _ = quiet.tick(), if !busy => break,
                         _ = refresh.notified() => break,
                         Some(cmd) = cmd_rx.recv() => {
                             if let Some(h) = &own {
@@ -219,13 +239,23 @@ fn spawn_gpu(
     refresh: Arc<Notify>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let every = Duration::from_millis(cfg.sample_ms);
+        let mut every = crate::util::aligned_interval(Duration::from_millis(cfg.sample_ms));
         loop {
-            let res = tokio::task::spawn_blocking(move || {
-                let s = collector.sample(std::time::SystemTime::now());
-                (collector, s)
-            })
-            .await;
+            let now = std::time::SystemTime::now();
+            let res = match &mut collector {
+                // No NVML loaded and not yet time to try again: no hop to a blocking thread.
+                GpuSource::Nvml(c) if !c.touches_nvml(now) => {
+                    let s = c.sample(now);
+                    Ok((collector, s))
+                }
+                _ => {
+                    tokio::task::spawn_blocking(move || {
+                        let s = collector.sample(now);
+                        (collector, s)
+                    })
+                    .await
+                }
+            };
             match res {
                 Ok((c, s)) => {
                     collector = c;
@@ -245,7 +275,7 @@ fn spawn_gpu(
                 return;
             }
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = every.tick() => {}
                 _ = refresh.notified() => {}
             }
         }

@@ -194,6 +194,7 @@ pub fn spawn_collector(
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(cfg.checkpoints.scan_secs.max(1));
     tokio::spawn(async move {
+        let mut every = crate::util::aligned_interval(every);
         let confirm = confirmation_source(&workspace);
         let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
         let mut previous: Option<Vec<crate::checkpoints::Checkpoint>> = None;
@@ -218,7 +219,7 @@ pub fn spawn_collector(
                 Err(e) => tracing::error!("checkpoint scan failed: {e}"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = every.tick() => {}
                 _ = refresh.notified() => {}
             }
         }

@@ -1,10 +1,12 @@
 //! The terminal: init and restore (on every exit path), the event loop, signals.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long after start and after input every message is drawn at once.
+const LIVELY: Duration = Duration::from_secs(2);
 
 use color_eyre::eyre::Result;
-use crossterm::event::{Event, EventStream, KeyEventKind};
-use futures::{FutureExt, StreamExt};
+use crossterm::event::{Event, KeyEventKind};
 use ratatui::DefaultTerminal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -45,22 +47,29 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     if let Ok(size) = terminal.size() {
         state.size = (size.width, size.height);
     }
-    let mut events = EventStream::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(state.config.general.refresh_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut input = read_input();
+    let mut tick = crate::util::aligned_interval(Duration::from_millis(state.config.general.refresh_ms));
 
+    let started = Instant::now();
+    let mut last_input: Option<Instant> = None;
+    let mut draw = true;
+    let mut first = true;
     let result = async {
         loop {
-            terminal.draw(|f| ui::render(&state, f))?;
-            if opts.exit_after_first_frame {
+            if draw {
+                terminal.draw(|f| ui::render(&state, f))?;
+                draw = false;
+            }
+            if first && opts.exit_after_first_frame {
                 return Ok(());
             }
-            if opts.panic_after_first_frame {
+            if first && opts.panic_after_first_frame {
                 panic!("panic requested by --panic-after-first-frame");
             }
+            first = false;
             // Wait for one message, then drain everything already pending, then draw once.
             let first = tokio::select! {
-                ev = events.next() => match ev {
+                ev = input.recv() => match ev {
                     Some(Ok(ev)) => event_msg(ev),
                     Some(Err(e)) => return Err(e.into()),
                     None => Some(Msg::Terminate("terminal input closed".into())),
@@ -74,10 +83,18 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
             while let Ok(m) = rx.try_recv() {
                 pending.push(m);
             }
-            while let Some(Some(Ok(ev))) = events.next().now_or_never() {
-                pending.extend(event_msg(ev));
+            while let Ok(ev) = input.try_recv() {
+                pending.extend(event_msg(ev?));
             }
+            // Collector samples wait for the next tick, except while the screen first fills
+            // and for a moment after input (an answer to `ctrl-r`, `s`, `c` shows at once).
+            let now = Instant::now();
+            let lively = now.duration_since(started) < LIVELY || last_input.is_some_and(|t| now - t < LIVELY);
             for msg in pending {
+                if matches!(msg, Msg::Key(_) | Msg::Resize(..)) {
+                    last_input = Some(now);
+                }
+                draw |= lively || msg.draws_at_once();
                 for effect in app::update(&mut state, msg) {
                     match effect {
                         Effect::Quit => {}
@@ -104,6 +121,29 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     handles.stop();
     prune.stop();
     result
+}
+
+/// Reads terminal input on a thread of its own, blocked in crossterm's `read` (a `poll(2)`
+/// on the terminal and the resize signal) until something arrives. crossterm's
+/// `EventStream` keeps a reader thread too, but every poll of the stream spins on the lock
+/// that thread holds, which cost more CPU than the rest of an idle console together.
+/// The thread stops after the first read error (a terminal that is gone) or when the loop
+/// no longer listens.
+fn read_input() -> mpsc::UnboundedReceiver<std::io::Result<Event>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let spawned = std::thread::Builder::new().name("input".into()).spawn(move || {
+        loop {
+            let ev = crossterm::event::read();
+            let failed = ev.is_err();
+            if tx.send(ev).is_err() || failed {
+                return;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("no terminal input reader: {e}");
+    }
+    rx
 }
 
 /// Watches, on a thread of its own that sleeps in `poll(2)` until the terminal is hung up

@@ -439,6 +439,7 @@ fn console_task_follows_the_newest_log_lists_candidates_and_switches() {
         let task = tokio::spawn(opsconsole::logtail::task::supervise(
             ws.path().to_path_buf(),
             LogConfig::default(),
+            Duration::from_millis(50),
             tx,
             refresh,
             switch_rx,

@@ -112,6 +112,32 @@ pub enum Msg {
     Prune(crate::checkpoints::PruneProgress),
 }
 
+impl Msg {
+    /// Whether the screen is redrawn for this message at once. A periodic collector
+    /// sample is not: it waits for the next tick (at most `refresh_ms`), so that samples
+    /// arriving at different moments cost one frame per tick, not one frame each. Input,
+    /// the tick itself, and answers to something the user did are drawn at once.
+    pub fn draws_at_once(&self) -> bool {
+        match self {
+            Msg::Key(_)
+            | Msg::Resize(..)
+            | Msg::Tick(_)
+            | Msg::ProcessTerminated { .. }
+            | Msg::Job(_)
+            | Msg::Terminate(_)
+            | Msg::PrunePlan(_) => true,
+            Msg::Disk(_)
+            | Msg::Gpu(_)
+            | Msg::Log(_)
+            | Msg::LogCandidates(_)
+            | Msg::Sync(_)
+            | Msg::SyncEvent(_)
+            | Msg::Checkpoints(_)
+            | Msg::Prune(_) => false,
+        }
+    }
+}
+
 /// What `update` asks the loop to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {

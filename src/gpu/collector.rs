@@ -61,6 +61,15 @@ impl GpuCollector {
 
     /// One whole sample at `now`. Opens NVML when needed (again at most every
     /// [`REOPEN_AFTER_MS`] after a failure).
+    /// Whether the next sample at `now` calls into NVML (opening it, or reading the GPUs).
+    /// When it does not, the sample is only the last status again and costs nothing.
+    pub fn touches_nvml(&self, now: SystemTime) -> bool {
+        let now_ms = unix_ms(now);
+        self.enabled
+            && (self.nvml.is_some()
+                || self.last_open_attempt_ms.is_none_or(|t| now_ms.saturating_sub(t) >= REOPEN_AFTER_MS))
+    }
+
     pub fn sample(&mut self, now: SystemTime) -> GpuSample {
         let now_ms = unix_ms(now);
         if !self.enabled {
@@ -227,6 +236,7 @@ mod tests {
     fn disabled_collector_never_opens() {
         let cfg = GpuConfig { enabled: false, ..GpuConfig::default() };
         let mut c = GpuCollector::new(&cfg);
+        assert!(!c.touches_nvml(SystemTime::UNIX_EPOCH));
         let s = c.sample(SystemTime::UNIX_EPOCH);
         assert_eq!(s.nvml, NvmlStatus::Disabled);
         assert!(s.gpus.is_empty());
@@ -238,7 +248,10 @@ mod tests {
         let cfg = GpuConfig { lib_path: Some(dir.path().join("libnvidia-ml.so.1")), ..GpuConfig::default() };
         let mut c = GpuCollector::new(&cfg);
         let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        assert!(c.touches_nvml(t0), "the first sample opens NVML");
         let s = c.sample(t0);
+        assert!(!c.touches_nvml(t0 + std::time::Duration::from_secs(5)), "nothing to open yet");
+        assert!(c.touches_nvml(t0 + std::time::Duration::from_secs(61)), "time to try again");
         assert!(matches!(s.nvml, NvmlStatus::LibraryMissing { .. }), "{:?}", s.nvml);
         assert!(s.nvml.describe().contains("not found"));
         assert_eq!(c.last_open_attempt_ms, Some(1_000_000));

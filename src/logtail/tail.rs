@@ -310,15 +310,23 @@ where
     let thread = std::thread::Builder::new().name("logtail-follow".into()).spawn(move || {
         let folder = tailer.path().parent().map(Path::to_path_buf).unwrap_or_default();
         let mut watcher: Option<notify::RecommendedWatcher> = None;
+        let mut watching = false;
         let mut last_poll: Option<Instant> = None;
         let mut last_watch_try: Option<Instant> = None;
+        // Hot: the last poll read something. While the log keeps growing the thread polls
+        // every `min_interval` with the folder unwatched, so a trainer writing twenty
+        // times a second does not wake the notification thread twenty times a second.
+        // The first poll that reads nothing watches the folder again, then polls once
+        // more at once, so nothing written in between waits for the slow poll.
+        let mut hot = false;
         loop {
             if stop_thread.load(Ordering::SeqCst) {
                 break;
             }
-            if watcher.is_none() && last_watch_try.is_none_or(|t| t.elapsed() > WATCH_RETRY) {
+            if !hot && watcher.is_none() && last_watch_try.is_none_or(|t| t.elapsed() > WATCH_RETRY) {
                 last_watch_try = Some(Instant::now());
                 watcher = watch_folder(&folder, waker.clone());
+                watching = watcher.is_some();
             }
             if let Some(t) = last_poll {
                 let since = t.elapsed();
@@ -327,10 +335,25 @@ where
                 }
             }
             last_poll = Some(Instant::now());
+            let before = tailer.offset();
             if !step(&mut tailer, &waker) {
                 break;
             }
-            match rx.recv_timeout(opts.poll_interval) {
+            let moved = tailer.offset() != before;
+            if moved && !hot {
+                hot = true;
+                if let Some(w) = watcher.as_mut().filter(|_| watching) {
+                    watching = !unwatch_folder(w, &folder);
+                }
+            } else if !moved && hot {
+                hot = false;
+                if let Some(w) = watcher.as_mut().filter(|_| !watching) {
+                    watching = rewatch_folder(w, &folder);
+                }
+                continue;
+            }
+            let wait = if hot { opts.min_interval } else { opts.poll_interval };
+            match rx.recv_timeout(wait) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -339,9 +362,31 @@ where
     Ok(FollowHandle { stop, wake: tx, thread: Some(thread) })
 }
 
+fn folder_or_dot(folder: &Path) -> &Path {
+    if folder.as_os_str().is_empty() { Path::new(".") } else { folder }
+}
+
+/// Stops notifications for the folder; whether it did.
+fn unwatch_folder(w: &mut notify::RecommendedWatcher, folder: &Path) -> bool {
+    use notify::Watcher;
+    w.unwatch(folder_or_dot(folder)).is_ok()
+}
+
+/// Notifications for the folder again; whether they are on.
+fn rewatch_folder(w: &mut notify::RecommendedWatcher, folder: &Path) -> bool {
+    use notify::Watcher;
+    match w.watch(folder_or_dot(folder), notify::RecursiveMode::NonRecursive) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!("logtail: no notifications for {}: {e}; polling", folder.display());
+            false
+        }
+    }
+}
+
 fn watch_folder(folder: &Path, waker: Waker) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+    let folder = folder_or_dot(folder);
     if !folder.is_dir() {
         return None;
     }

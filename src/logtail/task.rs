@@ -19,12 +19,14 @@ const LIST_EVERY: Duration = Duration::from_secs(10);
 pub async fn supervise(
     root: PathBuf,
     cfg: LogConfig,
+    min_interval: std::time::Duration,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
     mut switch: mpsc::UnboundedReceiver<PathBuf>,
 ) {
     let mut current: Option<LogCollector> = None;
     let mut next: Option<PathBuf> = None;
+    let mut every = crate::util::aligned_interval(LIST_EVERY);
     loop {
         let (r, c) = (root.clone(), cfg.clone());
         let candidates = tokio::task::spawn_blocking(move || discover::candidates(&r, &c)).await.unwrap_or_default();
@@ -38,6 +40,7 @@ pub async fn supervise(
             }
             let mut opts = CollectorOptions::new(cfg.clone());
             opts.workspace = Some(root.clone());
+            opts.min_interval = min_interval;
             let tx2 = tx.clone();
             let started = tokio::task::spawn_blocking(move || {
                 spawn_collector(path, opts, move |s| tx2.send(Msg::Log(Box::new(s))).is_ok())
@@ -53,7 +56,7 @@ pub async fn supervise(
             return;
         }
         tokio::select! {
-            _ = tokio::time::sleep(LIST_EVERY) => {}
+            _ = every.tick() => {}
             _ = refresh.notified() => {}
             p = switch.recv() => match p {
                 Some(p) => next = Some(p),

@@ -75,6 +75,16 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Keep at most this many events; older ones are trimmed on insert.
 const MAX_EVENTS: i64 = 5000;
 
+/// Which rows [`Ledger::entries_where`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryFilter {
+    All,
+    /// Everything not yet confirmed: pending, uploading, failed.
+    Unfinished,
+    /// Uploads in flight and failed ones: what the Uploads panel reports per level.
+    UploadingOrFailed,
+}
+
 /// A ledger failure, in words, naming the ledger file.
 #[derive(Debug)]
 pub struct LedgerError(pub String);
@@ -285,6 +295,11 @@ impl Ledger {
         &self.path
     }
 
+    /// `PRAGMA data_version`: moves whenever another connection commits to the ledger.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// `PRAGMA user_version`.
     pub fn schema_version(&self) -> Result<i64> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
@@ -438,14 +453,35 @@ impl Ledger {
     /// Rows of a level (all levels when `None`), in queue order: unfinished first, newest
     /// file first.
     pub fn entries(&self, level: Option<&str>) -> Result<Vec<LedgerEntry>> {
+        self.entries_where(level, EntryFilter::All, None)
+    }
+
+    /// Like [`Ledger::entries`], keeping only the rows `filter` lets through, at most
+    /// `limit` of them. The filter and the limit run in SQLite, so a ledger of many
+    /// confirmed files costs nothing when only the unfinished ones are asked for.
+    pub fn entries_where(
+        &self,
+        level: Option<&str>,
+        filter: EntryFilter,
+        limit: Option<usize>,
+    ) -> Result<Vec<LedgerEntry>> {
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM uploads u JOIN files f ON f.path = u.path
              WHERE (?1 IS NULL OR u.level = ?1)
+               AND (?2 = 0 OR u.state != 'confirmed')
+               AND (?3 = 0 OR u.state IN ('uploading', 'failed'))
              ORDER BY u.level, CASE u.state WHEN 'uploading' THEN 0 WHEN 'pending' THEN 1
-                 WHEN 'failed' THEN 2 ELSE 3 END, f.mtime_ns DESC, u.path"
+                 WHEN 'failed' THEN 2 ELSE 3 END, f.mtime_ns DESC, u.path
+             LIMIT ?4"
         );
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map([level], entry_from_row)?;
+        let (unfinished, attention) = match filter {
+            EntryFilter::All => (false, false),
+            EntryFilter::Unfinished => (true, false),
+            EntryFilter::UploadingOrFailed => (true, true),
+        };
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![level, unfinished, attention, limit], entry_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -593,8 +629,9 @@ impl Ledger {
 
     /// Counts and pass times of a level.
     pub fn counts(&self, level: &str) -> Result<LevelCounts> {
-        let (pending_files, pending_bytes, failed, confirmed, oldest): (i64, i64, i64, i64, Option<i64>) =
-            self.conn.query_row(
+        let (pending_files, pending_bytes, failed, confirmed, oldest): (i64, i64, i64, i64, Option<i64>) = self
+            .conn
+            .prepare_cached(
                 "SELECT
                 COALESCE(SUM(state IN ('pending','uploading')), 0),
                 COALESCE(SUM(CASE WHEN state IN ('pending','uploading')
@@ -603,14 +640,12 @@ impl Ledger {
                 COALESCE(SUM(state = 'confirmed'), 0),
                 MIN(CASE WHEN state != 'confirmed' THEN queued_ms END)
              FROM uploads WHERE level = ?1",
-                [level],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
+            )?
+            .query_row([level], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
         let (last_success_ms, last_pass_ms) = self
             .conn
-            .query_row("SELECT last_success_ms, last_pass_ms FROM levels WHERE level = ?1", [level], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .prepare_cached("SELECT last_success_ms, last_pass_ms FROM levels WHERE level = ?1")?
+            .query_row([level], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((None, None));
         Ok(LevelCounts {
@@ -638,8 +673,9 @@ impl Ledger {
 
     /// The newest `limit` events, newest first.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<LedgerEvent>> {
-        let mut st =
-            self.conn.prepare("SELECT at_ms, kind, path, level, detail FROM events ORDER BY id DESC LIMIT ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT at_ms, kind, path, level, detail FROM events ORDER BY id DESC LIMIT ?1")?;
         let rows = st.query_map([limit as i64], |r| {
             Ok(LedgerEvent { at_ms: r.get(0)?, kind: r.get(1)?, path: r.get(2)?, level: r.get(3)?, detail: r.get(4)? })
         })?;

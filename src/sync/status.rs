@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::config::{RemotesConfig, SyncConfig};
-use super::ledger::{Ledger, LedgerEntry, LedgerError, LedgerEvent, LevelCounts, UploadState};
+use super::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerEvent, LevelCounts, UploadState};
 
 /// Failures listed per level at most.
 const MAX_FAILURES: usize = 5;
@@ -80,19 +80,44 @@ pub fn status_from_ledger(
     engine_pid: Option<u32>,
     now_ms: i64,
 ) -> Result<SyncStatus, LedgerError> {
-    let mut levels = Vec::new();
-    for (name, _, cfg) in sync.levels() {
-        let counts = ledger.counts(name)?;
-        let entries = ledger.entries(Some(name))?;
-        levels.push(level_status(name, cfg, remotes, &counts, &entries, now_ms));
+    Ok(LedgerReading::read(ledger, sync)?.status(sync, remotes, engine_pid, now_ms))
+}
+
+/// What the status is built from, read from the ledger in one go: the status itself also
+/// depends on the time (overdue), so a reading can be turned into a status again later.
+#[derive(Debug, Clone)]
+struct LedgerReading {
+    /// Per level, in `sync.levels()` order: counts, and the rows uploading or failed.
+    levels: Vec<(LevelCounts, Vec<LedgerEntry>)>,
+    recent: Vec<LedgerEvent>,
+}
+
+impl LedgerReading {
+    fn read(ledger: &Ledger, sync: &SyncConfig) -> Result<Self, LedgerError> {
+        let mut levels = Vec::new();
+        for (name, _, _) in sync.levels() {
+            let counts = ledger.counts(name)?;
+            let entries = ledger.entries_where(Some(name), EntryFilter::UploadingOrFailed, None)?;
+            levels.push((counts, entries));
+        }
+        let recent = ledger
+            .recent_events(20)?
+            .into_iter()
+            .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete"))
+            .take(5)
+            .collect();
+        Ok(Self { levels, recent })
     }
-    let recent = ledger
-        .recent_events(20)?
-        .into_iter()
-        .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete"))
-        .take(5)
-        .collect();
-    Ok(SyncStatus { engine_pid, levels, recent })
+
+    fn status(&self, sync: &SyncConfig, remotes: &RemotesConfig, engine_pid: Option<u32>, now_ms: i64) -> SyncStatus {
+        let levels = sync
+            .levels()
+            .iter()
+            .zip(&self.levels)
+            .map(|((name, _, cfg), (counts, entries))| level_status(name, cfg, remotes, counts, entries, now_ms))
+            .collect();
+        SyncStatus { engine_pid, levels, recent: self.recent.clone() }
+    }
 }
 
 fn level_status(
@@ -189,10 +214,72 @@ pub fn read_sample(
     source: EngineSource,
     now_ms: i64,
 ) -> Result<SyncSample, LedgerError> {
-    let status = read_status(workspace, sync, remotes, now_ms)?;
-    let queue =
-        read_queue(workspace, None)?.into_iter().filter(|e| e.state != UploadState::Confirmed).take(200).collect();
-    Ok(SyncSample { source, status, queue })
+    SampleReader::default().read(workspace, sync, remotes, source, now_ms)
+}
+
+/// The most queue rows a sample carries (the queue overlay shows the first of them).
+pub const QUEUE_ROWS: usize = 200;
+
+/// Reads samples for the Uploads panel every second, keeping one connection to the ledger
+/// between readings (opening one costs more than the reading). The connection is opened
+/// again when the ledger file is replaced, and after an error.
+/// When nothing was committed since the last reading (SQLite's `PRAGMA data_version`,
+/// which moves when another connection commits), the last reading is reused and only the
+/// time-dependent parts are computed again.
+#[derive(Default)]
+pub struct SampleReader {
+    open: Option<(Ledger, (u64, u64))>,
+    last: Option<(i64, LedgerReading, Vec<LedgerEntry>)>,
+}
+
+impl SampleReader {
+    pub fn read(
+        &mut self,
+        workspace: &Path,
+        sync: &SyncConfig,
+        remotes: &RemotesConfig,
+        source: EngineSource,
+        now_ms: i64,
+    ) -> Result<SyncSample, LedgerError> {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::metadata(super::ledger::ledger_path(workspace)).ok().map(|m| (m.dev(), m.ino()));
+        let Some(file) = file else {
+            self.open = None;
+            let status = read_status(workspace, sync, remotes, now_ms)?;
+            return Ok(SyncSample { source, status, queue: Vec::new() });
+        };
+        if self.open.as_ref().is_none_or(|(_, id)| *id != file) {
+            self.open = Some((Ledger::open(workspace)?, file));
+            self.last = None;
+        }
+        let Some((ledger, _)) = &self.open else { unreachable!("opened above") };
+        let engine_pid = super::lock::holder(workspace);
+        let last = self.last.take();
+        let read = || -> Result<(i64, LedgerReading, Vec<LedgerEntry>), LedgerError> {
+            let version = ledger.data_version()?;
+            if let Some(last) = last.filter(|(v, _, _)| *v == version) {
+                return Ok(last);
+            }
+            let reading = LedgerReading::read(ledger, sync)?;
+            let queue = ledger.entries_where(None, EntryFilter::Unfinished, Some(QUEUE_ROWS))?;
+            Ok((version, reading, queue))
+        };
+        match read() {
+            Ok((version, reading, queue)) => {
+                let sample = SyncSample {
+                    source,
+                    status: reading.status(sync, remotes, engine_pid, now_ms),
+                    queue: queue.clone(),
+                };
+                self.last = Some((version, reading, queue));
+                Ok(sample)
+            }
+            Err(e) => {
+                self.open = None;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The queue of a level (all levels when `None`) as the ledger has it, in upload order.
@@ -242,6 +329,57 @@ mod tests {
         }
         assert_eq!(json["levels"][1]["in_flight"]["bytes_done"], 20);
         assert_eq!(read_queue(dir.path(), Some("L3")).expect("q")[0].path, "b.pt");
+    }
+
+    #[test]
+    fn the_reader_keeps_its_connection_filters_in_sqlite_and_follows_a_replaced_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut remotes = RemotesConfig::new();
+        remotes.insert("hf".into(), RemoteConfig::Local { path: "/x".into() });
+        let sync = SyncConfig::default();
+        let off = || EngineSource::Off { reason: "test".into() };
+        let mut r = SampleReader::default();
+        // No ledger yet: an empty queue, and none is created.
+        let s = r.read(dir.path(), &sync, &remotes, off(), 0).expect("sample");
+        assert!(s.queue.is_empty());
+        assert!(!crate::sync::ledger::ledger_path(dir.path()).exists());
+
+        let mut l = Ledger::open(dir.path()).expect("open");
+        let t0 = 1_000_000_000;
+        for i in 0..5 {
+            l.track(&format!("done{i}.pt"), 10, i, "h", &[("L3", "hf")], t0).expect("t");
+            l.set_confirmed(&format!("done{i}.pt"), "L3", "h", "id", "h", t0).expect("c");
+        }
+        l.track("new.pt", 10, 9, "n", &[("L3", "hf")], t0).expect("t");
+        l.track("bad.pt", 10, 8, "b", &[("L3", "hf")], t0).expect("t");
+        l.set_failed("bad.pt", "L3", "b", "quota exceeded", true, 0, t0).expect("f");
+        let s = r.read(dir.path(), &sync, &remotes, off(), t0).expect("sample");
+        let paths: Vec<&str> = s.queue.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["new.pt", "bad.pt"], "confirmed rows stay out of the queue");
+        assert_eq!(s.status.levels[1].confirmed_files, 5);
+        assert_eq!(s.status.levels[1].failures.len(), 1);
+
+        // The same connection sees later writes.
+        l.set_uploading("new.pt", "L3", "n", 4, None, t0).expect("u");
+        let s = r.read(dir.path(), &sync, &remotes, off(), t0).expect("sample");
+        assert_eq!(s.status.levels[1].in_flight.as_ref().map(|f| f.bytes_done), Some(4));
+        drop(l);
+
+        // A ledger replaced under it (restored from a backup) is opened again.
+        let path = crate::sync::ledger::ledger_path(dir.path());
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+        let mut l = Ledger::open(dir.path()).expect("open again");
+        l.track("other.pt", 10, 1, "o", &[("L3", "hf")], t0).expect("t");
+        let s = r.read(dir.path(), &sync, &remotes, off(), t0).expect("sample");
+        let paths: Vec<&str> = s.queue.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["other.pt"]);
+        assert!(!s.status.levels[1].overdue);
+        // Nothing committed since: the reading is reused, and the time still moves on.
+        let later = r.read(dir.path(), &sync, &remotes, off(), t0 + 10 * 86_400_000).expect("sample");
+        assert_eq!(later.queue, s.queue);
+        assert!(later.status.levels[1].overdue, "overdue is computed for the new time");
     }
 
     #[test]
