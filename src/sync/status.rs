@@ -206,17 +206,6 @@ pub struct SyncSample {
     pub queue: Vec<LedgerEntry>,
 }
 
-/// Read a [`SyncSample`] (for the console's sync collector).
-pub fn read_sample(
-    workspace: &Path,
-    sync: &SyncConfig,
-    remotes: &RemotesConfig,
-    source: EngineSource,
-    now_ms: i64,
-) -> Result<SyncSample, LedgerError> {
-    SampleReader::default().read(workspace, sync, remotes, source, now_ms)
-}
-
 /// The most queue rows a sample carries (the queue overlay shows the first of them).
 pub const QUEUE_ROWS: usize = 200;
 
