@@ -112,10 +112,22 @@ pub fn exec_context(workspace: &Path, cfg: &Config) -> ExecContext {
 
 /// The filesystem the checkpoints live on: the first checkpoint root that exists, else the
 /// workspace.
-fn space_for(workspace: &Path, cfg: &Config) -> Option<DiskSpace> {
+/// Each filesystem holding a checkpoint root or a pruned log folder (the workspace's when
+/// there is none), once.
+fn spaces_for(workspace: &Path, cfg: &Config) -> Vec<DiskSpace> {
     let (roots, _) = crate::checkpoints::roots::expand_roots(workspace, &cfg.checkpoints.roots);
-    let p = roots.first().map(|r| r.path.clone()).unwrap_or_else(|| workspace.to_path_buf());
-    DiskSpace::of_path(&p).ok()
+    let (log_roots, _) = crate::checkpoints::roots::expand_roots(workspace, &cfg.prune.logs.roots);
+    let mut paths: Vec<PathBuf> = roots.into_iter().chain(log_roots).map(|r| r.path).collect();
+    paths.push(workspace.to_path_buf());
+    let mut out: Vec<DiskSpace> = Vec::new();
+    for p in paths {
+        if let Ok(d) = DiskSpace::of_path(&p)
+            && !out.iter().any(|o| o.dev == d.dev)
+        {
+            out.push(d);
+        }
+    }
+    out
 }
 
 /// Build a prune plan for the workspace as it is now.
@@ -130,7 +142,7 @@ pub fn make_plan(workspace: &Path, cfg: &Config, allow_unconfirmed: bool, now: S
     inv.apply_confirmations(ctx.confirm.as_ref());
     let (logs, _) = scan_logs(workspace, &cfg.prune.logs, cfg.checkpoints.settle_secs, now, true, ctx.confirm.as_ref());
     let inputs =
-        PlanInputs { metric_by_step: ctx.metric_by_step.clone(), allow_unconfirmed, disk: space_for(workspace, cfg) };
+        PlanInputs { metric_by_step: ctx.metric_by_step.clone(), allow_unconfirmed, disks: spaces_for(workspace, cfg) };
     build_plan(&inv, &logs, &cfg.checkpoints, &cfg.prune.logs, &inputs, now)
 }
 
@@ -260,8 +272,8 @@ fn plan_text(plan: &PrunePlan, workspace: &Path) -> String {
         plan.items.len(),
         util::bytes(plan.bytes_to_free)
     ));
-    if let (Some(b), Some(a)) = (plan.fill_before, plan.fill_after) {
-        out.push_str(&format!("; disk {:.1}% -> {:.1}%", b * 100.0, a * 100.0));
+    if let Some(fill) = plan.fill_text(workspace, "->") {
+        out.push_str(&format!("; {fill}"));
     }
     out.push('\n');
     if plan.unconfirmed_deletes > 0 {

@@ -143,7 +143,7 @@ proptest! {
     #[test]
     fn no_plan_breaks_a_hard_rule(items in prop::collection::vec(gen_item(), 0..30), (cfg, allow, metrics) in policy()) {
         let inv = inventory_of(&items);
-        let inputs = PlanInputs { metric_by_step: metrics, allow_unconfirmed: allow, disk: None };
+        let inputs = PlanInputs { metric_by_step: metrics, allow_unconfirmed: allow, disks: Vec::new() };
         let plan = plan_checkpoints(&inv, &cfg, &inputs);
         prop_assert_eq!(plan.len(), inv.checkpoints.len());
         for (_, series) in inv.series() {
@@ -279,7 +279,7 @@ fn make_plan(ctx: &ExecContext, allow: bool) -> PrunePlan {
     let inputs = PlanInputs {
         metric_by_step: ctx.metric_by_step.clone(),
         allow_unconfirmed: allow,
-        disk: DiskSpace::of_path(&ctx.workspace).ok(),
+        disks: DiskSpace::of_path(&ctx.workspace).ok().into_iter().collect(),
     };
     build_plan(&inv, &[], &ctx.cfg, &ctx.log_cfg, &inputs, (ctx.clock)())
 }

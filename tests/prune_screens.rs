@@ -73,7 +73,12 @@ fn plan(allow: bool) -> PrunePlan {
     let inputs = PlanInputs {
         metric_by_step: Default::default(),
         allow_unconfirmed: allow,
-        disk: Some(DiskSpace { used_bytes: 93_000 * MB, available_bytes: 7_000 * MB }),
+        disks: vec![DiskSpace {
+            path: PathBuf::from("/home/me/rsm/checkpoints"),
+            dev: 1,
+            used_bytes: 93_000 * MB,
+            available_bytes: 7_000 * MB,
+        }],
     };
     summarize(items, &inputs, at(fx::NOW))
 }
@@ -81,6 +86,48 @@ fn plan(allow: bool) -> PrunePlan {
 fn both(name: &str, state: &opsconsole::app::AppState) {
     insta::assert_snapshot!(format!("{name}_80x24"), fx::render(state, 80, 24).backend());
     insta::assert_snapshot!(format!("{name}_160x48"), fx::render(state, 160, 48).backend());
+}
+
+#[test]
+fn each_filesystem_is_projected_with_what_is_freed_on_it() {
+    use PlanAction::*;
+    let g = 1_000 * MB;
+    let mut on_data = item("v68_step_1000.pt", 1000, 3 * g, Delete, Reason::BeyondKeepLast, false);
+    on_data.unit.dev = 2;
+    let items = vec![
+        item("v68_step_2000.pt", 2000, g, Delete, Reason::BeyondKeepLast, false),
+        item("v68_step_3000.pt", 3000, g, Keep, Reason::Newest, false),
+        on_data,
+    ];
+    let disk = |path: &str, dev, used, avail| DiskSpace {
+        path: PathBuf::from(path),
+        dev,
+        used_bytes: used * g,
+        available_bytes: avail * g,
+    };
+    let inputs = PlanInputs {
+        disks: vec![
+            disk("/home/me/rsm/checkpoints", 1, 80, 20),
+            disk("/data/ckpt", 2, 95, 5),
+            disk("/mnt/x", 3, 10, 90),
+        ],
+        ..Default::default()
+    };
+    let plan = summarize(items, &inputs, at(fx::NOW));
+    let fs: Vec<(&str, u64)> =
+        plan.filesystems.iter().map(|f| (f.disk.path.to_str().unwrap(), f.bytes_to_free / g)).collect();
+    assert_eq!(fs, [("/data/ckpt", 3), ("/home/me/rsm/checkpoints", 1), ("/mnt/x", 0)], "fullest first");
+    assert_eq!(plan.fill_before, Some(0.95), "the headline is the fullest filesystem");
+    assert_eq!(plan.fill_after, Some(0.92));
+    assert_eq!(
+        plan.fill_text(std::path::Path::new("/home/me/rsm"), "->").as_deref(),
+        Some("/data/ckpt 95.0% -> 92.0%, checkpoints 80.0% -> 79.0%, /mnt/x 10.0% -> 10.0%")
+    );
+    let one = summarize(vec![], &PlanInputs { disks: vec![disk("/d", 1, 50, 50)], ..Default::default() }, at(fx::NOW));
+    assert_eq!(one.fill_text(std::path::Path::new("/"), "->").as_deref(), Some("disk 50.0% -> 50.0%"));
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["filesystems"][0]["disk"]["path"], "/data/ckpt");
+    assert_eq!(json["filesystems"][0]["bytes_to_free"], 3 * g);
 }
 
 #[test]

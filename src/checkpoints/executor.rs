@@ -104,7 +104,7 @@ fn recheck(item: &PlanItem, plan: &PrunePlan, ctx: &ExecContext) -> Result<PlanI
     let inputs = PlanInputs {
         metric_by_step: ctx.metric_by_step.clone(),
         allow_unconfirmed: plan.allow_unconfirmed,
-        disk: None,
+        disks: Vec::new(),
     };
     let fresh: Vec<PlanItem> = match item.kind {
         ItemKind::Checkpoint => {

@@ -10,7 +10,7 @@
 //!   override, which the executor records before it deletes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -119,12 +119,27 @@ pub struct PlanItem {
     pub unit: Unit,
 }
 
-/// Space on the filesystem holding the roots, as `statvfs` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Space on a filesystem holding roots, as `statvfs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiskSpace {
+    /// A folder on it (the first root found there), to name it.
+    #[serde(serialize_with = "ser_path")]
+    pub path: PathBuf,
+    /// Its device number (`st_dev`), which the items' own `dev` is matched against.
+    pub dev: u64,
     pub used_bytes: u64,
     /// Space an unprivileged process can still use.
     pub available_bytes: u64,
+}
+
+/// One filesystem before and after the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FillProjection {
+    pub disk: DiskSpace,
+    /// Space the plan's deletions on this filesystem give back.
+    pub bytes_to_free: u64,
+    pub fill_before: f64,
+    pub fill_after: f64,
 }
 
 impl DiskSpace {
@@ -139,6 +154,7 @@ impl DiskSpace {
         DiskSpace {
             used_bytes: self.used_bytes.saturating_sub(freed),
             available_bytes: self.available_bytes.saturating_add(freed.min(self.used_bytes)),
+            ..self.clone()
         }
         .fill()
     }
@@ -146,6 +162,8 @@ impl DiskSpace {
     /// `statvfs` of the filesystem holding `path`.
     pub fn of_path(path: &std::path::Path) -> std::io::Result<DiskSpace> {
         use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(path)?.dev();
         let c = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -155,6 +173,8 @@ impl DiskSpace {
         }
         let frsize = st.f_frsize as u64;
         Ok(DiskSpace {
+            path: path.to_path_buf(),
+            dev,
             used_bytes: (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * frsize,
             available_bytes: st.f_bavail as u64 * frsize,
         })
@@ -177,12 +197,35 @@ pub struct PrunePlan {
     /// Items kept only because they are unconfirmed (what the override would add).
     pub kept_unconfirmed: usize,
     pub allow_unconfirmed: bool,
+    /// Every filesystem holding roots, fullest first, with what the plan frees on each.
+    pub filesystems: Vec<FillProjection>,
+    /// The fullest of them (the one a crash loop threatens first): `filesystems[0]`.
     pub disk: Option<DiskSpace>,
     pub fill_before: Option<f64>,
     pub fill_after: Option<f64>,
 }
 
 impl PrunePlan {
+    /// The projected fill in words: `disk 95.0% → 60.0%` for one filesystem, and for
+    /// several each named by the folder that stands for it (relative to `workspace`).
+    pub fn fill_text(&self, workspace: &Path, arrow: &str) -> Option<String> {
+        let pct = |f: f64| format!("{:.1}%", f * 100.0);
+        match self.filesystems.as_slice() {
+            [] => None,
+            [one] => Some(format!("disk {} {arrow} {}", pct(one.fill_before), pct(one.fill_after))),
+            many => Some(
+                many.iter()
+                    .map(|f| {
+                        let name = f.disk.path.strip_prefix(workspace).unwrap_or(&f.disk.path);
+                        let name = if name.as_os_str().is_empty() { Path::new(".") } else { name };
+                        format!("{} {} {arrow} {}", name.display(), pct(f.fill_before), pct(f.fill_after))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        }
+    }
+
     /// Items to delete, in the order the executor runs them: confirmed ones first (they
     /// free space without needing the record written first), oldest first.
     pub fn deletions(&self) -> Vec<&PlanItem> {
@@ -199,7 +242,8 @@ pub struct PlanInputs {
     pub metric_by_step: BTreeMap<u64, f64>,
     /// The explicit override for deleting unconfirmed items.
     pub allow_unconfirmed: bool,
-    pub disk: Option<DiskSpace>,
+    /// The filesystems holding the roots (one each), for the projected fill.
+    pub disks: Vec<DiskSpace>,
 }
 
 /// Plan one inventory's checkpoints.
@@ -376,6 +420,7 @@ pub fn summarize(items: Vec<PlanItem>, inputs: &PlanInputs, now: SystemTime) -> 
     let bytes_to_delete = items.iter().filter(del).map(|i| i.bytes).sum();
     let bytes_to_free = items.iter().filter(del).map(|i| i.freeable_bytes).sum();
     let delete_count = items.iter().filter(del).count();
+    let filesystems = project_fill(&items, &inputs.disks);
     PrunePlan {
         created_at_unix: unix_secs(now),
         delete_count,
@@ -385,9 +430,33 @@ pub fn summarize(items: Vec<PlanItem>, inputs: &PlanInputs, now: SystemTime) -> 
         unconfirmed_deletes: items.iter().filter(|i| i.unconfirmed_override).count(),
         kept_unconfirmed: items.iter().filter(|i| i.reason == Reason::Unconfirmed).count(),
         allow_unconfirmed: inputs.allow_unconfirmed,
-        disk: inputs.disk,
-        fill_before: inputs.disk.map(|d| d.fill()),
-        fill_after: inputs.disk.map(|d| d.fill_after(bytes_to_free)),
+        filesystems: filesystems.clone(),
+        disk: filesystems.first().map(|f| f.disk.clone()),
+        fill_before: filesystems.first().map(|f| f.fill_before),
+        fill_after: filesystems.first().map(|f| f.fill_after),
         items,
     }
+}
+
+/// Each filesystem before and after deleting what `items` marks delete: an item frees
+/// space on the filesystem its own `dev` names. Fullest first.
+pub fn project_fill(items: &[PlanItem], disks: &[DiskSpace]) -> Vec<FillProjection> {
+    let mut out: Vec<FillProjection> = disks
+        .iter()
+        .map(|d| {
+            let freed = items
+                .iter()
+                .filter(|i| i.action == PlanAction::Delete && i.unit.dev == d.dev)
+                .map(|i| i.freeable_bytes)
+                .sum();
+            FillProjection {
+                disk: d.clone(),
+                bytes_to_free: freed,
+                fill_before: d.fill(),
+                fill_after: d.fill_after(freed),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.fill_before.total_cmp(&a.fill_before));
+    out
 }

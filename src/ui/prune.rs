@@ -99,8 +99,8 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
         (Some(p), planning) => {
             let mut t =
                 format!("delete {} of {} · free {}", p.delete_count, p.items.len(), util::bytes(p.bytes_to_free));
-            if let (Some(b), Some(a)) = (p.fill_before, p.fill_after) {
-                t.push_str(&format!(" · disk {:.1}% → {:.1}%", b * 100.0, a * 100.0));
+            if let Some(fill) = p.fill_text(&state.workspace_root, "→") {
+                t.push_str(&format!(" · {fill}"));
             }
             if planning {
                 t.push_str(" · re-planning…");
