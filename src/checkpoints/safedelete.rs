@@ -96,55 +96,17 @@ fn unlink_at(dir: &OwnedFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
 /// Remove folder `name` under `parent` and everything in it, never following a link.
 fn remove_tree_at(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
     let dir = open_child_dir(parent, name)?;
-    for (child, is_dir) in list_dir(&dir)? {
-        let c = cstr(&child)?;
+    for (c, is_dir) in crate::disk::usage::list_dir(&dir)? {
+        let child = OsStr::from_bytes(c.as_bytes());
         let is_dir = match is_dir {
             Some(d) => d,
             None => lstat_at(&dir, &c)?.st_mode & libc::S_IFMT == libc::S_IFDIR,
         };
         if is_dir {
-            remove_tree_at(&dir, &child)?;
+            remove_tree_at(&dir, child)?;
         } else {
             unlink_at(&dir, &c, 0)?;
         }
     }
     unlink_at(parent, &cstr(name)?, libc::AT_REMOVEDIR)
-}
-
-/// Names in a folder with "is a real folder" from the entry type when known.
-fn list_dir(dir: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, Option<bool>)>> {
-    // fdopendir takes ownership of the descriptor it gets, so hand it a duplicate.
-    // SAFETY: valid descriptor.
-    let dup = check(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: `dup` is a fresh descriptor of an open folder.
-    let dp = unsafe { libc::fdopendir(dup) };
-    if dp.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: `dup` is still ours when fdopendir fails.
-        unsafe { libc::close(dup) };
-        return Err(e);
-    }
-    let mut out = Vec::new();
-    loop {
-        // SAFETY: `dp` is a valid stream until closedir.
-        let ent = unsafe { libc::readdir64(dp) };
-        if ent.is_null() {
-            break;
-        }
-        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated.
-        let (name, ty) = unsafe { (CStr::from_ptr((*ent).d_name.as_ptr()), (*ent).d_type) };
-        let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
-        }
-        let kind = match ty {
-            libc::DT_DIR => Some(true),
-            libc::DT_UNKNOWN => None,
-            _ => Some(false),
-        };
-        out.push((OsStr::from_bytes(bytes).to_os_string(), kind));
-    }
-    // SAFETY: closes `dp` and `dup`.
-    unsafe { libc::closedir(dp) };
-    Ok(out)
 }

@@ -79,8 +79,10 @@ impl UsageBreakdown {
     }
 }
 
-/// Names in an open folder with their entry type (`None` when the filesystem does not say).
-fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<(CString, Option<bool>)>> {
+/// Names in an open folder (without `.` and `..`), each with whether it is a folder, from
+/// the entry type (`None` when the filesystem does not say). Used by the usage walk and by
+/// the safe delete.
+pub(crate) fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<(CString, Option<bool>)>> {
     // fdopendir takes ownership of the descriptor it gets, so hand it a duplicate.
     // SAFETY: valid descriptor.
     let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };

@@ -92,36 +92,23 @@ impl Settler {
 
     /// Fold one observation in. `stat` gives (size, mtime_ns) of a path, `None` if absent.
     pub fn observe(&mut self, obs: Observation, now_ms: i64, stat: impl Fn(&str) -> Option<(u64, i64)>) {
+        let closed = matches!(obs, Observation::Closed(_));
         match obs {
             Observation::Removed(p) => {
                 self.tracked.remove(&p);
                 self.gone.push(p);
             }
             Observation::Written(p) | Observation::Closed(p) | Observation::Polled(p, _, _) if stat(&p).is_none() => {}
-            Observation::Written(p) => {
+            Observation::Written(p) | Observation::Closed(p) => {
                 let (size, mtime) = stat(&p).unwrap_or_default();
                 let t = self.tracked.entry(p).or_insert(Track {
                     size,
                     mtime_ns: mtime,
-                    closed: false,
+                    closed,
                     changed_ms: now_ms,
                     first_ms: now_ms,
                 });
-                t.closed = false;
-                t.size = size;
-                t.mtime_ns = mtime;
-                t.changed_ms = now_ms;
-            }
-            Observation::Closed(p) => {
-                let (size, mtime) = stat(&p).unwrap_or_default();
-                let t = self.tracked.entry(p).or_insert(Track {
-                    size,
-                    mtime_ns: mtime,
-                    closed: true,
-                    changed_ms: now_ms,
-                    first_ms: now_ms,
-                });
-                t.closed = true;
+                t.closed = closed;
                 t.size = size;
                 t.mtime_ns = mtime;
                 t.changed_ms = now_ms;
