@@ -53,21 +53,21 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     let started = Instant::now();
     let mut last_input: Option<Instant> = None;
     let mut draw = true;
-    let mut first = true;
+    let mut first_frame = true;
     let result = async {
         loop {
             if draw {
                 terminal.draw(|f| ui::render(&state, f))?;
                 draw = false;
             }
-            if first && opts.exit_after_first_frame {
+            if first_frame && opts.exit_after_first_frame {
                 return Ok(());
             }
-            if first && opts.panic_after_first_frame {
+            if first_frame && opts.panic_after_first_frame {
                 panic!("panic requested by --panic-after-first-frame");
             }
-            first = false;
-            // Wait for one message, then drain everything already pending, then draw once.
+            first_frame = false;
+            // Wait for one message, then drain everything already pending, then draw at most once.
             let first = tokio::select! {
                 ev = input.recv() => match ev {
                     Some(Ok(ev)) => event_msg(ev),
