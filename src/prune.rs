@@ -414,9 +414,14 @@ pub fn growth_window() -> Duration {
     crate::disk::growth::GrowthParams::default().window
 }
 
+/// The workspace's disk history, kept across runs.
+fn disk_history_path(workspace: &Path) -> PathBuf {
+    workspace.join(".opsconsole").join("disk-history.jsonl")
+}
+
 /// Record a disk sample in the workspace's disk history (best effort).
 pub fn record_disk_history(workspace: &Path, disks: &crate::disk::DiskSample, now: SystemTime) {
-    let path = workspace.join(".opsconsole").join("disk-history.jsonl");
+    let path = disk_history_path(workspace);
     let samples: Vec<(String, u64)> = disks.disks.iter().map(|d| (d.mount.clone(), d.used_bytes)).collect();
     if let Err(e) = crate::disk::growth::history_file::append(&path, &samples, now, growth_window()) {
         tracing::debug!("disk history not written: {e}");
@@ -425,7 +430,7 @@ pub fn record_disk_history(workspace: &Path, disks: &crate::disk::DiskSample, no
 
 /// Start the console's growth history from `.opsconsole/disk-history.jsonl`.
 pub fn seed_history(state: &mut crate::app::AppState) {
-    let path = state.workspace_root.join(".opsconsole/disk-history.jsonl");
+    let path = disk_history_path(&state.workspace_root);
     let samples = crate::disk::growth::history_file::load(&path, state.now, growth_window());
     state.prune.seed_history(samples);
 }
@@ -443,24 +448,13 @@ pub fn status_extras(
 ) {
     let now = SystemTime::now();
     record_disk_history(&ws.root, disks, now);
-    let hist =
-        crate::disk::growth::history_file::load(&ws.root.join(".opsconsole/disk-history.jsonl"), now, growth_window());
-    let params = crate::disk::growth::GrowthParams::default();
+    let hist = crate::disk::growth::history_file::load(&disk_history_path(&ws.root), now, growth_window());
     let forecasts = disks
         .disks
         .iter()
         .map(|d| {
-            let samples = hist.get(&d.mount).cloned().unwrap_or_default();
-            let f = crate::disk::growth::forecast(
-                &samples,
-                d.used_bytes,
-                d.available_bytes,
-                cfg.disk.warn_pct / 100.0,
-                cfg.disk.critical_pct / 100.0,
-                now,
-                &params,
-            );
-            (d.mount.clone(), f)
+            let samples = hist.get(&d.mount).map(Vec::as_slice).unwrap_or_default();
+            (d.mount.clone(), crate::disk::growth::forecast_disk(samples, d, (&cfg.disk).into(), now))
         })
         .collect();
     let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);

@@ -10,7 +10,7 @@ use super::jobs::JobEvent;
 use super::{Action, AppState, Effect, Overlay};
 use crate::checkpoints::auto::{AutoPruneDecision, auto_prune_decision};
 use crate::checkpoints::{CheckpointsSample, ItemOutcome, PrunePlan, PruneProgress};
-use crate::disk::growth::{DiskForecast, GrowthParams, UsageHistory, UsageSample, forecast};
+use crate::disk::growth::{DiskForecast, UsageHistory, UsageSample, forecast_disk};
 use crate::disk::{DiskSample, Level};
 use crate::util;
 
@@ -72,20 +72,10 @@ pub struct Banner {
 impl PruneState {
     /// Fold a disk sample: growth history, forecasts, and whether to prune by itself.
     pub fn on_disk(&mut self, sample: &DiskSample, state_now: SystemTime, cfg: &crate::config::Config) -> Vec<Effect> {
-        let params = GrowthParams::default();
         for d in &sample.disks {
             let h = self.history.entry(d.mount.clone()).or_insert_with(|| UsageHistory::new(HISTORY));
             h.push(UsageSample { at: state_now, used_bytes: d.used_bytes });
-            let f = forecast(
-                &h.samples(),
-                d.used_bytes,
-                d.available_bytes,
-                cfg.disk.warn_pct / 100.0,
-                cfg.disk.critical_pct / 100.0,
-                state_now,
-                &params,
-            );
-            self.forecasts.insert(d.mount.clone(), f);
+            self.forecasts.insert(d.mount.clone(), forecast_disk(&h.samples(), d, (&cfg.disk).into(), state_now));
         }
         let watched = |roles: &[String]| roles.iter().any(|r| r == "checkpoints" || r == "workspace");
         let worst = sample.disks.iter().filter(|d| watched(&d.roles)).map(|d| d.fill_pct).fold(0.0, f64::max);

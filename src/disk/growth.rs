@@ -119,6 +119,17 @@ pub struct DiskForecast {
 }
 
 /// Forecast from samples and the current space; `warn` and `critical` are fill fractions.
+/// [`forecast`] for one sampled filesystem against the configured thresholds.
+pub fn forecast_disk(
+    samples: &[UsageSample],
+    disk: &super::DiskInfo,
+    t: super::Thresholds,
+    now: SystemTime,
+) -> DiskForecast {
+    let p = GrowthParams::default();
+    forecast(samples, disk.used_bytes, disk.available_bytes, t.warn_pct / 100.0, t.critical_pct / 100.0, now, &p)
+}
+
 pub fn forecast(
     samples: &[UsageSample],
     used: u64,

@@ -188,21 +188,11 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
     let processes = list
         .into_iter()
         .map(|p| {
-            let info = procs.info(p.pid);
-            GpuProcess {
-                pid: p.pid,
-                gpu_index: index,
-                used_bytes: match p.used_gpu_memory {
-                    UsedGpuMemory::Used(b) => Some(b),
-                    UsedGpuMemory::Unavailable => None,
-                },
-                command: info.command,
-                user: info.user,
-                uid: info.uid,
-                start_time_unix_s: info.start_time_unix_s,
-                start_ticks: info.start_ticks,
-                cwd: info.cwd,
-            }
+            let used = match p.used_gpu_memory {
+                UsedGpuMemory::Used(b) => Some(b),
+                UsedGpuMemory::Unavailable => None,
+            };
+            GpuProcess::new(p.pid, index, used, procs.info(p.pid))
         })
         .collect();
     GpuDevice {

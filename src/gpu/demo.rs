@@ -38,17 +38,7 @@ impl DemoGpu {
         let processes: Vec<GpuProcess> = pid
             .map(|pid| (pid, self.procs.info(pid)))
             .filter(|(_, info)| info.command.is_some())
-            .map(|(pid, info)| GpuProcess {
-                pid,
-                gpu_index: 0,
-                used_bytes: Some(job),
-                command: info.command,
-                user: info.user,
-                uid: info.uid,
-                start_time_unix_s: info.start_time_unix_s,
-                start_ticks: info.start_ticks,
-                cwd: info.cwd,
-            })
+            .map(|(pid, info)| GpuProcess::new(pid, 0, Some(job), info))
             .into_iter()
             .collect();
         let job = if processes.is_empty() { 0 } else { job };

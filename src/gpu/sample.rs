@@ -113,6 +113,21 @@ pub struct GpuProcess {
 }
 
 impl GpuProcess {
+    /// A process on GPU `gpu_index`, described by what `/proc` said of it.
+    pub fn new(pid: u32, gpu_index: u32, used_bytes: Option<u64>, info: super::procinfo::ProcInfo) -> Self {
+        Self {
+            pid,
+            gpu_index,
+            used_bytes,
+            command: info.command,
+            user: info.user,
+            uid: info.uid,
+            start_time_unix_s: info.start_time_unix_s,
+            start_ticks: info.start_ticks,
+            cwd: info.cwd,
+        }
+    }
+
     /// The program name: the first word of the command line, without its folder.
     pub fn short_name(&self) -> String {
         let Some(cmd) = &self.command else {

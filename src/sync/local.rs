@@ -481,36 +481,22 @@ mod tests {
         let src = dir.path().join("a.log");
         std::fs::write(&src, b"hello world").expect("write");
         let remote = LocalRemote::new("bk", dir.path().join("remote"));
-        let req = UploadRequest {
-            key: "a.log",
+        let req = |key, size| UploadRequest {
+            key,
             source: &src,
-            size: 5,
+            size,
             sha256: "x",
             resume: ResumePoint { offset: 0, session: None },
         };
-        remote.upload(req, &TransferCtx::default()).await.expect("prefix stored");
+        remote.upload(req("a.log", 5), &TransferCtx::default()).await.expect("prefix stored");
         let obj = remote.stat("a.log").await.expect("stat").expect("stored");
         assert_eq!(obj.sha256.as_deref(), Some(hex(&Sha256::digest(b"hello")).as_str()));
-        let req = UploadRequest {
-            key: "b.log",
-            source: &src,
-            size: 50,
-            sha256: "x",
-            resume: ResumePoint { offset: 0, session: None },
-        };
-        let err = remote.upload(req, &TransferCtx::default()).await.unwrap_err();
+        let err = remote.upload(req("b.log", 50), &TransferCtx::default()).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::SourceChanged);
         assert!(remote.stat("b.log").await.expect("stat").is_none());
         assert!(remote.stat("../escape").await.is_err());
         let missing = LocalRemote::new("gone", dir.path().join("no/such/mount"));
-        let req = UploadRequest {
-            key: "a.log",
-            source: &src,
-            size: 5,
-            sha256: "x",
-            resume: ResumePoint { offset: 0, session: None },
-        };
-        let err = missing.upload(req, &TransferCtx::default()).await.unwrap_err();
+        let err = missing.upload(req("a.log", 5), &TransferCtx::default()).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
         assert!(err.is_permanent());
     }
