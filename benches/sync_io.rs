@@ -32,6 +32,7 @@ fn main() {
                     source: Path::new(file),
                     size,
                     sha256: sha,
+                    md5: None,
                     resume: ResumePoint { offset: 0, session: None },
                 };
                 remote.upload(req, &ctx).await.expect("upload");

@@ -94,6 +94,9 @@ impl Remote for TestRemote {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>> {
         self.inner.delete(key)
     }
+    fn check<'a>(&'a self) -> BoxFut<'a, Vec<opsconsole::sync::remote::CheckStep>> {
+        self.inner.check()
+    }
 }
 
 fn config() -> SyncConfig {

@@ -958,7 +958,8 @@ impl Job {
             offset: resume.offset,
             bytes_total: e.bytes_total,
         });
-        let req = UploadRequest { key: &e.path, source: src, size: e.bytes_total, sha256: &e.sha256, resume };
+        let req =
+            UploadRequest { key: &e.path, source: src, size: e.bytes_total, sha256: &e.sha256, md5: None, resume };
         let receipt = self.remote.upload(req, &self.ctx).await?;
         // Verify: size and checksum as the remote reports them.
         let obj = self.remote.stat(&e.path).await?;

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::hash::{self, hex};
 use super::remote::{
-    BoxFut, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx, UploadReceipt, UploadRequest,
+    BoxFut, CheckStep, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx, UploadReceipt,
+    UploadRequest,
 };
 
 /// Folder (inside the remote's root) holding unfinished uploads.
@@ -295,6 +296,76 @@ impl LocalRemote {
         Ok(done)
     }
 
+    /// `remote check` for a folder: it exists, and a probe file written through the normal
+    /// upload path reads back with the same checksum and is deleted again.
+    fn check_blocking(&self) -> Vec<CheckStep> {
+        let mut steps = Vec::new();
+        let root = self.root.display().to_string();
+        match fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => steps.push(CheckStep::pass("root exists", root.clone())),
+            Ok(_) => {
+                steps.push(CheckStep::fail("root exists", format!("{root} is not a folder"), "point path at a folder"));
+                return steps;
+            }
+            Err(e) => {
+                steps.push(CheckStep::fail(
+                    "root exists",
+                    format!("{root}: {e}"),
+                    "mount the disk, or create the folder, then run the check again",
+                ));
+                return steps;
+            }
+        }
+        let probe_dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => {
+                steps.push(CheckStep::fail("probe file", format!("no temporary folder: {e}"), "free space in /tmp"));
+                return steps;
+            }
+        };
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        let src = probe_dir.path().join("probe");
+        if let Err(e) = fs::write(&src, &bytes) {
+            steps.push(CheckStep::fail("probe file", format!("writing {}: {e}", src.display()), "free space in /tmp"));
+            return steps;
+        }
+        let sha = hex(&Sha256::digest(&bytes));
+        let key = format!(".opsconsole-probe-{}-{}", std::process::id(), fastrand::u64(..));
+        let ctx = TransferCtx::default();
+        let stored = self
+            .resume_blocking(&key, &sha, None)
+            .and_then(|rp| self.upload_blocking(&key, &src, bytes.len() as u64, rp.offset, &ctx));
+        if let Err(e) = stored {
+            steps.push(CheckStep::fail("writable", e.message, e.fix.unwrap_or_default()));
+            return steps;
+        }
+        steps.push(CheckStep::pass("writable", format!("stored {} bytes", bytes.len())));
+        let read = self.stat_blocking(&key);
+        let deleted = self.delete_blocking(&key);
+        match read {
+            Ok(Some(obj)) if obj.size == bytes.len() as u64 && obj.sha256.as_deref() == Some(sha.as_str()) => {
+                steps.push(CheckStep::pass("probe reads back", "same size and SHA-256"))
+            }
+            Ok(_) => {
+                steps.push(CheckStep::fail(
+                    "probe reads back",
+                    "the stored probe differs from what was written",
+                    "check the disk or mount behind this folder",
+                ));
+                return steps;
+            }
+            Err(e) => {
+                steps.push(CheckStep::fail("probe reads back", e.message, e.fix.unwrap_or_default()));
+                return steps;
+            }
+        }
+        match deleted {
+            Ok(()) => steps.push(CheckStep::pass("probe deleted", "")),
+            Err(e) => steps.push(CheckStep::fail("probe deleted", e.message, e.fix.unwrap_or_default())),
+        }
+        steps
+    }
+
     fn delete_blocking(&self, key: &str) -> Result<(), RemoteError> {
         let path = self.key_path(key)?;
         for p in [path, self.partial_path(key)] {
@@ -411,6 +482,16 @@ impl Remote for LocalRemote {
         let key = key.to_string();
         Box::pin(blocking(move || me.delete_blocking(&key)))
     }
+
+    fn check<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>> {
+        let me = self.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || me.check_blocking()).await {
+                Ok(steps) => steps,
+                Err(e) => vec![CheckStep::fail("check", format!("the check stopped: {e}"), "run it again")],
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -440,7 +521,7 @@ mod tests {
         assert_eq!(rp.offset, (CHUNK + 5) as u64);
 
         let ctx = TransferCtx::default();
-        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, resume: rp };
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
         let receipt = remote.upload(req, &ctx).await.expect("upload");
         assert_eq!(receipt.remote_id, key);
         assert_eq!(ctx.bytes_done.load(std::sync::atomic::Ordering::Relaxed), bytes.len() as u64);
@@ -486,6 +567,7 @@ mod tests {
             source: &src,
             size,
             sha256: "x",
+            md5: None,
             resume: ResumePoint { offset: 0, session: None },
         };
         remote.upload(req("a.log", 5), &TransferCtx::default()).await.expect("prefix stored");
@@ -499,5 +581,20 @@ mod tests {
         let err = missing.upload(req("a.log", 5), &TransferCtx::default()).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
         assert!(err.is_permanent());
+    }
+
+    #[tokio::test]
+    async fn check_reports_each_step_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("remote")).expect("mkdir");
+        let remote = LocalRemote::new("bk", dir.path().join("remote"));
+        let steps = remote.check().await;
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
+        assert_eq!(steps.len(), 4, "{steps:?}");
+        assert!(remote.list("").await.expect("list").is_empty(), "the probe is deleted");
+        let missing = LocalRemote::new("gone", dir.path().join("not/mounted"));
+        let steps = missing.check().await;
+        assert_eq!(steps.len(), 1);
+        assert!(!steps[0].ok && steps[0].fix.as_deref().is_some_and(|f| f.contains("mount")), "{steps:?}");
     }
 }

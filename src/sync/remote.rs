@@ -143,8 +143,34 @@ pub struct UploadRequest<'a> {
     pub size: u64,
     /// Hex SHA-256 of the version being stored.
     pub sha256: &'a str,
+    /// Hex MD5 of the same bytes, when the hash pass computed it (Drive confirms a copy by
+    /// its `md5Checksum`); `None` when unknown.
+    pub md5: Option<&'a str>,
     /// From [`Remote::resume_point`].
     pub resume: ResumePoint,
+}
+
+/// One step of `opsconsole remote check`: what was tried, whether it worked, what was
+/// seen, and what to do when it did not. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckStep {
+    /// What the step does ("root exists", "token", "probe file round-trips").
+    pub name: String,
+    pub ok: bool,
+    /// What was found ("/mnt/backup, ext4, 41 GB free"; "in Shared Drive 'Team'").
+    pub detail: String,
+    /// The fix, when the step failed.
+    pub fix: Option<String>,
+}
+
+impl CheckStep {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), ok: true, detail: detail.into(), fix: None }
+    }
+
+    pub fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { name: name.into(), ok: false, detail: detail.into(), fix: Some(fix.into()) }
+    }
 }
 
 /// What a finished upload returns.
@@ -271,6 +297,11 @@ pub trait Remote: Send + Sync {
 
     /// Remove `key` (no error when it is absent).
     fn delete<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>>;
+
+    /// `opsconsole remote check`: every step needed to store and read back a file here
+    /// (credentials, the place itself, a probe file written, read back and deleted), in
+    /// order; a step that fails ends the list.
+    fn check<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>>;
 }
 
 #[cfg(test)]
