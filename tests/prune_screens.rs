@@ -37,6 +37,7 @@ fn item(name: &str, step: u64, bytes: u64, action: PlanAction, reason: Reason, o
         reason,
         confirmed_on: if over || reason == Reason::Unconfirmed { vec![] } else { vec!["L3".into()] },
         unconfirmed_override: over,
+        note: None,
         unit: Unit {
             root,
             rel_in_root: PathBuf::from(name),

@@ -27,9 +27,13 @@ struct TestRemote {
 }
 
 impl TestRemote {
+    /// A folder remote, set up (root created inside its existing parent, marker written).
     fn new(name: &str, root: &Path) -> Self {
+        let inner = LocalRemote::new(name, root);
+        let steps = inner.init_blocking();
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
         Self {
-            inner: LocalRemote::new(name, root),
+            inner,
             failures: Mutex::new(VecDeque::new()),
             uploads: Mutex::new(Vec::new()),
             gate: None,
@@ -200,7 +204,8 @@ async fn transient_failures_back_off_honour_retry_after_then_succeed() {
     h.shutdown().await.expect("stops");
     let l = Ledger::open(&rig.ws).expect("ledger");
     let e = l.entry("ck/step_1.pt", "L3").expect("q").expect("row");
-    assert_eq!((e.state, e.attempts), (UploadState::Confirmed, 3));
+    // Two failures are two attempts; starting (or resuming) an upload is not one.
+    assert_eq!((e.state, e.attempts), (UploadState::Confirmed, 2));
     let kinds: Vec<String> = l.recent_events(10).expect("ev").into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "retrying").count(), 2);
 }
@@ -231,7 +236,7 @@ async fn permanent_failures_stop_with_a_reason_until_retried() {
         &mut h,
         &mut seen,
         "pass end",
-        |e| matches!(e, SyncEvent::PassDone { level, success: false } if level == "L2"),
+        |e| matches!(e, SyncEvent::PassDone { level, success: false, .. } if level == "L2"),
     )
     .await;
     assert_eq!(rig.l2.uploads_of("logs/train.log"), 1);
@@ -432,8 +437,12 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
     c.l2.interval_minutes = 90;
     c.l3.interval_minutes = 180;
     let mut remotes = opsconsole::sync::RemotesConfig::new();
-    remotes.insert("l2".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r2") });
-    remotes.insert("l3".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r3") });
+    // Test folders share the workspace's disk: allowed, and said, by same_disk.
+    remotes.insert("l2".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r2"), same_disk: true });
+    remotes.insert("l3".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r3"), same_disk: true });
+    for r in engine::build_remotes(&remotes, &ws).values() {
+        assert!(r.init().await.iter().all(|s| s.ok), "remote set up");
+    }
     let summary = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
     assert_eq!((summary.uploaded, summary.failed.len()), (6, 0), "{summary:?}");
     let list = |r: &str| -> Vec<String> {
@@ -487,12 +496,14 @@ fn status_json_through_the_binary_has_the_sync_keys() {
     std::fs::write(
         ws.join("opsconsole.toml"),
         format!(
-            "[sync.l3]\nremote = \"r3\"\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\n",
+            "[sync.l3]\nremote = \"r3\"\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\nsame_disk = true\n",
             dir.path().join("r3").display()
         ),
     )
     .expect("config");
     let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let init = std::process::Command::new(bin).arg("-w").arg(&ws).args(["remote", "check", "--init"]).output().expect("init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stdout));
     let once = std::process::Command::new(bin)
         .arg("-w")
         .arg(&ws)
@@ -518,5 +529,8 @@ fn status_json_through_the_binary_has_the_sync_keys() {
     }
     assert_eq!(l3["pending_files"], 0);
     assert!(l3["last_success_unix"].as_i64().is_some());
+    assert_eq!(l3["same_disk"], true, "a remote on the workspace's disk is marked: {l3}");
+    let text = std::process::Command::new(bin).arg("-w").arg(&ws).arg("status").output().expect("status");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("same disk: not a backup"));
     assert_eq!(v["sync"]["levels"][0]["remote_configured"], false);
 }

@@ -71,6 +71,12 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
         return Line::from(spans);
     }
     let mut used = 11;
+    if l.same_disk {
+        // Said first: whatever else the line says, this level is no backup.
+        let t = "same disk: not a backup · ";
+        used += t.chars().count();
+        spans.push(Span::styled(t, Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)));
+    }
     if let Some(up) = state.uploads.in_flight(&l.level) {
         let pct = up.bytes_done as f64 * 100.0 / up.bytes_total.max(1) as f64;
         let name = up.path.rsplit('/').next().unwrap_or(&up.path);
@@ -112,11 +118,13 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
     } else {
         format!("every {}", util::duration(Duration::from_secs(l.interval_minutes * 60)))
     };
+    // "ok" only when a file was stored: a pass that found nothing to do is not a backup.
     let last = match l.last_success_unix {
         Some(t) => {
             let ago = util::duration(Duration::from_secs(state.now_unix().saturating_sub(t.max(0) as u64)));
             format!("last ok {ago} ago ({every})")
         }
+        None if l.nothing_to_store => format!("nothing to store ({every})"),
         None => format!("never stored ({every})"),
     };
     let room = width.saturating_sub(used + 2);
