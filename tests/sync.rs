@@ -453,7 +453,7 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
             for e in std::fs::read_dir(&d).expect("rd").flatten() {
                 if e.file_type().expect("ft").is_dir() {
                     stack.push(e.path());
-                } else {
+                } else if e.file_name() != opsconsole::sync::marker::MARKER_FILE {
                     v.push(e.path().strip_prefix(&root).expect("prefix").display().to_string());
                 }
             }

@@ -162,7 +162,7 @@ fn an_upload_left_by_a_stopped_engine_is_not_shown_as_uploading() {
     assert!(s.uploads.in_flight("L3").is_none());
     let text = fx::screen_text(&s, 160, 48);
     assert!(!text.contains('%') || !text.contains("a.pt"), "{text}");
-    assert!(text.contains("L3 hf      1 pending 50 MB"), "{text}");
+    assert!(text.contains("L3 hf      1 pending 50.0 MB  last ok"), "{text}");
 }
 
 #[test]
