@@ -127,14 +127,16 @@ impl LedgerConfirmations {
         })?;
         let now = crate::sync::engine::now_ms();
         let mut first_error = None;
+        // A folder names the file that failed; a single file is the item itself.
+        let copy = |key: &str| if keys.len() > 1 { format!("the copy of {key}") } else { "the copy".to_string() };
         for (e, got) in entries.iter().zip(results) {
             let why = match got {
                 // The remote could not be asked (not mounted, no access): keep the file;
                 // the copy may well be fine, so it is not queued again.
-                Err(err) => Some((format!("could not verify {} on remote '{remote_name}': {err}", e.path), false)),
-                Ok(obj) => crate::sync::verify::check(obj.as_ref(), e).err().map(|why| {
-                    (format!("the copy of {} on remote '{remote_name}' failed verification: {why}", e.path), true)
-                }),
+                Err(err) => Some((format!("{} on remote '{remote_name}' could not be verified: {err}", copy(&e.path)), false)),
+                Ok(obj) => crate::sync::verify::check(obj.as_ref(), e)
+                    .err()
+                    .map(|why| (format!("{} on remote '{remote_name}' failed verification: {why}", copy(&e.path)), true)),
             };
             if let Some((why, requeue)) = why {
                 if requeue {
@@ -143,7 +145,7 @@ impl LedgerConfirmations {
                         tracing::warn!("could not queue {} again: {err}", e.path);
                     }
                 }
-                first_error.get_or_insert(if requeue { format!("{why}; queued to be stored again") } else { why });
+                first_error.get_or_insert(if requeue { format!("{why} (queued to be stored again)") } else { why });
             }
         }
         match first_error {

@@ -148,7 +148,7 @@ fn prune_verifies_each_copy_on_its_remote_right_before_deleting_and_queues_bad_c
         assert!(note.contains("failed verification"), "{name}: {note:?}");
     }
     let dry = ok(&ws, &["prune", "--dry-run"]);
-    assert!(dry.contains("↳ the copy of checkpoints/v01_step_100.pt on remote 'r3' failed verification"), "{dry}");
+    assert!(dry.contains("↳ the copy on remote 'r3' failed verification: it is missing; it is stored again"), "{dry}");
     {
         let l = opsconsole::sync::ledger::Ledger::open(&ws).expect("ledger");
         let e = l.entry("checkpoints/v01_step_100.pt", "L3").expect("q").expect("row");

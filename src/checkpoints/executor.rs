@@ -178,7 +178,7 @@ fn recheck(item: &PlanItem, plan: &PrunePlan, ctx: &ExecContext) -> Result<PlanI
         for level in &levels {
             match ctx.confirm.verify(&f.rel_path, level) {
                 Ok(()) => verified += 1,
-                Err(why) => errors.push(format!("{level}: {why}")),
+                Err(why) => errors.push(format!("{level} {why}")),
             }
         }
         let ok = if required.is_empty() { verified > 0 } else { errors.is_empty() && verified > 0 };
