@@ -149,7 +149,12 @@ impl Config {
         let workspace = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let places = crate::sync::config::validate_places(&cfg.remotes, workspace, &cfg.checkpoints.roots);
         if let Some((key, message)) = places.into_iter().next() {
-            return Err(ConfigError { file: file.to_path_buf(), line: find_key_line(text, &key), key: Some(key), message });
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                line: find_key_line(text, &key),
+                key: Some(key),
+                message,
+            });
         }
         Ok(cfg)
     }

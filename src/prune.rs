@@ -133,10 +133,12 @@ impl LedgerConfirmations {
             let why = match got {
                 // The remote could not be asked (not mounted, no access): keep the file;
                 // the copy may well be fine, so it is not queued again.
-                Err(err) => Some((format!("{} on remote '{remote_name}' could not be verified: {err}", copy(&e.path)), false)),
-                Ok(obj) => crate::sync::verify::check(obj.as_ref(), e)
-                    .err()
-                    .map(|why| (format!("{} on remote '{remote_name}' failed verification: {why}", copy(&e.path)), true)),
+                Err(err) => {
+                    Some((format!("{} on remote '{remote_name}' could not be verified: {err}", copy(&e.path)), false))
+                }
+                Ok(obj) => crate::sync::verify::check(obj.as_ref(), e).err().map(|why| {
+                    (format!("{} on remote '{remote_name}' failed verification: {why}", copy(&e.path)), true)
+                }),
             };
             if let Some((why, requeue)) = why {
                 if requeue {

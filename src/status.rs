@@ -77,11 +77,13 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         gpu: crate::gpu::GpuStatus::collect(&cfg.gpu, &ws.root, SystemTime::now()),
         log,
         metrics,
-        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok().map(|mut s| {
-            let env = crate::sync::RemoteEnv::with_roots(&ws.root, &cfg.checkpoints.roots);
-            crate::sync::status::mark_same_disk(&mut s, &cfg.sync, &cfg.remotes, &env);
-            s
-        }),
+        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok().map(
+            |mut s| {
+                let env = crate::sync::RemoteEnv::with_roots(&ws.root, &cfg.checkpoints.roots);
+                crate::sync::status::mark_same_disk(&mut s, &cfg.sync, &cfg.remotes, &env);
+                s
+            },
+        ),
         checkpoints,
         usage,
     }
@@ -127,7 +129,9 @@ impl StatusReport {
                     let last = match (l.last_success_unix, l.nothing_to_store) {
                         (Some(t), _) => format!(
                             ", last ok {} ago",
-                            util::duration(std::time::Duration::from_secs(self.taken_unix.saturating_sub(t.max(0) as u64)))
+                            util::duration(std::time::Duration::from_secs(
+                                self.taken_unix.saturating_sub(t.max(0) as u64)
+                            ))
                         ),
                         (None, true) => ", nothing to store".to_string(),
                         (None, false) => ", never stored".to_string(),

@@ -229,7 +229,10 @@ fn a_copy_that_failed_verification_is_kept_and_the_screen_says_why() {
     let text = fx::screen_text(&s, 160, 48);
     assert!(text.contains("freed 6.7 GB · deleted 1 · skipped 1 · failed 0"), "{text}");
     let narrow = fx::screen_text(&s, 80, 24);
-    assert!(narrow.contains("v68_step_1000.pt kept: L3 the copy on remote 'hf' failed verification: it is"), "{narrow}");
+    assert!(
+        narrow.contains("v68_step_1000.pt kept: L3 the copy on remote 'hf' failed verification: it is"),
+        "{narrow}"
+    );
     // The next plan keeps it as unconfirmed and says why beside it.
     let mut p = plan(false);
     p.items[0].action = PlanAction::Keep;

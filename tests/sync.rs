@@ -502,7 +502,8 @@ fn status_json_through_the_binary_has_the_sync_keys() {
     )
     .expect("config");
     let bin = env!("CARGO_BIN_EXE_opsconsole");
-    let init = std::process::Command::new(bin).arg("-w").arg(&ws).args(["remote", "check", "--init"]).output().expect("init");
+    let init =
+        std::process::Command::new(bin).arg("-w").arg(&ws).args(["remote", "check", "--init"]).output().expect("init");
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stdout));
     let once = std::process::Command::new(bin)
         .arg("-w")
@@ -536,12 +537,17 @@ fn status_json_through_the_binary_has_the_sync_keys() {
 }
 
 /// Appends a line to `path` every `every` until `stop` is set; returns the lines written.
-fn spawn_log_writer(path: PathBuf, every: Duration, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<u64> {
+fn spawn_log_writer(
+    path: PathBuf,
+    every: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open log");
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
-            writeln!(f, "{{'loss': 2.{n:04}, 'grad_norm': 0.81, 'learning_rate': 0.0003, 'step': {n}}}").expect("append");
+            writeln!(f, "{{'loss': 2.{n:04}, 'grad_norm': 0.81, 'learning_rate': 0.0003, 'step': {n}}}")
+                .expect("append");
             n += 1;
             std::thread::sleep(every);
         }

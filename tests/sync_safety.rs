@@ -194,7 +194,9 @@ fn a_level_repointed_to_another_remote_or_an_unconfigured_name_confirms_nothing(
     assert!(!out.contains("deleted 1") && ck(&ws, 100).exists() && ck(&ws, 200).exists(), "{out}");
 
     // L3 names a remote that is not configured at all.
-    let cfg = std::fs::read_to_string(ws.join("opsconsole.toml")).expect("cfg").replace("remote = \"fresh\"", "remote = \"nope\"");
+    let cfg = std::fs::read_to_string(ws.join("opsconsole.toml"))
+        .expect("cfg")
+        .replace("remote = \"fresh\"", "remote = \"nope\"");
     std::fs::write(ws.join("opsconsole.toml"), cfg).expect("cfg");
     let p = plan(&ws);
     assert_eq!(action(&p, "v01_step_100.pt"), ("keep".into(), "unconfirmed".into()), "{p:?}");
@@ -221,8 +223,14 @@ fn a_sync_pass_finds_copies_deleted_or_changed_behind_its_back_and_verify_rehash
     std::fs::remove_file(r3.join("checkpoints/v01_step_300.pt")).expect("rm");
     flip_bytes_keeping_mtime(&r3.join("checkpoints/v01_step_400.pt"));
     let out = ok(&ws, &["sync", "--once"]);
-    assert!(out.contains("L3 checkpoints/v01_step_300.pt: the copy on remote 'r3' failed verification: it is missing"), "{out}");
-    assert!(out.contains("checkpoints/v01_step_400.pt: the copy on remote 'r3' failed verification: its SHA-256 differs"), "{out}");
+    assert!(
+        out.contains("L3 checkpoints/v01_step_300.pt: the copy on remote 'r3' failed verification: it is missing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("checkpoints/v01_step_400.pt: the copy on remote 'r3' failed verification: its SHA-256 differs"),
+        "{out}"
+    );
     assert!(out.contains("sync: 2 stored") && out.contains("2 queued again"), "{out}");
     for step in [300u32, 400] {
         let copy = std::fs::read(r3.join(format!("checkpoints/v01_step_{step}.pt"))).expect("copy");
@@ -388,7 +396,11 @@ fn a_remote_on_the_workspace_disk_is_refused_unless_same_disk_says_so() {
         .expect("cfg");
     let o = run(&ws, &["sync", "--once"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("opsconsole.toml:3: key `remotes.hf.path`") && text(&o).contains("is the workspace"), "{}", text(&o));
+    assert!(
+        text(&o).contains("opsconsole.toml:3: key `remotes.hf.path`") && text(&o).contains("is the workspace"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -532,21 +544,36 @@ fn remote_check_reports_steps_as_text_and_json_with_exit_codes() {
     write_config(
         &ws,
         &r3,
-        &format!("\n[remotes.drive]\nkind = \"local\"\npath = \"{}\"\nsame_disk = true\n", dir.path().join("no/such/mount").display()),
+        &format!(
+            "\n[remotes.drive]\nkind = \"local\"\npath = \"{}\"\nsame_disk = true\n",
+            dir.path().join("no/such/mount").display()
+        ),
     );
     let o = run(&ws, &["remote", "check", "r3"]);
     assert_eq!(o.status.code(), Some(1), "not set up yet");
     assert!(text(&o).contains("✗ root exists") && text(&o).contains("--init"), "{}", text(&o));
     let o = run(&ws, &["remote", "check", "r3", "--init"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    for step in ["✓ create the root", "✓ write the marker", "✓ root exists", "✓ identity marker", "✓ another disk", "✓ writable", "✓ probe reads back", "✓ probe deleted"] {
+    for step in [
+        "✓ create the root",
+        "✓ write the marker",
+        "✓ root exists",
+        "✓ identity marker",
+        "✓ another disk",
+        "✓ writable",
+        "✓ probe reads back",
+        "✓ probe deleted",
+    ] {
         assert!(text(&o).contains(step), "{step}: {}", text(&o));
     }
     let marker: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r3.join(".opsconsole-remote")).expect("marker")).expect("json");
     assert_eq!(marker["remote"], "r3");
     assert_eq!(marker["id"].as_str().map(str::len), Some(32));
-    assert_eq!(marker["workspace_id"].as_str(), std::fs::read_to_string(ws.join(".opsconsole/workspace-id")).ok().as_deref().map(str::trim));
+    assert_eq!(
+        marker["workspace_id"].as_str(),
+        std::fs::read_to_string(ws.join(".opsconsole/workspace-id")).ok().as_deref().map(str::trim)
+    );
     // All remotes: drive's mount is missing, so the whole check fails, and --init does not
     // create a folder whose parent is missing.
     let o = run(&ws, &["remote", "check", "--init", "--json"]);

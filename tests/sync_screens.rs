@@ -152,7 +152,8 @@ fn an_upload_left_by_a_stopped_engine_is_not_shown_as_uploading() {
     let mut l3 = level("L3", "hf", 180);
     l3.pending_files = 1;
     l3.pending_bytes = 50 * MB;
-    l3.interrupted = Some(InFlightStatus { path: "checkpoints/a.pt".into(), bytes_done: 54 * MB, bytes_total: 105 * MB });
+    l3.interrupted =
+        Some(InFlightStatus { path: "checkpoints/a.pt".into(), bytes_done: 54 * MB, bytes_total: 105 * MB });
     let msg = Msg::Sync(Box::new(SyncSample {
         source: EngineSource::Off { reason: "not started".into() },
         status: SyncStatus { engine_pid: None, levels: vec![level("L2", "drive", 90), l3], recent: vec![] },

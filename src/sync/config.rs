@@ -319,11 +319,7 @@ pub fn validate_places(
     checkpoint_roots: &[String],
 ) -> Vec<(String, String)> {
     let ws = resolve(&if workspace.as_os_str().is_empty() { PathBuf::from(".") } else { workspace.to_path_buf() });
-    let ws = if ws.is_absolute() {
-        ws
-    } else {
-        std::env::current_dir().map(|d| resolve(&d.join(&ws))).unwrap_or(ws)
-    };
+    let ws = if ws.is_absolute() { ws } else { std::env::current_dir().map(|d| resolve(&d.join(&ws))).unwrap_or(ws) };
     let mut places: Vec<(String, PathBuf)> = vec![("the workspace".into(), ws.clone())];
     for pat in checkpoint_roots {
         let fixed: PathBuf = std::path::Path::new(pat)

@@ -673,7 +673,11 @@ impl Coordinator {
         }
     }
 
-    async fn hashed(&mut self, ready: super::watcher::Ready, result: std::io::Result<Digests>) -> Result<(), SyncError> {
+    async fn hashed(
+        &mut self,
+        ready: super::watcher::Ready,
+        result: std::io::Result<Digests>,
+    ) -> Result<(), SyncError> {
         let now = now_ms();
         match result {
             Err(_) if stat_file(&self.ws.join(&ready.path)).is_none() => {

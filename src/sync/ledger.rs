@@ -630,7 +630,14 @@ impl Ledger {
     /// checksum): the row goes back to the queue from byte 0, `reason` kept as its last
     /// error and in the history. Returns false when the row was not confirmed (nothing to
     /// undo).
-    pub fn requeue_unverified(&mut self, rel: &str, level: &str, sha256: &str, reason: &str, now_ms: i64) -> Result<bool> {
+    pub fn requeue_unverified(
+        &mut self,
+        rel: &str,
+        level: &str,
+        sha256: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE uploads SET state = 'pending', bytes_done = 0, remote_id = NULL,

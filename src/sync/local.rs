@@ -87,6 +87,24 @@ impl LocalRemote {
         self.opts.protected.iter().find(|p| fs::metadata(p).is_ok_and(|m| m.dev() == dev)).cloned()
     }
 
+    /// The protected folder the root (links resolved) is, holds or lies inside, and how.
+    fn around_protected(&self) -> Option<(PathBuf, &'static str)> {
+        let real = fs::canonicalize(&self.root).ok()?;
+        self.opts.protected.iter().find_map(|p| {
+            let p = fs::canonicalize(p).ok()?;
+            let why = if real == p {
+                "which is"
+            } else if real.starts_with(&p) {
+                "inside"
+            } else if p.starts_with(&real) {
+                "which holds"
+            } else {
+                return None;
+            };
+            Some((p, why))
+        })
+    }
+
     /// `same_disk = true` and the root really is on a protected folder's filesystem.
     pub fn same_disk_allowed(&self) -> bool {
         self.opts.same_disk && self.shares_disk_with().is_some()
@@ -109,13 +127,32 @@ impl LocalRemote {
         match fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(RemoteError::new(ErrorKind::NotFound, format!("remote '{}' ({root}) is not a folder", self.name))
-                    .with_fix("point the remote's path at a folder"));
+                return Err(RemoteError::new(
+                    ErrorKind::NotFound,
+                    format!("remote '{}' ({root}) is not a folder", self.name),
+                )
+                .with_fix("point the remote's path at a folder"));
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ENOTDIR) => {
-                return Err(self.not_here(format!("the folder of remote '{}' ({root}) is missing: not mounted?", self.name)));
+                return Err(
+                    self.not_here(format!("the folder of remote '{}' ({root}) is missing: not mounted?", self.name))
+                );
             }
             Err(e) => return Err(self.io_err(&e, &self.root)),
+        }
+        // The folder as it resolves now (a link swapped in after the config was read):
+        // never the workspace or a checkpoint root, nor around or inside one.
+        if let Some((p, why)) = self.around_protected() {
+            return Err(RemoteError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "remote '{}' ({root}) resolves to {} {why} {}: a copy there is not a copy",
+                    self.name,
+                    fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone()).display(),
+                    p.display()
+                ),
+            )
+            .with_fix("point the remote at a folder on another disk, outside the workspace"));
         }
         let m = match marker::read_marker(&self.root) {
             Ok(Some(m)) => m,
@@ -128,7 +165,10 @@ impl LocalRemote {
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(RemoteError::new(ErrorKind::NotFound, format!("remote '{}': {e}", self.name)).with_fix(
-                    format!("delete it and run `opsconsole remote check {} --init` if this folder is the remote", self.name),
+                    format!(
+                        "delete it and run `opsconsole remote check {} --init` if this folder is the remote",
+                        self.name
+                    ),
                 ));
             }
             Err(e) => return Err(self.io_err(&e, &self.root.join(MARKER_FILE))),
@@ -157,7 +197,10 @@ impl LocalRemote {
                 ErrorKind::NotFound,
                 format!("the folder {root} is remote '{}', not '{}'", m.remote, self.name),
             )
-            .with_fix(format!("point [remotes.{}] at its own folder, or run `opsconsole remote check {} --init` to rename it", self.name, self.name)));
+            .with_fix(format!(
+                "point [remotes.{}] at its own folder, or run `opsconsole remote check {} --init` to rename it",
+                self.name, self.name
+            )));
         }
         if !self.opts.same_disk
             && let Some(p) = self.shares_disk_with()
@@ -187,7 +230,11 @@ impl LocalRemote {
         match fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                steps.push(CheckStep::fail("create the root", format!("{root} is not a folder"), "point path at a folder"));
+                steps.push(CheckStep::fail(
+                    "create the root",
+                    format!("{root} is not a folder"),
+                    "point path at a folder",
+                ));
                 return steps;
             }
             Err(_) => {
@@ -201,7 +248,11 @@ impl LocalRemote {
                     return steps;
                 }
                 if let Err(e) = fs::create_dir(&self.root) {
-                    steps.push(CheckStep::fail("create the root", format!("{root}: {e}"), "check the permissions of the folder above"));
+                    steps.push(CheckStep::fail(
+                        "create the root",
+                        format!("{root}: {e}"),
+                        "check the permissions of the folder above",
+                    ));
                     return steps;
                 }
                 steps.push(CheckStep::pass("create the root", format!("created {root}")));
@@ -211,7 +262,10 @@ impl LocalRemote {
         let ws_path = self.opts.workspace.clone().unwrap_or_default();
         match marker::read_marker(&self.root) {
             Ok(Some(m)) if m.workspace_id == ws_id && m.remote == self.name => {
-                steps.push(CheckStep::pass("write the marker", format!("already set up as '{}' (id {})", m.remote, m.id)));
+                steps.push(CheckStep::pass(
+                    "write the marker",
+                    format!("already set up as '{}' (id {})", m.remote, m.id),
+                ));
             }
             Ok(Some(m)) if m.workspace_id == ws_id => {
                 let renamed = marker::Marker { remote: self.name.clone(), ..m.clone() };
@@ -220,7 +274,11 @@ impl LocalRemote {
                         "write the marker",
                         format!("renamed from '{}' to '{}' (id {})", m.remote, self.name, m.id),
                     )),
-                    Err(e) => steps.push(CheckStep::fail("write the marker", format!("{root}: {e}"), "make the folder writable")),
+                    Err(e) => steps.push(CheckStep::fail(
+                        "write the marker",
+                        format!("{root}: {e}"),
+                        "make the folder writable",
+                    )),
                 }
             }
             Ok(Some(m)) => steps.push(CheckStep::fail(
@@ -234,8 +292,14 @@ impl LocalRemote {
             Ok(None) => {
                 let m = marker::new_marker(&self.name, &ws_id, &ws_path);
                 match marker::write_marker(&self.root, &m) {
-                    Ok(()) => steps.push(CheckStep::pass("write the marker", format!("remote '{}' id {}", m.remote, m.id))),
-                    Err(e) => steps.push(CheckStep::fail("write the marker", format!("{root}: {e}"), "make the folder writable")),
+                    Ok(()) => {
+                        steps.push(CheckStep::pass("write the marker", format!("remote '{}' id {}", m.remote, m.id)))
+                    }
+                    Err(e) => steps.push(CheckStep::fail(
+                        "write the marker",
+                        format!("{root}: {e}"),
+                        "make the folder writable",
+                    )),
                 }
             }
             Err(e) => steps.push(CheckStep::fail(
@@ -519,7 +583,8 @@ impl LocalRemote {
         let root = self.root.display().to_string();
         match fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => {
-                let free = free_bytes(&self.root).map(|b| format!(", {} free", super::human_bytes(b))).unwrap_or_default();
+                let free =
+                    free_bytes(&self.root).map(|b| format!(", {} free", super::human_bytes(b))).unwrap_or_default();
                 steps.push(CheckStep::pass("root exists", format!("{root}{free}")))
             }
             Ok(_) => {
@@ -543,7 +608,10 @@ impl LocalRemote {
             Ok(Some(m))
                 if m.remote == self.name && self.opts.workspace_id.as_ref().is_none_or(|w| *w == m.workspace_id) =>
             {
-                steps.push(CheckStep::pass("identity marker", format!("remote '{}' id {}, this workspace", m.remote, m.id)))
+                steps.push(CheckStep::pass(
+                    "identity marker",
+                    format!("remote '{}' id {}, this workspace", m.remote, m.id),
+                ))
             }
             Ok(Some(_)) | Err(_) => {
                 let e = self.place_ok().err().map(|e| (e.message, e.fix.unwrap_or_default()));
@@ -565,7 +633,8 @@ impl LocalRemote {
             }
         }
         match (self.shares_disk_with(), self.opts.same_disk) {
-            (None, _) => steps.push(CheckStep::pass("another disk", "not on the filesystem of the workspace or a checkpoint root")),
+            (None, _) => steps
+                .push(CheckStep::pass("another disk", "not on the filesystem of the workspace or a checkpoint root")),
             (Some(p), true) => steps.push(CheckStep::pass(
                 "another disk",
                 format!("same disk as {}: not a backup (same_disk = true)", p.display()),
@@ -574,7 +643,10 @@ impl LocalRemote {
                 steps.push(CheckStep::fail(
                     "another disk",
                     format!("on the same filesystem as {}: a copy there is not a backup", p.display()),
-                    format!("point it at another disk; for a demo or a test set same_disk = true under [remotes.{}]", self.name),
+                    format!(
+                        "point it at another disk; for a demo or a test set same_disk = true under [remotes.{}]",
+                        self.name
+                    ),
                 ));
                 return steps;
             }
@@ -993,6 +1065,24 @@ mod tests {
         let steps = allowed.check().await;
         assert!(steps.iter().all(|s| s.ok), "{steps:?}");
         assert!(steps.iter().any(|s| s.detail.contains("not a backup")), "{steps:?}");
+    }
+
+    #[tokio::test]
+    async fn a_root_swapped_for_a_link_into_a_checkpoint_root_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("checkpoints")).expect("mkdir");
+        let root = dir.path().join("backup");
+        std::fs::create_dir(&root).expect("mkdir");
+        let r = bound("bk", &root, "w", vec![ws.clone(), ws.join("checkpoints")], true);
+        assert!(r.init_blocking().iter().all(|s| s.ok));
+        assert!(r.stat("a.pt").await.expect("fine").is_none());
+        // Later, the folder is replaced by a link into the checkpoints (marker and all).
+        std::fs::rename(root.join(MARKER_FILE), ws.join("checkpoints").join(MARKER_FILE)).expect("mv");
+        std::fs::remove_dir(&root).expect("rmdir");
+        std::os::unix::fs::symlink(ws.join("checkpoints"), &root).expect("symlink");
+        let err = r.stat("a.pt").await.unwrap_err();
+        assert!(err.message.contains("resolves to") && err.message.contains("not a copy"), "{err}");
     }
 
     #[tokio::test]

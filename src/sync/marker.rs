@@ -64,8 +64,7 @@ pub fn workspace_id(workspace: &Path) -> io::Result<String> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
-    read_workspace_id(workspace)
-        .ok_or_else(|| io::Error::other(format!("{} is not a workspace id", path.display())))
+    read_workspace_id(workspace).ok_or_else(|| io::Error::other(format!("{} is not a workspace id", path.display())))
 }
 
 /// What `<root>/.opsconsole-remote` says.
@@ -95,9 +94,9 @@ pub fn read_marker(root: &Path) -> io::Result<Option<Marker>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{} is not an opsconsole marker: {e}", path.display())))
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{} is not an opsconsole marker: {e}", path.display()))
+    })
 }
 
 /// Write a root's marker (temporary file, fsync, rename, fsync of the folder).
