@@ -648,3 +648,31 @@ fn sync_once_stores_a_growing_log_and_exits_0() {
     let len = std::fs::metadata(&stored).expect("stored").len();
     assert_eq!(hash::sha256_file(&stored).expect("hash"), hash::digest_prefix(&log, len).expect("prefix").sha256);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_now_takes_a_snapshot_of_a_growing_log_at_once() {
+    let rig = rig_with(None, None);
+    let log = rig.ws.join("logs/train.log");
+    write(&log, b"start\n");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = spawn_log_writer(log.clone(), Duration::from_millis(20), stop.clone());
+    let mut c = config();
+    // Far longer than the test: only `s` can take it while it grows.
+    c.snapshot_minutes = 60.0;
+    let mut h = start(&rig, &c);
+    let mut seen = Vec::new();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rig.l2.uploads_of("logs/train.log"), 0, "not before its period: {seen:?}");
+    h.send(Command::SyncNow(None));
+    wait_for(&mut h, &mut seen, "the snapshot stored", confirmed("logs/train.log")).await;
+    assert!(!writer.is_finished(), "taken while still written");
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    h.shutdown().await.expect("stops");
+    let l = Ledger::open(&rig.ws).expect("ledger");
+    let e = l.entry("logs/train.log", "L2").expect("q").expect("row");
+    let stored = rig.l2.inner.root().join("logs/train.log");
+    assert_eq!(std::fs::metadata(&stored).expect("stored").len(), e.bytes_total);
+    assert_eq!(hash::sha256_file(&stored).expect("hash"), e.sha256);
+    assert_eq!(e.md5.as_deref(), Some(hash::digest_prefix(&log, e.bytes_total).expect("d").md5.as_str()));
+}

@@ -984,6 +984,8 @@ impl Coordinator {
         }
         self.summary.verified += done.verified;
         if let Some(err) = &done.error {
+            let (level, detail) = (done.level, format!("the stored copies could not be verified: {err}"));
+            db(&self.ledger, move |l| l.record_event("check_failed", None, Some(level), &detail, now_ms())).await?;
             self.emit(SyncEvent::Failed {
                 level: done.level.to_string(),
                 path: "(its remote)".into(),

@@ -119,7 +119,9 @@ impl LedgerReading {
         let recent = ledger
             .recent_events(20)?
             .into_iter()
-            .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete"))
+            .filter(|e| {
+                matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete" | "verify_failed" | "check_failed")
+            })
             .take(5)
             .collect();
         Ok(Self { levels, recent })
