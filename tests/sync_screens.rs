@@ -316,3 +316,33 @@ fn the_demo_config_uses_two_local_remotes() {
     assert_eq!(cfg.sync.l2.interval_minutes, 2);
     assert!(cfg.sync.bandwidth_limit_kib_s > 0);
 }
+
+#[test]
+fn a_copy_found_missing_is_shown_beside_a_daemon_for_an_hour() {
+    let ev = |ago: i64, path: &str| opsconsole::sync::ledger::LedgerEvent {
+        at_ms: (fx::NOW as i64 - ago) * 1000,
+        kind: "verify_failed".into(),
+        path: Some(path.into()),
+        level: Some("L3".into()),
+        detail: "the copy on remote 'hf' failed verification: it is missing; it is stored again".into(),
+    };
+    let mut l3 = level("L3", "hf", 180);
+    l3.pending_files = 2;
+    l3.pending_bytes = 13 * GB;
+    let msg = Msg::Sync(Box::new(SyncSample {
+        source: EngineSource::Daemon { pid: 4242 },
+        status: SyncStatus {
+            engine_pid: Some(4242),
+            levels: vec![level("L2", "drive", 90), l3],
+            recent: vec![ev(60, "checkpoints/v68_step_11000.pt"), ev(7200, "checkpoints/v68_step_9000.pt")],
+        },
+        queue: vec![],
+    }));
+    let s = with_uploads(vec![msg]);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(
+        text.contains("⚠ L3 checkpoints/v68_step_11000.pt: the copy on remote 'hf' failed verification: it is missing"),
+        "{text}"
+    );
+    assert!(!text.contains("v68_step_9000.pt"), "two hours old: not shown\n{text}");
+}

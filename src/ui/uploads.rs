@@ -49,6 +49,22 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             extra.push(Line::styled(util::ellipsize(&text, width), Style::new().fg(Color::Red)));
         }
     }
+    // Copies found missing or changed, and remotes that could not be verified, in the last
+    // hour (also beside a daemon: they are read from the ledger's history).
+    let hour_ago_ms = (state.now_unix() as i64 - 3600) * 1000;
+    for ev in sample
+        .status
+        .recent
+        .iter()
+        .filter(|e| matches!(e.kind.as_str(), "verify_failed" | "check_failed") && e.at_ms >= hour_ago_ms)
+    {
+        let what = match (&ev.level, &ev.path) {
+            (Some(l), Some(p)) => format!("  ⚠ {l} {p}: {}", ev.detail),
+            (Some(l), None) => format!("  ⚠ {l}: {}", ev.detail),
+            _ => format!("  ⚠ {}", ev.detail),
+        };
+        extra.push(Line::styled(util::ellipsize(&what, width), Style::new().fg(Color::Yellow)));
+    }
     if let Some(note) = &state.uploads.note {
         extra.push(Line::styled(util::ellipsize(note, width), super::dim()));
     }
