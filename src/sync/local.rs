@@ -321,7 +321,8 @@ impl LocalRemote {
         let ok = !key.is_empty()
             && p.components().all(|c| matches!(c, Component::Normal(_)))
             && !key.starts_with(PARTIAL_DIR)
-            && !key.starts_with(MARKER_FILE);
+            && key != MARKER_FILE
+            && !(key.starts_with(MARKER_FILE) && key.ends_with(".tmp"));
         if ok {
             Ok(self.root.join(p))
         } else {

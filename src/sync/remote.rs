@@ -72,6 +72,8 @@ impl RemoteError {
     /// "message. Fix: ..." for a status line.
     pub fn reason(&self) -> String {
         match &self.fix {
+            // "… not mounted? Fix: …", not "not mounted?. Fix".
+            Some(fix) if self.message.ends_with(['?', '.', '!']) => format!("{} Fix: {fix}", self.message),
             Some(fix) => format!("{}. Fix: {fix}", self.message),
             None => self.message.clone(),
         }
