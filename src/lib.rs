@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod logging;
 pub mod logtail;
 pub mod prune;
+pub mod secrets;
 pub mod status;
 pub mod sync;
 pub mod tui;

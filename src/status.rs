@@ -139,6 +139,12 @@ impl StatusReport {
                 };
                 out.push_str(&format!("  {} {:<8} {state}\n", l.level, l.remote));
             }
+            if let Some(w) = sync.withheld_line() {
+                out.push_str(&format!("  {w}\n"));
+                for f in &sync.withheld {
+                    out.push_str(&format!("    {}: {}\n", f.path, f.why));
+                }
+            }
         }
         out
     }

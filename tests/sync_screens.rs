@@ -9,7 +9,7 @@ use crossterm::event::KeyCode;
 use opsconsole::app::{Effect, Msg, Overlay, Panel, update};
 use opsconsole::config::{Config, DEFAULT_CONFIG};
 use opsconsole::sync::ledger::{LedgerEntry, UploadState};
-use opsconsole::sync::status::{FailureStatus, InFlightStatus, LevelStatus, SyncStatus};
+use opsconsole::sync::status::{FailureStatus, InFlightStatus, LevelStatus, SyncStatus, WithheldStatus};
 use opsconsole::sync::{Command, EngineSource, SyncEvent, SyncSample};
 use support::fixtures::{self as fx, key};
 
@@ -64,7 +64,7 @@ fn entry(level: &str, path: &str, state: UploadState, done: u64, total: u64) -> 
 fn sample(levels: Vec<LevelStatus>, queue: Vec<LedgerEntry>) -> Msg {
     Msg::Sync(Box::new(SyncSample {
         source: EngineSource::Daemon { pid: 4242 },
-        status: SyncStatus { engine_pid: Some(4242), levels, recent: vec![] },
+        status: SyncStatus { engine_pid: Some(4242), levels, ..SyncStatus::default() },
         queue,
     }))
 }
@@ -155,6 +155,36 @@ fn uploads_overdue_is_flagged() {
     both("uploads_overdue", &s);
     let text = fx::screen_text(&s, 80, 24);
     assert!(text.contains("OVERDUE last ok 3h00m ago"), "{text}");
+}
+
+#[test]
+fn uploads_name_the_files_withheld_as_secrets() {
+    let withheld = vec![
+        WithheldStatus {
+            path: "my-project-3f2a1b9c0d.json".into(),
+            kind: "service_account_key".into(),
+            why: "by content: a Google service-account key".into(),
+        },
+        WithheldStatus {
+            path: "notes/run.json".into(),
+            kind: "hf_token".into(),
+            why: "by content: a Hugging Face token (hf_…)".into(),
+        },
+    ];
+    let status = SyncStatus {
+        engine_pid: Some(4242),
+        levels: vec![level("L2", "drive", 90), level("L3", "hf", 180)],
+        withheld_files: 2,
+        withheld,
+        ..SyncStatus::default()
+    };
+    let msg = Msg::Sync(Box::new(SyncSample { source: EngineSource::Daemon { pid: 4242 }, status, queue: vec![] }));
+    let s = with_uploads(vec![msg]);
+    both("uploads_withheld", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("2 files withheld as secrets: my-project-3f2a1b9c0d.json, notes/run.json"), "{text}");
+    let small = fx::screen_text(&s, 80, 24);
+    assert!(small.contains("Uploads · daemon pid 4242 · 2 withheld as secrets"), "{small}");
 }
 
 #[test]

@@ -119,6 +119,7 @@ impl UploadsPanel {
                 }
             }
             SyncEvent::Dropped { path, note, .. } => self.note = Some(format!("{path}: {note}")),
+            SyncEvent::Withheld { path, .. } => self.note = Some(format!("{path}: withheld as a secret")),
             SyncEvent::Queued { .. } | SyncEvent::PassDone { .. } => {}
         }
     }

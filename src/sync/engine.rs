@@ -79,6 +79,9 @@ pub enum SyncEvent {
     Dropped { path: String, levels: Vec<String>, note: String },
     /// A pass over a level ended; `success` when nothing is left pending or failed.
     PassDone { level: String, success: bool },
+    /// A file a level would take was recognised as a secret and is withheld from every
+    /// level (`why` in words, never the secret).
+    Withheld { path: String, why: String },
 }
 
 /// Commands to a running engine.
@@ -123,6 +126,8 @@ pub struct RunSummary {
     pub dropped: u64,
     /// (level, path, reason) of uploads left failed.
     pub failed: Vec<(String, String, String)>,
+    /// (path, why) of files withheld as secrets during this run.
+    pub withheld: Vec<(String, String)>,
 }
 
 /// Build the remotes named in the config.
@@ -275,12 +280,21 @@ struct InFlight {
 }
 
 enum JobEnd {
-    Confirmed { already_there: bool, bytes: u64 },
+    Confirmed {
+        already_there: bool,
+        bytes: u64,
+    },
     Gone,
     Changed,
-    Failed { reason: String, permanent: bool, retry_in: Option<Duration> },
+    Failed {
+        reason: String,
+        permanent: bool,
+        retry_in: Option<Duration>,
+    },
     Cancelled,
     Interrupted,
+    /// Recognised as a secret just before the upload: nothing was sent.
+    Withheld(crate::secrets::Finding, u64, i64),
 }
 
 struct JobDone {
@@ -297,7 +311,7 @@ struct Coordinator {
     levels: Vec<Level>,
     settler: Settler,
     hash_queue: VecDeque<super::watcher::Ready>,
-    hashing: JoinSet<(super::watcher::Ready, std::io::Result<String>)>,
+    hashing: JoinSet<(super::watcher::Ready, std::io::Result<Hashed>)>,
     jobs: JoinSet<JobDone>,
     inflight: HashMap<(String, String), InFlight>,
     events: mpsc::UnboundedSender<SyncEvent>,
@@ -306,6 +320,12 @@ struct Coordinator {
     summary: RunSummary,
     /// The engine's shutdown token; each upload's cancel token is a child of it.
     shutdown: CancellationToken,
+}
+
+/// A settled file, read: its hash, or why it is a secret (then it is not hashed at all).
+enum Hashed {
+    Sha256(String),
+    Secret(crate::secrets::Finding),
 }
 
 async fn db<T: Send + 'static>(
@@ -443,7 +463,7 @@ impl Coordinator {
                 },
                 Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     if let Ok(done) = done {
-                        self.job_done(done);
+                        self.job_done(done).await?;
                     }
                 }
                 Some(hashed) = self.hashing.join_next(), if !self.hashing.is_empty() => {
@@ -474,7 +494,7 @@ impl Coordinator {
         }
         while let Some(done) = self.jobs.join_next().await {
             if let Ok(done) = done {
-                self.job_done(done);
+                self.job_done(done).await?;
             }
         }
         if self.mode == Mode::Once {
@@ -487,6 +507,8 @@ impl Coordinator {
             })
             .await?;
             self.summary.failed = failed;
+            let (_, withheld) = db(&self.ledger, |l| l.withheld(usize::MAX)).await?;
+            self.summary.withheld = withheld.into_iter().map(|w| (w.path, w.why)).collect();
         }
         Ok(self.summary)
     }
@@ -528,14 +550,27 @@ impl Coordinator {
         if let Some(ready) = self.hash_queue.pop_front() {
             let path = self.ws.join(&ready.path);
             self.hashing.spawn_blocking(move || {
-                let r = super::hash::sha256_file(&path);
+                // The contents decide too: a key under an innocent name never leaves.
+                let r = match crate::secrets::check_file_content(&path) {
+                    Some(finding) => Ok(Hashed::Secret(finding)),
+                    None => super::hash::sha256_file(&path).map(Hashed::Sha256),
+                };
                 (ready, r)
             });
         }
     }
 
-    async fn hashed(&mut self, ready: super::watcher::Ready, result: std::io::Result<String>) -> Result<(), SyncError> {
+    async fn hashed(&mut self, ready: super::watcher::Ready, result: std::io::Result<Hashed>) -> Result<(), SyncError> {
         let now = now_ms();
+        let result = match result {
+            Ok(Hashed::Secret(finding)) => {
+                self.withhold(ready.path.clone(), ready.size, ready.mtime_ns, finding).await?;
+                self.start_hashing();
+                return Ok(());
+            }
+            Ok(Hashed::Sha256(sha)) => Ok(sha),
+            Err(e) => Err(e),
+        };
         match result {
             Err(_) if stat_file(&self.ws.join(&ready.path)).is_none() => {
                 self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
@@ -554,6 +589,7 @@ impl Coordinator {
                         let rel = ready.path.clone();
                         let out = db(&self.ledger, move |l| {
                             let r: Vec<(&str, &str)> = routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                            l.release_withheld(&rel)?;
                             l.track(&rel, ready.size, ready.mtime_ns, &sha, &r, now)
                         })
                         .await?;
@@ -578,6 +614,30 @@ impl Coordinator {
             }
         }
         self.start_hashing();
+        Ok(())
+    }
+
+    /// Withhold a file from every level as a secret, and say so once.
+    async fn withhold(
+        &mut self,
+        path: String,
+        size: u64,
+        mtime_ns: i64,
+        finding: crate::secrets::Finding,
+    ) -> Result<(), SyncError> {
+        for level in &self.levels {
+            if let Some(f) = self.inflight.get(&(path.clone(), level.name.to_string())) {
+                f.ctx.cancel.cancel();
+            }
+        }
+        let (p, why) = (path.clone(), finding.why.clone());
+        let kind =
+            serde_json::to_value(finding.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let fresh = db(&self.ledger, move |l| l.withhold(&p, size, mtime_ns, &kind, &why, now_ms())).await?;
+        if fresh {
+            self.summary.withheld.push((path.clone(), finding.why.clone()));
+            self.emit(SyncEvent::Withheld { path, why: finding.why });
+        }
         Ok(())
     }
 
@@ -621,18 +681,30 @@ impl Coordinator {
             Ok(f) => f,
             Err(_) => return Ok(()),
         };
+        let mut secrets = Vec::new();
         let routes: Vec<ScannedFile> = found
             .into_iter()
-            .map(|(p, s, m)| {
+            .filter_map(|(p, s, m)| {
+                // Named like a secret: withheld, never hashed or routed.
+                if let Some(finding) = self.router.withheld(&p, s) {
+                    secrets.push((p, s, m, finding));
+                    return None;
+                }
                 let r = self.routes(&p, s);
-                (p, s, m, r)
+                Some((p, s, m, r))
             })
             .collect();
+        let mut present: HashSet<String> = secrets.iter().map(|(p, ..)| p.clone()).collect();
         let (changed, vanished) = db(&self.ledger, move |l| {
             let mut changed = Vec::new();
             let mut seen = HashSet::new();
             for (p, s, m, r) in &routes {
                 seen.insert(p.clone());
+                // Withheld by its contents, and not changed since: still withheld.
+                if l.withheld_at(p)? == Some((*s, *m)) {
+                    present.insert(p.clone());
+                    continue;
+                }
                 match l.file(p)? {
                     Some(f) if f.size == *s && f.mtime_ns == *m => {
                         let r: Vec<(&str, &str)> = r.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
@@ -644,9 +716,13 @@ impl Coordinator {
                 }
             }
             let vanished: Vec<String> = l.files()?.into_iter().map(|f| f.path).filter(|p| !seen.contains(p)).collect();
+            l.retain_withheld(&present)?;
             Ok((changed, vanished))
         })
         .await?;
+        for (p, s, m, finding) in secrets {
+            self.withhold(p, s, m, finding).await?;
+        }
         let now = now_ms();
         for (p, s, m) in changed {
             if !self.hash_queue.iter().any(|r| r.path == p) {
@@ -819,7 +895,7 @@ impl Coordinator {
         }
     }
 
-    fn job_done(&mut self, done: JobDone) {
+    async fn job_done(&mut self, done: JobDone) -> Result<(), SyncError> {
         self.touch(&done.level);
         let flight = self.inflight.remove(&(done.path.clone(), done.level.clone()));
         let now = now_ms();
@@ -857,7 +933,11 @@ impl Coordinator {
             JobEnd::Interrupted => {
                 let _ = flight;
             }
+            JobEnd::Withheld(finding, size, mtime) => {
+                self.withhold(done.path, size, mtime, finding).await?;
+            }
         }
+        Ok(())
     }
 
     async fn progress_tick(&mut self) {
@@ -925,6 +1005,12 @@ impl Job {
                 let grown = !is_weights(&e.path) && size >= e.bytes_total;
                 if !same && !grown {
                     return JobEnd::Changed;
+                }
+                // The last gate before anything leaves the machine: name and contents.
+                let (ws, rel) = (self.ws.clone(), e.path.clone());
+                if let Ok(Some(finding)) = tokio::task::spawn_blocking(move || crate::secrets::scan_in(&ws, &rel)).await
+                {
+                    return JobEnd::Withheld(finding, size, mtime);
                 }
             }
         }

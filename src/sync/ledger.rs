@@ -67,6 +67,16 @@ const MIGRATIONS: &[&str] = &[
         path TEXT,
         at_ms INTEGER NOT NULL
      );",
+    // 3: files withheld from every level as secrets (by name or by content), with the
+    // size and mtime they were judged at.
+    "CREATE TABLE withheld(
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        why TEXT NOT NULL,
+        since_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
@@ -206,6 +216,15 @@ pub struct TrackOutcome {
     pub queued: Vec<String>,
     /// The file was known with other contents.
     pub changed: bool,
+}
+
+/// A file withheld from every level as a secret. `why` is words, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WithheldRecord {
+    pub path: String,
+    pub kind: String,
+    pub why: String,
+    pub since_ms: i64,
 }
 
 /// A request left for the engine: (kind, level, path).
@@ -739,6 +758,91 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(rows)
+    }
+
+    /// Withhold a file from every level as a secret: its unfinished uploads are dropped
+    /// (a copy stored before it was recognised stays where it is, and the history says
+    /// so). Returns true when the file was not already withheld for this reason.
+    #[allow(clippy::too_many_arguments)]
+    pub fn withhold(
+        &mut self,
+        rel: &str,
+        size: u64,
+        mtime_ns: i64,
+        kind: &str,
+        why: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let old: Option<String> =
+            tx.query_row("SELECT why FROM withheld WHERE path = ?1", [rel], |r| r.get(0)).optional()?;
+        tx.execute(
+            "INSERT INTO withheld(path, size, mtime_ns, kind, why, since_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, kind = ?4, why = ?5",
+            params![rel, size as i64, mtime_ns, kind, why, now_ms],
+        )?;
+        let fresh = old.as_deref() != Some(why);
+        let mut st = tx.prepare("SELECT level, state FROM uploads WHERE path = ?1 ORDER BY level")?;
+        let rows: Vec<(String, String)> =
+            st.query_map([rel], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        for (level, state) in &rows {
+            if state == "confirmed" {
+                if fresh {
+                    let note = format!(
+                        "withheld as a secret ({why}); a copy stored before it was recognised is still on \
+                         {level}: delete it there by hand"
+                    );
+                    insert_event(&tx, now_ms, "withheld", Some(rel), Some(level), &note)?;
+                }
+            } else {
+                tx.execute("DELETE FROM uploads WHERE path = ?1 AND level = ?2", [rel, level])?;
+            }
+        }
+        if fresh {
+            insert_event(&tx, now_ms, "withheld", Some(rel), None, &format!("withheld as a secret: {why}"))?;
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    /// The (size, mtime_ns) a withheld file was judged at.
+    pub fn withheld_at(&self, rel: &str) -> Result<Option<(u64, i64)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT size, mtime_ns FROM withheld WHERE path = ?1")?
+            .query_row([rel], |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// The file is no longer withheld (now clean, or gone).
+    pub fn release_withheld(&mut self, rel: &str) -> Result<()> {
+        self.conn.prepare_cached("DELETE FROM withheld WHERE path = ?1")?.execute([rel])?;
+        Ok(())
+    }
+
+    /// Forget withheld files not in `present` (deleted, renamed, or no longer routed).
+    pub fn retain_withheld(&mut self, present: &std::collections::HashSet<String>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut st = tx.prepare("SELECT path FROM withheld")?;
+        let all: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        for p in all.iter().filter(|p| !present.contains(*p)) {
+            tx.execute("DELETE FROM withheld WHERE path = ?1", [p])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many files are withheld as secrets, and the first `limit` of them by path.
+    pub fn withheld(&self, limit: usize) -> Result<(u64, Vec<WithheldRecord>)> {
+        let n: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM withheld")?.query_row([], |r| r.get(0))?;
+        let mut st =
+            self.conn.prepare_cached("SELECT path, kind, why, since_ms FROM withheld ORDER BY path LIMIT ?1")?;
+        let rows = st.query_map([limit as i64], |r| {
+            Ok(WithheldRecord { path: r.get(0)?, kind: r.get(1)?, why: r.get(2)?, since_ms: r.get(3)? })
+        })?;
+        Ok((n.max(0) as u64, rows.collect::<rusqlite::Result<Vec<_>>>()?))
     }
 
     /// Record that the user deleted a checkpoint not yet confirmed everywhere, by an

@@ -179,6 +179,16 @@ pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, dae
                 for (level, path, reason) in &summary.failed {
                     eprintln!("  {level} {path}: {reason}");
                 }
+                if !summary.withheld.is_empty() {
+                    let n = summary.withheld.len();
+                    eprintln!(
+                        "sync: {n} {} withheld as secrets (never uploaded):",
+                        if n == 1 { "file" } else { "files" }
+                    );
+                    for (path, why) in &summary.withheld {
+                        eprintln!("  {path}: {why}");
+                    }
+                }
             }
             if summary.failed.is_empty() { 0 } else { 1 }
         }
@@ -269,6 +279,7 @@ impl ProgressLines {
             SyncEvent::PassDone { level, success: false } => {
                 format!("{level} pass ended with uploads still waiting")
             }
+            SyncEvent::Withheld { path, why } => format!("{path}: withheld from every level as a secret ({why})"),
         })
     }
 }

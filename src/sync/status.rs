@@ -11,14 +11,48 @@ use super::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerEvent, 
 /// Failures listed per level at most.
 const MAX_FAILURES: usize = 5;
 
+/// Withheld files listed at most (all are counted).
+const MAX_WITHHELD: usize = 20;
+
 /// The `sync` object of `status --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SyncStatus {
     /// Pid of the engine holding the workspace lock, if one runs.
     pub engine_pid: Option<u32>,
     pub levels: Vec<LevelStatus>,
     /// The newest notes from the history (dropped files, failures), newest first.
     pub recent: Vec<LedgerEvent>,
+    /// How many files a level would take are withheld from every level as secrets.
+    pub withheld_files: u64,
+    /// The first of them by path, with why (never the secret itself).
+    pub withheld: Vec<WithheldStatus>,
+}
+
+/// A file withheld as a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WithheldStatus {
+    pub path: String,
+    /// `private_key`, `service_account_key`, `hf_token`, … (see `secrets::SecretKind`).
+    pub kind: String,
+    pub why: String,
+}
+
+impl SyncStatus {
+    /// "2 files withheld as secrets: a.json, .env" (`None` when nothing is withheld).
+    pub fn withheld_line(&self) -> Option<String> {
+        let n = self.withheld_files;
+        if n == 0 {
+            return None;
+        }
+        let names: Vec<&str> = self.withheld.iter().map(|w| w.path.as_str()).collect();
+        let more = if (names.len() as u64) < n { ", …" } else { "" };
+        Some(format!(
+            "{n} {} withheld as {}: {}{more}",
+            if n == 1 { "file" } else { "files" },
+            if n == 1 { "a secret" } else { "secrets" },
+            names.join(", ")
+        ))
+    }
 }
 
 /// One level.
@@ -90,6 +124,7 @@ struct LedgerReading {
     /// Per level, in `sync.levels()` order: counts, and the rows uploading or failed.
     levels: Vec<(LevelCounts, Vec<LedgerEntry>)>,
     recent: Vec<LedgerEvent>,
+    withheld: (u64, Vec<WithheldStatus>),
 }
 
 impl LedgerReading {
@@ -103,10 +138,13 @@ impl LedgerReading {
         let recent = ledger
             .recent_events(20)?
             .into_iter()
-            .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete"))
+            .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete" | "withheld"))
             .take(5)
             .collect();
-        Ok(Self { levels, recent })
+        let (n, list) = ledger.withheld(MAX_WITHHELD)?;
+        let withheld =
+            (n, list.into_iter().map(|w| WithheldStatus { path: w.path, kind: w.kind, why: w.why }).collect());
+        Ok(Self { levels, recent, withheld })
     }
 
     fn status(&self, sync: &SyncConfig, remotes: &RemotesConfig, engine_pid: Option<u32>, now_ms: i64) -> SyncStatus {
@@ -116,7 +154,13 @@ impl LedgerReading {
             .zip(&self.levels)
             .map(|((name, _, cfg), (counts, entries))| level_status(name, cfg, remotes, counts, entries, now_ms))
             .collect();
-        SyncStatus { engine_pid, levels, recent: self.recent.clone() }
+        SyncStatus {
+            engine_pid,
+            levels,
+            recent: self.recent.clone(),
+            withheld_files: self.withheld.0,
+            withheld: self.withheld.1.clone(),
+        }
     }
 }
 
@@ -178,6 +222,8 @@ pub fn read_status(
                 .map(|(name, _, cfg)| level_status(name, cfg, remotes, &empty, &[], now_ms))
                 .collect(),
             recent: Vec::new(),
+            withheld_files: 0,
+            withheld: Vec::new(),
         });
     }
     let ledger = Ledger::open(workspace)?;

@@ -21,11 +21,16 @@ fn red() -> Style {
 }
 
 fn title(sample: Option<&SyncSample>) -> String {
-    match sample.map(|s| &s.source) {
+    let source = match sample.map(|s| &s.source) {
         None => " Uploads ".into(),
         Some(EngineSource::Console) => " Uploads · engine in this console ".into(),
         Some(EngineSource::Daemon { pid }) => format!(" Uploads · daemon pid {pid} "),
         Some(EngineSource::Off { .. }) => " Uploads · sync off ".into(),
+    };
+    // Withheld secrets are named in the panel when there is room; the count is always up here.
+    match sample.map(|s| s.status.withheld_files).unwrap_or(0) {
+        0 => source,
+        n => format!("{source}· {n} withheld as {} ", if n == 1 { "a secret" } else { "secrets" }),
     }
 }
 
@@ -42,6 +47,9 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let mut extra: Vec<Line> = Vec::new();
     if let EngineSource::Off { reason } = &sample.source {
         extra.push(Line::styled(util::ellipsize(&format!("sync off: {reason}"), width), super::dim()));
+    }
+    if let Some(w) = sample.status.withheld_line() {
+        extra.push(Line::styled(util::ellipsize(&w.clone(), width), Style::new().fg(Color::Yellow)));
     }
     for level in &sample.status.levels {
         for f in &level.failures {
