@@ -152,9 +152,15 @@ pub fn load_workspace(cli: &Cli) -> Result<(Workspace, Config)> {
             let root = cfg.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
             Workspace { root, config_path: Some(cfg) }
         }
-        (None, Some(dir)) => Workspace::at(dir),
-        (None, None) => Workspace::discover(&std::env::current_dir()?),
+        (None, Some(dir)) => Workspace::open(dir)?,
+        (None, None) => Workspace::discover(&std::env::current_dir()?)?,
     };
+    // A config found rather than named must be the user's own (git's safe.directory rule).
+    if cli.config.is_none()
+        && let Some(found) = &ws.config_path
+    {
+        crate::workspace::trust::check(found)?;
+    }
     let (cfg, _) = config::load(ws.config_path.as_deref())?;
     Ok((ws, cfg))
 }

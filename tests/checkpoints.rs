@@ -631,7 +631,12 @@ impl Drop for Unmount {
 fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     let mnt_dir = tempfile::tempdir().unwrap();
     let mnt = mnt_dir.path().to_path_buf();
-    let st = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(&mnt).output();
+    // mode=0755: a tmpfs root is world-writable (1777) by default, and a config in a folder
+    // anyone can write is refused as possibly planted.
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs"])
+        .arg(&mnt)
+        .output();
     match st {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
