@@ -77,7 +77,13 @@ pub fn collect_status(
     let stalled = history.health.stalled(now, c.modified, training_alive, cfg.stall_after);
     let status = LogStatus {
         metrics: history.metrics.latest,
-        ..LogStatus::new(&c.path, Some(c.size_bytes), last.lines.last().map(|l| l.text.clone()), &history.health, stalled)
+        ..LogStatus::new(
+            &c.path,
+            Some(c.size_bytes),
+            last.lines.last().map(|l| l.text.clone()),
+            &history.health,
+            stalled,
+        )
     };
     Ok((status, history.metrics.latest))
 }
