@@ -26,8 +26,12 @@ use crate::util;
 /// a ledger nothing is confirmed anywhere, so only the explicit override deletes anything.
 pub fn confirmation_source(workspace: &Path) -> Arc<dyn ConfirmationSource + Send + Sync> {
     if crate::sync::ledger::ledger_path(workspace).is_file() {
-        match crate::sync::ledger::Ledger::open(workspace) {
-            Ok(ledger) => {
+        // On a full disk the ledger is read from a copy: confirmations still count.
+        match crate::sync::ledger::Ledger::open_for_reading(workspace) {
+            Ok((ledger, read_only)) => {
+                if let Some(why) = read_only {
+                    tracing::warn!("{why}");
+                }
                 return Arc::new(LedgerConfirmations {
                     workspace: workspace.to_path_buf(),
                     ledger: std::sync::Mutex::new(ledger),
@@ -207,17 +211,18 @@ pub fn spawn_collector(
     let every = Duration::from_secs(cfg.checkpoints.scan_secs.max(1));
     tokio::spawn(async move {
         let mut every = crate::util::aligned_interval(every);
-        let confirm = confirmation_source(&workspace);
         let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
         let mut previous: Option<Vec<crate::checkpoints::Checkpoint>> = None;
         loop {
-            let (ws, c, s, conf, prev) =
-                (workspace.clone(), cfg.checkpoints.clone(), spec.clone(), confirm.clone(), previous.take());
+            let (ws, c, s, prev) = (workspace.clone(), cfg.checkpoints.clone(), spec.clone(), previous.take());
             let disk_paths = crate::disk::watched_paths(&crate::workspace::Workspace::at(&workspace), &cfg);
             let thresholds = (&cfg.disk).into();
             let res = tokio::task::spawn_blocking(move || {
                 let now = SystemTime::now();
                 record_disk_history(&ws, &crate::disk::sample(&disk_paths, thresholds), now);
+                // Opened for each scan: a ledger read from a copy on a full disk is read
+                // normally again once space is back.
+                let conf = confirmation_source(&ws);
                 sample::collect(&ws, &c, &s, conf.as_ref(), prev.as_deref(), now)
             })
             .await;

@@ -74,6 +74,43 @@ pub fn aligned_interval(period: Duration) -> tokio::time::Interval {
     interval
 }
 
+/// What a path is, in words (`a directory`, `a FIFO`, …), for errors about files that
+/// must be regular files.
+pub fn file_kind(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
+/// Opens a regular file for reading, refusing anything else (a FIFO, a device, a
+/// directory) with an error that says what it is, and never blocking on a FIFO while
+/// finding out.
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    let ft = file.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is {}, not a regular file", path.display(), file_kind(ft)),
+        ));
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,41 +159,4 @@ mod tests {
         assert_eq!(ellipsize("checkpoints", 6), "check…");
         assert_eq!(ellipsize("ok", 6), "ok");
     }
-}
-
-/// What a path is, in words (`a directory`, `a FIFO`, …), for errors about files that
-/// must be regular files.
-pub fn file_kind(ft: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a regular file"
-    }
-}
-
-/// Opens a regular file for reading, refusing anything else (a FIFO, a device, a
-/// directory) with an error that says what it is, and never blocking on a FIFO while
-/// finding out.
-pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
-    let ft = file.metadata()?.file_type();
-    if !ft.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} is {}, not a regular file", path.display(), file_kind(ft)),
-        ));
-    }
-    Ok(file)
 }

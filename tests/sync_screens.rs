@@ -188,6 +188,40 @@ fn uploads_name_the_files_withheld_as_secrets() {
 }
 
 #[test]
+fn uploads_say_disk_full_in_words() {
+    // Read from a copy on a full disk: the levels as last recorded, and why.
+    let status = SyncStatus {
+        engine_pid: None,
+        levels: vec![level("L2", "drive", 90), level("L3", "hf", 180)],
+        ledger_read_only: Some(
+            "disk full: the sync ledger is read-only until space is freed (0 B free on the workspace's disk); \
+             shown as last recorded"
+                .into(),
+        ),
+        ..SyncStatus::default()
+    };
+    let source = EngineSource::Off {
+        reason: "disk full: the sync engine cannot start (0 B free on the workspace's disk); it starts again once \
+                 space is freed"
+            .into(),
+    };
+    let s = with_uploads(vec![Msg::Sync(Box::new(SyncSample { source, status, queue: vec![] }))]);
+    both("uploads_disk_full", &s);
+    let small = fx::screen_text(&s, 80, 24);
+    assert!(small.contains("Uploads · sync off · DISK FULL: ledger read-only"), "{small}");
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("disk full: the sync ledger is read-only until space is freed"), "{text}");
+    assert!(!text.contains("reading the sync ledger"), "{text}");
+
+    // Not readable at all: said instead of "reading the sync ledger…".
+    let mut s = with_uploads(vec![]);
+    update(&mut s, Msg::SyncUnreadable("disk full: the sync ledger cannot be read (0 B free): disk I/O error".into()));
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("disk full: the sync ledger cannot be read"), "{text}");
+    assert!(!text.contains("reading the sync ledger"), "{text}");
+}
+
+#[test]
 fn uploads_failed_shows_the_reason_and_the_fix() {
     let mut l3 = level("L3", "hf", 180);
     l3.failed = 1;

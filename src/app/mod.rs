@@ -102,6 +102,8 @@ pub enum Msg {
     Sync(Box<crate::sync::SyncSample>),
     /// An event from the sync engine this console runs.
     SyncEvent(crate::sync::SyncEvent),
+    /// The sync ledger could not be read at all, in words.
+    SyncUnreadable(String),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
     /// A checkpoint inventory and workspace usage sample.
@@ -132,6 +134,7 @@ impl Msg {
             | Msg::LogCandidates(_)
             | Msg::Sync(_)
             | Msg::SyncEvent(_)
+            | Msg::SyncUnreadable(_)
             | Msg::Checkpoints(_)
             | Msg::Prune(_) => false,
         }
@@ -279,6 +282,10 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::SyncEvent(ev) => {
             state.uploads.apply_event(ev, state.now);
+            vec![]
+        }
+        Msg::SyncUnreadable(why) => {
+            state.uploads.unreadable = Some(why);
             vec![]
         }
         Msg::Terminate(why) => {

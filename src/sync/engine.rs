@@ -82,6 +82,11 @@ pub enum SyncEvent {
     /// A file a level would take was recognised as a secret and is withheld from every
     /// level (`why` in words, never the secret).
     Withheld { path: String, why: String },
+    /// The ledger could not be written (a full disk, an I/O error): uploads wait, and the
+    /// engine tries again in `retry_in`. `why` is in words ("disk full: …").
+    LedgerTrouble { why: String, retry_in: Duration },
+    /// The ledger is written again after trouble.
+    LedgerOk,
 }
 
 /// Commands to a running engine.
@@ -301,6 +306,26 @@ struct JobDone {
     path: String,
     level: String,
     end: JobEnd,
+    /// A ledger write the job needed failed (the attempt is not recorded).
+    ledger_error: Option<LedgerError>,
+}
+
+/// The ledger cannot be written: nothing new starts before `until`; each failure in a row
+/// doubles `delay` (from `sync.retry_base_seconds` up to `sync.retry_max_seconds`).
+struct LedgerTrouble {
+    until: Instant,
+    delay: Duration,
+}
+
+/// A ledger error in words: a full disk says so.
+pub fn ledger_trouble_words(ws: &Path, e: &LedgerError) -> String {
+    match super::ledger::disk_full(ws) {
+        true => format!(
+            "disk full: the sync ledger cannot record uploads (0 B free on the workspace's disk; {e}); \
+             uploads wait until space is freed"
+        ),
+        false => format!("the sync ledger cannot be written: {e}"),
+    }
 }
 
 struct Coordinator {
@@ -320,6 +345,8 @@ struct Coordinator {
     summary: RunSummary,
     /// The engine's shutdown token; each upload's cancel token is a child of it.
     shutdown: CancellationToken,
+    /// Set while the ledger cannot be written (see [`LedgerTrouble`]).
+    trouble: Option<LedgerTrouble>,
 }
 
 /// A settled file, read: its hash, or why it is a secret (then it is not hashed at all).
@@ -390,8 +417,49 @@ impl Coordinator {
             mode,
             summary: RunSummary::default(),
             shutdown: CancellationToken::new(),
+            trouble: None,
             sync,
         }
+    }
+
+    /// A daemon outlives a ledger it cannot write (a full disk): the error is reported, new
+    /// work waits with a growing delay, and the engine goes on once writes succeed again.
+    /// A one-shot run stops with the error. Other errors end the engine.
+    fn survive(&mut self, r: Result<(), SyncError>) -> Result<(), SyncError> {
+        match r {
+            Err(SyncError::Ledger(e)) if self.mode == Mode::Daemon => {
+                self.ledger_failed(&e);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn ledger_failed(&mut self, e: &LedgerError) {
+        let base = Duration::from_secs(self.sync.retry_base_seconds.max(1));
+        let max = Duration::from_secs(self.sync.retry_max_seconds.max(1)).max(base);
+        let delay = match &self.trouble {
+            // Already waiting: this failure belongs to the same spell.
+            Some(t) if Instant::now() < t.until => return,
+            Some(t) => (t.delay * 2).min(max),
+            None => base,
+        };
+        self.trouble = Some(LedgerTrouble { until: Instant::now() + delay, delay });
+        let why = ledger_trouble_words(&self.ws, e);
+        tracing::warn!("sync: {why}; next try in {delay:?}");
+        self.emit(SyncEvent::LedgerTrouble { why, retry_in: delay });
+    }
+
+    /// A ledger write succeeded: trouble, if any, is over.
+    fn ledger_ok(&mut self) {
+        if self.trouble.take().is_some() {
+            self.emit(SyncEvent::LedgerOk);
+        }
+    }
+
+    /// May new work start (no ledger trouble, or its wait is over)?
+    fn may_start(&self) -> bool {
+        self.trouble.as_ref().is_none_or(|t| Instant::now() >= t.until)
     }
 
     fn emit(&self, ev: SyncEvent) {
@@ -442,14 +510,20 @@ impl Coordinator {
         let mut cmd_open = true;
         let mut obs_open = true;
         loop {
-            self.dispatch().await?;
+            if self.may_start() {
+                let r = self.dispatch().await;
+                self.survive(r)?;
+            }
             if self.mode == Mode::Once && self.once_finished().await? {
                 break;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 cmd = cmd_rx.recv(), if cmd_open => match cmd {
-                    Some(cmd) => self.command(cmd).await?,
+                    Some(cmd) => {
+                        let r = self.command(cmd).await;
+                        self.survive(r)?;
+                    }
                     None => cmd_open = false,
                 },
                 obs = obs_rx.recv(), if obs_open => match obs {
@@ -463,29 +537,27 @@ impl Coordinator {
                 },
                 Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     if let Ok(done) = done {
-                        self.job_done(done).await?;
+                        let r = self.job_done(done).await;
+                        self.survive(r)?;
                     }
                 }
                 Some(hashed) = self.hashing.join_next(), if !self.hashing.is_empty() => {
                     if let Ok((ready, result)) = hashed {
-                        self.hashed(ready, result).await?;
+                        let r = self.hashed(ready, result).await;
+                        self.survive(r)?;
                     }
                 }
                 _ = tick.tick() => {
-                    self.settle_tick().await?;
+                    let r = self.settle_tick().await;
+                    self.survive(r)?;
                     self.progress_tick().await;
-                    let requests = db(&self.ledger, |l| l.take_requests()).await?;
-                    for (kind, level, path) in requests {
-                        let cmd = match (kind.as_str(), level, path) {
-                            ("sync_now", level, _) => Command::SyncNow(level),
-                            ("retry_failed", level, _) => Command::RetryFailed(level),
-                            ("cancel", Some(level), Some(path)) => Command::Cancel { path, level },
-                            _ => continue,
-                        };
-                        self.command(cmd).await?;
-                    }
+                    let r = self.take_requests().await;
+                    self.survive(r)?;
                 }
-                _ = poll.tick() => self.poll().await?,
+                _ = poll.tick() => {
+                    let r = self.poll().await;
+                    self.survive(r)?;
+                }
             }
         }
         // Stop uploads; they stay `uploading` in the ledger and resume next time.
@@ -511,6 +583,21 @@ impl Coordinator {
             self.summary.withheld = withheld.into_iter().map(|w| (w.path, w.why)).collect();
         }
         Ok(self.summary)
+    }
+
+    /// Commands a console left in the ledger for this engine.
+    async fn take_requests(&mut self) -> Result<(), SyncError> {
+        let requests = db(&self.ledger, |l| l.take_requests()).await?;
+        for (kind, level, path) in requests {
+            let cmd = match (kind.as_str(), level, path) {
+                ("sync_now", level, _) => Command::SyncNow(level),
+                ("retry_failed", level, _) => Command::RetryFailed(level),
+                ("cancel", Some(level), Some(path)) => Command::Cancel { path, level },
+                _ => continue,
+            };
+            self.command(cmd).await?;
+        }
+        Ok(())
     }
 
     fn observe(&mut self, obs: Observation, now: i64) {
@@ -593,6 +680,7 @@ impl Coordinator {
                             l.track(&rel, ready.size, ready.mtime_ns, &sha, &r, now)
                         })
                         .await?;
+                        self.ledger_ok();
                         for level in out.queued {
                             self.touch(&level);
                             // A newer version supersedes one in flight.
@@ -883,6 +971,7 @@ impl Coordinator {
             events: self.events.clone(),
             base: Duration::from_secs(self.sync.retry_base_seconds),
             max: Duration::from_secs(self.sync.retry_max_seconds),
+            ledger_error: Mutex::new(None),
         };
         self.jobs.spawn(job.run());
     }
@@ -899,7 +988,21 @@ impl Coordinator {
         self.touch(&done.level);
         let flight = self.inflight.remove(&(done.path.clone(), done.level.clone()));
         let now = now_ms();
-        match done.end {
+        let mut end = done.end;
+        if let Some(e) = &done.ledger_error {
+            // The failure is not recorded: the row would look due again at once. Wait as
+            // the ledger trouble says, whatever the attempt's own retry delay was.
+            if self.mode == Mode::Once {
+                return Err(SyncError::Ledger(LedgerError(e.0.clone())));
+            }
+            self.ledger_failed(e);
+            if let JobEnd::Failed { retry_in, .. } = &mut end {
+                *retry_in = self.trouble.as_ref().map(|t| t.until.saturating_duration_since(Instant::now()));
+            }
+        } else if matches!(end, JobEnd::Confirmed { .. }) {
+            self.ledger_ok();
+        }
+        match end {
             JobEnd::Confirmed { already_there, bytes } => {
                 if already_there {
                     self.summary.already_there += 1;
@@ -987,12 +1090,22 @@ struct Job {
     events: mpsc::UnboundedSender<SyncEvent>,
     base: Duration,
     max: Duration,
+    /// The first ledger write of this attempt that failed.
+    ledger_error: Mutex<Option<LedgerError>>,
 }
 
 impl Job {
     async fn run(self) -> JobDone {
         let end = self.attempt().await;
-        JobDone { path: self.entry.path.clone(), level: self.entry.level.clone(), end }
+        let ledger_error = self.ledger_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        JobDone { path: self.entry.path.clone(), level: self.entry.level.clone(), end, ledger_error }
+    }
+
+    fn note_ledger_error(&self, e: &LedgerError) {
+        let mut slot = self.ledger_error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(LedgerError(e.0.clone()));
+        }
     }
 
     async fn attempt(&self) -> JobEnd {
@@ -1022,7 +1135,10 @@ impl Job {
 
     async fn store(&self, src: &Path) -> Result<JobEnd, RemoteError> {
         let e = &self.entry;
-        let ledger_err = |le: LedgerError| RemoteError::transient(le.to_string());
+        let ledger_err = |le: LedgerError| {
+            self.note_ledger_error(&le);
+            RemoteError::transient(le.to_string())
+        };
         // Already stored (a run killed after the upload but before the ledger said so)?
         if let Some(obj) = self.remote.stat(&e.path).await?
             && obj.size == e.bytes_total
@@ -1093,7 +1209,9 @@ impl Job {
             (!permanent).then(|| backoff_delay(attempts, self.base, self.max, err.retry_after, fastrand::f64()));
         let next = now + retry_in.map(|d| d.as_millis() as i64).unwrap_or(0);
         let (p, lv, sha, r) = (e.path.clone(), e.level.clone(), e.sha256.clone(), reason.clone());
-        let _ = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await;
+        if let Err(e) = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await {
+            self.note_ledger_error(&e);
+        }
         if user_cancel { JobEnd::Cancelled } else { JobEnd::Failed { reason, permanent, retry_in } }
     }
 }

@@ -309,6 +309,58 @@ impl Ledger {
         Ok(Self { conn, path: path.to_path_buf() })
     }
 
+    /// Open the ledger to read it, even when it cannot be written. A normal open needs to
+    /// write (SQLite's WAL index, `-shm`, is created and sized on first use, and a full
+    /// disk refuses that); when it fails, the committed contents — the `-wal` file
+    /// included — are copied into memory through a connection that never touches `-shm`
+    /// (see [`Ledger::snapshot_at`]). The second value says why the ledger is read-only,
+    /// in words ("disk full: …"), when it is.
+    pub fn open_for_reading(workspace: &Path) -> Result<(Self, Option<String>)> {
+        let path = ledger_path(workspace);
+        match Self::open(workspace) {
+            Ok(l) => Ok((l, None)),
+            Err(e) if path.is_file() => match Self::snapshot_at(&path) {
+                Ok(l) => Ok((l, Some(read_only_words(workspace, &e)))),
+                Err(e2) => Err(LedgerError(format!("{e}; reading it without writing failed too: {e2}"))),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A read-only copy in memory of what the ledger file holds, committed transactions in
+    /// its `-wal` file included (unlike SQLite's `immutable=1`, which ignores the WAL). The
+    /// file is read through a connection in exclusive locking mode, which keeps SQLite's
+    /// WAL index in heap memory instead of the `-shm` file, with checkpoint-on-close off:
+    /// nothing is written. Needs no other connection to hold the ledger (one that does
+    /// keeps `-shm` in place, and a normal open works).
+    pub fn snapshot_at(path: &Path) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        use rusqlite::config::DbConfig;
+        let ctx = |e: rusqlite::Error| LedgerError(format!("ledger {}: {e}", path.display()));
+        let src =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(ctx)?;
+        src.busy_timeout(Duration::from_secs(2)).map_err(ctx)?;
+        src.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(ctx)?;
+        src.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(ctx)?;
+        src.pragma_update(None, "query_only", true).map_err(ctx)?;
+        src.pragma_update(None, "temp_store", "MEMORY").map_err(ctx)?;
+        let mut mem = Connection::open_in_memory().map_err(ctx)?;
+        rusqlite::backup::Backup::new(&src, &mut mem)
+            .and_then(|b| b.run_to_completion(4096, Duration::ZERO, None))
+            .map_err(ctx)?;
+        drop(src);
+        mem.pragma_update(None, "query_only", true).map_err(ctx)?;
+        let version: i64 = mem.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError(format!(
+                "ledger {} has schema {version}, newer than this opsconsole understands ({SCHEMA_VERSION})",
+                path.display()
+            )));
+        }
+        Ok(Self { conn: mem, path: path.to_path_buf() })
+    }
+
     /// The ledger's file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -871,6 +923,23 @@ fn insert_event(
     )?;
     conn.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", [MAX_EVENTS])?;
     Ok(())
+}
+
+/// Is the disk holding the workspace's ledger full (no byte left for its writes)?
+pub fn disk_full(workspace: &Path) -> bool {
+    let dir = ledger_path(workspace).with_file_name("");
+    let dir = if dir.is_dir() { dir } else { workspace.to_path_buf() };
+    crate::disk::statvfs(&dir).is_ok_and(|(_, _, avail)| avail == 0)
+}
+
+/// Why the ledger is read without writing, in words: a full disk says so.
+pub fn read_only_words(workspace: &Path, e: &LedgerError) -> String {
+    match disk_full(workspace) {
+        true => "disk full: the sync ledger is read-only until space is freed (0 B free on the workspace's disk); \
+                  shown as last recorded"
+            .to_string(),
+        false => format!("the sync ledger is read-only ({e}); shown as last recorded"),
+    }
 }
 
 /// A file's mtime in nanoseconds since the epoch (0 when unknown).

@@ -280,6 +280,11 @@ impl ProgressLines {
                 format!("{level} pass ended with uploads still waiting")
             }
             SyncEvent::Withheld { path, why } => format!("{path}: withheld from every level as a secret ({why})"),
+            SyncEvent::LedgerTrouble { why, retry_in } => format!(
+                "{why}; trying again in {}",
+                humantime::format_duration(Duration::from_secs(retry_in.as_secs().max(1)))
+            ),
+            SyncEvent::LedgerOk => "the sync ledger is written again; uploads go on".to_string(),
         })
     }
 }

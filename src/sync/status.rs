@@ -26,6 +26,9 @@ pub struct SyncStatus {
     pub withheld_files: u64,
     /// The first of them by path, with why (never the secret itself).
     pub withheld: Vec<WithheldStatus>,
+    /// Set when the ledger could only be read, not written (a full disk), in words:
+    /// "disk full: the sync ledger is read-only until space is freed …".
+    pub ledger_read_only: Option<String>,
 }
 
 /// A file withheld as a secret.
@@ -160,6 +163,7 @@ impl LedgerReading {
             recent: self.recent.clone(),
             withheld_files: self.withheld.0,
             withheld: self.withheld.1.clone(),
+            ledger_read_only: None,
         }
     }
 }
@@ -224,10 +228,13 @@ pub fn read_status(
             recent: Vec::new(),
             withheld_files: 0,
             withheld: Vec::new(),
+            ledger_read_only: None,
         });
     }
-    let ledger = Ledger::open(workspace)?;
-    status_from_ledger(&ledger, sync, remotes, engine_pid, now_ms)
+    let (ledger, read_only) = Ledger::open_for_reading(workspace)?;
+    let mut status = status_from_ledger(&ledger, sync, remotes, engine_pid, now_ms)?;
+    status.ledger_read_only = read_only;
+    Ok(status)
 }
 
 /// Who runs the engine the console shows.
@@ -265,7 +272,23 @@ pub const QUEUE_ROWS: usize = 200;
 pub struct SampleReader {
     open: Option<(Ledger, (u64, u64))>,
     last: Option<(i64, LedgerReading, Vec<LedgerEntry>)>,
+    /// A copy read on a full disk: why, and the ledger files' state it was taken at (it is
+    /// taken again when they change, or after a while, to try a normal open).
+    snapshot: Option<(String, LedgerStamp, std::time::Instant)>,
 }
+
+/// (size, mtime_ns) of the ledger file and of its `-wal`.
+type LedgerStamp = [(u64, i64); 2];
+
+fn ledger_stamp(workspace: &Path) -> LedgerStamp {
+    let db = super::ledger::ledger_path(workspace);
+    let wal = db.with_file_name("ledger.sqlite-wal");
+    let st = |p: &Path| std::fs::metadata(p).map(|m| (m.len(), super::ledger::mtime_ns(&m))).unwrap_or_default();
+    [st(&db), st(&wal)]
+}
+
+/// How long a read-only copy is shown before a normal open is tried again.
+const SNAPSHOT_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl SampleReader {
     pub fn read(
@@ -283,10 +306,17 @@ impl SampleReader {
             let status = read_status(workspace, sync, remotes, now_ms)?;
             return Ok(SyncSample { source, status, queue: Vec::new() });
         };
-        if self.open.as_ref().is_none_or(|(_, id)| *id != file) {
-            self.open = Some((Ledger::open(workspace)?, file));
+        let stale_snapshot = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(_, stamp, at)| *stamp != ledger_stamp(workspace) || at.elapsed() >= SNAPSHOT_RETRY);
+        if stale_snapshot || self.open.as_ref().is_none_or(|(_, id)| *id != file) {
+            let (ledger, read_only) = Ledger::open_for_reading(workspace)?;
+            self.snapshot = read_only.map(|why| (why, ledger_stamp(workspace), std::time::Instant::now()));
+            self.open = Some((ledger, file));
             self.last = None;
         }
+        let read_only = self.snapshot.as_ref().map(|(why, _, _)| why.clone());
         let Some((ledger, _)) = &self.open else { unreachable!("opened above") };
         let engine_pid = super::lock::holder(workspace);
         let last = self.last.take();
@@ -301,16 +331,15 @@ impl SampleReader {
         };
         match read() {
             Ok((version, reading, queue)) => {
-                let sample = SyncSample {
-                    source,
-                    status: reading.status(sync, remotes, engine_pid, now_ms),
-                    queue: queue.clone(),
-                };
+                let mut status = reading.status(sync, remotes, engine_pid, now_ms);
+                status.ledger_read_only = read_only;
+                let sample = SyncSample { source, status, queue: queue.clone() };
                 self.last = Some((version, reading, queue));
                 Ok(sample)
             }
             Err(e) => {
                 self.open = None;
+                self.snapshot = None;
                 Err(e)
             }
         }
@@ -322,7 +351,7 @@ pub fn read_queue(workspace: &Path, level: Option<&str>) -> Result<Vec<LedgerEnt
     if !super::ledger::ledger_path(workspace).exists() {
         return Ok(Vec::new());
     }
-    Ledger::open(workspace)?.entries(level)
+    Ledger::open_for_reading(workspace)?.0.entries(level)
 }
 
 #[cfg(test)]
