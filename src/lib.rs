@@ -13,6 +13,7 @@ pub mod disk;
 pub mod gpu;
 pub mod logging;
 pub mod logtail;
+pub mod procfs;
 pub mod prune;
 pub mod secrets;
 pub mod status;
