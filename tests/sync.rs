@@ -520,3 +520,36 @@ fn status_json_through_the_binary_has_the_sync_keys() {
     assert!(l3["last_success_unix"].as_i64().is_some());
     assert_eq!(v["sync"]["levels"][0]["remote_configured"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_upload_whose_source_is_gone_is_cleaned_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let r3 = dir.path().join("r3");
+    let src = ws.join("ck/step_1.pt");
+    write(&src, &pattern(4 << 20, 3));
+    // 512 KiB/s: the upload is still going when the engine stops.
+    let mut c = config();
+    c.bandwidth_limit_kib_s = 512;
+    let mut remotes: BTreeMap<String, Arc<dyn Remote>> = BTreeMap::new();
+    remotes.insert("l3".into(), Arc::new(LocalRemote::new("l3", &r3)));
+    let mut h = engine::start(&ws, &c, remotes, engine::Mode::Daemon).expect("engine");
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "progress", |e| matches!(e, SyncEvent::Progress { bytes_done, .. } if *bytes_done > 0))
+        .await;
+    h.shutdown().await.expect("stops");
+    let partials = |r: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(r.join(opsconsole::sync::local::PARTIAL_DIR))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(partials(&r3).len(), 1, "the interrupted upload is left resumable");
+    // The source is deleted while no engine runs; the next run drops it, and its partial.
+    std::fs::remove_file(&src).expect("rm");
+    let mut rc = opsconsole::sync::RemotesConfig::new();
+    rc.insert("l3".into(), opsconsole::sync::RemoteConfig::Local { path: r3.clone() });
+    let summary = opsconsole::sync::run_once(&ws, &c, &rc, false).await.expect("run");
+    assert_eq!(summary.dropped, 1, "{summary:?}");
+    assert!(partials(&r3).is_empty(), "a partial upload stays behind: {:?}", partials(&r3));
+    assert!(!r3.join("ck/step_1.pt").exists());
+}

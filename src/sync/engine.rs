@@ -752,6 +752,13 @@ impl Coordinator {
                 if let Some(f) = self.inflight.get(&(path.clone(), level.clone())) {
                     f.ctx.cancel.cancel();
                 }
+                // Its unfinished upload will never be resumed: leave nothing behind.
+                let remote = self.levels.iter().find(|l| l.name == level).and_then(|l| l.remote.clone());
+                if let Some(remote) = remote
+                    && let Err(e) = remote.discard_partial(&path).await
+                {
+                    tracing::warn!("sync: leaving a partial upload of {path} on {}: {e}", remote.name());
+                }
             }
             self.summary.dropped += 1;
             self.emit(SyncEvent::Dropped { path, levels, note: note.to_string() });
