@@ -169,12 +169,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         None => {
             let (ws, cfg) = load_workspace(&cli)?;
+            tui::check_terminal()?;
             logging::init(cli.log_level.as_deref());
             tracing::info!(workspace = %ws.root.display(), "console starting");
             console(ws, cfg, false, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Demo { keep, dir, speed }) => {
+            tui::check_terminal()?;
             logging::init(cli.log_level.as_deref());
             let opts = demo::DemoOptions { keep: *keep, dir: dir.clone(), speed: *speed };
             demo::run(opts, cli.run_options())?;

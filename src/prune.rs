@@ -254,7 +254,8 @@ pub struct PruneOptions {
 
 fn plan_text(plan: &PrunePlan, workspace: &Path) -> String {
     let mut out = String::new();
-    let rel = |p: &Path| p.strip_prefix(workspace).unwrap_or(p).display().to_string();
+    // File names are the world's: control characters in them are shown, never obeyed.
+    let rel = |p: &Path| util::printable(&p.strip_prefix(workspace).unwrap_or(p).display().to_string()).into_owned();
     for i in &plan.items {
         let action = match i.action {
             PlanAction::Keep => "keep",
@@ -307,7 +308,7 @@ fn ask(prompt: &str) -> Option<String> {
 pub fn run_cli(workspace: &Path, cfg: &Config, opts: PruneOptions) -> Result<ExitCode> {
     let plan = make_plan(workspace, cfg, opts.allow_unsynced, SystemTime::now());
     if !opts.json {
-        print!("prune plan for {}\n{}", workspace.display(), plan_text(&plan, workspace));
+        print!("prune plan for {}\n{}", util::printable(&workspace.display().to_string()), plan_text(&plan, workspace));
     }
     let mut run = !opts.dry_run && plan.delete_count > 0;
     if run && !opts.yes {
@@ -341,7 +342,7 @@ pub fn run_cli(workspace: &Path, cfg: &Config, opts: PruneOptions) -> Result<Exi
                     crate::checkpoints::ItemOutcome::Skipped(w) => format!("skipped ({w})"),
                     crate::checkpoints::ItemOutcome::Failed(e) => format!("FAILED ({e})"),
                 };
-                eprintln!("[{done}/{total}] {what}: {}", item.path.display());
+                eprintln!("[{done}/{total}] {}", util::printable(&format!("{what}: {}", item.path.display())));
             }
         });
         Some(rep)

@@ -84,8 +84,12 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
 }
 
 impl StatusReport {
-    /// A short human-readable summary.
+    /// A short human-readable summary (control characters in names shown, not obeyed).
     pub fn to_text(&self) -> String {
+        self.text().lines().map(|l| crate::util::printable(l).into_owned() + "\n").collect()
+    }
+
+    fn text(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
             "host {} · up {}\nworkspace {}{}\n",

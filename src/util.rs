@@ -111,9 +111,37 @@ pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Text safe to print on a terminal: control characters (an escape sequence in a file
+/// name, a bell, a carriage return) are written as `\x1b`, `\x07`, `\r`… instead of being
+/// obeyed by the terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(printable("a.pt"), "a.pt");
+        assert_eq!(printable("v1\u{1b}[31mRED\u{7}\n.pt"), "v1\\x1b[31mRED\\x07\\n.pt");
+        assert_eq!(printable("x\u{9b}y"), "x\\x9by");
+    }
 
     #[test]
     fn aligned_intervals_tick_on_one_grid() {

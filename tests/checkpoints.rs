@@ -602,8 +602,7 @@ fn prune_works_in_the_demo_with_the_typed_override() {
     }
     t.send(&["Escape"]);
     t.wait_for("the plan to close", |s| !s.contains("Prune plan"));
-    t.send(&["q"]);
-    t.wait_for("the demo to end", |s| s.contains("EXIT=0"));
+    t.quit("the demo to end", |s| s.contains("EXIT=0"));
 }
 
 /// Run the real binary on a workspace and parse its JSON output.

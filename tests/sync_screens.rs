@@ -319,3 +319,46 @@ fn the_demo_config_uses_two_local_remotes() {
     assert_eq!(cfg.sync.l2.interval_minutes, 2);
     assert!(cfg.sync.bandwidth_limit_kib_s > 0);
 }
+
+#[test]
+fn q_asks_before_stopping_an_upload_of_this_consoles_engine() {
+    let own = |source: EngineSource| {
+        let mut s = with_uploads(vec![Msg::Sync(Box::new(SyncSample {
+            source,
+            status: SyncStatus {
+                engine_pid: Some(4242),
+                levels: vec![level("L2", "drive", 90), level("L3", "hf", 180)],
+                ..SyncStatus::default()
+            },
+            queue: vec![],
+        }))]);
+        update(
+            &mut s,
+            Msg::SyncEvent(SyncEvent::Progress {
+                level: "L3".into(),
+                path: "checkpoints/v68_step_12000.pt".into(),
+                bytes_done: 4_100 * MB,
+                bytes_total: 6_700 * MB,
+                rate_bytes_per_s: 88 * MB,
+            }),
+        );
+        s
+    };
+    // This console's engine is uploading: q asks, n keeps it running, y quits.
+    let mut s = own(EngineSource::Console);
+    assert!(update(&mut s, key('q')).is_empty());
+    assert_eq!(s.overlay, Overlay::ConfirmQuit);
+    both("confirm_quit_upload", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("An upload is in flight. Quitting stops it."), "{text}");
+    assert!(text.contains("L3 v68_step_12000.pt 61%"), "{text}");
+    assert!(text.contains("It resumes where it stopped next time."), "{text}");
+    update(&mut s, key('n'));
+    assert_eq!(s.overlay, Overlay::None);
+    assert!(!s.should_quit);
+    update(&mut s, key('q'));
+    assert_eq!(update(&mut s, key('y')), vec![Effect::Quit]);
+    // A daemon's upload goes on without the console: q quits at once.
+    let mut s = own(EngineSource::Daemon { pid: 4242 });
+    assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
+}

@@ -391,7 +391,8 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     match action {
         Action::Quit => {
-            if state.jobs.running().next().is_some() {
+            // A job, or an upload of this console's own engine, stops when the console does.
+            if state.jobs.running().next().is_some() || !state.uploads.own_uploads().is_empty() {
                 state.overlay = Overlay::ConfirmQuit;
                 vec![]
             } else {

@@ -138,6 +138,13 @@ impl UploadsPanel {
         }
     }
 
+    /// Uploads this console's own engine is running (quitting stops them; a daemon's go
+    /// on without the console).
+    pub fn own_uploads(&self) -> Vec<&LiveUpload> {
+        let own = self.sample.as_ref().is_some_and(|s| s.source == crate::sync::EngineSource::Console);
+        if own { self.live.iter().collect() } else { Vec::new() }
+    }
+
     /// The upload in flight on a level.
     pub fn in_flight(&self, level: &str) -> Option<&LiveUpload> {
         self.live.iter().find(|l| l.level == level)

@@ -97,6 +97,8 @@ impl StderrReporter {
     fn event(&mut self, ev: &SyncEvent) {
         use std::io::Write;
         let Some(line) = self.lines.line(ev, Instant::now()) else { return };
+        // Paths are the world's: control characters in them are shown, never obeyed.
+        let line = crate::util::printable(&line);
         let mut err = std::io::stderr().lock();
         if self.tty
             && let SyncEvent::Progress { bytes_done, bytes_total, .. } = ev
@@ -177,7 +179,7 @@ pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, dae
                     summary.failed.len()
                 );
                 for (level, path, reason) in &summary.failed {
-                    eprintln!("  {level} {path}: {reason}");
+                    eprintln!("  {}", crate::util::printable(&format!("{level} {path}: {reason}")));
                 }
                 if !summary.withheld.is_empty() {
                     let n = summary.withheld.len();
@@ -186,7 +188,7 @@ pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, dae
                         if n == 1 { "file" } else { "files" }
                     );
                     for (path, why) in &summary.withheld {
-                        eprintln!("  {path}: {why}");
+                        eprintln!("  {}", crate::util::printable(&format!("{path}: {why}")));
                     }
                 }
             }
