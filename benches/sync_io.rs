@@ -2,6 +2,8 @@
 //! with `sha256sum` and `cp` + `sync` in the same run).
 //!
 //! `sync_io hash FILE` prints the seconds to SHA-256 the file;
+//! `sync_io scan FILE` prints the seconds for the secrets content rules over the whole file
+//! (what the engine does to a text file before it is queued; `benches/secrets.sh`);
 //! `sync_io upload FILE DIR` uploads it into a LocalRemote at DIR and prints the seconds
 //! for the upload (copy, fsync, rename) and for the verify (read back and hash).
 
@@ -19,6 +21,11 @@ fn main() {
             let t = Instant::now();
             let sha = sha256_file(Path::new(file)).expect("hash");
             println!("hash_seconds {:.3} {sha}", t.elapsed().as_secs_f64());
+        }
+        ["scan", file] => {
+            let t = Instant::now();
+            let found = opsconsole::secrets::check_whole_file(Path::new(file));
+            println!("scan_seconds {:.3} {}", t.elapsed().as_secs_f64(), found.map_or("clean".into(), |f| f.why));
         }
         ["upload", file, dir, sha] => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -44,7 +51,7 @@ fn main() {
             });
         }
         _ => {
-            eprintln!("usage: sync_io hash FILE | sync_io upload FILE DIR SHA256");
+            eprintln!("usage: sync_io hash FILE | sync_io scan FILE | sync_io upload FILE DIR SHA256");
             std::process::exit(2);
         }
     }

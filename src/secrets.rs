@@ -82,6 +82,50 @@ pub fn scan_in(root: &Path, rel: &str) -> Option<Finding> {
     check_name(rel).or_else(|| check_file_content(&root.join(rel)))
 }
 
+/// [`scan_in`], with the content rules over the whole file instead of its first 64 KiB:
+/// for text the sync engine uploads (a log that printed a token after its first megabyte).
+/// Weights are better judged by [`scan_in`]: they are large and binary.
+pub fn scan_whole_in(root: &Path, rel: &str) -> Option<Finding> {
+    check_name(rel).or_else(|| check_whole_file(&root.join(rel)))
+}
+
+/// The content rules over a whole regular file, read in 1 MiB pieces that overlap by
+/// 4 KiB (so a token across a boundary is seen whole).
+pub fn check_whole_file(path: &Path) -> Option<Finding> {
+    const PIECE: usize = 1 << 20;
+    const OVERLAP: usize = 4096;
+    let mut file = open_regular_nofollow(path).ok()?;
+    let mut buf = vec![0u8; PIECE + OVERLAP];
+    let mut kept = 0;
+    loop {
+        let n = match file.read(&mut buf[kept..]) {
+            Ok(0) => return None,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        let end = kept + n;
+        if let Some(f) = check_bytes(&buf[..end]) {
+            return Some(f);
+        }
+        let tail = end.min(OVERLAP);
+        buf.copy_within(end - tail..end, 0);
+        kept = tail;
+    }
+}
+
+fn open_regular_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
 /// The content rules on the beginning of a file (`None` when it cannot be read, or is
 /// not a regular file).
 pub fn check_file_content(path: &Path) -> Option<Finding> {
@@ -91,14 +135,7 @@ pub fn check_file_content(path: &Path) -> Option<Finding> {
 /// The first [`CONTENT_WINDOW`] bytes of a regular file. Does not follow a symbolic link
 /// and never blocks on a FIFO or a device.
 pub fn read_window(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
-    }
+    let file = open_regular_nofollow(path)?;
     let mut buf = Vec::with_capacity(8192);
     file.take(CONTENT_WINDOW as u64).read_to_end(&mut buf)?;
     Ok(buf)
@@ -260,9 +297,100 @@ static API_TOKENS: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-/// The content rules, on the beginning of a file.
+/// Literals at least one of which each content rule requires (case-insensitive), so a
+/// piece of text without any of them needs no further look.
+const TRIGGERS: &[&str] = &[
+    "private key",
+    "putty-user-key-file-",
+    "service_account",
+    "ya29.",
+    "refresh_token",
+    "client_secret",
+    "client-secret",
+    "clientsecret",
+    "hf_",
+    "api_org_",
+    "secret_access_key",
+    "secretaccesskey",
+    "akia",
+    "asia",
+    "agpa",
+    "aida",
+    "aroa",
+    "anpa",
+    "anva",
+    "aipa",
+    "\"username\"",
+    "_auth",
+    "_password",
+    "pypi",
+    "[distutils]",
+    "[server-login]",
+    "\"auths\"",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxa-",
+    "xoxb-",
+    "xoxp-",
+    "xoxr-",
+    "xoxs-",
+    "sk-ant-",
+    "sk-proj-",
+    "machine",
+    "bearer",
+    "api_key",
+    "api-key",
+    "apikey",
+    "secret_key",
+    "secret-key",
+    "secretkey",
+    "access_token",
+    "access-token",
+    "accesstoken",
+    "auth_token",
+    "auth-token",
+    "authtoken",
+    "private_token",
+    "private-token",
+    "privatetoken",
+    "wandb_api",
+    "wandb-api",
+];
+
+static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
+    let alternation: Vec<String> = TRIGGERS.iter().map(|t| regex::escape(t)).collect();
+    re(&format!("(?i){}", alternation.join("|")))
+});
+
+static NETRC: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^\s*machine\s+\S+(?:\s+login\s+\S+)?\s+password\s+\S{8,}"));
+static BEARER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)authorization[\x22']?\s*:\s*[\x22']?bearer\s+[A-Za-z0-9_\-.=/+]{20,}"));
+static GENERIC: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?i)\b(?:api[_-]?key|apikey|secret[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret|private[_-]?token|wandb[_-]?api[_-]?key)["']?\s*[:=]\s*(["']?)([A-Za-z0-9_\-/+=.]{20,})"#,
+    )
+});
+
+/// The content rules, on the beginning of a file (its first [`CONTENT_WINDOW`] bytes).
 pub fn check_content(bytes: &[u8]) -> Option<Finding> {
-    let bytes = &bytes[..bytes.len().min(CONTENT_WINDOW)];
+    check_bytes(&bytes[..bytes.len().min(CONTENT_WINDOW)])
+}
+
+/// A quoted value, or one mixing letters and digits (a key, not a word or a call).
+fn looks_like_a_key(value: &[u8], quoted: bool) -> bool {
+    quoted || (value.iter().any(u8::is_ascii_digit) && value.iter().any(u8::is_ascii_alphabetic))
+}
+
+fn check_bytes(bytes: &[u8]) -> Option<Finding> {
+    // One pass for the literals every rule below needs; most text has none of them.
+    if !PREFILTER.is_match(bytes) {
+        return None;
+    }
     let found = |kind, why: &str| Some(Finding::new(kind, format!("by content: {why}")));
     if let Some(c) = PEM_PRIVATE.captures(bytes) {
         let label = c.get(1).map(|m| String::from_utf8_lossy(m.as_bytes()).trim().to_string()).unwrap_or_default();
@@ -310,6 +438,18 @@ pub fn check_content(bytes: &[u8]) -> Option<Finding> {
     }
     if API_TOKENS.is_match(bytes) {
         return found(SecretKind::ApiToken, "an API token (GitHub, GitLab, Slack, OpenAI or Anthropic)");
+    }
+    if NETRC.is_match(bytes) {
+        return found(SecretKind::Credentials, "a .netrc login (machine … password)");
+    }
+    if BEARER.is_match(bytes) {
+        return found(SecretKind::ApiToken, "an Authorization: Bearer token");
+    }
+    if GENERIC
+        .captures_iter(bytes)
+        .any(|c| c.get(2).is_some_and(|v| looks_like_a_key(v.as_bytes(), c.get(1).is_some_and(|q| !q.is_empty()))))
+    {
+        return found(SecretKind::ApiToken, "a key or token assigned in the file (api_key = …)");
     }
     None
 }
@@ -424,6 +564,11 @@ mod tests {
             ),
             (format!("{{\"auths\": {{\"ghcr.io\": {{\"auth\": \"{}\"}}}}}}", fake("dXNl", 20)), SecretKind::DockerAuth),
             (format!("GITHUB_TOKEN={}\n", fake("ghp_", 36)), SecretKind::ApiToken),
+            (format!("client = OpenAI(api_key=\"{}\")\n", fake("sk-", 48)), SecretKind::ApiToken),
+            (format!("WANDB_API_KEY={}\n", fake("", 40)), SecretKind::ApiToken),
+            (format!("openai:\n  api_key: {}\n", fake("", 40)), SecretKind::ApiToken),
+            (format!("machine api.wandb.ai\n  login user\n  password {}\n", fake("", 40)), SecretKind::Credentials),
+            (format!("curl -H 'Authorization: Bearer {}'\n", fake("", 40)), SecretKind::ApiToken),
         ];
         for (text, kind) in cases {
             let f = check_content(text.as_bytes()).unwrap_or_else(|| panic!("not caught: {text}"));
@@ -447,9 +592,33 @@ mod tests {
             "{\"username\": \"me\", \"key\": \"short\"}",
             "{'loss': 2.31, 'learning_rate': 0.0003, 'epoch': 1.42}",
             "[tool]\npassword = not-in-a-pypi-section\n",
+            "api_key = os.environ[\"OPENAI_API_KEY\"]\n",
+            "api_key = get_api_key_from_environment_variable()\n",
+            "{\"use_auth_token\": true, \"pad_token\": \"<pad>\", \"eos_token_id\": 2}",
+            "{\"access_token\": null}",
         ] {
             assert_eq!(check_content(text.as_bytes()), None, "{text}");
         }
+    }
+
+    #[test]
+    fn the_whole_file_is_read_for_text_and_a_token_across_a_piece_boundary_is_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for at in [100_000usize, (1 << 20) - 10, (1 << 20) + 4096 - 20, 3 << 20] {
+            let p = dir.path().join(format!("train-{at}.log"));
+            let mut text = "step 1 loss 2.0\n".repeat(at / 16 + 1);
+            text.truncate(at);
+            text.push_str(" token=");
+            text.push_str(&fake("hf_", 34));
+            text.push_str("\nstep 2\n");
+            std::fs::write(&p, &text).expect("write");
+            assert_eq!(check_file_content(&p), None, "only the first 64 KiB");
+            let rel = p.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+            assert_eq!(scan_whole_in(dir.path(), &rel).map(|f| f.kind), Some(SecretKind::HfToken), "at {at}");
+        }
+        let clean = dir.path().join("clean.log");
+        std::fs::write(&clean, "step 1 loss 2.0\n".repeat(200_000)).expect("write");
+        assert_eq!(check_whole_file(&clean), None);
     }
 
     #[test]

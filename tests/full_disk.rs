@@ -355,3 +355,56 @@ async fn a_ledger_that_cannot_be_written_is_backed_off_and_said_not_spun_on() {
     }
     h.shutdown().await.expect("stops");
 }
+
+#[test]
+fn sync_on_a_disk_full_from_the_start_says_so_and_a_daemon_waits_for_space() {
+    let Some((mnt, _guard)) = tmpfs("16m") else { return };
+    let remote = tempfile::tempdir().expect("remote");
+    let ws = workspace(mnt.path(), remote.path());
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!(
+            "[sync]\nsettle_seconds = 1\nretry_base_seconds = 1\n\n[sync.l3]\nremote = \"r3\"\ninterval_minutes = 0\n\n\
+             [remotes.r3]\nkind = \"local\"\npath = \"{}\"\n",
+            remote.path().display()
+        ),
+    )
+    .expect("config");
+    std::fs::write(ws.join("checkpoints/v1_step_500.pt"), vec![5u8; 1 << 20]).expect("new checkpoint");
+    let filler = fill(mnt.path());
+    // --once: a plain error in words, exit 1.
+    let out = bin().arg("-w").arg(&ws).args(["sync", "--once"]).output().expect("sync");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: disk full: the sync ledger cannot be written"), "{err}");
+    assert!(err.contains("opsconsole prune"), "{err}");
+    // --daemon: says so once, waits, and starts by itself when space is back.
+    let log = std::env::temp_dir().join(format!("opsconsole-daemon-{}.err", std::process::id()));
+    let mut daemon = bin()
+        .arg("-w")
+        .arg(&ws)
+        .args(["sync", "--daemon"])
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !read().contains("the engine starts once there is space") {
+        assert!(daemon.try_wait().expect("wait").is_none(), "the daemon exited: {}", read());
+        assert!(Instant::now() < deadline, "no disk-full line: {}", read());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(read().contains("disk full: the sync ledger cannot record uploads"), "{}", read());
+    std::fs::remove_file(filler).expect("filler");
+    while !remote.path().join("checkpoints/v1_step_500.pt").exists() {
+        assert!(daemon.try_wait().expect("wait").is_none(), "the daemon exited: {}", read());
+        assert!(Instant::now() < deadline, "nothing stored after space came back: {}", read());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait().expect("wait");
+    assert!(status.success(), "{status:?}: {}", read());
+    let _ = std::fs::remove_file(&log);
+}

@@ -72,6 +72,13 @@ fn content_cases() -> Vec<(&'static str, String)> {
             "logs/upload.log",
             "[distutils]\nindex-servers = pypi\n[pypi]\nusername = me\npassword = fake-password\n".into(),
         ),
+        // A token printed far into a long log (beyond the first 64 KiB).
+        (
+            "logs/long.log",
+            format!("{}export HF_TOKEN={}\nstep 9 loss 1.0\n", "step 1 loss 2.3\n".repeat(20_000), fake("hf_", 34)),
+        ),
+        // An API key assigned in a config of an innocent name.
+        ("metrics/client.json", format!("{{\"openai\": {{\"api_key\": \"{}\"}}}}", fake("sk-", 48))),
         // A weights-routed file: HF's training_args.bin pickles `hub_token`.
         ("out/training_args.bin", format!("\u{80}\u{4}pickle hub_token {} end", fake("hf_", 40))),
     ]
@@ -175,7 +182,7 @@ fn assert_no_secret_left(run: &Run) {
         .iter()
         .map(|(_, t)| t.clone())
         .flat_map(|t| {
-            ["hf_Fake", "ya29.Fake", "npm_Fake", "OPENSSH PRIVATE", "fake-password", "AKIAFAKE"]
+            ["hf_Fake", "ya29.Fake", "npm_Fake", "OPENSSH PRIVATE", "fake-password", "AKIAFAKE", "sk-Fake"]
                 .into_iter()
                 .filter(move |n| t.contains(n))
                 .map(String::from)
@@ -216,11 +223,17 @@ fn with_the_default_config_no_secret_reaches_any_level() {
     ];
     let expected = routed_names.len() + content_cases().len();
     assert_eq!(sync["withheld_files"], expected as u64, "{sync:#}");
+    // status lists the first 20 by path; the ledger holds them all.
     let listed: Vec<&str> =
         sync["withheld"].as_array().expect("list").iter().filter_map(|w| w["path"].as_str()).collect();
+    assert_eq!(listed.len(), expected.min(20));
+    let (n, all) = opsconsole::sync::ledger::Ledger::open(&run.ws).expect("ledger").withheld(usize::MAX).expect("list");
+    assert_eq!(n as usize, expected);
+    let all: Vec<&str> = all.iter().map(|w| w.path.as_str()).collect();
     for name in routed_names.iter().copied().chain(content_cases().iter().map(|(n, _)| *n)) {
-        assert!(listed.contains(&name), "{name} not listed as withheld: {listed:?}");
+        assert!(all.contains(&name), "{name} not withheld: {all:?}");
     }
+    assert!(listed.iter().all(|l| all.contains(l)));
     let sa =
         sync["withheld"].as_array().expect("list").iter().find(|w| w["path"] == "config.json").expect("config.json");
     assert_eq!(sa["kind"], "service_account_key");

@@ -636,9 +636,16 @@ impl Coordinator {
         }
         if let Some(ready) = self.hash_queue.pop_front() {
             let path = self.ws.join(&ready.path);
+            let weights = is_weights(&ready.path);
             self.hashing.spawn_blocking(move || {
-                // The contents decide too: a key under an innocent name never leaves.
-                let r = match crate::secrets::check_file_content(&path) {
+                // The contents decide too: a key under an innocent name never leaves. Text
+                // is read whole (a log may print a token anywhere); weights by their start.
+                let finding = if weights {
+                    crate::secrets::check_file_content(&path)
+                } else {
+                    crate::secrets::check_whole_file(&path)
+                };
+                let r = match finding {
                     Some(finding) => Ok(Hashed::Secret(finding)),
                     None => super::hash::sha256_file(&path).map(Hashed::Sha256),
                 };
@@ -1128,8 +1135,14 @@ impl Job {
                 }
                 // The last gate before anything leaves the machine: name and contents.
                 let (ws, rel) = (self.ws.clone(), e.path.clone());
-                if let Ok(Some(finding)) = tokio::task::spawn_blocking(move || crate::secrets::scan_in(&ws, &rel)).await
-                {
+                let scan = move || {
+                    if is_weights(&rel) {
+                        crate::secrets::scan_in(&ws, &rel)
+                    } else {
+                        crate::secrets::scan_whole_in(&ws, &rel)
+                    }
+                };
+                if let Ok(Some(finding)) = tokio::task::spawn_blocking(scan).await {
                     return JobEnd::Withheld(finding, size, mtime);
                 }
             }

@@ -59,7 +59,31 @@ pub async fn run_daemon(
             );
         }
     }
-    let mut handle = engine::start(workspace, sync, built, Mode::Daemon)?;
+    // A full disk at start: say so once and wait for space (a daemon should outlive it).
+    let mut wait: Option<Duration> = None;
+    let mut handle = loop {
+        match engine::start(workspace, sync, built.clone(), Mode::Daemon) {
+            Ok(h) => break h,
+            Err(SyncError::Ledger(e)) if ledger::disk_full(workspace) => {
+                let next = match wait {
+                    None => {
+                        eprintln!(
+                            "sync: {}; the engine starts once there is space",
+                            engine::ledger_trouble_words(workspace, &e)
+                        );
+                        Duration::from_secs(sync.retry_base_seconds.max(1))
+                    }
+                    Some(w) => (w * 2).min(Duration::from_secs(30)),
+                };
+                wait = Some(next);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(RunSummary::default()),
+                    _ = tokio::time::sleep(next) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
     eprintln!("sync: engine running on {} (pid {})", workspace.display(), std::process::id());
     let mut out = StderrReporter::new(Duration::from_secs(5));
     loop {
@@ -197,6 +221,13 @@ pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, dae
         Err(e @ (SyncError::Locked(_) | SyncError::Config(_))) => {
             eprintln!("error: {e}");
             2
+        }
+        Err(SyncError::Ledger(e)) if ledger::disk_full(workspace) => {
+            eprintln!(
+                "error: disk full: the sync ledger cannot be written (0 B free on the workspace's disk; {e}); free \
+                 space first (opsconsole prune), then run it again"
+            );
+            1
         }
         Err(e) => {
             eprintln!("error: {e}");
