@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{RemoteConfig, RemotesConfig, SyncConfig};
+use super::drive::{DriveRemote, DriveSettings};
 use super::ledger::{Ledger, LedgerEntry, LedgerError};
 use super::local::LocalRemote;
 use super::lock::{EngineLock, LockError};
@@ -134,6 +135,11 @@ pub fn build_remotes(remotes: &RemotesConfig, workspace: &Path) -> BTreeMap<Stri
                 RemoteConfig::Local { path } => {
                     let root = if path.is_absolute() { path.clone() } else { workspace.join(path) };
                     Arc::new(LocalRemote::new(name.clone(), root))
+                }
+                RemoteConfig::Drive { folder_id, key_file, scope, chunk_mib, endpoint, subject } => {
+                    let s = DriveSettings::new(folder_id, key_file.as_deref(), scope, *chunk_mib, endpoint, workspace)
+                        .acting_as(subject.as_deref());
+                    Arc::new(DriveRemote::new(name.clone(), s))
                 }
             };
             (name.clone(), remote)

@@ -3,6 +3,7 @@
 //! No UI here: the console and the CLI read [`status::SyncStatus`] and [`SyncEvent`]s.
 
 pub mod config;
+pub mod drive;
 pub mod engine;
 pub mod hash;
 pub mod ledger;
