@@ -674,7 +674,12 @@ impl State {
 
     /// Take the fault for this request, if one is due.
     fn fault(&mut self, op: Op) -> Option<Action> {
-        let idx = self.faults.iter().position(|f| f.op == op || f.op == Op::Any)?;
+        self.fault_if(op, |_| true)
+    }
+
+    /// As [`State::fault`], for faults whose action passes `pick` only.
+    fn fault_if(&mut self, op: Op, pick: impl Fn(&Action) -> bool) -> Option<Action> {
+        let idx = self.faults.iter().position(|f| (f.op == op || f.op == Op::Any) && pick(&f.action))?;
         if self.faults[idx].skip > 0 {
             self.faults[idx].skip -= 1;
             return None;
@@ -2036,7 +2041,9 @@ fn media(state: &Arc<Mutex<State>>, path: &Path, size: u64, range: Option<&str>,
 fn download(state: &Arc<Mutex<State>>, req: &Request<Incoming>, id: &str, c: &Caller, all: bool) -> Resp {
     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
     st.counters.downloads += 1;
-    let fault = st.fault(Op::Download);
+    // With redirects on, a cut happens at the other origin, which sends the bytes.
+    let redirect = st.opts.redirect_downloads;
+    let fault = st.fault_if(Op::Download, |a| !redirect || matches!(a, Action::Fail { .. }));
     if let Some(r) = fault.clone().and_then(fail_resp) {
         return r;
     }

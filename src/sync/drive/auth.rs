@@ -212,7 +212,7 @@ fn parse_key(text: &[u8], shown: &str) -> Result<ServiceAccountKey, RemoteError>
         Some("service_account") => {}
         Some(other) => {
             let what = match other {
-                "authorized_user" => "a user's OAuth credentials (gcloud auth application-default login)",
+                "authorized_user" => "a user's OAuth credentials",
                 "external_account" => "a workload-identity configuration",
                 "impersonated_service_account" => "an impersonation configuration",
                 _ => "some other credential",

@@ -686,23 +686,32 @@ impl DriveRemote {
             let mut out = tokio::io::BufWriter::with_capacity(1 << 20, out);
             use tokio::io::AsyncSeekExt;
             out.seek(io::SeekFrom::Start(done)).await.map_err(|e| local(&e, &part))?;
-            loop {
-                let next = cancellable(ctx, async {
-                    resp.chunk().await.map_err(|e| super::api::net_error(&e, "downloading from Drive", api.endpoint()))
-                })
-                .await?;
-                let Some(bytes) = next else { break };
-                if done + bytes.len() as u64 > size {
-                    return Err(RemoteError::transient(format!("downloading '{key}': more bytes than the file has")));
+            // What arrived before a failure stays in the part file for the next attempt.
+            let got: Result<(), RemoteError> = async {
+                loop {
+                    let next = cancellable(ctx, async {
+                        resp.chunk()
+                            .await
+                            .map_err(|e| super::api::net_error(&e, "downloading from Drive", api.endpoint()))
+                    })
+                    .await?;
+                    let Some(bytes) = next else { return Ok(()) };
+                    if done + bytes.len() as u64 > size {
+                        return Err(RemoteError::transient(format!(
+                            "downloading '{key}': more bytes than the file has"
+                        )));
+                    }
+                    out.write_all(&bytes).await.map_err(|e| local(&e, &part))?;
+                    hashes.update(&bytes);
+                    done += bytes.len() as u64;
+                    ctx.advance(done, bytes.len() as u64).await?;
                 }
-                out.write_all(&bytes).await.map_err(|e| local(&e, &part))?;
-                hashes.update(&bytes);
-                done += bytes.len() as u64;
-                ctx.advance(done, bytes.len() as u64).await?;
             }
+            .await;
             out.flush().await.map_err(|e| local(&e, &part))?;
             let out = out.into_inner();
             out.sync_all().await.map_err(|e| local(&e, &part))?;
+            got?;
         } else {
             out.sync_all().await.map_err(|e| local(&e, &part))?;
         }
