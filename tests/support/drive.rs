@@ -41,12 +41,20 @@
 //! - **Counters**: requests by kind, upload body bytes received (cut ones included), tokens
 //!   issued (so tests can grep for them), and every request line.
 //!
-//! Checked once against Google's own client: `tests/support/drive_fidelity.py`, run by
+//! Checked against Google's own client: `tests/support/drive_fidelity.py`, run by
 //! `cargo test --test drive -- --ignored fidelity` (needs `pip install
-//! google-api-python-client google-auth`). Agreed with google-api-python-client 2.187.0,
-//! google-auth 2.43.0, httplib2 0.31.0 (Python 3.11.7), faults on: 308 without Range,
-//! 503 and a cut connection mid-chunk on the resumable upload, 429 on a lookup, a paged
-//! listing, `fields`, a ranged download.
+//! google-api-python-client google-auth`). **Agreed with google-api-python-client 2.202.0,
+//! google-auth 2.63.0, httplib2 0.32.1 on Python 3.11.7**, faults on: the first chunk cut
+//! before 256 KiB (its status query answered 308 without Range), a chunk cut mid-way, a 503
+//! opening a session, a 429 with Retry-After on a paged lookup; `fields`, the 404 without
+//! `supportsAllDrives`, a new revision, an escaped name lookup, a ranged download and the
+//! My Drive quota error as well. What that check taught the stand-in: google-auth signs
+//! every JWT for `https://oauth2.googleapis.com/token` whatever the key's `token_uri` says
+//! (so that audience is accepted too); a body that stops arriving is given up
+//! (`Options::body_idle`), since httplib2 re-sends a broken request with its file body
+//! already read.
+//!
+//! `STANDIN_TRACE=1` prints every request on stderr.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -70,6 +78,12 @@ use md5::{Digest, Md5};
 pub const SA_EMAIL: &str = "opsconsole-test@standin-project.iam.gserviceaccount.com";
 pub const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 const UNIT: u64 = 256 * 1024;
+/// Audiences Google's token endpoint accepts in a JWT-bearer grant.
+const GOOGLE_TOKEN_AUDIENCES: [&str; 3] = [
+    "https://oauth2.googleapis.com/token",
+    "https://www.googleapis.com/oauth2/v4/token",
+    "https://accounts.google.com/o/oauth2/token",
+];
 const SCOPES: [&str; 5] = [
     "https://www.googleapis.com/auth/drive",
     "https://www.googleapis.com/auth/drive.file",
@@ -156,11 +170,21 @@ pub struct Options {
     pub delegation: bool,
     /// Status of an expired session: 404 (Drive's usual) or 410.
     pub expired_status: u16,
+    /// An upload body that stops arriving for this long is given up (the connection is
+    /// dropped), as a front end would, rather than waited on forever.
+    pub body_idle: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { token_lifetime: 3599, page_size: 100, redirect_downloads: false, delegation: false, expired_status: 404 }
+        Self {
+            token_lifetime: 3599,
+            page_size: 100,
+            redirect_downloads: false,
+            delegation: false,
+            expired_status: 404,
+            body_idle: Duration::from_secs(10),
+        }
     }
 }
 
@@ -1159,6 +1183,14 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>, kill: Arc<toki
             Some(r) => format!("{path}?{r}"),
             None => path.clone(),
         };
+        if std::env::var_os("STANDIN_TRACE").is_some() {
+            let range = req.headers().get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            eprintln!(
+                "stand-in {:?}: {method} {} {range}",
+                std::time::SystemTime::now(),
+                line.chars().take(60).collect::<String>()
+            );
+        }
         st.counters.seen.push((method.to_string(), line));
     }
     if alt {
@@ -1294,8 +1326,11 @@ async fn token(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Resp {
     if claims["iss"] != SA_EMAIL {
         return refuse(&mut st, 400, "invalid_grant", "Invalid grant: account not found");
     }
+    // Google's own client always signs for Google's token endpoint, whatever the key's
+    // token_uri says; yup-oauth2 signs for the key's token_uri. Both name this endpoint.
     let token_uri = format!("{}/token", st.base);
-    if claims["aud"] != token_uri.as_str() {
+    let aud = claims["aud"].as_str().unwrap_or("");
+    if aud != token_uri && !GOOGLE_TOKEN_AUDIENCES.contains(&aud) {
         return refuse(&mut st, 400, "invalid_grant", "Invalid JWT: Failed audience check.");
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -1832,8 +1867,9 @@ async fn session_put(
         return invalid("method", "Session requests are PUT.");
     }
     let op = if range.is_some() { Op::Chunk } else { Op::Status };
-    let (fault, data, committed, total) = {
+    let (fault, data, committed, total, idle) = {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = st.opts.body_idle;
         if op == Op::Status {
             st.counters.status_queries += 1;
         } else {
@@ -1852,7 +1888,7 @@ async fn session_put(
         }
         let (data, committed, total) = (s.data.clone(), s.committed, s.total);
         let fault = st.fault(op);
-        (fault, data, committed, total)
+        (fault, data, committed, total, idle)
     };
     if let Some(r) = fault.clone().and_then(fail_resp) {
         // Drain the body so the connection stays usable, then fail.
@@ -1921,11 +1957,15 @@ async fn session_put(
     let mut cursor = committed; // where the next fresh byte goes
     let mut read = 0u64;
     let mut new_md5: Vec<Bytes> = Vec::new();
+    let mut idle_out = false;
     loop {
-        let frame = match body.frame().await {
-            Some(Ok(f)) => f,
-            Some(Err(_)) => break,
-            None => break,
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(Some(Err(_))) | Ok(None) => break,
+            Err(_) => {
+                idle_out = true;
+                break;
+            }
         };
         let Ok(mut chunk) = frame.into_data() else { continue };
         if let Some(c) = cut {
@@ -1969,8 +2009,10 @@ async fn session_put(
                 sess.md5 = None;
             }
             sess.committed = keep;
-            if cut.is_some() {
-                st.counters.cuts += 1;
+            if cut.is_some() || idle_out {
+                if cut.is_some() {
+                    st.counters.cuts += 1;
+                }
                 None
             } else {
                 Some(incomplete(keep))
