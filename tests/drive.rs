@@ -478,7 +478,7 @@ fn permanent_failures_say_what_to_do() {
         // A My Drive folder: a service account has no storage.
         let e = store(&remote(&mine), "logs/a.log", &src, &sha, &ctx).await.expect_err("quota");
         assert_eq!(e.kind, ErrorKind::Quota);
-        assert!(e.message.contains("a service account has no storage quota of its own"), "{}", e.message);
+        assert!(e.message.contains("no storage quota: a service account has none of its own"), "{}", e.message);
         let fix = e.fix.clone().expect("fix");
         assert!(fix.contains("Shared Drive") && fix.contains(SA_EMAIL), "{fix}");
         // A wrong id, and a Shared Drive the account is not a member of: both 404, in words.

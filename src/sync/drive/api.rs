@@ -223,19 +223,18 @@ pub fn classify(f: &ApiFailure, ctx: Ctx<'_>, who: &Who) -> RemoteError {
         (403, "storageQuotaExceeded") => {
             let (message, fix) = match &who.subject {
                 Some(user) => (
-                    format!("Drive refused to store {what}: the storage of {user} is full"),
+                    format!("no storage quota: the Drive of {user} is full, so Drive refused {what}"),
                     format!("free space in the Drive of {user} or add storage, then retry failed uploads (R)"),
                 ),
                 None => (
                     format!(
-                        "Drive refused to store {what}: a service account has no storage quota of its own, so it \
-                         cannot store files in a My Drive folder (or the Shared Drive's storage is full)"
+                        "no storage quota: a service account has none of its own, so Drive refused {what} (the \
+                         folder is in a My Drive, or the Shared Drive is full)"
                     ),
                     format!(
-                        "move folder {} into a Shared Drive and add {} to that Shared Drive as Content manager \
-                         (or set subject = \"you@your-domain\" for domain-wide delegation), then retry failed \
-                         uploads (R)",
-                        who.folder_id, who.client_email
+                        "put folder_id in a Shared Drive with {} as Content manager (or set subject for \
+                         domain-wide delegation), then retry failed uploads (R)",
+                        who.client_email
                     ),
                 ),
             };
@@ -258,7 +257,7 @@ pub fn classify(f: &ApiFailure, ctx: Ctx<'_>, who: &Who) -> RemoteError {
             RemoteError::transient(message).with_retry_after(f.retry_after.unwrap_or(wait).max(wait))
         }
         (403, "userRateLimitExceeded" | "rateLimitExceeded" | "sharingRateLimitExceeded") | (429, _) => {
-            retry(RemoteError::transient(format!("Drive asks to slow down ({said}); retrying {what}")))
+            retry(RemoteError::transient(format!("Drive asks to slow down for {what} ({said})")))
         }
         (403, "appNotAuthorizedToFile" | "appNotAuthorizedToChild") => {
             RemoteError::new(ErrorKind::Auth, format!("the scope \"{}\" does not reach {what} ({said})", who.scope))
@@ -297,9 +296,7 @@ pub fn classify(f: &ApiFailure, ctx: Ctx<'_>, who: &Who) -> RemoteError {
         }
         (404, _) => RemoteError::new(ErrorKind::NotFound, format!("{what} was not found on Drive ({said})"))
             .with_fix("it may have been deleted on Drive; retry failed uploads (R) to store it again"),
-        (408 | 500..=599, _) => {
-            retry(RemoteError::transient(format!("Drive failed ({} {said}); retrying {what}", f.status)))
-        }
+        (408 | 500..=599, _) => retry(RemoteError::transient(format!("Drive failed on {what} ({} {said})", f.status))),
         (400, _) => RemoteError::transient(format!("Drive rejected a request about {what} ({said})")),
         _ => retry(RemoteError::transient(format!("Drive answered {} about {what} ({said})", f.status))),
     }
@@ -780,7 +777,7 @@ mod tests {
         let w = who();
         let e = classify(&fail(403, "storageQuotaExceeded"), Ctx::Upload("a.log"), &w);
         assert_eq!(e.kind, ErrorKind::Quota);
-        assert!(e.message.contains("a service account has no storage quota"), "{}", e.message);
+        assert!(e.message.contains("a service account has none of its own"), "{}", e.message);
         assert!(e.fix.as_deref().is_some_and(|f| f.contains("Shared Drive") && f.contains("sa@p.iam")));
         let e = classify(&fail(404, "notFound"), Ctx::Folder, &w);
         assert_eq!(e.kind, ErrorKind::NotFound);
@@ -799,7 +796,7 @@ mod tests {
         assert_eq!(classify(&fail(403, "insufficientFilePermissions"), Ctx::File("x"), &w).kind, ErrorKind::Auth);
         let with_subject = Who { subject: Some("me@x.org".into()), ..who() };
         let e = classify(&fail(403, "storageQuotaExceeded"), Ctx::Upload("a"), &with_subject);
-        assert!(e.message.contains("storage of me@x.org is full"), "{}", e.message);
+        assert!(e.message.contains("the Drive of me@x.org is full"), "{}", e.message);
     }
 
     #[test]
