@@ -173,6 +173,9 @@ pub struct Options {
     /// An upload body that stops arriving for this long is given up (the connection is
     /// dropped), as a front end would, rather than waited on forever.
     pub body_idle: Duration,
+    /// Upload bodies are read at most this fast (bytes a second, per request): a slow
+    /// uplink, so that a process killed during an upload is killed mid-chunk.
+    pub throttle: Option<u64>,
 }
 
 impl Default for Options {
@@ -184,6 +187,7 @@ impl Default for Options {
             delegation: false,
             expired_status: 404,
             body_idle: Duration::from_secs(10),
+            throttle: None,
         }
     }
 }
@@ -1867,9 +1871,10 @@ async fn session_put(
         return invalid("method", "Session requests are PUT.");
     }
     let op = if range.is_some() { Op::Chunk } else { Op::Status };
-    let (fault, data, committed, total, idle) = {
+    let (fault, data, committed, total, idle, throttle) = {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
         let idle = st.opts.body_idle;
+        let throttle = st.opts.throttle;
         if op == Op::Status {
             st.counters.status_queries += 1;
         } else {
@@ -1888,7 +1893,7 @@ async fn session_put(
         }
         let (data, committed, total) = (s.data.clone(), s.committed, s.total);
         let fault = st.fault(op);
-        (fault, data, committed, total, idle)
+        (fault, data, committed, total, idle, throttle)
     };
     if let Some(r) = fault.clone().and_then(fail_resp) {
         // Drain the body so the connection stays usable, then fail.
@@ -1958,6 +1963,7 @@ async fn session_put(
     let mut read = 0u64;
     let mut new_md5: Vec<Bytes> = Vec::new();
     let mut idle_out = false;
+    let began = Instant::now();
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Ok(Some(Ok(f))) => f,
@@ -1989,6 +1995,12 @@ async fn session_put(
         }
         if cut.is_some_and(|c| read >= c) {
             break;
+        }
+        if let Some(rate) = throttle {
+            let due = Duration::from_secs_f64(read as f64 / rate.max(1) as f64);
+            if let Some(wait) = due.checked_sub(began.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
     let answer = {
