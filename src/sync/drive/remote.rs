@@ -128,6 +128,41 @@ impl Hashes {
     }
 }
 
+/// MD5 and SHA-256 of the bytes Drive holds, kept up in order on a worker thread while the
+/// next chunk is sent.
+struct Running {
+    ready: Option<Hashes>,
+    pending: Option<tokio::task::JoinHandle<Hashes>>,
+    /// Bytes fed so far (hashed or being hashed).
+    len: u64,
+}
+
+impl Running {
+    fn new(h: Hashes) -> Self {
+        let len = h.len;
+        Self { ready: Some(h), pending: None, len }
+    }
+
+    /// The hashes of everything fed, once the worker is done.
+    async fn get(&mut self) -> Result<Hashes, RemoteError> {
+        if let Some(p) = self.pending.take() {
+            return p.await.map_err(spawn_err);
+        }
+        self.ready.take().ok_or_else(|| RemoteError::transient("checksum state lost"))
+    }
+
+    /// Hash `b` after what came before, without waiting for it.
+    async fn feed(&mut self, b: bytes::Bytes) -> Result<(), RemoteError> {
+        let mut h = self.get().await?;
+        self.len += b.len() as u64;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            h.update(&b);
+            h
+        }));
+        Ok(())
+    }
+}
+
 /// A remote that is a Google Drive folder.
 pub struct DriveRemote {
     name: String,
@@ -466,8 +501,8 @@ impl DriveRemote {
         let mut off = rp.offset.min(total);
         let mut hashes = match req.md5 {
             Some(_) => None,
-            None if off == 0 => Some(Hashes::new()),
-            None => Some(hash_prefix(file.clone(), off, source.clone()).await?),
+            None if off == 0 => Some(Running::new(Hashes::new())),
+            None => Some(Running::new(hash_prefix(file.clone(), off, source.clone()).await?)),
         };
         ctx.advance(off, 0).await?;
         let mut fails = 0u32;
@@ -521,17 +556,10 @@ impl DriveRemote {
                     }
                     if let Some(h) = hashes.as_mut() {
                         if c >= off && c - off <= chunk.len() as u64 {
-                            let add = chunk.slice(..(c - off) as usize);
-                            let mut hh = std::mem::replace(h, Hashes::new());
-                            hh = tokio::task::spawn_blocking(move || {
-                                hh.update(&add);
-                                hh
-                            })
-                            .await
-                            .map_err(spawn_err)?;
-                            *h = hh;
+                            h.feed(chunk.slice(..(c - off) as usize)).await?;
                         } else {
-                            *h = hash_prefix(file.clone(), c, source.clone()).await?;
+                            h.get().await?;
+                            *h = Running::new(hash_prefix(file.clone(), c, source.clone()).await?);
                         }
                     }
                     let delta = c.saturating_sub(off);
@@ -546,10 +574,11 @@ impl DriveRemote {
                     if let Some(h) = hashes.as_mut()
                         && h.len < total
                     {
-                        let add = chunk.slice(..(total - off).min(chunk.len() as u64) as usize);
-                        h.update(&add);
-                        if h.len != total {
-                            *h = hash_prefix(file.clone(), total, source.clone()).await?;
+                        if off == h.len && off + chunk.len() as u64 == total {
+                            h.feed(chunk.clone()).await?;
+                        } else {
+                            h.get().await?;
+                            *h = Running::new(hash_prefix(file.clone(), total, source.clone()).await?);
                         }
                     }
                     ctx.advance(total, total.saturating_sub(off)).await?;
@@ -561,6 +590,10 @@ impl DriveRemote {
                     )));
                 }
             }
+        };
+        let hashes = match hashes.as_mut() {
+            Some(h) => Some(h.get().await?),
+            None => None,
         };
         // Confirm: size and MD5 of exactly the bytes sent.
         let (md5, sha) = match (req.md5, hashes) {
