@@ -13,7 +13,8 @@
 //! and SHA-256 of the bytes it sends (the engine's current path); with it, it only compares.
 
 #[path = "../tests/support/drive.rs"]
-#[allow(dead_code, unused_imports)]
+// Its unit tests' imports are unused in a bench build.
+#[allow(unused_imports)]
 mod standin;
 
 use std::io::{BufRead, Write};

@@ -747,3 +747,43 @@ fn fidelity_google_api_python_client_agrees_with_the_stand_in() {
     assert!(c.status_queries >= 2, "the client asked where the session stood");
     assert!(c.token_requests >= 1 && c.tokens_refused == 0, "google-auth's JWT passed the stand-in's checks");
 }
+
+#[test]
+fn a_second_401_after_a_fresh_token_is_permanent() {
+    let rig = Rig::new(Options::default());
+    let r = rig.remote(256 * KIB);
+    rig.d.push_fault(Fault::status(Op::List, 401, "authError", None));
+    rig.d.push_fault(Fault::status(Op::List, 401, "authError", None));
+    rt().block_on(async {
+        let e = r.stat("a/b.log").await.expect_err("refused twice");
+        assert_eq!(e.kind, ErrorKind::Auth);
+        assert!(e.message.contains("Drive refused access"), "{}", e.message);
+        assert!(r.stat("a/b.log").await.expect("the next call reads the key again and works").is_none());
+    });
+    assert_eq!(rig.d.counters().token_requests, 3, "first token, one refresh, then a fresh start");
+}
+
+#[test]
+fn acting_as_a_user_stores_into_their_my_drive() {
+    let rig = Rig::new(Options { delegation: true, ..Options::default() });
+    let mine = rig.d.add_my_drive_folder("alice@example.com", "colab_workspace", None);
+    let mut s = rig.settings(&mine, 256 * KIB);
+    s.subject = Some("alice@example.com".into());
+    let r = DriveRemote::new("drive", s);
+    let (src, sha) = rig.file("u.bin", b"as alice");
+    rt().block_on(async {
+        store(&r, "logs/u.log", &src, &sha, &TransferCtx::default()).await.expect("stored as alice");
+        let steps = r.check().await;
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
+        assert!(steps[1].detail.contains("acting as alice@example.com"), "{}", steps[1].detail);
+        assert_eq!(steps[2].detail, "'colab_workspace' in the My Drive of alice@example.com");
+    });
+    assert_eq!(rig.d.files_under(&mine).len(), 1);
+    // Without delegation allowed for the account, Google refuses the token.
+    let rig2 = Rig::new(Options::default());
+    let mut s = rig2.settings(&rig2.folder, 256 * KIB);
+    s.subject = Some("alice@example.com".into());
+    let e = rt().block_on(DriveRemote::new("drive", s).stat("x")).expect_err("no delegation");
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(e.fix.as_deref().is_some_and(|f| f.contains("domain-wide delegation")), "{:?}", e.fix);
+}

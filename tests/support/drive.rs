@@ -56,6 +56,8 @@
 //!
 //! `STANDIN_TRACE=1` prints every request on stderr.
 #![allow(dead_code)]
+// An error here is an HTTP answer to send back, not a failure to propagate quickly.
+#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -1741,8 +1743,12 @@ async fn start_session(
     r
 }
 
-/// `bytes S-E/T`, `bytes */T`, `bytes */*` -> (Some((S, E)) or None, Some(T) or None).
-fn parse_content_range(v: &str) -> Option<(Option<(u64, u64)>, Option<u64>)> {
+/// A `Content-Range`: the byte range sent (none for a status query) and the total (none
+/// when `*`).
+type ContentRange = (Option<(u64, u64)>, Option<u64>);
+
+/// `bytes S-E/T`, `bytes */T`, `bytes */*`.
+fn parse_content_range(v: &str) -> Option<ContentRange> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let total = if total == "*" { None } else { Some(total.parse().ok()?) };

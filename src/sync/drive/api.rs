@@ -110,7 +110,7 @@ pub enum SessionState {
     /// The server holds this many bytes; send from there.
     Committed(u64),
     /// The upload is complete: the stored file.
-    Done(DriveFile),
+    Done(Box<DriveFile>),
     /// The session is gone (404/410, they last a week): start again from zero.
     Expired,
 }
@@ -665,7 +665,7 @@ impl Api {
                 let what = "finishing a Drive upload";
                 let body = ok.resp.bytes().await.map_err(|e| net_error(&e, what, &self.endpoint))?;
                 serde_json::from_slice(&body)
-                    .map(SessionState::Done)
+                    .map(|f| SessionState::Done(Box::new(f)))
                     .map_err(|_| RemoteError::transient(format!("{what}: Drive's answer was not understood")))
             }
             Ok(ok) => Err(RemoteError::transient(format!("Drive answered {} to an upload chunk", ok.status.as_u16()))),

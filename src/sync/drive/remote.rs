@@ -448,7 +448,7 @@ impl DriveRemote {
                 SessionState::Done(f) => {
                     // Finished before a restart: the upload verifies and stamps it, unless a
                     // failed verification marked it spent.
-                    let f = self.complete(&api, f, key).await?;
+                    let f = self.complete(&api, *f, key).await?;
                     if f.prop(PROP_SHA256) == Some(sha256) {
                         return Ok(ResumePoint { offset: f.size(), session: Some(s.to_json()) });
                     }
@@ -582,7 +582,7 @@ impl DriveRemote {
                         }
                     }
                     ctx.advance(total, total.saturating_sub(off)).await?;
-                    break self.complete(&api, f, key).await?;
+                    break self.complete(&api, *f, key).await?;
                 }
                 SessionState::Expired => {
                     return Err(RemoteError::transient(format!(
