@@ -787,3 +787,24 @@ fn acting_as_a_user_stores_into_their_my_drive() {
     assert_eq!(e.kind, ErrorKind::Auth);
     assert!(e.fix.as_deref().is_some_and(|f| f.contains("domain-wide delegation")), "{:?}", e.fix);
 }
+
+#[test]
+fn a_session_answering_410_gone_starts_over_too() {
+    let rig = Rig::new(Options { expired_status: 410, ..Options::default() });
+    let r = rig.remote(256 * KIB);
+    let bytes = pattern((MIB + 5) as usize, 4);
+    let (src, sha) = rig.file("g.bin", &bytes);
+    rt().block_on(async {
+        let rp = r.resume_point("g.bin", &sha, None).await.expect("session");
+        let old = rp.session.clone();
+        rig.d.expire_sessions();
+        let rp = r.resume_point("g.bin", &sha, old.as_deref()).await.expect("a new session");
+        assert_eq!(rp.offset, 0);
+        assert_ne!(rp.session, old);
+        let req =
+            UploadRequest { key: "g.bin", source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+        r.upload(req, &TransferCtx::default()).await.expect("stored");
+    });
+    assert!(rig.d.counters().seen.iter().any(|(m, _)| m == "PUT"), "the old session was asked");
+    assert_eq!(rig.d.files_under(&rig.folder)["g.bin"].2, md5_hex(&bytes));
+}
