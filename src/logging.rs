@@ -4,6 +4,18 @@ use std::path::PathBuf;
 
 use tracing_subscriber::EnvFilter;
 
+/// Crates whose debug lines quote credentials (yup-oauth2 prints the token endpoint's
+/// answer, access token included) stay silent whatever level the user asks for.
+pub fn quiet_secret_holders(filter: EnvFilter) -> EnvFilter {
+    let mut f = filter;
+    for d in ["yup_oauth2=off"] {
+        if let Ok(d) = d.parse() {
+            f = f.add_directive(d);
+        }
+    }
+    f
+}
+
 /// `$XDG_STATE_HOME/opsconsole`, else `~/.local/state/opsconsole`.
 pub fn state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
@@ -26,6 +38,7 @@ pub fn init(level: Option<&str>) -> Option<PathBuf> {
     let spec =
         level.map(str::to_string).or_else(|| std::env::var("OPSCONSOLE_LOG").ok()).unwrap_or_else(|| "info".into());
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = quiet_secret_holders(filter);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::sync::Mutex::new(file))

@@ -1,5 +1,6 @@
 //! The Uploads panel: `update` with fixture samples and events, and whole-screen snapshots
-//! (idle, uploading, overdue, failed, the queue overlay) at 80x24 and 160x48.
+//! (idle, uploading, overdue, failed, the queue overlay; a Drive level uploading, refused
+//! for quota, and retrying after a rate limit) at 80x24 and 160x48.
 
 mod support;
 
@@ -288,6 +289,7 @@ fn uploads_failed_shows_the_reason_and_the_fix() {
             .into(),
         permanent: true,
         attempts: 1,
+        retry_at_unix: None,
     }];
     let mut l2 = level("L2", "drive", 90);
     l2.remote_configured = false;
@@ -373,7 +375,9 @@ fn the_demo_config_uses_two_local_remotes() {
     let cfg = Config::from_toml(&text, &ws.join("opsconsole.toml")).expect("demo config loads");
     assert_eq!(cfg.remotes.len(), 2);
     for r in cfg.remotes.values() {
-        let opsconsole::sync::RemoteConfig::Local { path, same_disk } = r;
+        let opsconsole::sync::RemoteConfig::Local { path, same_disk } = r else {
+            panic!("the demo's remotes are local folders: {r:?}");
+        };
         assert!(*same_disk, "the demo's remotes share the workspace's disk, and say so");
         assert!(path.starts_with(dir.path().join("demo-remotes")), "outside the workspace: {path:?}");
     }
@@ -458,4 +462,108 @@ fn q_asks_before_stopping_an_upload_of_this_consoles_engine() {
     // A daemon's upload goes on without the console: q quits at once.
     let mut s = own(EngineSource::Daemon { pid: 4242 });
     assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
+}
+
+/// Who a Drive remote runs as, for the reasons its errors give.
+fn drive_who() -> opsconsole::sync::drive::api::Who {
+    opsconsole::sync::drive::api::Who {
+        remote: "drive".into(),
+        folder_id: "1AbCdEfGhIjKlMnOpQrStUvWxYz012345".into(),
+        client_email: "colab-automation@rsm-project.iam.gserviceaccount.com".into(),
+        scope: "drive.file".into(),
+        subject: None,
+    }
+}
+
+/// The reason the engine records for a Drive answer (the Drive remote's own words).
+fn drive_reason(status: u16, reason: &str, message: &str, key: &str) -> String {
+    use opsconsole::sync::drive::api::{ApiFailure, Ctx, classify};
+    let f = ApiFailure { status, reason: reason.into(), message: message.into(), retry_after: None };
+    classify(&f, Ctx::Upload(key), &drive_who()).reason()
+}
+
+#[test]
+fn drive_level_uploading_shows_progress_rate_and_eta() {
+    let mut l2 = level("L2", "drive", 90);
+    l2.pending_files = 3;
+    l2.pending_bytes = 180 * MB;
+    let log = "experiments/v68/logs/train.log";
+    l2.in_flight = Some(InFlightStatus { path: log.into(), bytes_done: 60 * MB, bytes_total: 150 * MB });
+    let queue = vec![
+        entry("L2", log, UploadState::Uploading, 60 * MB, 150 * MB),
+        entry("L2", "experiments/v68/metrics.json", UploadState::Pending, 0, 20 * MB),
+        entry("L2", "journal.md", UploadState::Pending, 0, 10 * MB),
+    ];
+    let mut s = with_uploads(vec![sample(vec![l2.clone(), level("L3", "hf", 180)], queue.clone())]);
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 4)));
+    l2.in_flight = Some(InFlightStatus { path: log.into(), bytes_done: 92 * MB, bytes_total: 150 * MB });
+    update(&mut s, sample(vec![l2, level("L3", "hf", 180)], queue));
+    both("uploads_drive_uploading", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("L2 drive   train.log  61%"), "{text}");
+    assert!(text.contains("92.0 MB/150 MB 8.0 MB/s eta 7s"), "{text}");
+}
+
+#[test]
+fn drive_quota_error_shows_its_fix() {
+    let path = "experiments/v68/logs/train.log";
+    let reason = drive_reason(
+        403,
+        "storageQuotaExceeded",
+        "Service Accounts do not have storage quota. Leverage shared drives, or use OAuth delegation instead.",
+        path,
+    );
+    assert!(reason.contains("no storage quota: a service account has none of its own"), "{reason}");
+    let mut l2 = level("L2", "drive", 90);
+    l2.pending_files = 1;
+    l2.pending_bytes = 2 * MB;
+    l2.failed = 1;
+    l2.failures = vec![FailureStatus {
+        path: path.into(),
+        reason: reason.clone(),
+        permanent: true,
+        attempts: 1,
+        retry_at_unix: None,
+    }];
+    let mut row = entry("L2", path, UploadState::Failed, 0, 2 * MB);
+    row.last_error = Some(reason.clone());
+    let mut s = with_uploads(vec![sample(vec![l2, level("L3", "hf", 180)], vec![row])]);
+    both("uploads_drive_quota", &s);
+    let wide = fx::screen_text(&s, 160, 48);
+    assert!(wide.contains("✗ 1 failed: no storage quota: a service account has none of its own"), "{wide}");
+    assert!(wide.contains("✗ L2 experiments/v68/logs/train.log: no storage quota"), "{wide}");
+    // At 80x24 the panel has room for the start; the queue shows the whole reason and fix.
+    while s.focus != Panel::Uploads {
+        update(&mut s, fx::code(KeyCode::Tab));
+    }
+    update(&mut s, fx::code(KeyCode::Enter));
+    insta::assert_snapshot!("uploads_drive_quota_queue_80x24", fx::render(&s, 80, 24).backend());
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("Shared Drive"), "{text}");
+    assert!(text.contains("Content manager"), "{text}");
+}
+
+#[test]
+fn drive_rate_limit_is_a_retrying_state_with_its_time() {
+    let path = "experiments/v68/metrics.json";
+    let reason = drive_reason(429, "rateLimitExceeded", "Rate Limit Exceeded", path);
+    let mut l2 = level("L2", "drive", 90);
+    l2.pending_files = 2;
+    l2.pending_bytes = 4 * MB;
+    l2.failed = 1;
+    l2.failures = vec![FailureStatus {
+        path: path.into(),
+        reason,
+        permanent: false,
+        attempts: 2,
+        retry_at_unix: Some(fx::NOW as i64 + 100),
+    }];
+    let mut row = entry("L2", path, UploadState::Failed, 0, 2 * MB);
+    row.permanent = false;
+    row.attempts = 2;
+    let s = with_uploads(vec![sample(vec![l2, level("L3", "hf", 180)], vec![row])]);
+    both("uploads_drive_retrying", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("↻ retrying in 1m40s: Drive asks to slow down"), "{text}");
+    assert!(!text.contains("✗"), "a retrying upload is not shown as failed: {text}");
 }

@@ -206,6 +206,49 @@ pub enum RemoteConfig {
         #[serde(default)]
         same_disk: bool,
     },
+    /// Google Drive through the API, with a service account (no interactive login).
+    Drive {
+        /// The Drive folder files are stored under (the id in its URL). For a service account
+        /// it must be inside a Shared Drive the account is a member of.
+        folder_id: String,
+        /// The service account's JSON key. Unset: `GOOGLE_APPLICATION_CREDENTIALS`, else
+        /// `~/.secrets/colab-service-account.json`. `~` expands.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_file: Option<PathBuf>,
+        /// `drive.file` (only files this account created) or `drive` (everything the
+        /// account can see).
+        #[serde(default = "default_drive_scope")]
+        scope: String,
+        /// Resumable-upload chunk in MiB, a multiple of 0.25 (Drive's 256 KiB rule). An
+        /// interrupted upload re-sends at most one chunk; memory use is about one chunk.
+        #[serde(default = "default_chunk_mib")]
+        chunk_mib: f64,
+        /// The API root; only tests point it elsewhere. https, or http on loopback.
+        #[serde(default = "default_drive_endpoint")]
+        endpoint: String,
+        /// Act as this user (domain-wide delegation) instead of as the service account
+        /// itself, so files count against the user's storage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+    },
+}
+
+/// The Drive scopes `scope` may name.
+pub const DRIVE_SCOPES: [&str; 2] = ["drive.file", "drive"];
+
+/// Largest `chunk_mib`: a chunk is held in memory while it is sent.
+pub const MAX_CHUNK_MIB: f64 = 1024.0;
+
+fn default_drive_scope() -> String {
+    "drive.file".into()
+}
+
+fn default_chunk_mib() -> f64 {
+    8.0
+}
+
+fn default_drive_endpoint() -> String {
+    "https://www.googleapis.com".into()
 }
 
 /// All `[remotes.*]` sections by name.
@@ -378,9 +421,74 @@ pub fn validate_remotes(remotes: &RemotesConfig) -> Vec<(String, String)> {
                     problems.push((format!("remotes.{name}.path"), "must not be empty".into()));
                 }
             }
+            RemoteConfig::Drive { folder_id, key_file, scope, chunk_mib, endpoint, subject } => {
+                let key = |k: &str| format!("remotes.{name}.{k}");
+                if folder_id.trim().is_empty() {
+                    problems
+                        .push((key("folder_id"), "must be the id of a Drive folder (the last part of its URL)".into()));
+                } else if !folder_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    problems.push((
+                        key("folder_id"),
+                        format!(
+                            "'{folder_id}' is not a Drive id: use the part after /folders/ in the folder's URL, \
+                             not its name or the whole URL"
+                        ),
+                    ));
+                }
+                if key_file.as_ref().is_some_and(|k| k.as_os_str().is_empty()) {
+                    problems
+                        .push((key("key_file"), "must not be empty (leave it out to use the default places)".into()));
+                }
+                if !DRIVE_SCOPES.contains(&scope.as_str()) {
+                    problems.push((key("scope"), format!("must be \"drive.file\" or \"drive\", got \"{scope}\"")));
+                }
+                let quarters = chunk_mib * 4.0;
+                if !(chunk_mib.is_finite() && *chunk_mib > 0.0 && *chunk_mib <= MAX_CHUNK_MIB) {
+                    problems.push((
+                        key("chunk_mib"),
+                        format!("must be above 0 and at most {MAX_CHUNK_MIB}, got {chunk_mib}"),
+                    ));
+                } else if quarters.fract() != 0.0 {
+                    problems.push((
+                        key("chunk_mib"),
+                        format!(
+                            "must be a multiple of 0.25 (Drive takes chunks of 256 KiB multiples), got {chunk_mib}"
+                        ),
+                    ));
+                }
+                if let Err(e) = check_endpoint(endpoint) {
+                    problems.push((key("endpoint"), e));
+                }
+                if subject.as_ref().is_some_and(|s| !s.contains('@')) {
+                    problems.push((key("subject"), "must be the email address of the user to act as".into()));
+                }
+            }
         }
     }
     problems
+}
+
+/// An API root opsconsole may send credentials to: `https://HOST[:PORT]`, or plain http on
+/// the loopback interface (a test stand-in). No path, query or user info.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let (scheme, rest) =
+        endpoint.split_once("://").ok_or_else(|| format!("'{endpoint}' is not a URL: write it as https://HOST"))?;
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    if hostport.is_empty() || hostport.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!("'{endpoint}' must be just https://HOST[:PORT], without a path"));
+    }
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => hostport.split(':').next().unwrap_or(""),
+    };
+    match scheme {
+        "https" => Ok(()),
+        "http" if matches!(host, "127.0.0.1" | "localhost" | "::1") => Ok(()),
+        "http" => {
+            Err(format!("'{endpoint}' is plain http: credentials would cross the network unencrypted; use https"))
+        }
+        _ => Err(format!("'{endpoint}' must start with https://")),
+    }
 }
 
 #[cfg(test)]
@@ -425,6 +533,55 @@ mod tests {
         assert!(validate_remotes(&r).is_empty());
         assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"local\"\npath = \"/x\"\nfoo = 1\n").is_err());
         assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"ftp\"\n").is_err());
+    }
+
+    #[test]
+    fn drive_sections_take_defaults_and_check_every_key() {
+        let r: RemotesConfig = toml::from_str("[d]\nkind = \"drive\"\nfolder_id = \"1AbC-x_9\"\n").expect("parses");
+        assert_eq!(
+            r["d"],
+            RemoteConfig::Drive {
+                folder_id: "1AbC-x_9".into(),
+                key_file: None,
+                scope: "drive.file".into(),
+                chunk_mib: 8.0,
+                endpoint: "https://www.googleapis.com".into(),
+                subject: None,
+            }
+        );
+        assert!(validate_remotes(&r).is_empty(), "{:?}", validate_remotes(&r));
+        let full = "[d]\nkind = \"drive\"\nfolder_id = \"f\"\nkey_file = \"~/k.json\"\nscope = \"drive\"\n\
+                    chunk_mib = 0.75\nendpoint = \"http://127.0.0.1:9\"\nsubject = \"a@b.c\"\n";
+        let r: RemotesConfig = toml::from_str(full).expect("parses");
+        assert!(validate_remotes(&r).is_empty(), "{:?}", validate_remotes(&r));
+        assert!(toml::from_str::<RemotesConfig>("[d]\nkind = \"drive\"\n").is_err(), "folder_id is required");
+        assert!(toml::from_str::<RemotesConfig>("[d]\nkind = \"drive\"\nfolder_id = \"f\"\npath = \"/x\"\n").is_err());
+        let bad = |line: &str| {
+            let r: RemotesConfig =
+                toml::from_str(&format!("[d]\nkind = \"drive\"\nfolder_id = \"f\"\n{line}\n")).expect("parses");
+            validate_remotes(&r)
+        };
+        for (line, key, words) in [
+            ("chunk_mib = 1.1", "remotes.d.chunk_mib", "multiple of 0.25"),
+            ("chunk_mib = 0", "remotes.d.chunk_mib", "above 0"),
+            ("chunk_mib = 4096", "remotes.d.chunk_mib", "at most"),
+            ("scope = \"drive.readonly\"", "remotes.d.scope", "\"drive.file\" or \"drive\""),
+            ("endpoint = \"http://example.com\"", "remotes.d.endpoint", "plain http"),
+            ("endpoint = \"https://x/drive/v3\"", "remotes.d.endpoint", "without a path"),
+            ("endpoint = \"googleapis.com\"", "remotes.d.endpoint", "not a URL"),
+            ("key_file = \"\"", "remotes.d.key_file", "must not be empty"),
+            ("subject = \"alice\"", "remotes.d.subject", "email"),
+        ] {
+            let p = bad(line);
+            assert_eq!(p.len(), 1, "{line}: {p:?}");
+            assert_eq!(p[0].0, key, "{line}");
+            assert!(p[0].1.contains(words), "{line}: {}", p[0].1);
+        }
+        let r: RemotesConfig =
+            toml::from_str("[d]\nkind = \"drive\"\nfolder_id = \"https://drive.google.com/x\"\n").expect("parses");
+        assert!(validate_remotes(&r)[0].1.contains("not a Drive id"));
+        assert!(check_endpoint("http://localhost:8080/").is_ok());
+        assert!(check_endpoint("http://[::1]:8080").is_ok());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{RemoteConfig, RemotesConfig, SyncConfig};
+use super::drive::{DriveRemote, DriveSettings};
 use super::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError};
 use super::local::{LocalOptions, LocalRemote};
 use super::lock::{EngineLock, LockError};
@@ -194,6 +195,12 @@ pub fn build_remotes_in(remotes: &RemotesConfig, env: &RemoteEnv) -> BTreeMap<St
                         rehash: env.rehash,
                     };
                     Arc::new(LocalRemote::with_options(name.clone(), root, opts))
+                }
+                RemoteConfig::Drive { folder_id, key_file, scope, chunk_mib, endpoint, subject } => {
+                    let s =
+                        DriveSettings::new(folder_id, key_file.as_deref(), scope, *chunk_mib, endpoint, &env.workspace)
+                            .acting_as(subject.as_deref());
+                    Arc::new(DriveRemote::new(name.clone(), s))
                 }
             };
             (name.clone(), remote)
@@ -1472,7 +1479,9 @@ impl Job {
     /// where the remote reports one, else its MD5).
     async fn confirm(&self, obj: &super::remote::RemoteObject) -> Result<(), LedgerError> {
         let e = &self.entry;
-        let checksum = obj.sha256.clone().or_else(|| obj.md5.clone()).unwrap_or_default();
+        // The remote's own checksum of the stored copy: Drive's md5Checksum, else the SHA-256
+        // a local remote reads back or the Hub's LFS oid.
+        let checksum = obj.md5.clone().or_else(|| obj.sha256.clone()).unwrap_or_default();
         let (p, lv, sha, id) = (e.path.clone(), e.level.clone(), e.sha256.clone(), obj.id.clone());
         db(&self.ledger, move |l| l.set_confirmed(&p, &lv, &sha, &id, &checksum, now_ms()).map(|_| ())).await
     }

@@ -103,6 +103,8 @@ pub struct FailureStatus {
     /// Waits for a retry command (otherwise retried automatically).
     pub permanent: bool,
     pub attempts: u32,
+    /// When a failure that is not permanent is tried again (Unix seconds).
+    pub retry_at_unix: Option<i64>,
 }
 
 /// The upload in progress (bytes as last written to the ledger).
@@ -237,6 +239,7 @@ fn level_status(
                 reason: e.last_error.clone().unwrap_or_default(),
                 permanent: e.permanent,
                 attempts: e.attempts,
+                retry_at_unix: (!e.permanent).then(|| e.next_attempt_ms.div_euclid(1000)),
             })
             .collect(),
         in_flight,

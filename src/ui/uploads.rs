@@ -63,6 +63,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         return;
     };
     let mut lines: Vec<Line> = sample.status.levels.iter().map(|l| level_line(state, l, width)).collect();
+    let mut room = (inner.height as usize).saturating_sub(lines.len());
     let mut extra: Vec<Line> = Vec::new();
     if let EngineSource::Off { reason } = &sample.source {
         extra.push(Line::styled(util::ellipsize(&format!("sync off: {reason}"), width), super::dim()));
@@ -73,10 +74,17 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     if let Some(w) = sample.status.withheld_line() {
         extra.push(Line::styled(util::ellipsize(&w.clone(), width), Style::new().fg(Color::Yellow)));
     }
-    for level in &sample.status.levels {
-        for f in &level.failures {
-            let text = format!("  ✗ {} {}: {}", level.level, f.path, f.reason);
-            extra.push(Line::styled(util::ellipsize(&text, width), Style::new().fg(Color::Red)));
+    let failures: Vec<_> = sample.status.levels.iter().flat_map(|l| l.failures.iter().map(move |f| (l, f))).collect();
+    let note_room = usize::from(state.uploads.note.is_some());
+    for (i, (level, f)) in failures.iter().enumerate() {
+        let (mark, color) = if f.permanent { ("✗", Color::Red) } else { ("↻", Color::Yellow) };
+        let text = format!("{mark} {} {}: {}", level.level, f.path, f.reason);
+        // Each failure gets one line, and the lines left over let the first ones show
+        // their whole reason and fix.
+        let left = room.saturating_sub(extra.len() + note_room + (failures.len() - i - 1)).max(1);
+        for (j, l) in wrap(&text, width.saturating_sub(4), left).into_iter().enumerate() {
+            let indent = if j == 0 { "  " } else { "    " };
+            extra.push(Line::styled(format!("{indent}{l}"), Style::new().fg(color)));
         }
     }
     // Copies found missing or changed, and remotes that could not be verified, in the last
@@ -98,7 +106,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     if let Some(note) = &state.uploads.note {
         extra.push(Line::styled(util::ellipsize(note, width), super::dim()));
     }
-    let room = (inner.height as usize).saturating_sub(lines.len());
+    room = room.min(extra.len());
     lines.extend(extra.into_iter().take(room));
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
@@ -153,10 +161,26 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
         spans.push(Span::raw(t));
     }
     if l.failed > 0 {
-        // The reason matters more than the schedule: it takes the rest of the line.
-        let reason = l.failures.first().map(|f| format!(": {}", f.reason)).unwrap_or_default();
-        let t = util::ellipsize(&format!("  ✗ {} failed{reason}", l.failed), width.saturating_sub(used));
-        spans.push(Span::styled(t, red()));
+        // The reason matters more than the schedule: it takes the rest of the line. A
+        // permanent failure waits for the user (red); one that is retried by itself says
+        // when (yellow).
+        let room = width.saturating_sub(used);
+        let t = match l.failures.iter().find(|f| f.permanent) {
+            Some(f) => Span::styled(util::ellipsize(&format!("  ✗ {} failed: {}", l.failed, f.reason), room), red()),
+            None => {
+                let f = l.failures.first();
+                let when = f
+                    .and_then(|f| f.retry_at_unix)
+                    .map(|t| t.saturating_sub(state.now_unix() as i64))
+                    .filter(|s| *s > 0)
+                    .map(|s| format!(" in {}", util::duration(Duration::from_secs(s as u64))))
+                    .unwrap_or_else(|| " now".to_string());
+                let reason = f.map(|f| format!(": {}", f.reason)).unwrap_or_default();
+                let t = format!("  ↻ retrying{when}{reason}");
+                Span::styled(util::ellipsize(&t, room), Style::new().fg(Color::Yellow))
+            }
+        };
+        spans.push(t);
         return Line::from(spans);
     }
     let every = if l.interval_minutes == 0 {
@@ -186,21 +210,26 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
 
 /// The queue overlay: every row not yet stored, in upload order.
 pub fn queue(state: &AppState, frame: &mut Frame, area: Rect) {
-    let rows_n = state.uploads.sample.as_ref().map_or(0, |s| s.queue.len()).max(1);
-    let popup = super::centered(
-        area,
-        area.width.saturating_sub(4).min(120),
-        (rows_n as u16 + 3).min(area.height.saturating_sub(2)),
-    );
+    let rows = state.uploads.sample.as_ref().map(|s| s.queue.as_slice()).unwrap_or(&[]);
+    let rows_n = rows.len().max(1);
+    let popup_w = area.width.saturating_sub(4).min(120);
+    // The selected failure's whole reason and fix, wrapped under the rows.
+    let detail: Vec<String> = rows
+        .get(state.uploads.queue_scroll)
+        .filter(|e| e.state == UploadState::Failed)
+        .and_then(|e| e.last_error.as_deref())
+        .map(|err| wrap(err, popup_w.saturating_sub(4) as usize, 6))
+        .unwrap_or_default();
+    let extra = if detail.is_empty() { 0 } else { detail.len() as u16 + 1 };
+    let popup = super::centered(area, popup_w, (rows_n as u16 + 3 + extra).min(area.height.saturating_sub(2)));
     let block = Block::bordered().title(" Upload queue ").border_style(Style::new().fg(Color::Cyan));
     let inner = block.inner(popup);
     let width = inner.width as usize;
-    let rows = state.uploads.sample.as_ref().map(|s| s.queue.as_slice()).unwrap_or(&[]);
     let mut lines: Vec<Line> = Vec::new();
     if rows.is_empty() {
         lines.push(Line::styled("nothing waiting: every routed file is stored", super::dim()));
     }
-    let height = inner.height as usize;
+    let height = (inner.height as usize).saturating_sub(extra as usize);
     for (i, e) in rows.iter().enumerate().skip(state.uploads.queue_scroll).take(height.saturating_sub(1)) {
         let (what, style) = match e.state {
             UploadState::Uploading => (
@@ -221,6 +250,12 @@ pub fn queue(state: &AppState, frame: &mut Frame, area: Rect) {
         let rest = util::ellipsize(&rest, width.saturating_sub(head.chars().count()));
         lines.push(Line::from(vec![Span::styled(head, style), Span::raw(rest)]));
     }
+    if !detail.is_empty() {
+        lines.push(Line::raw(""));
+        for d in &detail {
+            lines.push(Line::styled(format!(" {d}"), Style::new().fg(Color::Yellow)));
+        }
+    }
     let k = |a: Action| state.keymap.first_key(a).unwrap_or_default();
     lines.push(Line::styled(
         util::ellipsize(
@@ -238,4 +273,33 @@ pub fn queue(state: &AppState, frame: &mut Frame, area: Rect) {
     ));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
+/// Words of `text` in lines of at most `width` characters, at most `max` lines (the last
+/// one ends with … when cut).
+fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
+    let width = width.max(10);
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let len = cur.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    let out: Vec<String> = out.into_iter().map(|l| util::ellipsize(&l, width)).collect();
+    if out.len() > max {
+        let mut v = out[..max].to_vec();
+        v[max - 1] = util::ellipsize(&format!("{} …", v[max - 1]), width);
+        v
+    } else {
+        out
+    }
 }
