@@ -189,6 +189,34 @@ pub enum RemoteConfig {
         /// The folder files are stored under (created if missing).
         path: PathBuf,
     },
+    /// A Hugging Face Hub model repo (weights only): one commit per checkpoint.
+    Hf {
+        /// `namespace/name` of the model repo.
+        repo_id: String,
+        /// A missing repo is created private when true (the default).
+        #[serde(default = "default_true")]
+        private: bool,
+        /// Weights are pushed to a public repo only when this is true.
+        #[serde(default)]
+        allow_public: bool,
+        /// The branch commits go to.
+        #[serde(default = "default_revision")]
+        revision: String,
+        /// Folder in the repo the workspace-relative paths go under ("" = the repo root).
+        #[serde(default)]
+        path_prefix: String,
+        /// The Hub's address; `None` uses `HF_ENDPOINT`, else `https://huggingface.co`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_revision() -> String {
+    "main".into()
 }
 
 /// All `[remotes.*]` sections by name.
@@ -259,6 +287,11 @@ pub fn validate_remotes(remotes: &RemotesConfig) -> Vec<(String, String)> {
             RemoteConfig::Local { path } => {
                 if path.as_os_str().is_empty() {
                     problems.push((format!("remotes.{name}.path"), "must not be empty".into()));
+                }
+            }
+            RemoteConfig::Hf { .. } => {
+                if let Some(settings) = super::hf::settings_of(remote) {
+                    problems.extend(super::hf::validate(name, &settings));
                 }
             }
         }
