@@ -757,8 +757,10 @@ impl Coordinator {
                     {
                         continue;
                     }
-                    // Outside a pass only retries of work a pass began may run.
-                    if !(continuous || active || entry.attempts > 0) {
+                    // Outside a pass only retries of work a pass began may run (a failure
+                    // before the upload started, say a stat refused with 429, is one too).
+                    let began = entry.attempts > 0 || entry.state == super::ledger::UploadState::Failed;
+                    if !(continuous || active || began) {
                         continue;
                     }
                     if self.mode == Mode::Once && entry.attempts >= ONCE_ATTEMPTS {

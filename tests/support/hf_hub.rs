@@ -265,6 +265,8 @@ struct State {
     signed: HashMap<String, (String, u64)>,
     multipart: HashMap<String, Multipart>,
     transfer: Transfer,
+    /// Commits touching a path containing the pattern are answered with this status.
+    commit_refusals: Vec<(String, u16)>,
     /// Answer "regular" to every preupload (a repo whose .gitattributes tracks nothing).
     preupload_regular: bool,
     page_size: usize,
@@ -357,6 +359,7 @@ impl HubStandIn {
             multipart: HashMap::new(),
             transfer: Transfer::Basic,
             preupload_regular: false,
+            commit_refusals: Vec::new(),
             page_size: 7,
             faults: Vec::new(),
             rate_limit_until: None,
@@ -397,6 +400,11 @@ impl HubStandIn {
 
     pub fn set_transfer(&self, t: Transfer) {
         self.lock().transfer = t;
+    }
+
+    /// Refuse (with `status`) every commit that touches a path containing `pattern`.
+    pub fn refuse_commits_touching(&self, pattern: &str, status: u16) {
+        self.lock().commit_refusals.push((pattern.into(), status));
     }
 
     /// Make every preupload answer "regular" (as for a repo that tracks nothing with LFS).
@@ -1053,6 +1061,12 @@ fn commit(st: &mut State, repo_id: &str, rev: &str, body: &[u8]) -> Resp {
         }
     }
     let Some(header) = header else { return error(400, None, "the first line must be the header", &[]) };
+    for op in &ops {
+        let path = op["value"]["path"].as_str().unwrap_or_default();
+        if let Some((_, status)) = st.commit_refusals.iter().find(|(p, _)| path.contains(p.as_str())) {
+            return error(*status, None, "Internal Error - We're working hard to fix this as soon as possible!", &[]);
+        }
+    }
     let summary = header["summary"].as_str().unwrap_or_default().to_string();
     if summary.trim().is_empty() {
         return error(400, None, "a commit needs a summary", &[]);
