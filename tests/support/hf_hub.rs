@@ -181,6 +181,8 @@ pub struct Counters {
     pub range_requests: u64,
     /// Requests to routes the stand-in does not know (method path).
     pub unknown_routes: Vec<String>,
+    /// Downloads from the storage origin: (object id, Range header sent).
+    pub storage_gets: Vec<(String, Option<String>)>,
 }
 
 /// A file in a commit's tree.
@@ -1541,6 +1543,14 @@ async fn storage_route(state: &Arc<Mutex<State>>, req: Request<Incoming>, pq: &s
         let obj = state.lock().unwrap_or_else(|p| p.into_inner()).objects.get(oid).cloned();
         let Some(obj) = obj.filter(|_| oid == signed_oid) else { return Ok(error(404, None, "NoSuchKey", &[])) };
         let range = req.headers().get("range").and_then(|v| v.to_str().ok()).map(str::to_string);
+        if method == Method::GET {
+            state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .counters
+                .storage_gets
+                .push((oid.to_string(), range.clone()));
+        }
         let headers = vec![("etag".to_string(), format!("\"{oid}\""))];
         return Ok(serve_bytes(state, &method, Ok(obj.file), obj.size, range.as_deref(), headers).await);
     }
