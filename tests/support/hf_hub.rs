@@ -267,6 +267,10 @@ struct State {
     signed: HashMap<String, (String, u64)>,
     multipart: HashMap<String, Multipart>,
     transfer: Transfer,
+    /// Throw stored objects away at once (benchmarks upload the same file again and again);
+    /// the verify call still knows them.
+    discard_objects: bool,
+    discarded: HashMap<String, u64>,
     /// Commits touching a path containing the pattern are answered with this status.
     commit_refusals: Vec<(String, u16)>,
     /// Answer "regular" to every preupload (a repo whose .gitattributes tracks nothing).
@@ -361,6 +365,8 @@ impl HubStandIn {
             multipart: HashMap::new(),
             transfer: Transfer::Basic,
             preupload_regular: false,
+            discard_objects: false,
+            discarded: HashMap::new(),
             commit_refusals: Vec::new(),
             page_size: 7,
             faults: Vec::new(),
@@ -402,6 +408,12 @@ impl HubStandIn {
 
     pub fn set_transfer(&self, t: Transfer) {
         self.lock().transfer = t;
+    }
+
+    /// Throw every object away once received and checked (for benchmarks: the same file
+    /// can be uploaded again and again, and the disk does not fill).
+    pub fn set_discard_objects(&self, on: bool) {
+        self.lock().discard_objects = on;
     }
 
     /// Refuse (with `status`) every commit that touches a path containing `pattern`.
@@ -1302,8 +1314,9 @@ fn lfs_api(
                 return error(401, None, "Invalid credentials in Authorization header", &[]);
             }
             let oid = v["oid"].as_str().unwrap_or_default();
-            match st.objects.get(oid) {
-                Some(o) if v["size"].as_u64() == Some(o.size) => json(200, serde_json::json!({ "success": true })),
+            let size = st.objects.get(oid).map(|o| o.size).or_else(|| st.discarded.get(oid).copied());
+            match size {
+                Some(n) if v["size"].as_u64() == Some(n) => json(200, serde_json::json!({ "success": true })),
                 _ => error(404, None, "object not found", &[]),
             }
         }
@@ -1366,6 +1379,11 @@ fn complete_multipart(st: &mut State, upload_id: &str, body: &[u8]) -> Resp {
         let _ = std::fs::remove_file(f);
     }
     st.multipart.remove(upload_id);
+    if st.discard_objects {
+        let _ = std::fs::remove_file(&dest);
+        st.discarded.insert(mp.oid.clone(), mp.size);
+        return json(200, serde_json::json!({ "success": true }));
+    }
     st.objects.insert(mp.oid.clone(), Object { size: mp.size, file: dest });
     st.counters.objects_stored += 1;
     json(200, serde_json::json!({ "success": true }))
@@ -1616,7 +1634,10 @@ async fn storage_route(state: &Arc<Mutex<State>>, req: Request<Incoming>, pq: &s
                 let _ = std::fs::remove_file(&tmp);
                 return Ok(error(400, None, "XAmzContentSHA256Mismatch", &[]));
             }
-            if !st.objects.contains_key(&oid) {
+            if st.discard_objects {
+                let _ = std::fs::remove_file(&tmp);
+                st.discarded.insert(oid.clone(), len);
+            } else if !st.objects.contains_key(&oid) {
                 let dest = st.dir.join(format!("obj-{oid}"));
                 std::fs::rename(&tmp, &dest)?;
                 st.objects.insert(oid.clone(), Object { size: len, file: dest });

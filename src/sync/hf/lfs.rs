@@ -2,7 +2,7 @@
 //! `multipart`), then a single PUT of the whole file (`basic`) or one PUT per part to the
 //! URLs the Hub handed out, collecting each part's ETag, then the completion call
 //! (`multipart`), then the optional verify call. An object the batch answers without
-//! actions is already stored and nothing is sent. Bodies stream from the file in 256 KiB
+//! actions is already stored and nothing is sent. Bodies stream from the file in 1 MiB
 //! pieces, so memory stays flat whatever the file or part size.
 
 use std::path::Path;
@@ -21,7 +21,7 @@ use super::token::Token;
 use crate::sync::hash::hex;
 use crate::sync::remote::{ErrorKind, RemoteError, TransferCtx};
 
-const PIECE: usize = 256 * 1024;
+const PIECE: usize = 1024 * 1024;
 /// Attempts per multipart part before the upload is given back to the engine's backoff.
 const PART_ATTEMPTS: u32 = 4;
 
@@ -136,15 +136,17 @@ async fn body(
     file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| source_err(&e, src))?;
     let ctx = ctx.clone();
     let sent = Arc::new(AtomicU64::new(0));
-    let state = (file, ctx, sent, hasher, vec![0u8; PIECE]);
+    let state = (file, ctx, sent, hasher);
     let stream = futures_util::stream::unfold(Some(state), move |st| async move {
-        let (mut file, ctx, sent, hasher, mut buf) = st?;
+        let (mut file, ctx, sent, hasher) = st?;
         let done = sent.load(Ordering::Relaxed);
         if done >= len {
             return None;
         }
         let want = ((len - done) as usize).min(PIECE);
-        let n = match file.read(&mut buf[..want]).await {
+        // A fresh buffer per piece, handed to the body without a copy.
+        let mut buf = bytes::BytesMut::with_capacity(want);
+        let n = match (&mut file).take(want as u64).read_buf(&mut buf).await {
             Ok(0) => {
                 let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while it was sent");
                 return Some((Err(e), None));
@@ -160,8 +162,7 @@ async fn body(
         if ctx.advance(base + now, n as u64).await.is_err() {
             return Some((Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled")), None));
         }
-        let chunk = Bytes::copy_from_slice(&buf[..n]);
-        Some((Ok(chunk), Some((file, ctx, sent, hasher, buf))))
+        Some((Ok::<Bytes, std::io::Error>(buf.freeze()), Some((file, ctx, sent, hasher))))
     });
     Ok(reqwest::Body::wrap_stream(stream))
 }
