@@ -187,11 +187,18 @@ fn toml_error(e: &toml::de::Error, text: &str, file: &Path, key: Option<String>)
         .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
         .or_else(|| key.as_deref().and_then(|k| find_key_line(text, k)));
     let message = e.message().trim().to_string();
-    let key = match (key, unknown_field(&message)) {
+    let unknown = unknown_field(&message);
+    let key = match (key, unknown.clone()) {
         (Some(path), Some(field)) if path == field || path.ends_with(&format!(".{field}")) => Some(path),
         (Some(parent), Some(field)) => Some(format!("{parent}.{field}")),
         (None, Some(field)) => Some(field),
         (key, None) => key,
+    };
+    // An unknown key inside a tagged table (`[remotes.NAME]`) is reported at the table's
+    // header; point at the key's own line when it can be found below it.
+    let line = match (line, unknown.is_some().then(|| key.as_deref().and_then(|k| find_key_line(text, k))).flatten()) {
+        (Some(at), Some(own)) if own > at => Some(own),
+        (line, _) => line,
     };
     ConfigError { file: file.to_path_buf(), line, key, message }
 }

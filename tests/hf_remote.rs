@@ -419,7 +419,7 @@ async fn the_newest_checkpoint_is_found_by_step_across_pages() {
             let key = if n.is_empty() { group.to_string() } else { format!("{group}/{n}") };
             let src = dir.path().join(&key);
             let sha = write_pattern(&src, 4096 + seed as usize, seed);
-            r.upload(request(&key, &src, (4096 + seed) as u64, &sha), &ctx).await.expect("stage");
+            r.upload(request(&key, &src, 4096 + seed, &sha), &ctx).await.expect("stage");
             files.push(staged(&key, &src, &sha));
         }
         r.commit(group, &files, &ctx).await.expect("commit");

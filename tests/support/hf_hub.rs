@@ -288,20 +288,13 @@ impl State {
         hex(&Sha256::digest(format!("standin-{}-{:?}", self.seq, Instant::now())))[..40].to_string()
     }
 
-    fn user_of(&self, auth: Option<&str>) -> Result<Option<(String, String)>, Resp> {
+    /// The (user, role) of a bearer token; `Err` for a token the Hub does not know.
+    fn user_of(&self, auth: Option<&str>) -> Result<Option<(String, String)>, ()> {
         match auth {
             None => Ok(None),
             Some(h) => {
                 let t = h.strip_prefix("Bearer ").unwrap_or(h).trim();
-                match self.tokens.get(t) {
-                    Some(u) => Ok(Some(u.clone())),
-                    None => Err(error(
-                        401,
-                        None,
-                        "Invalid credentials in Authorization header",
-                        &[("x-error-message", "Invalid credentials in Authorization header")],
-                    )),
-                }
+                self.tokens.get(t).cloned().map(Some).ok_or(())
             }
         }
     }
@@ -765,7 +758,14 @@ async fn hub_route(
         let st = state.lock().unwrap_or_else(|p| p.into_inner());
         match st.user_of(auth.as_deref()) {
             Ok(u) => u,
-            Err(r) => return Ok(r),
+            Err(()) => {
+                return Ok(error(
+                    401,
+                    None,
+                    "Invalid credentials in Authorization header",
+                    &[("x-error-message", "Invalid credentials in Authorization header")],
+                ));
+            }
         }
     };
     if method == Method::GET && path == "/api/whoami-v2" {
@@ -1375,7 +1375,7 @@ fn complete_multipart(st: &mut State, upload_id: &str, body: &[u8]) -> Resp {
         let _ = std::fs::remove_file(&dest);
         return error(400, None, "the parts do not add up to the object's size and sha256", &[]);
     }
-    for (_, (_, f)) in &mp.parts {
+    for (_, f) in mp.parts.values() {
         let _ = std::fs::remove_file(f);
     }
     st.multipart.remove(upload_id);
@@ -1653,10 +1653,10 @@ async fn storage_route(state: &Arc<Mutex<State>>, req: Request<Incoming>, pq: &s
         }
         Some((upload_id, n)) => {
             let etag = format!("\"{}\"", &digest[..32]);
-            if let Some(mp) = st.multipart.get_mut(&upload_id) {
-                if let Some((_, old)) = mp.parts.insert(n, (etag.clone(), tmp)) {
-                    let _ = std::fs::remove_file(old);
-                }
+            if let Some(mp) = st.multipart.get_mut(&upload_id)
+                && let Some((_, old)) = mp.parts.insert(n, (etag.clone(), tmp))
+            {
+                let _ = std::fs::remove_file(old);
             }
             Ok(Response::builder().status(200).header("etag", etag).body(full(Bytes::new())).expect("response"))
         }

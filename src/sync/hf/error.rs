@@ -174,6 +174,12 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::NotFound);
         assert!(e.reason().contains("revision 'main' does not exist in Hub repo me/w"), "{}", e.reason());
 
+        let mut h = HeaderMap::new();
+        h.insert("x-error-code", HeaderValue::from_static("RepoNotFound"));
+        let e = classify(&HttpFailure::from_parts(404, &h, b"{\"error\":\"Repository not found\"}"), "the commit", AT);
+        assert!(e.kind == ErrorKind::NotFound && e.is_permanent(), "{e}");
+        assert!(e.reason().contains("Hub repo me/w does not exist or this token cannot see it"), "{}", e.reason());
+
         let f = HttpFailure::from_parts(403, &HeaderMap::new(), b"{\"error\":\"You don't have the rights\"}");
         let e = classify(&f, "the commit", AT);
         assert!(e.is_permanent());
