@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sync benchmarks, each beside the standard tool in the same run, same file, same disk:
 #   1. SHA-256 of a 2 GiB file: opsconsole's hasher vs `sha256sum` (page cache warm for both).
-#   2. Local-remote upload of the same file vs `cp` + `sync` into the same folder.
+#   2. The engine's hash pass (SHA-256 and MD5 in one read) vs `sha256sum` then `md5sum`.
+#   3. Local-remote upload of the same file vs `cp` + `sync` into the same folder.
 # Usage: benches/sync.sh [SIZE_MIB] [DIR]   (default 2048 MiB in a temp folder under /tmp)
 set -euo pipefail
 size_mib=${1:-2048}
@@ -34,6 +35,17 @@ for _ in 1 2; do
 done
 ref_w=$(best "${hw[@]}"); our_w=$(best "${ow[@]}")
 echo "hash    sha256sum best wall ${ref_w}s ($(rate "$ref_w") MB/s; runs ${hw[*]}, cpu ${hc[*]}) | opsconsole best wall ${our_w}s ($(rate "$our_w") MB/s; runs ${ow[*]}, cpu ${oc[*]}) | throughput ratio $(echo "scale=2; $ref_w / $our_w" | bc)"
+
+md5=$(md5sum "$f" | cut -d' ' -f1)
+rw=(); dw=()
+for _ in 1 2; do
+  read -r w1 _ <<<"$(tm sha256sum "$f")"; read -r w2 _ <<<"$(tm md5sum "$f")"
+  rw+=("$(echo "$w1 + $w2" | bc)")
+  read -r w c <<<"$(tm "$bin" digest "$f")"; dw+=("$w")
+  [ "$(awk '{print $3 " " $4}' "$base/out")" = "$sum $md5" ] || { echo "digest mismatch"; exit 1; }
+done
+ref_w=$(best "${rw[@]}"); our_w=$(best "${dw[@]}")
+echo "digest  sha256sum+md5sum best wall ${ref_w}s (runs ${rw[*]}) | opsconsole sha256+md5 one read best wall ${our_w}s ($(rate "$our_w") MB/s; runs ${dw[*]}) | ratio $(echo "scale=2; $ref_w / $our_w" | bc)"
 
 mkdir -p "$base/cp" "$base/remote"
 cw=(); uw=(); vw=()

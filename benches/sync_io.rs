@@ -2,13 +2,15 @@
 //! with `sha256sum` and `cp` + `sync` in the same run).
 //!
 //! `sync_io hash FILE` prints the seconds to SHA-256 the file;
+//! `sync_io digest FILE` prints the seconds for the engine's hash pass (SHA-256 and MD5 of
+//! the file in one read);
 //! `sync_io upload FILE DIR` uploads it into a LocalRemote at DIR and prints the seconds
 //! for the upload (copy, fsync, rename) and for the verify (read back and hash).
 
 use std::path::Path;
 use std::time::Instant;
 
-use opsconsole::sync::hash::sha256_file;
+use opsconsole::sync::hash::{digest_prefix, sha256_file};
 use opsconsole::sync::local::LocalRemote;
 use opsconsole::sync::remote::{Remote, ResumePoint, TransferCtx, UploadRequest};
 
@@ -20,10 +22,18 @@ fn main() {
             let sha = sha256_file(Path::new(file)).expect("hash");
             println!("hash_seconds {:.3} {sha}", t.elapsed().as_secs_f64());
         }
+        ["digest", file] => {
+            let len = std::fs::metadata(file).expect("meta").len();
+            let t = Instant::now();
+            let d = digest_prefix(Path::new(file), len).expect("digest");
+            println!("digest_seconds {:.3} {} {}", t.elapsed().as_secs_f64(), d.sha256, d.md5);
+        }
         ["upload", file, dir, sha] => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 let remote = LocalRemote::new("bench", *dir);
+                // A remote folder must carry its identity marker (what `remote check --init` writes).
+                assert!(remote.init_blocking().iter().all(|s| s.ok), "remote set up");
                 let size = std::fs::metadata(file).expect("meta").len();
                 let ctx = TransferCtx::default();
                 let t = Instant::now();
@@ -44,7 +54,7 @@ fn main() {
             });
         }
         _ => {
-            eprintln!("usage: sync_io hash FILE | sync_io upload FILE DIR SHA256");
+            eprintln!("usage: sync_io hash FILE | sync_io digest FILE | sync_io upload FILE DIR SHA256");
             std::process::exit(2);
         }
     }

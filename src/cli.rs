@@ -95,14 +95,26 @@ pub enum Command {
     Init,
     /// Upload logs (L2) and weights (L3) to their remotes: `--daemon` watches the workspace
     /// and keeps uploading on schedule; `--once` stores everything pending, then exits.
-    #[command(group = clap::ArgGroup::new("sync_mode").required(true))]
+    #[command(group = clap::ArgGroup::new("sync_mode").required(true).multiple(true))]
     Sync {
         /// Run until SIGINT/SIGTERM, uploading on the schedules in [sync].
-        #[arg(long, group = "sync_mode")]
+        #[arg(long, group = "sync_mode", conflicts_with = "once")]
         daemon: bool,
-        /// One pass on every level, then exit (1 if uploads are left failed).
+        /// One pass on every level, then exit (0 only when everything routed is confirmed).
         #[arg(long, group = "sync_mode")]
         once: bool,
+        /// Hash every stored copy again (not trusting remembered checksums) and store
+        /// again what is missing or changed; alone, it runs as `--once`.
+        #[arg(long, group = "sync_mode")]
+        verify: bool,
+    },
+    /// Check the remotes: each step needed to store and read back a file, with the fix for
+    /// a step that fails. `--init` sets a remote up first (a folder: created inside an
+    /// existing one, with its identity marker). Exit 0 when every step passes, 1 when one
+    /// fails, 2 on a config error.
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
     },
     /// Print the resolved configuration and where it came from.
     Config,
@@ -115,6 +127,23 @@ pub enum Command {
         /// Stop when this process is gone.
         #[arg(long)]
         parent: Option<u32>,
+    },
+}
+
+/// `opsconsole remote ...`.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Check every configured remote (or NAME).
+    Check {
+        /// The `[remotes.NAME]` to check (default: every one).
+        name: Option<String>,
+        /// Set the remote up first (a folder: create it inside an existing folder and
+        /// write its identity marker for this workspace).
+        #[arg(long)]
+        init: bool,
+        /// Print the steps as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -231,10 +260,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Err(e) => Err(e).wrap_err("writing opsconsole.toml"),
             }
         }
-        Some(Command::Sync { daemon, .. }) => {
+        Some(Command::Sync { daemon, verify, .. }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
-            let code = crate::sync::cli_run(&ws.root, &cfg.sync, &cfg.remotes, *daemon);
+            let code = crate::sync::cli_run(&ws.root, &cfg, *daemon, *verify);
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Some(Command::Remote { command: RemoteCommand::Check { name, init, json } }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            logging::init(cli.log_level.as_deref());
+            let code = crate::sync::check::cli_run(&ws.root, &cfg, name.as_deref(), *init, *json);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Some(Command::Config) => {

@@ -36,6 +36,8 @@ pub struct SyncCollector {
     pub workspace: PathBuf,
     pub sync: crate::sync::SyncConfig,
     pub remotes: crate::sync::RemotesConfig,
+    /// `checkpoints.roots`: a remote on their filesystem is no backup.
+    pub checkpoint_roots: Vec<String>,
     pub every: Duration,
     /// Start an engine when no daemon holds the workspace (off for tests and `status`).
     pub start_engine: bool,
@@ -56,6 +58,7 @@ impl Collectors {
                 workspace: ws.root.clone(),
                 sync: cfg.sync.clone(),
                 remotes: cfg.remotes.clone(),
+                checkpoint_roots: cfg.checkpoints.roots.clone(),
                 every: Duration::from_secs(1),
                 start_engine: true,
             },
@@ -130,7 +133,8 @@ impl SyncCollector {
             }
             None if !self.start_engine => EngineSource::Off { reason: "not started".into() },
             None => {
-                let remotes = engine::build_remotes(&self.remotes, &self.workspace);
+                let env = crate::sync::RemoteEnv::with_roots(&self.workspace, &self.checkpoint_roots);
+                let remotes = engine::build_remotes_in(&self.remotes, &env);
                 match engine::start(&self.workspace, &self.sync, remotes, engine::Mode::Daemon) {
                     Ok(h) => {
                         own = Some(h);
@@ -159,8 +163,13 @@ impl SyncCollector {
                 let now = crate::sync::engine::now_ms();
                 // The reader (and its open ledger) moves to the blocking thread and back.
                 let mut r = reader.take().unwrap_or_default();
+                let roots = self.checkpoint_roots.clone();
                 let sample = tokio::task::spawn_blocking(move || {
-                    let s = r.read(&ws, &sync, &remotes, src, now);
+                    let s = r.read(&ws, &sync, &remotes, src, now).map(|mut s| {
+                        let env = crate::sync::RemoteEnv::with_roots(&ws, &roots);
+                        crate::sync::status::mark_same_disk(&mut s.status, &sync, &remotes, &env);
+                        s
+                    });
                     (r, s)
                 })
                 .await

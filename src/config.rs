@@ -144,6 +144,18 @@ impl Config {
             toml_error(e.inner(), text, file, key)
         })?;
         cfg.validate_in(text, file)?;
+        // The file's folder is the workspace: a remote there (or around it, or in a
+        // checkpoint root) is no copy at all.
+        let workspace = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let places = crate::sync::config::validate_places(&cfg.remotes, workspace, &cfg.checkpoints.roots);
+        if let Some((key, message)) = places.into_iter().next() {
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                line: find_key_line(text, &key),
+                key: Some(key),
+                message,
+            });
+        }
         Ok(cfg)
     }
 

@@ -53,29 +53,58 @@ pub fn create_workspace(root: &Path) -> io::Result<()> {
         "# Journal\n\n## v01 — demo run\n- Simulated by `opsconsole demo`.\n\n## Data\n- **Dataset**: demo tokens\n",
     )?;
     fs::write(root.join("requirements.txt"), "torch==2.5.1\n")?;
-    // The demo's two local remotes (L2 and L3); a remote's folder must exist.
-    for d in ["remotes/drive", "remotes/hf"] {
-        fs::create_dir_all(root.join(d))?;
-    }
+    // The demo's two local remotes (L2 and L3): outside the workspace (a remote inside it
+    // is no copy), on the same disk (allowed by same_disk = true and shown as "same disk:
+    // not a backup"), set up with their identity markers as `remote check --init` would.
+    let remotes = remotes_dir(root);
+    fs::create_dir_all(&remotes)?;
     // Checkpoints come every few seconds here, so they settle sooner than a real run's.
     let cfg = demo_sync_config(
         &DEFAULT_CONFIG
             .replace("data = \"/data\"", "data = \"data\"")
             .replace("settle_secs = 60", "settle_secs = 5")
             .replace("scan_secs = 30", "scan_secs = 5"),
+        &remotes,
     );
     fs::write(root.join(config::CONFIG_FILE), cfg)?;
+    let ws_id = crate::sync::marker::workspace_id(root)?;
+    for name in ["drive", "hf"] {
+        let remote = crate::sync::local::LocalRemote::with_options(
+            name,
+            remotes.join(name),
+            crate::sync::local::LocalOptions {
+                workspace_id: Some(ws_id.clone()),
+                workspace: Some(root.to_path_buf()),
+                same_disk: true,
+                ..Default::default()
+            },
+        );
+        if let Some(step) = remote.init_blocking().into_iter().find(|s| !s.ok) {
+            return Err(io::Error::other(format!("setting up the demo remote '{name}': {}", step.detail)));
+        }
+    }
     Ok(())
 }
 
-/// The demo's sync: two local remotes inside the demo folder (`remotes/drive` as L2,
-/// `remotes/hf` as L3), L3 uploading each checkpoint once complete, L2 every 2 minutes, and
-/// a bandwidth cap so progress is visible.
-pub fn demo_sync_config(cfg: &str) -> String {
+/// Where the demo's remotes live: beside the workspace (`<workspace>-remotes/`).
+pub fn remotes_dir(root: &Path) -> PathBuf {
+    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "demo".into());
+    root.with_file_name(format!("{name}-remotes"))
+}
+
+/// The demo's sync: two local remotes in `remotes` (`drive` as L2, `hf` as L3), on the
+/// workspace's disk (`same_disk = true`), L3 uploading each checkpoint once complete, L2
+/// every 2 minutes, and a bandwidth cap so progress is visible.
+pub fn demo_sync_config(cfg: &str, remotes: &Path) -> String {
+    let toml_path = |p: PathBuf| toml::Value::String(p.display().to_string()).to_string();
     cfg.replacen(
         "[remotes]\n",
-        "[remotes]\n[remotes.drive]\nkind = \"local\"\npath = \"remotes/drive\"\n\n\
-         [remotes.hf]\nkind = \"local\"\npath = \"remotes/hf\"\n",
+        &format!(
+            "[remotes]\n[remotes.drive]\nkind = \"local\"\npath = {}\nsame_disk = true\n\n\
+             [remotes.hf]\nkind = \"local\"\npath = {}\nsame_disk = true\n",
+            toml_path(remotes.join("drive")),
+            toml_path(remotes.join("hf"))
+        ),
         1,
     )
     .replacen("interval_minutes = 90\n", "interval_minutes = 2\n", 1)
@@ -107,9 +136,13 @@ pub fn run(opts: DemoOptions, run_opts: crate::tui::RunOptions) -> Result<()> {
     let result = crate::cli::console(ws, cfg, true, run_opts);
     stop_trainer(&mut trainer);
     if opts.keep || opts.dir.is_some() {
-        println!("demo workspace kept at {}", root.display());
-    } else if let Err(e) = fs::remove_dir_all(&root) {
-        eprintln!("could not remove the demo workspace {}: {e}", root.display());
+        println!("demo workspace kept at {} (its remotes at {})", root.display(), remotes_dir(&root).display());
+    } else {
+        for dir in [root.clone(), remotes_dir(&root)] {
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                eprintln!("could not remove the demo folder {}: {e}", dir.display());
+            }
+        }
     }
     result
 }

@@ -77,7 +77,13 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         gpu: crate::gpu::GpuStatus::collect(&cfg.gpu, &ws.root, SystemTime::now()),
         log,
         metrics,
-        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok(),
+        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok().map(
+            |mut s| {
+                let env = crate::sync::RemoteEnv::with_roots(&ws.root, &cfg.checkpoints.roots);
+                crate::sync::status::mark_same_disk(&mut s, &cfg.sync, &cfg.remotes, &env);
+                s
+            },
+        ),
         checkpoints,
         usage,
     }
@@ -120,21 +126,39 @@ impl StatusReport {
                 let state = if !l.remote_configured {
                     format!("remote '{}' not configured", l.remote)
                 } else {
+                    let last = match (l.last_success_unix, l.nothing_to_store) {
+                        (Some(t), _) => format!(
+                            ", last ok {} ago",
+                            util::duration(std::time::Duration::from_secs(
+                                self.taken_unix.saturating_sub(t.max(0) as u64)
+                            ))
+                        ),
+                        (None, true) => ", nothing to store".to_string(),
+                        (None, false) => ", never stored".to_string(),
+                    };
                     format!(
-                        "{} pending ({}), {} failed{}{}",
+                        "{} pending ({}), {} failed{}{}{}{}",
                         l.pending_files,
                         util::bytes(l.pending_bytes),
                         l.failed,
+                        last,
                         if l.overdue { ", OVERDUE" } else { "" },
-                        match &l.in_flight {
-                            Some(f) => format!(
+                        match (&l.in_flight, &l.interrupted) {
+                            (Some(f), _) => format!(
                                 ", uploading {} {}/{}",
                                 f.path,
                                 util::bytes(f.bytes_done),
                                 util::bytes(f.bytes_total)
                             ),
-                            None => String::new(),
-                        }
+                            (None, Some(f)) => format!(
+                                ", {} interrupted at {}/{} (resumes when sync runs)",
+                                f.path,
+                                util::bytes(f.bytes_done),
+                                util::bytes(f.bytes_total)
+                            ),
+                            (None, None) => String::new(),
+                        },
+                        if l.same_disk { ", same disk: not a backup" } else { "" }
                     )
                 };
                 out.push_str(&format!("  {} {:<8} {state}\n", l.level, l.remote));

@@ -274,3 +274,53 @@ fn prune_deletes_what_the_hub_confirmed_and_keeps_a_checkpoint_whose_commit_fail
     let ledger = std::fs::read(ws.join(".opsconsole/ledger.sqlite")).unwrap_or_default();
     assert!(!String::from_utf8_lossy(&ledger).contains(WRITE_TOKEN), "the token is never stored");
 }
+
+#[test]
+fn remote_check_init_creates_the_repo_private_and_walks_every_step() {
+    let hub = HubStandIn::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let ws = dir.path();
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!("[remotes.hf]\nkind = \"hf\"\nrepo_id = \"tester/rsm-weights\"\nendpoint = \"{}\"\n", hub.endpoint()),
+    )
+    .expect("config");
+    // Without --init: the repo does not exist yet, which is fine, and nothing is created.
+    let out = opsconsole(ws, &["remote", "check", "hf", "--json"], &hub);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let steps: Vec<(String, bool)> = v["remotes"][0]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["name"].as_str().expect("name").to_string(), s["ok"].as_bool().expect("ok")))
+        .collect();
+    assert_eq!(steps, [("token".to_string(), true), ("repo".to_string(), true)], "{v}");
+    assert!(!hub.repo_exists("tester/rsm-weights"));
+
+    let out = opsconsole(ws, &["remote", "check", "hf", "--init"], &hub);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for step in
+        ["create the repo", "tester/rsm-weights created, private", "token", "revision", "probe file round-trips"]
+    {
+        assert!(text.contains(step), "{step} in:\n{text}");
+    }
+    assert!(!text.contains(WRITE_TOKEN), "the token is never shown");
+    assert_eq!(hub.repo_private("tester/rsm-weights"), Some(true));
+    assert_eq!(hub.counters().commits, 2, "the probe: added, then deleted");
+
+    // A read-only token: the check fails at the token step, exit 1, the fix in words.
+    let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .args(["remote", "check", "hf"])
+        .current_dir(ws)
+        .env("XDG_STATE_HOME", ws.join(".state"))
+        .env("HOME", ws.join(".home"))
+        .env("HF_TOKEN", hf_hub::READ_TOKEN)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("read-only") && text.contains("write access"), "{text}");
+    assert!(!text.contains(hf_hub::READ_TOKEN), "{text}");
+}

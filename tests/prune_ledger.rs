@@ -31,14 +31,15 @@ fn plan(ws: &Path) -> Vec<(String, String, String)> {
 #[test]
 fn checkpoints_confirmed_on_l3_by_the_ledger_are_pruned_and_stay_on_the_remote() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path();
+    let ws = &dir.path().join("ws");
     std::fs::create_dir_all(ws.join("checkpoints")).unwrap();
-    std::fs::create_dir_all(ws.join("remote-hf")).unwrap();
     std::fs::write(
         ws.join("opsconsole.toml"),
-        "[remotes.hf]\nkind = \"local\"\npath = \"remote-hf\"\n\n[sync]\nsettle_seconds = 1\n",
+        "[remotes.hf]\nkind = \"local\"\npath = \"../remote-hf\"\nsame_disk = true\n\n[sync]\nsettle_seconds = 1\n",
     )
     .unwrap();
+    let init = opsconsole(ws, &["remote", "check", "hf", "--init"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stdout));
     for step in [100, 200, 300, 400, 500] {
         let p = ws.join(format!("checkpoints/v01_step_{step}.pt"));
         std::fs::write(&p, vec![step as u8; 64 * 1024]).unwrap();
@@ -58,7 +59,7 @@ fn checkpoints_confirmed_on_l3_by_the_ledger_are_pruned_and_stay_on_the_remote()
     let sync = opsconsole(ws, &["sync", "--once"]);
     assert!(sync.status.success(), "sync --once: {}", String::from_utf8_lossy(&sync.stderr));
     for step in [100, 200, 300, 400, 500] {
-        assert!(ws.join(format!("remote-hf/checkpoints/v01_step_{step}.pt")).is_file(), "step {step} on L3");
+        assert!(ws.join(format!("../remote-hf/checkpoints/v01_step_{step}.pt")).is_file(), "step {step} on L3");
     }
 
     let after = plan(ws);
@@ -78,7 +79,7 @@ fn checkpoints_confirmed_on_l3_by_the_ledger_are_pruned_and_stay_on_the_remote()
         );
     }
     // The deleted ones are still safe elsewhere, byte for byte.
-    assert_eq!(std::fs::read(ws.join("remote-hf/checkpoints/v01_step_100.pt")).unwrap(), vec![100u8; 64 * 1024]);
+    assert_eq!(std::fs::read(ws.join("../remote-hf/checkpoints/v01_step_100.pt")).unwrap(), vec![100u8; 64 * 1024]);
 
     // A rewritten checkpoint no longer matches its confirmed copy: it is not deletable.
     std::fs::write(ws.join("checkpoints/v01_step_300.pt"), b"rewritten").unwrap();

@@ -37,6 +37,7 @@ fn item(name: &str, step: u64, bytes: u64, action: PlanAction, reason: Reason, o
         reason,
         confirmed_on: if over || reason == Reason::Unconfirmed { vec![] } else { vec!["L3".into()] },
         unconfirmed_override: over,
+        note: None,
         unit: Unit {
             root,
             rel_in_root: PathBuf::from(name),
@@ -196,6 +197,52 @@ fn p_opens_the_plan_screen_and_y_runs_it_as_a_job() {
     assert!(text.contains("freed 13.4 GB · deleted 2"), "{text}");
     update(&mut s, code(KeyCode::Esc));
     assert_eq!(s.overlay, Overlay::None);
+}
+
+#[test]
+fn a_copy_that_failed_verification_is_kept_and_the_screen_says_why() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    update(&mut s, key('y'));
+    update(&mut s, Msg::Prune(PruneProgress::Started { items: 2, bytes_to_free: 13_400 * MB }));
+    let why = "kept: L3 the copy on remote 'hf' failed verification: it is missing (queued to be stored again)";
+    let kept = ItemResult {
+        path: PathBuf::from("/home/me/rsm/checkpoints/v68_step_1000.pt"),
+        bytes: 6_700 * MB,
+        outcome: ItemOutcome::Skipped(why.into()),
+    };
+    update(&mut s, Msg::Prune(PruneProgress::Progress { done: 1, total: 2, freed_bytes: 0, item: kept.clone() }));
+    update(
+        &mut s,
+        Msg::Prune(PruneProgress::Done {
+            report: PruneReport {
+                deleted: 1,
+                skipped: 1,
+                freed_bytes: 6_700 * MB,
+                items: vec![kept],
+                ..Default::default()
+            },
+        }),
+    );
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("freed 6.7 GB · deleted 1 · skipped 1 · failed 0"), "{text}");
+    let narrow = fx::screen_text(&s, 80, 24);
+    assert!(
+        narrow.contains("v68_step_1000.pt kept: L3 the copy on remote 'hf' failed verification: it is"),
+        "{narrow}"
+    );
+    // The next plan keeps it as unconfirmed and says why beside it.
+    let mut p = plan(false);
+    p.items[0].action = PlanAction::Keep;
+    p.items[0].reason = Reason::Unconfirmed;
+    p.items[0].note = Some("the copy on remote 'hf' failed verification: it is missing; it is stored again".into());
+    update(&mut s, Msg::PrunePlan(Box::new(p)));
+    both("prune_plan_verification_failed", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("v68_step_1000.pt · the copy on remote 'hf' failed verification: it is missing"), "{text}");
+    assert!(fx::screen_text(&s, 80, 24).contains("not confirmed on another level (1 failed verification)"));
 }
 
 #[test]

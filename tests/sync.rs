@@ -27,9 +27,13 @@ struct TestRemote {
 }
 
 impl TestRemote {
+    /// A folder remote, set up (root created inside its existing parent, marker written).
     fn new(name: &str, root: &Path) -> Self {
+        let inner = LocalRemote::new(name, root);
+        let steps = inner.init_blocking();
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
         Self {
-            inner: LocalRemote::new(name, root),
+            inner,
             failures: Mutex::new(VecDeque::new()),
             uploads: Mutex::new(Vec::new()),
             gate: None,
@@ -200,7 +204,8 @@ async fn transient_failures_back_off_honour_retry_after_then_succeed() {
     h.shutdown().await.expect("stops");
     let l = Ledger::open(&rig.ws).expect("ledger");
     let e = l.entry("ck/step_1.pt", "L3").expect("q").expect("row");
-    assert_eq!((e.state, e.attempts), (UploadState::Confirmed, 3));
+    // Two failures are two attempts; starting (or resuming) an upload is not one.
+    assert_eq!((e.state, e.attempts), (UploadState::Confirmed, 2));
     let kinds: Vec<String> = l.recent_events(10).expect("ev").into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "retrying").count(), 2);
 }
@@ -231,7 +236,7 @@ async fn permanent_failures_stop_with_a_reason_until_retried() {
         &mut h,
         &mut seen,
         "pass end",
-        |e| matches!(e, SyncEvent::PassDone { level, success: false } if level == "L2"),
+        |e| matches!(e, SyncEvent::PassDone { level, success: false, .. } if level == "L2"),
     )
     .await;
     assert_eq!(rig.l2.uploads_of("logs/train.log"), 1);
@@ -432,8 +437,12 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
     c.l2.interval_minutes = 90;
     c.l3.interval_minutes = 180;
     let mut remotes = opsconsole::sync::RemotesConfig::new();
-    remotes.insert("l2".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r2") });
-    remotes.insert("l3".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r3") });
+    // Test folders share the workspace's disk: allowed, and said, by same_disk.
+    remotes.insert("l2".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r2"), same_disk: true });
+    remotes.insert("l3".into(), opsconsole::sync::RemoteConfig::Local { path: dir.path().join("r3"), same_disk: true });
+    for r in engine::build_remotes(&remotes, &ws).values() {
+        assert!(r.init().await.iter().all(|s| s.ok), "remote set up");
+    }
     let summary = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
     assert_eq!((summary.uploaded, summary.failed.len()), (6, 0), "{summary:?}");
     let list = |r: &str| -> Vec<String> {
@@ -444,7 +453,7 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
             for e in std::fs::read_dir(&d).expect("rd").flatten() {
                 if e.file_type().expect("ft").is_dir() {
                     stack.push(e.path());
-                } else {
+                } else if e.file_name() != opsconsole::sync::marker::MARKER_FILE {
                     v.push(e.path().strip_prefix(&root).expect("prefix").display().to_string());
                 }
             }
@@ -487,12 +496,15 @@ fn status_json_through_the_binary_has_the_sync_keys() {
     std::fs::write(
         ws.join("opsconsole.toml"),
         format!(
-            "[sync.l3]\nremote = \"r3\"\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\n",
+            "[sync.l3]\nremote = \"r3\"\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\nsame_disk = true\n",
             dir.path().join("r3").display()
         ),
     )
     .expect("config");
     let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let init =
+        std::process::Command::new(bin).arg("-w").arg(&ws).args(["remote", "check", "--init"]).output().expect("init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stdout));
     let once = std::process::Command::new(bin)
         .arg("-w")
         .arg(&ws)
@@ -518,5 +530,149 @@ fn status_json_through_the_binary_has_the_sync_keys() {
     }
     assert_eq!(l3["pending_files"], 0);
     assert!(l3["last_success_unix"].as_i64().is_some());
+    assert_eq!(l3["same_disk"], true, "a remote on the workspace's disk is marked: {l3}");
+    let text = std::process::Command::new(bin).arg("-w").arg(&ws).arg("status").output().expect("status");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("same disk: not a backup"));
     assert_eq!(v["sync"]["levels"][0]["remote_configured"], false);
+}
+
+/// Appends a line to `path` every `every` until `stop` is set; returns the lines written.
+fn spawn_log_writer(
+    path: PathBuf,
+    every: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open log");
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            writeln!(f, "{{'loss': 2.{n:04}, 'grad_norm': 0.81, 'learning_rate': 0.0003, 'step': {n}}}")
+                .expect("append");
+            n += 1;
+            std::thread::sleep(every);
+        }
+        n
+    })
+}
+
+/// A 200 MB log already written, as a long run leaves it.
+fn big_log(path: &Path) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let line = b"{'loss': 2.3102, 'grad_norm': 0.81, 'learning_rate': 0.0003, 'epoch': 1.42}\n";
+    for _ in 0..(200_000_000 / line.len()) {
+        f.write_all(line).expect("write");
+    }
+    f.flush().expect("flush");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_keeps_growing_is_stored_as_a_snapshot_of_exactly_the_prefix_hashed() {
+    for every in [Duration::from_millis(2), Duration::from_millis(100)] {
+        let rig = rig_with(None, None);
+        let log = rig.ws.join("experiments/v68/logs/train.log");
+        big_log(&log);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = spawn_log_writer(log.clone(), every, stop.clone());
+        let mut c = config();
+        // A short snapshot period for the test (3 s); no size limit for the 200 MB log.
+        c.snapshot_minutes = 0.05;
+        c.l2.max_file_mb = 0;
+        let mut h = start(&rig, &c);
+        let mut seen = Vec::new();
+        // Stored while the writer keeps writing, twice (a snapshot every period).
+        for _ in 0..2 {
+            wait_for(&mut h, &mut seen, "a snapshot stored", confirmed("experiments/v68/logs/train.log")).await;
+        }
+        assert!(!writer.is_finished(), "every {every:?}: the log was stored while it was still written");
+        stop.store(true, Ordering::SeqCst);
+        let lines = writer.join().expect("writer");
+        h.shutdown().await.expect("stops");
+        assert!(lines > 10, "the writer kept writing ({lines} lines)");
+        // The stored copy is exactly the prefix that was hashed, and nothing else is there.
+        let l = Ledger::open(&rig.ws).expect("ledger");
+        let e = l.entry("experiments/v68/logs/train.log", "L2").expect("q").expect("row");
+        let stored = rig.l2.inner.root().join("experiments/v68/logs/train.log");
+        let copy_len = std::fs::metadata(&stored).expect("stored").len();
+        if e.state == UploadState::Confirmed {
+            assert_eq!(copy_len, e.bytes_total, "every {every:?}");
+            assert_eq!(hash::sha256_file(&stored).expect("hash"), e.sha256);
+        }
+        assert!(copy_len > 200_000_000 - 100 && copy_len < std::fs::metadata(&log).expect("log").len());
+        let prefix = hash::digest_prefix(&log, copy_len).expect("prefix");
+        assert_eq!(hash::sha256_file(&stored).expect("hash"), prefix.sha256, "the stored bytes are the log's prefix");
+        let listed = rig.l2.inner.list("").await.expect("list");
+        assert_eq!(listed.len(), 1, "no stray copy: {listed:?}");
+        let mismatches = seen.iter().filter(|e| matches!(e, SyncEvent::Failed { .. })).count();
+        assert_eq!(mismatches, 0, "no verification failure: {seen:#?}");
+    }
+}
+
+#[test]
+fn sync_once_stores_a_growing_log_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let log = ws.join("experiments/v68/logs/train.log");
+    big_log(&log);
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!(
+            "[sync]\nsettle_seconds = 1\n\n[sync.l2]\nremote = \"r2\"\nmax_file_mb = 0\n\n[remotes.r2]\nkind = \"local\"\n\
+             path = \"{}\"\nsame_disk = true\n",
+            dir.path().join("r2").display()
+        ),
+    )
+    .expect("config");
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .arg("-w")
+            .arg(&ws)
+            .args(args)
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .output()
+            .expect("run")
+    };
+    assert!(run(&["remote", "check", "--init"]).status.success());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = spawn_log_writer(log.clone(), Duration::from_millis(2), stop.clone());
+    let once = run(&["sync", "--once"]);
+    let still_writing = !writer.is_finished();
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    let err = String::from_utf8_lossy(&once.stderr);
+    assert!(once.status.success(), "{err}");
+    assert!(still_writing, "the log kept growing during the run");
+    assert!(err.contains("L2 stored experiments/v68/logs/train.log") && err.contains("0 not stored"), "{err}");
+    let stored = dir.path().join("r2/experiments/v68/logs/train.log");
+    let len = std::fs::metadata(&stored).expect("stored").len();
+    assert_eq!(hash::sha256_file(&stored).expect("hash"), hash::digest_prefix(&log, len).expect("prefix").sha256);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_now_takes_a_snapshot_of_a_growing_log_at_once() {
+    let rig = rig_with(None, None);
+    let log = rig.ws.join("logs/train.log");
+    write(&log, b"start\n");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = spawn_log_writer(log.clone(), Duration::from_millis(20), stop.clone());
+    let mut c = config();
+    // Far longer than the test: only `s` can take it while it grows.
+    c.snapshot_minutes = 60.0;
+    let mut h = start(&rig, &c);
+    let mut seen = Vec::new();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rig.l2.uploads_of("logs/train.log"), 0, "not before its period: {seen:?}");
+    h.send(Command::SyncNow(None));
+    wait_for(&mut h, &mut seen, "the snapshot stored", confirmed("logs/train.log")).await;
+    assert!(!writer.is_finished(), "taken while still written");
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    h.shutdown().await.expect("stops");
+    let l = Ledger::open(&rig.ws).expect("ledger");
+    let e = l.entry("logs/train.log", "L2").expect("q").expect("row");
+    let stored = rig.l2.inner.root().join("logs/train.log");
+    assert_eq!(std::fs::metadata(&stored).expect("stored").len(), e.bytes_total);
+    assert_eq!(hash::sha256_file(&stored).expect("hash"), e.sha256);
+    assert_eq!(e.md5.as_deref(), Some(hash::digest_prefix(&log, e.bytes_total).expect("d").md5.as_str()));
 }

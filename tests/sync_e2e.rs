@@ -25,11 +25,18 @@ fn workspace(base: &Path, cap_kib: u64, big_mb: usize) -> std::path::PathBuf {
         ws.join("opsconsole.toml"),
         format!(
             "[sync]\nsettle_seconds = 1\nbandwidth_limit_kib_s = {cap_kib}\n\n[sync.l3]\nremote = \"r3\"\n\
-             interval_minutes = 0\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\n",
+             interval_minutes = 0\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\nsame_disk = true\n",
             base.join("r3").display()
         ),
     )
     .expect("config");
+    let init = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("-w")
+        .arg(&ws)
+        .args(["remote", "check", "--init"])
+        .output()
+        .expect("remote check --init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stdout));
     let mut rng = fastrand::Rng::with_seed(7);
     let mut data = vec![0u8; big_mb << 20];
     rng.fill(&mut data);
@@ -77,7 +84,7 @@ fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the
     t.wait_for("the cancelled upload", |s| s.contains("✗ 1 failed: cancelled by you"));
     t.send(&["R"]);
     t.wait_for("the upload stored after the retry", |s| {
-        s.contains("L3 r3      nothing pending") && !s.contains("✗") && s.contains("last ok")
+        s.contains("L3 r3      same disk: not a backup · nothing pending") && !s.contains("✗") && s.contains("last ok")
     });
     assert_eq!(
         opsconsole::sync::hash::sha256_file(&dir.path().join("r3/checkpoints/v1_step_100.pt")).expect("stored"),
@@ -102,7 +109,7 @@ fn a_console_without_a_daemon_runs_its_own_engine() {
         Tmux::new("sync-own", 120, 36, &format!("env XDG_STATE_HOME={} {bin} -w {}", state.display(), ws.display()));
     t.wait_for("the upload stored by the console's engine", |s| {
         s.contains("Uploads · engine in this console")
-            && s.contains("L3 r3      nothing pending")
+            && s.contains("L3 r3      same disk: not a backup · nothing pending")
             && s.contains("last ok")
     });
     assert_eq!(

@@ -33,13 +33,16 @@ interval_minutes = 0
 remote = "r3"
 interval_minutes = 0
 
+# Beside the workspace, on its disk: allowed (and shown) by same_disk.
 [remotes.r2]
 kind = "local"
 path = "{}"
+same_disk = true
 
 [remotes.r3]
 kind = "local"
 path = "{}"
+same_disk = true
 "#,
         base.join("r2").display(),
         base.join("r3").display()
@@ -94,7 +97,7 @@ fn files_under(root: &Path) -> BTreeMap<String, PathBuf> {
         for e in rd.flatten() {
             if e.file_type().expect("ft").is_dir() {
                 stack.push(e.path());
-            } else {
+            } else if e.file_name() != opsconsole::sync::marker::MARKER_FILE {
                 let rel = e.path().strip_prefix(root).expect("prefix").display().to_string();
                 out.insert(rel, e.path());
             }
@@ -142,6 +145,14 @@ fn kill_nine_ten_times_then_everything_is_stored_exactly_once() {
     for (seed, (p, n)) in (1..).zip(l2_files.iter().chain(&l3_files).chain(&unrouted)) {
         write_pattern(&ws.join(p), *n, seed);
     }
+    let init = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["remote", "check", "--init"])
+        .env("XDG_STATE_HOME", base.join("state"))
+        .output()
+        .expect("remote check --init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stdout));
 
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let mut mid_upload = 0;

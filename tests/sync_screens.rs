@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use crossterm::event::KeyCode;
 use opsconsole::app::{Effect, Msg, Overlay, Panel, update};
 use opsconsole::config::{Config, DEFAULT_CONFIG};
@@ -27,10 +25,15 @@ fn level(name: &str, remote: &str, interval: u64) -> LevelStatus {
         pending_bytes: 0,
         confirmed_files: 12,
         last_success_unix: Some(fx::NOW as i64 - 41 * 60),
+        last_pass_unix: Some(fx::NOW as i64 - 41 * 60),
+        up_to_date_unix: Some(fx::NOW as i64 - 41 * 60),
+        nothing_to_store: false,
+        same_disk: false,
         overdue: false,
         failed: 0,
         failures: vec![],
         in_flight: None,
+        interrupted: None,
     }
 }
 
@@ -41,6 +44,7 @@ fn entry(level: &str, path: &str, state: UploadState, done: u64, total: u64) -> 
         remote: if level == "L2" { "drive".into() } else { "hf".into() },
         state,
         sha256: "00".into(),
+        md5: None,
         mtime_ns: 0,
         bytes_done: done,
         bytes_total: total,
@@ -115,6 +119,51 @@ fn uploads_idle() {
     let text = fx::screen_text(&s, 160, 48);
     assert!(text.contains("L2 drive   nothing pending"), "{text}");
     assert!(text.contains("last ok 41m00s ago (every 1h30m)"), "{text}");
+}
+
+#[test]
+fn uploads_nothing_to_store_and_same_disk() {
+    // L2: a pass ran and found nothing to do; nothing was ever stored. L3: files stored,
+    // on a remote that shares the workspace's disk (same_disk = true).
+    let mut l2 = level("L2", "drive", 90);
+    l2.confirmed_files = 0;
+    l2.last_success_unix = None;
+    l2.nothing_to_store = true;
+    let mut l3 = level("L3", "hf", 180);
+    l3.same_disk = true;
+    let mut s = with_uploads(vec![sample(vec![l2, l3], vec![])]);
+    both("uploads_nothing_to_store_same_disk", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("L2 drive   nothing pending  nothing to store (every 1h30m)"), "{text}");
+    assert!(!text.contains("L2 drive   nothing pending  last ok"), "{text}");
+    assert!(text.contains("L3 hf      same disk: not a backup · nothing pending  last ok 41m00s ago"), "{text}");
+    // Never run: "never stored", not "ok".
+    let mut l2 = level("L2", "drive", 90);
+    l2.last_success_unix = None;
+    l2.last_pass_unix = None;
+    update(&mut s, sample(vec![l2, level("L3", "hf", 180)], vec![]));
+    assert!(fx::screen_text(&s, 160, 48).contains("L2 drive   nothing pending  never stored (every 1h30m)"));
+}
+
+#[test]
+fn an_upload_left_by_a_stopped_engine_is_not_shown_as_uploading() {
+    // The ledger row says `uploading`, but no engine holds the lock: the status carries it
+    // as interrupted, and the panel shows no progress bar.
+    let mut l3 = level("L3", "hf", 180);
+    l3.pending_files = 1;
+    l3.pending_bytes = 50 * MB;
+    l3.interrupted =
+        Some(InFlightStatus { path: "checkpoints/a.pt".into(), bytes_done: 54 * MB, bytes_total: 105 * MB });
+    let msg = Msg::Sync(Box::new(SyncSample {
+        source: EngineSource::Off { reason: "not started".into() },
+        status: SyncStatus { engine_pid: None, levels: vec![level("L2", "drive", 90), l3], recent: vec![] },
+        queue: vec![],
+    }));
+    let s = with_uploads(vec![msg]);
+    assert!(s.uploads.in_flight("L3").is_none());
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(!text.contains('%') || !text.contains("a.pt"), "{text}");
+    assert!(text.contains("L3 hf      1 pending 50.0 MB  last ok"), "{text}");
 }
 
 #[test]
@@ -248,10 +297,54 @@ fn engine_events_drive_the_in_flight_line_and_notes() {
 
 #[test]
 fn the_demo_config_uses_two_local_remotes() {
-    let text = opsconsole::demo::demo_sync_config(DEFAULT_CONFIG);
-    let cfg = Config::from_toml(&text, Path::new("demo/opsconsole.toml")).expect("demo config loads");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("demo");
+    std::fs::create_dir(&ws).expect("mkdir");
+    let text = opsconsole::demo::demo_sync_config(DEFAULT_CONFIG, &opsconsole::demo::remotes_dir(&ws));
+    let cfg = Config::from_toml(&text, &ws.join("opsconsole.toml")).expect("demo config loads");
     assert_eq!(cfg.remotes.len(), 2);
+    for r in cfg.remotes.values() {
+        let opsconsole::sync::RemoteConfig::Local { path, same_disk } = r else {
+            panic!("the demo's remotes are local folders: {r:?}");
+        };
+        assert!(*same_disk, "the demo's remotes share the workspace's disk, and say so");
+        assert!(path.starts_with(dir.path().join("demo-remotes")), "outside the workspace: {path:?}");
+    }
+    // The same remotes inside the workspace are a config error naming the key.
+    let inside = opsconsole::demo::demo_sync_config(DEFAULT_CONFIG, &ws.join("remotes"));
+    let err = Config::from_toml(&inside, &ws.join("opsconsole.toml")).unwrap_err().to_string();
+    assert!(err.contains("key `remotes.drive.path`") && err.contains("inside the workspace"), "{err}");
     assert_eq!(cfg.sync.l3.interval_minutes, 0);
     assert_eq!(cfg.sync.l2.interval_minutes, 2);
     assert!(cfg.sync.bandwidth_limit_kib_s > 0);
+}
+
+#[test]
+fn a_copy_found_missing_is_shown_beside_a_daemon_for_an_hour() {
+    let ev = |ago: i64, path: &str| opsconsole::sync::ledger::LedgerEvent {
+        at_ms: (fx::NOW as i64 - ago) * 1000,
+        kind: "verify_failed".into(),
+        path: Some(path.into()),
+        level: Some("L3".into()),
+        detail: "the copy on remote 'hf' failed verification: it is missing; it is stored again".into(),
+    };
+    let mut l3 = level("L3", "hf", 180);
+    l3.pending_files = 2;
+    l3.pending_bytes = 13 * GB;
+    let msg = Msg::Sync(Box::new(SyncSample {
+        source: EngineSource::Daemon { pid: 4242 },
+        status: SyncStatus {
+            engine_pid: Some(4242),
+            levels: vec![level("L2", "drive", 90), l3],
+            recent: vec![ev(60, "checkpoints/v68_step_11000.pt"), ev(7200, "checkpoints/v68_step_9000.pt")],
+        },
+        queue: vec![],
+    }));
+    let s = with_uploads(vec![msg]);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(
+        text.contains("⚠ L3 checkpoints/v68_step_11000.pt: the copy on remote 'hf' failed verification: it is missing"),
+        "{text}"
+    );
+    assert!(!text.contains("v68_step_9000.pt"), "two hours old: not shown\n{text}");
 }

@@ -216,17 +216,28 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
         PruneProgress::Done { report } => {
             job.running = false;
             job.freed_bytes = report.freed_bytes;
-            let summary = format!(
+            let mut summary = format!(
                 "freed {} · deleted {} · skipped {} · failed {}",
                 util::bytes(report.freed_bytes),
                 report.deleted,
                 report.skipped,
                 report.failed
             );
-            job.summary = Some(summary.clone());
-            state.jobs.apply(JobEvent::Done { id, summary: summary.clone() }, now);
+            // Why the first item was kept after all (a copy that failed verification).
+            if let Some((item, why)) = report.items.iter().find_map(|i| match &i.outcome {
+                ItemOutcome::Skipped(w) | ItemOutcome::Failed(w) => Some((i, w)),
+                ItemOutcome::Deleted => None,
+            }) {
+                let file = item.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                // On a line of its own: the reason matters more than the counts.
+                summary.push_str(&format!("\n{file} {why}"));
+            }
+            // One line where there is room for one.
+            let one_line = summary.replace('\n', " · ");
+            job.summary = Some(one_line.clone());
+            state.jobs.apply(JobEvent::Done { id, summary: one_line.clone() }, now);
             if job.auto {
-                state.notice = Some(format!("auto-prune: {summary}"));
+                state.notice = Some(format!("auto-prune: {one_line}"));
             }
             let mut fx = vec![Effect::RefreshNow];
             if state.overlay == Overlay::Prune {

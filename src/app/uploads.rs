@@ -119,6 +119,7 @@ impl UploadsPanel {
                 }
             }
             SyncEvent::Dropped { path, note, .. } => self.note = Some(format!("{path}: {note}")),
+            SyncEvent::Requeued { level, path, reason } => self.note = Some(format!("{level} {path}: {reason}")),
             SyncEvent::Queued { .. } | SyncEvent::PassDone { .. } => {}
         }
     }

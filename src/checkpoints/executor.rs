@@ -163,6 +163,30 @@ fn recheck(item: &PlanItem, plan: &PrunePlan, ctx: &ExecContext) -> Result<PlanI
     if !is_confirmed(&f.confirmed_on, required) && !plan.allow_unconfirmed {
         return Err("not confirmed and no override given".into());
     }
+    // The ledger remembers; the remote decides. A confirmed copy is checked on the remote
+    // each required level stores into now (without requirements: one of the levels it is
+    // confirmed on); a copy that fails keeps the file, and is stored again. An item the
+    // user deletes by override was not confirmed to begin with.
+    if !f.unconfirmed_override {
+        let levels: Vec<String> = if required.is_empty() {
+            f.confirmed_on.iter().filter(|l| !l.eq_ignore_ascii_case("L1")).cloned().collect()
+        } else {
+            required.clone()
+        };
+        let mut errors = Vec::new();
+        let mut verified = 0;
+        for level in &levels {
+            match ctx.confirm.verify(&f.rel_path, level) {
+                Ok(()) => verified += 1,
+                Err(why) => errors.push(format!("{level} {why}")),
+            }
+        }
+        let ok = if required.is_empty() { verified > 0 } else { errors.is_empty() && verified > 0 };
+        if !ok {
+            let why = if errors.is_empty() { "no confirmed copy to verify".to_string() } else { errors.join("; ") };
+            return Err(format!("kept: {why}"));
+        }
+    }
     let inside = match item.kind {
         ItemKind::Checkpoint => f.path.starts_with(&item.unit.root.path),
         ItemKind::Log => f.path.starts_with(&f.unit.root.path),

@@ -17,6 +17,17 @@ pub trait ConfirmationSource {
     /// relative to the workspace, `/`-separated; for an absolute root, the absolute path).
     /// A folder checkpoint counts as confirmed on a level only when all its files are.
     fn confirmed_on(&self, rel_path: &str) -> Vec<String>;
+
+    /// Right before a deletion: is the copy on `level` really there, on the remote that
+    /// level stores into now, with the same size and checksum? `Err(why)` keeps the file;
+    /// a source backed by a ledger also queues the copy to be stored again.
+    fn verify(&self, rel_path: &str, level: &str) -> Result<(), String>;
+
+    /// Why `rel_path` is not confirmed, when something more than "not stored yet" is known
+    /// (its copy failed verification). Shown beside the plan's item.
+    fn note(&self, _rel_path: &str) -> Option<String> {
+        None
+    }
 }
 
 /// No ledger: nothing is confirmed anywhere, so nothing is deleted without override.
@@ -27,6 +38,10 @@ impl ConfirmationSource for NotConfirmed {
     fn confirmed_on(&self, _rel_path: &str) -> Vec<String> {
         Vec::new()
     }
+
+    fn verify(&self, _rel_path: &str, _level: &str) -> Result<(), String> {
+        Err("no sync ledger: nothing is stored anywhere".into())
+    }
 }
 
 /// A fixed map from relative path to levels (tests, fixtures, a ledger snapshot).
@@ -36,6 +51,15 @@ pub struct ConfirmationMap(pub HashMap<String, Vec<String>>);
 impl ConfirmationSource for ConfirmationMap {
     fn confirmed_on(&self, rel_path: &str) -> Vec<String> {
         self.0.get(rel_path).cloned().unwrap_or_default()
+    }
+
+    /// A fixed map has no remote to ask: what it says is taken as verified.
+    fn verify(&self, rel_path: &str, level: &str) -> Result<(), String> {
+        if self.confirmed_on(rel_path).iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            Ok(())
+        } else {
+            Err(format!("not confirmed on {level}"))
+        }
     }
 }
 

@@ -115,6 +115,9 @@ pub struct PlanItem {
     pub confirmed_on: Vec<String>,
     /// Deleted although unconfirmed, on the user's explicit override.
     pub unconfirmed_override: bool,
+    /// Why it is not confirmed, when more is known than "not stored yet" (its stored copy
+    /// failed verification and is being stored again).
+    pub note: Option<String>,
     #[serde(skip)]
     pub unit: Unit,
 }
@@ -341,6 +344,7 @@ fn item_of_checkpoint(c: &Checkpoint, action: PlanAction, reason: Reason, over: 
         reason,
         confirmed_on: c.confirmed_on.clone(),
         unconfirmed_override: over,
+        note: None,
         unit: c.unit.clone(),
     }
 }
@@ -394,6 +398,7 @@ pub fn plan_logs(logs: &[LogFile], cfg: &LogPruneConfig, allow_unconfirmed: bool
             reason,
             confirmed_on: l.confirmed_on.clone(),
             unconfirmed_override: over,
+            note: None,
             unit: l.unit.clone(),
         });
     }

@@ -65,7 +65,13 @@ impl LevelConfig {
         Self {
             enabled: true,
             remote: "drive".into(),
-            include: vec!["**/*.log".into(), "journal.md".into(), "*.json".into(), "frozen_requirements.txt".into()],
+            include: vec![
+                "**/*.log".into(),
+                "*.log.[0-9]*".into(),
+                "journal.md".into(),
+                "*.json".into(),
+                "frozen_requirements.txt".into(),
+            ],
             exclude: Vec::new(),
             max_file_mb: 200,
             interval_minutes: 90,
@@ -148,6 +154,10 @@ pub struct SyncConfig {
     pub retry_base_seconds: u64,
     /// Longest delay between retries.
     pub retry_max_seconds: u64,
+    /// A log (or any file but weights) that keeps growing is stored as a snapshot of what
+    /// it holds at least this often, whatever its write rate (`s` and `sync --once` take
+    /// one at once). Fractions are allowed (0.5 is 30 s).
+    pub snapshot_minutes: f64,
     /// Globs (rules as in a level) never synced to any level.
     pub exclude: Vec<String>,
 }
@@ -163,6 +173,7 @@ impl Default for SyncConfig {
             bandwidth_limit_kib_s: 0,
             retry_base_seconds: 5,
             retry_max_seconds: 900,
+            snapshot_minutes: 10.0,
             exclude: vec![
                 ".git/**".into(),
                 ".opsconsole/**".into(),
@@ -186,8 +197,14 @@ impl Default for SyncConfig {
 pub enum RemoteConfig {
     /// A mounted folder: a second disk, a Colab Drive mount, a gcsfuse bucket.
     Local {
-        /// The folder files are stored under (created if missing).
+        /// The folder files are stored under. It must exist and carry this remote's
+        /// identity marker (`opsconsole remote check NAME --init` creates it inside an
+        /// existing folder and writes the marker); sync never creates it.
         path: PathBuf,
+        /// Allow a folder on the same filesystem as the workspace or a checkpoint root
+        /// (a demo, a test). Such a copy is not a backup, and is shown as such.
+        #[serde(default)]
+        same_disk: bool,
     },
     /// A Hugging Face Hub model repo (weights only): one commit per checkpoint.
     Hf {
@@ -267,11 +284,111 @@ impl SyncConfig {
         if self.retry_base_seconds == 0 {
             problems.push(("sync.retry_base_seconds".into(), "must be at least 1".into()));
         }
+        if !(self.snapshot_minutes.is_finite() && self.snapshot_minutes > 0.0) {
+            problems.push((
+                "sync.snapshot_minutes".into(),
+                format!("must be above 0 (minutes between snapshots of a growing log), got {}", self.snapshot_minutes),
+            ));
+        }
         if self.retry_max_seconds < self.retry_base_seconds {
             problems.push(("sync.retry_max_seconds".into(), "must not be smaller than sync.retry_base_seconds".into()));
         }
         problems
     }
+}
+
+/// The folder a local remote's `path` names, for a workspace (relative paths are relative
+/// to it).
+pub fn local_root(path: &std::path::Path, workspace: &std::path::Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { workspace.join(path) }
+}
+
+/// `path` with symbolic links and `..` resolved as far as it exists (the rest appended
+/// as written), so a folder that does not exist yet can still be compared.
+fn resolve(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut normal = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                normal.pop();
+            }
+            Component::CurDir => {}
+            c => normal.push(c),
+        }
+    }
+    let mut existing = normal.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            let mut out = real;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return out;
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return normal,
+        }
+    }
+}
+
+/// (dotted key, problem) for each local remote whose folder is the workspace or a
+/// checkpoint root, holds one, or is inside one: a copy there is no copy at all (pruning
+/// would delete the only one). `checkpoint_roots` are the configured root patterns; a
+/// pattern's part before its first glob is what is compared.
+pub fn validate_places(
+    remotes: &RemotesConfig,
+    workspace: &std::path::Path,
+    checkpoint_roots: &[String],
+) -> Vec<(String, String)> {
+    let ws = resolve(&if workspace.as_os_str().is_empty() { PathBuf::from(".") } else { workspace.to_path_buf() });
+    let ws = if ws.is_absolute() { ws } else { std::env::current_dir().map(|d| resolve(&d.join(&ws))).unwrap_or(ws) };
+    let mut places: Vec<(String, PathBuf)> = vec![("the workspace".into(), ws.clone())];
+    for pat in checkpoint_roots {
+        let fixed: PathBuf = std::path::Path::new(pat)
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[', '{']))
+            .collect();
+        if !fixed.as_os_str().is_empty() {
+            places.push((format!("the checkpoint root {pat}"), resolve(&local_root(&fixed, &ws))));
+        }
+    }
+    let mut problems = Vec::new();
+    for (name, remote) in remotes {
+        #[allow(irrefutable_let_patterns)] // other kinds of remote are not folders
+        let RemoteConfig::Local { path, .. } = remote else { continue };
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        let root = resolve(&local_root(path, &ws));
+        for (what, place) in &places {
+            let why = if root == *place {
+                "is"
+            } else if root.starts_with(place) {
+                "is inside"
+            } else if place.starts_with(&root) {
+                "holds"
+            } else {
+                continue;
+            };
+            problems.push((
+                format!("remotes.{name}.path"),
+                format!(
+                    "{} {why} {what} ({}): a copy there is not a copy, and pruning would delete the only one; \
+                     point it at another disk",
+                    root.display(),
+                    place.display()
+                ),
+            ));
+            break;
+        }
+    }
+    problems
 }
 
 /// (dotted key, problem) for every bad remote, plus levels naming a remote that is missing
@@ -284,7 +401,7 @@ pub fn validate_remotes(remotes: &RemotesConfig) -> Vec<(String, String)> {
                 .push((format!("remotes.{name}"), "a remote name may use only letters, digits, '-' and '_'".into()));
         }
         match remote {
-            RemoteConfig::Local { path } => {
+            RemoteConfig::Local { path, .. } => {
                 if path.as_os_str().is_empty() {
                     problems.push((format!("remotes.{name}.path"), "must not be empty".into()));
                 }
@@ -334,7 +451,10 @@ mod tests {
     #[test]
     fn remote_sections_parse_and_reject_unknown_keys() {
         let r: RemotesConfig = toml::from_str("[a]\nkind = \"local\"\npath = \"/mnt/x\"\n").expect("parses");
-        assert_eq!(r["a"], RemoteConfig::Local { path: "/mnt/x".into() });
+        assert_eq!(r["a"], RemoteConfig::Local { path: "/mnt/x".into(), same_disk: false });
+        let r: RemotesConfig =
+            toml::from_str("[a]\nkind = \"local\"\npath = \"/mnt/x\"\nsame_disk = true\n").expect("parses");
+        assert_eq!(r["a"], RemoteConfig::Local { path: "/mnt/x".into(), same_disk: true });
         assert!(validate_remotes(&r).is_empty());
         assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"local\"\npath = \"/x\"\nfoo = 1\n").is_err());
         assert!(toml::from_str::<RemotesConfig>("[a]\nkind = \"ftp\"\n").is_err());
@@ -350,5 +470,38 @@ mod tests {
         assert!(keys.contains(&"sync.settle_seconds".to_string()));
         assert!(keys.contains(&"sync.l3.include[0]".to_string()));
         assert!(keys.contains(&"sync.retry_max_seconds".to_string()));
+    }
+
+    #[test]
+    fn a_remote_in_or_around_the_workspace_or_a_checkpoint_root_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("checkpoints")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("data/ckpt")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("elsewhere")).expect("mkdir");
+        std::os::unix::fs::symlink(&ws, dir.path().join("link-to-ws")).expect("symlink");
+        let roots = vec!["checkpoints".to_string(), format!("{}/data/ckpt/*", dir.path().display())];
+        let check = |path: PathBuf| {
+            let mut r = RemotesConfig::new();
+            r.insert("bk".into(), RemoteConfig::Local { path, same_disk: false });
+            validate_places(&r, &ws, &roots)
+        };
+        for (path, why) in [
+            (PathBuf::from("."), "is the workspace"),
+            (ws.clone(), "is the workspace"),
+            (PathBuf::from("remote-hf"), "is inside the workspace"),
+            (PathBuf::from("checkpoints/../backup/new"), "is inside the workspace"),
+            (dir.path().to_path_buf(), "holds the workspace"),
+            (dir.path().join("link-to-ws/backup"), "is inside the workspace"),
+            (dir.path().join("data"), "holds the checkpoint root"),
+            (dir.path().join("data/ckpt/x/y"), "is inside the checkpoint root"),
+        ] {
+            let p = check(path.clone());
+            assert_eq!(p.len(), 1, "{path:?}: {p:?}");
+            assert_eq!(p[0].0, "remotes.bk.path");
+            assert!(p[0].1.contains(why), "{path:?}: {}", p[0].1);
+        }
+        assert!(check(dir.path().join("elsewhere/backup")).is_empty());
+        assert!(check(PathBuf::from("../elsewhere")).is_empty());
     }
 }

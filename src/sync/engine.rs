@@ -14,11 +14,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{RemoteConfig, RemotesConfig, SyncConfig};
-use super::ledger::{Ledger, LedgerEntry, LedgerError};
-use super::local::LocalRemote;
+use super::hash::Digests;
+use super::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError};
+use super::local::{LocalOptions, LocalRemote};
 use super::lock::{EngineLock, LockError};
 use super::remote::{ErrorKind, RateLimiter, Remote, RemoteError, TransferCtx, UploadRequest};
-use super::routing::{Router, compile_glob, is_weights, relative_key};
+use super::routing::{Router, is_weights};
 use super::watcher::{Observation, Settler, scan, spawn_watcher, stat_file};
 
 // [commit groups] One commit per checkpoint for remotes that commit (the Hub).
@@ -80,8 +81,12 @@ pub enum SyncEvent {
     Failed { level: String, path: String, reason: String, permanent: bool, retry_in: Option<Duration> },
     /// A file left the queue without being stored (deleted before upload).
     Dropped { path: String, levels: Vec<String>, note: String },
+    /// A confirmed copy failed verification on its remote (missing, changed): it is
+    /// queued to be stored again.
+    Requeued { level: String, path: String, reason: String },
     /// A pass over a level ended; `success` when nothing is left pending or failed.
-    PassDone { level: String, success: bool },
+    /// `stored`: files confirmed during the pass; `confirmed`: files the level holds.
+    PassDone { level: String, success: bool, stored: u64, confirmed: u64 },
 }
 
 /// Commands to a running engine.
@@ -124,19 +129,65 @@ pub struct RunSummary {
     pub uploaded_bytes: u64,
     pub already_there: u64,
     pub dropped: u64,
-    /// (level, path, reason) of uploads left failed.
+    /// Confirmed copies verified on their remotes (`sync --verify`, and every pass).
+    pub verified: u64,
+    /// Confirmed copies found missing or changed, queued to be stored again.
+    pub requeued: u64,
+    /// (level, path, reason) of uploads left failed, or (`--once`) left unfinished.
     pub failed: Vec<(String, String, String)>,
 }
 
-/// Build the remotes named in the config.
+/// What the remotes of a workspace are bound to: the workspace (its id, for the local
+/// remotes' identity markers) and the folders a copy must not share a filesystem with.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteEnv {
+    pub workspace: PathBuf,
+    /// The workspace and each checkpoint root.
+    pub protected: Vec<PathBuf>,
+    /// Hash every stored copy again instead of trusting remembered checksums
+    /// (`sync --verify`).
+    pub rehash: bool,
+}
+
+impl RemoteEnv {
+    /// A workspace whose checkpoints live inside it.
+    pub fn new(workspace: &Path) -> Self {
+        Self { workspace: workspace.to_path_buf(), protected: vec![workspace.to_path_buf()], rehash: false }
+    }
+
+    /// A workspace and its configured checkpoint roots (those that exist).
+    pub fn with_roots(workspace: &Path, checkpoint_roots: &[String]) -> Self {
+        let mut env = Self::new(workspace);
+        let (roots, _) = crate::checkpoints::roots::expand_roots(workspace, checkpoint_roots);
+        env.protected.extend(roots.into_iter().map(|r| r.path));
+        env
+    }
+}
+
+/// Build the remotes named in the config for a workspace whose checkpoints live inside it.
 pub fn build_remotes(remotes: &RemotesConfig, workspace: &Path) -> BTreeMap<String, Arc<dyn Remote>> {
+    build_remotes_in(remotes, &RemoteEnv::new(workspace))
+}
+
+/// Build the remotes named in the config, bound to the workspace in `env`.
+pub fn build_remotes_in(remotes: &RemotesConfig, env: &RemoteEnv) -> BTreeMap<String, Arc<dyn Remote>> {
+    // Without an id (an unwritable workspace) no marker matches: nothing is stored.
+    let ws_id = super::marker::workspace_id(&env.workspace).unwrap_or_default();
     remotes
         .iter()
         .map(|(name, cfg)| {
             let remote: Arc<dyn Remote> = match cfg {
-                RemoteConfig::Local { path } => {
-                    let root = if path.is_absolute() { path.clone() } else { workspace.join(path) };
-                    Arc::new(LocalRemote::new(name.clone(), root))
+                RemoteConfig::Local { path, same_disk } => {
+                    let root = super::config::local_root(path, &env.workspace);
+                    let opts = LocalOptions {
+                        workspace_id: Some(ws_id.clone()),
+                        workspace: Some(env.workspace.clone()),
+                        same_disk: *same_disk,
+                        protected: env.protected.clone(),
+                        sums: Some(super::sums::SumCache::new(super::sums::sums_path(&env.workspace))),
+                        rehash: env.rehash,
+                    };
+                    Arc::new(LocalRemote::with_options(name.clone(), root, opts))
                 }
                 RemoteConfig::Hf { repo_id, private, allow_public, revision, path_prefix, endpoint } => {
                     let settings = super::hf::HfSettings {
@@ -232,17 +283,20 @@ pub fn start(
     if !problems.is_empty() {
         return Err(SyncError::Config(problems));
     }
+    // A remote folder that is the workspace, holds it or is inside it is no copy at all.
+    let places: Vec<(String, String)> = remotes
+        .iter()
+        .filter_map(|(name, r)| {
+            let why = remote_root_around(r.as_ref(), workspace)?;
+            Some((format!("remotes.{name}.path"), why))
+        })
+        .collect();
+    if !places.is_empty() {
+        return Err(SyncError::Config(places));
+    }
     let lock = EngineLock::acquire(workspace).map_err(SyncError::Locked)?;
     let ledger = Ledger::open(workspace)?;
-    let mut router = Router::new(sync).map_err(|e| SyncError::Config(vec![("sync".into(), e)]))?;
-    // A remote folder inside the workspace is never synced into itself.
-    for remote in remotes.values() {
-        if let Some(root) = remote_root_inside(remote.as_ref(), workspace)
-            && let Ok(glob) = compile_glob(&format!("/{root}/**"))
-        {
-            router.exclude_also(glob);
-        }
-    }
+    let router = Router::new(sync).map_err(|e| SyncError::Config(vec![("sync".into(), e)]))?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
@@ -257,11 +311,13 @@ pub fn start(
     Ok(EngineHandle { commands: cmd_tx, events: ev_rx, shutdown, task: Some(task) })
 }
 
-fn remote_root_inside(remote: &dyn Remote, workspace: &Path) -> Option<String> {
+/// Why a remote's folder may not be used for this workspace (it is the workspace, inside
+/// it, or holds it), if so.
+fn remote_root_around(remote: &dyn Remote, workspace: &Path) -> Option<String> {
     let path = remote.local_root()?;
-    let root = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let ws = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
-    relative_key(&ws, &root).or_else(|| relative_key(workspace, path))
+    let mut r = RemotesConfig::new();
+    r.insert(remote.name().to_string(), RemoteConfig::Local { path: path.to_path_buf(), same_disk: false });
+    super::config::validate_places(&r, workspace, &[]).into_iter().next().map(|(_, why)| why)
 }
 
 /// A scanned file: (path, size, mtime_ns, its (level, remote) routes).
@@ -274,6 +330,24 @@ struct Level {
     interval_ms: i64,
     pass_active: bool,
     last_pass_ms: Option<i64>,
+    /// Files confirmed since the pass began.
+    pass_stored: u64,
+    /// The confirmed copies are to be verified on the remote (a pass began).
+    needs_check: bool,
+    /// A verification of the confirmed copies is running.
+    checking: bool,
+    /// The last verification could not reach the remote (why).
+    check_error: Option<String>,
+}
+
+/// What verifying a level's confirmed copies found.
+struct CheckDone {
+    level: &'static str,
+    verified: u64,
+    /// Copies missing or changed: (row, why).
+    failed: Vec<(LedgerEntry, String)>,
+    /// The remote itself could not be read (not mounted, no access).
+    error: Option<String>,
 }
 
 struct InFlight {
@@ -322,8 +396,14 @@ struct Coordinator {
     levels: Vec<Level>,
     settler: Settler,
     hash_queue: VecDeque<super::watcher::Ready>,
-    hashing: JoinSet<(super::watcher::Ready, std::io::Result<String>)>,
+    hashing: JoinSet<(super::watcher::Ready, std::io::Result<Digests>)>,
     jobs: JoinSet<JobDone>,
+    checks: JoinSet<CheckDone>,
+    /// `--once`: failures of each upload in this run (a run gives up after a few).
+    once_failures: HashMap<(String, String), u32>,
+    /// `--once`: files that are not weights already taken in this run; a log that keeps
+    /// growing is stored as the snapshot taken, not chased.
+    once_taken: HashSet<String>,
     inflight: HashMap<(String, String), InFlight>,
     events: mpsc::UnboundedSender<SyncEvent>,
     limiter: Option<Arc<RateLimiter>>,
@@ -373,12 +453,21 @@ impl Coordinator {
                 // records its success) each time the level goes idle.
                 pass_active: mode == Mode::Once || cfg.interval_minutes == 0,
                 last_pass_ms: None,
+                pass_stored: 0,
+                // The first pass of every run verifies what the ledger says is stored.
+                needs_check: true,
+                checking: false,
+                check_error: None,
             })
             .collect();
         let settle_ms = (sync.settle_seconds as i64).saturating_mul(1000);
-        let open_snapshot_ms = match mode {
+        // A weights file seen open, then untouched this long, lost its close event.
+        let lost_close_ms = settle_ms.saturating_mul(60).max(60_000);
+        // `--once` takes a growing log as it is once settled; a daemon at least every
+        // snapshot period.
+        let snapshot_ms = match mode {
             Mode::Once => settle_ms,
-            Mode::Daemon => settle_ms.saturating_mul(60).max(60_000),
+            Mode::Daemon => (sync.snapshot_minutes * 60_000.0).round().max(1.0) as i64,
         };
         let limiter = (sync.bandwidth_limit_kib_s > 0)
             .then(|| Arc::new(RateLimiter::new(sync.bandwidth_limit_kib_s.saturating_mul(1024))));
@@ -387,10 +476,13 @@ impl Coordinator {
             router,
             ledger: Arc::new(Mutex::new(ledger)),
             levels,
-            settler: Settler::new(settle_ms, open_snapshot_ms),
+            settler: Settler::new(settle_ms, lost_close_ms, snapshot_ms),
             hash_queue: VecDeque::new(),
             hashing: JoinSet::new(),
             jobs: JoinSet::new(),
+            checks: JoinSet::new(),
+            once_failures: HashMap::new(),
+            once_taken: HashSet::new(),
             inflight: HashMap::new(),
             events,
             limiter,
@@ -464,11 +556,19 @@ impl Coordinator {
                     Some(list) => {
                         let now = now_ms();
                         for o in list {
+                            if self.once_chasing(&o) {
+                                continue;
+                            }
                             self.observe(o, now);
                         }
                     }
                     None => obs_open = false,
                 },
+                Some(done) = self.checks.join_next(), if !self.checks.is_empty() => {
+                    if let Ok(done) = done {
+                        self.checked(done).await?;
+                    }
+                }
                 Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     if let Ok(done) = done {
                         self.job_done(done);
@@ -519,17 +619,51 @@ impl Coordinator {
             }
         }
         if self.mode == Mode::Once {
-            let failed = db(&self.ledger, |l| {
-                Ok(l.entries(None)?
-                    .into_iter()
-                    .filter(|e| e.state == super::ledger::UploadState::Failed)
-                    .map(|e| (e.level, e.path, e.last_error.unwrap_or_default()))
-                    .collect::<Vec<_>>())
+            // Everything routed is confirmed, or it is listed here with why it is not.
+            let levels: Vec<(&'static str, String)> =
+                self.levels.iter().filter(|l| l.remote.is_some()).map(|l| (l.name, l.remote_name.clone())).collect();
+            let stopped = shutdown.is_cancelled();
+            let unfinished = db(&self.ledger, move |l| {
+                let mut out = Vec::new();
+                for (level, remote) in levels {
+                    for e in l.entries_where(Some(level), EntryFilter::Unfinished, None)? {
+                        if e.remote != remote {
+                            continue;
+                        }
+                        let why = match (e.state, e.last_error) {
+                            (super::ledger::UploadState::Failed, Some(err)) => err,
+                            (_, Some(err)) => format!("not stored in this run; last error: {err}"),
+                            (_, None) if stopped => "not stored: the run was stopped".to_string(),
+                            (_, None) => "not stored in this run".to_string(),
+                        };
+                        out.push((e.level, e.path, why));
+                    }
+                }
+                Ok(out)
             })
             .await?;
-            self.summary.failed = failed;
+            self.summary.failed = unfinished;
+            for l in &self.levels {
+                if let Some(err) = &l.check_error {
+                    self.summary.failed.push((l.name.to_string(), "(its remote)".into(), err.clone()));
+                }
+            }
         }
         Ok(self.summary)
+    }
+
+    /// `--once` takes a file that is not weights once: later writes to a log that keeps
+    /// growing are not chased (its snapshot is what this run stores).
+    fn once_chasing(&self, obs: &Observation) -> bool {
+        if self.mode != Mode::Once {
+            return false;
+        }
+        match obs {
+            Observation::Written(p) | Observation::Closed(p) | Observation::Polled(p, _, _) => {
+                self.once_taken.contains(p)
+            }
+            Observation::Removed(_) => false,
+        }
     }
 
     fn observe(&mut self, obs: Observation, now: i64) {
@@ -568,14 +702,23 @@ impl Coordinator {
         }
         if let Some(ready) = self.hash_queue.pop_front() {
             let path = self.ws.join(&ready.path);
+            if self.mode == Mode::Once && !is_weights(&ready.path) {
+                self.once_taken.insert(ready.path.clone());
+            }
+            // Exactly the bytes that will be stored: a log that grew since it settled is
+            // hashed (and stored) up to the size it settled at.
             self.hashing.spawn_blocking(move || {
-                let r = super::hash::sha256_file(&path);
+                let r = super::hash::digest_prefix(&path, ready.size);
                 (ready, r)
             });
         }
     }
 
-    async fn hashed(&mut self, ready: super::watcher::Ready, result: std::io::Result<String>) -> Result<(), SyncError> {
+    async fn hashed(
+        &mut self,
+        ready: super::watcher::Ready,
+        result: std::io::Result<Digests>,
+    ) -> Result<(), SyncError> {
         let now = now_ms();
         match result {
             Err(_) if stat_file(&self.ws.join(&ready.path)).is_none() => {
@@ -585,7 +728,7 @@ impl Coordinator {
                 // Unreadable for now (permissions, I/O): look again later.
                 self.settler.observe(Observation::Closed(ready.path), now, |_| None);
             }
-            Ok(sha) => {
+            Ok(digests) => {
                 match stat_file(&self.ws.join(&ready.path)) {
                     Some((size, mtime))
                         if (size, mtime) == (ready.size, ready.mtime_ns)
@@ -595,7 +738,7 @@ impl Coordinator {
                         let rel = ready.path.clone();
                         let out = db(&self.ledger, move |l| {
                             let r: Vec<(&str, &str)> = routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-                            l.track(&rel, ready.size, ready.mtime_ns, &sha, &r, now)
+                            l.track(&rel, ready.size, ready.mtime_ns, &digests.sha256, Some(&digests.md5), &r, now)
                         })
                         .await?;
                         for level in out.queued {
@@ -656,6 +799,12 @@ impl Coordinator {
     /// disk leave the queue; unchanged files get their level rows brought in line with the
     /// routing (no hashing).
     async fn poll(&mut self) -> Result<(), SyncError> {
+        // A continuous level's copies are verified at every poll (it has no schedule).
+        for l in &mut self.levels {
+            if l.interval_ms == 0 {
+                l.needs_check = true;
+            }
+        }
         let ws = self.ws.clone();
         let router = self.router.clone();
         let found = match tokio::task::spawn_blocking(move || scan(&ws, &router)).await {
@@ -678,7 +827,7 @@ impl Coordinator {
                     Some(f) if f.size == *s && f.mtime_ns == *m => {
                         let r: Vec<(&str, &str)> = r.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                         if !l.routes_match(p, &r)? {
-                            l.track(p, *s, *m, &f.sha256, &r, now_ms())?;
+                            l.track(p, *s, *m, &f.sha256, f.md5.as_deref(), &r, now_ms())?;
                         }
                     }
                     _ => changed.push((p.clone(), *s, *m)),
@@ -707,9 +856,15 @@ impl Coordinator {
             Command::SyncNow(level) => {
                 for l in &mut self.levels {
                     if level.as_deref().is_none_or(|n| n == l.name) {
+                        if !l.pass_active {
+                            l.pass_stored = 0;
+                        }
                         l.pass_active = true;
+                        l.needs_check = true;
                     }
                 }
+                // Growing logs are taken as they are now.
+                self.settler.snapshot_now();
                 self.poll().await?;
             }
             Command::RetryFailed(level) => {
@@ -735,9 +890,14 @@ impl Coordinator {
                 let Some(remote) = l.remote.clone() else { continue };
                 if !l.pass_active && l.interval_ms > 0 && l.last_pass_ms.is_none_or(|t| now - t >= l.interval_ms) {
                     l.pass_active = true;
+                    l.pass_stored = 0;
+                    l.needs_check = true;
                 }
                 (l.name, remote)
             };
+            if self.levels[i].needs_check && !self.levels[i].checking {
+                self.start_check(i, remote.clone());
+            }
             let continuous = self.levels[i].interval_ms == 0;
             let active = self.levels[i].pass_active;
             let busy = self.inflight.values().filter(|f| f.remote == remote.name()).count();
@@ -750,20 +910,21 @@ impl Coordinator {
                         break;
                     }
                     let key = (entry.path.clone(), entry.level.clone());
+                    // Weights still being written wait; a log that keeps growing does not
+                    // (its snapshot is a prefix of what is on disk).
                     if self.inflight.contains_key(&key)
                         || self.hash_queue.iter().any(|r| r.path == entry.path)
-                        || self.settler.is_watching(&entry.path)
+                        || (is_weights(&entry.path) && self.settler.is_watching(&entry.path))
                         || self.groups.holds(&entry.level, &entry.path)
                     {
                         continue;
                     }
-                    // Outside a pass only retries of work a pass began may run (a failure
-                    // before the upload started, say a stat refused with 429, is one too).
-                    let began = entry.attempts > 0 || entry.state == super::ledger::UploadState::Failed;
-                    if !(continuous || active || began) {
+                    // Outside a pass only retries and resumes of work a pass began may run.
+                    let begun = entry.attempts > 0 || entry.state == super::ledger::UploadState::Uploading;
+                    if !(continuous || active || begun) {
                         continue;
                     }
-                    if self.mode == Mode::Once && entry.attempts >= ONCE_ATTEMPTS {
+                    if self.mode == Mode::Once && self.once_failures.get(&key).copied().unwrap_or(0) >= ONCE_ATTEMPTS {
                         continue;
                     }
                     self.start_job(entry, remote.clone());
@@ -772,25 +933,117 @@ impl Coordinator {
             }
             let level_busy = self.inflight.keys().any(|(_, l)| l == name) || self.groups.busy(name);
             // A pass waits for files about to complete (closed, or found by a scan), not
-            // for files a writer still holds open (a log growing all run long).
+            // for files a writer still holds open (a log growing all run long), and for
+            // the verification of what is already stored.
             let about_to_complete = match self.mode {
                 Mode::Once => self.settler.watching(),
                 Mode::Daemon => self.settler.closed_watching(),
             };
-            let settling = about_to_complete > 0 || !self.hash_queue.is_empty() || !self.hashing.is_empty();
+            let checking = self.levels[i].checking || self.levels[i].needs_check;
+            let settling = about_to_complete > 0 || !self.hash_queue.is_empty() || !self.hashing.is_empty() || checking;
             if active && !level_busy && started == 0 && !settling {
                 let counts = db(&self.ledger, move |l| l.counts(name)).await?;
-                let success = counts.pending_files == 0 && counts.failed == 0;
-                let due_now = db(&self.ledger, move |l| l.due(name, now, 1)).await?;
-                let retry_pending =
-                    self.mode == Mode::Once && due_now.first().is_some_and(|e| e.attempts < ONCE_ATTEMPTS);
+                let success = counts.pending_files == 0 && counts.failed == 0 && self.levels[i].check_error.is_none();
+                let due_now = db(&self.ledger, move |l| l.due(name, now, 16)).await?;
+                let retry_pending = self.mode == Mode::Once
+                    && due_now.iter().any(|e| {
+                        self.once_failures.get(&(e.path.clone(), e.level.clone())).copied().unwrap_or(0) < ONCE_ATTEMPTS
+                    });
                 if !retry_pending {
                     db(&self.ledger, move |l| l.record_pass(name, success, now)).await?;
                     let l = &mut self.levels[i];
                     l.pass_active = false;
                     l.last_pass_ms = Some(now);
-                    self.emit(SyncEvent::PassDone { level: name.to_string(), success });
+                    let stored = std::mem::take(&mut l.pass_stored);
+                    self.emit(SyncEvent::PassDone {
+                        level: name.to_string(),
+                        success,
+                        stored,
+                        confirmed: counts.confirmed,
+                    });
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verify every copy the ledger says a level holds, on the remote the level stores into
+    /// now: listed with a checksum, or asked for one by one (a local remote answers from
+    /// remembered checksums while the stored file is unchanged, see [`super::sums`]).
+    fn start_check(&mut self, i: usize, remote: Arc<dyn Remote>) {
+        let level = &mut self.levels[i];
+        level.needs_check = false;
+        level.checking = true;
+        let (name, remote_name, ledger) = (level.name, level.remote_name.clone(), self.ledger.clone());
+        self.checks.spawn(async move {
+            let mut done = CheckDone { level: name, verified: 0, failed: Vec::new(), error: None };
+            let entries = match db(&ledger, move |l| l.entries_where(Some(name), EntryFilter::Confirmed, None)).await {
+                Ok(e) => e.into_iter().filter(|e| e.remote == remote_name).collect::<Vec<_>>(),
+                Err(e) => {
+                    done.error = Some(e.to_string());
+                    return done;
+                }
+            };
+            if entries.is_empty() {
+                return done;
+            }
+            let listed: HashMap<String, super::remote::RemoteObject> = match remote.list("").await {
+                Ok(objs) => objs.into_iter().map(|o| (o.key.clone(), o)).collect(),
+                Err(e) => {
+                    done.error = Some(e.reason());
+                    return done;
+                }
+            };
+            for e in entries {
+                let obj = match listed.get(&e.path) {
+                    None => None,
+                    Some(o) if o.sha256.is_some() || o.md5.is_some() => Some(o.clone()),
+                    Some(_) => match remote.stat(&e.path).await {
+                        Ok(o) => o,
+                        Err(err) => {
+                            done.error = Some(err.reason());
+                            return done;
+                        }
+                    },
+                };
+                match super::verify::check(obj.as_ref(), &e) {
+                    Ok(()) => done.verified += 1,
+                    Err(why) => {
+                        let reason =
+                            format!("the copy on remote '{}' failed verification: {why}; it is stored again", e.remote);
+                        done.failed.push((e, reason));
+                    }
+                }
+            }
+            done
+        });
+    }
+
+    /// Copies that failed verification go back to the queue.
+    async fn checked(&mut self, done: CheckDone) -> Result<(), SyncError> {
+        if let Some(l) = self.levels.iter_mut().find(|l| l.name == done.level) {
+            l.checking = false;
+            l.check_error = done.error.clone();
+        }
+        self.summary.verified += done.verified;
+        if let Some(err) = &done.error {
+            let (level, detail) = (done.level, format!("the stored copies could not be verified: {err}"));
+            db(&self.ledger, move |l| l.record_event("check_failed", None, Some(level), &detail, now_ms())).await?;
+            self.emit(SyncEvent::Failed {
+                level: done.level.to_string(),
+                path: "(its remote)".into(),
+                reason: format!("the stored copies could not be verified: {err}"),
+                permanent: true,
+                retry_in: None,
+            });
+        }
+        let now = now_ms();
+        for (e, reason) in done.failed {
+            let (p, lv, sha, r) = (e.path.clone(), e.level.clone(), e.sha256.clone(), reason.clone());
+            if db(&self.ledger, move |l| l.requeue_unverified(&p, &lv, &sha, &r, now)).await? {
+                self.summary.requeued += 1;
+                self.touch(&e.level);
+                self.emit(SyncEvent::Requeued { level: e.level, path: e.path, reason });
             }
         }
         Ok(())
@@ -802,23 +1055,25 @@ impl Coordinator {
             || self.settler.watching() > 0
             || !self.hash_queue.is_empty()
             || !self.hashing.is_empty()
-            || self.levels.iter().any(|l| l.pass_active && l.remote.is_some())
+            || !self.checks.is_empty()
+            || self.levels.iter().any(|l| l.remote.is_some() && (l.pass_active || l.needs_check || l.checking))
         {
             return Ok(false);
         }
         // Transient failures still within their attempts wait for their retry time.
         let names: Vec<&'static str> = self.levels.iter().filter(|l| l.remote.is_some()).map(|l| l.name).collect();
-        let waiting = db(&self.ledger, move |l| {
+        let unfinished = db(&self.ledger, move |l| {
+            let mut out = Vec::new();
             for n in names {
-                if l.entries(Some(n))?.iter().any(|e| {
-                    !e.permanent && e.attempts < ONCE_ATTEMPTS && e.state != super::ledger::UploadState::Confirmed
-                }) {
-                    return Ok(true);
-                }
+                out.extend(l.entries_where(Some(n), EntryFilter::Unfinished, None)?);
             }
-            Ok(false)
+            Ok(out)
         })
         .await?;
+        let waiting = unfinished.iter().any(|e| {
+            !e.permanent
+                && self.once_failures.get(&(e.path.clone(), e.level.clone())).copied().unwrap_or(0) < ONCE_ATTEMPTS
+        });
         Ok(!waiting)
     }
 
@@ -871,6 +1126,9 @@ impl Coordinator {
         let now = now_ms();
         match done.end {
             JobEnd::Confirmed { already_there, bytes } => {
+                if let Some(l) = self.levels.iter_mut().find(|l| l.name == done.level) {
+                    l.pass_stored += 1;
+                }
                 if already_there {
                     self.summary.already_there += 1;
                 } else {
@@ -891,6 +1149,7 @@ impl Coordinator {
                 self.observe(Observation::Closed(done.path), now);
             }
             JobEnd::Failed { reason, permanent, retry_in } => {
+                *self.once_failures.entry((done.path.clone(), done.level.clone())).or_insert(0) += 1;
                 self.group_member_failed(&done.level, &done.path, &reason, permanent, retry_in);
                 if permanent || (self.mode == Mode::Once && retry_in.is_none()) {
                     self.summary.failed.push((done.level.clone(), done.path.clone(), reason.clone()));
@@ -990,12 +1249,12 @@ impl Job {
     async fn store(&self, src: &Path) -> Result<JobEnd, RemoteError> {
         let e = &self.entry;
         let ledger_err = |le: LedgerError| RemoteError::transient(le.to_string());
-        // Already stored (a run killed after the upload but before the ledger said so)?
+        // Already stored (a run killed after the upload but before the ledger said so, or
+        // a copy queued again that is in fact there)?
         if let Some(obj) = self.remote.stat(&e.path).await?
-            && obj.size == e.bytes_total
-            && obj.sha256.as_deref() == Some(e.sha256.as_str())
+            && super::verify::matches(&obj, e).is_ok()
         {
-            self.confirm(&obj.id, &e.sha256).await.map_err(ledger_err)?;
+            self.confirm(&obj).await.map_err(ledger_err)?;
             return Ok(JobEnd::Confirmed { already_there: true, bytes: e.bytes_total });
         }
         let resume = self.remote.resume_point(&e.path, &e.sha256, e.session.as_deref()).await?;
@@ -1011,34 +1270,49 @@ impl Job {
             offset: resume.offset,
             bytes_total: e.bytes_total,
         });
-        let req =
-            UploadRequest { key: &e.path, source: src, size: e.bytes_total, sha256: &e.sha256, md5: None, resume };
+        let req = UploadRequest {
+            key: &e.path,
+            source: src,
+            size: e.bytes_total,
+            sha256: &e.sha256,
+            md5: e.md5.as_deref(),
+            resume,
+        };
         let receipt = self.remote.upload(req, &self.ctx).await?;
         // [commit groups] Staged, not yet visible: confirmed after its checkpoint's commit.
         if let Some(group) = self.remote.commit_group(&e.path) {
             return Ok(JobEnd::Staged { group });
         }
-        // Verify: size and checksum as the remote reports them.
+        // Verify: size and every checksum as the remote reports them.
         let obj = self.remote.stat(&e.path).await?;
-        let ok =
-            obj.as_ref().is_some_and(|o| o.size == e.bytes_total && o.sha256.as_deref().is_none_or(|s| s == e.sha256));
-        if !ok {
+        if let Err(why) = super::verify::check(obj.as_ref(), e) {
             let _ = self.remote.delete(&e.path).await;
             return Err(RemoteError::transient(format!(
-                "the copy on remote '{}' did not match after upload; it will be sent again",
+                "the copy on remote '{}' did not match after upload ({why}); it will be sent again",
                 self.remote.name()
             )));
         }
-        let id = obj.map(|o| o.id).unwrap_or(receipt.remote_id);
-        self.confirm(&id, &e.sha256).await.map_err(ledger_err)?;
+        let mut obj = obj.unwrap_or_else(|| super::remote::RemoteObject {
+            key: e.path.clone(),
+            id: receipt.remote_id.clone(),
+            size: e.bytes_total,
+            sha256: None,
+            md5: None,
+        });
+        if obj.id.is_empty() {
+            obj.id = receipt.remote_id;
+        }
+        self.confirm(&obj).await.map_err(ledger_err)?;
         Ok(JobEnd::Confirmed { already_there: false, bytes: e.bytes_total })
     }
 
-    async fn confirm(&self, id: &str, checksum: &str) -> Result<(), LedgerError> {
+    /// Record the copy as confirmed, with the remote's own id and checksum of it (SHA-256
+    /// where the remote reports one, else its MD5).
+    async fn confirm(&self, obj: &super::remote::RemoteObject) -> Result<(), LedgerError> {
         let e = &self.entry;
-        let (p, lv, sha, id, ck) =
-            (e.path.clone(), e.level.clone(), e.sha256.clone(), id.to_string(), checksum.to_string());
-        db(&self.ledger, move |l| l.set_confirmed(&p, &lv, &sha, &id, &ck, now_ms()).map(|_| ())).await
+        let checksum = obj.sha256.clone().or_else(|| obj.md5.clone()).unwrap_or_default();
+        let (p, lv, sha, id) = (e.path.clone(), e.level.clone(), e.sha256.clone(), obj.id.clone());
+        db(&self.ledger, move |l| l.set_confirmed(&p, &lv, &sha, &id, &checksum, now_ms()).map(|_| ())).await
     }
 
     async fn fail(&self, err: RemoteError) -> JobEnd {

@@ -67,6 +67,11 @@ const MIGRATIONS: &[&str] = &[
         path TEXT,
         at_ms INTEGER NOT NULL
      );",
+    // 3: the MD5 of each file's version (hashed in the same read as its SHA-256; Drive
+    // confirms a copy by it), and when a file was last confirmed on each level ("last ok"
+    // means a file was stored, not that a pass found nothing to do).
+    "ALTER TABLE files ADD COLUMN md5 TEXT;
+     ALTER TABLE levels ADD COLUMN last_confirmed_ms INTEGER;",
 ];
 
 /// The schema version this build writes.
@@ -83,6 +88,8 @@ pub enum EntryFilter {
     Unfinished,
     /// Uploads in flight and failed ones: what the Uploads panel reports per level.
     UploadingOrFailed,
+    /// Confirmed copies only: what a pass verifies on the remote.
+    Confirmed,
 }
 
 /// A ledger failure, in words, naming the ledger file.
@@ -149,6 +156,8 @@ pub struct FileRecord {
     pub size: u64,
     pub mtime_ns: i64,
     pub sha256: String,
+    /// Hex MD5 of the same bytes (absent for files hashed before schema 3).
+    pub md5: Option<String>,
 }
 
 /// One file on one level.
@@ -160,6 +169,8 @@ pub struct LedgerEntry {
     pub state: UploadState,
     /// The version this row is about (the file's hash when it was queued).
     pub sha256: String,
+    /// Hex MD5 of that version, when known (the file's MD5 while it still has this SHA-256).
+    pub md5: Option<String>,
     pub mtime_ns: i64,
     pub bytes_done: u64,
     pub bytes_total: u64,
@@ -193,8 +204,11 @@ pub struct LevelCounts {
     pub pending_bytes: u64,
     pub failed: u64,
     pub confirmed: u64,
+    /// The last pass that left nothing pending or failed (what "overdue" is measured from).
     pub last_success_ms: Option<i64>,
     pub last_pass_ms: Option<i64>,
+    /// When a file was last confirmed (stored and verified) on this level: "last ok".
+    pub last_confirmed_ms: Option<i64>,
     /// When the oldest still-pending row was queued.
     pub oldest_pending_ms: Option<i64>,
 }
@@ -230,7 +244,8 @@ pub fn ledger_path(workspace: &Path) -> PathBuf {
 
 const ENTRY_COLUMNS: &str = "u.path, u.level, u.remote, u.state, u.sha256, f.mtime_ns, u.bytes_done,
     u.bytes_total, u.remote_id, u.remote_checksum, u.attempts, u.last_error, u.permanent,
-    u.next_attempt_ms, u.session, u.queued_ms, u.updated_ms, u.confirmed_ms";
+    u.next_attempt_ms, u.session, u.queued_ms, u.updated_ms, u.confirmed_ms,
+    CASE WHEN f.sha256 = u.sha256 THEN f.md5 END";
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
     Ok(LedgerEntry {
@@ -252,6 +267,7 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
         queued_ms: r.get(15)?,
         updated_ms: r.get(16)?,
         confirmed_ms: r.get(17)?,
+        md5: r.get(18)?,
     })
 }
 
@@ -315,12 +331,13 @@ impl Ledger {
     pub fn file(&self, rel: &str) -> Result<Option<FileRecord>> {
         Ok(self
             .conn
-            .query_row("SELECT path, size, mtime_ns, sha256 FROM files WHERE path = ?1", [rel], |r| {
+            .query_row("SELECT path, size, mtime_ns, sha256, md5 FROM files WHERE path = ?1", [rel], |r| {
                 Ok(FileRecord {
                     path: r.get(0)?,
                     size: r.get::<_, i64>(1)? as u64,
                     mtime_ns: r.get(2)?,
                     sha256: r.get(3)?,
+                    md5: r.get(4)?,
                 })
             })
             .optional()?)
@@ -328,23 +345,32 @@ impl Ledger {
 
     /// Every tracked file.
     pub fn files(&self) -> Result<Vec<FileRecord>> {
-        let mut st = self.conn.prepare("SELECT path, size, mtime_ns, sha256 FROM files ORDER BY path")?;
+        let mut st = self.conn.prepare("SELECT path, size, mtime_ns, sha256, md5 FROM files ORDER BY path")?;
         let rows = st.query_map([], |r| {
-            Ok(FileRecord { path: r.get(0)?, size: r.get::<_, i64>(1)? as u64, mtime_ns: r.get(2)?, sha256: r.get(3)? })
+            Ok(FileRecord {
+                path: r.get(0)?,
+                size: r.get::<_, i64>(1)? as u64,
+                mtime_ns: r.get(2)?,
+                sha256: r.get(3)?,
+                md5: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Record a complete file and queue it on each `(level, remote)` it routes to.
+    /// Record a complete file (its SHA-256 and, when known, MD5) and queue it on each
+    /// `(level, remote)` it routes to.
     /// A level already holding this exact version (same hash, same remote) is left alone;
     /// new or changed contents are queued (once) from byte 0. Rows for levels the file no
     /// longer routes to are removed unless confirmed.
+    #[allow(clippy::too_many_arguments)]
     pub fn track(
         &mut self,
         rel: &str,
         size: u64,
         mtime_ns: i64,
         sha256: &str,
+        md5: Option<&str>,
         routes: &[(&str, &str)],
         now_ms: i64,
     ) -> Result<TrackOutcome> {
@@ -353,10 +379,11 @@ impl Ledger {
             tx.query_row("SELECT sha256 FROM files WHERE path = ?1", [rel], |r| r.get(0)).optional()?;
         let changed = old.as_deref().is_some_and(|s| s != sha256);
         tx.execute(
-            "INSERT INTO files(path, size, mtime_ns, sha256, first_seen_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, sha256 = ?4, updated_ms = ?5",
-            params![rel, size as i64, mtime_ns, sha256, now_ms],
+            "INSERT INTO files(path, size, mtime_ns, sha256, first_seen_ms, updated_ms, md5)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+             ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, sha256 = ?4, updated_ms = ?5,
+                md5 = CASE WHEN ?6 IS NOT NULL THEN ?6 WHEN sha256 = ?4 THEN md5 END",
+            params![rel, size as i64, mtime_ns, sha256, now_ms, md5],
         )?;
         let mut queued = Vec::new();
         for (level, remote) in routes {
@@ -470,18 +497,20 @@ impl Ledger {
              WHERE (?1 IS NULL OR u.level = ?1)
                AND (?2 = 0 OR u.state != 'confirmed')
                AND (?3 = 0 OR u.state IN ('uploading', 'failed'))
+               AND (?5 = 0 OR u.state = 'confirmed')
              ORDER BY u.level, CASE u.state WHEN 'uploading' THEN 0 WHEN 'pending' THEN 1
                  WHEN 'failed' THEN 2 ELSE 3 END, f.mtime_ns DESC, u.path
              LIMIT ?4"
         );
-        let (unfinished, attention) = match filter {
-            EntryFilter::All => (false, false),
-            EntryFilter::Unfinished => (true, false),
-            EntryFilter::UploadingOrFailed => (true, true),
+        let (unfinished, attention, confirmed) = match filter {
+            EntryFilter::All => (false, false, false),
+            EntryFilter::Unfinished => (true, false, false),
+            EntryFilter::UploadingOrFailed => (true, true, false),
+            EntryFilter::Confirmed => (false, false, true),
         };
         let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params![level, unfinished, attention, limit], entry_from_row)?;
+        let rows = st.query_map(params![level, unfinished, attention, limit, confirmed], entry_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -510,7 +539,8 @@ impl Ledger {
         )?)
     }
 
-    /// An upload started (or resumed) at `bytes_done`.
+    /// An upload started (or resumed) at `bytes_done`. Not an attempt: only failures count
+    /// (a resume after a stopped engine is the same attempt going on).
     pub fn set_uploading(
         &mut self,
         rel: &str,
@@ -521,8 +551,7 @@ impl Ledger {
         now_ms: i64,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE uploads SET state = 'uploading', bytes_done = ?4, session = ?5,
-                attempts = attempts + 1, updated_ms = ?6
+            "UPDATE uploads SET state = 'uploading', bytes_done = ?4, session = ?5, updated_ms = ?6
              WHERE path = ?1 AND level = ?2 AND sha256 = ?3",
             params![rel, level, sha256, bytes_done as i64, session, now_ms],
         )?;
@@ -559,13 +588,18 @@ impl Ledger {
         )?;
         if n > 0 {
             insert_event(&tx, now_ms, "confirmed", Some(rel), Some(level), remote_id)?;
+            tx.execute(
+                "INSERT INTO levels(level, last_confirmed_ms) VALUES (?1, ?2)
+                 ON CONFLICT(level) DO UPDATE SET last_confirmed_ms = ?2",
+                params![level, now_ms],
+            )?;
         }
         tx.commit()?;
         Ok(n > 0)
     }
 
-    /// An attempt failed. A transient failure is retried at `next_attempt_ms`; a
-    /// permanent one waits for [`Ledger::retry_failed`].
+    /// An attempt failed (this is what counts as an attempt). A transient failure is
+    /// retried at `next_attempt_ms`; a permanent one waits for [`Ledger::retry_failed`].
     #[allow(clippy::too_many_arguments)]
     pub fn set_failed(
         &mut self,
@@ -580,7 +614,7 @@ impl Ledger {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE uploads SET state = 'failed', last_error = ?4, permanent = ?5,
-                next_attempt_ms = ?6, updated_ms = ?7
+                next_attempt_ms = ?6, updated_ms = ?7, attempts = attempts + 1
              WHERE path = ?1 AND level = ?2 AND sha256 = ?3",
             params![rel, level, sha256, error, permanent as i64, next_attempt_ms, now_ms],
         )?;
@@ -590,6 +624,55 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// A confirmed copy failed verification on its remote (missing, another size, another
+    /// checksum): the row goes back to the queue from byte 0, `reason` kept as its last
+    /// error and in the history. Returns false when the row was not confirmed (nothing to
+    /// undo).
+    pub fn requeue_unverified(
+        &mut self,
+        rel: &str,
+        level: &str,
+        sha256: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE uploads SET state = 'pending', bytes_done = 0, remote_id = NULL,
+                remote_checksum = NULL, attempts = 0, last_error = ?4, permanent = 0,
+                next_attempt_ms = 0, session = NULL, queued_ms = ?5, updated_ms = ?5,
+                confirmed_ms = NULL
+             WHERE path = ?1 AND level = ?2 AND sha256 = ?3 AND state = 'confirmed'",
+            params![rel, level, sha256, reason, now_ms],
+        )?;
+        if n > 0 {
+            insert_event(&tx, now_ms, "verify_failed", Some(rel), Some(level), reason)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// The newest reason one of these files is not confirmed after all: the error of an
+    /// unfinished row (a copy that failed verification and is being stored again, or an
+    /// upload that failed).
+    pub fn unconfirmed_note(&self, rels: &[String]) -> Result<Option<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT last_error, updated_ms FROM uploads
+             WHERE path = ?1 AND state != 'confirmed' AND last_error IS NOT NULL",
+        )?;
+        let mut best: Option<(i64, String)> = None;
+        for rel in rels {
+            let rows = st.query_map([rel], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (err, at) = row?;
+                if best.as_ref().is_none_or(|(t, _)| at > *t) {
+                    best = Some((at, err));
+                }
+            }
+        }
+        Ok(best.map(|(_, e)| e))
     }
 
     /// Store remote-specific resumable-session data for an upload in progress.
@@ -642,12 +725,12 @@ impl Ledger {
              FROM uploads WHERE level = ?1",
             )?
             .query_row([level], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
-        let (last_success_ms, last_pass_ms) = self
+        let (last_success_ms, last_pass_ms, last_confirmed_ms) = self
             .conn
-            .prepare_cached("SELECT last_success_ms, last_pass_ms FROM levels WHERE level = ?1")?
-            .query_row([level], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT last_success_ms, last_pass_ms, last_confirmed_ms FROM levels WHERE level = ?1")?
+            .query_row([level], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
-            .unwrap_or((None, None));
+            .unwrap_or((None, None, None));
         Ok(LevelCounts {
             pending_files: pending_files.max(0) as u64,
             pending_bytes: pending_bytes.max(0) as u64,
@@ -655,6 +738,7 @@ impl Ledger {
             confirmed: confirmed.max(0) as u64,
             last_success_ms,
             last_pass_ms,
+            last_confirmed_ms,
             oldest_pending_ms: oldest,
         })
     }
@@ -683,10 +767,18 @@ impl Ledger {
     }
 
     /// Levels (e.g. `["L3"]`) on which this file or folder is confirmed as it is on disk
-    /// now. A file counts when its confirmed version has the size and mtime the file has
-    /// now; a folder counts on a level only when every file inside it does. `path` may be
-    /// absolute (inside `workspace`) or workspace-relative.
-    pub fn confirmed_levels(&self, workspace: &Path, path: &Path) -> Result<Vec<String>> {
+    /// now, on the remote each level is configured with now (`level_remotes`: `(level,
+    /// remote name)` for every enabled level whose remote is configured; a confirmation
+    /// recorded on another remote name does not count). A file counts when its confirmed
+    /// version has the size and mtime the file has now; a folder counts on a level only
+    /// when every file inside it does. `path` may be absolute (inside `workspace`) or
+    /// workspace-relative.
+    pub fn confirmed_levels(
+        &self,
+        workspace: &Path,
+        path: &Path,
+        level_remotes: &[(&str, &str)],
+    ) -> Result<Vec<String>> {
         let abs = if path.is_absolute() { path.to_path_buf() } else { workspace.join(path) };
         let mut files = Vec::new();
         collect_files(&abs, &mut files);
@@ -702,13 +794,19 @@ impl Ledger {
                 return Ok(Vec::new());
             };
             let mut st = self.conn.prepare_cached(
-                "SELECT u.level FROM uploads u JOIN files f ON f.path = u.path
+                "SELECT u.level, u.remote FROM uploads u JOIN files f ON f.path = u.path
                  WHERE u.path = ?1 AND u.state = 'confirmed' AND u.sha256 = f.sha256
                    AND f.size = ?2 AND f.mtime_ns = ?3 ORDER BY u.level",
             )?;
             let here: Vec<String> = st
-                .query_map(params![rel, meta.len() as i64, mtime_ns(&meta)], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .query_map(params![rel, meta.len() as i64, mtime_ns(&meta)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|(level, remote)| level_remotes.iter().any(|(l, r)| l == level && r == remote))
+                .map(|(level, _)| level)
+                .collect();
             levels = Some(match levels {
                 None => here,
                 Some(prev) => prev.into_iter().filter(|l| here.contains(l)).collect(),
@@ -846,19 +944,19 @@ mod tests {
     fn lifecycle_and_requeue_once_on_change() {
         let (_d, mut l) = ledger();
         let r = [("L3", "hf")];
-        let out = l.track("ck/a.pt", 10, 1, "aaa", &r, 100).expect("track");
+        let out = l.track("ck/a.pt", 10, 1, "aaa", None, &r, 100).expect("track");
         assert_eq!(out.queued, vec!["L3"]);
         // Same version again: nothing queued.
-        assert!(l.track("ck/a.pt", 10, 1, "aaa", &r, 101).expect("t").queued.is_empty());
+        assert!(l.track("ck/a.pt", 10, 1, "aaa", None, &r, 101).expect("t").queued.is_empty());
         l.set_uploading("ck/a.pt", "L3", "aaa", 0, Some("s"), 102).expect("up");
         l.set_progress("ck/a.pt", "L3", "aaa", 5, 103).expect("p");
         let e = l.entry("ck/a.pt", "L3").expect("e").expect("row");
-        assert_eq!((e.state, e.bytes_done, e.attempts), (UploadState::Uploading, 5, 1));
+        assert_eq!((e.state, e.bytes_done, e.attempts), (UploadState::Uploading, 5, 0), "starting is not an attempt");
         assert!(l.set_confirmed("ck/a.pt", "L3", "aaa", "id1", "aaa", 104).expect("c"));
         let c = l.counts("L3").expect("counts");
         assert_eq!((c.pending_files, c.confirmed), (0, 1));
         // Rewritten: queued again from zero.
-        let out = l.track("ck/a.pt", 12, 2, "bbb", &r, 200).expect("track");
+        let out = l.track("ck/a.pt", 12, 2, "bbb", None, &r, 200).expect("track");
         assert!(out.changed);
         assert_eq!(out.queued, vec!["L3"]);
         let e = l.entry("ck/a.pt", "L3").expect("e").expect("row");
@@ -871,9 +969,10 @@ mod tests {
     #[test]
     fn failures_retry_and_permanent() {
         let (_d, mut l) = ledger();
-        l.track("x.log", 3, 1, "s", &[("L2", "d")], 0).expect("t");
+        l.track("x.log", 3, 1, "s", None, &[("L2", "d")], 0).expect("t");
         l.set_uploading("x.log", "L2", "s", 0, None, 1).expect("u");
         l.set_failed("x.log", "L2", "s", "timeout", false, 5000, 2).expect("f");
+        assert_eq!(l.entry("x.log", "L2").expect("e").expect("row").attempts, 1, "a failure is an attempt");
         assert!(l.due("L2", 4999, 10).expect("due").is_empty());
         assert_eq!(l.due("L2", 5000, 10).expect("due").len(), 1);
         l.set_failed("x.log", "L2", "s", "quota", true, 0, 3).expect("f");
@@ -888,8 +987,8 @@ mod tests {
     #[test]
     fn due_orders_newest_first_and_drop_missing_notes_it() {
         let (_d, mut l) = ledger();
-        l.track("old.pt", 1, 10, "a", &[("L3", "hf")], 0).expect("t");
-        l.track("new.pt", 1, 20, "b", &[("L3", "hf")], 0).expect("t");
+        l.track("old.pt", 1, 10, "a", None, &[("L3", "hf")], 0).expect("t");
+        l.track("new.pt", 1, 20, "b", None, &[("L3", "hf")], 0).expect("t");
         let due: Vec<String> = l.due("L3", 0, 10).expect("d").into_iter().map(|e| e.path).collect();
         assert_eq!(due, vec!["new.pt", "old.pt"]);
         assert_eq!(l.drop_missing("old.pt", "deleted before upload", 5).expect("d"), vec!["L3"]);
@@ -897,6 +996,8 @@ mod tests {
         let ev = &l.recent_events(1).expect("e")[0];
         assert_eq!((ev.kind.as_str(), ev.detail.as_str()), ("dropped", "deleted before upload"));
     }
+
+    const LR: &[(&str, &str)] = &[("L3", "hf")];
 
     #[test]
     fn confirmed_levels_follow_the_file_on_disk() {
@@ -907,17 +1008,20 @@ mod tests {
             std::fs::write(ck.join(name), name).expect("write");
             let meta = std::fs::metadata(ck.join(name)).expect("meta");
             let rel = format!("checkpoint-5/{name}");
-            l.track(&rel, meta.len(), mtime_ns(&meta), name, &[("L3", "hf")], 0).expect("t");
+            l.track(&rel, meta.len(), mtime_ns(&meta), name, None, &[("L3", "hf")], 0).expect("t");
         }
-        assert!(l.confirmed_levels(dir.path(), Path::new("checkpoint-5")).expect("c").is_empty());
+        assert!(l.confirmed_levels(dir.path(), Path::new("checkpoint-5"), LR).expect("c").is_empty());
         l.set_confirmed("checkpoint-5/model.safetensors", "L3", "model.safetensors", "i", "c", 1).expect("c");
-        assert!(l.confirmed_levels(dir.path(), &ck).expect("c").is_empty());
-        assert_eq!(l.confirmed_levels(dir.path(), &ck.join("model.safetensors")).expect("c"), vec!["L3"]);
+        assert!(l.confirmed_levels(dir.path(), &ck, LR).expect("c").is_empty());
+        assert_eq!(l.confirmed_levels(dir.path(), &ck.join("model.safetensors"), LR).expect("c"), vec!["L3"]);
         l.set_confirmed("checkpoint-5/optimizer.pt", "L3", "optimizer.pt", "i", "c", 1).expect("c");
-        assert_eq!(l.confirmed_levels(dir.path(), &ck).expect("c"), vec!["L3"]);
+        assert_eq!(l.confirmed_levels(dir.path(), &ck, LR).expect("c"), vec!["L3"]);
+        // L3 repointed to another remote, or to one that is not configured: not confirmed.
+        assert!(l.confirmed_levels(dir.path(), &ck, &[("L3", "new-empty")]).expect("c").is_empty());
+        assert!(l.confirmed_levels(dir.path(), &ck, &[]).expect("c").is_empty());
         // A new file inside the folder, not yet confirmed, makes the folder unconfirmed.
         std::fs::write(ck.join("extra.bin"), "x").expect("write");
-        assert!(l.confirmed_levels(dir.path(), &ck).expect("c").is_empty());
+        assert!(l.confirmed_levels(dir.path(), &ck, LR).expect("c").is_empty());
         l.record_override_deletion("checkpoint-5", &["L3".into()], 9).expect("ev");
         assert_eq!(l.recent_events(1).expect("e")[0].kind, "override_delete");
     }

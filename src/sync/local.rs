@@ -1,30 +1,63 @@
 //! `LocalRemote`: a level stored in a folder (a second disk, a Colab Drive mount, a
 //! gcsfuse bucket). Uploads go to a partial file under `.opsconsole-partial/`, are fsynced
 //! and renamed into place; an interrupted copy resumes; checksums are SHA-256 read back
-//! from the stored file.
+//! from the stored file (remembered by the stored file's device, inode, size, mtime and
+//! ctime, see [`super::sums`]).
+//!
+//! The folder must be the remote, and a real other place: its root is never created by a
+//! sync, it must carry the identity marker of this remote and this workspace (written by
+//! `opsconsole remote check NAME --init`, see [`super::marker`]), and it must not share a
+//! filesystem with what it protects (the workspace and the checkpoint roots) unless
+//! `same_disk = true` says so. Every operation checks this first.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use super::hash::{self, hex};
+use super::marker::{self, MARKER_FILE};
 use super::remote::{
     BoxFut, CheckStep, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx, UploadReceipt,
     UploadRequest,
 };
+use super::sums::{FileKey, SumCache};
 
 /// Folder (inside the remote's root) holding unfinished uploads.
 pub const PARTIAL_DIR: &str = ".opsconsole-partial";
 
 const CHUNK: usize = 4 << 20;
 
+/// How a local remote is bound to the workspace storing into it.
+#[derive(Debug, Default)]
+pub struct LocalOptions {
+    /// The workspace's id: the marker must name it (`None`: not checked, for tools and
+    /// tests that use a folder without a workspace).
+    pub workspace_id: Option<String>,
+    /// The workspace's folder (written into a new marker, for messages).
+    pub workspace: Option<PathBuf>,
+    /// `same_disk = true`: storing on the filesystem of a protected folder is allowed (a
+    /// demo, a test), and shown as "same disk: not a backup".
+    pub same_disk: bool,
+    /// Folders whose filesystem the remote must not share: the workspace and each
+    /// checkpoint root.
+    pub protected: Vec<PathBuf>,
+    /// Remembered checksums of stored files.
+    pub sums: Option<SumCache>,
+    /// Hash every stored file again instead of trusting remembered checksums
+    /// (`sync --verify`).
+    pub rehash: bool,
+}
+
 /// A remote that is a folder.
 #[derive(Debug, Clone)]
 pub struct LocalRemote {
     name: String,
     root: PathBuf,
+    opts: Arc<LocalOptions>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -37,8 +70,245 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl LocalRemote {
+    /// A folder remote not bound to a workspace (its marker's workspace is not checked,
+    /// nor the filesystem it is on).
     pub fn new(name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
-        Self { name: name.into(), root: root.into() }
+        Self::with_options(name, root, LocalOptions::default())
+    }
+
+    pub fn with_options(name: impl Into<String>, root: impl Into<PathBuf>, opts: LocalOptions) -> Self {
+        Self { name: name.into(), root: root.into(), opts: Arc::new(opts) }
+    }
+
+    /// The protected folder whose filesystem the root is on, if any (device numbers
+    /// compared; `None` when the root cannot be read).
+    pub fn shares_disk_with(&self) -> Option<PathBuf> {
+        let dev = fs::metadata(&self.root).ok()?.dev();
+        self.opts.protected.iter().find(|p| fs::metadata(p).is_ok_and(|m| m.dev() == dev)).cloned()
+    }
+
+    /// The protected folder the root (links resolved) is, holds or lies inside, and how.
+    fn around_protected(&self) -> Option<(PathBuf, &'static str)> {
+        let real = fs::canonicalize(&self.root).ok()?;
+        self.opts.protected.iter().find_map(|p| {
+            let p = fs::canonicalize(p).ok()?;
+            let why = if real == p {
+                "which is"
+            } else if real.starts_with(&p) {
+                "inside"
+            } else if p.starts_with(&real) {
+                "which holds"
+            } else {
+                return None;
+            };
+            Some((p, why))
+        })
+    }
+
+    /// `same_disk = true` and the root really is on a protected folder's filesystem.
+    pub fn same_disk_allowed(&self) -> bool {
+        self.opts.same_disk && self.shares_disk_with().is_some()
+    }
+
+    fn not_here(&self, message: String) -> RemoteError {
+        RemoteError::new(ErrorKind::NotFound, message).with_fix(format!(
+            "mount the disk that holds it and retry failed uploads (R); if this is a new remote folder, \
+             run `opsconsole remote check {} --init`",
+            self.name
+        ))
+    }
+
+    /// Is the root this remote, and a real other place? Checked before every operation:
+    /// the folder exists (it is never created here), carries this remote's marker for
+    /// this workspace, and is not on a protected folder's filesystem (unless
+    /// `same_disk = true`). Each failure is permanent and says why in words.
+    fn place_ok(&self) -> Result<marker::Marker, RemoteError> {
+        let root = self.root.display();
+        match fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(RemoteError::new(
+                    ErrorKind::NotFound,
+                    format!("remote '{}' ({root}) is not a folder", self.name),
+                )
+                .with_fix("point the remote's path at a folder"));
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(
+                    self.not_here(format!("the folder of remote '{}' ({root}) is missing: not mounted?", self.name))
+                );
+            }
+            Err(e) => return Err(self.io_err(&e, &self.root)),
+        }
+        // The folder as it resolves now (a link swapped in after the config was read):
+        // never the workspace or a checkpoint root, nor around or inside one.
+        if let Some((p, why)) = self.around_protected() {
+            return Err(RemoteError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "remote '{}' ({root}) resolves to {} {why} {}: a copy there is not a copy",
+                    self.name,
+                    fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone()).display(),
+                    p.display()
+                ),
+            )
+            .with_fix("point the remote at a folder on another disk, outside the workspace"));
+        }
+        let m = match marker::read_marker(&self.root) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return Err(self.not_here(format!(
+                    "remote '{}' ({root}) has no identity marker ({MARKER_FILE}): not mounted? An empty mount \
+                     point looks just like this",
+                    self.name
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(RemoteError::new(ErrorKind::NotFound, format!("remote '{}': {e}", self.name)).with_fix(
+                    format!(
+                        "delete it and run `opsconsole remote check {} --init` if this folder is the remote",
+                        self.name
+                    ),
+                ));
+            }
+            Err(e) => return Err(self.io_err(&e, &self.root.join(MARKER_FILE))),
+        };
+        if let Some(ws) = &self.opts.workspace_id
+            && m.workspace_id != *ws
+        {
+            return Err(RemoteError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "remote '{}' ({root}) belongs to another workspace ({} on {}): its confirmed copies are not \
+                     this workspace's to overwrite",
+                    self.name, m.workspace, m.host
+                ),
+            )
+            .with_fix(format!(
+                "give this workspace a folder of its own (for example {}/<name>) and run `opsconsole remote check {} \
+                 --init`; if that workspace is gone for good, delete {}/{MARKER_FILE} first",
+                self.root.display(),
+                self.name,
+                self.root.display()
+            )));
+        }
+        if m.remote != self.name {
+            return Err(RemoteError::new(
+                ErrorKind::NotFound,
+                format!("the folder {root} is remote '{}', not '{}'", m.remote, self.name),
+            )
+            .with_fix(format!(
+                "point [remotes.{}] at its own folder, or run `opsconsole remote check {} --init` to rename it",
+                self.name, self.name
+            )));
+        }
+        if !self.opts.same_disk
+            && let Some(p) = self.shares_disk_with()
+        {
+            return Err(RemoteError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "remote '{}' ({root}) is on the same filesystem as {}: a copy there is not a backup",
+                    self.name,
+                    p.display()
+                ),
+            )
+            .with_fix(format!(
+                "point it at another disk; for a demo or a test set same_disk = true under [remotes.{}]",
+                self.name
+            )));
+        }
+        Ok(m)
+    }
+
+    /// `remote check --init`: create the root inside an existing parent (never the parent
+    /// itself) and write the marker for this workspace. A marker of this workspace is kept
+    /// (renamed when the remote was renamed); another workspace's is refused.
+    pub fn init_blocking(&self) -> Vec<CheckStep> {
+        let mut steps = Vec::new();
+        let root = self.root.display().to_string();
+        match fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                steps.push(CheckStep::fail(
+                    "create the root",
+                    format!("{root} is not a folder"),
+                    "point path at a folder",
+                ));
+                return steps;
+            }
+            Err(_) => {
+                let parent = self.root.parent().filter(|p| !p.as_os_str().is_empty());
+                if !parent.is_some_and(Path::is_dir) {
+                    steps.push(CheckStep::fail(
+                        "create the root",
+                        format!("the folder above {root} does not exist"),
+                        "mount the disk (or create the folder above) first; only the last folder is created",
+                    ));
+                    return steps;
+                }
+                if let Err(e) = fs::create_dir(&self.root) {
+                    steps.push(CheckStep::fail(
+                        "create the root",
+                        format!("{root}: {e}"),
+                        "check the permissions of the folder above",
+                    ));
+                    return steps;
+                }
+                steps.push(CheckStep::pass("create the root", format!("created {root}")));
+            }
+        }
+        let ws_id = self.opts.workspace_id.clone().unwrap_or_default();
+        let ws_path = self.opts.workspace.clone().unwrap_or_default();
+        match marker::read_marker(&self.root) {
+            Ok(Some(m)) if m.workspace_id == ws_id && m.remote == self.name => {
+                steps.push(CheckStep::pass(
+                    "write the marker",
+                    format!("already set up as '{}' (id {})", m.remote, m.id),
+                ));
+            }
+            Ok(Some(m)) if m.workspace_id == ws_id => {
+                let renamed = marker::Marker { remote: self.name.clone(), ..m.clone() };
+                match marker::write_marker(&self.root, &renamed) {
+                    Ok(()) => steps.push(CheckStep::pass(
+                        "write the marker",
+                        format!("renamed from '{}' to '{}' (id {})", m.remote, self.name, m.id),
+                    )),
+                    Err(e) => steps.push(CheckStep::fail(
+                        "write the marker",
+                        format!("{root}: {e}"),
+                        "make the folder writable",
+                    )),
+                }
+            }
+            Ok(Some(m)) => steps.push(CheckStep::fail(
+                "write the marker",
+                format!("{root} belongs to another workspace ({} on {})", m.workspace, m.host),
+                format!(
+                    "use a folder of its own for this workspace; if that workspace is gone for good, delete \
+                     {root}/{MARKER_FILE} and run this again"
+                ),
+            )),
+            Ok(None) => {
+                let m = marker::new_marker(&self.name, &ws_id, &ws_path);
+                match marker::write_marker(&self.root, &m) {
+                    Ok(()) => {
+                        steps.push(CheckStep::pass("write the marker", format!("remote '{}' id {}", m.remote, m.id)))
+                    }
+                    Err(e) => steps.push(CheckStep::fail(
+                        "write the marker",
+                        format!("{root}: {e}"),
+                        "make the folder writable",
+                    )),
+                }
+            }
+            Err(e) => steps.push(CheckStep::fail(
+                "write the marker",
+                e.to_string(),
+                format!("delete {root}/{MARKER_FILE} if this folder is the remote, then run this again"),
+            )),
+        }
+        steps
     }
 
     /// The folder files are stored under.
@@ -50,7 +320,9 @@ impl LocalRemote {
         let p = Path::new(key);
         let ok = !key.is_empty()
             && p.components().all(|c| matches!(c, Component::Normal(_)))
-            && !key.starts_with(PARTIAL_DIR);
+            && !key.starts_with(PARTIAL_DIR)
+            && key != MARKER_FILE
+            && !(key.starts_with(MARKER_FILE) && key.ends_with(".tmp"));
         if ok {
             Ok(self.root.join(p))
         } else {
@@ -76,21 +348,9 @@ impl LocalRemote {
         }
     }
 
-    /// The root must exist or be creatable inside an existing parent: a missing mount
-    /// point is reported, never silently replaced by a folder on the local disk.
-    fn ensure_root(&self) -> Result<(), RemoteError> {
-        if self.root.is_dir() {
-            return Ok(());
-        }
-        match fs::create_dir(&self.root) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(self.io_err(&e, &self.root)),
-        }
-    }
-
     fn resume_blocking(&self, key: &str, sha256: &str, session: Option<&str>) -> Result<ResumePoint, RemoteError> {
         self.key_path(key)?;
+        self.place_ok()?;
         let part = self.partial_path(key);
         if session == Some(sha256)
             && let Ok(meta) = fs::metadata(&part)
@@ -114,7 +374,7 @@ impl LocalRemote {
         ctx: &TransferCtx,
     ) -> Result<UploadReceipt, RemoteError> {
         let dest = self.key_path(key)?;
-        self.ensure_root()?;
+        self.place_ok()?;
         let part = self.partial_path(key);
         let part_dir = self.root.join(PARTIAL_DIR);
         fs::create_dir_all(&part_dir).map_err(|e| self.io_err(&e, &part_dir))?;
@@ -198,13 +458,14 @@ impl LocalRemote {
 
     fn stat_blocking(&self, key: &str) -> Result<Option<RemoteObject>, RemoteError> {
         let path = self.key_path(key)?;
-        let meta = match fs::metadata(&path) {
+        self.place_ok()?;
+        let meta = match fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() => m,
             Ok(_) => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io_err(&e, &path)),
         };
-        let sha = hash::sha256_file(&path).map_err(|e| self.io_err(&e, &path))?;
+        let sha = self.sha256_of(&path, &meta)?;
         Ok(Some(RemoteObject {
             key: key.to_string(),
             id: key.to_string(),
@@ -214,11 +475,28 @@ impl LocalRemote {
         }))
     }
 
+    /// The SHA-256 of a stored file: remembered while the file's identity (device, inode,
+    /// size, mtime, ctime) is unchanged, hashed again otherwise (always with `rehash`).
+    fn sha256_of(&self, path: &Path, meta: &fs::Metadata) -> Result<String, RemoteError> {
+        let key = FileKey::of(meta);
+        if !self.opts.rehash
+            && let Some(sha) = self.opts.sums.as_ref().and_then(|c| c.get(path, &key))
+        {
+            return Ok(sha);
+        }
+        let sha = hash::sha256_file(path).map_err(|e| self.io_err(&e, path))?;
+        // Only what was hashed from this very version is remembered.
+        if let (Some(c), Ok(after)) = (&self.opts.sums, fs::symlink_metadata(path))
+            && FileKey::of(&after) == key
+        {
+            c.put(path, &key, &sha);
+        }
+        Ok(sha)
+    }
+
     fn list_blocking(&self, prefix: &str) -> Result<Vec<RemoteObject>, RemoteError> {
         let mut out = Vec::new();
-        if !self.root.is_dir() {
-            return Err(self.io_err(&io::Error::from(io::ErrorKind::NotFound), &self.root));
-        }
+        self.place_ok()?;
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
             let rd = fs::read_dir(&dir).map_err(|e| self.io_err(&e, &dir))?;
@@ -232,6 +510,7 @@ impl LocalRemote {
                 } else if ft.is_file()
                     && let Some(key) = super::routing::relative_key(&self.root, &path)
                     && key.starts_with(prefix)
+                    && key != MARKER_FILE
                 {
                     let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
                     out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None });
@@ -296,13 +575,19 @@ impl LocalRemote {
         Ok(done)
     }
 
-    /// `remote check` for a folder: it exists, and a probe file written through the normal
-    /// upload path reads back with the same checksum and is deleted again.
+    /// `remote check` for a folder: it exists, carries this remote's marker for this
+    /// workspace, is not on the filesystem of what it protects (or `same_disk = true` says
+    /// so), and a probe file written through the normal upload path reads back with the
+    /// same checksum and is deleted again.
     fn check_blocking(&self) -> Vec<CheckStep> {
         let mut steps = Vec::new();
         let root = self.root.display().to_string();
         match fs::metadata(&self.root) {
-            Ok(m) if m.is_dir() => steps.push(CheckStep::pass("root exists", root.clone())),
+            Ok(m) if m.is_dir() => {
+                let free =
+                    free_bytes(&self.root).map(|b| format!(", {} free", super::human_bytes(b))).unwrap_or_default();
+                steps.push(CheckStep::pass("root exists", format!("{root}{free}")))
+            }
             Ok(_) => {
                 steps.push(CheckStep::fail("root exists", format!("{root} is not a folder"), "point path at a folder"));
                 return steps;
@@ -310,8 +595,59 @@ impl LocalRemote {
             Err(e) => {
                 steps.push(CheckStep::fail(
                     "root exists",
-                    format!("{root}: {e}"),
-                    "mount the disk, or create the folder, then run the check again",
+                    format!("{root}: {e}: not mounted?"),
+                    format!(
+                        "mount the disk; for a new remote run `opsconsole remote check {} --init` (it creates the \
+                         folder inside an existing one)",
+                        self.name
+                    ),
+                ));
+                return steps;
+            }
+        }
+        match marker::read_marker(&self.root) {
+            Ok(Some(m))
+                if m.remote == self.name && self.opts.workspace_id.as_ref().is_none_or(|w| *w == m.workspace_id) =>
+            {
+                steps.push(CheckStep::pass(
+                    "identity marker",
+                    format!("remote '{}' id {}, this workspace", m.remote, m.id),
+                ))
+            }
+            Ok(Some(_)) | Err(_) => {
+                let e = self.place_ok().err().map(|e| (e.message, e.fix.unwrap_or_default()));
+                let (detail, fix) = e.unwrap_or_else(|| ("unreadable marker".into(), String::new()));
+                steps.push(CheckStep::fail("identity marker", detail, fix));
+                return steps;
+            }
+            Ok(None) => {
+                steps.push(CheckStep::fail(
+                    "identity marker",
+                    format!("no {MARKER_FILE} in {root}: not mounted? An empty mount point looks just like this"),
+                    format!(
+                        "mount the disk that holds it; if this folder is the new remote, run `opsconsole remote \
+                         check {} --init`",
+                        self.name
+                    ),
+                ));
+                return steps;
+            }
+        }
+        match (self.shares_disk_with(), self.opts.same_disk) {
+            (None, _) => steps
+                .push(CheckStep::pass("another disk", "not on the filesystem of the workspace or a checkpoint root")),
+            (Some(p), true) => steps.push(CheckStep::pass(
+                "another disk",
+                format!("same disk as {}: not a backup (same_disk = true)", p.display()),
+            )),
+            (Some(p), false) => {
+                steps.push(CheckStep::fail(
+                    "another disk",
+                    format!("on the same filesystem as {}: a copy there is not a backup", p.display()),
+                    format!(
+                        "point it at another disk; for a demo or a test set same_disk = true under [remotes.{}]",
+                        self.name
+                    ),
                 ));
                 return steps;
             }
@@ -368,6 +704,10 @@ impl LocalRemote {
 
     fn delete_blocking(&self, key: &str) -> Result<(), RemoteError> {
         let path = self.key_path(key)?;
+        self.place_ok()?;
+        if let Some(c) = &self.opts.sums {
+            c.forget(&path);
+        }
         for p in [path, self.partial_path(key)] {
             match fs::remove_file(&p) {
                 Ok(()) => {}
@@ -409,6 +749,16 @@ fn source_err(e: &io::Error, source: &Path) -> RemoteError {
 
 fn changed(source: &Path) -> RemoteError {
     RemoteError::new(ErrorKind::SourceChanged, format!("{} changed while it was being stored", source.display()))
+}
+
+/// Space an unprivileged writer can still use on the filesystem of `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 fn sync_dir(dir: &Path) {
@@ -492,6 +842,20 @@ impl Remote for LocalRemote {
             }
         })
     }
+
+    fn init<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>> {
+        let me = self.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || me.init_blocking()).await {
+                Ok(steps) => steps,
+                Err(e) => vec![CheckStep::fail("init", format!("the set-up stopped: {e}"), "run it again")],
+            }
+        })
+    }
+
+    fn same_disk(&self) -> bool {
+        self.same_disk_allowed()
+    }
 }
 
 #[cfg(test)]
@@ -502,6 +866,28 @@ mod tests {
         (0..n).map(|i| (i * 7 % 253) as u8).collect()
     }
 
+    /// A folder set up as remote `name` (root created, marker written).
+    fn ready(name: &str, root: PathBuf) -> LocalRemote {
+        let r = LocalRemote::new(name, root);
+        let steps = r.init_blocking();
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
+        r
+    }
+
+    fn bound(name: &str, root: &Path, ws: &str, protected: Vec<PathBuf>, same_disk: bool) -> LocalRemote {
+        LocalRemote::with_options(
+            name,
+            root,
+            LocalOptions {
+                workspace_id: Some(ws.into()),
+                workspace: Some(PathBuf::from("/ws")),
+                same_disk,
+                protected,
+                ..LocalOptions::default()
+            },
+        )
+    }
+
     #[tokio::test]
     async fn upload_resume_verify_list_download_delete() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -509,7 +895,7 @@ mod tests {
         let bytes = data(3 * CHUNK + 17);
         std::fs::write(&src, &bytes).expect("write");
         let sha = hex(&Sha256::digest(&bytes));
-        let remote = LocalRemote::new("bk", dir.path().join("remote"));
+        let remote = ready("bk", dir.path().join("remote"));
         let key = "ck/src.pt";
 
         // A partial copy of the same version, as left by a killed upload.
@@ -531,7 +917,7 @@ mod tests {
         let obj = remote.stat(key).await.expect("stat").expect("present");
         assert_eq!((obj.size, obj.sha256.as_deref()), (bytes.len() as u64, Some(sha.as_str())));
         let listed = remote.list("").await.expect("list");
-        assert_eq!(listed.len(), 1, "partials are not listed: {listed:?}");
+        assert_eq!(listed.len(), 1, "partials and the marker are not listed: {listed:?}");
 
         let dest = dir.path().join("back/src.pt");
         std::fs::create_dir_all(dir.path().join("back")).expect("mkdir");
@@ -548,7 +934,7 @@ mod tests {
     #[tokio::test]
     async fn a_stale_partial_of_another_version_is_discarded() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let remote = LocalRemote::new("bk", dir.path().join("remote"));
+        let remote = ready("bk", dir.path().join("remote"));
         std::fs::create_dir_all(dir.path().join("remote").join(PARTIAL_DIR)).expect("mkdir");
         std::fs::write(remote.partial_path("a.pt"), b"old").expect("w");
         let rp = remote.resume_point("a.pt", "new", Some("old")).await.expect("rp");
@@ -561,7 +947,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let src = dir.path().join("a.log");
         std::fs::write(&src, b"hello world").expect("write");
-        let remote = LocalRemote::new("bk", dir.path().join("remote"));
+        let remote = ready("bk", dir.path().join("remote"));
         let req = |key, size| UploadRequest {
             key,
             source: &src,
@@ -587,14 +973,149 @@ mod tests {
     async fn check_reports_each_step_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("remote")).expect("mkdir");
-        let remote = LocalRemote::new("bk", dir.path().join("remote"));
+        let remote = ready("bk", dir.path().join("remote"));
         let steps = remote.check().await;
         assert!(steps.iter().all(|s| s.ok), "{steps:?}");
-        assert_eq!(steps.len(), 4, "{steps:?}");
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["root exists", "identity marker", "another disk", "writable", "probe reads back", "probe deleted"]
+        );
         assert!(remote.list("").await.expect("list").is_empty(), "the probe is deleted");
         let missing = LocalRemote::new("gone", dir.path().join("not/mounted"));
         let steps = missing.check().await;
         assert_eq!(steps.len(), 1);
         assert!(!steps[0].ok && steps[0].fix.as_deref().is_some_and(|f| f.contains("mount")), "{steps:?}");
+    }
+
+    #[tokio::test]
+    async fn the_root_is_never_created_and_a_folder_without_the_marker_is_not_the_remote() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, b"weights").expect("write");
+        let sha = hex(&Sha256::digest(b"weights"));
+        let req = || UploadRequest {
+            key: "a.pt",
+            source: &src,
+            size: 7,
+            sha256: &sha,
+            md5: None,
+            resume: ResumePoint { offset: 0, session: None },
+        };
+        // A missing root (its parent exists): reported, not created.
+        let missing = LocalRemote::new("bk", dir.path().join("mnt"));
+        let err = missing.upload(req(), &TransferCtx::default()).await.unwrap_err();
+        assert!(err.is_permanent() && err.message.contains("is missing: not mounted?"), "{err}");
+        assert!(!dir.path().join("mnt").exists(), "the root was created");
+        // An empty folder (an unmounted mount point): no marker, nothing stored.
+        std::fs::create_dir(dir.path().join("mnt")).expect("mkdir");
+        let err = missing.upload(req(), &TransferCtx::default()).await.unwrap_err();
+        assert!(err.is_permanent() && err.message.contains("no identity marker"), "{err}");
+        assert!(err.message.contains("not mounted?") && err.reason().contains("--init"), "{err}");
+        assert!(missing.stat("a.pt").await.is_err(), "stat refuses too: nothing is verified there");
+        assert_eq!(std::fs::read_dir(dir.path().join("mnt")).expect("rd").count(), 0, "nothing written");
+        // Set up: it stores.
+        let steps = missing.init_blocking();
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
+        missing.upload(req(), &TransferCtx::default()).await.expect("stored");
+        // Another remote's folder is not this one.
+        let renamed = LocalRemote::new("other", dir.path().join("mnt"));
+        let err = renamed.stat("a.pt").await.unwrap_err();
+        assert!(err.message.contains("is remote 'bk', not 'other'"), "{err}");
+        // --init only creates the last folder.
+        let deep = LocalRemote::new("deep", dir.path().join("no/such/parent"));
+        let steps = deep.init_blocking();
+        assert!(!steps[0].ok && steps[0].fix.as_deref().is_some_and(|f| f.contains("mount")), "{steps:?}");
+        assert!(!dir.path().join("no").exists());
+    }
+
+    #[tokio::test]
+    async fn a_folder_of_another_workspace_is_refused_and_init_does_not_take_it_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("shared");
+        let a = bound("bk", &root, "aaaa", Vec::new(), false);
+        std::fs::create_dir(&root).expect("mkdir");
+        assert!(a.init_blocking().iter().all(|s| s.ok));
+        let b = bound("bk", &root, "bbbb", Vec::new(), false);
+        let err = b.stat("x.pt").await.unwrap_err();
+        assert!(err.message.contains("belongs to another workspace"), "{err}");
+        let steps = b.init_blocking();
+        assert!(steps.iter().any(|s| !s.ok && s.detail.contains("another workspace")), "{steps:?}");
+        assert_eq!(marker::read_marker(&root).expect("m").expect("marker").workspace_id, "aaaa", "kept");
+        let steps = b.check().await;
+        assert!(steps.iter().any(|s| s.name == "identity marker" && !s.ok), "{steps:?}");
+    }
+
+    #[tokio::test]
+    async fn a_remote_on_the_protected_filesystem_needs_same_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).expect("mkdir");
+        let root = dir.path().join("backup");
+        std::fs::create_dir(&root).expect("mkdir");
+        let refused = bound("bk", &root, "w", vec![ws.clone()], false);
+        assert!(refused.init_blocking().iter().all(|s| s.ok), "setting up is allowed; storing is not");
+        let err = refused.stat("a.pt").await.unwrap_err();
+        assert!(err.message.contains("same filesystem") && err.reason().contains("same_disk = true"), "{err}");
+        assert!(!refused.same_disk());
+        let steps = refused.check().await;
+        assert!(steps.iter().any(|s| s.name == "another disk" && !s.ok), "{steps:?}");
+        let allowed = bound("bk", &root, "w", vec![ws], true);
+        assert!(allowed.stat("a.pt").await.expect("allowed").is_none());
+        assert!(allowed.same_disk(), "shown as same disk");
+        let steps = allowed.check().await;
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
+        assert!(steps.iter().any(|s| s.detail.contains("not a backup")), "{steps:?}");
+    }
+
+    #[tokio::test]
+    async fn a_root_swapped_for_a_link_into_a_checkpoint_root_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("checkpoints")).expect("mkdir");
+        let root = dir.path().join("backup");
+        std::fs::create_dir(&root).expect("mkdir");
+        let r = bound("bk", &root, "w", vec![ws.clone(), ws.join("checkpoints")], true);
+        assert!(r.init_blocking().iter().all(|s| s.ok));
+        assert!(r.stat("a.pt").await.expect("fine").is_none());
+        // Later, the folder is replaced by a link into the checkpoints (marker and all).
+        std::fs::rename(root.join(MARKER_FILE), ws.join("checkpoints").join(MARKER_FILE)).expect("mv");
+        std::fs::remove_dir(&root).expect("rmdir");
+        std::os::unix::fs::symlink(ws.join("checkpoints"), &root).expect("symlink");
+        let err = r.stat("a.pt").await.unwrap_err();
+        assert!(err.message.contains("resolves to") && err.message.contains("not a copy"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn remembered_checksums_are_not_fooled_by_bytes_flipped_with_the_mtime_restored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("r");
+        std::fs::create_dir(&root).expect("mkdir");
+        let r = LocalRemote::with_options(
+            "bk",
+            &root,
+            LocalOptions { sums: Some(SumCache::new(dir.path().join("sums.sqlite"))), ..LocalOptions::default() },
+        );
+        assert!(r.init_blocking().iter().all(|s| s.ok));
+        let stored = root.join("a.pt");
+        std::fs::write(&stored, data(100_000)).expect("write");
+        let good = r.stat("a.pt").await.expect("stat").expect("there").sha256;
+        assert_eq!(good.as_deref(), Some(hex(&Sha256::digest(data(100_000))).as_str()));
+        // Keep the mtime, flip bytes in place (same size), restore the mtime.
+        let reference = dir.path().join("ref");
+        std::fs::write(&reference, b"").expect("write");
+        let ok = std::process::Command::new("touch").arg("-r").arg(&stored).arg(&reference).status().expect("touch");
+        assert!(ok.success());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        {
+            let mut f = OpenOptions::new().write(true).open(&stored).expect("open");
+            f.seek(SeekFrom::Start(5000)).expect("seek");
+            f.write_all(b"flipped!").expect("write");
+        }
+        let ok = std::process::Command::new("touch").arg("-r").arg(&reference).arg(&stored).status().expect("touch");
+        assert!(ok.success());
+        let now = r.stat("a.pt").await.expect("stat").expect("there");
+        assert_eq!(now.size, 100_000);
+        assert_ne!(now.sha256, good, "the remembered checksum was trusted for changed bytes");
     }
 }

@@ -2,6 +2,7 @@
 //! remotes (the trait and the local-folder remote) and the one-engine-per-workspace lock.
 //! No UI here: the console and the CLI read [`status::SyncStatus`] and [`SyncEvent`]s.
 
+pub mod check;
 pub mod config;
 pub mod engine;
 pub mod hash;
@@ -9,9 +10,12 @@ pub mod hf;
 pub mod ledger;
 pub mod local;
 pub mod lock;
+pub mod marker;
 pub mod remote;
 pub mod routing;
 pub mod status;
+pub mod sums;
+pub mod verify;
 pub mod watcher;
 
 use std::path::Path;
@@ -20,18 +24,30 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{LevelConfig, RemoteConfig, RemotesConfig, SyncConfig};
-pub use engine::{Command, EngineHandle, Mode, RunSummary, SyncError, SyncEvent};
+pub use engine::{Command, EngineHandle, Mode, RemoteEnv, RunSummary, SyncError, SyncEvent};
 pub use status::{EngineSource, SyncSample, SyncStatus, read_status};
 
-/// Run one pass on every level: store everything routed that is not yet confirmed, then
-/// return. Progress lines go to stderr when `progress` is set.
+/// Run one pass on every level: verify what is stored, store everything routed that is
+/// not yet confirmed, then return. Progress lines go to stderr when `progress` is set.
 pub async fn run_once(
     workspace: &Path,
     sync: &SyncConfig,
     remotes: &RemotesConfig,
     progress: bool,
 ) -> Result<RunSummary, SyncError> {
-    let built = engine::build_remotes(remotes, workspace);
+    run_once_in(&RemoteEnv::new(workspace), sync, remotes, progress).await
+}
+
+/// [`run_once`] with the remotes bound to `env` (its checkpoint roots; `rehash` for
+/// `sync --verify`).
+pub async fn run_once_in(
+    env: &RemoteEnv,
+    sync: &SyncConfig,
+    remotes: &RemotesConfig,
+    progress: bool,
+) -> Result<RunSummary, SyncError> {
+    let workspace = env.workspace.as_path();
+    let built = engine::build_remotes_in(remotes, env);
     let mut handle = engine::start(workspace, sync, built, Mode::Once)?;
     let mut out = StderrReporter::new(Duration::from_secs(2));
     while let Some(ev) = handle.events.recv().await {
@@ -46,12 +62,13 @@ pub async fn run_once(
 /// Run the engine until `shutdown` is cancelled (the CLI cancels it on SIGINT/SIGTERM).
 /// Uploads in flight are left resumable. Progress lines go to stderr.
 pub async fn run_daemon(
-    workspace: &Path,
+    env: &RemoteEnv,
     sync: &SyncConfig,
     remotes: &RemotesConfig,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, SyncError> {
-    let built = engine::build_remotes(remotes, workspace);
+    let workspace = env.workspace.as_path();
+    let built = engine::build_remotes_in(remotes, env);
     for (_, _, level) in sync.levels() {
         if level.enabled && !remotes.contains_key(&level.remote) {
             eprintln!(
@@ -125,10 +142,14 @@ impl StderrReporter {
     }
 }
 
-/// `opsconsole sync --daemon` / `--once`: runs the engine on a workspace and returns the
-/// process exit code (0 done; 1 uploads left failed; 2 another engine holds the workspace
-/// or the config is unusable).
-pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, daemon: bool) -> i32 {
+/// `opsconsole sync --daemon` / `--once` / `--verify`: runs the engine on a workspace and
+/// returns the process exit code (0 done: with `--once`, everything routed is confirmed;
+/// 1 uploads left failed or unfinished, each listed with why; 2 another engine holds the
+/// workspace or the config is unusable). `verify` hashes every stored copy again first.
+pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, daemon: bool, verify: bool) -> i32 {
+    let (sync, remotes) = (&cfg.sync, &cfg.remotes);
+    let mut env = RemoteEnv::with_roots(workspace, &cfg.checkpoints.roots);
+    env.rehash = verify;
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -161,19 +182,21 @@ pub fn cli_run(workspace: &Path, sync: &SyncConfig, remotes: &RemotesConfig, dae
                 }
                 t.cancel();
             });
-            run_daemon(workspace, sync, remotes, token).await
+            run_daemon(&env, sync, remotes, token).await
         } else {
-            run_once(workspace, sync, remotes, true).await
+            run_once_in(&env, sync, remotes, true).await
         }
     });
     match result {
         Ok(summary) => {
             if !daemon {
                 eprintln!(
-                    "sync: {} stored ({}), {} already there, {} dropped, {} failed",
+                    "sync: {} stored ({}), {} already there, {} verified, {} queued again, {} dropped, {} not stored",
                     summary.uploaded,
                     human_bytes(summary.uploaded_bytes),
                     summary.already_there,
+                    summary.verified,
+                    summary.requeued,
                     summary.dropped,
                     summary.failed.len()
                 );
@@ -266,8 +289,17 @@ impl ProgressLines {
                 format!("{level} {path} FAILED: {reason}")
             }
             SyncEvent::Dropped { path, note, .. } => format!("{path}: {note}"),
-            SyncEvent::PassDone { level, success: true } => format!("{level} up to date"),
-            SyncEvent::PassDone { level, success: false } => {
+            SyncEvent::Requeued { level, path, reason } => format!("{level} {path}: {reason}"),
+            SyncEvent::PassDone { level, success: true, stored: 0, confirmed: 0 } => {
+                format!("{level} nothing to store")
+            }
+            SyncEvent::PassDone { level, success: true, stored: 0, confirmed } => {
+                format!("{level} up to date: nothing new to store ({confirmed} stored)")
+            }
+            SyncEvent::PassDone { level, success: true, stored, .. } => {
+                format!("{level} up to date: {stored} stored")
+            }
+            SyncEvent::PassDone { level, success: false, .. } => {
                 format!("{level} pass ended with uploads still waiting")
             }
         })

@@ -72,6 +72,8 @@ impl RemoteError {
     /// "message. Fix: ..." for a status line.
     pub fn reason(&self) -> String {
         match &self.fix {
+            // "… not mounted? Fix: …", not "not mounted?. Fix".
+            Some(fix) if self.message.ends_with(['?', '.', '!']) => format!("{} Fix: {fix}", self.message),
             Some(fix) => format!("{}. Fix: {fix}", self.message),
             None => self.message.clone(),
         }
@@ -337,6 +339,20 @@ pub trait Remote: Send + Sync {
     /// (credentials, the place itself, a probe file written, read back and deleted), in
     /// order; a step that fails ends the list.
     fn check<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>>;
+
+    /// `opsconsole remote check --init`: set the place up for this workspace (a local
+    /// remote creates its root inside an existing folder and writes its identity marker;
+    /// a Hub remote would create its repo, private). Returns the steps taken, in order; a
+    /// step that fails ends the list. The default has nothing to set up.
+    fn init<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    /// Stored on the same filesystem as what it protects, allowed by `same_disk = true`:
+    /// the level is shown as "same disk: not a backup".
+    fn same_disk(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

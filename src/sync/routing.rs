@@ -68,11 +68,14 @@ pub fn is_checkpoint_dir_name(name: &str) -> bool {
     name.strip_prefix("checkpoint-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// A log file (`*.log`, also rotated `*.log.1`).
+/// A log file (`*.log`, also rotated `*.log.1` and compressed `*.log.1.gz`).
 pub fn is_log(rel: &str) -> bool {
     let name = file_name(rel).to_ascii_lowercase();
     name.ends_with(".log")
-        || name.rsplit_once(".log.").is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || name.rsplit_once(".log.").is_some_and(|(_, n)| {
+            let n = n.strip_suffix(".gz").unwrap_or(n);
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 /// Key files, tokens and credentials: never uploaded, whatever the config says.
@@ -211,6 +214,12 @@ mod tests {
         assert_eq!(r.route("out/checkpoint-500/trainer_state.json", 10), vec!["L3"]);
         assert_eq!(r.route("train.py", 10), Vec::<&str>::new());
         assert_eq!(r.route("README.md", 10), Vec::<&str>::new());
+        // Rotated logs (what [prune.logs] deletes once on L2) go to L2 too.
+        for rotated in ["experiments/v68/logs/train.log.1", "logs/train.log.12", "train.log.3.gz"] {
+            assert_eq!(r.route(rotated, 10), vec!["L2"], "{rotated}");
+            assert!(is_log(rotated), "{rotated}");
+        }
+        assert_eq!(r.route("notes.logbook", 10), Vec::<&str>::new());
     }
 
     #[test]

@@ -35,11 +35,27 @@ pub struct LevelStatus {
     pub pending_files: u64,
     pub pending_bytes: u64,
     pub confirmed_files: u64,
+    /// When a file was last confirmed (stored and verified) on this level: "last ok".
+    /// Null until something was stored; a pass with nothing to do does not set it.
     pub last_success_unix: Option<i64>,
+    /// When a pass over the level last ended.
+    pub last_pass_unix: Option<i64>,
+    /// When a pass last ended with nothing left pending or failed (what `overdue` is
+    /// measured from).
+    pub up_to_date_unix: Option<i64>,
+    /// A pass ran, nothing was ever stored on this level and nothing waits: "nothing to
+    /// store".
+    pub nothing_to_store: bool,
+    /// The remote is on the same filesystem as the workspace or a checkpoint root,
+    /// allowed by `same_disk = true`: "same disk: not a backup".
+    pub same_disk: bool,
     pub overdue: bool,
     pub failed: u64,
     pub failures: Vec<FailureStatus>,
+    /// The upload in progress: only while an engine holds the workspace lock.
     pub in_flight: Option<InFlightStatus>,
+    /// An upload a stopped engine left unfinished; it resumes when an engine runs.
+    pub interrupted: Option<InFlightStatus>,
 }
 
 /// A failed upload and why.
@@ -103,7 +119,9 @@ impl LedgerReading {
         let recent = ledger
             .recent_events(20)?
             .into_iter()
-            .filter(|e| matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete"))
+            .filter(|e| {
+                matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete" | "verify_failed" | "check_failed")
+            })
             .take(5)
             .collect();
         Ok(Self { levels, recent })
@@ -114,7 +132,9 @@ impl LedgerReading {
             .levels()
             .iter()
             .zip(&self.levels)
-            .map(|((name, _, cfg), (counts, entries))| level_status(name, cfg, remotes, counts, entries, now_ms))
+            .map(|((name, _, cfg), (counts, entries))| {
+                level_status(name, cfg, remotes, counts, entries, engine_pid.is_some(), now_ms)
+            })
             .collect();
         SyncStatus { engine_pid, levels, recent: self.recent.clone() }
     }
@@ -126,8 +146,17 @@ fn level_status(
     remotes: &RemotesConfig,
     counts: &LevelCounts,
     entries: &[LedgerEntry],
+    engine_running: bool,
     now_ms: i64,
 ) -> LevelStatus {
+    let uploading = entries.iter().find(|e| e.state == UploadState::Uploading).map(|e| InFlightStatus {
+        path: e.path.clone(),
+        bytes_done: e.bytes_done,
+        bytes_total: e.bytes_total,
+    });
+    // "uploading" only while an engine holds the lock; a row a killed engine left in that
+    // state is an interrupted upload, not one in progress.
+    let (in_flight, interrupted) = if engine_running { (uploading, None) } else { (None, uploading) };
     LevelStatus {
         level: name.to_string(),
         remote: cfg.remote.clone(),
@@ -137,7 +166,15 @@ fn level_status(
         pending_files: counts.pending_files,
         pending_bytes: counts.pending_bytes,
         confirmed_files: counts.confirmed,
-        last_success_unix: counts.last_success_ms.map(|t| t.div_euclid(1000)),
+        last_success_unix: counts.last_confirmed_ms.map(|t| t.div_euclid(1000)),
+        last_pass_unix: counts.last_pass_ms.map(|t| t.div_euclid(1000)),
+        up_to_date_unix: counts.last_success_ms.map(|t| t.div_euclid(1000)),
+        nothing_to_store: counts.last_pass_ms.is_some()
+            && counts.last_confirmed_ms.is_none()
+            && counts.confirmed == 0
+            && counts.pending_files == 0
+            && counts.failed == 0,
+        same_disk: false,
         overdue: cfg.enabled && is_overdue(counts, cfg.interval_minutes, now_ms),
         failed: counts.failed,
         failures: entries
@@ -151,11 +188,23 @@ fn level_status(
                 attempts: e.attempts,
             })
             .collect(),
-        in_flight: entries.iter().find(|e| e.state == UploadState::Uploading).map(|e| InFlightStatus {
-            path: e.path.clone(),
-            bytes_done: e.bytes_done,
-            bytes_total: e.bytes_total,
-        }),
+        in_flight,
+        interrupted,
+    }
+}
+
+/// Mark the levels whose remote stores on the same filesystem as what it protects (a
+/// local remote with `same_disk = true` whose folder is on the workspace's or a
+/// checkpoint root's filesystem): "same disk: not a backup".
+pub fn mark_same_disk(status: &mut SyncStatus, sync: &SyncConfig, remotes: &RemotesConfig, env: &super::RemoteEnv) {
+    use std::os::unix::fs::MetadataExt;
+    for (l, (_, _, cfg)) in status.levels.iter_mut().zip(sync.levels()) {
+        let Some(super::config::RemoteConfig::Local { path, same_disk: true }) = remotes.get(&cfg.remote) else {
+            continue;
+        };
+        let root = super::config::local_root(path, &env.workspace);
+        let Ok(dev) = std::fs::metadata(&root).map(|m| m.dev()) else { continue };
+        l.same_disk = env.protected.iter().any(|p| std::fs::metadata(p).is_ok_and(|m| m.dev() == dev));
     }
 }
 
@@ -175,7 +224,7 @@ pub fn read_status(
             levels: sync
                 .levels()
                 .iter()
-                .map(|(name, _, cfg)| level_status(name, cfg, remotes, &empty, &[], now_ms))
+                .map(|(name, _, cfg)| level_status(name, cfg, remotes, &empty, &[], engine_pid.is_some(), now_ms))
                 .collect(),
             recent: Vec::new(),
         });
@@ -288,7 +337,7 @@ mod tests {
     fn status_counts_overdue_failures_and_in_flight() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut remotes = RemotesConfig::new();
-        remotes.insert("hf".into(), RemoteConfig::Local { path: "/x".into() });
+        remotes.insert("hf".into(), RemoteConfig::Local { path: "/x".into(), same_disk: false });
         let sync = SyncConfig::default();
         let none = read_status(dir.path(), &sync, &remotes, 0).expect("status");
         assert!(!crate::sync::ledger::ledger_path(dir.path()).exists());
@@ -297,10 +346,10 @@ mod tests {
 
         let mut l = Ledger::open(dir.path()).expect("open");
         let t0 = 1_000_000_000;
-        l.track("a.pt", 100, 1, "a", &[("L3", "hf")], t0).expect("t");
-        l.track("b.pt", 50, 2, "b", &[("L3", "hf")], t0).expect("t");
+        l.track("a.pt", 100, 1, "a", None, &[("L3", "hf")], t0).expect("t");
+        l.track("b.pt", 50, 2, "b", None, &[("L3", "hf")], t0).expect("t");
         l.set_uploading("b.pt", "L3", "b", 20, None, t0).expect("u");
-        l.track("c.pt", 10, 3, "c", &[("L3", "hf")], t0).expect("t");
+        l.track("c.pt", 10, 3, "c", None, &[("L3", "hf")], t0).expect("t");
         l.set_failed("c.pt", "L3", "c", "quota exceeded. Fix: x", true, 0, t0).expect("f");
         drop(l);
         // 3 h 44 min later: within 1.25 x 3 h. 3 h 46 min: overdue.
@@ -309,14 +358,34 @@ mod tests {
         let l3 = &s.levels[1];
         assert_eq!((l3.pending_files, l3.pending_bytes, l3.failed), (2, 130, 1));
         assert!(!l3.overdue);
-        assert_eq!(l3.in_flight, Some(InFlightStatus { path: "b.pt".into(), bytes_done: 20, bytes_total: 50 }));
+        // No engine holds the lock: the `uploading` row is an interrupted upload.
+        assert_eq!(l3.in_flight, None);
+        assert_eq!(l3.interrupted, Some(InFlightStatus { path: "b.pt".into(), bytes_done: 20, bytes_total: 50 }));
+        {
+            let _engine = crate::sync::lock::EngineLock::acquire(dir.path()).expect("lock");
+            let s = read_status(dir.path(), &sync, &remotes, at(224)).expect("status");
+            assert_eq!(s.levels[1].in_flight.as_ref().map(|f| f.bytes_done), Some(20), "uploading while locked");
+            assert_eq!(s.levels[1].interrupted, None);
+        }
         assert_eq!(l3.failures[0].reason, "quota exceeded. Fix: x");
         assert!(read_status(dir.path(), &sync, &remotes, at(226)).expect("s").levels[1].overdue);
         let json = serde_json::to_value(&s).expect("json");
-        for key in ["remote", "pending_files", "pending_bytes", "last_success_unix", "overdue", "failed"] {
+        for key in [
+            "remote",
+            "pending_files",
+            "pending_bytes",
+            "last_success_unix",
+            "last_pass_unix",
+            "up_to_date_unix",
+            "nothing_to_store",
+            "same_disk",
+            "overdue",
+            "failed",
+        ] {
             assert!(json["levels"][1].get(key).is_some(), "{key}");
         }
-        assert_eq!(json["levels"][1]["in_flight"]["bytes_done"], 20);
+        assert_eq!(json["levels"][1]["in_flight"], serde_json::Value::Null);
+        assert_eq!(json["levels"][1]["interrupted"]["bytes_done"], 20);
         assert_eq!(read_queue(dir.path(), Some("L3")).expect("q")[0].path, "b.pt");
     }
 
@@ -324,7 +393,7 @@ mod tests {
     fn the_reader_keeps_its_connection_filters_in_sqlite_and_follows_a_replaced_ledger() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut remotes = RemotesConfig::new();
-        remotes.insert("hf".into(), RemoteConfig::Local { path: "/x".into() });
+        remotes.insert("hf".into(), RemoteConfig::Local { path: "/x".into(), same_disk: false });
         let sync = SyncConfig::default();
         let off = || EngineSource::Off { reason: "test".into() };
         let mut r = SampleReader::default();
@@ -336,11 +405,11 @@ mod tests {
         let mut l = Ledger::open(dir.path()).expect("open");
         let t0 = 1_000_000_000;
         for i in 0..5 {
-            l.track(&format!("done{i}.pt"), 10, i, "h", &[("L3", "hf")], t0).expect("t");
+            l.track(&format!("done{i}.pt"), 10, i, "h", None, &[("L3", "hf")], t0).expect("t");
             l.set_confirmed(&format!("done{i}.pt"), "L3", "h", "id", "h", t0).expect("c");
         }
-        l.track("new.pt", 10, 9, "n", &[("L3", "hf")], t0).expect("t");
-        l.track("bad.pt", 10, 8, "b", &[("L3", "hf")], t0).expect("t");
+        l.track("new.pt", 10, 9, "n", None, &[("L3", "hf")], t0).expect("t");
+        l.track("bad.pt", 10, 8, "b", None, &[("L3", "hf")], t0).expect("t");
         l.set_failed("bad.pt", "L3", "b", "quota exceeded", true, 0, t0).expect("f");
         let s = r.read(dir.path(), &sync, &remotes, off(), t0).expect("sample");
         let paths: Vec<&str> = s.queue.iter().map(|e| e.path.as_str()).collect();
@@ -351,7 +420,7 @@ mod tests {
         // The same connection sees later writes.
         l.set_uploading("new.pt", "L3", "n", 4, None, t0).expect("u");
         let s = r.read(dir.path(), &sync, &remotes, off(), t0).expect("sample");
-        assert_eq!(s.status.levels[1].in_flight.as_ref().map(|f| f.bytes_done), Some(4));
+        assert_eq!(s.status.levels[1].interrupted.as_ref().map(|f| f.bytes_done), Some(4));
         drop(l);
 
         // A ledger replaced under it (restored from a backup) is opened again.
@@ -360,7 +429,7 @@ mod tests {
             let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
         }
         let mut l = Ledger::open(dir.path()).expect("open again");
-        l.track("other.pt", 10, 1, "o", &[("L3", "hf")], t0).expect("t");
+        l.track("other.pt", 10, 1, "o", None, &[("L3", "hf")], t0).expect("t");
         let s = r.read(dir.path(), &sync, &remotes, off(), t0).expect("sample");
         let paths: Vec<&str> = s.queue.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["other.pt"]);

@@ -5,8 +5,11 @@
 //! A weights file is complete once its writer closed it (or it was renamed into its final
 //! name) and its size then stayed still for the settle period. Logs and other small files
 //! are often held open for the whole run, so they are taken when quiet for the settle
-//! period, or at least every `open_snapshot` while they keep growing (a snapshot of what
-//! was written so far; the next change queues them once more).
+//! period, or at least every `snapshot` while they keep growing, whatever their write rate
+//! (a snapshot of exactly the prefix that is then hashed; the next change queues them once
+//! more), and not more often than that: a log written every few seconds is not uploaded
+//! every few seconds. [`Settler::snapshot_now`] takes every growing file at once (`s`,
+//! `sync --once`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,19 +62,35 @@ struct Track {
 #[derive(Debug)]
 pub struct Settler {
     settle_ms: i64,
-    open_snapshot_ms: i64,
+    /// A weights file seen open, then untouched this long: its close event was lost.
+    lost_close_ms: i64,
+    /// A growing file (not weights) is taken at least, and at most, this often.
+    snapshot_ms: i64,
     tracked: HashMap<String, Track>,
+    /// When each file that is not weights was last taken.
+    taken: HashMap<String, i64>,
+    /// Take every file that is not weights at the next tick ([`Settler::snapshot_now`]).
+    snapshot_all: bool,
     gone: Vec<String>,
 }
 
 impl Settler {
-    pub fn new(settle_ms: i64, open_snapshot_ms: i64) -> Self {
+    pub fn new(settle_ms: i64, lost_close_ms: i64, snapshot_ms: i64) -> Self {
         Self {
             settle_ms: settle_ms.max(1),
-            open_snapshot_ms: open_snapshot_ms.max(settle_ms),
+            lost_close_ms: lost_close_ms.max(settle_ms),
+            snapshot_ms: snapshot_ms.max(1),
             tracked: HashMap::new(),
+            taken: HashMap::new(),
+            snapshot_all: false,
             gone: Vec::new(),
         }
+    }
+
+    /// Take a snapshot of every growing file (not weights) at the next tick, whatever its
+    /// period says.
+    pub fn snapshot_now(&mut self) {
+        self.snapshot_all = true;
     }
 
     /// Files still settling.
@@ -127,7 +146,7 @@ impl Settler {
                     t.size = size;
                     t.mtime_ns = mtime;
                     t.changed_ms = now_ms;
-                } else if !t.closed && now_ms - t.changed_ms >= self.open_snapshot_ms {
+                } else if !t.closed && now_ms - t.changed_ms >= self.lost_close_ms {
                     // Seen open, then untouched for a long time: the close event was lost
                     // (or the filesystem sends none). Its stillness decides from here.
                     t.closed = true;
@@ -140,25 +159,27 @@ impl Settler {
     pub fn tick(&mut self, now_ms: i64, stat: impl Fn(&str) -> Option<(u64, i64)>) -> Settled {
         let mut out = Settled { gone: std::mem::take(&mut self.gone), ..Settled::default() };
         let mut done = Vec::new();
+        let force = std::mem::take(&mut self.snapshot_all);
         for (path, t) in self.tracked.iter_mut() {
             let Some((size, mtime)) = stat(path) else {
                 done.push(path.clone());
                 out.gone.push(path.clone());
                 continue;
             };
-            if (size, mtime) != (t.size, t.mtime_ns) {
+            let moved = (size, mtime) != (t.size, t.mtime_ns);
+            if moved {
                 t.size = size;
                 t.mtime_ns = mtime;
                 t.changed_ms = now_ms;
-                if !is_weights(path) && now_ms - t.first_ms < self.open_snapshot_ms {
-                    continue;
-                }
             }
             let quiet = now_ms - t.changed_ms >= self.settle_ms;
             let complete = if is_weights(path) {
-                t.closed && quiet
+                t.closed && quiet && !moved
             } else {
-                quiet || now_ms - t.first_ms >= self.open_snapshot_ms
+                // Not sooner than one period after this file's last snapshot, unless asked.
+                let rested = self.taken.get(path).is_none_or(|at| now_ms - at >= self.snapshot_ms);
+                let snapshot_due = now_ms - t.first_ms >= self.snapshot_ms;
+                force || (rested && ((quiet && !moved) || snapshot_due))
             };
             if complete {
                 done.push(path.clone());
@@ -168,6 +189,13 @@ impl Settler {
         for p in done {
             self.tracked.remove(&p);
         }
+        for r in &out.ready {
+            if !is_weights(&r.path) {
+                self.taken.insert(r.path.clone(), now_ms);
+            }
+        }
+        let period = self.snapshot_ms;
+        self.taken.retain(|_, at| now_ms - *at < period);
         out.ready.sort_by(|a, b| b.mtime_ns.cmp(&a.mtime_ns).then(a.path.cmp(&b.path)));
         out.gone.sort();
         out.gone.dedup();
@@ -337,7 +365,7 @@ mod tests {
     #[test]
     fn weights_wait_for_close_and_stillness() {
         let disk = Disk(RefCell::new(HashMap::new()));
-        let mut s = Settler::new(1000, 60_000);
+        let mut s = Settler::new(1000, 60_000, 60_000);
         let p = "ck/step_10.pt";
         for (t, size) in [(0, 10), (900, 20), (1800, 30), (5000, 40)] {
             disk.set(p, size, t);
@@ -356,7 +384,7 @@ mod tests {
     #[test]
     fn a_size_change_after_close_restarts_the_settle_period() {
         let disk = Disk(RefCell::new(HashMap::new()));
-        let mut s = Settler::new(1000, 60_000);
+        let mut s = Settler::new(1000, 60_000, 60_000);
         disk.set("a.pt", 1, 1);
         s.observe(Observation::Closed("a.pt".into()), 0, disk.stat());
         disk.set("a.pt", 2, 2);
@@ -368,7 +396,7 @@ mod tests {
     #[test]
     fn logs_are_taken_when_quiet_or_as_snapshots_while_growing() {
         let disk = Disk(RefCell::new(HashMap::new()));
-        let mut s = Settler::new(1000, 10_000);
+        let mut s = Settler::new(1000, 10_000, 10_000);
         disk.set("train.log", 1, 0);
         s.observe(Observation::Written("train.log".into()), 0, disk.stat());
         let mut t = 0;
@@ -386,9 +414,63 @@ mod tests {
     }
 
     #[test]
+    fn a_growing_log_is_taken_once_per_snapshot_period_whatever_its_write_rate() {
+        for every_ms in [2, 100] {
+            let disk = Disk(RefCell::new(HashMap::new()));
+            // Settle 1 s, snapshots every 3 s; ticks every 250 ms as the engine does.
+            let mut s = Settler::new(1000, 60_000, 3000);
+            let mut size = 200 << 20;
+            disk.set("train.log", size, 0);
+            s.observe(Observation::Polled("train.log".into(), size, 0), 0, disk.stat());
+            let mut taken = Vec::new();
+            for t in 1..=10_000i64 {
+                if t % every_ms == 0 {
+                    size += 80;
+                    disk.set("train.log", size, t);
+                    s.observe(Observation::Written("train.log".into()), t, disk.stat());
+                }
+                if t % 250 == 0 {
+                    for r in s.tick(t, disk.stat()).ready {
+                        taken.push((t, r.size));
+                    }
+                }
+            }
+            let times: Vec<i64> = taken.iter().map(|(t, _)| *t).collect();
+            assert!(!times.is_empty() && times[0] <= 3000, "every {every_ms} ms: first snapshot at {times:?}");
+            for w in times.windows(2) {
+                assert!(w[1] - w[0] >= 3000 && w[1] - w[0] <= 3250, "every {every_ms} ms: {times:?}");
+            }
+            assert!(times.len() >= 3, "every {every_ms} ms: {times:?}");
+            // The size taken is what the file had at that tick: the prefix to hash.
+            assert!(taken.iter().all(|(_, size)| *size > 200 << 20));
+        }
+    }
+
+    #[test]
+    fn a_log_written_now_and_then_is_not_taken_more_often_than_the_period_unless_asked() {
+        let disk = Disk(RefCell::new(HashMap::new()));
+        let mut s = Settler::new(1000, 60_000, 10_000);
+        let mut taken = 0;
+        // A line every 2 s (quiet in between, longer than the settle period), for 20 s.
+        for i in 0..10 {
+            let t = i * 2000;
+            disk.set("a.log", i as u64 + 1, t);
+            s.observe(Observation::Written("a.log".into()), t, disk.stat());
+            taken += s.tick(t + 1500, disk.stat()).ready.len();
+        }
+        assert_eq!(taken, 2, "quiet moments are taken at most once per period");
+        // `s`: taken at once.
+        disk.set("a.log", 99, 20_500);
+        s.observe(Observation::Written("a.log".into()), 20_500, disk.stat());
+        assert!(s.tick(20_600, disk.stat()).ready.is_empty());
+        s.snapshot_now();
+        assert_eq!(s.tick(20_700, disk.stat()).ready.len(), 1);
+    }
+
+    #[test]
     fn removed_and_vanished_files_are_reported_gone() {
         let disk = Disk(RefCell::new(HashMap::new()));
-        let mut s = Settler::new(1000, 10_000);
+        let mut s = Settler::new(1000, 10_000, 10_000);
         disk.set("a.pt", 1, 1);
         disk.set("b.pt", 1, 1);
         s.observe(Observation::Written("a.pt".into()), 0, disk.stat());
@@ -403,7 +485,7 @@ mod tests {
     #[test]
     fn an_open_weights_file_untouched_for_long_settles_when_polled() {
         let disk = Disk(RefCell::new(HashMap::new()));
-        let mut s = Settler::new(1000, 60_000);
+        let mut s = Settler::new(1000, 60_000, 60_000);
         disk.set("a.pt", 5, 5);
         s.observe(Observation::Written("a.pt".into()), 0, disk.stat());
         s.observe(Observation::Polled("a.pt".into(), 5, 5), 30_000, disk.stat());
@@ -415,7 +497,7 @@ mod tests {
     #[test]
     fn polled_files_settle_without_events() {
         let disk = Disk(RefCell::new(HashMap::new()));
-        let mut s = Settler::new(1000, 10_000);
+        let mut s = Settler::new(1000, 10_000, 10_000);
         disk.set("x.pt", 5, 5);
         s.observe(Observation::Polled("x.pt".into(), 5, 5), 0, disk.stat());
         assert!(s.tick(500, disk.stat()).ready.is_empty());

@@ -65,7 +65,10 @@ fn row(item: &PlanItem, root: &std::path::Path, width: usize) -> Line<'static> {
         PlanAction::Delete => ("delete", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
         PlanAction::Keep => ("keep", Style::new().fg(Color::Green)),
     };
-    let path = item.path.strip_prefix(root).unwrap_or(&item.path).display().to_string();
+    let mut path = item.path.strip_prefix(root).unwrap_or(&item.path).display().to_string();
+    if let Some(note) = &item.note {
+        path.push_str(&format!(" · {note}"));
+    }
     let step = item.step.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
     let fixed = 7 + 18 + 10 + 9;
     Line::from(vec![
@@ -116,10 +119,12 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
                     Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
                 )
             } else if p.kept_unconfirmed > 0 {
+                let failed = p.items.iter().filter(|i| i.note.is_some()).count();
+                let failed = if failed > 0 { format!(" ({failed} failed verification)") } else { String::new() };
                 Line::styled(
                     util::ellipsize(
                         &format!(
-                            "{} kept: not confirmed on another level · {u} to delete them too",
+                            "{} kept: not confirmed on another level{failed} · {u} to delete them too",
                             p.kept_unconfirmed
                         ),
                         width,
@@ -166,7 +171,9 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
         foot_lines.push(Line::styled(util::ellipsize(&t, width), Style::new().fg(Color::Yellow)));
     }
     if let Some(m) = &s.message {
-        foot_lines.push(Line::styled(util::ellipsize(m, width), Style::new().fg(Color::Yellow)));
+        for line in m.lines() {
+            foot_lines.push(Line::styled(util::ellipsize(line, width), Style::new().fg(Color::Yellow)));
+        }
     }
     if let Some(typed) = &s.typing {
         let n = s.plan.as_ref().map_or(0, |p| p.unconfirmed_deletes);

@@ -49,6 +49,22 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             extra.push(Line::styled(util::ellipsize(&text, width), Style::new().fg(Color::Red)));
         }
     }
+    // Copies found missing or changed, and remotes that could not be verified, in the last
+    // hour (also beside a daemon: they are read from the ledger's history).
+    let hour_ago_ms = (state.now_unix() as i64 - 3600) * 1000;
+    for ev in sample
+        .status
+        .recent
+        .iter()
+        .filter(|e| matches!(e.kind.as_str(), "verify_failed" | "check_failed") && e.at_ms >= hour_ago_ms)
+    {
+        let what = match (&ev.level, &ev.path) {
+            (Some(l), Some(p)) => format!("  ⚠ {l} {p}: {}", ev.detail),
+            (Some(l), None) => format!("  ⚠ {l}: {}", ev.detail),
+            _ => format!("  ⚠ {}", ev.detail),
+        };
+        extra.push(Line::styled(util::ellipsize(&what, width), Style::new().fg(Color::Yellow)));
+    }
     if let Some(note) = &state.uploads.note {
         extra.push(Line::styled(util::ellipsize(note, width), super::dim()));
     }
@@ -71,6 +87,12 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
         return Line::from(spans);
     }
     let mut used = 11;
+    if l.same_disk {
+        // Said first: whatever else the line says, this level is no backup.
+        let t = "same disk: not a backup · ";
+        used += t.chars().count();
+        spans.push(Span::styled(t, Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)));
+    }
     if let Some(up) = state.uploads.in_flight(&l.level) {
         let pct = up.bytes_done as f64 * 100.0 / up.bytes_total.max(1) as f64;
         let name = up.path.rsplit('/').next().unwrap_or(&up.path);
@@ -112,11 +134,13 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
     } else {
         format!("every {}", util::duration(Duration::from_secs(l.interval_minutes * 60)))
     };
+    // "ok" only when a file was stored: a pass that found nothing to do is not a backup.
     let last = match l.last_success_unix {
         Some(t) => {
             let ago = util::duration(Duration::from_secs(state.now_unix().saturating_sub(t.max(0) as u64)));
             format!("last ok {ago} ago ({every})")
         }
+        None if l.nothing_to_store => format!("nothing to store ({every})"),
         None => format!("never stored ({every})"),
     };
     let room = width.saturating_sub(used + 2);

@@ -965,6 +965,27 @@ impl Remote for HfRemote {
     fn check<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>> {
         Box::pin(self.check_at())
     }
+
+    /// `remote check --init`: create the repo (private unless the config allows public)
+    /// when it does not exist; refuse a public one without `allow_public`.
+    fn init<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>> {
+        Box::pin(async move {
+            let repo = &self.settings.repo_id;
+            let name = "create the repo";
+            match self.ensure_repo().await {
+                Ok(true) => {
+                    let how = if self.settings.private || !self.settings.allow_public { "private" } else { "public" };
+                    vec![CheckStep::pass(name, format!("{repo} created, {how}"))]
+                }
+                Ok(false) => vec![CheckStep::pass(name, format!("{repo} exists already"))],
+                Err(e) => vec![CheckStep::fail(
+                    name,
+                    e.message.clone(),
+                    e.fix.clone().unwrap_or_else(|| "check repo_id and the token".into()),
+                )],
+            }
+        })
+    }
 }
 
 /// The settings of a `[remotes.NAME]` Hub section.
