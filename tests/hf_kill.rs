@@ -211,4 +211,23 @@ fn kill_nine_mid_upload_five_times_then_finished_without_a_duplicate_commit_or_r
         let log = std::fs::read_to_string(base.join(format!("daemon-{i}.log"))).unwrap_or_default();
         assert!(!log.contains(WRITE_TOKEN), "the token never reaches a log line");
     }
+    // Nor the console's own log, the ledger, or anything else the daemon wrote.
+    let mut stack = vec![base.join("state"), ws.join(".opsconsole")];
+    let mut scanned = 0;
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            } else if let Ok(bytes) = std::fs::read(e.path()) {
+                scanned += 1;
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(WRITE_TOKEN),
+                    "the token is in {}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    assert!(scanned >= 2, "the ledger and the log were scanned ({scanned} files)");
 }

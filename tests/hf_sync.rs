@@ -182,8 +182,8 @@ async fn a_rate_limit_window_holds_every_worker_instead_of_a_retry_storm() {
     let remote = hf(&hub, "tester/w");
     let mut sync = config();
     sync.workers_per_remote = 2;
-    // Everything the engine sends in the next 3 s is answered 429, Retry-After: 3.
-    hub.rate_limit_for(Duration::from_secs(3));
+    // Everything the engine sends in the next 5 s is answered 429 (Retry-After: what is left).
+    hub.rate_limit_for(Duration::from_secs(5));
     let (summary, events) = run_once(&ws, &sync, remote).await;
     assert!(summary.failed.is_empty(), "all stored after the window: {:?}", summary.failed);
     assert_eq!(summary.uploaded, 6);
