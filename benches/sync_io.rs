@@ -4,6 +4,8 @@
 //! `sync_io hash FILE` prints the seconds to SHA-256 the file;
 //! `sync_io digest FILE` prints the seconds for the engine's hash pass (SHA-256 and MD5 of
 //! the file in one read);
+//! `sync_io scan FILE` prints the seconds for the secrets content rules over the whole file
+//! (what the engine does to a text file before it is queued; `benches/secrets.sh`);
 //! `sync_io upload FILE DIR` uploads it into a LocalRemote at DIR and prints the seconds
 //! for the upload (copy, fsync, rename) and for the verify (read back and hash).
 
@@ -27,6 +29,11 @@ fn main() {
             let t = Instant::now();
             let d = digest_prefix(Path::new(file), len).expect("digest");
             println!("digest_seconds {:.3} {} {}", t.elapsed().as_secs_f64(), d.sha256, d.md5);
+        }
+        ["scan", file] => {
+            let t = Instant::now();
+            let found = opsconsole::secrets::check_whole_file(Path::new(file));
+            println!("scan_seconds {:.3} {}", t.elapsed().as_secs_f64(), found.map_or("clean".into(), |f| f.why));
         }
         ["upload", file, dir, sha] => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -54,7 +61,9 @@ fn main() {
             });
         }
         _ => {
-            eprintln!("usage: sync_io hash FILE | sync_io digest FILE | sync_io upload FILE DIR SHA256");
+            eprintln!(
+                "usage: sync_io hash FILE | sync_io digest FILE | sync_io scan FILE | sync_io upload FILE DIR SHA256"
+            );
             std::process::exit(2);
         }
     }

@@ -181,9 +181,15 @@ pub fn load_workspace(cli: &Cli) -> Result<(Workspace, Config)> {
             let root = cfg.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
             Workspace { root, config_path: Some(cfg) }
         }
-        (None, Some(dir)) => Workspace::at(dir),
-        (None, None) => Workspace::discover(&std::env::current_dir()?),
+        (None, Some(dir)) => Workspace::open(dir)?,
+        (None, None) => Workspace::discover(&std::env::current_dir()?)?,
     };
+    // A config found rather than named must be the user's own (git's safe.directory rule).
+    if cli.config.is_none()
+        && let Some(found) = &ws.config_path
+    {
+        crate::workspace::trust::check(found)?;
+    }
     let (cfg, _) = config::load(ws.config_path.as_deref())?;
     Ok((ws, cfg))
 }
@@ -192,12 +198,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         None => {
             let (ws, cfg) = load_workspace(&cli)?;
+            tui::check_terminal()?;
             logging::init(cli.log_level.as_deref());
             tracing::info!(workspace = %ws.root.display(), "console starting");
             console(ws, cfg, false, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Demo { keep, dir, speed }) => {
+            tui::check_terminal()?;
             logging::init(cli.log_level.as_deref());
             let opts = demo::DemoOptions { keep: *keep, dir: dir.clone(), speed: *speed };
             demo::run(opts, cli.run_options())?;

@@ -30,6 +30,30 @@ pub struct Collectors {
     pub sync: SyncCollector,
 }
 
+/// How long after the engine could not open the ledger (a full disk) it is started again.
+const ENGINE_RETRY: Duration = Duration::from_secs(30);
+
+/// What the panel says when this console's engine did not start, and whether to try again
+/// later (the ledger or the lock could not be written: a full disk, in words).
+fn start_failed(ws: &std::path::Path, e: crate::sync::SyncError) -> (crate::sync::EngineSource, bool) {
+    use crate::sync::lock::LockError;
+    use crate::sync::{EngineSource, SyncError};
+    match e {
+        SyncError::Locked(LockError::Held { pid, .. }) => (EngineSource::Daemon { pid: pid.unwrap_or(0) }, false),
+        e @ (SyncError::Ledger(_) | SyncError::Locked(LockError::Io(..))) => {
+            let reason = if crate::sync::ledger::disk_full(ws) {
+                "disk full: the sync engine cannot start (0 B free on the workspace's disk); it starts again once \
+                 space is freed"
+                    .to_string()
+            } else {
+                e.to_string()
+            };
+            (EngineSource::Off { reason }, true)
+        }
+        e => (EngineSource::Off { reason: e.to_string() }, false),
+    }
+}
+
 /// What the sync collector needs: the workspace and its sync config.
 #[derive(Debug, Clone)]
 pub struct SyncCollector {
@@ -126,6 +150,8 @@ impl SyncCollector {
         let configured = self.sync.levels().iter().any(|(_, _, l)| l.enabled && self.remotes.contains_key(&l.remote));
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<crate::sync::Command>();
         let mut own = None;
+        // The engine could not open the ledger (a full disk): start it again later.
+        let mut retry_start = None;
         let mut source = match crate::sync::lock::holder(&self.workspace) {
             Some(pid) => EngineSource::Daemon { pid },
             None if !configured => {
@@ -140,10 +166,11 @@ impl SyncCollector {
                         own = Some(h);
                         EngineSource::Console
                     }
-                    Err(engine::SyncError::Locked(crate::sync::lock::LockError::Held { pid, .. })) => {
-                        EngineSource::Daemon { pid: pid.unwrap_or(0) }
+                    Err(e) => {
+                        let (source, retry) = start_failed(&self.workspace, e);
+                        retry_start = retry.then(|| std::time::Instant::now() + ENGINE_RETRY);
+                        source
                     }
-                    Err(e) => EngineSource::Off { reason: e.to_string() },
                 }
             }
         };
@@ -158,6 +185,26 @@ impl SyncCollector {
             let mut quiet = crate::util::aligned_interval(self.every * 5);
             let mut busy = true;
             loop {
+                if own.is_none() && retry_start.is_some_and(|t| std::time::Instant::now() >= t) {
+                    retry_start = None;
+                    source = match crate::sync::lock::holder(&self.workspace) {
+                        Some(pid) => EngineSource::Daemon { pid },
+                        None => {
+                            let remotes = engine::build_remotes(&self.remotes, &self.workspace);
+                            match engine::start(&self.workspace, &self.sync, remotes, engine::Mode::Daemon) {
+                                Ok(h) => {
+                                    own = Some(h);
+                                    EngineSource::Console
+                                }
+                                Err(e) => {
+                                    let (source, retry) = start_failed(&self.workspace, e);
+                                    retry_start = retry.then(|| std::time::Instant::now() + ENGINE_RETRY);
+                                    source
+                                }
+                            }
+                        }
+                    };
+                }
                 let (ws, sync, remotes, src) =
                     (self.workspace.clone(), self.sync.clone(), self.remotes.clone(), source.clone());
                 let now = crate::sync::engine::now_ms();
@@ -184,7 +231,17 @@ impl SyncCollector {
                             break;
                         }
                     }
-                    Ok(Err(e)) => tracing::warn!("reading the sync ledger: {e}"),
+                    Ok(Err(e)) => {
+                        tracing::warn!("reading the sync ledger: {e}");
+                        let why = if crate::sync::ledger::disk_full(&self.workspace) {
+                            format!("disk full: the sync ledger cannot be read (0 B free): {e}")
+                        } else {
+                            format!("the sync ledger cannot be read: {e}")
+                        };
+                        if tx.send(Msg::SyncUnreadable(why)).is_err() {
+                            break;
+                        }
+                    }
                     Err(e) => tracing::error!("sync sampler failed: {e}"),
                 }
                 loop {

@@ -262,20 +262,46 @@ pub enum ConfigSource {
     Defaults,
 }
 
+/// The largest config file read; anything bigger is refused (a config is a few kB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Loads the config file at `path`, or the defaults when `path` is `None`.
 pub fn load(path: Option<&Path>) -> Result<(Config, ConfigSource), ConfigError> {
     match path {
         None => Ok((Config::default(), ConfigSource::Defaults)),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
-                file: p.to_path_buf(),
-                line: None,
-                key: None,
-                message: format!("cannot read the config file: {e}"),
-            })?;
+            let text = read_config_file(p)?;
             Ok((Config::from_toml(&text, p)?, ConfigSource::File(p.to_path_buf())))
         }
     }
+}
+
+/// Reads a config file: a regular file of at most [`MAX_CONFIG_BYTES`], in UTF-8. A
+/// directory, a FIFO or a device (`--config /dev/zero`) is refused in words, without
+/// blocking on it or reading it without end.
+pub fn read_config_file(p: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let err = |message: String| ConfigError { file: p.to_path_buf(), line: None, key: None, message };
+    let meta = std::fs::metadata(p).map_err(|e| err(format!("cannot read the config file: {e}")))?;
+    if !meta.is_file() {
+        return Err(err(format!(
+            "is {}, not a config file; a config is a regular TOML file",
+            crate::util::file_kind(meta.file_type())
+        )));
+    }
+    let file = crate::util::open_regular(p).map_err(|e| err(format!("cannot read the config file: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(format!("cannot read the config file: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(err(format!(
+            "is larger than {} kB; a config file is a few kB of TOML (is this the right file?)",
+            MAX_CONFIG_BYTES / 1024
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| err(format!("is not UTF-8 text (invalid byte at {})", e.utf8_error().valid_up_to())))
 }
 
 /// Writes the commented default config as `opsconsole.toml` in `dir`; refuses to overwrite.

@@ -27,8 +27,12 @@ use crate::util;
 /// anywhere, so only the explicit override deletes anything.
 pub fn confirmation_source(workspace: &Path, cfg: &Config) -> Arc<dyn ConfirmationSource + Send + Sync> {
     if crate::sync::ledger::ledger_path(workspace).is_file() {
-        match crate::sync::ledger::Ledger::open(workspace) {
-            Ok(ledger) => {
+        // On a full disk the ledger is read from a copy: confirmations still count.
+        match crate::sync::ledger::Ledger::open_for_reading(workspace) {
+            Ok((ledger, read_only)) => {
+                if let Some(why) = read_only {
+                    tracing::warn!("{why}");
+                }
                 let level_remotes = cfg
                     .sync
                     .levels()
@@ -350,17 +354,19 @@ pub fn spawn_collector(
     let every = Duration::from_secs(cfg.checkpoints.scan_secs.max(1));
     tokio::spawn(async move {
         let mut every = crate::util::aligned_interval(every);
-        let confirm = confirmation_source(&workspace, &cfg);
         let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
         let mut previous: Option<Vec<crate::checkpoints::Checkpoint>> = None;
         loop {
-            let (ws, c, s, conf, prev) =
-                (workspace.clone(), cfg.checkpoints.clone(), spec.clone(), confirm.clone(), previous.take());
+            let (ws, full, c, s, prev) =
+                (workspace.clone(), cfg.clone(), cfg.checkpoints.clone(), spec.clone(), previous.take());
             let disk_paths = crate::disk::watched_paths(&crate::workspace::Workspace::at(&workspace), &cfg);
             let thresholds = (&cfg.disk).into();
             let res = tokio::task::spawn_blocking(move || {
                 let now = SystemTime::now();
                 record_disk_history(&ws, &crate::disk::sample(&disk_paths, thresholds), now);
+                // Opened for each scan: a ledger read from a copy on a full disk is read
+                // normally again once space is back.
+                let conf = confirmation_source(&ws, &full);
                 sample::collect(&ws, &c, &s, conf.as_ref(), prev.as_deref(), now)
             })
             .await;
@@ -392,7 +398,8 @@ pub struct PruneOptions {
 
 fn plan_text(plan: &PrunePlan, workspace: &Path) -> String {
     let mut out = String::new();
-    let rel = |p: &Path| p.strip_prefix(workspace).unwrap_or(p).display().to_string();
+    // File names are the world's: control characters in them are shown, never obeyed.
+    let rel = |p: &Path| util::printable(&p.strip_prefix(workspace).unwrap_or(p).display().to_string()).into_owned();
     for i in &plan.items {
         let action = match i.action {
             PlanAction::Keep => "keep",
@@ -448,7 +455,7 @@ fn ask(prompt: &str) -> Option<String> {
 pub fn run_cli(workspace: &Path, cfg: &Config, opts: PruneOptions) -> Result<ExitCode> {
     let plan = make_plan(workspace, cfg, opts.allow_unsynced, SystemTime::now());
     if !opts.json {
-        print!("prune plan for {}\n{}", workspace.display(), plan_text(&plan, workspace));
+        print!("prune plan for {}\n{}", util::printable(&workspace.display().to_string()), plan_text(&plan, workspace));
     }
     let mut run = !opts.dry_run && plan.delete_count > 0;
     if run && !opts.yes {
@@ -482,7 +489,7 @@ pub fn run_cli(workspace: &Path, cfg: &Config, opts: PruneOptions) -> Result<Exi
                     crate::checkpoints::ItemOutcome::Skipped(w) => format!("skipped ({w})"),
                     crate::checkpoints::ItemOutcome::Failed(e) => format!("FAILED ({e})"),
                 };
-                eprintln!("[{done}/{total}] {what}: {}", item.path.display());
+                eprintln!("[{done}/{total}] {}", util::printable(&format!("{what}: {}", item.path.display())));
             }
         });
         Some(rep)

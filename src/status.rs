@@ -90,8 +90,12 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
 }
 
 impl StatusReport {
-    /// A short human-readable summary.
+    /// A short human-readable summary (control characters in names shown, not obeyed).
     pub fn to_text(&self) -> String {
+        self.text().lines().map(|l| crate::util::printable(l).into_owned() + "\n").collect()
+    }
+
+    fn text(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
             "host {} · up {}\nworkspace {}{}\n",
@@ -162,6 +166,12 @@ impl StatusReport {
                     )
                 };
                 out.push_str(&format!("  {} {:<8} {state}\n", l.level, l.remote));
+            }
+            if let Some(w) = sync.withheld_line() {
+                out.push_str(&format!("  {w}\n"));
+                for f in &sync.withheld {
+                    out.push_str(&format!("    {}: {}\n", f.path, f.why));
+                }
             }
         }
         out

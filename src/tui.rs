@@ -24,6 +24,28 @@ impl Drop for RestoreGuard {
     }
 }
 
+/// The console needs a terminal to draw on and to read keys from: say so in words, before
+/// anything starts, instead of an OS error from deep inside the terminal library.
+pub fn check_terminal() -> Result<()> {
+    use std::io::IsTerminal;
+    let scripts = "for scripts use `opsconsole status --json`, `opsconsole sync --daemon` or `opsconsole prune --yes`";
+    if !std::io::stdout().is_terminal() {
+        color_eyre::eyre::bail!(
+            "the console needs a terminal, and its output is not one (a pipe or a file); run it in an SSH \
+             session or a tmux pane, or {scripts}"
+        );
+    }
+    if !std::io::stdin().is_terminal()
+        && let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")
+    {
+        color_eyre::eyre::bail!(
+            "the console needs a terminal to read keys from: its input is not one and there is no controlling \
+             terminal (/dev/tty: {e}); run it in an SSH session or a tmux pane, or {scripts}"
+        );
+    }
+    Ok(())
+}
+
 /// Options for a console run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -38,6 +60,9 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    // In raw mode ctrl-c is a key; a SIGINT comes from outside (`kill -INT`) and ends the
+    // console cleanly like SIGTERM, restoring the terminal.
+    let mut sigint = signal(SignalKind::interrupt())?;
     watch_hangup(tx.clone());
     let handles = collectors.spawn(tx.clone());
     let prune = crate::prune::PruneRunner::start(&state, &tx);
@@ -78,6 +103,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                 Some(m) = rx.recv() => Some(m),
                 _ = sigterm.recv() => Some(Msg::Terminate("SIGTERM".into())),
                 _ = sighup.recv() => Some(Msg::Terminate("SIGHUP".into())),
+                _ = sigint.recv() => Some(Msg::Terminate("SIGINT".into())),
             };
             let mut pending: Vec<Msg> = first.into_iter().collect();
             while let Ok(m) = rx.try_recv() {

@@ -74,9 +74,74 @@ pub fn aligned_interval(period: Duration) -> tokio::time::Interval {
     interval
 }
 
+/// What a path is, in words (`a directory`, `a FIFO`, …), for errors about files that
+/// must be regular files.
+pub fn file_kind(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
+/// Opens a regular file for reading, refusing anything else (a FIFO, a device, a
+/// directory) with an error that says what it is, and never blocking on a FIFO while
+/// finding out.
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    let ft = file.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is {}, not a regular file", path.display(), file_kind(ft)),
+        ));
+    }
+    Ok(file)
+}
+
+/// Text safe to print on a terminal: control characters (an escape sequence in a file
+/// name, a bell, a carriage return) are written as `\x1b`, `\x07`, `\r`… instead of being
+/// obeyed by the terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(printable("a.pt"), "a.pt");
+        assert_eq!(printable("v1\u{1b}[31mRED\u{7}\n.pt"), "v1\\x1b[31mRED\\x07\\n.pt");
+        assert_eq!(printable("x\u{9b}y"), "x\\x9by");
+    }
 
     #[test]
     fn aligned_intervals_tick_on_one_grid() {

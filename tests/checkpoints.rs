@@ -602,8 +602,7 @@ fn prune_works_in_the_demo_with_the_typed_override() {
     }
     t.send(&["Escape"]);
     t.wait_for("the plan to close", |s| !s.contains("Prune plan"));
-    t.send(&["q"]);
-    t.wait_for("the demo to end", |s| s.contains("EXIT=0"));
+    t.quit("the demo to end", |s| s.contains("EXIT=0"));
 }
 
 /// Run the real binary on a workspace and parse its JSON output.
@@ -631,7 +630,12 @@ impl Drop for Unmount {
 fn a_full_disk_is_pruned_and_kept_files_are_intact() {
     let mnt_dir = tempfile::tempdir().unwrap();
     let mnt = mnt_dir.path().to_path_buf();
-    let st = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(&mnt).output();
+    // mode=0755: a tmpfs root is world-writable (1777) by default, and a config in a folder
+    // anyone can write is refused as possibly planted.
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs"])
+        .arg(&mnt)
+        .output();
     match st {
         Ok(o) if o.status.success() => {}
         Ok(o) => {

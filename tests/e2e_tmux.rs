@@ -35,8 +35,7 @@ fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
 
     t.send(&["?"]);
     t.wait_for("the help overlay", |s| s.contains("show or hide this help") && s.contains("esc or ? closes"));
-    t.send(&["q"]);
-    let screen = t.wait_for("the shell to come back", |s| s.contains("demo workspace kept at"));
+    let screen = t.quit("the shell to come back", |s| s.contains("demo workspace kept at"));
     assert!(!screen.contains("show or hide this help"), "the console's screen is gone:\n{screen}");
     t.wait_for("a fresh prompt", |s| s.trim_end().ends_with("READY$"));
     assert_eq!(t.display("#{alternate_on}"), "0", "alternate screen left");
@@ -48,14 +47,15 @@ fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
 }
 
 #[test]
-fn sigterm_and_sighup_restore_the_terminal() {
+fn sigterm_sighup_and_sigint_restore_the_terminal() {
     if !Tmux::available_or_skip() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Tmux::shell("term", 80, 24);
-    for sig in ["TERM", "HUP"] {
+    // SIGINT: `kill -INT` from outside (in raw mode ctrl-c is a key, not a signal).
+    for sig in ["TERM", "HUP", "INT"] {
         t.send(&["clear", "Enter"]);
         let cmd = format!(
             "cd {} && XDG_STATE_HOME={}/state {bin}; echo EXIT-{sig}=$?",
@@ -143,8 +143,7 @@ fn demo_log_panel_follows_the_trainer_through_rotation() {
 
     t.send(&["f"]);
     t.wait_for("paused", |s| s.contains("· paused"));
-    t.send(&["q"]);
-    t.wait_for("the shell to come back", |s| s.contains("demo workspace kept at"));
+    t.quit("the shell to come back", |s| s.contains("demo workspace kept at"));
 }
 
 #[test]
@@ -166,4 +165,45 @@ fn a_closed_terminal_ends_the_console() {
         assert!(Instant::now() < deadline, "the console outlived its terminal");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Runs the console detached from any terminal (a new session, no controlling terminal),
+/// with `stdout` as given and no input.
+fn without_terminal(stdout: std::process::Stdio) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsconsole"));
+    cmd.arg("-w").arg(dir.path()).env("XDG_STATE_HOME", dir.path().join("state"));
+    cmd.stdin(std::process::Stdio::null()).stdout(stdout).stderr(std::process::Stdio::piped());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| if libc::setsid() < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+    }
+    cmd.output().expect("run")
+}
+
+#[test]
+fn without_a_terminal_the_console_says_so_in_words() {
+    // Output into a pipe.
+    let out = without_terminal(std::process::Stdio::piped());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the console needs a terminal, and its output is not one"), "{err}");
+    assert!(err.contains("opsconsole status --json"), "says what scripts use: {err}");
+    assert!(!err.contains("os error"), "{err}");
+    // Output on a terminal (a pty nobody controls), but no terminal to read keys from.
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: valid out-pointers; no name, termios or window size asked for.
+    let rc =
+        unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: `slave` is an open descriptor this test owns; Stdio takes it over.
+    let stdout = unsafe { <std::process::Stdio as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    let out = without_terminal(stdout);
+    // SAFETY: `master` is open and ours.
+    unsafe { libc::close(master) };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the console needs a terminal to read keys from"), "{err}");
+    assert!(err.contains("/dev/tty: No such device or address"), "names what was tried: {err}");
 }

@@ -535,6 +535,44 @@ fn status_json_through_the_binary_reports_gpus_nvml_and_tier_fit() {
 }
 
 #[test]
+fn memory_hidden_from_the_process_list_is_judged_by_the_device() {
+    // A container's view: 21 GiB used on the L4, one visible 512 MiB process (the
+    // workspace's), the rest held by processes NVML does not list here.
+    let stub = StubNvml::build();
+    let workspace = tempfile::tempdir().expect("workspace");
+    let ws = workspace.path().canonicalize().expect("canonical");
+    let job = Sleeper::start(&ws);
+    let mut f = String::from("init 0\ndriver 550.54.15\n");
+    f += &gpu_line("NVIDIA L4", L4_TOTAL, gib_f(21.0), "util=97 memutil=61 temp=71 power=72000 limit=72000");
+    f += &proc_line(0, job.pid(), 512 * 1024 * 1024);
+    stub.write(&f);
+    std::fs::write(ws.join("opsconsole.toml"), format!("[gpu]\nlib_path = \"{}\"\n", stub.lib.display()))
+        .expect("config");
+    let run = |json: bool| {
+        let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+            .arg("--workspace")
+            .arg(&ws)
+            .arg("status")
+            .args(json.then_some("--json"))
+            .env("NVML_STUB_FIXTURE", &stub.fixture)
+            .output()
+            .expect("run opsconsole");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let v: serde_json::Value = serde_json::from_slice(&run(true)).expect("json");
+    let fit = &v["tier_fit"];
+    assert_eq!(fit["scope"], "device", "{fit:#}");
+    assert_eq!(fit["used_bytes"], gib_f(21.0));
+    assert_eq!(fit["verdict"], "exceeds", "21 GiB used must not say fits for a 20 GiB budget: {fit:#}");
+    assert_eq!(fit["device_used_bytes"], gib_f(21.0));
+    assert_eq!(fit["listed_bytes"], 512 * 1024 * 1024);
+    let text = String::from_utf8_lossy(&run(false)).into_owned();
+    assert!(text.contains("tier fit (the whole device)"), "{text}");
+    assert!(text.contains("NVML lists 0.5 of 21.0 GiB used (processes hidden here): whole GPU judged"), "{text}");
+}
+
+#[test]
 fn fit_through_the_binary() {
     let run = |args: &[&str]| {
         let dir = tempfile::tempdir().expect("dir");

@@ -165,6 +165,22 @@ fn one_l4_over_its_budget_says_move_to_tier2() {
 }
 
 #[test]
+fn memory_the_process_list_hides_is_judged_by_the_device() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    // In a container: 21 GiB used on the L4, one visible 512 MiB process.
+    let procs = vec![proc_(&s, 4121, 0, 512 * MIB, "python train.py", "/home/me/rsm", true)];
+    update(&mut s, sample(NOW, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(21.0), 97, Some(72_000), procs)]));
+    let fit = s.gpu.fit.clone().expect("fit");
+    assert_eq!(fit.scope, opsconsole::gpu::tier::JobScope::Device);
+    assert_eq!(fit.verdict, Verdict::Exceeds);
+    both("gpu_l4_device_scope", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("tier1 fit (device): now 21.0"), "{text}");
+    assert!(text.contains("NVML lists 0.5 of 21.0 GiB used (processes hidden here): whole GPU judged"), "{text}");
+}
+
+#[test]
 fn eight_gpus_in_a_small_terminal() {
     let mut s = state();
     update(&mut s, fx::typical_disks());

@@ -484,3 +484,35 @@ fn console_task_follows_the_newest_log_lists_candidates_and_switches() {
         task.abort();
     });
 }
+
+#[test]
+fn status_json_has_log_metrics_the_same_object_log_json_prints() {
+    let ws = tempfile::tempdir().expect("ws");
+    let logs = ws.path().join("experiments/v68/logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs/oom.log");
+    std::fs::copy(fixture, logs.join("train.log")).expect("copy");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+            .arg("-w")
+            .arg(ws.path())
+            .args(args)
+            .env("XDG_STATE_HOME", ws.path().join("state"))
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let status = json(&["status", "--json"]);
+    let log = json(&["log", "--json"]);
+    let metrics = &status["log"]["metrics"];
+    assert_eq!(metrics["step"], 1200, "{:#}", status["log"]);
+    assert_eq!(metrics["loss"], 2.1);
+    for key in ["step", "loss", "eval_loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eta_seconds"]
+    {
+        assert!(metrics.get(key).is_some(), "log.metrics.{key} missing: {metrics}");
+    }
+    assert_eq!(metrics, &log["metrics"], "status --json log.metrics equals log --json metrics");
+    assert_eq!(metrics, &log["log"]["metrics"]);
+    assert_eq!(metrics, &status["metrics"], "the top-level copy stays for existing scripts");
+}

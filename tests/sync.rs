@@ -676,3 +676,39 @@ async fn sync_now_takes_a_snapshot_of_a_growing_log_at_once() {
     assert_eq!(hash::sha256_file(&stored).expect("hash"), e.sha256);
     assert_eq!(e.md5.as_deref(), Some(hash::digest_prefix(&log, e.bytes_total).expect("d").md5.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_upload_whose_source_is_gone_is_cleaned_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let r3 = dir.path().join("r3");
+    let src = ws.join("ck/step_1.pt");
+    write(&src, &pattern(4 << 20, 3));
+    // 512 KiB/s: the upload is still going when the engine stops.
+    let mut c = config();
+    c.bandwidth_limit_kib_s = 512;
+    // The test folder shares the workspace's disk: allowed, and said, by same_disk.
+    let mut rc = opsconsole::sync::RemotesConfig::new();
+    rc.insert("l3".into(), opsconsole::sync::RemoteConfig::Local { path: r3.clone(), same_disk: true });
+    let remotes = engine::build_remotes(&rc, &ws);
+    for r in remotes.values() {
+        assert!(r.init().await.iter().all(|s| s.ok), "remote set up");
+    }
+    let mut h = engine::start(&ws, &c, remotes, engine::Mode::Daemon).expect("engine");
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "progress", |e| matches!(e, SyncEvent::Progress { bytes_done, .. } if *bytes_done > 0))
+        .await;
+    h.shutdown().await.expect("stops");
+    let partials = |r: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(r.join(opsconsole::sync::local::PARTIAL_DIR))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(partials(&r3).len(), 1, "the interrupted upload is left resumable");
+    // The source is deleted while no engine runs; the next run drops it, and its partial.
+    std::fs::remove_file(&src).expect("rm");
+    let summary = opsconsole::sync::run_once(&ws, &c, &rc, false).await.expect("run");
+    assert_eq!(summary.dropped, 1, "{summary:?}");
+    assert!(partials(&r3).is_empty(), "a partial upload stays behind: {:?}", partials(&r3));
+    assert!(!r3.join("ck/step_1.pt").exists());
+}

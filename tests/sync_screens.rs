@@ -7,7 +7,7 @@ use crossterm::event::KeyCode;
 use opsconsole::app::{Effect, Msg, Overlay, Panel, update};
 use opsconsole::config::{Config, DEFAULT_CONFIG};
 use opsconsole::sync::ledger::{LedgerEntry, UploadState};
-use opsconsole::sync::status::{FailureStatus, InFlightStatus, LevelStatus, SyncStatus};
+use opsconsole::sync::status::{FailureStatus, InFlightStatus, LevelStatus, SyncStatus, WithheldStatus};
 use opsconsole::sync::{Command, EngineSource, SyncEvent, SyncSample};
 use support::fixtures::{self as fx, key};
 
@@ -68,7 +68,7 @@ fn entry(level: &str, path: &str, state: UploadState, done: u64, total: u64) -> 
 fn sample(levels: Vec<LevelStatus>, queue: Vec<LedgerEntry>) -> Msg {
     Msg::Sync(Box::new(SyncSample {
         source: EngineSource::Daemon { pid: 4242 },
-        status: SyncStatus { engine_pid: Some(4242), levels, recent: vec![] },
+        status: SyncStatus { engine_pid: Some(4242), levels, ..SyncStatus::default() },
         queue,
     }))
 }
@@ -156,7 +156,12 @@ fn an_upload_left_by_a_stopped_engine_is_not_shown_as_uploading() {
         Some(InFlightStatus { path: "checkpoints/a.pt".into(), bytes_done: 54 * MB, bytes_total: 105 * MB });
     let msg = Msg::Sync(Box::new(SyncSample {
         source: EngineSource::Off { reason: "not started".into() },
-        status: SyncStatus { engine_pid: None, levels: vec![level("L2", "drive", 90), l3], recent: vec![] },
+        status: SyncStatus {
+            engine_pid: None,
+            levels: vec![level("L2", "drive", 90), l3],
+            recent: vec![],
+            ..SyncStatus::default()
+        },
         queue: vec![],
     }));
     let s = with_uploads(vec![msg]);
@@ -204,6 +209,70 @@ fn uploads_overdue_is_flagged() {
     both("uploads_overdue", &s);
     let text = fx::screen_text(&s, 80, 24);
     assert!(text.contains("OVERDUE last ok 3h00m ago"), "{text}");
+}
+
+#[test]
+fn uploads_name_the_files_withheld_as_secrets() {
+    let withheld = vec![
+        WithheldStatus {
+            path: "my-project-3f2a1b9c0d.json".into(),
+            kind: "service_account_key".into(),
+            why: "by content: a Google service-account key".into(),
+        },
+        WithheldStatus {
+            path: "notes/run.json".into(),
+            kind: "hf_token".into(),
+            why: "by content: a Hugging Face token (hf_…)".into(),
+        },
+    ];
+    let status = SyncStatus {
+        engine_pid: Some(4242),
+        levels: vec![level("L2", "drive", 90), level("L3", "hf", 180)],
+        withheld_files: 2,
+        withheld,
+        ..SyncStatus::default()
+    };
+    let msg = Msg::Sync(Box::new(SyncSample { source: EngineSource::Daemon { pid: 4242 }, status, queue: vec![] }));
+    let s = with_uploads(vec![msg]);
+    both("uploads_withheld", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("2 files withheld as secrets: my-project-3f2a1b9c0d.json, notes/run.json"), "{text}");
+    let small = fx::screen_text(&s, 80, 24);
+    assert!(small.contains("Uploads · daemon pid 4242 · 2 withheld as secrets"), "{small}");
+}
+
+#[test]
+fn uploads_say_disk_full_in_words() {
+    // Read from a copy on a full disk: the levels as last recorded, and why.
+    let status = SyncStatus {
+        engine_pid: None,
+        levels: vec![level("L2", "drive", 90), level("L3", "hf", 180)],
+        ledger_read_only: Some(
+            "disk full: the sync ledger is read-only until space is freed (0 B free on the workspace's disk); \
+             shown as last recorded"
+                .into(),
+        ),
+        ..SyncStatus::default()
+    };
+    let source = EngineSource::Off {
+        reason: "disk full: the sync engine cannot start (0 B free on the workspace's disk); it starts again once \
+                 space is freed"
+            .into(),
+    };
+    let s = with_uploads(vec![Msg::Sync(Box::new(SyncSample { source, status, queue: vec![] }))]);
+    both("uploads_disk_full", &s);
+    let small = fx::screen_text(&s, 80, 24);
+    assert!(small.contains("Uploads · sync off · DISK FULL: ledger read-only"), "{small}");
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("disk full: the sync ledger is read-only until space is freed"), "{text}");
+    assert!(!text.contains("reading the sync ledger"), "{text}");
+
+    // Not readable at all: said instead of "reading the sync ledger…".
+    let mut s = with_uploads(vec![]);
+    update(&mut s, Msg::SyncUnreadable("disk full: the sync ledger cannot be read (0 B free): disk I/O error".into()));
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("disk full: the sync ledger cannot be read"), "{text}");
+    assert!(!text.contains("reading the sync ledger"), "{text}");
 }
 
 #[test]
@@ -337,6 +406,7 @@ fn a_copy_found_missing_is_shown_beside_a_daemon_for_an_hour() {
             engine_pid: Some(4242),
             levels: vec![level("L2", "drive", 90), l3],
             recent: vec![ev(60, "checkpoints/v68_step_11000.pt"), ev(7200, "checkpoints/v68_step_9000.pt")],
+            ..SyncStatus::default()
         },
         queue: vec![],
     }));
@@ -347,4 +417,47 @@ fn a_copy_found_missing_is_shown_beside_a_daemon_for_an_hour() {
         "{text}"
     );
     assert!(!text.contains("v68_step_9000.pt"), "two hours old: not shown\n{text}");
+}
+
+#[test]
+fn q_asks_before_stopping_an_upload_of_this_consoles_engine() {
+    let own = |source: EngineSource| {
+        let mut s = with_uploads(vec![Msg::Sync(Box::new(SyncSample {
+            source,
+            status: SyncStatus {
+                engine_pid: Some(4242),
+                levels: vec![level("L2", "drive", 90), level("L3", "hf", 180)],
+                ..SyncStatus::default()
+            },
+            queue: vec![],
+        }))]);
+        update(
+            &mut s,
+            Msg::SyncEvent(SyncEvent::Progress {
+                level: "L3".into(),
+                path: "checkpoints/v68_step_12000.pt".into(),
+                bytes_done: 4_100 * MB,
+                bytes_total: 6_700 * MB,
+                rate_bytes_per_s: 88 * MB,
+            }),
+        );
+        s
+    };
+    // This console's engine is uploading: q asks, n keeps it running, y quits.
+    let mut s = own(EngineSource::Console);
+    assert!(update(&mut s, key('q')).is_empty());
+    assert_eq!(s.overlay, Overlay::ConfirmQuit);
+    both("confirm_quit_upload", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("An upload is in flight. Quitting stops it."), "{text}");
+    assert!(text.contains("L3 v68_step_12000.pt 61%"), "{text}");
+    assert!(text.contains("It resumes where it stopped next time."), "{text}");
+    update(&mut s, key('n'));
+    assert_eq!(s.overlay, Overlay::None);
+    assert!(!s.should_quit);
+    update(&mut s, key('q'));
+    assert_eq!(update(&mut s, key('y')), vec![Effect::Quit]);
+    // A daemon's upload goes on without the console: q quits at once.
+    let mut s = own(EngineSource::Daemon { pid: 4242 });
+    assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
 }

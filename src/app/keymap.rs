@@ -115,6 +115,12 @@ impl KeyMap {
         let mut problems = Vec::new();
         let mut owner: HashMap<KeyChord, Action> = HashMap::new();
         for (action, list) in keys.bindings() {
+            if list.is_empty() && REQUIRED.contains(&action) {
+                problems.push((
+                    format!("keys.{}", action.name()),
+                    format!("needs at least one key: without one {}", required_why(action)),
+                ));
+            }
             for key in list {
                 match parse_key(key) {
                     Ok(_) if dialog_only(action) => {}
@@ -169,6 +175,18 @@ impl KeyMap {
             .into_iter()
             .find(|(a, _)| *a == action)
             .and_then(|(_, ks)| ks.first().map(|k| display_key(k)))
+    }
+}
+
+/// Actions the console cannot do without: leaving it, and answering or closing dialogs.
+const REQUIRED: [Action; 4] = [Action::Quit, Action::Cancel, Action::Confirm, Action::Deny];
+
+fn required_why(a: Action) -> &'static str {
+    match a {
+        Action::Quit => "the console cannot be left with a key",
+        Action::Cancel => "an overlay or dialog cannot be closed",
+        Action::Confirm => "a dialog (quit while a job runs, prune) cannot be answered yes",
+        _ => "a dialog cannot be answered no",
     }
 }
 

@@ -99,13 +99,16 @@ impl LogPanel {
     /// The `log` part of `status --json`, from what the panel holds.
     pub fn status(&self, now: SystemTime) -> crate::logtail::LogStatus {
         match &self.path {
-            Some(p) => crate::logtail::LogStatus::new(
-                p,
-                self.size_bytes,
-                self.view.last_text().map(str::to_string),
-                &self.health,
-                self.stalled(now),
-            ),
+            Some(p) => crate::logtail::LogStatus {
+                metrics: self.metrics.latest,
+                ..crate::logtail::LogStatus::new(
+                    p,
+                    self.size_bytes,
+                    self.view.last_text().map(str::to_string),
+                    &self.health,
+                    self.stalled(now),
+                )
+            },
             None => crate::logtail::LogStatus::default(),
         }
     }

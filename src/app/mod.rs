@@ -102,6 +102,8 @@ pub enum Msg {
     Sync(Box<crate::sync::SyncSample>),
     /// An event from the sync engine this console runs.
     SyncEvent(crate::sync::SyncEvent),
+    /// The sync ledger could not be read at all, in words.
+    SyncUnreadable(String),
     /// The process was asked to stop (SIGTERM, SIGHUP): quit now, cleanly.
     Terminate(String),
     /// A checkpoint inventory and workspace usage sample.
@@ -132,6 +134,7 @@ impl Msg {
             | Msg::LogCandidates(_)
             | Msg::Sync(_)
             | Msg::SyncEvent(_)
+            | Msg::SyncUnreadable(_)
             | Msg::Checkpoints(_)
             | Msg::Prune(_) => false,
         }
@@ -281,6 +284,10 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             state.uploads.apply_event(ev, state.now);
             vec![]
         }
+        Msg::SyncUnreadable(why) => {
+            state.uploads.unreadable = Some(why);
+            vec![]
+        }
         Msg::Terminate(why) => {
             state.notice = Some(format!("stopping: {why}"));
             state.should_quit = true;
@@ -384,7 +391,8 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     match action {
         Action::Quit => {
-            if state.jobs.running().next().is_some() {
+            // A job, or an upload of this console's own engine, stops when the console does.
+            if state.jobs.running().next().is_some() || !state.uploads.own_uploads().is_empty() {
                 state.overlay = Overlay::ConfirmQuit;
                 vec![]
             } else {

@@ -36,6 +36,10 @@ pub struct UploadsPanel {
     pub queue_scroll: usize,
     /// The newest note worth a line (a drop, a failure, a command sent).
     pub note: Option<String>,
+    /// Why this console's engine cannot write the ledger ("disk full: …"), while it cannot.
+    pub ledger_trouble: Option<String>,
+    /// Why the ledger cannot be read at all, in words (then no sample comes).
+    pub unreadable: Option<String>,
 }
 
 const EVENTS_FRESH: Duration = Duration::from_secs(3);
@@ -79,6 +83,7 @@ impl UploadsPanel {
         }
         self.live = live;
         let rows = sample.queue.len();
+        self.unreadable = None;
         self.sample = Some(sample);
         self.sampled_at = Some(now);
         self.queue_scroll = self.queue_scroll.min(rows.saturating_sub(1));
@@ -120,6 +125,9 @@ impl UploadsPanel {
             }
             SyncEvent::Dropped { path, note, .. } => self.note = Some(format!("{path}: {note}")),
             SyncEvent::Requeued { level, path, reason } => self.note = Some(format!("{level} {path}: {reason}")),
+            SyncEvent::Withheld { path, .. } => self.note = Some(format!("{path}: withheld as a secret")),
+            SyncEvent::LedgerTrouble { why, .. } => self.ledger_trouble = Some(why),
+            SyncEvent::LedgerOk => self.ledger_trouble = None,
             SyncEvent::Queued { .. } | SyncEvent::PassDone { .. } => {}
         }
     }
@@ -129,6 +137,13 @@ impl UploadsPanel {
             Some(l) => *l = up,
             None => self.live.push(up),
         }
+    }
+
+    /// Uploads this console's own engine is running (quitting stops them; a daemon's go
+    /// on without the console).
+    pub fn own_uploads(&self) -> Vec<&LiveUpload> {
+        let own = self.sample.as_ref().is_some_and(|s| s.source == crate::sync::EngineSource::Console);
+        if own { self.live.iter().collect() } else { Vec::new() }
     }
 
     /// The upload in flight on a level.

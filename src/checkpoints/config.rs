@@ -126,6 +126,10 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
             out.push((k, format!("entry {n} must not be empty")));
             continue;
         }
+        if let Some(why) = forbidden_root(root) {
+            out.push((k.clone(), format!("entry {n} `{root}` {why}")));
+            continue;
+        }
         if std::path::Path::new(root).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
             out.push((k.clone(), format!("entry {n} `{root}` must not contain `..`")));
         }
@@ -137,6 +141,27 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
                 out.push((k.clone(), format!("entry {n} `{root}`: bad pattern: {}", e.kind())));
             }
         }
+    }
+}
+
+/// Folders that can never be a root pruning deletes in: the filesystem root and the
+/// system's own top-level folders (a root is searched four levels deep).
+fn forbidden_root(root: &str) -> Option<&'static str> {
+    use std::path::{Component, Path};
+    let p = Path::new(root.trim());
+    if !p.is_absolute() {
+        return None;
+    }
+    let normal: Vec<_> = p.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    const SYSTEM: [&str; 15] = [
+        "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "opt", "proc", "run", "sbin", "sys", "usr", "var",
+    ];
+    match normal.as_slice() {
+        [] => Some("is the filesystem root: pruning would search the whole machine; name the checkpoint folder"),
+        [Component::Normal(top)] if SYSTEM.iter().any(|s| std::ffi::OsStr::new(s) == *top) => {
+            Some("is a system folder; name the checkpoint folder itself")
+        }
+        _ => None,
     }
 }
 
@@ -174,6 +199,16 @@ impl CheckpointsConfig {
                 "must be at least 1 (the newest checkpoint is always kept)".into(),
             ));
         }
+        if self.settle_secs < MIN_SETTLE_SECS {
+            out.push((
+                "checkpoints.settle_secs".into(),
+                format!(
+                    "must be at least {MIN_SETTLE_SECS}: a checkpoint modified within this many seconds counts as \
+                     still being written, and {} would let one being written look finished",
+                    self.settle_secs
+                ),
+            ));
+        }
         if self.settle_secs > 86_400 {
             out.push(("checkpoints.settle_secs".into(), "must be at most 86400 (one day)".into()));
         }
@@ -199,6 +234,9 @@ impl CheckpointsConfig {
         out
     }
 }
+
+/// The shortest settle period accepted (the demo uses it).
+pub const MIN_SETTLE_SECS: u64 = 5;
 
 impl PruneConfig {
     /// Problems as (dotted key, message) pairs; empty when valid.

@@ -240,23 +240,11 @@ pub fn scan_roots(
     finish(workspace, cfg, roots, units, skipped, now, opts, open)
 }
 
-/// Canonical path of each root. Below its anchor a root has no links (checked when found),
-/// so it is the anchor's canonical path joined with the rest: one `canonicalize` per anchor.
-pub fn canonical_roots(roots: &[RootDir]) -> HashMap<PathBuf, PathBuf> {
-    let mut anchors: HashMap<&Path, Option<PathBuf>> = HashMap::new();
-    roots
-        .iter()
-        .filter_map(|r| {
-            let a = anchors.entry(&r.anchor).or_insert_with(|| std::fs::canonicalize(&r.anchor).ok()).clone()?;
-            Some((r.path.clone(), a.join(&r.rel)))
-        })
-        .collect()
-}
-
-/// Files under the roots held open for writing (canonical paths), from `/proc`.
-pub fn open_under_roots(roots: &[RootDir]) -> Vec<PathBuf> {
-    let canon: Vec<PathBuf> = canonical_roots(roots).into_values().collect();
-    openfiles::open_for_write(&canon)
+/// Files held open for writing on the filesystems of the roots, by device and inode
+/// (from `/proc`).
+pub fn open_under_roots(roots: &[RootDir]) -> openfiles::OpenFiles {
+    let paths: Vec<&Path> = roots.iter().map(|r| r.path.as_path()).collect();
+    openfiles::open_for_write(&paths)
 }
 
 /// Turn units found under the roots into an inventory: step, run, age, writing.
@@ -269,10 +257,10 @@ pub fn finish(
     skipped: Vec<Skipped>,
     now: SystemTime,
     opts: ScanOptions<'_>,
-    open_files: Option<Vec<PathBuf>>,
+    open_files: Option<openfiles::OpenFiles>,
 ) -> Inventory {
     // `open_files`: what [`open_under_roots`] found (taken beside the walk by the caller).
-    let open = open_files.filter(|_| opts.check_open_files).map(|open| (open, canonical_roots(&roots)));
+    let open = open_files.filter(|_| opts.check_open_files);
     let prev: HashMap<&Path, u64> =
         opts.previous.map(|p| p.iter().map(|c| (c.path.as_path(), c.bytes)).collect()).unwrap_or_default();
     let settle = Duration::from_secs(cfg.settle_secs);
@@ -293,13 +281,10 @@ pub fn finish(
                 why = Some(WritingWhy::SizeChanged);
             }
             if why.is_none()
-                && let Some((open, canon_of)) = &open
-                && let Some(cr) = canon_of.get(&u.root.path)
+                && let Some(open) = &open
+                && openfiles::holds_open(open, &path, u.dev, u.ino)
             {
-                let cp = cr.join(&u.rel_in_root);
-                if open.iter().any(|o| o.starts_with(&cp)) {
-                    why = Some(WritingWhy::OpenForWrite);
-                }
+                why = Some(WritingWhy::OpenForWrite);
             }
             Checkpoint {
                 rel_path: rel_key(workspace, &path),

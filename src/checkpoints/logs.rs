@@ -41,11 +41,11 @@ pub fn scan_logs(
     for r in &rs {
         roots::scan_root(r, &m, &mut units, &mut skipped);
     }
-    let open: Vec<PathBuf> = if check_open_files {
-        let canon: Vec<PathBuf> = rs.iter().filter_map(|r| std::fs::canonicalize(&r.path).ok()).collect();
-        openfiles::open_for_write(&canon)
+    let open = if check_open_files {
+        let paths: Vec<&Path> = rs.iter().map(|r| r.path.as_path()).collect();
+        openfiles::open_for_write(&paths)
     } else {
-        Vec::new()
+        Default::default()
     };
     let settle = Duration::from_secs(settle_secs);
     let logs = units
@@ -53,7 +53,7 @@ pub fn scan_logs(
         .map(|u| {
             let path = u.path();
             let recent = now.duration_since(u.mtime).map_or(true, |a| a < settle);
-            let open_w = std::fs::canonicalize(&path).map(|c| open.contains(&c)).unwrap_or(false);
+            let open_w = open.contains(&(u.dev, u.ino));
             let rel_path = rel_key(workspace, &path);
             LogFile {
                 confirmed_on: confirm.confirmed_on(&rel_path),

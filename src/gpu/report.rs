@@ -81,6 +81,7 @@ impl GpuStatus {
                 super::tier::JobScope::Workspace => "",
                 super::tier::JobScope::AllProcesses => " (no process from the workspace: all GPU processes)",
                 super::tier::JobScope::NoProcesses => " (no GPU process)",
+                super::tier::JobScope::Device => " (the whole device)",
             };
             out.push_str(&format!(
                 "tier fit{scope}: {} now {} · peak {} / budget {} · {}\n",
@@ -90,6 +91,9 @@ impl GpuStatus {
                 fmt_gib(f.budget_bytes),
                 f.verdict
             ));
+            if let Some(n) = f.device_note() {
+                out.push_str(&format!("  {n}\n"));
+            }
             if let Some(a) = &f.advice {
                 out.push_str(&format!("  {a}\n"));
             }

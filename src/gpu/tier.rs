@@ -126,7 +126,14 @@ pub enum JobScope {
     AllProcesses,
     /// No compute process at all.
     NoProcesses,
+    /// The device's used memory: NVML's process list does not explain it (a container or
+    /// VM often sees a partial or empty list), so the whole device is judged.
+    Device,
 }
+
+/// Device memory the process list may leave unexplained before the device is judged
+/// instead: the driver's own reservation and contexts NVML does not list per process.
+pub const UNEXPLAINED_SLACK_BYTES: u64 = 1 << 30;
 
 /// The live job's VRAM against the current tier's budget (`status --json` `tier_fit`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +153,27 @@ pub struct TierFit {
     pub gpu_index: Option<u32>,
     /// One line of advice when the job exceeds its tier.
     pub advice: Option<String>,
+    /// With `scope: "device"`: the device's used memory, and how much of it the listed
+    /// processes account for.
+    #[serde(default)]
+    pub device_used_bytes: Option<u64>,
+    #[serde(default)]
+    pub listed_bytes: Option<u64>,
+}
+
+impl TierFit {
+    /// Why the fit is judged by the device, in words (`None` unless `scope` is `device`).
+    pub fn device_note(&self) -> Option<String> {
+        let (Some(used), Some(listed)) = (self.device_used_bytes, self.listed_bytes) else { return None };
+        (self.scope == JobScope::Device).then(|| {
+            // A container or VM sees a partial list; the device's figure is the truth.
+            format!(
+                "NVML lists {:.1} of {} used (processes hidden here): whole GPU judged",
+                listed as f64 / (1u64 << 30) as f64,
+                fmt_gib(used)
+            )
+        })
+    }
 }
 
 /// Follows the job across samples to keep its peak.
@@ -188,8 +216,31 @@ impl FitTracker {
                 None => per_gpu.push((p.gpu_index, bytes)),
             }
         }
-        let busiest = per_gpu.iter().copied().max_by_key(|&(g, b)| (b, u32::MAX - g));
-        let used_bytes = busiest.map(|(_, b)| b).unwrap_or(0);
+        let mut busiest = per_gpu.iter().copied().max_by_key(|&(g, b)| (b, u32::MAX - g));
+        let mut used_bytes = busiest.map(|(_, b)| b).unwrap_or(0);
+
+        // Memory the process list does not explain (hidden processes in a container or
+        // VM): the device's used memory is the figure, whoever holds it.
+        let unexplained = sample
+            .gpus
+            .iter()
+            .filter_map(|g| {
+                let used = g.memory_used_bytes?;
+                let listed: u64 =
+                    sample.processes().filter(|p| p.gpu_index == g.index).filter_map(|p| p.used_bytes).sum();
+                (used.saturating_sub(listed) > UNEXPLAINED_SLACK_BYTES).then_some((g.index, used, listed))
+            })
+            .max_by_key(|&(g, used, _)| (used, u32::MAX - g));
+        let mut scope = scope;
+        let mut device = None;
+        if let Some((gpu, used, listed)) = unexplained
+            && used > used_bytes
+        {
+            scope = JobScope::Device;
+            busiest = Some((gpu, used));
+            used_bytes = used;
+            device = Some((used, listed));
+        }
 
         if !job.is_empty() {
             let key = job.iter().map(|p| (p.start_ticks.unwrap_or(0), p.pid)).min();
@@ -225,6 +276,8 @@ impl FitTracker {
             pids,
             gpu_index: busiest.map(|(g, _)| g),
             advice: advice(&config.tiers, tier, self.peak_bytes, v),
+            device_used_bytes: device.map(|(u, _)| u),
+            listed_bytes: device.map(|(_, l)| l),
         })
     }
 }
@@ -445,6 +498,37 @@ mod tests {
         assert_eq!(f.used_bytes, gib_f(60.0));
         assert_eq!(f.tier, "tier2");
         assert_eq!(f.verdict, Verdict::Fits);
+    }
+
+    #[test]
+    fn memory_the_process_list_does_not_explain_is_judged_by_the_device() {
+        let cfg = GpuConfig::default();
+        let ws = Path::new("/home/me/proj");
+        // The case: 21 GiB used on an L4, one visible 512 MiB process.
+        let mut gpu =
+            device(0, "NVIDIA L4", L4_TOTAL, vec![proc_(10, 0, 512 << 20, 5, "/home/me/proj", "python t.py")]);
+        gpu.memory_used_bytes = Some(gib_f(21.0));
+        let f = FitTracker::new().update(&cfg, &sample(vec![gpu.clone()]), Some(ws)).expect("fit");
+        assert_eq!(f.scope, JobScope::Device);
+        assert_eq!(f.used_bytes, gib_f(21.0));
+        assert_eq!(f.verdict, Verdict::Exceeds, "21 GiB on a 20 GiB budget never fits");
+        assert_eq!((f.device_used_bytes, f.listed_bytes), (Some(gib_f(21.0)), Some(512 << 20)));
+        assert!(
+            f.device_note().is_some_and(|n| n.contains("NVML lists 0.5 of 21.0 GiB used")),
+            "{:?}",
+            f.device_note()
+        );
+        // An empty list: the same.
+        gpu.processes.clear();
+        let f = FitTracker::new().update(&cfg, &sample(vec![gpu.clone()]), Some(ws)).expect("fit");
+        assert_eq!((f.scope, f.verdict), (JobScope::Device, Verdict::Exceeds));
+        // The driver's own few hundred MiB do not count as hidden processes.
+        let mut gpu =
+            device(0, "NVIDIA L4", L4_TOTAL, vec![proc_(10, 0, gib_f(12.0), 5, "/home/me/proj", "python t.py")]);
+        gpu.memory_used_bytes = Some(gib_f(12.0) + (400 << 20));
+        let f = FitTracker::new().update(&cfg, &sample(vec![gpu]), Some(ws)).expect("fit");
+        assert_eq!((f.scope, f.used_bytes, f.verdict), (JobScope::Workspace, gib_f(12.0), Verdict::Fits));
+        assert_eq!(f.device_note(), None);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The metric history of a log, read from the start in the background, fast: chunks,
 //! `memchr` line splitting without copying, and cheap checks before any parsing.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,7 +117,7 @@ pub fn backfill(
     cancel: &AtomicBool,
     mut progress: impl FnMut(u64),
 ) -> io::Result<BackfillResult> {
-    let file = File::open(path)?;
+    let file = crate::util::open_regular(path)?;
     let mut reader = file.take(end);
     let mut folder = HistoryFolder::new(parser, chart_points, cap);
     let mut buf = vec![0u8; CHUNK];
@@ -178,7 +177,7 @@ pub fn metric_by_step(
     let Some(log) = super::discover::select(workspace, cfg) else { return Ok(Default::default()) };
     let parser = MetricParser::new(&cfg.patterns).map_err(io::Error::other)?;
     let mut folder = HistoryFolder::new(&parser, 16, cfg.max_line_bytes).tracking(metric);
-    let mut reader = io::BufReader::with_capacity(1 << 20, File::open(&log.path)?);
+    let mut reader = io::BufReader::with_capacity(1 << 20, crate::util::open_regular(&log.path)?);
     let mut line = Vec::new();
     loop {
         line.clear();

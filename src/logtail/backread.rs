@@ -25,7 +25,7 @@ const BLOCK: u64 = 64 * 1024;
 /// Read the last `n` complete lines of `path`, each cut at `cap` bytes. Reads at most
 /// about `n * cap` bytes plus a block, however big the file is.
 pub fn read_last_lines(path: &Path, n: usize, cap: usize) -> io::Result<LastLines> {
-    let file = File::open(path)?;
+    let file = crate::util::open_regular(path)?;
     read_last_lines_of(&file, n, cap)
 }
 

@@ -23,6 +23,9 @@ pub struct LogStatus {
     pub stalled: bool,
     pub error_count: u64,
     pub last_error: Option<LogError>,
+    /// The latest metrics (`step`, `loss`, `eval_loss`, `learning_rate`, `grad_norm`, …):
+    /// the same object `log --json` prints as `metrics`.
+    pub metrics: MetricsStatus,
 }
 
 impl LogStatus {
@@ -40,6 +43,7 @@ impl LogStatus {
             stalled,
             error_count: health.error_count(),
             last_error: health.last_error.clone(),
+            metrics: MetricsStatus::default(),
         }
     }
 }
@@ -71,17 +75,21 @@ pub fn collect_status(
         |_| {},
     )?;
     let stalled = history.health.stalled(now, c.modified, training_alive, cfg.stall_after);
-    let status = LogStatus::new(
-        &c.path,
-        Some(c.size_bytes),
-        last.lines.last().map(|l| l.text.clone()),
-        &history.health,
-        stalled,
-    );
+    let status = LogStatus {
+        metrics: history.metrics.latest,
+        ..LogStatus::new(
+            &c.path,
+            Some(c.size_bytes),
+            last.lines.last().map(|l| l.text.clone()),
+            &history.health,
+            stalled,
+        )
+    };
     Ok((status, history.metrics.latest))
 }
 
-/// [`collect_status`] for `opsconsole status`: now, with "a training process is alive"
+/// [`collect_status`] for `opsconsole status` and `opsconsole log --json` (one function,
+/// so both print the same `metrics`): now, with "a training process is alive"
 /// meaning a process has the log open for writing. Errors reading the log leave its
 /// values null (and are logged).
 pub fn workspace_status(workspace: &Path, cfg: &LogConfig) -> (LogStatus, MetricsStatus) {

@@ -174,7 +174,7 @@ impl Tailer {
     }
 
     fn open_current(&mut self, batch: &mut TailBatch) -> io::Result<()> {
-        let file = match File::open(&self.path) {
+        let file = match crate::util::open_regular(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),

@@ -14,7 +14,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{RemoteConfig, RemotesConfig, SyncConfig};
-use super::hash::Digests;
 use super::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError};
 use super::local::{LocalOptions, LocalRemote};
 use super::lock::{EngineLock, LockError};
@@ -87,6 +86,14 @@ pub enum SyncEvent {
     /// A pass over a level ended; `success` when nothing is left pending or failed.
     /// `stored`: files confirmed during the pass; `confirmed`: files the level holds.
     PassDone { level: String, success: bool, stored: u64, confirmed: u64 },
+    /// A file a level would take was recognised as a secret and is withheld from every
+    /// level (`why` in words, never the secret).
+    Withheld { path: String, why: String },
+    /// The ledger could not be written (a full disk, an I/O error): uploads wait, and the
+    /// engine tries again in `retry_in`. `why` is in words ("disk full: …").
+    LedgerTrouble { why: String, retry_in: Duration },
+    /// The ledger is written again after trouble.
+    LedgerOk,
 }
 
 /// Commands to a running engine.
@@ -135,6 +142,8 @@ pub struct RunSummary {
     pub requeued: u64,
     /// (level, path, reason) of uploads left failed, or (`--once`) left unfinished.
     pub failed: Vec<(String, String, String)>,
+    /// (path, why) of files withheld as secrets during this run.
+    pub withheld: Vec<(String, String)>,
 }
 
 /// What the remotes of a workspace are bound to: the workspace (its id, for the local
@@ -380,12 +389,34 @@ enum JobEnd {
     },
     Cancelled,
     Interrupted,
+    /// Recognised as a secret just before the upload: nothing was sent.
+    Withheld(crate::secrets::Finding, u64, i64),
 }
 
 struct JobDone {
     path: String,
     level: String,
     end: JobEnd,
+    /// A ledger write the job needed failed (the attempt is not recorded).
+    ledger_error: Option<LedgerError>,
+}
+
+/// The ledger cannot be written: nothing new starts before `until`; each failure in a row
+/// doubles `delay` (from `sync.retry_base_seconds` up to `sync.retry_max_seconds`).
+struct LedgerTrouble {
+    until: Instant,
+    delay: Duration,
+}
+
+/// A ledger error in words: a full disk says so.
+pub fn ledger_trouble_words(ws: &Path, e: &LedgerError) -> String {
+    match super::ledger::disk_full(ws) {
+        true => format!(
+            "disk full: the sync ledger cannot record uploads (0 B free on the workspace's disk; {e}); \
+             uploads wait until space is freed"
+        ),
+        false => format!("the sync ledger cannot be written: {e}"),
+    }
 }
 
 struct Coordinator {
@@ -396,7 +427,7 @@ struct Coordinator {
     levels: Vec<Level>,
     settler: Settler,
     hash_queue: VecDeque<super::watcher::Ready>,
-    hashing: JoinSet<(super::watcher::Ready, std::io::Result<Digests>)>,
+    hashing: JoinSet<(super::watcher::Ready, std::io::Result<Hashed>)>,
     jobs: JoinSet<JobDone>,
     checks: JoinSet<CheckDone>,
     /// `--once`: failures of each upload in this run (a run gives up after a few).
@@ -413,6 +444,14 @@ struct Coordinator {
     shutdown: CancellationToken,
     /// [commit groups] Staged checkpoints and their commits.
     groups: group::Groups,
+    /// Set while the ledger cannot be written (see [`LedgerTrouble`]).
+    trouble: Option<LedgerTrouble>,
+}
+
+/// A settled file, read: its hash, or why it is a secret (then it is not hashed at all).
+enum Hashed {
+    Digests(super::hash::Digests),
+    Secret(crate::secrets::Finding),
 }
 
 async fn db<T: Send + 'static>(
@@ -490,8 +529,49 @@ impl Coordinator {
             summary: RunSummary::default(),
             shutdown: CancellationToken::new(),
             groups: group::Groups::default(),
+            trouble: None,
             sync,
         }
+    }
+
+    /// A daemon outlives a ledger it cannot write (a full disk): the error is reported, new
+    /// work waits with a growing delay, and the engine goes on once writes succeed again.
+    /// A one-shot run stops with the error. Other errors end the engine.
+    fn survive(&mut self, r: Result<(), SyncError>) -> Result<(), SyncError> {
+        match r {
+            Err(SyncError::Ledger(e)) if self.mode == Mode::Daemon => {
+                self.ledger_failed(&e);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn ledger_failed(&mut self, e: &LedgerError) {
+        let base = Duration::from_secs(self.sync.retry_base_seconds.max(1));
+        let max = Duration::from_secs(self.sync.retry_max_seconds.max(1)).max(base);
+        let delay = match &self.trouble {
+            // Already waiting: this failure belongs to the same spell.
+            Some(t) if Instant::now() < t.until => return,
+            Some(t) => (t.delay * 2).min(max),
+            None => base,
+        };
+        self.trouble = Some(LedgerTrouble { until: Instant::now() + delay, delay });
+        let why = ledger_trouble_words(&self.ws, e);
+        tracing::warn!("sync: {why}; next try in {delay:?}");
+        self.emit(SyncEvent::LedgerTrouble { why, retry_in: delay });
+    }
+
+    /// A ledger write succeeded: trouble, if any, is over.
+    fn ledger_ok(&mut self) {
+        if self.trouble.take().is_some() {
+            self.emit(SyncEvent::LedgerOk);
+        }
+    }
+
+    /// May new work start (no ledger trouble, or its wait is over)?
+    fn may_start(&self) -> bool {
+        self.trouble.as_ref().is_none_or(|t| Instant::now() >= t.until)
     }
 
     fn emit(&self, ev: SyncEvent) {
@@ -542,14 +622,20 @@ impl Coordinator {
         let mut cmd_open = true;
         let mut obs_open = true;
         loop {
-            self.dispatch().await?;
+            if self.may_start() {
+                let r = self.dispatch().await;
+                self.survive(r)?;
+            }
             if self.mode == Mode::Once && self.once_finished().await? {
                 break;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 cmd = cmd_rx.recv(), if cmd_open => match cmd {
-                    Some(cmd) => self.command(cmd).await?,
+                    Some(cmd) => {
+                        let r = self.command(cmd).await;
+                        self.survive(r)?;
+                    }
                     None => cmd_open = false,
                 },
                 obs = obs_rx.recv(), if obs_open => match obs {
@@ -571,35 +657,34 @@ impl Coordinator {
                 }
                 Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     if let Ok(done) = done {
-                        self.job_done(done);
+                        let r = self.job_done(done).await;
+                        self.survive(r)?;
                     }
                 }
                 // [commit groups]
                 Some(done) = self.groups.commits.join_next(), if !self.groups.commits.is_empty() => {
                     if let Ok(done) = done {
-                        self.commit_done(done);
+                        let r = self.commit_done(done).await;
+                        self.survive(r)?;
                     }
                 }
                 Some(hashed) = self.hashing.join_next(), if !self.hashing.is_empty() => {
                     if let Ok((ready, result)) = hashed {
-                        self.hashed(ready, result).await?;
+                        let r = self.hashed(ready, result).await;
+                        self.survive(r)?;
                     }
                 }
                 _ = tick.tick() => {
-                    self.settle_tick().await?;
+                    let r = self.settle_tick().await;
+                    self.survive(r)?;
                     self.progress_tick().await;
-                    let requests = db(&self.ledger, |l| l.take_requests()).await?;
-                    for (kind, level, path) in requests {
-                        let cmd = match (kind.as_str(), level, path) {
-                            ("sync_now", level, _) => Command::SyncNow(level),
-                            ("retry_failed", level, _) => Command::RetryFailed(level),
-                            ("cancel", Some(level), Some(path)) => Command::Cancel { path, level },
-                            _ => continue,
-                        };
-                        self.command(cmd).await?;
-                    }
+                    let r = self.take_requests().await;
+                    self.survive(r)?;
                 }
-                _ = poll.tick() => self.poll().await?,
+                _ = poll.tick() => {
+                    let r = self.poll().await;
+                    self.survive(r)?;
+                }
             }
         }
         // Stop uploads; they stay `uploading` in the ledger and resume next time.
@@ -608,14 +693,14 @@ impl Coordinator {
         }
         while let Some(done) = self.jobs.join_next().await {
             if let Ok(done) = done {
-                self.job_done(done);
+                self.job_done(done).await?;
             }
         }
         // [commit groups] A commit cut short is found (or not) in the remote's tree next time.
         self.groups.stop();
         while let Some(done) = self.groups.commits.join_next().await {
             if let Ok(done) = done {
-                self.commit_done(done);
+                self.commit_done(done).await?;
             }
         }
         if self.mode == Mode::Once {
@@ -648,6 +733,8 @@ impl Coordinator {
                     self.summary.failed.push((l.name.to_string(), "(its remote)".into(), err.clone()));
                 }
             }
+            let (_, withheld) = db(&self.ledger, |l| l.withheld(usize::MAX)).await?;
+            self.summary.withheld = withheld.into_iter().map(|w| (w.path, w.why)).collect();
         }
         Ok(self.summary)
     }
@@ -664,6 +751,21 @@ impl Coordinator {
             }
             Observation::Removed(_) => false,
         }
+    }
+
+    /// Commands a console left in the ledger for this engine.
+    async fn take_requests(&mut self) -> Result<(), SyncError> {
+        let requests = db(&self.ledger, |l| l.take_requests()).await?;
+        for (kind, level, path) in requests {
+            let cmd = match (kind.as_str(), level, path) {
+                ("sync_now", level, _) => Command::SyncNow(level),
+                ("retry_failed", level, _) => Command::RetryFailed(level),
+                ("cancel", Some(level), Some(path)) => Command::Cancel { path, level },
+                _ => continue,
+            };
+            self.command(cmd).await?;
+        }
+        Ok(())
     }
 
     fn observe(&mut self, obs: Observation, now: i64) {
@@ -705,21 +807,37 @@ impl Coordinator {
             if self.mode == Mode::Once && !is_weights(&ready.path) {
                 self.once_taken.insert(ready.path.clone());
             }
-            // Exactly the bytes that will be stored: a log that grew since it settled is
-            // hashed (and stored) up to the size it settled at.
+            let weights = is_weights(&ready.path);
             self.hashing.spawn_blocking(move || {
-                let r = super::hash::digest_prefix(&path, ready.size);
+                // The contents decide too: a key under an innocent name never leaves. Text
+                // is read whole (a log may print a token anywhere); weights by their start.
+                let finding = if weights {
+                    crate::secrets::check_file_content(&path)
+                } else {
+                    crate::secrets::check_whole_file(&path)
+                };
+                // Exactly the bytes that will be stored: a log that grew since it settled is
+                // hashed (and stored) up to the size it settled at.
+                let r = match finding {
+                    Some(finding) => Ok(Hashed::Secret(finding)),
+                    None => super::hash::digest_prefix(&path, ready.size).map(Hashed::Digests),
+                };
                 (ready, r)
             });
         }
     }
 
-    async fn hashed(
-        &mut self,
-        ready: super::watcher::Ready,
-        result: std::io::Result<Digests>,
-    ) -> Result<(), SyncError> {
+    async fn hashed(&mut self, ready: super::watcher::Ready, result: std::io::Result<Hashed>) -> Result<(), SyncError> {
         let now = now_ms();
+        let result = match result {
+            Ok(Hashed::Secret(finding)) => {
+                self.withhold(ready.path.clone(), ready.size, ready.mtime_ns, finding).await?;
+                self.start_hashing();
+                return Ok(());
+            }
+            Ok(Hashed::Digests(digests)) => Ok(digests),
+            Err(e) => Err(e),
+        };
         match result {
             Err(_) if stat_file(&self.ws.join(&ready.path)).is_none() => {
                 self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
@@ -738,9 +856,11 @@ impl Coordinator {
                         let rel = ready.path.clone();
                         let out = db(&self.ledger, move |l| {
                             let r: Vec<(&str, &str)> = routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                            l.release_withheld(&rel)?;
                             l.track(&rel, ready.size, ready.mtime_ns, &digests.sha256, Some(&digests.md5), &r, now)
                         })
                         .await?;
+                        self.ledger_ok();
                         for level in out.queued {
                             self.touch(&level);
                             // A newer version supersedes one in flight.
@@ -762,6 +882,30 @@ impl Coordinator {
             }
         }
         self.start_hashing();
+        Ok(())
+    }
+
+    /// Withhold a file from every level as a secret, and say so once.
+    async fn withhold(
+        &mut self,
+        path: String,
+        size: u64,
+        mtime_ns: i64,
+        finding: crate::secrets::Finding,
+    ) -> Result<(), SyncError> {
+        for level in &self.levels {
+            if let Some(f) = self.inflight.get(&(path.clone(), level.name.to_string())) {
+                f.ctx.cancel.cancel();
+            }
+        }
+        let (p, why) = (path.clone(), finding.why.clone());
+        let kind =
+            serde_json::to_value(finding.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let fresh = db(&self.ledger, move |l| l.withhold(&p, size, mtime_ns, &kind, &why, now_ms())).await?;
+        if fresh {
+            self.summary.withheld.push((path.clone(), finding.why.clone()));
+            self.emit(SyncEvent::Withheld { path, why: finding.why });
+        }
         Ok(())
     }
 
@@ -788,6 +932,13 @@ impl Coordinator {
                 if let Some(f) = self.inflight.get(&(path.clone(), level.clone())) {
                     f.ctx.cancel.cancel();
                 }
+                // Its unfinished upload will never be resumed: leave nothing behind.
+                let remote = self.levels.iter().find(|l| l.name == level).and_then(|l| l.remote.clone());
+                if let Some(remote) = remote
+                    && let Err(e) = remote.discard_partial(&path).await
+                {
+                    tracing::warn!("sync: leaving a partial upload of {path} on {}: {e}", remote.name());
+                }
             }
             self.summary.dropped += 1;
             self.emit(SyncEvent::Dropped { path, levels, note: note.to_string() });
@@ -811,18 +962,30 @@ impl Coordinator {
             Ok(f) => f,
             Err(_) => return Ok(()),
         };
+        let mut secrets = Vec::new();
         let routes: Vec<ScannedFile> = found
             .into_iter()
-            .map(|(p, s, m)| {
+            .filter_map(|(p, s, m)| {
+                // Named like a secret: withheld, never hashed or routed.
+                if let Some(finding) = self.router.withheld(&p, s) {
+                    secrets.push((p, s, m, finding));
+                    return None;
+                }
                 let r = self.routes(&p, s);
-                (p, s, m, r)
+                Some((p, s, m, r))
             })
             .collect();
+        let mut present: HashSet<String> = secrets.iter().map(|(p, ..)| p.clone()).collect();
         let (changed, vanished) = db(&self.ledger, move |l| {
             let mut changed = Vec::new();
             let mut seen = HashSet::new();
             for (p, s, m, r) in &routes {
                 seen.insert(p.clone());
+                // Withheld by its contents, and not changed since: still withheld.
+                if l.withheld_at(p)? == Some((*s, *m)) {
+                    present.insert(p.clone());
+                    continue;
+                }
                 match l.file(p)? {
                     Some(f) if f.size == *s && f.mtime_ns == *m => {
                         let r: Vec<(&str, &str)> = r.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
@@ -834,9 +997,13 @@ impl Coordinator {
                 }
             }
             let vanished: Vec<String> = l.files()?.into_iter().map(|f| f.path).filter(|p| !seen.contains(p)).collect();
+            l.retain_withheld(&present)?;
             Ok((changed, vanished))
         })
         .await?;
+        for (p, s, m, finding) in secrets {
+            self.withhold(p, s, m, finding).await?;
+        }
         let now = now_ms();
         for (p, s, m) in changed {
             if !self.hash_queue.iter().any(|r| r.path == p) {
@@ -1108,6 +1275,7 @@ impl Coordinator {
             events: self.events.clone(),
             base: Duration::from_secs(self.sync.retry_base_seconds),
             max: Duration::from_secs(self.sync.retry_max_seconds),
+            ledger_error: Mutex::new(None),
         };
         self.jobs.spawn(job.run());
     }
@@ -1120,11 +1288,25 @@ impl Coordinator {
         }
     }
 
-    fn job_done(&mut self, done: JobDone) {
+    async fn job_done(&mut self, done: JobDone) -> Result<(), SyncError> {
         self.touch(&done.level);
         let flight = self.inflight.remove(&(done.path.clone(), done.level.clone()));
         let now = now_ms();
-        match done.end {
+        let mut end = done.end;
+        if let Some(e) = &done.ledger_error {
+            // The failure is not recorded: the row would look due again at once. Wait as
+            // the ledger trouble says, whatever the attempt's own retry delay was.
+            if self.mode == Mode::Once {
+                return Err(SyncError::Ledger(LedgerError(e.0.clone())));
+            }
+            self.ledger_failed(e);
+            if let JobEnd::Failed { retry_in, .. } = &mut end {
+                *retry_in = self.trouble.as_ref().map(|t| t.until.saturating_duration_since(Instant::now()));
+            }
+        } else if matches!(end, JobEnd::Confirmed { .. }) {
+            self.ledger_ok();
+        }
+        match end {
             JobEnd::Confirmed { already_there, bytes } => {
                 if let Some(l) = self.levels.iter_mut().find(|l| l.name == done.level) {
                     l.pass_stored += 1;
@@ -1169,7 +1351,11 @@ impl Coordinator {
             JobEnd::Interrupted => {
                 let _ = flight;
             }
+            JobEnd::Withheld(finding, size, mtime) => {
+                self.withhold(done.path, size, mtime, finding).await?;
+            }
         }
+        Ok(())
     }
 
     async fn progress_tick(&mut self) {
@@ -1219,12 +1405,22 @@ struct Job {
     events: mpsc::UnboundedSender<SyncEvent>,
     base: Duration,
     max: Duration,
+    /// The first ledger write of this attempt that failed.
+    ledger_error: Mutex<Option<LedgerError>>,
 }
 
 impl Job {
     async fn run(self) -> JobDone {
         let end = self.attempt().await;
-        JobDone { path: self.entry.path.clone(), level: self.entry.level.clone(), end }
+        let ledger_error = self.ledger_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        JobDone { path: self.entry.path.clone(), level: self.entry.level.clone(), end, ledger_error }
+    }
+
+    fn note_ledger_error(&self, e: &LedgerError) {
+        let mut slot = self.ledger_error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(LedgerError(e.0.clone()));
+        }
     }
 
     async fn attempt(&self) -> JobEnd {
@@ -1238,6 +1434,18 @@ impl Job {
                 if !same && !grown {
                     return JobEnd::Changed;
                 }
+                // The last gate before anything leaves the machine: name and contents.
+                let (ws, rel) = (self.ws.clone(), e.path.clone());
+                let scan = move || {
+                    if is_weights(&rel) {
+                        crate::secrets::scan_in(&ws, &rel)
+                    } else {
+                        crate::secrets::scan_whole_in(&ws, &rel)
+                    }
+                };
+                if let Ok(Some(finding)) = tokio::task::spawn_blocking(scan).await {
+                    return JobEnd::Withheld(finding, size, mtime);
+                }
             }
         }
         match self.store(&src).await {
@@ -1248,7 +1456,10 @@ impl Job {
 
     async fn store(&self, src: &Path) -> Result<JobEnd, RemoteError> {
         let e = &self.entry;
-        let ledger_err = |le: LedgerError| RemoteError::transient(le.to_string());
+        let ledger_err = |le: LedgerError| {
+            self.note_ledger_error(&le);
+            RemoteError::transient(le.to_string())
+        };
         // Already stored (a run killed after the upload but before the ledger said so, or
         // a copy queued again that is in fact there)?
         if let Some(obj) = self.remote.stat(&e.path).await?
@@ -1338,7 +1549,9 @@ impl Job {
             (!permanent).then(|| backoff_delay(attempts, self.base, self.max, err.retry_after, fastrand::f64()));
         let next = now + retry_in.map(|d| d.as_millis() as i64).unwrap_or(0);
         let (p, lv, sha, r) = (e.path.clone(), e.level.clone(), e.sha256.clone(), reason.clone());
-        let _ = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await;
+        if let Err(e) = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await {
+            self.note_ledger_error(&e);
+        }
         if user_cancel { JobEnd::Cancelled } else { JobEnd::Failed { reason, permanent, retry_in } }
     }
 }

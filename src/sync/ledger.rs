@@ -72,6 +72,16 @@ const MIGRATIONS: &[&str] = &[
     // means a file was stored, not that a pass found nothing to do).
     "ALTER TABLE files ADD COLUMN md5 TEXT;
      ALTER TABLE levels ADD COLUMN last_confirmed_ms INTEGER;",
+    // 4: files withheld from every level as secrets (by name or by content), with the
+    // size and mtime they were judged at.
+    "CREATE TABLE withheld(
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        why TEXT NOT NULL,
+        since_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
@@ -222,6 +232,15 @@ pub struct TrackOutcome {
     pub changed: bool,
 }
 
+/// A file withheld from every level as a secret. `why` is words, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WithheldRecord {
+    pub path: String,
+    pub kind: String,
+    pub why: String,
+    pub since_ms: i64,
+}
+
 /// A request left for the engine: (kind, level, path).
 pub type Request = (String, Option<String>, Option<String>);
 
@@ -304,6 +323,58 @@ impl Ledger {
             tx.commit().map_err(ctx)?;
         }
         Ok(Self { conn, path: path.to_path_buf() })
+    }
+
+    /// Open the ledger to read it, even when it cannot be written. A normal open needs to
+    /// write (SQLite's WAL index, `-shm`, is created and sized on first use, and a full
+    /// disk refuses that); when it fails, the committed contents — the `-wal` file
+    /// included — are copied into memory through a connection that never touches `-shm`
+    /// (see [`Ledger::snapshot_at`]). The second value says why the ledger is read-only,
+    /// in words ("disk full: …"), when it is.
+    pub fn open_for_reading(workspace: &Path) -> Result<(Self, Option<String>)> {
+        let path = ledger_path(workspace);
+        match Self::open(workspace) {
+            Ok(l) => Ok((l, None)),
+            Err(e) if path.is_file() => match Self::snapshot_at(&path) {
+                Ok(l) => Ok((l, Some(read_only_words(workspace, &e)))),
+                Err(e2) => Err(LedgerError(format!("{e}; reading it without writing failed too: {e2}"))),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A read-only copy in memory of what the ledger file holds, committed transactions in
+    /// its `-wal` file included (unlike SQLite's `immutable=1`, which ignores the WAL). The
+    /// file is read through a connection in exclusive locking mode, which keeps SQLite's
+    /// WAL index in heap memory instead of the `-shm` file, with checkpoint-on-close off:
+    /// nothing is written. Needs no other connection to hold the ledger (one that does
+    /// keeps `-shm` in place, and a normal open works).
+    pub fn snapshot_at(path: &Path) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        use rusqlite::config::DbConfig;
+        let ctx = |e: rusqlite::Error| LedgerError(format!("ledger {}: {e}", path.display()));
+        let src =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(ctx)?;
+        src.busy_timeout(Duration::from_secs(2)).map_err(ctx)?;
+        src.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(ctx)?;
+        src.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(ctx)?;
+        src.pragma_update(None, "query_only", true).map_err(ctx)?;
+        src.pragma_update(None, "temp_store", "MEMORY").map_err(ctx)?;
+        let mut mem = Connection::open_in_memory().map_err(ctx)?;
+        rusqlite::backup::Backup::new(&src, &mut mem)
+            .and_then(|b| b.run_to_completion(4096, Duration::ZERO, None))
+            .map_err(ctx)?;
+        drop(src);
+        mem.pragma_update(None, "query_only", true).map_err(ctx)?;
+        let version: i64 = mem.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError(format!(
+                "ledger {} has schema {version}, newer than this opsconsole understands ({SCHEMA_VERSION})",
+                path.display()
+            )));
+        }
+        Ok(Self { conn: mem, path: path.to_path_buf() })
     }
 
     /// The ledger's file.
@@ -839,6 +910,91 @@ impl Ledger {
         Ok(rows)
     }
 
+    /// Withhold a file from every level as a secret: its unfinished uploads are dropped
+    /// (a copy stored before it was recognised stays where it is, and the history says
+    /// so). Returns true when the file was not already withheld for this reason.
+    #[allow(clippy::too_many_arguments)]
+    pub fn withhold(
+        &mut self,
+        rel: &str,
+        size: u64,
+        mtime_ns: i64,
+        kind: &str,
+        why: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let old: Option<String> =
+            tx.query_row("SELECT why FROM withheld WHERE path = ?1", [rel], |r| r.get(0)).optional()?;
+        tx.execute(
+            "INSERT INTO withheld(path, size, mtime_ns, kind, why, since_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, kind = ?4, why = ?5",
+            params![rel, size as i64, mtime_ns, kind, why, now_ms],
+        )?;
+        let fresh = old.as_deref() != Some(why);
+        let mut st = tx.prepare("SELECT level, state FROM uploads WHERE path = ?1 ORDER BY level")?;
+        let rows: Vec<(String, String)> =
+            st.query_map([rel], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        for (level, state) in &rows {
+            if state == "confirmed" {
+                if fresh {
+                    let note = format!(
+                        "withheld as a secret ({why}); a copy stored before it was recognised is still on \
+                         {level}: delete it there by hand"
+                    );
+                    insert_event(&tx, now_ms, "withheld", Some(rel), Some(level), &note)?;
+                }
+            } else {
+                tx.execute("DELETE FROM uploads WHERE path = ?1 AND level = ?2", [rel, level])?;
+            }
+        }
+        if fresh {
+            insert_event(&tx, now_ms, "withheld", Some(rel), None, &format!("withheld as a secret: {why}"))?;
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    /// The (size, mtime_ns) a withheld file was judged at.
+    pub fn withheld_at(&self, rel: &str) -> Result<Option<(u64, i64)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT size, mtime_ns FROM withheld WHERE path = ?1")?
+            .query_row([rel], |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// The file is no longer withheld (now clean, or gone).
+    pub fn release_withheld(&mut self, rel: &str) -> Result<()> {
+        self.conn.prepare_cached("DELETE FROM withheld WHERE path = ?1")?.execute([rel])?;
+        Ok(())
+    }
+
+    /// Forget withheld files not in `present` (deleted, renamed, or no longer routed).
+    pub fn retain_withheld(&mut self, present: &std::collections::HashSet<String>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut st = tx.prepare("SELECT path FROM withheld")?;
+        let all: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(st);
+        for p in all.iter().filter(|p| !present.contains(*p)) {
+            tx.execute("DELETE FROM withheld WHERE path = ?1", [p])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many files are withheld as secrets, and the first `limit` of them by path.
+    pub fn withheld(&self, limit: usize) -> Result<(u64, Vec<WithheldRecord>)> {
+        let n: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM withheld")?.query_row([], |r| r.get(0))?;
+        let mut st =
+            self.conn.prepare_cached("SELECT path, kind, why, since_ms FROM withheld ORDER BY path LIMIT ?1")?;
+        let rows = st.query_map([limit as i64], |r| {
+            Ok(WithheldRecord { path: r.get(0)?, kind: r.get(1)?, why: r.get(2)?, since_ms: r.get(3)? })
+        })?;
+        Ok((n.max(0) as u64, rows.collect::<rusqlite::Result<Vec<_>>>()?))
+    }
+
     /// Record that the user deleted a checkpoint not yet confirmed everywhere, by an
     /// explicit override.
     pub fn record_override_deletion(&mut self, path: &str, unconfirmed_levels: &[String], now_ms: i64) -> Result<()> {
@@ -865,6 +1021,23 @@ fn insert_event(
     )?;
     conn.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1", [MAX_EVENTS])?;
     Ok(())
+}
+
+/// Is the disk holding the workspace's ledger full (no byte left for its writes)?
+pub fn disk_full(workspace: &Path) -> bool {
+    let dir = ledger_path(workspace).with_file_name("");
+    let dir = if dir.is_dir() { dir } else { workspace.to_path_buf() };
+    crate::disk::statvfs(&dir).is_ok_and(|(_, _, avail)| avail == 0)
+}
+
+/// Why the ledger is read without writing, in words: a full disk says so.
+pub fn read_only_words(workspace: &Path, e: &LedgerError) -> String {
+    match disk_full(workspace) {
+        true => "disk full: the sync ledger is read-only until space is freed (0 B free on the workspace's disk); \
+                  shown as last recorded"
+            .to_string(),
+        false => format!("the sync ledger is read-only ({e}); shown as last recorded"),
+    }
 }
 
 /// A file's mtime in nanoseconds since the epoch (0 when unknown).

@@ -833,6 +833,16 @@ impl Remote for LocalRemote {
         Box::pin(blocking(move || me.delete_blocking(&key)))
     }
 
+    fn discard_partial<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>> {
+        let part = self.partial_path(key);
+        let me = self.clone();
+        Box::pin(blocking(move || match fs::remove_file(&part) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(me.io_err(&e, &part)),
+        }))
+    }
+
     fn check<'a>(&'a self) -> BoxFut<'a, Vec<CheckStep>> {
         let me = self.clone();
         Box::pin(async move {

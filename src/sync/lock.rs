@@ -82,13 +82,14 @@ impl EngineLock {
         let mut file = open(&path)?;
         match try_flock(&file) {
             Ok(true) => {
+                // The pid only names the holder for others ("daemon pid N"): the flock is
+                // the lock. On a full disk the pid cannot be written; the lock still holds.
                 let pid = std::process::id();
-                let write = file
+                let _ = file
                     .set_len(0)
                     .and_then(|()| file.rewind())
                     .and_then(|()| writeln!(file, "{pid}"))
                     .and_then(|()| file.flush());
-                write.map_err(|e| LockError::Io(e, path.clone()))?;
                 Ok(Self { file, path })
             }
             Ok(false) => Err(LockError::Held { pid: read_pid(&mut file), path }),

@@ -77,7 +77,31 @@ pub async fn run_daemon(
             );
         }
     }
-    let mut handle = engine::start(workspace, sync, built, Mode::Daemon)?;
+    // A full disk at start: say so once and wait for space (a daemon should outlive it).
+    let mut wait: Option<Duration> = None;
+    let mut handle = loop {
+        match engine::start(workspace, sync, built.clone(), Mode::Daemon) {
+            Ok(h) => break h,
+            Err(SyncError::Ledger(e)) if ledger::disk_full(workspace) => {
+                let next = match wait {
+                    None => {
+                        eprintln!(
+                            "sync: {}; the engine starts once there is space",
+                            engine::ledger_trouble_words(workspace, &e)
+                        );
+                        Duration::from_secs(sync.retry_base_seconds.max(1))
+                    }
+                    Some(w) => (w * 2).min(Duration::from_secs(30)),
+                };
+                wait = Some(next);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(RunSummary::default()),
+                    _ = tokio::time::sleep(next) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
     eprintln!("sync: engine running on {} (pid {})", workspace.display(), std::process::id());
     let mut out = StderrReporter::new(Duration::from_secs(5));
     loop {
@@ -115,6 +139,8 @@ impl StderrReporter {
     fn event(&mut self, ev: &SyncEvent) {
         use std::io::Write;
         let Some(line) = self.lines.line(ev, Instant::now()) else { return };
+        // Paths are the world's: control characters in them are shown, never obeyed.
+        let line = crate::util::printable(&line);
         let mut err = std::io::stderr().lock();
         if self.tty
             && let SyncEvent::Progress { bytes_done, bytes_total, .. } = ev
@@ -201,7 +227,17 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, daemon: bool, veri
                     summary.failed.len()
                 );
                 for (level, path, reason) in &summary.failed {
-                    eprintln!("  {level} {path}: {reason}");
+                    eprintln!("  {}", crate::util::printable(&format!("{level} {path}: {reason}")));
+                }
+                if !summary.withheld.is_empty() {
+                    let n = summary.withheld.len();
+                    eprintln!(
+                        "sync: {n} {} withheld as secrets (never uploaded):",
+                        if n == 1 { "file" } else { "files" }
+                    );
+                    for (path, why) in &summary.withheld {
+                        eprintln!("  {}", crate::util::printable(&format!("{path}: {why}")));
+                    }
                 }
             }
             if summary.failed.is_empty() { 0 } else { 1 }
@@ -209,6 +245,13 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, daemon: bool, veri
         Err(e @ (SyncError::Locked(_) | SyncError::Config(_))) => {
             eprintln!("error: {e}");
             2
+        }
+        Err(SyncError::Ledger(e)) if ledger::disk_full(workspace) => {
+            eprintln!(
+                "error: disk full: the sync ledger cannot be written (0 B free on the workspace's disk; {e}); free \
+                 space first (opsconsole prune), then run it again"
+            );
+            1
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -302,6 +345,12 @@ impl ProgressLines {
             SyncEvent::PassDone { level, success: false, .. } => {
                 format!("{level} pass ended with uploads still waiting")
             }
+            SyncEvent::Withheld { path, why } => format!("{path}: withheld from every level as a secret ({why})"),
+            SyncEvent::LedgerTrouble { why, retry_in } => format!(
+                "{why}; trying again in {}",
+                humantime::format_duration(Duration::from_secs(retry_in.as_secs().max(1)))
+            ),
+            SyncEvent::LedgerOk => "the sync ledger is written again; uploads go on".to_string(),
         })
     }
 }

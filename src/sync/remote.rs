@@ -335,6 +335,13 @@ pub trait Remote: Send + Sync {
         })
     }
 
+    /// Throw away an unfinished upload of `key` (its source is gone, so it will never be
+    /// resumed); a stored copy of `key` is left alone. No error when there is none.
+    fn discard_partial<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>> {
+        let _ = key;
+        Box::pin(async { Ok(()) })
+    }
+
     /// `opsconsole remote check`: every step needed to store and read back a file here
     /// (credentials, the place itself, a probe file written, read back and deleted), in
     /// order; a step that fails ends the list.

@@ -78,31 +78,6 @@ pub fn is_log(rel: &str) -> bool {
         })
 }
 
-/// Key files, tokens and credentials: never uploaded, whatever the config says.
-pub fn is_secret(rel: &str) -> bool {
-    let lower = rel.to_ascii_lowercase();
-    if lower.split('/').any(|p| p == ".secrets" || p == ".ssh" || p == ".gnupg") {
-        return true;
-    }
-    let name = file_name(&lower);
-    name == ".env"
-        || name.starts_with(".env.")
-        || name == ".netrc"
-        || name == ".git-credentials"
-        || name == "token"
-        || name.starts_with("id_rsa")
-        || name.starts_with("id_ed25519")
-        || name.starts_with("id_ecdsa")
-        || name.ends_with(".pem")
-        || name.ends_with(".key")
-        || name.ends_with(".p12")
-        || (name.ends_with(".json")
-            && (name.contains("service-account")
-                || name.contains("service_account")
-                || name.contains("credentials")
-                || name.contains("client_secret")))
-}
-
 struct LevelRoute {
     name: &'static str,
     holds: Holds,
@@ -145,13 +120,33 @@ impl Router {
         self.exclude.push(glob);
     }
 
-    /// Is the path excluded from every level before size is known?
+    /// Is the path excluded from every level by `sync.exclude` (before size is known)?
+    /// Secrets are not "ignored": they are looked at, and withheld (see [`Router::withheld`]).
     pub fn ignored(&self, rel: &str) -> bool {
-        is_secret(rel) || self.exclude.iter().any(|g| g.is_match(rel))
+        self.exclude.iter().any(|g| g.is_match(rel))
     }
 
-    /// The levels (`"L2"`, `"L3"`) a file of this size goes to.
+    /// The levels (`"L2"`, `"L3"`) a file of this size goes to. A file named like a secret
+    /// goes nowhere, whatever the globs say (its contents are checked before upload too).
     pub fn route(&self, rel: &str, size: u64) -> Vec<&'static str> {
+        if crate::secrets::check_name(rel).is_some() {
+            return Vec::new();
+        }
+        self.route_by_globs(rel, size)
+    }
+
+    /// A file some level would take, withheld because its name says it is a secret.
+    pub fn withheld(&self, rel: &str, size: u64) -> Option<crate::secrets::Finding> {
+        let finding = crate::secrets::check_name(rel)?;
+        (!self.route_by_globs(rel, size).is_empty()).then_some(finding)
+    }
+
+    /// Does the file concern sync at all: routed somewhere, or withheld as a secret?
+    pub fn considered(&self, rel: &str, size: u64) -> bool {
+        !self.route_by_globs(rel, size).is_empty()
+    }
+
+    fn route_by_globs(&self, rel: &str, size: u64) -> Vec<&'static str> {
         if self.ignored(rel) {
             return Vec::new();
         }
@@ -249,6 +244,10 @@ mod tests {
         ] {
             assert!(r.route(p, 10).is_empty(), "{p} must not be routed");
         }
+        // Withheld: a level would take it, but it is a secret. Excluded: not considered.
+        assert!(r.withheld("colab-service-account.json", 10).is_some());
+        assert!(r.withheld("keys/id_rsa", 10).is_none(), "no level takes it anyway");
+        assert!(!r.considered(".git/logs/HEAD.log", 10));
     }
 
     #[test]

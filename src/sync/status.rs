@@ -11,14 +11,51 @@ use super::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError, LedgerEvent, 
 /// Failures listed per level at most.
 const MAX_FAILURES: usize = 5;
 
+/// Withheld files listed at most (all are counted).
+const MAX_WITHHELD: usize = 20;
+
 /// The `sync` object of `status --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SyncStatus {
     /// Pid of the engine holding the workspace lock, if one runs.
     pub engine_pid: Option<u32>,
     pub levels: Vec<LevelStatus>,
     /// The newest notes from the history (dropped files, failures), newest first.
     pub recent: Vec<LedgerEvent>,
+    /// How many files a level would take are withheld from every level as secrets.
+    pub withheld_files: u64,
+    /// The first of them by path, with why (never the secret itself).
+    pub withheld: Vec<WithheldStatus>,
+    /// Set when the ledger could only be read, not written (a full disk), in words:
+    /// "disk full: the sync ledger is read-only until space is freed …".
+    pub ledger_read_only: Option<String>,
+}
+
+/// A file withheld as a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WithheldStatus {
+    pub path: String,
+    /// `private_key`, `service_account_key`, `hf_token`, … (see `secrets::SecretKind`).
+    pub kind: String,
+    pub why: String,
+}
+
+impl SyncStatus {
+    /// "2 files withheld as secrets: a.json, .env" (`None` when nothing is withheld).
+    pub fn withheld_line(&self) -> Option<String> {
+        let n = self.withheld_files;
+        if n == 0 {
+            return None;
+        }
+        let names: Vec<&str> = self.withheld.iter().map(|w| w.path.as_str()).collect();
+        let more = if (names.len() as u64) < n { ", …" } else { "" };
+        Some(format!(
+            "{n} {} withheld as {}: {}{more}",
+            if n == 1 { "file" } else { "files" },
+            if n == 1 { "a secret" } else { "secrets" },
+            names.join(", ")
+        ))
+    }
 }
 
 /// One level.
@@ -106,6 +143,7 @@ struct LedgerReading {
     /// Per level, in `sync.levels()` order: counts, and the rows uploading or failed.
     levels: Vec<(LevelCounts, Vec<LedgerEntry>)>,
     recent: Vec<LedgerEvent>,
+    withheld: (u64, Vec<WithheldStatus>),
 }
 
 impl LedgerReading {
@@ -120,11 +158,17 @@ impl LedgerReading {
             .recent_events(20)?
             .into_iter()
             .filter(|e| {
-                matches!(e.kind.as_str(), "dropped" | "failed" | "override_delete" | "verify_failed" | "check_failed")
+                matches!(
+                    e.kind.as_str(),
+                    "dropped" | "failed" | "override_delete" | "verify_failed" | "check_failed" | "withheld"
+                )
             })
             .take(5)
             .collect();
-        Ok(Self { levels, recent })
+        let (n, list) = ledger.withheld(MAX_WITHHELD)?;
+        let withheld =
+            (n, list.into_iter().map(|w| WithheldStatus { path: w.path, kind: w.kind, why: w.why }).collect());
+        Ok(Self { levels, recent, withheld })
     }
 
     fn status(&self, sync: &SyncConfig, remotes: &RemotesConfig, engine_pid: Option<u32>, now_ms: i64) -> SyncStatus {
@@ -136,7 +180,14 @@ impl LedgerReading {
                 level_status(name, cfg, remotes, counts, entries, engine_pid.is_some(), now_ms)
             })
             .collect();
-        SyncStatus { engine_pid, levels, recent: self.recent.clone() }
+        SyncStatus {
+            engine_pid,
+            levels,
+            recent: self.recent.clone(),
+            withheld_files: self.withheld.0,
+            withheld: self.withheld.1.clone(),
+            ledger_read_only: None,
+        }
     }
 }
 
@@ -227,10 +278,15 @@ pub fn read_status(
                 .map(|(name, _, cfg)| level_status(name, cfg, remotes, &empty, &[], engine_pid.is_some(), now_ms))
                 .collect(),
             recent: Vec::new(),
+            withheld_files: 0,
+            withheld: Vec::new(),
+            ledger_read_only: None,
         });
     }
-    let ledger = Ledger::open(workspace)?;
-    status_from_ledger(&ledger, sync, remotes, engine_pid, now_ms)
+    let (ledger, read_only) = Ledger::open_for_reading(workspace)?;
+    let mut status = status_from_ledger(&ledger, sync, remotes, engine_pid, now_ms)?;
+    status.ledger_read_only = read_only;
+    Ok(status)
 }
 
 /// Who runs the engine the console shows.
@@ -268,7 +324,23 @@ pub const QUEUE_ROWS: usize = 200;
 pub struct SampleReader {
     open: Option<(Ledger, (u64, u64))>,
     last: Option<(i64, LedgerReading, Vec<LedgerEntry>)>,
+    /// A copy read on a full disk: why, and the ledger files' state it was taken at (it is
+    /// taken again when they change, or after a while, to try a normal open).
+    snapshot: Option<(String, LedgerStamp, std::time::Instant)>,
 }
+
+/// (size, mtime_ns) of the ledger file and of its `-wal`.
+type LedgerStamp = [(u64, i64); 2];
+
+fn ledger_stamp(workspace: &Path) -> LedgerStamp {
+    let db = super::ledger::ledger_path(workspace);
+    let wal = db.with_file_name("ledger.sqlite-wal");
+    let st = |p: &Path| std::fs::metadata(p).map(|m| (m.len(), super::ledger::mtime_ns(&m))).unwrap_or_default();
+    [st(&db), st(&wal)]
+}
+
+/// How long a read-only copy is shown before a normal open is tried again.
+const SNAPSHOT_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl SampleReader {
     pub fn read(
@@ -286,10 +358,17 @@ impl SampleReader {
             let status = read_status(workspace, sync, remotes, now_ms)?;
             return Ok(SyncSample { source, status, queue: Vec::new() });
         };
-        if self.open.as_ref().is_none_or(|(_, id)| *id != file) {
-            self.open = Some((Ledger::open(workspace)?, file));
+        let stale_snapshot = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(_, stamp, at)| *stamp != ledger_stamp(workspace) || at.elapsed() >= SNAPSHOT_RETRY);
+        if stale_snapshot || self.open.as_ref().is_none_or(|(_, id)| *id != file) {
+            let (ledger, read_only) = Ledger::open_for_reading(workspace)?;
+            self.snapshot = read_only.map(|why| (why, ledger_stamp(workspace), std::time::Instant::now()));
+            self.open = Some((ledger, file));
             self.last = None;
         }
+        let read_only = self.snapshot.as_ref().map(|(why, _, _)| why.clone());
         let Some((ledger, _)) = &self.open else { unreachable!("opened above") };
         let engine_pid = super::lock::holder(workspace);
         let last = self.last.take();
@@ -304,16 +383,15 @@ impl SampleReader {
         };
         match read() {
             Ok((version, reading, queue)) => {
-                let sample = SyncSample {
-                    source,
-                    status: reading.status(sync, remotes, engine_pid, now_ms),
-                    queue: queue.clone(),
-                };
+                let mut status = reading.status(sync, remotes, engine_pid, now_ms);
+                status.ledger_read_only = read_only;
+                let sample = SyncSample { source, status, queue: queue.clone() };
                 self.last = Some((version, reading, queue));
                 Ok(sample)
             }
             Err(e) => {
                 self.open = None;
+                self.snapshot = None;
                 Err(e)
             }
         }
@@ -325,7 +403,7 @@ pub fn read_queue(workspace: &Path, level: Option<&str>) -> Result<Vec<LedgerEnt
     if !super::ledger::ledger_path(workspace).exists() {
         return Ok(Vec::new());
     }
-    Ledger::open(workspace)?.entries(level)
+    Ledger::open_for_reading(workspace)?.0.entries(level)
 }
 
 #[cfg(test)]

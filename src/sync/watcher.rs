@@ -214,8 +214,8 @@ fn dir_ignored(router: &Router, rel: &str) -> bool {
     router.ignored(&format!("{rel}/_"))
 }
 
-/// Every file under `root` that routes somewhere: (relative path, size, mtime_ns). Does not
-/// follow symlinks or enter ignored folders.
+/// Every file under `root` that routes somewhere, or would but is withheld as a secret:
+/// (relative path, size, mtime_ns). Does not follow symlinks or enter ignored folders.
 pub fn scan(root: &Path, router: &Router) -> Vec<(String, u64, i64)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -236,7 +236,7 @@ pub fn scan(root: &Path, router: &Router) -> Vec<(String, u64, i64)> {
             } else if ft.is_file()
                 && !router.ignored(&rel)
                 && let Ok(meta) = entry.metadata()
-                && !router.route(&rel, meta.len()).is_empty()
+                && router.considered(&rel, meta.len())
             {
                 out.push((rel, meta.len(), mtime_ns(&meta)));
             }

@@ -288,6 +288,14 @@ fn fit_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
         )];
     };
     let mut out = vec![fit_line(fit, width)];
+    if let Some(note) = fit.device_note() {
+        // Narrow: the figures only ("whole GPU: 0.5 of 21.0 GiB listed").
+        let note = match (note.chars().count() > width, fit.listed_bytes, fit.device_used_bytes) {
+            (true, Some(l), Some(u)) => format!("whole GPU: {} of {} GiB listed", gib(l), gib(u)),
+            _ => note,
+        };
+        out.push(Line::styled(util::ellipsize(&note, width), Style::new().fg(Color::Yellow)));
+    }
     if let Some(advice) = &fit.advice {
         out.push(Line::styled(util::ellipsize(&format!("→ {advice}"), width), Style::new().fg(Color::Red)));
     }
@@ -305,6 +313,7 @@ fn fit_line(fit: &TierFit, width: usize) -> Line<'static> {
         JobScope::Workspace => "",
         JobScope::AllProcesses => " (all)",
         JobScope::NoProcesses => " (ended)",
+        JobScope::Device => " (device)",
     };
     let room = width.saturating_sub(fit.verdict.as_str().len() + 2);
     let long = format!(
@@ -315,7 +324,11 @@ fn fit_line(fit: &TierFit, width: usize) -> Line<'static> {
         gib(fit.budget_bytes)
     );
     let short = format!("{}{scope}: peak {}/{} GiB ", fit.tier, gib(fit.peak_bytes), gib(fit.budget_bytes));
-    let text = if long.chars().count() <= room { long } else { util::ellipsize(&short, room) };
+    let shorter = format!("{}{scope}: {}/{} GiB", fit.tier, gib(fit.peak_bytes), gib(fit.budget_bytes));
+    let text = [long, short]
+        .into_iter()
+        .find(|t| t.chars().count() <= room)
+        .unwrap_or_else(|| util::ellipsize(&shorter, room));
     Line::from(vec![Span::raw(text), Span::styled(format!(" {} ", fit.verdict), verdict_style(fit.verdict))])
 }
 

@@ -20,28 +20,58 @@ fn red() -> Style {
     Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
 }
 
-fn title(sample: Option<&SyncSample>) -> String {
-    match sample.map(|s| &s.source) {
+fn title(state: &AppState, sample: Option<&SyncSample>) -> String {
+    let source = match sample.map(|s| &s.source) {
         None => " Uploads ".into(),
         Some(EngineSource::Console) => " Uploads · engine in this console ".into(),
         Some(EngineSource::Daemon { pid }) => format!(" Uploads · daemon pid {pid} "),
         Some(EngineSource::Off { .. }) => " Uploads · sync off ".into(),
+    };
+    // A ledger that cannot be written, and withheld secrets, are explained in the panel
+    // when there is room; the short form is always up here.
+    let mut t = source;
+    if ledger_problem(state, sample).is_some() {
+        let full = sample
+            .is_some_and(|s| s.status.ledger_read_only.as_deref().is_some_and(|w| w.starts_with("disk full")))
+            || state.uploads.ledger_trouble.as_deref().is_some_and(|w| w.starts_with("disk full"));
+        t.push_str(if full { "· DISK FULL: ledger read-only " } else { "· ledger read-only " });
     }
+    match sample.map(|s| s.status.withheld_files).unwrap_or(0) {
+        0 => {}
+        n => t.push_str(&format!("· {n} withheld as {} ", if n == 1 { "a secret" } else { "secrets" })),
+    }
+    t
+}
+
+/// Why uploads cannot be recorded now: this console's engine cannot write the ledger, or
+/// the ledger could only be read from a copy.
+fn ledger_problem<'a>(state: &'a AppState, sample: Option<&'a SyncSample>) -> Option<&'a str> {
+    state.uploads.ledger_trouble.as_deref().or_else(|| sample.and_then(|s| s.status.ledger_read_only.as_deref()))
 }
 
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let sample = state.uploads.sample.as_ref();
-    let block = super::panel_block(state, Panel::Uploads, title(sample));
+    let block = super::panel_block(state, Panel::Uploads, title(state, sample));
     let inner = block.inner(area);
     let width = inner.width as usize;
     let Some(sample) = sample else {
-        frame.render_widget(Paragraph::new("reading the sync ledger…").style(super::dim()).block(block), area);
+        let p = match &state.uploads.unreadable {
+            Some(why) => Paragraph::new(why.as_str()).style(red()).wrap(ratatui::widgets::Wrap { trim: true }),
+            None => Paragraph::new("reading the sync ledger…").style(super::dim()),
+        };
+        frame.render_widget(p.block(block), area);
         return;
     };
     let mut lines: Vec<Line> = sample.status.levels.iter().map(|l| level_line(state, l, width)).collect();
     let mut extra: Vec<Line> = Vec::new();
     if let EngineSource::Off { reason } = &sample.source {
         extra.push(Line::styled(util::ellipsize(&format!("sync off: {reason}"), width), super::dim()));
+    }
+    if let Some(why) = ledger_problem(state, Some(sample)) {
+        extra.push(Line::styled(util::ellipsize(why, width), red()));
+    }
+    if let Some(w) = sample.status.withheld_line() {
+        extra.push(Line::styled(util::ellipsize(&w.clone(), width), Style::new().fg(Color::Yellow)));
     }
     for level in &sample.status.levels {
         for f in &level.failures {

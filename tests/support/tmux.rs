@@ -60,9 +60,23 @@ impl Tmux {
         String::from_utf8_lossy(&self.cmd(&["display-message", "-p", "-t", "main", fmt]).stdout).trim().to_string()
     }
 
+    /// Presses `q` and waits until `done` holds, answering `y` when the console asks first
+    /// (an upload of its own engine is in flight, as in the demo).
+    pub fn quit(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        self.send(&["q"]);
+        let mut answered = false;
+        self.wait_for(what, |s| {
+            if !answered && s.contains("Quit? ") && s.contains("quit anyway") {
+                answered = true;
+                self.send(&["y"]);
+            }
+            done(s)
+        })
+    }
+
     /// Polls the pane until `pred` holds. The deadline is generous (a loaded 2-core CI
     /// machine) and is not the assertion: the predicate is.
-    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for(&self, what: &str, mut pred: impl FnMut(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let screen = self.capture();

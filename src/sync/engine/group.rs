@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Coordinator, JobDone, JobEnd, SyncError, backoff_delay, db, now_ms};
-use crate::sync::ledger::UploadState;
+use crate::sync::ledger::{LedgerError, UploadState};
 use crate::sync::remote::{ErrorKind, Remote, RemoteError, StagedFile, TransferCtx};
 use crate::sync::watcher::stat_file;
 
@@ -31,11 +31,11 @@ struct Staged {
     size: u64,
 }
 
-/// What a commit task did to each of its files.
+/// What a commit task did to each of its files (and a ledger write that failed for it).
 pub(super) struct CommitDone {
     level: String,
     group: String,
-    ends: Vec<(String, JobEnd)>,
+    ends: Vec<(String, JobEnd, Option<LedgerError>)>,
 }
 
 /// Checkpoints waiting for their commit, and the commits running.
@@ -143,8 +143,10 @@ impl Coordinator {
             let now = now_ms();
             let next = now + retry_in.map(|d| d.as_millis() as i64).unwrap_or(0);
             let (p, lv, r) = (path.clone(), level.clone(), reason.clone());
-            db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await?;
-            self.job_done(JobDone { path, level, end: JobEnd::Failed { reason, permanent, retry_in } });
+            let ledger_error =
+                db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await.err();
+            let end = JobEnd::Failed { reason, permanent, retry_in };
+            self.job_done(JobDone { path, level, end, ledger_error }).await?;
         }
 
         let waiting: Vec<(String, String)> =
@@ -249,11 +251,12 @@ impl Coordinator {
     }
 
     /// `[commit groups]` A commit task ended: report each of its files.
-    pub(super) fn commit_done(&mut self, done: CommitDone) {
+    pub(super) async fn commit_done(&mut self, done: CommitDone) -> Result<(), SyncError> {
         self.groups.committing.remove(&(done.level.clone(), done.group));
-        for (path, end) in done.ends {
-            self.job_done(JobDone { path, level: done.level.clone(), end });
+        for (path, end, ledger_error) in done.ends {
+            self.job_done(JobDone { path, level: done.level.clone(), end, ledger_error }).await?;
         }
+        Ok(())
     }
 }
 
@@ -297,11 +300,11 @@ impl CommitTask {
                             self.fail(f, &e).await
                         }
                     };
-                    ends.push((f.key.clone(), end));
+                    ends.push((f.key.clone(), end.0, end.1));
                 }
             }
             Err(e) if e.kind == ErrorKind::Cancelled => {
-                ends.extend(self.files.iter().map(|f| (f.key.clone(), JobEnd::Interrupted)));
+                ends.extend(self.files.iter().map(|f| (f.key.clone(), JobEnd::Interrupted, None)));
             }
             Err(mut e) => {
                 // A file gone or changed is found by its own job when it is tried again.
@@ -309,23 +312,27 @@ impl CommitTask {
                     e.kind = ErrorKind::Transient;
                 }
                 for f in &self.files {
-                    let end = self.fail(f, &e).await;
-                    ends.push((f.key.clone(), end));
+                    let (end, ledger_error) = self.fail(f, &e).await;
+                    ends.push((f.key.clone(), end, ledger_error));
                 }
             }
         }
         CommitDone { level: self.level, group: self.group, ends }
     }
 
-    async fn confirm(&self, f: &StagedFile, id: &str) -> JobEnd {
+    async fn confirm(&self, f: &StagedFile, id: &str) -> (JobEnd, Option<LedgerError>) {
         let (p, lv, sha, id) = (f.key.clone(), self.level.clone(), f.sha256.clone(), id.to_string());
         match db(&self.ledger, move |l| l.set_confirmed(&p, &lv, &sha, &id, &sha, now_ms())).await {
-            Ok(_) => JobEnd::Confirmed { already_there: false, bytes: f.size },
-            Err(e) => self.fail(f, &RemoteError::transient(e.to_string())).await,
+            Ok(_) => (JobEnd::Confirmed { already_there: false, bytes: f.size }, None),
+            Err(e) => {
+                let (end, _) = self.fail(f, &RemoteError::transient(e.to_string())).await;
+                (end, Some(e))
+            }
         }
     }
 
-    async fn fail(&self, f: &StagedFile, err: &RemoteError) -> JobEnd {
+    /// Record the failure of `f`, with the backoff its attempts call for.
+    async fn fail(&self, f: &StagedFile, err: &RemoteError) -> (JobEnd, Option<LedgerError>) {
         let (p, lv) = (f.key.clone(), self.level.clone());
         let attempts =
             db(&self.ledger, move |l| Ok(l.entry(&p, &lv)?.map(|e| e.attempts).unwrap_or(1))).await.unwrap_or(1).max(1);
@@ -336,8 +343,8 @@ impl CommitTask {
         let now = now_ms();
         let next = now + retry_in.map(|d| d.as_millis() as i64).unwrap_or(0);
         let (p, lv, sha, r) = (f.key.clone(), self.level.clone(), f.sha256.clone(), reason.clone());
-        let _ = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await;
-        JobEnd::Failed { reason, permanent, retry_in }
+        let ledger_error = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await.err();
+        (JobEnd::Failed { reason, permanent, retry_in }, ledger_error)
     }
 }
 
