@@ -231,6 +231,26 @@ pub enum RemoteConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subject: Option<String>,
     },
+    /// A Hugging Face Hub model repo (weights only): one commit per checkpoint.
+    Hf {
+        /// `namespace/name` of the model repo.
+        repo_id: String,
+        /// A missing repo is created private when true (the default).
+        #[serde(default = "default_true")]
+        private: bool,
+        /// Weights are pushed to a public repo only when this is true.
+        #[serde(default)]
+        allow_public: bool,
+        /// The branch commits go to.
+        #[serde(default = "default_revision")]
+        revision: String,
+        /// Folder in the repo the workspace-relative paths go under ("" = the repo root).
+        #[serde(default)]
+        path_prefix: String,
+        /// The Hub's address; `None` uses `HF_ENDPOINT`, else `https://huggingface.co`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+    },
 }
 
 /// The Drive scopes `scope` may name.
@@ -249,6 +269,14 @@ fn default_chunk_mib() -> f64 {
 
 fn default_drive_endpoint() -> String {
     "https://www.googleapis.com".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_revision() -> String {
+    "main".into()
 }
 
 /// All `[remotes.*]` sections by name.
@@ -461,6 +489,11 @@ pub fn validate_remotes(remotes: &RemotesConfig) -> Vec<(String, String)> {
                 }
                 if subject.as_ref().is_some_and(|s| !s.contains('@')) {
                     problems.push((key("subject"), "must be the email address of the user to act as".into()));
+                }
+            }
+            RemoteConfig::Hf { .. } => {
+                if let Some(settings) = super::hf::settings_of(remote) {
+                    problems.extend(super::hf::validate(name, &settings));
                 }
             }
         }

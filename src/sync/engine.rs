@@ -22,6 +22,9 @@ use super::remote::{ErrorKind, RateLimiter, Remote, RemoteError, TransferCtx, Up
 use super::routing::{Router, is_weights};
 use super::watcher::{Observation, Settler, scan, spawn_watcher, stat_file};
 
+// [commit groups] One commit per checkpoint for remotes that commit (the Hub).
+mod group;
+
 /// Attempts per file before `run_once` gives up on a transient failure.
 const ONCE_ATTEMPTS: u32 = 3;
 const TICK: Duration = Duration::from_millis(250);
@@ -202,6 +205,17 @@ pub fn build_remotes_in(remotes: &RemotesConfig, env: &RemoteEnv) -> BTreeMap<St
                             .acting_as(subject.as_deref());
                     Arc::new(DriveRemote::new(name.clone(), s))
                 }
+                RemoteConfig::Hf { repo_id, private, allow_public, revision, path_prefix, endpoint } => {
+                    let settings = super::hf::HfSettings {
+                        repo_id: repo_id.clone(),
+                        private: *private,
+                        allow_public: *allow_public,
+                        revision: revision.clone(),
+                        path_prefix: path_prefix.clone(),
+                        endpoint: endpoint.clone(),
+                    };
+                    Arc::new(super::hf::HfRemote::new(name.clone(), settings))
+                }
             };
             (name.clone(), remote)
         })
@@ -369,6 +383,10 @@ enum JobEnd {
         already_there: bool,
         bytes: u64,
     },
+    /// [commit groups] The object is staged; the file waits for its checkpoint's commit.
+    Staged {
+        group: String,
+    },
     Gone,
     Changed,
     Failed {
@@ -431,6 +449,8 @@ struct Coordinator {
     summary: RunSummary,
     /// The engine's shutdown token; each upload's cancel token is a child of it.
     shutdown: CancellationToken,
+    /// [commit groups] Staged checkpoints and their commits.
+    groups: group::Groups,
     /// Set while the ledger cannot be written (see [`LedgerTrouble`]).
     trouble: Option<LedgerTrouble>,
 }
@@ -515,6 +535,7 @@ impl Coordinator {
             mode,
             summary: RunSummary::default(),
             shutdown: CancellationToken::new(),
+            groups: group::Groups::default(),
             trouble: None,
             sync,
         }
@@ -647,6 +668,13 @@ impl Coordinator {
                         self.survive(r)?;
                     }
                 }
+                // [commit groups]
+                Some(done) = self.groups.commits.join_next(), if !self.groups.commits.is_empty() => {
+                    if let Ok(done) = done {
+                        let r = self.commit_done(done).await;
+                        self.survive(r)?;
+                    }
+                }
                 Some(hashed) = self.hashing.join_next(), if !self.hashing.is_empty() => {
                     if let Ok((ready, result)) = hashed {
                         let r = self.hashed(ready, result).await;
@@ -673,6 +701,13 @@ impl Coordinator {
         while let Some(done) = self.jobs.join_next().await {
             if let Ok(done) = done {
                 self.job_done(done).await?;
+            }
+        }
+        // [commit groups] A commit cut short is found (or not) in the remote's tree next time.
+        self.groups.stop();
+        while let Some(done) = self.groups.commits.join_next().await {
+            if let Ok(done) = done {
+                self.commit_done(done).await?;
             }
         }
         if self.mode == Mode::Once {
@@ -1021,6 +1056,7 @@ impl Coordinator {
 
     /// Start passes that are due and uploads that may run; end passes that are done.
     async fn dispatch(&mut self) -> Result<(), SyncError> {
+        self.start_ready_commits().await?; // [commit groups]
         let now = now_ms();
         for i in 0..self.levels.len() {
             let (name, remote) = {
@@ -1053,6 +1089,7 @@ impl Coordinator {
                     if self.inflight.contains_key(&key)
                         || self.hash_queue.iter().any(|r| r.path == entry.path)
                         || (is_weights(&entry.path) && self.settler.is_watching(&entry.path))
+                        || self.groups.holds(&entry.level, &entry.path)
                     {
                         continue;
                     }
@@ -1068,7 +1105,7 @@ impl Coordinator {
                     started += 1;
                 }
             }
-            let level_busy = self.inflight.keys().any(|(_, l)| l == name);
+            let level_busy = self.inflight.keys().any(|(_, l)| l == name) || self.groups.busy(name);
             // A pass waits for files about to complete (closed, or found by a scan), not
             // for files a writer still holds open (a log growing all run long), and for
             // the verification of what is already stored.
@@ -1188,6 +1225,7 @@ impl Coordinator {
 
     async fn once_finished(&self) -> Result<bool, SyncError> {
         if !self.inflight.is_empty()
+            || !self.groups.idle()
             || self.settler.watching() > 0
             || !self.hash_queue.is_empty()
             || !self.hashing.is_empty()
@@ -1288,6 +1326,11 @@ impl Coordinator {
                 }
                 self.emit(SyncEvent::Confirmed { level: done.level, path: done.path, bytes, already_there });
             }
+            JobEnd::Staged { group } => {
+                if let Some(f) = flight {
+                    self.staged(&done.level, &done.path, &group, f.sha256, f.bytes_total);
+                }
+            }
             JobEnd::Gone => {
                 self.observe(Observation::Removed(done.path), now);
             }
@@ -1296,12 +1339,14 @@ impl Coordinator {
             }
             JobEnd::Failed { reason, permanent, retry_in } => {
                 *self.once_failures.entry((done.path.clone(), done.level.clone())).or_insert(0) += 1;
+                self.group_member_failed(&done.level, &done.path, &reason, permanent, retry_in);
                 if permanent || (self.mode == Mode::Once && retry_in.is_none()) {
                     self.summary.failed.push((done.level.clone(), done.path.clone(), reason.clone()));
                 }
                 self.emit(SyncEvent::Failed { level: done.level, path: done.path, reason, permanent, retry_in });
             }
             JobEnd::Cancelled => {
+                self.group_member_failed(&done.level, &done.path, "cancelled by you", true, None);
                 self.emit(SyncEvent::Failed {
                     level: done.level,
                     path: done.path,
@@ -1452,6 +1497,10 @@ impl Job {
             resume,
         };
         let receipt = self.remote.upload(req, &self.ctx).await?;
+        // [commit groups] Staged, not yet visible: confirmed after its checkpoint's commit.
+        if let Some(group) = self.remote.commit_group(&e.path) {
+            return Ok(JobEnd::Staged { group });
+        }
         // Verify: size and every checksum as the remote reports them.
         let obj = self.remote.stat(&e.path).await?;
         if let Err(why) = super::verify::check(obj.as_ref(), e) {

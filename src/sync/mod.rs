@@ -7,6 +7,7 @@ pub mod config;
 pub mod drive;
 pub mod engine;
 pub mod hash;
+pub mod hf;
 pub mod ledger;
 pub mod local;
 pub mod lock;

@@ -175,6 +175,19 @@ impl CheckStep {
     }
 }
 
+/// A file whose object a committing remote holds but does not show yet: it becomes
+/// visible, with its siblings, in one [`Remote::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedFile {
+    /// The workspace-relative key.
+    pub key: String,
+    /// The local file (read again only for small files the remote stores inline).
+    pub source: std::path::PathBuf,
+    pub size: u64,
+    /// Hex SHA-256 of the version staged.
+    pub sha256: String,
+}
+
 /// What a finished upload returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadReceipt {
@@ -299,6 +312,28 @@ pub trait Remote: Send + Sync {
 
     /// Remove `key` (no error when it is absent).
     fn delete<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>>;
+
+    /// For a remote that stores a whole checkpoint as one commit (the Hub): the group
+    /// `key` belongs to (a `checkpoint-N/` folder, or the file itself). When this is
+    /// `Some`, [`Remote::upload`] only stages the object, and the engine calls
+    /// [`Remote::commit`] once every file of the group is staged. `None` (the default):
+    /// each upload is visible on its own.
+    fn commit_group(&self, _key: &str) -> Option<String> {
+        None
+    }
+
+    /// Make the staged `files` of `group` visible in one commit, and return them as the
+    /// remote lists them afterwards (size and checksum), so the caller can verify each.
+    fn commit<'a>(
+        &'a self,
+        _group: &'a str,
+        _files: &'a [StagedFile],
+        _ctx: &'a TransferCtx,
+    ) -> BoxFut<'a, Result<Vec<RemoteObject>, RemoteError>> {
+        Box::pin(async move {
+            Err(RemoteError::new(ErrorKind::NotFound, format!("remote '{}' has no commits", self.name())))
+        })
+    }
 
     /// Throw away an unfinished upload of `key` (its source is gone, so it will never be
     /// resumed); a stored copy of `key` is left alone. No error when there is none.
