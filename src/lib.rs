@@ -5,15 +5,18 @@
 
 pub mod app;
 pub mod checkpoints;
+pub mod checklist;
 pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod demo;
 pub mod disk;
 pub mod gpu;
+pub mod joblock;
 pub mod logging;
 pub mod logtail;
 pub mod prune;
+pub mod shutdown;
 pub mod status;
 pub mod sync;
 pub mod tui;

@@ -38,7 +38,21 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
     }
+    if let Some(idle) = super::checklist::idle_banner(state) {
+        spans.push(Span::styled(
+            format!(" · {idle}"),
+            Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
     let help = state.keymap.first_key(Action::Help).map(|k| format!("{k} help ")).unwrap_or_default();
+    // The external address where it fits (after the uptime): the SSH config needs it.
+    if let Some(ip) = &state.external_ip {
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        let text = format!(" · {ip}");
+        if used + text.chars().count() + help.chars().count() < area.width as usize {
+            spans.insert(4, Span::styled(text, base));
+        }
+    }
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let pad = (area.width as usize).saturating_sub(used + help.chars().count());
     spans.push(Span::styled(" ".repeat(pad), base));
