@@ -88,8 +88,12 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
                 .collect()
         }),
     };
+    // GPU sampling off in config: say so rather than "not sampled yet".
+    let off = (!cfg.gpu.enabled && src.gpu.is_none())
+        .then(|| GpuSample::unavailable(now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0), crate::gpu::NvmlStatus::Disabled));
+    let gpu = src.gpu.or(off.as_ref());
     let training_running = writers.as_ref().is_ok_and(|w| !w.is_empty())
-        || src.gpu.is_some_and(|g| g.nvml.is_ok() && g.processes().next().is_some());
+        || gpu.is_some_and(|g| g.nvml.is_ok() && g.processes().next().is_some());
 
     let mut out = Vec::new();
     for name in BUILTIN_ITEMS {
@@ -98,7 +102,7 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
             continue;
         }
         let item = match name {
-            "training" => items::training(src.gpu, log_rel.as_deref(), writers.clone()),
+            "training" => items::training(gpu, log_rel.as_deref(), writers.clone()),
             "uploads" => items::uploads(sync.as_ref().map_err(|e| e.clone()), now_unix),
             "weights" => {
                 let facts = level_facts(ws, cfg, "L3", ledger.as_ref(), &src, now_unix, |_| {
@@ -299,6 +303,10 @@ fn why_not(
                 UploadState::Confirmed if e.remote != remote => {
                     format!("was stored on remote '{}'{name}, not on '{remote}' ({level}'s remote now)", e.remote)
                 }
+                _ if e.remote != remote => format!(
+                    "is queued for remote '{}'{name}, not '{remote}' ({level}'s remote now): the sync engine moves it",
+                    e.remote
+                ),
                 UploadState::Confirmed => {
                     let ago = e
                         .confirmed_ms

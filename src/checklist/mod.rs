@@ -137,7 +137,12 @@ impl Report {
             };
             out.push_str(&format!("{mark} {:<13} {}\n", i.name, i.reason));
             if let (Status::Fail, Some(fix)) = (i.status, &i.fix) {
-                let cmd = fix.command.as_ref().map(|c| format!(" (`{c}`)")).unwrap_or_default();
+                let cmd = fix
+                    .command
+                    .as_ref()
+                    .filter(|c| !fix.words.contains(c.as_str()))
+                    .map(|c| format!(" (`{c}`)"))
+                    .unwrap_or_default();
                 out.push_str(&format!("  {:<13} fix: {}{cmd}\n", "", fix.words));
             }
         }
