@@ -85,9 +85,8 @@ pub fn training(gpu: Option<&GpuSample>, log: Option<&str>, writers: Result<Vec<
             title(name),
             format!("running: {}", list.join("; ")),
             Fix::words(format!(
-                "wait for it to finish, or stop it (K on the GPU panel); or type `{name}` to accept that it dies"
-            ))
-            .action("kill_process"),
+                "wait for it to finish, or stop it (from the GPU panel); or type `{name}` to accept that it dies"
+            )),
         );
     }
     if !unknown.is_empty() {
@@ -172,11 +171,11 @@ pub fn uploads(status: Result<&SyncStatus, String>, now_unix: u64) -> Item {
         ""
     };
     let fix = if failed {
-        Fix::words(format!("R retries the failed uploads (read why first), s syncs now{engine}"))
+        Fix::words(format!("retry the failed uploads once their cause is fixed{engine}"))
             .action("retry_failed")
             .command("opsconsole sync --once")
     } else {
-        Fix::words(format!("s stores them now{engine}")).action("sync_now").command("opsconsole sync --once")
+        Fix::words(format!("store them now{engine}")).action("sync_now").command("opsconsole sync --once")
     };
     Item::fail(name, title(name), reason, fix)
 }
@@ -248,7 +247,9 @@ pub fn level_item(name: &str, level: &str, facts: LevelFacts, now_unix: u64) -> 
         name,
         title(name),
         format!("{level} {remote}: {}", bad.join("; ")),
-        Fix::words("s stores it now (a growing log as a snapshot)").action("sync_now").command("opsconsole sync --once"),
+        Fix::words("store it now (a growing log is stored as a snapshot)")
+            .action("sync_now")
+            .command("opsconsole sync --once"),
     )
 }
 
@@ -418,7 +419,7 @@ pub fn disks(sample: Option<&DiskSample>, warn_pct: f64) -> Item {
             name,
             title(name),
             format!("{} at or above warn ({warn_pct:.0}%): a full disk can keep the VM from booting", over.join(", ")),
-            Fix::words("p prunes old checkpoints and logs").action("prune").command("opsconsole prune"),
+            Fix::words("prune old checkpoints and logs").action("prune").command("opsconsole prune"),
         );
     }
     if s.disks.is_empty() {

@@ -23,10 +23,15 @@ fn action_key(state: &AppState, name: &str) -> Option<String> {
     Action::ALL.iter().find(|a| a.name() == name).and_then(|a| state.keymap.first_key(*a))
 }
 
-/// The header's idle span, when idle for `idle.after` or longer.
-pub fn idle_banner(state: &AppState) -> Option<String> {
+/// The header's idle span, when idle for `idle.after` or longer: a full and a short form.
+pub fn idle_banner(state: &AppState) -> Option<(String, String)> {
     let s = idle_status(state);
-    s.banner.then(|| format!("{} · {} checklist", s.banner_text(), key(state, Action::Checklist, "x")))
+    let k = key(state, Action::Checklist, "x");
+    let short = match s.cost_since {
+        Some(c) => format!("idle {} {}{c:.2} · {k}", util::duration(Duration::from_secs(s.idle_seconds)), s.currency),
+        None => format!("idle {} · {k}", util::duration(Duration::from_secs(s.idle_seconds))),
+    };
+    s.banner.then(|| (format!("{} · {k} checklist", s.banner_text()), short))
 }
 
 /// Words cut to lines of `width`, at most `max` lines (the last one ellipsized).
@@ -55,7 +60,7 @@ fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
     lines.into_iter().map(|l| util::ellipsize(&l, width)).collect()
 }
 
-fn item_lines(state: &AppState, item: &Item, width: usize, reason_lines: usize) -> Vec<Line<'static>> {
+fn item_lines(state: &AppState, item: &Item, width: usize, reason_lines: usize, titles: bool) -> Vec<Line<'static>> {
     let overridden = item.status == Status::Fail && state.checklist.overrides.contains(&item.name);
     let (mark, style) = match item.status {
         Status::Pass => ("✓", Style::new().fg(Color::Green)),
@@ -81,8 +86,16 @@ fn item_lines(state: &AppState, item: &Item, width: usize, reason_lines: usize) 
         _ => Style::new(),
     };
     let mut out = Vec::new();
+    if titles && !item.title.is_empty() {
+        out.push(Line::from(vec![
+            Span::styled(format!("{mark} "), style),
+            Span::styled(format!("{:<name_w$}", util::ellipsize(&item.name, name_w - 1)), style),
+            Span::raw(" "),
+            Span::styled(util::ellipsize(&item.title, text_w), Style::new().add_modifier(Modifier::BOLD)),
+        ]));
+    }
     for (i, l) in wrap(&reason, text_w, reason_lines).into_iter().enumerate() {
-        let head = if i == 0 {
+        let head = if i == 0 && !(titles && !item.title.is_empty()) {
             vec![
                 Span::styled(format!("{mark} "), style),
                 Span::styled(format!("{:<name_w$}", util::ellipsize(&item.name, name_w - 1)), style),
@@ -177,9 +190,12 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     // The items: reasons get more lines on a tall screen.
     if let Some(r) = &c.report {
         let reason_lines = if list.height >= 30 { 3 } else { 1 };
+        // Each item's question above its answer, where the screen has room for both.
+        let fixes = r.items.iter().filter(|i| i.status == Status::Fail).count();
+        let titles = list.height as usize >= 2 * r.items.len() + fixes + 2;
         let mut lines: Vec<Line> = Vec::new();
         for item in r.items.iter().skip(c.scroll) {
-            lines.extend(item_lines(state, item, width, reason_lines));
+            lines.extend(item_lines(state, item, width, reason_lines, titles));
         }
         let rows = list.height as usize;
         let more = lines.len() > rows;
@@ -208,7 +224,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             let est = if idle.estimated { " (since the last log or checkpoint write)" } else { "" };
             format!("{}{price}{est}", idle.banner_text())
         }
-        IdleState::Busy => format!("in use: {}{price}", idle.reason),
+        IdleState::Busy => {
+            let cost = idle.hourly_price.map(|p| format!(" · {}{p:.2}/h", idle.currency)).unwrap_or_default();
+            format!("in use ({}){cost}", idle.reason)
+        }
         IdleState::Unknown => format!("idle: unknown ({})", idle.reason),
     };
     let ip = state.external_ip.as_ref().map(|a| format!(" · external address {a}")).unwrap_or_default();
