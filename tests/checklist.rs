@@ -568,12 +568,28 @@ fn a_live_cache_keeps_extra_results_between_quick_gathers() {
 /// A stand-in for the GCE metadata server on 127.0.0.1: it answers 403 without the
 /// `Metadata-Flavor: Google` header (as the real one does), else `answer`.
 fn metadata_server(answer: &'static str) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    metadata_server_n(answer, 1)
+}
+
+/// The stand-in answering `connections` requests (the last one's request lines returned).
+fn metadata_server_n(answer: &'static str, connections: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!(
         "http://127.0.0.1:{}/computeMetadata/v1/instance/network-interfaces/0/access-configs/0/external-ip",
         l.local_addr().expect("addr").port()
     );
     let h = std::thread::spawn(move || {
+        let mut last = Vec::new();
+        for _ in 0..connections {
+            last = serve_one(&l, answer);
+        }
+        last
+    });
+    (url, h)
+}
+
+fn serve_one(l: &TcpListener, answer: &'static str) -> Vec<String> {
+    {
         let (mut s, _) = l.accept().expect("accept");
         let mut req = Vec::new();
         let mut buf = [0u8; 1024];
@@ -597,8 +613,42 @@ fn metadata_server(answer: &'static str) -> (String, std::thread::JoinHandle<Vec
         };
         let _ = s.write_all(reply.as_bytes());
         lines
-    });
-    (url, h)
+    }
+}
+
+/// The stand-in checked once against Google's own client (google-auth 2.63.0, Python
+/// 3.11): `_metadata.ping` accepts it as a metadata server and `_metadata.get` reads the
+/// address from it; a request without the header gets 403 as from the real server.
+#[test]
+#[ignore = "needs python3 with google-auth and requests (run once to check the stand-in)"]
+fn the_metadata_stand_in_answers_googles_python_client() {
+    let (url, h) = metadata_server_n(
+        "HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Type: application/text\r\nContent-Length: 12\r\n\r\n34.123.45.67",
+        3,
+    );
+    let host = url.trim_start_matches("http://").split('/').next().expect("host").to_string();
+    let py = r#"
+import requests
+import google.auth.transport.requests as tr
+from google.auth.compute_engine import _metadata
+req = tr.Request()
+print("ping", _metadata.ping(req))
+print("ip", _metadata.get(req, "instance/network-interfaces/0/access-configs/0/external-ip"))
+import os
+r = requests.get("http://" + os.environ["GCE_METADATA_HOST"] + "/computeMetadata/v1/x")
+print("noheader", r.status_code)
+"#;
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(py)
+        .env("GCE_METADATA_HOST", &host)
+        .env("GCE_METADATA_IP", &host)
+        .output()
+        .expect("python3");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("ping True") && out.contains("ip 34.123.45.67") && out.contains("noheader 403"), "{out}");
+    h.join().expect("server");
 }
 
 #[test]
