@@ -4,8 +4,8 @@
 //! draws the state; `tui` owns the terminal.
 
 pub mod app;
-pub mod checkpoints;
 pub mod checklist;
+pub mod checkpoints;
 pub mod cli;
 pub mod collectors;
 pub mod config;

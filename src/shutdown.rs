@@ -1,7 +1,6 @@
 //! The console's side of the checklist: gathering off the UI task, the shutdown request,
 //! and the external address lookup. Answers come back as messages on the app channel.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -22,9 +21,10 @@ impl ChecklistRunner {
     /// Starts the external address lookup (when enabled here).
     pub fn start(state: &AppState, tx: &mpsc::UnboundedSender<Msg>) -> Self {
         let cfg = state.config.external_ip.clone();
-        let ip_task = match crate::checklist::metadata::enabled(&cfg, std::path::Path::new(
-            crate::checklist::metadata::DMI_PRODUCT_NAME,
-        )) {
+        let ip_task = match crate::checklist::metadata::enabled(
+            &cfg,
+            std::path::Path::new(crate::checklist::metadata::DMI_PRODUCT_NAME),
+        ) {
             Ok(()) => {
                 let tx = tx.clone();
                 Some(tokio::spawn(async move {
@@ -98,7 +98,7 @@ impl ChecklistRunner {
 }
 
 fn run_gather(
-    ws: &PathBuf,
+    ws: &std::path::Path,
     cfg: &Config,
     gpu: Option<crate::gpu::GpuSample>,
     disks: Option<crate::disk::DiskSample>,

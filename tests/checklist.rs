@@ -196,10 +196,8 @@ fn disk_sample(pct: f64) -> DiskSample {
 }
 
 fn gpu_with_process(pid: u32) -> GpuSample {
-    let proc_info = opsconsole::gpu::procinfo::ProcInfo {
-        command: Some("python train.py --lr 3e-4".into()),
-        ..Default::default()
-    };
+    let proc_info =
+        opsconsole::gpu::procinfo::ProcInfo { command: Some("python train.py --lr 3e-4".into()), ..Default::default() };
     GpuSample {
         taken_at_unix_ms: 0,
         nvml: NvmlStatus::Ok { driver_version: "550.54".into() },
@@ -344,7 +342,11 @@ fn level_items_follow_the_ledger_and_the_remote_copy() {
     assert!(r.contains("remote 'r3', not 'r3b'") || r.contains("remote 'r3', not on 'r3b'"), "{r}");
 
     // L3 off: the item is off and does not fail; an unconfigured remote fails.
-    std::fs::write(w.ws.join("opsconsole.toml"), format!("{cfg}\n[checklist]\nlogs = false\n").replace("[sync.l3]\n", "[sync.l3]\nenabled = false\n")).expect("cfg");
+    std::fs::write(
+        w.ws.join("opsconsole.toml"),
+        format!("{cfg}\n[checklist]\nlogs = false\n").replace("[sync.l3]\n", "[sync.l3]\nenabled = false\n"),
+    )
+    .expect("cfg");
     let (_, v) = w.check();
     assert_eq!(status_of(&v, "weights"), "off", "{v:#}");
     assert_eq!(status_of(&v, "logs"), "off", "{v:#}");
@@ -454,7 +456,10 @@ fn journal_requirements_disks_jobs_and_extras() {
     touch_ago(&w.ws.join("requirements.txt"), "1 minute ago");
     let i = rep_item(&w.gather(None, None), "requirements").clone();
     assert_eq!(i.status, Status::Fail);
-    assert!(i.reason.contains("requirements.txt changed") && i.reason.contains("after frozen_requirements.txt"), "{i:?}");
+    assert!(
+        i.reason.contains("requirements.txt changed") && i.reason.contains("after frozen_requirements.txt"),
+        "{i:?}"
+    );
     assert_eq!(i.fix.as_ref().and_then(|f| f.command.as_deref()), Some("pip freeze > frozen_requirements.txt"));
     std::fs::remove_file(w.ws.join("frozen_requirements.txt")).expect("rm");
     assert!(rep_item(&w.gather(None, None), "requirements").reason.contains("does not exist"));
@@ -483,7 +488,8 @@ fn shutdown_check_exits_2_on_a_config_error_naming_file_line_and_key() {
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
     assert!(t.contains("opsconsole.toml:3") && t.contains("checklist.bogus"), "{t}");
-    std::fs::write(w.ws.join("opsconsole.toml"), "[[checklist.extra]]\nname = \"git\"\ncommand = \"true\"\n").expect("cfg");
+    std::fs::write(w.ws.join("opsconsole.toml"), "[[checklist.extra]]\nname = \"git\"\ncommand = \"true\"\n")
+        .expect("cfg");
     let o = run(&w.ws, &["shutdown-check"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("checklist.extra[0].name"), "{}", text(&o));
@@ -554,7 +560,9 @@ fn a_live_cache_keeps_extra_results_between_quick_gathers() {
     let cfg = w.config();
     let cache = std::sync::Mutex::new(LiveCache::default());
     let d = disk_sample(10.0);
-    let g = |live| gather(&w.ws, &cfg, SystemTime::now(), Sources { gpu: None, disks: Some(&d), live, cache: Some(&cache) });
+    let g = |live| {
+        gather(&w.ws, &cfg, SystemTime::now(), Sources { gpu: None, disks: Some(&d), live, cache: Some(&cache) })
+    };
     let first = g(true);
     assert_eq!(rep_item(&first, "count").status, Status::Pass);
     let quick = g(false);

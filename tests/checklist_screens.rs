@@ -19,8 +19,16 @@ const GIB: u64 = 1 << 30;
 
 fn items_all_pass() -> Vec<Item> {
     vec![
-        Item::pass("training", "no training process running", "no GPU process; nothing writes experiments/v68/logs/train.log"),
-        Item::pass("uploads", "", "L2 drive: nothing waiting, last ok 41m ago · L3 hf: nothing waiting, last ok 12m ago"),
+        Item::pass(
+            "training",
+            "no training process running",
+            "no GPU process; nothing writes experiments/v68/logs/train.log",
+        ),
+        Item::pass(
+            "uploads",
+            "",
+            "L2 drive: nothing waiting, last ok 41m ago · L3 hf: nothing waiting, last ok 12m ago",
+        ),
         Item::pass("weights", "", "L3 hf: checkpoints/v68_step_12000.pt confirmed 12m ago, copy verified"),
         Item::pass(
             "logs",
@@ -62,7 +70,9 @@ fn several_fail() -> Report {
         "weights",
         "",
         "L3 hf: checkpoints/v68_step_12400.pt is being stored (4.1 GB/6.7 GB)",
-        Fix::words("store it now (a growing log is stored as a snapshot)").action("sync_now").command("opsconsole sync --once"),
+        Fix::words("store it now (a growing log is stored as a snapshot)")
+            .action("sync_now")
+            .command("opsconsole sync --once"),
     );
     items[4] = Item::fail(
         "git",
@@ -135,7 +145,12 @@ fn shutdown_needs_every_failing_item_typed_then_a_yes() {
     assert_eq!(update(&mut s, code(KeyCode::Enter)), vec![]);
     assert_eq!(s.checklist.overrides, BTreeSet::from(["git".to_string()]));
     let m = s.checklist.message.clone().unwrap_or_default();
-    assert!(m.contains("overridden: git") && m.contains("`journal` does not fail") && m.contains("no item is named `nosuch`"), "{m}");
+    assert!(
+        m.contains("overridden: git")
+            && m.contains("`journal` does not fail")
+            && m.contains("no item is named `nosuch`"),
+        "{m}"
+    );
     assert!(m.contains("still failing: training, uploads, weights, smoke"), "{m}");
     assert!(!s.checklist.confirming);
     // `y` outside the dialog does nothing.
@@ -152,7 +167,8 @@ fn shutdown_needs_every_failing_item_typed_then_a_yes() {
     update(&mut s, key('n'));
     assert!(!s.checklist.confirming);
     update(&mut s, key('S'));
-    let want: BTreeSet<String> = ["git", "smoke", "training", "uploads", "weights"].iter().map(|x| x.to_string()).collect();
+    let want: BTreeSet<String> =
+        ["git", "smoke", "training", "uploads", "weights"].iter().map(|x| x.to_string()).collect();
     assert_eq!(update(&mut s, key('y')), vec![Effect::Shutdown { overrides: want.clone() }]);
     assert_eq!(s.checklist.shutdown, Some(ShutdownProgress::Checking));
     // A second request while one is under way is refused.
@@ -161,11 +177,15 @@ fn shutdown_needs_every_failing_item_typed_then_a_yes() {
 
     // The runner found a new failure on its fresh check: not shut down.
     let mut fresh = several_fail();
-    fresh.items[5] = Item::fail("journal", "", "journal.md last changed 2h before the run's last write", Fix::words("write"));
+    fresh.items[5] =
+        Item::fail("journal", "", "journal.md last changed 2h before the run's last write", Fix::words("write"));
     let fresh = Report::new(fresh.taken_unix, fresh.workspace.clone(), fresh.items);
     update(
         &mut s,
-        Msg::Shutdown(ShutdownEvent::Decided { report: Box::new(fresh), outcome: Outcome::Refused { failing: vec!["journal".into()] } }),
+        Msg::Shutdown(ShutdownEvent::Decided {
+            report: Box::new(fresh),
+            outcome: Outcome::Refused { failing: vec!["journal".into()] },
+        }),
     );
     assert_eq!(s.checklist.shutdown, None);
     assert!(s.checklist.message.as_deref().unwrap_or("").contains("not shut down: journal failing"));

@@ -234,13 +234,17 @@ fn print_shows_a_diff_that_patch_applies_and_writes_nothing() {
     assert_eq!(std::fs::read(&file).expect("read"), orig, "--print writes nothing");
     assert!(!dir.path().join("config.opsconsole.bak").exists());
     assert!(diff.starts_with("--- config\n+++ config\n@@ -10,7 +10,7 @@\n"), "{diff}");
-    assert!(diff.contains("-\tHostName=35.222.10.4   # ephemeral") && diff.contains("+\tHostName=34.123.45.67   # ephemeral"));
+    assert!(
+        diff.contains("-\tHostName=35.222.10.4   # ephemeral")
+            && diff.contains("+\tHostName=34.123.45.67   # ephemeral")
+    );
     // The real `patch` applies it and gives what a write gives.
-    let o2 = Command::new("patch").arg("-s").arg(&file).stdin(std::process::Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().expect("stdin").write_all(diff.as_bytes())?;
-        c.wait_with_output()
-    });
+    let o2 =
+        Command::new("patch").arg("-s").arg(&file).stdin(std::process::Stdio::piped()).spawn().and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(diff.as_bytes())?;
+            c.wait_with_output()
+        });
     let o2 = o2.expect("patch runs");
     assert!(o2.status.success(), "patch: {}", text(&o2));
     let want = replace_once(&orig, "HostName=35.222.10.4", &format!("HostName={NEW}"));
@@ -251,7 +255,10 @@ fn print_shows_a_diff_that_patch_applies_and_writes_nothing() {
     std::fs::write(&f2, fixture("no_hostname_no_newline.conf")).expect("write");
     let o = run(dir.path(), &["newhost", NEW, "--file", "nonl", "--print"]);
     let diff = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(diff.contains("-    Port 2222\n\\ No newline at end of file\n+    Port 2222\n+\n+Host newhost\n"), "{diff}");
+    assert!(
+        diff.contains("-    Port 2222\n\\ No newline at end of file\n+    Port 2222\n+\n+Host newhost\n"),
+        "{diff}"
+    );
     let o3 = Command::new("patch").arg("-s").arg(&f2).stdin(std::process::Stdio::piped()).spawn().and_then(|mut c| {
         use std::io::Write;
         c.stdin.take().expect("stdin").write_all(diff.as_bytes())?;

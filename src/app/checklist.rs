@@ -17,8 +17,14 @@ use crate::checklist::{Report, Status};
 pub enum ShutdownProgress {
     /// Checking every item again before running the command.
     Checking,
-    Started { pid: u32, overridden: Vec<String> },
-    Exited { pid: u32, code: Option<i32> },
+    Started {
+        pid: u32,
+        overridden: Vec<String>,
+    },
+    Exited {
+        pid: u32,
+        code: Option<i32>,
+    },
 }
 
 /// A report from the shutdown runner.

@@ -105,9 +105,10 @@ impl ChecklistConfig {
         if self.refresh < Duration::from_secs(1) || self.refresh > Duration::from_secs(3600) {
             out.push(("checklist.refresh".into(), "must be between 1s and 1h".into()));
         }
-        for (key, v) in
-            [("requirements_file", &self.requirements_file), ("frozen_requirements_file", &self.frozen_requirements_file)]
-        {
+        for (key, v) in [
+            ("requirements_file", &self.requirements_file),
+            ("frozen_requirements_file", &self.frozen_requirements_file),
+        ] {
             if v.trim().is_empty() {
                 out.push((format!("checklist.{key}"), "must name a file".into()));
             }

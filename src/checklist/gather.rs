@@ -20,12 +20,15 @@ use crate::disk::DiskSample;
 use crate::gpu::GpuSample;
 use crate::sync::ledger::{Ledger, UploadState};
 
+/// (level, path, size, newest mtime): one version of a file or folder on a level.
+type VersionKey = (String, String, u64, i64);
+
 /// Results kept between gathers of the open checklist screen: remote checks and extra
 /// commands run only on a live gather; a quick one reuses them.
 #[derive(Debug, Default)]
 pub struct LiveCache {
     /// (level, path, size, mtime) -> the remote check and when it ran.
-    verified: HashMap<(String, String, u64, i64), (Result<(), String>, u64)>,
+    verified: HashMap<VersionKey, (Result<(), String>, u64)>,
     /// Extra item name -> (its command, what it did, when).
     extras: HashMap<String, (String, ExtraOutcome, u64)>,
 }
@@ -89,8 +92,12 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
         }),
     };
     // GPU sampling off in config: say so rather than "not sampled yet".
-    let off = (!cfg.gpu.enabled && src.gpu.is_none())
-        .then(|| GpuSample::unavailable(now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0), crate::gpu::NvmlStatus::Disabled));
+    let off = (!cfg.gpu.enabled && src.gpu.is_none()).then(|| {
+        GpuSample::unavailable(
+            now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            crate::gpu::NvmlStatus::Disabled,
+        )
+    });
     let gpu = src.gpu.or(off.as_ref());
     let training_running = writers.as_ref().is_ok_and(|w| !w.is_empty())
         || gpu.is_some_and(|g| g.nvml.is_ok() && g.processes().next().is_some());
@@ -105,11 +112,9 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
             "training" => items::training(gpu, log_rel.as_deref(), writers.clone()),
             "uploads" => items::uploads(sync.as_ref().map_err(|e| e.clone()), now_unix),
             "weights" => {
-                let facts = level_facts(ws, cfg, "L3", ledger.as_ref(), &src, now_unix, |_| {
-                    match newest_ckpt {
-                        Some(k) => vec![(k.rel_path.clone(), Some(k.rel_path.clone()))],
-                        None => vec![("checkpoint".into(), None)],
-                    }
+                let facts = level_facts(ws, cfg, "L3", ledger.as_ref(), &src, now_unix, |_| match newest_ckpt {
+                    Some(k) => vec![(k.rel_path.clone(), Some(k.rel_path.clone()))],
+                    None => vec![("checkpoint".into(), None)],
                 });
                 items::level_item(name, "L3", facts, now_unix)
             }
@@ -249,9 +254,10 @@ fn copy_state(
         .max()
         .map(|ms| (ms / 1000).max(0) as u64);
     // The identity of this version, for the cache of remote checks.
-    let (size, newest) = files.iter().filter_map(|f| std::fs::metadata(f).ok()).fold((0u64, 0i64), |(s, m), meta| {
-        (s + meta.len(), m.max(crate::sync::ledger::mtime_ns(&meta)))
-    });
+    let (size, newest) = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .fold((0u64, 0i64), |(s, m), meta| (s + meta.len(), m.max(crate::sync::ledger::mtime_ns(&meta))));
     let key = (level.to_string(), rel.to_string(), size, newest);
     let verified = if src.live {
         let r = crate::prune::confirmation_source(ws, cfg).verify(rel, level);
@@ -291,12 +297,15 @@ fn why_not(
         return match entry {
             None => {
                 let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
-                let routed = crate::sync::routing::Router::new(&cfg.sync).is_ok_and(|r| r.route(&key, size).contains(&level));
+                let routed =
+                    crate::sync::routing::Router::new(&cfg.sync).is_ok_and(|r| r.route(&key, size).contains(&level));
                 if routed {
                     format!("is not in the sync ledger yet{name}: the sync engine has not seen it")
                 } else {
                     let lc = if level == "L2" { "l2" } else { "l3" };
-                    format!("is not stored on {level}{name}: sync.{lc} does not take it (include, exclude or max_file_mb)")
+                    format!(
+                        "is not stored on {level}{name}: sync.{lc} does not take it (include, exclude or max_file_mb)"
+                    )
                 }
             }
             Some(e) => match e.state {
@@ -310,7 +319,14 @@ fn why_not(
                 UploadState::Confirmed => {
                     let ago = e
                         .confirmed_ms
-                        .map(|ms| format!(" (its copy is {} old)", crate::util::duration(Duration::from_secs(now_unix.saturating_sub((ms / 1000).max(0) as u64)))))
+                        .map(|ms| {
+                            format!(
+                                " (its copy is {} old)",
+                                crate::util::duration(Duration::from_secs(
+                                    now_unix.saturating_sub((ms / 1000).max(0) as u64)
+                                ))
+                            )
+                        })
                         .unwrap_or_default();
                     format!("changed since it was stored{name}{ago}")
                 }

@@ -181,7 +181,7 @@ impl IdleStatus {
 /// The activity floor: the newest of the boot time and the given write times.
 pub fn floor(boot_unix: u64, writes: impl IntoIterator<Item = SystemTime>) -> Option<SystemTime> {
     let boot = UNIX_EPOCH + Duration::from_secs(boot_unix);
-    writes.into_iter().fold(Some(boot), |acc, t| acc.map(|a| a.max(t)))
+    Some(writes.into_iter().fold(boot, |a, t| a.max(t)))
 }
 
 #[cfg(test)]

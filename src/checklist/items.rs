@@ -57,7 +57,9 @@ pub fn training(gpu: Option<&GpuSample>, log: Option<&str>, writers: Result<Vec<
                 }
             }
             // No NVIDIA driver here: nothing can be running on a GPU.
-            NvmlStatus::LibraryMissing { .. } | NvmlStatus::DriverNotLoaded => notes.push("no NVIDIA driver".to_string()),
+            NvmlStatus::LibraryMissing { .. } | NvmlStatus::DriverNotLoaded => {
+                notes.push("no NVIDIA driver".to_string())
+            }
             NvmlStatus::Disabled => notes.push("GPU sampling off".to_string()),
             other => unknown.push(format!("GPU processes unknown: {}", other.describe())),
         },
@@ -155,7 +157,12 @@ pub fn uploads(status: Result<&SyncStatus, String>, now_unix: u64) -> Item {
         if bits.is_empty() {
             let last = l
                 .last_success_unix
-                .map(|t| format!(", last ok {} ago", util::duration(Duration::from_secs(now_unix.saturating_sub(t.max(0) as u64)))))
+                .map(|t| {
+                    format!(
+                        ", last ok {} ago",
+                        util::duration(Duration::from_secs(now_unix.saturating_sub(t.max(0) as u64)))
+                    )
+                })
                 .unwrap_or_default();
             bits.push(format!("nothing waiting{last}"));
         }
@@ -210,14 +217,22 @@ pub enum LevelFacts {
 /// `weights` / `logs`: every file listed is confirmed (and verified when checked live).
 pub fn level_item(name: &str, level: &str, facts: LevelFacts, now_unix: u64) -> Item {
     let (remote, files) = match facts {
-        LevelFacts::Disabled => return Item::off(name, title(name), format!("{level} is off (sync.{}.enabled = false)", level.to_ascii_lowercase())),
+        LevelFacts::Disabled => {
+            return Item::off(
+                name,
+                title(name),
+                format!("{level} is off (sync.{}.enabled = false)", level.to_ascii_lowercase()),
+            );
+        }
         LevelFacts::NoRemote { remote } => {
             return Item::fail(
                 name,
                 title(name),
                 format!("{level}'s remote '{remote}' is not configured: nothing is stored on {level}"),
-                Fix::words(format!("add [remotes.{remote}] to opsconsole.toml, then `opsconsole remote check {remote} --init`"))
-                    .command(format!("opsconsole remote check {remote} --init")),
+                Fix::words(format!(
+                    "add [remotes.{remote}] to opsconsole.toml, then `opsconsole remote check {remote} --init`"
+                ))
+                .command(format!("opsconsole remote check {remote} --init")),
             );
         }
         LevelFacts::Files { remote, files } => (remote, files),
@@ -267,7 +282,12 @@ pub fn git(state: Result<&GitState, &GitError>) -> Item {
             );
         }
         Err(e) => {
-            return Item::fail(name, title(name), e.to_string(), Fix::words("run `git status` to see why").command("git status"));
+            return Item::fail(
+                name,
+                title(name),
+                e.to_string(),
+                Fix::words("run `git status` to see why").command("git status"),
+            );
         }
     };
     let mut bad = Vec::new();
@@ -359,7 +379,11 @@ pub fn journal(journal_name: &str, journal_mtime: Option<SystemTime>, run: Optio
         return Item::fail(
             name,
             title(name),
-            format!("the run is still going ({} written {} ago): write the journal once it ends", run.what, ago(now, run.ended)),
+            format!(
+                "the run is still going ({} written {} ago): write the journal once it ends",
+                run.what,
+                ago(now, run.ended)
+            ),
             fix(),
         );
     }
@@ -367,7 +391,11 @@ pub fn journal(journal_name: &str, journal_mtime: Option<SystemTime>, run: Optio
         return Item::pass(
             name,
             title(name),
-            format!("{journal_name} changed {} after the run's last write ({})", util::duration(jt.duration_since(run.ended).unwrap_or_default()), run.what),
+            format!(
+                "{journal_name} changed {} after the run's last write ({})",
+                util::duration(jt.duration_since(run.ended).unwrap_or_default()),
+                run.what
+            ),
         );
     }
     Item::fail(
@@ -392,7 +420,12 @@ pub fn requirements(req: (&str, Option<SystemTime>), frozen: (&str, Option<Syste
         (Some(r), Some(f)) if r > f => Item::fail(
             name,
             title(name),
-            format!("{} changed {} after {} was written", req.0, util::duration(r.duration_since(f).unwrap_or_default()), frozen.0),
+            format!(
+                "{} changed {} after {} was written",
+                req.0,
+                util::duration(r.duration_since(f).unwrap_or_default()),
+                frozen.0
+            ),
             fix(),
         ),
         (Some(_), Some(_)) => Item::pass(name, title(name), format!("{} is not older than {}", frozen.0, req.0)),
@@ -447,7 +480,13 @@ pub fn jobs(running: &[RunningJob], sync_idle_daemon: Option<u32>) -> Item {
     }
     let list: Vec<String> = running
         .iter()
-        .map(|j| if j.detail.is_empty() { format!("{} (pid {})", j.kind, j.pid) } else { format!("{} (pid {}): {}", j.kind, j.pid, j.detail) })
+        .map(|j| {
+            if j.detail.is_empty() {
+                format!("{} (pid {})", j.kind, j.pid)
+            } else {
+                format!("{} (pid {}): {}", j.kind, j.pid, j.detail)
+            }
+        })
         .collect();
     Item::fail(name, title(name), format!("running: {}", list.join("; ")), Fix::words("wait for it to finish"))
 }
@@ -474,9 +513,12 @@ pub fn extra(e: &super::ExtraItem, outcome: &ExtraOutcome) -> Item {
             let r = if last_line.is_empty() { c } else { format!("{c}: {last_line}") };
             Item::fail(&e.name, &title, r, fix())
         }
-        ExtraOutcome::TimedOut(d) => {
-            Item::fail(&e.name, &title, format!("timed out after {} and was stopped", humantime::format_duration(*d)), fix())
-        }
+        ExtraOutcome::TimedOut(d) => Item::fail(
+            &e.name,
+            &title,
+            format!("timed out after {} and was stopped", humantime::format_duration(*d)),
+            fix(),
+        ),
         ExtraOutcome::CannotRun(why) => Item::fail(&e.name, &title, format!("cannot run it: {why}"), fix()),
     }
 }

@@ -24,7 +24,9 @@ pub fn enabled(cfg: &ExternalIpConfig, dmi_product_name: &Path) -> Result<(), St
         LookupMode::Off => Err("external_ip.lookup = \"off\"".into()),
         LookupMode::On => Ok(()),
         LookupMode::Auto if on_gce(dmi_product_name) => Ok(()),
-        LookupMode::Auto => Err("not a Google Compute Engine VM (set external_ip.lookup = \"on\" to look anyway)".into()),
+        LookupMode::Auto => {
+            Err("not a Google Compute Engine VM (set external_ip.lookup = \"on\" to look anyway)".into())
+        }
     }
 }
 
@@ -194,8 +196,8 @@ fn complete_body(raw: &[u8]) -> Result<Option<Vec<u8>>, String> {
 }
 
 fn check(raw: &[u8], body: Vec<u8>) -> Result<String, String> {
-    let status_line = String::from_utf8_lossy(&raw[..raw.iter().position(|b| *b == b'\r').unwrap_or(raw.len())])
-        .into_owned();
+    let status_line =
+        String::from_utf8_lossy(&raw[..raw.iter().position(|b| *b == b'\r').unwrap_or(raw.len())]).into_owned();
     let code: u16 = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let flavor = header(raw, "metadata-flavor");
     if flavor.as_deref() != Some("Google") {

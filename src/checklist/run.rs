@@ -98,8 +98,8 @@ mod tests {
         let pid: i32 = std::fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("a pid");
         // Gone, or a zombie waiting to be reaped by whoever inherited it.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let alive = stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with(['Z', 'X']))
-            && !stat.is_empty();
+        let alive =
+            stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with(['Z', 'X'])) && !stat.is_empty();
         assert!(!alive, "the shell's child was killed with its group");
         assert_eq!(output(Command::new("no-such-program-here"), Duration::from_secs(1)), Err(RunError::NotFound));
     }

@@ -160,7 +160,10 @@ pub fn execute(
         Decision::Allowed { overrides } => match spawn(workspace, command) {
             Ok(child) => {
                 tracing::info!(pid = child.id(), "shutdown command started");
-                (Outcome::Started { pid: child.id(), overridden: overrides.into_iter().map(|(n, _)| n).collect() }, Some(child))
+                (
+                    Outcome::Started { pid: child.id(), overridden: overrides.into_iter().map(|(n, _)| n).collect() },
+                    Some(child),
+                )
             }
             Err(e) => {
                 tracing::error!("the shutdown command could not start: {e}");
@@ -180,11 +183,18 @@ mod tests {
         let r = Report::new(
             0,
             "w".into(),
-            vec![Item::pass("a", "", "ok"), Item::fail("git", "", "2 commits not pushed", Fix::default()), Item::off("c", "", "")],
+            vec![
+                Item::pass("a", "", "ok"),
+                Item::fail("git", "", "2 commits not pushed", Fix::default()),
+                Item::off("c", "", ""),
+            ],
         );
         assert_eq!(decide(&r, &BTreeSet::new()), Decision::Refused { failing: vec!["git".into()] });
         let o = BTreeSet::from(["git".to_string(), "a".to_string()]);
-        assert_eq!(decide(&r, &o), Decision::Allowed { overrides: vec![("git".into(), "2 commits not pushed".into())] });
+        assert_eq!(
+            decide(&r, &o),
+            Decision::Allowed { overrides: vec![("git".into(), "2 commits not pushed".into())] }
+        );
         assert_eq!(redacted("gcloud stop vm --access-token-file=/x --zone z"), "gcloud stop vm … --zone z");
     }
 }

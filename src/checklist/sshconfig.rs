@@ -178,7 +178,9 @@ pub struct Edit {
 pub fn valid_host(host: &str) -> Result<(), String> {
     if host.is_empty()
         || host.starts_with('-')
-        || host.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '!' | ',' | '"' | '#' | '='))
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '!' | ',' | '"' | '#' | '='))
     {
         return Err(format!("{host:?} is not a host name (no spaces, patterns, quotes or a leading '-')"));
     }
@@ -523,7 +525,8 @@ pub fn apply(path: &Path, host: &str, ip: IpAddr, print_only: bool) -> Result<Ap
     if let (Some(old), Some(m)) = (&old, &meta) {
         let mode = m.permissions().mode() & 0o7777;
         let b = backup_path(&real);
-        replace_atomically(&b, old, mode, Some(m)).map_err(|e| format!("cannot write the backup {}: {e}", b.display()))?;
+        replace_atomically(&b, old, mode, Some(m))
+            .map_err(|e| format!("cannot write the backup {}: {e}", b.display()))?;
         backup = Some(b);
     } else if let Some(dir) = real.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         std::fs::DirBuilder::new()

@@ -95,7 +95,8 @@ fn item_lines(state: &AppState, item: &Item, width: usize, reason_lines: usize, 
         ]));
     }
     for (i, l) in wrap(&reason, text_w, reason_lines).into_iter().enumerate() {
-        let head = if i == 0 && !(titles && !item.title.is_empty()) {
+        let titled = titles && !item.title.is_empty();
+        let head = if i == 0 && !titled {
             vec![
                 Span::styled(format!("{mark} "), style),
                 Span::styled(format!("{:<name_w$}", util::ellipsize(&item.name, name_w - 1)), style),
