@@ -184,10 +184,14 @@ impl IdleConfig {
         if self.currency.chars().count() > 8 {
             out.push(("idle.currency".into(), "at most 8 characters (\"$\", \"EUR \")".into()));
         }
+        // The built-in prices name the built-in tiers; a config that replaces the tiers and
+        // keeps those prices just has no price for its tiers. Prices written in the config
+        // must name a configured tier (a typo would otherwise never apply).
+        let written = self.hourly_price != Self::default().hourly_price;
         for (tier, price) in &self.hourly_price {
             if !price.is_finite() || *price < 0.0 {
                 out.push((format!("idle.hourly_price.{tier}"), format!("must be a price of 0 or more, got {price}")));
-            } else if !tiers.iter().any(|t| &t.name == tier) {
+            } else if written && !tiers.iter().any(|t| &t.name == tier) {
                 let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
                 out.push((
                     format!("idle.hourly_price.{tier}"),
