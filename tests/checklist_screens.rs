@@ -153,8 +153,11 @@ fn shutdown_needs_every_failing_item_typed_then_a_yes() {
     );
     assert!(m.contains("still failing: training, uploads, weights, smoke"), "{m}");
     assert!(!s.checklist.confirming);
-    // `y` outside the dialog does nothing.
+    // `y` outside the dialog does nothing; ctrl-c leaves a prompt without typing `c`.
     assert_eq!(update(&mut s, key('y')), vec![]);
+    update(&mut s, key('o'));
+    update(&mut s, fx::ctrl('c'));
+    assert_eq!(s.checklist.typing, None);
     // `o` to type the rest.
     update(&mut s, key('o'));
     type_text(&mut s, "training uploads,weights smoke");

@@ -233,7 +233,13 @@ fn confirm(state: &mut AppState) -> Vec<Effect> {
 /// Keys while the checklist is open.
 pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     if let Some(typed) = state.checklist.typing.as_mut() {
+        // A control chord (ctrl-c) is not text: it leaves the prompt.
+        let control = key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL);
         match key.code {
+            _ if control => {
+                state.checklist.typing = None;
+                state.checklist.shutdown_after_typing = false;
+            }
             KeyCode::Esc => {
                 state.checklist.typing = None;
                 state.checklist.shutdown_after_typing = false;
