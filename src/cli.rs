@@ -116,6 +116,31 @@ pub enum Command {
         #[command(subcommand)]
         command: RemoteCommand,
     },
+    /// The pre-shutdown checklist: each item ✓/✗ with its reason and fix. Exit 0 when every
+    /// enabled item passes, 1 when one fails, 2 on a config error.
+    #[command(name = "shutdown-check")]
+    ShutdownCheck {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set HOST's HostName to IP in an OpenSSH client config (run it on your laptop after
+    /// the VM came back with a new external address). Every other byte of the file is
+    /// kept; a backup is written first and the file replaced atomically. Exit 0 done, 1 the
+    /// file could not be read or written, 2 bad arguments.
+    #[command(name = "ssh-config")]
+    SshConfig {
+        /// The name you `ssh` to (a `Host` entry).
+        host: String,
+        /// The VM's new external address.
+        ip: String,
+        /// The config file (default ~/.ssh/config; created with mode 0600 when missing).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// Show the change as a unified diff; write nothing.
+        #[arg(long)]
+        print: bool,
+    },
     /// Print the resolved configuration and where it came from.
     Config,
     /// The demo's simulated trainer (started by `opsconsole demo`).
@@ -279,6 +304,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             logging::init(cli.log_level.as_deref());
             let code = crate::sync::check::cli_run(&ws.root, &cfg, name.as_deref(), *init, *json);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Some(Command::ShutdownCheck { json }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            logging::init(cli.log_level.as_deref());
+            match crate::checklist::gather::cli_run(&ws, &cfg, *json) {
+                Ok(code) => Ok(ExitCode::from(code)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Some(Command::SshConfig { host, ip, file, print }) => {
+            // Runs on the laptop: no workspace, no config.
+            Ok(ExitCode::from(crate::checklist::sshconfig::cli_run(host, ip, file.as_deref(), *print)))
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;

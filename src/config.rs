@@ -28,6 +28,10 @@ pub struct Config {
     pub remotes: crate::sync::RemotesConfig,
     pub checkpoints: crate::checkpoints::CheckpointsConfig,
     pub prune: crate::checkpoints::PruneConfig,
+    pub checklist: crate::checklist::ChecklistConfig,
+    pub idle: crate::checklist::IdleConfig,
+    pub shutdown: crate::checklist::ShutdownConfig,
+    pub external_ip: crate::checklist::ExternalIpConfig,
     pub keys: KeysConfig,
 }
 
@@ -172,6 +176,9 @@ impl Config {
         out.extend(crate::sync::config::validate_remotes(&self.remotes));
         out.extend(self.checkpoints.validate());
         out.extend(self.prune.validate());
+        out.extend(self.checklist.validate());
+        out.extend(self.idle.validate(&self.gpu.tiers));
+        out.extend(self.external_ip.validate());
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

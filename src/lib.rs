@@ -4,6 +4,7 @@
 //! draws the state; `tui` owns the terminal.
 
 pub mod app;
+pub mod checklist;
 pub mod checkpoints;
 pub mod cli;
 pub mod collectors;
@@ -11,11 +12,13 @@ pub mod config;
 pub mod demo;
 pub mod disk;
 pub mod gpu;
+pub mod joblock;
 pub mod logging;
 pub mod logtail;
 pub mod procfs;
 pub mod prune;
 pub mod secrets;
+pub mod shutdown;
 pub mod status;
 pub mod sync;
 pub mod tui;

@@ -553,7 +553,12 @@ impl PruneRunner {
             }
             Effect::AutoPrune => spawn_auto(ws, cfg, tx.clone()),
             // Carried out by the loop itself.
-            Effect::Quit | Effect::TerminateProcess { .. } | Effect::SwitchLog(_) | Effect::Sync(_) => {}
+            Effect::Quit
+            | Effect::TerminateProcess { .. }
+            | Effect::SwitchLog(_)
+            | Effect::Sync(_)
+            | Effect::Checklist { .. }
+            | Effect::Shutdown { .. } => {}
         }
     }
 

@@ -30,6 +30,10 @@ pub struct StatusReport {
     pub checkpoints: Vec<crate::checkpoints::Checkpoint>,
     /// What takes the workspace's space.
     pub usage: crate::disk::usage::UsageBreakdown,
+    /// Idle now (every GPU under `idle.gpu_util_below_pct`, no training process), since
+    /// when (estimated from the boot time and the newest log or checkpoint write), and what
+    /// that cost.
+    pub idle: crate::checklist::idle::IdleStatus,
 }
 
 /// A disk with its growth and time to each level (null when not growing or no history).
@@ -52,6 +56,8 @@ impl std::ops::Deref for DiskStatus {
 pub struct HostStatus {
     pub hostname: String,
     pub uptime_seconds: u64,
+    /// The VM's external address from the metadata server (null off GCE, or when unknown).
+    pub external_ip: Option<String>,
 }
 
 /// Samples every collector once.
@@ -61,6 +67,16 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
     let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
     let (forecasts, checkpoints, usage) = crate::prune::status_extras(ws, cfg, &disks);
+    let sample = crate::gpu::GpuCollector::new(&cfg.gpu).sample(SystemTime::now());
+    let gpu = crate::gpu::GpuStatus::from_sample(&cfg.gpu, &sample, &ws.root);
+    let idle = idle_now(ws, cfg, &sample, gpu.tier.as_deref(), &checkpoints, host.boot_time_unix);
+    let external_ip = crate::checklist::metadata::enabled(
+        &cfg.external_ip,
+        std::path::Path::new(crate::checklist::metadata::DMI_PRODUCT_NAME),
+    )
+    .and_then(|()| crate::checklist::metadata::lookup(&cfg.external_ip))
+    .map(|a| a.to_string())
+    .ok();
     let disk_list = disks
         .disks
         .into_iter()
@@ -69,12 +85,16 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_string(),
         taken_unix: now,
-        host: HostStatus { uptime_seconds: now.saturating_sub(host.boot_time_unix), hostname: host.hostname },
+        host: HostStatus {
+            uptime_seconds: now.saturating_sub(host.boot_time_unix),
+            hostname: host.hostname,
+            external_ip,
+        },
         workspace: ws.root.display().to_string(),
         config_file: ws.config_path.as_ref().map(|p| p.display().to_string()),
         disks: disk_list,
         disk_errors: disks.errors,
-        gpu: crate::gpu::GpuStatus::collect(&cfg.gpu, &ws.root, SystemTime::now()),
+        gpu,
         log,
         metrics,
         sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok().map(
@@ -86,7 +106,28 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         ),
         checkpoints,
         usage,
+        idle,
     }
+}
+
+/// Idle from one sample: "since" is the newest of the boot time, the training log's last
+/// write and the newest checkpoint's.
+fn idle_now(
+    ws: &Workspace,
+    cfg: &Config,
+    sample: &crate::gpu::GpuSample,
+    tier: Option<&str>,
+    checkpoints: &[crate::checkpoints::Checkpoint],
+    boot_unix: u64,
+) -> crate::checklist::idle::IdleStatus {
+    use crate::checklist::idle;
+    let log = crate::logtail::discover::select(&ws.root, &cfg.log).filter(|l| l.exists);
+    let writer = log.as_ref().and_then(|l| crate::logtail::proc::writers_of(&l.path).ok()).map(|w| !w.is_empty());
+    let writes = checkpoints.iter().map(|c| c.mtime).chain(log.map(|l| l.modified));
+    let now = SystemTime::now();
+    let mut t = idle::IdleTracker::default();
+    t.observe(now, idle::activity(sample, writer, &cfg.idle), idle::floor(boot_unix, writes));
+    t.status(now, &cfg.idle, tier)
 }
 
 impl StatusReport {
@@ -123,6 +164,11 @@ impl StatusReport {
             out.push_str(&format!("  ! {e}\n"));
         }
         out.push_str(&self.gpu.to_text());
+        out.push_str(&match self.idle.state {
+            crate::checklist::idle::IdleState::Idle => format!("idle: {}\n", self.idle.banner_text()),
+            crate::checklist::idle::IdleState::Busy => format!("idle: no, {}\n", self.idle.reason),
+            crate::checklist::idle::IdleState::Unknown => format!("idle: unknown ({})\n", self.idle.reason),
+        });
         out.push_str(&self.log.to_text(&self.metrics));
         if let Some(sync) = &self.sync {
             out.push_str("uploads:\n");

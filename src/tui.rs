@@ -66,6 +66,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     watch_hangup(tx.clone());
     let handles = collectors.spawn(tx.clone());
     let prune = crate::prune::PruneRunner::start(&state, &tx);
+    let checklist = crate::shutdown::ChecklistRunner::start(&state, &tx);
 
     let mut terminal: DefaultTerminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
@@ -134,6 +135,9 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                         }
                         Effect::SwitchLog(path) => handles.switch_log(path),
                         Effect::Sync(cmd) => handles.sync_command(cmd),
+                        e @ (Effect::Checklist { .. } | Effect::Shutdown { .. }) => {
+                            checklist.on_effect(&e, &state, &tx)
+                        }
                         other => prune.on_effect(&other, &state, &tx),
                     }
                 }
@@ -146,6 +150,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     .await;
     handles.stop();
     prune.stop();
+    checklist.stop();
     result
 }
 

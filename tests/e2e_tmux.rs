@@ -207,3 +207,74 @@ fn without_a_terminal_the_console_says_so_in_words() {
     assert!(err.contains("the console needs a terminal to read keys from"), "{err}");
     assert!(err.contains("/dev/tty: No such device or address"), "names what was tried: {err}");
 }
+
+#[test]
+fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
+    if !Tmux::available_or_skip() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).expect("mkdir");
+    let marker = dir.path().join("shutdown-ran");
+    // A metadata server stand-in on 127.0.0.1 gives the external address.
+    let md = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let md_port = md.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in md.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 2048];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let reply = if req.contains("Metadata-Flavor: Google") {
+                "HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 12\r\n\r\n34.123.45.67"
+            } else {
+                "HTTP/1.1 403 Forbidden\r\nMetadata-Flavor: Google\r\nContent-Length: 0\r\n\r\n"
+            };
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    // Uploads off, git off; the requirements item fails (nothing frozen).
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!(
+            "[gpu]\nenabled = false\n\n[disk]\nwarn_pct = 99.0\ncritical_pct = 99.5\n\n[sync.l2]\nenabled = false\n\n\
+             [sync.l3]\nenabled = false\n\n[checklist]\ngit = false\n\n[shutdown]\ncommand = \"echo down > '{}'\"\n\n\
+             [external_ip]\nlookup = \"on\"\nurl = \"http://127.0.0.1:{md_port}/computeMetadata/v1/x\"\n",
+            marker.display()
+        ),
+    )
+    .expect("config");
+    let state = dir.path().join("state");
+    let cmd = format!("XDG_STATE_HOME={} exec {bin} -w {}", state.display(), ws.display());
+    let t = Tmux::new("checklist", 100, 30, &cmd);
+    t.wait_for("the console with the external address", |s| s.contains("Uploads") && s.contains("· 34.123.45.67"));
+    t.send(&["x"]);
+    let screen = t.wait_for("the checklist", |s| s.contains("Pre-shutdown checklist") && s.contains("✗ requirements"));
+    assert!(screen.contains("external address 34.123.45.67"), "{screen}");
+    assert!(screen.contains("1 of 5 failing: requirements"), "{screen}");
+    assert!(screen.contains("- git") && screen.contains("checklist.git = false"), "{screen}");
+    assert!(screen.contains("frozen_requirements.txt does not exist"), "{screen}");
+    t.send(&["S"]);
+    t.wait_for("the override prompt", |s| s.contains("Override (requirements), enter:"));
+    assert!(!marker.exists(), "nothing runs before the override");
+    t.send(&["-l", "requirements"]);
+    t.send(&["Enter"]);
+    t.wait_for("the last question", |s| s.contains("Shut down now with requirements overridden?"));
+    t.send(&["y"]);
+    t.wait_for("the command's end", |s| s.contains("the shutdown command finished (exit 0)"));
+    assert_eq!(std::fs::read_to_string(&marker).expect("the command ran"), "down\n");
+    // The decision and the override are in the ledger's history and the console's log.
+    let ledger = opsconsole::sync::ledger::Ledger::open(&ws).expect("ledger");
+    let ev: Vec<(String, String)> =
+        ledger.recent_events(10).expect("events").into_iter().map(|e| (e.kind, e.detail)).collect();
+    assert_eq!(ev[0].0, "shutdown", "{ev:?}");
+    assert!(ev[1].0 == "shutdown_override" && ev[1].1.starts_with("requirements overridden"), "{ev:?}");
+    let log = std::fs::read_to_string(state.join("opsconsole/opsconsole.log")).expect("the console's log");
+    assert!(log.contains("overridden by the user") && log.contains("requirements"), "{log}");
+    // Esc closes it; the console is still there.
+    t.send(&["Escape"]);
+    t.wait_for("the panels again", |s| !s.contains("Pre-shutdown checklist") && s.contains("Uploads"));
+}

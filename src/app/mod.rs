@@ -2,6 +2,7 @@
 //! from one [`Msg`] at a time, with no I/O. Effects that need I/O are returned to the loop.
 
 pub mod action;
+pub mod checklist;
 pub mod disk;
 pub mod gpu;
 pub mod jobs;
@@ -75,6 +76,8 @@ pub enum Overlay {
     UploadQueue,
     /// The prune plan screen (`p`).
     Prune,
+    /// The pre-shutdown checklist (`x`).
+    Checklist,
 }
 
 /// Everything a message can tell the app.
@@ -112,6 +115,12 @@ pub enum Msg {
     PrunePlan(Box<crate::checkpoints::PrunePlan>),
     /// Progress of the prune job.
     Prune(crate::checkpoints::PruneProgress),
+    /// A checklist gathered for [`Effect::Checklist`].
+    Checklist(Box<crate::checklist::Report>),
+    /// The shutdown runner reported.
+    Shutdown(checklist::ShutdownEvent),
+    /// The VM's external address (or why it is not known).
+    ExternalIp(Result<String, String>),
 }
 
 impl Msg {
@@ -127,7 +136,10 @@ impl Msg {
             | Msg::ProcessTerminated { .. }
             | Msg::Job(_)
             | Msg::Terminate(_)
-            | Msg::PrunePlan(_) => true,
+            | Msg::PrunePlan(_)
+            | Msg::Checklist(_)
+            | Msg::Shutdown(_)
+            | Msg::ExternalIp(_) => true,
             Msg::Disk(_)
             | Msg::Gpu(_)
             | Msg::Log(_)
@@ -160,6 +172,12 @@ pub enum Effect {
     RunPrune,
     /// Plan and run an automatic prune (a disk crossed critical; never with the override).
     AutoPrune,
+    /// Gather the checklist off the UI task (answered by [`Msg::Checklist`]); `live` also
+    /// checks copies on their remotes and runs the extra commands.
+    Checklist { live: bool },
+    /// Check every item again and, when every failing one is among `overrides`, record the
+    /// decision and run the shutdown command (answered by [`Msg::Shutdown`]).
+    Shutdown { overrides: std::collections::BTreeSet<String> },
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -179,6 +197,12 @@ pub struct AppState {
     pub uploads: UploadsPanel,
     pub jobs: Jobs,
     pub prune: prune::PruneState,
+    /// The pre-shutdown checklist screen.
+    pub checklist: checklist::ChecklistState,
+    /// Idleness, folded from GPU samples.
+    pub idle: crate::checklist::idle::IdleTracker,
+    /// The VM's external address, when it could be learned.
+    pub external_ip: Option<String>,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
     /// Shown in the header when the console runs on the throwaway demo workspace.
@@ -212,6 +236,9 @@ impl AppState {
             uploads: UploadsPanel::default(),
             jobs: Jobs::default(),
             prune: Default::default(),
+            checklist: Default::default(),
+            idle: Default::default(),
+            external_ip: None,
             notice: None,
             demo: false,
             should_quit: false,
@@ -236,7 +263,7 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
             state.now = now;
-            vec![]
+            checklist::on_tick(state)
         }
         Msg::Resize(w, h) => {
             state.size = (w, h);
@@ -253,6 +280,7 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Gpu(sample) => {
             state.gpu.apply(sample, &state.config.gpu);
+            checklist::on_gpu(state);
             vec![]
         }
         Msg::ProcessTerminated { pid, result } => gpu::on_terminated(state, pid, result),
@@ -293,6 +321,18 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             state.should_quit = true;
             vec![Effect::Quit]
         }
+        Msg::Checklist(report) => {
+            checklist::on_report(state, *report);
+            vec![]
+        }
+        Msg::Shutdown(ev) => {
+            checklist::on_shutdown(state, ev);
+            vec![]
+        }
+        Msg::ExternalIp(ip) => {
+            state.external_ip = ip.ok();
+            vec![]
+        }
         Msg::Key(key) => on_key(state, &key),
     }
 }
@@ -313,6 +353,9 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     }
     if state.overlay == Overlay::Prune {
         return prune::on_key(state, key);
+    }
+    if state.overlay == Overlay::Checklist {
+        return checklist::on_key(state, key);
     }
     if state.overlay == Overlay::ConfirmQuit {
         if state.keymap.is(key, Action::Confirm) {
@@ -445,7 +488,8 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::LogSwitch => log::on_action(state, action),
         Action::SyncNow | Action::RetryFailed | Action::CancelUpload => uploads_action(state, action),
         Action::Prune => prune::open(state),
-        // Only meaningful on the prune screen.
-        Action::IncludeUnsynced => vec![],
+        Action::Checklist => checklist::open(state),
+        // Only meaningful on the prune screen and the checklist.
+        Action::IncludeUnsynced | Action::Shutdown | Action::OverrideItem => vec![],
     }
 }

@@ -205,6 +205,10 @@ pub fn run_plan(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(PruneProgress),
 ) -> PruneReport {
+    // Seen by the pre-shutdown checklist (`jobs`) from any process while this runs.
+    let _marker = crate::joblock::hold(&ctx.workspace, "prune")
+        .map_err(|e| tracing::warn!("prune runs without its job marker: {e}"))
+        .ok();
     let todo = plan.deletions();
     let total = todo.len();
     progress(PruneProgress::Started { items: total, bytes_to_free: todo.iter().map(|i| i.freeable_bytes).sum() });

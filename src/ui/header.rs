@@ -38,7 +38,32 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
     }
-    let help = state.keymap.first_key(Action::Help).map(|k| format!("{k} help ")).unwrap_or_default();
+    let mut help = state.keymap.first_key(Action::Help).map(|k| format!("{k} help ")).unwrap_or_default();
+    if let Some((full, short)) = super::checklist::idle_banner(state) {
+        // The banner matters more than the uptime and the help hint on a narrow terminal.
+        let width = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>();
+        let room = area.width as usize;
+        let mut text = format!(" · {full}");
+        if width(&spans) + text.chars().count() + help.chars().count() > room {
+            text = format!(" · {short}");
+        }
+        if width(&spans) + text.chars().count() + help.chars().count() > room && spans.len() > 3 {
+            spans.remove(3);
+        }
+        if width(&spans) + text.chars().count() + help.chars().count() > room {
+            help.clear();
+        }
+        spans.push(Span::styled(text, Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)));
+    }
+    // The external address where it fits (after the uptime): the SSH config needs it.
+    if let Some(ip) = &state.external_ip {
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        let text = format!(" · {ip}");
+        if used + text.chars().count() + help.chars().count() < area.width as usize {
+            let at = spans.iter().position(|s| s.content.starts_with(" · up ")).map_or(spans.len().min(3), |i| i + 1);
+            spans.insert(at, Span::styled(text, base));
+        }
+    }
     let used: usize = spans.iter().map(|s| s.width()).sum();
     let pad = (area.width as usize).saturating_sub(used + help.chars().count());
     spans.push(Span::styled(" ".repeat(pad), base));

@@ -1,6 +1,7 @@
 //! Drawing. `render` is a pure function of [`AppState`]: it reads, never changes, and does
 //! no I/O. One file per panel or screen.
 
+mod checklist;
 mod disk;
 mod footer;
 mod gpu;
@@ -73,6 +74,7 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::ConfirmKill { .. } => gpu::confirm_kill(state, frame, area),
         Overlay::UploadQueue => uploads::queue(state, frame, area),
         Overlay::Prune => prune::render_plan(state, frame, body),
+        Overlay::Checklist => checklist::render(state, frame, body),
     }
 }
 
