@@ -815,6 +815,11 @@ impl Coordinator {
                 self.once_taken.insert(ready.path.clone());
             }
             let weights = is_weights(&ready.path);
+            // The MD5 only for a file one of whose levels stores into a remote that
+            // confirms by MD5 (Drive); local and Hub copies are verified by SHA-256.
+            let with_md5 = self.routes(&ready.path, ready.size).iter().any(|(level, _)| {
+                self.levels.iter().any(|l| l.name == level.as_str() && l.remote.as_ref().is_some_and(|r| r.wants_md5()))
+            });
             self.hashing.spawn_blocking(move || {
                 // The contents decide too: a key under an innocent name never leaves. Text
                 // is read whole (a log may print a token anywhere); weights by their start.
@@ -827,7 +832,7 @@ impl Coordinator {
                 // hashed (and stored) up to the size it settled at.
                 let r = match finding {
                     Some(finding) => Ok(Hashed::Secret(finding)),
-                    None => super::hash::digest_prefix(&path, ready.size).map(Hashed::Digests),
+                    None => super::hash::digest_prefix(&path, ready.size, with_md5).map(Hashed::Digests),
                 };
                 (ready, r)
             });
@@ -864,7 +869,7 @@ impl Coordinator {
                         let out = db(&self.ledger, move |l| {
                             let r: Vec<(&str, &str)> = routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                             l.release_withheld(&rel)?;
-                            l.track(&rel, ready.size, ready.mtime_ns, &digests.sha256, Some(&digests.md5), &r, now)
+                            l.track(&rel, ready.size, ready.mtime_ns, &digests.sha256, digests.md5.as_deref(), &r, now)
                         })
                         .await?;
                         self.ledger_ok();

@@ -1,8 +1,11 @@
 //! `LocalRemote`: a level stored in a folder (a second disk, a Colab Drive mount, a
 //! gcsfuse bucket). Uploads go to a partial file under `.opsconsole-partial/`, are fsynced
-//! and renamed into place; an interrupted copy resumes; checksums are SHA-256 read back
-//! from the stored file (remembered by the stored file's device, inode, size, mtime and
-//! ctime, see [`super::sums`]).
+//! and renamed into place; an interrupted copy resumes. One read of the source serves the
+//! copy and the SHA-256 of the bytes written, which must be the version's SHA-256; on a
+//! local filesystem that checksum is remembered for the stored file's device, inode, size,
+//! mtime and ctime ([`super::sums`]), so verifying it costs a `stat` until the file changes.
+//! Otherwise (a network or FUSE mount, no remembered checksum, `sync --verify`) the stored
+//! file is read back and hashed.
 //!
 //! The folder must be the remote, and a real other place: its root is never created by a
 //! sync, it must carry the identity marker of this remote and this workspace (written by
@@ -339,15 +342,6 @@ impl LocalRemote {
         RemoteError::from_io(e, &self.name, place)
     }
 
-    /// A kernel copy failed: a full or read-only destination is the remote's problem,
-    /// anything else is reported against both ends.
-    fn copy_err(&self, e: &io::Error, source: &Path, part: &Path) -> RemoteError {
-        match e.raw_os_error() {
-            Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EPERM) => self.io_err(e, part),
-            _ => RemoteError::transient(format!("copying {} to remote '{}': {e}", source.display(), self.name)),
-        }
-    }
-
     fn resume_blocking(&self, key: &str, sha256: &str, session: Option<&str>) -> Result<ResumePoint, RemoteError> {
         self.key_path(key)?;
         self.place_ok()?;
@@ -365,11 +359,13 @@ impl LocalRemote {
         Ok(ResumePoint { offset: 0, session: Some(sha256.to_string()) })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn upload_blocking(
         &self,
         key: &str,
         source: &Path,
         size: u64,
+        sha256: &str,
         offset: u64,
         ctx: &TransferCtx,
     ) -> Result<UploadReceipt, RemoteError> {
@@ -379,14 +375,14 @@ impl LocalRemote {
         let part_dir = self.root.join(PARTIAL_DIR);
         fs::create_dir_all(&part_dir).map_err(|e| self.io_err(&e, &part_dir))?;
 
-        let mut src = File::open(source).map_err(|e| source_err(&e, source))?;
+        let src = File::open(source).map_err(|e| source_err(&e, source))?;
         let src_len = src.metadata().map_err(|e| source_err(&e, source))?.len();
         // A file that only grew (a log being appended) is stored as the prefix that was
         // hashed: a consistent snapshot. One that shrank has changed.
         if src_len < size {
             return Err(changed(source));
         }
-        let mut out = OpenOptions::new()
+        let out = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -394,64 +390,65 @@ impl LocalRemote {
             .open(&part)
             .map_err(|e| self.io_err(&e, &part))?;
         let have = out.metadata().map_err(|e| self.io_err(&e, &part))?.len();
-        let offset = if offset > size || have < offset { 0 } else { offset };
-        out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
-        out.seek(SeekFrom::Start(offset)).map_err(|e| self.io_err(&e, &part))?;
-        src.seek(SeekFrom::Start(offset)).map_err(|e| source_err(&e, source))?;
-        // Exactly `size` bytes: a log that grew since it was hashed is stored as the
-        // hashed prefix. The checksum is checked by the engine's verify (stat reads the
-        // stored file back), which also catches a source that changed during the copy.
-        let mut done = offset;
-        ctx.advance_blocking(done, 0)?;
-        let mut kernel_copy = true;
-        let mut buf = Vec::new();
-        while done < size {
-            let want = (size - done).min(CHUNK as u64) as usize;
-            let n = if kernel_copy {
-                match copy_range(&src, &out, want) {
-                    Ok(n) => n,
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP)
-                        ) =>
-                    {
-                        // Another filesystem (a FUSE mount, an older kernel): copy through
-                        // user space from where the kernel copy stopped.
-                        kernel_copy = false;
-                        continue;
-                    }
-                    Err(e) => return Err(self.copy_err(&e, source, &part)),
+        let mut offset = if offset > size || have < offset { 0 } else { offset };
+        // The SHA-256 of the stored bytes, taken as they are written: first what a killed
+        // upload left (read back once), then each piece on its way to the disk.
+        let mut sha = Sha256::new();
+        if offset > 0 {
+            match hash::hash_reader((&out).take(offset), &mut sha) {
+                Ok(n) if n == offset => {}
+                _ => {
+                    sha = Sha256::new();
+                    offset = 0;
                 }
-            } else {
-                buf.resize(want, 0);
-                let n = loop {
-                    match src.read(&mut buf[..want]) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(source_err(&e, source)),
-                    }
-                };
-                out.write_all(&buf[..n]).map_err(|e| self.io_err(&e, &part))?;
-                n
-            };
-            if n == 0 {
-                // The source shrank below the size that was hashed.
-                drop(out);
-                let _ = fs::remove_file(&part);
-                return Err(changed(source));
             }
-            done += n as u64;
-            ctx.advance_blocking(done, n as u64)?;
+        }
+        out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
+        ctx.advance_blocking(offset, 0)?;
+        // Exactly `size` bytes: a log that grew since it was hashed is stored as the
+        // hashed prefix.
+        let sha = copy_hashed(&src, &out, offset, size, sha, |done, n| ctx.advance_blocking(done, n)).map_err(|e| {
+            match e {
+                CopyError::Read(e) => source_err(&e, source),
+                CopyError::Write(e) => self.io_err(&e, &part),
+                CopyError::Stopped(e) => e,
+                CopyError::Short => {
+                    // The source shrank below the size that was hashed.
+                    let _ = fs::remove_file(&part);
+                    changed(source)
+                }
+            }
+        })?;
+        if hex(&sha.finalize()) != sha256 {
+            // The source is not the version that was hashed any more (or what a killed
+            // upload left was damaged): it is hashed again and sent whole.
+            drop(out);
+            let _ = fs::remove_file(&part);
+            return Err(changed(source));
         }
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
-        drop(out);
+        let written = out.metadata().map(|m| FileKey::of(&m)).ok();
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| self.io_err(&e, parent))?;
         }
         fs::rename(&part, &dest).map_err(|e| self.io_err(&e, &dest))?;
         if let Some(parent) = dest.parent() {
             sync_dir(parent);
+        }
+        // The bytes now on the disk are the ones hashed on their way there and fsynced:
+        // remember their SHA-256 by the stored file's identity, so the verification that
+        // follows (and every later one, prune's included) costs a `stat` while the file is
+        // unchanged. Only on filesystems whose reads are served by this kernel's page
+        // cache; on a network or FUSE mount (gcsfuse, a Drive mount) the first
+        // verification reads the copy back through the mount.
+        if let (Some(c), Some(before), Ok(now)) = (&self.opts.sums, written, out.metadata())
+            && local_filesystem(&out)
+        {
+            let now = FileKey::of(&now);
+            // Renaming moves the ctime; anything else (another writer) refuses the shortcut.
+            if (now.dev, now.ino, now.size, now.mtime_ns) == (before.dev, before.ino, size, before.mtime_ns) {
+                c.put(&dest, &now, sha256);
+            }
         }
         Ok(UploadReceipt { remote_id: key.to_string() })
     }
@@ -670,16 +667,22 @@ impl LocalRemote {
         let ctx = TransferCtx::default();
         let stored = self
             .resume_blocking(&key, &sha, None)
-            .and_then(|rp| self.upload_blocking(&key, &src, bytes.len() as u64, rp.offset, &ctx));
+            .and_then(|rp| self.upload_blocking(&key, &src, bytes.len() as u64, &sha, rp.offset, &ctx));
         if let Err(e) = stored {
             steps.push(CheckStep::fail("writable", e.message, e.fix.unwrap_or_default()));
             return steps;
         }
         steps.push(CheckStep::pass("writable", format!("stored {} bytes", bytes.len())));
-        let read = self.stat_blocking(&key);
+        // Read back through the mount for real (not from remembered checksums): this is
+        // the step that shows the place keeps what it is given.
+        let read = self.key_path(&key).and_then(|p| match hash::sha256_file(&p) {
+            Ok(sha) => Ok(Some((fs::metadata(&p).map(|m| m.len()).unwrap_or(0), sha))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_err(&e, &p)),
+        });
         let deleted = self.delete_blocking(&key);
         match read {
-            Ok(Some(obj)) if obj.size == bytes.len() as u64 && obj.sha256.as_deref() == Some(sha.as_str()) => {
+            Ok(Some((size, got))) if size == bytes.len() as u64 && got == sha => {
                 steps.push(CheckStep::pass("probe reads back", "same size and SHA-256"))
             }
             Ok(_) => {
@@ -719,24 +722,149 @@ impl LocalRemote {
     }
 }
 
-/// One `copy_file_range` step between the current offsets of two files (the kernel copies;
-/// nothing passes through user space). Returns the bytes copied, 0 at the source's end.
-fn copy_range(src: &File, out: &File, len: usize) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    loop {
-        // SAFETY: both descriptors are open files we own; null offsets mean "use and
-        // advance the files' own offsets".
-        let n = unsafe {
-            libc::copy_file_range(src.as_raw_fd(), std::ptr::null_mut(), out.as_raw_fd(), std::ptr::null_mut(), len, 0)
+/// Why [`copy_hashed`] stopped.
+enum CopyError {
+    /// Reading the source failed.
+    Read(io::Error),
+    /// Writing the copy failed.
+    Write(io::Error),
+    /// The source ended before `to`: it shrank.
+    Short,
+    /// Cancelled (or the transfer context refused to go on).
+    Stopped(RemoteError),
+}
+
+/// Bytes per piece and pieces in flight of [`copy_hashed`] (12 MiB in all).
+const PIECE: usize = 2 << 20;
+const PIECES: usize = 6;
+/// Start the disk writing the copy every this many bytes, so the final `fsync` has
+/// little left to wait for.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// Copy bytes `from..to` of `src` to the same offsets of `out`, feeding them into `sha` on
+/// their way: one read of the source serves both the copy and the checksum of what was
+/// written. Three stages, each on its own thread, pieces recycled: a reader (`pread`),
+/// this thread writing (`pwrite`, and every [`WRITEBACK_EVERY`] bytes asking the kernel to
+/// start writing them to the disk), and a hasher. `step(done, n)` is called after each
+/// piece is written (progress, bandwidth cap, cancel).
+fn copy_hashed(
+    src: &File,
+    out: &File,
+    from: u64,
+    to: u64,
+    mut sha: Sha256,
+    mut step: impl FnMut(u64, u64) -> Result<(), RemoteError>,
+) -> Result<Sha256, CopyError> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::mpsc;
+    std::thread::scope(|s| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIECES);
+        let (hash_tx, hash_rx) = mpsc::sync_channel::<Vec<u8>>(PIECES);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        for _ in 0..PIECES {
+            let _ = empty_tx.send(Vec::with_capacity(PIECE));
+        }
+        s.spawn(move || {
+            let mut pos = from;
+            while pos < to {
+                let Ok(mut buf) = empty_rx.recv() else { return };
+                let want = (to - pos).min(PIECE as u64) as usize;
+                buf.resize(want, 0);
+                let mut filled = 0;
+                while filled < want {
+                    match src.read_at(&mut buf[filled..], pos + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                buf.truncate(filled);
+                if filled == 0 || full_tx.send(Ok(buf)).is_err() || filled < want {
+                    return;
+                }
+                pos += filled as u64;
+            }
+        });
+        let hasher = s.spawn(move || {
+            while let Ok(buf) = hash_rx.recv() {
+                sha.update(&buf);
+                // The reader may be done: every piece sent here is still hashed.
+                let _ = empty_tx.send(buf);
+            }
+            sha
+        });
+        let mut done = from;
+        let mut started = from;
+        let result = loop {
+            if done >= to {
+                break Ok(());
+            }
+            let buf = match full_rx.recv() {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => break Err(CopyError::Read(e)),
+                // The reader stopped early: the source ended.
+                Err(_) => break Err(CopyError::Short),
+            };
+            if let Err(e) = out.write_all_at(&buf, done) {
+                break Err(CopyError::Write(e));
+            }
+            let n = buf.len() as u64;
+            done += n;
+            if hash_tx.send(buf).is_err() {
+                break Err(CopyError::Write(io::Error::other("the hashing thread stopped")));
+            }
+            if done - started >= WRITEBACK_EVERY || done >= to {
+                start_writeback(out, started, done - started);
+                started = done;
+            }
+            if let Err(e) = step(done, n) {
+                break Err(CopyError::Stopped(e));
+            }
         };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+        drop(hash_tx);
+        drop(full_rx);
+        let sha = hasher.join().map_err(|_| CopyError::Write(io::Error::other("the hashing thread panicked")))?;
+        result.map(|()| sha)
+    })
+}
+
+/// Ask the kernel to start writing these bytes of `f` to its disk now (not waiting for
+/// them): the copy and the disk work side by side, and the `fsync` at the end finds most
+/// of it done. A hint only: errors are ignored (`fsync` reports any that matter).
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is an open file we own; the call only starts writeback.
+    let _ = unsafe {
+        libc::sync_file_range(f.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
+/// Is `f` on a filesystem whose reads this kernel serves from its own page cache and
+/// block device (ext4, XFS, btrfs, tmpfs, F2FS, ZFS, bcachefs, overlay)? Not on a
+/// network or FUSE mount, whose stored object may differ from what was written here.
+fn local_filesystem(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const LOCAL: [i64; 9] = [
+        0xEF53,     // ext2/3/4
+        0x5846_5342, // XFS
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0xF2F5_2010, // F2FS
+        0x2FC1_2FC1, // ZFS
+        0xCA45_1A4E, // bcachefs
+        0x794C_7630, // overlay
+        0x8584_58F6, // ramfs
+    ];
+    // SAFETY: fstatfs fills the zeroed struct we pass; the descriptor is an open file.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) };
+    #[allow(clippy::unnecessary_cast)]
+    let kind = st.f_type as i64;
+    rc == 0 && LOCAL.contains(&kind)
 }
 
 fn source_err(e: &io::Error, source: &Path) -> RemoteError {
@@ -798,9 +926,9 @@ impl Remote for LocalRemote {
     ) -> BoxFut<'a, Result<UploadReceipt, RemoteError>> {
         let me = self.clone();
         let ctx = ctx.clone();
-        let (key, source) = (req.key.to_string(), req.source.to_path_buf());
+        let (key, source, sha) = (req.key.to_string(), req.source.to_path_buf(), req.sha256.to_string());
         let (size, offset) = (req.size, req.resume.offset);
-        Box::pin(blocking(move || me.upload_blocking(&key, &source, size, offset, &ctx)))
+        Box::pin(blocking(move || me.upload_blocking(&key, &source, size, &sha, offset, &ctx)))
     }
 
     fn stat<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<RemoteObject>, RemoteError>> {
@@ -958,11 +1086,12 @@ mod tests {
         let src = dir.path().join("a.log");
         std::fs::write(&src, b"hello world").expect("write");
         let remote = ready("bk", dir.path().join("remote"));
+        let hello = hex(&Sha256::digest(b"hello"));
         let req = |key, size| UploadRequest {
             key,
             source: &src,
             size,
-            sha256: "x",
+            sha256: &hello,
             md5: None,
             resume: ResumePoint { offset: 0, session: None },
         };
@@ -1127,5 +1256,106 @@ mod tests {
         let now = r.stat("a.pt").await.expect("stat").expect("there");
         assert_eq!(now.size, 100_000);
         assert_ne!(now.sha256, good, "the remembered checksum was trusted for changed bytes");
+    }
+
+    /// Bytes this thread has read through `read`-like calls so far.
+    fn thread_rchar() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").expect("/proc/thread-self/io");
+        io.lines().find_map(|l| l.strip_prefix("rchar: ")).and_then(|v| v.trim().parse().ok()).expect("rchar")
+    }
+
+    fn with_sums(dir: &Path) -> LocalRemote {
+        let root = dir.join("r");
+        std::fs::create_dir(&root).expect("mkdir");
+        let r = LocalRemote::with_options(
+            "bk",
+            &root,
+            LocalOptions { sums: Some(SumCache::new(dir.join("sums.sqlite"))), ..LocalOptions::default() },
+        );
+        assert!(r.init_blocking().iter().all(|s| s.ok));
+        r
+    }
+
+    #[test]
+    fn the_copy_is_hashed_on_its_way_and_verified_by_a_stat_until_it_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(8 << 20);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let sha = hex(&Sha256::digest(&bytes));
+        let ctx = TransferCtx::default();
+        r.upload_blocking("ck/a.pt", &src, bytes.len() as u64, &sha, 0, &ctx).expect("upload");
+        let stored = r.root().join("ck/a.pt");
+        assert_eq!(std::fs::read(&stored).expect("read"), bytes);
+        let local = local_filesystem(&File::open(&stored).expect("open"));
+
+        let before = thread_rchar();
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        let read = thread_rchar() - before;
+        assert_eq!((obj.size, obj.sha256.as_deref()), (bytes.len() as u64, Some(sha.as_str())));
+        if local {
+            assert!(read < 1 << 20, "verifying a copy just written read {read} bytes");
+        } else {
+            assert!(read >= bytes.len() as u64, "on this filesystem the copy is read back");
+        }
+
+        // Changed behind our back, mtime restored: read again, and the change is seen.
+        let mtime = std::fs::metadata(&stored).and_then(|m| m.modified()).expect("mtime");
+        {
+            let mut f = OpenOptions::new().write(true).open(&stored).expect("open");
+            f.seek(SeekFrom::Start(4 << 20)).expect("seek");
+            f.write_all(b"flipped").expect("write");
+            f.set_modified(mtime).expect("mtime back");
+        }
+        let before = thread_rchar();
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        assert!(thread_rchar() - before >= bytes.len() as u64, "a changed copy is read back");
+        assert_ne!(obj.sha256.as_deref(), Some(sha.as_str()), "and its change is seen");
+        // Deleted behind our back: gone.
+        std::fs::remove_file(&stored).expect("rm");
+        assert!(r.stat_blocking("ck/a.pt").expect("stat").is_none());
+        // Replaced by another file of the same size: another inode, read again.
+        let other = data(8 << 20).into_iter().map(|b| b ^ 1).collect::<Vec<u8>>();
+        r.upload_blocking("ck/a.pt", &src, bytes.len() as u64, &sha, 0, &ctx).expect("upload again");
+        std::fs::write(dir.path().join("other"), &other).expect("write");
+        std::fs::rename(dir.path().join("other"), &stored).expect("replace");
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        assert_eq!(obj.sha256, Some(hex(&Sha256::digest(&other))));
+    }
+
+    #[test]
+    fn a_source_that_is_not_the_hashed_version_is_not_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(3 * PIECE + 11);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let sha = hex(&Sha256::digest(&bytes));
+        // Rewritten in place after it was hashed, same size.
+        let mut changed_bytes = bytes.clone();
+        changed_bytes[PIECE + 3] ^= 0xff;
+        std::fs::write(&src, &changed_bytes).expect("rewrite");
+        let err = r.upload_blocking("a.pt", &src, bytes.len() as u64, &sha, 0, &TransferCtx::default()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SourceChanged, "{err}");
+        assert!(!r.root().join("a.pt").exists(), "nothing stored");
+        assert!(!r.partial_path("a.pt").exists(), "no partial left");
+
+        // A partial left by a killed upload that does not hold the version's bytes: found
+        // out when the copy ends, thrown away, and the next attempt starts at 0.
+        std::fs::write(&src, &bytes).expect("write");
+        std::fs::create_dir_all(r.root().join(PARTIAL_DIR)).expect("mkdir");
+        let mut bad = bytes[..PIECE].to_vec();
+        bad[10] ^= 1;
+        std::fs::write(r.partial_path("a.pt"), &bad).expect("partial");
+        let err = r
+            .upload_blocking("a.pt", &src, bytes.len() as u64, &sha, PIECE as u64, &TransferCtx::default())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SourceChanged, "{err}");
+        assert!(!r.partial_path("a.pt").exists());
+        let rp = r.resume_blocking("a.pt", &sha, Some(&sha)).expect("rp");
+        assert_eq!(rp.offset, 0);
+        r.upload_blocking("a.pt", &src, bytes.len() as u64, &sha, rp.offset, &TransferCtx::default()).expect("upload");
+        assert_eq!(std::fs::read(r.root().join("a.pt")).expect("read"), bytes);
     }
 }

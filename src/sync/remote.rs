@@ -355,6 +355,15 @@ pub trait Remote: Send + Sync {
         Box::pin(async { Vec::new() })
     }
 
+    /// This remote confirms a stored copy by the MD5 of its bytes (Drive's `md5Checksum`),
+    /// so the engine's hash pass takes the MD5 of files routed here as well as their
+    /// SHA-256 ([`UploadRequest::md5`]). The default, `false`, spares every other file the
+    /// MD5 (it costs about three times the SHA-256): local and Hub copies are verified by
+    /// SHA-256 alone.
+    fn wants_md5(&self) -> bool {
+        false
+    }
+
     /// Stored on the same filesystem as what it protects, allowed by `same_disk = true`:
     /// the level is shown as "same disk: not a backup".
     fn same_disk(&self) -> bool {
