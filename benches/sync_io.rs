@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use opsconsole::sync::hash::{digest_prefix, sha256_file};
 use opsconsole::sync::local::{LocalOptions, LocalRemote};
-use opsconsole::sync::sums::SumCache;
 use opsconsole::sync::remote::{Remote, ResumePoint, TransferCtx, UploadRequest};
+use opsconsole::sync::sums::SumCache;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -49,7 +49,10 @@ fn main() {
                 let remote = LocalRemote::with_options(
                     "bench",
                     *dir,
-                    LocalOptions { sums: Some(SumCache::new(Path::new(dir).join("sums.sqlite"))), ..Default::default() },
+                    LocalOptions {
+                        sums: Some(SumCache::new(Path::new(dir).join("sums.sqlite"))),
+                        ..Default::default()
+                    },
                 );
                 // A remote folder must carry its identity marker (what `remote check --init` writes).
                 assert!(remote.init_blocking().iter().all(|s| s.ok), "remote set up");
@@ -119,6 +122,9 @@ fn engine(file: &Path, dir: &Path, sha: &str) {
                 .await
                 .expect("confirmed within 10 minutes")
                 .expect("engine running");
+            if std::env::var_os("SYNC_IO_TRACE").is_some() {
+                eprintln!("{:8.3} {ev:?}", t0.elapsed().as_secs_f64() - settle);
+            }
             match ev {
                 SyncEvent::Queued { path, .. } if path == rel => queued = Some(t0.elapsed().as_secs_f64() - settle),
                 SyncEvent::Confirmed { path, already_there, .. } if path == rel => {

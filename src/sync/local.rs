@@ -61,6 +61,16 @@ pub struct LocalRemote {
     name: String,
     root: PathBuf,
     opts: Arc<LocalOptions>,
+    /// Partial copies made while the engine's hash pass read their source, by key: the
+    /// version's SHA-256 and the partial file's identity once it was fsynced.
+    staged: Arc<std::sync::Mutex<std::collections::HashMap<String, Staged>>>,
+}
+
+/// A partial copy written by the hash pass ([`LocalRemote::stage_sink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Staged {
+    sha256: String,
+    part: FileKey,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -80,7 +90,7 @@ impl LocalRemote {
     }
 
     pub fn with_options(name: impl Into<String>, root: impl Into<PathBuf>, opts: LocalOptions) -> Self {
-        Self { name: name.into(), root: root.into(), opts: Arc::new(opts) }
+        Self { name: name.into(), root: root.into(), opts: Arc::new(opts), staged: Arc::default() }
     }
 
     /// The protected folder whose filesystem the root is on, if any (device numbers
@@ -342,10 +352,49 @@ impl LocalRemote {
         RemoteError::from_io(e, &self.name, place)
     }
 
+    fn staged(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Staged>> {
+        self.staged.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The partial copy of `key` is the one the hash pass wrote for this version and
+    /// fsynced, untouched since (same device, inode, size, mtime and ctime).
+    fn staged_for(&self, key: &str, sha256: &str, part: &fs::Metadata) -> bool {
+        self.staged().get(key).is_some_and(|s| s.sha256 == sha256 && s.part == FileKey::of(part))
+    }
+
+    /// The hash pass's copy: the partial file, truncated, written piece by piece as the
+    /// source is read (the disk asked to start writing as it goes), fsynced and
+    /// remembered when the source's SHA-256 is known.
+    fn stage_blocking(&self, key: &str, size: u64) -> Option<LocalStage> {
+        self.key_path(key).ok()?;
+        self.place_ok().ok()?;
+        let part_dir = self.root.join(PARTIAL_DIR);
+        fs::create_dir_all(&part_dir).ok()?;
+        self.staged().remove(key);
+        let part = self.partial_path(key);
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&part).ok()?;
+        Some(LocalStage {
+            remote: self.clone(),
+            key: key.to_string(),
+            part,
+            file: Some(file),
+            size,
+            written: 0,
+            started: 0,
+            kept: false,
+        })
+    }
+
     fn resume_blocking(&self, key: &str, sha256: &str, session: Option<&str>) -> Result<ResumePoint, RemoteError> {
         self.key_path(key)?;
         self.place_ok()?;
         let part = self.partial_path(key);
+        // Copied whole while the hash pass read the source: nothing left to send.
+        if let Ok(meta) = fs::metadata(&part)
+            && self.staged_for(key, sha256, &meta)
+        {
+            return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
+        }
         if session == Some(sha256)
             && let Ok(meta) = fs::metadata(&part)
         {
@@ -389,43 +438,50 @@ impl LocalRemote {
             .truncate(false)
             .open(&part)
             .map_err(|e| self.io_err(&e, &part))?;
-        let have = out.metadata().map_err(|e| self.io_err(&e, &part))?.len();
-        let mut offset = if offset > size || have < offset { 0 } else { offset };
-        // The SHA-256 of the stored bytes, taken as they are written: first what a killed
-        // upload left (read back once), then each piece on its way to the disk.
-        let mut sha = Sha256::new();
-        if offset > 0 {
-            match hash::hash_reader((&out).take(offset), &mut sha) {
-                Ok(n) if n == offset => {}
-                _ => {
-                    sha = Sha256::new();
-                    offset = 0;
+        let meta = out.metadata().map_err(|e| self.io_err(&e, &part))?;
+        let have = meta.len();
+        if offset == size && have == size && self.staged_for(key, sha256, &meta) {
+            // Written whole, and hashed to this version's SHA-256, by the hash pass.
+            ctx.advance_blocking(size, 0)?;
+        } else {
+            let mut offset = if offset > size || have < offset { 0 } else { offset };
+            // The SHA-256 of the stored bytes, taken as they are written: first what a
+            // killed upload left (read back once), then each piece on its way to the disk.
+            let mut sha = Sha256::new();
+            if offset > 0 {
+                match hash::hash_reader((&out).take(offset), &mut sha) {
+                    Ok(n) if n == offset => {}
+                    _ => {
+                        sha = Sha256::new();
+                        offset = 0;
+                    }
                 }
             }
-        }
-        out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
-        ctx.advance_blocking(offset, 0)?;
-        // Exactly `size` bytes: a log that grew since it was hashed is stored as the
-        // hashed prefix.
-        let sha = copy_hashed(&src, &out, offset, size, sha, |done, n| ctx.advance_blocking(done, n)).map_err(|e| {
-            match e {
-                CopyError::Read(e) => source_err(&e, source),
-                CopyError::Write(e) => self.io_err(&e, &part),
-                CopyError::Stopped(e) => e,
-                CopyError::Short => {
-                    // The source shrank below the size that was hashed.
-                    let _ = fs::remove_file(&part);
-                    changed(source)
-                }
+            out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
+            ctx.advance_blocking(offset, 0)?;
+            // Exactly `size` bytes: a log that grew since it was hashed is stored as the
+            // hashed prefix.
+            let sha = copy_hashed(&src, &out, offset, size, sha, |done, n| ctx.advance_blocking(done, n)).map_err(
+                |e| match e {
+                    CopyError::Read(e) => source_err(&e, source),
+                    CopyError::Write(e) => self.io_err(&e, &part),
+                    CopyError::Stopped(e) => e,
+                    CopyError::Short => {
+                        // The source shrank below the size that was hashed.
+                        let _ = fs::remove_file(&part);
+                        changed(source)
+                    }
+                },
+            )?;
+            if hex(&sha.finalize()) != sha256 {
+                // The source is not the version that was hashed any more (or what a killed
+                // upload left was damaged): it is hashed again and sent whole.
+                drop(out);
+                let _ = fs::remove_file(&part);
+                return Err(changed(source));
             }
-        })?;
-        if hex(&sha.finalize()) != sha256 {
-            // The source is not the version that was hashed any more (or what a killed
-            // upload left was damaged): it is hashed again and sent whole.
-            drop(out);
-            let _ = fs::remove_file(&part);
-            return Err(changed(source));
         }
+        self.staged().remove(key);
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
         let written = out.metadata().map(|m| FileKey::of(&m)).ok();
         if let Some(parent) = dest.parent() {
@@ -734,102 +790,131 @@ enum CopyError {
     Stopped(RemoteError),
 }
 
-/// Bytes per piece and pieces in flight of [`copy_hashed`] (12 MiB in all).
-const PIECE: usize = 2 << 20;
-const PIECES: usize = 6;
-/// Start the disk writing the copy every this many bytes, so the final `fsync` has
-/// little left to wait for.
+/// Start the disk writing a copy every this many bytes, so the final `fsync` has little
+/// left to wait for.
 const WRITEBACK_EVERY: u64 = 32 << 20;
 
 /// Copy bytes `from..to` of `src` to the same offsets of `out`, feeding them into `sha` on
 /// their way: one read of the source serves both the copy and the checksum of what was
-/// written. Three stages, each on its own thread, pieces recycled: a reader (`pread`),
-/// this thread writing (`pwrite`, and every [`WRITEBACK_EVERY`] bytes asking the kernel to
-/// start writing them to the disk), and a hasher. `step(done, n)` is called after each
-/// piece is written (progress, bandwidth cap, cancel).
+/// written. Reading, writing (`pwrite`, and every [`WRITEBACK_EVERY`] bytes asking the
+/// kernel to start writing them to the disk) and hashing each run on a thread of their
+/// own ([`hash::pipeline`]). `step(done, n)` is called after each piece is written
+/// (progress, bandwidth cap, cancel).
 fn copy_hashed(
     src: &File,
     out: &File,
     from: u64,
     to: u64,
     mut sha: Sha256,
-    mut step: impl FnMut(u64, u64) -> Result<(), RemoteError>,
+    mut step: impl FnMut(u64, u64) -> Result<(), RemoteError> + Send,
 ) -> Result<Sha256, CopyError> {
     use std::os::unix::fs::FileExt;
-    use std::sync::mpsc;
-    std::thread::scope(|s| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIECES);
-        let (hash_tx, hash_rx) = mpsc::sync_channel::<Vec<u8>>(PIECES);
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
-        for _ in 0..PIECES {
-            let _ = empty_tx.send(Vec::with_capacity(PIECE));
+    let mut done = from;
+    let mut started = from;
+    let mut failed: Option<CopyError> = None;
+    let mut write = |b: &[u8]| {
+        if let Err(e) = out.write_all_at(b, done) {
+            failed = Some(CopyError::Write(e));
+            return false;
         }
-        s.spawn(move || {
-            let mut pos = from;
-            while pos < to {
-                let Ok(mut buf) = empty_rx.recv() else { return };
-                let want = (to - pos).min(PIECE as u64) as usize;
-                buf.resize(want, 0);
-                let mut filled = 0;
-                while filled < want {
-                    match src.read_at(&mut buf[filled..], pos + filled as u64) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = full_tx.send(Err(e));
-                            return;
-                        }
-                    }
-                }
-                buf.truncate(filled);
-                if filled == 0 || full_tx.send(Ok(buf)).is_err() || filled < want {
-                    return;
-                }
-                pos += filled as u64;
-            }
-        });
-        let hasher = s.spawn(move || {
-            while let Ok(buf) = hash_rx.recv() {
-                sha.update(&buf);
-                // The reader may be done: every piece sent here is still hashed.
-                let _ = empty_tx.send(buf);
-            }
-            sha
-        });
-        let mut done = from;
-        let mut started = from;
-        let result = loop {
-            if done >= to {
-                break Ok(());
-            }
-            let buf = match full_rx.recv() {
-                Ok(Ok(b)) => b,
-                Ok(Err(e)) => break Err(CopyError::Read(e)),
-                // The reader stopped early: the source ended.
-                Err(_) => break Err(CopyError::Short),
-            };
-            if let Err(e) = out.write_all_at(&buf, done) {
-                break Err(CopyError::Write(e));
-            }
-            let n = buf.len() as u64;
-            done += n;
-            if hash_tx.send(buf).is_err() {
-                break Err(CopyError::Write(io::Error::other("the hashing thread stopped")));
-            }
-            if done - started >= WRITEBACK_EVERY || done >= to {
-                start_writeback(out, started, done - started);
-                started = done;
-            }
-            if let Err(e) = step(done, n) {
-                break Err(CopyError::Stopped(e));
-            }
-        };
-        drop(hash_tx);
-        drop(full_rx);
-        let sha = hasher.join().map_err(|_| CopyError::Write(io::Error::other("the hashing thread panicked")))?;
-        result.map(|()| sha)
-    })
+        done += b.len() as u64;
+        if done - started >= WRITEBACK_EVERY || done >= to {
+            start_writeback(out, started, done - started);
+            started = done;
+        }
+        if let Err(e) = step(done, b.len() as u64) {
+            failed = Some(CopyError::Stopped(e));
+            return false;
+        }
+        true
+    };
+    let mut hash = |b: &[u8]| {
+        sha.update(b);
+        true
+    };
+    let reader = PositionedReader { file: src, pos: from, end: to };
+    let read = hash::pipeline(reader, &mut [&mut write, &mut hash]);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match read {
+        Err(e) => Err(CopyError::Read(e)),
+        Ok(n) if n < to - from => Err(CopyError::Short),
+        Ok(_) => Ok(sha),
+    }
+}
+
+/// Reads `file` from `pos` up to `end` with `pread` (its own offset is left alone).
+struct PositionedReader<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The hash pass's copy into a local remote ([`Remote::stage_sink`]): dropped without
+/// [`hash::StageSink::finish`], the partial file is removed.
+struct LocalStage {
+    remote: LocalRemote,
+    key: String,
+    part: PathBuf,
+    file: Option<File>,
+    size: u64,
+    written: u64,
+    /// Where the writeback not yet asked for begins.
+    started: u64,
+    kept: bool,
+}
+
+impl hash::StageSink for LocalStage {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = self.file.as_ref().ok_or_else(|| io::Error::other("finished"))?;
+        if self.written + bytes.len() as u64 > self.size {
+            return Err(io::Error::other("more bytes than the file was said to hold"));
+        }
+        f.write_all_at(bytes, self.written)?;
+        self.written += bytes.len() as u64;
+        if self.written - self.started >= WRITEBACK_EVERY {
+            start_writeback(f, self.started, self.written - self.started);
+            self.started = self.written;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, sha256: &str) -> io::Result<()> {
+        let f = self.file.take().ok_or_else(|| io::Error::other("finished"))?;
+        if self.written != self.size {
+            return Err(io::Error::other("fewer bytes than the file was said to hold"));
+        }
+        start_writeback(&f, self.started, self.written - self.started);
+        f.sync_all()?;
+        let part = FileKey::of(&f.metadata()?);
+        self.remote.staged().insert(self.key.clone(), Staged { sha256: sha256.to_string(), part });
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for LocalStage {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.file = None;
+            let _ = fs::remove_file(&self.part);
+        }
+    }
 }
 
 /// Ask the kernel to start writing these bytes of `f` to its disk now (not waiting for
@@ -849,7 +934,7 @@ fn start_writeback(f: &File, offset: u64, len: u64) {
 fn local_filesystem(f: &File) -> bool {
     use std::os::fd::AsRawFd;
     const LOCAL: [i64; 9] = [
-        0xEF53,     // ext2/3/4
+        0xEF53,      // ext2/3/4
         0x5846_5342, // XFS
         0x9123_683E, // btrfs
         0x0102_1994, // tmpfs
@@ -963,6 +1048,7 @@ impl Remote for LocalRemote {
 
     fn discard_partial<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>> {
         let part = self.partial_path(key);
+        self.staged().remove(key);
         let me = self.clone();
         Box::pin(blocking(move || match fs::remove_file(&part) {
             Ok(()) => Ok(()),
@@ -993,6 +1079,10 @@ impl Remote for LocalRemote {
 
     fn same_disk(&self) -> bool {
         self.same_disk_allowed()
+    }
+
+    fn stage_sink(&self, key: &str, size: u64) -> Option<Box<dyn hash::StageSink>> {
+        self.stage_blocking(key, size).map(|s| Box::new(s) as Box<dyn hash::StageSink>)
     }
 }
 
@@ -1326,6 +1416,7 @@ mod tests {
 
     #[test]
     fn a_source_that_is_not_the_hashed_version_is_not_stored() {
+        const PIECE: usize = 2 << 20;
         let dir = tempfile::tempdir().expect("tempdir");
         let r = with_sums(dir.path());
         let bytes = data(3 * PIECE + 11);
@@ -1357,5 +1448,71 @@ mod tests {
         assert_eq!(rp.offset, 0);
         r.upload_blocking("a.pt", &src, bytes.len() as u64, &sha, rp.offset, &TransferCtx::default()).expect("upload");
         assert_eq!(std::fs::read(r.root().join("a.pt")).expect("read"), bytes);
+    }
+
+    #[test]
+    fn a_copy_made_while_hashing_is_put_in_place_without_reading_the_source_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(20 << 20);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let mut sinks = vec![r.stage_sink("ck/a.pt", bytes.len() as u64).expect("a sink")];
+        let d = hash::digest_prefix_into(&src, bytes.len() as u64, false, &mut sinks).expect("hash pass");
+        assert_eq!(d.sha256, hex(&Sha256::digest(&bytes)));
+        assert!(sinks.is_empty());
+        let rp = r.resume_blocking("ck/a.pt", &d.sha256, None).expect("rp");
+        assert_eq!(rp.offset, bytes.len() as u64, "nothing left to send");
+        let before = thread_rchar();
+        r.upload_blocking("ck/a.pt", &src, bytes.len() as u64, &d.sha256, rp.offset, &TransferCtx::default())
+            .expect("upload");
+        let read = thread_rchar() - before;
+        assert!(read < 1 << 20, "the upload read {read} bytes");
+        assert_eq!(std::fs::read(r.root().join("ck/a.pt")).expect("read"), bytes);
+        assert!(!r.partial_path("ck/a.pt").exists());
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        assert_eq!(obj.sha256.as_deref(), Some(d.sha256.as_str()));
+        assert!(r.staged().is_empty(), "the record is used up");
+    }
+
+    #[test]
+    fn a_copy_made_while_hashing_that_changed_or_was_abandoned_is_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(1 << 20);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let size = bytes.len() as u64;
+        let stage = |r: &LocalRemote| {
+            let mut sinks = vec![r.stage_sink("a.pt", size).expect("a sink")];
+            hash::digest_prefix_into(&src, size, false, &mut sinks).expect("hash pass").sha256
+        };
+        // Changed behind our back after it was fsynced (same size, mtime put back).
+        let sha = stage(&r);
+        let part = r.partial_path("a.pt");
+        let mtime = std::fs::metadata(&part).and_then(|m| m.modified()).expect("mtime");
+        {
+            let mut f = OpenOptions::new().write(true).open(&part).expect("open");
+            f.write_all(b"garbage").expect("write");
+            f.set_modified(mtime).expect("mtime back");
+        }
+        let rp = r.resume_blocking("a.pt", &sha, None).expect("rp");
+        assert_eq!(rp.offset, 0, "not trusted");
+        assert!(!part.exists(), "and thrown away");
+        r.upload_blocking("a.pt", &src, size, &sha, rp.offset, &TransferCtx::default()).expect("upload");
+        assert_eq!(std::fs::read(r.root().join("a.pt")).expect("read"), bytes);
+        // Another version asked for: the copy is not that version.
+        let _ = stage(&r);
+        assert_eq!(r.resume_blocking("a.pt", &"0".repeat(64), None).expect("rp").offset, 0);
+        // A sink dropped before the end (the hash pass failed) leaves nothing.
+        let sink = r.stage_sink("b.pt", size).expect("a sink");
+        assert!(r.partial_path("b.pt").exists());
+        drop(sink);
+        assert!(!r.partial_path("b.pt").exists());
+        // The source shrank while read: no copy kept either.
+        let mut sinks = vec![r.stage_sink("c.pt", size + 10).expect("a sink")];
+        assert!(hash::digest_prefix_into(&src, size + 10, false, &mut sinks).is_err());
+        assert!(!r.partial_path("c.pt").exists());
+        assert!(!r.staged().contains_key("c.pt"));
     }
 }
