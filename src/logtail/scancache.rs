@@ -367,7 +367,7 @@ fn prune(dir: &Path) {
         }
     }
     if states.len() > KEEP {
-        states.sort_by(|a, b| b.0.cmp(&a.0));
+        states.sort_by_key(|s| std::cmp::Reverse(s.0));
         for (_, p) in states.drain(KEEP..) {
             let _ = std::fs::remove_file(p);
         }

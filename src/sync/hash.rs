@@ -71,7 +71,7 @@ pub fn digest_prefix_into(
         sinks.retain_mut(|s| s.write(b).is_ok());
         true
     };
-    let mut stages: Vec<&mut (dyn FnMut(&[u8]) -> bool + Send)> = vec![&mut sha_stage];
+    let mut stages: Vec<Stage<'_>> = vec![&mut sha_stage];
     if with_md5 {
         stages.push(&mut md5_stage);
     }
