@@ -685,9 +685,16 @@ impl Coordinator {
                     }
                 }
                 Some(hashed) = self.hashing.join_next(), if !self.hashing.is_empty() => {
-                    if let Ok((ready, result)) = hashed {
-                        let r = self.hashed(ready, result).await;
-                        self.survive(r)?;
+                    match hashed {
+                        Ok((ready, result)) => {
+                            let r = self.hashed(ready, result).await;
+                            self.survive(r)?;
+                        }
+                        // The hash pass panicked: its file is found again by the next poll.
+                        Err(_) => {
+                            self.hashing_path = None;
+                            self.start_hashing();
+                        }
                     }
                 }
                 _ = tick.tick() => {
