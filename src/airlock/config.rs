@@ -62,21 +62,25 @@ impl Default for FreezeConfig {
     }
 }
 
-/// Placeholders in `text` other than `allowed`, as `{name}`.
+/// Placeholders in `text` other than `allowed`, as `{name}`: a `{` directly followed by a
+/// lower-case name and `}`, not preceded by `$` (so the shell's `${HOME}`, `${x#*/}` and
+/// `{a,b}` are left to the shell).
 fn unknown_placeholders(text: &str, allowed: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('{') {
-        let after = &rest[i + 1..];
-        match after.find('}') {
-            Some(j) => {
-                let name = &after[..j];
-                if !allowed.contains(&name) && !out.iter().any(|o: &String| o == &format!("{{{name}}}")) {
-                    out.push(format!("{{{name}}}"));
-                }
-                rest = &after[j + 1..];
+    let mut out: Vec<String> = Vec::new();
+    let b = text.as_bytes();
+    for (i, _) in text.match_indices('{') {
+        if i > 0 && b[i - 1] == b'$' {
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let Some(j) = rest.find('}') else { continue };
+        let name = &rest[..j];
+        let ident = !name.is_empty() && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+        if ident && !allowed.contains(&name) {
+            let p = format!("{{{name}}}");
+            if !out.contains(&p) {
+                out.push(p);
             }
-            None => break,
         }
     }
     out
@@ -185,6 +189,8 @@ mod tests {
         assert!(r.validate()[0].1.contains("must contain {checkpoint}"));
         let r = ResumeConfig { command: "python train.py {ckpt}".into(), ..Default::default() };
         assert!(r.validate()[0].1.contains("unknown placeholder {ckpt}"));
+        let r = ResumeConfig { command: "x={checkpoint}; echo ${HOME} ${x#*/} {a,b}".into(), ..Default::default() };
+        assert!(r.validate().is_empty(), "{:?}", r.validate());
         let b = BundleConfig { extra_paths: vec!["../secrets".into(), "/etc".into()] };
         assert_eq!(b.validate().len(), 2);
         let i = ImportConfig { pattern: "logs/[".into() };
