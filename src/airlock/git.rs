@@ -37,6 +37,19 @@ pub enum Change {
 }
 
 impl Change {
+    /// A word or two, for narrow screens.
+    pub fn short(self) -> &'static str {
+        match self {
+            Change::Modified => "modified",
+            Change::Staged => "staged",
+            Change::StagedAndModified => "staged, modified",
+            Change::Deleted => "deleted",
+            Change::Untracked => "untracked",
+            Change::Conflict => "conflict",
+            Change::Renamed => "renamed",
+        }
+    }
+
     pub fn words(self) -> &'static str {
         match self {
             Change::Modified => "modified, not committed",

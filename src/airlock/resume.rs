@@ -283,6 +283,21 @@ fn remote_candidates(objects: Vec<RemoteObject>, level: &str, exp: &Experiment, 
     out
 }
 
+/// A size that differs from the ledger's, in words a person reads at a glance.
+fn size_words(have: u64, want: u64) -> String {
+    let b = crate::util::bytes;
+    if have < want {
+        let short = want - have;
+        if short * 1000 < want {
+            format!("truncated: {short} bytes short of the {} the sync ledger recorded", b(want))
+        } else {
+            format!("truncated: {} of the {} the sync ledger recorded", b(have), b(want))
+        }
+    } else {
+        format!("{} bytes longer than the {} the sync ledger recorded", have - want, b(want))
+    }
+}
+
 /// Verifies a local checkpoint: every file against the ledger (size, then SHA-256) when
 /// the ledger has it, and the structure of every weights file.
 fn verify_local(
@@ -308,11 +323,7 @@ fn verify_local(
             && let Ok(Some(rec)) = l.file(rel)
         {
             if meta.len() != rec.size {
-                return Err(what(if meta.len() < rec.size {
-                    format!("truncated: {} of the {} bytes the sync ledger recorded", meta.len(), rec.size)
-                } else {
-                    format!("{} bytes, the sync ledger recorded {}", meta.len(), rec.size)
-                }));
+                return Err(what(size_words(meta.len(), rec.size)));
             }
             let (_, sha) = super::sha256_with_progress(path, cancel, &mut |n| {
                 done += n;

@@ -187,7 +187,9 @@ pub fn on_msg(state: &mut AppState, msg: AirlockMsg) -> Vec<Effect> {
                         id,
                         summary: format!("{} {}{}", b.path, crate::util::bytes(b.size), upload_words(&b.upload)),
                     },
-                    Outcome::Refused(r) => JobEvent::Failed { id, error: r.headline() },
+                    Outcome::Refused(r) => {
+                        JobEvent::Failed { id, error: r.headline().trim_start_matches("not bundled: ").to_string() }
+                    }
                 },
                 Err(e) => JobEvent::Failed { id, error: e.clone() },
             };

@@ -39,6 +39,50 @@ fn text(s: &str, width: usize, style: Style) -> Line<'static> {
     Line::styled(util::ellipsize(s, width), style)
 }
 
+/// `s` cut into lines of at most `width` at spaces (a word longer than a line is cut),
+/// the lines after the first indented by `indent`.
+fn wrapped(s: &str, width: usize, indent: usize, style: Style) -> Vec<Line<'static>> {
+    let width = width.max(indent + 8);
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in s.split(' ') {
+        let room = if lines.is_empty() { width } else { width - indent };
+        let need = cur.chars().count() + usize::from(!cur.is_empty()) + word.chars().count();
+        if need > room && !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = if i == 0 {
+                util::ellipsize(&l, width)
+            } else {
+                format!("{}{}", " ".repeat(indent), util::ellipsize(&l, width - indent))
+            };
+            Line::styled(l, style)
+        })
+        .collect()
+}
+
+/// A path cut from its start (`…/models/lane_attention.py`): the file name matters most.
+fn tail(path: &str, max: usize) -> String {
+    let n = path.chars().count();
+    if n <= max || max < 2 {
+        return path.to_string();
+    }
+    let keep: String = path.chars().skip(n - (max - 1)).collect();
+    format!("…{keep}")
+}
+
 /// The frame of a screen: a cleared, bordered area; returns (list area, footer area).
 fn frame_of(frame: &mut Frame, area: Rect, title: &str, foot_rows: u16) -> (Rect, Rect) {
     let block = Block::bordered().title(format!(" {title} ")).border_style(cyan());
@@ -115,15 +159,21 @@ pub fn render_bundle(state: &AppState, frame: &mut Frame, area: Rect) {
                 if !what.is_empty() {
                     head.push(text(&what.join(" · "), width, super::dim()));
                 }
-                let path_w =
+                let narrow = width < 100;
+                let why_of = |p: &crate::airlock::bundle::Problem| match (p.kind, narrow) {
+                    (ProblemKind::Uncommitted(c), true) => c.short().to_string(),
+                    _ => p.why.clone(),
+                };
+                let why_w = r.problems.iter().map(|p| why_of(p).chars().count()).max().unwrap_or(0).min(width / 2);
+                let longest =
                     r.problems.iter().filter_map(|p| p.path.as_ref()).map(|p| p.chars().count()).max().unwrap_or(0);
-                let path_w = path_w.clamp(20, width.saturating_sub(24).max(20) / 1).min(width / 2 + 10);
+                let path_w = longest.min(width.saturating_sub(why_w + 3)).max(12);
                 for p in &r.problems {
                     match &p.path {
                         Some(path) => body.push(Line::from(vec![
                             Span::styled("✗ ", red()),
-                            Span::raw(format!("{:<path_w$} ", util::ellipsize(&util::printable(path), path_w))),
-                            Span::styled(util::ellipsize(&p.why, width.saturating_sub(path_w + 3)), yellow()),
+                            Span::raw(format!("{:<path_w$} ", tail(&util::printable(path), path_w))),
+                            Span::styled(util::ellipsize(&why_of(p), width.saturating_sub(path_w + 3)), yellow()),
                         ])),
                         None if r.problems.len() > 1 => body.push(text(&format!("✗ {}", p.why), width, yellow())),
                         None => {}
@@ -132,27 +182,21 @@ pub fn render_bundle(state: &AppState, frame: &mut Frame, area: Rect) {
                 let again = key(state, Action::Refresh, "^r");
                 let words = match r.problems.first().map(|p| p.kind) {
                     Some(ProblemKind::Uncommitted(_)) => {
-                        format!(
-                            "fix: commit them (git add … && git commit) or stash them, then {again} to bundle again"
-                        )
+                        format!("fix: commit (git add … && git commit) or stash them, then {again} to bundle again")
                     }
                     Some(ProblemKind::Secret(_)) => format!(
                         "fix: take each out of the commit (git rm --cached FILE; add it to .gitignore), commit, then {again}"
                     ),
                     Some(ProblemKind::Missing) => format!("fix: commit the missing files, then {again}"),
                     Some(ProblemKind::NotAFile) => format!("fix: commit the files themselves, then {again}"),
-                    _ => format!("then {again} to bundle again"),
+                    _ => format!("then {again} "),
                 };
                 fix = Some(text(&words, width, cyan()));
             }
             Outcome::Built(b) => {
-                let upload = match &b.upload {
-                    Upload::Queued { remote, .. } => format!(" · queued on L2 ({remote})"),
-                    Upload::NotRequested => " · not uploaded".into(),
-                    Upload::NotQueued { .. } => " · NOT queued for upload".into(),
-                };
+                let name = b.path.rsplit('/').next().unwrap_or(&b.path);
                 head.push(text(
-                    &format!("✓ {} · {} files · {}{upload}", b.path, b.manifest.files.len(), util::bytes(b.size)),
+                    &format!("✓ {name} · {} files · {}", b.manifest.files.len(), util::bytes(b.size)),
                     width,
                     green(),
                 ));
@@ -160,8 +204,7 @@ pub fn render_bundle(state: &AppState, frame: &mut Frame, area: Rect) {
                     b.manifest.branch.as_deref().map(|br| format!(" ({br})")).unwrap_or_else(|| " (detached)".into());
                 head.push(text(
                     &format!(
-                        "experiment {} · commit {}{branch} · built {}",
-                        b.experiment,
+                        "commit {}{branch} · built {}",
                         &b.manifest.commit[..b.manifest.commit.len().min(12)],
                         b.created
                     ),
@@ -170,27 +213,27 @@ pub fn render_bundle(state: &AppState, frame: &mut Frame, area: Rect) {
                 ));
                 head.push(text(&format!("sha256 {}", b.sha256), width, super::dim()));
                 for w in &b.warnings {
-                    head.push(text(&format!("! {w}"), width, yellow()));
+                    head.extend(wrapped(&format!("! {w}"), width, 2, yellow()));
                 }
                 match &b.upload {
-                    Upload::Queued { engine: Some(pid), .. } => head.push(text(
-                        &format!("upload: the sync engine (pid {pid}) takes it now: see the Uploads panel"),
+                    Upload::Queued { remote, engine: Some(pid), .. } => head.extend(wrapped(
+                        &format!("queued on L2 ({remote}): the sync engine (pid {pid}) sends it now, see Uploads"),
                         width,
+                        2,
                         Style::new(),
                     )),
-                    Upload::Queued { engine: None, .. } => head.push(text(
-                        "upload: waiting in the L2 queue; no sync engine runs (`opsconsole sync --once` sends it)",
+                    Upload::Queued { remote, engine: None, .. } => head.extend(wrapped(
+                        &format!("queued on L2 ({remote}); no sync engine runs: `opsconsole sync --once` sends it"),
                         width,
+                        2,
                         yellow(),
                     )),
-                    Upload::NotQueued { why } => head.push(text(&format!("upload: {why}"), width, red())),
-                    Upload::NotRequested => {}
+                    Upload::NotQueued { why } => {
+                        head.extend(wrapped(&format!("NOT queued for upload: {why}"), width, 2, red()))
+                    }
+                    Upload::NotRequested => head.push(text("not queued for upload (--no-upload)", width, super::dim())),
                 }
-                body.push(text(
-                    &format!("{} ({} with MANIFEST.json):", b.path, b.manifest.files.len() + 1),
-                    width,
-                    super::dim(),
-                ));
+                body.push(text(&format!("{} holds MANIFEST.json and:", b.path), width, super::dim()));
                 for f in &b.manifest.files {
                     body.push(text(
                         &format!("  {:>9}  {}", util::bytes(f.size), util::printable(&f.path)),
@@ -231,25 +274,15 @@ pub fn render_import(state: &AppState, frame: &mut Frame, area: Rect) {
         }
         (Some(Ok(i)), false) => {
             if i.appended {
-                head.push(text(
-                    &format!(
-                        "✓ imported {} from {} ({}) · {} → appended to {}",
-                        util::printable(&i.source),
-                        i.level,
-                        i.remote,
-                        util::bytes(i.size),
-                        i.journal
-                    ),
-                    width,
-                    green(),
-                ));
+                head.push(text(&format!("✓ imported: one entry appended to {}", i.journal), width, green()));
             } else {
-                head.push(text(
-                    &format!("= {} is already in {}: nothing appended", util::printable(&i.source), i.journal),
-                    width,
-                    yellow(),
-                ));
+                head.push(text(&format!("= already in {}: nothing appended", i.journal), width, yellow()));
             }
+            head.push(text(
+                &format!("from {} ({}) {} · {}", i.level, i.remote, util::printable(&i.source), util::bytes(i.size)),
+                width,
+                super::dim(),
+            ));
             head.push(text(&format!("saved as {}", i.saved_as), width, super::dim()));
             if let Some(k) = &i.kept_previous {
                 head.push(text(&format!("the earlier import was kept as {k}"), width, super::dim()));
@@ -262,7 +295,7 @@ pub fn render_import(state: &AppState, frame: &mut Frame, area: Rect) {
                 } else {
                     Style::new()
                 };
-                body.push(text(&l.replace("**", ""), width, style));
+                body.extend(wrapped(&l.replace("**", ""), width, 2, style));
             }
         }
     }
@@ -286,7 +319,7 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
         Some(Ok(rep)) => format!("Resume {}", rep.experiment),
         _ => "Resume".into(),
     };
-    let (list, foot) = frame_of(frame, area, &title, 3);
+    let (list, foot) = frame_of(frame, area, &title, 4);
     let width = list.width as usize;
     let mut head: Vec<Line> = Vec::new();
     let mut body: Vec<Line> = Vec::new();
@@ -298,7 +331,7 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
                 Some(w) => {
                     let step = w.step.map(|s| format!("step {s}")).unwrap_or_else(|| "latest".into());
                     head.push(text(&format!("✓ {} · {} · {step}", w.shown, w.level), width, green()));
-                    head.push(text(&format!("why: {}", w.why), width, Style::new()));
+                    head.extend(wrapped(&format!("why: {}", w.why), width, 5, Style::new()));
                     for k in &w.kept_aside {
                         head.push(text(&format!("kept the damaged copy aside as {k}"), width, yellow()));
                     }
@@ -306,7 +339,7 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
                 None => head.push(text(&format!("✗ {}", rep.headline()), width, red())),
             }
             for n in &rep.notes {
-                head.push(text(&format!("note: {n}"), width, super::dim()));
+                head.extend(wrapped(&format!("note: {n}"), width, 6, super::dim()));
             }
             let wide = width >= 120;
             for l in &rep.levels {
@@ -324,25 +357,29 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
                         Status::Verified { how } => ("✓", green(), how.clone()),
                         Status::Failed { why } => ("✗", red(), why.clone()),
                         Status::Skipped { why } => ("-", super::dim(), why.clone()),
-                        Status::NotChecked => (" ", super::dim(), "not checked: a newer one won".into()),
+                        Status::NotChecked if wide => (" ", super::dim(), "not checked: a newer one won".into()),
+                        Status::NotChecked => (" ", super::dim(), "not checked".into()),
                         Status::Listed => (" ", super::dim(), "listed".into()),
                     };
-                    let key_w = if wide { 56 } else { 30 };
+                    let key_w = if wide { 56 } else { c.key.chars().count().min(width.saturating_sub(24)) };
                     let left = format!(
                         "{:<10} {:>8}  {:<key_w$} ",
                         c.step_text(),
                         util::bytes(c.bytes),
-                        util::ellipsize(&util::printable(&c.key), key_w)
+                        tail(&util::printable(&c.key), key_w)
                     );
-                    let rest = width.saturating_sub(left.chars().count() + 3);
-                    body.push(Line::from(vec![
-                        Span::styled(format!(" {mark} "), mstyle),
-                        Span::raw(left),
-                        Span::styled(
-                            util::ellipsize(&state_text, rest),
-                            if mark == "✗" { yellow() } else { super::dim() },
-                        ),
-                    ]));
+                    let used = left.chars().count() + 3;
+                    let state_style = if mark == "✗" { yellow() } else { super::dim() };
+                    if used + state_text.chars().count() <= width {
+                        body.push(Line::from(vec![
+                            Span::styled(format!(" {mark} "), mstyle),
+                            Span::raw(left),
+                            Span::styled(state_text, state_style),
+                        ]));
+                    } else {
+                        body.push(Line::from(vec![Span::styled(format!(" {mark} "), mstyle), Span::raw(left)]));
+                        body.push(text(&format!("     {state_text}"), width, state_style));
+                    }
                 }
             }
         }
@@ -369,7 +406,16 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
             yellow(),
         ));
     } else {
-        foot_lines.push(text(&format!("command: {command} · output → {log}"), width, super::dim()));
+        foot_lines.push(text(&format!("command: {command}"), width, super::dim()));
+    }
+    if log.is_empty() {
+        foot_lines.push(Line::raw(""));
+    } else {
+        foot_lines.push(text(
+            &format!("output → {log} (appended) · own session, survives logout"),
+            width,
+            super::dim(),
+        ));
     }
     let gpu_busy: Vec<String> = state
         .gpu
@@ -413,7 +459,11 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
             red(),
         )
     } else if !command.is_empty() && winner.is_some() {
-        text(&format!("{} start training from the winner", key(state, Action::Confirm, "enter")), width, cyan())
+        text(
+            &format!("{} start training from this checkpoint (asks first)", key(state, Action::Confirm, "enter")),
+            width,
+            cyan(),
+        )
     } else {
         Line::raw("")
     };
