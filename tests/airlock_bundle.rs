@@ -360,3 +360,42 @@ fn a_bundle_is_queued_on_l2_and_stored_there_by_sync_and_no_upload_queues_nothin
         opsconsole::sync::ledger::UploadState::Confirmed
     );
 }
+
+#[test]
+fn freeze_writes_the_interpreters_packages_without_url_credentials_and_keeps_the_file_on_failure() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(ws.join("venv/bin")).expect("mkdir");
+    // A stand-in interpreter: answers `-m pip freeze` as pip does, or fails when told to.
+    let py = ws.join("venv/bin/python");
+    let token = fake("ghp_", 36);
+    std::fs::write(
+        &py,
+        format!(
+            "#!/bin/sh\n[ \"$1 $2 $3\" = \"-m pip freeze\" ] || exit 9\n[ -e \"$0.fail\" ] && {{ echo 'ERROR: pip is broken' >&2; exit 1; }}\n\
+             printf 'numpy==1.26.4\\ntorch==2.3.0\\nmylib @ git+https://me:{token}@github.com/o/r.git@abc\\n'\n"
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    config(&ws, "[freeze]\npython = \"./venv/bin/python\"\n");
+    let out = opsconsole(&ws, &["freeze"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let frozen = std::fs::read_to_string(ws.join("frozen_requirements.txt")).expect("written");
+    assert_eq!(frozen, "numpy==1.26.4\ntorch==2.3.0\nmylib @ git+https://github.com/o/r.git@abc\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("wrote frozen_requirements.txt: 3 packages") && text.contains("took credentials out of 1"), "{text}");
+    // pip failing: the old file stays as it was, and pip's words are shown.
+    std::fs::write(ws.join("venv/bin/python.fail"), "").expect("write");
+    let out = opsconsole(&ws, &["freeze"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR: pip is broken"));
+    assert_eq!(std::fs::read_to_string(ws.join("frozen_requirements.txt")).expect("kept"), frozen);
+    // No such interpreter.
+    config(&ws, "[freeze]\npython = \"python-does-not-exist-3.99\"\n");
+    let out = opsconsole(&ws, &["freeze", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v["error"].as_str().unwrap_or("").contains("no Python interpreter"), "{v}");
+}
