@@ -172,7 +172,7 @@ fn belongs(rel: &str, exp: &Experiment, experiments: &str) -> bool {
 /// Orders a level's candidates: stepped ones by step (newest first); a `latest` file first
 /// when it is at least as new as the newest stepped one (or there is none), else after
 /// them; files with no step last (skipped).
-fn order(found: &mut Vec<Found>) {
+fn order(found: &mut [Found]) {
     let newest_stepped =
         found.iter().filter(|f| f.cand.step.is_some()).max_by_key(|f| f.cand.step).map(|f| f.cand.modified_unix);
     let rank = |f: &Found| -> (u8, u64, u64) {
@@ -469,22 +469,22 @@ pub fn plan(
     let ledger = crate::sync::ledger::Ledger::open_for_reading(workspace).ok().map(|(l, _)| l);
     let mut best_local: Option<usize> = None;
     let mut corrupt: Vec<usize> = Vec::new();
-    for i in 0..local.len() {
-        if !matches!(local[i].cand.status, Status::NotChecked) {
+    for (i, f) in local.iter_mut().enumerate() {
+        if !matches!(f.cand.status, Status::NotChecked) {
             continue;
         }
-        if local[i].open_for_write {
-            local[i].cand.status = Status::Skipped { why: "a process holds it open for writing".into() };
+        if f.open_for_write {
+            f.cand.status = Status::Skipped { why: "a process holds it open for writing".into() };
             continue;
         }
-        match verify_local(workspace, &local[i], ledger.as_ref(), cancel, progress) {
+        match verify_local(workspace, f, ledger.as_ref(), cancel, progress) {
             Ok(how) => {
-                local[i].cand.status = Status::Verified { how };
+                f.cand.status = Status::Verified { how };
                 best_local = Some(i);
                 break;
             }
             Err(why) => {
-                local[i].cand.status = Status::Failed { why };
+                f.cand.status = Status::Failed { why };
                 corrupt.push(i);
             }
         }
