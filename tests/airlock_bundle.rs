@@ -385,7 +385,10 @@ fn freeze_writes_the_interpreters_packages_without_url_credentials_and_keeps_the
     let frozen = std::fs::read_to_string(ws.join("frozen_requirements.txt")).expect("written");
     assert_eq!(frozen, "numpy==1.26.4\ntorch==2.3.0\nmylib @ git+https://github.com/o/r.git@abc\n");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("wrote frozen_requirements.txt: 3 packages") && text.contains("took credentials out of 1"), "{text}");
+    assert!(
+        text.contains("wrote frozen_requirements.txt: 3 packages") && text.contains("took credentials out of 1"),
+        "{text}"
+    );
     // pip failing: the old file stays as it was, and pip's words are shown.
     std::fs::write(ws.join("venv/bin/python.fail"), "").expect("write");
     let out = opsconsole(&ws, &["freeze"]);

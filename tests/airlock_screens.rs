@@ -16,7 +16,6 @@ use opsconsole::app::{AppState, Effect, Msg, Overlay, update};
 use opsconsole::config::Config;
 use support::fixtures::{self as fx, code, key};
 
-
 fn started(s: &mut AppState, c: char, job: AirlockJob) -> u64 {
     let fx = update(s, key(c));
     match fx.as_slice() {

@@ -46,7 +46,8 @@ fn b_bundles_and_r_resumes_in_the_real_console() {
     t.wait_for("the bundle screen closed", |s| !s.contains("bundle again"));
 
     t.send(&["r"]);
-    let screen = t.wait_for("the resume candidates", |s| s.contains("Resume v1") && s.contains("✓ checkpoints/v1_step_100.pt"));
+    let screen =
+        t.wait_for("the resume candidates", |s| s.contains("Resume v1") && s.contains("✓ checkpoints/v1_step_100.pt"));
     assert!(screen.contains("L1 local disk") && screen.contains("L2 local"), "{screen}");
     t.send(&["Enter"]);
     t.wait_for("the question", |s| s.contains("Start it now from"));
