@@ -102,3 +102,14 @@ pub fn with_suffix(dest: &Path, suffix: &str) -> std::path::PathBuf {
     s.push(suffix);
     std::path::PathBuf::from(s)
 }
+
+/// `p`, or `p.1`, `p.2`, … : the first name nothing holds yet (a link counts as held).
+pub fn unique(p: &Path) -> std::path::PathBuf {
+    if std::fs::symlink_metadata(p).is_err() {
+        return p.to_path_buf();
+    }
+    (1..)
+        .map(|i| with_suffix(p, &format!(".{i}")))
+        .find(|c| std::fs::symlink_metadata(c).is_err())
+        .unwrap_or_else(|| p.to_path_buf())
+}

@@ -11,7 +11,7 @@
 //! steps they were seen at, and the errors seen (CUDA OOM, NaN loss, Traceback, killed).
 //! The same log imported twice adds nothing the second time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -369,7 +369,7 @@ pub fn run(
             if old != digests.sha256 {
                 let when = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 let stamp = super::rfc3339_utc(when).replace([':', '-'], "");
-                let aside = unique(&logs_dir.join(format!("train_external.{stamp}.log")));
+                let aside = super::fetch::unique(&logs_dir.join(format!("train_external.{stamp}.log")));
                 std::fs::rename(&saved, &aside).map_err(|e| format!("keeping the earlier import: {e}"))?;
                 kept_previous = Some(super::shown(workspace, &aside));
             }
@@ -415,16 +415,6 @@ fn existing_entry(journal: &Path, sha256: &str) -> Option<String> {
     let start = text[..at].rfind("\n## ").map(|i| i + 1).unwrap_or(0);
     let end = text[at..].find("\n## ").map(|i| at + i + 1).unwrap_or(text.len());
     Some(text[start..end].trim_end().to_string() + "\n")
-}
-
-fn unique(p: &Path) -> PathBuf {
-    if !p.exists() {
-        return p.to_path_buf();
-    }
-    (1..)
-        .map(|i| super::fetch::with_suffix(p, &format!(".{i}")))
-        .find(|c| !c.exists())
-        .unwrap_or_else(|| p.to_path_buf())
 }
 
 /// The text `opsconsole import` prints.

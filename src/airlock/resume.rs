@@ -376,16 +376,6 @@ fn local_dest(workspace: &Path, cfg: &Config, key: &str) -> PathBuf {
     super::in_workspace(workspace, &cfg.paths.checkpoints).join(name)
 }
 
-fn unique(p: &Path) -> PathBuf {
-    if std::fs::symlink_metadata(p).is_err() {
-        return p.to_path_buf();
-    }
-    (1..)
-        .map(|i| super::fetch::with_suffix(p, &format!(".{i}")))
-        .find(|c| std::fs::symlink_metadata(c).is_err())
-        .unwrap_or_else(|| p.to_path_buf())
-}
-
 /// Downloads a remote checkpoint into place. Every file goes to `<dest>.resume.part`
 /// first (its own `.part` beside it while it arrives, so an interrupted download
 /// resumes), is verified, and only then moved into place; a different file in the way is
@@ -436,7 +426,7 @@ fn fetch(
                 let _ = std::fs::remove_file(&part);
                 continue;
             }
-            let aside = unique(&super::fetch::with_suffix(&dest, ".corrupt"));
+            let aside = super::fetch::unique(&super::fetch::with_suffix(&dest, ".corrupt"));
             std::fs::rename(&dest, &aside).map_err(|e| format!("keeping {} aside: {e}", dest.display()))?;
             kept.push(super::shown(workspace, &aside));
         }
