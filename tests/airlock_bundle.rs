@@ -345,7 +345,9 @@ fn a_bundle_is_queued_on_l2_and_stored_there_by_sync_and_no_upload_queues_nothin
     airlock::set_age(&ws.join("frozen_requirements.txt"), Duration::from_secs(3600));
     let b = built(build(&ws, &cfg, true));
     assert!(b.warnings.iter().any(|w| w.contains("older than requirements.txt")), "{:?}", b.warnings);
-    assert!(matches!(&b.upload, Upload::Queued { level, remote, engine: None } if level == "L2" && remote == "drive"));
+    assert!(
+        matches!(&b.upload, Upload::Queued { level, remote, engine: None, own: false } if level == "L2" && remote == "drive")
+    );
     let ledger = opsconsole::sync::ledger::Ledger::open(&ws).expect("ledger");
     let e = ledger.entry(&b.path, "L2").expect("read").expect("queued");
     assert_eq!(e.state, opsconsole::sync::ledger::UploadState::Pending);

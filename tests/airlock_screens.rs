@@ -68,7 +68,7 @@ fn built() -> Outcome {
             ],
         },
         warnings: vec!["frozen_requirements.txt is older than requirements.txt: run `opsconsole freeze` so it lists what is installed now".into()],
-        upload: Upload::Queued { level: "L2".into(), remote: "drive".into(), engine: Some(4242) },
+        upload: Upload::Queued { level: "L2".into(), remote: "drive".into(), engine: Some(4242), own: false },
     }))
 }
 

@@ -40,7 +40,7 @@ fn b_bundles_and_r_resumes_in_the_real_console() {
 
     t.send(&["b"]);
     let screen = t.wait_for("the bundle built", |s| s.contains(&format!("✓ bundle-v1-{short}.zip")));
-    assert!(screen.contains("queued on L2 (drive)"), "{screen}");
+    assert!(screen.contains("queued on L2 (drive): this console's sync engine sends it now"), "{screen}");
     assert!(ws.join(format!("bundles/bundle-v1-{short}.zip")).is_file());
     t.send(&["Escape"]);
     t.wait_for("the bundle screen closed", |s| !s.contains("bundle again"));

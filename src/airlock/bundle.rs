@@ -135,8 +135,8 @@ impl Refusal {
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum Upload {
     /// Queued on L2 in the ledger; `engine`: the pid of the sync engine that takes it now
-    /// (the console's own or a daemon), none when no engine runs.
-    Queued { level: String, remote: String, engine: Option<u32> },
+    /// (a daemon, or the console's own: then `own`), none when no engine runs.
+    Queued { level: String, remote: String, engine: Option<u32>, own: bool },
     /// `--no-upload`.
     NotRequested,
     /// Could not be queued, in words.
@@ -630,7 +630,8 @@ fn queue_on_l2(
     {
         tracing::warn!("asking the sync engine for an L2 pass: {e}");
     }
-    Upload::Queued { level: "L2".into(), remote: level.remote.clone(), engine }
+    let own = engine == Some(std::process::id());
+    Upload::Queued { level: "L2".into(), remote: level.remote.clone(), engine, own }
 }
 
 /// The text `opsconsole bundle` prints.
@@ -662,7 +663,7 @@ pub fn to_text(outcome: &Outcome) -> String {
             }
             match &b.upload {
                 Upload::Queued { remote, engine: Some(pid), .. } => out.push_str(&format!(
-                    "  queued on L2 (remote '{remote}'); the sync engine (pid {pid}) uploads it now\n"
+                    "  queued on L2 (remote '{remote}'); the sync daemon (pid {pid}) uploads it now\n"
                 )),
                 Upload::Queued { remote, engine: None, .. } => out.push_str(&format!(
                     "  queued on L2 (remote '{remote}'); no sync engine runs: `opsconsole sync --once` uploads it\n"

@@ -216,8 +216,14 @@ pub fn render_bundle(state: &AppState, frame: &mut Frame, area: Rect) {
                     head.extend(wrapped(&format!("! {w}"), width, 2, yellow()));
                 }
                 match &b.upload {
+                    Upload::Queued { remote, own: true, .. } => head.extend(wrapped(
+                        &format!("queued on L2 ({remote}): this console's sync engine sends it now, see Uploads"),
+                        width,
+                        2,
+                        Style::new(),
+                    )),
                     Upload::Queued { remote, engine: Some(pid), .. } => head.extend(wrapped(
-                        &format!("queued on L2 ({remote}): the sync engine (pid {pid}) sends it now, see Uploads"),
+                        &format!("queued on L2 ({remote}): the sync daemon (pid {pid}) sends it now, see Uploads"),
                         width,
                         2,
                         Style::new(),
@@ -399,12 +405,14 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
         .as_ref()
         .map(|(e, _)| crate::airlock::launch::log_path(&state.workspace_root, &state.config, e))
         .unwrap_or_default();
-    if command.is_empty() {
+    if command.is_empty() && winner.is_some() {
         foot_lines.push(text(
             "no [resume] command set: use the path above, or set one (docs/airlock.md) to start training here",
             width,
             yellow(),
         ));
+    } else if command.is_empty() {
+        foot_lines.push(Line::raw(""));
     } else {
         foot_lines.push(text(&format!("command: {command}"), width, super::dim()));
     }
