@@ -66,7 +66,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     watch_hangup(tx.clone());
     let handles = collectors.spawn(tx.clone());
     let prune = crate::prune::PruneRunner::start(&state, &tx);
-    let checklist = crate::shutdown::ChecklistRunner::start(&state, &tx);
+    let checklist = crate::exec::checklist::ChecklistRunner::start(&state, &tx);
 
     let mut terminal: DefaultTerminal = ratatui::try_init()?;
     let _guard = RestoreGuard;

@@ -9,7 +9,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::{Action, AppState, Effect, Panel};
 use crate::logtail::collector::BackfillProgress;
 use crate::logtail::discover::LogCandidate;
-use crate::logtail::{Health, LogConfig, LogSample, LogView, MetricsState, TailNote};
+use super::logview::LogView;
+use crate::logtail::{Health, LogConfig, LogSample, MetricsState, TailNote};
 
 #[derive(Debug, Clone)]
 pub struct LogPanel {

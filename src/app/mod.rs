@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod jobs;
 pub mod keymap;
 pub mod log;
+pub mod logview;
 pub mod prune;
 pub mod uploads;
 

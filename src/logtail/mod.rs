@@ -7,7 +7,6 @@
 pub mod backfill;
 pub mod backread;
 pub mod collector;
-pub mod command;
 pub mod config;
 pub mod discover;
 pub mod health;
@@ -17,8 +16,6 @@ pub mod parse;
 pub mod proc;
 pub mod status;
 pub mod tail;
-pub mod task;
-pub mod view;
 
 pub use collector::{BackfillProgress, CollectorOptions, LiveFold, LogCollector, LogSample, spawn_collector};
 pub use config::LogConfig;
@@ -28,4 +25,3 @@ pub use metrics::{MetricsSnapshot, MetricsState, Series};
 pub use parse::{MetricParser, MetricUpdate};
 pub use status::{LogStatus, MetricsStatus, collect_status};
 pub use tail::{StartAt, TailBatch, TailNote, Tailer};
-pub use view::LogView;

@@ -13,6 +13,8 @@ use crate::config::Config;
 use crate::disk::{self, Thresholds};
 use crate::workspace::Workspace;
 
+pub mod log;
+
 /// What the console samples, built from the workspace and config.
 #[derive(Debug, Clone)]
 pub struct Collectors {
@@ -99,7 +101,7 @@ impl Collectors {
         };
         tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
         let (log_switch, switch_rx) = mpsc::unbounded_channel();
-        tasks.push(tokio::spawn(crate::logtail::task::supervise(
+        tasks.push(tokio::spawn(log::supervise(
             self.workspace_root.clone(),
             self.log.clone(),
             self.log_min_interval,

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
-use super::collector::{CollectorOptions, LogCollector, spawn_collector};
-use super::config::LogConfig;
-use super::discover;
+use crate::logtail::collector::{CollectorOptions, LogCollector, spawn_collector};
+use crate::logtail::config::LogConfig;
+use crate::logtail::discover;
 use crate::app::Msg;
 
 /// How often the candidate logs are listed again.

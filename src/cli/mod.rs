@@ -13,6 +13,8 @@ use crate::config::{self, Config, ConfigError};
 use crate::workspace::{HostInfo, Workspace};
 use crate::{demo, logging, status, tui};
 
+pub mod log;
+
 /// A terminal operations console for training ML models on rented cloud GPUs.
 #[derive(Debug, Parser)]
 #[command(name = "opsconsole", version, about, long_about = None)]
@@ -260,14 +262,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Log { follow, lines, list, json, path }) => {
             let (ws, cfg) = load_workspace(&cli)?;
-            let args = crate::logtail::command::LogArgs {
+            let args = log::LogArgs {
                 list: *list,
                 follow: *follow,
                 lines: *lines,
                 json: *json,
                 path: path.clone(),
             };
-            Ok(ExitCode::from(crate::logtail::command::run(&ws.root, &cfg.log, &args)?))
+            Ok(ExitCode::from(log::run(&ws.root, &cfg.log, &args)?))
         }
         Some(Command::Prune { dry_run, yes, json, allow_unsynced }) => {
             let (ws, cfg) = load_workspace(&cli)?;

@@ -1,0 +1,3 @@
+//! The console's executor: carries out what `update` asks for, off the UI task.
+
+pub mod checklist;
