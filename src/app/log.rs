@@ -6,10 +6,10 @@ use std::time::SystemTime;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::logview::LogView;
 use super::{Action, AppState, Effect, Panel};
 use crate::logtail::collector::BackfillProgress;
 use crate::logtail::discover::LogCandidate;
-use super::logview::LogView;
 use crate::logtail::{Health, LogConfig, LogSample, MetricsState, TailNote};
 
 #[derive(Debug, Clone)]

@@ -262,13 +262,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Log { follow, lines, list, json, path }) => {
             let (ws, cfg) = load_workspace(&cli)?;
-            let args = log::LogArgs {
-                list: *list,
-                follow: *follow,
-                lines: *lines,
-                json: *json,
-                path: path.clone(),
-            };
+            let args = log::LogArgs { list: *list, follow: *follow, lines: *lines, json: *json, path: path.clone() };
             Ok(ExitCode::from(log::run(&ws.root, &cfg.log, &args)?))
         }
         Some(Command::Prune { dry_run, yes, json, allow_unsynced }) => {
