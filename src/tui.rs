@@ -65,7 +65,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     let mut sigint = signal(SignalKind::interrupt())?;
     watch_hangup(tx.clone());
     let handles = collectors.spawn(tx.clone());
-    let prune = crate::prune::PruneRunner::start(&state, &tx);
+    let prune = crate::exec::prune::PruneRunner::start(&state, &tx);
     let checklist = crate::exec::checklist::ChecklistRunner::start(&state, &tx);
 
     let mut terminal: DefaultTerminal = ratatui::try_init()?;

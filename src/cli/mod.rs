@@ -14,6 +14,7 @@ use crate::workspace::{HostInfo, Workspace};
 use crate::{demo, logging, status, tui};
 
 pub mod log;
+pub mod prune;
 
 /// A terminal operations console for training ML models on rented cloud GPUs.
 #[derive(Debug, Parser)]
@@ -267,13 +268,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Prune { dry_run, yes, json, allow_unsynced }) => {
             let (ws, cfg) = load_workspace(&cli)?;
-            let opts = crate::prune::PruneOptions {
-                dry_run: *dry_run,
-                yes: *yes,
-                json: *json,
-                allow_unsynced: *allow_unsynced,
-            };
-            crate::prune::run_cli(&ws.root, &cfg, opts)
+            let opts =
+                prune::PruneOptions { dry_run: *dry_run, yes: *yes, json: *json, allow_unsynced: *allow_unsynced };
+            prune::run_cli(&ws.root, &cfg, opts)
         }
         Some(Command::Init) => {
             let dir = std::env::current_dir()?;
@@ -343,7 +340,8 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) ->
         }
         let mut state = AppState::new(cfg, HostInfo::current(), ws.root.clone(), SystemTime::now());
         state.demo = demo;
-        crate::prune::seed_history(&mut state);
+        let history = crate::disk::history::load(&state.workspace_root, state.now);
+        state.prune.seed_history(history);
         // The first frame is a full one: take the first disk sample before drawing.
         let first = crate::disk::sample(&collectors.disk_paths, collectors.thresholds);
         crate::app::update(&mut state, crate::app::Msg::Disk(first));

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::disk::{self, Thresholds};
 use crate::workspace::Workspace;
 
+pub mod checkpoints;
 pub mod log;
 
 /// What the console samples, built from the workspace and config.

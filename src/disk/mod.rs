@@ -2,6 +2,7 @@
 //! whole [`DiskSample`], the console and `status --json` show it.
 
 pub mod growth;
+pub mod history;
 pub mod usage;
 
 use std::collections::BTreeMap;
