@@ -443,7 +443,7 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
     for r in engine::build_remotes(&remotes, &ws).values() {
         assert!(r.init().await.iter().all(|s| s.ok), "remote set up");
     }
-    let summary = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
+    let summary = opsconsole::sync::run_once(&ws, &c, &remotes).await.expect("run");
     assert_eq!((summary.uploaded, summary.failed.len()), (6, 0), "{summary:?}");
     let list = |r: &str| -> Vec<String> {
         let mut v = Vec::new();
@@ -464,7 +464,7 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
     assert_eq!(list("r2"), vec!["frozen_requirements.txt", "journal.md", "logs/train.log"]);
     assert_eq!(list("r3"), vec!["ck/a.pt", "ck/checkpoint-5/model.safetensors", "ck/checkpoint-5/trainer_state.json"]);
     // A second run uploads nothing.
-    let again = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
+    let again = opsconsole::sync::run_once(&ws, &c, &remotes).await.expect("run");
     assert_eq!((again.uploaded, again.already_there), (0, 0), "{again:?}");
     let status = opsconsole::sync::read_status(&ws, &c, &remotes, engine::now_ms()).expect("status");
     assert!(status.levels.iter().all(|l| l.pending_files == 0 && l.last_success_unix.is_some()));
@@ -707,7 +707,7 @@ async fn a_partial_upload_whose_source_is_gone_is_cleaned_up() {
     assert_eq!(partials(&r3).len(), 1, "the interrupted upload is left resumable");
     // The source is deleted while no engine runs; the next run drops it, and its partial.
     std::fs::remove_file(&src).expect("rm");
-    let summary = opsconsole::sync::run_once(&ws, &c, &rc, false).await.expect("run");
+    let summary = opsconsole::sync::run_once(&ws, &c, &rc).await.expect("run");
     assert_eq!(summary.dropped, 1, "{summary:?}");
     assert!(partials(&r3).is_empty(), "a partial upload stays behind: {:?}", partials(&r3));
     assert!(!r3.join("ck/step_1.pt").exists());

@@ -13,8 +13,13 @@ use crate::config::{self, Config, ConfigError};
 use crate::workspace::{HostInfo, Workspace};
 use crate::{demo, logging, status, tui};
 
+pub mod fit;
 pub mod log;
 pub mod prune;
+pub mod remote;
+pub mod shutdown_check;
+pub mod ssh_config;
+pub mod sync;
 
 /// A terminal operations console for training ML models on rented cloud GPUs.
 #[derive(Debug, Parser)]
@@ -60,7 +65,7 @@ pub enum Command {
         json: bool,
     },
     /// Estimate a job's VRAM and which tier can run it, before anything runs.
-    Fit(Box<crate::gpu::fit::FitArgs>),
+    Fit(Box<fit::FitArgs>),
     /// Print the end of the training log, follow it, or list the candidate logs.
     Log {
         /// Keep printing new lines, across rotation and truncation (like `tail -F`).
@@ -289,19 +294,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Sync { daemon, verify, .. }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
-            let code = crate::sync::cli_run(&ws.root, &cfg, *daemon, *verify);
+            let code = sync::cli_run(&ws.root, &cfg, *daemon, *verify);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Some(Command::Remote { command: RemoteCommand::Check { name, init, json } }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
-            let code = crate::sync::check::cli_run(&ws.root, &cfg, name.as_deref(), *init, *json);
+            let code = remote::cli_run(&ws.root, &cfg, name.as_deref(), *init, *json);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Some(Command::ShutdownCheck { json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
-            match crate::checklist::gather::cli_run(&ws, &cfg, *json) {
+            match shutdown_check::cli_run(&ws, &cfg, *json) {
                 Ok(code) => Ok(ExitCode::from(code)),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -311,7 +316,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::SshConfig { host, ip, file, print }) => {
             // Runs on the laptop: no workspace, no config.
-            Ok(ExitCode::from(crate::checklist::sshconfig::cli_run(host, ip, file.as_deref(), *print)))
+            Ok(ExitCode::from(ssh_config::cli_run(host, ip, file.as_deref(), *print)))
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;
