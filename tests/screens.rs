@@ -2,7 +2,7 @@
 
 mod support;
 
-use opsconsole::app::{JobEvent, Msg, update};
+use opsconsole::app::{JobEvent, update};
 use support::fixtures::{self as fx, key};
 
 fn both(name: &str, state: &opsconsole::app::AppState) {
@@ -83,8 +83,8 @@ fn help_overlay_scrolls_through_every_key_on_a_small_screen() {
 fn quit_confirmation_while_a_job_runs() {
     let mut s = fx::state();
     update(&mut s, fx::typical_disks());
-    update(&mut s, Msg::Job(JobEvent::Started { id: 1, name: "prune 4 checkpoints".into() }));
-    update(&mut s, Msg::Job(JobEvent::Progress { id: 1, done: 1, total: 4, text: "v01_step_100.pt".into() }));
+    s.jobs.apply(JobEvent::Started { id: 1, name: "prune 4 checkpoints".into() }, s.now);
+    s.jobs.apply(JobEvent::Progress { id: 1, done: 1, total: 4, text: "v01_step_100.pt".into() }, s.now);
     update(&mut s, key('q'));
     both("confirm_quit", &s);
 }

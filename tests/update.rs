@@ -24,7 +24,7 @@ fn ctrl_c_quits_too() {
 #[test]
 fn q_asks_first_while_a_job_runs_and_n_keeps_running() {
     let mut s = fx::state();
-    update(&mut s, Msg::Job(JobEvent::Started { id: 1, name: "prune".into() }));
+    s.jobs.apply(JobEvent::Started { id: 1, name: "prune".into() }, s.now);
     assert!(update(&mut s, key('q')).is_empty());
     assert_eq!(s.overlay, Overlay::ConfirmQuit);
     assert!(!s.should_quit);
@@ -39,9 +39,9 @@ fn q_asks_first_while_a_job_runs_and_n_keeps_running() {
 #[test]
 fn a_finished_job_no_longer_blocks_quit() {
     let mut s = fx::state();
-    update(&mut s, Msg::Job(JobEvent::Started { id: 7, name: "sync".into() }));
-    update(&mut s, Msg::Job(JobEvent::Progress { id: 7, done: 5, total: 10, text: "5 of 10 files".into() }));
-    update(&mut s, Msg::Job(JobEvent::Done { id: 7, summary: "10 files".into() }));
+    s.jobs.apply(JobEvent::Started { id: 7, name: "sync".into() }, s.now);
+    s.jobs.apply(JobEvent::Progress { id: 7, done: 5, total: 10, text: "5 of 10 files".into() }, s.now);
+    s.jobs.apply(JobEvent::Done { id: 7, summary: "10 files".into() }, s.now);
     assert_eq!(s.jobs.running().count(), 0);
     assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
 }
@@ -132,7 +132,7 @@ fn ticks_move_the_clock_and_uptime() {
 #[test]
 fn sigterm_quits_cleanly_with_a_notice() {
     let mut s = fx::state();
-    update(&mut s, Msg::Job(JobEvent::Started { id: 1, name: "prune".into() }));
+    s.jobs.apply(JobEvent::Started { id: 1, name: "prune".into() }, s.now);
     assert_eq!(update(&mut s, Msg::Terminate("SIGTERM".into())), vec![Effect::Quit]);
     assert!(s.should_quit);
     assert_eq!(s.notice.as_deref(), Some("stopping: SIGTERM"));

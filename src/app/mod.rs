@@ -1,5 +1,6 @@
 //! The application state and `update`: every change to what the screen shows happens here,
-//! from one [`Msg`] at a time, with no I/O. Effects that need I/O are returned to the loop.
+//! from one [`Msg`] at a time, with no I/O. Effects that need I/O are returned for the
+//! executor (`exec`) to carry out.
 
 pub mod action;
 pub mod checklist;
@@ -96,8 +97,6 @@ pub enum Msg {
     Gpu(crate::gpu::GpuSample),
     /// The answer to [`Effect::TerminateProcess`].
     ProcessTerminated { pid: u32, result: Result<(), String> },
-    /// A background job reported.
-    Job(JobEvent),
     /// A whole sample from the log collector.
     Log(Box<crate::logtail::LogSample>),
     /// The logs that could be followed, newest first.
@@ -135,7 +134,6 @@ impl Msg {
             | Msg::Resize(..)
             | Msg::Tick(_)
             | Msg::ProcessTerminated { .. }
-            | Msg::Job(_)
             | Msg::Terminate(_)
             | Msg::PrunePlan(_)
             | Msg::Checklist(_)
@@ -154,10 +152,11 @@ impl Msg {
     }
 }
 
-/// What `update` asks the loop to do.
+/// What `update` asks the executor (`exec`) to do: everything that needs I/O.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Leave the console.
+    /// The console is leaving (the loop ends once `should_quit` is set): a running prune
+    /// stops before its next item.
     Quit,
     /// Sample every collector now.
     RefreshNow,
@@ -173,6 +172,8 @@ pub enum Effect {
     RunPrune,
     /// Plan and run an automatic prune (a disk crossed critical; never with the override).
     AutoPrune,
+    /// Stop the running prune before its next item (the item in hand is finished).
+    CancelPrune,
     /// Gather the checklist off the UI task (answered by [`Msg::Checklist`]); `live` also
     /// checks copies on their remotes and runs the extra commands.
     Checklist { live: bool },
@@ -259,7 +260,7 @@ impl AppState {
     }
 }
 
-/// Folds one message into the state and says what the loop must do.
+/// Folds one message into the state and says what the executor must do.
 pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
@@ -301,10 +302,6 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::Prune(progress) => prune::on_progress(state, progress),
-        Msg::Job(ev) => {
-            state.jobs.apply(ev, state.now);
-            vec![]
-        }
         Msg::Sync(sample) => {
             state.uploads.apply_sample(*sample, state.now);
             vec![]

@@ -341,17 +341,28 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) ->
     let result = rt.block_on(async move {
         let mut collectors = Collectors::new(&ws, &cfg);
         if demo {
-            collectors.gpu_demo = Some(ws.root.clone());
+            collectors.gpu_demo = Some(crate::demo::trainer_pid_file(&ws.root));
         }
-        let mut state = AppState::new(cfg, HostInfo::current(), ws.root.clone(), SystemTime::now());
+        // The first frame is a full one: the host, the disk history, the first disk sample
+        // and the log's last screen (read backwards from the end: fast on any size) are
+        // read before drawing, on a blocking thread like every other read.
+        let (root, log_cfg, paths, thresholds) =
+            (ws.root.clone(), cfg.log.clone(), collectors.disk_paths.clone(), collectors.thresholds);
+        let (host, history, disks, log) = tokio::task::spawn_blocking(move || {
+            let now = SystemTime::now();
+            (
+                HostInfo::current(),
+                crate::disk::history::load(&root, now),
+                crate::disk::sample(&paths, thresholds),
+                crate::logtail::collector::first_sample(&root, &log_cfg, 200),
+            )
+        })
+        .await?;
+        let mut state = AppState::new(cfg, host, ws.root.clone(), SystemTime::now());
         state.demo = demo;
-        let history = crate::disk::history::load(&state.workspace_root, state.now);
         state.prune.seed_history(history);
-        // The first frame is a full one: take the first disk sample before drawing.
-        let first = crate::disk::sample(&collectors.disk_paths, collectors.thresholds);
-        crate::app::update(&mut state, crate::app::Msg::Disk(first));
-        // And the log's last screen (read backwards from the end: fast on any size).
-        if let Some(log) = crate::logtail::collector::first_sample(&state.workspace_root, &state.config.log, 200) {
+        crate::app::update(&mut state, crate::app::Msg::Disk(disks));
+        if let Some(log) = log {
             crate::app::update(&mut state, crate::app::Msg::Log(Box::new(log)));
         }
         tui::run(state, collectors, opts).await

@@ -13,8 +13,8 @@ use crate::disk::history::record_disk_history;
 use crate::prune::confirmation_source;
 
 /// The checkpoint collector: inventory and usage breakdown every `checkpoints.scan_secs`,
-/// off the UI task.
-pub fn spawn_collector(
+/// off the UI task. Each scan also records the disks in the workspace's disk history.
+pub(super) fn spawn_checkpoints(
     workspace: PathBuf,
     cfg: Config,
     tx: mpsc::UnboundedSender<Msg>,
@@ -28,10 +28,10 @@ pub fn spawn_collector(
         loop {
             let (ws, full, c, s, prev) =
                 (workspace.clone(), cfg.clone(), cfg.checkpoints.clone(), spec.clone(), previous.take());
-            let disk_paths = crate::disk::watched_paths(&crate::workspace::Workspace::at(&workspace), &cfg);
-            let thresholds = (&cfg.disk).into();
             let res = tokio::task::spawn_blocking(move || {
                 let now = SystemTime::now();
+                let disk_paths = crate::disk::watched_paths(&crate::workspace::Workspace::at(&ws), &full);
+                let thresholds = (&full.disk).into();
                 record_disk_history(&ws, &crate::disk::sample(&disk_paths, thresholds), now);
                 // Opened for each scan: a ledger read from a copy on a full disk is read
                 // normally again once space is back.

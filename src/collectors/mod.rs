@@ -1,19 +1,31 @@
-//! Collector tasks: each samples one source off the UI task and sends whole samples on the
-//! app channel.
+//! Collectors: one task per source, each sampling off the UI task (blocking work on
+//! `spawn_blocking`) and sending whole samples on the app channel. They are started and
+//! stopped by the executor (`exec`), which also asks them to sample at once (`ctrl-r`, a
+//! job that changed the disks) and switches the followed log.
+//!
+//! - `gpu`: NVML, or the demo's simulated GPU, every `gpu.sample_ms`;
+//! - `disk`: filesystem fill, every `disk.sample_ms`;
+//! - `log`: which log to follow, and the follower of that log;
+//! - `sync`: the sync ledger for the Uploads panel;
+//! - `checkpoints`: the checkpoint inventory and usage, every `checkpoints.scan_secs`;
+//! - `external_ip`: the VM's external address, once known.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::Msg;
 use crate::config::Config;
-use crate::disk::{self, Thresholds};
+use crate::disk::Thresholds;
+use crate::sync::EngineSource;
 use crate::workspace::Workspace;
 
 pub mod checkpoints;
+pub mod disk;
+pub mod external_ip;
 pub mod gpu;
 pub mod log;
 pub mod sync;
@@ -28,7 +40,8 @@ pub struct Collectors {
     pub thresholds: Thresholds,
     pub disk_every: Duration,
     pub gpu: crate::gpu::GpuConfig,
-    /// `opsconsole demo`: the simulated GPU of the demo workspace at this root instead of NVML.
+    /// `opsconsole demo`: the simulated GPU, whose process is the trainer whose pid is in
+    /// this file, instead of NVML.
     pub gpu_demo: Option<PathBuf>,
     pub workspace_root: PathBuf,
     pub log: crate::logtail::LogConfig,
@@ -36,12 +49,17 @@ pub struct Collectors {
     /// and 500 ms. Lines are never dropped, only sent together.
     pub log_min_interval: Duration,
     pub sync: SyncCollector,
+    /// The whole config, for the checkpoint scan (checkpoints, prune, paths, disk, sync).
+    pub config: Config,
+    /// Start the checkpoint scan and the external address lookup (off in tests that drive
+    /// the other collectors alone).
+    pub checkpoints: bool,
 }
 
 impl Collectors {
     pub fn new(ws: &Workspace, cfg: &Config) -> Self {
         Self {
-            disk_paths: disk::watched_paths(ws, cfg),
+            disk_paths: crate::disk::watched_paths(ws, cfg),
             thresholds: (&cfg.disk).into(),
             disk_every: Duration::from_millis(cfg.disk.sample_ms),
             gpu: cfg.gpu.clone(),
@@ -55,17 +73,21 @@ impl Collectors {
                 remotes: cfg.remotes.clone(),
                 checkpoint_roots: cfg.checkpoints.roots.clone(),
                 every: Duration::from_secs(1),
-                start_engine: true,
             },
+            config: cfg.clone(),
+            checkpoints: true,
         }
     }
 
-    /// Starts every collector task.
-    pub fn spawn(self, tx: mpsc::UnboundedSender<Msg>) -> CollectorHandles {
+    /// Starts every collector task. `engine` says who runs the sync engine (the executor
+    /// decides it); the ledger collector waits for it.
+    pub fn spawn(self, tx: mpsc::UnboundedSender<Msg>, engine: watch::Receiver<Option<EngineSource>>) -> CollectorSet {
         let refresh = Arc::new(Notify::new());
         let mut tasks = Vec::new();
         let source = match &self.gpu_demo {
-            Some(root) => GpuSource::Demo(crate::gpu::demo::DemoGpu::new(root.clone(), std::time::SystemTime::now())),
+            Some(pid_file) => {
+                GpuSource::Demo(crate::gpu::demo::DemoGpu::new(pid_file.clone(), std::time::SystemTime::now()))
+            }
             None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
         };
         tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
@@ -78,65 +100,30 @@ impl Collectors {
             refresh.clone(),
             switch_rx,
         )));
-        {
-            let refresh = refresh.clone();
-            let tx = tx.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut every = crate::util::aligned_interval(self.disk_every);
-                loop {
-                    let paths = self.disk_paths.clone();
-                    let t = self.thresholds;
-                    let sample = tokio::task::spawn_blocking(move || disk::sample(&paths, t)).await;
-                    match sample {
-                        Ok(s) => {
-                            if tx.send(Msg::Disk(s)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => tracing::error!("disk sampler failed: {e}"),
-                    }
-                    tokio::select! {
-                        _ = every.tick() => {}
-                        _ = refresh.notified() => {}
-                    }
-                }
-            }));
+        tasks.push(disk::spawn_disk(self.disk_paths, self.thresholds, self.disk_every, tx.clone(), refresh.clone()));
+        if self.checkpoints {
+            tasks.push(checkpoints::spawn_checkpoints(
+                self.workspace_root.clone(),
+                self.config.clone(),
+                tx.clone(),
+                refresh.clone(),
+            ));
+            tasks.push(external_ip::spawn_external_ip(self.config.external_ip.clone(), tx.clone()));
         }
-        let workspace = self.sync.workspace.clone();
-        let (sync_tx, sync_task) = self.sync.spawn(tx, refresh.clone());
-        tasks.push(sync_task);
-        CollectorHandles { refresh, tasks, log_switch, sync_tx, workspace }
+        tasks.push(self.sync.spawn(tx, refresh.clone(), engine));
+        CollectorSet { refresh, tasks, log_switch }
     }
 }
 
-/// Running collectors: ask them to sample now, or stop them.
-pub struct CollectorHandles {
+/// Running collectors: ask them to sample now, switch the log, or stop them.
+pub struct CollectorSet {
     refresh: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
     log_switch: mpsc::UnboundedSender<PathBuf>,
-    sync_tx: Option<mpsc::UnboundedSender<crate::sync::Command>>,
-    workspace: PathBuf,
 }
 
-impl CollectorHandles {
-    /// Sends a command to this console's sync engine, or leaves it in the ledger for the
-    /// daemon that runs the workspace.
-    pub fn sync_command(&self, cmd: crate::sync::Command) {
-        match &self.sync_tx {
-            Some(tx) => {
-                let _ = tx.send(cmd);
-            }
-            None => {
-                let ws = self.workspace.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = cmd.request(&ws) {
-                        tracing::warn!("leaving a sync request in the ledger: {e}");
-                    }
-                });
-            }
-        }
-    }
-
+impl CollectorSet {
+    /// Every collector waiting for its next turn samples now.
     pub fn refresh_now(&self) {
         self.refresh.notify_waiters();
     }
@@ -146,6 +133,7 @@ impl CollectorHandles {
         let _ = self.log_switch.send(path);
     }
 
+    /// Stops every collector task.
     pub fn stop(&self) {
         for t in &self.tasks {
             t.abort();

@@ -1,38 +1,16 @@
-//! The sync collector: this console's engine (unless a daemon runs the workspace), the
-//! ledger read for the Uploads panel, and engine events forwarded.
+//! The sync collector: the ledger read for the Uploads panel (status and queue), every
+//! second while something is queued or uploading, every five seconds while nothing is.
+//! Who runs the engine comes from the executor (`exec::engine`) on a watch channel.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::Msg;
-
-/// How long after the engine could not open the ledger (a full disk) it is started again.
-const ENGINE_RETRY: Duration = Duration::from_secs(30);
-
-/// What the panel says when this console's engine did not start, and whether to try again
-/// later (the ledger or the lock could not be written: a full disk, in words).
-fn start_failed(ws: &std::path::Path, e: crate::sync::SyncError) -> (crate::sync::EngineSource, bool) {
-    use crate::sync::lock::LockError;
-    use crate::sync::{EngineSource, SyncError};
-    match e {
-        SyncError::Locked(LockError::Held { pid, .. }) => (EngineSource::Daemon { pid: pid.unwrap_or(0) }, false),
-        e @ (SyncError::Ledger(_) | SyncError::Locked(LockError::Io(..))) => {
-            let reason = if crate::sync::ledger::disk_full(ws) {
-                "disk full: the sync engine cannot start (0 B free on the workspace's disk); it starts again once \
-                 space is freed"
-                    .to_string()
-            } else {
-                e.to_string()
-            };
-            (EngineSource::Off { reason }, true)
-        }
-        e => (EngineSource::Off { reason: e.to_string() }, false),
-    }
-}
+use crate::sync::EngineSource;
 
 /// What the sync collector needs: the workspace and its sync config.
 #[derive(Debug, Clone)]
@@ -43,49 +21,19 @@ pub struct SyncCollector {
     /// `checkpoints.roots`: a remote on their filesystem is no backup.
     pub checkpoint_roots: Vec<String>,
     pub every: Duration,
-    /// Start an engine when no daemon holds the workspace (off for tests and `status`).
-    pub start_engine: bool,
 }
 
 impl SyncCollector {
-    /// Starts this console's engine unless a daemon holds the workspace (or no remote is
-    /// configured), then reads the ledger every `every` and forwards engine events.
+    /// Reads the ledger every `every` (five times slower while the queue is empty), at once
+    /// on `refresh`, and again whenever who runs the engine changes. The first read waits
+    /// for that to be known.
     pub(super) fn spawn(
         self,
         tx: mpsc::UnboundedSender<Msg>,
         refresh: Arc<Notify>,
-    ) -> (Option<mpsc::UnboundedSender<crate::sync::Command>>, JoinHandle<()>) {
-        use crate::sync::{EngineSource, engine};
-        let configured = self.sync.levels().iter().any(|(_, _, l)| l.enabled && self.remotes.contains_key(&l.remote));
-        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<crate::sync::Command>();
-        let mut own = None;
-        // The engine could not open the ledger (a full disk): start it again later.
-        let mut retry_start = None;
-        let mut source = match crate::sync::lock::holder(&self.workspace) {
-            Some(pid) => EngineSource::Daemon { pid },
-            None if !configured => {
-                EngineSource::Off { reason: "no remote configured: add [remotes.NAME] to opsconsole.toml".into() }
-            }
-            None if !self.start_engine => EngineSource::Off { reason: "not started".into() },
-            None => {
-                let env = crate::sync::RemoteEnv::with_roots(&self.workspace, &self.checkpoint_roots);
-                let remotes = engine::build_remotes_in(&self.remotes, &env);
-                match engine::start(&self.workspace, &self.sync, remotes, engine::Mode::Daemon) {
-                    Ok(h) => {
-                        own = Some(h);
-                        EngineSource::Console
-                    }
-                    Err(e) => {
-                        let (source, retry) = start_failed(&self.workspace, e);
-                        retry_start = retry.then(|| std::time::Instant::now() + ENGINE_RETRY);
-                        source
-                    }
-                }
-            }
-        };
-        let has_engine = own.is_some();
-        let task = tokio::spawn(async move {
-            let mut own = own;
+        mut source: watch::Receiver<Option<EngineSource>>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
             let mut reader = Some(crate::sync::status::SampleReader::default());
             // Every `every` while something is queued or uploading (progress moves), five
             // times slower while the queue is empty (only a new file changes anything, and
@@ -94,28 +42,11 @@ impl SyncCollector {
             let mut quiet = crate::util::aligned_interval(self.every * 5);
             let mut busy = true;
             loop {
-                if own.is_none() && retry_start.is_some_and(|t| std::time::Instant::now() >= t) {
-                    retry_start = None;
-                    source = match crate::sync::lock::holder(&self.workspace) {
-                        Some(pid) => EngineSource::Daemon { pid },
-                        None => {
-                            let remotes = engine::build_remotes(&self.remotes, &self.workspace);
-                            match engine::start(&self.workspace, &self.sync, remotes, engine::Mode::Daemon) {
-                                Ok(h) => {
-                                    own = Some(h);
-                                    EngineSource::Console
-                                }
-                                Err(e) => {
-                                    let (source, retry) = start_failed(&self.workspace, e);
-                                    retry_start = retry.then(|| std::time::Instant::now() + ENGINE_RETRY);
-                                    source
-                                }
-                            }
-                        }
-                    };
-                }
-                let (ws, sync, remotes, src) =
-                    (self.workspace.clone(), self.sync.clone(), self.remotes.clone(), source.clone());
+                let src = match source.wait_for(Option::is_some).await {
+                    Ok(s) => s.clone().unwrap_or(EngineSource::Off { reason: "not started".into() }),
+                    Err(_) => return,
+                };
+                let (ws, sync, remotes) = (self.workspace.clone(), self.sync.clone(), self.remotes.clone());
                 let now = crate::sync::engine::now_ms();
                 // The reader (and its open ledger) moves to the blocking thread and back.
                 let mut r = reader.take().unwrap_or_default();
@@ -126,66 +57,44 @@ impl SyncCollector {
                         crate::sync::status::mark_same_disk(&mut s.status, &sync, &remotes, &env);
                         s
                     });
-                    (r, s)
-                })
-                .await
-                .map(|(r, s)| {
-                    reader = Some(r);
-                    s
-                });
-                match sample {
-                    Ok(Ok(s)) => {
-                        busy = s.status.levels.iter().any(|l| l.pending_files > 0 || l.in_flight.is_some());
-                        if tx.send(Msg::Sync(Box::new(s))).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(Err(e)) => {
+                    let why = s.as_ref().err().map(|e| {
                         tracing::warn!("reading the sync ledger: {e}");
-                        let why = if crate::sync::ledger::disk_full(&self.workspace) {
+                        if crate::sync::ledger::disk_full(&ws) {
                             format!("disk full: the sync ledger cannot be read (0 B free): {e}")
                         } else {
                             format!("the sync ledger cannot be read: {e}")
-                        };
-                        if tx.send(Msg::SyncUnreadable(why)).is_err() {
-                            break;
+                        }
+                    });
+                    (r, s.ok(), why)
+                })
+                .await;
+                match sample {
+                    Ok((r, Some(s), _)) => {
+                        reader = Some(r);
+                        busy = s.status.levels.iter().any(|l| l.pending_files > 0 || l.in_flight.is_some());
+                        if tx.send(Msg::Sync(Box::new(s))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok((r, None, why)) => {
+                        reader = Some(r);
+                        if tx.send(Msg::SyncUnreadable(why.unwrap_or_default())).is_err() {
+                            return;
                         }
                     }
                     Err(e) => tracing::error!("sync sampler failed: {e}"),
                 }
-                loop {
-                    tokio::select! {
-                        _ = every.tick(), if busy => break,
-                        _ = quiet.tick(), if !busy => break,
-                        _ = refresh.notified() => break,
-                        Some(cmd) = cmd_rx.recv() => {
-                            if let Some(h) = &own {
-                                h.send(cmd);
-                            }
+                tokio::select! {
+                    _ = every.tick(), if busy => {}
+                    _ = quiet.tick(), if !busy => {}
+                    _ = refresh.notified() => {}
+                    changed = source.changed() => {
+                        if changed.is_err() {
+                            return;
                         }
-                        ev = async {
-                            match own.as_mut() {
-                                Some(h) => h.events.recv().await,
-                                None => std::future::pending().await,
-                            }
-                        } => match ev {
-                            Some(ev) => {
-                                if tx.send(Msg::SyncEvent(ev)).is_err() {
-                                    return;
-                                }
-                            }
-                            None => {
-                                own = None;
-                                source = EngineSource::Off { reason: "the sync engine stopped".into() };
-                            }
-                        },
                     }
                 }
             }
-            if let Some(h) = own {
-                let _ = h.shutdown().await;
-            }
-        });
-        (has_engine.then_some(cmd_tx), task)
+        })
     }
 }
