@@ -70,7 +70,8 @@ impl Executor {
             prune::refuse(&self.tx, "a prune job is already running");
             return;
         }
-        let job = prune::run(state.workspace_root.clone(), state.config.clone(), plan, self.tx.clone());
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let job = prune::run(state.workspace_root.clone(), state.config.clone(), plan, cancel, self.tx.clone());
         self.prune = Some(job);
     }
 

@@ -52,9 +52,15 @@ pub fn plan(workspace: PathBuf, cfg: Config, allow_unconfirmed: bool, tx: mpsc::
 }
 
 /// Runs `plan` (the one on the prune screen), or, with `plan` `None`, plans and runs an
-/// automatic prune (never with the override). Progress arrives as [`Msg::Prune`].
-pub fn run(workspace: PathBuf, cfg: Config, plan: Option<PrunePlan>, tx: mpsc::UnboundedSender<Msg>) -> PruneJob {
-    let cancel = Arc::new(AtomicBool::new(false));
+/// automatic prune (never with the override). Progress arrives as [`Msg::Prune`]; setting
+/// `cancel` stops it before its next item.
+pub fn run(
+    workspace: PathBuf,
+    cfg: Config,
+    plan: Option<PrunePlan>,
+    cancel: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> PruneJob {
     let flag = cancel.clone();
     let task = tokio::task::spawn_blocking(move || {
         let auto = plan.is_none();
