@@ -137,6 +137,8 @@ where
     loop {
         if draw {
             terminal.draw(|f| ui::render(state, f))?;
+            // Keys that move by a page move by what the user sees.
+            state.viewport = ui::viewport(state);
             draw = false;
         }
         if first_frame && opts.exit_after_first_frame {

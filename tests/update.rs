@@ -200,10 +200,10 @@ fn slash_search_types_a_query_then_n_and_shift_n_move_between_matches() {
     // While typing, keys are text: `q` does not quit.
     update(&mut s, key('q'));
     update(&mut s, code(KeyCode::Backspace));
-    assert_eq!(s.log.search_input.as_deref(), Some("eval_loss"));
+    assert_eq!(s.log_search_input(), Some("eval_loss"));
     assert!(!s.should_quit);
     update(&mut s, code(KeyCode::Enter));
-    assert_eq!(s.log.search_input, None);
+    assert_eq!(s.log_search_input(), None);
     assert_eq!(s.log.view.query(), Some("eval_loss"));
     let last = s.log.view.current_match().expect("a match");
     update(&mut s, key('N'));
@@ -257,15 +257,15 @@ fn l_lists_logs_and_enter_switches() {
         Msg::LogCandidates(vec![candidate("/home/me/rsm/experiments/v69/logs/train.log"), candidate(lf::LOG_PATH)]),
     );
     assert_eq!(update(&mut s, key('L')), vec![Effect::RefreshNow]);
-    assert_eq!(s.log.switcher, Some(1), "the followed log is selected");
+    assert_eq!(s.log_switcher(), Some(1), "the followed log is selected");
     update(&mut s, key('k'));
-    assert_eq!(s.log.switcher, Some(0));
+    assert_eq!(s.log_switcher(), Some(0));
     let effects = update(&mut s, code(KeyCode::Enter));
     assert_eq!(effects, vec![Effect::SwitchLog(PathBuf::from("/home/me/rsm/experiments/v69/logs/train.log"))]);
-    assert_eq!(s.log.switcher, None);
+    assert_eq!(s.log_switcher(), None);
     update(&mut s, key('L'));
     update(&mut s, code(KeyCode::Esc));
-    assert_eq!(s.log.switcher, None);
+    assert_eq!(s.log_switcher(), None);
 }
 
 #[test]

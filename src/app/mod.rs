@@ -56,9 +56,11 @@ impl Panel {
     }
 }
 
-/// What is drawn over the panels.
+/// The modal state: what is drawn over the panels, and so what takes the keys. Every
+/// key goes through one dispatch on it (`on_key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
+    /// The main screen: keys go through the keymap to the focused panel.
     None,
     Help,
     /// "A job is running: quit anyway?"
@@ -80,6 +82,14 @@ pub enum Overlay {
     Prune,
     /// The pre-shutdown checklist (`x`).
     Checklist,
+    /// `/` on the Log panel: the search query being typed.
+    LogSearch {
+        query: String,
+    },
+    /// `L`: the log switcher, with this candidate selected.
+    LogSwitcher {
+        selected: usize,
+    },
 }
 
 /// Everything a message can tell the app.
@@ -214,6 +224,22 @@ pub struct AppState {
     pub size: (u16, u16),
     /// First row of the help overlay shown (it scrolls when the keys do not fit).
     pub help_scroll: usize,
+    /// Sizes of what the last frame drew, for keys that move by a page.
+    pub viewport: Viewport,
+}
+
+/// Sizes of what the last frame drew, set by the loop after each frame (`ui::viewport`):
+/// `update` reads them, never the layout code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewport {
+    /// Text rows of the Log panel.
+    pub log_rows: usize,
+}
+
+impl Default for Viewport {
+    fn default() -> Self {
+        Self { log_rows: 10 }
+    }
 }
 
 impl AppState {
@@ -246,12 +272,29 @@ impl AppState {
             should_quit: false,
             size: (80, 24),
             help_scroll: 0,
+            viewport: Viewport::default(),
         }
     }
 
     /// Seconds since the Unix epoch on the state's clock.
     pub fn now_unix(&self) -> u64 {
         self.now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    /// The search query being typed on the Log panel, if `/` was pressed.
+    pub fn log_search_input(&self) -> Option<&str> {
+        match &self.overlay {
+            Overlay::LogSearch { query } => Some(query),
+            _ => None,
+        }
+    }
+
+    /// The candidate selected in the log switcher, when it is open.
+    pub fn log_switcher(&self) -> Option<usize> {
+        match self.overlay {
+            Overlay::LogSwitcher { selected } => Some(selected),
+            _ => None,
+        }
     }
 
     /// How long the machine has been up, on the state's clock.
@@ -292,8 +335,8 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::LogCandidates(list) => {
             state.log.candidates = list;
-            if let Some(sel) = state.log.switcher {
-                state.log.switcher = Some(sel.min(state.log.candidates.len().saturating_sub(1)));
+            if let Overlay::LogSwitcher { selected } = &mut state.overlay {
+                *selected = (*selected).min(state.log.candidates.len().saturating_sub(1));
             }
             vec![]
         }
@@ -335,6 +378,7 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     }
 }
 
+/// Every key: one dispatch on the modal state.
 fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     // A terminal sends Esc as a bare ESC byte, and Alt+K as ESC then `K`. When Esc and a
     // key arrive in one read (typed fast over SSH, or sent by tmux), crossterm reports
@@ -349,49 +393,49 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         effects.extend(on_key(state, &plain));
         return effects;
     }
-    if state.overlay == Overlay::Prune {
-        return prune::on_key(state, key);
+    match state.overlay {
+        Overlay::Prune => prune::on_key(state, key),
+        Overlay::Checklist => checklist::on_key(state, key),
+        Overlay::ConfirmQuit => on_confirm_quit_key(state, key),
+        Overlay::ConfirmKill { .. } => gpu::on_confirm_kill_key(state, key),
+        Overlay::Help => on_help_key(state, key),
+        Overlay::LogSearch { .. } => log::on_search_key(state, key),
+        Overlay::LogSwitcher { .. } => log::on_switcher_key(state, key),
+        Overlay::None | Overlay::GpuDetails { .. } | Overlay::UploadQueue => match state.keymap.action(key) {
+            Some(action) => on_action(state, action),
+            None => vec![],
+        },
     }
-    if state.overlay == Overlay::Checklist {
-        return checklist::on_key(state, key);
+}
+
+/// "A job is running: quit anyway?"
+fn on_confirm_quit_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    if state.keymap.is(key, Action::Confirm) {
+        state.should_quit = true;
+        return vec![Effect::Quit];
     }
-    if state.overlay == Overlay::ConfirmQuit {
-        if state.keymap.is(key, Action::Confirm) {
-            state.should_quit = true;
-            return vec![Effect::Quit];
-        }
-        if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
-            state.overlay = Overlay::None;
-        }
-        return vec![];
+    if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
+        state.overlay = Overlay::None;
     }
-    if matches!(state.overlay, Overlay::ConfirmKill { .. }) {
-        return gpu::on_confirm_kill_key(state, key);
-    }
-    if state.overlay == Overlay::Help {
-        // The help is modal: it scrolls, closes, or quits; nothing changes underneath.
-        return match state.keymap.action(key) {
-            Some(a @ (Action::Up | Action::Down | Action::PageUp | Action::PageDown)) => {
-                state.help_scroll = match a {
-                    Action::Up => state.help_scroll.saturating_sub(1),
-                    Action::Down => state.help_scroll + 1,
-                    Action::PageUp => state.help_scroll.saturating_sub(10),
-                    _ => state.help_scroll + 10,
-                }
-                .min(Action::ALL.len().saturating_sub(1));
-                vec![]
+    vec![]
+}
+
+/// The help is modal: it scrolls, closes, or quits; nothing changes underneath.
+fn on_help_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    match state.keymap.action(key) {
+        Some(a @ (Action::Up | Action::Down | Action::PageUp | Action::PageDown)) => {
+            state.help_scroll = match a {
+                Action::Up => state.help_scroll.saturating_sub(1),
+                Action::Down => state.help_scroll + 1,
+                Action::PageUp => state.help_scroll.saturating_sub(10),
+                _ => state.help_scroll + 10,
             }
-            Some(a @ (Action::Help | Action::Cancel | Action::Quit)) => on_action(state, a),
-            _ => vec![],
-        };
+            .min(Action::ALL.len().saturating_sub(1));
+            vec![]
+        }
+        Some(a @ (Action::Help | Action::Cancel | Action::Quit)) => on_action(state, a),
+        _ => vec![],
     }
-    if let Some(effects) = log::on_key(state, key) {
-        return effects;
-    }
-    let Some(action) = state.keymap.action(key) else {
-        return vec![];
-    };
-    on_action(state, action)
 }
 
 fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
