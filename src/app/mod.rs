@@ -530,6 +530,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::LogSwitch => log::on_action(state, action),
         Action::SyncNow | Action::RetryFailed | Action::CancelUpload => uploads_action(state, action),
         Action::Prune => prune::open(state),
+        Action::StopPrune => prune::stop(state),
         Action::Checklist => checklist::open(state),
         // Only meaningful on the prune screen and the checklist.
         Action::IncludeUnsynced | Action::Shutdown | Action::OverrideItem => vec![],
