@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::app::action::KeysConfig;
+pub use crate::keys::KeysConfig;
 
 /// The shipped default configuration; every key is documented there.
 pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");

@@ -14,6 +14,7 @@ pub mod disk;
 pub mod exec;
 pub mod gpu;
 pub mod joblock;
+pub mod keys;
 pub mod logging;
 pub mod logtail;
 pub mod procfs;

@@ -2,7 +2,6 @@
 //! from one [`Msg`] at a time, with no I/O. Effects that need I/O are returned for the
 //! executor (`exec`) to carry out.
 
-pub mod action;
 pub mod checklist;
 pub mod disk;
 pub mod gpu;
@@ -19,8 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::Config;
+pub use crate::keys::action;
+pub use crate::keys::action::Action;
 use crate::workspace::HostInfo;
-pub use action::Action;
 pub use disk::DiskPanel;
 pub use gpu::GpuPanel;
 pub use jobs::{JobEvent, JobInfo, Jobs};
