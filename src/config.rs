@@ -179,7 +179,7 @@ impl Config {
         out.extend(self.checklist.validate());
         out.extend(self.idle.validate(&self.gpu.tiers));
         out.extend(self.external_ip.validate());
-        if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
+        if let Err(p) = crate::keys::chord::bindings(&self.keys) {
             out.extend(p);
         }
         out
