@@ -290,6 +290,53 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
     })
 }
 
+/// How long [`Ledger::snapshot_at`] waits for another program to let go of the ledger
+/// file before it gives up for this time.
+pub const SNAPSHOT_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Read-only copies of a ledger are taken one at a time in this process (see
+/// [`Ledger::snapshot_at`]).
+static SNAPSHOTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One try at copying the ledger file into memory without writing anything: the copy, or
+/// `None` when another connection holds the file. The connection that tried is closed
+/// before this returns, so a try that failed keeps no lock, and it never waits while it
+/// holds one (no busy handler).
+fn copy_once(path: &Path) -> rusqlite::Result<Option<Connection>> {
+    use rusqlite::OpenFlags;
+    use rusqlite::backup::{Backup, StepResult};
+    use rusqlite::config::DbConfig;
+    let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    src.busy_timeout(Duration::ZERO)?;
+    src.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    src.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    src.pragma_update(None, "query_only", true)?;
+    src.pragma_update(None, "temp_store", "MEMORY")?;
+    let mut mem = Connection::open_in_memory()?;
+    // Every page in one step: the file is read under one lock, start to end.
+    let copied = {
+        let backup = Backup::new(&src, &mut mem)?;
+        loop {
+            match backup.step(-1) {
+                Ok(StepResult::Done) => break true,
+                Ok(StepResult::More) => {}
+                // Busy or Locked: the file is held.
+                Ok(_) => break false,
+                Err(e)
+                    if e.sqlite_error_code().is_some_and(|c| {
+                        matches!(c, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                    }) =>
+                {
+                    break false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    drop(src);
+    Ok(copied.then_some(mem))
+}
+
 impl Ledger {
     /// Open (creating if needed) the ledger of a workspace.
     pub fn open(workspace: &Path) -> Result<Self> {
@@ -349,23 +396,40 @@ impl Ledger {
     /// WAL index in heap memory instead of the `-shm` file, with checkpoint-on-close off:
     /// nothing is written. Needs no other connection to hold the ledger (one that does
     /// keeps `-shm` in place, and a normal open works).
+    ///
+    /// Such a connection needs the file's exclusive lock for a moment, and when it cannot
+    /// get it, it keeps the shared lock it took on the way: two of them at once would each
+    /// wait for the other's shared lock forever. So copies in this process are taken one
+    /// at a time, a try that finds the file held is closed (letting its lock go) before it
+    /// waits, and after [`SNAPSHOT_PATIENCE`] the copy fails in words for this time (the
+    /// caller reads again later).
     pub fn snapshot_at(path: &Path) -> Result<Self> {
-        use rusqlite::OpenFlags;
-        use rusqlite::config::DbConfig;
         let ctx = |e: rusqlite::Error| LedgerError(format!("ledger {}: {e}", path.display()));
-        let src =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(ctx)?;
-        src.busy_timeout(Duration::from_secs(2)).map_err(ctx)?;
-        src.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(ctx)?;
-        src.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(ctx)?;
-        src.pragma_update(None, "query_only", true).map_err(ctx)?;
-        src.pragma_update(None, "temp_store", "MEMORY").map_err(ctx)?;
-        let mut mem = Connection::open_in_memory().map_err(ctx)?;
-        rusqlite::backup::Backup::new(&src, &mut mem)
-            .and_then(|b| b.run_to_completion(4096, Duration::ZERO, None))
-            .map_err(ctx)?;
-        drop(src);
+        let _one_at_a_time = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        let mem = loop {
+            if let Some(mem) = copy_once(path).map_err(ctx)? {
+                break mem;
+            }
+            if started.elapsed() >= SNAPSHOT_PATIENCE {
+                return Err(LedgerError(format!(
+                    "ledger {}: in use by another reader, so no copy could be read this time (tried for {} s); \
+                     it is read again shortly",
+                    path.display(),
+                    SNAPSHOT_PATIENCE.as_secs_f64()
+                )));
+            }
+            // A random share of the pause on top, so that two programs that both back off
+            // do not meet again in step.
+            let jitter = {
+                use std::hash::{BuildHasher, Hasher};
+                let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+                pause.mul_f64((r % 1024) as f64 / 1024.0)
+            };
+            std::thread::sleep(pause + jitter);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        };
         mem.pragma_update(None, "query_only", true).map_err(ctx)?;
         let version: i64 = mem.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
         if version > SCHEMA_VERSION {
@@ -1197,5 +1261,91 @@ mod tests {
         assert!(l.confirmed_levels(dir.path(), &ck, LR).expect("c").is_empty());
         l.record_override_deletion("checkpoint-5", &["L3".into()], 9).expect("ev");
         assert_eq!(l.recent_events(1).expect("e")[0].kind, "override_delete");
+    }
+
+    /// A ledger whose rows (50 files) are committed only in its `-wal` file, with no
+    /// `-shm`: what a full disk leaves to be read from a copy.
+    fn wal_only_ledger() -> (tempfile::TempDir, PathBuf) {
+        let (dir, mut l) = ledger();
+        l.conn.pragma_update(None, "wal_autocheckpoint", 0).expect("no autocheckpoint");
+        for i in 0..50 {
+            l.track(&format!("ck/{i}.pt"), 10, i, "h", None, LR, 0).expect("track");
+        }
+        l.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).expect("no ckpt");
+        let path = l.path().to_path_buf();
+        drop(l);
+        std::fs::remove_file(path.with_file_name("ledger.sqlite-shm")).expect("no -shm");
+        assert!(std::fs::metadata(path.with_file_name("ledger.sqlite-wal")).expect("wal").len() > 0);
+        (dir, path)
+    }
+
+    /// A plain connection reading the ledger (it holds a shared lock while open).
+    fn reader(path: &Path) -> Connection {
+        let c = Connection::open(path).expect("open");
+        c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).expect("no ckpt");
+        let n: i64 = c.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0)).expect("count");
+        assert_eq!(n, 50);
+        c
+    }
+
+    #[test]
+    fn two_read_only_copies_at_once_both_finish() {
+        // The console's sync and checkpoint collectors copy the ledger at the same moment
+        // on a full disk, while a third reader (a normal open that is about to fail) holds
+        // the file: each copy takes a shared lock and cannot get the exclusive one it needs.
+        // Once the third lets go, each used to wait for the other's shared lock, forever,
+        // spinning a core each, and the Uploads panel stayed on "reading the sync ledger…".
+        let (_d, path) = wal_only_ledger();
+        let other = reader(&path);
+        let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..2 {
+            let (path, start, tx) = (path.clone(), start.clone(), tx.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                // A copy that cannot be had this time says why; the reader tries again.
+                let copy = loop {
+                    match Ledger::snapshot_at(&path) {
+                        Ok(l) => break l,
+                        Err(e) => assert!(e.to_string().contains("in use by another reader"), "{e}"),
+                    }
+                };
+                let _ = tx.send(copy.files().expect("files").len());
+            });
+        }
+        start.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        drop(other);
+        for _ in 0..2 {
+            // A guard against the hang, not a timing check.
+            let n = rx.recv_timeout(Duration::from_secs(60)).expect("both copies finish");
+            assert_eq!(n, 50, "the copy holds the rows only in the WAL");
+        }
+    }
+
+    #[test]
+    fn a_copy_gives_up_in_words_while_another_program_keeps_the_ledger_locked_and_then_reads_it() {
+        let (_d, path) = wal_only_ledger();
+        // A connection in exclusive locking mode keeps the file locked while it is open
+        // (another opsconsole's copy, or `sqlite3` with `PRAGMA locking_mode=EXCLUSIVE`).
+        let holder = Connection::open(&path).expect("open");
+        holder.pragma_update(None, "locking_mode", "EXCLUSIVE").expect("exclusive");
+        holder.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).expect("no ckpt");
+        let n: i64 = holder.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0)).expect("count");
+        assert_eq!(n, 50, "read, so the lock is taken");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(Ledger::snapshot_at(&p).map(|_| ()));
+        });
+        // A guard against the hang, not a timing check.
+        let err = rx.recv_timeout(Duration::from_secs(60)).expect("the copy gives up").unwrap_err().to_string();
+        assert!(err.contains("in use by another reader") && err.contains("read again shortly"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        drop(holder);
+        // Let go: the next try reads it, the WAL's rows included, and writes nothing.
+        let copy = Ledger::snapshot_at(&path).expect("copy");
+        assert_eq!(copy.files().expect("files").len(), 50);
+        assert!(!path.with_file_name("ledger.sqlite-shm").exists(), "a copy never creates -shm");
     }
 }
