@@ -138,7 +138,7 @@ pub fn banner(state: &AppState) -> Option<Banner> {
     for d in &sample.disks {
         let soon = state.prune.forecast(&d.mount).and_then(|f| f.seconds_to_full).filter(|s| *s < BANNER_SECS);
         let text = if d.level >= Level::Critical {
-            let mut t = format!("{} is {} ({:.0}%)", d.mount, d.level.as_str(), d.fill_pct.floor());
+            let mut t = format!("{} is {} ({}%)", d.mount, d.level.as_str(), d.use_pct());
             if let Some(s) = soon.filter(|s| *s > 0) {
                 t.push_str(&format!(", full in {}", util::duration(std::time::Duration::from_secs(s))));
             }
