@@ -28,6 +28,8 @@ pub struct Collectors {
     /// and 500 ms. Lines are never dropped, only sent together.
     pub log_min_interval: Duration,
     pub sync: SyncCollector,
+    /// The rules collector's config (the whole config: rules read paths, the log, tiers).
+    pub rules: Box<Config>,
 }
 
 /// How long after the engine could not open the ledger (a full disk) it is started again.
@@ -86,6 +88,7 @@ impl Collectors {
                 every: Duration::from_secs(1),
                 start_engine: true,
             },
+            rules: Box::new(cfg.clone()),
         }
     }
 
@@ -97,7 +100,15 @@ impl Collectors {
             Some(root) => GpuSource::Demo(crate::gpu::demo::DemoGpu::new(root.clone(), std::time::SystemTime::now())),
             None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
         };
-        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
+        let (gpu_watch, gpu_seen) = tokio::sync::watch::channel(None);
+        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone(), gpu_watch));
+        tasks.push(tokio::spawn(crate::rules::collector::run(
+            self.workspace_root.clone(),
+            *self.rules.clone(),
+            tx.clone(),
+            refresh.clone(),
+            gpu_seen,
+        )));
         let (log_switch, switch_rx) = mpsc::unbounded_channel();
         tasks.push(tokio::spawn(crate::logtail::task::supervise(
             self.workspace_root.clone(),
@@ -303,6 +314,7 @@ fn spawn_gpu(
     mut collector: GpuSource,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
+    seen: tokio::sync::watch::Sender<Option<crate::gpu::GpuSample>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = crate::util::aligned_interval(Duration::from_millis(cfg.sample_ms));
@@ -325,6 +337,8 @@ fn spawn_gpu(
             match res {
                 Ok((c, s)) => {
                     collector = c;
+                    // The rules collector reads the newest sample.
+                    seen.send_replace(Some(s.clone()));
                     if tx.send(Msg::Gpu(s)).is_err() {
                         return;
                     }

@@ -32,11 +32,18 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let fits = if shown * per_disk <= height { shown } else { height.saturating_sub(1) / per_disk };
     let mut lines: Vec<Line> = banner.into_iter().collect();
     for d in disks.iter().skip(state.disk.scroll).take(fits) {
+        let tail = state.prune.growth_text(&d.mount).unwrap_or_else(|| roles_text(state, d));
         if wide {
-            lines.push(wide_line(d, width, state.prune.growth_text(&d.mount)));
+            lines.push(wide_line(d, width, tail));
         } else {
-            lines.extend(narrow_lines(d, width, state.prune.growth_text(&d.mount)));
+            lines.extend(narrow_lines(d, width, tail));
         }
+    }
+    // The data folder on a mount the disk list leaves out (a FUSE mount), from the rules.
+    if let Some(fs) = data_fs(state).filter(|f| !sample.disks.iter().any(|d| d.mount == f.mount)) {
+        let style = if fs.network { super::level_style(crate::disk::Level::Critical) } else { super::dim() };
+        let text = format!("data {} on {} ({})", fs.path, fs.mount, fs.fs_type);
+        lines.push(Line::styled(util::ellipsize(&text, width), style));
     }
     if fits < shown {
         lines.push(Line::styled(format!("↓ {} more (focus with tab, then j/k)", shown - fits), super::dim()));
@@ -51,17 +58,37 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
+/// The data folder's filesystem, as the rules collector found it.
+fn data_fs(state: &AppState) -> Option<&crate::rules::data::DataFs> {
+    state.rules.as_ref().and_then(|r| r.data_local.data_fs.as_ref())
+}
+
+/// The roles of a disk; the data role names its filesystem kind (`data ext4`), so a data
+/// folder on a network mount is seen at a glance.
+fn roles_text(state: &AppState, d: &DiskInfo) -> String {
+    d.roles
+        .iter()
+        .map(|r| match r.as_str() {
+            "data" => {
+                let kind = data_fs(state).filter(|f| f.mount == d.mount).map_or(d.fs_type.as_str(), |f| &f.fs_type);
+                format!("data {kind}")
+            }
+            r => r.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn pair(d: &DiskInfo) -> String {
     format!("{} / {}", util::bytes(d.used_bytes), util::bytes(d.total_bytes))
 }
 
-fn wide_line(d: &DiskInfo, width: usize, growth: Option<String>) -> Line<'static> {
+fn wide_line(d: &DiskInfo, width: usize, roles: String) -> Line<'static> {
     let style = super::level_style(d.level);
     let pair = pair(d);
     // mount, pct, bar, pair, level, roles (or growth and time to full when growing)
     let mount_w = 14.min(width / 4);
     let fixed = mount_w + 1 + 5 + 1 + pair.chars().count() + 2 + 8;
-    let roles = growth.unwrap_or_else(|| d.roles.join(","));
     let bar_w = width.saturating_sub(fixed + roles.chars().count() + 2).clamp(6, 30);
     let used = fixed + bar_w + 1;
     let roles = util::ellipsize(&roles, width.saturating_sub(used + 1));
@@ -80,7 +107,7 @@ fn wide_line(d: &DiskInfo, width: usize, growth: Option<String>) -> Line<'static
     ])
 }
 
-fn narrow_lines(d: &DiskInfo, width: usize, growth: Option<String>) -> Vec<Line<'static>> {
+fn narrow_lines(d: &DiskInfo, width: usize, tail: String) -> Vec<Line<'static>> {
     let style = super::level_style(d.level);
     let mount_w = 10.min(width / 3);
     let bar_w = width.saturating_sub(mount_w + 1 + 5 + 1 + 1 + 8).clamp(3, 20);
@@ -96,7 +123,6 @@ fn narrow_lines(d: &DiskInfo, width: usize, growth: Option<String>) -> Vec<Line<
         Span::raw(" "),
         Span::styled(d.level.as_str().to_string(), style),
     ]);
-    let tail = growth.unwrap_or_else(|| d.roles.join(","));
     let second = format!("  {} · {} free · {tail}", pair(d), util::bytes(d.available_bytes));
     vec![first, Line::styled(util::ellipsize(&second, width), super::dim())]
 }

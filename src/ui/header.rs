@@ -55,6 +55,26 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         }
         spans.push(Span::styled(text, Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)));
     }
+    // The rules' flags in what is left (the help hint gives way: the footer has it too).
+    {
+        let room = |spans: &[Span]| (area.width as usize).saturating_sub(spans.iter().map(|s| s.width()).sum());
+        let (mut flags, mut all) = super::rules::header_spans(state, room(&spans));
+        // A rule's flag matters more than the uptime on a narrow terminal.
+        if !all && let Some(i) = spans.iter().position(|s| s.content.starts_with(" · up ")) {
+            let up = spans.remove(i);
+            (flags, all) = super::rules::header_spans(state, room(&spans));
+            if !all {
+                spans.insert(i, up);
+                flags = super::rules::header_spans(state, room(&spans)).0;
+            }
+        }
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        let w: usize = flags.iter().map(|s| s.width()).sum();
+        if used + w + help.chars().count() > area.width as usize {
+            help.clear();
+        }
+        spans.extend(flags);
+    }
     // The external address where it fits (after the uptime): the SSH config needs it.
     if let Some(ip) = &state.external_ip {
         let used: usize = spans.iter().map(|s| s.width()).sum();

@@ -1,0 +1,258 @@
+//! The protocol's rules (docs/rules.md), each from prepared workspaces and fixture samples,
+//! and their header flags as snapshots at 80x24 and 160x48.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use opsconsole::app::{Msg, update};
+use opsconsole::config::Config;
+use opsconsole::rules::{self, Inputs, Probe, RuleState, RulesReport};
+use support::fixtures as fx;
+use support::log_fixtures as lf;
+
+/// A child that holds `data` open for reading and appends to `log` (a stand-in trainer:
+/// the log's writer is the training process), until killed.
+struct Trainer(Child);
+
+impl Trainer {
+    fn start(data: &Path, log: &Path) -> Self {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$1\" 4>>\"$2\"; exec sleep 60")
+            .arg("trainer")
+            .arg(data)
+            .arg(log)
+            .spawn()
+            .expect("sh");
+        // Wait until both files are open (the fds show in /proc).
+        let pid = child.id();
+        for _ in 0..200 {
+            let n = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if n >= 5 && cmd.starts_with("sleep") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A workspace with `experiments/v7_small/logs/train.log` and a data file.
+fn workspace() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("experiments/v7_small/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("train.log");
+    std::fs::write(&log, "step 1 loss 2.0\n").unwrap();
+    let data = dir.path().join("shards");
+    std::fs::create_dir_all(&data).unwrap();
+    let shard = data.join("train-00001.arrow");
+    std::fs::write(&shard, b"data").unwrap();
+    (dir, log, shard)
+}
+
+/// A mountinfo fixture: `/` as ext4 and `point` (with the real device of `dev_of`) as `kind`.
+fn mountinfo(dir: &Path, point: &Path, dev_of: &Path, kind: &str) -> PathBuf {
+    let dev = std::fs::metadata(dev_of).unwrap().dev();
+    let (maj, min) = rules::mounts::split_dev(dev);
+    let text = format!(
+        "22 1 253:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+         40 22 {maj}:{min} / {} rw,nosuid,nodev shared:30 - {kind} my-bucket rw,user_id=0\n",
+        point.display()
+    );
+    let f = dir.join("mountinfo.fixture");
+    std::fs::write(&f, text).unwrap();
+    f
+}
+
+fn judge(ws: &Path, cfg: &Config, probe: &Probe) -> RulesReport {
+    rules::evaluate(ws, cfg, &Inputs { gpu: None, now: std::time::SystemTime::now(), probe })
+}
+
+// ---- Rule 1: data on the local SSD ------------------------------------------------------
+
+#[test]
+fn a_trainer_reading_data_from_a_fuse_mount_is_flagged() {
+    let (dir, log, shard) = workspace();
+    let ws = dir.path().canonicalize().unwrap();
+    let fixture = mountinfo(&ws, &ws.join("shards"), &shard, "fuse.gcsfuse");
+    let trainer = Trainer::start(&shard, &log);
+    let probe = Probe { proc_root: "/proc".into(), mounts_file: Some(fixture) };
+    let report = judge(&ws, &Config::default(), &probe);
+    assert!(report.run.pids.contains(&trainer.pid()), "the log's writer is the run: {:?}", report.run);
+    assert_eq!(report.run.experiment.as_deref(), Some("v7_small"));
+    let d = &report.data_local;
+    assert_eq!(d.verdict.state, RuleState::Flag, "{d:?}");
+    assert!(
+        d.verdict.message.starts_with("training reads data from a network mount (gcsfuse): pre-fetch it to /data"),
+        "{}",
+        d.verdict.message
+    );
+    assert!(d.verdict.message.contains("train-00001.arrow"), "{}", d.verdict.message);
+    assert_eq!(d.network_reads.len(), 1, "the log (open for writing) is not data: {:?}", d.network_reads);
+    assert_eq!(d.network_reads[0].pid, trainer.pid());
+    assert_eq!(d.network_reads[0].fs_type, "fuse.gcsfuse");
+    assert_eq!(report.flags()[0].short, "data on gcsfuse");
+    // The same JSON keys `status --json` prints.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["data_local"]["state"], "flag");
+    assert_eq!(json["data_local"]["network_reads"][0]["fs_type"], "fuse.gcsfuse");
+}
+
+#[test]
+fn the_same_trainer_on_a_local_filesystem_passes_and_the_switch_turns_the_rule_off() {
+    let (dir, log, shard) = workspace();
+    let ws = dir.path().canonicalize().unwrap();
+    let fixture = mountinfo(&ws, &ws.join("shards"), &shard, "ext4");
+    let _trainer = Trainer::start(&shard, &log);
+    let probe = Probe { proc_root: "/proc".into(), mounts_file: Some(fixture.clone()) };
+    let report = judge(&ws, &Config::default(), &probe);
+    assert_eq!(report.data_local.verdict.state, RuleState::Ok, "{:?}", report.data_local);
+    assert!(report.flags().is_empty());
+
+    // Off: nothing is read, the state says so.
+    let nfs = mountinfo(&ws, &ws.join("shards"), &shard, "nfs4");
+    let mut cfg = Config::default();
+    cfg.rules.data_local = false;
+    let off = judge(&ws, &cfg, &Probe { proc_root: "/proc".into(), mounts_file: Some(nfs.clone()) });
+    assert_eq!(off.data_local.verdict.state, RuleState::Off);
+    assert_eq!(off.data_local.verdict.message, "turned off (rules.data_local = false)");
+    let on = judge(&ws, &Config::default(), &Probe { proc_root: "/proc".into(), mounts_file: Some(nfs) });
+    assert!(on.data_local.verdict.message.contains("(nfs4)"), "{:?}", on.data_local);
+}
+
+#[test]
+fn a_data_folder_on_a_network_mount_is_flagged_with_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(ws.join("data")).unwrap();
+    // A /proc/mounts-shaped table (no device numbers): matched by the longest mount point.
+    let table = ws.join("mounts.fixture");
+    std::fs::write(
+        &table,
+        format!("/dev/sda1 / ext4 rw 0 0\nremote:bucket {} fuse.rclone rw 0 0\n", ws.join("data").display()),
+    )
+    .unwrap();
+    let mut cfg = Config::default();
+    cfg.paths.data = "data".into();
+    let report = judge(&ws, &cfg, &Probe { proc_root: "/nonexistent-proc".into(), mounts_file: Some(table) });
+    let d = &report.data_local;
+    assert_eq!(d.verdict.state, RuleState::Flag, "{d:?}");
+    assert!(d.verdict.message.contains("the data folder data is on a network mount (rclone"), "{}", d.verdict.message);
+    let fs = d.data_fs.as_ref().unwrap();
+    assert_eq!((fs.fs_type.as_str(), fs.network), ("fuse.rclone", true));
+}
+
+#[test]
+fn code_and_libraries_on_a_network_mount_are_not_data() {
+    let (dir, log, _shard) = workspace();
+    let ws = dir.path().canonicalize().unwrap();
+    let code = ws.join("shards/model.py");
+    std::fs::write(&code, "x = 1\n").unwrap();
+    let fixture = mountinfo(&ws, &ws.join("shards"), &code, "fuse.gcsfuse");
+    let _trainer = Trainer::start(&code, &log);
+    let report = judge(&ws, &Config::default(), &Probe { proc_root: "/proc".into(), mounts_file: Some(fixture) });
+    assert!(report.data_local.network_reads.is_empty(), "{:?}", report.data_local);
+}
+
+// ---- Header flags ---------------------------------------------------------------------
+
+fn flagged_report() -> RulesReport {
+    let mut r = RulesReport::default();
+    r.data_local.verdict = rules::Verdict::flag(
+        "training reads data from a network mount (gcsfuse): pre-fetch it to /data (/mnt/gcs/train-00001.arrow)",
+        "training reads data from a network mount (gcsfuse): pre-fetch it to /data",
+        "data on gcsfuse",
+    );
+    r.data_local.data_fs = Some(rules::data::DataFs {
+        path: "/data".into(),
+        mount: "/data".into(),
+        fs_type: "fuse.gcsfuse".into(),
+        network: true,
+    });
+    r
+}
+
+fn both(name: &str, state: &opsconsole::app::AppState) {
+    insta::assert_snapshot!(format!("{name}_80x24"), fx::render(state, 80, 24).backend());
+    insta::assert_snapshot!(format!("{name}_160x48"), fx::render(state, 160, 48).backend());
+}
+
+#[test]
+fn header_flags_at_80_and_160_columns() {
+    let mut s = fx::state();
+    // /data is a gcsfuse mount the disk list leaves out.
+    update(&mut s, fx::disks(vec![fx::disk("/", 71.0, &["workspace", "checkpoints", "root"])]));
+    update(&mut s, Msg::Rules(Box::new(flagged_report())));
+    both("rules_flags", &s);
+    let wide = fx::screen_text(&s, 160, 48);
+    let header = wide.lines().next().unwrap();
+    assert!(header.contains("training reads data from a network mount (gcsfuse): pre-fetch it to /data"), "{header}");
+    let narrow = fx::screen_text(&s, 80, 24);
+    let header = narrow.lines().next().unwrap();
+    assert!(header.contains("data on gcsfuse"), "the short form at 80 columns: {header}");
+    assert!(header.contains("up 3h12m"), "the uptime stays: {header}");
+    // The Disk panel names the data folder's filesystem, red when it is a network mount.
+    assert!(wide.contains("data /data on /data (fuse.gcsfuse)"), "{wide}");
+    let mut local = fx::state();
+    update(&mut local, fx::typical_disks());
+    assert!(fx::screen_text(&local, 160, 48).contains("data ext4"), "the local data disk's kind");
+}
+
+#[test]
+fn rule_flags_never_push_out_the_disk_level_or_a_stalled_log() {
+    let mut s = fx::state();
+    update(&mut s, fx::disks(vec![fx::disk("/", 93.0, &["workspace", "root"]), fx::disk("/data", 40.0, &["data"])]));
+    update(&mut s, lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW - 20 * 60), true, None));
+    update(&mut s, Msg::Rules(Box::new(flagged_report())));
+    both("rules_flags_with_disk_and_stall", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("disk critical"), "{header}");
+    assert!(header.contains("log stalled 20m00s"), "{header}");
+    assert!(header.contains("data on gcsfuse"), "the flag's short form, in place of the uptime: {header}");
+    assert!(!header.contains("up 3h12m"), "{header}");
+}
+
+// ---- status --json through the binary ---------------------------------------------------
+
+fn status_json(ws: &Path, config: &str) -> serde_json::Value {
+    std::fs::write(ws.join("opsconsole.toml"), config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("--workspace")
+        .arg(ws)
+        .args(["status", "--json"])
+        .output()
+        .expect("run opsconsole");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn status_json_has_every_rule_and_the_switches_turn_them_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    let v = status_json(&ws, "[gpu]\nenabled = false\n[paths]\ndata = \"data\"\n");
+    let d = &v["rules"]["data_local"];
+    assert!(d["state"] == "ok" || d["state"] == "flag", "{d}");
+    assert_eq!(d["data_fs"]["path"], "data");
+    assert!(d["data_fs"]["fs_type"].as_str().is_some_and(|t| !t.is_empty()), "{d}");
+    let off = status_json(&ws, "[gpu]\nenabled = false\n[rules]\ndata_local = false\n");
+    assert_eq!(off["rules"]["data_local"]["state"], "off");
+}
