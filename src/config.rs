@@ -37,6 +37,7 @@ pub struct Config {
     pub resume: crate::airlock::ResumeConfig,
     pub freeze: crate::airlock::FreezeConfig,
     pub rules: crate::rules::RulesConfig,
+    pub tiers: crate::rules::tier::TiersConfig,
     pub keys: KeysConfig,
 }
 
@@ -189,6 +190,7 @@ impl Config {
         out.extend(self.resume.validate());
         out.extend(self.freeze.validate());
         out.extend(self.rules.validate());
+        out.extend(self.tiers.validate(&self.gpu.tiers));
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

@@ -1,6 +1,8 @@
 //! The protocol's rules (docs/rules.md), each from prepared workspaces and fixture samples,
 //! and their header flags as snapshots at 80x24 and 160x48.
 
+#[path = "support/airlock.rs"]
+mod airlock;
 mod support;
 
 use std::os::unix::fs::MetadataExt;
@@ -171,6 +173,174 @@ fn code_and_libraries_on_a_network_mount_are_not_data() {
     assert!(report.data_local.network_reads.is_empty(), "{:?}", report.data_local);
 }
 
+// ---- Rule 2: tier purpose ----------------------------------------------------------------
+
+use opsconsole::gpu::{GpuDevice, GpuProcess, GpuSample, NvmlStatus};
+
+const MIB: u64 = 1 << 20;
+
+/// Llama-2-7B's config.json (meta-llama/Llama-2-7b-hf): 6.74B parameters.
+const LLAMA_7B: &str = r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 11008,
+ "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32, "vocab_size": 32000,
+ "hidden_act": "silu", "tie_word_embeddings": false, "torch_dtype": "float16", "model_type": "llama"}"#;
+
+/// GPT-2 small's config.json: 124M parameters.
+const GPT2: &str = r#"{"n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024, "vocab_size": 50257}"#;
+
+/// One GPU (`name`, `total` bytes) running one process from `cwd`, started `age` ago.
+fn gpu_sample(name: &str, total: u64, cwd: &Path, age: Duration) -> GpuSample {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let process = GpuProcess {
+        pid: 4_000_000,
+        gpu_index: 0,
+        used_bytes: Some(18 * 1024 * MIB),
+        command: Some("python train.py".into()),
+        user: Some("me".into()),
+        uid: Some(1000),
+        start_time_unix_s: Some(now - age.as_secs()),
+        start_ticks: Some(1),
+        cwd: Some(cwd.to_path_buf()),
+    };
+    GpuSample {
+        taken_at_unix_ms: now * 1000,
+        nvml: NvmlStatus::Ok { driver_version: "550.54.15".into() },
+        gpus: vec![GpuDevice {
+            index: 0,
+            name: name.into(),
+            memory_used_bytes: Some(19 * 1024 * MIB),
+            memory_total_bytes: Some(total),
+            utilization_pct: Some(97),
+            memory_utilization_pct: Some(60),
+            temperature_c: Some(70),
+            power_draw_mw: Some(70_000),
+            power_limit_mw: Some(72_000),
+            processes: vec![process],
+            processes_error: None,
+            error: None,
+        }],
+    }
+}
+
+fn judge_gpu(ws: &Path, cfg: &Config, gpu: &GpuSample) -> RulesReport {
+    let probe = Probe { proc_root: "/nonexistent-proc".into(), mounts_file: None };
+    rules::evaluate(ws, cfg, &Inputs { gpu: Some(gpu), now: std::time::SystemTime::now(), probe: &probe })
+}
+
+fn experiment(ws: &Path, name: &str, config_json: &str) -> PathBuf {
+    let dir = ws.join("experiments").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), config_json).unwrap();
+    dir
+}
+
+#[test]
+fn a_7b_model_on_tier_1_is_flagged_once_and_tier_2_is_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    let exp = experiment(&ws, "v9_big", LLAMA_7B);
+    let l4 = gpu_sample("NVIDIA L4", 23034 * MIB, &exp, Duration::from_secs(20 * 60));
+    let report = judge_gpu(&ws, &Config::default(), &l4);
+    assert_eq!(report.run.experiment.as_deref(), Some("v9_big"));
+    let t = &report.tier_purpose;
+    assert_eq!(t.verdict.state, RuleState::Flag, "{t:?}");
+    assert_eq!(t.tier.as_deref(), Some("tier1"));
+    assert_eq!(t.params, Some(6_738_415_616), "Llama-2-7B's published count");
+    assert!(t.params_source.as_deref().is_some_and(|s| s.contains("experiments/v9_big")), "{t:?}");
+    assert!(t.verdict.message.contains("~6.7B parameters"), "{}", t.verdict.message);
+    assert!(t.verdict.message.contains("belongs on tier2"), "{}", t.verdict.message);
+    assert_eq!(report.flags().len(), 1, "said once: {:?}", report.flags());
+    assert_eq!(report.flags()[0].short, "6.7B on tier 1");
+
+    // The same job on an A100 80 GB (tier 2) is where it belongs.
+    let a100 = gpu_sample("NVIDIA A100-SXM4-80GB", 81920 * MIB, &exp, Duration::from_secs(20 * 60));
+    let r2 = judge_gpu(&ws, &Config::default(), &a100);
+    assert_eq!(r2.tier_purpose.verdict.state, RuleState::Ok, "{:?}", r2.tier_purpose);
+    assert_eq!(r2.tier_purpose.tier.as_deref(), Some("tier2"));
+
+    // The switch.
+    let mut cfg = Config::default();
+    cfg.rules.tier_purpose = false;
+    assert_eq!(judge_gpu(&ws, &cfg, &l4).tier_purpose.verdict.state, RuleState::Off);
+}
+
+#[test]
+fn a_small_model_training_past_tier1_max_run_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    let exp = experiment(&ws, "v3_toy", GPT2);
+    let short = gpu_sample("NVIDIA L4", 23034 * MIB, &exp, Duration::from_secs(30 * 60));
+    let r = judge_gpu(&ws, &Config::default(), &short);
+    assert_eq!(r.tier_purpose.verdict.state, RuleState::Ok, "{:?}", r.tier_purpose);
+    assert!(r.tier_purpose.verdict.message.contains("~124M parameters"), "{}", r.tier_purpose.verdict.message);
+    let long = gpu_sample("NVIDIA L4", 23034 * MIB, &exp, Duration::from_secs(2 * 3600 + 30 * 60));
+    let r = judge_gpu(&ws, &Config::default(), &long);
+    let t = &r.tier_purpose;
+    assert_eq!(t.verdict.state, RuleState::Flag, "{t:?}");
+    assert!(
+        t.verdict.message.contains("trained for 2h30m on tier 1 (tiers.tier1_max_run 2h)"),
+        "{}",
+        t.verdict.message
+    );
+    // A longer limit in config.
+    let mut cfg = Config::default();
+    cfg.tiers.tier1_max_run = Duration::from_secs(3 * 3600);
+    assert_eq!(judge_gpu(&ws, &cfg, &long).tier_purpose.verdict.state, RuleState::Ok);
+}
+
+#[test]
+fn a_bundle_warns_when_no_mini_train_on_tier_1_is_found() {
+    use airlock::{config, repo, write};
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    repo(&ws, "v68_lane");
+    let cfg = config(&ws, "");
+    let build = || match opsconsole::airlock::bundle::build(
+        &ws,
+        &cfg,
+        &opsconsole::airlock::bundle::BundleOptions { experiment: None, upload: false },
+        &mut |_| {},
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap()
+    {
+        opsconsole::airlock::bundle::Outcome::Built(b) => b.warnings,
+        other => panic!("not built: {other:?}"),
+    };
+    let w = build();
+    assert!(
+        w.iter().any(|w| w.contains("no mini-train of v68_lane on tier 1")
+            && w.contains("don't start a 2-day A100 job without testing on L4 first")),
+        "{w:?}"
+    );
+    // An imported cluster log is not a mini-train here.
+    write(&ws, "experiments/v68_lane/logs/train_external.log", b"step 1 loss 2\n");
+    assert!(build().iter().any(|w| w.contains("no mini-train")));
+    // The journal says so.
+    write(&ws, "journal.md", b"# Journal\n## v68 lane unification\nMini-train on the L4: 5 mins, loss falls.\n");
+    assert!(!build().iter().any(|w| w.contains("no mini-train")), "the journal entry counts");
+    std::fs::remove_file(ws.join("journal.md")).unwrap();
+    // A local training log (ignored by git, so the tree stays clean).
+    write(&ws, "experiments/v68_lane/logs/train.log", b"step 1 loss 2\n");
+    assert!(!build().iter().any(|w| w.contains("no mini-train")), "the local log counts");
+    // Off with the rule.
+    std::fs::remove_file(ws.join("experiments/v68_lane/logs/train.log")).unwrap();
+    let mut off = cfg.clone();
+    off.rules.tier_purpose = false;
+    let w = match opsconsole::airlock::bundle::build(
+        &ws,
+        &off,
+        &opsconsole::airlock::bundle::BundleOptions { experiment: None, upload: false },
+        &mut |_| {},
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap()
+    {
+        opsconsole::airlock::bundle::Outcome::Built(b) => b.warnings,
+        other => panic!("not built: {other:?}"),
+    };
+    assert!(!w.iter().any(|w| w.contains("no mini-train")), "{w:?}");
+}
+
 // ---- Header flags ---------------------------------------------------------------------
 
 fn flagged_report() -> RulesReport {
@@ -186,6 +356,11 @@ fn flagged_report() -> RulesReport {
         fs_type: "fuse.gcsfuse".into(),
         network: true,
     });
+    r.tier_purpose.verdict = rules::Verdict::flag(
+        "the job on tier 1 has ~6.7B parameters (experiments/v9_big (config.json (Llama layout))): …",
+        "6.7B-param job on tier 1: full-scale training belongs on tier2",
+        "6.7B on tier 1",
+    );
     r
 }
 
@@ -204,9 +379,10 @@ fn header_flags_at_80_and_160_columns() {
     let wide = fx::screen_text(&s, 160, 48);
     let header = wide.lines().next().unwrap();
     assert!(header.contains("training reads data from a network mount (gcsfuse): pre-fetch it to /data"), "{header}");
+    assert!(header.contains("6.7B on tier 1"), "the second flag, short, where the first took the room: {header}");
     let narrow = fx::screen_text(&s, 80, 24);
     let header = narrow.lines().next().unwrap();
-    assert!(header.contains("data on gcsfuse"), "the short form at 80 columns: {header}");
+    assert!(header.contains("data on gcsfuse · 6.7B on tier 1"), "short forms at 80 columns: {header}");
     assert!(header.contains("up 3h12m"), "the uptime stays: {header}");
     // The Disk panel names the data folder's filesystem, red when it is a network mount.
     assert!(wide.contains("data /data on /data (fuse.gcsfuse)"), "{wide}");
@@ -226,7 +402,7 @@ fn rule_flags_never_push_out_the_disk_level_or_a_stalled_log() {
     let header = text.lines().next().unwrap();
     assert!(header.contains("disk critical"), "{header}");
     assert!(header.contains("log stalled 20m00s"), "{header}");
-    assert!(header.contains("data on gcsfuse"), "the flag's short form, in place of the uptime: {header}");
+    assert!(header.contains("· +2 rules"), "the flags counted, in place of the uptime: {header}");
     assert!(!header.contains("up 3h12m"), "{header}");
 }
 
@@ -255,4 +431,9 @@ fn status_json_has_every_rule_and_the_switches_turn_them_off() {
     assert!(d["data_fs"]["fs_type"].as_str().is_some_and(|t| !t.is_empty()), "{d}");
     let off = status_json(&ws, "[gpu]\nenabled = false\n[rules]\ndata_local = false\n");
     assert_eq!(off["rules"]["data_local"]["state"], "off");
+    // No GPU read: the tier is not known.
+    assert_eq!(v["rules"]["tier_purpose"]["state"], "unknown", "{}", v["rules"]);
+    let forced = status_json(&ws, "[gpu]\nenabled = false\ntier = \"tier2\"\n");
+    assert_eq!(forced["rules"]["tier_purpose"]["state"], "ok");
+    assert_eq!(forced["rules"]["tier_purpose"]["tier"], "tier2");
 }

@@ -1,5 +1,5 @@
 //! The protocol's rules that no other part checks, watched: data on the local SSD
-//! ([`data`]). Each rule is judged from what the console already reads (`/proc`, the
+//! ([`data`]), tier purpose ([`tier`]). Each rule is judged from what the console already reads (`/proc`, the
 //! mount table, the GPU sample, the workspace's files) in the rules collector, off the UI
 //! task, with bounded reads; it is shown as a header flag, in `status --json` → `rules`,
 //! and (where it belongs) in the pre-shutdown checklist. A rule never touches the
@@ -9,7 +9,9 @@
 
 pub mod collector;
 pub mod data;
+pub mod journal;
 pub mod mounts;
+pub mod tier;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +29,9 @@ pub struct RulesConfig {
     /// Data on the local SSD: the training process reads no data file from a network or
     /// FUSE mount, and `paths.data` is not on one.
     pub data_local: bool,
+    /// Tier purpose: a job over `tiers.tier1_max_params` parameters, or training longer
+    /// than `tiers.tier1_max_run`, on tier 1; a bundle with no mini-train on tier 1.
+    pub tier_purpose: bool,
     /// How often the rules are checked.
     #[serde(with = "duration_text")]
     pub every: Duration,
@@ -37,7 +42,7 @@ pub struct RulesConfig {
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        Self { data_local: true, every: Duration::from_secs(30), network_fs: Vec::new() }
+        Self { data_local: true, tier_purpose: true, every: Duration::from_secs(30), network_fs: Vec::new() }
     }
 }
 
@@ -60,7 +65,7 @@ impl RulesConfig {
 
     /// Whether any rule is on.
     pub fn any(&self) -> bool {
-        self.data_local
+        self.data_local || self.tier_purpose
     }
 }
 
@@ -138,6 +143,7 @@ pub struct RulesReport {
     pub taken_unix: u64,
     pub run: RunFacts,
     pub data_local: data::DataRule,
+    pub tier_purpose: tier::TierRule,
 }
 
 /// One header flag: the full text and a short form for narrow terminals.
@@ -151,7 +157,7 @@ impl RulesReport {
     /// Every rule's verdict with its `[rules]` name, most urgent first: data on a network
     /// mount (it slows every step and can stall the run) first.
     pub fn verdicts(&self) -> Vec<(&'static str, &Verdict)> {
-        vec![("data_local", &self.data_local.verdict)]
+        vec![("data_local", &self.data_local.verdict), ("tier_purpose", &self.tier_purpose.verdict)]
     }
 
     /// The flags to show in the header, most urgent first.
@@ -269,5 +275,7 @@ pub fn evaluate(ws: &Path, cfg: &Config, inputs: &Inputs<'_>) -> RulesReport {
     let r = &cfg.rules;
     let run = find_run(ws, cfg, inputs.gpu, inputs.probe);
     let data_local = if r.data_local { data::check(ws, cfg, &run, inputs.probe) } else { data::DataRule::off() };
-    RulesReport { taken_unix: unix(inputs.now), run, data_local }
+    let tier_purpose =
+        if r.tier_purpose { tier::check(ws, cfg, &run, inputs.gpu, inputs.now) } else { tier::TierRule::off() };
+    RulesReport { taken_unix: unix(inputs.now), run, data_local, tier_purpose }
 }

@@ -58,19 +58,24 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     // The rules' flags in what is left (the help hint gives way: the footer has it too).
     {
         let room = |spans: &[Span]| (area.width as usize).saturating_sub(spans.iter().map(|s| s.width()).sum());
-        let (mut flags, mut all) = super::rules::header_spans(state, room(&spans));
-        // A rule's flag matters more than the uptime on a narrow terminal.
-        if !all && let Some(i) = spans.iter().position(|s| s.content.starts_with(" · up ")) {
+        let (mut flags, shown) = super::rules::header_spans(state, room(&spans));
+        // A rule's flag matters more than the uptime on a narrow terminal: it gives way
+        // when that shows more flags (or "+2 rules" for "+2").
+        if shown.0 < shown.1
+            && let Some(i) = spans.iter().position(|s| s.content.starts_with(" · up "))
+        {
             let up = spans.remove(i);
-            (flags, all) = super::rules::header_spans(state, room(&spans));
-            if !all {
+            let (without, more) = super::rules::header_spans(state, room(&spans));
+            let width = |f: &[Span]| f.iter().map(|s| s.width()).sum::<usize>();
+            if (more.0, width(&without)) > (shown.0, width(&flags)) {
+                flags = without;
+            } else {
                 spans.insert(i, up);
-                flags = super::rules::header_spans(state, room(&spans)).0;
             }
         }
         let used: usize = spans.iter().map(|s| s.width()).sum();
         let w: usize = flags.iter().map(|s| s.width()).sum();
-        if used + w + help.chars().count() > area.width as usize {
+        if used + w + help.chars().count() >= area.width as usize {
             help.clear();
         }
         spans.extend(flags);

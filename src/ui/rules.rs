@@ -16,9 +16,8 @@ fn style() -> Style {
     Style::new().fg(Color::Black).bg(Color::LightMagenta).add_modifier(Modifier::BOLD)
 }
 
-/// The flags' spans within `room` columns, and whether every flag is shown (at least in
-/// its short form).
-pub fn header_spans(state: &AppState, room: usize) -> (Vec<Span<'static>>, bool) {
+/// The flags' spans within `room` columns, and (flags shown in full or short, flags).
+pub fn header_spans(state: &AppState, room: usize) -> (Vec<Span<'static>>, (usize, usize)) {
     let flags = state.rules.as_ref().map(|r| r.flags()).unwrap_or_default();
     let mut out = Vec::new();
     let mut used = 0usize;
@@ -40,10 +39,10 @@ pub fn header_spans(state: &AppState, room: usize) -> (Vec<Span<'static>>, bool)
             if let Some(m) = more {
                 out.push(Span::styled(m, style()));
             }
-            return (out, false);
+            return (out, (i, flags.len()));
         };
         used += w(&text);
         out.push(Span::styled(text, style()));
     }
-    (out, true)
+    (out, (flags.len(), flags.len()))
 }
