@@ -192,6 +192,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The training estimate of an experiment (rule time estimates, docs/rules.md): with
+    /// DURATION (6h, 90m, 1h30m, "6 hours"), record it; without, print it and whether the
+    /// run is on course. Exit 0, 1 on a bad experiment or duration.
+    Estimate {
+        /// The experiment (a folder under experiments/).
+        experiment: String,
+        /// The training time expected, e.g. 6h.
+        duration: Option<String>,
+        /// Print the rule's verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the resolved configuration and where it came from.
     Config,
     /// The demo's simulated trainer (started by `opsconsole demo`).
@@ -393,6 +405,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Freeze { json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             Ok(ExitCode::from(crate::airlock::freeze::cli_run(&ws.root, &cfg, *json)))
+        }
+        Some(Command::Estimate { experiment, duration, json }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            Ok(ExitCode::from(crate::rules::estimate::cli_run(&ws, &cfg, experiment, duration.as_deref(), *json)))
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;

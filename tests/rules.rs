@@ -341,6 +341,104 @@ fn a_bundle_warns_when_no_mini_train_on_tier_1_is_found() {
     assert!(!w.iter().any(|w| w.contains("no mini-train")), "{w:?}");
 }
 
+// ---- Rule 3: time estimates -------------------------------------------------------------
+
+/// A workspace whose journal says `Training: ~6 hours` for v68_lane and whose log's progress
+/// bar says 9h30m are left, written by a running trainer.
+fn overrunning_workspace() -> (tempfile::TempDir, PathBuf, Trainer) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    let logs = ws.join("experiments/v68_lane/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        ws.join("journal.md"),
+        "# Journal\n\n## v67 baseline\n- Training: 2 hours\n\n## v68 lane unification\n\
+         Total: ~3 hours implementation + 6 hours training + 10 mins eval\n- **Training**: ~6 hours\n",
+    )
+    .unwrap();
+    let log = logs.join("train.log");
+    std::fs::write(
+        &log,
+        "{'loss': 3.6, 'grad_norm': 0.8, 'learning_rate': 0.0003, 'epoch': 0.1}\n\
+           5%|▌         | 1200/24000 [30:00<9:30:00, 0.67it/s]\n",
+    )
+    .unwrap();
+    let data = ws.join("data.bin");
+    std::fs::write(&data, b"x").unwrap();
+    let trainer = Trainer::start(&data, &log);
+    (dir, ws, trainer)
+}
+
+#[test]
+fn a_log_whose_eta_overruns_the_journal_estimate_is_flagged_until_a_new_estimate_is_recorded() {
+    let (_dir, ws, _trainer) = overrunning_workspace();
+    let probe = Probe::default();
+    let report = judge(&ws, &Config::default(), &probe);
+    let e = &report.time_estimate;
+    assert_eq!(e.experiment.as_deref(), Some("v68_lane"));
+    assert_eq!(e.estimate_s, Some(6 * 3600), "the last estimate line of the entry: {e:?}");
+    assert!(e.estimate_source.as_deref().is_some_and(|s| s.contains("journal.md")), "{e:?}");
+    assert_eq!(e.eta_s, Some(9 * 3600 + 30 * 60));
+    assert_eq!(e.verdict.state, RuleState::Flag, "{e:?}");
+    assert!(e.verdict.header.starts_with("training will take ~9h3"), "{}", e.verdict.header);
+    assert!(e.verdict.header.ends_with("estimate was 6h: tell the user"), "{}", e.verdict.header);
+    assert!(e.verdict.message.contains("`opsconsole estimate v68_lane 10h`"), "{}", e.verdict.message);
+
+    // The checklist says so too, with the command that records the update.
+    let cfg = Config::default();
+    let r = opsconsole::checklist::gather::gather(
+        &ws,
+        &cfg,
+        std::time::SystemTime::now(),
+        opsconsole::checklist::gather::Sources { gpu: None, disks: None, live: false, cache: None },
+    );
+    let item = r.item("estimate").expect("the estimate item");
+    assert_eq!(item.status, opsconsole::checklist::Status::Fail, "{item:?}");
+    assert_eq!(item.fix.as_ref().and_then(|f| f.command.as_deref()), Some("opsconsole estimate v68_lane 10h"));
+
+    // The user was told: a new estimate, through the binary.
+    let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["estimate", "v68_lane", "10h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("recorded: v68_lane training 10h"), "{text}");
+    assert!(text.contains("on course"), "{text}");
+    let again = judge(&ws, &Config::default(), &probe);
+    assert_eq!(again.time_estimate.verdict.state, RuleState::Ok, "{:?}", again.time_estimate);
+    assert_eq!(again.time_estimate.estimate_s, Some(10 * 3600));
+    // A bad duration is refused in words.
+    let bad = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["estimate", "v68_lane", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"soon\" is not a duration"));
+
+    // Off.
+    let mut off = Config::default();
+    off.rules.time_estimates = false;
+    assert_eq!(judge(&ws, &off, &probe).time_estimate.verdict.state, RuleState::Off);
+}
+
+#[test]
+fn an_eta_within_the_estimate_passes_and_no_estimate_says_how_to_give_one() {
+    let (_dir, ws, _trainer) = overrunning_workspace();
+    std::fs::write(ws.join("journal.md"), "## v68\nTraining: 5 mins mini-train, 8 hours full\n").unwrap();
+    let r = judge(&ws, &Config::default(), &Probe::default());
+    assert_eq!(r.time_estimate.estimate_s, Some(8 * 3600));
+    assert_eq!(r.time_estimate.verdict.state, RuleState::Ok, "9h30m is within 1.5x 8h: {:?}", r.time_estimate);
+    std::fs::write(ws.join("journal.md"), "## v68\nnothing planned\n").unwrap();
+    let r = judge(&ws, &Config::default(), &Probe::default());
+    assert_eq!(r.time_estimate.verdict.state, RuleState::Unknown);
+    assert!(r.time_estimate.verdict.message.contains("opsconsole estimate v68_lane 6h"), "{:?}", r.time_estimate);
+}
+
 // ---- Header flags ---------------------------------------------------------------------
 
 fn flagged_report() -> RulesReport {
@@ -361,6 +459,11 @@ fn flagged_report() -> RulesReport {
         "6.7B-param job on tier 1: full-scale training belongs on tier2",
         "6.7B on tier 1",
     );
+    r.time_estimate.verdict = rules::Verdict::flag(
+        "training will take ~9h50m, estimate was 6h (journal.md: …): tell the user, then …",
+        "training will take ~9h50m, estimate was 6h: tell the user",
+        "~9h50m vs est. 6h",
+    );
     r
 }
 
@@ -379,11 +482,13 @@ fn header_flags_at_80_and_160_columns() {
     let wide = fx::screen_text(&s, 160, 48);
     let header = wide.lines().next().unwrap();
     assert!(header.contains("training reads data from a network mount (gcsfuse): pre-fetch it to /data"), "{header}");
-    assert!(header.contains("6.7B on tier 1"), "the second flag, short, where the first took the room: {header}");
+    assert!(header.contains(" · ~9h50m vs est. 6h · 6.7B on tier 1"), "the next flags, short, by priority: {header}");
     let narrow = fx::screen_text(&s, 80, 24);
     let header = narrow.lines().next().unwrap();
-    assert!(header.contains("data on gcsfuse · 6.7B on tier 1"), "short forms at 80 columns: {header}");
-    assert!(header.contains("up 3h12m"), "the uptime stays: {header}");
+    assert!(
+        header.contains("data on gcsfuse · ~9h50m vs est. 6h · 6.7B on tier 1"),
+        "short forms at 80 columns, the uptime gave way: {header}"
+    );
     // The Disk panel names the data folder's filesystem, red when it is a network mount.
     assert!(wide.contains("data /data on /data (fuse.gcsfuse)"), "{wide}");
     let mut local = fx::state();
@@ -402,7 +507,7 @@ fn rule_flags_never_push_out_the_disk_level_or_a_stalled_log() {
     let header = text.lines().next().unwrap();
     assert!(header.contains("disk critical"), "{header}");
     assert!(header.contains("log stalled 20m00s"), "{header}");
-    assert!(header.contains("· +2 rules"), "the flags counted, in place of the uptime: {header}");
+    assert!(header.contains("· +3 rules"), "the flags counted, in place of the uptime: {header}");
     assert!(!header.contains("up 3h12m"), "{header}");
 }
 

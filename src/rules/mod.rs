@@ -1,5 +1,5 @@
 //! The protocol's rules that no other part checks, watched: data on the local SSD
-//! ([`data`]), tier purpose ([`tier`]). Each rule is judged from what the console already reads (`/proc`, the
+//! ([`data`]), tier purpose ([`tier`]), time estimates ([`estimate`]). Each rule is judged from what the console already reads (`/proc`, the
 //! mount table, the GPU sample, the workspace's files) in the rules collector, off the UI
 //! task, with bounded reads; it is shown as a header flag, in `status --json` → `rules`,
 //! and (where it belongs) in the pre-shutdown checklist. A rule never touches the
@@ -9,6 +9,7 @@
 
 pub mod collector;
 pub mod data;
+pub mod estimate;
 pub mod journal;
 pub mod mounts;
 pub mod tier;
@@ -32,6 +33,9 @@ pub struct RulesConfig {
     /// Tier purpose: a job over `tiers.tier1_max_params` parameters, or training longer
     /// than `tiers.tier1_max_run`, on tier 1; a bundle with no mini-train on tier 1.
     pub tier_purpose: bool,
+    /// Time estimates: the run's elapsed time plus its ETA past 1.5x the experiment's
+    /// training estimate (journal entry or `opsconsole estimate`).
+    pub time_estimates: bool,
     /// How often the rules are checked.
     #[serde(with = "duration_text")]
     pub every: Duration,
@@ -42,7 +46,13 @@ pub struct RulesConfig {
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        Self { data_local: true, tier_purpose: true, every: Duration::from_secs(30), network_fs: Vec::new() }
+        Self {
+            data_local: true,
+            tier_purpose: true,
+            time_estimates: true,
+            every: Duration::from_secs(30),
+            network_fs: Vec::new(),
+        }
     }
 }
 
@@ -65,7 +75,7 @@ impl RulesConfig {
 
     /// Whether any rule is on.
     pub fn any(&self) -> bool {
-        self.data_local || self.tier_purpose
+        self.data_local || self.tier_purpose || self.time_estimates
     }
 }
 
@@ -144,6 +154,7 @@ pub struct RulesReport {
     pub run: RunFacts,
     pub data_local: data::DataRule,
     pub tier_purpose: tier::TierRule,
+    pub time_estimate: estimate::EstimateRule,
 }
 
 /// One header flag: the full text and a short form for narrow terminals.
@@ -157,7 +168,11 @@ impl RulesReport {
     /// Every rule's verdict with its `[rules]` name, most urgent first: data on a network
     /// mount (it slows every step and can stall the run) first.
     pub fn verdicts(&self) -> Vec<(&'static str, &Verdict)> {
-        vec![("data_local", &self.data_local.verdict), ("tier_purpose", &self.tier_purpose.verdict)]
+        vec![
+            ("data_local", &self.data_local.verdict),
+            ("time_estimates", &self.time_estimate.verdict),
+            ("tier_purpose", &self.tier_purpose.verdict),
+        ]
     }
 
     /// The flags to show in the header, most urgent first.
@@ -270,6 +285,24 @@ pub fn find_run(ws: &Path, cfg: &Config, gpu: Option<&GpuSample>, probe: &Probe)
     }
 }
 
+/// A rule's verdict as a checklist item: a flag fails (the message says what to do), `ok`
+/// and `unknown` pass with their reason, `off` is off.
+pub fn checklist_item(name: &str, title: &str, v: &Verdict) -> crate::checklist::Item {
+    use crate::checklist::{Fix, Item};
+    match v.state {
+        RuleState::Flag => {
+            let fix = v.message.rsplit_once(": ").map_or(v.message.as_str(), |(_, f)| f);
+            let mut f = Fix::words(fix);
+            if let Some(cmd) = v.message.split('`').nth(1).filter(|c| c.starts_with("opsconsole ")) {
+                f = f.command(cmd);
+            }
+            Item::fail(name, title, v.message.clone(), f)
+        }
+        RuleState::Ok | RuleState::Unknown => Item::pass(name, title, v.message.clone()),
+        RuleState::Off => Item::off(name, title, v.message.clone()),
+    }
+}
+
 /// Judges every rule.
 pub fn evaluate(ws: &Path, cfg: &Config, inputs: &Inputs<'_>) -> RulesReport {
     let r = &cfg.rules;
@@ -277,5 +310,7 @@ pub fn evaluate(ws: &Path, cfg: &Config, inputs: &Inputs<'_>) -> RulesReport {
     let data_local = if r.data_local { data::check(ws, cfg, &run, inputs.probe) } else { data::DataRule::off() };
     let tier_purpose =
         if r.tier_purpose { tier::check(ws, cfg, &run, inputs.gpu, inputs.now) } else { tier::TierRule::off() };
-    RulesReport { taken_unix: unix(inputs.now), run, data_local, tier_purpose }
+    let time_estimate =
+        if r.time_estimates { estimate::check(ws, cfg, &run, inputs.now) } else { estimate::EstimateRule::off() };
+    RulesReport { taken_unix: unix(inputs.now), run, data_local, tier_purpose, time_estimate }
 }
