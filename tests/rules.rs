@@ -439,6 +439,113 @@ fn an_eta_within_the_estimate_passes_and_no_estimate_says_how_to_give_one() {
     assert!(r.time_estimate.verdict.message.contains("opsconsole estimate v68_lane 6h"), "{:?}", r.time_estimate);
 }
 
+// ---- Rule 4: dependency hygiene ---------------------------------------------------------
+
+fn set_mtime(path: &Path, secs_ago: u64) {
+    let t = std::time::SystemTime::now() - Duration::from_secs(secs_ago);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+}
+
+/// An installed distribution in a fake site-packages: its METADATA name and either
+/// `top_level.txt` or a `RECORD`.
+fn dist(site: &Path, folder: &str, name: &str, top_level: Option<&str>, record: Option<&str>) {
+    let d = site.join(folder);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("METADATA"), format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")).unwrap();
+    if let Some(t) = top_level {
+        std::fs::write(d.join("top_level.txt"), t).unwrap();
+    }
+    if let Some(r) = record {
+        std::fs::write(d.join("RECORD"), r).unwrap();
+    }
+}
+
+fn deps_workspace() -> (tempfile::TempDir, PathBuf, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    let exp = ws.join("experiments/v5_deps");
+    std::fs::create_dir_all(exp.join("models")).unwrap();
+    std::fs::write(exp.join("models/__init__.py"), "").unwrap();
+    std::fs::write(
+        exp.join("train.py"),
+        "import os\nimport torch\nimport wandb\nfrom sklearn import metrics\nimport myvis.transforms as T\n\
+         import cv2\nfrom models import Net\ntry:\n    import apex\nexcept ImportError:\n    apex = None\n",
+    )
+    .unwrap();
+    std::fs::write(exp.join("setup_env.py"), "import os\nos.system(\"pip install flash-attn\")\n").unwrap();
+    std::fs::write(ws.join("requirements.txt"), "torch==2.3.0\nscikit-learn==1.4.2\nmy_vision_lib==0.3\n").unwrap();
+    std::fs::write(ws.join("frozen_requirements.txt"), "torch==2.3.0\n").unwrap();
+    set_mtime(&ws.join("frozen_requirements.txt"), 3600);
+    let site = ws.join("site");
+    dist(&site, "scikit_learn-1.4.2.dist-info", "scikit-learn", Some("sklearn\n"), None);
+    dist(
+        &site,
+        "my_vision_lib-0.3.dist-info",
+        "my_vision_lib",
+        None,
+        Some("myvis/__init__.py,sha256=x,1\nmyvis/transforms.py,,\n"),
+    );
+    dist(&site, "opencv_python-4.9.0.dist-info", "opencv-python", Some("cv2\n"), None);
+    dist(&site, "wandb-0.17.0.dist-info", "wandb", None, Some("wandb/__init__.py,,\n../../bin/wandb,,\n"));
+    let mut cfg = Config::default();
+    cfg.rules.site_packages = vec!["site".into()];
+    (dir, ws, cfg)
+}
+
+#[test]
+fn a_train_py_import_missing_from_requirements_and_pip_install_in_a_script_are_listed() {
+    let (_dir, ws, cfg) = deps_workspace();
+    let probe = Probe { proc_root: "/nonexistent-proc".into(), mounts_file: None };
+    let r = judge(&ws, &cfg, &probe);
+    let d = &r.dependencies;
+    assert_eq!(d.verdict.state, RuleState::Flag, "{d:?}");
+    let missing: Vec<(&str, &str, usize)> =
+        d.missing.iter().map(|m| (m.module.as_str(), m.distribution.as_str(), m.line)).collect();
+    // sklearn and myvis are listed under their distributions' names (installed metadata:
+    // top_level.txt, RECORD); apex is optional (try/except ImportError); models is local.
+    assert_eq!(missing, [("wandb", "wandb", 3), ("cv2", "opencv-python", 6)], "{d:?}");
+    assert_eq!(d.pip_installs.len(), 1, "{d:?}");
+    assert_eq!((d.pip_installs[0].file.as_str(), d.pip_installs[0].line), ("experiments/v5_deps/setup_env.py", 2));
+    assert!(d.requirements_newer);
+    assert!(d.verdict.message.contains("imported by train.py but not in the requirements: wandb, cv2 (opencv-python)"));
+    assert!(d.verdict.message.contains("run `opsconsole freeze`"), "{}", d.verdict.message);
+    assert_eq!(d.verdict.short, "deps: 4");
+
+    // The checklist item: pip install and the missing imports (the frozen file is the
+    // `requirements` item's).
+    let rep = opsconsole::checklist::gather::gather(
+        &ws,
+        &cfg,
+        std::time::SystemTime::now(),
+        opsconsole::checklist::gather::Sources { gpu: None, disks: None, live: false, cache: None },
+    );
+    let item = rep.item("dependencies").unwrap();
+    assert_eq!(item.status, opsconsole::checklist::Status::Fail, "{item:?}");
+    assert!(!item.reason.contains("freeze"), "{item:?}");
+    assert!(item.reason.contains("`pip install` in experiments/v5_deps/setup_env.py line 2"), "{item:?}");
+
+    // Fixed: the packages required, the script cleaned, frozen again.
+    std::fs::write(
+        ws.join("requirements.txt"),
+        "torch==2.3.0\nscikit-learn==1.4.2\nmy_vision_lib==0.3\nwandb\nopencv-python-headless\nopencv_python\n",
+    )
+    .unwrap();
+    std::fs::write(ws.join("experiments/v5_deps/setup_env.py"), "print('ok')\n").unwrap();
+    std::fs::write(ws.join("frozen_requirements.txt"), "torch==2.3.0\n").unwrap();
+    let r = judge(&ws, &cfg, &probe);
+    assert_eq!(r.dependencies.verdict.state, RuleState::Ok, "{:?}", r.dependencies);
+    let mut off = cfg.clone();
+    off.rules.dependencies = false;
+    assert_eq!(judge(&ws, &off, &probe).dependencies.verdict.state, RuleState::Off);
+    let rep = opsconsole::checklist::gather::gather(
+        &ws,
+        &off,
+        std::time::SystemTime::now(),
+        opsconsole::checklist::gather::Sources { gpu: None, disks: None, live: false, cache: None },
+    );
+    assert_eq!(rep.item("dependencies").unwrap().status, opsconsole::checklist::Status::Off);
+}
+
 // ---- Header flags ---------------------------------------------------------------------
 
 fn flagged_report() -> RulesReport {
@@ -464,6 +571,11 @@ fn flagged_report() -> RulesReport {
         "training will take ~9h50m, estimate was 6h: tell the user",
         "~9h50m vs est. 6h",
     );
+    r.dependencies.verdict = rules::Verdict::flag(
+        "v5: imported by train.py but not in the requirements: wandb",
+        "dependencies: 1 missing from requirements.txt",
+        "deps: 1",
+    );
     r
 }
 
@@ -482,11 +594,14 @@ fn header_flags_at_80_and_160_columns() {
     let wide = fx::screen_text(&s, 160, 48);
     let header = wide.lines().next().unwrap();
     assert!(header.contains("training reads data from a network mount (gcsfuse): pre-fetch it to /data"), "{header}");
-    assert!(header.contains(" · ~9h50m vs est. 6h · 6.7B on tier 1"), "the next flags, short, by priority: {header}");
+    assert!(
+        header.contains(" · ~9h50m vs est. 6h · 6.7B on tier 1 · deps: 1"),
+        "the next flags, short, by priority: {header}"
+    );
     let narrow = fx::screen_text(&s, 80, 24);
     let header = narrow.lines().next().unwrap();
     assert!(
-        header.contains("data on gcsfuse · ~9h50m vs est. 6h · 6.7B on tier 1"),
+        header.contains("data on gcsfuse · ~9h50m vs est. 6h · +2 rules"),
         "short forms at 80 columns, the uptime gave way: {header}"
     );
     // The Disk panel names the data folder's filesystem, red when it is a network mount.
@@ -507,7 +622,7 @@ fn rule_flags_never_push_out_the_disk_level_or_a_stalled_log() {
     let header = text.lines().next().unwrap();
     assert!(header.contains("disk critical"), "{header}");
     assert!(header.contains("log stalled 20m00s"), "{header}");
-    assert!(header.contains("· +3 rules"), "the flags counted, in place of the uptime: {header}");
+    assert!(header.contains("· +4 rules"), "the flags counted, in place of the uptime: {header}");
     assert!(!header.contains("up 3h12m"), "{header}");
 }
 

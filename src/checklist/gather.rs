@@ -173,6 +173,15 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
                 }
                 .verdict,
             ),
+            "dependencies" => crate::rules::checklist_item(
+                name,
+                items::title(name),
+                &if cfg.rules.dependencies {
+                    crate::rules::deps::check(ws, cfg, run.experiment.as_deref()).checklist_verdict()
+                } else {
+                    crate::rules::Verdict::off("dependencies")
+                },
+            ),
             "disks" => items::disks(src.disks, cfg.disk.warn_pct),
             "jobs" => {
                 let (list, idle) = running_jobs(ws, sync.as_ref().ok());

@@ -10,7 +10,7 @@ use crate::gpu::{GpuSample, NvmlStatus};
 use crate::sync::SyncStatus;
 use crate::util;
 
-pub const TITLES: [(&str, &str); 10] = [
+pub const TITLES: [(&str, &str); 11] = [
     ("training", "no training process running"),
     ("uploads", "every upload level's queue empty, nothing failed"),
     ("weights", "newest checkpoint confirmed on L3"),
@@ -19,6 +19,7 @@ pub const TITLES: [(&str, &str); 10] = [
     ("journal", "journal changed after the last run ended"),
     ("estimate", "training within 1.5x of its estimate, or the user told"),
     ("requirements", "frozen requirements present and current"),
+    ("dependencies", "no pip install in scripts, every import required"),
     ("disks", "every disk below warn"),
     ("jobs", "no bundle, import, resume, prune or sync job"),
 ];

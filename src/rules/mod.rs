@@ -1,5 +1,6 @@
 //! The protocol's rules that no other part checks, watched: data on the local SSD
-//! ([`data`]), tier purpose ([`tier`]), time estimates ([`estimate`]). Each rule is judged from what the console already reads (`/proc`, the
+//! ([`data`]), tier purpose ([`tier`]), time estimates ([`estimate`]), dependency hygiene
+//! ([`deps`]). Each rule is judged from what the console already reads (`/proc`, the
 //! mount table, the GPU sample, the workspace's files) in the rules collector, off the UI
 //! task, with bounded reads; it is shown as a header flag, in `status --json` → `rules`,
 //! and (where it belongs) in the pre-shutdown checklist. A rule never touches the
@@ -9,6 +10,7 @@
 
 pub mod collector;
 pub mod data;
+pub mod deps;
 pub mod estimate;
 pub mod journal;
 pub mod mounts;
@@ -36,12 +38,18 @@ pub struct RulesConfig {
     /// Time estimates: the run's elapsed time plus its ETA past 1.5x the experiment's
     /// training estimate (journal entry or `opsconsole estimate`).
     pub time_estimates: bool,
+    /// Dependency hygiene: `pip install` in a training script, an import of `train.py`
+    /// missing from the requirements, requirements newer than the frozen ones.
+    pub dependencies: bool,
     /// How often the rules are checked.
     #[serde(with = "duration_text")]
     pub every: Duration,
     /// More filesystem types counted as network mounts (besides nfs, cifs, 9p, drvfs,
     /// fuse.* and the others listed in docs/rules.md).
     pub network_fs: Vec<String>,
+    /// site-packages folders whose installed metadata maps import names to distributions
+    /// (empty: the active virtualenv, `.venv`/`venv`/`env`, the user's and the system's).
+    pub site_packages: Vec<String>,
 }
 
 impl Default for RulesConfig {
@@ -50,8 +58,10 @@ impl Default for RulesConfig {
             data_local: true,
             tier_purpose: true,
             time_estimates: true,
+            dependencies: true,
             every: Duration::from_secs(30),
             network_fs: Vec::new(),
+            site_packages: Vec::new(),
         }
     }
 }
@@ -75,7 +85,7 @@ impl RulesConfig {
 
     /// Whether any rule is on.
     pub fn any(&self) -> bool {
-        self.data_local || self.tier_purpose || self.time_estimates
+        self.data_local || self.tier_purpose || self.time_estimates || self.dependencies
     }
 }
 
@@ -155,6 +165,7 @@ pub struct RulesReport {
     pub data_local: data::DataRule,
     pub tier_purpose: tier::TierRule,
     pub time_estimate: estimate::EstimateRule,
+    pub dependencies: deps::DepsRule,
 }
 
 /// One header flag: the full text and a short form for narrow terminals.
@@ -172,6 +183,7 @@ impl RulesReport {
             ("data_local", &self.data_local.verdict),
             ("time_estimates", &self.time_estimate.verdict),
             ("tier_purpose", &self.tier_purpose.verdict),
+            ("dependencies", &self.dependencies.verdict),
         ]
     }
 
@@ -312,5 +324,7 @@ pub fn evaluate(ws: &Path, cfg: &Config, inputs: &Inputs<'_>) -> RulesReport {
         if r.tier_purpose { tier::check(ws, cfg, &run, inputs.gpu, inputs.now) } else { tier::TierRule::off() };
     let time_estimate =
         if r.time_estimates { estimate::check(ws, cfg, &run, inputs.now) } else { estimate::EstimateRule::off() };
-    RulesReport { taken_unix: unix(inputs.now), run, data_local, tier_purpose, time_estimate }
+    let dependencies =
+        if r.dependencies { deps::check(ws, cfg, run.experiment.as_deref()) } else { deps::DepsRule::off() };
+    RulesReport { taken_unix: unix(inputs.now), run, data_local, tier_purpose, time_estimate, dependencies }
 }

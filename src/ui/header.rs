@@ -75,7 +75,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         }
         let used: usize = spans.iter().map(|s| s.width()).sum();
         let w: usize = flags.iter().map(|s| s.width()).sum();
-        if used + w + help.chars().count() >= area.width as usize {
+        if used + w + help.chars().count() + 2 > area.width as usize {
             help.clear();
         }
         spans.extend(flags);
