@@ -605,7 +605,7 @@ fn header_flags_at_80_and_160_columns() {
         "short forms at 80 columns, the uptime gave way: {header}"
     );
     // The Disk panel names the data folder's filesystem, red when it is a network mount.
-    assert!(wide.contains("data /data on /data (fuse.gcsfuse)"), "{wide}");
+    assert!(wide.contains("data /data: fuse.gcsfuse (network)"), "{wide}");
     let mut local = fx::state();
     update(&mut local, fx::typical_disks());
     assert!(fx::screen_text(&local, 160, 48).contains("data ext4"), "the local data disk's kind");

@@ -20,12 +20,14 @@ pub async fn run(
     cfg: Config,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
-    gpu: watch::Receiver<Option<GpuSample>>,
+    mut gpu: watch::Receiver<Option<GpuSample>>,
 ) {
     let mut every = crate::util::aligned_interval(cfg.rules.every);
     let cfg = Arc::new(cfg);
     loop {
-        let sample = gpu.borrow().clone();
+        let sample = gpu.borrow_and_update().clone();
+        // Before the first GPU sample the tier is not known: judge again once it comes.
+        let waiting_for_gpu = sample.is_none();
         let (ws, c) = (workspace.clone(), cfg.clone());
         let report = tokio::task::spawn_blocking(move || -> RulesReport {
             let probe = Probe::default();
@@ -46,6 +48,7 @@ pub async fn run(
         tokio::select! {
             _ = every.tick() => {}
             _ = refresh.notified() => {}
+            Ok(()) = gpu.changed(), if waiting_for_gpu => {}
         }
     }
 }

@@ -42,7 +42,9 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     // The data folder on a mount the disk list leaves out (a FUSE mount), from the rules.
     if let Some(fs) = data_fs(state).filter(|f| !sample.disks.iter().any(|d| d.mount == f.mount)) {
         let style = if fs.network { super::level_style(crate::disk::Level::Critical) } else { super::dim() };
-        let text = format!("data {} on {} ({})", fs.path, fs.mount, fs.fs_type);
+        let on = if fs.mount == fs.path { String::new() } else { format!(" on {}", fs.mount) };
+        let net = if fs.network { " (network)" } else { "" };
+        let text = format!("data {}{on}: {}{net}", fs.path, fs.fs_type);
         lines.push(Line::styled(util::ellipsize(&text, width), style));
     }
     if fits < shown {
