@@ -6,7 +6,9 @@
 //! `train.py` but missing from `checklist.requirements_file` (import names mapped to
 //! distributions with the installed metadata — `top_level.txt`, else `RECORD` — of the
 //! site-packages folders found, and a table of well-known names), and a requirements
-//! file newer than `checklist.frozen_requirements_file`. Every read is bounded.
+//! file newer than `checklist.frozen_requirements_file`. Every read is bounded (1 MiB a
+//! file, 8 MiB of scripts a check); the installed metadata is read again only when a
+//! site-packages folder changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -23,6 +25,8 @@ use crate::config::Config;
 pub const MAX_PY_FILES: usize = 200;
 /// The most read of one file.
 const MAX_FILE_BYTES: u64 = 1 << 20;
+/// The most read of all the scripts together, per check.
+const MAX_SCRIPTS_BYTES: u64 = 8 << 20;
 /// Distributions read from one site-packages folder.
 const MAX_DISTS: usize = 5000;
 
@@ -444,8 +448,13 @@ pub fn check(ws: &Path, cfg: &Config, experiment: Option<&str>) -> DepsRule {
     let dir = crate::airlock::in_workspace(ws, &cfg.paths.experiments).join(exp);
     let mut files = Vec::new();
     py_files(&dir, 0, &mut files);
+    let mut budget = MAX_SCRIPTS_BYTES;
     for f in &files {
-        if let Some(text) = read_bounded(f, MAX_FILE_BYTES) {
+        if budget == 0 {
+            break;
+        }
+        if let Some(text) = read_bounded(f, MAX_FILE_BYTES.min(budget)) {
+            budget = budget.saturating_sub(text.len() as u64);
             rule.pip_installs.extend(pip_installs(&text).into_iter().map(|(line, text)| PipInstall {
                 file: shown(f),
                 line,
