@@ -8,7 +8,6 @@
 //!
 //! No UI here: [`evaluate`] builds a whole [`RulesReport`].
 
-pub mod collector;
 pub mod data;
 pub mod deps;
 pub mod estimate;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::{Inputs, Probe, RulesReport};
 use crate::app::Msg;
 use crate::config::Config;
 use crate::gpu::GpuSample;
+use crate::rules::{Inputs, Probe, RulesReport};
 
 /// Runs until the app channel closes. With every rule off it sends one report (each rule
 /// `off`) and stops.
@@ -31,7 +31,11 @@ pub async fn run(
         let (ws, c) = (workspace.clone(), cfg.clone());
         let report = tokio::task::spawn_blocking(move || -> RulesReport {
             let probe = Probe::default();
-            super::evaluate(&ws, &c, &Inputs { gpu: sample.as_ref(), now: std::time::SystemTime::now(), probe: &probe })
+            crate::rules::evaluate(
+                &ws,
+                &c,
+                &Inputs { gpu: sample.as_ref(), now: std::time::SystemTime::now(), probe: &probe },
+            )
         })
         .await;
         match report {
