@@ -36,6 +36,8 @@ pub struct Config {
     pub import: crate::airlock::ImportConfig,
     pub resume: crate::airlock::ResumeConfig,
     pub freeze: crate::airlock::FreezeConfig,
+    pub rules: crate::rules::RulesConfig,
+    pub tiers: crate::rules::tier::TiersConfig,
     pub keys: KeysConfig,
 }
 
@@ -187,6 +189,8 @@ impl Config {
         out.extend(self.import.validate());
         out.extend(self.resume.validate());
         out.extend(self.freeze.validate());
+        out.extend(self.rules.validate());
+        out.extend(self.tiers.validate(&self.gpu.tiers));
         if let Err(p) = crate::keys::chord::bindings(&self.keys) {
             out.extend(p);
         }

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod logtail;
 pub mod procfs;
 pub mod prune;
+pub mod rules;
 pub mod secrets;
 pub mod status;
 pub mod sync;

@@ -95,6 +95,36 @@ pub fn writers_of(path: &Path) -> std::io::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// A regular file a process holds open: by what path, on which device, for writing or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFile {
+    pub path: std::path::PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+    pub write: bool,
+}
+
+/// The regular files process `pid` holds open (at most `cap` descriptors looked at), from
+/// a `/proc`-shaped tree at `proc_root`. A process that ended or is not ours gives none.
+pub fn open_files_in(proc_root: &Path, pid: u32, cap: usize) -> Vec<OpenFile> {
+    let pid_dir = proc_root.join(pid.to_string());
+    let mut out = Vec::new();
+    let Ok(fd_dir) = fs::File::open(pid_dir.join("fd")) else { return out };
+    let Ok(fds) = fs::read_dir(pid_dir.join("fd")) else { return out };
+    for fd in fds.filter_map(Result::ok).take(cap) {
+        let Some(st) = stat_at(&fd_dir, fd.file_name().as_bytes()) else { continue };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            continue;
+        }
+        let Ok(path) = fs::read_link(fd.path()) else { continue };
+        let info = fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name())).unwrap_or_default();
+        out.push(OpenFile { path, dev: st.st_dev, ino: st.st_ino, write: fdinfo_is_write(&info) });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.dev == b.dev && a.ino == b.ino && a.write == b.write);
+    out
+}
+
 /// `fstatat` of `name` in an open folder, following the link (for `/proc/PID/fd/N`, to
 /// the open file).
 fn stat_at(dir: &fs::File, name: &[u8]) -> Option<libc::stat64> {

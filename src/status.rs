@@ -34,6 +34,9 @@ pub struct StatusReport {
     /// when (estimated from the boot time and the newest log or checkpoint write), and what
     /// that cost.
     pub idle: crate::checklist::idle::IdleStatus,
+    /// The protocol's rules (data on the local SSD…): each `state` (`ok`, `flag`, `off`,
+    /// `unknown`), `message`, and its facts.
+    pub rules: crate::rules::RulesReport,
 }
 
 /// A disk with its growth and time to each level (null when not growing or no history).
@@ -69,6 +72,11 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
     let (forecasts, checkpoints, usage) = status_extras(ws, cfg, &disks);
     let sample = crate::gpu::GpuCollector::new(&cfg.gpu).sample(SystemTime::now());
     let gpu = crate::gpu::GpuStatus::from_sample(&cfg.gpu, &sample, &ws.root);
+    let rules = crate::rules::evaluate(
+        &ws.root,
+        cfg,
+        &crate::rules::Inputs { gpu: Some(&sample), now: SystemTime::now(), probe: &crate::rules::Probe::default() },
+    );
     let idle = idle_now(ws, cfg, &sample, gpu.tier.as_deref(), &checkpoints, host.boot_time_unix);
     let external_ip = crate::checklist::metadata::enabled(
         &cfg.external_ip,
@@ -107,6 +115,7 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
         checkpoints,
         usage,
         idle,
+        rules,
     }
 }
 
@@ -170,6 +179,7 @@ impl StatusReport {
             crate::checklist::idle::IdleState::Unknown => format!("idle: unknown ({})\n", self.idle.reason),
         });
         out.push_str(&self.log.to_text(&self.metrics));
+        out.push_str(&self.rules.to_text());
         if let Some(sync) = &self.sync {
             out.push_str("uploads:\n");
             for l in &sync.levels {

@@ -248,7 +248,7 @@ fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
     t.send(&["x"]);
     let screen = t.wait_for("the checklist", |s| s.contains("Pre-shutdown checklist") && s.contains("✗ requirements"));
     assert!(screen.contains("external address 34.123.45.67"), "{screen}");
-    assert!(screen.contains("1 of 5 failing: requirements"), "{screen}");
+    assert!(screen.contains("1 of 7 failing: requirements"), "{screen}");
     assert!(screen.contains("- git") && screen.contains("checklist.git = false"), "{screen}");
     assert!(screen.contains("frozen_requirements.txt does not exist"), "{screen}");
     t.send(&["S"]);

@@ -347,6 +347,8 @@ pub fn build(
     }
     entries.sort_by(|a, b| a.rel.cmp(&b.rel));
     entries.dedup_by(|a, b| a.rel == b.rel);
+    // A bundle goes to tier 2: was it tried on tier 1 first?
+    warnings.extend(crate::rules::tier::bundle_warning(workspace, cfg, &exp.name));
 
     // Secrets never leave the machine: name and whole contents of every file.
     progress(Progress::Step(format!("bundle {}: scanning {} files for secrets", exp.name, entries.len())));

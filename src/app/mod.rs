@@ -140,6 +140,8 @@ pub enum Msg {
     ExternalIp(Result<String, String>),
     /// An airlock job (bundle, import, resume) reported.
     Airlock(airlock::AirlockMsg),
+    /// A whole report of the protocol's rules from the rules collector.
+    Rules(Box<crate::rules::RulesReport>),
 }
 
 impl Msg {
@@ -167,6 +169,7 @@ impl Msg {
             | Msg::SyncEvent(_)
             | Msg::SyncUnreadable(_)
             | Msg::Checkpoints(_)
+            | Msg::Rules(_)
             | Msg::Prune(_) => false,
         }
     }
@@ -229,6 +232,8 @@ pub struct AppState {
     pub idle: crate::checklist::idle::IdleTracker,
     /// The VM's external address, when it could be learned.
     pub external_ip: Option<String>,
+    /// The protocol's rules, from the rules collector (None until the first report).
+    pub rules: Option<crate::rules::RulesReport>,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
     /// Shown in the header when the console runs on the throwaway demo workspace.
@@ -282,6 +287,7 @@ impl AppState {
             airlock: Default::default(),
             idle: Default::default(),
             external_ip: None,
+            rules: None,
             notice: None,
             demo: false,
             should_quit: false,
@@ -390,6 +396,10 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::Airlock(m) => airlock::on_msg(state, m),
+        Msg::Rules(report) => {
+            state.rules = Some(*report);
+            vec![]
+        }
         Msg::Key(key) => on_key(state, &key),
     }
 }

@@ -80,8 +80,19 @@ fn default_extra_timeout() -> Duration {
 }
 
 /// The names of the built-in items, in screen order.
-pub const BUILTIN_ITEMS: [&str; 9] =
-    ["training", "uploads", "weights", "logs", "git", "journal", "requirements", "disks", "jobs"];
+pub const BUILTIN_ITEMS: [&str; 11] = [
+    "training",
+    "uploads",
+    "weights",
+    "logs",
+    "git",
+    "journal",
+    "estimate",
+    "requirements",
+    "dependencies",
+    "disks",
+    "jobs",
+];
 
 impl ChecklistConfig {
     /// Whether a built-in item is on.

@@ -102,6 +102,8 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
     let training_running = writers.as_ref().is_ok_and(|w| !w.is_empty())
         || gpu.is_some_and(|g| g.nvml.is_ok() && g.processes().next().is_some());
 
+    // The protocol's rules that belong on the checklist (their switches are in [rules]).
+    let run = crate::rules::find_run(ws, cfg, gpu, &crate::rules::Probe::default());
     let mut out = Vec::new();
     for name in BUILTIN_ITEMS {
         if !c.enabled(name) {
@@ -161,6 +163,25 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
                     (&c.frozen_requirements_file, mtime(&f).filter(|_| f.is_file())),
                 )
             }
+            "estimate" => crate::rules::checklist_item(
+                name,
+                items::title(name),
+                &if cfg.rules.time_estimates {
+                    crate::rules::estimate::check(ws, cfg, &run, now)
+                } else {
+                    crate::rules::estimate::EstimateRule::off()
+                }
+                .verdict,
+            ),
+            "dependencies" => crate::rules::checklist_item(
+                name,
+                items::title(name),
+                &if cfg.rules.dependencies {
+                    crate::rules::deps::check(ws, cfg, run.experiment.as_deref()).checklist_verdict()
+                } else {
+                    crate::rules::Verdict::off("dependencies")
+                },
+            ),
             "disks" => items::disks(src.disks, cfg.disk.warn_pct),
             "jobs" => {
                 let (list, idle) = running_jobs(ws, sync.as_ref().ok());

@@ -10,14 +10,16 @@ use crate::gpu::{GpuSample, NvmlStatus};
 use crate::sync::SyncStatus;
 use crate::util;
 
-pub const TITLES: [(&str, &str); 9] = [
+pub const TITLES: [(&str, &str); 11] = [
     ("training", "no training process running"),
     ("uploads", "every upload level's queue empty, nothing failed"),
     ("weights", "newest checkpoint confirmed on L3"),
     ("logs", "newest log and journal confirmed on L2"),
     ("git", "work tree clean, nothing unpushed"),
     ("journal", "journal changed after the last run ended"),
+    ("estimate", "training within 1.5x of its estimate, or the user told"),
     ("requirements", "frozen requirements present and current"),
+    ("dependencies", "no pip install in scripts, every import required"),
     ("disks", "every disk below warn"),
     ("jobs", "no bundle, import, resume, prune or sync job"),
 ];

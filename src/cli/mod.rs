@@ -13,6 +13,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::workspace::{HostInfo, Workspace};
 use crate::{demo, logging, status, tui};
 
+pub mod estimate;
 pub mod fit;
 pub mod log;
 pub mod prune;
@@ -197,6 +198,18 @@ pub enum Command {
     /// frozen_requirements.txt. Exit 0 written, 1 failed.
     Freeze {
         /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The training estimate of an experiment (rule time estimates, docs/rules.md): with
+    /// DURATION (6h, 90m, 1h30m, "6 hours"), record it; without, print it and whether the
+    /// run is on course. Exit 0, 1 on a bad experiment or duration.
+    Estimate {
+        /// The experiment (a folder under experiments/).
+        experiment: String,
+        /// The training time expected, e.g. 6h.
+        duration: Option<String>,
+        /// Print the rule's verdict as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -391,6 +404,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Freeze { json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             Ok(ExitCode::from(crate::airlock::freeze::cli_run(&ws.root, &cfg, *json)))
+        }
+        Some(Command::Estimate { experiment, duration, json }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            Ok(ExitCode::from(estimate::cli_run(&ws, &cfg, experiment, duration.as_deref(), *json)))
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;

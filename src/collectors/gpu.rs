@@ -30,6 +30,7 @@ pub(super) fn spawn_gpu(
     mut collector: GpuSource,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
+    seen: tokio::sync::watch::Sender<Option<crate::gpu::GpuSample>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = crate::util::aligned_interval(Duration::from_millis(cfg.sample_ms));
@@ -52,6 +53,8 @@ pub(super) fn spawn_gpu(
             match res {
                 Ok((c, s)) => {
                     collector = c;
+                    // The rules collector judges with the newest sample.
+                    seen.send_replace(Some(s.clone()));
                     if tx.send(Msg::Gpu(s)).is_err() {
                         return;
                     }

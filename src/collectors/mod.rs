@@ -8,7 +8,9 @@
 //! - `log`: which log to follow, and the follower of that log;
 //! - `sync`: the sync ledger for the Uploads panel;
 //! - `checkpoints`: the checkpoint inventory and usage, every `checkpoints.scan_secs`;
-//! - `external_ip`: the VM's external address, once known.
+//! - `external_ip`: the VM's external address, once known;
+//! - `rules`: the protocol's rules (docs/rules.md), every `rules.every`, judged with the
+//!   newest GPU sample (handed over by `gpu` through a watch channel).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ pub mod disk;
 pub mod external_ip;
 pub mod gpu;
 pub mod log;
+pub mod rules;
 pub mod sync;
 
 use gpu::{GpuSource, spawn_gpu};
@@ -90,7 +93,15 @@ impl Collectors {
             }
             None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
         };
-        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
+        let (gpu_seen, gpu_watch) = watch::channel(None);
+        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone(), gpu_seen));
+        tasks.push(tokio::spawn(rules::run(
+            self.workspace_root.clone(),
+            self.config.clone(),
+            tx.clone(),
+            refresh.clone(),
+            gpu_watch,
+        )));
         let (log_switch, switch_rx) = mpsc::unbounded_channel();
         tasks.push(tokio::spawn(log::supervise(
             self.workspace_root.clone(),

@@ -31,15 +31,27 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let shown = disks.len().saturating_sub(state.disk.scroll);
     let fits = if shown * per_disk <= height { shown } else { height.saturating_sub(1) / per_disk };
     let mut lines: Vec<Line> = banner.into_iter().collect();
-    let rows: Vec<(&DiskInfo, Option<String>)> =
-        disks.iter().skip(state.disk.scroll).take(fits).map(|d| (*d, state.prune.growth_text(&d.mount))).collect();
+    let rows: Vec<(&DiskInfo, String)> = disks
+        .iter()
+        .skip(state.disk.scroll)
+        .take(fits)
+        .map(|d| (*d, state.prune.growth_text(&d.mount).unwrap_or_else(|| roles_text(state, d))))
+        .collect();
     let columns = Columns::new(&rows, width);
-    for (d, growth) in rows {
+    for (d, tail) in rows {
         if wide {
-            lines.push(wide_line(d, &columns, growth));
+            lines.push(wide_line(d, &columns, tail));
         } else {
-            lines.extend(narrow_lines(d, width, growth));
+            lines.extend(narrow_lines(d, width, tail));
         }
+    }
+    // The data folder on a mount the disk list leaves out (a FUSE mount), from the rules.
+    if let Some(fs) = data_fs(state).filter(|f| !sample.disks.iter().any(|d| d.mount == f.mount)) {
+        let style = if fs.network { super::level_style(crate::disk::Level::Critical) } else { super::dim() };
+        let on = if fs.mount == fs.path { String::new() } else { format!(" on {}", fs.mount) };
+        let net = if fs.network { " (network)" } else { "" };
+        let text = format!("data {}{on}: {}{net}", fs.path, fs.fs_type);
+        lines.push(Line::styled(util::ellipsize(&text, width), style));
     }
     if fits < shown {
         lines.push(Line::styled(format!("↓ {} more (focus with tab, then j/k)", shown - fits), super::dim()));
@@ -52,6 +64,27 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     lines.extend(extras);
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// The data folder's filesystem, as the rules collector found it.
+fn data_fs(state: &AppState) -> Option<&crate::rules::data::DataFs> {
+    state.rules.as_ref().and_then(|r| r.data_local.data_fs.as_ref())
+}
+
+/// The roles of a disk; the data role names its filesystem kind (`data ext4`), so a data
+/// folder on a network mount is seen at a glance.
+fn roles_text(state: &AppState, d: &DiskInfo) -> String {
+    d.roles
+        .iter()
+        .map(|r| match r.as_str() {
+            "data" => {
+                let kind = data_fs(state).filter(|f| f.mount == d.mount).map_or(d.fs_type.as_str(), |f| &f.fs_type);
+                format!("data {kind}")
+            }
+            r => r.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn pair(d: &DiskInfo) -> String {
@@ -68,11 +101,10 @@ struct Columns {
 }
 
 impl Columns {
-    fn new(rows: &[(&DiskInfo, Option<String>)], width: usize) -> Self {
+    fn new(rows: &[(&DiskInfo, String)], width: usize) -> Self {
         let mount_w = 14.min(width / 4);
         let pair_w = rows.iter().map(|(d, _)| pair(d).chars().count()).max().unwrap_or(0);
-        let tail_w =
-            rows.iter().map(|(d, g)| g.clone().unwrap_or_else(|| d.roles.join(",")).chars().count()).max().unwrap_or(0);
+        let tail_w = rows.iter().map(|(_, t)| t.chars().count()).max().unwrap_or(0);
         let fixed = mount_w + 1 + 5 + 1 + pair_w + 2 + 8;
         // The bar takes what the longest role text leaves, but at least 6 cells: the roles
         // are cut (with …) before the bar becomes unreadable.
@@ -81,12 +113,11 @@ impl Columns {
     }
 }
 
-fn wide_line(d: &DiskInfo, c: &Columns, growth: Option<String>) -> Line<'static> {
+fn wide_line(d: &DiskInfo, c: &Columns, roles: String) -> Line<'static> {
     let style = super::level_style(d.level);
     let (mount_w, pair_w, bar_w) = (c.mount_w, c.pair_w, c.bar_w);
     let pair = format!("{:<pair_w$}", pair(d));
     let used = mount_w + 1 + 5 + 1 + bar_w + 1 + pair_w + 2 + 8;
-    let roles = growth.unwrap_or_else(|| d.roles.join(","));
     let roles = util::ellipsize(&roles, c.width.saturating_sub(used + 1));
     Line::from(vec![
         Span::styled(
@@ -103,7 +134,7 @@ fn wide_line(d: &DiskInfo, c: &Columns, growth: Option<String>) -> Line<'static>
     ])
 }
 
-fn narrow_lines(d: &DiskInfo, width: usize, growth: Option<String>) -> Vec<Line<'static>> {
+fn narrow_lines(d: &DiskInfo, width: usize, tail: String) -> Vec<Line<'static>> {
     let style = super::level_style(d.level);
     let mount_w = 10.min(width / 3);
     let bar_w = width.saturating_sub(mount_w + 1 + 5 + 1 + 1 + 8).clamp(3, 20);
@@ -119,7 +150,6 @@ fn narrow_lines(d: &DiskInfo, width: usize, growth: Option<String>) -> Vec<Line<
         Span::raw(" "),
         Span::styled(d.level.as_str().to_string(), style),
     ]);
-    let tail = growth.unwrap_or_else(|| d.roles.join(","));
     let second = format!("  {} · {} free · {tail}", pair(d), util::bytes(d.available_bytes));
     vec![first, Line::styled(util::ellipsize(&second, width), super::dim())]
 }

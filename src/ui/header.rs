@@ -55,6 +55,31 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         }
         spans.push(Span::styled(text, Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)));
     }
+    // The rules' flags in what is left (the help hint gives way: the footer has it too).
+    {
+        let room = |spans: &[Span]| (area.width as usize).saturating_sub(spans.iter().map(|s| s.width()).sum());
+        let (mut flags, shown) = super::rules::header_spans(state, room(&spans));
+        // A rule's flag matters more than the uptime on a narrow terminal: it gives way
+        // when that shows more flags (or "+2 rules" for "+2").
+        if shown.0 < shown.1
+            && let Some(i) = spans.iter().position(|s| s.content.starts_with(" · up "))
+        {
+            let up = spans.remove(i);
+            let (without, more) = super::rules::header_spans(state, room(&spans));
+            let width = |f: &[Span]| f.iter().map(|s| s.width()).sum::<usize>();
+            if (more.0, width(&without)) > (shown.0, width(&flags)) {
+                flags = without;
+            } else {
+                spans.insert(i, up);
+            }
+        }
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        let w: usize = flags.iter().map(|s| s.width()).sum();
+        if used + w + help.chars().count() + 2 > area.width as usize {
+            help.clear();
+        }
+        spans.extend(flags);
+    }
     // The external address where it fits (after the uptime): the SSH config needs it.
     if let Some(ip) = &state.external_ip {
         let used: usize = spans.iter().map(|s| s.width()).sum();

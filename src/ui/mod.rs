@@ -11,6 +11,7 @@ mod help;
 mod log;
 mod popup;
 mod prune;
+mod rules;
 mod uploads;
 
 use ratatui::Frame;
