@@ -36,6 +36,7 @@ pub struct Config {
     pub import: crate::airlock::ImportConfig,
     pub resume: crate::airlock::ResumeConfig,
     pub freeze: crate::airlock::FreezeConfig,
+    pub metrics: crate::metrics::MetricsConfig,
     pub keys: KeysConfig,
 }
 
@@ -187,6 +188,7 @@ impl Config {
         out.extend(self.import.validate());
         out.extend(self.resume.validate());
         out.extend(self.freeze.validate());
+        out.extend(self.metrics.validate());
         if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
             out.extend(p);
         }

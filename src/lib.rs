@@ -17,6 +17,7 @@ pub mod gpu;
 pub mod joblock;
 pub mod logging;
 pub mod logtail;
+pub mod metrics;
 pub mod procfs;
 pub mod prune;
 pub mod secrets;
