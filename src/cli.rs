@@ -265,6 +265,7 @@ impl Cli {
         tui::RunOptions {
             exit_after_first_frame: self.exit_after_first_frame,
             panic_after_first_frame: self.panic_after_first_frame,
+            metrics: None,
         }
     }
 }
@@ -454,12 +455,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Runs the console on a workspace (the default command, and the demo's screen).
-pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) -> Result<()> {
-    // `[metrics] listen`: the exporter on its own thread; a bad address or a port in use
-    // stops the console before it takes the terminal.
+pub fn console(ws: Workspace, cfg: Config, demo: bool, mut opts: tui::RunOptions) -> Result<()> {
+    // `[metrics] listen`: the exporter on its own thread, fed by the console's samples; a
+    // bad address or a port in use stops the console before it takes the terminal.
     if !cfg.metrics.listen.is_empty() {
-        crate::metrics::command::serve_beside(&ws, &cfg, &cfg.metrics.listen)
+        let listener = crate::metrics::command::listen(&cfg.metrics.listen)
             .map_err(|e| color_eyre::eyre::eyre!("[metrics] listen: {e}"))?;
+        tracing::info!(addr = ?listener.local_addr(), "console serving metrics");
+        opts.metrics = Some(crate::metrics::feed::start(&ws, &cfg, listener)?);
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(async move {

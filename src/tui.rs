@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub exit_after_first_frame: bool,
     /// Panic right after the first frame (tests that a panic restores the terminal).
     pub panic_after_first_frame: bool,
+    /// `[metrics] listen`: the exporter thread the console hands its figures to.
+    pub metrics: Option<crate::metrics::feed::ConsoleFeed>,
 }
 
 /// Runs the console until the user quits or a signal arrives.
@@ -79,6 +81,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
 
     let started = Instant::now();
     let mut last_input: Option<Instant> = None;
+    let mut metrics = opts.metrics.clone();
     let mut draw = true;
     let mut first_frame = true;
     let result = async {
@@ -143,6 +146,10 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                         other => prune.on_effect(&other, &state, &tx),
                     }
                 }
+            }
+            // `[metrics] listen`: the figures held, handed to the exporter thread.
+            if let Some(m) = metrics.as_mut().filter(|m| m.due()) {
+                m.send(app::report::status_report(&state));
             }
             if state.should_quit {
                 return Ok::<(), color_eyre::Report>(());

@@ -9,6 +9,8 @@
 
 #[path = "support/nvml.rs"]
 mod nvml_support;
+#[path = "support/tmux.rs"]
+mod tmux;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -443,6 +445,49 @@ fn the_sync_daemon_serves_metrics_beside_its_uploads() {
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("opsconsole_upload_pending_files{"), "{body}");
     assert!(body.contains("opsconsole_log_step{"), "{body}");
+}
+
+#[test]
+fn the_console_serves_the_figures_its_panels_hold() {
+    if !tmux::Tmux::available_or_skip() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this test: install tmux");
+        return;
+    }
+    let live = Live::new("");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg_path = live.root.join("opsconsole.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap().replacen("listen = \"\"", &format!("listen = \"{addr}\""), 1);
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let cmd = format!(
+        "env NVML_STUB_FIXTURE='{}' '{BIN}' --workspace '{}'",
+        live.stub.fixture.display(),
+        live.root.display()
+    );
+    let t = tmux::Tmux::new("metrics-console", 120, 40, &cmd);
+    t.wait_for("the console", |s| s.contains("Uploads"));
+    // The console hands over its figures once its collectors reported (about 2 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            drop(s.set_read_timeout(Some(Duration::from_secs(10))));
+            let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+            let mut raw = String::new();
+            let _ = s.read_to_string(&mut raw);
+            if raw.contains("opsconsole_gpu_memory_used_bytes{") && raw.contains("opsconsole_checkpoints{") {
+                break raw;
+            }
+        }
+        assert!(Instant::now() < deadline, "the console served no full sample in 60 s:\n{}", t.capture());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let gpu = body.lines().find(|l| l.starts_with("opsconsole_gpu_memory_used_bytes{")).unwrap();
+    assert!(gpu.ends_with(&format!(" {}.0", 14 * GIB)), "{gpu}");
+    let step = body.lines().find(|l| l.starts_with("opsconsole_log_step{")).expect("log step");
+    assert!(step.ends_with(&format!(" {LAST_STEP}.0")), "{step}");
+    let ckpts = body.lines().find(|l| l.starts_with("opsconsole_checkpoints{")).unwrap();
+    assert!(ckpts.ends_with(" 2.0"), "{ckpts}");
+    // Fed by the console's own collectors: no sampler ran for the exporter.
+    assert!(!body.contains("opsconsole_sample_duration_seconds"), "{body}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keymap;
 pub mod log;
 pub mod prune;
+pub mod report;
 pub mod uploads;
 
 use std::path::PathBuf;

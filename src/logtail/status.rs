@@ -50,7 +50,10 @@ impl LogStatus {
             error_count: health.error_count(),
             last_error: health.last_error.clone(),
             error_counts: health.counts,
-            modified_unix: None,
+            modified_unix: health
+                .last_line_at
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
             metrics: MetricsStatus::default(),
         }
     }

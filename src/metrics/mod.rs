@@ -10,6 +10,7 @@
 
 pub mod command;
 pub mod encode;
+pub mod feed;
 pub mod sampler;
 pub mod server;
 
