@@ -3,7 +3,7 @@
 //! `opsconsole exporter`, `sync --daemon --metrics-listen` and the console (`[metrics]
 //! listen`), printed by `status --openmetrics` and written by `status --textfile`.
 //!
-//! The figures come from [`crate::status::collect_with_gpu`], the code behind `status
+//! The figures come from [`crate::status::collect_with`], the code behind `status
 //! --json`. A sampler takes them every `[metrics] sample_ms` on a blocking thread and renders
 //! both formats once; a scrape only copies the latest rendering out (see [`server`]), so it
 //! never waits on a slow disk or NVML.
@@ -11,6 +11,7 @@
 pub mod command;
 pub mod encode;
 pub mod feed;
+pub mod logfollow;
 pub mod sampler;
 pub mod server;
 
