@@ -42,7 +42,7 @@ pub fn status_report(state: &AppState) -> StatusReport {
     let log = state.log.status(state.now);
     let tier = gpu.tier.clone();
     let (checkpoints, usage) = match &state.prune.sample {
-        Some(s) => (s.checkpoints.clone(), s.usage.clone()),
+        Some(s) => (s.checkpoints.clone(), s.usage),
         None => (Vec::new(), Default::default()),
     };
     StatusReport {
