@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
         checkpoint_roots: opsconsole::metrics::sampler::options(&ws, &cfg).checkpoint_roots,
         dcgm_names: false,
         sample_duration_seconds: Some(0.01),
+        experiments_dir: Some(ws.root.join("experiments")),
     };
     let e = render(&report, &opts);
     eprintln!(

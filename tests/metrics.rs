@@ -62,6 +62,8 @@ struct Live {
 }
 
 const LAST_STEP: u64 = 120;
+/// The log's label: it lies under experiments/v01/.
+const EXP: &str = ",experiment=\"v01\"";
 
 impl Live {
     fn new(extra_config: &str) -> Self {
@@ -201,14 +203,14 @@ fn openmetrics_of_a_live_workspace_passes_promtool_and_matches_status() {
         sample(&om, &format!("opsconsole_filesystem_level{}", h(&format!(",mount=\"{mount}\",level=\"{level}\"")))),
         1.0
     );
-    assert_eq!(sample(&om, &format!("opsconsole_log_step{}", h(""))), LAST_STEP as f64);
+    assert_eq!(sample(&om, &format!("opsconsole_log_step{}", h(EXP))), LAST_STEP as f64);
     assert_eq!(j["log"]["metrics"]["step"], LAST_STEP);
-    assert_eq!(sample(&om, &format!("opsconsole_log_total_steps{}", h(""))), 1000.0);
-    assert_eq!(sample(&om, &format!("opsconsole_log_eval_loss{}", h(""))), 1.9876);
-    assert_eq!(sample(&om, &format!("opsconsole_log_learning_rate{}", h(""))), 4.5e-05);
-    assert_eq!(sample(&om, &format!("opsconsole_log_errors{}", h(",kind=\"cuda_oom\""))), 1.0);
-    assert_eq!(sample(&om, &format!("opsconsole_log_errors{}", h(",kind=\"nan_loss\""))), 0.0);
-    assert_eq!(sample(&om, &format!("opsconsole_log_stalled{}", h(""))), 0.0);
+    assert_eq!(sample(&om, &format!("opsconsole_log_total_steps{}", h(EXP))), 1000.0);
+    assert_eq!(sample(&om, &format!("opsconsole_log_eval_loss{}", h(EXP))), 1.9876);
+    assert_eq!(sample(&om, &format!("opsconsole_log_learning_rate{}", h(EXP))), 4.5e-05);
+    assert_eq!(sample(&om, &format!("opsconsole_log_errors{}", h(",experiment=\"v01\",kind=\"cuda_oom\""))), 1.0);
+    assert_eq!(sample(&om, &format!("opsconsole_log_errors{}", h(",experiment=\"v01\",kind=\"nan_loss\""))), 0.0);
+    assert_eq!(sample(&om, &format!("opsconsole_log_stalled{}", h(EXP))), 0.0);
     let root = h(",root=\"checkpoints\"");
     assert_eq!(sample(&om, &format!("opsconsole_checkpoints{root}")), 2.0);
     assert_eq!(sample(&om, &format!("opsconsole_checkpoints_size_bytes{root}")), 8192.0);

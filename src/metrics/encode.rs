@@ -7,7 +7,7 @@
 //! `currency`, `version`, all from a bounded set (config names, mount points, GPU indexes):
 //! never a file path, a log line, a token or any file's content.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::{prometheus_text, text};
@@ -41,6 +41,9 @@ pub struct RenderOptions {
     pub dcgm_names: bool,
     /// How long taking the sample took, in seconds.
     pub sample_duration_seconds: Option<f64>,
+    /// The experiments folder (`[paths] experiments`, absolute): a log under
+    /// `EXPERIMENTS/NAME/` gives its series the label `experiment="NAME"`.
+    pub experiments_dir: Option<PathBuf>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -117,7 +120,7 @@ pub fn registry(r: &StatusReport, opts: &RenderOptions) -> Registry {
     );
     gpu(&mut o, r, opts);
     disks(&mut o, r);
-    log(&mut o, r);
+    log(&mut o, r, opts);
     checkpoints(&mut o, r, opts);
     uploads(&mut o, r);
     idle(&mut o, r);
@@ -262,15 +265,27 @@ fn disks(o: &mut Out, r: &StatusReport) {
     );
 }
 
-fn log(o: &mut Out, r: &StatusReport) {
+fn log(o: &mut Out, r: &StatusReport, opts: &RenderOptions) {
     let l = &r.log;
     let found = l.size_bytes.is_some();
     o.gauge("opsconsole_log_found", "1 when the training log the config picks exists", [(vec![], b(found))]);
     if !found {
         return;
     }
+    // The experiment the log belongs to (a folder name: bounded, never the path).
+    let experiment = match (&opts.experiments_dir, &l.path) {
+        (Some(dir), Some(p)) => Path::new(p).strip_prefix(dir).ok().and_then(|rel| {
+            let mut parts = rel.components();
+            let first = parts.next()?;
+            // Only a folder: a log directly in the experiments folder names none.
+            parts.next()?;
+            Some(first.as_os_str().to_string_lossy().into_owned())
+        }),
+        _ => None,
+    };
+    let base: Labels = experiment.map(|e| vec![("experiment", e)]).unwrap_or_default();
     let m = &r.metrics;
-    let one = |v: Option<f64>| v.map(|v| (Labels::new(), v));
+    let one = |v: Option<f64>| v.map(|v| (base.clone(), v));
     o.gauge("opsconsole_log_size_bytes", "Size of the training log", one(l.size_bytes.map(|v| v as f64)));
     o.gauge("opsconsole_log_step", "The last training step the log reports", one(m.step.map(|v| v as f64)));
     o.gauge(
@@ -287,19 +302,24 @@ fn log(o: &mut Out, r: &StatusReport) {
     o.gauge(
         "opsconsole_log_seconds_since_last_line",
         "Seconds since the training log was last written",
-        l.modified_unix.map(|t| (vec![], r.taken_unix.saturating_sub(t) as f64)),
+        l.modified_unix.map(|t| (base.clone(), r.taken_unix.saturating_sub(t) as f64)),
     );
     o.gauge(
         "opsconsole_log_stalled",
         "1 when a training process holds the log but wrote nothing for [log] stall_after",
-        [(vec![], b(l.stalled))],
+        [(base.clone(), b(l.stalled))],
     );
     let c = &l.error_counts;
     o.gauge(
         "opsconsole_log_errors",
         "Errors seen in the training log, by kind (cuda_oom, nan_loss, traceback, killed)",
-        [("cuda_oom", c.cuda_oom), ("nan_loss", c.nan_loss), ("traceback", c.traceback), ("killed", c.killed)]
-            .map(|(k, n)| (vec![("kind", k.to_string())], n as f64)),
+        [("cuda_oom", c.cuda_oom), ("nan_loss", c.nan_loss), ("traceback", c.traceback), ("killed", c.killed)].map(
+            |(k, n)| {
+                let mut labels = base.clone();
+                labels.push(("kind", k.to_string()));
+                (labels, n as f64)
+            },
+        ),
     );
 }
 

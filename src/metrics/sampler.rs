@@ -88,5 +88,6 @@ pub fn options(ws: &Workspace, cfg: &Config) -> RenderOptions {
         checkpoint_roots: roots.into_iter().map(|r| (r.path, r.pattern)).collect(),
         dcgm_names: cfg.metrics.dcgm_names,
         sample_duration_seconds: None,
+        experiments_dir: Some(ws.root.join(&cfg.paths.experiments)),
     }
 }
