@@ -62,22 +62,16 @@ pub struct HostStatus {
 
 /// Samples every collector once.
 pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
-    collect_with(ws, cfg, &mut crate::gpu::GpuCollector::new(&cfg.gpu), None)
+    collect_with(ws, cfg, &mut crate::gpu::GpuCollector::new(&cfg.gpu))
 }
 
 /// [`collect`] with a GPU collector kept between calls (the metrics exporter samples
-/// every few seconds and opens NVML once) and, when given, the log's status as a follower
-/// that reads only what is new found it (else the whole log is read).
-pub fn collect_with(
-    ws: &Workspace,
-    cfg: &Config,
-    gpu: &mut crate::gpu::GpuCollector,
-    log: Option<(crate::logtail::LogStatus, crate::logtail::MetricsStatus)>,
-) -> StatusReport {
+/// every few seconds and opens NVML once).
+pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuCollector) -> StatusReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let host = HostInfo::current();
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
-    let (log, metrics) = log.unwrap_or_else(|| crate::logtail::status::workspace_status(&ws.root, &cfg.log));
+    let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
     let (forecasts, checkpoints, usage) = crate::prune::status_extras(ws, cfg, &disks);
     let sample = gpu.sample(SystemTime::now());
     let gpu = crate::gpu::GpuStatus::from_sample(&cfg.gpu, &sample, &ws.root);

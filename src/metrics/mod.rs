@@ -11,7 +11,6 @@
 pub mod command;
 pub mod encode;
 pub mod feed;
-pub mod logfollow;
 pub mod sampler;
 pub mod server;
 

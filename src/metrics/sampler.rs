@@ -1,5 +1,6 @@
 //! The sampler: every `[metrics] sample_ms` it takes the figures `status --json` reports
-//! (on a blocking thread, NVML opened once, the log read incrementally) and renders them; [`Latest`] holds the last
+//! (on a blocking thread, NVML opened once; the log is read from where the previous sample
+//! stopped, as `status --json` does) and renders them; [`Latest`] holds the last
 //! rendering for the scrapes.
 
 use std::sync::{Arc, RwLock};
@@ -30,13 +31,12 @@ pub struct Sampler {
     ws: Workspace,
     cfg: Config,
     gpu: crate::gpu::GpuCollector,
-    log: super::logfollow::LogFollower,
 }
 
 impl Sampler {
     pub fn new(ws: Workspace, cfg: Config) -> Self {
         let gpu = crate::gpu::GpuCollector::new(&cfg.gpu);
-        Self { ws, cfg, gpu, log: Default::default() }
+        Self { ws, cfg, gpu }
     }
 
     pub fn config(&self) -> &Config {
@@ -46,8 +46,7 @@ impl Sampler {
     /// One sample, rendered (blocking: disk, NVML, the log, the ledger).
     pub fn sample(&mut self) -> (StatusReport, Exposition) {
         let started = Instant::now();
-        let log = self.log.status(&self.ws.root, &self.cfg.log, std::time::SystemTime::now());
-        let report = crate::status::collect_with(&self.ws, &self.cfg, &mut self.gpu, Some(log));
+        let report = crate::status::collect_with(&self.ws, &self.cfg, &mut self.gpu);
         let mut opts = options(&self.ws, &self.cfg);
         opts.sample_duration_seconds = Some(started.elapsed().as_secs_f64());
         let e = render(&report, &opts);
