@@ -3,11 +3,16 @@
 # against the same console without the exporter; and `opsconsole exporter` alone under the
 # same scrapes. Usage: benches/metrics_idle.sh [seconds]   (default 120)
 # Needs tmux and curl. Prints a Markdown table for docs/performance.md.
+# OPSCONSOLE_BIN=path uses that binary instead of building the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-120}
-cargo build --release --locked -q
-bin=$PWD/target/release/opsconsole
+if [ -n "${OPSCONSOLE_BIN:-}" ]; then
+  bin=$OPSCONSOLE_BIN
+else
+  cargo build --release --locked -q
+  bin=$PWD/target/release/opsconsole
+fi
 tmp=$(mktemp -d)
 sock=opsconsole-metrics-bench-$$
 scraper=""
