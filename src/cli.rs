@@ -308,25 +308,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             demo::run(opts, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Status { json: false, openmetrics, textfile }) if *openmetrics || textfile.is_some() => {
-            let (ws, cfg) = load_workspace(&cli)?;
-            crate::metrics::command::status(&ws, &cfg, *openmetrics, textfile.as_deref())?;
-            Ok(ExitCode::SUCCESS)
-        }
         Some(Command::Exporter { listen }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
             Ok(crate::metrics::command::run_exporter(ws, cfg, Some(listen))?)
         }
-        Some(Command::Status { json, textfile, .. }) => {
+        Some(Command::Status { json, openmetrics, textfile }) => {
             let (ws, cfg) = load_workspace(&cli)?;
-            if let Some(p) = textfile {
-                crate::metrics::command::status(&ws, &cfg, false, Some(p))?;
-            }
+            let started = std::time::Instant::now();
             let report = status::collect(&ws, &cfg);
+            if *openmetrics || textfile.is_some() {
+                let took = started.elapsed();
+                crate::metrics::command::status(&ws, &cfg, &report, took, *openmetrics, textfile.as_deref())?;
+            }
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
+            } else if !*openmetrics && textfile.is_none() {
                 print!("{}", report.to_text());
             }
             Ok(ExitCode::SUCCESS)

@@ -49,10 +49,19 @@ pub fn run_exporter(ws: Workspace, cfg: Config, addr: Option<&str>) -> std::io::
 }
 
 /// `status --openmetrics` (print OpenMetrics text) and `--textfile PATH` (write the 0.0.4
-/// text for node_exporter's textfile collector, atomically).
-pub fn status(ws: &Workspace, cfg: &Config, print: bool, textfile: Option<&Path>) -> std::io::Result<()> {
-    let mut sampler = super::Sampler::new(ws.clone(), cfg.clone());
-    let (_, e) = sampler.sample();
+/// text for node_exporter's textfile collector, atomically), from the report `status`
+/// took (in `took`).
+pub fn status(
+    ws: &Workspace,
+    cfg: &Config,
+    report: &crate::status::StatusReport,
+    took: std::time::Duration,
+    print: bool,
+    textfile: Option<&Path>,
+) -> std::io::Result<()> {
+    let mut opts = super::sampler::options(ws, cfg);
+    opts.sample_duration_seconds = Some(took.as_secs_f64());
+    let e = super::render(report, &opts);
     if print {
         use std::io::Write;
         std::io::stdout().write_all(&e.openmetrics)?;
