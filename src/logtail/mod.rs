@@ -7,7 +7,6 @@
 pub mod backfill;
 pub mod backread;
 pub mod collector;
-pub mod command;
 pub mod config;
 pub mod discover;
 pub mod health;
@@ -18,8 +17,6 @@ pub mod proc;
 pub mod scancache;
 pub mod status;
 pub mod tail;
-pub mod task;
-pub mod view;
 
 pub use collector::{BackfillProgress, CollectorOptions, LiveFold, LogCollector, LogSample, spawn_collector};
 pub use config::LogConfig;
@@ -29,4 +26,3 @@ pub use metrics::{MetricsSnapshot, MetricsState, Series};
 pub use parse::{MetricParser, MetricUpdate};
 pub use status::{LogStatus, MetricsStatus, collect_status, collect_status_in};
 pub use tail::{StartAt, TailBatch, TailNote, Tailer};
-pub use view::LogView;

@@ -8,7 +8,6 @@
 //! both formats once; a scrape only copies the latest rendering out (see [`server`]), so it
 //! never waits on a slow disk or NVML.
 
-pub mod command;
 pub mod encode;
 pub mod feed;
 pub mod sampler;

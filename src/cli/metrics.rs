@@ -1,4 +1,4 @@
-//! The command-line side: `opsconsole exporter`, `status --openmetrics/--textfile`, and the
+//! The command line's side of the metrics (src/metrics/): `opsconsole exporter`, `status --openmetrics/--textfile`, and the
 //! exporter beside `sync --daemon` and the console.
 
 use std::path::Path;
@@ -9,18 +9,18 @@ use crate::workspace::Workspace;
 
 /// Parses and binds a listen address, printing the exposure warning; the error is in words.
 pub fn listen(addr: &str) -> Result<std::net::TcpListener, String> {
-    let addr = super::parse_listen(addr)?;
-    if let Some(w) = super::exposure_warning(&addr) {
+    let addr = crate::metrics::parse_listen(addr)?;
+    if let Some(w) = crate::metrics::exposure_warning(&addr) {
         eprintln!("{w}");
         tracing::warn!("{w}");
     }
-    super::server::bind(addr)
+    crate::metrics::server::bind(addr)
 }
 
 /// `opsconsole exporter`: serve `/metrics` until SIGINT/SIGTERM. Exit 0 stopped, 2 a bad
 /// `--listen` or a port that cannot be bound.
 pub fn run_exporter(ws: Workspace, cfg: Config, addr: Option<&str>) -> std::io::Result<ExitCode> {
-    let listener = match listen(addr.unwrap_or(super::DEFAULT_LISTEN)) {
+    let listener = match listen(addr.unwrap_or(crate::metrics::DEFAULT_LISTEN)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -39,7 +39,7 @@ pub fn run_exporter(ws: Workspace, cfg: Config, addr: Option<&str>) -> std::io::
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         tokio::select! {
-            r = super::server::run(ws, cfg, listener) => r,
+            r = crate::metrics::server::run(ws, cfg, listener) => r,
             _ = term.recv() => Ok(()),
             _ = int.recv() => Ok(()),
         }
@@ -59,15 +59,15 @@ pub fn status(
     print: bool,
     textfile: Option<&Path>,
 ) -> std::io::Result<()> {
-    let mut opts = super::sampler::options(ws, cfg);
+    let mut opts = crate::metrics::sampler::options(ws, cfg);
     opts.sample_duration_seconds = Some(took.as_secs_f64());
-    let e = super::render(report, &opts);
+    let e = crate::metrics::render(report, &opts);
     if print {
         use std::io::Write;
         std::io::stdout().write_all(&e.openmetrics)?;
     }
     if let Some(p) = textfile {
-        super::write_textfile(p, &String::from_utf8_lossy(&e.text))
+        crate::metrics::write_textfile(p, &String::from_utf8_lossy(&e.text))
             .map_err(|err| std::io::Error::new(err.kind(), format!("writing {}: {err}", p.display())))?;
     }
     Ok(())
@@ -77,7 +77,7 @@ pub fn status(
 pub fn serve_beside(ws: &Workspace, cfg: &Config, addr: &str) -> Result<std::net::SocketAddr, String> {
     let listener = listen(addr)?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    super::server::spawn_thread(ws.clone(), cfg.clone(), listener).map_err(|e| e.to_string())?;
+    crate::metrics::server::spawn_thread(ws.clone(), cfg.clone(), listener).map_err(|e| e.to_string())?;
     tracing::info!(%bound, "metrics serving");
     Ok(bound)
 }
