@@ -38,6 +38,7 @@ pub struct Config {
     pub freeze: crate::airlock::FreezeConfig,
     pub rules: crate::rules::RulesConfig,
     pub tiers: crate::rules::tier::TiersConfig,
+    pub metrics: crate::metrics::MetricsConfig,
     pub keys: KeysConfig,
 }
 
@@ -191,6 +192,7 @@ impl Config {
         out.extend(self.freeze.validate());
         out.extend(self.rules.validate());
         out.extend(self.tiers.validate(&self.gpu.tiers));
+        out.extend(self.metrics.validate());
         if let Err(p) = crate::keys::chord::bindings(&self.keys) {
             out.extend(p);
         }

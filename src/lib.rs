@@ -18,6 +18,7 @@ pub mod joblock;
 pub mod keys;
 pub mod logging;
 pub mod logtail;
+pub mod metrics;
 pub mod procfs;
 pub mod prune;
 pub mod rules;

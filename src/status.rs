@@ -65,12 +65,18 @@ pub struct HostStatus {
 
 /// Samples every collector once.
 pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
+    collect_with(ws, cfg, &mut crate::gpu::GpuCollector::new(&cfg.gpu))
+}
+
+/// [`collect`] with a GPU collector kept between calls (the metrics exporter samples
+/// every few seconds and opens NVML once).
+pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuCollector) -> StatusReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let host = HostInfo::current();
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
     let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
     let (forecasts, checkpoints, usage) = status_extras(ws, cfg, &disks);
-    let sample = crate::gpu::GpuCollector::new(&cfg.gpu).sample(SystemTime::now());
+    let sample = gpu.sample(SystemTime::now());
     let gpu = crate::gpu::GpuStatus::from_sample(&cfg.gpu, &sample, &ws.root);
     let rules = crate::rules::evaluate(
         &ws.root,

@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub exit_after_first_frame: bool,
     /// Panic right after the first frame (tests that a panic restores the terminal).
     pub panic_after_first_frame: bool,
+    /// `[metrics] listen`: the exporter thread the console hands its figures to.
+    pub metrics: Option<crate::metrics::feed::ConsoleFeed>,
 }
 
 /// Where the loop's wall-clock time comes from (ages, uptimes, stalls are computed from
@@ -132,6 +134,7 @@ where
     let mut tick = crate::util::aligned_interval(Duration::from_millis(state.config.general.refresh_ms));
     let started = Instant::now();
     let mut last_input: Option<Instant> = None;
+    let mut metrics = opts.metrics.clone();
     let mut draw = true;
     let mut first_frame = true;
     loop {
@@ -178,6 +181,10 @@ where
             for effect in app::update(state, msg) {
                 effects.run(effect, state);
             }
+        }
+        // `[metrics] listen`: the figures held, handed to the exporter thread.
+        if let Some(m) = metrics.as_mut().filter(|m| m.due()) {
+            m.send(app::report::status_report(state));
         }
         if state.should_quit {
             return Ok(());

@@ -11,6 +11,7 @@ pub mod keymap;
 pub mod log;
 pub mod logview;
 pub mod prune;
+pub mod report;
 pub mod uploads;
 
 use std::path::PathBuf;

@@ -16,6 +16,7 @@ use crate::{demo, logging, status, tui};
 pub mod estimate;
 pub mod fit;
 pub mod log;
+pub mod metrics;
 pub mod prune;
 pub mod remote;
 pub mod shutdown_check;
@@ -62,8 +63,24 @@ pub enum Command {
     /// Print a one-shot snapshot of every collector.
     Status {
         /// Print JSON (snake_case keys) instead of text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "openmetrics")]
         json: bool,
+        /// Print the metrics `opsconsole exporter` serves (OpenMetrics text) instead of text.
+        #[arg(long)]
+        openmetrics: bool,
+        /// Write the metrics (Prometheus text format) to PATH atomically, for
+        /// node_exporter's textfile collector (e.g. /var/lib/node_exporter/opsconsole.prom).
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
+    },
+    /// Serve every figure `status` reports as Prometheus metrics on GET /metrics (OpenMetrics
+    /// text, or the 0.0.4 text format when asked), sampled every [metrics] sample_ms, until
+    /// SIGINT/SIGTERM. Exit 0 stopped, 2 a bad --listen or a port in use.
+    Exporter {
+        /// ADDRESS:PORT to listen on (anything but loopback prints a warning: the metrics
+        /// carry no password).
+        #[arg(long, value_name = "ADDR", default_value = crate::metrics::DEFAULT_LISTEN)]
+        listen: String,
     },
     /// Estimate a job's VRAM and which tier can run it, before anything runs.
     Fit(Box<fit::FitArgs>),
@@ -116,6 +133,10 @@ pub enum Command {
         /// again what is missing or changed; alone, it runs as `--once`.
         #[arg(long, group = "sync_mode")]
         verify: bool,
+        /// With --daemon: also serve Prometheus metrics on ADDRESS:PORT (as `opsconsole
+        /// exporter` does).
+        #[arg(long, value_name = "ADDR", requires = "daemon")]
+        metrics_listen: Option<String>,
     },
     /// Check the remotes: each step needed to store and read back a file, with the fix for
     /// a step that fails. `--init` sets a remote up first (a folder: created inside an
@@ -266,6 +287,7 @@ impl Cli {
         tui::RunOptions {
             exit_after_first_frame: self.exit_after_first_frame,
             panic_after_first_frame: self.panic_after_first_frame,
+            metrics: None,
         }
     }
 }
@@ -308,12 +330,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             demo::run(opts, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Status { json }) => {
+        Some(Command::Exporter { listen }) => {
             let (ws, cfg) = load_workspace(&cli)?;
+            logging::init(cli.log_level.as_deref());
+            Ok(metrics::run_exporter(ws, cfg, Some(listen))?)
+        }
+        Some(Command::Status { json, openmetrics, textfile }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            let started = std::time::Instant::now();
             let report = status::collect(&ws, &cfg);
+            if *openmetrics || textfile.is_some() {
+                let took = started.elapsed();
+                metrics::status(&ws, &cfg, &report, took, *openmetrics, textfile.as_deref())?;
+            }
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
+            } else if !*openmetrics && textfile.is_none() {
                 print!("{}", report.to_text());
             }
             Ok(ExitCode::SUCCESS)
@@ -355,9 +387,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Err(e) => Err(e).wrap_err("writing opsconsole.toml"),
             }
         }
-        Some(Command::Sync { daemon, verify, .. }) => {
+        Some(Command::Sync { daemon, verify, metrics_listen, .. }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
+            if let Some(addr) = metrics_listen {
+                match metrics::serve_beside(&ws, &cfg, addr) {
+                    Ok(bound) => eprintln!("serving metrics on http://{bound}/metrics"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
             let code = sync::cli_run(&ws.root, &cfg, *daemon, *verify);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
@@ -427,7 +468,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Runs the console on a workspace (the default command, and the demo's screen).
-pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) -> Result<()> {
+pub fn console(ws: Workspace, cfg: Config, demo: bool, mut opts: tui::RunOptions) -> Result<()> {
+    // `[metrics] listen`: the exporter on its own thread, fed by the console's samples; a
+    // bad address or a port in use stops the console before it takes the terminal.
+    if !cfg.metrics.listen.is_empty() {
+        let listener =
+            metrics::listen(&cfg.metrics.listen).map_err(|e| color_eyre::eyre::eyre!("[metrics] listen: {e}"))?;
+        tracing::info!(addr = ?listener.local_addr(), "console serving metrics");
+        opts.metrics = Some(crate::metrics::feed::start(&ws, &cfg, listener)?);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(async move {
         let mut collectors = Collectors::new(&ws, &cfg);

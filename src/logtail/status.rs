@@ -22,6 +22,12 @@ pub struct LogStatus {
     pub stalled: bool,
     pub error_count: u64,
     pub last_error: Option<LogError>,
+    /// Errors seen in the log by kind (for the metrics exporter; `error_count` is their sum).
+    #[serde(skip)]
+    pub error_counts: super::health::ErrorCounts,
+    /// When the log file was last written (Unix seconds; for the metrics exporter).
+    #[serde(skip)]
+    pub modified_unix: Option<u64>,
     /// The latest metrics (`step`, `loss`, `eval_loss`, `learning_rate`, `grad_norm`, …):
     /// the same object `log --json` prints as `metrics`.
     pub metrics: MetricsStatus,
@@ -42,6 +48,11 @@ impl LogStatus {
             stalled,
             error_count: health.error_count(),
             last_error: health.last_error.clone(),
+            error_counts: health.counts,
+            modified_unix: health
+                .last_line_at
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
             metrics: MetricsStatus::default(),
         }
     }
@@ -91,6 +102,7 @@ pub fn collect_status_in(
     let stalled = history.health.stalled(now, c.modified, training_alive, cfg.stall_after);
     let status = LogStatus {
         metrics: history.metrics.latest,
+        modified_unix: c.modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs()),
         ..LogStatus::new(
             &c.path,
             Some(c.size_bytes),
