@@ -64,5 +64,7 @@ pub fn status_report(state: &AppState) -> StatusReport {
         checkpoints,
         usage,
         idle: state.idle.status(state.now, &cfg.idle, tier.as_deref()),
+        // Not exported as metrics yet; before the first rules sample, every rule reads `ok`.
+        rules: state.rules.clone().unwrap_or_default(),
     }
 }
