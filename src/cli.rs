@@ -248,15 +248,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Fit(args)) => {
             let (_, cfg) = load_workspace(&cli)?;
-            match crate::gpu::fit::run(&args.request(), &cfg.gpu.tiers) {
-                Ok(est) if args.json => println!("{}", serde_json::to_string_pretty(&est)?),
-                Ok(est) => print!("{}", crate::gpu::fit::to_text(&est)),
+            let est = match crate::gpu::fit::run(&args.request(), &cfg.gpu.tiers) {
+                Ok(est) if args.json => {
+                    println!("{}", serde_json::to_string_pretty(&est)?);
+                    est
+                }
+                Ok(est) => {
+                    print!("{}", crate::gpu::fit::to_text(&est));
+                    est
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(ExitCode::from(2));
                 }
-            }
-            Ok(ExitCode::SUCCESS)
+            };
+            Ok(ExitCode::from(crate::gpu::fit::exit_code(&est)))
         }
         Some(Command::Log { follow, lines, list, json, path }) => {
             let (ws, cfg) = load_workspace(&cli)?;
