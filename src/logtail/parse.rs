@@ -953,10 +953,11 @@ fn is_log_level(w: &[u8]) -> bool {
 /// `Step 120/1000`, and keys of several words: `train loss 4.1, val loss 4.3` (nanoGPT),
 /// `learning rate: 1.5E-04 | lm loss: 7.1E+00 | grad norm: 1.2` (Megatron-LM). A key is
 /// the run of words (single spaces between them) right before its value; it counts only
-/// when all of its words are known ([`classify`]). A line that reports an evaluation
-/// (`valid on 'valid' subset |` in fairseq, `validation loss at iteration 1000 |` in
-/// Megatron-LM, `validate step: 100` in torchtitan) makes its unqualified `loss` the
-/// evaluation loss; a test set's line (`... on test set`) gives no loss at all.
+/// when all of its words are known ([`classify`]). Words that say the line reports an
+/// evaluation (`valid on 'valid' subset |` in fairseq, `validation loss at iteration 1000
+/// |` in Megatron-LM, `validate step: 100` in torchtitan) make the unqualified `loss` after
+/// them the evaluation loss, and its throughput is not the training's; after a test set's
+/// words (`... on test set`) it is no loss at all.
 fn parse_pairs(s: &[u8], u: &mut MetricUpdate) -> bool {
     let mut found = false;
     let (mut plain_loss, mut train_loss) = (None, None);
@@ -1031,9 +1032,12 @@ fn parse_pairs(s: &[u8], u: &mut MetricUpdate) -> bool {
         i = end;
         found = true;
         match k {
-            Key::Loss => plain_loss = Some(v),
+            // What the line said before this loss decides whose loss it is.
+            Key::Loss => plain_loss = Some((v, eval_ctx, test_ctx)),
             Key::TrainLoss => train_loss = Some(v),
             Key::TrainRuntime => u.train_runtime = Some(v),
+            // An evaluation's throughput and time left are not the training's.
+            Key::Field(Field::TokensPerSecond | Field::EtaSeconds) if eval_ctx || test_ctx => {}
             Key::Field(f) => {
                 u.set(f, v);
                 if f == Field::Step {
@@ -1060,21 +1064,17 @@ fn parse_pairs(s: &[u8], u: &mut MetricUpdate) -> bool {
             }
         }
     }
-    if test_ctx {
+    match plain_loss {
         // A test set's loss is neither the training's nor the evaluation's.
-        u.loss = train_loss.or(u.loss);
-    } else if eval_ctx {
-        if plain_loss.is_some() {
-            u.eval_loss = u.eval_loss.or(plain_loss);
-        }
-        u.loss = train_loss.or(u.loss);
-        // An evaluation's throughput and time left are not the training's.
-        u.tokens_per_second = None;
-        u.eta_seconds = None;
-    } else if let Some(v) = train_loss.or(plain_loss) {
-        u.loss = Some(v);
+        Some((_, _, true)) => {}
+        Some((v, true, false)) => u.eval_loss = u.eval_loss.or(Some(v)),
+        Some((v, false, false)) if train_loss.is_none() => u.loss = Some(v),
+        _ => {}
     }
-    found && !(u.is_empty())
+    if train_loss.is_some() {
+        u.loss = train_loss;
+    }
+    found && !u.is_empty()
 }
 
 /// A value after a key: a number (with thousands separators, `2,345`), the one value of a
@@ -1246,6 +1246,8 @@ mod tests {
         let u = p("Epoch 2:  10%|█         | 10/100 [00:20<03:00,  2.00s/it, v_num=0, train_loss=1.23]");
         assert_eq!((u.epoch, u.step, u.iterations_per_second), (Some(2.0), Some(210), Some(0.5)));
         assert_eq!(u.loss, Some(1.23));
+        // That bar counts epoch 2's batches: its 100 and 3 minutes are the epoch's.
+        assert_eq!((u.total_steps, u.eta_seconds, u.epoch_bar), (None, None, true));
         let u = p("120it [00:30, 4.00it/s]");
         assert_eq!((u.step, u.total_steps), (Some(120), None));
         let u = p("  0%|          | 0/500 [00:00<?, ?it/s]");
@@ -1263,6 +1265,57 @@ mod tests {
         assert_eq!((u.step, u.total_steps, u.loss, u.eta_seconds), (Some(5), Some(100), Some(0.5), Some(3600.0)));
         assert!(MetricParser::default().parse(b"Saving model checkpoint to out/checkpoint-500").is_none());
         assert!(MetricParser::default().parse(b"the loss of a friend").is_none());
+    }
+
+    #[test]
+    fn evaluation_words_count_for_what_follows_them() {
+        let u = p("epoch 001 | valid on 'valid' subset | loss 8.123 | num_updates 1563");
+        assert_eq!((u.loss, u.eval_loss, u.step), (None, Some(8.123), Some(1563)));
+        let u = p("step 1000 | loss 2.1 | saving, then running validation");
+        assert_eq!((u.loss, u.eval_loss), (Some(2.1), None));
+        let u = p("validate step: 100  loss:  4.3210  tps: 23,456");
+        assert_eq!((u.step, u.eval_loss, u.loss, u.tokens_per_second), (Some(100), Some(4.321), None, None));
+        // An explicit qualifier wins over the line's words.
+        let u = p("validation loss at iteration 1000 | train loss 2.0 | lm loss value: 2.2");
+        assert_eq!((u.loss, u.eval_loss), (Some(2.0), Some(2.2)));
+    }
+
+    #[test]
+    fn key_words() {
+        let key = |k: &str| lookup_key(k.as_bytes()).map(|(k, _)| k);
+        assert_eq!(key("train/global_step"), Some(Key::Field(Field::Step)));
+        assert_eq!(key("trainer/global_step"), Some(Key::Field(Field::Step)));
+        assert_eq!(key("Total optimization steps"), Some(Key::Field(Field::TotalSteps)));
+        assert_eq!(key("loss_val"), Some(Key::Field(Field::EvalLoss)));
+        assert_eq!(key("valid_num_updates"), Some(Key::Field(Field::Step)));
+        assert_eq!(key("train_loss_step"), Some(Key::TrainLoss));
+        assert_eq!(key("train_runtime"), Some(Key::TrainRuntime));
+        for unknown in [
+            "eval_runtime",
+            "train_loss_epoch",
+            "train/val/loss",
+            "steps_per_second",
+            "eval_steps",
+            "loss/value_avg",
+            "lm loss PPL",
+            "test/loss",
+        ] {
+            assert_eq!(key(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn numbers_after_keys() {
+        assert_eq!(p("tps: 2,345").tokens_per_second, Some(2345.0));
+        assert_eq!(p("tok/s 1,234,567.5").tokens_per_second, Some(1_234_567.5));
+        assert_eq!(p("tok/s 12,34").tokens_per_second, None);
+        assert_eq!(p("tok/s 1,2345").tokens_per_second, None);
+        assert_eq!(p("lr=[1e-4, 1e-4, 1e-4]").learning_rate, Some(1e-4));
+        assert_eq!(p("lr=[1e-4, 2e-4]").learning_rate, None);
+        assert_eq!(p("loss=tensor(2.5, device='cuda:0', grad_fn=<NllLossBackward0>)").loss, Some(2.5));
+        assert_eq!(p("grad_norm: np.float64(0.75)").grad_norm, Some(0.75));
+        assert!(p("loss nan").loss.is_some_and(f64::is_nan));
+        assert_eq!(p("\x1b[31mstep:  1  \x1b[32mloss: 12.23650\x1b[39m").loss, Some(12.2365));
     }
 
     #[test]
