@@ -3,6 +3,8 @@
 //! Domain modules (`disk`, …) never import ratatui; `app` folds messages into state; `ui`
 //! draws the state; `tui` owns the terminal.
 
+pub mod airlock;
+pub mod airlock_console;
 pub mod app;
 pub mod checklist;
 pub mod checkpoints;

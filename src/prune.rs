@@ -558,7 +558,8 @@ impl PruneRunner {
             | Effect::SwitchLog(_)
             | Effect::Sync(_)
             | Effect::Checklist { .. }
-            | Effect::Shutdown { .. } => {}
+            | Effect::Shutdown { .. }
+            | Effect::Airlock(_) => {}
         }
     }
 

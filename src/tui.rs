@@ -67,6 +67,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     let handles = collectors.spawn(tx.clone());
     let prune = crate::prune::PruneRunner::start(&state, &tx);
     let checklist = crate::shutdown::ChecklistRunner::start(&state, &tx);
+    let airlock = crate::airlock_console::AirlockRunner::default();
 
     let mut terminal: DefaultTerminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
@@ -138,6 +139,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
                         e @ (Effect::Checklist { .. } | Effect::Shutdown { .. }) => {
                             checklist.on_effect(&e, &state, &tx)
                         }
+                        Effect::Airlock(e) => airlock.on_effect(&e, &state, &tx),
                         other => prune.on_effect(&other, &state, &tx),
                     }
                 }
@@ -151,6 +153,7 @@ pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) 
     handles.stop();
     prune.stop();
     checklist.stop();
+    airlock.stop();
     result
 }
 
