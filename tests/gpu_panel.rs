@@ -310,3 +310,67 @@ fn an_old_sample_is_marked_stale() {
     let text = fx::screen_text(&s, 80, 24);
     assert!(text.contains("GPU · 1 · stale 46s"), "{text}");
 }
+
+/// Issue 15 item 5: a long path no longer hides the program. Each row starts with the
+/// program and its script (`python train.py`), the folders come after, dim, cut from
+/// their start, and are the first thing left out.
+#[test]
+fn process_names_show_program_and_script_first() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    let procs = vec![
+        proc_(&s, 9376, 0, gib_f(16.4), "/home/me/proj/target/release/opsconsole", "/home/me/proj", true),
+        proc_(
+            &s,
+            4121,
+            0,
+            gib_f(3.2),
+            "/home/me/proj/.venv/bin/python train.py --lr 3e-4 --batch 16",
+            "/home/me/proj",
+            true,
+        ),
+        proc_(
+            &s,
+            5230,
+            0,
+            gib_f(0.4),
+            "'/home/alice/My Projects/.venv/bin/python3' -u /home/alice/My\\ Projects/scripts/eval.py",
+            "/home/alice",
+            false,
+        ),
+    ];
+    update(&mut s, sample(NOW, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(20.3), 88, Some(72_000), procs)]));
+    insta::assert_snapshot!("gpu_process_names_80x24", fx::render(&s, 80, 24).backend());
+    insta::assert_snapshot!("gpu_process_names_110x32", fx::render(&s, 110, 32).backend());
+    insta::assert_snapshot!("gpu_process_names_160x48", fx::render(&s, 160, 48).backend());
+    for (w, h) in [(80, 24), (110, 32), (160, 48)] {
+        let text = fx::screen_text(&s, w, h);
+        let row = |pid: &str| {
+            text.lines().find(|l| l.contains(pid)).unwrap_or_else(|| panic!("{pid} at {w}x{h}:\n{text}")).to_string()
+        };
+        assert!(row("9376").contains(" 9376 opsconsole"), "{w}x{h}: {}", row("9376"));
+        assert!(row("4121").contains(" 4121 python train.py --lr"), "{w}x{h}: {}", row("4121"));
+        assert!(row("5230").contains(" 5230 python3 -u eval.py"), "{w}x{h}: {}", row("5230"));
+        assert!(row("9376").contains("16.4 GiB"), "{w}x{h}: {}", row("9376"));
+    }
+    // With room, the folders follow the name.
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("opsconsole  /home/me/proj/target/release/"), "{text}");
+    assert!(text.contains("train.py --lr 3e-4 --batch 16  …ome/me/proj/.venv/bin/"), "cut from its start:\n{text}");
+    assert!(text.contains("python3 -u eval.py  /home/alice/My Projects/scripts/"), "the script's folder:\n{text}");
+    // The details popup keeps the whole command line, and K names the program and script.
+    let first = s.gpu.selected_process().map(|p| p.pid).expect("a selection");
+    assert_eq!(first, 9376);
+    update(&mut s, key('j'));
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.overlay, Overlay::GpuDetails { gpu: 0, pid: 4121 });
+    let text = fx::screen_text(&s, 110, 32);
+    assert!(text.contains("/home/me/proj/.venv/bin/python train.py --lr 3e-4 --batch 16"), "{text}");
+    update(&mut s, code(KeyCode::Esc));
+    update(&mut s, key('K'));
+    assert!(
+        matches!(&s.overlay, Overlay::ConfirmKill { pid: 4121, name, .. } if name == "python train.py"),
+        "{:?}",
+        s.overlay
+    );
+}

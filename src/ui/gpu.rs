@@ -257,16 +257,35 @@ pub fn sparkline(series: &[u64], width: usize, max: u64) -> String {
         .collect()
 }
 
-/// "› 4121 python train.py --lr 3e-4   18.9 GiB"
+/// "› 4121 python train.py --lr 3e-4  …/proj/.venv/bin/   18.9 GiB": the program and its
+/// script first, then (dim, cut from its start, left out first) the folder of the script,
+/// or of the program when the script had none. The details popup has the whole command.
 fn process_line(p: &GpuProcess, width: usize, selected: bool) -> Line<'static> {
     let mem = p.used_bytes.map_or("n/a".into(), |b| format!("{} GiB", gib(b)));
     let marker = if selected { "›" } else { " " };
     let head = format!("{marker} {:>6} ", p.pid);
     let cmd_w = width.saturating_sub(head.chars().count() + mem.chars().count() + 1);
-    let cmd = p.command.clone().unwrap_or_else(|| "(ended or hidden)".into());
-    let text = format!("{head}{:<cmd_w$} {mem}", util::ellipsize(&cmd, cmd_w));
-    let style = if selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
-    Line::styled(text, style)
+    let (name, dirs) = match p.program() {
+        // The script's folder when it had one (where the job lives), else the program's.
+        Some(n) => (n.head, n.dirs.last().cloned().unwrap_or_default()),
+        None => ("(ended or hidden)".to_string(), String::new()),
+    };
+    let name = util::ellipsize(&name, cmd_w);
+    let room = cmd_w.saturating_sub(name.chars().count() + 2);
+    // A folder cut to fewer than 10 characters says little.
+    let dirs =
+        if dirs.is_empty() || room < 10 { String::new() } else { format!("  {}", util::ellipsize_start(&dirs, room)) };
+    let pad = cmd_w.saturating_sub(name.chars().count() + dirs.chars().count());
+    let (base, dim) = if selected {
+        (Style::new().add_modifier(Modifier::REVERSED), super::dim().add_modifier(Modifier::REVERSED))
+    } else {
+        (Style::new(), super::dim())
+    };
+    Line::from(vec![
+        Span::styled(format!("{head}{name}"), base),
+        Span::styled(dirs, dim),
+        Span::styled(format!("{:pad$} {mem}", ""), base),
+    ])
 }
 
 fn verdict_style(v: Verdict) -> Style {
