@@ -15,6 +15,7 @@ pub mod lines;
 pub mod metrics;
 pub mod parse;
 pub mod proc;
+pub mod rotated;
 pub mod status;
 pub mod tail;
 pub mod task;

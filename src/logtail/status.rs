@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::backfill::backfill;
+use super::backfill::backfill_after_rotated;
 use super::backread::read_last_lines;
 use super::config::LogConfig;
 use super::discover;
@@ -65,12 +65,14 @@ pub fn collect_status(
     };
     let last = read_last_lines(&c.path, 1, cfg.max_line_bytes)?;
     let parser = MetricParser::new(&cfg.patterns).unwrap_or_default();
-    let history = backfill(
+    // The files a rotation left are read first: the eval loss reported before it stays known.
+    let history = backfill_after_rotated(
         &c.path,
         c.size_bytes,
         &parser,
         cfg.chart_points,
         cfg.max_line_bytes,
+        cfg.stall_after,
         &AtomicBool::new(false),
         |_| {},
     )?;
