@@ -28,7 +28,7 @@ pub struct HistoryFolder<'p> {
     parser: &'p MetricParser,
     pub metrics: MetricsState,
     pub health: Health,
-    cap: usize,
+    pub(super) cap: usize,
     pub lines: u64,
     /// One metric recorded at every step it was reported (for ranking checkpoints).
     pub tracked: Option<(String, std::collections::BTreeMap<u64, f64>)>,
@@ -106,6 +106,92 @@ impl<'p> HistoryFolder<'p> {
     }
 }
 
+/// A read of a log from its start that can stop and go on: bytes fed in any pieces fold
+/// exactly as one read of the whole would (lines split across pieces are joined, the
+/// unfinished last line is kept, up to the cap, until its `\n` comes). `status` keeps one
+/// between calls (see [`super::scancache`]) and reads only what was appended.
+#[derive(Debug, Clone)]
+pub struct LogScan<'p> {
+    pub(super) folder: HistoryFolder<'p>,
+    /// Bytes fed so far.
+    pub(super) bytes: u64,
+    /// The first `cap` bytes of the unfinished last line.
+    pub(super) carry: Vec<u8>,
+    /// The whole length of the unfinished last line (0: none).
+    pub(super) carry_len: u64,
+}
+
+impl<'p> LogScan<'p> {
+    pub fn new(parser: &'p MetricParser, chart_points: usize, cap: usize) -> Self {
+        Self { folder: HistoryFolder::new(parser, chart_points, cap), bytes: 0, carry: Vec::new(), carry_len: 0 }
+    }
+
+    /// Bytes fed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Fold the next bytes of the log.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let cap = self.folder.cap;
+        self.bytes += chunk.len() as u64;
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            if self.carry_len > 0 {
+                let room = cap.saturating_sub(self.carry.len());
+                self.carry.extend_from_slice(&chunk[..nl.min(room)]);
+                self.folder.line(&self.carry);
+                self.carry.clear();
+                self.carry_len = 0;
+            } else {
+                self.folder.line(&chunk[start..nl]);
+            }
+            start = nl + 1;
+        }
+        let rest = &chunk[start..];
+        if !rest.is_empty() {
+            let room = cap.saturating_sub(self.carry.len());
+            self.carry.extend_from_slice(&rest[..rest.len().min(room)]);
+            self.carry_len += rest.len() as u64;
+        }
+    }
+
+    /// What the log holds so far: the unfinished last line counts as a line (unless
+    /// `cancelled`).
+    pub fn finish(mut self, cancelled: bool) -> BackfillResult {
+        if self.carry_len > 0 && !cancelled {
+            let carry = std::mem::take(&mut self.carry);
+            self.folder.line(&carry);
+        }
+        let f = self.folder;
+        BackfillResult { metrics: f.metrics, health: f.health, bytes: self.bytes, lines: f.lines, cancelled }
+    }
+
+    /// Feed everything `reader` yields, in chunks; `progress` gets the bytes fed so far
+    /// after each. Stops early (returning `true`) when `cancel` is set.
+    pub fn feed_from(
+        &mut self,
+        mut reader: impl Read,
+        cancel: &AtomicBool,
+        mut progress: impl FnMut(u64),
+    ) -> io::Result<bool> {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(true);
+            }
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(false),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.feed(&buf[..n]);
+            progress(self.bytes);
+        }
+    }
+}
+
 /// Read `path` from the start up to `end` and fold every line. `progress` is called
 /// with the bytes read after each chunk; `cancel` stops early.
 pub fn backfill(
@@ -117,17 +203,17 @@ pub fn backfill(
     cancel: &AtomicBool,
     progress: impl FnMut(u64),
 ) -> io::Result<BackfillResult> {
-    let mut folder = HistoryFolder::new(parser, chart_points, cap);
-    let reader = crate::util::open_regular(path)?.take(end);
-    let (bytes, cancelled) = fold_reader(reader, &mut folder, cap, cancel, progress)?;
-    Ok(BackfillResult { metrics: folder.metrics, health: folder.health, bytes, lines: folder.lines, cancelled })
+    let file = crate::util::open_regular(path)?;
+    let mut scan = LogScan::new(parser, chart_points, cap);
+    let cancelled = scan.feed_from(file.take(end), cancel, progress)?;
+    Ok(scan.finish(cancelled))
 }
 
 /// [`backfill`] after the files a rotation left of the log ([`super::rotated`]), so the
 /// metrics last reported before the rotation (an eval loss, the learning rate) are still
 /// known, and their points still charted, as when the console saw the rotation happen.
 /// Health (errors, lines, bytes, progress) is the log's own: errors in a rotated file
-/// are not counted again. A rotated file that cannot be read is skipped (and logged).
+/// are not counted again.
 #[allow(clippy::too_many_arguments)]
 pub fn backfill_after_rotated(
     path: &Path,
@@ -139,80 +225,48 @@ pub fn backfill_after_rotated(
     cancel: &AtomicBool,
     progress: impl FnMut(u64),
 ) -> io::Result<BackfillResult> {
-    let mut folder = HistoryFolder::new(parser, chart_points, cap);
-    // The log first: one that cannot be opened is an error whatever lies beside it.
-    let reader = crate::util::open_regular(path)?.take(end);
-    for r in super::rotated::predecessors(path, max_gap) {
-        let read = crate::util::open_regular(&r.path).and_then(|f| {
-            if r.gzip {
-                fold_reader(flate2::read::MultiGzDecoder::new(f), &mut folder, cap, cancel, |_| {})
-            } else {
-                fold_reader(f, &mut folder, cap, cancel, |_| {})
-            }
-        });
-        if let Err(e) = read {
-            tracing::warn!("logtail: reading the rotated log {}: {e}", r.path.display());
-        }
+    // The log first: one that cannot be read is an error whatever lies beside it.
+    let mut r = backfill(path, end, parser, chart_points, cap, cancel, progress)?;
+    if let Some(earlier) = rotated_history(path, max_gap, |f| read_rotated(f, parser, chart_points, cap, cancel)) {
+        r.metrics = r.metrics.after(&earlier);
     }
-    folder.health = Health::default();
-    folder.lines = 0;
-    let (bytes, cancelled) = fold_reader(reader, &mut folder, cap, cancel, progress)?;
-    Ok(BackfillResult { metrics: folder.metrics, health: folder.health, bytes, lines: folder.lines, cancelled })
+    Ok(r)
 }
 
-/// Fold every line of `reader` into `folder`; returns the bytes read and whether `cancel`
-/// stopped it.
-fn fold_reader(
-    mut reader: impl Read,
-    folder: &mut HistoryFolder<'_>,
+/// The metrics of the files a rotation left of `log`, oldest first, each read by `read`
+/// and folded after the one before; `None` when there are none. A file that cannot be
+/// read is skipped (and logged).
+pub fn rotated_history(
+    log: &Path,
+    max_gap: std::time::Duration,
+    mut read: impl FnMut(&super::rotated::Rotated) -> io::Result<MetricsState>,
+) -> Option<MetricsState> {
+    let mut acc: Option<MetricsState> = None;
+    for r in super::rotated::predecessors(log, max_gap) {
+        match read(&r) {
+            Ok(m) => acc = Some(acc.as_ref().map_or_else(|| m.clone(), |earlier| m.after(earlier))),
+            Err(e) => tracing::warn!("logtail: reading the rotated log {}: {e}", r.path.display()),
+        }
+    }
+    acc
+}
+
+/// One rotated file's metrics, read whole (through gzip when it is compressed).
+pub fn read_rotated(
+    r: &super::rotated::Rotated,
+    parser: &MetricParser,
+    chart_points: usize,
     cap: usize,
     cancel: &AtomicBool,
-    mut progress: impl FnMut(u64),
-) -> io::Result<(u64, bool)> {
-    let mut buf = vec![0u8; CHUNK];
-    // The unfinished line carried from the previous chunk (at most `cap` bytes kept).
-    let mut carry: Vec<u8> = Vec::new();
-    let mut carry_len = 0usize;
-    let mut bytes = 0u64;
-    let mut cancelled = false;
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            cancelled = true;
-            break;
-        }
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        bytes += n as u64;
-        let chunk = &buf[..n];
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', chunk) {
-            if carry_len > 0 {
-                let room = cap.saturating_sub(carry.len());
-                carry.extend_from_slice(&chunk[..nl.min(room)]);
-                folder.line(&carry);
-                carry.clear();
-                carry_len = 0;
-            } else {
-                folder.line(&chunk[start..nl]);
-            }
-            start = nl + 1;
-        }
-        let rest = &chunk[start..];
-        if !rest.is_empty() {
-            let room = cap.saturating_sub(carry.len());
-            carry.extend_from_slice(&rest[..rest.len().min(room)]);
-            carry_len += rest.len();
-        }
-        progress(bytes);
-    }
-    if carry_len > 0 && !cancelled {
-        folder.line(&carry);
-    }
-    Ok((bytes, cancelled))
+) -> io::Result<MetricsState> {
+    let file = crate::util::open_regular(&r.path)?;
+    let mut scan = LogScan::new(parser, chart_points, cap);
+    let cancelled = if r.gzip {
+        scan.feed_from(flate2::read::MultiGzDecoder::new(file), cancel, |_| {})?
+    } else {
+        scan.feed_from(file, cancel, |_| {})?
+    };
+    Ok(scan.finish(cancelled).metrics)
 }
 
 /// `metric` at every step it was reported in the workspace's current log (the one the Log
