@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod local;
 pub mod lock;
 pub mod marker;
+pub mod rate;
 pub mod remote;
 pub mod routing;
 pub mod status;
