@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
+
+pub mod completions;
 use color_eyre::eyre::{Result, WrapErr};
 
 use crate::app::AppState;
@@ -194,6 +196,19 @@ pub enum Command {
     },
     /// Print the resolved configuration and where it came from.
     Config,
+    /// Print the shell completion script for SHELL: `source <(opsconsole completions bash)`,
+    /// or install it where your shell looks (docs in README).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page opsconsole(1) in roff (`opsconsole man | man -l -`), or with
+    /// `--dir` write it and one page per subcommand (opsconsole-status.1, …) into DIR.
+    Man {
+        /// Write opsconsole.1 and opsconsole-SUBCOMMAND.1 into this existing folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The demo's simulated trainer (started by `opsconsole demo`).
     #[command(name = "demo-trainer", hide = true)]
     DemoTrainer {
@@ -399,6 +414,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Freeze { json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             Ok(ExitCode::from(crate::airlock::freeze::cli_run(&ws.root, &cfg, *json)))
+        }
+        Some(Command::Completions { shell }) => {
+            completions::ok_if_pipe_closed(completions::completions(*shell, &mut std::io::stdout().lock()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man { dir }) => {
+            match dir {
+                None => completions::ok_if_pipe_closed(completions::man(&mut std::io::stdout().lock()))?,
+                Some(dir) => {
+                    let pages = completions::man_pages(dir)
+                        .wrap_err_with(|| format!("writing man pages into {}", dir.display()))?;
+                    for p in pages {
+                        println!("{}", p.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;

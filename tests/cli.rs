@@ -1,4 +1,5 @@
-//! The CLI's text outputs, through the binary: `status` (what its JSON has, in words).
+//! The CLI's text outputs, through the binary: `status` (what its JSON has, in words),
+//! shell completions and the man pages.
 
 use std::path::Path;
 use std::process::Command;
@@ -100,4 +101,144 @@ fn status_text_has_checkpoints_growth_and_each_levels_last_success() {
     assert!(json["sync"]["levels"][0]["last_success_unix"].as_u64().is_some());
     assert!(l2.contains(&format!("0 pending (0 B), 0 failed, {confirmed} confirmed, last ok ")), "{l2}");
     assert!(l2.ends_with(" ago, same disk: not a backup"), "{l2}");
+}
+
+/// The subcommands a user sees (`--help` lists them): every completion and man page names
+/// each of them.
+fn visible_subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    opsconsole::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+fn run_plain(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_opsconsole")).args(args).output().expect("run opsconsole")
+}
+
+/// A tool this test needs: present, or the test fails when `CI` is set (a pass that
+/// skipped is no pass) and says so otherwise.
+fn have(tool: &str) -> bool {
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is needed for this test");
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+/// Issue 15: `opsconsole completions bash` is a script bash loads, and completing with it
+/// offers the subcommands and their flags.
+#[test]
+fn bash_completion_completes_subcommands_and_flags() {
+    let out = run_plain(&["completions", "bash"]);
+    let script = stdout(&out);
+    let subs = visible_subcommands();
+    assert!(subs.len() >= 15, "{subs:?}");
+    for sub in &subs {
+        assert!(script.contains(sub.as_str()), "{sub} missing from the bash script");
+    }
+    assert!(!script.contains("demo-trainer"), "hidden subcommands are not offered");
+    if !have("bash") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("opsconsole.bash");
+    std::fs::write(&file, &script).expect("write");
+    // What bash offers at the cursor: the function the script registers, called as
+    // bash's programmable completion calls it.
+    let complete = |words: &[&str]| -> Vec<String> {
+        let line = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+        let cmd = format!(
+            "source '{}' || exit 9; f=$(complete -p opsconsole | sed -E 's/.*-F ([^ ]+).*/\\1/'); \
+             COMP_WORDS=({line}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); COMP_LINE=\"${{COMP_WORDS[*]}}\"; \
+             COMP_POINT=${{#COMP_LINE}}; \"$f\" opsconsole \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display()
+        );
+        let out = Command::new("bash").arg("--norc").arg("-c").arg(cmd).output().expect("bash");
+        assert!(out.status.success(), "bash: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(complete(&["opsconsole", "sta"]), ["status"]);
+    let all = complete(&["opsconsole", ""]);
+    for sub in &subs {
+        assert!(all.contains(sub), "{sub} not offered: {all:?}");
+    }
+    let sync = complete(&["opsconsole", "sync", "--"]);
+    for flag in ["--daemon", "--once", "--verify", "--workspace"] {
+        assert!(sync.iter().any(|f| f == flag), "{flag} not offered after sync: {sync:?}");
+    }
+    assert_eq!(complete(&["opsconsole", "completions", "fi"]), ["fish"]);
+}
+
+#[test]
+fn zsh_and_fish_completions_name_every_subcommand() {
+    let zsh = stdout(&run_plain(&["completions", "zsh"]));
+    assert!(zsh.starts_with("#compdef opsconsole"), "{}", &zsh[..80.min(zsh.len())]);
+    let fish = stdout(&run_plain(&["completions", "fish"]));
+    assert!(fish.contains("complete -c opsconsole"), "{fish}");
+    for sub in visible_subcommands() {
+        assert!(zsh.contains(&format!("'{sub}:")), "{sub} missing from zsh");
+        assert!(fish.contains(&format!("-a \"{sub}\"")), "{sub} missing from fish");
+    }
+    // An unknown shell is refused with the list of known ones, exit 2.
+    let out = run_plain(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bash, elvish, fish, powershell, zsh"));
+}
+
+/// Issue 15: `opsconsole man` is roff that man renders, naming every subcommand; `--dir`
+/// writes a page per subcommand.
+#[test]
+fn man_pages_render() {
+    let page = stdout(&run_plain(&["man"]));
+    assert!(page.contains(".TH opsconsole 1"), "{page}");
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH OPTIONS", ".SH SUBCOMMANDS", ".SH VERSION"] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    for sub in visible_subcommands() {
+        assert!(page.contains(&format!("opsconsole\\-{}(1)", sub.replace('-', "\\-"))), "{sub} missing:\n{page}");
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let listed = stdout(&run_plain(&["man", "--dir", &dir.path().display().to_string()]));
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(listed.lines().count(), files.len(), "{listed}");
+    for want in
+        ["opsconsole.1", "opsconsole-status.1", "opsconsole-sync.1", "opsconsole-remote-check.1", "opsconsole-man.1"]
+    {
+        assert!(files.iter().any(|f| f == want), "{want} not written: {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.contains("demo-trainer")), "{files:?}");
+    // A folder that does not exist: an error naming it, nothing written anywhere else.
+    let missing = dir.path().join("nope");
+    let out = run_plain(&["man", "--dir", &missing.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"), "{}", String::from_utf8_lossy(&out.stderr));
+    if !have("man") {
+        return;
+    }
+    for f in ["opsconsole.1", "opsconsole-sync.1"] {
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(dir.path().join(f))
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .output()
+            .expect("man");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "man -l {f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("NAME") && text.contains("SYNOPSIS"), "{f}:\n{text}");
+        if f == "opsconsole-sync.1" {
+            assert!(text.contains("--daemon") || text.contains("−−daemon"), "{text}");
+        }
+    }
 }
