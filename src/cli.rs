@@ -109,6 +109,14 @@ pub enum Command {
         /// again what is missing or changed; alone, it runs as `--once`.
         #[arg(long, group = "sync_mode")]
         verify: bool,
+        /// Install the daemon as a systemd user service (Restart=on-failure, started at
+        /// boot with lingering, logs in the journal) and start it; without systemd, print
+        /// the tmux / nohup / cron lines that keep it running instead.
+        #[arg(long, group = "sync_mode", conflicts_with_all = ["daemon", "once", "verify", "uninstall_service"])]
+        install_service: bool,
+        /// Stop, disable and remove the service `--install-service` wrote.
+        #[arg(long, group = "sync_mode", conflicts_with_all = ["daemon", "once", "verify"])]
+        uninstall_service: bool,
     },
     /// Check the remotes: each step needed to store and read back a file, with the fix for
     /// a step that fails. `--init` sets a remote up first (a folder: created inside an
@@ -364,6 +372,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 Err(e) => Err(e).wrap_err("writing opsconsole.toml"),
             }
+        }
+        Some(Command::Sync { install_service, uninstall_service, .. }) if *install_service || *uninstall_service => {
+            let (ws, _cfg) = load_workspace(&cli)?;
+            let env = crate::sync::service::ServiceEnv::from_env()?;
+            let report = if *install_service {
+                let exe = std::env::current_exe().wrap_err("finding the opsconsole binary")?;
+                let exe = exe.canonicalize().unwrap_or(exe);
+                let workspace = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
+                let config = match &cli.config {
+                    Some(_) => ws.config_path.clone(),
+                    None => None,
+                };
+                crate::sync::service::install(&env, &crate::sync::service::DaemonCommand { exe, workspace, config })
+            } else {
+                let workspace = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
+                crate::sync::service::uninstall(&env, &workspace)
+            };
+            for l in &report.lines {
+                println!("{l}");
+            }
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Some(Command::Sync { daemon, verify, .. }) => {
             let (ws, cfg) = load_workspace(&cli)?;

@@ -242,3 +242,201 @@ fn man_pages_render() {
         }
     }
 }
+
+/// A stand-in for `systemctl` / `loginctl`: appends its arguments to `log` and answers
+/// as told (`show-environment` fails with `fail_manager`, `enable-linger` with
+/// `fail_linger`; `show-user … Linger` says `no`). Never a real systemd.
+fn stand_in(dir: &Path, name: &str, log: &Path, fail_manager: bool, fail_linger: bool) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n\
+         case \"$*\" in\n\
+           *show-environment*) {};;\n\
+           *enable-linger*) {};;\n\
+           *show-user*) echo no;;\n\
+         esac\nexit 0\n",
+        log.display(),
+        if fail_manager {
+            "echo 'Failed to connect to bus: No medium found' >&2; exit 1"
+        } else {
+            "echo PATH=/usr/bin"
+        },
+        if fail_linger { "echo 'Could not enable linger: Access denied' >&2; exit 1" } else { ":" },
+    );
+    std::fs::write(&path, script).expect("write stand-in");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+struct ServiceRig {
+    dir: tempfile::TempDir,
+    ws: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl ServiceRig {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ws = dir.path().join("my ws");
+        std::fs::create_dir_all(&ws).expect("mkdir");
+        let log = dir.path().join("calls.log");
+        Self { dir, ws, log }
+    }
+
+    fn config_home(&self) -> std::path::PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn run(&self, args: &[&str], systemctl: &Path, loginctl: &Path) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+            .arg("-w")
+            .arg(&self.ws)
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.config_home())
+            .env("HOME", self.dir.path())
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .env("USER", "tester")
+            .env("OPSCONSOLE_SYSTEMCTL", systemctl)
+            .env("OPSCONSOLE_LOGINCTL", loginctl)
+            .output()
+            .expect("run opsconsole")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    fn units(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(self.config_home().join("systemd/user"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Issue 15: `sync --install-service` writes a user unit (Restart=on-failure, WantedBy=
+/// default.target, journal), reloads, enables and starts it, enables lingering, says what
+/// it ran; the unit passes `systemd-analyze verify`; `--uninstall-service` stops, disables
+/// and removes it. Against stand-ins for systemctl and loginctl, in a temporary
+/// XDG_CONFIG_HOME: the real user's systemd is never touched.
+#[test]
+fn install_and_uninstall_the_sync_service() {
+    let rig = ServiceRig::new();
+    let systemctl = stand_in(rig.dir.path(), "systemctl", &rig.log, false, false);
+    let loginctl = stand_in(rig.dir.path(), "loginctl", &rig.log, false, false);
+    let out = rig.run(&["sync", "--install-service"], &systemctl, &loginctl);
+    let text = stdout(&out);
+    let units = rig.units();
+    assert_eq!(units.len(), 1, "{units:?}\n{text}");
+    let unit = &units[0];
+    let name = unit.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(name.starts_with("opsconsole-sync-my_ws-") && name.ends_with(".service"), "{name}");
+    let body = std::fs::read_to_string(unit).expect("unit");
+    let ws = rig.ws.canonicalize().expect("ws");
+    let exe = Path::new(env!("CARGO_BIN_EXE_opsconsole")).canonicalize().expect("exe");
+    assert!(
+        body.contains(&format!(
+            "ExecStart=\"{}\" \"--workspace\" \"{}\" \"sync\" \"--daemon\"\n",
+            exe.display(),
+            ws.display()
+        )),
+        "{body}"
+    );
+    for line in
+        ["Restart=on-failure\n", "WantedBy=default.target\n", "StandardOutput=journal\n", "StandardError=journal\n"]
+    {
+        assert!(body.contains(line), "{line} missing:\n{body}");
+    }
+    assert_eq!(
+        rig.calls(),
+        [
+            "--user show-environment".to_string(),
+            "--user daemon-reload".to_string(),
+            format!("--user enable --now {name}"),
+            "show-user tester --property=Linger --value".to_string(),
+            "enable-linger tester".to_string(),
+        ]
+    );
+    // What ran is said, with the logs' command.
+    assert!(text.contains(&format!("✓ ran: {} --user enable --now {name}", systemctl.display())), "{text}");
+    assert!(text.contains(&format!("✓ ran: {} enable-linger tester", loginctl.display())), "{text}");
+    assert!(text.contains(&format!("logs:   journalctl --user -u {name} -f")), "{text}");
+
+    // The unit as systemd reads it: no warning, no error.
+    if have("systemd-analyze") {
+        let v = Command::new("systemd-analyze").arg("verify").arg(unit).output().expect("systemd-analyze");
+        let err = String::from_utf8_lossy(&v.stderr);
+        assert!(v.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
+        // It does catch a broken unit: a bad restart setting is a warning.
+        let broken = rig.dir.path().join("broken.service");
+        std::fs::write(&broken, body.replace("Restart=on-failure", "Restart=when-it-feels-like-it")).expect("write");
+        let v = Command::new("systemd-analyze").arg("verify").arg(&broken).output().expect("systemd-analyze");
+        assert!(String::from_utf8_lossy(&v.stderr).contains("restart specifier"), "the check can fail");
+    }
+
+    // Installed again: the same unit, rewritten.
+    stdout(&rig.run(&["sync", "--install-service"], &systemctl, &loginctl));
+    assert_eq!(rig.units(), units);
+
+    std::fs::write(&rig.log, "").expect("clear");
+    let text = stdout(&rig.run(&["sync", "--uninstall-service"], &systemctl, &loginctl));
+    assert!(rig.units().is_empty(), "{text}");
+    assert_eq!(
+        rig.calls(),
+        [
+            "--user show-environment".to_string(),
+            format!("--user disable --now {name}"),
+            "--user daemon-reload".to_string()
+        ]
+    );
+    assert!(text.contains(&format!("✓ removed {}", unit.display())), "{text}");
+    assert!(text.contains("Lingering is left as it was"), "{text}");
+    // Nothing left: says so, exit 0.
+    let text = stdout(&rig.run(&["sync", "--uninstall-service"], &systemctl, &loginctl));
+    assert!(text.contains("nothing to remove"), "{text}");
+    // Not with another mode.
+    let out = rig.run(&["sync", "--install-service", "--daemon"], &systemctl, &loginctl);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Without a systemd user manager (a container, WSL without systemd, or no systemctl at
+/// all): nothing is written, and the lines that keep the daemon running are printed.
+#[test]
+fn without_systemd_the_tmux_and_nohup_lines_are_printed() {
+    let rig = ServiceRig::new();
+    let loginctl = stand_in(rig.dir.path(), "loginctl", &rig.log, false, false);
+    let no_bus = stand_in(rig.dir.path(), "systemctl", &rig.log, true, false);
+    for systemctl in [no_bus, rig.dir.path().join("no-such-systemctl")] {
+        let out = rig.run(&["sync", "--install-service"], &systemctl, &loginctl);
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("No systemd user manager here"), "{text}");
+        assert!(text.contains("nothing installed"), "{text}");
+        assert!(text.contains("tmux new-session -d -s opsconsole-sync '"), "{text}");
+        assert!(text.contains("nohup ") && text.contains(" sync --daemon >> "), "{text}");
+        assert!(text.contains("@reboot "), "{text}");
+        // The workspace path holds a space: quoted in each line.
+        assert!(text.contains("--workspace '"), "{text}");
+        assert!(rig.units().is_empty());
+    }
+    assert!(!rig.calls().iter().any(|c| c.contains("enable")), "{:?}", rig.calls());
+}
+
+/// Lingering refused (no polkit rule, not root): the service is installed and running,
+/// the exit is 1, and the command to run as root is given.
+#[test]
+fn lingering_refused_says_how_to_enable_it() {
+    let rig = ServiceRig::new();
+    let systemctl = stand_in(rig.dir.path(), "systemctl", &rig.log, false, false);
+    let loginctl = stand_in(rig.dir.path(), "loginctl", &rig.log, false, true);
+    let out = rig.run(&["sync", "--install-service"], &systemctl, &loginctl);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("✗ ran: ") && text.contains("enable-linger tester: Could not enable linger: Access denied"),
+        "{text}"
+    );
+    assert!(text.contains("as root run: loginctl enable-linger tester"), "{text}");
+    assert_eq!(rig.units().len(), 1);
+    assert!(rig.calls().iter().any(|c| c.starts_with("--user enable --now ")));
+}

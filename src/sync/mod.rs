@@ -15,6 +15,7 @@ pub mod marker;
 pub mod rate;
 pub mod remote;
 pub mod routing;
+pub mod service;
 pub mod status;
 pub mod sums;
 pub mod verify;
