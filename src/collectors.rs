@@ -98,6 +98,7 @@ impl Collectors {
             None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
         };
         tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
+        tasks.push(spawn_host(tx.clone(), refresh.clone()));
         let (log_switch, switch_rx) = mpsc::unbounded_channel();
         tasks.push(tokio::spawn(crate::logtail::task::supervise(
             self.workspace_root.clone(),
@@ -279,6 +280,31 @@ impl SyncCollector {
         });
         (has_engine.then_some(cmd_tx), task)
     }
+}
+
+/// The host's CPU, RAM and swap every two seconds (and on a refresh), read on a blocking
+/// thread.
+fn spawn_host(tx: mpsc::UnboundedSender<Msg>, refresh: Arc<Notify>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut sampler = crate::host::HostSampler::new();
+        let mut every = crate::util::aligned_interval(Duration::from_secs(2));
+        loop {
+            let res = tokio::task::spawn_blocking(move || {
+                let s = sampler.sample(std::time::SystemTime::now());
+                (sampler, s)
+            })
+            .await;
+            let Ok((s, sample)) = res else { return };
+            sampler = s;
+            if tx.send(Msg::Host(sample)).is_err() {
+                return;
+            }
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = refresh.notified() => {}
+            }
+        }
+    })
 }
 
 /// Where GPU samples come from.

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod disk;
 pub mod gpu;
+pub mod host;
 pub mod joblock;
 pub mod logging;
 pub mod logtail;

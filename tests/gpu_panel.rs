@@ -374,3 +374,40 @@ fn process_names_show_program_and_script_first() {
         s.overlay
     );
 }
+
+/// Issue 15: the host's CPU, RAM and swap under the GPUs (nvitop, btop), red when RAM is
+/// nearly gone (a dataloader out of host RAM gets the trainer `Killed`).
+#[test]
+fn host_cpu_ram_and_swap_under_the_gpus() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 12.0);
+    update(
+        &mut s,
+        Msg::Host(opsconsole::host::HostSample {
+            taken_at_unix_ms: NOW * 1000,
+            cpu_pct: Some(34.4),
+            cpus: 16,
+            memory_total_bytes: 64 * GIB,
+            memory_available_bytes: 4 * GIB,
+            swap_total_bytes: 8 * GIB,
+            swap_used_bytes: 2 * GIB,
+        }),
+    );
+    insta::assert_snapshot!("gpu_host_80x24", fx::render(&s, 80, 24).backend());
+    insta::assert_snapshot!("gpu_host_110x32", fx::render(&s, 110, 32).backend());
+    insta::assert_snapshot!("gpu_host_160x48", fx::render(&s, 160, 48).backend());
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("host cpu 34% · ram 60.0/64.0 GiB 94% · swap 2.0/8.0 GiB"), "{text}");
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("cpu 34% ram 60/64G swap 2.0/8G"), "{text}");
+    assert!(text.contains("4121"), "the job still shows:\n{text}");
+    // Red: critical.
+    let buf = fx::render(&s, 160, 48);
+    let b = buf.backend().buffer();
+    let cell = (0..48u16)
+        .flat_map(|y| (0..160u16).map(move |x| (x, y)))
+        .find(|&(x, y)| b[(x, y)].symbol() == "h" && b[(x + 1, y)].symbol() == "o" && b[(x + 4, y)].symbol() == " " && b[(x + 5, y)].symbol() == "c")
+        .expect("the host line");
+    assert_eq!(b[cell].fg, ratatui::style::Color::Red);
+}

@@ -100,6 +100,8 @@ pub enum Msg {
     Disk(crate::disk::DiskSample),
     /// A whole sample of every GPU from the GPU collector.
     Gpu(crate::gpu::GpuSample),
+    /// The host's CPU, RAM and swap.
+    Host(crate::host::HostSample),
     /// The answer to [`Effect::TerminateProcess`].
     ProcessTerminated { pid: u32, result: Result<(), String> },
     /// A background job reported.
@@ -152,6 +154,7 @@ impl Msg {
             | Msg::Airlock(_) => true,
             Msg::Disk(_)
             | Msg::Gpu(_)
+            | Msg::Host(_)
             | Msg::Log(_)
             | Msg::LogCandidates(_)
             | Msg::Sync(_)
@@ -217,6 +220,8 @@ pub struct AppState {
     pub idle: crate::checklist::idle::IdleTracker,
     /// The VM's external address, when it could be learned.
     pub external_ip: Option<String>,
+    /// The host's CPU, RAM and swap, last read.
+    pub host_usage: Option<crate::host::HostSample>,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
     /// Shown in the header when the console runs on the throwaway demo workspace.
@@ -254,6 +259,7 @@ impl AppState {
             airlock: Default::default(),
             idle: Default::default(),
             external_ip: None,
+            host_usage: None,
             notice: None,
             demo: false,
             should_quit: false,
@@ -291,6 +297,10 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Checkpoints(sample) => {
             prune::on_checkpoints(state, *sample);
+            vec![]
+        }
+        Msg::Host(sample) => {
+            state.host_usage = Some(sample);
             vec![]
         }
         Msg::Gpu(sample) => {
