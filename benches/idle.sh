@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Idle cost of the console beside a run, side by side with btop, and time from exec to the
-# first full frame. Usage: benches/idle.sh [seconds]   (default 60)
-# Needs tmux and btop. Prints a Markdown table for docs/performance.md.
+# Idle cost of the console beside a run, side by side with btop and htop, and time from
+# exec to the first full frame. Usage: benches/idle.sh [seconds]   (default 60)
+# OPSCONSOLE_BIN=path measures that binary instead of building the release one (to put
+# two builds in one run: OPSCONSOLE_BIN2=path adds a second console beside the run).
+# Needs tmux, btop and htop. Prints a Markdown table for docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-cargo build --release --locked -q
-bin=$PWD/target/release/opsconsole
+if [ -z "${OPSCONSOLE_BIN:-}" ]; then
+  cargo build --release --locked -q
+  bin=$PWD/target/release/opsconsole
+else
+  bin=$(realpath "$OPSCONSOLE_BIN")
+fi
+bin2=${OPSCONSOLE_BIN2:+$(realpath "$OPSCONSOLE_BIN2")}
 command -v btop >/dev/null || { echo "btop is not installed (apt-get install btop)"; exit 1; }
+command -v htop >/dev/null || { echo "htop is not installed (apt-get install htop)"; exit 1; }
 tmp=$(mktemp -d)
 sock=opsconsole-bench-$$
 cleanup() { tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$tmp"; }
@@ -23,7 +31,8 @@ hz=$(getconf CLK_TCK)
 #   production): every collector live at its default interval, reading the ledger, no
 #   upload work of its own;
 # - "idle": a console on an empty folder (no log, no checkpoints, no remote);
-# - "top": btop at its default refresh.
+# - "con2": with OPSCONSOLE_BIN2, that build as a second console beside the run;
+# - "top": btop at its default refresh; "htop": htop at its default refresh.
 tmux -L "$sock" new-session -d -s run -x 160 -y 48 "XDG_STATE_HOME=$tmp/state $bin demo --dir $tmp/demo"
 for _ in $(seq 100); do [ -f "$tmp/demo/opsconsole.toml" ] && break; sleep 0.1; done
 sleep 2
@@ -35,26 +44,36 @@ tmux -L "$sock" new-session -d -s con -x 160 -y 48 "XDG_STATE_HOME=$tmp/state2 e
 mkdir -p "$tmp/empty"
 tmux -L "$sock" new-session -d -s idle -x 160 -y 48 "XDG_STATE_HOME=$tmp/state3 exec $bin -w $tmp/empty"
 tmux -L "$sock" new-session -d -s top -x 160 -y 48 "exec btop"
+tmux -L "$sock" new-session -d -s htop -x 160 -y 48 "exec htop"
+if [ -n "$bin2" ]; then
+  tmux -L "$sock" new-session -d -s con2 -x 160 -y 48 "XDG_STATE_HOME=$tmp/state4 exec $bin2 -w $tmp/demo"
+fi
 sleep 5
 run=$(pgrep -f -x "$bin demo --dir $tmp/demo" | head -1)
-con=$(tmux -L "$sock" display -p -t con '#{pane_pid}')
-idle=$(tmux -L "$sock" display -p -t idle '#{pane_pid}')
-top=$(tmux -L "$sock" display -p -t top '#{pane_pid}')
+con=$(tmux -L "$sock" display -p -t "=con:" '#{pane_pid}')
+idle=$(tmux -L "$sock" display -p -t "=idle:" '#{pane_pid}')
+top=$(tmux -L "$sock" display -p -t "=top:" '#{pane_pid}')
+htop=$(tmux -L "$sock" display -p -t "=htop:" '#{pane_pid}')
+con2=$con
+[ -n "$bin2" ] && con2=$(tmux -L "$sock" display -p -t "=con2:" '#{pane_pid}')
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-r0=$(ticks "$run"); c0=$(ticks "$con"); i0=$(ticks "$idle"); t0=$(ticks "$top")
+r0=$(ticks "$run"); c0=$(ticks "$con"); i0=$(ticks "$idle"); t0=$(ticks "$top"); h0=$(ticks "$htop"); d0=$(ticks "$con2")
 sleep "$secs"
-r1=$(ticks "$run"); c1=$(ticks "$con"); i1=$(ticks "$idle"); t1=$(ticks "$top")
+r1=$(ticks "$run"); c1=$(ticks "$con"); i1=$(ticks "$idle"); t1=$(ticks "$top"); h1=$(ticks "$htop"); d1=$(ticks "$con2")
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 cpu() { awk -v d="$1" -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.2f", d / hz / s * 100}'; }
 echo "| program | CPU (% of one core) over ${secs}s | peak RSS (MiB) |"
 echo "|---|---|---|"
 echo "| opsconsole beside the run (default intervals, every collector live) | $(cpu $((c1 - c0))) | $(hwm "$con") |"
+[ -n "$bin2" ] && echo "| $(basename "$bin2") beside the run (the second build) | $(cpu $((d1 - d0))) | $(hwm "$con2") |"
 echo "| opsconsole on an empty folder (nothing to follow; no GPU, no remote) | $(cpu $((i1 - i0))) | $(hwm "$idle") |"
 echo "| opsconsole demo (console plus its own sync engine uploading) | $(cpu $((r1 - r0))) | $(hwm "$run") |"
 echo "| $(btop --version 2>/dev/null | head -1 || echo btop) (default 2 s refresh) | $(cpu $((t1 - t0))) | $(hwm "$top") |"
+echo "| $(htop --version 2>/dev/null | head -1 || echo htop) (default 1.5 s refresh) | $(cpu $((h1 - h0))) | $(hwm "$htop") |"
 tmux -L "$sock" send-keys -t con q
 tmux -L "$sock" send-keys -t idle q
 tmux -L "$sock" send-keys -t run q
+[ -n "$bin2" ] && tmux -L "$sock" send-keys -t con2 q
 
 # Exec to first full frame: the hidden --exit-after-first-frame leaves right after the
 # first frame (with the first disk sample) is flushed; the time includes the restore.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::app::action::KeysConfig;
+pub use crate::keys::KeysConfig;
 
 /// The shipped default configuration; every key is documented there.
 pub const DEFAULT_CONFIG: &str = include_str!("../assets/default-config.toml");
@@ -187,7 +187,7 @@ impl Config {
         out.extend(self.import.validate());
         out.extend(self.resume.validate());
         out.extend(self.freeze.validate());
-        if let Err(p) = crate::app::keymap::KeyMap::new(&self.keys) {
+        if let Err(p) = crate::keys::chord::bindings(&self.keys) {
             out.extend(p);
         }
         out

@@ -4,7 +4,6 @@
 //! draws the state; `tui` owns the terminal.
 
 pub mod airlock;
-pub mod airlock_console;
 pub mod app;
 pub mod checklist;
 pub mod checkpoints;
@@ -13,15 +12,16 @@ pub mod collectors;
 pub mod config;
 pub mod demo;
 pub mod disk;
+pub mod exec;
 pub mod gpu;
 pub mod host;
 pub mod joblock;
+pub mod keys;
 pub mod logging;
 pub mod logtail;
 pub mod procfs;
 pub mod prune;
 pub mod secrets;
-pub mod shutdown;
 pub mod status;
 pub mod sync;
 pub mod tui;

@@ -66,7 +66,7 @@ pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
     let host = HostInfo::current();
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
     let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
-    let (forecasts, checkpoints, usage) = crate::prune::status_extras(ws, cfg, &disks);
+    let (forecasts, checkpoints, usage) = status_extras(ws, cfg, &disks);
     let sample = crate::gpu::GpuCollector::new(&cfg.gpu).sample(SystemTime::now());
     let gpu = crate::gpu::GpuStatus::from_sample(&cfg.gpu, &sample, &ws.root);
     let idle = idle_now(ws, cfg, &sample, gpu.tier.as_deref(), &checkpoints, host.boot_time_unix);
@@ -298,4 +298,38 @@ impl StatusReport {
         }
         out
     }
+}
+
+/// For `status`: growth forecasts from the disk history (this sample included), the
+/// checkpoint list and the usage breakdown.
+fn status_extras(
+    ws: &crate::workspace::Workspace,
+    cfg: &Config,
+    disks: &crate::disk::DiskSample,
+) -> (
+    std::collections::BTreeMap<String, crate::disk::growth::DiskForecast>,
+    Vec<crate::checkpoints::Checkpoint>,
+    crate::disk::usage::UsageBreakdown,
+) {
+    let now = SystemTime::now();
+    crate::disk::history::record_disk_history(&ws.root, disks, now);
+    let hist = crate::disk::history::load(&ws.root, now);
+    let forecasts = disks
+        .disks
+        .iter()
+        .map(|d| {
+            let samples = hist.get(&d.mount).map(Vec::as_slice).unwrap_or_default();
+            (d.mount.clone(), crate::disk::growth::forecast_disk(samples, d, (&cfg.disk).into(), now))
+        })
+        .collect();
+    let spec = crate::checkpoints::sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
+    let s = crate::checkpoints::sample::collect(
+        &ws.root,
+        &cfg.checkpoints,
+        &spec,
+        crate::prune::confirmation_source(&ws.root, cfg).as_ref(),
+        None,
+        now,
+    );
+    (forecasts, s.checkpoints, s.usage)
 }

@@ -1,19 +1,25 @@
-//! The terminal: init and restore (on every exit path), the event loop, signals.
+//! The terminal and the event loop. [`run`] owns the real terminal (init and restore on
+//! every exit path), its input, the signals and the [`Executor`]; [`run_loop`] is the loop
+//! itself, generic over the backend, the input source, the clock and whoever carries out
+//! effects, so tests drive it with a `TestBackend`, scripted input and paused time.
 
-use std::time::{Duration, Instant, SystemTime};
-
-/// How long after start and after input every message is drawn at once.
-const LIVELY: Duration = Duration::from_secs(2);
+use std::time::{Duration, SystemTime};
 
 use color_eyre::eyre::Result;
-use crossterm::event::{Event, KeyEventKind};
-use ratatui::DefaultTerminal;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use ratatui::crossterm::event::{Event, KeyEventKind};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use crate::app::{self, AppState, Effect, Msg};
+use crate::app::{self, AppState, Msg};
 use crate::collectors::Collectors;
+use crate::exec::{Effects, Executor};
 use crate::ui;
+
+/// How long after start and after input every message is drawn at once.
+pub const LIVELY: Duration = Duration::from_secs(2);
 
 /// Restores the terminal when dropped, whatever path leaves the loop.
 struct RestoreGuard;
@@ -55,106 +61,148 @@ pub struct RunOptions {
     pub panic_after_first_frame: bool,
 }
 
-/// Runs the console until the user quits or a signal arrives.
-pub async fn run(mut state: AppState, collectors: Collectors, opts: RunOptions) -> Result<()> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    // In raw mode ctrl-c is a key; a SIGINT comes from outside (`kill -INT`) and ends the
-    // console cleanly like SIGTERM, restoring the terminal.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    watch_hangup(tx.clone());
-    let handles = collectors.spawn(tx.clone());
-    let prune = crate::prune::PruneRunner::start(&state, &tx);
-    let checklist = crate::shutdown::ChecklistRunner::start(&state, &tx);
-    let airlock = crate::airlock_console::AirlockRunner::default();
+/// Where the loop's wall-clock time comes from (ages, uptimes, stalls are computed from
+/// it). Its monotonic time is tokio's, which tests pause and move forward.
+pub trait Clock {
+    fn now(&self) -> SystemTime;
+}
 
-    let mut terminal: DefaultTerminal = ratatui::try_init()?;
-    let _guard = RestoreGuard;
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// What the loop reads besides the app channel: terminal events and the process signals
+/// that end it (by name: "SIGTERM").
+pub struct Inputs {
+    pub terminal: mpsc::UnboundedReceiver<std::io::Result<Event>>,
+    pub signals: mpsc::UnboundedReceiver<String>,
+}
+
+/// Runs the console until the user quits or a signal arrives.
+pub async fn run(state: AppState, collectors: Collectors, opts: RunOptions) -> Result<()> {
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+    let signals = watch_signals()?;
+    watch_hangup(tx.clone());
+    let engine = crate::exec::engine::EngineConfig {
+        workspace: state.workspace_root.clone(),
+        sync: state.config.sync.clone(),
+        remotes: state.config.remotes.clone(),
+        checkpoint_roots: state.config.checkpoints.roots.clone(),
+        start_engine: true,
+    };
+    let mut executor = Executor::start(collectors, engine, tx);
+    let result = async {
+        let mut terminal = ratatui::try_init()?;
+        let _guard = RestoreGuard;
+        let inputs = Inputs { terminal: read_input(), signals };
+        let mut state = state;
+        run_loop(&mut terminal, &mut state, rx, inputs, &SystemClock, &mut executor, &opts).await
+    }
+    .await;
+    executor.stop().await;
+    result
+}
+
+/// The loop: waits for one message (a key, a resize, the tick, a collector sample, a job's
+/// report, a signal), drains everything else already pending, folds each message into the
+/// state with [`app::update`] and hands every effect to `effects`, then draws at most once.
+/// A collector sample draws only at the next tick, except during the first [`LIVELY`] and
+/// for [`LIVELY`] after a key. Returns when the state says quit.
+pub async fn run_loop<B: Backend, C: Clock, E: Effects>(
+    terminal: &mut Terminal<B>,
+    state: &mut AppState,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut inputs: Inputs,
+    clock: &C,
+    effects: &mut E,
+    opts: &RunOptions,
+) -> Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
     if let Ok(size) = terminal.size() {
         state.size = (size.width, size.height);
     }
-    let mut input = read_input();
     let mut tick = crate::util::aligned_interval(Duration::from_millis(state.config.general.refresh_ms));
-
     let started = Instant::now();
     let mut last_input: Option<Instant> = None;
     let mut draw = true;
     let mut first_frame = true;
-    let result = async {
-        loop {
-            if draw {
-                terminal.draw(|f| ui::render(&state, f))?;
-                draw = false;
+    loop {
+        if draw {
+            terminal.draw(|f| ui::render(state, f))?;
+            // Keys that move by a page move by what the user sees.
+            state.viewport = ui::viewport(state);
+            draw = false;
+        }
+        if first_frame && opts.exit_after_first_frame {
+            return Ok(());
+        }
+        if first_frame && opts.panic_after_first_frame {
+            panic!("panic requested by --panic-after-first-frame");
+        }
+        first_frame = false;
+        // Wait for one message, then drain everything already pending, then draw at most once.
+        let first = tokio::select! {
+            ev = inputs.terminal.recv() => match ev {
+                Some(Ok(ev)) => event_msg(ev),
+                Some(Err(e)) => return Err(e.into()),
+                None => Some(Msg::Terminate("terminal input closed".into())),
+            },
+            _ = tick.tick() => Some(Msg::Tick(clock.now())),
+            Some(m) = rx.recv() => Some(m),
+            Some(name) = inputs.signals.recv() => Some(Msg::Terminate(name)),
+        };
+        let mut pending: Vec<Msg> = first.into_iter().collect();
+        while let Ok(m) = rx.try_recv() {
+            pending.push(m);
+        }
+        while let Ok(ev) = inputs.terminal.try_recv() {
+            pending.extend(event_msg(ev?));
+        }
+        // Collector samples wait for the next tick, except while the screen first fills
+        // and for a moment after input (an answer to `ctrl-r`, `s`, `c` shows at once).
+        let now = Instant::now();
+        let lively = now.duration_since(started) < LIVELY || last_input.is_some_and(|t| now - t < LIVELY);
+        for msg in pending {
+            if matches!(msg, Msg::Key(_) | Msg::Resize(..)) {
+                last_input = Some(now);
             }
-            if first_frame && opts.exit_after_first_frame {
-                return Ok(());
-            }
-            if first_frame && opts.panic_after_first_frame {
-                panic!("panic requested by --panic-after-first-frame");
-            }
-            first_frame = false;
-            // Wait for one message, then drain everything already pending, then draw at most once.
-            let first = tokio::select! {
-                ev = input.recv() => match ev {
-                    Some(Ok(ev)) => event_msg(ev),
-                    Some(Err(e)) => return Err(e.into()),
-                    None => Some(Msg::Terminate("terminal input closed".into())),
-                },
-                _ = tick.tick() => Some(Msg::Tick(SystemTime::now())),
-                Some(m) = rx.recv() => Some(m),
-                _ = sigterm.recv() => Some(Msg::Terminate("SIGTERM".into())),
-                _ = sighup.recv() => Some(Msg::Terminate("SIGHUP".into())),
-                _ = sigint.recv() => Some(Msg::Terminate("SIGINT".into())),
-            };
-            let mut pending: Vec<Msg> = first.into_iter().collect();
-            while let Ok(m) = rx.try_recv() {
-                pending.push(m);
-            }
-            while let Ok(ev) = input.try_recv() {
-                pending.extend(event_msg(ev?));
-            }
-            // Collector samples wait for the next tick, except while the screen first fills
-            // and for a moment after input (an answer to `ctrl-r`, `s`, `c` shows at once).
-            let now = Instant::now();
-            let lively = now.duration_since(started) < LIVELY || last_input.is_some_and(|t| now - t < LIVELY);
-            for msg in pending {
-                if matches!(msg, Msg::Key(_) | Msg::Resize(..)) {
-                    last_input = Some(now);
-                }
-                draw |= lively || msg.draws_at_once();
-                for effect in app::update(&mut state, msg) {
-                    match effect {
-                        Effect::Quit => {}
-                        Effect::RefreshNow => {
-                            handles.refresh_now();
-                            prune.on_effect(&effect, &state, &tx);
-                        }
-                        Effect::TerminateProcess { pid, start_ticks } => {
-                            let result = crate::gpu::terminate(pid, start_ticks).map_err(|e| e.to_string());
-                            let _ = tx.send(Msg::ProcessTerminated { pid, result });
-                        }
-                        Effect::SwitchLog(path) => handles.switch_log(path),
-                        Effect::Sync(cmd) => handles.sync_command(cmd),
-                        e @ (Effect::Checklist { .. } | Effect::Shutdown { .. }) => {
-                            checklist.on_effect(&e, &state, &tx)
-                        }
-                        Effect::Airlock(e) => airlock.on_effect(&e, &state, &tx),
-                        other => prune.on_effect(&other, &state, &tx),
-                    }
-                }
-            }
-            if state.should_quit {
-                return Ok::<(), color_eyre::Report>(());
+            draw |= lively || msg.draws_at_once();
+            for effect in app::update(state, msg) {
+                effects.run(effect, state);
             }
         }
+        if state.should_quit {
+            return Ok(());
+        }
     }
-    .await;
-    handles.stop();
-    prune.stop();
-    checklist.stop();
-    airlock.stop();
-    result
+}
+
+/// SIGTERM, SIGHUP and SIGINT end the console cleanly (in raw mode ctrl-c is a key; a
+/// SIGINT comes from outside, `kill -INT`), restoring the terminal.
+fn watch_signals() -> Result<mpsc::UnboundedReceiver<String>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (kind, name) in
+        [(SignalKind::terminate(), "SIGTERM"), (SignalKind::hangup(), "SIGHUP"), (SignalKind::interrupt(), "SIGINT")]
+    {
+        let mut s = signal(kind)?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(name.to_string()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(rx)
 }
 
 /// Reads terminal input on a thread of its own, blocked in crossterm's `read` (a `poll(2)`
@@ -167,7 +215,7 @@ fn read_input() -> mpsc::UnboundedReceiver<std::io::Result<Event>> {
     let (tx, rx) = mpsc::unbounded_channel();
     let spawned = std::thread::Builder::new().name("input".into()).spawn(move || {
         loop {
-            let ev = crossterm::event::read();
+            let ev = ratatui::crossterm::event::read();
             let failed = ev.is_err();
             if tx.send(ev).is_err() || failed {
                 return;

@@ -9,10 +9,9 @@ mod tmux;
 use tmux::Tmux;
 
 #[test]
+#[ignore = "needs tmux"]
 fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
-    if !Tmux::available_or_skip() {
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let demo_dir = dir.path().join("demo");
@@ -47,10 +46,9 @@ fn demo_runs_shows_the_panels_help_and_quits_back_to_the_shell() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn sigterm_sighup_and_sigint_restore_the_terminal() {
-    if !Tmux::available_or_skip() {
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Tmux::shell("term", 80, 24);
@@ -75,10 +73,9 @@ fn sigterm_sighup_and_sigint_restore_the_terminal() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn a_panic_restores_the_terminal_and_reports() {
-    if !Tmux::available_or_skip() {
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Tmux::shell("panic", 100, 30);
@@ -103,10 +100,9 @@ fn shown_step(screen: &str) -> Option<u64> {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn demo_log_panel_follows_the_trainer_through_rotation() {
-    if !Tmux::available_or_skip() {
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let demo_dir = dir.path().join("demo");
@@ -147,10 +143,9 @@ fn demo_log_panel_follows_the_trainer_through_rotation() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn a_closed_terminal_ends_the_console() {
-    if !Tmux::available_or_skip() {
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let cmd = format!("XDG_STATE_HOME={}/state exec {bin} -w {}", dir.path().display(), dir.path().display());
@@ -209,10 +204,9 @@ fn without_a_terminal_the_console_says_so_in_words() {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
-    if !Tmux::available_or_skip() {
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = dir.path().join("ws");

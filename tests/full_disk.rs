@@ -26,14 +26,11 @@ impl Drop for Unmount {
 }
 
 /// A tmpfs of `size` at a fresh folder (mode 0755: a world-writable root would make its
-/// config untrusted). `None` (and a note) when not root; a failure when `CI` is set.
-fn tmpfs(size: &str) -> Option<(tempfile::TempDir, Unmount)> {
+/// config untrusted). Mounting needs root: the tests that call this are
+/// `#[ignore = "needs root"]` and fail, rather than pass, when run without it.
+fn tmpfs(size: &str) -> (tempfile::TempDir, Unmount) {
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(std::env::var_os("CI").is_none(), "the full-disk tests need root, and CI runs as root");
-        eprintln!("SKIPPED: the full-disk tests need root to mount a tmpfs");
-        return None;
-    }
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the full-disk tests need root to mount a tmpfs");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
@@ -42,7 +39,7 @@ fn tmpfs(size: &str) -> Option<(tempfile::TempDir, Unmount)> {
         .expect("mount runs");
     assert!(out.status.success(), "mount: {}", String::from_utf8_lossy(&out.stderr));
     let guard = Unmount(dir.path().to_path_buf());
-    Some((dir, guard))
+    (dir, guard)
 }
 
 fn available(p: &Path) -> u64 {
@@ -147,7 +144,7 @@ fn confirmations_only_in_the_wal(ws: &Path) {
 }
 
 fn prune_at_full_disk(wal_only: bool) {
-    let Some((mnt, _guard)) = tmpfs("24m") else { return };
+    let (mnt, _guard) = tmpfs("24m");
     let remote = tempfile::tempdir().expect("remote");
     let ws = workspace(mnt.path(), remote.path());
     if wal_only {
@@ -175,7 +172,8 @@ fn prune_at_full_disk(wal_only: bool) {
 
     // The console: the Uploads panel says "disk full" in words, and the prune screen
     // offers the confirmed checkpoints.
-    if Tmux::available_or_skip() {
+    {
+        Tmux::require();
         let cmd = format!(
             "env XDG_STATE_HOME={} XDG_CONFIG_HOME=/nonexistent-xdg {} -w {}",
             std::env::temp_dir().display(),
@@ -207,11 +205,13 @@ fn prune_at_full_disk(wal_only: bool) {
 }
 
 #[test]
+#[ignore = "needs root and tmux"]
 fn prune_at_100_percent_reads_confirmations_and_frees_space() {
     prune_at_full_disk(false);
 }
 
 #[test]
+#[ignore = "needs root and tmux"]
 fn prune_at_100_percent_sees_confirmations_that_are_only_in_the_wal() {
     prune_at_full_disk(true);
 }
@@ -287,9 +287,10 @@ async fn next(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
 async fn a_ledger_that_cannot_be_written_is_backed_off_and_said_not_spun_on() {
     use opsconsole::sync::engine::{self, Mode, SyncEvent};
-    let Some((mnt, _guard)) = tmpfs("8m") else { return };
+    let (mnt, _guard) = tmpfs("8m");
     let remote_dir = tempfile::tempdir().expect("remote");
     let ws = mnt.path().join("ws");
     std::fs::create_dir_all(ws.join("ck")).expect("mkdir");
@@ -361,8 +362,9 @@ async fn a_ledger_that_cannot_be_written_is_backed_off_and_said_not_spun_on() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sync_on_a_disk_full_from_the_start_says_so_and_a_daemon_waits_for_space() {
-    let Some((mnt, _guard)) = tmpfs("16m") else { return };
+    let (mnt, _guard) = tmpfs("16m");
     let remote = tempfile::tempdir().expect("remote");
     let ws = workspace(mnt.path(), remote.path());
     std::fs::write(

@@ -803,11 +803,9 @@ fn fit_through_the_binary() {
 // The real console in tmux against the stand-in: the collector task, the panel, Enter, K.
 
 #[test]
+#[ignore = "needs tmux"]
 fn the_console_shows_the_gpus_and_k_stops_the_job() {
-    if !Tmux::available_or_skip() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
-        return;
-    }
+    Tmux::require();
     let stub = StubNvml::build();
     let workspace = tempfile::tempdir().expect("workspace");
     let ws = workspace.path().canonicalize().expect("canonical");

@@ -407,7 +407,12 @@ fn host_cpu_ram_and_swap_under_the_gpus() {
     let b = buf.backend().buffer();
     let cell = (0..48u16)
         .flat_map(|y| (0..160u16).map(move |x| (x, y)))
-        .find(|&(x, y)| b[(x, y)].symbol() == "h" && b[(x + 1, y)].symbol() == "o" && b[(x + 4, y)].symbol() == " " && b[(x + 5, y)].symbol() == "c")
+        .find(|&(x, y)| {
+            b[(x, y)].symbol() == "h"
+                && b[(x + 1, y)].symbol() == "o"
+                && b[(x + 4, y)].symbol() == " "
+                && b[(x + 5, y)].symbol() == "c"
+        })
         .expect("the host line");
     assert_eq!(b[cell].fg, ratatui::style::Color::Red);
 }

@@ -440,7 +440,7 @@ fn console_task_follows_the_newest_log_lists_candidates_and_switches() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
         let refresh = std::sync::Arc::new(tokio::sync::Notify::new());
-        let task = tokio::spawn(opsconsole::logtail::task::supervise(
+        let task = tokio::spawn(opsconsole::collectors::log::supervise(
             ws.path().to_path_buf(),
             LogConfig::default(),
             Duration::from_millis(50),

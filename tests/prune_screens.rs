@@ -200,6 +200,34 @@ fn p_opens_the_plan_screen_and_y_runs_it_as_a_job() {
 }
 
 #[test]
+fn shift_c_stops_a_running_prune_and_the_summary_says_it_stopped() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    // Nothing runs: the key says so and asks the executor for nothing.
+    assert_eq!(update(&mut s, key('C')), vec![]);
+    assert_eq!(s.notice.as_deref(), Some("no prune is running"));
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    assert_eq!(update(&mut s, key('y')), vec![Effect::RunPrune]);
+    update(&mut s, Msg::Prune(PruneProgress::Started { items: 2, bytes_to_free: 13_400 * MB }));
+    assert!(fx::screen_text(&s, 80, 24).contains("C stop · u include unconfirmed"), "the key is offered");
+    assert_eq!(update(&mut s, key('C')), vec![Effect::CancelPrune]);
+    assert!(fx::screen_text(&s, 80, 24).contains("stopping the prune after the item in hand"));
+    update(
+        &mut s,
+        Msg::Prune(PruneProgress::Done {
+            report: PruneReport { deleted: 1, freed_bytes: 6_700 * MB, cancelled: true, ..Default::default() },
+        }),
+    );
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("stopped: freed 6.7 GB · deleted 1"), "{text}");
+    // From the main screen too.
+    update(&mut s, code(KeyCode::Esc));
+    update(&mut s, key('y'));
+    assert_eq!(update(&mut s, key('C')), vec![], "nothing runs any more");
+}
+
+#[test]
 fn a_copy_that_failed_verification_is_kept_and_the_screen_says_why() {
     let mut s = fx::state();
     update(&mut s, fx::typical_disks());

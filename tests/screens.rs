@@ -2,7 +2,7 @@
 
 mod support;
 
-use opsconsole::app::{JobEvent, Msg, update};
+use opsconsole::app::JobEvent;
 use support::fixtures::{self as fx, key};
 
 fn both(name: &str, state: &opsconsole::app::AppState) {
@@ -13,7 +13,7 @@ fn both(name: &str, state: &opsconsole::app::AppState) {
 #[test]
 fn main_screen_typical_disks() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
+    fx::fold(&mut s, fx::typical_disks());
     both("main", &s);
 }
 
@@ -27,7 +27,7 @@ fn main_screen_before_the_first_sample() {
 fn disk_at_each_level() {
     for (level, pct) in [("ok", 42.0), ("warn", 83.5), ("critical", 94.2), ("full", 100.0)] {
         let mut s = fx::state();
-        update(&mut s, fx::disks(vec![fx::disk("/", pct, &["workspace", "root"])]));
+        fx::fold(&mut s, fx::disks(vec![fx::disk("/", pct, &["workspace", "root"])]));
         both(&format!("disk_{level}"), &s);
         let text = fx::screen_text(&s, 80, 24);
         assert!(text.contains(level), "the {level} disk says {level}:\n{text}");
@@ -37,7 +37,7 @@ fn disk_at_each_level() {
 #[test]
 fn many_disks_narrow_and_wide() {
     let mut s = fx::state();
-    update(
+    fx::fold(
         &mut s,
         fx::disks(vec![
             fx::disk("/", 71.0, &["workspace", "root"]),
@@ -52,8 +52,8 @@ fn many_disks_narrow_and_wide() {
 #[test]
 fn help_overlay() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
-    update(&mut s, key('?'));
+    fx::fold(&mut s, fx::typical_disks());
+    fx::fold(&mut s, key('?'));
     both("help", &s);
     // Every action's whole description is on the large screen.
     let text = fx::screen_text(&s, 160, 48);
@@ -65,12 +65,12 @@ fn help_overlay() {
 #[test]
 fn help_overlay_scrolls_through_every_key_on_a_small_screen() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
-    update(&mut s, key('?'));
+    fx::fold(&mut s, fx::typical_disks());
+    fx::fold(&mut s, key('?'));
     let mut seen = String::new();
     for _ in 0..opsconsole::app::Action::ALL.len() {
         seen.push_str(&fx::screen_text(&s, 80, 24));
-        update(&mut s, key('j'));
+        fx::fold(&mut s, key('j'));
     }
     for action in opsconsole::app::Action::ALL {
         assert!(seen.contains(action.help()), "scrolling the 80x24 help reaches {:?}", action);
@@ -82,17 +82,17 @@ fn help_overlay_scrolls_through_every_key_on_a_small_screen() {
 #[test]
 fn quit_confirmation_while_a_job_runs() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
-    update(&mut s, Msg::Job(JobEvent::Started { id: 1, name: "prune 4 checkpoints".into() }));
-    update(&mut s, Msg::Job(JobEvent::Progress { id: 1, done: 1, total: 4, text: "v01_step_100.pt".into() }));
-    update(&mut s, key('q'));
+    fx::fold(&mut s, fx::typical_disks());
+    s.jobs.apply(JobEvent::Started { id: 1, name: "prune 4 checkpoints".into() }, s.now);
+    s.jobs.apply(JobEvent::Progress { id: 1, done: 1, total: 4, text: "v01_step_100.pt".into() }, s.now);
+    fx::fold(&mut s, key('q'));
     both("confirm_quit", &s);
 }
 
 #[test]
 fn tiny_terminal_does_not_panic_and_keeps_the_header() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
+    fx::fold(&mut s, fx::typical_disks());
     for (w, h) in [(20, 5), (40, 10), (1, 1), (79, 23)] {
         let text = fx::screen_text(&s, w, h);
         assert!(text.starts_with(" host") || w < 6, "{w}x{h}:\n{text}");
@@ -107,8 +107,8 @@ use support::log_fixtures as lf;
 #[test]
 fn log_panel_empty_log() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
-    update(&mut s, lf::log_sample(&[], fx::at(fx::NOW), true, None));
+    fx::fold(&mut s, fx::typical_disks());
+    fx::fold(&mut s, lf::log_sample(&[], fx::at(fx::NOW), true, None));
     both("log_empty", &s);
     assert!(fx::screen_text(&s, 80, 24).contains("waiting for lines"));
 }
@@ -116,9 +116,9 @@ fn log_panel_empty_log() {
 #[test]
 fn log_panel_streaming() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
+    fx::fold(&mut s, fx::typical_disks());
     let bar = "  5%|▌         | 1210/24000 [01:00<19:05, 19.90it/s]";
-    update(&mut s, lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW), true, Some(bar)));
+    fx::fold(&mut s, lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW), true, Some(bar)));
     both("log_streaming", &s);
     let wide = fx::screen_text(&s, 160, 48);
     assert!(wide.contains("step 1210/24000"), "{wide}");
@@ -130,27 +130,30 @@ fn log_panel_streaming() {
 #[test]
 fn log_panel_stalled() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
+    fx::fold(&mut s, fx::typical_disks());
     let last_line = fx::at(fx::NOW - 20 * 60);
-    update(&mut s, lf::log_sample(&lf::hf_lines(1200), last_line, true, None));
+    fx::fold(&mut s, lf::log_sample(&lf::hf_lines(1200), last_line, true, None));
     both("log_stalled", &s);
     let text = fx::screen_text(&s, 80, 24);
     assert!(text.lines().next().is_some_and(|h| h.contains("log stalled 20m00s")), "{text}");
     // The same quiet log with nothing writing it is a finished run, not a stall.
     let mut done = fx::state();
-    update(&mut done, lf::log_sample(&lf::hf_lines(1200), last_line, false, None));
+    fx::fold(&mut done, lf::log_sample(&lf::hf_lines(1200), last_line, false, None));
     assert!(!fx::screen_text(&done, 80, 24).contains("stalled"));
     // Under the threshold: not yet.
     let mut fresh = fx::state();
-    update(&mut fresh, lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW) - Duration::from_secs(14 * 60), true, None));
+    fx::fold(
+        &mut fresh,
+        lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW) - Duration::from_secs(14 * 60), true, None),
+    );
     assert!(!fx::screen_text(&fresh, 80, 24).contains("stalled"));
 }
 
 #[test]
 fn log_panel_with_cuda_oom() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
-    update(&mut s, lf::log_sample(&lf::oom_lines(), fx::at(fx::NOW), false, None));
+    fx::fold(&mut s, fx::typical_disks());
+    fx::fold(&mut s, lf::log_sample(&lf::oom_lines(), fx::at(fx::NOW), false, None));
     both("log_oom", &s);
     let wide = fx::screen_text(&s, 160, 48);
     assert!(wide.contains("1 error · CUDA OOM"), "{wide}");
@@ -160,16 +163,16 @@ fn log_panel_with_cuda_oom() {
 #[test]
 fn log_panel_search_and_errors_only() {
     let mut s = fx::state();
-    update(&mut s, fx::typical_disks());
-    update(&mut s, lf::log_sample(&lf::oom_lines(), fx::at(fx::NOW), false, None));
-    update(&mut s, key('/'));
+    fx::fold(&mut s, fx::typical_disks());
+    fx::fold(&mut s, lf::log_sample(&lf::oom_lines(), fx::at(fx::NOW), false, None));
+    fx::fold(&mut s, key('/'));
     for c in "eval_loss".chars() {
-        update(&mut s, key(c));
+        fx::fold(&mut s, key(c));
     }
     both("log_search_prompt", &s);
-    update(&mut s, fx::code(crossterm::event::KeyCode::Enter));
-    update(&mut s, key('N'));
+    fx::fold(&mut s, fx::code(crossterm::event::KeyCode::Enter));
+    fx::fold(&mut s, key('N'));
     both("log_search", &s);
-    update(&mut s, key('e'));
+    fx::fold(&mut s, key('e'));
     both("log_errors_only", &s);
 }

@@ -289,7 +289,7 @@ async fn a_row_queued_before_the_file_held_a_secret_is_stopped_at_the_last_gate(
     for r in opsconsole::sync::engine::build_remotes(&remotes, &ws).values() {
         assert!(r.init().await.iter().all(|s| s.ok), "remote set up");
     }
-    let summary = opsconsole::sync::run_once(&ws, &c, &remotes, false).await.expect("run");
+    let summary = opsconsole::sync::run_once(&ws, &c, &remotes).await.expect("run");
     assert_eq!(summary.uploaded, 0, "{summary:?}");
     assert_eq!(summary.withheld.len(), 1, "{summary:?}");
     assert!(files_under(&dir.path().join("r2")).is_empty());

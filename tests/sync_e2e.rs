@@ -45,11 +45,9 @@ fn workspace(base: &Path, cap_kib: u64, big_mb: usize) -> std::path::PathBuf {
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the_ledger() {
-    if !Tmux::available_or_skip() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     // 64 MB at 4 MiB/s: the upload lasts long enough to be seen, cancelled and resumed.
@@ -96,11 +94,9 @@ fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the
 }
 
 #[test]
+#[ignore = "needs tmux"]
 fn a_console_without_a_daemon_runs_its_own_engine() {
-    if !Tmux::available_or_skip() {
-        eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
-        return;
-    }
+    Tmux::require();
     let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = workspace(dir.path(), 0, 8);

@@ -24,7 +24,7 @@ fn ctrl_c_quits_too() {
 #[test]
 fn q_asks_first_while_a_job_runs_and_n_keeps_running() {
     let mut s = fx::state();
-    update(&mut s, Msg::Job(JobEvent::Started { id: 1, name: "prune".into() }));
+    s.jobs.apply(JobEvent::Started { id: 1, name: "prune".into() }, s.now);
     assert!(update(&mut s, key('q')).is_empty());
     assert_eq!(s.overlay, Overlay::ConfirmQuit);
     assert!(!s.should_quit);
@@ -39,9 +39,9 @@ fn q_asks_first_while_a_job_runs_and_n_keeps_running() {
 #[test]
 fn a_finished_job_no_longer_blocks_quit() {
     let mut s = fx::state();
-    update(&mut s, Msg::Job(JobEvent::Started { id: 7, name: "sync".into() }));
-    update(&mut s, Msg::Job(JobEvent::Progress { id: 7, done: 5, total: 10, text: "5 of 10 files".into() }));
-    update(&mut s, Msg::Job(JobEvent::Done { id: 7, summary: "10 files".into() }));
+    s.jobs.apply(JobEvent::Started { id: 7, name: "sync".into() }, s.now);
+    s.jobs.apply(JobEvent::Progress { id: 7, done: 5, total: 10, text: "5 of 10 files".into() }, s.now);
+    s.jobs.apply(JobEvent::Done { id: 7, summary: "10 files".into() }, s.now);
     assert_eq!(s.jobs.running().count(), 0);
     assert_eq!(update(&mut s, key('q')), vec![Effect::Quit]);
 }
@@ -132,7 +132,7 @@ fn ticks_move_the_clock_and_uptime() {
 #[test]
 fn sigterm_quits_cleanly_with_a_notice() {
     let mut s = fx::state();
-    update(&mut s, Msg::Job(JobEvent::Started { id: 1, name: "prune".into() }));
+    s.jobs.apply(JobEvent::Started { id: 1, name: "prune".into() }, s.now);
     assert_eq!(update(&mut s, Msg::Terminate("SIGTERM".into())), vec![Effect::Quit]);
     assert!(s.should_quit);
     assert_eq!(s.notice.as_deref(), Some("stopping: SIGTERM"));
@@ -200,10 +200,10 @@ fn slash_search_types_a_query_then_n_and_shift_n_move_between_matches() {
     // While typing, keys are text: `q` does not quit.
     update(&mut s, key('q'));
     update(&mut s, code(KeyCode::Backspace));
-    assert_eq!(s.log.search_input.as_deref(), Some("eval_loss"));
+    assert_eq!(s.log_search_input(), Some("eval_loss"));
     assert!(!s.should_quit);
     update(&mut s, code(KeyCode::Enter));
-    assert_eq!(s.log.search_input, None);
+    assert_eq!(s.log_search_input(), None);
     assert_eq!(s.log.view.query(), Some("eval_loss"));
     let last = s.log.view.current_match().expect("a match");
     update(&mut s, key('N'));
@@ -257,15 +257,15 @@ fn l_lists_logs_and_enter_switches() {
         Msg::LogCandidates(vec![candidate("/home/me/rsm/experiments/v69/logs/train.log"), candidate(lf::LOG_PATH)]),
     );
     assert_eq!(update(&mut s, key('L')), vec![Effect::RefreshNow]);
-    assert_eq!(s.log.switcher, Some(1), "the followed log is selected");
+    assert_eq!(s.log_switcher(), Some(1), "the followed log is selected");
     update(&mut s, key('k'));
-    assert_eq!(s.log.switcher, Some(0));
+    assert_eq!(s.log_switcher(), Some(0));
     let effects = update(&mut s, code(KeyCode::Enter));
     assert_eq!(effects, vec![Effect::SwitchLog(PathBuf::from("/home/me/rsm/experiments/v69/logs/train.log"))]);
-    assert_eq!(s.log.switcher, None);
+    assert_eq!(s.log_switcher(), None);
     update(&mut s, key('L'));
     update(&mut s, code(KeyCode::Esc));
-    assert_eq!(s.log.switcher, None);
+    assert_eq!(s.log_switcher(), None);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The airlock's screens (`b` bundle, `i` import, `r` resume): their state, their keys,
 //! and the answers of the jobs that run them. No I/O: the jobs run off the UI task
-//! (`crate::airlock_console`), asked for by [`AirlockEffect`]s.
+//! (`crate::exec::airlock`), asked for by [`AirlockEffect`]s.
 
 use std::path::PathBuf;
 

@@ -6,10 +6,11 @@ use std::time::SystemTime;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::{Action, AppState, Effect, Panel};
+use super::logview::LogView;
+use super::{Action, AppState, Effect, Overlay, Panel};
 use crate::logtail::collector::BackfillProgress;
 use crate::logtail::discover::LogCandidate;
-use crate::logtail::{Health, LogConfig, LogSample, LogView, MetricsState, TailNote};
+use crate::logtail::{Health, LogConfig, LogSample, MetricsState, TailNote};
 
 #[derive(Debug, Clone)]
 pub struct LogPanel {
@@ -31,10 +32,6 @@ pub struct LogPanel {
     pub since: Option<SystemTime>,
     /// The last rotation or truncation seen, and when.
     pub last_event: Option<(TailNote, SystemTime)>,
-    /// `/` was pressed: the query being typed.
-    pub search_input: Option<String>,
-    /// The log switcher is open, with this candidate selected.
-    pub switcher: Option<usize>,
     /// Logs that could be followed, newest first (from the collector).
     pub candidates: Vec<LogCandidate>,
 }
@@ -54,8 +51,6 @@ impl LogPanel {
             writer_alive: None,
             since: None,
             last_event: None,
-            search_input: None,
-            switcher: None,
             candidates: Vec::new(),
         }
     }
@@ -114,59 +109,64 @@ impl LogPanel {
     }
 }
 
-/// Keys while the search prompt or the log switcher is open. `None`: not consumed.
-pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Option<Vec<Effect>> {
-    if let Some(query) = state.log.search_input.as_mut() {
-        match key.code {
-            KeyCode::Esc => state.log.search_input = None,
-            KeyCode::Enter => {
-                let q = std::mem::take(query);
-                state.log.search_input = None;
-                let page = crate::ui::log_page(state);
-                state.log.view.search(&q, page);
-            }
-            KeyCode::Backspace => {
-                query.pop();
-            }
-            KeyCode::Char(c)
-                if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-                    && query.chars().count() < 200 =>
-            {
-                query.push(c);
-            }
-            _ => {}
+/// Keys while the search prompt is open: characters are the query, `enter` searches,
+/// `esc` leaves without searching.
+pub fn on_search_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    let Overlay::LogSearch { query } = &mut state.overlay else { return vec![] };
+    match key.code {
+        KeyCode::Esc => state.overlay = Overlay::None,
+        KeyCode::Enter => {
+            let q = std::mem::take(query);
+            state.overlay = Overlay::None;
+            let page = state.viewport.log_rows;
+            state.log.view.search(&q, page);
         }
-        return Some(vec![]);
+        KeyCode::Backspace => {
+            query.pop();
+        }
+        KeyCode::Char(c)
+            if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) && query.chars().count() < 200 =>
+        {
+            query.push(c);
+        }
+        _ => {}
     }
-    let selected = state.log.switcher?;
+    vec![]
+}
+
+/// Keys while the log switcher is open: move, pick (`enter`), close; `q` still quits.
+pub fn on_switcher_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    let Overlay::LogSwitcher { selected } = state.overlay else { return vec![] };
     let n = state.log.candidates.len();
     match state.keymap.action(key) {
-        Some(Action::Up) => state.log.switcher = Some(selected.saturating_sub(1)),
-        Some(Action::Down) => state.log.switcher = Some((selected + 1).min(n.saturating_sub(1))),
-        Some(Action::Cancel) | Some(Action::LogSwitch) => state.log.switcher = None,
-        Some(Action::Quit) => return None,
+        Some(Action::Up) => state.overlay = Overlay::LogSwitcher { selected: selected.saturating_sub(1) },
+        Some(Action::Down) => {
+            state.overlay = Overlay::LogSwitcher { selected: (selected + 1).min(n.saturating_sub(1)) }
+        }
+        Some(Action::Cancel) | Some(Action::LogSwitch) => state.overlay = Overlay::None,
+        Some(Action::Quit) => return super::on_action(state, Action::Quit),
         _ if state.keymap.is(key, Action::Confirm) => {
-            state.log.switcher = None;
+            state.overlay = Overlay::None;
             if let Some(c) = state.log.candidates.get(selected)
                 && state.log.path.as_ref() != Some(&c.path)
             {
-                return Some(vec![Effect::SwitchLog(c.path.clone())]);
+                return vec![Effect::SwitchLog(c.path.clone())];
             }
         }
         _ => {}
     }
-    Some(vec![])
+    vec![]
 }
 
 /// The log actions.
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
-    let page = crate::ui::log_page(state);
+    let page = state.viewport.log_rows;
     let log = &mut state.log;
     match action {
         Action::LogFollow => log.view.toggle_follow(page),
         Action::LogTop => log.view.to_top(),
         Action::LogEnd => log.view.to_end(),
-        Action::LogSearch => log.search_input = Some(String::new()),
+        Action::LogSearch => state.overlay = Overlay::LogSearch { query: String::new() },
         Action::LogNextMatch => {
             log.view.next_match(page);
         }
@@ -178,7 +178,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             // The newer log first when one is offered, else the one followed.
             let want = log.newer_log.as_ref().or(log.path.as_ref());
             let i = want.and_then(|p| log.candidates.iter().position(|c| &c.path == p)).unwrap_or(0);
-            log.switcher = Some(i);
+            state.overlay = Overlay::LogSwitcher { selected: i };
             return vec![Effect::RefreshNow];
         }
         _ => {}
@@ -191,7 +191,7 @@ pub fn scroll(state: &mut AppState, action: Action) {
     if state.focus != Panel::Log {
         return;
     }
-    let page = crate::ui::log_page(state);
+    let page = state.viewport.log_rows;
     let v = &mut state.log.view;
     match action {
         Action::Up => v.scroll_up(1, page),

@@ -1,7 +1,7 @@
 //! The application state and `update`: every change to what the screen shows happens here,
-//! from one [`Msg`] at a time, with no I/O. Effects that need I/O are returned to the loop.
+//! from one [`Msg`] at a time, with no I/O. Effects that need I/O are returned for the
+//! executor (`exec`) to carry out.
 
-pub mod action;
 pub mod airlock;
 pub mod checklist;
 pub mod disk;
@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod jobs;
 pub mod keymap;
 pub mod log;
+pub mod logview;
 pub mod prune;
 pub mod uploads;
 
@@ -18,8 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::Config;
+pub use crate::keys::action;
+pub use crate::keys::action::Action;
 use crate::workspace::HostInfo;
-pub use action::Action;
 pub use disk::DiskPanel;
 pub use gpu::GpuPanel;
 pub use jobs::{JobEvent, JobInfo, Jobs};
@@ -55,9 +57,11 @@ impl Panel {
     }
 }
 
-/// What is drawn over the panels.
+/// The modal state: what is drawn over the panels, and so what takes the keys. Every
+/// key goes through one dispatch on it (`on_key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
+    /// The main screen: keys go through the keymap to the focused panel.
     None,
     Help,
     /// "A job is running: quit anyway?"
@@ -85,6 +89,14 @@ pub enum Overlay {
     Import,
     /// The resume screen (`r`): each level's candidates, the winner and why.
     Resume,
+    /// `/` on the Log panel: the search query being typed.
+    LogSearch {
+        query: String,
+    },
+    /// `L`: the log switcher, with this candidate selected.
+    LogSwitcher {
+        selected: usize,
+    },
 }
 
 /// Everything a message can tell the app.
@@ -104,8 +116,6 @@ pub enum Msg {
     Host(crate::host::HostSample),
     /// The answer to [`Effect::TerminateProcess`].
     ProcessTerminated { pid: u32, result: Result<(), String> },
-    /// A background job reported.
-    Job(JobEvent),
     /// A whole sample from the log collector.
     Log(Box<crate::logtail::LogSample>),
     /// The logs that could be followed, newest first.
@@ -145,7 +155,6 @@ impl Msg {
             | Msg::Resize(..)
             | Msg::Tick(_)
             | Msg::ProcessTerminated { .. }
-            | Msg::Job(_)
             | Msg::Terminate(_)
             | Msg::PrunePlan(_)
             | Msg::Checklist(_)
@@ -166,10 +175,11 @@ impl Msg {
     }
 }
 
-/// What `update` asks the loop to do.
+/// What `update` asks the executor (`exec`) to do: everything that needs I/O.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Leave the console.
+    /// The console is leaving (the loop ends once `should_quit` is set): a running prune
+    /// stops before its next item.
     Quit,
     /// Sample every collector now.
     RefreshNow,
@@ -185,6 +195,8 @@ pub enum Effect {
     RunPrune,
     /// Plan and run an automatic prune (a disk crossed critical; never with the override).
     AutoPrune,
+    /// Stop the running prune before its next item (the item in hand is finished).
+    CancelPrune,
     /// Gather the checklist off the UI task (answered by [`Msg::Checklist`]); `live` also
     /// checks copies on their remotes and runs the extra commands.
     Checklist { live: bool },
@@ -231,6 +243,22 @@ pub struct AppState {
     pub size: (u16, u16),
     /// First row of the help overlay shown (it scrolls when the keys do not fit).
     pub help_scroll: usize,
+    /// Sizes of what the last frame drew, for keys that move by a page.
+    pub viewport: Viewport,
+}
+
+/// Sizes of what the last frame drew, set by the loop after each frame (`ui::viewport`):
+/// `update` reads them, never the layout code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewport {
+    /// Text rows of the Log panel.
+    pub log_rows: usize,
+}
+
+impl Default for Viewport {
+    fn default() -> Self {
+        Self { log_rows: 10 }
+    }
 }
 
 impl AppState {
@@ -265,6 +293,7 @@ impl AppState {
             should_quit: false,
             size: (80, 24),
             help_scroll: 0,
+            viewport: Viewport::default(),
         }
     }
 
@@ -273,13 +302,29 @@ impl AppState {
         self.now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
+    /// The search query being typed on the Log panel, if `/` was pressed.
+    pub fn log_search_input(&self) -> Option<&str> {
+        match &self.overlay {
+            Overlay::LogSearch { query } => Some(query),
+            _ => None,
+        }
+    }
+
+    /// The candidate selected in the log switcher, when it is open.
+    pub fn log_switcher(&self) -> Option<usize> {
+        match self.overlay {
+            Overlay::LogSwitcher { selected } => Some(selected),
+            _ => None,
+        }
+    }
+
     /// How long the machine has been up, on the state's clock.
     pub fn uptime(&self) -> Duration {
         Duration::from_secs(self.now_unix().saturating_sub(self.host.boot_time_unix))
     }
 }
 
-/// Folds one message into the state and says what the loop must do.
+/// Folds one message into the state and says what the executor must do.
 pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
@@ -315,8 +360,8 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::LogCandidates(list) => {
             state.log.candidates = list;
-            if let Some(sel) = state.log.switcher {
-                state.log.switcher = Some(sel.min(state.log.candidates.len().saturating_sub(1)));
+            if let Overlay::LogSwitcher { selected } = &mut state.overlay {
+                *selected = (*selected).min(state.log.candidates.len().saturating_sub(1));
             }
             vec![]
         }
@@ -325,10 +370,6 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::Prune(progress) => prune::on_progress(state, progress),
-        Msg::Job(ev) => {
-            state.jobs.apply(ev, state.now);
-            vec![]
-        }
         Msg::Sync(sample) => {
             state.uploads.apply_sample(*sample, state.now);
             vec![]
@@ -363,6 +404,7 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     }
 }
 
+/// Every key: one dispatch on the modal state.
 fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     // A terminal sends Esc as a bare ESC byte, and Alt+K as ESC then `K`. When Esc and a
     // key arrive in one read (typed fast over SSH, or sent by tmux), crossterm reports
@@ -377,52 +419,50 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         effects.extend(on_key(state, &plain));
         return effects;
     }
-    if state.overlay == Overlay::Prune {
-        return prune::on_key(state, key);
+    match state.overlay {
+        Overlay::Prune => prune::on_key(state, key),
+        Overlay::Checklist => checklist::on_key(state, key),
+        Overlay::Bundle | Overlay::Import | Overlay::Resume => airlock::on_key(state, key),
+        Overlay::ConfirmQuit => on_confirm_quit_key(state, key),
+        Overlay::ConfirmKill { .. } => gpu::on_confirm_kill_key(state, key),
+        Overlay::Help => on_help_key(state, key),
+        Overlay::LogSearch { .. } => log::on_search_key(state, key),
+        Overlay::LogSwitcher { .. } => log::on_switcher_key(state, key),
+        Overlay::None | Overlay::GpuDetails { .. } | Overlay::UploadQueue => match state.keymap.action(key) {
+            Some(action) => on_action(state, action),
+            None => vec![],
+        },
     }
-    if state.overlay == Overlay::Checklist {
-        return checklist::on_key(state, key);
+}
+
+/// "A job is running: quit anyway?"
+fn on_confirm_quit_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    if state.keymap.is(key, Action::Confirm) {
+        state.should_quit = true;
+        return vec![Effect::Quit];
     }
-    if matches!(state.overlay, Overlay::Bundle | Overlay::Import | Overlay::Resume) {
-        return airlock::on_key(state, key);
+    if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
+        state.overlay = Overlay::None;
     }
-    if state.overlay == Overlay::ConfirmQuit {
-        if state.keymap.is(key, Action::Confirm) {
-            state.should_quit = true;
-            return vec![Effect::Quit];
-        }
-        if state.keymap.is(key, Action::Deny) || state.keymap.action(key) == Some(Action::Cancel) {
-            state.overlay = Overlay::None;
-        }
-        return vec![];
-    }
-    if matches!(state.overlay, Overlay::ConfirmKill { .. }) {
-        return gpu::on_confirm_kill_key(state, key);
-    }
-    if state.overlay == Overlay::Help {
-        // The help is modal: it scrolls, closes, or quits; nothing changes underneath.
-        return match state.keymap.action(key) {
-            Some(a @ (Action::Up | Action::Down | Action::PageUp | Action::PageDown)) => {
-                state.help_scroll = match a {
-                    Action::Up => state.help_scroll.saturating_sub(1),
-                    Action::Down => state.help_scroll + 1,
-                    Action::PageUp => state.help_scroll.saturating_sub(10),
-                    _ => state.help_scroll + 10,
-                }
-                .min(Action::ALL.len().saturating_sub(1));
-                vec![]
+    vec![]
+}
+
+/// The help is modal: it scrolls, closes, or quits; nothing changes underneath.
+fn on_help_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
+    match state.keymap.action(key) {
+        Some(a @ (Action::Up | Action::Down | Action::PageUp | Action::PageDown)) => {
+            state.help_scroll = match a {
+                Action::Up => state.help_scroll.saturating_sub(1),
+                Action::Down => state.help_scroll + 1,
+                Action::PageUp => state.help_scroll.saturating_sub(10),
+                _ => state.help_scroll + 10,
             }
-            Some(a @ (Action::Help | Action::Cancel | Action::Quit)) => on_action(state, a),
-            _ => vec![],
-        };
+            .min(Action::ALL.len().saturating_sub(1));
+            vec![]
+        }
+        Some(a @ (Action::Help | Action::Cancel | Action::Quit)) => on_action(state, a),
+        _ => vec![],
     }
-    if let Some(effects) = log::on_key(state, key) {
-        return effects;
-    }
-    let Some(action) = state.keymap.action(key) else {
-        return vec![];
-    };
-    on_action(state, action)
 }
 
 fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
@@ -517,6 +557,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::LogSwitch => log::on_action(state, action),
         Action::SyncNow | Action::RetryFailed | Action::CancelUpload => uploads_action(state, action),
         Action::Prune => prune::open(state),
+        Action::StopPrune => prune::stop(state),
         Action::Checklist => checklist::open(state),
         Action::Bundle => airlock::open(state, airlock::AirlockJob::Bundle),
         Action::Import => airlock::open(state, airlock::AirlockJob::Import),

@@ -138,7 +138,7 @@ pub fn banner(state: &AppState) -> Option<Banner> {
     for d in &sample.disks {
         let soon = state.prune.forecast(&d.mount).and_then(|f| f.seconds_to_full).filter(|s| *s < BANNER_SECS);
         let text = if d.level >= Level::Critical {
-            let mut t = format!("{} is {} ({:.0}%)", d.mount, d.level.as_str(), d.fill_pct.floor());
+            let mut t = format!("{} is {} ({}%)", d.mount, d.level.as_str(), d.use_pct());
             if let Some(s) = soon.filter(|s| *s > 0) {
                 t.push_str(&format!(", full in {}", util::duration(std::time::Duration::from_secs(s))));
             }
@@ -217,7 +217,8 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
             job.running = false;
             job.freed_bytes = report.freed_bytes;
             let mut summary = format!(
-                "freed {} · deleted {} · skipped {} · failed {}",
+                "{}freed {} · deleted {} · skipped {} · failed {}",
+                if report.cancelled { "stopped: " } else { "" },
                 util::bytes(report.freed_bytes),
                 report.deleted,
                 report.skipped,
@@ -255,6 +256,21 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
             vec![]
         }
     }
+}
+
+/// `C`: stop the running prune before its next item.
+pub fn stop(state: &mut AppState) -> Vec<Effect> {
+    let text = if state.prune.job.as_ref().is_some_and(|j| j.running) {
+        "stopping the prune after the item in hand…"
+    } else {
+        "no prune is running"
+    };
+    if state.overlay == Overlay::Prune {
+        state.prune.screen.message = Some(text.into());
+    } else {
+        state.notice = Some(text.into());
+    }
+    if text.starts_with("stopping") { vec![Effect::CancelPrune] } else { vec![] }
 }
 
 fn run(state: &mut AppState) -> Vec<Effect> {
@@ -304,6 +320,7 @@ pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
             vec![]
         }
         Action::Quit => super::on_action(state, Action::Quit),
+        Action::StopPrune => stop(state),
         Action::Up => {
             s.scroll = s.scroll.saturating_sub(1);
             vec![]

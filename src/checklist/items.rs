@@ -447,7 +447,7 @@ pub fn disks(sample: Option<&DiskSample>, warn_pct: f64) -> Item {
         .disks
         .iter()
         .filter(|d| d.level >= Level::Warn)
-        .map(|d| format!("{} {:.0}% ({})", d.mount, d.fill_pct.floor(), d.level.as_str()))
+        .map(|d| format!("{} {}% ({})", d.mount, d.use_pct(), d.level.as_str()))
         .collect();
     let mut errors = s.errors.clone();
     errors.truncate(2);
@@ -463,7 +463,7 @@ pub fn disks(sample: Option<&DiskSample>, warn_pct: f64) -> Item {
         let why = if errors.is_empty() { "no disk could be read".to_string() } else { errors.join("; ") };
         return Item::fail(name, title(name), why, Fix::words("check `df -h`").command("df -h"));
     }
-    let list: Vec<String> = s.disks.iter().map(|d| format!("{} {:.0}%", d.mount, d.fill_pct.floor())).collect();
+    let list: Vec<String> = s.disks.iter().map(|d| format!("{} {}%", d.mount, d.use_pct())).collect();
     Item::pass(name, title(name), format!("{} (warn at {warn_pct:.0}%)", list.join(", ")))
 }
 

@@ -2,6 +2,7 @@
 //! whole [`DiskSample`], the console and `status --json` show it.
 
 pub mod growth;
+pub mod history;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,15 @@ pub struct DiskSample {
     pub disks: Vec<DiskInfo>,
     /// Paths that could not be measured, with the reason.
     pub errors: Vec<String>,
+}
+
+impl DiskInfo {
+    /// The fill as `df` prints Use%: a whole percent, rounded up (any use above 40% is 41%),
+    /// in integers so that an exact 40% is never shown as 41%.
+    pub fn use_pct(&self) -> u64 {
+        let denom = u128::from(self.used_bytes) + u128::from(self.available_bytes);
+        if denom == 0 { 0 } else { (u128::from(self.used_bytes) * 100).div_ceil(denom) as u64 }
+    }
 }
 
 impl DiskSample {
@@ -211,4 +221,34 @@ pub fn sample_with(paths: &[(String, PathBuf)], thresholds: Thresholds, mounts: 
     }
     let disks = order.into_iter().filter_map(|p| by_mount.remove(&p)).collect();
     DiskSample { disks, errors }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(used: u64, avail: u64) -> DiskInfo {
+        DiskInfo {
+            mount: "/".into(),
+            device: "d".into(),
+            fs_type: "ext4".into(),
+            total_bytes: used + avail,
+            used_bytes: used,
+            available_bytes: avail,
+            fill_pct: fill_pct(used, avail),
+            level: Level::Ok,
+            roles: vec![],
+        }
+    }
+
+    #[test]
+    fn use_pct_rounds_up_like_df() {
+        assert_eq!(info(0, 0).use_pct(), 0);
+        assert_eq!(info(0, 100).use_pct(), 0);
+        assert_eq!(info(40, 60).use_pct(), 40, "an exact percent stays");
+        assert_eq!(info(40_001, 59_999).use_pct(), 41, "anything above rounds up");
+        assert_eq!(info(835, 165).use_pct(), 84);
+        assert_eq!(info(999_999, 1).use_pct(), 100, "df shows 100% before the last byte goes");
+        assert_eq!(info(u64::MAX / 2, u64::MAX / 2).use_pct(), 50, "no overflow");
+    }
 }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use super::sample::{GpuDevice, GpuProcess, GpuSample, NvmlStatus};
-use crate::demo::trainer_pid_file;
 
 /// The demo's GPU: a simulated NVIDIA L4 whose compute process is the simulated trainer.
 /// The trainer is a real process, so its command line, owner and start time come from
@@ -12,14 +11,16 @@ use crate::demo::trainer_pid_file;
 /// (the driver version says "demo"). The job loads its model for 20 s, then trains near
 /// 16 GiB with a spike to 18.5 GiB every 45 s: "near" tier 1's 20 GiB budget.
 pub struct DemoGpu {
-    root: PathBuf,
+    /// The file holding the trainer's pid.
+    pid_file: PathBuf,
     started: std::time::SystemTime,
     procs: super::procinfo::ProcReader,
 }
 
 impl DemoGpu {
-    pub fn new(root: PathBuf, started: std::time::SystemTime) -> Self {
-        Self { root, started, procs: super::procinfo::ProcReader::default() }
+    /// The demo GPU whose process is the one whose pid is in `pid_file`.
+    pub fn new(pid_file: PathBuf, started: std::time::SystemTime) -> Self {
+        Self { pid_file, started, procs: super::procinfo::ProcReader::default() }
     }
 
     pub fn sample(&mut self, now: std::time::SystemTime) -> crate::gpu::GpuSample {
@@ -33,7 +34,7 @@ impl DemoGpu {
             16.0 + 0.4 * (t / 7.0).sin() + spike
         };
         let job = (job_gib * GIB) as u64;
-        let pid = std::fs::read_to_string(trainer_pid_file(&self.root)).ok().and_then(|s| s.trim().parse::<u32>().ok());
+        let pid = std::fs::read_to_string(&self.pid_file).ok().and_then(|s| s.trim().parse::<u32>().ok());
         // A trainer that ended (stopped with K, say) frees its VRAM, as on a real GPU.
         let processes: Vec<GpuProcess> = pid
             .map(|pid| (pid, self.procs.info(pid)))
@@ -74,10 +75,10 @@ mod tests {
     #[test]
     fn the_demo_gpu_loads_then_trains_near_the_tier1_budget() {
         let dir = tempfile::tempdir().expect("dir");
-        fs::create_dir_all(dir.path().join(".opsconsole")).expect("state dir");
-        fs::write(trainer_pid_file(dir.path()), std::process::id().to_string()).expect("pid");
+        let pid_file = dir.path().join("trainer.pid");
+        fs::write(&pid_file, std::process::id().to_string()).expect("pid");
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_867_200);
-        let mut g = DemoGpu::new(dir.path().to_path_buf(), t0);
+        let mut g = DemoGpu::new(pid_file.clone(), t0);
         let cfg = crate::gpu::GpuConfig::default();
         let mut fit = crate::gpu::FitTracker::new();
         let mut verdicts = Vec::new();
@@ -93,7 +94,7 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().expect("spawn");
         let gone = child.id();
         child.wait().expect("reap");
-        fs::write(trainer_pid_file(dir.path()), gone.to_string()).expect("pid");
+        fs::write(&pid_file, gone.to_string()).expect("pid");
         let sample = g.sample(t0 + Duration::from_secs(130));
         assert!(sample.gpus[0].processes.is_empty());
         assert_eq!(sample.gpus[0].memory_used_bytes, Some(300 * 1024 * 1024));

@@ -7,7 +7,6 @@
 pub mod backfill;
 pub mod backread;
 pub mod collector;
-pub mod command;
 pub mod config;
 pub mod discover;
 pub mod health;
@@ -19,8 +18,6 @@ pub mod rotated;
 pub mod scancache;
 pub mod status;
 pub mod tail;
-pub mod task;
-pub mod view;
 
 pub use collector::{BackfillProgress, CollectorOptions, LiveFold, LogCollector, LogSample, spawn_collector};
 pub use config::LogConfig;
@@ -30,4 +27,3 @@ pub use metrics::{MetricsSnapshot, MetricsState, Series};
 pub use parse::{MetricParser, MetricUpdate};
 pub use status::{LogStatus, MetricsStatus, collect_status, collect_status_in};
 pub use tail::{StartAt, TailBatch, TailNote, Tailer};
-pub use view::LogView;

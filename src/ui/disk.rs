@@ -31,11 +31,14 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let shown = disks.len().saturating_sub(state.disk.scroll);
     let fits = if shown * per_disk <= height { shown } else { height.saturating_sub(1) / per_disk };
     let mut lines: Vec<Line> = banner.into_iter().collect();
-    for d in disks.iter().skip(state.disk.scroll).take(fits) {
+    let rows: Vec<(&DiskInfo, Option<String>)> =
+        disks.iter().skip(state.disk.scroll).take(fits).map(|d| (*d, state.prune.growth_text(&d.mount))).collect();
+    let columns = Columns::new(&rows, width);
+    for (d, growth) in rows {
         if wide {
-            lines.push(wide_line(d, width, state.prune.growth_text(&d.mount)));
+            lines.push(wide_line(d, &columns, growth));
         } else {
-            lines.extend(narrow_lines(d, width, state.prune.growth_text(&d.mount)));
+            lines.extend(narrow_lines(d, width, growth));
         }
     }
     if fits < shown {
@@ -55,23 +58,43 @@ fn pair(d: &DiskInfo) -> String {
     format!("{} / {}", util::bytes(d.used_bytes), util::bytes(d.total_bytes))
 }
 
-fn wide_line(d: &DiskInfo, width: usize, growth: Option<String>) -> Line<'static> {
+/// The wide layout's columns, the same for every row shown: mount, pct, bar, used/total,
+/// level, then roles (or growth and time to full when growing) in what is left.
+struct Columns {
+    width: usize,
+    mount_w: usize,
+    pair_w: usize,
+    bar_w: usize,
+}
+
+impl Columns {
+    fn new(rows: &[(&DiskInfo, Option<String>)], width: usize) -> Self {
+        let mount_w = 14.min(width / 4);
+        let pair_w = rows.iter().map(|(d, _)| pair(d).chars().count()).max().unwrap_or(0);
+        let tail_w =
+            rows.iter().map(|(d, g)| g.clone().unwrap_or_else(|| d.roles.join(",")).chars().count()).max().unwrap_or(0);
+        let fixed = mount_w + 1 + 5 + 1 + pair_w + 2 + 8;
+        // The bar takes what the longest role text leaves, but at least 6 cells: the roles
+        // are cut (with …) before the bar becomes unreadable.
+        let bar_w = width.saturating_sub(fixed + tail_w + 2).clamp(6, 30);
+        Self { width, mount_w, pair_w, bar_w }
+    }
+}
+
+fn wide_line(d: &DiskInfo, c: &Columns, growth: Option<String>) -> Line<'static> {
     let style = super::level_style(d.level);
-    let pair = pair(d);
-    // mount, pct, bar, pair, level, roles (or growth and time to full when growing)
-    let mount_w = 14.min(width / 4);
-    let fixed = mount_w + 1 + 5 + 1 + pair.chars().count() + 2 + 8;
+    let (mount_w, pair_w, bar_w) = (c.mount_w, c.pair_w, c.bar_w);
+    let pair = format!("{:<pair_w$}", pair(d));
+    let used = mount_w + 1 + 5 + 1 + bar_w + 1 + pair_w + 2 + 8;
     let roles = growth.unwrap_or_else(|| d.roles.join(","));
-    let bar_w = width.saturating_sub(fixed + roles.chars().count() + 2).clamp(6, 30);
-    let used = fixed + bar_w + 1;
-    let roles = util::ellipsize(&roles, width.saturating_sub(used + 1));
+    let roles = util::ellipsize(&roles, c.width.saturating_sub(used + 1));
     Line::from(vec![
         Span::styled(
             format!("{:<mount_w$}", util::ellipsize(&d.mount, mount_w)),
             Style::new().add_modifier(Modifier::BOLD),
         ),
         Span::raw(" "),
-        Span::styled(format!("{:>4.0}%", d.fill_pct.floor()), style),
+        Span::styled(format!("{:>4}%", d.use_pct()), style),
         Span::raw(" "),
         Span::styled(util::bar(d.fill_pct, bar_w), style),
         Span::raw(format!(" {pair}  ")),
@@ -90,7 +113,7 @@ fn narrow_lines(d: &DiskInfo, width: usize, growth: Option<String>) -> Vec<Line<
             Style::new().add_modifier(Modifier::BOLD),
         ),
         Span::raw(" "),
-        Span::styled(format!("{:>4.0}%", d.fill_pct.floor()), style),
+        Span::styled(format!("{:>4}%", d.use_pct()), style),
         Span::raw(" "),
         Span::styled(util::bar(d.fill_pct, bar_w), style),
         Span::raw(" "),

@@ -16,7 +16,7 @@ use crate::util;
 
 /// Rows of log text the Log panel shows on the state's terminal (for paging keys and
 /// centring a search match): the same layout `render` draws.
-pub fn log_page(state: &AppState) -> usize {
+pub(super) fn log_page(state: &AppState) -> usize {
     let (w, h) = state.size;
     let body = Rect { x: 0, y: 0, width: w, height: h.saturating_sub(2) };
     let area = super::layout(body).log;
@@ -124,10 +124,10 @@ fn bottom_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
     let log = &state.log;
     let now = state.now;
     let mut bottom: Vec<Line> = Vec::new();
-    if let Some(q) = &log.search_input {
+    if let Some(q) = state.log_search_input() {
         bottom.push(Line::from(vec![
             Span::styled("/", Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
-            Span::raw(q.clone()),
+            Span::raw(q.to_string()),
             Span::styled("▏", Style::new().fg(Color::Cyan)),
             Span::styled("  enter find · esc cancel", super::dim()),
         ]));
@@ -335,7 +335,7 @@ fn render_chart(log: &LogPanel, frame: &mut Frame, area: Rect) {
 
 /// The log switcher: candidate logs, newest first.
 pub fn render_switcher(state: &AppState, frame: &mut Frame, area: Rect) {
-    let Some(selected) = state.log.switcher else { return };
+    let Some(selected) = state.log_switcher() else { return };
     let now: SystemTime = state.now;
     let mut lines: Vec<Line> = Vec::new();
     let width = (area.width as usize).saturating_sub(6).min(110);

@@ -13,14 +13,12 @@ mod popup;
 mod prune;
 mod uploads;
 
-pub use log::log_page;
-
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, BorderType};
 
-use crate::app::{AppState, Overlay, Panel};
+use crate::app::{AppState, Overlay, Panel, Viewport};
 use crate::disk::Level;
 
 /// Where each panel goes on a body of the given size.
@@ -54,6 +52,12 @@ pub fn layout(body: Rect) -> PanelAreas {
     }
 }
 
+/// The sizes `update` needs from the layout (rows of the Log panel, for paging), for the
+/// state as it would be drawn now. The loop stores them after each frame.
+pub fn viewport(state: &AppState) -> Viewport {
+    Viewport { log_rows: log::log_page(state) }
+}
+
 /// Draws the whole screen.
 pub fn render(state: &AppState, frame: &mut Frame) {
     let area = frame.area();
@@ -79,6 +83,8 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::Bundle => airlock::render_bundle(state, frame, body),
         Overlay::Import => airlock::render_import(state, frame, body),
         Overlay::Resume => airlock::render_resume(state, frame, body),
+        // Drawn by the Log panel (the prompt) and `render_switcher` above.
+        Overlay::LogSearch { .. } | Overlay::LogSwitcher { .. } => {}
     }
 }
 

@@ -185,9 +185,13 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
             Span::raw(format!("{typed}_")),
         ]));
     }
+    // While a prune runs, its key stops it (running another is refused anyway).
+    let (first_key, first) = match &state.prune.job {
+        Some(job) if job.running => (key(state, Action::StopPrune, "C"), "stop"),
+        _ => (key(state, Action::Confirm, "y"), "run"),
+    };
     let keys = format!(
-        "{} run · {} include unconfirmed · {}/{} scroll · {} re-plan · {} close",
-        key(state, Action::Confirm, "y"),
+        "{first_key} {first} · {} include unconfirmed · {}/{} scroll · {} re-plan · {} close",
         key(state, Action::IncludeUnsynced, "u"),
         key(state, Action::Down, "j"),
         key(state, Action::Up, "k"),

@@ -69,6 +69,14 @@ pub fn ctrl(c: char) -> Msg {
     Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
 }
 
+/// Folds a message as the console's loop does: `update`, then the sizes of the frame it
+/// would draw (`ui::viewport`) for the keys that move by a page.
+pub fn fold(state: &mut AppState, msg: Msg) -> Vec<opsconsole::app::Effect> {
+    let effects = opsconsole::app::update(state, msg);
+    state.viewport = opsconsole::ui::viewport(state);
+    effects
+}
+
 /// Renders the whole screen at `w` x `h` through the test backend.
 pub fn render(state: &AppState, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");

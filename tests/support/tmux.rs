@@ -10,13 +10,12 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// Whether tmux is installed; when it is not, says that the test is skipped.
-    pub fn available_or_skip() -> bool {
+    /// Fails the test when tmux is not installed. Tests that use tmux are
+    /// `#[ignore = "needs tmux"]`: `cargo test -- --include-ignored` runs them, and
+    /// `.ci/run` installs tmux first, so a missing tmux is a failure, never a quiet pass.
+    pub fn require() {
         let ok = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
-        if !ok {
-            eprintln!("SKIPPED: tmux is not installed (CI installs it through .ci/run)");
-        }
-        ok
+        assert!(ok, "this test needs tmux, which is not installed (.ci/run installs it)");
     }
 
     /// A session named `main`, `w` x `h`, running `cmd`.

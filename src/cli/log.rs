@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use super::backread::read_last_lines;
-use super::config::LogConfig;
-use super::discover;
-use super::tail::{FollowOptions, StartAt, Tailer, spawn_follow};
+use crate::logtail::backread::read_last_lines;
+use crate::logtail::config::LogConfig;
+use crate::logtail::discover;
+use crate::logtail::tail::{FollowOptions, StartAt, Tailer, spawn_follow};
 
 /// What `opsconsole log` was asked.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +63,7 @@ pub fn run(workspace: &Path, cfg: &LogConfig, args: &LogArgs) -> io::Result<u8> 
         let mut c = cfg.clone();
         c.path = Some(path);
         c.glob = None;
-        let (log, metrics) = super::status::workspace_status(workspace, &c);
+        let (log, metrics) = crate::logtail::status::workspace_status(workspace, &c);
         let v = serde_json::json!({ "log": log, "metrics": metrics });
         writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
         return Ok(0);

@@ -80,6 +80,7 @@ actions! {
     CancelUpload => cancel_upload, ["c"], "cancel the upload in flight (Uploads focused)";
     Prune => prune, ["p"], "prune plan: what to delete and why";
     IncludeUnsynced => include_unsynced, ["u"], "prune screen: include unconfirmed copies";
+    StopPrune => stop_prune, ["C"], "stop the running prune (after the item in hand)";
     Checklist => checklist, ["x"], "pre-shutdown checklist: what a shutdown would lose";
     Shutdown => shutdown, ["S"], "checklist: shut down (asks; failing items need overrides)";
     OverrideItem => override_item, ["o"], "checklist: override a failing item by typing its name";

@@ -1,29 +1,23 @@
-//! The upload engine: one coordinator task that folds watcher observations into the
-//! ledger and starts uploads, and a bounded number of upload tasks per remote. Nothing
-//! here blocks its caller: commands go in on a channel, [`SyncEvent`]s come out on
-//! another (progress at most four times a second per upload).
+//! The coordinator: one task that folds watcher observations into the ledger, hashes
+//! settled files, starts uploads and verifications, and records what they did.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{RemoteConfig, RemotesConfig, SyncConfig};
-use super::drive::{DriveRemote, DriveSettings};
-use super::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError};
-use super::local::{LocalOptions, LocalRemote};
-use super::lock::{EngineLock, LockError};
-use super::remote::{ErrorKind, RateLimiter, Remote, RemoteError, TransferCtx, UploadRequest};
-use super::routing::{Router, is_weights};
-use super::watcher::{Observation, Settler, scan, spawn_watcher, stat_file};
-
-// [commit groups] One commit per checkpoint for remotes that commit (the Hub).
-mod group;
+use super::upload::Job;
+use super::{Command, JobDone, JobEnd, Mode, RunSummary, SyncError, SyncEvent, group, ledger_trouble_words, now_ms};
+use crate::sync::config::SyncConfig;
+use crate::sync::ledger::{EntryFilter, Ledger, LedgerEntry, LedgerError};
+use crate::sync::remote::{RateLimiter, Remote, TransferCtx};
+use crate::sync::routing::{Router, is_weights};
+use crate::sync::watcher::{Observation, Settler, scan, spawn_watcher, stat_file};
 
 /// Attempts per file before `run_once` gives up on a transient failure.
 const ONCE_ATTEMPTS: u32 = 3;
@@ -32,448 +26,99 @@ const TICK: Duration = Duration::from_millis(250);
 const NOT_STARTED: u64 = u64::MAX;
 const PROGRESS_WRITE_EVERY: Duration = Duration::from_secs(1);
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// Why the engine could not start or stopped.
-#[derive(Debug)]
-pub enum SyncError {
-    /// Another engine runs on this workspace.
-    Locked(LockError),
-    Ledger(LedgerError),
-    /// A config value is unusable (dotted key, problem).
-    Config(Vec<(String, String)>),
-}
-
-impl std::fmt::Display for SyncError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SyncError::Locked(e) => write!(f, "{e}"),
-            SyncError::Ledger(e) => write!(f, "{e}"),
-            SyncError::Config(problems) => {
-                let parts: Vec<String> = problems.iter().map(|(k, p)| format!("{k}: {p}")).collect();
-                write!(f, "sync config: {}", parts.join("; "))
-            }
-        }
-    }
-}
-
-impl std::error::Error for SyncError {}
-
-impl From<LedgerError> for SyncError {
-    fn from(e: LedgerError) -> Self {
-        SyncError::Ledger(e)
-    }
-}
-
-/// What the engine reports. Plain values, for the console's `update` and the CLI.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SyncEvent {
-    /// A complete file was hashed and queued on a level.
-    Queued { level: String, path: String, bytes: u64 },
-    /// An upload started (at `offset` when resuming; at `bytes_total` when every byte is
-    /// there already, as when a local remote copied the file while it was hashed).
-    Started { level: String, path: String, offset: u64, bytes_total: u64 },
-    /// Throttled progress of an upload. `rate_bytes_per_s`: bytes this attempt sent over
-    /// the last [`super::rate::WINDOW`] (0 until it has run [`super::rate::MIN_SPAN`]).
-    Progress { level: String, path: String, bytes_done: u64, bytes_total: u64, rate_bytes_per_s: u64 },
-    /// Stored and verified (`already_there`: the remote held it, nothing was sent).
-    Confirmed { level: String, path: String, bytes: u64, already_there: bool },
-    /// An attempt failed; `retry_in` is `None` for a permanent failure.
-    Failed { level: String, path: String, reason: String, permanent: bool, retry_in: Option<Duration> },
-    /// A file left the queue without being stored (deleted before upload).
-    Dropped { path: String, levels: Vec<String>, note: String },
-    /// A confirmed copy failed verification on its remote (missing, changed): it is
-    /// queued to be stored again.
-    Requeued { level: String, path: String, reason: String },
-    /// A pass over a level ended; `success` when nothing is left pending or failed.
-    /// `stored`: files confirmed during the pass; `confirmed`: files the level holds.
-    PassDone { level: String, success: bool, stored: u64, confirmed: u64 },
-    /// A file a level would take was recognised as a secret and is withheld from every
-    /// level (`why` in words, never the secret).
-    Withheld { path: String, why: String },
-    /// The ledger could not be written (a full disk, an I/O error): uploads wait, and the
-    /// engine tries again in `retry_in`. `why` is in words ("disk full: …").
-    LedgerTrouble { why: String, retry_in: Duration },
-    /// The ledger is written again after trouble.
-    LedgerOk,
-}
-
-/// Commands to a running engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Run a pass on a level (or all) now, whatever the schedule.
-    SyncNow(Option<String>),
-    /// Queue failed uploads of a level (or all) again.
-    RetryFailed(Option<String>),
-    /// Stop an upload in flight; it is marked failed ("cancelled by you").
-    Cancel { path: String, level: String },
-}
-
-impl Command {
-    /// Leave this command in the workspace's ledger for the engine that runs there (a
-    /// daemon started by `opsconsole sync --daemon`); it is taken within a quarter second.
-    pub fn request(&self, workspace: &Path) -> Result<(), LedgerError> {
-        let mut l = Ledger::open(workspace)?;
-        let now = now_ms();
-        match self {
-            Command::SyncNow(level) => l.push_request("sync_now", level.as_deref(), None, now),
-            Command::RetryFailed(level) => l.push_request("retry_failed", level.as_deref(), None, now),
-            Command::Cancel { path, level } => l.push_request("cancel", Some(level), Some(path), now),
-        }
-    }
-}
-
-/// Daemon (runs until shut down, passes on schedule) or once (one pass everywhere, then
-/// stops).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Daemon,
-    Once,
-}
-
-/// What one run did (for `run_once` and the daemon's exit line).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunSummary {
-    pub uploaded: u64,
-    pub uploaded_bytes: u64,
-    pub already_there: u64,
-    pub dropped: u64,
-    /// Confirmed copies verified on their remotes (`sync --verify`, and every pass).
-    pub verified: u64,
-    /// Confirmed copies found missing or changed, queued to be stored again.
-    pub requeued: u64,
-    /// (level, path, reason) of uploads left failed, or (`--once`) left unfinished.
-    pub failed: Vec<(String, String, String)>,
-    /// (path, why) of files withheld as secrets during this run.
-    pub withheld: Vec<(String, String)>,
-}
-
-/// What the remotes of a workspace are bound to: the workspace (its id, for the local
-/// remotes' identity markers) and the folders a copy must not share a filesystem with.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteEnv {
-    pub workspace: PathBuf,
-    /// The workspace and each checkpoint root.
-    pub protected: Vec<PathBuf>,
-    /// Hash every stored copy again instead of trusting remembered checksums
-    /// (`sync --verify`).
-    pub rehash: bool,
-}
-
-impl RemoteEnv {
-    /// A workspace whose checkpoints live inside it.
-    pub fn new(workspace: &Path) -> Self {
-        Self { workspace: workspace.to_path_buf(), protected: vec![workspace.to_path_buf()], rehash: false }
-    }
-
-    /// A workspace and its configured checkpoint roots (those that exist).
-    pub fn with_roots(workspace: &Path, checkpoint_roots: &[String]) -> Self {
-        let mut env = Self::new(workspace);
-        let (roots, _) = crate::checkpoints::roots::expand_roots(workspace, checkpoint_roots);
-        env.protected.extend(roots.into_iter().map(|r| r.path));
-        env
-    }
-}
-
-/// Build the remotes named in the config for a workspace whose checkpoints live inside it.
-pub fn build_remotes(remotes: &RemotesConfig, workspace: &Path) -> BTreeMap<String, Arc<dyn Remote>> {
-    build_remotes_in(remotes, &RemoteEnv::new(workspace))
-}
-
-/// Build the remotes named in the config, bound to the workspace in `env`.
-pub fn build_remotes_in(remotes: &RemotesConfig, env: &RemoteEnv) -> BTreeMap<String, Arc<dyn Remote>> {
-    // Without an id (an unwritable workspace) no marker matches: nothing is stored.
-    let ws_id = super::marker::workspace_id(&env.workspace).unwrap_or_default();
-    remotes
-        .iter()
-        .map(|(name, cfg)| {
-            let remote: Arc<dyn Remote> = match cfg {
-                RemoteConfig::Local { path, same_disk } => {
-                    let root = super::config::local_root(path, &env.workspace);
-                    let opts = LocalOptions {
-                        workspace_id: Some(ws_id.clone()),
-                        workspace: Some(env.workspace.clone()),
-                        same_disk: *same_disk,
-                        protected: env.protected.clone(),
-                        sums: Some(super::sums::SumCache::new(super::sums::sums_path(&env.workspace))),
-                        rehash: env.rehash,
-                    };
-                    Arc::new(LocalRemote::with_options(name.clone(), root, opts))
-                }
-                RemoteConfig::Drive { folder_id, key_file, scope, chunk_mib, endpoint, subject } => {
-                    let s =
-                        DriveSettings::new(folder_id, key_file.as_deref(), scope, *chunk_mib, endpoint, &env.workspace)
-                            .acting_as(subject.as_deref());
-                    Arc::new(DriveRemote::new(name.clone(), s))
-                }
-                RemoteConfig::Hf { repo_id, private, allow_public, revision, path_prefix, endpoint } => {
-                    let settings = super::hf::HfSettings {
-                        repo_id: repo_id.clone(),
-                        private: *private,
-                        allow_public: *allow_public,
-                        revision: revision.clone(),
-                        path_prefix: path_prefix.clone(),
-                        endpoint: endpoint.clone(),
-                    };
-                    Arc::new(super::hf::HfRemote::new(name.clone(), settings))
-                }
-            };
-            (name.clone(), remote)
-        })
-        .collect()
-}
-
-/// Delay before retry number `attempt` (1-based): exponential from `base`, capped at
-/// `max`, with "equal jitter" (`jitter` in 0..1 picks within the upper half), and never
-/// shorter than a Retry-After hint.
-pub fn backoff_delay(
-    attempt: u32,
-    base: Duration,
-    max: Duration,
-    retry_after: Option<Duration>,
-    jitter: f64,
-) -> Duration {
-    let exp = base.checked_mul(1u32 << attempt.saturating_sub(1).min(20)).unwrap_or(max).min(max);
-    let half = exp / 2;
-    let d = half + half.mul_f64(jitter.clamp(0.0, 1.0));
-    match retry_after {
-        Some(ra) if ra > d => ra,
-        _ => d,
-    }
-}
-
-/// A running engine.
-pub struct EngineHandle {
-    commands: mpsc::UnboundedSender<Command>,
-    /// Events from the engine; drain it, or drop it to ignore them.
-    pub events: mpsc::UnboundedReceiver<SyncEvent>,
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<Result<RunSummary, SyncError>>>,
-}
-
-impl Drop for EngineHandle {
-    /// A dropped handle stops the engine: uploads in flight end within a chunk (their
-    /// cancel tokens are children of this one), so a runtime shutting down does not wait
-    /// on a multi-gigabyte copy.
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl EngineHandle {
-    pub fn send(&self, cmd: Command) {
-        let _ = self.commands.send(cmd);
-    }
-
-    /// A token that stops the engine when cancelled.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Stop (uploads in flight are left resumable) and wait for the engine to end.
-    pub async fn shutdown(self) -> Result<RunSummary, SyncError> {
-        self.shutdown.cancel();
-        self.wait().await
-    }
-
-    /// Wait for the engine to end by itself (once mode) or by its shutdown token.
-    pub async fn wait(mut self) -> Result<RunSummary, SyncError> {
-        let Some(task) = self.task.take() else {
-            return Err(SyncError::Ledger(LedgerError("sync engine already awaited".into())));
-        };
-        match task.await {
-            Ok(r) => r,
-            Err(e) => Err(SyncError::Ledger(LedgerError(format!("sync engine stopped: {e}")))),
-        }
-    }
-}
-
-/// Start an engine on a workspace: takes the workspace lock, opens the ledger, watches the
-/// workspace and uploads in the background. Must be called inside a tokio runtime.
-pub fn start(
-    workspace: &Path,
-    sync: &SyncConfig,
-    remotes: BTreeMap<String, Arc<dyn Remote>>,
-    mode: Mode,
-) -> Result<EngineHandle, SyncError> {
-    let problems = sync.validate();
-    if !problems.is_empty() {
-        return Err(SyncError::Config(problems));
-    }
-    // A remote folder that is the workspace, holds it or is inside it is no copy at all.
-    let places: Vec<(String, String)> = remotes
-        .iter()
-        .filter_map(|(name, r)| {
-            let why = remote_root_around(r.as_ref(), workspace)?;
-            Some((format!("remotes.{name}.path"), why))
-        })
-        .collect();
-    if !places.is_empty() {
-        return Err(SyncError::Config(places));
-    }
-    let lock = EngineLock::acquire(workspace).map_err(SyncError::Locked)?;
-    let ledger = Ledger::open(workspace)?;
-    let router = Router::new(sync).map_err(|e| SyncError::Config(vec![("sync".into(), e)]))?;
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let shutdown = CancellationToken::new();
-    let coordinator =
-        Coordinator::new(workspace.to_path_buf(), sync.clone(), Arc::new(router), remotes, ledger, ev_tx, mode);
-    let token = shutdown.clone();
-    let coordinator = Coordinator { shutdown: shutdown.clone(), ..coordinator };
-    let task = tokio::spawn(async move {
-        let _lock = lock;
-        coordinator.run(cmd_rx, token).await
-    });
-    Ok(EngineHandle { commands: cmd_tx, events: ev_rx, shutdown, task: Some(task) })
-}
-
-/// Why a remote's folder may not be used for this workspace (it is the workspace, inside
-/// it, or holds it), if so.
-fn remote_root_around(remote: &dyn Remote, workspace: &Path) -> Option<String> {
-    let path = remote.local_root()?;
-    let mut r = RemotesConfig::new();
-    r.insert(remote.name().to_string(), RemoteConfig::Local { path: path.to_path_buf(), same_disk: false });
-    super::config::validate_places(&r, workspace, &[]).into_iter().next().map(|(_, why)| why)
-}
-
 /// A scanned file: (path, size, mtime_ns, its (level, remote) routes).
 type ScannedFile = (String, u64, i64, Vec<(String, String)>);
 
-struct Level {
-    name: &'static str,
-    remote: Option<Arc<dyn Remote>>,
-    remote_name: String,
-    interval_ms: i64,
-    pass_active: bool,
-    last_pass_ms: Option<i64>,
+pub(super) struct Level {
+    pub(super) name: &'static str,
+    pub(super) remote: Option<Arc<dyn Remote>>,
+    pub(super) remote_name: String,
+    pub(super) interval_ms: i64,
+    pub(super) pass_active: bool,
+    pub(super) last_pass_ms: Option<i64>,
     /// Files confirmed since the pass began.
-    pass_stored: u64,
+    pub(super) pass_stored: u64,
     /// The confirmed copies are to be verified on the remote (a pass began).
-    needs_check: bool,
+    pub(super) needs_check: bool,
     /// A verification of the confirmed copies is running.
-    checking: bool,
+    pub(super) checking: bool,
     /// The last verification could not reach the remote (why).
-    check_error: Option<String>,
+    pub(super) check_error: Option<String>,
 }
 
 /// What verifying a level's confirmed copies found.
-struct CheckDone {
-    level: &'static str,
-    verified: u64,
+pub(super) struct CheckDone {
+    pub(super) level: &'static str,
+    pub(super) verified: u64,
     /// Copies missing or changed: (row, why).
-    failed: Vec<(LedgerEntry, String)>,
+    pub(super) failed: Vec<(LedgerEntry, String)>,
     /// The remote itself could not be read (not mounted, no access).
-    error: Option<String>,
+    pub(super) error: Option<String>,
 }
 
-struct InFlight {
-    ctx: TransferCtx,
-    user_cancel: Arc<AtomicBool>,
-    bytes_total: u64,
+pub(super) struct InFlight {
+    pub(super) ctx: TransferCtx,
+    pub(super) user_cancel: Arc<AtomicBool>,
+    pub(super) bytes_total: u64,
     sha256: String,
-    remote: String,
-    started: Instant,
+    pub(super) remote: String,
+    pub(super) started: Instant,
     /// Bytes sent in this attempt over the last seconds (the rate and ETA shown).
-    rate: super::rate::RateWindow,
-    last_event: (u64, u64),
-    last_write: Instant,
-}
-
-enum JobEnd {
-    Confirmed {
-        already_there: bool,
-        bytes: u64,
-    },
-    /// [commit groups] The object is staged; the file waits for its checkpoint's commit.
-    Staged {
-        group: String,
-    },
-    Gone,
-    Changed,
-    Failed {
-        reason: String,
-        permanent: bool,
-        retry_in: Option<Duration>,
-    },
-    Cancelled,
-    Interrupted,
-    /// Recognised as a secret just before the upload: nothing was sent.
-    Withheld(crate::secrets::Finding, u64, i64),
-}
-
-struct JobDone {
-    path: String,
-    level: String,
-    end: JobEnd,
-    /// A ledger write the job needed failed (the attempt is not recorded).
-    ledger_error: Option<LedgerError>,
+    pub(super) rate: crate::sync::rate::RateWindow,
+    pub(super) last_event: (u64, u64),
+    pub(super) last_write: Instant,
 }
 
 /// The ledger cannot be written: nothing new starts before `until`; each failure in a row
 /// doubles `delay` (from `sync.retry_base_seconds` up to `sync.retry_max_seconds`).
-struct LedgerTrouble {
-    until: Instant,
-    delay: Duration,
+pub(super) struct LedgerTrouble {
+    pub(super) until: Instant,
+    pub(super) delay: Duration,
 }
 
-/// A ledger error in words: a full disk says so.
-pub fn ledger_trouble_words(ws: &Path, e: &LedgerError) -> String {
-    match super::ledger::disk_full(ws) {
-        true => format!(
-            "disk full: the sync ledger cannot record uploads (0 B free on the workspace's disk; {e}); \
-             uploads wait until space is freed"
-        ),
-        false => format!("the sync ledger cannot be written: {e}"),
-    }
-}
-
-struct Coordinator {
-    ws: PathBuf,
-    sync: SyncConfig,
-    router: Arc<Router>,
-    ledger: Arc<Mutex<Ledger>>,
-    levels: Vec<Level>,
-    settler: Settler,
-    hash_queue: VecDeque<super::watcher::Ready>,
-    hashing: JoinSet<(super::watcher::Ready, HashResult)>,
+pub(super) struct Coordinator {
+    pub(super) ws: PathBuf,
+    pub(super) sync: SyncConfig,
+    pub(super) router: Arc<Router>,
+    pub(super) ledger: Arc<Mutex<Ledger>>,
+    pub(super) levels: Vec<Level>,
+    pub(super) settler: Settler,
+    pub(super) hash_queue: VecDeque<crate::sync::watcher::Ready>,
+    pub(super) hashing: JoinSet<(crate::sync::watcher::Ready, HashResult)>,
     /// The file being hashed now: no upload of it starts meanwhile (a newer version is
     /// about to be known, and a remote may be taking a copy of it).
-    hashing_path: Option<String>,
-    jobs: JoinSet<JobDone>,
-    checks: JoinSet<CheckDone>,
+    pub(super) hashing_path: Option<String>,
+    pub(super) jobs: JoinSet<JobDone>,
+    pub(super) checks: JoinSet<CheckDone>,
     /// `--once`: failures of each upload in this run (a run gives up after a few).
-    once_failures: HashMap<(String, String), u32>,
+    pub(super) once_failures: HashMap<(String, String), u32>,
     /// `--once`: files that are not weights already taken in this run; a log that keeps
     /// growing is stored as the snapshot taken, not chased.
-    once_taken: HashSet<String>,
-    inflight: HashMap<(String, String), InFlight>,
-    events: mpsc::UnboundedSender<SyncEvent>,
-    limiter: Option<Arc<RateLimiter>>,
-    mode: Mode,
-    summary: RunSummary,
+    pub(super) once_taken: HashSet<String>,
+    pub(super) inflight: HashMap<(String, String), InFlight>,
+    pub(super) events: mpsc::UnboundedSender<SyncEvent>,
+    pub(super) limiter: Option<Arc<RateLimiter>>,
+    pub(super) mode: Mode,
+    pub(super) summary: RunSummary,
     /// The engine's shutdown token; each upload's cancel token is a child of it.
-    shutdown: CancellationToken,
+    pub(super) shutdown: CancellationToken,
     /// [commit groups] Staged checkpoints and their commits.
-    groups: group::Groups,
+    pub(super) groups: group::Groups,
     /// Set while the ledger cannot be written (see [`LedgerTrouble`]).
-    trouble: Option<LedgerTrouble>,
+    pub(super) trouble: Option<LedgerTrouble>,
 }
 
 /// A settled file, read: its hash (and the levels whose remotes took a copy while it was
 /// read), or why it is a secret (then it is not hashed at all).
-enum Hashed {
-    Digests(super::hash::Digests, Vec<(String, Arc<dyn Remote>)>),
+pub(super) enum Hashed {
+    Digests(crate::sync::hash::Digests, Vec<(String, Arc<dyn Remote>)>),
     Secret(crate::secrets::Finding),
 }
 
 /// What the hash pass returns: on failure, the levels whose remotes had begun a copy.
-type HashResult = Result<Hashed, (std::io::Error, Vec<(String, Arc<dyn Remote>)>)>;
+pub(super) type HashResult = Result<Hashed, (std::io::Error, Vec<(String, Arc<dyn Remote>)>)>;
 
-async fn db<T: Send + 'static>(
+pub(super) async fn db<T: Send + 'static>(
     ledger: &Arc<Mutex<Ledger>>,
     f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
@@ -490,7 +135,7 @@ async fn db<T: Send + 'static>(
 }
 
 impl Coordinator {
-    fn new(
+    pub(super) fn new(
         ws: PathBuf,
         sync: SyncConfig,
         router: Arc<Router>,
@@ -598,7 +243,7 @@ impl Coordinator {
         let _ = self.events.send(ev);
     }
 
-    fn routes(&self, rel: &str, size: u64) -> Vec<(String, String)> {
+    pub(super) fn routes(&self, rel: &str, size: u64) -> Vec<(String, String)> {
         self.router
             .route(rel, size)
             .into_iter()
@@ -611,7 +256,7 @@ impl Coordinator {
             .collect()
     }
 
-    async fn run(
+    pub(super) async fn run(
         mut self,
         mut cmd_rx: mpsc::UnboundedReceiver<Command>,
         shutdown: CancellationToken,
@@ -743,7 +388,7 @@ impl Coordinator {
                             continue;
                         }
                         let why = match (e.state, e.last_error) {
-                            (super::ledger::UploadState::Failed, Some(err)) => err,
+                            (crate::sync::ledger::UploadState::Failed, Some(err)) => err,
                             (_, Some(err)) => format!("not stored in this run; last error: {err}"),
                             (_, None) if stopped => "not stored: the run was stopped".to_string(),
                             (_, None) => "not stored in this run".to_string(),
@@ -881,7 +526,7 @@ impl Coordinator {
                                 staged.push((level, remote));
                             }
                         }
-                        match super::hash::digest_prefix_into(&path, ready.size, with_md5, &mut sinks) {
+                        match crate::sync::hash::digest_prefix_into(&path, ready.size, with_md5, &mut sinks) {
                             Ok(d) => Ok(Hashed::Digests(d, staged)),
                             Err(e) => Err((e, staged)),
                         }
@@ -892,7 +537,7 @@ impl Coordinator {
         }
     }
 
-    async fn hashed(&mut self, ready: super::watcher::Ready, result: HashResult) -> Result<(), SyncError> {
+    async fn hashed(&mut self, ready: crate::sync::watcher::Ready, result: HashResult) -> Result<(), SyncError> {
         let now = now_ms();
         self.hashing_path = None;
         let (result, mut staged) = match result {
@@ -940,7 +585,8 @@ impl Coordinator {
                             for level in staged_levels {
                                 let wanted = out.queued.contains(&level)
                                     || l.entry(&rel, &level)?.is_some_and(|e| {
-                                        e.sha256 == digests.sha256 && e.state != super::ledger::UploadState::Confirmed
+                                        e.sha256 == digests.sha256
+                                            && e.state != crate::sync::ledger::UploadState::Confirmed
                                     });
                                 if wanted {
                                     keep.push(level);
@@ -1184,7 +830,7 @@ impl Coordinator {
                         continue;
                     }
                     // Outside a pass only retries and resumes of work a pass began may run.
-                    let begun = entry.attempts > 0 || entry.state == super::ledger::UploadState::Uploading;
+                    let begun = entry.attempts > 0 || entry.state == crate::sync::ledger::UploadState::Uploading;
                     if !(continuous || active || begun) {
                         continue;
                     }
@@ -1251,7 +897,7 @@ impl Coordinator {
             if entries.is_empty() {
                 return done;
             }
-            let listed: HashMap<String, super::remote::RemoteObject> = match remote.list("").await {
+            let listed: HashMap<String, crate::sync::remote::RemoteObject> = match remote.list("").await {
                 Ok(objs) => objs.into_iter().map(|o| (o.key.clone(), o)).collect(),
                 Err(e) => {
                     done.error = Some(e.reason());
@@ -1270,7 +916,7 @@ impl Coordinator {
                         }
                     },
                 };
-                match super::verify::check(obj.as_ref(), &e) {
+                match crate::sync::verify::check(obj.as_ref(), &e) {
                     Ok(()) => done.verified += 1,
                     Err(why) => {
                         let reason =
@@ -1359,7 +1005,7 @@ impl Coordinator {
                 sha256: entry.sha256.clone(),
                 remote: remote.name().to_string(),
                 started: Instant::now(),
-                rate: super::rate::RateWindow::new(),
+                rate: crate::sync::rate::RateWindow::new(),
                 last_event: (NOT_STARTED, 0),
                 last_write: Instant::now(),
             },
@@ -1387,7 +1033,7 @@ impl Coordinator {
         }
     }
 
-    async fn job_done(&mut self, done: JobDone) -> Result<(), SyncError> {
+    pub(super) async fn job_done(&mut self, done: JobDone) -> Result<(), SyncError> {
         self.touch(&done.level);
         let flight = self.inflight.remove(&(done.path.clone(), done.level.clone()));
         let now = now_ms();
@@ -1496,187 +1142,5 @@ impl Coordinator {
             })
             .await;
         }
-    }
-}
-
-struct Job {
-    ws: PathBuf,
-    entry: LedgerEntry,
-    remote: Arc<dyn Remote>,
-    ledger: Arc<Mutex<Ledger>>,
-    ctx: TransferCtx,
-    user_cancel: Arc<AtomicBool>,
-    events: mpsc::UnboundedSender<SyncEvent>,
-    base: Duration,
-    max: Duration,
-    /// The first ledger write of this attempt that failed.
-    ledger_error: Mutex<Option<LedgerError>>,
-}
-
-impl Job {
-    async fn run(self) -> JobDone {
-        let end = self.attempt().await;
-        let ledger_error = self.ledger_error.lock().unwrap_or_else(|p| p.into_inner()).take();
-        JobDone { path: self.entry.path.clone(), level: self.entry.level.clone(), end, ledger_error }
-    }
-
-    fn note_ledger_error(&self, e: &LedgerError) {
-        let mut slot = self.ledger_error.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(LedgerError(e.0.clone()));
-        }
-    }
-
-    async fn attempt(&self) -> JobEnd {
-        let e = &self.entry;
-        let src = self.ws.join(&e.path);
-        match stat_file(&src) {
-            None => return JobEnd::Gone,
-            Some((size, mtime)) => {
-                let same = (size, mtime) == (e.bytes_total, e.mtime_ns);
-                let grown = !is_weights(&e.path) && size >= e.bytes_total;
-                if !same && !grown {
-                    return JobEnd::Changed;
-                }
-                // The last gate before anything leaves the machine: name and contents.
-                let (ws, rel) = (self.ws.clone(), e.path.clone());
-                let scan = move || {
-                    if is_weights(&rel) {
-                        crate::secrets::scan_in(&ws, &rel)
-                    } else {
-                        crate::secrets::scan_whole_in(&ws, &rel)
-                    }
-                };
-                if let Ok(Some(finding)) = tokio::task::spawn_blocking(scan).await {
-                    return JobEnd::Withheld(finding, size, mtime);
-                }
-            }
-        }
-        match self.store(&src).await {
-            Ok(end) => end,
-            Err(err) => self.fail(err).await,
-        }
-    }
-
-    async fn store(&self, src: &Path) -> Result<JobEnd, RemoteError> {
-        let e = &self.entry;
-        let ledger_err = |le: LedgerError| {
-            self.note_ledger_error(&le);
-            RemoteError::transient(le.to_string())
-        };
-        // Already stored (a run killed after the upload but before the ledger said so, or
-        // a copy queued again that is in fact there)?
-        if let Some(obj) = self.remote.stat(&e.path).await?
-            && super::verify::matches(&obj, e).is_ok()
-        {
-            self.confirm(&obj).await.map_err(ledger_err)?;
-            return Ok(JobEnd::Confirmed { already_there: true, bytes: e.bytes_total });
-        }
-        let resume = self.remote.resume_point(&e.path, &e.sha256, e.session.as_deref()).await?;
-        let (p, lv, sha, off, sess) =
-            (e.path.clone(), e.level.clone(), e.sha256.clone(), resume.offset, resume.session.clone());
-        db(&self.ledger, move |l| l.set_uploading(&p, &lv, &sha, off, sess.as_deref(), now_ms()))
-            .await
-            .map_err(ledger_err)?;
-        self.ctx.bytes_done.store(resume.offset, Ordering::Relaxed);
-        let _ = self.events.send(SyncEvent::Started {
-            level: e.level.clone(),
-            path: e.path.clone(),
-            offset: resume.offset,
-            bytes_total: e.bytes_total,
-        });
-        let req = UploadRequest {
-            key: &e.path,
-            source: src,
-            size: e.bytes_total,
-            sha256: &e.sha256,
-            md5: e.md5.as_deref(),
-            resume,
-        };
-        let receipt = self.remote.upload(req, &self.ctx).await?;
-        // [commit groups] Staged, not yet visible: confirmed after its checkpoint's commit.
-        if let Some(group) = self.remote.commit_group(&e.path) {
-            return Ok(JobEnd::Staged { group });
-        }
-        // Verify: size and every checksum as the remote reports them.
-        let obj = self.remote.stat(&e.path).await?;
-        if let Err(why) = super::verify::check(obj.as_ref(), e) {
-            let _ = self.remote.delete(&e.path).await;
-            return Err(RemoteError::transient(format!(
-                "the copy on remote '{}' did not match after upload ({why}); it will be sent again",
-                self.remote.name()
-            )));
-        }
-        let mut obj = obj.unwrap_or_else(|| super::remote::RemoteObject {
-            key: e.path.clone(),
-            id: receipt.remote_id.clone(),
-            size: e.bytes_total,
-            sha256: None,
-            md5: None,
-            modified_ms: None,
-        });
-        if obj.id.is_empty() {
-            obj.id = receipt.remote_id;
-        }
-        self.confirm(&obj).await.map_err(ledger_err)?;
-        Ok(JobEnd::Confirmed { already_there: false, bytes: e.bytes_total })
-    }
-
-    /// Record the copy as confirmed, with the remote's own id and checksum of it (SHA-256
-    /// where the remote reports one, else its MD5).
-    async fn confirm(&self, obj: &super::remote::RemoteObject) -> Result<(), LedgerError> {
-        let e = &self.entry;
-        // The remote's own checksum of the stored copy: Drive's md5Checksum, else the SHA-256
-        // a local remote reads back or the Hub's LFS oid.
-        let checksum = obj.md5.clone().or_else(|| obj.sha256.clone()).unwrap_or_default();
-        let (p, lv, sha, id) = (e.path.clone(), e.level.clone(), e.sha256.clone(), obj.id.clone());
-        db(&self.ledger, move |l| l.set_confirmed(&p, &lv, &sha, &id, &checksum, now_ms()).map(|_| ())).await
-    }
-
-    async fn fail(&self, err: RemoteError) -> JobEnd {
-        let e = &self.entry;
-        match err.kind {
-            ErrorKind::SourceGone => return JobEnd::Gone,
-            ErrorKind::SourceChanged => return JobEnd::Changed,
-            ErrorKind::Cancelled if !self.user_cancel.load(Ordering::Relaxed) => {
-                return JobEnd::Interrupted;
-            }
-            _ => {}
-        }
-        let now = now_ms();
-        let user_cancel = err.kind == ErrorKind::Cancelled;
-        let permanent = err.is_permanent() || user_cancel;
-        let reason = if user_cancel {
-            "cancelled by you; retry failed uploads to queue it again".to_string()
-        } else {
-            err.reason()
-        };
-        let attempts = e.attempts + 1;
-        let retry_in =
-            (!permanent).then(|| backoff_delay(attempts, self.base, self.max, err.retry_after, fastrand::f64()));
-        let next = now + retry_in.map(|d| d.as_millis() as i64).unwrap_or(0);
-        let (p, lv, sha, r) = (e.path.clone(), e.level.clone(), e.sha256.clone(), reason.clone());
-        if let Err(e) = db(&self.ledger, move |l| l.set_failed(&p, &lv, &sha, &r, permanent, next, now)).await {
-            self.note_ledger_error(&e);
-        }
-        if user_cancel { JobEnd::Cancelled } else { JobEnd::Failed { reason, permanent, retry_in } }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_caps_and_honours_retry_after() {
-        let b = Duration::from_secs(2);
-        let m = Duration::from_secs(60);
-        assert_eq!(backoff_delay(1, b, m, None, 1.0), Duration::from_secs(2));
-        assert_eq!(backoff_delay(1, b, m, None, 0.0), Duration::from_secs(1));
-        assert_eq!(backoff_delay(3, b, m, None, 1.0), Duration::from_secs(8));
-        assert_eq!(backoff_delay(30, b, m, None, 1.0), m);
-        assert_eq!(backoff_delay(30, b, m, None, 0.0), m / 2);
-        assert_eq!(backoff_delay(1, b, m, Some(Duration::from_secs(120)), 0.5), Duration::from_secs(120));
-        assert_eq!(backoff_delay(3, b, m, Some(Duration::from_millis(10)), 1.0), Duration::from_secs(8));
     }
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
-use super::collector::{CollectorOptions, LogCollector, spawn_collector};
-use super::config::LogConfig;
-use super::discover;
 use crate::app::Msg;
+use crate::logtail::collector::{CollectorOptions, LogCollector, spawn_collector};
+use crate::logtail::config::LogConfig;
+use crate::logtail::discover;
 
 /// How often the candidate logs are listed again.
 const LIST_EVERY: Duration = Duration::from_secs(10);

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::lines::LogLine;
+use crate::logtail::lines::LogLine;
 
 /// A kept line and its number since the log was opened.
 #[derive(Debug, Clone, PartialEq)]

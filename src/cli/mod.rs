@@ -15,6 +15,14 @@ use crate::config::{self, Config, ConfigError};
 use crate::workspace::{HostInfo, Workspace};
 use crate::{demo, logging, status, tui};
 
+pub mod fit;
+pub mod log;
+pub mod prune;
+pub mod remote;
+pub mod shutdown_check;
+pub mod ssh_config;
+pub mod sync;
+
 /// A terminal operations console for training ML models on rented cloud GPUs.
 #[derive(Debug, Parser)]
 #[command(name = "opsconsole", version, about, long_about = None)]
@@ -59,7 +67,7 @@ pub enum Command {
         json: bool,
     },
     /// Estimate a job's VRAM and which tier can run it, before anything runs.
-    Fit(Box<crate::gpu::fit::FitArgs>),
+    Fit(Box<fit::FitArgs>),
     /// Print the end of the training log, follow it, or list the candidate logs.
     Log {
         /// Keep printing new lines, across rotation and truncation (like `tail -F`).
@@ -340,24 +348,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Log { follow, lines, list, json, path }) => {
             let (ws, cfg) = load_workspace(&cli)?;
-            let args = crate::logtail::command::LogArgs {
-                list: *list,
-                follow: *follow,
-                lines: *lines,
-                json: *json,
-                path: path.clone(),
-            };
-            Ok(ExitCode::from(crate::logtail::command::run(&ws.root, &cfg.log, &args)?))
+            let args = log::LogArgs { list: *list, follow: *follow, lines: *lines, json: *json, path: path.clone() };
+            Ok(ExitCode::from(log::run(&ws.root, &cfg.log, &args)?))
         }
         Some(Command::Prune { dry_run, yes, json, allow_unsynced }) => {
             let (ws, cfg) = load_workspace(&cli)?;
-            let opts = crate::prune::PruneOptions {
-                dry_run: *dry_run,
-                yes: *yes,
-                json: *json,
-                allow_unsynced: *allow_unsynced,
-            };
-            crate::prune::run_cli(&ws.root, &cfg, opts)
+            let opts =
+                prune::PruneOptions { dry_run: *dry_run, yes: *yes, json: *json, allow_unsynced: *allow_unsynced };
+            prune::run_cli(&ws.root, &cfg, opts)
         }
         Some(Command::Init) => {
             let dir = std::env::current_dir()?;
@@ -397,19 +395,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Sync { daemon, verify, .. }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
-            let code = crate::sync::cli_run(&ws.root, &cfg, *daemon, *verify);
+            let code = sync::cli_run(&ws.root, &cfg, *daemon, *verify);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Some(Command::Remote { command: RemoteCommand::Check { name, init, json } }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
-            let code = crate::sync::check::cli_run(&ws.root, &cfg, name.as_deref(), *init, *json);
+            let code = remote::cli_run(&ws.root, &cfg, name.as_deref(), *init, *json);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Some(Command::ShutdownCheck { json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
-            match crate::checklist::gather::cli_run(&ws, &cfg, *json) {
+            match shutdown_check::cli_run(&ws, &cfg, *json) {
                 Ok(code) => Ok(ExitCode::from(code)),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -419,7 +417,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::SshConfig { host, ip, file, print }) => {
             // Runs on the laptop: no workspace, no config.
-            Ok(ExitCode::from(crate::checklist::sshconfig::cli_run(host, ip, file.as_deref(), *print)))
+            Ok(ExitCode::from(ssh_config::cli_run(host, ip, file.as_deref(), *print)))
         }
         Some(Command::Bundle { experiment, no_upload, json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
@@ -484,16 +482,28 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, opts: tui::RunOptions) ->
     let result = rt.block_on(async move {
         let mut collectors = Collectors::new(&ws, &cfg);
         if demo {
-            collectors.gpu_demo = Some(ws.root.clone());
+            collectors.gpu_demo = Some(crate::demo::trainer_pid_file(&ws.root));
         }
-        let mut state = AppState::new(cfg, HostInfo::current(), ws.root.clone(), SystemTime::now());
+        // The first frame is a full one: the host, the disk history, the first disk sample
+        // and the log's last screen (read backwards from the end: fast on any size) are
+        // read before drawing, on a blocking thread like every other read.
+        let (root, log_cfg, paths, thresholds) =
+            (ws.root.clone(), cfg.log.clone(), collectors.disk_paths.clone(), collectors.thresholds);
+        let (host, history, disks, log) = tokio::task::spawn_blocking(move || {
+            let now = SystemTime::now();
+            (
+                HostInfo::current(),
+                crate::disk::history::load(&root, now),
+                crate::disk::sample(&paths, thresholds),
+                crate::logtail::collector::first_sample(&root, &log_cfg, 200),
+            )
+        })
+        .await?;
+        let mut state = AppState::new(cfg, host, ws.root.clone(), SystemTime::now());
         state.demo = demo;
-        crate::prune::seed_history(&mut state);
-        // The first frame is a full one: take the first disk sample before drawing.
-        let first = crate::disk::sample(&collectors.disk_paths, collectors.thresholds);
-        crate::app::update(&mut state, crate::app::Msg::Disk(first));
-        // And the log's last screen (read backwards from the end: fast on any size).
-        if let Some(log) = crate::logtail::collector::first_sample(&state.workspace_root, &state.config.log, 200) {
+        state.prune.seed_history(history);
+        crate::app::update(&mut state, crate::app::Msg::Disk(disks));
+        if let Some(log) = log {
             crate::app::update(&mut state, crate::app::Msg::Log(Box::new(log)));
         }
         tui::run(state, collectors, opts).await

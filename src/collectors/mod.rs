@@ -1,0 +1,144 @@
+//! Collectors: one task per source, each sampling off the UI task (blocking work on
+//! `spawn_blocking`) and sending whole samples on the app channel. They are started and
+//! stopped by the executor (`exec`), which also asks them to sample at once (`ctrl-r`, a
+//! job that changed the disks) and switches the followed log.
+//!
+//! - `gpu`: NVML, or the demo's simulated GPU, every `gpu.sample_ms`;
+//! - `disk`: filesystem fill, every `disk.sample_ms`;
+//! - `log`: which log to follow, and the follower of that log;
+//! - `sync`: the sync ledger for the Uploads panel;
+//! - `checkpoints`: the checkpoint inventory and usage, every `checkpoints.scan_secs`;
+//! - `external_ip`: the VM's external address, once known.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::app::Msg;
+use crate::config::Config;
+use crate::disk::Thresholds;
+use crate::sync::EngineSource;
+use crate::workspace::Workspace;
+
+pub mod checkpoints;
+pub mod disk;
+pub mod external_ip;
+pub mod gpu;
+pub mod host;
+pub mod log;
+pub mod sync;
+
+use gpu::{GpuSource, spawn_gpu};
+use sync::SyncCollector;
+
+/// What the console samples, built from the workspace and config.
+#[derive(Debug, Clone)]
+pub struct Collectors {
+    pub disk_paths: Vec<(String, PathBuf)>,
+    pub thresholds: Thresholds,
+    pub disk_every: Duration,
+    pub gpu: crate::gpu::GpuConfig,
+    /// `opsconsole demo`: the simulated GPU, whose process is the trainer whose pid is in
+    /// this file, instead of NVML.
+    pub gpu_demo: Option<PathBuf>,
+    pub workspace_root: PathBuf,
+    pub log: crate::logtail::LogConfig,
+    /// At most one log sample per this interval: half a frame (`refresh_ms`), between 50
+    /// and 500 ms. Lines are never dropped, only sent together.
+    pub log_min_interval: Duration,
+    pub sync: SyncCollector,
+    /// The whole config, for the checkpoint scan (checkpoints, prune, paths, disk, sync).
+    pub config: Config,
+    /// Start the checkpoint scan and the external address lookup (off in tests that drive
+    /// the other collectors alone).
+    pub checkpoints: bool,
+}
+
+impl Collectors {
+    pub fn new(ws: &Workspace, cfg: &Config) -> Self {
+        Self {
+            disk_paths: crate::disk::watched_paths(ws, cfg),
+            thresholds: (&cfg.disk).into(),
+            disk_every: Duration::from_millis(cfg.disk.sample_ms),
+            gpu: cfg.gpu.clone(),
+            gpu_demo: None,
+            workspace_root: ws.root.clone(),
+            log: cfg.log.clone(),
+            log_min_interval: Duration::from_millis((cfg.general.refresh_ms / 2).clamp(50, 500)),
+            sync: SyncCollector {
+                workspace: ws.root.clone(),
+                sync: cfg.sync.clone(),
+                remotes: cfg.remotes.clone(),
+                checkpoint_roots: cfg.checkpoints.roots.clone(),
+                every: Duration::from_secs(1),
+            },
+            config: cfg.clone(),
+            checkpoints: true,
+        }
+    }
+
+    /// Starts every collector task. `engine` says who runs the sync engine (the executor
+    /// decides it); the ledger collector waits for it.
+    pub fn spawn(self, tx: mpsc::UnboundedSender<Msg>, engine: watch::Receiver<Option<EngineSource>>) -> CollectorSet {
+        let refresh = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let source = match &self.gpu_demo {
+            Some(pid_file) => {
+                GpuSource::Demo(crate::gpu::demo::DemoGpu::new(pid_file.clone(), std::time::SystemTime::now()))
+            }
+            None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
+        };
+        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone()));
+        tasks.push(host::spawn_host(tx.clone(), refresh.clone()));
+        let (log_switch, switch_rx) = mpsc::unbounded_channel();
+        tasks.push(tokio::spawn(log::supervise(
+            self.workspace_root.clone(),
+            self.log.clone(),
+            self.log_min_interval,
+            tx.clone(),
+            refresh.clone(),
+            switch_rx,
+        )));
+        tasks.push(disk::spawn_disk(self.disk_paths, self.thresholds, self.disk_every, tx.clone(), refresh.clone()));
+        if self.checkpoints {
+            tasks.push(checkpoints::spawn_checkpoints(
+                self.workspace_root.clone(),
+                self.config.clone(),
+                tx.clone(),
+                refresh.clone(),
+            ));
+            tasks.push(external_ip::spawn_external_ip(self.config.external_ip.clone(), tx.clone()));
+        }
+        tasks.push(self.sync.spawn(tx, refresh.clone(), engine));
+        CollectorSet { refresh, tasks, log_switch }
+    }
+}
+
+/// Running collectors: ask them to sample now, switch the log, or stop them.
+pub struct CollectorSet {
+    refresh: Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+    log_switch: mpsc::UnboundedSender<PathBuf>,
+}
+
+impl CollectorSet {
+    /// Every collector waiting for its next turn samples now.
+    pub fn refresh_now(&self) {
+        self.refresh.notify_waiters();
+    }
+
+    /// Follow another log.
+    pub fn switch_log(&self, path: PathBuf) {
+        let _ = self.log_switch.send(path);
+    }
+
+    /// Stops every collector task.
+    pub fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The whole event loop (`tui::run_loop`) without a terminal: a `TestBackend` that counts
+//! frames, scripted terminal events and signals, tokio's paused clock with a wall clock
+//! that follows it, and a recorder in place of the executor. What the loop promises:
+//! pending messages are drained and drawn once; a collector sample waits for the tick
+//! except during the first 2 s and for 2 s after a key; effects reach the executor; `q`
+//! asks while a job runs; a signal ends the loop cleanly.
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use opsconsole::app::{AppState, Effect, JobEvent, Msg};
+use opsconsole::exec::Effects;
+use opsconsole::tui::{Clock, Inputs, RunOptions, run_loop};
+use ratatui::Terminal;
+use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
+use ratatui::buffer::Cell;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Position, Size};
+use support::fixtures as fx;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep};
+
+/// A `TestBackend` shared with the test, counting the frames flushed to it.
+#[derive(Clone)]
+struct Screen {
+    backend: Arc<Mutex<TestBackend>>,
+    frames: Arc<AtomicUsize>,
+}
+
+impl Screen {
+    fn new(w: u16, h: u16) -> Self {
+        Self { backend: Arc::new(Mutex::new(TestBackend::new(w, h))), frames: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    fn frames(&self) -> usize {
+        self.frames.load(Ordering::SeqCst)
+    }
+
+    fn text(&self) -> String {
+        let b = self.backend.lock().expect("backend");
+        let buf = b.buffer();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Backend for Screen {
+    type Error = Infallible;
+
+    fn draw<'a, I: Iterator<Item = (u16, u16, &'a Cell)>>(&mut self, content: I) -> Result<(), Infallible> {
+        self.backend.lock().expect("backend").draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Infallible> {
+        self.backend.lock().expect("backend").hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Infallible> {
+        self.backend.lock().expect("backend").show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<Position, Infallible> {
+        self.backend.lock().expect("backend").get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> Result<(), Infallible> {
+        self.backend.lock().expect("backend").set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Infallible> {
+        self.backend.lock().expect("backend").clear()
+    }
+    fn clear_region(&mut self, clear_type: ClearType) -> Result<(), Infallible> {
+        self.backend.lock().expect("backend").clear_region(clear_type)
+    }
+    fn size(&self) -> Result<Size, Infallible> {
+        self.backend.lock().expect("backend").size()
+    }
+    fn window_size(&mut self) -> Result<WindowSize, Infallible> {
+        self.backend.lock().expect("backend").window_size()
+    }
+    fn flush(&mut self) -> Result<(), Infallible> {
+        self.frames.fetch_add(1, Ordering::SeqCst);
+        self.backend.lock().expect("backend").flush()
+    }
+}
+
+/// Wall time that moves with tokio's (paused) clock, from the fixtures' `NOW`.
+struct FakeClock {
+    base: SystemTime,
+    start: Instant,
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> SystemTime {
+        self.base + self.start.elapsed()
+    }
+}
+
+/// Records every effect instead of carrying it out.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Effect>>>);
+
+impl Recorder {
+    fn effects(&self) -> Vec<Effect> {
+        self.0.lock().expect("recorder").clone()
+    }
+}
+
+impl Effects for Recorder {
+    fn run(&mut self, effect: Effect, _state: &AppState) {
+        self.0.lock().expect("recorder").push(effect);
+    }
+}
+
+/// A running loop and the test's ends of its inputs.
+struct Harness {
+    screen: Screen,
+    app: mpsc::UnboundedSender<Msg>,
+    keys: mpsc::UnboundedSender<std::io::Result<Event>>,
+    signals: mpsc::UnboundedSender<String>,
+    effects: Recorder,
+    task: JoinHandle<(color_eyre::Result<()>, AppState)>,
+    started: Instant,
+}
+
+impl Harness {
+    fn start(mut state: AppState) -> Self {
+        let screen = Screen::new(80, 24);
+        let (app, rx) = mpsc::unbounded_channel();
+        let (keys, terminal) = mpsc::unbounded_channel();
+        let (signals, sig_rx) = mpsc::unbounded_channel();
+        let effects = Recorder::default();
+        let mut fx_runner = effects.clone();
+        let backend = screen.clone();
+        let started = Instant::now();
+        let task = tokio::spawn(async move {
+            let mut term = Terminal::new(backend).expect("terminal");
+            let clock = FakeClock { base: fx::at(fx::NOW), start: Instant::now() };
+            let inputs = Inputs { terminal, signals: sig_rx };
+            let r = run_loop(&mut term, &mut state, rx, inputs, &clock, &mut fx_runner, &RunOptions::default()).await;
+            (r, state)
+        });
+        Self { screen, app, keys, signals, effects, task, started }
+    }
+
+    fn key(&self, code: KeyCode) {
+        self.keys.send(Ok(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))).expect("loop listens");
+    }
+
+    fn send(&self, msg: Msg) {
+        self.app.send(msg).expect("loop listens");
+    }
+
+    /// Lets the loop take everything pending (paused time only moves when every task waits).
+    async fn settle(&self) {
+        sleep(Duration::from_millis(1)).await;
+    }
+
+    /// Waits until the next tick has drawn its frame.
+    async fn next_tick(&self) {
+        let before = self.screen.frames();
+        for _ in 0..2000 {
+            sleep(Duration::from_millis(5)).await;
+            if self.screen.frames() > before {
+                return;
+            }
+        }
+        panic!("no tick drew a frame within 10 s");
+    }
+
+    async fn finish(self) -> AppState {
+        let _ = self.signals.send("SIGTERM".into());
+        let (r, state) = self.task.await.expect("the loop task");
+        r.expect("the loop ends cleanly");
+        state
+    }
+}
+
+fn disks(pct: f64) -> Msg {
+    fx::disks(vec![fx::disk("/", pct, &["workspace", "checkpoints", "root"])])
+}
+
+#[tokio::test(start_paused = true)]
+async fn everything_pending_is_folded_then_drawn_once() {
+    let h = Harness::start(fx::state());
+    h.settle().await;
+    assert_eq!(h.screen.frames(), 1, "the first frame");
+    // Twenty samples and a key arrive together: one frame shows the last of them.
+    for i in 0..20 {
+        h.send(disks(50.0 + i as f64));
+    }
+    h.key(KeyCode::Tab);
+    h.settle().await;
+    assert_eq!(h.screen.frames(), 2, "one frame for the whole batch");
+    assert!(h.screen.text().contains("69%"), "the newest sample is on screen:\n{}", h.screen.text());
+    let s = h.finish().await;
+    assert_eq!(s.disk.sample.as_ref().map(|d| d.disks[0].fill_pct), Some(69.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sample_waits_for_the_tick_once_the_screen_has_filled() {
+    let h = Harness::start(fx::state());
+    h.settle().await;
+    // During the first 2 s a sample is drawn at once.
+    h.send(disks(50.0));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), 2);
+    assert!(h.screen.text().contains("50%"));
+    sleep(Duration::from_millis(2500) - h.started.elapsed()).await;
+    h.next_tick().await;
+    let frames = h.screen.frames();
+    h.send(disks(77.0));
+    sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.screen.frames(), frames, "a collector sample does not draw a frame of its own");
+    assert!(h.screen.text().contains("50%"), "the screen still shows the old sample");
+    h.next_tick().await;
+    assert!(h.screen.text().contains("77%"), "the tick draws it:\n{}", h.screen.text());
+    let ran = h.started.elapsed();
+    let s = h.finish().await;
+    // The ticks moved the state's clock with the injected one: to the last tick, within a
+    // period of the time the loop ran.
+    let moved = s.now.duration_since(fx::at(fx::NOW)).expect("the clock moved forward");
+    assert!(moved <= ran && ran - moved <= Duration::from_secs(1), "moved {moved:?} in {ran:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_draws_at_once_and_samples_follow_at_once_for_two_seconds() {
+    let h = Harness::start(fx::state());
+    sleep(Duration::from_secs(3)).await;
+    h.next_tick().await;
+    let frames = h.screen.frames();
+    h.key(KeyCode::Char('?'));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 1, "a key is answered at once");
+    assert!(h.screen.text().contains("Keys · config [keys]"), "the help overlay:\n{}", h.screen.text());
+    h.key(KeyCode::Esc);
+    h.settle().await;
+    // Within 2 s of the key a sample is drawn at once...
+    sleep(Duration::from_millis(300)).await;
+    let frames = h.screen.frames();
+    h.send(disks(61.0));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 1);
+    assert!(h.screen.text().contains("61%"));
+    // ...and after that it waits for the tick again.
+    sleep(Duration::from_secs(2)).await;
+    h.next_tick().await;
+    let frames = h.screen.frames();
+    h.send(disks(62.0));
+    sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.screen.frames(), frames);
+    assert!(h.screen.text().contains("61%"));
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn effects_reach_the_executor_in_order() {
+    let h = Harness::start(fx::state());
+    h.settle().await;
+    h.keys.send(Ok(Event::Key(KeyEvent::new(KeyCode::Char('r'), KeyModifiers::CONTROL)))).expect("send");
+    h.key(KeyCode::Char('s'));
+    h.key(KeyCode::Char('p'));
+    h.settle().await;
+    assert_eq!(
+        h.effects.effects(),
+        vec![
+            Effect::RefreshNow,
+            Effect::Sync(opsconsole::sync::Command::SyncNow(None)),
+            Effect::PlanPrune { allow_unconfirmed: false }
+        ]
+    );
+    assert!(h.screen.text().contains("Prune plan"), "{}", h.screen.text());
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn q_asks_while_a_job_runs_and_y_leaves_the_loop() {
+    let mut state = fx::state();
+    state.jobs.apply(JobEvent::Started { id: 1, name: "prune 4 checkpoints".into() }, state.now);
+    let h = Harness::start(state);
+    h.settle().await;
+    h.key(KeyCode::Char('q'));
+    h.settle().await;
+    assert!(!h.task.is_finished(), "the loop still runs while the question is open");
+    let text = h.screen.text();
+    assert!(text.contains("y quit anyway · n keep running"), "the question:\n{text}");
+    assert!(text.contains("· prune 4 checkpoints"), "it names the job:\n{text}");
+    h.key(KeyCode::Char('y'));
+    h.settle().await;
+    assert!(h.task.is_finished(), "y leaves the loop");
+    assert_eq!(h.effects.effects(), vec![Effect::Quit], "the executor hears about it (it cancels the job)");
+    let (r, state) = h.task.await.expect("the loop task");
+    r.expect("a clean end");
+    assert!(state.should_quit);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_ends_the_loop_cleanly_with_a_notice() {
+    let h = Harness::start(fx::state());
+    h.settle().await;
+    h.signals.send("SIGTERM".into()).expect("send");
+    h.settle().await;
+    assert!(h.task.is_finished());
+    let (r, state) = h.task.await.expect("the loop task");
+    r.expect("a clean end");
+    assert_eq!(state.notice.as_deref(), Some("stopping: SIGTERM"));
+    assert_eq!(h.effects.effects(), vec![Effect::Quit]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_terminal_ends_the_loop() {
+    let h = Harness::start(fx::state());
+    h.settle().await;
+    let Harness { keys, task, .. } = h;
+    drop(keys);
+    let (r, state) = task.await.expect("the loop task");
+    r.expect("a clean end");
+    assert_eq!(state.notice.as_deref(), Some("stopping: terminal input closed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resize_is_drawn_at_the_new_size() {
+    let h = Harness::start(fx::state());
+    h.settle().await;
+    h.keys.send(Ok(Event::Resize(120, 40))).expect("send");
+    h.settle().await;
+    let s = h.finish().await;
+    assert_eq!(s.size, (120, 40));
+}
