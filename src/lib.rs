@@ -14,6 +14,7 @@ pub mod demo;
 pub mod disk;
 pub mod exec;
 pub mod gpu;
+pub mod host;
 pub mod joblock;
 pub mod keys;
 pub mod logging;

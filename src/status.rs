@@ -145,7 +145,75 @@ fn idle_now(
     t.status(now, &cfg.idle, tier)
 }
 
+/// "growing +1.2 GB/h · warn in 3h10m · critical in 5h · full in 19h", "not growing",
+/// or nothing while the growth is unknown (too little history). A level already reached
+/// is not repeated (the disk line says it).
+fn forecast_text(f: &crate::disk::growth::DiskForecast) -> Option<String> {
+    let rate = f.growth_bytes_per_hour?;
+    if rate <= 0.0 {
+        return Some("not growing".into());
+    }
+    let mut parts = vec![format!("growing +{}/h", util::bytes(rate as u64))];
+    for (name, t) in [("warn", f.seconds_to_warn), ("critical", f.seconds_to_critical), ("full", f.seconds_to_full)] {
+        if let Some(t) = t.filter(|t| *t > 0) {
+            parts.push(format!("{name} in {}", util::duration(std::time::Duration::from_secs(t))));
+        }
+    }
+    Some(parts.join(" · "))
+}
+
 impl StatusReport {
+    /// "checkpoints: 12 (34.5 GB) · newest step 1200, 3m ago · 1 being written ·
+    /// confirmed on L2 10, L3 4 · on no remote 2", and what takes the workspace's space.
+    fn checkpoints_text(&self) -> String {
+        let c = &self.checkpoints;
+        let mut out = String::new();
+        if c.is_empty() {
+            out.push_str("checkpoints: none found (checkpoints.roots)\n");
+        } else {
+            let bytes: u64 = c.iter().map(|c| c.bytes).sum();
+            let mut parts = vec![format!("checkpoints: {} ({})", c.len(), util::bytes(bytes))];
+            if let Some(newest) = c.iter().max_by_key(|c| c.mtime) {
+                let step = newest.step.map_or_else(|| newest.rel_path.clone(), |s| format!("step {s}"));
+                parts.push(format!(
+                    "newest {step}, {} ago",
+                    util::duration(std::time::Duration::from_secs(newest.age_secs))
+                ));
+            }
+            let writing = c.iter().filter(|c| c.writing).count();
+            if writing > 0 {
+                parts.push(format!("{writing} being written"));
+            }
+            let mut levels: std::collections::BTreeMap<&str, usize> = Default::default();
+            for l in c.iter().flat_map(|c| &c.confirmed_on) {
+                *levels.entry(l.as_str()).or_default() += 1;
+            }
+            if !levels.is_empty() {
+                let per: Vec<String> = levels.iter().map(|(l, n)| format!("{l} {n}")).collect();
+                parts.push(format!("confirmed on {}", per.join(", ")));
+            }
+            let nowhere = c.iter().filter(|c| c.confirmed_on.is_empty()).count();
+            if nowhere > 0 {
+                parts.push(format!("on no remote {nowhere}"));
+            }
+            out.push_str(&parts.join(" · "));
+            out.push('\n');
+        }
+        let u = &self.usage;
+        if u.total_bytes > 0 {
+            out.push_str(&format!(
+                "space: checkpoints {} · logs {} · data {} · other {} (workspace {}{})\n",
+                util::bytes(u.checkpoints_bytes),
+                util::bytes(u.logs_bytes),
+                util::bytes(u.data_bytes),
+                util::bytes(u.other_bytes),
+                util::bytes(u.total_bytes),
+                if u.unreadable > 0 { format!(", {} unreadable", u.unreadable) } else { String::new() }
+            ));
+        }
+        out
+    }
+
     /// A short human-readable summary (control characters in names shown, not obeyed).
     pub fn to_text(&self) -> String {
         self.text().lines().map(|l| crate::util::printable(l).into_owned() + "\n").collect()
@@ -174,10 +242,14 @@ impl StatusReport {
                 util::bytes(d.total_bytes),
                 d.roles.join(",")
             ));
+            if let Some(f) = forecast_text(&d.forecast) {
+                out.push_str(&format!("  {:<20} {f}\n", ""));
+            }
         }
         for e in &self.disk_errors {
             out.push_str(&format!("  ! {e}\n"));
         }
+        out.push_str(&self.checkpoints_text());
         out.push_str(&self.gpu.to_text());
         out.push_str(&match self.idle.state {
             crate::checklist::idle::IdleState::Idle => format!("idle: {}\n", self.idle.banner_text()),
@@ -187,7 +259,10 @@ impl StatusReport {
         out.push_str(&self.log.to_text(&self.metrics));
         out.push_str(&self.rules.to_text());
         if let Some(sync) = &self.sync {
-            out.push_str("uploads:\n");
+            match sync.engine_pid {
+                Some(pid) => out.push_str(&format!("uploads (sync engine pid {pid}):\n")),
+                None => out.push_str("uploads (no sync engine running: `opsconsole sync --daemon`):\n"),
+            }
             for l in &sync.levels {
                 let state = if !l.remote_configured {
                     format!("remote '{}' not configured", l.remote)
@@ -203,10 +278,11 @@ impl StatusReport {
                         (None, false) => ", never stored".to_string(),
                     };
                     format!(
-                        "{} pending ({}), {} failed{}{}{}{}",
+                        "{} pending ({}), {} failed, {} confirmed{}{}{}{}",
                         l.pending_files,
                         util::bytes(l.pending_bytes),
                         l.failed,
+                        l.confirmed_files,
                         last,
                         if l.overdue { ", OVERDUE" } else { "" },
                         match (&l.in_flight, &l.interrupted) {

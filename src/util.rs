@@ -56,6 +56,20 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
+/// Cuts `s` to at most `max` characters from its start, marking the cut with `…`
+/// (`…/proj/.venv/bin/`): for paths, whose end matters most.
+pub fn ellipsize_start(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let keep: String = s.chars().skip(n - (max - 1)).collect();
+    format!("…{keep}")
+}
+
 /// An interval whose ticks fall on one grid for the whole process: multiples of `period`
 /// counted from the first call. Collectors whose periods are multiples of each other (the
 /// frame tick, the GPU, the ledger, the disk) then wake the runtime in the same turn,

@@ -426,6 +426,184 @@ fn lora_and_inference_kv_cache() {
     assert_eq!(e.breakdown.activations_bytes, 2 * 32 * 8192 * 1024 * 2);
 }
 
+/// Korthikanti et al. 2022, section 4: with full activation recomputation only each
+/// layer's input is kept, 2·s·b·h bytes per layer; the backward pass recomputes one layer
+/// at a time, so one layer's s·b·h·(34 + 5·a·s/h) comes on top.
+#[test]
+fn gradient_checkpointing_keeps_layer_inputs_and_one_layer() {
+    let mut input = no_overhead(7_000_000_000, Dtype::Bf16, Mode::Lora { optimizer: Optimizer::Adamw, fraction: 0.01 });
+    input.batch = Some(2);
+    input.seq = Some(4096);
+    input.hidden = Some(4096);
+    input.layers = Some(32);
+    input.heads = Some(32);
+    let full = estimate(&input, &tiers()).expect("estimate").breakdown.activations_bytes;
+    let (s, b, h, a, l) = (4096u64, 2u64, 4096u64, 32u64, 32u64);
+    let one_layer = s * b * h * 34 + 5 * a * s * s * b;
+    assert_eq!(full, l * one_layer);
+    input.gradient_checkpointing = true;
+    let e = estimate(&input, &tiers()).expect("estimate");
+    assert_eq!(e.breakdown.activations_bytes, l * 2 * s * b * h + one_layer);
+    assert!(e.activation_formula.expect("formula").contains("gradient checkpointing"));
+    // Inference has no backward pass: the flag is refused in words.
+    input.mode = Mode::Inference;
+    let err = estimate(&input, &tiers()).expect_err("inference");
+    assert!(err.to_string().contains("--gradient-checkpointing"), "{err}");
+}
+
+/// Applies advice flags (`--dtype int4 --batch 1`) to a request, as a user retyping them
+/// would.
+fn with_flags(mut req: opsconsole::gpu::fit::FitRequest, flags: &str) -> opsconsole::gpu::fit::FitRequest {
+    let mut words = flags.split_whitespace();
+    while let Some(flag) = words.next() {
+        match flag {
+            "--gradient-checkpointing" => req.gradient_checkpointing = true,
+            "--flash-attention" => req.flash_attention = true,
+            "--mode" => req.mode = words.next().map(str::to_string),
+            "--dtype" => req.dtype = words.next().map(str::to_string),
+            "--optimizer" => req.optimizer = words.next().map(str::to_string),
+            "--batch" => req.batch = words.next().map(|b| b.parse().expect("batch")),
+            other => panic!("advice names a flag fit does not have: {other} in {flags:?}"),
+        }
+    }
+    req
+}
+
+/// The case: 70B with LoRA exceeds both tiers. The advice must not offer LoRA
+/// (it is LoRA already) nor a smaller batch (batch is not in this estimate); it offers
+/// QLoRA with the estimate QLoRA gives, and fit exits 1.
+#[test]
+fn lora_advice_names_qlora_with_its_estimate_and_nothing_that_does_not_change_it() {
+    use opsconsole::gpu::fit::{FitRequest, exit_code, run, to_text};
+    let req = FitRequest {
+        params: Some("70e9".into()),
+        mode: Some("lora".into()),
+        optimizer: Some("adamw".into()),
+        ..FitRequest::default()
+    };
+    let e = run(&req, &tiers()).expect("estimate");
+    assert!(e.tiers.iter().all(|t| t.verdict == Verdict::Exceeds));
+    assert_eq!(exit_code(&e), 1);
+    let flags: Vec<&str> = e.advice.iter().map(|a| a.flags.as_str()).collect();
+    assert!(!flags.iter().any(|f| f.contains("--mode") || f.contains("--batch")), "{flags:?}");
+    assert!(!flags.iter().any(|f| f.contains("checkpointing") || f.contains("flash")), "{flags:?}");
+    let qlora = e.advice.iter().find(|a| a.flags == "--dtype int4").expect("QLoRA offered");
+    // 70e9 · 0.5 (int4 base) + 7e8 · (4 adapters + 4 gradients + 8 AdamW) + 1 GiB.
+    assert_eq!(qlora.total_bytes, 35_000_000_000 + 700_000_000 * 16 + GIB);
+    assert_eq!((qlora.tier.as_deref(), qlora.verdict), (Some("tier2"), Some(Verdict::Fits)));
+    let int8 = e.advice.iter().find(|a| a.flags == "--dtype int8").expect("8-bit base offered");
+    assert_eq!(int8.total_bytes, 70_000_000_000 + 700_000_000 * 16 + GIB);
+    assert_eq!(int8.verdict, Some(Verdict::Near));
+    let text = to_text(&e);
+    assert!(text.contains("no configured tier runs it"), "{text}");
+    assert!(text.contains("--dtype int4") && text.contains("44.0 GiB") && text.contains("fits tier2"), "{text}");
+    assert!(!text.contains("smaller batch") && !text.contains("shrink"), "{text}");
+
+    // The QLoRA job itself runs on tier 2: exit 0, and no change brings it to tier 1
+    // (activations are not counted, and 35 GB of int4 weights alone exceed 20 GiB).
+    let q = run(&with_flags(req, "--dtype int4"), &tiers()).expect("estimate");
+    assert_eq!(q.breakdown.total_bytes, qlora.total_bytes);
+    assert_eq!(exit_code(&q), 0);
+    assert!(q.advice.is_empty(), "{:?}", q.advice);
+}
+
+/// A job on tier 2 that no single change brings to tier 1: the changes that lower it, and
+/// the fewest of them together that do (biggest savings first).
+#[test]
+fn advice_combines_changes_when_none_alone_reaches_a_smaller_tier() {
+    use opsconsole::gpu::fit::{FitRequest, run};
+    let req = FitRequest {
+        params: Some("13e9".into()),
+        mode: Some("lora".into()),
+        batch: Some(4),
+        seq: Some(4096),
+        hidden: Some(5120),
+        layers: Some(40),
+        heads: Some(40),
+        gradient_checkpointing: true,
+        ..FitRequest::default()
+    };
+    let e = run(&req, &tiers()).expect("estimate");
+    assert_eq!(e.smallest_tier().map(|t| t.tier.as_str()), Some("tier2"));
+    let (last, singles) = e.advice.split_last().expect("advice");
+    assert!(singles.iter().all(|a| a.tier.as_deref() == Some("tier2")), "{singles:?}");
+    assert_eq!(last.change, "these together");
+    assert_eq!(last.flags, "--dtype int4 --batch 1");
+    assert_eq!(last.tier.as_deref(), Some("tier1"));
+    let again = run(&with_flags(req, &last.flags), &tiers()).expect("estimate");
+    assert_eq!(again.breakdown.total_bytes, last.total_bytes);
+}
+
+fn fit_request() -> impl proptest::strategy::Strategy<Value = opsconsole::gpu::fit::FitRequest> {
+    use proptest::prelude::*;
+    (
+        1u64..2_000,
+        prop_oneof![Just("inference"), Just("full"), Just("lora")],
+        prop_oneof![Just("fp32"), Just("bf16"), Just("int8"), Just("int4")],
+        prop_oneof![Just("adamw"), Just("adamw8bit"), Just("sgd"), Just("adafactor")],
+        proptest::option::of((1u64..16, 256u64..16_384, any::<bool>(), any::<bool>())),
+    )
+        .prop_map(|(p, mode, dtype, opt, shape)| {
+            let mode = if mode == "full" && dtype.starts_with("int") { "lora" } else { mode };
+            let mut req = opsconsole::gpu::fit::FitRequest {
+                params: Some(format!("{p}00M")),
+                mode: Some(mode.into()),
+                dtype: Some(dtype.into()),
+                optimizer: Some(opt.into()),
+                ..Default::default()
+            };
+            if let Some((batch, seq, flash, gc)) = shape {
+                req.batch = Some(batch);
+                req.seq = Some(seq);
+                req.hidden = Some(4096);
+                req.layers = Some(32);
+                req.heads = Some(32);
+                req.flash_attention = flash;
+                req.gradient_checkpointing = gc && mode != "inference";
+            }
+            req
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Every piece of advice, typed back as flags, gives exactly the estimate it promised,
+    /// lower than now; a single change reaches a smaller tier than now; nothing is
+    /// advised when the smallest tier runs the job; the exit code follows the tiers.
+    #[test]
+    fn advice_flags_reproduce_their_estimates(req in fit_request()) {
+        use opsconsole::gpu::fit::{exit_code, run};
+        let e = run(&req, &tiers()).expect("estimate");
+        let rank = |e: &opsconsole::gpu::FitEstimate| e.tiers.iter().position(|t| t.verdict != Verdict::Exceeds);
+        let now = rank(&e);
+        proptest::prop_assert_eq!(exit_code(&e) == 1, now.is_none());
+        if now == Some(0) {
+            proptest::prop_assert!(e.advice.is_empty());
+        }
+        let any_single_helps = e.advice.iter().any(|a| a.change != "these together" && rank_of(a) < now.unwrap_or(usize::MAX));
+        for a in &e.advice {
+            let changed = run(&with_flags(req.clone(), &a.flags), &tiers()).expect("advised job");
+            proptest::prop_assert_eq!(changed.breakdown.total_bytes, a.total_bytes, "{}", a.flags);
+            proptest::prop_assert!(a.total_bytes < e.breakdown.total_bytes, "{} does not lower it", a.flags);
+            proptest::prop_assert_eq!(rank(&changed), rank_of_opt(a));
+            if e.breakdown.activations_bytes == 0 {
+                proptest::prop_assert!(!a.flags.contains("--batch") && !a.flags.contains("checkpointing") && !a.flags.contains("flash"), "{}", a.flags);
+            }
+            if any_single_helps {
+                proptest::prop_assert!(rank_of(a) < now.unwrap_or(usize::MAX), "{} does not help", a.flags);
+            }
+        }
+    }
+}
+
+fn rank_of_opt(a: &opsconsole::gpu::estimate::Advice) -> Option<usize> {
+    a.tier.as_deref().map(|t| tiers().iter().position(|c| c.name == t).expect("tier"))
+}
+
+fn rank_of(a: &opsconsole::gpu::estimate::Advice) -> usize {
+    rank_of_opt(a).unwrap_or(usize::MAX)
+}
+
 #[test]
 fn parameter_counts_parse() {
     assert_eq!(parse_params("7e9"), Ok(7_000_000_000));
@@ -588,14 +766,26 @@ fn fit_through_the_binary() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    // Exceeds every tier: exit 1, JSON still printed, with advice.
     let (code, out, _) = run(&["--params", "7e9", "--dtype", "fp32", "--optimizer", "adamw", "--json"]);
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(1));
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["params"], 7_000_000_000u64);
     assert_eq!(v["breakdown"]["weights_bytes"], 28_000_000_000u64);
     assert_eq!(v["breakdown"]["optimizer_bytes"], 56_000_000_000u64);
     assert_eq!(v["tiers"][0]["verdict"], "exceeds");
     assert_eq!(v["tiers"][1]["verdict"], "exceeds");
+    let qlora = v["advice"].as_array().expect("advice").iter().find(|a| a["flags"] == "--mode lora --dtype int4");
+    assert_eq!(qlora.map(|a| &a["tier"]), Some(&serde_json::json!("tier1")), "{v:#}");
+
+    let (code, out, _) = run(&["--params", "70e9", "--mode", "lora"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no configured tier runs it"), "{out}");
+    assert!(out.contains("--dtype int4") && out.contains("QLoRA"), "{out}");
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Exit status:") && out.contains("1  no configured tier runs it"), "{out}");
+    assert!(out.contains("--gradient-checkpointing"), "{out}");
 
     let (code, out, _) = run(&["--params", "1.3B", "--mode", "lora", "--dtype", "int4"]);
     assert_eq!(code, Some(0));

@@ -310,3 +310,109 @@ fn an_old_sample_is_marked_stale() {
     let text = fx::screen_text(&s, 80, 24);
     assert!(text.contains("GPU · 1 · stale 46s"), "{text}");
 }
+
+/// Issue 15 item 5: a long path no longer hides the program. Each row starts with the
+/// program and its script (`python train.py`), the folders come after, dim, cut from
+/// their start, and are the first thing left out.
+#[test]
+fn process_names_show_program_and_script_first() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    let procs = vec![
+        proc_(&s, 9376, 0, gib_f(16.4), "/home/me/proj/target/release/opsconsole", "/home/me/proj", true),
+        proc_(
+            &s,
+            4121,
+            0,
+            gib_f(3.2),
+            "/home/me/proj/.venv/bin/python train.py --lr 3e-4 --batch 16",
+            "/home/me/proj",
+            true,
+        ),
+        proc_(
+            &s,
+            5230,
+            0,
+            gib_f(0.4),
+            "'/home/alice/My Projects/.venv/bin/python3' -u /home/alice/My\\ Projects/scripts/eval.py",
+            "/home/alice",
+            false,
+        ),
+    ];
+    update(&mut s, sample(NOW, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(20.3), 88, Some(72_000), procs)]));
+    insta::assert_snapshot!("gpu_process_names_80x24", fx::render(&s, 80, 24).backend());
+    insta::assert_snapshot!("gpu_process_names_110x32", fx::render(&s, 110, 32).backend());
+    insta::assert_snapshot!("gpu_process_names_160x48", fx::render(&s, 160, 48).backend());
+    for (w, h) in [(80, 24), (110, 32), (160, 48)] {
+        let text = fx::screen_text(&s, w, h);
+        let row = |pid: &str| {
+            text.lines().find(|l| l.contains(pid)).unwrap_or_else(|| panic!("{pid} at {w}x{h}:\n{text}")).to_string()
+        };
+        assert!(row("9376").contains(" 9376 opsconsole"), "{w}x{h}: {}", row("9376"));
+        assert!(row("4121").contains(" 4121 python train.py --lr"), "{w}x{h}: {}", row("4121"));
+        assert!(row("5230").contains(" 5230 python3 -u eval.py"), "{w}x{h}: {}", row("5230"));
+        assert!(row("9376").contains("16.4 GiB"), "{w}x{h}: {}", row("9376"));
+    }
+    // With room, the folders follow the name.
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("opsconsole  /home/me/proj/target/release/"), "{text}");
+    assert!(text.contains("train.py --lr 3e-4 --batch 16  …ome/me/proj/.venv/bin/"), "cut from its start:\n{text}");
+    assert!(text.contains("python3 -u eval.py  /home/alice/My Projects/scripts/"), "the script's folder:\n{text}");
+    // The details popup keeps the whole command line, and K names the program and script.
+    let first = s.gpu.selected_process().map(|p| p.pid).expect("a selection");
+    assert_eq!(first, 9376);
+    update(&mut s, key('j'));
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.overlay, Overlay::GpuDetails { gpu: 0, pid: 4121 });
+    let text = fx::screen_text(&s, 110, 32);
+    assert!(text.contains("/home/me/proj/.venv/bin/python train.py --lr 3e-4 --batch 16"), "{text}");
+    update(&mut s, code(KeyCode::Esc));
+    update(&mut s, key('K'));
+    assert!(
+        matches!(&s.overlay, Overlay::ConfirmKill { pid: 4121, name, .. } if name == "python train.py"),
+        "{:?}",
+        s.overlay
+    );
+}
+
+/// Issue 15: the host's CPU, RAM and swap under the GPUs (nvitop, btop), red when RAM is
+/// nearly gone (a dataloader out of host RAM gets the trainer `Killed`).
+#[test]
+fn host_cpu_ram_and_swap_under_the_gpus() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 12.0);
+    update(
+        &mut s,
+        Msg::Host(opsconsole::host::HostSample {
+            taken_at_unix_ms: NOW * 1000,
+            cpu_pct: Some(34.4),
+            cpus: 16,
+            memory_total_bytes: 64 * GIB,
+            memory_available_bytes: 4 * GIB,
+            swap_total_bytes: 8 * GIB,
+            swap_used_bytes: 2 * GIB,
+        }),
+    );
+    insta::assert_snapshot!("gpu_host_80x24", fx::render(&s, 80, 24).backend());
+    insta::assert_snapshot!("gpu_host_110x32", fx::render(&s, 110, 32).backend());
+    insta::assert_snapshot!("gpu_host_160x48", fx::render(&s, 160, 48).backend());
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("host cpu 34% · ram 60.0/64.0 GiB 94% · swap 2.0/8.0 GiB"), "{text}");
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("cpu 34% ram 60/64G swap 2.0/8G"), "{text}");
+    assert!(text.contains("4121"), "the job still shows:\n{text}");
+    // Red: critical.
+    let buf = fx::render(&s, 160, 48);
+    let b = buf.backend().buffer();
+    let cell = (0..48u16)
+        .flat_map(|y| (0..160u16).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            b[(x, y)].symbol() == "h"
+                && b[(x + 1, y)].symbol() == "o"
+                && b[(x + 4, y)].symbol() == " "
+                && b[(x + 5, y)].symbol() == "c"
+        })
+        .expect("the host line");
+    assert_eq!(b[cell].fg, ratatui::style::Color::Red);
+}

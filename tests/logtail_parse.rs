@@ -131,6 +131,242 @@ fn user_regex_adds_and_overrides() {
     assert_eq!((u.step, u.loss, u.eval_loss), (Some(42), Some(0.75), Some(3.5)));
 }
 
+// ---------------------------------------------------------------------------------------
+// Widely used trainers. Each fixture follows the line formats of the project's own source
+// (named in tests/fixtures/logs/README.md); the expected values are what the lines say.
+
+fn parse(line: &str) -> opsconsole::logtail::MetricUpdate {
+    MetricParser::default().parse(line.as_bytes()).unwrap_or_default()
+}
+
+fn points(s: &opsconsole::logtail::metrics::Series) -> Vec<(f64, f64)> {
+    s.points()
+}
+
+/// nanoGPT (train.py): `step N: train loss X, val loss Y` at each evaluation and `iter N:
+/// loss X, time ...ms, mfu ...%` between. The val loss was read as the loss.
+#[test]
+fn nanogpt_log() {
+    let u = parse("step 250: train loss 4.1234, val loss 4.3456");
+    assert_eq!((u.step, u.loss, u.eval_loss), (Some(250), Some(4.1234), Some(4.3456)));
+    let r = read_history("nanogpt.log");
+    let m = &r.metrics;
+    assert_eq!(
+        points(&m.loss),
+        [
+            (0.0, 10.9876),
+            (0.0, 10.9857),
+            (10.0, 9.6543),
+            (20.0, 8.1234),
+            (250.0, 4.1234),
+            (250.0, 4.1012),
+            (260.0, 4.0561)
+        ]
+    );
+    assert_eq!(points(&m.eval_loss), [(0.0, 10.9901), (250.0, 4.3456)]);
+    let l = m.latest;
+    assert_eq!((l.step, l.total_steps, l.loss, l.eval_loss), (Some(260), None, Some(4.0561), Some(4.3456)));
+    assert_eq!((l.learning_rate, l.tokens_per_second, l.eta_seconds), (None, None, None));
+}
+
+/// Megatron-LM (training.py `training_log`, `evaluate_and_print_results`): keys of several
+/// words (`learning rate`, `lm loss`, `grad norm`), `iteration      100/  500000`; the
+/// validation block's `lm loss value` is the evaluation loss; the test set's is neither.
+#[test]
+fn megatron_log() {
+    let u = parse(
+        " iteration      100/  500000 | consumed samples:        51200 | elapsed time per iteration (ms): 1234.5 | \
+         learning rate: 1.500E-04 | global batch size:   512 | lm loss: 7.123456E+00 | loss scale: 1.0 | \
+         grad norm: 1.234 | number of skipped iterations:   0 | number of nan iterations:   0 |",
+    );
+    assert_eq!((u.step, u.total_steps), (Some(100), Some(500_000)));
+    assert_eq!((u.learning_rate, u.loss, u.grad_norm), (Some(1.5e-4), Some(7.123456), Some(1.234)));
+    let r = read_history("megatron.log");
+    let m = &r.metrics;
+    assert_eq!(points(&m.loss), [(100.0, 7.123456), (200.0, 6.5), (1000.0, 6.01234), (1100.0, 5.98)]);
+    assert_eq!(points(&m.eval_loss), [(1000.0, 6.123456), (1100.0, 5.9)], "the test set's 5.95 is no validation loss");
+    let l = m.latest;
+    assert_eq!((l.step, l.total_steps), (Some(1100), Some(500_000)));
+    assert_eq!((l.loss, l.eval_loss, l.learning_rate, l.grad_norm), (Some(5.98), Some(5.9), Some(2.95e-4), Some(0.8)));
+    assert_eq!(l.tokens_per_second, None, "TFLOP/s per GPU is not a token rate");
+    assert_eq!(r.health.error_count(), 0);
+}
+
+/// DeepSpeed: the engine's `step=N, skipped=0, lr=[...]` through `log_dist`, the pipeline
+/// engine's `steps: N loss: X`, ThroughputTimer's `global_step=N`. A list of different
+/// learning rates (one per parameter group) is left out, not one of them picked.
+#[test]
+fn deepspeed_log() {
+    assert_eq!(parse("steps: 100 loss: 2.3456 iter time (s): 0.510 samples/sec: 62.745").step, Some(100));
+    let mixed = parse("[Rank 0] step=100, skipped=1, lr=[0.0003, 0.00015], mom=[(0.9, 0.999), (0.9, 0.999)]");
+    assert_eq!((mixed.step, mixed.learning_rate), (Some(100), None));
+    let r = read_history("deepspeed.log");
+    let m = &r.metrics;
+    assert_eq!(points(&m.loss), [(10.0, 2.9876), (100.0, 2.3456)]);
+    let l = m.latest;
+    assert_eq!((l.step, l.loss, l.learning_rate, l.epoch), (Some(100), Some(2.3456), Some(0.00015), Some(0.0)));
+    assert_eq!((l.tokens_per_second, l.grad_norm), (None, None), "samples/sec is no token rate");
+}
+
+/// torchtune (recipes' `pbar.set_description(f"{epoch + 1}|{global_step}|Loss: {loss}")`,
+/// StdoutLogger's `Step N | name:value `): the loss was lost. The bar counts one epoch, so
+/// its total and time left are not the run's: left out.
+#[test]
+fn torchtune_log() {
+    let u = parse("1|100|Loss: 2.345: 10%|█         | 100/1000 [01:40<15:00,  1.00it/s]");
+    assert_eq!((u.step, u.loss, u.epoch), (Some(100), Some(2.345), Some(1.0)));
+    assert_eq!((u.total_steps, u.eta_seconds, u.iterations_per_second), (None, None, Some(1.0)));
+    let r = read_history("torchtune.log");
+    let m = &r.metrics;
+    assert_eq!(
+        points(&m.loss),
+        [(1.0, 1.8953418731689453), (2.0, 1.7712043523788452), (200.0, 1.2034), (201.0, 1.1876), (250.0, 1.1502)]
+    );
+    let l = m.latest;
+    assert_eq!((l.step, l.total_steps, l.eta_seconds, l.epoch), (Some(250), None, None, Some(2.0)));
+    assert_eq!((l.learning_rate, l.grad_norm, l.tokens_per_second), (Some(2.5e-5), Some(0.6541), Some(1901.7)));
+    assert!(close(l.iterations_per_second, 1.0 / 1.66));
+
+    // Live, every state of the bar arrives, the new epoch's first draw (`0/200`, no
+    // description yet) too: it neither moves the step back nor brings the epoch's total.
+    let p = MetricParser::default();
+    let mut live = MetricsState::new(100);
+    let text = std::fs::read(fixture("torchtune.log")).expect("fixture");
+    for state in text.split(|&b| b == b'\n' || b == b'\r') {
+        if let Some(u) = p.parse(state) {
+            live.apply(&u);
+        }
+    }
+    assert_eq!((live.latest.step, live.latest.total_steps, live.latest.eta_seconds), (Some(250), None, None));
+}
+
+/// fairseq, `--log-format simple`: `num_updates=N` is the step (it was lost); the
+/// validation line's `loss` is the evaluation loss (`valid on 'valid' subset` says so);
+/// `wps` (target tokens per second) is the token rate; `nll_loss`, `best_loss`,
+/// `loss_scale` are not the loss.
+#[test]
+fn fairseq_log() {
+    assert_eq!(parse("epoch 001 | loss 9.012 | num_updates 500 | lr 0.0005").step, Some(500));
+    let r = read_history("fairseq.log");
+    let m = &r.metrics;
+    assert_eq!(points(&m.loss), [(100.0, 9.512), (200.0, 8.801), (1563.0, 9.012)]);
+    assert_eq!(points(&m.eval_loss), [(1563.0, 8.123)]);
+    let l = m.latest;
+    assert_eq!((l.step, l.loss, l.eval_loss, l.epoch), (Some(1563), Some(9.012), Some(8.123), Some(1.0)));
+    assert_eq!((l.learning_rate, l.grad_norm, l.tokens_per_second), (Some(0.000195375), Some(1.1), Some(12000.0)));
+}
+
+/// fairseq, `--log-format json`: values are strings; end-of-epoch keys carry the tag
+/// (`valid_loss`, `train_num_updates`).
+#[test]
+fn fairseq_json_log() {
+    let r = read_history("fairseq_json.log");
+    let m = &r.metrics;
+    assert_eq!(points(&m.loss), [(100.0, 9.512), (1563.0, 9.012)]);
+    assert_eq!(points(&m.eval_loss), [(1563.0, 8.123)]);
+    let l = m.latest;
+    assert_eq!(
+        (l.step, l.learning_rate, l.grad_norm, l.tokens_per_second),
+        (Some(1563), Some(0.000195375), Some(1.1), Some(12000.0))
+    );
+}
+
+/// torchtitan (components/metrics.py): coloured (`\x1b[31mstep: ...`, read from the raw
+/// file), `tps: 2,345` with a thousands separator (read as 2.0 before), the validator's
+/// `validate step: N  loss: X` (an evaluation: its loss and throughput are not the
+/// training's), the total from `Trainer is initialized with ... total steps 1000`.
+#[test]
+fn torchtitan_log() {
+    assert_eq!(
+        parse("step: 10  loss:  9.87210  grad_norm:  2.5012  tps: 2,345  tflops: 135.79").tokens_per_second,
+        Some(2345.0)
+    );
+    let r = read_history("torchtitan.log");
+    let m = &r.metrics;
+    assert_eq!(points(&m.loss), [(1.0, 12.2365), (10.0, 9.8721), (100.0, 4.1234), (110.0, 4.0567)]);
+    assert_eq!(points(&m.eval_loss), [(100.0, 4.321)]);
+    let l = m.latest;
+    assert_eq!((l.step, l.total_steps, l.grad_norm), (Some(110), Some(1000), Some(0.9512)));
+    assert_eq!(l.tokens_per_second, Some(12401.0), "the validation's 23,456 tps is not the training's");
+}
+
+/// Keras 3, `verbose=1` (utils/progbar.py: `\b`s, `\r`, bold counter, `━` bar) and
+/// `verbose=2`: `loss` and `val_loss`; the counter and time left are the epoch's, so no
+/// step, total or ETA is taken from them; `Epoch 2/2` gives the epoch.
+#[test]
+fn keras_logs() {
+    let r = read_history("keras.log");
+    let m = &r.metrics;
+    assert_eq!(points(&m.loss), [(1.0, 0.8123), (2.0, 0.4512), (3.0, 0.2187), (4.0, 0.1654)]);
+    assert_eq!(points(&m.eval_loss), [(2.0, 0.1789), (4.0, 0.1301)]);
+    let l = m.latest;
+    assert_eq!((l.step, l.total_steps, l.eta_seconds, l.epoch), (None, None, None, Some(2.0)));
+    let r = read_history("keras_verbose2.log");
+    assert_eq!(points(&r.metrics.loss), [(1.0, 0.4512), (2.0, 0.1654)]);
+    assert_eq!(points(&r.metrics.eval_loss), [(1.0, 0.1789), (2.0, 0.1301)]);
+    // Keras 2's bar names its (epoch's) time left `ETA`.
+    let u = parse(" 100/1875 [==>...........................] - ETA: 3:04 - loss: 2.3456 - accuracy: 0.1234");
+    assert_eq!((u.loss, u.eta_seconds, u.step), (Some(2.3456), None, None));
+}
+
+/// TRL through transformers' Trainer: dict lines under the bar; `aux_loss`, `rewards/*`,
+/// `logps/*`, `mean_token_accuracy` are not the loss; `eval_*` keys are the evaluation's.
+#[test]
+fn trl_log() {
+    let r = read_history("trl.log");
+    let m = &r.metrics;
+    assert_eq!(points(&m.loss), [(10.0, 1.7363), (20.0, 1.5121), (30.0, 0.6927)]);
+    assert_eq!(points(&m.eval_loss), [(20.0, 1.4987)]);
+    let l = m.latest;
+    assert_eq!((l.step, l.total_steps, l.eta_seconds), (Some(30), Some(125), Some(190.0)));
+    assert_eq!((l.learning_rate, l.grad_norm, l.epoch), (Some(1.4e-5), Some(4.1025), Some(0.24)));
+}
+
+/// accelerate's examples: the `Running training` banner's total, the tqdm bar's step, and
+/// `epoch 0: perplexity: ... eval_loss: tensor(3.3642, device='cuda:0')` logged onto the
+/// bar's line.
+#[test]
+fn accelerate_log() {
+    let r = read_history("accelerate.log");
+    let m = &r.metrics;
+    assert!(m.loss.is_empty());
+    assert_eq!(points(&m.eval_loss), [(290.0, 3.3642), (580.0, 3.223)]);
+    let l = m.latest;
+    assert_eq!((l.step, l.total_steps, l.eta_seconds, l.epoch), (Some(580), Some(870), Some(72.0), Some(2.0)));
+}
+
+/// What the parser cannot be sure of is left out, never guessed.
+#[test]
+fn unsure_values_are_left_out() {
+    let none = |line: &str| {
+        let u = parse(line);
+        assert_eq!((u.loss, u.eval_loss, u.step, u.learning_rate), (None, None, None, None), "{line}: {u:?}");
+    };
+    none("loss 2,3"); // a decimal comma, or two values
+    none("loss 0,345");
+    none("lr=[0.0003, 0.00015]");
+    none("sop loss: 1.2");
+    none("nll_loss 3.0 | best_loss 2.9 | loss_scale 128");
+    none("aux_loss: 0.01");
+    none("value_loss 0.3 | loss/value_avg 0.2 | policy_loss 0.1");
+    none("eval_steps=500 warmup_steps=100 save_steps=1000 logging_steps=10");
+    none("test loss 2.0");
+    let test_set =
+        parse(" validation loss at iteration 1100 on test set | lm loss value: 5.950000E+00 | lm loss PPL: 3.8E+02 |");
+    assert_eq!((test_set.loss, test_set.eval_loss, test_set.step), (None, None, Some(1100)));
+    none("loss scale: 1.0 | number of nan iterations:   0");
+    none("Saving best model with val loss 2.3");
+    // An evaluation bar moves nothing.
+    let u = parse("Validation DataLoader 0:  40%|████      | 8/20 [00:00<00:01,  9.50it/s]");
+    assert_eq!((u.step, u.total_steps, u.eta_seconds, u.iterations_per_second), (None, None, None, None));
+    // Qualifiers on either side, any case.
+    assert_eq!(parse("loss/val: 1.5").eval_loss, Some(1.5));
+    assert_eq!(parse("Validation Loss: 1.25").eval_loss, Some(1.25));
+    assert_eq!(parse("Train Loss: 1.75, Eval Loss: 1.5").loss, Some(1.75));
+    assert_eq!(parse("tokens_per_second_per_gpu:1843.2").tokens_per_second, Some(1843.2));
+    assert_eq!(parse("throughput 1,234,567.5 tok/s 12,345").tokens_per_second, Some(12345.0));
+}
+
 #[test]
 fn cuda_oom_log() {
     let r = read_history("oom.log");

@@ -516,3 +516,70 @@ fn status_json_has_log_metrics_the_same_object_log_json_prints() {
     assert_eq!(metrics, &log["log"]["metrics"]);
     assert_eq!(metrics, &status["metrics"], "the top-level copy stays for existing scripts");
 }
+
+/// Issue 15 item 8: after a rotation the eval loss (reported once, before it) is still
+/// known: `status --json`, `status`, and a console started after the rotation, even
+/// while the new log is empty.
+#[test]
+fn metrics_from_before_a_rotation_survive_in_status_and_the_console() {
+    let ws = tempfile::tempdir().expect("ws");
+    let logs = ws.path().join("experiments/v68/logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(
+        logs.join("train.log.1"),
+        "step 1000 | loss 3.8 | lr 2.7e-4\n{'eval_loss': 3.909, 'epoch': 1.0}\nstep 1010 | loss 3.79\n",
+    )
+    .expect("write");
+    let log = logs.join("train.log");
+    std::fs::write(&log, "").expect("the new, empty log");
+    let run = |args: &[&str]| -> Vec<u8> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+            .arg("-w")
+            .arg(ws.path())
+            .args(args)
+            .env("XDG_STATE_HOME", ws.path().join("state"))
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let check = |want_step: u64, want_loss: f64| {
+        let status: serde_json::Value = serde_json::from_slice(&run(&["status", "--json"])).expect("json");
+        let m = &status["metrics"];
+        assert_eq!((m["step"].as_u64(), m["loss"].as_f64()), (Some(want_step), Some(want_loss)), "{m}");
+        assert_eq!(m["eval_loss"], 3.909, "{m}");
+        assert_eq!(m["learning_rate"], 2.7e-4, "{m}");
+        assert_eq!(status["log"]["path"], log.display().to_string(), "the log itself is followed");
+        let text = String::from_utf8(run(&["status"])).expect("utf8");
+        assert!(text.contains("eval_loss 3.9090"), "{text}");
+    };
+    check(1010, 3.79);
+    // A console started right after the rotation, the new log still empty.
+    let (tx, rx) = mpsc::channel();
+    let collector =
+        spawn_collector(log.clone(), CollectorOptions::new(LogConfig::default()), move |s| tx.send(s).is_ok())
+            .expect("spawn");
+    let samples = recv_until(&rx, "history", |s| s.backfill.done && s.metrics.latest.step.is_some());
+    let m = samples.last().expect("sample").metrics.latest;
+    assert_eq!((m.step, m.eval_loss), (Some(1010), Some(3.909)));
+    drop(collector);
+    std::fs::write(&log, "step 1020 | loss 3.7\n").expect("write");
+    check(1020, 3.7);
+
+    // The console started after the rotation: the history includes the rotated file.
+    let (tx, rx) = mpsc::channel();
+    let opts = CollectorOptions::new(LogConfig::default());
+    let collector = spawn_collector(log.clone(), opts, move |s| tx.send(s).is_ok()).expect("spawn");
+    let samples = recv_until(&rx, "history", |s| s.backfill.done);
+    let m = &samples.last().expect("sample").metrics;
+    assert_eq!((m.latest.step, m.latest.loss, m.latest.eval_loss), (Some(1020), Some(3.7), Some(3.909)));
+    assert_eq!(m.loss.points().first(), Some(&(1000.0, 3.8)), "the chart keeps the points before the rotation");
+    drop(collector);
+
+    // A rotated file idle for hours before its rename is an ended run's: not this one's.
+    let f = std::fs::File::options().write(true).open(logs.join("train.log.1")).expect("open");
+    f.set_modified(SystemTime::now() - Duration::from_secs(5 * 3600)).expect("mtime");
+    let status: serde_json::Value = serde_json::from_slice(&run(&["status", "--json"])).expect("json");
+    assert!(status["metrics"]["eval_loss"].is_null(), "{}", status["metrics"]);
+    assert_eq!(status["metrics"]["step"], 1020);
+}

@@ -817,3 +817,42 @@ async fn under_a_bandwidth_cap_nothing_is_copied_while_hashing() {
     assert_eq!(std::fs::read(r3.join("ck/step_1.pt")).expect("stored"), one);
     h.shutdown().await.expect("stops");
 }
+
+/// Issue 15 item 6: under a cap the engine's progress reads the cap, never the start's
+/// burst (a full token bucket and a chunk announced before the wait used to read as
+/// 78 MB/s under a 10 MiB/s cap), and no rate is given before the readings span
+/// `rate::MIN_SPAN`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_under_a_cap_reads_the_cap_not_the_burst() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).expect("mkdir");
+    let mut remotes: BTreeMap<String, Arc<dyn Remote>> = BTreeMap::new();
+    remotes.insert("l2".into(), local_with_sums("l2", &dir.path().join("r2"), &ws));
+    remotes.insert("l3".into(), local_with_sums("l3", &dir.path().join("r3"), &ws));
+    let data = pattern(40 << 20, 5);
+    write(&ws.join("ck/step_1.pt"), &data);
+    let mut c = config();
+    c.bandwidth_limit_kib_s = 8192;
+    let cap = 8192.0 * 1024.0;
+    let mut h = engine::start(&ws, &c, remotes, Mode::Daemon).expect("engine starts");
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "confirmed", confirmed("ck/step_1.pt")).await;
+    let rates: Vec<(u64, u64)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            SyncEvent::Progress { path, bytes_done, rate_bytes_per_s, .. } if path == "ck/step_1.pt" => {
+                Some((*bytes_done, *rate_bytes_per_s))
+            }
+            _ => None,
+        })
+        .collect();
+    // 40 MiB at 8 MiB/s after a one-second burst: at least four seconds of readings.
+    assert!(rates.iter().any(|(_, r)| *r > 0), "a rate once the readings span MIN_SPAN: {rates:?}");
+    for (done, r) in &rates {
+        assert!((*r as f64) < 1.35 * cap, "{} MiB/s at {done} under an 8 MiB/s cap: {rates:?}", *r as f64 / 1048576.0);
+    }
+    // The first readings (the burst) give no rate.
+    assert_eq!(rates.first().map(|r| r.1), Some(0), "{rates:?}");
+    h.shutdown().await.expect("stops");
+}

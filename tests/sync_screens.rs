@@ -89,6 +89,7 @@ fn uploading() -> (Msg, Vec<LedgerEntry>) {
         path: "checkpoints/v68_step_12000.pt".into(),
         bytes_done: 4_100 * MB,
         bytes_total: 6_700 * MB,
+        updated_ms: fx::NOW as i64 * 1000,
     });
     let queue = vec![
         entry("L2", "experiments/v68/logs/train.log", UploadState::Pending, 0, 2 * MB),
@@ -153,8 +154,12 @@ fn an_upload_left_by_a_stopped_engine_is_not_shown_as_uploading() {
     let mut l3 = level("L3", "hf", 180);
     l3.pending_files = 1;
     l3.pending_bytes = 50 * MB;
-    l3.interrupted =
-        Some(InFlightStatus { path: "checkpoints/a.pt".into(), bytes_done: 54 * MB, bytes_total: 105 * MB });
+    l3.interrupted = Some(InFlightStatus {
+        path: "checkpoints/a.pt".into(),
+        bytes_done: 54 * MB,
+        bytes_total: 105 * MB,
+        updated_ms: 0,
+    });
     let msg = Msg::Sync(Box::new(SyncSample {
         source: EngineSource::Off { reason: "not started".into() },
         status: SyncStatus {
@@ -176,29 +181,123 @@ fn an_upload_left_by_a_stopped_engine_is_not_shown_as_uploading() {
 fn uploads_in_flight_with_rate_and_eta_from_successive_samples() {
     let (first, queue) = uploading();
     let mut s = with_uploads(vec![first]);
-    // Two seconds later the daemon's ledger says 176 MB more went: 88 MB/s.
-    update(&mut s, Msg::Tick(fx::at(fx::NOW + 2)));
-    let mut l3 = level("L3", "hf", 180);
-    l3.pending_files = 2;
-    l3.pending_bytes = 9 * GB;
-    l3.in_flight = Some(InFlightStatus {
-        path: "checkpoints/v68_step_12000.pt".into(),
-        bytes_done: 4_276 * MB,
-        bytes_total: 6_700 * MB,
-    });
-    let mut l2 = level("L2", "drive", 90);
-    l2.pending_files = 2;
-    l2.pending_bytes = 3 * MB;
-    update(&mut s, sample(vec![l2, l3], queue));
+    // The daemon writes its progress to the ledger; each reading is timed by when the
+    // daemon wrote it (`updated_ms`), not by when this console read it.
+    let reading = |s: &mut opsconsole::app::AppState, read_at: u64, written_at: u64, done_mb: u64| {
+        update(s, Msg::Tick(fx::at(read_at)));
+        let mut l3 = level("L3", "hf", 180);
+        l3.pending_files = 2;
+        l3.pending_bytes = 9 * GB;
+        l3.in_flight = Some(InFlightStatus {
+            path: "checkpoints/v68_step_12000.pt".into(),
+            bytes_done: done_mb * MB,
+            bytes_total: 6_700 * MB,
+            updated_ms: written_at as i64 * 1000,
+        });
+        let mut l2 = level("L2", "drive", 90);
+        l2.pending_files = 2;
+        l2.pending_bytes = 3 * MB;
+        update(s, sample(vec![l2, l3], queue.clone()));
+    };
+    // Two seconds in, 176 MB more: too short a span to say a rate (a first burst would
+    // read as a pace), so no rate and no ETA yet.
+    reading(&mut s, fx::NOW + 2, fx::NOW + 2, 4_276);
+    let up = s.uploads.in_flight("L3").expect("in flight");
+    assert_eq!((up.rate_bytes_per_s, up.eta()), (0, None));
+    assert!(!fx::screen_text(&s, 80, 24).contains("/s"), "no rate yet");
+    // Four seconds in: 88 MB/s over the window.
+    reading(&mut s, fx::NOW + 4, fx::NOW + 4, 4_452);
     let up = s.uploads.in_flight("L3").expect("in flight");
     assert_eq!(up.rate_bytes_per_s, 88 * MB);
-    assert_eq!(up.eta().map(|d| d.as_secs()), Some((6_700 - 4_276) / 88));
+    assert_eq!(up.eta().map(|d| d.as_secs()), Some((6_700 - 4_452) / 88));
+    // The same ledger read again later (the daemon wrote nothing new): the same rate, not
+    // a slower one measured from the console's own clock.
+    reading(&mut s, fx::NOW + 7, fx::NOW + 4, 4_452);
+    assert_eq!(s.uploads.in_flight("L3").map(|u| u.rate_bytes_per_s), Some(88 * MB));
     both("uploads_uploading", &s);
     let text = fx::screen_text(&s, 80, 24);
-    assert!(text.contains("v68_step_12000.pt  63%"), "{text}");
-    assert!(text.contains("88.0 MB/s eta 27s"), "{text}");
+    assert!(text.contains("v68_step_12000.pt  66%"), "{text}");
+    assert!(text.contains("88.0 MB/s eta 25s"), "{text}");
 }
 
+/// Issue 15 item 6: after a resume, the rate counts only the bytes this attempt sent. The
+/// daemon resumed at 4 100 MB of 6 700 (a new attempt: its first reading is the offset)
+/// and sends 10.5 MB/s under a 10 MiB/s cap.
+#[test]
+fn a_resumed_upload_under_a_cap_reads_the_cap() {
+    let mut s = with_uploads(vec![]);
+    let path = "checkpoints/v68_step_12000.pt";
+    for i in 0..=8u64 {
+        let mut l3 = level("L3", "hf", 180);
+        l3.pending_files = 1;
+        l3.pending_bytes = 6_700 * MB;
+        // The first attempt had reached 4 000 MB; this one resumes at 4 100 MB.
+        let done = 4_100 * MB + i * 10_485_760;
+        l3.in_flight = Some(InFlightStatus {
+            path: path.into(),
+            bytes_done: done,
+            bytes_total: 6_700 * MB,
+            updated_ms: (fx::NOW + i) as i64 * 1000,
+        });
+        update(&mut s, Msg::Tick(fx::at(fx::NOW + i)));
+        update(&mut s, sample(vec![level("L2", "drive", 90), l3], vec![]));
+    }
+    let up = s.uploads.in_flight("L3").expect("in flight");
+    assert_eq!(up.rate_bytes_per_s, 10_485_760);
+    let left = 6_700 * MB - (4_100 * MB + 8 * 10_485_760);
+    assert_eq!(up.eta().map(|d| d.as_secs()), Some(left / 10_485_760));
+    let text = fx::screen_text(&s, 110, 32);
+    assert!(text.contains("10.5 MB/s eta 3m59s"), "{text}");
+}
+
+/// Issue 15 item 6: a failed upload retried (R) and under way again no longer shows its
+/// old failure beside its progress, though the ledger sample read before the retry still
+/// lists it.
+#[test]
+fn a_retrying_upload_does_not_keep_the_old_failure_text() {
+    let path = "checkpoints/v68_step_13000.pt";
+    let mut l3 = level("L3", "hf", 180);
+    l3.pending_files = 1;
+    l3.pending_bytes = 6_700 * MB;
+    l3.failed = 1;
+    l3.failures = vec![FailureStatus {
+        path: path.into(),
+        reason: "cancelled by you; retry failed uploads to queue it again".into(),
+        permanent: true,
+        attempts: 1,
+        retry_at_unix: None,
+    }];
+    let mut s = with_uploads(vec![sample(vec![level("L2", "drive", 90), l3], vec![])]);
+    let text = fx::screen_text(&s, 110, 32);
+    assert!(text.contains("✗ 1 failed: cancelled by you"), "{text}");
+    // The retry starts: this console's engine says so before the next ledger sample.
+    update(
+        &mut s,
+        Msg::SyncEvent(SyncEvent::Started {
+            level: "L3".into(),
+            path: path.into(),
+            offset: 0,
+            bytes_total: 6_700 * MB,
+        }),
+    );
+    update(
+        &mut s,
+        Msg::SyncEvent(SyncEvent::Progress {
+            level: "L3".into(),
+            path: path.into(),
+            bytes_done: 670 * MB,
+            bytes_total: 6_700 * MB,
+            rate_bytes_per_s: 0,
+        }),
+    );
+    for (w, h) in [(80, 24), (110, 32), (160, 48)] {
+        let text = fx::screen_text(&s, w, h);
+        assert!(!text.contains("cancelled"), "{w}x{h}:\n{text}");
+        assert!(!text.contains("failed"), "{w}x{h}:\n{text}");
+        assert!(text.contains("v68_step_13000.pt  10%"), "{w}x{h}:\n{text}");
+    }
+    insta::assert_snapshot!("uploads_retrying_110x32", fx::render(&s, 110, 32).backend());
+}
 #[test]
 fn uploads_overdue_is_flagged() {
     let mut l2 = level("L2", "drive", 90);
@@ -488,7 +587,12 @@ fn drive_level_uploading_shows_progress_rate_and_eta() {
     l2.pending_files = 3;
     l2.pending_bytes = 180 * MB;
     let log = "experiments/v68/logs/train.log";
-    l2.in_flight = Some(InFlightStatus { path: log.into(), bytes_done: 60 * MB, bytes_total: 150 * MB });
+    l2.in_flight = Some(InFlightStatus {
+        path: log.into(),
+        bytes_done: 60 * MB,
+        bytes_total: 150 * MB,
+        updated_ms: fx::NOW as i64 * 1000,
+    });
     let queue = vec![
         entry("L2", log, UploadState::Uploading, 60 * MB, 150 * MB),
         entry("L2", "experiments/v68/metrics.json", UploadState::Pending, 0, 20 * MB),
@@ -496,7 +600,12 @@ fn drive_level_uploading_shows_progress_rate_and_eta() {
     ];
     let mut s = with_uploads(vec![sample(vec![l2.clone(), level("L3", "hf", 180)], queue.clone())]);
     update(&mut s, Msg::Tick(fx::at(fx::NOW + 4)));
-    l2.in_flight = Some(InFlightStatus { path: log.into(), bytes_done: 92 * MB, bytes_total: 150 * MB });
+    l2.in_flight = Some(InFlightStatus {
+        path: log.into(),
+        bytes_done: 92 * MB,
+        bytes_total: 150 * MB,
+        updated_ms: (fx::NOW + 4) as i64 * 1000,
+    });
     update(&mut s, sample(vec![l2, level("L3", "hf", 180)], queue));
     both("uploads_drive_uploading", &s);
     let text = fx::screen_text(&s, 80, 24);

@@ -87,7 +87,7 @@ pub fn busy(gpu: Option<&crate::gpu::GpuSample>, log: &Path) -> Vec<Busy> {
     if let Some(s) = gpu {
         for p in s.processes().filter(|p| p.pid != me) {
             let mem = p.used_bytes.map(|b| format!(" ({})", crate::util::bytes(b))).unwrap_or_default();
-            let cmd = p.command.as_deref().map(|c| crate::util::ellipsize(c, 60)).unwrap_or_else(|| p.short_name());
+            let cmd = p.program().map(|n| crate::util::ellipsize(&n.head, 60)).unwrap_or_else(|| p.short_name());
             out.push(Busy { pid: p.pid, what: format!("{cmd} on GPU {}{mem}", p.gpu_index) });
         }
     }

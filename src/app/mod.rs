@@ -113,6 +113,8 @@ pub enum Msg {
     Disk(crate::disk::DiskSample),
     /// A whole sample of every GPU from the GPU collector.
     Gpu(crate::gpu::GpuSample),
+    /// The host's CPU, RAM and swap.
+    Host(crate::host::HostSample),
     /// The answer to [`Effect::TerminateProcess`].
     ProcessTerminated { pid: u32, result: Result<(), String> },
     /// A whole sample from the log collector.
@@ -164,6 +166,7 @@ impl Msg {
             | Msg::Airlock(_) => true,
             Msg::Disk(_)
             | Msg::Gpu(_)
+            | Msg::Host(_)
             | Msg::Log(_)
             | Msg::LogCandidates(_)
             | Msg::Sync(_)
@@ -235,6 +238,8 @@ pub struct AppState {
     pub external_ip: Option<String>,
     /// The protocol's rules, from the rules collector (None until the first report).
     pub rules: Option<crate::rules::RulesReport>,
+    /// The host's CPU, RAM and swap, last read.
+    pub host_usage: Option<crate::host::HostSample>,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
     /// Shown in the header when the console runs on the throwaway demo workspace.
@@ -289,6 +294,7 @@ impl AppState {
             idle: Default::default(),
             external_ip: None,
             rules: None,
+            host_usage: None,
             notice: None,
             demo: false,
             should_quit: false,
@@ -343,6 +349,10 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Checkpoints(sample) => {
             prune::on_checkpoints(state, *sample);
+            vec![]
+        }
+        Msg::Host(sample) => {
+            state.host_usage = Some(sample);
             vec![]
         }
         Msg::Gpu(sample) => {

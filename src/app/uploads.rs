@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::sync::rate::RateWindow;
 use crate::sync::{SyncEvent, SyncSample};
 
 /// The upload in flight on one level, as last reported.
@@ -17,6 +18,9 @@ pub struct LiveUpload {
     pub at: SystemTime,
     /// From engine events (this console's engine) rather than ledger samples.
     pub from_events: bool,
+    /// Beside a daemon: the ledger's progress readings of this attempt, timed by when the
+    /// daemon wrote them.
+    pub window: RateWindow,
 }
 
 impl LiveUpload {
@@ -57,25 +61,23 @@ impl UploadsPanel {
             match (&level.in_flight, prev) {
                 (_, Some(p)) if p.from_events && age(now, p.at) < EVENTS_FRESH => live.push(p.clone()),
                 (Some(f), prev) => {
-                    let rate = match prev {
-                        Some(p) if p.path == f.path && f.bytes_done >= p.bytes_done => {
-                            let dt = age(now, p.at).as_secs_f64();
-                            if dt > 0.0 {
-                                ((f.bytes_done - p.bytes_done) as f64 / dt) as u64
-                            } else {
-                                p.rate_bytes_per_s
-                            }
-                        }
-                        _ => 0,
+                    // Readings of this file's attempt, at the times the daemon wrote them
+                    // (a ledger read twice, or late, adds nothing; an attempt that starts
+                    // lower starts the window again).
+                    let mut window = match prev {
+                        Some(p) if p.path == f.path && !p.from_events => p.window.clone(),
+                        _ => RateWindow::new(),
                     };
+                    window.push(f.updated_ms as f64 / 1000.0, f.bytes_done);
                     live.push(LiveUpload {
                         level: level.level.clone(),
                         path: f.path.clone(),
                         bytes_done: f.bytes_done,
                         bytes_total: f.bytes_total,
-                        rate_bytes_per_s: rate,
+                        rate_bytes_per_s: window.bytes_per_s(),
                         at: now,
                         from_events: false,
+                        window,
                     });
                 }
                 (None, _) => {}
@@ -101,6 +103,7 @@ impl UploadsPanel {
                     rate_bytes_per_s: 0,
                     at: now,
                     from_events: true,
+                    window: RateWindow::new(),
                 });
             }
             SyncEvent::Progress { level, path, bytes_done, bytes_total, rate_bytes_per_s } => {
@@ -112,6 +115,7 @@ impl UploadsPanel {
                     rate_bytes_per_s,
                     at: now,
                     from_events: true,
+                    window: RateWindow::new(),
                 });
             }
             SyncEvent::Confirmed { level, path, .. } => {
@@ -149,6 +153,19 @@ impl UploadsPanel {
     /// The upload in flight on a level.
     pub fn in_flight(&self, level: &str) -> Option<&LiveUpload> {
         self.live.iter().find(|l| l.level == level)
+    }
+
+    /// A level's failures as they stand now: a file being uploaded again (a retry under
+    /// way, which the engine's events tell before the next ledger sample does) is no longer
+    /// failed, so its old reason is not shown beside its progress. The count and the
+    /// failures left.
+    pub fn current_failures<'a>(
+        &self,
+        l: &'a crate::sync::status::LevelStatus,
+    ) -> (u64, Vec<&'a crate::sync::status::FailureStatus>) {
+        let retrying = self.in_flight(&l.level).map(|u| u.path.as_str());
+        let (gone, left): (Vec<_>, Vec<_>) = l.failures.iter().partition(|f| Some(f.path.as_str()) == retrying);
+        (l.failed.saturating_sub(gone.len() as u64), left)
     }
 
     /// The upload `c` cancels: the selected queue row when it is uploading, else the first

@@ -57,12 +57,10 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// A process's command line, spaces between the arguments.
+/// A process's command line, spaces between the arguments (quoted where they hold one).
 pub fn cmdline(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let s: Vec<String> =
-        raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    (!s.is_empty()).then(|| s.join(" "))
+    crate::gpu::procinfo::join_cmdline(&raw)
 }
 
 /// Builds the whole report.

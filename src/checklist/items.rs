@@ -82,7 +82,11 @@ pub fn training(gpu: Option<&GpuSample>, log: Option<&str>, writers: Result<Vec<
     if !procs.is_empty() {
         let list: Vec<String> = procs
             .iter()
-            .map(|p| format!("pid {} {} ({})", p.pid, util::ellipsize(&p.command, 40), p.doing.join(", ")))
+            .map(|p| {
+                // The program and its script first: a cut keeps what the process is.
+                let name = crate::gpu::procinfo::program_name(&p.command).map_or_else(|| p.command.clone(), |n| n.head);
+                format!("pid {} {} ({})", p.pid, util::ellipsize(&name, 40), p.doing.join(", "))
+            })
             .collect();
         return Item::fail(
             name,

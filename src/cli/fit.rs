@@ -4,8 +4,21 @@ use std::path::PathBuf;
 
 use crate::gpu::fit::FitRequest;
 
+/// What `fit --help` says after the options.
+pub const FIT_AFTER_HELP: &str = "\
+When the smallest tier does not run the job, fit lists the changes it models that would
+lower the estimate (QLoRA, 8-bit optimizer state, gradient checkpointing, FlashAttention,
+micro-batch 1, quantized weights), each with the estimate it gives and the tier that would
+run it. See docs/fit.md for the formulas and their sources.
+
+Exit status:
+  0  a configured tier runs the job (fits or near)
+  1  no configured tier runs it (the estimate exceeds every tier's budget)
+  2  the request is invalid (a bad flag value, an unreadable model)";
+
 /// `opsconsole fit`: see docs/fit.md for the formulas and their sources.
 #[derive(Debug, clap::Args)]
+#[command(after_help = FIT_AFTER_HELP)]
 pub struct FitArgs {
     /// Parameter count: 7e9, 1.3B, 350M, 6738415616.
     #[arg(long, value_name = "N")]
@@ -47,6 +60,10 @@ pub struct FitArgs {
     /// Attention that keeps no s×s score matrix (FlashAttention, PyTorch SDPA).
     #[arg(long)]
     pub flash_attention: bool,
+    /// Gradient (activation) checkpointing: keep each layer's input and recompute the rest
+    /// in the backward pass (training modes).
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
     /// CUDA context and kernels, in GiB (default 1).
     #[arg(long, value_name = "GIB")]
     pub overhead_gib: Option<f64>,
@@ -71,6 +88,7 @@ impl FitArgs {
             heads: self.heads,
             kv_heads: self.kv_heads,
             flash_attention: self.flash_attention,
+            gradient_checkpointing: self.gradient_checkpointing,
             overhead_gib: self.overhead_gib,
         }
     }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
+
+pub mod completions;
 use color_eyre::eyre::{Result, WrapErr};
 
 use crate::app::AppState;
@@ -137,6 +139,14 @@ pub enum Command {
         /// exporter` does).
         #[arg(long, value_name = "ADDR", requires = "daemon")]
         metrics_listen: Option<String>,
+        /// Install the daemon as a systemd user service (Restart=on-failure, started at
+        /// boot with lingering, logs in the journal) and start it; without systemd, print
+        /// the tmux / nohup / cron lines that keep it running instead.
+        #[arg(long, group = "sync_mode", conflicts_with_all = ["daemon", "once", "verify", "uninstall_service"])]
+        install_service: bool,
+        /// Stop, disable and remove the service `--install-service` wrote.
+        #[arg(long, group = "sync_mode", conflicts_with_all = ["daemon", "once", "verify"])]
+        uninstall_service: bool,
     },
     /// Check the remotes: each step needed to store and read back a file, with the fix for
     /// a step that fails. `--init` sets a remote up first (a folder: created inside an
@@ -236,6 +246,19 @@ pub enum Command {
     },
     /// Print the resolved configuration and where it came from.
     Config,
+    /// Print the shell completion script for SHELL: `source <(opsconsole completions bash)`,
+    /// or install it where your shell looks (docs in README).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page opsconsole(1) in roff (`opsconsole man | man -l -`), or with
+    /// `--dir` write it and one page per subcommand (opsconsole-status.1, …) into DIR.
+    Man {
+        /// Write opsconsole.1 and opsconsole-SUBCOMMAND.1 into this existing folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The demo's simulated trainer (started by `opsconsole demo`).
     #[command(name = "demo-trainer", hide = true)]
     DemoTrainer {
@@ -352,15 +375,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Fit(args)) => {
             let (_, cfg) = load_workspace(&cli)?;
-            match crate::gpu::fit::run(&args.request(), &cfg.gpu.tiers) {
-                Ok(est) if args.json => println!("{}", serde_json::to_string_pretty(&est)?),
-                Ok(est) => print!("{}", crate::gpu::fit::to_text(&est)),
+            let est = match crate::gpu::fit::run(&args.request(), &cfg.gpu.tiers) {
+                Ok(est) if args.json => {
+                    println!("{}", serde_json::to_string_pretty(&est)?);
+                    est
+                }
+                Ok(est) => {
+                    print!("{}", crate::gpu::fit::to_text(&est));
+                    est
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(ExitCode::from(2));
                 }
-            }
-            Ok(ExitCode::SUCCESS)
+            };
+            Ok(ExitCode::from(crate::gpu::fit::exit_code(&est)))
         }
         Some(Command::Log { follow, lines, list, json, path }) => {
             let (ws, cfg) = load_workspace(&cli)?;
@@ -386,6 +415,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 Err(e) => Err(e).wrap_err("writing opsconsole.toml"),
             }
+        }
+        Some(Command::Sync { install_service, uninstall_service, .. }) if *install_service || *uninstall_service => {
+            let (ws, _cfg) = load_workspace(&cli)?;
+            let env = crate::sync::service::ServiceEnv::from_env()?;
+            let report = if *install_service {
+                let exe = std::env::current_exe().wrap_err("finding the opsconsole binary")?;
+                let exe = exe.canonicalize().unwrap_or(exe);
+                let workspace = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
+                let config = match &cli.config {
+                    Some(_) => ws.config_path.clone(),
+                    None => None,
+                };
+                crate::sync::service::install(&env, &crate::sync::service::DaemonCommand { exe, workspace, config })
+            } else {
+                let workspace = ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone());
+                crate::sync::service::uninstall(&env, &workspace)
+            };
+            for l in &report.lines {
+                println!("{l}");
+            }
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Some(Command::Sync { daemon, verify, metrics_listen, .. }) => {
             let (ws, cfg) = load_workspace(&cli)?;
@@ -449,6 +499,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Estimate { experiment, duration, json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             Ok(ExitCode::from(estimate::cli_run(&ws, &cfg, experiment, duration.as_deref(), *json)))
+        }
+        Some(Command::Completions { shell }) => {
+            completions::ok_if_pipe_closed(completions::completions(*shell, &mut std::io::stdout().lock()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man { dir }) => {
+            match dir {
+                None => completions::ok_if_pipe_closed(completions::man(&mut std::io::stdout().lock()))?,
+                Some(dir) => {
+                    let pages = completions::man_pages(dir)
+                        .wrap_err_with(|| format!("writing man pages into {}", dir.display()))?;
+                    for p in pages {
+                        println!("{}", p.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;

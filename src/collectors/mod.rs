@@ -29,6 +29,7 @@ pub mod checkpoints;
 pub mod disk;
 pub mod external_ip;
 pub mod gpu;
+pub mod host;
 pub mod log;
 pub mod rules;
 pub mod sync;
@@ -102,6 +103,7 @@ impl Collectors {
             refresh.clone(),
             gpu_watch,
         )));
+        tasks.push(host::spawn_host(tx.clone(), refresh.clone()));
         let (log_switch, switch_rx) = mpsc::unbounded_channel();
         tasks.push(tokio::spawn(log::supervise(
             self.workspace_root.clone(),

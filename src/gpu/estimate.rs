@@ -11,6 +11,10 @@
 //! - Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
 //!   Models" (arXiv:2205.05198), eq. 1: activation memory per transformer layer with
 //!   16-bit activations, no recomputation and no parallelism = s·b·h·(34 + 5·a·s/h) bytes.
+//! - Same paper, section 4: with full activation recomputation (gradient checkpointing)
+//!   only the input of each transformer layer is kept, 2·s·b·h bytes per layer; the
+//!   backward pass recomputes one layer at a time, so one layer's full activations are
+//!   added on top.
 //! - KV cache for inference: 2 (K and V) · layers · batch · seq · kv_hidden · bytes.
 
 use std::io::Read;
@@ -162,6 +166,9 @@ pub struct EstimateInput {
     pub kv_heads: Option<u64>,
     /// Attention without stored s×s scores (FlashAttention / SDPA): drops the 5as/h term.
     pub flash_attention: bool,
+    /// Full activation recomputation (training only): keep each layer's input, recompute
+    /// the rest in the backward pass.
+    pub gradient_checkpointing: bool,
     pub overhead_bytes: u64,
 }
 
@@ -179,6 +186,7 @@ impl EstimateInput {
             heads: None,
             kv_heads: None,
             flash_attention: false,
+            gradient_checkpointing: false,
             overhead_bytes: DEFAULT_OVERHEAD_BYTES,
         }
     }
@@ -219,6 +227,38 @@ pub struct FitEstimate {
     pub activation_formula: Option<String>,
     pub notes: Vec<String>,
     pub tiers: Vec<TierEstimate>,
+    /// When the smallest tier does not run the job: changes the estimator models that
+    /// lower the estimate, each with the estimate it gives (see [`advise`]).
+    #[serde(default)]
+    pub advice: Vec<Advice>,
+}
+
+impl FitEstimate {
+    /// The first tier (the tiers are listed smallest first) that runs the job: `fits` or
+    /// `near`.
+    pub fn smallest_tier(&self) -> Option<&TierEstimate> {
+        self.tiers.iter().find(|t| t.verdict != Verdict::Exceeds)
+    }
+
+    fn tier_rank(&self) -> usize {
+        self.tiers.iter().position(|t| t.verdict != Verdict::Exceeds).unwrap_or(usize::MAX)
+    }
+}
+
+/// One change to the job that the estimator models, and what it would give.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Advice {
+    /// The `fit` flags that describe the changed job, e.g. `--dtype int4`.
+    pub flags: String,
+    /// The change in words.
+    pub change: String,
+    /// The estimate with this change.
+    pub total_bytes: u64,
+    /// The smallest tier that would run the changed job; `None` when still none.
+    pub tier: Option<String>,
+    pub tier_label: Option<String>,
+    /// `fits` or `near` on that tier.
+    pub verdict: Option<Verdict>,
 }
 
 /// Why no estimate could be made.
@@ -241,8 +281,15 @@ fn mul(a: u64, b: u64) -> u64 {
     (a as u128 * b as u128).min(u64::MAX as u128) as u64
 }
 
-/// Estimate VRAM for a job and judge it against every tier.
+/// Estimate VRAM for a job and judge it against every tier; when the smallest tier does
+/// not run it, add the changes that would lower the estimate ([`advise`]).
 pub fn estimate(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstimate, EstimateError> {
+    let mut e = estimate_core(input, tiers)?;
+    e.advice = advise(input, &e, tiers);
+    Ok(e)
+}
+
+fn estimate_core(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstimate, EstimateError> {
     if input.params == 0 {
         return Err(EstimateError("the parameter count is 0".into()));
     }
@@ -295,6 +342,9 @@ pub fn estimate(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstima
             )
         }
     };
+    if input.gradient_checkpointing && input.mode == Mode::Inference {
+        return Err(EstimateError("--gradient-checkpointing only applies to training (--mode full or lora)".into()));
+    }
     if matches!(
         input.mode,
         Mode::Full { optimizer: Optimizer::Adafactor } | Mode::Lora { optimizer: Optimizer::Adafactor, .. }
@@ -337,7 +387,254 @@ pub fn estimate(input: &EstimateInput, tiers: &[TierConfig]) -> Result<FitEstima
         activation_formula: formula,
         notes,
         tiers,
+        advice: Vec::new(),
     })
+}
+
+/// The `change` of the advice that combines several changes.
+pub const TOGETHER: &str = "these together";
+
+/// Smallest saving worth naming: what `fit` prints (0.1 GiB).
+const MIN_SAVING_BYTES: u64 = GIB / 10;
+
+/// The changes to a job that the estimator models, each as (flags, words, changed input).
+/// Only changes that apply are listed: no 8-bit optimizer for inference or when the
+/// optimizer already keeps 2 bytes or less, no activation changes when activations are
+/// not counted, nothing that is already so.
+fn candidates(input: &EstimateInput, base: &FitEstimate) -> Vec<(String, String, EstimateInput)> {
+    let mut out = Vec::new();
+    let with = |f: &dyn Fn(&mut EstimateInput)| {
+        let mut i = input.clone();
+        f(&mut i);
+        i
+    };
+    let activations = base.breakdown.activations_bytes > 0;
+    match input.mode {
+        Mode::Inference => {
+            if matches!(input.dtype, Dtype::Fp32) {
+                out.push(("--dtype bf16".into(), "16-bit weights".into(), with(&|i| i.dtype = Dtype::Bf16)));
+            }
+            if !matches!(input.dtype, Dtype::Int8 | Dtype::Int4) {
+                out.push(("--dtype int8".into(), "8-bit quantized weights".into(), with(&|i| i.dtype = Dtype::Int8)));
+            }
+            if input.dtype != Dtype::Int4 {
+                out.push(("--dtype int4".into(), "4-bit quantized weights".into(), with(&|i| i.dtype = Dtype::Int4)));
+            }
+        }
+        Mode::Full { optimizer } => {
+            let lora = Mode::Lora { optimizer, fraction: crate::gpu::fit::DEFAULT_LORA_FRACTION };
+            out.push((
+                "--mode lora".into(),
+                format!("LoRA: freeze the {} base, train 1% as adapters", input.dtype.as_str()),
+                with(&|i| i.mode = lora),
+            ));
+            out.push((
+                "--mode lora --dtype int4".into(),
+                "QLoRA: 4-bit base weights, train 1% as adapters".into(),
+                with(&|i| {
+                    i.mode = lora;
+                    i.dtype = Dtype::Int4;
+                }),
+            ));
+            if input.dtype == Dtype::Fp32 {
+                out.push(("--dtype bf16".into(), "bf16 mixed precision".into(), with(&|i| i.dtype = Dtype::Bf16)));
+            }
+        }
+        Mode::Lora { .. } => {
+            if input.dtype != Dtype::Int4 {
+                out.push(("--dtype int4".into(), "QLoRA: 4-bit base weights".into(), with(&|i| i.dtype = Dtype::Int4)));
+            }
+            if !matches!(input.dtype, Dtype::Int8 | Dtype::Int4) {
+                out.push(("--dtype int8".into(), "8-bit base weights".into(), with(&|i| i.dtype = Dtype::Int8)));
+            }
+            if input.dtype == Dtype::Fp32 {
+                out.push(("--dtype bf16".into(), "bf16 base weights".into(), with(&|i| i.dtype = Dtype::Bf16)));
+            }
+        }
+    }
+    if let Mode::Full { optimizer } | Mode::Lora { optimizer, .. } = input.mode
+        && optimizer.state_bytes_per_param() > Optimizer::Adamw8bit.state_bytes_per_param()
+    {
+        out.push((
+            "--optimizer adamw8bit".into(),
+            "8-bit AdamW optimizer state".into(),
+            with(&|i| match &mut i.mode {
+                Mode::Full { optimizer } | Mode::Lora { optimizer, .. } => *optimizer = Optimizer::Adamw8bit,
+                Mode::Inference => {}
+            }),
+        ));
+    }
+    if activations {
+        let training = input.mode != Mode::Inference;
+        if training && !input.gradient_checkpointing {
+            out.push((
+                "--gradient-checkpointing".into(),
+                "gradient checkpointing: keep each layer's input, recompute the rest".into(),
+                with(&|i| i.gradient_checkpointing = true),
+            ));
+        }
+        if training && !input.flash_attention {
+            out.push((
+                "--flash-attention".into(),
+                "FlashAttention / SDPA: no s×s attention scores kept".into(),
+                with(&|i| i.flash_attention = true),
+            ));
+        }
+        if input.batch.unwrap_or(1) > 1 {
+            let words = if training {
+                "micro-batch 1 (the same effective batch through gradient accumulation)"
+            } else {
+                "batch 1"
+            };
+            out.push(("--batch 1".into(), words.into(), with(&|i| i.batch = Some(1))));
+        }
+    }
+    out
+}
+
+/// Advice for a job the smallest tier does not run, each change with the estimate it
+/// gives:
+/// - the single changes the estimator models that bring the job to a smaller tier than
+///   now;
+/// - when none does: every change that lowers the estimate by at least 0.1 GiB and then
+///   all of them together, if no tier runs the job now or if together they bring it to a
+///   smaller tier.
+///
+/// Nothing when the smallest tier already runs it, or when nothing would help.
+pub fn advise(input: &EstimateInput, base: &FitEstimate, tiers: &[TierConfig]) -> Vec<Advice> {
+    let now = base.tier_rank();
+    if tiers.is_empty() || now == 0 {
+        return Vec::new();
+    }
+    let advice_of = |flags: String, change: String, e: &FitEstimate| {
+        let t = e.smallest_tier();
+        Advice {
+            flags,
+            change,
+            total_bytes: e.breakdown.total_bytes,
+            tier: t.map(|t| t.tier.clone()),
+            tier_label: t.map(|t| t.label.clone()),
+            verdict: t.map(|t| t.verdict),
+        }
+    };
+    let lowers =
+        |e: &FitEstimate| e.breakdown.total_bytes.saturating_add(MIN_SAVING_BYTES) <= base.breakdown.total_bytes;
+    let mut lowering = Vec::new();
+    for (flags, change, changed) in candidates(input, base) {
+        let Ok(e) = estimate_core(&changed, tiers) else { continue };
+        if lowers(&e) {
+            lowering.push((e.tier_rank(), advice_of(flags, change, &e), changed));
+        }
+    }
+    lowering.sort_by_key(|(_, a, _)| a.total_bytes);
+    let helping: Vec<Advice> = lowering.iter().filter(|(rank, _, _)| *rank < now).map(|(_, a, _)| a.clone()).collect();
+    if !helping.is_empty() {
+        return helping;
+    }
+    // Together: the biggest savings first, each kept only if it lowers the estimate
+    // further, until a smaller tier runs the job (or every change is in).
+    let mut together: Option<(EstimateInput, FitEstimate)> = None;
+    let mut used: Vec<&EstimateInput> = Vec::new();
+    let mut kept = 0;
+    for (_, _, change) in &lowering {
+        used.push(change);
+        let all = all_together(input, used.iter().copied());
+        let Ok(e) = estimate_core(&all, tiers) else {
+            used.pop();
+            continue;
+        };
+        let better = together.as_ref().is_none_or(|(_, t)| e.breakdown.total_bytes < t.breakdown.total_bytes);
+        if !better {
+            used.pop();
+            continue;
+        }
+        kept += 1;
+        let done = e.tier_rank() < now;
+        together = Some((all, e));
+        if done {
+            break;
+        }
+    }
+    let together = together.filter(|_| kept > 1);
+    let together_helps = together.as_ref().is_some_and(|(_, e)| e.tier_rank() < now);
+    if now != usize::MAX && !together_helps {
+        // A tier runs it already and nothing brings it to a smaller one.
+        return Vec::new();
+    }
+    let mut out: Vec<Advice> = lowering.into_iter().map(|(_, a, _)| a).collect();
+    if let Some((all, e)) = together {
+        out.push(advice_of(job_flags(input, &all).join(" "), TOGETHER.into(), &e));
+    }
+    out
+}
+
+/// The changes of `changes` at once: the smallest weights, LoRA if any change is, the
+/// optimizer with the least state, and every activation change.
+fn all_together<'a>(input: &EstimateInput, changes: impl Iterator<Item = &'a EstimateInput>) -> EstimateInput {
+    let changes: Vec<&EstimateInput> = changes.collect();
+    let mut all = input.clone();
+    if let Some(d) = changes.iter().map(|c| c.dtype).min_by_key(|d| d.half_bytes())
+        && d.half_bytes() < all.dtype.half_bytes()
+    {
+        all.dtype = d;
+    }
+    if let Some(optimizer) = optimizer_of(input.mode) {
+        let optimizer = changes
+            .iter()
+            .filter_map(|c| optimizer_of(c.mode))
+            .min_by_key(|o| o.state_bytes_per_param())
+            .filter(|o| o.state_bytes_per_param() < optimizer.state_bytes_per_param())
+            .unwrap_or(optimizer);
+        all.mode = match input.mode {
+            Mode::Full { .. } if changes.iter().any(|c| matches!(c.mode, Mode::Lora { .. })) => {
+                Mode::Lora { optimizer, fraction: crate::gpu::fit::DEFAULT_LORA_FRACTION }
+            }
+            Mode::Full { .. } => Mode::Full { optimizer },
+            Mode::Lora { fraction, .. } => Mode::Lora { optimizer, fraction },
+            Mode::Inference => Mode::Inference,
+        };
+    }
+    all.gradient_checkpointing |= changes.iter().any(|c| c.gradient_checkpointing);
+    all.flash_attention |= changes.iter().any(|c| c.flash_attention);
+    if let Some(b) = changes.iter().filter_map(|c| c.batch).min() {
+        all.batch = Some(b.min(all.batch.unwrap_or(b)));
+    }
+    all
+}
+
+fn optimizer_of(m: Mode) -> Option<Optimizer> {
+    match m {
+        Mode::Full { optimizer } | Mode::Lora { optimizer, .. } => Some(optimizer),
+        Mode::Inference => None,
+    }
+}
+
+/// The flags that turn job `from` into job `to`.
+fn job_flags(from: &EstimateInput, to: &EstimateInput) -> Vec<String> {
+    let mut flags = Vec::new();
+    if from.mode.name() != to.mode.name() {
+        flags.push(format!("--mode {}", to.mode.name()));
+    }
+    if from.dtype != to.dtype {
+        flags.push(format!("--dtype {}", to.dtype.as_str()));
+    }
+    if let (Some(a), Some(b)) = (optimizer_of(from.mode), optimizer_of(to.mode))
+        && a != b
+    {
+        flags.push(format!("--optimizer {}", b.as_str()));
+    }
+    if to.gradient_checkpointing && !from.gradient_checkpointing {
+        flags.push("--gradient-checkpointing".into());
+    }
+    if to.flash_attention && !from.flash_attention {
+        flags.push("--flash-attention".into());
+    }
+    if to.batch != from.batch
+        && let Some(b) = to.batch
+    {
+        flags.push(format!("--batch {b}"));
+    }
+    flags
 }
 
 /// Training: Korthikanti et al. 2022 eq. 1, per layer s·b·h·(34 + 5as/h) bytes for 16-bit
@@ -380,6 +677,22 @@ fn activation_term(input: &EstimateInput, notes: &mut Vec<String>) -> (u64, Opti
                 // sbh(34 + 5as/h) = 34·sbh + 5·a·s²·b
                 sbh * 34 + 5 * a as u128 * s as u128 * s as u128 * b as u128
             };
+            if input.gradient_checkpointing {
+                // Section 4: only each layer's input is kept (2·s·b·h bytes); the backward
+                // pass recomputes one layer at a time, holding its full activations.
+                let total = ((2 * sbh * l as u128 + per_layer) * scale).min(u64::MAX as u128) as u64;
+                let one_layer = if input.flash_attention {
+                    "s·b·h·34".to_string()
+                } else {
+                    format!("s·b·h·(34 + 5·a·s/h), a={}", input.heads.unwrap_or(0))
+                };
+                let formula = format!(
+                    "Korthikanti et al. 2022 §4, gradient checkpointing: L·2·s·b·h + one layer's {one_layer}{} \
+                     with L={l} s={s} b={b} h={h}",
+                    if scale == 2 { ", ·2 (fp32)" } else { "" }
+                );
+                return (total, Some(formula));
+            }
             let total = (per_layer * l as u128 * scale).min(u64::MAX as u128) as u64;
             let formula = if input.flash_attention {
                 format!(

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use super::config::{GIB, TierConfig};
 use super::estimate::{
-    DEFAULT_OVERHEAD_BYTES, Dtype, EstimateInput, FitEstimate, Mode, Optimizer, estimate, group_digits, parse_params,
-    read_model,
+    Advice, DEFAULT_OVERHEAD_BYTES, Dtype, EstimateInput, FitEstimate, Mode, Optimizer, estimate, group_digits,
+    parse_params, read_model,
 };
-use super::tier::{Verdict, fmt_gib};
+use super::tier::fmt_gib;
 
 /// What the user asked, as typed (strings parsed here so errors name the flag).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +27,7 @@ pub struct FitRequest {
     pub heads: Option<u64>,
     pub kv_heads: Option<u64>,
     pub flash_attention: bool,
+    pub gradient_checkpointing: bool,
     pub overhead_gib: Option<f64>,
 }
 
@@ -85,6 +86,7 @@ pub fn build_input(req: &FitRequest) -> Result<(EstimateInput, Vec<String>), Str
         heads: shape(req.heads, m.heads),
         kv_heads: shape(req.kv_heads, m.kv_heads),
         flash_attention: req.flash_attention,
+        gradient_checkpointing: req.gradient_checkpointing,
         overhead_bytes,
     };
     for (flag, v) in
@@ -153,10 +155,11 @@ pub fn to_text(e: &FitEstimate) -> String {
             t.verdict.as_str()
         ));
     }
-    match e.tiers.iter().find(|t| t.verdict != Verdict::Exceeds) {
+    match e.smallest_tier() {
         Some(t) => out.push_str(&format!("smallest tier that runs it: {} ({})\n", t.tier, t.label)),
-        None => out.push_str("no configured tier runs it: shrink the job (LoRA, 8-bit optimizer, smaller batch)\n"),
+        None => out.push_str("no configured tier runs it\n"),
     }
+    out.push_str(&advice_text(e));
     if let Some(f) = &e.activation_formula {
         out.push_str(&format!("{activations}: {f}\n"));
     }
@@ -164,6 +167,57 @@ pub fn to_text(e: &FitEstimate) -> String {
         out.push_str(&format!("note: {n}\n"));
     }
     out
+}
+
+/// The advice lines: what each change would give, or why there is none.
+fn advice_text(e: &FitEstimate) -> String {
+    let mut out = String::new();
+    let runs_now = e.smallest_tier().is_some();
+    if e.advice.is_empty() {
+        if !runs_now {
+            out.push_str(
+                "nothing fit models brings it under a tier's budget (splitting it over several GPUs, \
+                 ZeRO/FSDP, is not modelled)\n",
+            );
+        }
+        return out;
+    }
+    let helps = e.advice.iter().any(|a| a.tier.is_some());
+    let together = e.advice.iter().any(|a| a.change == super::estimate::TOGETHER);
+    out.push_str(match (runs_now, together, helps) {
+        (true, false, _) => "to run it on a smaller tier (each change alone):\n",
+        (true, true, _) => "to run it on a smaller tier (no change alone is enough):\n",
+        (false, false, true) => "changes that would let a tier run it (each alone):\n",
+        _ => "changes that lower the estimate:\n",
+    });
+    let width = e.advice.iter().map(|a| a.flags.chars().count()).max().unwrap_or(0);
+    let outcome = |a: &Advice| match (&a.tier, &a.tier_label, a.verdict) {
+        (Some(t), Some(l), Some(v)) => format!("{} {t} ({l})", v.as_str()),
+        _ => "over every tier".to_string(),
+    };
+    let owidth = e.advice.iter().map(|a| outcome(a).chars().count()).max().unwrap_or(0);
+    for a in &e.advice {
+        out.push_str(&format!(
+            "  {:<width$}  {:>9}  {:<owidth$}  {}\n",
+            a.flags,
+            fmt_gib(a.total_bytes),
+            outcome(a),
+            a.change,
+        ));
+    }
+    if !runs_now && !helps {
+        out.push_str(
+            "with these changes it stays over every tier's budget (splitting it over several GPUs, \
+             ZeRO/FSDP, is not modelled)\n",
+        );
+    }
+    out
+}
+
+/// The exit status of `opsconsole fit` for an estimate: 0 when a configured tier runs the
+/// job, 1 when none does (errors are 2, from the caller).
+pub fn exit_code(e: &FitEstimate) -> u8 {
+    if e.smallest_tier().is_some() { 0 } else { 1 }
 }
 
 #[cfg(test)]

@@ -110,11 +110,137 @@ pub(crate) fn parse_real_uid(status: &str) -> Option<u32> {
         .and_then(|v| v.parse().ok())
 }
 
-/// /proc/PID/cmdline is NUL-separated; empty for kernel threads and zombies.
+/// /proc/PID/cmdline is NUL-separated; empty for kernel threads and zombies. The words
+/// are joined by spaces, a word that holds a space or a quote put in single quotes (as a
+/// shell would need it), so [`split_command`] gives the words back.
 pub(crate) fn join_cmdline(bytes: &[u8]) -> Option<String> {
-    let words: Vec<String> =
-        bytes.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    let words: Vec<String> = bytes
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| quote_word(&String::from_utf8_lossy(w)).into_owned())
+        .collect();
     if words.is_empty() { None } else { Some(words.join(" ")) }
+}
+
+/// `word`, or `'word'` when it holds whitespace, a quote or a backslash (a `'` inside
+/// becomes `'\''`).
+pub fn quote_word(word: &str) -> std::borrow::Cow<'_, str> {
+    if !word.is_empty() && !word.chars().any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\')) {
+        return word.into();
+    }
+    format!("'{}'", word.replace('\'', "'\\''")).into()
+}
+
+/// The words of a command line as [`join_cmdline`] writes it (or as a shell reads it:
+/// single quotes, double quotes and backslashes). An unclosed quote runs to the end.
+pub fn split_command(cmd: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = cmd.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.extend(chars.next());
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// How a process is named in a list: the program and its script first, as a user calls
+/// them (`python train.py --lr 3e-4`, `opsconsole`), and the folders they were found in
+/// after (`/home/me/proj/.venv/bin/`), so a cut line keeps what the process is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramName {
+    /// The program's file name, then its arguments, the script by its file name.
+    pub head: String,
+    /// The folders taken off the program and the script, in that order, each ending in `/`.
+    pub dirs: Vec<String>,
+    /// The program and its script (or `-m` module) only: `python train.py`, a name for a
+    /// question ("stop python train.py?").
+    pub short: String,
+}
+
+/// File name endings of scripts an interpreter or a launcher runs.
+const SCRIPT_ENDINGS: &[&str] =
+    &[".py", ".sh", ".bash", ".pl", ".rb", ".js", ".mjs", ".R", ".r", ".jl", ".lua", ".ipynb"];
+
+/// [`ProgramName`] of a command line (as [`join_cmdline`] writes it). The first word loses
+/// its folder; so does the script: the first later word that names a script file
+/// (`/home/me/proj/train.py`, `scripts/run.sh`). Other arguments are kept as they are.
+/// `None` for an empty command line.
+pub fn program_name(cmd: &str) -> Option<ProgramName> {
+    let words = split_command(cmd);
+    let (program, args) = words.split_first()?;
+    let mut dirs = Vec::new();
+    let mut head = vec![take_dir(program, &mut dirs)];
+    let mut short = vec![head[0].clone()];
+    let mut script_seen = false;
+    let mut module_next = false;
+    for a in args {
+        let is_script =
+            !script_seen && !a.starts_with('-') && SCRIPT_ENDINGS.iter().any(|e| a.len() > e.len() && a.ends_with(e));
+        if is_script {
+            script_seen = true;
+            let name = take_dir(a, &mut dirs);
+            short.push(name.clone());
+            head.push(name);
+        } else {
+            if module_next && !script_seen {
+                script_seen = true;
+                short.extend(["-m".to_string(), a.clone()]);
+            }
+            head.push(a.clone());
+        }
+        module_next = a == "-m" && !script_seen;
+    }
+    let join = |w: &[String]| w.iter().map(|w| quote_word(w).into_owned()).collect::<Vec<_>>().join(" ");
+    Some(ProgramName { head: join(&head), dirs, short: join(&short) })
+}
+
+/// The file name of `path`; its folder (with a trailing `/`) pushed onto `dirs`.
+fn take_dir(path: &str, dirs: &mut Vec<String>) -> String {
+    match path.rfind('/') {
+        Some(i) if i + 1 < path.len() => {
+            dirs.push(path[..=i].to_string());
+            path[i + 1..].to_string()
+        }
+        _ => path.to_string(),
+    }
 }
 
 /// User name for a uid from the system's user database.
@@ -149,6 +275,54 @@ mod tests {
     fn cmdline_words_are_joined() {
         assert_eq!(join_cmdline(b"python\0train.py\0--lr\x003e-4\0"), Some("python train.py --lr 3e-4".into()));
         assert_eq!(join_cmdline(b""), None);
+    }
+
+    #[test]
+    fn words_with_spaces_and_quotes_come_back() {
+        let raw = b"/home/me/My Projects/.venv/bin/python\0train.py\0--name\0it's \"x\"\0\0--lr\x003e-4\0";
+        let cmd = join_cmdline(raw).expect("words");
+        assert_eq!(cmd, r#"'/home/me/My Projects/.venv/bin/python' train.py --name 'it'\''s "x"' --lr 3e-4"#);
+        assert_eq!(
+            split_command(&cmd),
+            ["/home/me/My Projects/.venv/bin/python", "train.py", "--name", "it's \"x\"", "--lr", "3e-4"]
+        );
+        assert_eq!(split_command(r#"a "b c" d\ e 'f"#), ["a", "b c", "d e", "f"]);
+        assert_eq!(split_command("  "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn program_and_script_first_folders_last() {
+        let n = |c: &str| program_name(c).expect("a name");
+        let p = n("/home/me/proj/.venv/bin/python train.py --lr 3e-4");
+        assert_eq!(
+            (p.head.as_str(), p.dirs.as_slice(), p.short.as_str()),
+            ("python train.py --lr 3e-4", &["/home/me/proj/.venv/bin/".to_string()][..], "python train.py")
+        );
+        let p = n("/home/me/proj/target/release/opsconsole");
+        assert_eq!(
+            (p.head.as_str(), p.dirs.as_slice(), p.short.as_str()),
+            ("opsconsole", &["/home/me/proj/target/release/".to_string()][..], "opsconsole")
+        );
+        let p = n("/usr/bin/python3 -u /home/me/proj/scripts/train.py --data /data/x.py");
+        assert_eq!(p.head, "python3 -u train.py --data /data/x.py");
+        assert_eq!(p.dirs, ["/usr/bin/", "/home/me/proj/scripts/"]);
+        assert_eq!(p.short, "python3 train.py");
+        let p = n("torchrun --nproc_per_node 8 recipes/finetune.py --cfg a.yaml");
+        assert_eq!(
+            (p.head.as_str(), p.short.as_str()),
+            ("torchrun --nproc_per_node 8 finetune.py --cfg a.yaml", "torchrun finetune.py")
+        );
+        assert_eq!(p.dirs, ["recipes/"]);
+        let p = n("python -m torch.distributed.run --nproc_per_node 2 train.py");
+        assert_eq!(p.short, "python -m torch.distributed.run");
+        assert_eq!(p.head, "python -m torch.distributed.run --nproc_per_node 2 train.py");
+        let p = n("'/home/me/My Projects/bin/python' 'my train.py'");
+        assert_eq!((p.head.as_str(), p.short.as_str()), ("python 'my train.py'", "python 'my train.py'"));
+        assert_eq!(p.dirs, ["/home/me/My Projects/bin/"]);
+        // A folder alone, or a bare program, keeps its word.
+        assert_eq!(n("./").head, "./");
+        assert_eq!(n("python").dirs, Vec::<String>::new());
+        assert_eq!(program_name(""), None);
     }
 
     #[test]

@@ -128,13 +128,17 @@ impl GpuProcess {
         }
     }
 
-    /// The program name: the first word of the command line, without its folder.
+    /// The program and its script (`python train.py`, `opsconsole`), or `pid N` when the
+    /// command line is unknown.
     pub fn short_name(&self) -> String {
-        let Some(cmd) = &self.command else {
-            return format!("pid {}", self.pid);
-        };
-        let first = cmd.split_whitespace().next().unwrap_or("");
-        let base = first.rsplit('/').next().unwrap_or(first);
-        if base.is_empty() { format!("pid {}", self.pid) } else { base.to_string() }
+        match self.program() {
+            Some(p) => p.short,
+            None => format!("pid {}", self.pid),
+        }
+    }
+
+    /// The command line as a list shows it: program and script first, folders last.
+    pub fn program(&self) -> Option<super::procinfo::ProgramName> {
+        self.command.as_deref().and_then(super::procinfo::program_name)
     }
 }

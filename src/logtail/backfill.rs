@@ -209,6 +209,66 @@ pub fn backfill(
     Ok(scan.finish(cancelled))
 }
 
+/// [`backfill`] after the files a rotation left of the log ([`super::rotated`]), so the
+/// metrics last reported before the rotation (an eval loss, the learning rate) are still
+/// known, and their points still charted, as when the console saw the rotation happen.
+/// Health (errors, lines, bytes, progress) is the log's own: errors in a rotated file
+/// are not counted again.
+#[allow(clippy::too_many_arguments)]
+pub fn backfill_after_rotated(
+    path: &Path,
+    end: u64,
+    parser: &MetricParser,
+    chart_points: usize,
+    cap: usize,
+    max_gap: std::time::Duration,
+    cancel: &AtomicBool,
+    progress: impl FnMut(u64),
+) -> io::Result<BackfillResult> {
+    // The log first: one that cannot be read is an error whatever lies beside it.
+    let mut r = backfill(path, end, parser, chart_points, cap, cancel, progress)?;
+    if let Some(earlier) = rotated_history(path, max_gap, |f| read_rotated(f, parser, chart_points, cap, cancel)) {
+        r.metrics = r.metrics.after(&earlier);
+    }
+    Ok(r)
+}
+
+/// The metrics of the files a rotation left of `log`, oldest first, each read by `read`
+/// and folded after the one before; `None` when there are none. A file that cannot be
+/// read is skipped (and logged).
+pub fn rotated_history(
+    log: &Path,
+    max_gap: std::time::Duration,
+    mut read: impl FnMut(&super::rotated::Rotated) -> io::Result<MetricsState>,
+) -> Option<MetricsState> {
+    let mut acc: Option<MetricsState> = None;
+    for r in super::rotated::predecessors(log, max_gap) {
+        match read(&r) {
+            Ok(m) => acc = Some(acc.as_ref().map_or_else(|| m.clone(), |earlier| m.after(earlier))),
+            Err(e) => tracing::warn!("logtail: reading the rotated log {}: {e}", r.path.display()),
+        }
+    }
+    acc
+}
+
+/// One rotated file's metrics, read whole (through gzip when it is compressed).
+pub fn read_rotated(
+    r: &super::rotated::Rotated,
+    parser: &MetricParser,
+    chart_points: usize,
+    cap: usize,
+    cancel: &AtomicBool,
+) -> io::Result<MetricsState> {
+    let file = crate::util::open_regular(&r.path)?;
+    let mut scan = LogScan::new(parser, chart_points, cap);
+    let cancelled = if r.gzip {
+        scan.feed_from(flate2::read::MultiGzDecoder::new(file), cancel, |_| {})?
+    } else {
+        scan.feed_from(file, cancel, |_| {})?
+    };
+    Ok(scan.finish(cancelled).metrics)
+}
+
 /// `metric` at every step it was reported in the workspace's current log (the one the Log
 /// panel follows). Read line by line from the start; empty when there is no log.
 pub fn metric_by_step(
@@ -281,5 +341,48 @@ mod tests {
         assert_eq!(r.health.counts.cuda_oom, 1);
         assert_eq!(r.health.counts.killed, 1);
         assert_eq!(r.health.error_count(), 2);
+    }
+
+    #[test]
+    fn metrics_from_before_a_rotation_are_still_known() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("train.log");
+        // logrotate with `compress`: the oldest part gzipped.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"step 100 | loss 3.0 | lr 3e-4 | grad_norm 0.9\n").expect("gz");
+        std::fs::write(dir.path().join("train.log.2.gz"), gz.finish().expect("gz")).expect("write");
+        std::fs::write(
+            dir.path().join("train.log.1"),
+            "step 200 | loss 2.5 | eval_loss 3.909\ntorch.OutOfMemoryError: CUDA out of memory.\nstep 300 | loss 2.4",
+        )
+        .expect("write");
+        let now = std::time::SystemTime::now();
+        for (name, ago) in [("train.log.2.gz", 20), ("train.log.1", 10)] {
+            let f = std::fs::File::options().write(true).open(dir.path().join(name)).expect("open");
+            f.set_modified(now - std::time::Duration::from_secs(ago)).expect("mtime");
+        }
+        std::fs::write(&log, "step 400 | loss 2.2\n").expect("write");
+        let gap = std::time::Duration::from_secs(900);
+        let r =
+            backfill_after_rotated(&log, 20, &MetricParser::default(), 100, 4096, gap, &AtomicBool::new(false), |_| {})
+                .expect("history");
+        let m = r.metrics.latest;
+        assert_eq!((m.step, m.loss, m.eval_loss), (Some(400), Some(2.2), Some(3.909)));
+        assert_eq!((m.learning_rate, m.grad_norm), (Some(3e-4), Some(0.9)), "from the gzipped part");
+        assert_eq!(r.metrics.loss.points(), vec![(100.0, 3.0), (200.0, 2.5), (300.0, 2.4), (400.0, 2.2)]);
+        // Health and the byte count are the log's own: the OOM is in a rotated file.
+        assert_eq!((r.health.error_count(), r.lines, r.bytes), (0, 1, 20));
+        // A rotated file that is not gzip is skipped, the rest still read.
+        std::fs::write(dir.path().join("train.log.2.gz"), "not gzip").expect("write");
+        let f = std::fs::File::options().write(true).open(dir.path().join("train.log.2.gz")).expect("open");
+        f.set_modified(now - std::time::Duration::from_secs(20)).expect("mtime");
+        let r =
+            backfill_after_rotated(&log, 20, &MetricParser::default(), 100, 4096, gap, &AtomicBool::new(false), |_| {})
+                .expect("history");
+        assert_eq!((r.metrics.latest.eval_loss, r.metrics.latest.learning_rate), (Some(3.909), None));
+        // Plain backfill reads the log alone.
+        let r =
+            backfill(&log, 20, &MetricParser::default(), 100, 4096, &AtomicBool::new(false), |_| {}).expect("backfill");
+        assert_eq!(r.metrics.latest.eval_loss, None);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::backfill::{BackfillResult, backfill};
+use super::backfill::{BackfillResult, backfill_after_rotated};
 use super::backread::read_last_lines;
 use super::config::LogConfig;
 use super::discover;
@@ -228,13 +228,17 @@ where
     let (hist_tx, hist_rx) = mpsc::channel::<Result<BackfillResult, String>>();
     let read = Arc::new(AtomicU64::new(0));
     let waker_slot: Arc<std::sync::Mutex<Option<Waker>>> = Arc::default();
-    if backfill_total > 0 {
+    // The history is read when there is one: the log's lines before the last screen, or
+    // the files a rotation left of it (a log rotated a moment ago may still be empty).
+    let max_gap = cfg.stall_after;
+    let read_history = backfill_total > 0 || !super::rotated::predecessors(&path, max_gap).is_empty();
+    if read_history {
         let (path, parser, cancel, read, slot) =
             (path.clone(), parser.clone(), cancel.clone(), read.clone(), waker_slot.clone());
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         std::thread::Builder::new().name("logtail-backfill".into()).spawn(move || {
             let mut last_wake = Instant::now();
-            let result = backfill(&path, backfill_total, &parser, points, cap, &cancel, |n| {
+            let result = backfill_after_rotated(&path, backfill_total, &parser, points, cap, max_gap, &cancel, |n| {
                 read.store(n, Ordering::Relaxed);
                 if last_wake.elapsed() > Duration::from_millis(250) {
                     last_wake = Instant::now();
@@ -262,7 +266,7 @@ where
     let tailer = Tailer::new(path.clone(), start, cap);
     let mut live = LiveFold::new(parser, points);
     let mut history: Option<(MetricsState, Health)> = None;
-    let mut backfill_done = backfill_total == 0;
+    let mut backfill_done = !read_history;
     let mut pending_first = Some(first_lines);
     let mut last_partial: Option<String> = None;
     let mut last_progress = 0u64;

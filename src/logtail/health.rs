@@ -37,7 +37,9 @@ impl ErrorKind {
         match self {
             ErrorKind::CudaOom => Some("the job needs more VRAM than this tier has — see tier fit"),
             ErrorKind::NanLoss => Some("loss diverged: lower the learning rate or check the data"),
-            ErrorKind::Killed => Some("killed by the system, often the host's out-of-memory killer (RAM)"),
+            ErrorKind::Killed => Some(
+                "killed by the system, most often the host's out-of-memory killer: host RAM ran out (dataloader workers, data held in memory) — see host RAM in the GPU panel",
+            ),
             ErrorKind::Traceback => None,
         }
     }
@@ -103,7 +105,13 @@ impl Health {
             }
             // The exception line ends the traceback and names it.
             self.in_traceback = false;
-            let kind = if is_oom(line) { ErrorKind::CudaOom } else { ErrorKind::Traceback };
+            let kind = if is_oom(line) {
+                ErrorKind::CudaOom
+            } else if is_worker_killed(line) {
+                ErrorKind::Killed
+            } else {
+                ErrorKind::Traceback
+            };
             if kind != ErrorKind::Traceback {
                 self.counts.traceback = self.counts.traceback.saturating_sub(1);
                 *self.counts.slot(kind) += 1;
@@ -256,6 +264,12 @@ fn is_oom(line: &[u8]) -> bool {
     OUT_OF_MEMORY.find(line).is_some_and(|_| memmem::find(line, b"CUDA").is_some()) || OOM_ERROR.find(line).is_some()
 }
 
+/// PyTorch's `RuntimeError: DataLoader worker (pid 4242) is killed by signal: Killed.`:
+/// a worker the kernel's OOM killer took (host RAM, not VRAM).
+fn is_worker_killed(line: &[u8]) -> bool {
+    memmem::find(line, b"killed by signal: Killed").is_some()
+}
+
 fn is_killed(line: &[u8]) -> bool {
     // "Killed" alone, the kernel's "Killed process 123 (python)", or the shell's
     // "./run.sh: line 3: 4121 Killed   python train.py".
@@ -318,6 +332,26 @@ mod tests {
         assert_eq!(kinds[2], Some(ErrorKind::CudaOom));
         let e = h.last_error.expect("error");
         assert!(e.hint.expect("hint").contains("tier fit"));
+    }
+
+    #[test]
+    fn a_dataloader_worker_killed_is_flagged_like_an_oom() {
+        let (h, kinds) = run(&[
+            "Traceback (most recent call last):",
+            "  File \"train.py\", line 40, in <module>",
+            "RuntimeError: DataLoader worker (pid 4242) is killed by signal: Killed. ",
+        ]);
+        assert_eq!(kinds[2], Some(ErrorKind::Killed));
+        assert_eq!((h.counts.killed, h.counts.traceback, h.error_count()), (1, 0, 1));
+        let e = h.last_error.expect("error");
+        assert_eq!(e.kind, ErrorKind::Killed);
+        assert!(e.hint.as_deref().is_some_and(|h| h.contains("host RAM ran out")), "{e:?}");
+        // Another signal (shared memory too small: a bus error) stays a traceback.
+        let (h, _) = run(&[
+            "Traceback (most recent call last):",
+            "RuntimeError: DataLoader worker (pid 1) is killed by signal: Bus error.",
+        ]);
+        assert_eq!((h.counts.killed, h.counts.traceback), (0, 1));
     }
 
     #[test]

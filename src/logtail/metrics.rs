@@ -146,6 +146,10 @@ pub struct MetricsState {
     main_total: Option<u64>,
     /// Loss points seen, the x of a loss when no step is known.
     losses: u64,
+    /// The run's bars count epochs (Lightning, torchtune): steps come from those bars'
+    /// own reckoning, and a bar without it (the new epoch's first draw, `0/200`) says
+    /// nothing about the step, the total or the time left.
+    epoch_bars: bool,
 }
 
 impl MetricsState {
@@ -156,12 +160,25 @@ impl MetricsState {
             eval_loss: Series::new(chart_points),
             main_total: None,
             losses: 0,
+            epoch_bars: false,
         }
     }
 
     pub fn apply(&mut self, u: &MetricUpdate) {
         let l = &mut self.latest;
-        if u.from_bar {
+        if u.from_bar && (u.epoch_bar || self.epoch_bars) {
+            if u.epoch_bar && !self.epoch_bars {
+                // What earlier bars gave as the total and time left was one epoch's.
+                self.epoch_bars = true;
+                self.main_total = None;
+                l.total_steps = None;
+                l.eta_seconds = None;
+            }
+            if u.epoch_bar {
+                l.step = u.step.or(l.step);
+            }
+            l.iterations_per_second = u.iterations_per_second.or(l.iterations_per_second);
+        } else if u.from_bar {
             let main = match (u.total_steps, self.main_total) {
                 (Some(t), Some(m)) => t >= m,
                 (Some(_), None) => true,
@@ -239,6 +256,7 @@ impl MetricsState {
         self.eval_loss.save(w);
         w.opt_u64(self.main_total);
         w.u64(self.losses);
+        w.u8(u8::from(self.epoch_bars));
     }
 
     /// What [`MetricsState::save`] wrote, for series of `chart_points` (`None` when it
@@ -280,7 +298,13 @@ impl MetricsState {
         if loss.cap != want || eval_loss.cap != want {
             return None;
         }
-        Some(Self { latest, loss, eval_loss, main_total: r.opt_u64()?, losses: r.u64()? })
+        let (main_total, losses) = (r.opt_u64()?, r.u64()?);
+        let epoch_bars = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        Some(Self { latest, loss, eval_loss, main_total, losses, epoch_bars })
     }
 
     /// The history read in the background (`earlier`) followed by `self`.
@@ -310,6 +334,7 @@ impl MetricsState {
             eval_loss: self.eval_loss.after(&earlier.eval_loss),
             main_total: self.main_total.max(earlier.main_total),
             losses: self.losses + earlier.losses,
+            epoch_bars: self.epoch_bars || earlier.epoch_bars,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod lines;
 pub mod metrics;
 pub mod parse;
 pub mod proc;
+pub mod rotated;
 pub mod scancache;
 pub mod status;
 pub mod tail;

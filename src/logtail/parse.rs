@@ -24,6 +24,10 @@ pub struct MetricUpdate {
     pub final_train_loss: Option<f64>,
     /// Step and total came from a progress bar (which may be an eval bar).
     pub from_bar: bool,
+    /// The bar counts one epoch (Lightning's `Epoch 2: ... 10/100`, torchtune's
+    /// `1|100|Loss: ...`): `step` is the run's step, worked out or printed beside it, and
+    /// the bar's total and time left are the epoch's, so they are not given.
+    pub epoch_bar: bool,
 }
 
 /// Metrics a checkpoint can be ranked by (`checkpoints.keep_best_metric`).
@@ -85,6 +89,7 @@ impl MetricUpdate {
             final_train_loss
         );
         self.from_bar |= other.from_bar;
+        self.epoch_bar |= other.epoch_bar;
     }
 }
 
@@ -135,53 +140,196 @@ impl Field {
     }
 }
 
+// ---------------------------------------------------------------- keys
+
 /// What a key printed by a training loop means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
     Field(Field),
-    /// `train_loss`: the latest loss, except on Hugging Face's final line.
+    /// A loss with no qualifier: the training loss, unless the line reports an
+    /// evaluation (`valid on 'valid' subset | loss 2.1`).
+    Loss,
+    /// `train_loss`, `train loss`: the training loss (on Hugging Face's final line, the
+    /// average over the run).
     TrainLoss,
     TrainRuntime,
 }
 
-fn lookup_key(raw: &[u8]) -> Option<Key> {
-    if raw.is_empty() || raw.len() > 40 {
-        return None;
-    }
-    if !raw.iter().any(u8::is_ascii_uppercase) {
-        return match_key(raw);
-    }
-    let mut buf = [0u8; 40];
-    let key = &mut buf[..raw.len()];
-    key.copy_from_slice(raw);
-    key.make_ascii_lowercase();
-    match_key(key)
+/// Which data a key is about, from its qualifier words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Qual {
+    None,
+    Train,
+    Eval,
+    Test,
 }
 
-fn match_key(key: &[u8]) -> Option<Key> {
-    use Field::*;
-    Some(Key::Field(match key {
-        b"step" | b"global_step" | b"train/global_step" | b"trainer/global_step" | b"iter" | b"iteration" => Step,
-        b"total_steps" | b"max_steps" => TotalSteps,
-        b"loss" | b"train/loss" | b"training_loss" | b"loss_step" | b"train_loss_step" => Loss,
-        b"train_loss" => return Some(Key::TrainLoss),
-        b"train_runtime" => return Some(Key::TrainRuntime),
-        b"eval_loss" | b"eval/loss" | b"val_loss" | b"val/loss" | b"validation_loss" | b"validation/loss"
-        | b"valid_loss" => EvalLoss,
-        b"learning_rate" | b"lr" | b"train/learning_rate" | b"train/lr" => LearningRate,
-        b"grad_norm" | b"train/grad_norm" | b"gradnorm" | b"gnorm" => GradNorm,
-        b"epoch" | b"train/epoch" => Epoch,
-        b"tok/s"
-        | b"tokens/s"
-        | b"toks/s"
-        | b"tokens_per_second"
-        | b"tokens_per_sec"
-        | b"tok_per_sec"
-        | b"tps"
-        | b"train/tokens_per_second" => TokensPerSecond,
-        b"eta" | b"eta_seconds" => EtaSeconds,
+const TRAIN_WORDS: &[&str] = &["train", "training"];
+const EVAL_WORDS: &[&str] =
+    &["val", "valid", "validation", "validate", "validating", "eval", "evaluation", "evaluate", "evaluating"];
+const TEST_WORDS: &[&str] = &["test", "testing"];
+/// Words that change nothing about a key: namespaces (`trainer/global_step`,
+/// `perf/tokens_per_second`) and averaging (`avg_loss`, Megatron's `lm loss`).
+const NEUTRAL_WORDS: &[&str] =
+    &["trainer", "global", "lm", "avg", "average", "mean", "current", "perf", "throughput", "optim", "optimizer"];
+/// Bars that are not the training bar (Lightning's `Sanity Checking DataLoader 0`,
+/// `Predicting ...`), besides evaluation and test words.
+const OTHER_BAR_WORDS: &[&str] = &["sanity", "predict", "predicting", "prediction"];
+/// Log levels end a key phrase: `INFO step 100`.
+const LOG_LEVELS: &[&[u8]] = &[b"INFO", b"DEBUG", b"WARNING", b"WARN", b"ERROR", b"CRITICAL", b"TRACE"];
+
+fn word_in(w: &[u8], list: &[&str]) -> bool {
+    list.iter().any(|l| w.eq_ignore_ascii_case(l.as_bytes()))
+}
+
+/// At most this many words in a key (`total optimization steps`, `tokens_per_second_per_gpu`).
+const MAX_WORDS: usize = 8;
+
+/// The words of a key, split on everything that is not a letter or digit; `whole` says
+/// which words stood alone between spaces (`valid` in `valid on 'valid' subset`, not in
+/// `valid_loss`).
+struct Words<'a> {
+    w: [&'a [u8]; MAX_WORDS],
+    whole: [bool; MAX_WORDS],
+    n: usize,
+}
+
+impl<'a> Words<'a> {
+    fn split(key: &'a [u8]) -> Option<Words<'a>> {
+        let mut out = Words { w: [&[]; MAX_WORDS], whole: [false; MAX_WORDS], n: 0 };
+        let mut i = 0;
+        while i < key.len() {
+            if !key[i].is_ascii_alphanumeric() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < key.len() && key[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            if out.n == MAX_WORDS || i - start > 32 {
+                return None;
+            }
+            let spaced = |c: Option<&u8>| c.is_none_or(|c| *c == b' ' || *c == b'\t');
+            out.whole[out.n] = spaced(start.checked_sub(1).and_then(|p| key.get(p))) && spaced(key.get(i));
+            out.w[out.n] = &key[start..i];
+            out.n += 1;
+        }
+        (out.n > 0).then_some(out)
+    }
+
+    fn words(&self) -> &[&'a [u8]] {
+        &self.w[..self.n]
+    }
+
+    /// A whole word of `list` is among them.
+    fn has_whole(&self, list: &[&str]) -> bool {
+        (0..self.n).any(|i| self.whole[i] && word_in(self.w[i], list))
+    }
+}
+
+/// What a key means, and its qualifier. Qualifier words may stand on either side
+/// (`val_loss`, `loss/val`, `train loss`); any other word makes the key unknown
+/// (`nll_loss`, `sop loss`, `loss scale`, `eval_steps`), so nothing is guessed.
+fn classify(words: &[&[u8]]) -> Option<(Key, Qual)> {
+    let (mut train, mut eval, mut test, mut qualified, mut lm) = (false, false, false, false, false);
+    let mut take = |w: &[u8]| {
+        if word_in(w, TRAIN_WORDS) {
+            train = true;
+        } else if word_in(w, EVAL_WORDS) {
+            eval = true;
+        } else if word_in(w, TEST_WORDS) {
+            test = true;
+        } else if word_in(w, NEUTRAL_WORDS) {
+            lm |= w.eq_ignore_ascii_case(b"lm");
+        } else {
+            return false;
+        }
+        qualified = true;
+        true
+    };
+    let (mut lo, mut hi) = (0, words.len());
+    while lo < hi && take(words[lo]) {
+        lo += 1;
+    }
+    while hi > lo && take(words[hi - 1]) {
+        hi -= 1;
+    }
+    let core = &words[lo..hi];
+    let qual = match (train, eval, test) {
+        (false, false, false) => Qual::None,
+        (true, false, false) => Qual::Train,
+        (false, true, false) => Qual::Eval,
+        (false, false, true) => Qual::Test,
         _ => return None,
-    }))
+    };
+    let is = |pat: &[&str]| {
+        core.len() == pat.len() && core.iter().zip(pat).all(|(w, p)| w.eq_ignore_ascii_case(p.as_bytes()))
+    };
+    use Field::*;
+    // `lm loss value` is Megatron's evaluation line; `loss_step` is Lightning's per-step
+    // value of a loss logged on step and epoch.
+    if is(&["loss"]) || is(&["loss", "step"]) || is(&["total", "loss"]) || (lm && is(&["loss", "value"])) {
+        let key = match qual {
+            Qual::None => Key::Loss,
+            Qual::Train => Key::TrainLoss,
+            Qual::Eval => Key::Field(EvalLoss),
+            Qual::Test => return None,
+        };
+        return Some((key, qual));
+    }
+    // The step of any line, an evaluation's too; a bare `steps` only unqualified
+    // (`steps: 100`, not `eval_steps`, `warmup_steps`).
+    if is(&["step"]) || is(&["iter"]) || is(&["iteration"]) || is(&["num", "updates"]) || (!qualified && is(&["steps"]))
+    {
+        return (qual != Qual::Test).then_some((Key::Field(Step), qual));
+    }
+    if is(&["runtime"]) {
+        return (qual == Qual::Train).then_some((Key::TrainRuntime, qual));
+    }
+    // The rest describe training only (`eval_runtime`, `eval_tokens_per_second` are not).
+    if !matches!(qual, Qual::None | Qual::Train) {
+        return None;
+    }
+    let field = if is(&["total", "steps"])
+        || is(&["max", "steps"])
+        || is(&["total", "optimization", "steps"])
+        || is(&["max", "iters"])
+        || is(&["max", "iterations"])
+        || is(&["total", "iters"])
+        || is(&["total", "iterations"])
+    {
+        TotalSteps
+    } else if is(&["lr"]) || is(&["learning", "rate"]) {
+        LearningRate
+    } else if is(&["grad", "norm"]) || is(&["gradnorm"]) || is(&["gnorm"]) || is(&["gradient", "norm"]) {
+        GradNorm
+    } else if is(&["epoch"]) {
+        Epoch
+    } else if is(&["tok", "s"])
+        || is(&["tokens", "s"])
+        || is(&["toks", "s"])
+        || is(&["tokens", "per", "second"])
+        || is(&["tokens", "per", "sec"])
+        || is(&["tok", "per", "sec"])
+        || is(&["tokens", "per", "second", "per", "gpu"])
+        || is(&["tps"])
+        || is(&["wps"])
+    {
+        TokensPerSecond
+    } else if is(&["eta"]) || is(&["eta", "seconds"]) {
+        EtaSeconds
+    } else {
+        return None;
+    };
+    Some((Key::Field(field), qual))
+}
+
+fn lookup_key(raw: &[u8]) -> Option<(Key, Qual)> {
+    if raw.is_empty() || raw.len() > 64 {
+        return None;
+    }
+    classify(Words::split(raw)?.words())
 }
 
 /// A user pattern: a compiled regex and which group fills which field.
@@ -214,10 +362,20 @@ impl MetricParser {
 
     /// Metrics on one line (one `\r` state of it); `None` when it has none.
     pub fn parse(&self, line: &[u8]) -> Option<MetricUpdate> {
+        let stripped;
+        let line = if memchr(0x1b, line).is_some() {
+            stripped = strip_escapes(line);
+            &stripped[..]
+        } else {
+            line
+        };
         let mut u = MetricUpdate::default();
         let mut found = false;
         if let Some(i) = memchr(b'{', line) {
             found = parse_dict(&line[i..], &mut u);
+        }
+        if !found && line.trim_ascii_start().first().is_some_and(u8::is_ascii_digit) {
+            found = parse_keras(line, &mut u);
         }
         if !found && memchr(b'[', line).is_some() {
             found = parse_bar(line, &mut u);
@@ -446,10 +604,14 @@ fn parse_dict(s: &[u8], u: &mut MetricUpdate) -> bool {
         i = skip_ws(s, i + 1);
         let (value, next) = dict_value(s, i);
         i = next;
-        if let (Some(v), Some(k)) = (value, lookup_key(key)) {
+        if let (Some(v), Some((k, _))) = (value, lookup_key(key)) {
             match k {
                 Key::Field(f) => {
                     u.set(f, v);
+                    found = true;
+                }
+                Key::Loss => {
+                    u.loss = Some(v);
                     found = true;
                 }
                 Key::TrainLoss => train_loss = Some(v),
@@ -545,7 +707,8 @@ fn skip_nested(s: &[u8], mut i: usize) -> usize {
 // ---------------------------------------------------------------- progress bars
 
 /// tqdm / Lightning: ` 45%|████▌     | 450/1000 [01:00<01:13,  7.50it/s, loss=2.31]`,
-/// `120it [00:30, 4.00it/s]`, `[00:30<03:40, 1.25s/it]`.
+/// `120it [00:30, 4.00it/s]`, `[00:30<03:40, 1.25s/it]`; torchtune's
+/// `1|100|Loss: 2.345: 10%|█ | 100/1000 [...]`.
 fn parse_bar(line: &[u8], u: &mut MetricUpdate) -> bool {
     for open in memchr_iter(b'[', line) {
         let Some(close) = memchr(b']', &line[open..]) else {
@@ -559,27 +722,125 @@ fn parse_bar(line: &[u8], u: &mut MetricUpdate) -> bool {
         let Some((step, total, counter_start)) = bar_counter(before) else {
             continue;
         };
+        let desc = bar_description(&before[..counter_start]);
+        if let Some(words) = Words::split(desc)
+            && (words.has_whole(EVAL_WORDS) || words.has_whole(TEST_WORDS) || words.has_whole(OTHER_BAR_WORDS))
+        {
+            // Lightning's `Validation DataLoader 0: 40%|...| 8/20`: not the training's
+            // progress, so it says nothing about the step, the rate or the time left.
+            return true;
+        }
         u.from_bar = true;
+        u.iterations_per_second = rate;
+        // What a program printed after the bar without a new line (accelerate's examples
+        // log through `logging` while the bar is drawn: `...3.99it/s]05/01/2024 ... -
+        // epoch 0: perplexity: 28.9 eval_loss: tensor(3.36, ...)`).
+        let after = &line[open + close + 1..];
+        if let Some((epoch, global_step, rest)) = torchtune_description(desc) {
+            // The bar counts this epoch's steps: its total and time left are the epoch's,
+            // not the run's, so they are left out.
+            u.epoch_bar = true;
+            u.step = Some(global_step);
+            u.epoch = Some(epoch as f64);
+            parse_pairs(rest, u);
+            parse_pairs(postfix, u);
+            parse_pairs(after, u);
+            return true;
+        }
         u.step = Some(step);
         u.total_steps = total;
         u.eta_seconds = remaining;
-        u.iterations_per_second = rate;
-        // `Epoch 1: ` before the bar, `loss=2.31, v_num=0` after the rate.
-        let prefix_end = memchr(b'|', &before[..counter_start]).unwrap_or(counter_start);
-        parse_pairs(&before[..prefix_end], u);
+        // `Epoch 1` before the bar, `loss=2.31, v_num=0` after the rate.
+        parse_pairs(desc, u);
         // Lightning counts batches per epoch (`Epoch 2: ... 10/100`): the global step
-        // is epoch × batches per epoch + batch.
+        // is epoch × batches per epoch + batch; the bar's total and time left are the
+        // epoch's.
         if let (Some(e), Some(t)) = (u.epoch, total)
             && e >= 0.0
             && e.fract() == 0.0
             && e < 1e9
         {
             u.step = Some((e as u64).saturating_mul(t).saturating_add(step));
+            u.epoch_bar = true;
+            u.total_steps = None;
+            u.eta_seconds = None;
         }
         parse_pairs(postfix, u);
+        parse_pairs(after, u);
         return true;
     }
     false
+}
+
+/// The text before a bar's counter without the bar: tqdm draws
+/// `{desc}: {percent}%|{bar}| {n}/{total}`, so `Epoch 2:  10%|█   | ` gives `Epoch 2`.
+fn bar_description(b: &[u8]) -> &[u8] {
+    let mut d = b.trim_ascii_end();
+    if let [rest @ .., b'|'] = d
+        && let Some(p) = memchr::memrchr(b'|', rest)
+    {
+        let left = rest[..p].trim_ascii_end();
+        if let [pct @ .., b'%'] = left {
+            let start =
+                pct.iter().rposition(|c| !(c.is_ascii_digit() || *c == b'.' || *c == b' ')).map_or(0, |i| i + 1);
+            d = pct[..start].trim_ascii_end();
+        } else {
+            d = left;
+        }
+    }
+    match d {
+        [rest @ .., b':'] => rest,
+        _ => d,
+    }
+}
+
+/// torchtune's bar description `{epoch}|{global step}|Loss: {loss}` (its recipes'
+/// `pbar.set_description`): the epoch counted from 1, the step, and the rest.
+fn torchtune_description(d: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let a = digits(d);
+    if a == 0 || a > 9 || d.get(a) != Some(&b'|') {
+        return None;
+    }
+    let rest = &d[a + 1..];
+    let b = digits(rest);
+    if b == 0 || b > 18 || rest.get(b) != Some(&b'|') {
+        return None;
+    }
+    let epoch = std::str::from_utf8(&d[..a]).ok()?.parse().ok()?;
+    let step = std::str::from_utf8(&rest[..b]).ok()?.parse().ok()?;
+    Some((epoch, step, &rest[b + 1..]))
+}
+
+/// Keras' progress bar: ` 100/1875 ━━━━━━━━━━━━━━━━━━━━ 3:04 98ms/step - loss: 2.3456`
+/// (Keras 3), `100/1875 [==>...] - ETA: 3:04 - loss: 2.3456` (Keras 2) and the one line per
+/// epoch of `verbose=2` (`1875/1875 - 12s - 6ms/step - loss: 0.3 - val_loss: 0.2`). The
+/// counter and the time left are the epoch's, not the run's: only the metrics are read.
+fn parse_keras(line: &[u8], u: &mut MetricUpdate) -> bool {
+    let t = line.trim_ascii_start();
+    let n = t.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || t.get(n) != Some(&b'/') {
+        return false;
+    }
+    let rest = &t[n + 1..];
+    let m = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    let m = if m == 0 && rest.starts_with(b"Unknown") { 7 } else { m };
+    if m == 0 || rest.get(m) != Some(&b' ') {
+        return false;
+    }
+    let after = &rest[m + 1..];
+    let keras = after.starts_with("━".as_bytes())
+        || after.starts_with(b"[=")
+        || after.starts_with(b"[>")
+        || after.starts_with(b"[.")
+        || after.starts_with(b"- ");
+    if !keras {
+        return false;
+    }
+    // Metrics follow ` - `; Keras 2 names its time left `ETA`, which is the epoch's.
+    let found = parse_pairs(after, u);
+    u.eta_seconds = None;
+    found && !u.is_empty()
 }
 
 /// `01:00<01:13,  7.50it/s, loss=2.31` -> (remaining, iterations per second, postfix).
@@ -668,10 +929,39 @@ fn is_key_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'/' | b'.' | b'-')
 }
 
+/// At most this many space-separated words in a key phrase (`total optimization steps`).
+const MAX_PHRASE_WORDS: usize = 6;
+
+/// The end of the word of key characters starting at `i`.
+fn word_end(s: &[u8], mut i: usize) -> usize {
+    while i < s.len() && is_key_char(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// `nan`, `inf`: a value, not the next word of a key (`loss nan`).
+fn is_number_word(w: &[u8]) -> bool {
+    parse_number(w).is_some_and(|(_, n)| n == w.len())
+}
+
+fn is_log_level(w: &[u8]) -> bool {
+    LOG_LEVELS.contains(&w)
+}
+
 /// `step 120 | loss 2.3 | lr 1e-4 | tok/s 1900`, `loss=2.3 lr=1e-4`, `loss: 2.3`,
-/// `Step 120/1000`. Only known keys count.
+/// `Step 120/1000`, and keys of several words: `train loss 4.1, val loss 4.3` (nanoGPT),
+/// `learning rate: 1.5E-04 | lm loss: 7.1E+00 | grad norm: 1.2` (Megatron-LM). A key is
+/// the run of words (single spaces between them) right before its value; it counts only
+/// when all of its words are known ([`classify`]). Words that say the line reports an
+/// evaluation (`valid on 'valid' subset |` in fairseq, `validation loss at iteration 1000
+/// |` in Megatron-LM, `validate step: 100` in torchtitan) make the unqualified `loss` after
+/// them the evaluation loss, and its throughput is not the training's; after a test set's
+/// words (`... on test set`) it is no loss at all.
 fn parse_pairs(s: &[u8], u: &mut MetricUpdate) -> bool {
     let mut found = false;
+    let (mut plain_loss, mut train_loss) = (None, None);
+    let (mut eval_ctx, mut test_ctx) = (false, false);
     let mut i = 0;
     while i < s.len() {
         if !is_key_start(s[i]) {
@@ -679,62 +969,212 @@ fn parse_pairs(s: &[u8], u: &mut MetricUpdate) -> bool {
             continue;
         }
         let start = i;
-        while i < s.len() && is_key_char(s[i]) {
-            i += 1;
+        let mut end = word_end(s, i);
+        if is_log_level(&s[start..end]) {
+            i = end;
+            continue;
         }
-        let mut key = &s[start..i];
-        while let [rest @ .., b'.' | b'-' | b'/'] = key {
-            key = rest;
+        let mut words = 1;
+        while words < MAX_PHRASE_WORDS
+            && s.get(end) == Some(&b' ')
+            && s.get(end + 1).is_some_and(|&c| is_key_start(c))
+            && !is_log_level(&s[end + 1..word_end(s, end + 1)])
+            && !is_number_word(&s[end + 1..word_end(s, end + 1)])
+        {
+            end = word_end(s, end + 1);
+            words += 1;
         }
-        let Some(k) = lookup_key(key) else { continue };
-        let mut j = start + key.len();
-        let after_key = j;
+        i = end;
+        let mut key_end = end;
+        while key_end > start && matches!(s[key_end - 1], b'.' | b'-' | b'/') {
+            key_end -= 1;
+        }
+        let Some(phrase) = Words::split(&s[start..key_end]) else { continue };
+        // The value: after spaces, `=` or `:` and spaces; or after spaces alone.
+        let mut j = key_end;
         while matches!(s.get(j), Some(b' ' | b'\t')) {
             j += 1;
         }
+        let spaced = j > key_end;
         if matches!(s.get(j), Some(b'=' | b':')) {
             j += 1;
             while matches!(s.get(j), Some(b' ' | b'\t')) {
                 j += 1;
             }
-        } else if j == after_key {
+        } else if !spaced {
+            j = usize::MAX;
+        }
+        let has_value = s.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.' | b'['));
+        // `validation loss at iteration 1000`: what comes before `at` labels the line.
+        let all = phrase.words();
+        let (label, key): (&[&[u8]], &[&[u8]]) = match all.iter().rposition(|w| w.eq_ignore_ascii_case(b"at")) {
+            Some(k) if has_value && k > 0 && k + 1 < all.len() => (&all[..k], &all[k + 1..]),
+            _ if has_value => (&[], all),
+            _ => (all, &[]),
+        };
+        if !label.is_empty() {
+            let whole = |list: &[&str]| (0..label.len()).any(|x| phrase.whole[x] && word_in(label[x], list));
+            eval_ctx |= whole(EVAL_WORDS);
+            test_ctx |= whole(TEST_WORDS);
+        }
+        if key.is_empty() {
             continue;
         }
-        let field = match k {
-            Key::Field(f) => f,
-            Key::TrainLoss => Field::Loss,
-            Key::TrainRuntime => {
-                if let Some((v, n)) = s.get(j..).and_then(parse_number) {
-                    u.train_runtime = Some(v);
-                    found = true;
-                    i = j + n;
-                }
-                continue;
-            }
-        };
-        let parsed = if field == Field::EtaSeconds {
-            s.get(j..).and_then(parse_duration)
-        } else {
-            s.get(j..).and_then(parse_number)
-        };
+        let Some((k, qual)) = classify(key) else { continue };
+        let parsed =
+            if k == Key::Field(Field::EtaSeconds) { s.get(j..).and_then(parse_duration) } else { pair_value(s, j) };
         let Some((v, n)) = parsed else { continue };
         let end = j + n;
         // `loss 2.3abc` is not a value; `tok/s 1.9k` is not either (units not supported).
         if s.get(end).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
             continue;
         }
-        u.set(field, v);
-        found = true;
         i = end;
-        if field == Field::Step
-            && s.get(end) == Some(&b'/')
-            && let Some((t, m)) = s.get(end + 1..).and_then(parse_number)
-        {
-            u.set(Field::TotalSteps, t);
-            i = end + 1 + m;
+        found = true;
+        match k {
+            // What the line said before this loss decides whose loss it is.
+            Key::Loss => plain_loss = Some((v, eval_ctx, test_ctx)),
+            Key::TrainLoss => train_loss = Some(v),
+            Key::TrainRuntime => u.train_runtime = Some(v),
+            // An evaluation's throughput and time left are not the training's.
+            Key::Field(Field::TokensPerSecond | Field::EtaSeconds) if eval_ctx || test_ctx => {}
+            Key::Field(f) => {
+                u.set(f, v);
+                if f == Field::Step {
+                    // An evaluation's step (`validate step: 100`) marks the line.
+                    eval_ctx |= qual == Qual::Eval;
+                    // `Step 5/100`, Megatron-LM's `iteration      100/  500000`.
+                    let mut t = end;
+                    while s.get(t) == Some(&b' ') {
+                        t += 1;
+                    }
+                    if s.get(t) == Some(&b'/') {
+                        t += 1;
+                        while s.get(t) == Some(&b' ') {
+                            t += 1;
+                        }
+                        if let Some((total, m)) = s.get(t..).and_then(parse_number)
+                            && !s.get(t + m).is_some_and(|c| c.is_ascii_alphanumeric())
+                        {
+                            u.set(Field::TotalSteps, total);
+                            i = t + m;
+                        }
+                    }
+                }
+            }
         }
     }
-    found
+    match plain_loss {
+        // A test set's loss is neither the training's nor the evaluation's.
+        Some((_, _, true)) => {}
+        Some((v, true, false)) => u.eval_loss = u.eval_loss.or(Some(v)),
+        Some((v, false, false)) if train_loss.is_none() => u.loss = Some(v),
+        _ => {}
+    }
+    if train_loss.is_some() {
+        u.loss = train_loss;
+    }
+    found && !u.is_empty()
+}
+
+/// A value after a key: a number (with thousands separators, `2,345`), the one value of a
+/// list (`lr=[0.0003, 0.0003]`, DeepSpeed's per-group rates), or a wrapped number
+/// (`tensor(2.51, device='cuda:0')`). `None` when it is ambiguous: `2,3`, a list of
+/// different values.
+fn pair_value(s: &[u8], j: usize) -> Option<(f64, usize)> {
+    let t = s.get(j..)?;
+    match t.first()? {
+        b'[' => {
+            let close = memchr(b']', t)?;
+            let mut value: Option<f64> = None;
+            for item in t[1..close].split(|&c| c == b',') {
+                let item = item.trim_ascii();
+                let (v, n) = parse_number(item)?;
+                if n != item.len() || value.is_some_and(|w| w.to_bits() != v.to_bits()) {
+                    return None;
+                }
+                value = Some(v);
+            }
+            value.map(|v| (v, close + 1))
+        }
+        c if c.is_ascii_alphabetic() => parse_number(t).or_else(|| {
+            // A wrapper: an identifier (dots allowed) and `(`.
+            let id = t.iter().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.')).count();
+            if t.get(id) != Some(&b'(') {
+                return None;
+            }
+            let inner = skip_ws(t, id + 1);
+            let (v, _) = parse_number(t.get(inner..)?)?;
+            Some((v, skip_nested(t, id)))
+        }),
+        _ => {
+            let (v, n) = parse_number(t)?;
+            if t.get(n) == Some(&b',') && t.get(n + 1).is_some_and(u8::is_ascii_digit) {
+                return grouped_number(t);
+            }
+            Some((v, n))
+        }
+    }
+}
+
+/// `2,345` or `1,234,567.5` (Python's `{:,}`): 1 to 3 digits, then groups of exactly 3.
+/// `None` for anything else with a comma between digits (`2,3`, `0,5`): not guessed.
+fn grouped_number(t: &[u8]) -> Option<(f64, usize)> {
+    let head = t.iter().take_while(|c| c.is_ascii_digit()).count();
+    if !(1..=3).contains(&head) || (t[0] == b'0') {
+        return None;
+    }
+    let mut digits: Vec<u8> = t[..head].to_vec();
+    let mut i = head;
+    while t.get(i) == Some(&b',') {
+        let group = t.get(i + 1..i + 4)?;
+        if !group.iter().all(u8::is_ascii_digit) || t.get(i + 4).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        digits.extend_from_slice(group);
+        i += 4;
+    }
+    if t.get(i) == Some(&b'.') {
+        let frac = t[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        digits.push(b'.');
+        digits.extend_from_slice(&t[i + 1..i + 1 + frac]);
+        i += 1 + frac;
+    }
+    let v: f64 = std::str::from_utf8(&digits).ok()?.parse().ok()?;
+    Some((v, i))
+}
+
+/// The line without terminal escape sequences (torchtitan colours its metrics, Keras
+/// bolds its counter): the history is parsed from the raw file.
+fn strip_escapes(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] != 0x1b {
+            out.push(line[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        match line.get(i) {
+            Some(b'[') => {
+                i += 1;
+                while i < line.len() && !(0x40..=0x7e).contains(&line[i]) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            Some(b']') => {
+                while i < line.len() && line[i] != 0x07 && line[i] != 0x1b {
+                    i += 1;
+                }
+                i += 1;
+            }
+            Some(_) => i += 1,
+            None => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -806,6 +1246,8 @@ mod tests {
         let u = p("Epoch 2:  10%|█         | 10/100 [00:20<03:00,  2.00s/it, v_num=0, train_loss=1.23]");
         assert_eq!((u.epoch, u.step, u.iterations_per_second), (Some(2.0), Some(210), Some(0.5)));
         assert_eq!(u.loss, Some(1.23));
+        // That bar counts epoch 2's batches: its 100 and 3 minutes are the epoch's.
+        assert_eq!((u.total_steps, u.eta_seconds, u.epoch_bar), (None, None, true));
         let u = p("120it [00:30, 4.00it/s]");
         assert_eq!((u.step, u.total_steps), (Some(120), None));
         let u = p("  0%|          | 0/500 [00:00<?, ?it/s]");
@@ -823,6 +1265,57 @@ mod tests {
         assert_eq!((u.step, u.total_steps, u.loss, u.eta_seconds), (Some(5), Some(100), Some(0.5), Some(3600.0)));
         assert!(MetricParser::default().parse(b"Saving model checkpoint to out/checkpoint-500").is_none());
         assert!(MetricParser::default().parse(b"the loss of a friend").is_none());
+    }
+
+    #[test]
+    fn evaluation_words_count_for_what_follows_them() {
+        let u = p("epoch 001 | valid on 'valid' subset | loss 8.123 | num_updates 1563");
+        assert_eq!((u.loss, u.eval_loss, u.step), (None, Some(8.123), Some(1563)));
+        let u = p("step 1000 | loss 2.1 | saving, then running validation");
+        assert_eq!((u.loss, u.eval_loss), (Some(2.1), None));
+        let u = p("validate step: 100  loss:  4.3210  tps: 23,456");
+        assert_eq!((u.step, u.eval_loss, u.loss, u.tokens_per_second), (Some(100), Some(4.321), None, None));
+        // An explicit qualifier wins over the line's words.
+        let u = p("validation loss at iteration 1000 | train loss 2.0 | lm loss value: 2.2");
+        assert_eq!((u.loss, u.eval_loss), (Some(2.0), Some(2.2)));
+    }
+
+    #[test]
+    fn key_words() {
+        let key = |k: &str| lookup_key(k.as_bytes()).map(|(k, _)| k);
+        assert_eq!(key("train/global_step"), Some(Key::Field(Field::Step)));
+        assert_eq!(key("trainer/global_step"), Some(Key::Field(Field::Step)));
+        assert_eq!(key("Total optimization steps"), Some(Key::Field(Field::TotalSteps)));
+        assert_eq!(key("loss_val"), Some(Key::Field(Field::EvalLoss)));
+        assert_eq!(key("valid_num_updates"), Some(Key::Field(Field::Step)));
+        assert_eq!(key("train_loss_step"), Some(Key::TrainLoss));
+        assert_eq!(key("train_runtime"), Some(Key::TrainRuntime));
+        for unknown in [
+            "eval_runtime",
+            "train_loss_epoch",
+            "train/val/loss",
+            "steps_per_second",
+            "eval_steps",
+            "loss/value_avg",
+            "lm loss PPL",
+            "test/loss",
+        ] {
+            assert_eq!(key(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn numbers_after_keys() {
+        assert_eq!(p("tps: 2,345").tokens_per_second, Some(2345.0));
+        assert_eq!(p("tok/s 1,234,567.5").tokens_per_second, Some(1_234_567.5));
+        assert_eq!(p("tok/s 12,34").tokens_per_second, None);
+        assert_eq!(p("tok/s 1,2345").tokens_per_second, None);
+        assert_eq!(p("lr=[1e-4, 1e-4, 1e-4]").learning_rate, Some(1e-4));
+        assert_eq!(p("lr=[1e-4, 2e-4]").learning_rate, None);
+        assert_eq!(p("loss=tensor(2.5, device='cuda:0', grad_fn=<NllLossBackward0>)").loss, Some(2.5));
+        assert_eq!(p("grad_norm: np.float64(0.75)").grad_norm, Some(0.75));
+        assert!(p("loss nan").loss.is_some_and(f64::is_nan));
+        assert_eq!(p("\x1b[31mstep:  1  \x1b[32mloss: 12.23650\x1b[39m").loss, Some(12.2365));
     }
 
     #[test]

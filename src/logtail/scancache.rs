@@ -45,7 +45,7 @@ pub const DIR: &str = "logscan";
 /// States kept (the newest by modification time); older ones are removed on write.
 pub const KEEP: usize = 32;
 const MAGIC: &[u8; 8] = b"OPSLSCAN";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Bytes at the start, and before the end of what was read, that must hash as they did.
 const WINDOW: usize = 64 * 1024;
 

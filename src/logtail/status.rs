@@ -97,8 +97,23 @@ pub fn collect_status_in(
         Ok(p) => (p, cfg.patterns.as_slice()),
         Err(_) => (MetricParser::default(), &[][..]),
     };
-    let (history, from) =
+    let (mut history, from) =
         scancache::scan(cache, &c.path, c.size_bytes, &parser, patterns, cfg.chart_points, cfg.max_line_bytes)?;
+    // The files a rotation left, read before the log: the eval loss reported before the
+    // rotation stays known. A plain one's read is kept in the cache like the log's (it no
+    // longer changes, so later calls read nothing); a gzipped one is read whole.
+    let never = std::sync::atomic::AtomicBool::new(false);
+    if let Some(earlier) = super::backfill::rotated_history(&c.path, cfg.stall_after, |r| {
+        if r.gzip {
+            super::backfill::read_rotated(r, &parser, cfg.chart_points, cfg.max_line_bytes, &never)
+        } else {
+            let end = std::fs::metadata(&r.path)?.len();
+            scancache::scan(cache, &r.path, end, &parser, patterns, cfg.chart_points, cfg.max_line_bytes)
+                .map(|(h, _)| h.metrics)
+        }
+    }) {
+        history.metrics = history.metrics.after(&earlier);
+    }
     let stalled = history.health.stalled(now, c.modified, training_alive, cfg.stall_after);
     let status = LogStatus {
         metrics: history.metrics.latest,

@@ -113,6 +113,10 @@ pub struct InFlightStatus {
     pub path: String,
     pub bytes_done: u64,
     pub bytes_total: u64,
+    /// When the engine wrote `bytes_done` (ms since the epoch): a console beside a daemon
+    /// times its rate readings by it, not by when it read the ledger.
+    #[serde(skip)]
+    pub updated_ms: i64,
 }
 
 /// Work waiting longer than the schedule allows: something is pending or failed, and the
@@ -206,6 +210,7 @@ fn level_status(
         path: e.path.clone(),
         bytes_done: e.bytes_done,
         bytes_total: e.bytes_total,
+        updated_ms: e.updated_ms,
     });
     // "uploading" only while an engine holds the lock; a row a killed engine left in that
     // state is an interrupted upload, not one in progress.
@@ -441,7 +446,9 @@ mod tests {
         assert!(!l3.overdue);
         // No engine holds the lock: the `uploading` row is an interrupted upload.
         assert_eq!(l3.in_flight, None);
-        assert_eq!(l3.interrupted, Some(InFlightStatus { path: "b.pt".into(), bytes_done: 20, bytes_total: 50 }));
+        let interrupted = l3.interrupted.clone().expect("interrupted");
+        assert_eq!((interrupted.path.as_str(), interrupted.bytes_done, interrupted.bytes_total), ("b.pt", 20, 50));
+        assert!(interrupted.updated_ms > 0, "when the engine wrote it");
         {
             let _engine = crate::sync::lock::EngineLock::acquire(dir.path()).expect("lock");
             let s = read_status(dir.path(), &sync, &remotes, at(224)).expect("status");

@@ -41,24 +41,29 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(text).style(super::dim()).block(block), area);
         return;
     };
-    if !sample.nvml.is_ok() {
-        let lines = vec![
-            Line::styled(nvml_headline(&sample.nvml), Style::new().fg(Color::Yellow)),
-            Line::styled(sample.nvml.describe(), super::dim()),
-        ];
+    let width = inner.width as usize;
+    let height = inner.height as usize;
+    // The host's CPU, RAM and swap: the last row above the tier fit (kept whatever the GPUs).
+    let host = host_line(state, width);
+    if !sample.nvml.is_ok() || sample.gpus.is_empty() {
+        let mut lines = if sample.nvml.is_ok() {
+            vec![Line::styled("NVML is open but lists no GPU", Style::new().fg(Color::Yellow))]
+        } else {
+            vec![
+                Line::styled(nvml_headline(&sample.nvml), Style::new().fg(Color::Yellow)),
+                Line::styled(sample.nvml.describe(), super::dim()),
+            ]
+        };
+        if let Some(h) = host {
+            lines.insert(0, h);
+        }
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block), area);
         return;
     }
-    if sample.gpus.is_empty() {
-        let lines = vec![Line::styled("NVML is open but lists no GPU", Style::new().fg(Color::Yellow))];
-        frame.render_widget(Paragraph::new(lines).block(block), area);
-        return;
-    }
-    let width = inner.width as usize;
-    let height = inner.height as usize;
 
     let fit_lines = fit_lines(state, width);
-    let room = height.saturating_sub(fit_lines.len());
+    let room = height.saturating_sub(fit_lines.len() + usize::from(host.is_some() && height > fit_lines.len() + 2));
+    let host = host.filter(|_| height > fit_lines.len() + 2);
     let procs: Vec<&GpuProcess> = g.processes().collect();
     let full_rows: usize =
         sample.gpus.iter().map(|d| 2 + d.processes.len() + usize::from(d.processes_error.is_some())).sum();
@@ -110,8 +115,40 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     while lines.len() < room {
         lines.push(Line::raw(""));
     }
+    lines.extend(host);
     lines.extend(fit_lines);
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// "host cpu 34% · ram 41.2/62.8 GiB 66% · swap 0.1/8.0 GiB", shorter when narrow
+/// ("cpu 34% ram 41/63G swap 0.1/8G"); RAM and swap in yellow, then red, as they fill
+/// (a dataloader out of host RAM gets the trainer `Killed`). `None` before the first
+/// reading.
+fn host_line(state: &AppState, width: usize) -> Option<Line<'static>> {
+    let h = state.host_usage.as_ref()?;
+    let cpu = h.cpu_pct.map_or_else(|| "…".to_string(), |c| format!("{:.0}%", c));
+    let g = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let long = format!(
+        "host cpu {cpu} · ram {:.1}/{:.1} GiB {:.0}% · swap {:.1}/{:.1} GiB",
+        g(h.memory_used_bytes()),
+        g(h.memory_total_bytes),
+        h.memory_pct(),
+        g(h.swap_used_bytes),
+        g(h.swap_total_bytes)
+    );
+    let short = format!(
+        "cpu {cpu} ram {:.0}/{:.0}G swap {:.1}/{:.0}G",
+        g(h.memory_used_bytes()),
+        g(h.memory_total_bytes),
+        g(h.swap_used_bytes),
+        g(h.swap_total_bytes)
+    );
+    let text = if long.chars().count() <= width { long } else { util::ellipsize(&short, width) };
+    let style = match h.memory_level() {
+        crate::disk::Level::Ok => super::dim(),
+        level => super::level_style(level),
+    };
+    Some(Line::styled(text, style))
 }
 
 fn nvml_headline(status: &NvmlStatus) -> String {
@@ -257,16 +294,35 @@ pub fn sparkline(series: &[u64], width: usize, max: u64) -> String {
         .collect()
 }
 
-/// "› 4121 python train.py --lr 3e-4   18.9 GiB"
+/// "› 4121 python train.py --lr 3e-4  …/proj/.venv/bin/   18.9 GiB": the program and its
+/// script first, then (dim, cut from its start, left out first) the folder of the script,
+/// or of the program when the script had none. The details popup has the whole command.
 fn process_line(p: &GpuProcess, width: usize, selected: bool) -> Line<'static> {
     let mem = p.used_bytes.map_or("n/a".into(), |b| format!("{} GiB", gib(b)));
     let marker = if selected { "›" } else { " " };
     let head = format!("{marker} {:>6} ", p.pid);
     let cmd_w = width.saturating_sub(head.chars().count() + mem.chars().count() + 1);
-    let cmd = p.command.clone().unwrap_or_else(|| "(ended or hidden)".into());
-    let text = format!("{head}{:<cmd_w$} {mem}", util::ellipsize(&cmd, cmd_w));
-    let style = if selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
-    Line::styled(text, style)
+    let (name, dirs) = match p.program() {
+        // The script's folder when it had one (where the job lives), else the program's.
+        Some(n) => (n.head, n.dirs.last().cloned().unwrap_or_default()),
+        None => ("(ended or hidden)".to_string(), String::new()),
+    };
+    let name = util::ellipsize(&name, cmd_w);
+    let room = cmd_w.saturating_sub(name.chars().count() + 2);
+    // A folder cut to fewer than 10 characters says little.
+    let dirs =
+        if dirs.is_empty() || room < 10 { String::new() } else { format!("  {}", util::ellipsize_start(&dirs, room)) };
+    let pad = cmd_w.saturating_sub(name.chars().count() + dirs.chars().count());
+    let (base, dim) = if selected {
+        (Style::new().add_modifier(Modifier::REVERSED), super::dim().add_modifier(Modifier::REVERSED))
+    } else {
+        (Style::new(), super::dim())
+    };
+    Line::from(vec![
+        Span::styled(format!("{head}{name}"), base),
+        Span::styled(dirs, dim),
+        Span::styled(format!("{:pad$} {mem}", ""), base),
+    ])
 }
 
 fn verdict_style(v: Verdict) -> Style {

@@ -74,7 +74,12 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     if let Some(w) = sample.status.withheld_line() {
         extra.push(Line::styled(util::ellipsize(&w.clone(), width), Style::new().fg(Color::Yellow)));
     }
-    let failures: Vec<_> = sample.status.levels.iter().flat_map(|l| l.failures.iter().map(move |f| (l, f))).collect();
+    let failures: Vec<_> = sample
+        .status
+        .levels
+        .iter()
+        .flat_map(|l| state.uploads.current_failures(l).1.into_iter().map(move |f| (l, f)))
+        .collect();
     let note_room = usize::from(state.uploads.note.is_some());
     for (i, (level, f)) in failures.iter().enumerate() {
         let (mark, color) = if f.permanent { ("✗", Color::Red) } else { ("↻", Color::Yellow) };
@@ -160,15 +165,17 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
         used += t.chars().count();
         spans.push(Span::raw(t));
     }
-    if l.failed > 0 {
+    // A file being uploaded again is no longer failed (its progress is on this line).
+    let (failed, failures) = state.uploads.current_failures(l);
+    if failed > 0 {
         // The reason matters more than the schedule: it takes the rest of the line. A
         // permanent failure waits for the user (red); one that is retried by itself says
         // when (yellow).
         let room = width.saturating_sub(used);
-        let t = match l.failures.iter().find(|f| f.permanent) {
-            Some(f) => Span::styled(util::ellipsize(&format!("  ✗ {} failed: {}", l.failed, f.reason), room), red()),
+        let t = match failures.iter().find(|f| f.permanent) {
+            Some(f) => Span::styled(util::ellipsize(&format!("  ✗ {failed} failed: {}", f.reason), room), red()),
             None => {
-                let f = l.failures.first();
+                let f = failures.first();
                 let when = f
                     .and_then(|f| f.retry_at_unix)
                     .map(|t| t.saturating_sub(state.now_unix() as i64))

@@ -22,6 +22,8 @@ use crate::sync::watcher::{Observation, Settler, scan, spawn_watcher, stat_file}
 /// Attempts per file before `run_once` gives up on a transient failure.
 const ONCE_ATTEMPTS: u32 = 3;
 const TICK: Duration = Duration::from_millis(250);
+/// A transfer's `bytes_done` before its job has found the attempt's resume point.
+const NOT_STARTED: u64 = u64::MAX;
 const PROGRESS_WRITE_EVERY: Duration = Duration::from_secs(1);
 
 /// A scanned file: (path, size, mtime_ns, its (level, remote) routes).
@@ -61,8 +63,9 @@ pub(super) struct InFlight {
     sha256: String,
     pub(super) remote: String,
     pub(super) started: Instant,
-    pub(super) start_bytes: u64,
-    pub(super) last_event_bytes: u64,
+    /// Bytes sent in this attempt over the last seconds (the rate and ETA shown).
+    pub(super) rate: crate::sync::rate::RateWindow,
+    pub(super) last_event: (u64, u64),
     pub(super) last_write: Instant,
 }
 
@@ -988,7 +991,9 @@ impl Coordinator {
         let ctx = TransferCtx {
             cancel: self.shutdown.child_token(),
             limiter: self.limiter.clone(),
-            bytes_done: Arc::new(std::sync::atomic::AtomicU64::new(entry.bytes_done)),
+            // Unknown until the job has found where this attempt starts (its resume point):
+            // a reading before that would count the bytes it resumes from as sent.
+            bytes_done: Arc::new(std::sync::atomic::AtomicU64::new(NOT_STARTED)),
         };
         let user_cancel = Arc::new(AtomicBool::new(false));
         self.inflight.insert(
@@ -1000,8 +1005,8 @@ impl Coordinator {
                 sha256: entry.sha256.clone(),
                 remote: remote.name().to_string(),
                 started: Instant::now(),
-                start_bytes: entry.bytes_done,
-                last_event_bytes: u64::MAX,
+                rate: crate::sync::rate::RateWindow::new(),
+                last_event: (NOT_STARTED, 0),
                 last_write: Instant::now(),
             },
         );
@@ -1103,10 +1108,15 @@ impl Coordinator {
         let mut events = Vec::new();
         for ((path, level), f) in self.inflight.iter_mut() {
             let done = f.ctx.bytes_done.load(Ordering::Relaxed);
-            if done != f.last_event_bytes {
-                f.last_event_bytes = done;
-                let secs = f.started.elapsed().as_secs_f64();
-                let rate = if secs > 0.0 { (done.saturating_sub(f.start_bytes) as f64 / secs) as u64 } else { 0 };
+            if done == NOT_STARTED {
+                continue;
+            }
+            f.rate.push(f.started.elapsed().as_secs_f64(), done);
+            let rate = f.rate.bytes_per_s();
+            // Also when only the rate moved: a transfer that stalls shows it slowing.
+            if (done, rate) != f.last_event {
+                let bytes_moved = done != f.last_event.0;
+                f.last_event = (done, rate);
                 events.push(SyncEvent::Progress {
                     level: level.clone(),
                     path: path.clone(),
@@ -1114,7 +1124,7 @@ impl Coordinator {
                     bytes_total: f.bytes_total,
                     rate_bytes_per_s: rate,
                 });
-                if f.last_write.elapsed() >= PROGRESS_WRITE_EVERY {
+                if bytes_moved && f.last_write.elapsed() >= PROGRESS_WRITE_EVERY {
                     f.last_write = Instant::now();
                     writes.push((path.clone(), level.clone(), f.sha256.clone(), done));
                 }

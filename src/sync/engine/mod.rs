@@ -37,7 +37,9 @@ pub enum SyncEvent {
     /// An upload started (at `offset` when resuming; at `bytes_total` when every byte is
     /// there already, as when a local remote copied the file while it was hashed).
     Started { level: String, path: String, offset: u64, bytes_total: u64 },
-    /// Throttled progress of an upload.
+    /// Throttled progress of an upload. `rate_bytes_per_s`: bytes this attempt sent over
+    /// the last [`crate::sync::rate::WINDOW`] (0 until it has run
+    /// [`crate::sync::rate::MIN_SPAN`]).
     Progress { level: String, path: String, bytes_done: u64, bytes_total: u64, rate_bytes_per_s: u64 },
     /// Stored and verified (`already_there`: the remote held it, nothing was sent).
     Confirmed { level: String, path: String, bytes: u64, already_there: bool },

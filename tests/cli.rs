@@ -1,0 +1,442 @@
+//! The CLI's text outputs, through the binary: `status` (what its JSON has, in words),
+//! shell completions and the man pages.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn opsconsole(ws: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("-w")
+        .arg(ws)
+        .args(args)
+        .env("XDG_STATE_HOME", ws.join(".state"))
+        .env_remove("OPSCONSOLE_CONFIG")
+        .output()
+        .expect("run opsconsole")
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).expect("utf8")
+}
+
+/// Issue 15 item 8: `status` in words has what `status --json` has: the checkpoints
+/// (count, size, newest, confirmations), what takes the space, each disk's growth and
+/// time to each level, and each upload level's counts and last success.
+#[test]
+fn status_text_has_checkpoints_growth_and_each_levels_last_success() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ws = &dir.path().join("ws");
+    std::fs::create_dir_all(ws.join("checkpoints")).expect("mkdir");
+    for step in [100, 200] {
+        std::fs::write(ws.join(format!("checkpoints/v1_step_{step}.pt")), vec![7u8; 3_000_000]).expect("write");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&opsconsole(ws, &["status", "--json"]).stdout).expect("status --json");
+    let disk = json["disks"]
+        .as_array()
+        .expect("disks")
+        .iter()
+        .filter(|d| ws.starts_with(d["mount"].as_str().expect("mount")))
+        .max_by_key(|d| d["mount"].as_str().map(str::len))
+        .cloned()
+        .expect("the workspace's disk");
+    let mount = disk["mount"].as_str().expect("mount").to_string();
+    let used = disk["used_bytes"].as_u64().expect("used");
+    // Fifty minutes of history growing 20 GB an hour, ending at the disk's use now.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+    let mut hist = String::new();
+    for i in 0..=10u64 {
+        let ago = 3000 - i * 300;
+        let at_used = used.saturating_sub(ago * 20_000_000_000 / 3600);
+        hist.push_str(&format!("{{\"mount\":{mount:?},\"at_unix\":{},\"used_bytes\":{at_used}}}\n", now - ago - 1));
+    }
+    std::fs::write(ws.join(".opsconsole/disk-history.jsonl"), hist).expect("history");
+
+    let text = stdout(&opsconsole(ws, &["status"]));
+    let json: serde_json::Value =
+        serde_json::from_slice(&opsconsole(ws, &["status", "--json"]).stdout).expect("status --json");
+    // Checkpoints: count and size (as the JSON lists them), the newest, none confirmed.
+    assert_eq!(json["checkpoints"].as_array().map(Vec::len), Some(2));
+    assert!(text.contains("checkpoints: 2 (6.0 MB) · newest step 200, "), "{text}");
+    assert!(text.contains(" · on no remote 2\n"), "{text}");
+    assert!(text.contains("space: checkpoints 6.0 MB · logs 0 B"), "{text}");
+    // The disk's growth and time to full, under its line.
+    let line = text.lines().position(|l| l.trim_start().starts_with(&mount)).expect("the disk's line");
+    let growth = text.lines().nth(line + 1).expect("a line under it");
+    assert!(growth.trim_start().starts_with("growing +"), "{text}");
+    assert!(growth.contains("/h") && growth.contains("full in "), "{growth}");
+    assert!(
+        json["disks"]
+            .as_array()
+            .expect("disks")
+            .iter()
+            .any(|d| d["growth_bytes_per_hour"].as_f64().is_some_and(|g| g > 1e9))
+    );
+    // Upload levels: counts and the last success (never, here), and the engine.
+    assert!(text.contains("uploads (no sync engine running: `opsconsole sync --daemon`):"), "{text}");
+    assert!(text.contains("L2 drive    remote 'drive' not configured"), "{text}");
+    assert_eq!(json["sync"]["levels"][0]["last_success_unix"], serde_json::Value::Null);
+
+    // A configured level after a pass: its counts and its last success.
+    let remote = dir.path().join("remote-drive");
+    std::fs::create_dir(&remote).expect("mkdir");
+    std::fs::create_dir_all(ws.join("experiments/v1/logs")).expect("mkdir");
+    std::fs::write(ws.join("experiments/v1/logs/train.log"), "step 1 | loss 2\n").expect("log");
+    let remote_toml = toml::Value::String(remote.display().to_string());
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!("[remotes.drive]\nkind = \"local\"\npath = {remote_toml}\nsame_disk = true\n"),
+    )
+    .expect("config");
+    stdout(&opsconsole(ws, &["remote", "check", "drive", "--init"]));
+    stdout(&opsconsole(ws, &["sync", "--once"]));
+    let text = stdout(&opsconsole(ws, &["status"]));
+    let l2 = text.lines().find(|l| l.trim_start().starts_with("L2 drive")).expect("the L2 line");
+    let json: serde_json::Value =
+        serde_json::from_slice(&opsconsole(ws, &["status", "--json"]).stdout).expect("status --json");
+    let confirmed = json["sync"]["levels"][0]["confirmed_files"].as_u64().expect("confirmed_files");
+    assert!(confirmed >= 1, "the log at least");
+    assert!(json["sync"]["levels"][0]["last_success_unix"].as_u64().is_some());
+    assert!(l2.contains(&format!("0 pending (0 B), 0 failed, {confirmed} confirmed, last ok ")), "{l2}");
+    assert!(l2.ends_with(" ago, same disk: not a backup"), "{l2}");
+}
+
+/// The subcommands a user sees (`--help` lists them): every completion and man page names
+/// each of them.
+fn visible_subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    opsconsole::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+fn run_plain(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_opsconsole")).args(args).output().expect("run opsconsole")
+}
+
+/// A tool this test needs: present, or the test fails when `CI` is set (a pass that
+/// skipped is no pass) and says so otherwise.
+fn have(tool: &str) -> bool {
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is needed for this test");
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+/// Issue 15: `opsconsole completions bash` is a script bash loads, and completing with it
+/// offers the subcommands and their flags.
+#[test]
+fn bash_completion_completes_subcommands_and_flags() {
+    let out = run_plain(&["completions", "bash"]);
+    let script = stdout(&out);
+    let subs = visible_subcommands();
+    assert!(subs.len() >= 15, "{subs:?}");
+    for sub in &subs {
+        assert!(script.contains(sub.as_str()), "{sub} missing from the bash script");
+    }
+    assert!(!script.contains("demo-trainer"), "hidden subcommands are not offered");
+    if !have("bash") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("opsconsole.bash");
+    std::fs::write(&file, &script).expect("write");
+    // What bash offers at the cursor: the function the script registers, called as
+    // bash's programmable completion calls it.
+    let complete = |words: &[&str]| -> Vec<String> {
+        let line = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+        let cmd = format!(
+            "source '{}' || exit 9; f=$(complete -p opsconsole | sed -E 's/.*-F ([^ ]+).*/\\1/'); \
+             COMP_WORDS=({line}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); COMP_LINE=\"${{COMP_WORDS[*]}}\"; \
+             COMP_POINT=${{#COMP_LINE}}; \"$f\" opsconsole \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display()
+        );
+        let out = Command::new("bash").arg("--norc").arg("-c").arg(cmd).output().expect("bash");
+        assert!(out.status.success(), "bash: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(complete(&["opsconsole", "sta"]), ["status"]);
+    let all = complete(&["opsconsole", ""]);
+    for sub in &subs {
+        assert!(all.contains(sub), "{sub} not offered: {all:?}");
+    }
+    let sync = complete(&["opsconsole", "sync", "--"]);
+    for flag in ["--daemon", "--once", "--verify", "--workspace"] {
+        assert!(sync.iter().any(|f| f == flag), "{flag} not offered after sync: {sync:?}");
+    }
+    assert_eq!(complete(&["opsconsole", "completions", "fi"]), ["fish"]);
+}
+
+#[test]
+fn zsh_and_fish_completions_name_every_subcommand() {
+    let zsh = stdout(&run_plain(&["completions", "zsh"]));
+    assert!(zsh.starts_with("#compdef opsconsole"), "{}", &zsh[..80.min(zsh.len())]);
+    let fish = stdout(&run_plain(&["completions", "fish"]));
+    assert!(fish.contains("complete -c opsconsole"), "{fish}");
+    for sub in visible_subcommands() {
+        assert!(zsh.contains(&format!("'{sub}:")), "{sub} missing from zsh");
+        assert!(fish.contains(&format!("-a \"{sub}\"")), "{sub} missing from fish");
+    }
+    // An unknown shell is refused with the list of known ones, exit 2.
+    let out = run_plain(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bash, elvish, fish, powershell, zsh"));
+}
+
+/// Issue 15: `opsconsole man` is roff that man renders, naming every subcommand; `--dir`
+/// writes a page per subcommand.
+#[test]
+fn man_pages_render() {
+    let page = stdout(&run_plain(&["man"]));
+    assert!(page.contains(".TH opsconsole 1"), "{page}");
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH OPTIONS", ".SH SUBCOMMANDS", ".SH VERSION"] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    for sub in visible_subcommands() {
+        assert!(page.contains(&format!("opsconsole\\-{}(1)", sub.replace('-', "\\-"))), "{sub} missing:\n{page}");
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let listed = stdout(&run_plain(&["man", "--dir", &dir.path().display().to_string()]));
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(listed.lines().count(), files.len(), "{listed}");
+    for want in
+        ["opsconsole.1", "opsconsole-status.1", "opsconsole-sync.1", "opsconsole-remote-check.1", "opsconsole-man.1"]
+    {
+        assert!(files.iter().any(|f| f == want), "{want} not written: {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.contains("demo-trainer")), "{files:?}");
+    // A folder that does not exist: an error naming it, nothing written anywhere else.
+    let missing = dir.path().join("nope");
+    let out = run_plain(&["man", "--dir", &missing.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"), "{}", String::from_utf8_lossy(&out.stderr));
+    if !have("man") {
+        return;
+    }
+    for f in ["opsconsole.1", "opsconsole-sync.1"] {
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(dir.path().join(f))
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .output()
+            .expect("man");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "man -l {f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("NAME") && text.contains("SYNOPSIS"), "{f}:\n{text}");
+        if f == "opsconsole-sync.1" {
+            assert!(text.contains("--daemon") || text.contains("−−daemon"), "{text}");
+        }
+    }
+}
+
+/// A stand-in for `systemctl` / `loginctl`: appends its arguments to `log` and answers
+/// as told (`show-environment` fails with `fail_manager`, `enable-linger` with
+/// `fail_linger`; `show-user … Linger` says `no`). Never a real systemd.
+fn stand_in(dir: &Path, name: &str, log: &Path, fail_manager: bool, fail_linger: bool) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n\
+         case \"$*\" in\n\
+           *show-environment*) {};;\n\
+           *enable-linger*) {};;\n\
+           *show-user*) echo no;;\n\
+         esac\nexit 0\n",
+        log.display(),
+        if fail_manager {
+            "echo 'Failed to connect to bus: No medium found' >&2; exit 1"
+        } else {
+            "echo PATH=/usr/bin"
+        },
+        if fail_linger { "echo 'Could not enable linger: Access denied' >&2; exit 1" } else { ":" },
+    );
+    std::fs::write(&path, script).expect("write stand-in");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+struct ServiceRig {
+    dir: tempfile::TempDir,
+    ws: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl ServiceRig {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ws = dir.path().join("my ws");
+        std::fs::create_dir_all(&ws).expect("mkdir");
+        let log = dir.path().join("calls.log");
+        Self { dir, ws, log }
+    }
+
+    fn config_home(&self) -> std::path::PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn run(&self, args: &[&str], systemctl: &Path, loginctl: &Path) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+            .arg("-w")
+            .arg(&self.ws)
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.config_home())
+            .env("HOME", self.dir.path())
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .env("USER", "tester")
+            .env("OPSCONSOLE_SYSTEMCTL", systemctl)
+            .env("OPSCONSOLE_LOGINCTL", loginctl)
+            .output()
+            .expect("run opsconsole")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    fn units(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(self.config_home().join("systemd/user"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Issue 15: `sync --install-service` writes a user unit (Restart=on-failure, WantedBy=
+/// default.target, journal), reloads, enables and starts it, enables lingering, says what
+/// it ran; the unit passes `systemd-analyze verify`; `--uninstall-service` stops, disables
+/// and removes it. Against stand-ins for systemctl and loginctl, in a temporary
+/// XDG_CONFIG_HOME: the real user's systemd is never touched.
+#[test]
+fn install_and_uninstall_the_sync_service() {
+    let rig = ServiceRig::new();
+    let systemctl = stand_in(rig.dir.path(), "systemctl", &rig.log, false, false);
+    let loginctl = stand_in(rig.dir.path(), "loginctl", &rig.log, false, false);
+    let out = rig.run(&["sync", "--install-service"], &systemctl, &loginctl);
+    let text = stdout(&out);
+    let units = rig.units();
+    assert_eq!(units.len(), 1, "{units:?}\n{text}");
+    let unit = &units[0];
+    let name = unit.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(name.starts_with("opsconsole-sync-my_ws-") && name.ends_with(".service"), "{name}");
+    let body = std::fs::read_to_string(unit).expect("unit");
+    let ws = rig.ws.canonicalize().expect("ws");
+    let exe = Path::new(env!("CARGO_BIN_EXE_opsconsole")).canonicalize().expect("exe");
+    assert!(
+        body.contains(&format!(
+            "ExecStart=\"{}\" \"--workspace\" \"{}\" \"sync\" \"--daemon\"\n",
+            exe.display(),
+            ws.display()
+        )),
+        "{body}"
+    );
+    for line in
+        ["Restart=on-failure\n", "WantedBy=default.target\n", "StandardOutput=journal\n", "StandardError=journal\n"]
+    {
+        assert!(body.contains(line), "{line} missing:\n{body}");
+    }
+    assert_eq!(
+        rig.calls(),
+        [
+            "--user show-environment".to_string(),
+            "--user daemon-reload".to_string(),
+            format!("--user enable --now {name}"),
+            "show-user tester --property=Linger --value".to_string(),
+            "enable-linger tester".to_string(),
+        ]
+    );
+    // What ran is said, with the logs' command.
+    assert!(text.contains(&format!("✓ ran: {} --user enable --now {name}", systemctl.display())), "{text}");
+    assert!(text.contains(&format!("✓ ran: {} enable-linger tester", loginctl.display())), "{text}");
+    assert!(text.contains(&format!("logs:   journalctl --user -u {name} -f")), "{text}");
+
+    // The unit as systemd reads it: no warning, no error.
+    if have("systemd-analyze") {
+        let v = Command::new("systemd-analyze").arg("verify").arg(unit).output().expect("systemd-analyze");
+        let err = String::from_utf8_lossy(&v.stderr);
+        assert!(v.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
+        // It does catch a broken unit: a bad restart setting is a warning.
+        let broken = rig.dir.path().join("broken.service");
+        std::fs::write(&broken, body.replace("Restart=on-failure", "Restart=when-it-feels-like-it")).expect("write");
+        let v = Command::new("systemd-analyze").arg("verify").arg(&broken).output().expect("systemd-analyze");
+        assert!(String::from_utf8_lossy(&v.stderr).contains("restart specifier"), "the check can fail");
+    }
+
+    // Installed again: the same unit, rewritten.
+    stdout(&rig.run(&["sync", "--install-service"], &systemctl, &loginctl));
+    assert_eq!(rig.units(), units);
+
+    std::fs::write(&rig.log, "").expect("clear");
+    let text = stdout(&rig.run(&["sync", "--uninstall-service"], &systemctl, &loginctl));
+    assert!(rig.units().is_empty(), "{text}");
+    assert_eq!(
+        rig.calls(),
+        [
+            "--user show-environment".to_string(),
+            format!("--user disable --now {name}"),
+            "--user daemon-reload".to_string()
+        ]
+    );
+    assert!(text.contains(&format!("✓ removed {}", unit.display())), "{text}");
+    assert!(text.contains("Lingering is left as it was"), "{text}");
+    // Nothing left: says so, exit 0.
+    let text = stdout(&rig.run(&["sync", "--uninstall-service"], &systemctl, &loginctl));
+    assert!(text.contains("nothing to remove"), "{text}");
+    // Not with another mode.
+    let out = rig.run(&["sync", "--install-service", "--daemon"], &systemctl, &loginctl);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Without a systemd user manager (a container, WSL without systemd, or no systemctl at
+/// all): nothing is written, and the lines that keep the daemon running are printed.
+#[test]
+fn without_systemd_the_tmux_and_nohup_lines_are_printed() {
+    let rig = ServiceRig::new();
+    let loginctl = stand_in(rig.dir.path(), "loginctl", &rig.log, false, false);
+    let no_bus = stand_in(rig.dir.path(), "systemctl", &rig.log, true, false);
+    for systemctl in [no_bus, rig.dir.path().join("no-such-systemctl")] {
+        let out = rig.run(&["sync", "--install-service"], &systemctl, &loginctl);
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("No systemd user manager here"), "{text}");
+        assert!(text.contains("nothing installed"), "{text}");
+        assert!(text.contains("tmux new-session -d -s opsconsole-sync '"), "{text}");
+        assert!(text.contains("nohup ") && text.contains(" sync --daemon >> "), "{text}");
+        assert!(text.contains("@reboot "), "{text}");
+        // The workspace path holds a space: quoted in each line.
+        assert!(text.contains("--workspace '"), "{text}");
+        assert!(rig.units().is_empty());
+    }
+    assert!(!rig.calls().iter().any(|c| c.contains("enable")), "{:?}", rig.calls());
+}
+
+/// Lingering refused (no polkit rule, not root): the service is installed and running,
+/// the exit is 1, and the command to run as root is given.
+#[test]
+fn lingering_refused_says_how_to_enable_it() {
+    let rig = ServiceRig::new();
+    let systemctl = stand_in(rig.dir.path(), "systemctl", &rig.log, false, false);
+    let loginctl = stand_in(rig.dir.path(), "loginctl", &rig.log, false, true);
+    let out = rig.run(&["sync", "--install-service"], &systemctl, &loginctl);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("✗ ran: ") && text.contains("enable-linger tester: Could not enable linger: Access denied"),
+        "{text}"
+    );
+    assert!(text.contains("as root run: loginctl enable-linger tester"), "{text}");
+    assert_eq!(rig.units().len(), 1);
+    assert!(rig.calls().iter().any(|c| c.starts_with("--user enable --now ")));
+}
