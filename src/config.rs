@@ -32,6 +32,10 @@ pub struct Config {
     pub idle: crate::checklist::IdleConfig,
     pub shutdown: crate::checklist::ShutdownConfig,
     pub external_ip: crate::checklist::ExternalIpConfig,
+    pub bundle: crate::airlock::BundleConfig,
+    pub import: crate::airlock::ImportConfig,
+    pub resume: crate::airlock::ResumeConfig,
+    pub freeze: crate::airlock::FreezeConfig,
     pub keys: KeysConfig,
 }
 
@@ -179,6 +183,10 @@ impl Config {
         out.extend(self.checklist.validate());
         out.extend(self.idle.validate(&self.gpu.tiers));
         out.extend(self.external_ip.validate());
+        out.extend(self.bundle.validate());
+        out.extend(self.import.validate());
+        out.extend(self.resume.validate());
+        out.extend(self.freeze.validate());
         if let Err(p) = crate::keys::chord::bindings(&self.keys) {
             out.extend(p);
         }

@@ -3,6 +3,7 @@
 //! Domain modules (`disk`, …) never import ratatui; `app` folds messages into state; `ui`
 //! draws the state; `tui` owns the terminal.
 
+pub mod airlock;
 pub mod app;
 pub mod checklist;
 pub mod checkpoints;

@@ -89,6 +89,24 @@ pub fn scan_whole_in(root: &Path, rel: &str) -> Option<Finding> {
     check_name(rel).or_else(|| check_whole_file(&root.join(rel)))
 }
 
+/// The content rules over the whole of `bytes` (in 1 MiB pieces overlapping by 4 KiB,
+/// like [`check_whole_file`]): for contents already in memory.
+pub fn check_whole_bytes(bytes: &[u8]) -> Option<Finding> {
+    const PIECE: usize = 1 << 20;
+    const OVERLAP: usize = 4096;
+    let mut start = 0;
+    loop {
+        let end = (start + PIECE + OVERLAP).min(bytes.len());
+        if let Some(f) = check_bytes(&bytes[start..end]) {
+            return Some(f);
+        }
+        if end == bytes.len() {
+            return None;
+        }
+        start = end - OVERLAP;
+    }
+}
+
 /// The content rules over a whole regular file, read in 1 MiB pieces that overlap by
 /// 4 KiB (so a token across a boundary is seen whole).
 pub fn check_whole_file(path: &Path) -> Option<Finding> {
@@ -271,6 +289,10 @@ static PEM_PRIVATE: LazyLock<Regex> =
     LazyLock::new(|| re(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-\d"));
 static SA_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r#""type"\s*:\s*"service_account""#));
 static SA_KEY: LazyLock<Regex> = LazyLock::new(|| re(r#""private_key"\s*:\s*"[^"]"#));
+/// A service account's address, `…@PROJECT.iam.gserviceaccount.com`: with a `"private_key"`
+/// value it is a key even without its `"type"` line (a trimmed or re-serialised key file).
+static SA_EMAIL: LazyLock<Regex> =
+    LazyLock::new(|| re(r#""client_email"\s*:\s*"[^"\s]+@[^"\s]+\.gserviceaccount\.com""#));
 static YA29: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|[^A-Za-z0-9_])ya29\.[0-9A-Za-z_\-]{20,}"));
 static REFRESH: LazyLock<Regex> = LazyLock::new(|| re(r#""refresh_token"\s*:\s*"[^"\s]{10,}""#));
 static CLIENT_SECRET: LazyLock<Regex> = LazyLock::new(|| re(r#""client_secret"\s*:\s*"[^"\s]{8,}""#));
@@ -303,6 +325,7 @@ const TRIGGERS: &[&str] = &[
     "private key",
     "putty-user-key-file-",
     "service_account",
+    "gserviceaccount",
     "ya29.",
     "refresh_token",
     "client_secret",
@@ -403,7 +426,7 @@ fn check_bytes(bytes: &[u8]) -> Option<Finding> {
         };
         return found(SecretKind::PrivateKey, &what);
     }
-    if SA_TYPE.is_match(bytes) && SA_KEY.is_match(bytes) {
+    if (SA_TYPE.is_match(bytes) || SA_EMAIL.is_match(bytes)) && SA_KEY.is_match(bytes) {
         return found(
             SecretKind::ServiceAccountKey,
             "a Google service-account key (\"private_key\", \"type\": \"service_account\")",
@@ -542,6 +565,13 @@ mod tests {
                 format!(
                     "{{\n  \"type\": \"service_account\",\n  \"project_id\": \"p\",\n  \"private_key_id\": \"ab\",\n  \"private_key\": \"{}\"\n}}",
                     fake("fake", 40)
+                ),
+                SecretKind::ServiceAccountKey,
+            ),
+            (
+                format!(
+                    "{{\"client_email\": \"bot@proj.iam.gserviceaccount.com\", \"private_key\": \"{}\"}}",
+                    fake("MIIE", 40)
                 ),
                 SecretKind::ServiceAccountKey,
             ),

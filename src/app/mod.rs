@@ -2,6 +2,7 @@
 //! from one [`Msg`] at a time, with no I/O. Effects that need I/O are returned for the
 //! executor (`exec`) to carry out.
 
+pub mod airlock;
 pub mod checklist;
 pub mod disk;
 pub mod gpu;
@@ -90,6 +91,12 @@ pub enum Overlay {
     LogSwitcher {
         selected: usize,
     },
+    /// The bundle screen (`b`): progress, the refusal list, or the bundle built.
+    Bundle,
+    /// The import screen (`i`): progress and the journal entry.
+    Import,
+    /// The resume screen (`r`): each level's candidates, the winner and why.
+    Resume,
 }
 
 /// Everything a message can tell the app.
@@ -131,6 +138,8 @@ pub enum Msg {
     Shutdown(checklist::ShutdownEvent),
     /// The VM's external address (or why it is not known).
     ExternalIp(Result<String, String>),
+    /// An airlock job (bundle, import, resume) reported.
+    Airlock(airlock::AirlockMsg),
 }
 
 impl Msg {
@@ -148,7 +157,8 @@ impl Msg {
             | Msg::PrunePlan(_)
             | Msg::Checklist(_)
             | Msg::Shutdown(_)
-            | Msg::ExternalIp(_) => true,
+            | Msg::ExternalIp(_)
+            | Msg::Airlock(_) => true,
             Msg::Disk(_)
             | Msg::Gpu(_)
             | Msg::Log(_)
@@ -190,6 +200,8 @@ pub enum Effect {
     /// Check every item again and, when every failing one is among `overrides`, record the
     /// decision and run the shutdown command (answered by [`Msg::Shutdown`]).
     Shutdown { overrides: std::collections::BTreeSet<String> },
+    /// Run an airlock job, or start the resumed training (answered by [`Msg::Airlock`]).
+    Airlock(airlock::AirlockEffect),
 }
 
 /// Everything the screen shows. `ui::render` only reads it.
@@ -211,6 +223,8 @@ pub struct AppState {
     pub prune: prune::PruneState,
     /// The pre-shutdown checklist screen.
     pub checklist: checklist::ChecklistState,
+    /// The bundle, import and resume screens.
+    pub airlock: airlock::AirlockState,
     /// Idleness, folded from GPU samples.
     pub idle: crate::checklist::idle::IdleTracker,
     /// The VM's external address, when it could be learned.
@@ -265,6 +279,7 @@ impl AppState {
             jobs: Jobs::default(),
             prune: Default::default(),
             checklist: Default::default(),
+            airlock: Default::default(),
             idle: Default::default(),
             external_ip: None,
             notice: None,
@@ -374,6 +389,7 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             state.external_ip = ip.ok();
             vec![]
         }
+        Msg::Airlock(m) => airlock::on_msg(state, m),
         Msg::Key(key) => on_key(state, &key),
     }
 }
@@ -396,6 +412,7 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     match state.overlay {
         Overlay::Prune => prune::on_key(state, key),
         Overlay::Checklist => checklist::on_key(state, key),
+        Overlay::Bundle | Overlay::Import | Overlay::Resume => airlock::on_key(state, key),
         Overlay::ConfirmQuit => on_confirm_quit_key(state, key),
         Overlay::ConfirmKill { .. } => gpu::on_confirm_kill_key(state, key),
         Overlay::Help => on_help_key(state, key),
@@ -532,6 +549,9 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::Prune => prune::open(state),
         Action::StopPrune => prune::stop(state),
         Action::Checklist => checklist::open(state),
+        Action::Bundle => airlock::open(state, airlock::AirlockJob::Bundle),
+        Action::Import => airlock::open(state, airlock::AirlockJob::Import),
+        Action::Resume => airlock::open(state, airlock::AirlockJob::Resume),
         // Only meaningful on the prune screen and the checklist.
         Action::IncludeUnsynced | Action::Shutdown | Action::OverrideItem => vec![],
     }

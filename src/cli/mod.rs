@@ -13,6 +13,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::workspace::{HostInfo, Workspace};
 use crate::{demo, logging, status, tui};
 
+pub mod airlock;
 pub mod fit;
 pub mod log;
 pub mod prune;
@@ -148,6 +149,57 @@ pub enum Command {
         /// Show the change as a unified diff; write nothing.
         #[arg(long)]
         print: bool,
+    },
+    /// Build bundles/bundle-EXP-SHA.zip from the committed code of an experiment (refused,
+    /// listing the files, when its folder or the requirements have uncommitted changes or a
+    /// file is a secret) and queue it on L2. Exit 0 built, 1 refused or failed, 2 config.
+    Bundle {
+        /// The experiment (a folder under experiments/; default: the newest).
+        experiment: Option<String>,
+        /// Build only; do not queue the bundle on L2.
+        #[arg(long)]
+        no_upload: bool,
+        /// Print the result (or the refusal) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download the cluster's training log from L2 into experiments/EXP/logs/train_external.log
+    /// and append what it says (run length, final and best metrics, errors) to journal.md.
+    /// Exit 0 imported (or already in the journal), 1 failed, 2 config.
+    Import {
+        /// The experiment (default: the newest).
+        experiment: Option<String>,
+        /// This key on L2's remote (its workspace-relative path) instead of the newest log.
+        #[arg(long, value_name = "REMOTE_PATH")]
+        from: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The checkpoint to resume from: the newest that verifies on local disk, else on L2,
+    /// else on L3 (a remote one is downloaded first). `--run` starts [resume] command from
+    /// it, detached. Exit 0 found (and started), 1 none or refused, 2 config.
+    Resume {
+        /// The experiment (default: the newest).
+        experiment: Option<String>,
+        /// Print only the checkpoint's path, for `train.py --resume-from "$(opsconsole resume --print-path)"`.
+        #[arg(long, conflicts_with = "json")]
+        print_path: bool,
+        /// Print the candidates, the winner and why as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Start [resume] command from the checkpoint in its own session (it outlives this
+        /// shell), output appended to the experiment's log; refused while a training
+        /// process runs.
+        #[arg(long)]
+        run: bool,
+    },
+    /// Record the exact package versions: `python3 -m pip freeze` ([freeze] python) into
+    /// frozen_requirements.txt. Exit 0 written, 1 failed.
+    Freeze {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the resolved configuration and where it came from.
     Config,
@@ -317,6 +369,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::SshConfig { host, ip, file, print }) => {
             // Runs on the laptop: no workspace, no config.
             Ok(ExitCode::from(ssh_config::cli_run(host, ip, file.as_deref(), *print)))
+        }
+        Some(Command::Bundle { experiment, no_upload, json }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            logging::init(cli.log_level.as_deref());
+            let opts = crate::airlock::bundle::BundleOptions { experiment: experiment.clone(), upload: !*no_upload };
+            Ok(ExitCode::from(airlock::bundle(&ws.root, &cfg, &opts, *json)))
+        }
+        Some(Command::Import { experiment, from, json }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            logging::init(cli.log_level.as_deref());
+            let opts = crate::airlock::import::ImportOptions { experiment: experiment.clone(), from: from.clone() };
+            Ok(ExitCode::from(airlock::import(&ws.root, &cfg, &opts, *json)))
+        }
+        Some(Command::Resume { experiment, print_path, json, run }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            logging::init(cli.log_level.as_deref());
+            let opts = crate::airlock::resume::ResumeOptions { experiment: experiment.clone() };
+            let flags = crate::airlock::resume::ResumeFlags { print_path: *print_path, json: *json, run: *run };
+            Ok(ExitCode::from(airlock::resume(&ws.root, &cfg, &opts, flags)))
+        }
+        Some(Command::Freeze { json }) => {
+            let (ws, cfg) = load_workspace(&cli)?;
+            Ok(ExitCode::from(airlock::freeze(&ws.root, &cfg, *json)))
         }
         Some(Command::Config) => {
             let (ws, cfg) = load_workspace(&cli)?;

@@ -6,13 +6,17 @@
 //!
 //! Jobs report on the app channel with their own messages: a prune as [`Msg::Prune`], a
 //! plan as [`Msg::PrunePlan`], a checklist as [`Msg::Checklist`], the shutdown as
-//! [`Msg::Shutdown`], a signal sent as [`Msg::ProcessTerminated`]. The UI task never waits
+//! [`Msg::Shutdown`], an airlock job as [`Msg::Airlock`], a signal sent as
+//! [`Msg::ProcessTerminated`]. The UI task never waits
 //! on any of them.
 //!
 //! - `engine`: this console's sync engine, or the daemon's through the ledger;
 //! - `prune`: planning, running (cancellable) and automatic prunes;
-//! - `checklist`: checklist gathers and the shutdown.
+//! - `checklist`: checklist gathers and the shutdown;
+//! - `airlock`: bundle, import and resume jobs (as [`Msg::Airlock`]) and the resumed
+//!   training's launch.
 
+pub mod airlock;
 pub mod checklist;
 pub mod engine;
 pub mod prune;
@@ -43,6 +47,7 @@ pub struct Executor {
     collectors: CollectorSet,
     engine: engine::EngineLink,
     prune: Option<prune::PruneJob>,
+    airlock: airlock::AirlockRunner,
     /// Answers of live checks (remote copies, extra commands), reused for a while.
     live_cache: Arc<Mutex<LiveCache>>,
 }
@@ -53,7 +58,14 @@ impl Executor {
         let (source_tx, source_rx) = watch::channel(None);
         let collectors = collectors.spawn(tx.clone(), source_rx);
         let engine = engine::EngineLink::start(engine, tx.clone(), source_tx);
-        Self { tx, collectors, engine, prune: None, live_cache: Arc::new(Mutex::new(LiveCache::default())) }
+        Self {
+            tx,
+            collectors,
+            engine,
+            prune: None,
+            airlock: airlock::AirlockRunner::default(),
+            live_cache: Arc::new(Mutex::new(LiveCache::default())),
+        }
     }
 
     fn facts(state: &AppState) -> checklist::Facts {
@@ -76,9 +88,11 @@ impl Executor {
     }
 
     /// Stops everything: a running prune is cancelled and given [`PRUNE_STOP_WAIT`] to
-    /// finish the item in hand, the engine stops (uploads are left resumable), the
-    /// collectors end.
+    /// finish the item in hand, airlock jobs are asked to stop (a download left part-way
+    /// resumes next time), the engine stops (uploads are left resumable), the collectors
+    /// end.
     pub async fn stop(mut self) {
+        self.airlock.stop();
         if let Some(job) = self.prune.take() {
             job.cancel();
             if tokio::time::timeout(PRUNE_STOP_WAIT, job.wait()).await.is_err() {
@@ -94,11 +108,13 @@ impl Effects for Executor {
     fn run(&mut self, effect: Effect, state: &AppState) {
         let tx = self.tx.clone();
         match effect {
-            // Leaving: nothing new starts, and a running prune stops before its next item.
+            // Leaving: nothing new starts, a running prune stops before its next item, and
+            // airlock jobs stop between pieces of work.
             Effect::Quit => {
                 if let Some(job) = &self.prune {
                     job.cancel();
                 }
+                self.airlock.stop();
             }
             Effect::RefreshNow => self.collectors.refresh_now(),
             Effect::TerminateProcess { pid, start_ticks } => {
@@ -126,6 +142,7 @@ impl Effects for Executor {
             Effect::Shutdown { overrides } => {
                 checklist::shutdown_job(Self::facts(state), overrides, self.live_cache.clone(), tx)
             }
+            Effect::Airlock(e) => self.airlock.on_effect(&e, state, &tx),
         }
     }
 }

@@ -84,4 +84,7 @@ actions! {
     Checklist => checklist, ["x"], "pre-shutdown checklist: what a shutdown would lose";
     Shutdown => shutdown, ["S"], "checklist: shut down (asks; failing items need overrides)";
     OverrideItem => override_item, ["o"], "checklist: override a failing item by typing its name";
+    Bundle => bundle, ["b"], "bundle the newest experiment's committed code, queue it on L2";
+    Import => import, ["i"], "import the cluster's log from L2 into the journal";
+    Resume => resume, ["r"], "resume: newest verified checkpoint (L1, L2, L3); start training";
 }

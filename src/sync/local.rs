@@ -472,6 +472,7 @@ impl LocalRemote {
             size: meta.len(),
             sha256: Some(sha),
             md5: None,
+            modified_ms: Some(super::ledger::mtime_ns(&meta) / 1_000_000),
         }))
     }
 
@@ -512,8 +513,10 @@ impl LocalRemote {
                     && key.starts_with(prefix)
                     && key != MARKER_FILE
                 {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None });
+                    let meta = entry.metadata().ok();
+                    let size = meta.as_ref().map_or(0, |m| m.len());
+                    let modified_ms = meta.as_ref().map(|m| super::ledger::mtime_ns(m) / 1_000_000);
+                    out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None, modified_ms });
                 }
             }
         }

@@ -115,7 +115,7 @@ impl std::fmt::Display for RemoteError {
 impl std::error::Error for RemoteError {}
 
 /// An object as the remote reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RemoteObject {
     /// The key (workspace-relative path) it is stored under.
     pub key: String,
@@ -126,6 +126,9 @@ pub struct RemoteObject {
     pub sha256: Option<String>,
     /// Hex MD5 when the remote reports one (Drive's `md5Checksum`).
     pub md5: Option<String>,
+    /// When it was last modified (milliseconds since the Unix epoch), when the remote
+    /// says: a local remote's mtime, Drive's `modifiedTime`; the Hub's tree does not.
+    pub modified_ms: Option<i64>,
 }
 
 /// Where an upload of one version starts.

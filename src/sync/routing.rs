@@ -68,6 +68,21 @@ pub fn is_checkpoint_dir_name(name: &str) -> bool {
     name.strip_prefix("checkpoint-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A file `resume` kept aside because it failed verification (`model.pt.corrupt`,
+/// `model.pt.corrupt.1`): never uploaded anywhere, whatever the globs say, so a damaged
+/// copy never replaces a good one on a remote.
+pub fn is_kept_aside(rel: &str) -> bool {
+    let name = file_name(rel);
+    match name.rfind(".corrupt") {
+        Some(i) => {
+            let rest = &name[i + ".corrupt".len()..];
+            rest.is_empty()
+                || rest.strip_prefix('.').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        }
+        None => false,
+    }
+}
+
 /// A log file (`*.log`, also rotated `*.log.1` and compressed `*.log.1.gz`).
 pub fn is_log(rel: &str) -> bool {
     let name = file_name(rel).to_ascii_lowercase();
@@ -120,10 +135,11 @@ impl Router {
         self.exclude.push(glob);
     }
 
-    /// Is the path excluded from every level by `sync.exclude` (before size is known)?
-    /// Secrets are not "ignored": they are looked at, and withheld (see [`Router::withheld`]).
+    /// Is the path excluded from every level by `sync.exclude` (before size is known), or
+    /// a damaged file `resume` kept aside ([`is_kept_aside`])? Secrets are not "ignored":
+    /// they are looked at, and withheld (see [`Router::withheld`]).
     pub fn ignored(&self, rel: &str) -> bool {
-        self.exclude.iter().any(|g| g.is_match(rel))
+        is_kept_aside(rel) || self.exclude.iter().any(|g| g.is_match(rel))
     }
 
     /// The levels (`"L2"`, `"L3"`) a file of this size goes to. A file named like a secret
@@ -215,6 +231,19 @@ mod tests {
             assert!(is_log(rotated), "{rotated}");
         }
         assert_eq!(r.route("notes.logbook", 10), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn copies_kept_aside_as_corrupt_go_nowhere() {
+        let mut c = SyncConfig::default();
+        c.l2.include = vec!["**".into()];
+        let r = Router::new(&c).expect("compiles");
+        for p in ["checkpoints/v68_step_1200.pt.corrupt", "out/checkpoint-5/model.safetensors.corrupt.2"] {
+            assert!(r.route(p, 10).is_empty(), "{p}");
+        }
+        assert_eq!(r.route("out/checkpoint-5/model.safetensors", 10), vec!["L3"]);
+        assert!(!is_kept_aside("notes/corruption.md"));
+        assert!(!is_kept_aside("a.corrupted"));
     }
 
     #[test]

@@ -77,6 +77,7 @@ mod tests {
             size,
             sha256: sha.map(String::from),
             md5: md5.map(String::from),
+            modified_ms: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Drawing. `render` is a pure function of [`AppState`]: it reads, never changes, and does
 //! no I/O. One file per panel or screen.
 
+mod airlock;
 mod checklist;
 mod disk;
 mod footer;
@@ -81,6 +82,9 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::Checklist => checklist::render(state, frame, body),
         // Drawn by the Log panel (the prompt) and `render_switcher` above.
         Overlay::LogSearch { .. } | Overlay::LogSwitcher { .. } => {}
+        Overlay::Bundle => airlock::render_bundle(state, frame, body),
+        Overlay::Import => airlock::render_import(state, frame, body),
+        Overlay::Resume => airlock::render_resume(state, frame, body),
     }
 }
 

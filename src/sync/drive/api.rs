@@ -20,7 +20,8 @@ use crate::sync::remote::{ErrorKind, RemoteError};
 
 pub const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 /// The fields asked for on every file, so lookups, stat and list agree.
-pub const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,appProperties,createdTime,driveId,trashed";
+pub const FILE_FIELDS: &str =
+    "id,name,mimeType,size,md5Checksum,appProperties,createdTime,modifiedTime,driveId,trashed";
 /// `appProperties` key holding the SHA-256 the file was stored with.
 pub const PROP_SHA256: &str = "opsconsole_sha256";
 /// `appProperties` key holding the MD5 the stored bytes were verified with; the SHA-256 is
@@ -45,6 +46,8 @@ pub struct DriveFile {
     pub md5_checksum: Option<String>,
     pub app_properties: Option<HashMap<String, String>>,
     pub created_time: Option<String>,
+    /// RFC 3339, when the content last changed.
+    pub modified_time: Option<String>,
     pub drive_id: Option<String>,
     pub trashed: Option<bool>,
     pub capabilities: Option<Capabilities>,
@@ -88,6 +91,41 @@ impl DriveFile {
     fn age_key(&self) -> (String, String) {
         (self.created_time.clone().unwrap_or_default(), self.id.clone())
     }
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time as Drive writes it
+/// (`2026-05-01T14:02:09.123Z`, or with an offset such as `+02:00`).
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, rest) = s.split_once(['T', 't', ' '])?;
+    let mut d = date.split('-');
+    let (y, mo, da): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (clock, offset_s) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else {
+        let i = rest.rfind(['+', '-'])?;
+        let (c, off) = rest.split_at(i);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = off[1..].split_once(':')?;
+        (c, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+    };
+    let mut t = clock.split(':');
+    let (h, mi): (i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let sec_text = t.next()?;
+    let (sec, frac) = sec_text.split_once('.').unwrap_or((sec_text, ""));
+    let sec: i64 = sec.parse().ok()?;
+    let ms: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_s) * 1000 + ms)
 }
 
 /// The oldest of several same-named files (every client picks the same one).
@@ -751,6 +789,14 @@ fn is_loopback(endpoint: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_parse_to_milliseconds() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_ms("2024-02-29T23:59:59.5Z"), Some(1_709_251_199_500));
+        assert_eq!(parse_rfc3339_ms("2024-03-01T01:59:59.500+02:00"), Some(1_709_251_199_500));
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
 
     fn who() -> Who {
         Who {

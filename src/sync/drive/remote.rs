@@ -405,6 +405,7 @@ impl DriveRemote {
             size: f.size(),
             sha256: f.trusted_sha256(),
             md5: f.md5_checksum.clone(),
+            modified_ms: f.modified_time.as_deref().and_then(super::api::parse_rfc3339_ms),
         }
     }
 

@@ -158,6 +158,7 @@ impl Job {
             size: e.bytes_total,
             sha256: None,
             md5: None,
+            modified_ms: None,
         });
         if obj.id.is_empty() {
             obj.id = receipt.remote_id;

@@ -329,6 +329,7 @@ impl HfRemote {
             size: e.lfs.as_ref().map_or(e.size, |l| l.size),
             sha256,
             md5: None,
+            modified_ms: None,
         }))
     }
 
@@ -368,6 +369,7 @@ impl HfRemote {
                     size: e.lfs.as_ref().map_or(e.size, |l| l.size),
                     sha256: e.sha256().map(str::to_string),
                     md5: None,
+                    modified_ms: None,
                 })
             })
             .collect();
@@ -1060,7 +1062,8 @@ mod tests {
 
     #[test]
     fn newest_checkpoint_is_by_step_not_by_name() {
-        let o = |k: &str| RemoteObject { key: k.into(), id: k.into(), size: 1, sha256: None, md5: None };
+        let o =
+            |k: &str| RemoteObject { key: k.into(), id: k.into(), size: 1, sha256: None, md5: None, modified_ms: None };
         let newest = newest_of(vec![
             o("out/checkpoint-900/model.safetensors"),
             o("out/checkpoint-1000/model.safetensors"),
