@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use opsconsole::sync::engine::{self, Command, EngineHandle, Mode, SyncEvent};
 use opsconsole::sync::ledger::{Ledger, UploadState};
-use opsconsole::sync::local::LocalRemote;
+use opsconsole::sync::local::{LocalOptions, LocalRemote, PARTIAL_DIR};
 use opsconsole::sync::remote::{
     BoxFut, ErrorKind, Remote, RemoteError, RemoteObject, ResumePoint, TransferCtx, UploadReceipt, UploadRequest,
 };
+use opsconsole::sync::sums::SumCache;
 use opsconsole::sync::{SyncConfig, hash};
 
 /// A LocalRemote that fails uploads on command, counts them, and can hold them at a gate.
@@ -596,7 +597,7 @@ async fn a_log_that_keeps_growing_is_stored_as_a_snapshot_of_exactly_the_prefix_
             assert_eq!(hash::sha256_file(&stored).expect("hash"), e.sha256);
         }
         assert!(copy_len > 200_000_000 - 100 && copy_len < std::fs::metadata(&log).expect("log").len());
-        let prefix = hash::digest_prefix(&log, copy_len).expect("prefix");
+        let prefix = hash::digest_prefix(&log, copy_len, false).expect("prefix");
         assert_eq!(hash::sha256_file(&stored).expect("hash"), prefix.sha256, "the stored bytes are the log's prefix");
         let listed = rig.l2.inner.list("").await.expect("list");
         assert_eq!(listed.len(), 1, "no stray copy: {listed:?}");
@@ -643,7 +644,10 @@ fn sync_once_stores_a_growing_log_and_exits_0() {
     assert!(err.contains("L2 stored experiments/v68/logs/train.log") && err.contains("0 not stored"), "{err}");
     let stored = dir.path().join("r2/experiments/v68/logs/train.log");
     let len = std::fs::metadata(&stored).expect("stored").len();
-    assert_eq!(hash::sha256_file(&stored).expect("hash"), hash::digest_prefix(&log, len).expect("prefix").sha256);
+    assert_eq!(
+        hash::sha256_file(&stored).expect("hash"),
+        hash::digest_prefix(&log, len, false).expect("prefix").sha256
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -671,7 +675,8 @@ async fn sync_now_takes_a_snapshot_of_a_growing_log_at_once() {
     let stored = rig.l2.inner.root().join("logs/train.log");
     assert_eq!(std::fs::metadata(&stored).expect("stored").len(), e.bytes_total);
     assert_eq!(hash::sha256_file(&stored).expect("hash"), e.sha256);
-    assert_eq!(e.md5.as_deref(), Some(hash::digest_prefix(&log, e.bytes_total).expect("d").md5.as_str()));
+    // Only local remotes here: the hash pass took no MD5 (nothing would compare it).
+    assert_eq!(e.md5, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,4 +713,107 @@ async fn a_partial_upload_whose_source_is_gone_is_cleaned_up() {
     assert_eq!(summary.dropped, 1, "{summary:?}");
     assert!(partials(&r3).is_empty(), "a partial upload stays behind: {:?}", partials(&r3));
     assert!(!r3.join("ck/step_1.pt").exists());
+}
+
+/// A local remote as the config builds it (with remembered checksums), the engine itself
+/// driving it: the copy is made while the file is hashed.
+fn local_with_sums(name: &str, root: &Path, ws: &Path) -> Arc<LocalRemote> {
+    let r = LocalRemote::with_options(
+        name,
+        root,
+        LocalOptions {
+            sums: Some(SumCache::new(ws.join(".opsconsole/remote-sums.sqlite"))),
+            ..LocalOptions::default()
+        },
+    );
+    assert!(r.init_blocking().iter().all(|s| s.ok));
+    Arc::new(r)
+}
+
+fn partials(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join(PARTIAL_DIR)).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+}
+
+fn started_at(seen: &[SyncEvent], path: &str) -> Vec<(u64, u64)> {
+    seen.iter()
+        .filter_map(|e| match e {
+            SyncEvent::Started { path: p, offset, bytes_total, .. } if p == path => Some((*offset, *bytes_total)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_is_copied_while_it_is_hashed_and_a_copy_changed_behind_our_back_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).expect("mkdir");
+    let (r2, r3) = (dir.path().join("r2"), dir.path().join("r3"));
+    let mut remotes: BTreeMap<String, Arc<dyn Remote>> = BTreeMap::new();
+    remotes.insert("l2".into(), local_with_sums("l2", &r2, &ws));
+    remotes.insert("l3".into(), local_with_sums("l3", &r3, &ws));
+    let one = pattern(20 << 20, 5);
+    write(&ws.join("ck/step_1.pt"), &one);
+    let mut h = engine::start(&ws, &config(), remotes, Mode::Daemon).expect("engine starts");
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "step 1 confirmed", confirmed("ck/step_1.pt")).await;
+    // The hash pass wrote the copy: the upload started with every byte already there.
+    assert_eq!(started_at(&seen, "ck/step_1.pt"), vec![(one.len() as u64, one.len() as u64)], "{seen:#?}");
+    assert_eq!(std::fs::read(r3.join("ck/step_1.pt")).expect("stored"), one);
+    assert!(partials(&r3).is_empty());
+    let e = Ledger::open(&ws).expect("ledger").entry("ck/step_1.pt", "L3").expect("q").expect("row");
+    assert_eq!((e.state, e.md5), (UploadState::Confirmed, None), "no MD5 for a local remote");
+
+    // The same bytes saved again: hashed again (and copied while hashed), not stored again,
+    // and that copy is not left on the remote. Step 2, written after, is hashed after it.
+    write(&ws.join("ck/step_1.pt"), &one);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let two = pattern(3 << 20, 9);
+    write(&ws.join("ck/step_2.pt"), &two);
+    wait_for(&mut h, &mut seen, "step 2 confirmed", confirmed("ck/step_2.pt")).await;
+    let ones = seen.iter().filter(|e| matches!(e, SyncEvent::Confirmed { path, .. } if path == "ck/step_1.pt")).count();
+    assert_eq!(ones, 1, "step 1 was not stored twice: {seen:#?}");
+    assert!(partials(&r3).is_empty(), "no copy left behind: {:?}", partials(&r3));
+
+    // Step 2's copy changed behind our back, its mtime put back: the next pass finds it
+    // (the remembered checksum no longer applies) and stores it again.
+    let stored = r3.join("ck/step_2.pt");
+    let mtime = std::fs::metadata(&stored).and_then(|m| m.modified()).expect("mtime");
+    {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&stored).expect("open");
+        f.write_all(b"tampered").expect("write");
+        f.set_modified(mtime).expect("mtime back");
+    }
+    h.send(Command::SyncNow(None));
+    wait_for(
+        &mut h,
+        &mut seen,
+        "step 2 requeued",
+        |e| matches!(e, SyncEvent::Requeued { path, .. } if path == "ck/step_2.pt"),
+    )
+    .await;
+    wait_for(&mut h, &mut seen, "step 2 stored again", confirmed("ck/step_2.pt")).await;
+    assert_eq!(std::fs::read(&stored).expect("stored"), two);
+    h.shutdown().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_bandwidth_cap_nothing_is_copied_while_hashing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).expect("mkdir");
+    let r3 = dir.path().join("r3");
+    let mut remotes: BTreeMap<String, Arc<dyn Remote>> = BTreeMap::new();
+    remotes.insert("l2".into(), local_with_sums("l2", &dir.path().join("r2"), &ws));
+    remotes.insert("l3".into(), local_with_sums("l3", &r3, &ws));
+    let one = pattern(2 << 20, 3);
+    write(&ws.join("ck/step_1.pt"), &one);
+    let mut c = config();
+    c.bandwidth_limit_kib_s = 8192;
+    let mut h = engine::start(&ws, &c, remotes, Mode::Daemon).expect("engine starts");
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "confirmed", confirmed("ck/step_1.pt")).await;
+    assert_eq!(started_at(&seen, "ck/step_1.pt"), vec![(0, one.len() as u64)], "the upload sent it, capped");
+    assert_eq!(std::fs::read(r3.join("ck/step_1.pt")).expect("stored"), one);
+    h.shutdown().await.expect("stops");
 }

@@ -433,6 +433,7 @@ pub fn build(
     let digests = crate::sync::hash::digest_prefix(
         &final_path,
         std::fs::metadata(&final_path).map_err(|e| format!("reading the bundle: {e}"))?.len(),
+        true, // L2 may be Drive, which verifies by MD5; a bundle is small
     )
     .map_err(|e| format!("hashing the bundle: {e}"))?;
     let meta = std::fs::metadata(&final_path).map_err(|e| format!("reading the bundle: {e}"))?;
@@ -616,9 +617,15 @@ fn queue_on_l2(
     };
     let now = crate::sync::engine::now_ms();
     let mtime = crate::sync::ledger::mtime_ns(meta);
-    if let Err(e) =
-        ledger.track(rel, meta.len(), mtime, &digests.sha256, Some(&digests.md5), &[("L2", level.remote.as_str())], now)
-    {
+    if let Err(e) = ledger.track(
+        rel,
+        meta.len(),
+        mtime,
+        &digests.sha256,
+        digests.md5.as_deref(),
+        &[("L2", level.remote.as_str())],
+        now,
+    ) {
         return Upload::NotQueued { why: format!("the sync ledger cannot be written: {e}") };
     }
     drop(ledger);

@@ -359,6 +359,7 @@ pub fn run(
     let digests = crate::sync::hash::digest_prefix(
         &staged,
         std::fs::metadata(&staged).map_err(|e| format!("reading the download: {e}"))?.len(),
+        false,
     )
     .map_err(|e| format!("hashing the download: {e}"))?;
     // Into place; a different earlier import is kept, never overwritten.

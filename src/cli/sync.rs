@@ -234,6 +234,10 @@ impl ProgressLines {
             SyncEvent::Queued { level, path, bytes } => {
                 format!("{level} queued {path} ({})", human_bytes(*bytes))
             }
+            SyncEvent::Started { level, path, offset, bytes_total } if *offset >= *bytes_total && *offset > 0 => {
+                // Copied while it was hashed (a local remote), or sent whole before a restart.
+                format!("{level} storing {path} ({}, every byte already there)", human_bytes(*bytes_total))
+            }
             SyncEvent::Started { level, path, offset, bytes_total } if *offset > 0 => {
                 format!("{level} resuming {path} at {} of {}", human_bytes(*offset), human_bytes(*bytes_total))
             }

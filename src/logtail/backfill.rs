@@ -28,7 +28,7 @@ pub struct HistoryFolder<'p> {
     parser: &'p MetricParser,
     pub metrics: MetricsState,
     pub health: Health,
-    cap: usize,
+    pub(super) cap: usize,
     pub lines: u64,
     /// One metric recorded at every step it was reported (for ranking checkpoints).
     pub tracked: Option<(String, std::collections::BTreeMap<u64, f64>)>,
@@ -106,6 +106,92 @@ impl<'p> HistoryFolder<'p> {
     }
 }
 
+/// A read of a log from its start that can stop and go on: bytes fed in any pieces fold
+/// exactly as one read of the whole would (lines split across pieces are joined, the
+/// unfinished last line is kept, up to the cap, until its `\n` comes). `status` keeps one
+/// between calls (see [`super::scancache`]) and reads only what was appended.
+#[derive(Debug, Clone)]
+pub struct LogScan<'p> {
+    pub(super) folder: HistoryFolder<'p>,
+    /// Bytes fed so far.
+    pub(super) bytes: u64,
+    /// The first `cap` bytes of the unfinished last line.
+    pub(super) carry: Vec<u8>,
+    /// The whole length of the unfinished last line (0: none).
+    pub(super) carry_len: u64,
+}
+
+impl<'p> LogScan<'p> {
+    pub fn new(parser: &'p MetricParser, chart_points: usize, cap: usize) -> Self {
+        Self { folder: HistoryFolder::new(parser, chart_points, cap), bytes: 0, carry: Vec::new(), carry_len: 0 }
+    }
+
+    /// Bytes fed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Fold the next bytes of the log.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let cap = self.folder.cap;
+        self.bytes += chunk.len() as u64;
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            if self.carry_len > 0 {
+                let room = cap.saturating_sub(self.carry.len());
+                self.carry.extend_from_slice(&chunk[..nl.min(room)]);
+                self.folder.line(&self.carry);
+                self.carry.clear();
+                self.carry_len = 0;
+            } else {
+                self.folder.line(&chunk[start..nl]);
+            }
+            start = nl + 1;
+        }
+        let rest = &chunk[start..];
+        if !rest.is_empty() {
+            let room = cap.saturating_sub(self.carry.len());
+            self.carry.extend_from_slice(&rest[..rest.len().min(room)]);
+            self.carry_len += rest.len() as u64;
+        }
+    }
+
+    /// What the log holds so far: the unfinished last line counts as a line (unless
+    /// `cancelled`).
+    pub fn finish(mut self, cancelled: bool) -> BackfillResult {
+        if self.carry_len > 0 && !cancelled {
+            let carry = std::mem::take(&mut self.carry);
+            self.folder.line(&carry);
+        }
+        let f = self.folder;
+        BackfillResult { metrics: f.metrics, health: f.health, bytes: self.bytes, lines: f.lines, cancelled }
+    }
+
+    /// Feed everything `reader` yields, in chunks; `progress` gets the bytes fed so far
+    /// after each. Stops early (returning `true`) when `cancel` is set.
+    pub fn feed_from(
+        &mut self,
+        mut reader: impl Read,
+        cancel: &AtomicBool,
+        mut progress: impl FnMut(u64),
+    ) -> io::Result<bool> {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(true);
+            }
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(false),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.feed(&buf[..n]);
+            progress(self.bytes);
+        }
+    }
+}
+
 /// Read `path` from the start up to `end` and fold every line. `progress` is called
 /// with the bytes read after each chunk; `cancel` stops early.
 pub fn backfill(
@@ -115,55 +201,12 @@ pub fn backfill(
     chart_points: usize,
     cap: usize,
     cancel: &AtomicBool,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> io::Result<BackfillResult> {
     let file = crate::util::open_regular(path)?;
-    let mut reader = file.take(end);
-    let mut folder = HistoryFolder::new(parser, chart_points, cap);
-    let mut buf = vec![0u8; CHUNK];
-    // The unfinished line carried from the previous chunk (at most `cap` bytes kept).
-    let mut carry: Vec<u8> = Vec::new();
-    let mut carry_len = 0usize;
-    let mut bytes = 0u64;
-    let mut cancelled = false;
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            cancelled = true;
-            break;
-        }
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        bytes += n as u64;
-        let chunk = &buf[..n];
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', chunk) {
-            if carry_len > 0 {
-                let room = cap.saturating_sub(carry.len());
-                carry.extend_from_slice(&chunk[..nl.min(room)]);
-                folder.line(&carry);
-                carry.clear();
-                carry_len = 0;
-            } else {
-                folder.line(&chunk[start..nl]);
-            }
-            start = nl + 1;
-        }
-        let rest = &chunk[start..];
-        if !rest.is_empty() {
-            let room = cap.saturating_sub(carry.len());
-            carry.extend_from_slice(&rest[..rest.len().min(room)]);
-            carry_len += rest.len();
-        }
-        progress(bytes);
-    }
-    if carry_len > 0 && !cancelled {
-        folder.line(&carry);
-    }
-    Ok(BackfillResult { metrics: folder.metrics, health: folder.health, bytes, lines: folder.lines, cancelled })
+    let mut scan = LogScan::new(parser, chart_points, cap);
+    let cancelled = scan.feed_from(file.take(end), cancel, progress)?;
+    Ok(scan.finish(cancelled))
 }
 
 /// `metric` at every step it was reported in the workspace's current log (the one the Log

@@ -147,6 +147,76 @@ impl Health {
         now.duration_since(last).is_ok_and(|quiet| quiet >= stall_after)
     }
 
+    /// For the kept state of a log read (`scancache`): every field.
+    pub(super) fn save(&self, w: &mut super::scancache::Enc) {
+        let c = &self.counts;
+        for v in [c.traceback, c.cuda_oom, c.nan_loss, c.killed] {
+            w.u64(v);
+        }
+        match &self.last_error {
+            None => w.u8(0),
+            Some(e) => {
+                w.u8(1);
+                w.u8(match e.kind {
+                    ErrorKind::Traceback => 0,
+                    ErrorKind::CudaOom => 1,
+                    ErrorKind::NanLoss => 2,
+                    ErrorKind::Killed => 3,
+                });
+                w.bytes(e.message.as_bytes());
+                match &e.hint {
+                    None => w.u8(0),
+                    Some(h) => {
+                        w.u8(1);
+                        w.bytes(h.as_bytes());
+                    }
+                }
+            }
+        }
+        let at = self.last_line_at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        w.opt_u64(at.map(|d| d.as_secs()));
+        w.u32(at.map_or(0, |d| d.subsec_nanos()));
+        w.u8(u8::from(self.in_traceback));
+    }
+
+    /// What [`Health::save`] wrote (`None` when it does not hold one).
+    pub(super) fn load(r: &mut super::scancache::Dec<'_>) -> Option<Self> {
+        let counts = ErrorCounts { traceback: r.u64()?, cuda_oom: r.u64()?, nan_loss: r.u64()?, killed: r.u64()? };
+        let text = |r: &mut super::scancache::Dec<'_>| String::from_utf8(r.bytes()?.to_vec()).ok();
+        let last_error = match r.u8()? {
+            0 => None,
+            1 => {
+                let kind = match r.u8()? {
+                    0 => ErrorKind::Traceback,
+                    1 => ErrorKind::CudaOom,
+                    2 => ErrorKind::NanLoss,
+                    3 => ErrorKind::Killed,
+                    _ => return None,
+                };
+                let message = text(r)?;
+                let hint = match r.u8()? {
+                    0 => None,
+                    1 => Some(text(r)?),
+                    _ => return None,
+                };
+                Some(LogError { kind, message, hint })
+            }
+            _ => return None,
+        };
+        let secs = r.opt_u64()?;
+        let nanos = r.u32()?;
+        let last_line_at = match secs {
+            Some(s) => Some(std::time::UNIX_EPOCH.checked_add(Duration::new(s, nanos.min(999_999_999)))?),
+            None => None,
+        };
+        let in_traceback = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        Some(Health { counts, last_error, last_line_at, in_traceback })
+    }
+
     /// Combine the history read in the background (`before`) with what was followed
     /// live since (`self`).
     pub fn merged_after(&self, before: &Health) -> Health {

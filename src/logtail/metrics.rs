@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::parse::MetricUpdate;
+use super::scancache::{Dec, Enc};
 
 /// Latest values, `None` while unknown (`null` in `status --json`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -83,6 +84,44 @@ impl Series {
     /// How many points were pushed in all (a merged history's included).
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// For the kept state of a log read (`scancache`): every field, bit for bit.
+    pub(super) fn save(&self, w: &mut Enc) {
+        w.u64(self.points.len() as u64);
+        for (x, y) in &self.points {
+            w.f64(*x);
+            w.f64(*y);
+        }
+        w.u8(u8::from(self.last.is_some()));
+        let (x, y) = self.last.unwrap_or_default();
+        w.f64(x);
+        w.f64(y);
+        w.u64(self.cap as u64);
+        w.u64(self.stride);
+        w.u64(self.seen);
+        w.u64(self.count);
+    }
+
+    /// What [`Series::save`] wrote (`None` when it does not hold a series).
+    pub(super) fn load(r: &mut Dec<'_>) -> Option<Self> {
+        let n = r.count(16)?;
+        let mut points = Vec::with_capacity(n);
+        for _ in 0..n {
+            points.push((r.f64()?, r.f64()?));
+        }
+        let has_last = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let last = (r.f64()?, r.f64()?);
+        let cap = usize::try_from(r.u64()?).ok()?;
+        let (stride, seen, count) = (r.u64()?, r.u64()?, r.u64()?);
+        if cap < 4 || points.len() >= cap || stride == 0 {
+            return None;
+        }
+        Some(Self { points, last: has_last.then_some(last), cap, stride, seen, count })
     }
 
     /// `earlier` followed by `self`, thinned to the cap.
@@ -175,6 +214,73 @@ impl MetricsState {
             // The run has ended.
             l.eta_seconds = Some(0.0);
         }
+    }
+
+    /// For the kept state of a log read (`scancache`): every field, bit for bit.
+    pub(super) fn save(&self, w: &mut Enc) {
+        let l = &self.latest;
+        w.opt_u64(l.step);
+        w.opt_u64(l.total_steps);
+        for v in [
+            l.loss,
+            l.eval_loss,
+            l.learning_rate,
+            l.grad_norm,
+            l.epoch,
+            l.tokens_per_second,
+            l.eta_seconds,
+            l.iterations_per_second,
+            l.train_runtime,
+            l.final_train_loss,
+        ] {
+            w.opt_f64(v);
+        }
+        self.loss.save(w);
+        self.eval_loss.save(w);
+        w.opt_u64(self.main_total);
+        w.u64(self.losses);
+    }
+
+    /// What [`MetricsState::save`] wrote, for series of `chart_points` (`None` when it
+    /// does not hold a state, or one with another number of points).
+    pub(super) fn load(r: &mut Dec<'_>, chart_points: usize) -> Option<Self> {
+        let (step, total_steps) = (r.opt_u64()?, r.opt_u64()?);
+        let mut f = [None; 10];
+        for v in &mut f {
+            *v = r.opt_f64()?;
+        }
+        let [
+            loss,
+            eval_loss,
+            learning_rate,
+            grad_norm,
+            epoch,
+            tokens_per_second,
+            eta_seconds,
+            iterations_per_second,
+            train_runtime,
+            final_train_loss,
+        ] = f;
+        let latest = MetricsSnapshot {
+            step,
+            loss,
+            eval_loss,
+            learning_rate,
+            grad_norm,
+            epoch,
+            tokens_per_second,
+            eta_seconds,
+            total_steps,
+            iterations_per_second,
+            train_runtime,
+            final_train_loss,
+        };
+        let (loss, eval_loss) = (Series::load(r)?, Series::load(r)?);
+        let want = Series::new(chart_points).cap;
+        if loss.cap != want || eval_loss.cap != want {
+            return None;
+        }
+        Some(Self { latest, loss, eval_loss, main_total: r.opt_u64()?, losses: r.u64()? })
     }
 
     /// The history read in the background (`earlier`) followed by `self`.

@@ -14,6 +14,7 @@ pub mod lines;
 pub mod metrics;
 pub mod parse;
 pub mod proc;
+pub mod scancache;
 pub mod status;
 pub mod tail;
 
@@ -23,5 +24,5 @@ pub use health::{ErrorKind, Health, LogError};
 pub use lines::{LineSplitter, LogLine};
 pub use metrics::{MetricsSnapshot, MetricsState, Series};
 pub use parse::{MetricParser, MetricUpdate};
-pub use status::{LogStatus, MetricsStatus, collect_status};
+pub use status::{LogStatus, MetricsStatus, collect_status, collect_status_in};
 pub use tail::{StartAt, TailBatch, TailNote, Tailer};

@@ -1,18 +1,17 @@
 //! The log's part of `status --json`: `log` and `metrics`.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::backfill::backfill;
 use super::backread::read_last_lines;
 use super::config::LogConfig;
 use super::discover;
 use super::health::{Health, LogError};
 use super::metrics::MetricsSnapshot;
 use super::parse::MetricParser;
+use super::scancache::{self, Fresh, ScanFrom};
 
 /// `status --json` → `log`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -51,29 +50,44 @@ impl LogStatus {
 /// `status --json` → `metrics` (every key `null` while unknown).
 pub type MetricsStatus = MetricsSnapshot;
 
-/// Read the workspace's log once (for the CLI): last line, history, errors, stall.
-/// Stall is judged by the file's modification time. With no log, everything is null.
+/// Read the workspace's log (for the CLI): last line, history, errors, stall. Stall is
+/// judged by the file's modification time. With no log, everything is null. The read
+/// starts where the previous call's ended when the log only grew since (the state is kept
+/// in `.opsconsole/logscan/`, see [`super::scancache`]); the answers are the same.
 pub fn collect_status(
     workspace: &Path,
     cfg: &LogConfig,
     now: SystemTime,
     training_alive: bool,
 ) -> std::io::Result<(LogStatus, MetricsStatus)> {
+    let cache = super::scancache::cache_dir(workspace);
+    collect_status_in(workspace, cfg, now, training_alive, Some(&cache)).map(|(s, m, _)| (s, m))
+}
+
+/// [`collect_status`] with the state kept in `cache` (`None`: read the whole log), and
+/// where the read started.
+pub fn collect_status_in(
+    workspace: &Path,
+    cfg: &LogConfig,
+    now: SystemTime,
+    training_alive: bool,
+    cache: Option<&Path>,
+) -> std::io::Result<(LogStatus, MetricsStatus, ScanFrom)> {
     let Some(c) = discover::select(workspace, cfg).filter(|c| c.exists) else {
         let path = cfg.path.as_ref().map(|p| workspace.join(p).display().to_string());
-        return Ok((LogStatus { path, ..Default::default() }, MetricsStatus::default()));
+        return Ok((
+            LogStatus { path, ..Default::default() },
+            MetricsStatus::default(),
+            ScanFrom::Start(Fresh::NoState),
+        ));
     };
     let last = read_last_lines(&c.path, 1, cfg.max_line_bytes)?;
-    let parser = MetricParser::new(&cfg.patterns).unwrap_or_default();
-    let history = backfill(
-        &c.path,
-        c.size_bytes,
-        &parser,
-        cfg.chart_points,
-        cfg.max_line_bytes,
-        &AtomicBool::new(false),
-        |_| {},
-    )?;
+    let (parser, patterns) = match MetricParser::new(&cfg.patterns) {
+        Ok(p) => (p, cfg.patterns.as_slice()),
+        Err(_) => (MetricParser::default(), &[][..]),
+    };
+    let (history, from) =
+        scancache::scan(cache, &c.path, c.size_bytes, &parser, patterns, cfg.chart_points, cfg.max_line_bytes)?;
     let stalled = history.health.stalled(now, c.modified, training_alive, cfg.stall_after);
     let status = LogStatus {
         metrics: history.metrics.latest,
@@ -85,7 +99,7 @@ pub fn collect_status(
             stalled,
         )
     };
-    Ok((status, history.metrics.latest))
+    Ok((status, history.metrics.latest, from))
 }
 
 /// [`collect_status`] for `opsconsole status` and `opsconsole log --json` (one function,

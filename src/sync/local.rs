@@ -1,8 +1,11 @@
 //! `LocalRemote`: a level stored in a folder (a second disk, a Colab Drive mount, a
 //! gcsfuse bucket). Uploads go to a partial file under `.opsconsole-partial/`, are fsynced
-//! and renamed into place; an interrupted copy resumes; checksums are SHA-256 read back
-//! from the stored file (remembered by the stored file's device, inode, size, mtime and
-//! ctime, see [`super::sums`]).
+//! and renamed into place; an interrupted copy resumes. One read of the source serves the
+//! copy and the SHA-256 of the bytes written, which must be the version's SHA-256; on a
+//! local filesystem that checksum is remembered for the stored file's device, inode, size,
+//! mtime and ctime ([`super::sums`]), so verifying it costs a `stat` until the file changes.
+//! Otherwise (a network or FUSE mount, no remembered checksum, `sync --verify`) the stored
+//! file is read back and hashed.
 //!
 //! The folder must be the remote, and a real other place: its root is never created by a
 //! sync, it must carry the identity marker of this remote and this workspace (written by
@@ -58,6 +61,16 @@ pub struct LocalRemote {
     name: String,
     root: PathBuf,
     opts: Arc<LocalOptions>,
+    /// Partial copies made while the engine's hash pass read their source, by key: the
+    /// version's SHA-256 and the partial file's identity once it was fsynced.
+    staged: Arc<std::sync::Mutex<std::collections::HashMap<String, Staged>>>,
+}
+
+/// A partial copy written by the hash pass ([`LocalRemote::stage_sink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Staged {
+    sha256: String,
+    part: FileKey,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -77,7 +90,7 @@ impl LocalRemote {
     }
 
     pub fn with_options(name: impl Into<String>, root: impl Into<PathBuf>, opts: LocalOptions) -> Self {
-        Self { name: name.into(), root: root.into(), opts: Arc::new(opts) }
+        Self { name: name.into(), root: root.into(), opts: Arc::new(opts), staged: Arc::default() }
     }
 
     /// The protected folder whose filesystem the root is on, if any (device numbers
@@ -339,19 +352,49 @@ impl LocalRemote {
         RemoteError::from_io(e, &self.name, place)
     }
 
-    /// A kernel copy failed: a full or read-only destination is the remote's problem,
-    /// anything else is reported against both ends.
-    fn copy_err(&self, e: &io::Error, source: &Path, part: &Path) -> RemoteError {
-        match e.raw_os_error() {
-            Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EPERM) => self.io_err(e, part),
-            _ => RemoteError::transient(format!("copying {} to remote '{}': {e}", source.display(), self.name)),
-        }
+    fn staged(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Staged>> {
+        self.staged.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The partial copy of `key` is the one the hash pass wrote for this version and
+    /// fsynced, untouched since (same device, inode, size, mtime and ctime).
+    fn staged_for(&self, key: &str, sha256: &str, part: &fs::Metadata) -> bool {
+        self.staged().get(key).is_some_and(|s| s.sha256 == sha256 && s.part == FileKey::of(part))
+    }
+
+    /// The hash pass's copy: the partial file, truncated, written piece by piece as the
+    /// source is read (the disk asked to start writing as it goes), fsynced and
+    /// remembered when the source's SHA-256 is known.
+    fn stage_blocking(&self, key: &str, size: u64) -> Option<LocalStage> {
+        self.key_path(key).ok()?;
+        self.place_ok().ok()?;
+        let part_dir = self.root.join(PARTIAL_DIR);
+        fs::create_dir_all(&part_dir).ok()?;
+        self.staged().remove(key);
+        let part = self.partial_path(key);
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&part).ok()?;
+        Some(LocalStage {
+            remote: self.clone(),
+            key: key.to_string(),
+            part,
+            file: Some(file),
+            size,
+            written: 0,
+            started: 0,
+            kept: false,
+        })
     }
 
     fn resume_blocking(&self, key: &str, sha256: &str, session: Option<&str>) -> Result<ResumePoint, RemoteError> {
         self.key_path(key)?;
         self.place_ok()?;
         let part = self.partial_path(key);
+        // Copied whole while the hash pass read the source: nothing left to send.
+        if let Ok(meta) = fs::metadata(&part)
+            && self.staged_for(key, sha256, &meta)
+        {
+            return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
+        }
         if session == Some(sha256)
             && let Ok(meta) = fs::metadata(&part)
         {
@@ -365,11 +408,13 @@ impl LocalRemote {
         Ok(ResumePoint { offset: 0, session: Some(sha256.to_string()) })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn upload_blocking(
         &self,
         key: &str,
         source: &Path,
         size: u64,
+        sha256: &str,
         offset: u64,
         ctx: &TransferCtx,
     ) -> Result<UploadReceipt, RemoteError> {
@@ -379,79 +424,87 @@ impl LocalRemote {
         let part_dir = self.root.join(PARTIAL_DIR);
         fs::create_dir_all(&part_dir).map_err(|e| self.io_err(&e, &part_dir))?;
 
-        let mut src = File::open(source).map_err(|e| source_err(&e, source))?;
+        let src = File::open(source).map_err(|e| source_err(&e, source))?;
         let src_len = src.metadata().map_err(|e| source_err(&e, source))?.len();
         // A file that only grew (a log being appended) is stored as the prefix that was
         // hashed: a consistent snapshot. One that shrank has changed.
         if src_len < size {
             return Err(changed(source));
         }
-        let mut out = OpenOptions::new()
+        let out = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&part)
             .map_err(|e| self.io_err(&e, &part))?;
-        let have = out.metadata().map_err(|e| self.io_err(&e, &part))?.len();
-        let offset = if offset > size || have < offset { 0 } else { offset };
-        out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
-        out.seek(SeekFrom::Start(offset)).map_err(|e| self.io_err(&e, &part))?;
-        src.seek(SeekFrom::Start(offset)).map_err(|e| source_err(&e, source))?;
-        // Exactly `size` bytes: a log that grew since it was hashed is stored as the
-        // hashed prefix. The checksum is checked by the engine's verify (stat reads the
-        // stored file back), which also catches a source that changed during the copy.
-        let mut done = offset;
-        ctx.advance_blocking(done, 0)?;
-        let mut kernel_copy = true;
-        let mut buf = Vec::new();
-        while done < size {
-            let want = (size - done).min(CHUNK as u64) as usize;
-            let n = if kernel_copy {
-                match copy_range(&src, &out, want) {
-                    Ok(n) => n,
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP)
-                        ) =>
-                    {
-                        // Another filesystem (a FUSE mount, an older kernel): copy through
-                        // user space from where the kernel copy stopped.
-                        kernel_copy = false;
-                        continue;
+        let meta = out.metadata().map_err(|e| self.io_err(&e, &part))?;
+        let have = meta.len();
+        if offset == size && have == size && self.staged_for(key, sha256, &meta) {
+            // Written whole, and hashed to this version's SHA-256, by the hash pass.
+            ctx.advance_blocking(size, 0)?;
+        } else {
+            let mut offset = if offset > size || have < offset { 0 } else { offset };
+            // The SHA-256 of the stored bytes, taken as they are written: first what a
+            // killed upload left (read back once), then each piece on its way to the disk.
+            let mut sha = Sha256::new();
+            if offset > 0 {
+                match hash::hash_reader((&out).take(offset), &mut sha) {
+                    Ok(n) if n == offset => {}
+                    _ => {
+                        sha = Sha256::new();
+                        offset = 0;
                     }
-                    Err(e) => return Err(self.copy_err(&e, source, &part)),
                 }
-            } else {
-                buf.resize(want, 0);
-                let n = loop {
-                    match src.read(&mut buf[..want]) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(source_err(&e, source)),
+            }
+            out.set_len(offset).map_err(|e| self.io_err(&e, &part))?;
+            ctx.advance_blocking(offset, 0)?;
+            // Exactly `size` bytes: a log that grew since it was hashed is stored as the
+            // hashed prefix.
+            let sha = copy_hashed(&src, &out, offset, size, sha, |done, n| ctx.advance_blocking(done, n)).map_err(
+                |e| match e {
+                    CopyError::Read(e) => source_err(&e, source),
+                    CopyError::Write(e) => self.io_err(&e, &part),
+                    CopyError::Stopped(e) => e,
+                    CopyError::Short => {
+                        // The source shrank below the size that was hashed.
+                        let _ = fs::remove_file(&part);
+                        changed(source)
                     }
-                };
-                out.write_all(&buf[..n]).map_err(|e| self.io_err(&e, &part))?;
-                n
-            };
-            if n == 0 {
-                // The source shrank below the size that was hashed.
+                },
+            )?;
+            if hex(&sha.finalize()) != sha256 {
+                // The source is not the version that was hashed any more (or what a killed
+                // upload left was damaged): it is hashed again and sent whole.
                 drop(out);
                 let _ = fs::remove_file(&part);
                 return Err(changed(source));
             }
-            done += n as u64;
-            ctx.advance_blocking(done, n as u64)?;
         }
+        self.staged().remove(key);
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
-        drop(out);
+        let written = out.metadata().map(|m| FileKey::of(&m)).ok();
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| self.io_err(&e, parent))?;
         }
         fs::rename(&part, &dest).map_err(|e| self.io_err(&e, &dest))?;
         if let Some(parent) = dest.parent() {
             sync_dir(parent);
+        }
+        // The bytes now on the disk are the ones hashed on their way there and fsynced:
+        // remember their SHA-256 by the stored file's identity, so the verification that
+        // follows (and every later one, prune's included) costs a `stat` while the file is
+        // unchanged. Only on filesystems whose reads are served by this kernel's page
+        // cache; on a network or FUSE mount (gcsfuse, a Drive mount) the first
+        // verification reads the copy back through the mount.
+        if let (Some(c), Some(before), Ok(now)) = (&self.opts.sums, written, out.metadata())
+            && local_filesystem(&out)
+        {
+            let now = FileKey::of(&now);
+            // Renaming moves the ctime; anything else (another writer) refuses the shortcut.
+            if (now.dev, now.ino, now.size, now.mtime_ns) == (before.dev, before.ino, size, before.mtime_ns) {
+                c.put(&dest, &now, sha256);
+            }
         }
         Ok(UploadReceipt { remote_id: key.to_string() })
     }
@@ -673,16 +726,22 @@ impl LocalRemote {
         let ctx = TransferCtx::default();
         let stored = self
             .resume_blocking(&key, &sha, None)
-            .and_then(|rp| self.upload_blocking(&key, &src, bytes.len() as u64, rp.offset, &ctx));
+            .and_then(|rp| self.upload_blocking(&key, &src, bytes.len() as u64, &sha, rp.offset, &ctx));
         if let Err(e) = stored {
             steps.push(CheckStep::fail("writable", e.message, e.fix.unwrap_or_default()));
             return steps;
         }
         steps.push(CheckStep::pass("writable", format!("stored {} bytes", bytes.len())));
-        let read = self.stat_blocking(&key);
+        // Read back through the mount for real (not from remembered checksums): this is
+        // the step that shows the place keeps what it is given.
+        let read = self.key_path(&key).and_then(|p| match hash::sha256_file(&p) {
+            Ok(sha) => Ok(Some((fs::metadata(&p).map(|m| m.len()).unwrap_or(0), sha))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_err(&e, &p)),
+        });
         let deleted = self.delete_blocking(&key);
         match read {
-            Ok(Some(obj)) if obj.size == bytes.len() as u64 && obj.sha256.as_deref() == Some(sha.as_str()) => {
+            Ok(Some((size, got))) if size == bytes.len() as u64 && got == sha => {
                 steps.push(CheckStep::pass("probe reads back", "same size and SHA-256"))
             }
             Ok(_) => {
@@ -722,24 +781,178 @@ impl LocalRemote {
     }
 }
 
-/// One `copy_file_range` step between the current offsets of two files (the kernel copies;
-/// nothing passes through user space). Returns the bytes copied, 0 at the source's end.
-fn copy_range(src: &File, out: &File, len: usize) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    loop {
-        // SAFETY: both descriptors are open files we own; null offsets mean "use and
-        // advance the files' own offsets".
-        let n = unsafe {
-            libc::copy_file_range(src.as_raw_fd(), std::ptr::null_mut(), out.as_raw_fd(), std::ptr::null_mut(), len, 0)
-        };
-        if n >= 0 {
-            return Ok(n as usize);
+/// Why [`copy_hashed`] stopped.
+enum CopyError {
+    /// Reading the source failed.
+    Read(io::Error),
+    /// Writing the copy failed.
+    Write(io::Error),
+    /// The source ended before `to`: it shrank.
+    Short,
+    /// Cancelled (or the transfer context refused to go on).
+    Stopped(RemoteError),
+}
+
+/// Start the disk writing a copy every this many bytes, so the final `fsync` has little
+/// left to wait for.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// Copy bytes `from..to` of `src` to the same offsets of `out`, feeding them into `sha` on
+/// their way: one read of the source serves both the copy and the checksum of what was
+/// written. Reading, writing (`pwrite`, and every [`WRITEBACK_EVERY`] bytes asking the
+/// kernel to start writing them to the disk) and hashing each run on a thread of their
+/// own ([`hash::pipeline`]). `step(done, n)` is called after each piece is written
+/// (progress, bandwidth cap, cancel).
+fn copy_hashed(
+    src: &File,
+    out: &File,
+    from: u64,
+    to: u64,
+    mut sha: Sha256,
+    mut step: impl FnMut(u64, u64) -> Result<(), RemoteError> + Send,
+) -> Result<Sha256, CopyError> {
+    use std::os::unix::fs::FileExt;
+    let mut done = from;
+    let mut started = from;
+    let mut failed: Option<CopyError> = None;
+    let mut write = |b: &[u8]| {
+        if let Err(e) = out.write_all_at(b, done) {
+            failed = Some(CopyError::Write(e));
+            return false;
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        done += b.len() as u64;
+        if done - started >= WRITEBACK_EVERY || done >= to {
+            start_writeback(out, started, done - started);
+            started = done;
+        }
+        if let Err(e) = step(done, b.len() as u64) {
+            failed = Some(CopyError::Stopped(e));
+            return false;
+        }
+        true
+    };
+    let mut hash = |b: &[u8]| {
+        sha.update(b);
+        true
+    };
+    let reader = PositionedReader { file: src, pos: from, end: to };
+    let read = hash::pipeline(reader, &mut [&mut write, &mut hash]);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match read {
+        Err(e) => Err(CopyError::Read(e)),
+        Ok(n) if n < to - from => Err(CopyError::Short),
+        Ok(_) => Ok(sha),
+    }
+}
+
+/// Reads `file` from `pos` up to `end` with `pread` (its own offset is left alone).
+struct PositionedReader<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The hash pass's copy into a local remote ([`Remote::stage_sink`]): dropped without
+/// [`hash::StageSink::finish`], the partial file is removed.
+struct LocalStage {
+    remote: LocalRemote,
+    key: String,
+    part: PathBuf,
+    file: Option<File>,
+    size: u64,
+    written: u64,
+    /// Where the writeback not yet asked for begins.
+    started: u64,
+    kept: bool,
+}
+
+impl hash::StageSink for LocalStage {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = self.file.as_ref().ok_or_else(|| io::Error::other("finished"))?;
+        if self.written + bytes.len() as u64 > self.size {
+            return Err(io::Error::other("more bytes than the file was said to hold"));
+        }
+        f.write_all_at(bytes, self.written)?;
+        self.written += bytes.len() as u64;
+        if self.written - self.started >= WRITEBACK_EVERY {
+            start_writeback(f, self.started, self.written - self.started);
+            self.started = self.written;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, sha256: &str) -> io::Result<()> {
+        let f = self.file.take().ok_or_else(|| io::Error::other("finished"))?;
+        if self.written != self.size {
+            return Err(io::Error::other("fewer bytes than the file was said to hold"));
+        }
+        start_writeback(&f, self.started, self.written - self.started);
+        f.sync_all()?;
+        let part = FileKey::of(&f.metadata()?);
+        self.remote.staged().insert(self.key.clone(), Staged { sha256: sha256.to_string(), part });
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for LocalStage {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.file = None;
+            let _ = fs::remove_file(&self.part);
         }
     }
+}
+
+/// Ask the kernel to start writing these bytes of `f` to its disk now (not waiting for
+/// them): the copy and the disk work side by side, and the `fsync` at the end finds most
+/// of it done. A hint only: errors are ignored (`fsync` reports any that matter).
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is an open file we own; the call only starts writeback.
+    let _ = unsafe {
+        libc::sync_file_range(f.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
+/// Is `f` on a filesystem whose reads this kernel serves from its own page cache and
+/// block device (ext4, XFS, btrfs, tmpfs, F2FS, ZFS, bcachefs, overlay)? Not on a
+/// network or FUSE mount, whose stored object may differ from what was written here.
+fn local_filesystem(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const LOCAL: [i64; 9] = [
+        0xEF53,      // ext2/3/4
+        0x5846_5342, // XFS
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0xF2F5_2010, // F2FS
+        0x2FC1_2FC1, // ZFS
+        0xCA45_1A4E, // bcachefs
+        0x794C_7630, // overlay
+        0x8584_58F6, // ramfs
+    ];
+    // SAFETY: fstatfs fills the zeroed struct we pass; the descriptor is an open file.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) };
+    #[allow(clippy::unnecessary_cast)]
+    let kind = st.f_type as i64;
+    rc == 0 && LOCAL.contains(&kind)
 }
 
 fn source_err(e: &io::Error, source: &Path) -> RemoteError {
@@ -801,9 +1014,9 @@ impl Remote for LocalRemote {
     ) -> BoxFut<'a, Result<UploadReceipt, RemoteError>> {
         let me = self.clone();
         let ctx = ctx.clone();
-        let (key, source) = (req.key.to_string(), req.source.to_path_buf());
+        let (key, source, sha) = (req.key.to_string(), req.source.to_path_buf(), req.sha256.to_string());
         let (size, offset) = (req.size, req.resume.offset);
-        Box::pin(blocking(move || me.upload_blocking(&key, &source, size, offset, &ctx)))
+        Box::pin(blocking(move || me.upload_blocking(&key, &source, size, &sha, offset, &ctx)))
     }
 
     fn stat<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<RemoteObject>, RemoteError>> {
@@ -838,6 +1051,7 @@ impl Remote for LocalRemote {
 
     fn discard_partial<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<(), RemoteError>> {
         let part = self.partial_path(key);
+        self.staged().remove(key);
         let me = self.clone();
         Box::pin(blocking(move || match fs::remove_file(&part) {
             Ok(()) => Ok(()),
@@ -868,6 +1082,10 @@ impl Remote for LocalRemote {
 
     fn same_disk(&self) -> bool {
         self.same_disk_allowed()
+    }
+
+    fn stage_sink(&self, key: &str, size: u64) -> Option<Box<dyn hash::StageSink>> {
+        self.stage_blocking(key, size).map(|s| Box::new(s) as Box<dyn hash::StageSink>)
     }
 }
 
@@ -961,11 +1179,12 @@ mod tests {
         let src = dir.path().join("a.log");
         std::fs::write(&src, b"hello world").expect("write");
         let remote = ready("bk", dir.path().join("remote"));
+        let hello = hex(&Sha256::digest(b"hello"));
         let req = |key, size| UploadRequest {
             key,
             source: &src,
             size,
-            sha256: "x",
+            sha256: &hello,
             md5: None,
             resume: ResumePoint { offset: 0, session: None },
         };
@@ -1130,5 +1349,173 @@ mod tests {
         let now = r.stat("a.pt").await.expect("stat").expect("there");
         assert_eq!(now.size, 100_000);
         assert_ne!(now.sha256, good, "the remembered checksum was trusted for changed bytes");
+    }
+
+    /// Bytes this thread has read through `read`-like calls so far.
+    fn thread_rchar() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").expect("/proc/thread-self/io");
+        io.lines().find_map(|l| l.strip_prefix("rchar: ")).and_then(|v| v.trim().parse().ok()).expect("rchar")
+    }
+
+    fn with_sums(dir: &Path) -> LocalRemote {
+        let root = dir.join("r");
+        std::fs::create_dir(&root).expect("mkdir");
+        let r = LocalRemote::with_options(
+            "bk",
+            &root,
+            LocalOptions { sums: Some(SumCache::new(dir.join("sums.sqlite"))), ..LocalOptions::default() },
+        );
+        assert!(r.init_blocking().iter().all(|s| s.ok));
+        r
+    }
+
+    #[test]
+    fn the_copy_is_hashed_on_its_way_and_verified_by_a_stat_until_it_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(8 << 20);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let sha = hex(&Sha256::digest(&bytes));
+        let ctx = TransferCtx::default();
+        r.upload_blocking("ck/a.pt", &src, bytes.len() as u64, &sha, 0, &ctx).expect("upload");
+        let stored = r.root().join("ck/a.pt");
+        assert_eq!(std::fs::read(&stored).expect("read"), bytes);
+        let local = local_filesystem(&File::open(&stored).expect("open"));
+
+        let before = thread_rchar();
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        let read = thread_rchar() - before;
+        assert_eq!((obj.size, obj.sha256.as_deref()), (bytes.len() as u64, Some(sha.as_str())));
+        if local {
+            assert!(read < 1 << 20, "verifying a copy just written read {read} bytes");
+        } else {
+            assert!(read >= bytes.len() as u64, "on this filesystem the copy is read back");
+        }
+
+        // Changed behind our back, mtime restored: read again, and the change is seen.
+        let mtime = std::fs::metadata(&stored).and_then(|m| m.modified()).expect("mtime");
+        {
+            let mut f = OpenOptions::new().write(true).open(&stored).expect("open");
+            f.seek(SeekFrom::Start(4 << 20)).expect("seek");
+            f.write_all(b"flipped").expect("write");
+            f.set_modified(mtime).expect("mtime back");
+        }
+        let before = thread_rchar();
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        assert!(thread_rchar() - before >= bytes.len() as u64, "a changed copy is read back");
+        assert_ne!(obj.sha256.as_deref(), Some(sha.as_str()), "and its change is seen");
+        // Deleted behind our back: gone.
+        std::fs::remove_file(&stored).expect("rm");
+        assert!(r.stat_blocking("ck/a.pt").expect("stat").is_none());
+        // Replaced by another file of the same size: another inode, read again.
+        let other = data(8 << 20).into_iter().map(|b| b ^ 1).collect::<Vec<u8>>();
+        r.upload_blocking("ck/a.pt", &src, bytes.len() as u64, &sha, 0, &ctx).expect("upload again");
+        std::fs::write(dir.path().join("other"), &other).expect("write");
+        std::fs::rename(dir.path().join("other"), &stored).expect("replace");
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        assert_eq!(obj.sha256, Some(hex(&Sha256::digest(&other))));
+    }
+
+    #[test]
+    fn a_source_that_is_not_the_hashed_version_is_not_stored() {
+        const PIECE: usize = 2 << 20;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(3 * PIECE + 11);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let sha = hex(&Sha256::digest(&bytes));
+        // Rewritten in place after it was hashed, same size.
+        let mut changed_bytes = bytes.clone();
+        changed_bytes[PIECE + 3] ^= 0xff;
+        std::fs::write(&src, &changed_bytes).expect("rewrite");
+        let err = r.upload_blocking("a.pt", &src, bytes.len() as u64, &sha, 0, &TransferCtx::default()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SourceChanged, "{err}");
+        assert!(!r.root().join("a.pt").exists(), "nothing stored");
+        assert!(!r.partial_path("a.pt").exists(), "no partial left");
+
+        // A partial left by a killed upload that does not hold the version's bytes: found
+        // out when the copy ends, thrown away, and the next attempt starts at 0.
+        std::fs::write(&src, &bytes).expect("write");
+        std::fs::create_dir_all(r.root().join(PARTIAL_DIR)).expect("mkdir");
+        let mut bad = bytes[..PIECE].to_vec();
+        bad[10] ^= 1;
+        std::fs::write(r.partial_path("a.pt"), &bad).expect("partial");
+        let err = r
+            .upload_blocking("a.pt", &src, bytes.len() as u64, &sha, PIECE as u64, &TransferCtx::default())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SourceChanged, "{err}");
+        assert!(!r.partial_path("a.pt").exists());
+        let rp = r.resume_blocking("a.pt", &sha, Some(&sha)).expect("rp");
+        assert_eq!(rp.offset, 0);
+        r.upload_blocking("a.pt", &src, bytes.len() as u64, &sha, rp.offset, &TransferCtx::default()).expect("upload");
+        assert_eq!(std::fs::read(r.root().join("a.pt")).expect("read"), bytes);
+    }
+
+    #[test]
+    fn a_copy_made_while_hashing_is_put_in_place_without_reading_the_source_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(20 << 20);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let mut sinks = vec![r.stage_sink("ck/a.pt", bytes.len() as u64).expect("a sink")];
+        let d = hash::digest_prefix_into(&src, bytes.len() as u64, false, &mut sinks).expect("hash pass");
+        assert_eq!(d.sha256, hex(&Sha256::digest(&bytes)));
+        assert!(sinks.is_empty());
+        let rp = r.resume_blocking("ck/a.pt", &d.sha256, None).expect("rp");
+        assert_eq!(rp.offset, bytes.len() as u64, "nothing left to send");
+        let before = thread_rchar();
+        r.upload_blocking("ck/a.pt", &src, bytes.len() as u64, &d.sha256, rp.offset, &TransferCtx::default())
+            .expect("upload");
+        let read = thread_rchar() - before;
+        assert!(read < 1 << 20, "the upload read {read} bytes");
+        assert_eq!(std::fs::read(r.root().join("ck/a.pt")).expect("read"), bytes);
+        assert!(!r.partial_path("ck/a.pt").exists());
+        let obj = r.stat_blocking("ck/a.pt").expect("stat").expect("there");
+        assert_eq!(obj.sha256.as_deref(), Some(d.sha256.as_str()));
+        assert!(r.staged().is_empty(), "the record is used up");
+    }
+
+    #[test]
+    fn a_copy_made_while_hashing_that_changed_or_was_abandoned_is_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(1 << 20);
+        let src = dir.path().join("a.pt");
+        std::fs::write(&src, &bytes).expect("write");
+        let size = bytes.len() as u64;
+        let stage = |r: &LocalRemote| {
+            let mut sinks = vec![r.stage_sink("a.pt", size).expect("a sink")];
+            hash::digest_prefix_into(&src, size, false, &mut sinks).expect("hash pass").sha256
+        };
+        // Changed behind our back after it was fsynced (same size, mtime put back).
+        let sha = stage(&r);
+        let part = r.partial_path("a.pt");
+        let mtime = std::fs::metadata(&part).and_then(|m| m.modified()).expect("mtime");
+        {
+            let mut f = OpenOptions::new().write(true).open(&part).expect("open");
+            f.write_all(b"garbage").expect("write");
+            f.set_modified(mtime).expect("mtime back");
+        }
+        let rp = r.resume_blocking("a.pt", &sha, None).expect("rp");
+        assert_eq!(rp.offset, 0, "not trusted");
+        assert!(!part.exists(), "and thrown away");
+        r.upload_blocking("a.pt", &src, size, &sha, rp.offset, &TransferCtx::default()).expect("upload");
+        assert_eq!(std::fs::read(r.root().join("a.pt")).expect("read"), bytes);
+        // Another version asked for: the copy is not that version.
+        let _ = stage(&r);
+        assert_eq!(r.resume_blocking("a.pt", &"0".repeat(64), None).expect("rp").offset, 0);
+        // A sink dropped before the end (the hash pass failed) leaves nothing.
+        let sink = r.stage_sink("b.pt", size).expect("a sink");
+        assert!(r.partial_path("b.pt").exists());
+        drop(sink);
+        assert!(!r.partial_path("b.pt").exists());
+        // The source shrank while read: no copy kept either.
+        let mut sinks = vec![r.stage_sink("c.pt", size + 10).expect("a sink")];
+        assert!(hash::digest_prefix_into(&src, size + 10, false, &mut sinks).is_err());
+        assert!(!r.partial_path("c.pt").exists());
+        assert!(!r.staged().contains_key("c.pt"));
     }
 }

@@ -358,6 +358,25 @@ pub trait Remote: Send + Sync {
         Box::pin(async { Vec::new() })
     }
 
+    /// A place the engine's hash pass writes the file into as it reads it (a local remote:
+    /// its partial copy of `key`, `size` bytes), so the upload that follows has nothing
+    /// left to read: [`Remote::resume_point`] then starts at the end, and the upload only
+    /// puts the copy in place. `None` (the default) when this remote takes no such copy.
+    /// Called on a blocking thread.
+    fn stage_sink(&self, key: &str, size: u64) -> Option<Box<dyn super::hash::StageSink>> {
+        let _ = (key, size);
+        None
+    }
+
+    /// This remote confirms a stored copy by the MD5 of its bytes (Drive's `md5Checksum`),
+    /// so the engine's hash pass takes the MD5 of files routed here as well as their
+    /// SHA-256 ([`UploadRequest::md5`]). The default, `false`, spares every other file the
+    /// MD5 (it costs about three times the SHA-256): local and Hub copies are verified by
+    /// SHA-256 alone.
+    fn wants_md5(&self) -> bool {
+        false
+    }
+
     /// Stored on the same filesystem as what it protects, allowed by `same_disk = true`:
     /// the level is shown as "same disk: not a backup".
     fn same_disk(&self) -> bool {

@@ -976,6 +976,11 @@ impl Remote for DriveRemote {
         format!("drive folder {}", self.s.folder_id)
     }
 
+    /// Drive reports a stored file's `md5Checksum`: the hash pass takes the MD5 for it.
+    fn wants_md5(&self) -> bool {
+        true
+    }
+
     fn resume_point<'a>(
         &'a self,
         key: &'a str,

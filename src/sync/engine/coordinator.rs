@@ -81,7 +81,10 @@ pub(super) struct Coordinator {
     pub(super) levels: Vec<Level>,
     pub(super) settler: Settler,
     pub(super) hash_queue: VecDeque<crate::sync::watcher::Ready>,
-    pub(super) hashing: JoinSet<(crate::sync::watcher::Ready, std::io::Result<Hashed>)>,
+    pub(super) hashing: JoinSet<(crate::sync::watcher::Ready, HashResult)>,
+    /// The file being hashed now: no upload of it starts meanwhile (a newer version is
+    /// about to be known, and a remote may be taking a copy of it).
+    pub(super) hashing_path: Option<String>,
     pub(super) jobs: JoinSet<JobDone>,
     pub(super) checks: JoinSet<CheckDone>,
     /// `--once`: failures of each upload in this run (a run gives up after a few).
@@ -102,11 +105,15 @@ pub(super) struct Coordinator {
     pub(super) trouble: Option<LedgerTrouble>,
 }
 
-/// A settled file, read: its hash, or why it is a secret (then it is not hashed at all).
+/// A settled file, read: its hash (and the levels whose remotes took a copy while it was
+/// read), or why it is a secret (then it is not hashed at all).
 pub(super) enum Hashed {
-    Digests(crate::sync::hash::Digests),
+    Digests(crate::sync::hash::Digests, Vec<(String, Arc<dyn Remote>)>),
     Secret(crate::secrets::Finding),
 }
+
+/// What the hash pass returns: on failure, the levels whose remotes had begun a copy.
+pub(super) type HashResult = Result<Hashed, (std::io::Error, Vec<(String, Arc<dyn Remote>)>)>;
 
 pub(super) async fn db<T: Send + 'static>(
     ledger: &Arc<Mutex<Ledger>>,
@@ -172,6 +179,7 @@ impl Coordinator {
             settler: Settler::new(settle_ms, lost_close_ms, snapshot_ms),
             hash_queue: VecDeque::new(),
             hashing: JoinSet::new(),
+            hashing_path: None,
             jobs: JoinSet::new(),
             checks: JoinSet::new(),
             once_failures: HashMap::new(),
@@ -323,9 +331,16 @@ impl Coordinator {
                     }
                 }
                 Some(hashed) = self.hashing.join_next(), if !self.hashing.is_empty() => {
-                    if let Ok((ready, result)) = hashed {
-                        let r = self.hashed(ready, result).await;
-                        self.survive(r)?;
+                    match hashed {
+                        Ok((ready, result)) => {
+                            let r = self.hashed(ready, result).await;
+                            self.survive(r)?;
+                        }
+                        // The hash pass panicked: its file is found again by the next poll.
+                        Err(_) => {
+                            self.hashing_path = None;
+                            self.start_hashing();
+                        }
                     }
                 }
                 _ = tick.tick() => {
@@ -462,6 +477,31 @@ impl Coordinator {
                 self.once_taken.insert(ready.path.clone());
             }
             let weights = is_weights(&ready.path);
+            // The MD5 only for a file one of whose levels stores into a remote that
+            // confirms by MD5 (Drive); local and Hub copies are verified by SHA-256.
+            let routes = self.routes(&ready.path, ready.size);
+            let with_md5 = routes.iter().any(|(level, _)| {
+                self.levels.iter().any(|l| l.name == level.as_str() && l.remote.as_ref().is_some_and(|r| r.wants_md5()))
+            });
+            // Remotes that take a copy while the file is read for its hash (a local remote
+            // writes its partial copy), so the upload has nothing left to read: those of
+            // levels that store now (continuous, or in a pass), without a bandwidth cap
+            // (the hash pass is not throttled), and with no upload of this file in flight
+            // there (it writes the same partial copy).
+            let mut stage_to: Vec<(String, Arc<dyn Remote>)> = Vec::new();
+            if self.limiter.is_none() {
+                for (level, remote_name) in &routes {
+                    let Some(l) = self.levels.iter().find(|l| l.name == level.as_str()) else { continue };
+                    if (l.interval_ms == 0 || l.pass_active)
+                        && !self.inflight.contains_key(&(ready.path.clone(), level.clone()))
+                        && !stage_to.iter().any(|(_, r)| r.name() == remote_name)
+                        && let Some(r) = &l.remote
+                    {
+                        stage_to.push((level.clone(), r.clone()));
+                    }
+                }
+            }
+            self.hashing_path = Some(ready.path.clone());
             self.hashing.spawn_blocking(move || {
                 // The contents decide too: a key under an innocent name never leaves. Text
                 // is read whole (a log may print a token anywhere); weights by their start.
@@ -474,28 +514,39 @@ impl Coordinator {
                 // hashed (and stored) up to the size it settled at.
                 let r = match finding {
                     Some(finding) => Ok(Hashed::Secret(finding)),
-                    None => crate::sync::hash::digest_prefix(&path, ready.size).map(Hashed::Digests),
+                    None => {
+                        let mut sinks = Vec::new();
+                        let mut staged = Vec::new();
+                        for (level, remote) in stage_to {
+                            if let Some(sink) = remote.stage_sink(&ready.path, ready.size) {
+                                sinks.push(sink);
+                                staged.push((level, remote));
+                            }
+                        }
+                        match crate::sync::hash::digest_prefix_into(&path, ready.size, with_md5, &mut sinks) {
+                            Ok(d) => Ok(Hashed::Digests(d, staged)),
+                            Err(e) => Err((e, staged)),
+                        }
+                    }
                 };
                 (ready, r)
             });
         }
     }
 
-    async fn hashed(
-        &mut self,
-        ready: crate::sync::watcher::Ready,
-        result: std::io::Result<Hashed>,
-    ) -> Result<(), SyncError> {
+    async fn hashed(&mut self, ready: crate::sync::watcher::Ready, result: HashResult) -> Result<(), SyncError> {
         let now = now_ms();
-        let result = match result {
+        self.hashing_path = None;
+        let (result, mut staged) = match result {
             Ok(Hashed::Secret(finding)) => {
                 self.withhold(ready.path.clone(), ready.size, ready.mtime_ns, finding).await?;
                 self.start_hashing();
                 return Ok(());
             }
-            Ok(Hashed::Digests(digests)) => Ok(digests),
-            Err(e) => Err(e),
+            Ok(Hashed::Digests(digests, staged)) => (Ok(digests), staged),
+            Err((e, staged)) => (Err(e), staged),
         };
+        let path = ready.path.clone();
         match result {
             Err(_) if stat_file(&self.ws.join(&ready.path)).is_none() => {
                 self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
@@ -512,12 +563,36 @@ impl Coordinator {
                     {
                         let routes = self.routes(&ready.path, ready.size);
                         let rel = ready.path.clone();
-                        let out = db(&self.ledger, move |l| {
+                        let staged_levels: Vec<String> = staged.iter().map(|(l, _)| l.clone()).collect();
+                        let (out, keep) = db(&self.ledger, move |l| {
                             let r: Vec<(&str, &str)> = routes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
                             l.release_withheld(&rel)?;
-                            l.track(&rel, ready.size, ready.mtime_ns, &digests.sha256, Some(&digests.md5), &r, now)
+                            let out = l.track(
+                                &rel,
+                                ready.size,
+                                ready.mtime_ns,
+                                &digests.sha256,
+                                digests.md5.as_deref(),
+                                &r,
+                                now,
+                            )?;
+                            // A copy made while hashing is kept for a level that will upload
+                            // this version (queued now, or unfinished from before).
+                            let mut keep = Vec::new();
+                            for level in staged_levels {
+                                let wanted = out.queued.contains(&level)
+                                    || l.entry(&rel, &level)?.is_some_and(|e| {
+                                        e.sha256 == digests.sha256
+                                            && e.state != crate::sync::ledger::UploadState::Confirmed
+                                    });
+                                if wanted {
+                                    keep.push(level);
+                                }
+                            }
+                            Ok((out, keep))
                         })
                         .await?;
+                        staged.retain(|(level, _)| !keep.contains(level));
                         self.ledger_ok();
                         for level in out.queued {
                             self.touch(&level);
@@ -537,6 +612,12 @@ impl Coordinator {
                         self.gone(&ready.path, "deleted before it was stored; dropped from the queue").await?;
                     }
                 }
+            }
+        }
+        // Copies made while hashing that no upload will use are not left on the remote.
+        for (_, remote) in staged {
+            if let Err(e) = remote.discard_partial(&path).await {
+                tracing::warn!("sync: leaving a copy of {path} made while hashing on {}: {e}", remote.name());
             }
         }
         self.start_hashing();
@@ -739,6 +820,7 @@ impl Coordinator {
                     // (its snapshot is a prefix of what is on disk).
                     if self.inflight.contains_key(&key)
                         || self.hash_queue.iter().any(|r| r.path == entry.path)
+                        || self.hashing_path.as_deref() == Some(entry.path.as_str())
                         || (is_weights(&entry.path) && self.settler.is_watching(&entry.path))
                         || self.groups.holds(&entry.level, &entry.path)
                     {

@@ -34,7 +34,8 @@ pub fn now_ms() -> i64 {
 pub enum SyncEvent {
     /// A complete file was hashed and queued on a level.
     Queued { level: String, path: String, bytes: u64 },
-    /// An upload started (at `offset` when resuming).
+    /// An upload started (at `offset` when resuming; at `bytes_total` when every byte is
+    /// there already, as when a local remote copied the file while it was hashed).
     Started { level: String, path: String, offset: u64, bytes_total: u64 },
     /// Throttled progress of an upload.
     Progress { level: String, path: String, bytes_done: u64, bytes_total: u64, rate_bytes_per_s: u64 },
