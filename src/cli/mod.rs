@@ -11,9 +11,10 @@ use crate::app::AppState;
 use crate::collectors::Collectors;
 use crate::config::{self, Config, ConfigError};
 use crate::workspace::{HostInfo, Workspace};
-use crate::{demo, logging, status, tui};
+use crate::{logging, status, tui};
 
 pub mod airlock;
+pub mod demo;
 pub mod fit;
 pub mod log;
 pub mod prune;
@@ -292,7 +293,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Demo { keep, dir, speed }) => {
             tui::check_terminal()?;
             logging::init(cli.log_level.as_deref());
-            let opts = demo::DemoOptions { keep: *keep, dir: dir.clone(), speed: *speed };
+            let opts = crate::demo::DemoOptions { keep: *keep, dir: dir.clone(), speed: *speed };
             demo::run(opts, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -404,7 +405,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::DemoTrainer { dir, speed, parent }) => {
-            demo::run_trainer(dir, *speed, *parent)?;
+            crate::demo::run_trainer(dir, *speed, *parent)?;
             Ok(ExitCode::SUCCESS)
         }
     }
