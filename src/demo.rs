@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use color_eyre::eyre::{Result, WrapErr};
 
 use crate::config::{self, DEFAULT_CONFIG};
-use crate::workspace::Workspace;
 
 /// Options of `opsconsole demo`.
 #[derive(Debug, Clone)]
@@ -113,41 +112,8 @@ pub fn demo_sync_config(cfg: &str, remotes: &Path) -> String {
     .replacen("settle_seconds = 5\n", "settle_seconds = 1\n", 1)
 }
 
-/// Runs the demo: workspace, trainer, console; cleans up unless `keep`.
-pub fn run(opts: DemoOptions, run_opts: crate::tui::RunOptions) -> Result<()> {
-    let root = match &opts.dir {
-        Some(d) => {
-            fs::create_dir_all(d).wrap_err_with(|| format!("creating {}", d.display()))?;
-            d.canonicalize()?
-        }
-        None => tempfile::Builder::new().prefix("opsconsole-demo-").tempdir()?.keep(),
-    };
-    create_workspace(&root).wrap_err("creating the demo workspace")?;
-    tracing::info!(workspace = %root.display(), "demo workspace created");
-    let mut trainer = spawn_trainer(&root, opts.speed)?;
-    // The demo GPU lists the trainer as its compute process.
-    let pid_file = trainer_pid_file(&root);
-    if let Some(dir) = pid_file.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    fs::write(&pid_file, trainer.id().to_string())?;
-    let ws = Workspace::at(&root);
-    let (cfg, _) = config::load(ws.config_path.as_deref())?;
-    let result = crate::cli::console(ws, cfg, true, run_opts);
-    stop_trainer(&mut trainer);
-    if opts.keep || opts.dir.is_some() {
-        println!("demo workspace kept at {} (its remotes at {})", root.display(), remotes_dir(&root).display());
-    } else {
-        for dir in [root.clone(), remotes_dir(&root)] {
-            if let Err(e) = fs::remove_dir_all(&dir) {
-                eprintln!("could not remove the demo folder {}: {e}", dir.display());
-            }
-        }
-    }
-    result
-}
-
-fn spawn_trainer(root: &Path, speed: f64) -> Result<Child> {
+/// Starts the simulated trainer (`opsconsole demo-trainer`) on `root`.
+pub fn spawn_trainer(root: &Path, speed: f64) -> Result<Child> {
     let exe = std::env::current_exe().wrap_err("finding the opsconsole binary")?;
     Command::new(exe)
         .arg("demo-trainer")
@@ -163,7 +129,8 @@ fn spawn_trainer(root: &Path, speed: f64) -> Result<Child> {
         .wrap_err("starting the simulated trainer")
 }
 
-fn stop_trainer(child: &mut Child) {
+/// Stops the simulated trainer and reaps it.
+pub fn stop_trainer(child: &mut Child) {
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);

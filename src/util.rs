@@ -43,15 +43,27 @@ pub fn bar(pct: f64, width: usize) -> String {
     format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
 }
 
-/// Cuts `s` to at most `max` characters, marking the cut with `…`.
+/// Cuts `s` to at most `max` terminal cells, marking the cut with `…`. Widths are display
+/// widths (`unicode-width`): a CJK character or an emoji takes two cells, a combining mark
+/// none, so a cut path never spills past its column.
 pub fn ellipsize(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    if s.width() <= max {
         return s.to_string();
     }
     if max == 0 {
         return String::new();
     }
-    let mut out: String = s.chars().take(max - 1).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -149,6 +161,21 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ellipsize_counts_display_cells() {
+        use unicode_width::UnicodeWidthStr;
+        assert_eq!(ellipsize("checkpoints", 20), "checkpoints");
+        assert_eq!(ellipsize("checkpoints", 6), "check…");
+        assert_eq!(ellipsize("abc", 0), "");
+        // Two cells each: cut to fit eight cells with the mark.
+        let cut = ellipsize("実験データ/重み.pt", 8);
+        assert_eq!(cut, "実験デ…");
+        assert!(cut.width() <= 8, "{cut:?} is {} cells", cut.width());
+        let emoji = ellipsize("🚀🚀🚀🚀 run", 6);
+        assert_eq!(emoji, "🚀🚀…");
+        assert!(emoji.width() <= 6);
+    }
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {

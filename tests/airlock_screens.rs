@@ -6,7 +6,6 @@
 
 mod support;
 
-use crossterm::event::KeyCode;
 use opsconsole::airlock::bundle::{self, Manifest, ManifestFile, Outcome, Problem, ProblemKind, Refusal, Upload};
 use opsconsole::airlock::git::Change;
 use opsconsole::airlock::launch::{Launch, Refused};
@@ -14,6 +13,7 @@ use opsconsole::airlock::resume::{Candidate, LevelReport, ResumeReport, Status, 
 use opsconsole::app::airlock::{AirlockEffect, AirlockJob, AirlockMsg};
 use opsconsole::app::{AppState, Effect, Msg, Overlay, update};
 use opsconsole::config::Config;
+use ratatui::crossterm::event::KeyCode;
 use support::fixtures::{self as fx, code, key};
 
 fn started(s: &mut AppState, c: char, job: AirlockJob) -> u64 {

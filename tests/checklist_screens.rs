@@ -6,13 +6,13 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use crossterm::event::KeyCode;
 use opsconsole::app::checklist::{ShutdownEvent, ShutdownProgress};
 use opsconsole::app::{AppState, Effect, Msg, Overlay, update};
 use opsconsole::checklist::shutdown::Outcome;
 use opsconsole::checklist::{Fix, Item, Report};
 use opsconsole::config::Config;
 use opsconsole::gpu::{GpuDevice, GpuProcess, GpuSample, NvmlStatus};
+use ratatui::crossterm::event::KeyCode;
 use support::fixtures::{self as fx, NOW, code, key};
 
 const GIB: u64 = 1 << 30;

@@ -209,7 +209,12 @@ async fn quitting_cancels_a_running_prune_after_the_item_in_hand() {
     exec.stop().await;
     let (rep, _) = report(&mut rx).await;
     assert!(rep.cancelled, "{rep:?}");
-    assert!(rep.deleted >= 1 && rep.deleted < 119, "stopped part way: {} deleted", rep.deleted);
+    assert!(
+        rep.deleted >= 1 && rep.deleted < 119,
+        "stopped part way: {} deleted: {:?}",
+        rep.deleted,
+        rep.items.iter().take(3).collect::<Vec<_>>()
+    );
     // What the report says was deleted is gone, and nothing else is.
     for item in &rep.items {
         let gone = !item.path.exists();

@@ -7,9 +7,9 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crossterm::event::KeyCode;
 use opsconsole::app::{AppState, Effect, Msg, Overlay, Panel, update};
 use opsconsole::gpu::{GpuDevice, GpuProcess, GpuSample, NvmlStatus, Verdict};
+use ratatui::crossterm::event::KeyCode;
 use support::fixtures::{self as fx, NOW, code, key};
 
 const MIB: u64 = 1024 * 1024;

@@ -6,7 +6,6 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crossterm::event::KeyCode;
 use opsconsole::app::{Effect, Msg, Overlay, update};
 use opsconsole::checkpoints::executor::{ItemResult, PruneReport};
 use opsconsole::checkpoints::plan::{ItemKind, PlanAction, PlanInputs, PlanItem, Reason, summarize};
@@ -14,6 +13,7 @@ use opsconsole::checkpoints::roots::{RootDir, Unit, UnitKind};
 use opsconsole::checkpoints::{Checkpoint, CheckpointsSample, DiskSpace, ItemOutcome, PrunePlan, PruneProgress};
 use opsconsole::config::Config;
 use opsconsole::disk::usage::UsageBreakdown;
+use ratatui::crossterm::event::KeyCode;
 use support::fixtures::{self as fx, at, code, key};
 
 const MB: u64 = 1_000_000;

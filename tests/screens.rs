@@ -170,7 +170,7 @@ fn log_panel_search_and_errors_only() {
         fx::fold(&mut s, key(c));
     }
     both("log_search_prompt", &s);
-    fx::fold(&mut s, fx::code(crossterm::event::KeyCode::Enter));
+    fx::fold(&mut s, fx::code(ratatui::crossterm::event::KeyCode::Enter));
     fx::fold(&mut s, key('N'));
     both("log_search", &s);
     fx::fold(&mut s, key('e'));

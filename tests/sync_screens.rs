@@ -4,12 +4,12 @@
 
 mod support;
 
-use crossterm::event::KeyCode;
 use opsconsole::app::{Effect, Msg, Overlay, Panel, update};
 use opsconsole::config::{Config, DEFAULT_CONFIG};
 use opsconsole::sync::ledger::{LedgerEntry, UploadState};
 use opsconsole::sync::status::{FailureStatus, InFlightStatus, LevelStatus, SyncStatus, WithheldStatus};
 use opsconsole::sync::{Command, EngineSource, SyncEvent, SyncSample};
+use ratatui::crossterm::event::KeyCode;
 use support::fixtures::{self as fx, key};
 
 const MB: u64 = 1_000_000;

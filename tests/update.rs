@@ -2,10 +2,10 @@
 
 mod support;
 
-use crossterm::event::KeyCode;
 use opsconsole::app::{Effect, JobEvent, Msg, Overlay, Panel, update};
 use opsconsole::config::Config;
 use opsconsole::disk::Level;
+use ratatui::crossterm::event::KeyCode;
 use support::fixtures::{self as fx, at, code, ctrl, key};
 
 #[test]
@@ -48,7 +48,7 @@ fn a_finished_job_no_longer_blocks_quit() {
 
 #[test]
 fn esc_and_a_key_read_together_as_alt_key_act_as_esc_then_the_key() {
-    use crossterm::event::{KeyEvent, KeyModifiers};
+    use ratatui::crossterm::event::{KeyEvent, KeyModifiers};
     let alt = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
     let mut s = fx::state();
     update(&mut s, key('?'));
@@ -63,7 +63,7 @@ fn esc_and_a_key_read_together_as_alt_key_act_as_esc_then_the_key() {
 
 #[test]
 fn a_bound_alt_chord_is_not_split() {
-    use crossterm::event::{KeyEvent, KeyModifiers};
+    use ratatui::crossterm::event::{KeyEvent, KeyModifiers};
     let mut cfg = Config::default();
     cfg.keys.help = vec!["alt-h".into()];
     let mut s = fx::state_with(cfg);

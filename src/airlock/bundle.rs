@@ -684,26 +684,3 @@ pub fn to_text(outcome: &Outcome) -> String {
     }
     out
 }
-
-/// `opsconsole bundle [EXPERIMENT] [--no-upload] [--json]`: 0 built, 1 refused or failed.
-pub fn cli_run(workspace: &Path, cfg: &Config, opts: &BundleOptions, json: bool) -> u8 {
-    let mut out = super::StderrProgress::new(json);
-    let result = build(workspace, cfg, opts, &mut |p| out.report(p), &AtomicBool::new(false));
-    match result {
-        Ok(outcome) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
-            } else {
-                print!("{}", to_text(&outcome));
-            }
-            u8::from(matches!(outcome, Outcome::Refused(_)))
-        }
-        Err(e) => {
-            if json {
-                println!("{}", serde_json::json!({"outcome": "failed", "error": e}));
-            }
-            eprintln!("error: bundle failed: {e}");
-            1
-        }
-    }
-}

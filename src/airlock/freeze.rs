@@ -91,35 +91,6 @@ pub fn run(workspace: &Path, cfg: &Config) -> Result<Frozen, String> {
     Ok(Frozen { path: super::shown(workspace, &path), python: python.to_string(), packages, redacted, unchanged })
 }
 
-/// `opsconsole freeze [--json]`: 0 written, 1 failed.
-pub fn cli_run(workspace: &Path, cfg: &Config, json: bool) -> u8 {
-    match run(workspace, cfg) {
-        Ok(f) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
-            } else {
-                let what = if f.unchanged { "unchanged" } else { "wrote" };
-                println!("{what} {}: {} packages from `{} -m pip freeze`", f.path, f.packages, f.python);
-                if f.redacted > 0 {
-                    println!(
-                        "  took credentials out of {} requirement URL{}",
-                        f.redacted,
-                        if f.redacted == 1 { "" } else { "s" }
-                    );
-                }
-            }
-            0
-        }
-        Err(e) => {
-            if json {
-                println!("{}", serde_json::json!({"error": e}));
-            }
-            eprintln!("error: {e}");
-            1
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -440,29 +440,6 @@ pub fn to_text(imp: &Imported) -> String {
     out
 }
 
-/// `opsconsole import [EXPERIMENT] [--from KEY] [--json]`: 0 imported (or already in the
-/// journal), 1 failed.
-pub fn cli_run(workspace: &Path, cfg: &Config, opts: &ImportOptions, json: bool) -> u8 {
-    let mut out = super::StderrProgress::new(json);
-    match run(workspace, cfg, opts, &mut |p| out.report(p), &AtomicBool::new(false)) {
-        Ok(imp) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&imp).unwrap_or_default());
-            } else {
-                print!("{}", to_text(&imp));
-            }
-            0
-        }
-        Err(e) => {
-            if json {
-                println!("{}", serde_json::json!({"error": e}));
-            }
-            eprintln!("error: {e}");
-            1
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,42 +36,6 @@ pub enum Progress {
 /// Where progress goes.
 pub type ProgressFn<'a> = &'a mut dyn FnMut(Progress);
 
-/// Progress printed on stderr for the CLI: each step on a line; bytes at most every half
-/// second (and the last one), so a pipe or a log file is not flooded.
-pub struct StderrProgress {
-    last: Option<std::time::Instant>,
-    quiet: bool,
-}
-
-impl StderrProgress {
-    pub fn new(quiet: bool) -> Self {
-        Self { last: None, quiet }
-    }
-
-    pub fn report(&mut self, p: Progress) {
-        if self.quiet {
-            return;
-        }
-        match p {
-            Progress::Step(s) => eprintln!("{}", crate::util::printable(&s)),
-            Progress::Bytes { done, total, what } => {
-                let now = std::time::Instant::now();
-                if done < total && self.last.is_some_and(|t| now.duration_since(t).as_millis() < 500) {
-                    return;
-                }
-                self.last = Some(now);
-                let pct = done as f64 * 100.0 / total.max(1) as f64;
-                eprintln!(
-                    "  {pct:5.1}% {} of {} {}",
-                    crate::util::bytes(done),
-                    crate::util::bytes(total),
-                    crate::util::printable(&what)
-                );
-            }
-        }
-    }
-}
-
 /// SHA-256 and size of a regular file, read in 1 MiB pieces; `read(n)` after each piece;
 /// stops with `Interrupted` when `cancel` is set.
 pub fn sha256_with_progress(

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::KeyEvent;
+use ratatui::crossterm::event::KeyEvent;
 
 use super::jobs::JobEvent;
 use super::{Action, AppState, Effect, Overlay};

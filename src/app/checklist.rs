@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::{Action, AppState, Effect, Overlay};
 use crate::checklist::idle::{self, IdleStatus};
@@ -234,7 +234,7 @@ fn confirm(state: &mut AppState) -> Vec<Effect> {
 pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
     if let Some(typed) = state.checklist.typing.as_mut() {
         // A control chord (ctrl-c) is not text: it leaves the prompt.
-        let control = key.modifiers.contains(crossterm::event::KeyModifiers::CONTROL);
+        let control = key.modifiers.contains(ratatui::crossterm::event::KeyModifiers::CONTROL);
         match key.code {
             _ if control => {
                 state.checklist.typing = None;

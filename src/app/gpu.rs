@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::KeyEvent;
+use ratatui::crossterm::event::KeyEvent;
 
 use super::{Action, AppState, Effect, Overlay, Panel};
 use crate::gpu::tier::TierDetector;

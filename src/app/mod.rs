@@ -17,7 +17,7 @@ pub mod uploads;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::Config;
 pub use crate::keys::action;
@@ -84,12 +84,6 @@ pub enum Overlay {
     Prune,
     /// The pre-shutdown checklist (`x`).
     Checklist,
-    /// The bundle screen (`b`): progress, the refusal list, or the bundle built.
-    Bundle,
-    /// The import screen (`i`): progress and the journal entry.
-    Import,
-    /// The resume screen (`r`): each level's candidates, the winner and why.
-    Resume,
     /// `/` on the Log panel: the search query being typed.
     LogSearch {
         query: String,
@@ -98,6 +92,12 @@ pub enum Overlay {
     LogSwitcher {
         selected: usize,
     },
+    /// The bundle screen (`b`): progress, the refusal list, or the bundle built.
+    Bundle,
+    /// The import screen (`i`): progress and the journal entry.
+    Import,
+    /// The resume screen (`r`): each level's candidates, the winner and why.
+    Resume,
 }
 
 /// Everything a message can tell the app.

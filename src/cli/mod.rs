@@ -13,8 +13,10 @@ use crate::app::AppState;
 use crate::collectors::Collectors;
 use crate::config::{self, Config, ConfigError};
 use crate::workspace::{HostInfo, Workspace};
-use crate::{demo, logging, status, tui};
+use crate::{logging, status, tui};
 
+pub mod airlock;
+pub mod demo;
 pub mod estimate;
 pub mod fit;
 pub mod log;
@@ -349,7 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Demo { keep, dir, speed }) => {
             tui::check_terminal()?;
             logging::init(cli.log_level.as_deref());
-            let opts = demo::DemoOptions { keep: *keep, dir: dir.clone(), speed: *speed };
+            let opts = crate::demo::DemoOptions { keep: *keep, dir: dir.clone(), speed: *speed };
             demo::run(opts, cli.run_options())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -477,24 +479,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
             let opts = crate::airlock::bundle::BundleOptions { experiment: experiment.clone(), upload: !*no_upload };
-            Ok(ExitCode::from(crate::airlock::bundle::cli_run(&ws.root, &cfg, &opts, *json)))
+            Ok(ExitCode::from(airlock::bundle(&ws.root, &cfg, &opts, *json)))
         }
         Some(Command::Import { experiment, from, json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
             let opts = crate::airlock::import::ImportOptions { experiment: experiment.clone(), from: from.clone() };
-            Ok(ExitCode::from(crate::airlock::import::cli_run(&ws.root, &cfg, &opts, *json)))
+            Ok(ExitCode::from(airlock::import(&ws.root, &cfg, &opts, *json)))
         }
         Some(Command::Resume { experiment, print_path, json, run }) => {
             let (ws, cfg) = load_workspace(&cli)?;
             logging::init(cli.log_level.as_deref());
             let opts = crate::airlock::resume::ResumeOptions { experiment: experiment.clone() };
             let flags = crate::airlock::resume::ResumeFlags { print_path: *print_path, json: *json, run: *run };
-            Ok(ExitCode::from(crate::airlock::resume::cli_run(&ws.root, &cfg, &opts, flags)))
+            Ok(ExitCode::from(airlock::resume(&ws.root, &cfg, &opts, flags)))
         }
         Some(Command::Freeze { json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
-            Ok(ExitCode::from(crate::airlock::freeze::cli_run(&ws.root, &cfg, *json)))
+            Ok(ExitCode::from(airlock::freeze(&ws.root, &cfg, *json)))
         }
         Some(Command::Estimate { experiment, duration, json }) => {
             let (ws, cfg) = load_workspace(&cli)?;
@@ -528,7 +530,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::DemoTrainer { dir, speed, parent }) => {
-            demo::run_trainer(dir, *speed, *parent)?;
+            crate::demo::run_trainer(dir, *speed, *parent)?;
             Ok(ExitCode::SUCCESS)
         }
     }

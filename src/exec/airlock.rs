@@ -1,8 +1,8 @@
-//! The console's side of the airlock: bundle, import and resume run as background jobs on
-//! threads of their own (their remote calls on a runtime of their own), reporting progress
-//! (at most five times a second) and their answer as [`Msg::Airlock`]; the resumed
-//! training command is started off the UI task too, and reaped by a thread that waits on
-//! it (the run itself lives on in its own session when the console leaves).
+//! The airlock's jobs: bundle, import and resume run on threads of their own (their remote
+//! calls on a runtime of their own), reporting progress (at most five times a second) and
+//! their answer as [`Msg::Airlock`]; the resumed training command is started off the UI
+//! task too, and reaped by a thread that waits on it (the run itself lives on in its own
+//! session when the console leaves).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -14,7 +14,7 @@ use crate::airlock::Progress;
 use crate::app::airlock::{AirlockEffect, AirlockJob, AirlockMsg};
 use crate::app::{AppState, Msg};
 
-/// Carries out [`AirlockEffect`]s.
+/// Carries out [`AirlockEffect`]s for the executor.
 #[derive(Debug, Default)]
 pub struct AirlockRunner {
     /// Set when the console stops; jobs check it between pieces of work.
@@ -41,6 +41,7 @@ fn reporter(job: AirlockJob, id: u64, tx: mpsc::UnboundedSender<Msg>) -> impl Fn
 }
 
 impl AirlockRunner {
+    /// Starts the job or the launch `effect` asks for; never blocks.
     pub fn on_effect(&self, effect: &AirlockEffect, state: &AppState, tx: &mpsc::UnboundedSender<Msg>) {
         let ws = state.workspace_root.clone();
         let cfg = state.config.clone();

@@ -6,14 +6,15 @@
 //!
 //! Jobs report on the app channel with their own messages: a prune as [`Msg::Prune`], a
 //! plan as [`Msg::PrunePlan`], a checklist as [`Msg::Checklist`], the shutdown as
-//! [`Msg::Shutdown`], a signal sent as [`Msg::ProcessTerminated`], the airlock's jobs as
-//! [`Msg::Airlock`]. The UI task never waits
+//! [`Msg::Shutdown`], an airlock job as [`Msg::Airlock`], a signal sent as
+//! [`Msg::ProcessTerminated`]. The UI task never waits
 //! on any of them.
 //!
 //! - `engine`: this console's sync engine, or the daemon's through the ledger;
 //! - `prune`: planning, running (cancellable) and automatic prunes;
 //! - `checklist`: checklist gathers and the shutdown;
-//! - `airlock`: bundle, import, resume and the launch of a resumed run.
+//! - `airlock`: bundle, import and resume jobs (as [`Msg::Airlock`]) and the resumed
+//!   training's launch.
 
 pub mod airlock;
 pub mod checklist;
@@ -46,10 +47,9 @@ pub struct Executor {
     collectors: CollectorSet,
     engine: engine::EngineLink,
     prune: Option<prune::PruneJob>,
+    airlock: airlock::AirlockRunner,
     /// Answers of live checks (remote copies, extra commands), reused for a while.
     live_cache: Arc<Mutex<LiveCache>>,
-    /// The airlock's jobs (bundle, import, resume, launch).
-    airlock: airlock::AirlockRunner,
 }
 
 impl Executor {
@@ -63,8 +63,8 @@ impl Executor {
             collectors,
             engine,
             prune: None,
-            live_cache: Arc::new(Mutex::new(LiveCache::default())),
             airlock: airlock::AirlockRunner::default(),
+            live_cache: Arc::new(Mutex::new(LiveCache::default())),
         }
     }
 
@@ -88,8 +88,9 @@ impl Executor {
     }
 
     /// Stops everything: a running prune is cancelled and given [`PRUNE_STOP_WAIT`] to
-    /// finish the item in hand, the engine stops (uploads are left resumable), the
-    /// collectors end.
+    /// finish the item in hand, airlock jobs are asked to stop (a download left part-way
+    /// resumes next time), the engine stops (uploads are left resumable), the collectors
+    /// end.
     pub async fn stop(mut self) {
         self.airlock.stop();
         if let Some(job) = self.prune.take() {
@@ -107,12 +108,13 @@ impl Effects for Executor {
     fn run(&mut self, effect: Effect, state: &AppState) {
         let tx = self.tx.clone();
         match effect {
-            // Leaving: nothing new starts, and a running prune stops before its next item.
+            // Leaving: nothing new starts, a running prune stops before its next item, and
+            // airlock jobs stop between pieces of work.
             Effect::Quit => {
-                self.airlock.stop();
                 if let Some(job) = &self.prune {
                     job.cancel();
                 }
+                self.airlock.stop();
             }
             Effect::RefreshNow => self.collectors.refresh_now(),
             Effect::TerminateProcess { pid, start_ticks } => {

@@ -363,10 +363,17 @@ impl Ledger {
                 path.display()
             )));
         }
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction().map_err(ctx)?;
-            tx.execute_batch(step).map_err(ctx)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(ctx)?;
+        if version < SCHEMA_VERSION {
+            // One writer at a time from the start (IMMEDIATE waits on the busy timeout; a
+            // deferred read upgraded to a write fails at once when another connection
+            // migrated meanwhile), and the version read again inside: two processes opening
+            // a new ledger together migrate it once.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(ctx)?;
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
+            for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.execute_batch(step).map_err(ctx)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(ctx)?;
+            }
             tx.commit().map_err(ctx)?;
         }
         Ok(Self { conn, path: path.to_path_buf() })

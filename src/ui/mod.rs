@@ -81,11 +81,11 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::UploadQueue => uploads::queue(state, frame, area),
         Overlay::Prune => prune::render_plan(state, frame, body),
         Overlay::Checklist => checklist::render(state, frame, body),
+        // Drawn by the Log panel (the prompt) and `render_switcher` above.
+        Overlay::LogSearch { .. } | Overlay::LogSwitcher { .. } => {}
         Overlay::Bundle => airlock::render_bundle(state, frame, body),
         Overlay::Import => airlock::render_import(state, frame, body),
         Overlay::Resume => airlock::render_resume(state, frame, body),
-        // Drawn by the Log panel (the prompt) and `render_switcher` above.
-        Overlay::LogSearch { .. } | Overlay::LogSwitcher { .. } => {}
     }
 }
 

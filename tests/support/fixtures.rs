@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use opsconsole::app::{AppState, Msg};
 use opsconsole::config::Config;
 use opsconsole::disk::{DiskInfo, DiskSample, Thresholds};
 use opsconsole::workspace::HostInfo;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// 2026-11-28 12:00:00 UTC.
 pub const NOW: u64 = 1_795_867_200;

@@ -8,7 +8,7 @@
 //! storage skips objects it has; its tree shows commits already made), so staging again
 //! sends nothing and commits nothing twice.
 //!
-//! Kept apart from `engine.rs` on purpose: the engine calls in at a few marked places
+//! Kept apart from the coordinator on purpose: it calls in at a few marked places
 //! (`[commit groups]`), and remotes without commits never reach this code.
 
 use std::collections::{BTreeMap, HashMap};
