@@ -103,6 +103,7 @@ fn panel_state(gpus: u32) -> AppState {
                 GpuDevice {
                     index: i,
                     name: "NVIDIA L4".into(),
+                    uuid: None,
                     memory_used_bytes: Some(used),
                     memory_total_bytes: Some(L4_TOTAL),
                     utilization_pct: Some((t % 100) as u32),

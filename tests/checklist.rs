@@ -204,6 +204,7 @@ fn gpu_with_process(pid: u32) -> GpuSample {
         gpus: vec![GpuDevice {
             index: 0,
             name: "NVIDIA L4".into(),
+            uuid: None,
             memory_used_bytes: Some(17_000_000_000),
             memory_total_bytes: Some(23_000_000_000),
             utilization_pct: Some(98),

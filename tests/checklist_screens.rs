@@ -245,6 +245,7 @@ fn gpu(t: u64, util: u32, procs: Vec<GpuProcess>) -> Msg {
         gpus: vec![GpuDevice {
             index: 0,
             name: "NVIDIA L4".into(),
+            uuid: None,
             memory_used_bytes: Some(if procs.is_empty() { 0 } else { 17 * GIB }),
             memory_total_bytes: Some(23034 * 1024 * 1024),
             utilization_pct: Some(util),

@@ -48,6 +48,7 @@ fn device(
     GpuDevice {
         index,
         name: name.into(),
+        uuid: None,
         memory_used_bytes: Some(used),
         memory_total_bytes: Some(total),
         utilization_pct: Some(util),

@@ -274,7 +274,9 @@ fn textfile_and_dcgm_names() {
     let text = std::fs::read_to_string(&prom).expect("textfile written");
     assert!(!text.contains("# EOF"), "the 0.0.4 text format has no # EOF");
     let host = live.status_json()["host"]["hostname"].as_str().unwrap().to_string();
-    let dcgm = format!("{{gpu=\"0\",UUID=\"\",modelName=\"NVIDIA L4\",Hostname=\"{host}\"}}");
+    let dcgm = format!(
+        "{{gpu=\"0\",UUID=\"GPU-00000000-0000-0000-0000-000000000000\",modelName=\"NVIDIA L4\",Hostname=\"{host}\"}}"
+    );
     assert_eq!(sample(&text, &format!("DCGM_FI_DEV_FB_USED{dcgm}")), 14336.0, "MiB");
     assert_eq!(sample(&text, &format!("DCGM_FI_DEV_FB_FREE{dcgm}")), (23034 - 14336) as f64);
     assert_eq!(sample(&text, &format!("DCGM_FI_DEV_GPU_UTIL{dcgm}")), 97.0);

@@ -207,6 +207,7 @@ fn gpu_sample(name: &str, total: u64, cwd: &Path, age: Duration) -> GpuSample {
         gpus: vec![GpuDevice {
             index: 0,
             name: name.into(),
+            uuid: None,
             memory_used_bytes: Some(19 * 1024 * MIB),
             memory_total_bytes: Some(total),
             utilization_pct: Some(97),

@@ -156,6 +156,7 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
             return GpuDevice {
                 index,
                 name: format!("GPU {index}"),
+                uuid: None,
                 memory_used_bytes: None,
                 memory_total_bytes: None,
                 utilization_pct: None,
@@ -198,6 +199,7 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
     GpuDevice {
         index,
         name,
+        uuid: device.uuid().ok(),
         memory_used_bytes: memory.as_ref().map(|m| m.used),
         memory_total_bytes: memory.as_ref().map(|m| m.total),
         utilization_pct: util.as_ref().map(|u| u.gpu),

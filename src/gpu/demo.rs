@@ -51,6 +51,7 @@ impl DemoGpu {
             gpus: vec![GpuDevice {
                 index: 0,
                 name: "NVIDIA L4".into(),
+                uuid: None,
                 memory_used_bytes: Some(job + 300 * 1024 * 1024),
                 memory_total_bytes: Some(23034 * 1024 * 1024),
                 utilization_pct: Some(util),

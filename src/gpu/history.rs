@@ -120,6 +120,7 @@ mod tests {
             gpus: vec![GpuDevice {
                 index: 0,
                 name: "NVIDIA L4".into(),
+                uuid: None,
                 memory_used_bytes: Some(used),
                 memory_total_bytes: Some(1 << 34),
                 utilization_pct: Some((used % 101) as u32),

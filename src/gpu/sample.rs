@@ -75,6 +75,9 @@ impl GpuSample {
 pub struct GpuDevice {
     pub index: u32,
     pub name: String,
+    /// NVML's UUID of the GPU (`GPU-…`), where the driver gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     /// Used framebuffer memory (NVML v2 memory info, as nvidia-smi prints it).
     pub memory_used_bytes: Option<u64>,
     pub memory_total_bytes: Option<u64>,

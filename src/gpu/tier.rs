@@ -387,6 +387,7 @@ mod tests {
         GpuDevice {
             index,
             name: name.into(),
+            uuid: None,
             memory_used_bytes: Some(procs.iter().filter_map(|p| p.used_bytes).sum()),
             memory_total_bytes: Some(total),
             utilization_pct: Some(90),

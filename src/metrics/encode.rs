@@ -188,9 +188,9 @@ fn gpu(o: &mut Out, r: &StatusReport, opts: &RenderOptions) {
         let dcgm = |d: &crate::gpu::GpuDevice| -> Labels {
             vec![
                 ("gpu", d.index.to_string()),
-                // NVML's UUID is not sampled: the label is there, empty, so queries that
+                // NVML's UUID; empty where the driver does not give it, so queries that
                 // group by it still work.
-                ("UUID", String::new()),
+                ("UUID", d.uuid.clone().unwrap_or_default()),
                 ("modelName", d.name.clone()),
                 ("Hostname", r.host.hostname.clone()),
             ]

@@ -223,6 +223,16 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int len
     return NVML_SUCCESS;
 }
 
+/* The UUID is made from the index: GPU-00000000-0000-0000-0000-00000000000N. */
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+    char buf[96];
+    if (!valid(device) || !uuid) return NVML_ERROR_INVALID_ARGUMENT;
+    snprintf(buf, sizeof buf, "GPU-00000000-0000-0000-0000-%012d", device->index);
+    if (strlen(buf) + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
+    strcpy(uuid, buf);
+    return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
     if (!valid(device) || !memory) return NVML_ERROR_INVALID_ARGUMENT;
     /* NVML_STRUCT_VERSION(Memory, 2): the caller must say which layout it passes. */
