@@ -332,3 +332,47 @@ fn a_trainer_that_stops_writing_the_log_is_exited_without_eta_or_rate() {
     assert_eq!(json["run"]["exit"]["signal"], 9);
     assert_eq!(json["run"]["seconds_since_last_line"], 250);
 }
+
+/// Zoom and number keys (btop style): `1`–`4` focus the GPU, Disk, Log and Uploads panel;
+/// `z` zooms the focused panel and back; the focus keys move the zoom; `esc` leaves it
+/// (and only closes an open overlay when there is one). The Log panel's page grows with
+/// the zoom, so paging keys move by what is shown.
+#[test]
+fn number_keys_focus_a_panel_and_z_zooms_it_and_back() {
+    let mut s = fx::state();
+    s.size = (80, 24);
+    update(&mut s, lf::log_sample(&lf::hf_lines(200), at(fx::NOW), true, None));
+    for (c, p) in [('3', Panel::Log), ('1', Panel::Gpu), ('4', Panel::Uploads), ('2', Panel::Disk)] {
+        assert!(update(&mut s, key(c)).is_empty());
+        assert_eq!(s.focus, p, "key {c}");
+        assert!(!s.zoomed);
+    }
+    update(&mut s, key('3'));
+    let page = opsconsole::ui::viewport(&s).log_rows;
+    update(&mut s, key('z'));
+    assert!(s.zoomed && s.focus == Panel::Log);
+    let zoomed_page = opsconsole::ui::viewport(&s).log_rows;
+    assert_eq!((page, zoomed_page), (6, 11), "at 80x24 the zoomed log shows 11 rows (and its chart), was 6");
+    // The focus keys move the zoom to another panel.
+    update(&mut s, key('1'));
+    assert!(s.zoomed && s.focus == Panel::Gpu);
+    update(&mut s, code(KeyCode::Tab));
+    assert!(s.zoomed && s.focus == Panel::Disk);
+    update(&mut s, key('z'));
+    assert!(!s.zoomed && s.focus == Panel::Disk, "z again: back to the four panels");
+    // Esc closes the help first, then leaves the zoom.
+    update(&mut s, key('z'));
+    update(&mut s, key('?'));
+    assert_eq!(s.overlay, Overlay::Help);
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.overlay, Overlay::None);
+    assert!(s.zoomed, "esc closed the help, not the zoom");
+    update(&mut s, code(KeyCode::Esc));
+    assert!(!s.zoomed);
+    // Digits typed in the search prompt are the query, not focus keys.
+    update(&mut s, key('3'));
+    update(&mut s, key('/'));
+    update(&mut s, key('2'));
+    assert_eq!(s.focus, Panel::Log);
+    assert_eq!(s.overlay, Overlay::LogSearch { query: "2".into() });
+}

@@ -221,6 +221,8 @@ pub struct AppState {
     pub config: Config,
     pub keymap: KeyMap,
     pub focus: Panel,
+    /// The focused panel fills the screen (`z`); the focus keys move the zoom.
+    pub zoomed: bool,
     pub overlay: Overlay,
     pub disk: DiskPanel,
     pub gpu: GpuPanel,
@@ -282,6 +284,7 @@ impl AppState {
             config,
             keymap,
             focus: Panel::Gpu,
+            zoomed: false,
             overlay: Overlay::None,
             disk,
             gpu,
@@ -529,7 +532,24 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::Cancel => {
+            // Esc closes what is open; with nothing open, it leaves the zoom.
+            if state.overlay == Overlay::None {
+                state.zoomed = false;
+            }
             state.overlay = Overlay::None;
+            vec![]
+        }
+        Action::Zoom => {
+            state.zoomed = !state.zoomed;
+            vec![]
+        }
+        Action::FocusGpu | Action::FocusDisk | Action::FocusLog | Action::FocusUploads => {
+            state.focus = match action {
+                Action::FocusGpu => Panel::Gpu,
+                Action::FocusDisk => Panel::Disk,
+                Action::FocusLog => Panel::Log,
+                _ => Panel::Uploads,
+            };
             vec![]
         }
         // Dialog answers outside a dialog mean nothing.

@@ -19,7 +19,7 @@ use crate::util;
 pub(super) fn log_page(state: &AppState) -> usize {
     let (w, h) = state.size;
     let body = Rect { x: 0, y: 0, width: w, height: h.saturating_sub(2) };
-    let area = super::layout(body).log;
+    let area = super::panel_areas(state, body).log;
     let inner = Block::bordered().inner(area);
     let (top, bottom) = (top_lines(state, inner.width as usize).len(), bottom_lines(state, inner.width as usize).len());
     let body_h = (inner.height as usize).saturating_sub(top + bottom);
