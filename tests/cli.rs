@@ -440,3 +440,69 @@ fn lingering_refused_says_how_to_enable_it() {
     assert_eq!(rig.units().len(), 1);
     assert!(rig.calls().iter().any(|c| c.starts_with("--user enable --now ")));
 }
+
+/// Issue 15 item 1: `status` says whether the run is going. While a process holds the
+/// log open for writing it is `running` with that pid and the rate and ETA are given;
+/// once the process is killed it is `exited` (how, when the log says), and neither the
+/// rate nor the ETA is given any more, in the JSON or in words.
+#[test]
+fn status_gives_the_run_state_and_drops_eta_and_rate_once_the_trainer_exited() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ws = &dir.path().join("ws");
+    let logs = ws.join("experiments/v1/logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let log = logs.join("train.log");
+    std::fs::write(
+        &log,
+        "{'loss': 3.6108, 'grad_norm': 0.8123, 'learning_rate': 0.0003, 'epoch': 0.15}\n\
+         \x20 5%|▌         | 1210/24000 [01:00<19:05, 19.90it/s]\n",
+    )
+    .expect("log");
+    // A stand-in trainer: a process holding the log open for appending.
+    let mut trainer = Command::new("sh")
+        .arg("-c")
+        .arg("exec sleep 120 3>>\"$0\"")
+        .arg(&log)
+        .spawn()
+        .expect("spawn the stand-in trainer");
+    let pid = trainer.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let running = loop {
+        let json: serde_json::Value =
+            serde_json::from_slice(&opsconsole(ws, &["status", "--json"]).stdout).expect("status --json");
+        if json["log"]["run"]["state"] == "running" {
+            break json;
+        }
+        assert!(std::time::Instant::now() < deadline, "never seen running: {}", json["log"]["run"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(running["log"]["run"]["pids"], serde_json::json!([pid]), "{}", running["log"]);
+    assert_eq!(running["log"]["run"]["exit"], serde_json::Value::Null);
+    assert_eq!(running["metrics"]["eta_seconds"], 1145.0, "{}", running["metrics"]);
+    let text = stdout(&opsconsole(ws, &["status"]));
+    assert!(text.contains(&format!("run: running · pid {pid} · last line ")), "{text}");
+    assert!(text.contains("eta 19m05s"), "{text}");
+
+    trainer.kill().expect("kill");
+    trainer.wait().expect("reap");
+    // What the shell running the trainer prints when it is SIGKILLed.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+    std::io::Write::write_all(&mut f, format!("./train.sh: line 3: {pid} Killed    python train.py\n").as_bytes())
+        .expect("append");
+    drop(f);
+    let json: serde_json::Value =
+        serde_json::from_slice(&opsconsole(ws, &["status", "--json"]).stdout).expect("status --json");
+    let run = &json["log"]["run"];
+    assert_eq!(run["state"], "exited", "{run}");
+    assert_eq!(run["pids"], serde_json::json!([]), "{run}");
+    assert_eq!(run["exit"], serde_json::json!({"signal": 9}), "{run}");
+    assert!(run["seconds_since_last_line"].as_u64().is_some_and(|s| s < 3600), "{run}");
+    for k in ["eta_seconds", "tokens_per_second"] {
+        assert_eq!(json["metrics"][k], serde_json::Value::Null, "{k} after the run ended: {}", json["metrics"]);
+        assert_eq!(json["log"]["metrics"][k], serde_json::Value::Null, "{k}: {}", json["log"]["metrics"]);
+    }
+    assert_eq!(json["metrics"]["loss"], 3.6108, "the last values stay");
+    let text = stdout(&opsconsole(ws, &["status"]));
+    assert!(text.contains("run: exited · killed (SIGKILL) · last line "), "{text}");
+    assert!(!text.contains("eta ") && !text.contains("it/s"), "{text}");
+}

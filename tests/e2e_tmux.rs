@@ -272,3 +272,64 @@ fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
     t.send(&["Escape"]);
     t.wait_for("the panels again", |s| !s.contains("Pre-shutdown checklist") && s.contains("Uploads"));
 }
+
+/// Issue 15 item 1: a fake trainer writes its log beside the console; the Log panel says
+/// it is running with its pid, rate and ETA. Killed, the run-state line says it exited
+/// (SIGKILL, from the shell's `Killed` line) and the rate and ETA are gone.
+#[test]
+#[ignore = "needs tmux"]
+fn a_killed_trainer_shows_as_exited_and_its_eta_and_rate_disappear() {
+    Tmux::require();
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let logs = ws.join("experiments/v1/logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        "[gpu]\nenabled = false\n\n[sync.l2]\nenabled = false\n\n[sync.l3]\nenabled = false\n",
+    )
+    .expect("config");
+    let log = logs.join("train.log");
+    // The fake trainer: a progress line with rate and ETA every 200 ms, appended to the log.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut trainer = Reaped(
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                "i=1000; while :; do i=$((i+1)); \
+             echo \"{'loss': 3.6108, 'grad_norm': 0.8123, 'learning_rate': 0.0003, 'epoch': 0.15}\"; \
+             echo \"  5%|5         | $i/24000 [01:00<19:05, 19.90it/s]\"; sleep 0.2; done >> \"$0\"",
+            )
+            .arg(&log)
+            .spawn()
+            .expect("the fake trainer"),
+    );
+    let pid = trainer.0.id();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("it/s")) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let state = dir.path().join("state");
+    let cmd = format!("XDG_STATE_HOME={} exec {bin} -w {}", state.display(), ws.display());
+    let t = Tmux::new("runstate", 100, 30, &cmd);
+    let screen = t.wait_for("the running trainer", |s| s.contains(&format!("▶ running · pid {pid}")));
+    assert!(screen.contains("it/s 19.90") && screen.contains("eta 19m05s"), "{screen}");
+
+    trainer.0.kill().expect("kill");
+    trainer.0.wait().expect("reap");
+    std::thread::sleep(Duration::from_millis(500)); // the loop's last `sleep 0.2` ends
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+    std::io::Write::write_all(&mut f, format!("./train.sh: line 3: {pid} Killed    python train.py\n").as_bytes())
+        .expect("append");
+    drop(f);
+    let screen = t.wait_for("the exited run", |s| s.contains("■ exited · killed (SIGKILL) · last line"));
+    assert!(!screen.contains("it/s 19.90"), "no rate once exited:\n{screen}");
+    assert!(!screen.contains("eta "), "no ETA once exited:\n{screen}");
+    assert!(screen.contains("step 10") && screen.contains("loss 3.611"), "the last values stay:\n{screen}");
+}

@@ -386,7 +386,7 @@ fn the_banner_shows_time_to_full_under_an_hour() {
     assert!(text.contains("⚠ / will be full in 46m40s — p prune"), "{text}");
     let text = fx::screen_text(&s, 160, 48);
     assert!(text.contains("6 checkpoints 38.4 GB (1 writing)"), "{text}");
-    assert!(text.contains("+36.0 GB/h full 46m40s"), "{text}");
+    assert!(text.contains("ok       full 46m40s · "), "{text}");
     // A prune that drops usage does not hide the growth: no banner only when it slows.
     update(&mut s, Msg::Tick(at(fx::NOW + 21 * 60)));
     update(&mut s, disk_at(30.0));
@@ -429,4 +429,30 @@ fn history_kept_on_disk_gives_a_rate_from_the_first_sample() {
     update(&mut s, disk_at(51.0));
     let rate = s.prune.forecast("/").and_then(|f| f.growth_bytes_per_hour).unwrap();
     assert!((rate - 6_000.0 * MB as f64).abs() < 1e7, "{rate}");
+}
+
+/// Issue 15 item 4: the time to full has priority over the roles at every width (80, 110
+/// and 160 columns): a disk growing 10 GB/h with 60 GB left says `full 6h00m` in the Disk
+/// panel (no banner: more than an hour) beside the free space, then the growth where it
+/// fits (110 columns and wider), and the roles take what is left.
+#[test]
+fn time_to_full_wins_over_the_roles_at_every_width() {
+    let mut s = fx::state();
+    // 30 GB -> 40 GB over an hour: 10 GB/h, 60 GB left: full in 6h.
+    for i in 0..=60u64 {
+        update(&mut s, Msg::Tick(at(fx::NOW + i * 60)));
+        update(&mut s, disk_at(30.0 + i as f64 / 6.0));
+    }
+    assert_eq!(s.prune.forecast("/").and_then(|f| f.seconds_to_full), Some(6 * 3600));
+    for (w, h) in [(80, 24), (110, 32), (160, 48)] {
+        let text = fx::screen_text(&s, w, h);
+        let row = text.lines().find(|l| l.contains("full 6h00m")).unwrap_or_else(|| panic!("{w}x{h}:\n{text}"));
+        assert!(row.contains("60.0 GB free") || w >= 160, "{w}x{h}: free space stays: {row}");
+        assert!(row.contains("+10.0 GB/h") || w < 110, "{w}x{h}: the growth fits too: {row}");
+        assert!(!text.contains("will be full"), "no banner beyond an hour");
+    }
+    let wide = fx::screen_text(&s, 160, 48);
+    assert!(wide.contains("ok       full 6h00m · +10.0 GB/h│"), "{wide}");
+    both("time_to_full_over_roles", &s);
+    insta::assert_snapshot!("time_to_full_over_roles_110x32", fx::render(&s, 110, 32).backend());
 }

@@ -176,3 +176,25 @@ fn log_panel_search_and_errors_only() {
     fx::fold(&mut s, key('e'));
     both("log_errors_only", &s);
 }
+
+/// `3` then `z`: the Log panel fills the screen between the header and the footer, its
+/// title says how to go back; the other panels are not drawn.
+#[test]
+fn zoomed_log_panel() {
+    let mut s = fx::state();
+    fx::fold(&mut s, fx::typical_disks());
+    let bar = "  5%|▌         | 1210/24000 [01:00<19:05, 19.90it/s]";
+    fx::fold(&mut s, lf::log_sample(&lf::hf_lines(1200), fx::at(fx::NOW), true, Some(bar)));
+    fx::fold(&mut s, fx::key('3'));
+    fx::fold(&mut s, fx::key('z'));
+    both("log_zoomed", &s);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let text = fx::screen_text(&s, w, h);
+        assert!(text.contains("zoomed, z back"), "{w}x{h}:\n{text}");
+        assert!(!text.contains("┌ Disk") && !text.contains("Uploads") && !text.contains("GPU ━"), "{w}x{h}:\n{text}");
+        assert!(text.contains("host ") && text.contains("q  quit"), "header and footer stay:\n{text}");
+    }
+    fx::fold(&mut s, fx::key('z'));
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("Disk") && text.contains("Uploads") && !text.contains("zoomed"), "{text}");
+}

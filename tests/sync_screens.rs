@@ -422,7 +422,9 @@ fn queue_overlay_cancel_retry_and_sync_now_become_engine_commands() {
         update(&mut s, key('c')),
         vec![Effect::Sync(Command::Cancel { path: "checkpoints/v68_step_12000.pt".into(), level: "L3".into() })]
     );
-    assert_eq!(update(&mut s, key('R')), vec![Effect::Sync(Command::RetryFailed(None))]);
+    // Nothing has failed: `R` says so, and sends nothing.
+    assert_eq!(update(&mut s, key('R')), vec![]);
+    assert_eq!(s.status_line().map(|l| l.text.as_str()), Some("no failed uploads to retry"));
     assert_eq!(update(&mut s, key('s')), vec![Effect::Sync(Command::SyncNow(None))]);
     update(&mut s, fx::code(KeyCode::Esc));
     assert_eq!(s.overlay, Overlay::None);
@@ -675,4 +677,46 @@ fn drive_rate_limit_is_a_retrying_state_with_its_time() {
     let text = fx::screen_text(&s, 80, 24);
     assert!(text.contains("↻ retrying in 1m40s: Drive asks to slow down"), "{text}");
     assert!(!text.contains("✗"), "a retrying upload is not shown as failed: {text}");
+}
+
+/// Issue 15 item 3: answers to keys go to one place every size shows — the footer's row —
+/// say what happened (one failure queued again, or nothing to retry), and expire after
+/// `STATUS_TTL` (6 s of the state's clock), when the key hints come back. The Uploads
+/// panel does not repeat them.
+#[test]
+fn key_answers_go_to_the_status_line_and_expire() {
+    let mut l3 = level("L3", "hf", 180);
+    l3.failed = 1;
+    l3.failures = vec![FailureStatus {
+        path: "checkpoints/v68_step_13000.pt".into(),
+        reason: "the remote refused: 403".into(),
+        permanent: true,
+        attempts: 3,
+        retry_at_unix: None,
+    }];
+    let mut s = with_uploads(vec![sample(vec![level("L2", "drive", 90), l3], vec![])]);
+    assert_eq!(update(&mut s, key('R')), vec![Effect::Sync(Command::RetryFailed(None))]);
+    both("status_line_retry", &s);
+    for (w, h) in [(80, 24), (110, 32), (160, 48)] {
+        let text = fx::screen_text(&s, w, h);
+        let last = text.lines().last().unwrap_or_default();
+        assert!(last.contains("› 1 failed upload queued again"), "{w}x{h}: the footer row says it:\n{text}");
+        assert_eq!(text.matches("queued again").count(), 1, "{w}x{h}: said once:\n{text}");
+    }
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 5)));
+    assert!(s.status_line().is_some(), "still there after 5 s");
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 6)));
+    assert!(s.status_line().is_none() && s.status.is_none(), "gone after 6 s");
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.lines().last().unwrap_or_default().contains("q  quit"), "the key hints are back:\n{text}");
+    assert!(!text.contains("queued again"), "{text}");
+
+    // A refusal says why, in the same place; a newer answer replaces the older one.
+    assert!(update(&mut s, key('c')).is_empty());
+    assert_eq!(
+        s.status_line().map(|l| (l.text.as_str(), l.error)),
+        Some(("focus the Uploads panel (4) to cancel an upload", true))
+    );
+    update(&mut s, key('s'));
+    assert_eq!(s.status_line().map(|l| (l.text.as_str(), l.error)), Some(("sync requested on every level", false)));
 }

@@ -297,3 +297,82 @@ fn stall_needs_a_writer_and_moves_with_the_clock() {
     update(&mut quiet, Msg::Tick(at(fx::NOW + 3600)));
     assert!(!quiet.log.stalled(quiet.now), "no process writes the log: a finished run");
 }
+
+/// Issue 15 item 1: the run-state follows the log's writers. While the trainer writes,
+/// it is running (its pid) with rate and ETA; a sample saying no process writes any more
+/// turns it into exited, with the shell's `Killed` read as SIGKILL, and the rate and ETA
+/// gone from the panel's `status` (the last values stay). The time since the last line
+/// moves with the clock.
+#[test]
+fn a_trainer_that_stops_writing_the_log_is_exited_without_eta_or_rate() {
+    use opsconsole::logtail::RunState;
+    let mut s = fx::state();
+    let lines = lf::hf_lines(200);
+    update(&mut s, lf::log_sample(&lines, at(fx::NOW), true, Some("  5%|▌ | 1210/24000 [01:00<19:05, 19.90it/s]")));
+    let run = s.log.run(s.now);
+    assert_eq!((run.state, run.pids.clone(), run.exit), (RunState::Running, vec![4242], None));
+    assert_eq!(run.text(), "running · pid 4242 · last line 0s ago");
+    let st = s.log.status(s.now);
+    assert!(st.metrics.eta_seconds.is_some() && s.log.metrics.latest.iterations_per_second.is_some());
+
+    // The trainer is killed: the shell says so, and nothing holds the log open.
+    let mut killed = lines.clone();
+    killed.push("./train.sh: line 3:  4242 Killed    python train.py".into());
+    update(&mut s, lf::log_sample(&killed, at(fx::NOW + 5), false, None));
+    update(&mut s, Msg::Tick(at(fx::NOW + 5 + 250)));
+    let run = s.log.run(s.now);
+    assert_eq!(run.state, RunState::Exited);
+    assert!(run.pids.is_empty());
+    assert_eq!(run.text(), "exited · killed (SIGKILL) · last line 4m10s ago");
+    let st = s.log.status(s.now);
+    assert_eq!((st.metrics.eta_seconds, st.metrics.tokens_per_second), (None, None), "{:?}", st.metrics);
+    assert_eq!(st.metrics.step, s.log.metrics.latest.step, "the last step stays");
+    let json = serde_json::to_value(&st).expect("json");
+    assert_eq!(json["run"]["state"], "exited");
+    assert_eq!(json["run"]["exit"]["signal"], 9);
+    assert_eq!(json["run"]["seconds_since_last_line"], 250);
+}
+
+/// Zoom and number keys (btop style): `1`–`4` focus the GPU, Disk, Log and Uploads panel;
+/// `z` zooms the focused panel and back; the focus keys move the zoom; `esc` leaves it
+/// (and only closes an open overlay when there is one). The Log panel's page grows with
+/// the zoom, so paging keys move by what is shown.
+#[test]
+fn number_keys_focus_a_panel_and_z_zooms_it_and_back() {
+    let mut s = fx::state();
+    s.size = (80, 24);
+    update(&mut s, lf::log_sample(&lf::hf_lines(200), at(fx::NOW), true, None));
+    for (c, p) in [('3', Panel::Log), ('1', Panel::Gpu), ('4', Panel::Uploads), ('2', Panel::Disk)] {
+        assert!(update(&mut s, key(c)).is_empty());
+        assert_eq!(s.focus, p, "key {c}");
+        assert!(!s.zoomed);
+    }
+    update(&mut s, key('3'));
+    let page = opsconsole::ui::viewport(&s).log_rows;
+    update(&mut s, key('z'));
+    assert!(s.zoomed && s.focus == Panel::Log);
+    let zoomed_page = opsconsole::ui::viewport(&s).log_rows;
+    assert_eq!((page, zoomed_page), (6, 11), "at 80x24 the zoomed log shows 11 rows (and its chart), was 6");
+    // The focus keys move the zoom to another panel.
+    update(&mut s, key('1'));
+    assert!(s.zoomed && s.focus == Panel::Gpu);
+    update(&mut s, code(KeyCode::Tab));
+    assert!(s.zoomed && s.focus == Panel::Disk);
+    update(&mut s, key('z'));
+    assert!(!s.zoomed && s.focus == Panel::Disk, "z again: back to the four panels");
+    // Esc closes the help first, then leaves the zoom.
+    update(&mut s, key('z'));
+    update(&mut s, key('?'));
+    assert_eq!(s.overlay, Overlay::Help);
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.overlay, Overlay::None);
+    assert!(s.zoomed, "esc closed the help, not the zoom");
+    update(&mut s, code(KeyCode::Esc));
+    assert!(!s.zoomed);
+    // Digits typed in the search prompt are the query, not focus keys.
+    update(&mut s, key('3'));
+    update(&mut s, key('/'));
+    update(&mut s, key('2'));
+    assert_eq!(s.focus, Panel::Log);
+    assert_eq!(s.overlay, Overlay::LogSearch { query: "2".into() });
+}

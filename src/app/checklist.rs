@@ -317,7 +317,7 @@ pub fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         // The fixes the screen names work from here.
         Action::SyncNow | Action::RetryFailed => {
             let mut fx = super::on_action(state, action);
-            state.checklist.message = state.uploads.note.clone();
+            state.checklist.message = state.status_line().map(|s| s.text.clone());
             fx.extend(request(state, false));
             fx
         }

@@ -10,7 +10,7 @@ use super::logview::LogView;
 use super::{Action, AppState, Effect, Overlay, Panel};
 use crate::logtail::collector::BackfillProgress;
 use crate::logtail::discover::LogCandidate;
-use crate::logtail::{Health, LogConfig, LogSample, MetricsState, TailNote};
+use crate::logtail::{Health, LogConfig, LogSample, MetricsState, RunStatus, TailNote};
 
 #[derive(Debug, Clone)]
 pub struct LogPanel {
@@ -28,6 +28,8 @@ pub struct LogPanel {
     pub error: Option<String>,
     /// Whether a process has the log open for writing (the training run).
     pub writer_alive: Option<bool>,
+    /// The processes writing the log; `None` until looked or when `/proc` cannot tell.
+    pub writers: Option<Vec<u32>>,
     /// When following this log began (the state's clock).
     pub since: Option<SystemTime>,
     /// The last rotation or truncation seen, and when.
@@ -49,6 +51,7 @@ impl LogPanel {
             newer_log: None,
             error: None,
             writer_alive: None,
+            writers: None,
             since: None,
             last_event: None,
             candidates: Vec::new(),
@@ -75,6 +78,13 @@ impl LogPanel {
         self.newer_log = s.newer_log;
         self.error = s.error;
         self.writer_alive = s.writer_alive;
+        self.writers = s.writers;
+    }
+
+    /// Running or stopped, how it ended when the log says, and how long ago the last
+    /// line came (the run-state line).
+    pub fn run(&self, now: SystemTime) -> RunStatus {
+        RunStatus::new(self.writers.as_deref(), self.view.last_texts(20), self.health.last_line_at, now)
     }
 
     /// No new line for `log.stall_after` while a process still writes the log.
@@ -95,7 +105,8 @@ impl LogPanel {
     pub fn status(&self, now: SystemTime) -> crate::logtail::LogStatus {
         match &self.path {
             Some(p) => crate::logtail::LogStatus {
-                metrics: self.metrics.latest,
+                metrics: self.run(now).shown_metrics(&self.metrics.latest),
+                run: self.run(now),
                 ..crate::logtail::LogStatus::new(
                     p,
                     self.size_bytes,

@@ -81,6 +81,11 @@ impl LogView {
         self.lines.back().map(|l| l.line.text.as_str())
     }
 
+    /// The texts of the last `n` kept lines, oldest first.
+    pub fn last_texts(&self, n: usize) -> impl DoubleEndedIterator<Item = &str> {
+        self.lines.iter().skip(self.lines.len().saturating_sub(n)).map(|l| l.line.text.as_str())
+    }
+
     pub fn following(&self) -> bool {
         self.top.is_none()
     }

@@ -221,6 +221,8 @@ pub struct AppState {
     pub config: Config,
     pub keymap: KeyMap,
     pub focus: Panel,
+    /// The focused panel fills the screen (`z`); the focus keys move the zoom.
+    pub zoomed: bool,
     pub overlay: Overlay,
     pub disk: DiskPanel,
     pub gpu: GpuPanel,
@@ -242,6 +244,9 @@ pub struct AppState {
     pub host_usage: Option<crate::host::HostSample>,
     /// A one-line message for the footer (for example why the console is stopping).
     pub notice: Option<String>,
+    /// The answer to the last key that has one, shown in the footer's place until it
+    /// expires ([`STATUS_TTL`]): every size shows it.
+    pub status: Option<StatusLine>,
     /// Shown in the header when the console runs on the throwaway demo workspace.
     pub demo: bool,
     pub should_quit: bool,
@@ -251,6 +256,18 @@ pub struct AppState {
     pub help_scroll: usize,
     /// Sizes of what the last frame drew, for keys that move by a page.
     pub viewport: Viewport,
+}
+
+/// How long the answer to a key stays in the status line.
+pub const STATUS_TTL: Duration = Duration::from_secs(6);
+
+/// The answer to a key: what happened, and when (the state's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLine {
+    pub text: String,
+    pub at: SystemTime,
+    /// Said as a refusal or failure (drawn in red), not as done.
+    pub error: bool,
 }
 
 /// Sizes of what the last frame drew, set by the loop after each frame (`ui::viewport`):
@@ -268,6 +285,16 @@ impl Default for Viewport {
 }
 
 impl AppState {
+    /// Answer a key in the status line (replacing the previous answer).
+    pub fn say(&mut self, text: impl Into<String>, error: bool) {
+        self.status = Some(StatusLine { text: text.into(), at: self.now, error });
+    }
+
+    /// The status line's answer while it has not expired.
+    pub fn status_line(&self) -> Option<&StatusLine> {
+        self.status.as_ref().filter(|s| self.now.duration_since(s.at).is_ok_and(|d| d < STATUS_TTL))
+    }
+
     /// A fresh state. The keymap must already be valid (config validation checks it).
     pub fn new(config: Config, host: HostInfo, workspace_root: PathBuf, now: SystemTime) -> Self {
         let keymap = KeyMap::new(&config.keys)
@@ -282,6 +309,7 @@ impl AppState {
             config,
             keymap,
             focus: Panel::Gpu,
+            zoomed: false,
             overlay: Overlay::None,
             disk,
             gpu,
@@ -296,6 +324,7 @@ impl AppState {
             rules: None,
             host_usage: None,
             notice: None,
+            status: None,
             demo: false,
             should_quit: false,
             size: (80, 24),
@@ -336,6 +365,9 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
             state.now = now;
+            if state.status_line().is_none() {
+                state.status = None;
+            }
             checklist::on_tick(state)
         }
         Msg::Resize(w, h) => {
@@ -481,24 +513,39 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     let on_uploads = state.focus == Panel::Uploads || state.overlay == Overlay::UploadQueue;
     match action {
         Action::SyncNow => {
-            state.uploads.note = Some("sync requested on every level".into());
+            state.say("sync requested on every level", false);
             vec![Effect::Sync(Command::SyncNow(None))]
         }
         Action::RetryFailed => {
-            state.uploads.note = Some("failed uploads queued again".into());
-            vec![Effect::Sync(Command::RetryFailed(None))]
+            // Say what the ledger last said, not what the key hopes for.
+            let failed = state.uploads.sample.as_ref().map(|s| s.status.levels.iter().map(|l| l.failed).sum::<u64>());
+            match failed {
+                Some(0) => {
+                    state.say("no failed uploads to retry", false);
+                    vec![]
+                }
+                Some(n) => {
+                    state.say(format!("{n} failed upload{} queued again", if n == 1 { "" } else { "s" }), false);
+                    vec![Effect::Sync(Command::RetryFailed(None))]
+                }
+                None => {
+                    state.say("retry of failed uploads requested (the ledger is not read yet)", false);
+                    vec![Effect::Sync(Command::RetryFailed(None))]
+                }
+            }
         }
         Action::CancelUpload if !on_uploads => {
-            state.uploads.note = Some("focus the Uploads panel (tab) to cancel an upload".into());
+            let key = state.keymap.first_key(Action::FocusUploads).unwrap_or_else(|| "tab".into());
+            state.say(format!("focus the Uploads panel ({key}) to cancel an upload"), true);
             vec![]
         }
         Action::CancelUpload => match state.uploads.cancel_target(state.overlay == Overlay::UploadQueue) {
             Some((path, level)) => {
-                state.uploads.note = Some(format!("cancelling {level} {path}"));
+                state.say(format!("cancelling {level} {path}"), false);
                 vec![Effect::Sync(Command::Cancel { path, level })]
             }
             None => {
-                state.uploads.note = Some("no upload in flight".into());
+                state.say("no upload in flight: nothing to cancel", true);
                 vec![]
             }
         },
@@ -529,7 +576,24 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::Cancel => {
+            // Esc closes what is open; with nothing open, it leaves the zoom.
+            if state.overlay == Overlay::None {
+                state.zoomed = false;
+            }
             state.overlay = Overlay::None;
+            vec![]
+        }
+        Action::Zoom => {
+            state.zoomed = !state.zoomed;
+            vec![]
+        }
+        Action::FocusGpu | Action::FocusDisk | Action::FocusLog | Action::FocusUploads => {
+            state.focus = match action {
+                Action::FocusGpu => Panel::Gpu,
+                Action::FocusDisk => Panel::Disk,
+                Action::FocusLog => Panel::Log,
+                _ => Panel::Uploads,
+            };
             vec![]
         }
         // Dialog answers outside a dialog mean nothing.

@@ -113,20 +113,6 @@ impl PruneState {
     pub fn forecast(&self, mount: &str) -> Option<&DiskForecast> {
         self.forecasts.get(mount)
     }
-
-    /// "+1.2 GB/h full in 19h" for a growing disk, else None.
-    pub fn growth_text(&self, mount: &str) -> Option<String> {
-        let f = self.forecast(mount)?;
-        let rate = f.growth_bytes_per_hour?;
-        if rate <= 0.0 {
-            return None;
-        }
-        let mut s = format!("+{}/h", util::bytes(rate as u64));
-        if let Some(t) = f.seconds_to_full.filter(|t| *t > 0) {
-            s.push_str(&format!(" full {}", util::duration(std::time::Duration::from_secs(t))));
-        }
-        Some(s)
-    }
 }
 
 /// The banner: a disk holding the workspace or checkpoints is critical or full, or will be

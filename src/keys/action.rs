@@ -60,6 +60,11 @@ actions! {
     Deny => deny, ["n"], "answer no in a dialog";
     FocusNext => focus_next, ["tab"], "focus the next panel";
     FocusPrev => focus_prev, ["backtab"], "focus the previous panel";
+    FocusGpu => focus_gpu, ["1"], "focus the GPU panel";
+    FocusDisk => focus_disk, ["2"], "focus the Disk panel";
+    FocusLog => focus_log, ["3"], "focus the Log panel";
+    FocusUploads => focus_uploads, ["4"], "focus the Uploads panel";
+    Zoom => zoom, ["z"], "zoom the focused panel to the whole screen, or back (esc too)";
     Up => up, ["up", "k"], "move up in the focused panel";
     Down => down, ["down", "j"], "move down in the focused panel";
     PageUp => page_up, ["pageup"], "page up in the focused panel";

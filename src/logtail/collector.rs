@@ -44,6 +44,8 @@ pub struct LogSample {
     /// Whether a process has the log open for writing (the training run or its `tee`);
     /// `None` until first checked or when `/proc` cannot tell.
     pub writer_alive: Option<bool>,
+    /// The processes holding the log open for writing; `None` as for `writer_alive`.
+    pub writers: Option<Vec<u32>>,
     /// The log could not be read (permissions, I/O); following goes on trying.
     pub error: Option<String>,
     /// When this sample was taken.
@@ -137,6 +139,7 @@ impl LastScreen {
             backfill: BackfillProgress { read_bytes: 0, total_bytes: total, done: total == 0 },
             newer_log: None,
             writer_alive: None,
+            writers: None,
             error: None,
             at,
         }
@@ -273,6 +276,7 @@ where
     let mut last_discover = Instant::now();
     let mut newer: Option<PathBuf> = None;
     let mut writer_alive: Option<bool> = None;
+    let mut writers: Option<Vec<u32>> = None;
     let mut last_writer_check: Option<Instant> = None;
     let mut error: Option<String> = None;
     let follow_opts = FollowOptions { poll_interval: cfg.poll_interval, min_interval: opts.min_interval };
@@ -331,9 +335,10 @@ where
         }
         if last_writer_check.is_none_or(|t| t.elapsed() >= discover_every) {
             last_writer_check = Some(Instant::now());
-            let alive = super::proc::writers_of(tailer.path()).ok().map(|w| !w.is_empty());
-            changed |= alive != writer_alive;
-            writer_alive = alive;
+            let w = super::proc::writers_of(tailer.path()).ok();
+            changed |= w != writers;
+            writer_alive = w.as_ref().map(|w| !w.is_empty());
+            writers = w;
         }
         let reset = pending_first.is_some();
         let mut new_lines = pending_first.take().unwrap_or_default();
@@ -362,6 +367,7 @@ where
             },
             newer_log: newer.clone(),
             writer_alive,
+            writers: writers.clone(),
             error: error.clone(),
             at: now,
         })

@@ -31,6 +31,8 @@ pub struct LogStatus {
     /// The latest metrics (`step`, `loss`, `eval_loss`, `learning_rate`, `grad_norm`, …):
     /// the same object `log --json` prints as `metrics`.
     pub metrics: MetricsStatus,
+    /// Whether the run is going: the log's writers, how it ended, the last line's age.
+    pub run: super::RunStatus,
 }
 
 impl LogStatus {
@@ -54,6 +56,7 @@ impl LogStatus {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs()),
             metrics: MetricsStatus::default(),
+            run: super::RunStatus::default(),
         }
     }
 }
@@ -133,12 +136,24 @@ pub fn collect_status_in(
 /// so both print the same `metrics`): now, with "a training process is alive"
 /// meaning a process has the log open for writing. Errors reading the log leave its
 /// values null (and are logged).
+///
+/// `log.run` says whether the run is going; once it has stopped, the rate and ETA are
+/// left out (`null`): they described a run that no longer runs.
 pub fn workspace_status(workspace: &Path, cfg: &LogConfig) -> (LogStatus, MetricsStatus) {
-    let alive = discover::select(workspace, cfg)
-        .and_then(|c| super::proc::writers_of(&c.path).ok())
-        .is_some_and(|w| !w.is_empty());
-    match collect_status(workspace, cfg, SystemTime::now(), alive) {
-        Ok(s) => s,
+    let log = discover::select(workspace, cfg).filter(|c| c.exists);
+    let writers = log.as_ref().and_then(|c| super::proc::writers_of(&c.path).ok());
+    let alive = writers.as_ref().is_some_and(|w| !w.is_empty());
+    let now = SystemTime::now();
+    match collect_status(workspace, cfg, now, alive) {
+        Ok((mut status, metrics)) => {
+            let Some(c) = log else { return (status, metrics) };
+            let last = read_last_lines(&c.path, 20, cfg.max_line_bytes).map(|l| l.lines).unwrap_or_default();
+            status.run =
+                super::RunStatus::new(writers.as_deref(), last.iter().map(|l| l.text.as_str()), Some(c.modified), now);
+            let metrics = status.run.shown_metrics(&metrics);
+            status.metrics = metrics;
+            (status, metrics)
+        }
         Err(e) => {
             tracing::warn!("status: reading the log: {e}");
             let path = discover::select(workspace, cfg).map(|c| c.path.display().to_string());
@@ -161,6 +176,9 @@ impl LogStatus {
             out.push_str(" · STALLED");
         }
         out.push('\n');
+        if self.run.state != super::RunState::Unknown || self.run.seconds_since_last_line.is_some() {
+            out.push_str(&format!("  run: {}\n", self.run.text()));
+        }
         let mut vals = Vec::new();
         let mut put = |k: &str, v: Option<String>| {
             if let Some(v) = v {

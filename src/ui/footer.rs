@@ -18,6 +18,19 @@ const FOOTER: &[(Action, &str)] = &[
 ];
 
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
+    // The answer to the last key takes the footer's row until it expires: every size
+    // shows it, and the key hints come back after.
+    if let Some(st) = state.status_line() {
+        let style = if st.error {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+        };
+        let mark = if st.error { "✗ " } else { "› " };
+        let text = crate::util::ellipsize(&format!(" {mark}{}", st.text), area.width as usize);
+        frame.render_widget(Paragraph::new(Line::styled(text, style)), area);
+        return;
+    }
     let key = Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD);
     let mut spans = Vec::new();
     for (action, label) in FOOTER {

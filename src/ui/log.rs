@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Clear, Dataset, GraphType, Paragraph, Wrap};
 
 use crate::app::{Action, AppState, LogPanel, Panel};
-use crate::logtail::{MetricsSnapshot, TailNote};
+use crate::logtail::{MetricsSnapshot, RunState, RunStatus, TailNote};
 use crate::util;
 
 /// Rows of log text the Log panel shows on the state's terminal (for paging keys and
@@ -19,7 +19,7 @@ use crate::util;
 pub(super) fn log_page(state: &AppState) -> usize {
     let (w, h) = state.size;
     let body = Rect { x: 0, y: 0, width: w, height: h.saturating_sub(2) };
-    let area = super::layout(body).log;
+    let area = super::panel_areas(state, body).log;
     let inner = Block::bordered().inner(area);
     let (top, bottom) = (top_lines(state, inner.width as usize).len(), bottom_lines(state, inner.width as usize).len());
     let body_h = (inner.height as usize).saturating_sub(top + bottom);
@@ -96,7 +96,11 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
 fn top_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
     let log = &state.log;
     let now = state.now;
-    let mut top: Vec<Line> = vec![values_line(log, width)];
+    let run = log.run(now);
+    let mut top: Vec<Line> = vec![values_line(log, &run, width)];
+    if let Some(l) = run_line(&run, width) {
+        top.push(l);
+    }
     if log.stalled(now) {
         let quiet = log.quiet_for(now).map(util::duration).unwrap_or_default();
         top.push(Line::styled(
@@ -166,8 +170,21 @@ fn fmt_rate(v: f64) -> String {
     if v >= 1000.0 { format!("{:.1}k", v / 1000.0) } else { format!("{v:.0}") }
 }
 
-fn values_line(log: &LogPanel, width: usize) -> Line<'static> {
-    let m: &MetricsSnapshot = &log.metrics.latest;
+/// The run-state line: the trainer running (its pid) or stopped (how, when the log
+/// says), and the time since the last line.
+fn run_line(run: &RunStatus, width: usize) -> Option<Line<'static>> {
+    let (mark, style) = match run.state {
+        RunState::Running => ("▶ ", Style::new().fg(Color::Green)),
+        RunState::Exited => ("■ ", Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)),
+        RunState::Unknown if run.seconds_since_last_line.is_some() => ("? ", super::dim()),
+        RunState::Unknown => return None,
+    };
+    Some(Line::styled(util::ellipsize(&format!("{mark}{}", run.text()), width), style))
+}
+
+fn values_line(log: &LogPanel, run: &RunStatus, width: usize) -> Line<'static> {
+    let shown = run.shown_metrics(&log.metrics.latest);
+    let m: &MetricsSnapshot = &shown;
     let label = super::dim();
     let value = Style::new().add_modifier(Modifier::BOLD);
     let mut spans: Vec<Span> = Vec::new();

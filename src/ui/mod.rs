@@ -53,6 +53,23 @@ pub fn layout(body: Rect) -> PanelAreas {
     }
 }
 
+/// Where each panel goes for this state: [`layout`], or, zoomed, the focused panel on the
+/// whole body and the others nowhere (an empty rectangle: not drawn).
+pub fn panel_areas(state: &AppState, body: Rect) -> PanelAreas {
+    if !state.zoomed {
+        return layout(body);
+    }
+    let none = Rect { x: body.x, y: body.y, width: 0, height: 0 };
+    let mut a = PanelAreas { gpu: none, disk: none, log: none, uploads: none };
+    match state.focus {
+        Panel::Gpu => a.gpu = body,
+        Panel::Disk => a.disk = body,
+        Panel::Log => a.log = body,
+        Panel::Uploads => a.uploads = body,
+    }
+    a
+}
+
 /// The sizes `update` needs from the layout (rows of the Log panel, for paging), for the
 /// state as it would be drawn now. The loop stores them after each frame.
 pub fn viewport(state: &AppState) -> Viewport {
@@ -65,11 +82,20 @@ pub fn render(state: &AppState, frame: &mut Frame) {
     let [header, body, footer] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
     header::render(state, frame, header);
-    let areas = layout(body);
-    gpu::render(state, frame, areas.gpu);
-    disk::render(state, frame, areas.disk);
-    log::render(state, frame, areas.log);
-    uploads::render(state, frame, areas.uploads);
+    let areas = panel_areas(state, body);
+    let drawn = |r: Rect| r.width > 0 && r.height > 0;
+    if drawn(areas.gpu) {
+        gpu::render(state, frame, areas.gpu);
+    }
+    if drawn(areas.disk) {
+        disk::render(state, frame, areas.disk);
+    }
+    if drawn(areas.log) {
+        log::render(state, frame, areas.log);
+    }
+    if drawn(areas.uploads) {
+        uploads::render(state, frame, areas.uploads);
+    }
     footer::render(state, frame, footer);
     log::render_switcher(state, frame, area);
     match state.overlay {
@@ -90,8 +116,12 @@ pub fn render(state: &AppState, frame: &mut Frame) {
 }
 
 /// The bordered block of a panel, highlighted when focused.
-pub(crate) fn panel_block(state: &AppState, panel: Panel, title: String) -> Block<'static> {
+pub(crate) fn panel_block(state: &AppState, panel: Panel, mut title: String) -> Block<'static> {
     let focused = state.focus == panel;
+    if focused && state.zoomed {
+        let key = state.keymap.first_key(crate::app::Action::Zoom).unwrap_or_else(|| "esc".into());
+        title = format!("{} · zoomed, {key} back ", title.trim_end());
+    }
     let style = if focused { Style::new().fg(Color::Cyan) } else { Style::new().fg(Color::DarkGray) };
     Block::bordered()
         .border_type(if focused { BorderType::Thick } else { BorderType::Plain })

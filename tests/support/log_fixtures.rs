@@ -63,6 +63,7 @@ pub fn log_sample(lines: &[String], at: SystemTime, writer_alive: bool, partial:
         backfill: BackfillProgress { read_bytes: size as u64, total_bytes: size as u64, done: true },
         newer_log: None,
         writer_alive: Some(writer_alive),
+        writers: Some(if writer_alive { vec![4242] } else { Vec::new() }),
         error: None,
         at,
     }))
