@@ -947,8 +947,9 @@ fn local_filesystem(f: &File) -> bool {
         0x794C_7630, // overlay
         0x8584_58F6, // ramfs
     ];
-    // SAFETY: fstatfs fills the zeroed struct we pass; the descriptor is an open file.
+    // SAFETY: statfs is plain old data; all-zero bytes are a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs fills the zeroed struct we pass; the descriptor is an open file.
     let rc = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) };
     #[allow(clippy::unnecessary_cast)]
     let kind = st.f_type as i64;
@@ -971,8 +972,9 @@ fn changed(source: &Path) -> RemoteError {
 fn free_bytes(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
+    // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
