@@ -16,7 +16,6 @@ pub mod report;
 pub mod sample;
 pub mod tier;
 
-
 pub use collector::GpuCollector;
 pub use config::{GpuConfig, TierConfig};
 pub use estimate::{EstimateInput, FitEstimate, estimate};
