@@ -641,7 +641,7 @@ impl LocalRemote {
         match fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => {
                 let free =
-                    free_bytes(&self.root).map(|b| format!(", {} free", super::human_bytes(b))).unwrap_or_default();
+                    free_bytes(&self.root).map(|b| format!(", {} free", crate::util::bytes(b))).unwrap_or_default();
                 steps.push(CheckStep::pass("root exists", format!("{root}{free}")))
             }
             Ok(_) => {
