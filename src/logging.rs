@@ -44,14 +44,16 @@ pub fn appender(dir: &Path) -> Option<RollingFileAppender> {
     if std::fs::symlink_metadata(&latest).is_ok_and(|m| m.file_type().is_file()) {
         std::fs::rename(&latest, dir.join(BEFORE_ROLLING)).ok()?;
     }
-    RollingFileAppender::builder()
-        .rotation(Rotation::DAILY)
-        .filename_prefix("opsconsole")
-        .filename_suffix("log")
-        .max_log_files(KEEP_DAYS)
-        .latest_symlink(LATEST)
-        .build(dir)
-        .ok()
+    let daily = || {
+        RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix("opsconsole")
+            .filename_suffix("log")
+            .max_log_files(KEEP_DAYS)
+    };
+    // Two processes starting at once (the console and the sync service) can race on the
+    // link; losing that race still logs, to the dated file.
+    daily().latest_symlink(LATEST).build(dir).or_else(|_| daily().build(dir)).ok()
 }
 
 /// Starts logging to a daily file in the state folder (`opsconsole.log` points at today's;
