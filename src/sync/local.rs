@@ -551,26 +551,23 @@ impl LocalRemote {
     fn list_blocking(&self, prefix: &str) -> Result<Vec<RemoteObject>, RemoteError> {
         let mut out = Vec::new();
         self.place_ok()?;
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let rd = fs::read_dir(&dir).map_err(|e| self.io_err(&e, &dir))?;
-            for entry in rd.flatten() {
-                let path = entry.path();
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_dir() {
-                    if path != self.root.join(PARTIAL_DIR) {
-                        stack.push(path);
-                    }
-                } else if ft.is_file()
-                    && let Some(key) = super::routing::relative_key(&self.root, &path)
-                    && key.starts_with(prefix)
-                    && key != MARKER_FILE
-                {
-                    let meta = entry.metadata().ok();
-                    let size = meta.as_ref().map_or(0, |m| m.len());
-                    let modified_ms = meta.as_ref().map(|m| super::ledger::mtime_ns(m) / 1_000_000);
-                    out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None, modified_ms });
-                }
+        let partial = self.root.join(PARTIAL_DIR);
+        // A folder that cannot be read fails the listing (an incomplete list would read as
+        // copies gone); symlinks are not followed; unfinished uploads are not listed.
+        for entry in walkdir::WalkDir::new(&self.root).into_iter().filter_entry(|e| e.path() != partial) {
+            let entry = entry.map_err(|e| {
+                let dir = e.path().unwrap_or(&self.root).to_path_buf();
+                self.io_err(&e.into_io_error().unwrap_or_else(|| io::Error::other("folder loop")), &dir)
+            })?;
+            if entry.file_type().is_file()
+                && let Some(key) = super::routing::relative_key(&self.root, entry.path())
+                && key.starts_with(prefix)
+                && key != MARKER_FILE
+            {
+                let meta = entry.metadata().ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
+                let modified_ms = meta.as_ref().map(|m| super::ledger::mtime_ns(m) / 1_000_000);
+                out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None, modified_ms });
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
