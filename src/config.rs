@@ -2,7 +2,6 @@
 //! key) overlaid by the workspace's `opsconsole.toml`. Unknown keys and bad values are errors
 //! that name the file, the line and the key.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -122,28 +121,20 @@ impl DiskConfig {
 }
 
 /// A configuration problem, with where it is.
-#[derive(Debug, Clone, PartialEq)]
+/// Shown as `file[:line][: key `key`]: message`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{}{}{}: {message}",
+    .file.display(),
+    .line.map(|l| format!(":{l}")).unwrap_or_default(),
+    .key.as_ref().map(|k| format!(": key `{k}`")).unwrap_or_default()
+)]
 pub struct ConfigError {
     pub file: PathBuf,
     pub line: Option<usize>,
     pub key: Option<String>,
     pub message: String,
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": key `{key}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Parses a config file's text. `file` is used in error messages only.

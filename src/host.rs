@@ -77,7 +77,7 @@ impl HostSampler {
         let cpu = (!self.first).then(|| self.sys.global_cpu_usage());
         self.first = false;
         HostSample {
-            taken_at_unix_ms: crate::gpu::unix_ms(now),
+            taken_at_unix_ms: crate::unixtime::millis(now),
             cpu_pct: cpu,
             cpus: self.sys.cpus().len(),
             memory_total_bytes: self.sys.total_memory(),

@@ -28,5 +28,6 @@ pub mod status;
 pub mod sync;
 pub mod tui;
 pub mod ui;
+pub mod unixtime;
 pub mod util;
 pub mod workspace;

@@ -111,7 +111,7 @@ pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuColle
         gpu,
         log,
         metrics,
-        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::sync::engine::now_ms()).ok().map(
+        sync: crate::sync::read_status(&ws.root, &cfg.sync, &cfg.remotes, crate::unixtime::now_ms()).ok().map(
             |mut s| {
                 let env = crate::sync::RemoteEnv::with_roots(&ws.root, &cfg.checkpoints.roots);
                 crate::sync::status::mark_same_disk(&mut s, &cfg.sync, &cfg.remotes, &env);

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-/// Bytes in decimal units, as disk vendors and `df -H` count (GB = 10^9).
+/// Bytes in decimal units, as disk vendors and `df -H` count (GB = 10^9): one decimal below
+/// 100 of a unit, none from 100 (`1.5 kB`, `22.0 GB`, `250 GB`), so a size fits a narrow
+/// column. The one byte formatter of the screen, the CLI and the remotes' messages.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut v = n as f64;
@@ -211,6 +213,7 @@ mod tests {
         assert_eq!(bytes(1_500), "1.5 kB");
         assert_eq!(bytes(22_000_000_000), "22.0 GB");
         assert_eq!(bytes(250_000_000_000), "250 GB");
+        assert_eq!(bytes(12_345_678), "12.3 MB");
     }
 
     #[test]

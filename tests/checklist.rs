@@ -365,7 +365,7 @@ fn uploads_item_reads_pending_failed_and_confirmed_rows() {
     let r = w.gather(None, None);
     assert_eq!(rep_item(&r, "uploads").status, Status::Pass, "{r:?}");
     assert!(rep_item(&r, "uploads").reason.contains("L3 r3: nothing waiting, last ok"), "{r:?}");
-    let now = opsconsole::sync::engine::now_ms();
+    let now = opsconsole::unixtime::now_ms();
     let mut ledger = opsconsole::sync::ledger::Ledger::open(&w.ws).expect("ledger");
     ledger.track("notes/a.json", 3_100_000, 1, "aa", None, &[("L2", "r2")], now).expect("track");
     drop(ledger);

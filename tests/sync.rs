@@ -243,8 +243,14 @@ async fn permanent_failures_stop_with_a_reason_until_retried() {
     assert_eq!(rig.l2.uploads_of("logs/train.log"), 1);
     let status = {
         let l = Ledger::open(&rig.ws).expect("ledger");
-        opsconsole::sync::status::status_from_ledger(&l, &config(), &Default::default(), None, engine::now_ms())
-            .expect("status")
+        opsconsole::sync::status::status_from_ledger(
+            &l,
+            &config(),
+            &Default::default(),
+            None,
+            opsconsole::unixtime::now_ms(),
+        )
+        .expect("status")
     };
     assert_eq!(status.levels[0].failed, 1);
     assert!(status.levels[0].failures[0].permanent);
@@ -464,7 +470,7 @@ async fn run_once_stores_everything_routed_and_nothing_else() {
     // A second run uploads nothing.
     let again = opsconsole::sync::run_once(&ws, &c, &remotes).await.expect("run");
     assert_eq!((again.uploaded, again.already_there), (0, 0), "{again:?}");
-    let status = opsconsole::sync::read_status(&ws, &c, &remotes, engine::now_ms()).expect("status");
+    let status = opsconsole::sync::read_status(&ws, &c, &remotes, opsconsole::unixtime::now_ms()).expect("status");
     assert!(status.levels.iter().all(|l| l.pending_files == 0 && l.last_success_unix.is_some()));
 }
 

@@ -617,7 +617,7 @@ fn queue_on_l2(
         Ok(l) => l,
         Err(e) => return Upload::NotQueued { why: format!("the sync ledger cannot be written: {e}") },
     };
-    let now = crate::sync::engine::now_ms();
+    let now = crate::unixtime::now_ms();
     let mtime = crate::sync::ledger::mtime_ns(meta);
     if let Err(e) = ledger.track(
         rel,

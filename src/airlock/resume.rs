@@ -236,7 +236,7 @@ fn local_candidates(workspace: &Path, cfg: &Config, exp: &Experiment) -> Vec<Fou
                     latest: c.step.is_none() && is_latest(&name),
                     files: files.len(),
                     bytes: c.bytes,
-                    modified_unix: Some(crate::checkpoints::unix_secs(c.mtime)),
+                    modified_unix: Some(crate::unixtime::secs(c.mtime)),
                     status: Status::NotChecked,
                 },
                 local_files: files,

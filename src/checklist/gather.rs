@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::items::{self, CopyState, ExtraOutcome, LastRun, LevelFacts, Proc, RunningJob};
 use super::{Item, Report, config::BUILTIN_ITEMS};
@@ -44,9 +44,7 @@ pub struct Sources<'a> {
     pub cache: Option<&'a Mutex<LiveCache>>,
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+use crate::unixtime::secs as unix;
 
 fn resolve(ws: &Path, p: &str) -> PathBuf {
     let path = Path::new(p);
@@ -67,7 +65,7 @@ pub fn cmdline(pid: u32) -> Option<String> {
 pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Report {
     let c = &cfg.checklist;
     let now_unix = unix(now);
-    let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now_ms = crate::unixtime::millis_i64(now);
     let sync = crate::sync::read_status(ws, &cfg.sync, &cfg.remotes, now_ms).map_err(|e| e.to_string());
     let ledger = if crate::sync::ledger::ledger_path(ws).is_file() { Ledger::open(ws).ok() } else { None };
     let log = crate::logtail::discover::select(ws, &cfg.log).filter(|l| l.exists);
@@ -90,12 +88,8 @@ pub fn gather(ws: &Path, cfg: &Config, now: SystemTime, src: Sources<'_>) -> Rep
         }),
     };
     // GPU sampling off in config: say so rather than "not sampled yet".
-    let off = (!cfg.gpu.enabled && src.gpu.is_none()).then(|| {
-        GpuSample::unavailable(
-            now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-            crate::gpu::NvmlStatus::Disabled,
-        )
-    });
+    let off = (!cfg.gpu.enabled && src.gpu.is_none())
+        .then(|| GpuSample::unavailable(crate::unixtime::millis(now), crate::gpu::NvmlStatus::Disabled));
     let gpu = src.gpu.or(off.as_ref());
     let training_running = writers.as_ref().is_ok_and(|w| !w.is_empty())
         || gpu.is_some_and(|g| g.nvml.is_ok() && g.processes().next().is_some());

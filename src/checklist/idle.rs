@@ -128,7 +128,7 @@ impl IdleTracker {
         let Some(since) = self.since() else { return s };
         let idle = now.duration_since(since).unwrap_or(Duration::ZERO);
         s.state = IdleState::Idle;
-        s.since_unix = Some(since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+        s.since_unix = Some(crate::unixtime::secs(since));
         s.idle_seconds = idle.as_secs();
         s.estimated = self.estimated();
         s.banner = idle >= cfg.after;

@@ -56,9 +56,7 @@ pub fn redacted(command: &str) -> String {
         .join(" ")
 }
 
-fn now_ms() -> i64 {
-    crate::sync::engine::now_ms()
-}
+use crate::unixtime::now_ms;
 
 /// Writes the decision to the console's log and the ledger's history.
 pub fn record(workspace: &Path, command: &str, decision: &Decision) -> Result<(), String> {

@@ -16,7 +16,8 @@ use super::ledger::{ConfirmationSource, PruneEvent, PruneEventKind, PruneEventSi
 use super::logs::scan_logs;
 use super::plan::{ItemKind, PlanAction, PlanInputs, PlanItem, PrunePlan, Reason, plan_checkpoints, plan_logs};
 use super::roots::expand_roots;
-use super::{safedelete, ser_path, unix_secs};
+use super::{safedelete, ser_path};
+use crate::unixtime::secs as unix_secs;
 
 /// Everything the executor needs to re-check the world.
 #[derive(Clone)]

@@ -13,7 +13,8 @@ use super::config::CheckpointsConfig;
 use super::ledger::ConfirmationSource;
 use super::openfiles;
 use super::roots::{self, RootDir, Skipped, Unit, UnitKind, UnitMatcher};
-use super::{ser_path, unix_secs};
+use super::ser_path;
+use crate::unixtime::secs as unix_secs;
 use std::ffi::CString;
 
 /// How deep below a root checkpoints are looked for.

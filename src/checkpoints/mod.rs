@@ -25,14 +25,8 @@ pub use plan::{DiskSpace, PlanAction, PlanInputs, PlanItem, PrunePlan, Reason, b
 pub use sample::CheckpointsSample;
 
 use std::path::Path;
-use std::time::SystemTime;
 
 /// Serialize a path as a (lossy) string.
 pub(crate) fn ser_path<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&p.to_string_lossy())
-}
-
-/// Seconds since the Unix epoch (0 for times before it).
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

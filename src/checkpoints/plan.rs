@@ -20,7 +20,8 @@ use super::inventory::{Checkpoint, Inventory};
 use super::ledger::is_confirmed;
 use super::logs::LogFile;
 use super::roots::{Unit, UnitKind};
-use super::{ser_path, unix_secs};
+use super::ser_path;
+use crate::unixtime::secs as unix_secs;
 
 /// Keep or delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -169,6 +170,7 @@ impl DiskSpace {
         let dev = std::fs::metadata(path)?.dev();
         let c = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
+        // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
         if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {

@@ -10,8 +10,8 @@ use super::config::{CheckpointsConfig, PruneConfig};
 use super::inventory::{self, Checkpoint, ScanOptions};
 use super::ledger::ConfirmationSource;
 use super::roots::{self, Skipped};
-use super::unix_secs;
 use crate::disk::usage::{self, UsageBreakdown, UsageSpec};
+use crate::unixtime::secs as unix_secs;
 
 /// The checkpoints and what takes the workspace's space, at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]

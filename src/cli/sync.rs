@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::sync::engine::{self, Mode};
-use crate::sync::{
-    RemoteEnv, RemotesConfig, RunSummary, SyncConfig, SyncError, SyncEvent, human_bytes, ledger, run_once_in,
-};
+use crate::sync::{RemoteEnv, RemotesConfig, RunSummary, SyncConfig, SyncError, SyncEvent, ledger, run_once_in};
 
 /// Run the engine until `shutdown` is cancelled (the CLI cancels it on SIGINT/SIGTERM).
 /// Uploads in flight are left resumable. Progress lines go to stderr.
@@ -174,7 +172,7 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, daemon: bool, veri
                 eprintln!(
                     "sync: {} stored ({}), {} already there, {} verified, {} queued again, {} dropped, {} not stored",
                     summary.uploaded,
-                    human_bytes(summary.uploaded_bytes),
+                    crate::util::bytes(summary.uploaded_bytes),
                     summary.already_there,
                     summary.verified,
                     summary.requeued,
@@ -232,17 +230,21 @@ impl ProgressLines {
     pub fn line(&mut self, ev: &SyncEvent, now: Instant) -> Option<String> {
         Some(match ev {
             SyncEvent::Queued { level, path, bytes } => {
-                format!("{level} queued {path} ({})", human_bytes(*bytes))
+                format!("{level} queued {path} ({})", crate::util::bytes(*bytes))
             }
             SyncEvent::Started { level, path, offset, bytes_total } if *offset >= *bytes_total && *offset > 0 => {
                 // Copied while it was hashed (a local remote), or sent whole before a restart.
-                format!("{level} storing {path} ({}, every byte already there)", human_bytes(*bytes_total))
+                format!("{level} storing {path} ({}, every byte already there)", crate::util::bytes(*bytes_total))
             }
             SyncEvent::Started { level, path, offset, bytes_total } if *offset > 0 => {
-                format!("{level} resuming {path} at {} of {}", human_bytes(*offset), human_bytes(*bytes_total))
+                format!(
+                    "{level} resuming {path} at {} of {}",
+                    crate::util::bytes(*offset),
+                    crate::util::bytes(*bytes_total)
+                )
             }
             SyncEvent::Started { level, path, bytes_total, .. } => {
-                format!("{level} uploading {path} ({})", human_bytes(*bytes_total))
+                format!("{level} uploading {path} ({})", crate::util::bytes(*bytes_total))
             }
             SyncEvent::Progress { level, path, bytes_done, bytes_total, rate_bytes_per_s } => {
                 let key = (level.clone(), path.clone());
@@ -253,9 +255,9 @@ impl ProgressLines {
                 let pct = (*bytes_done as f64 * 100.0 / (*bytes_total).max(1) as f64) as u64;
                 format!(
                     "{level} {path} {pct}% {}/{} {}/s",
-                    human_bytes(*bytes_done),
-                    human_bytes(*bytes_total),
-                    human_bytes(*rate_bytes_per_s)
+                    crate::util::bytes(*bytes_done),
+                    crate::util::bytes(*bytes_total),
+                    crate::util::bytes(*rate_bytes_per_s)
                 )
             }
             SyncEvent::Confirmed { level, path, already_there: true, .. } => {
@@ -263,7 +265,7 @@ impl ProgressLines {
             }
             SyncEvent::Confirmed { level, path, bytes, .. } => {
                 self.last.remove(&(level.clone(), path.clone()));
-                format!("{level} stored {path} ({}), checksum verified", human_bytes(*bytes))
+                format!("{level} stored {path} ({}), checksum verified", crate::util::bytes(*bytes))
             }
             SyncEvent::Failed { level, path, reason, retry_in: Some(d), .. } => format!(
                 "{level} {path} failed: {reason} (retrying in {})",
@@ -311,10 +313,8 @@ mod tests {
             bytes_total: 4_000_000_000,
             rate_bytes_per_s: 88_000_000,
         };
-        assert_eq!(p.line(&ev(1_000_000_000), t).as_deref(), Some("L3 a.pt 25% 1.0 GB/4.0 GB 88 MB/s"));
+        assert_eq!(p.line(&ev(1_000_000_000), t).as_deref(), Some("L3 a.pt 25% 1.0 GB/4.0 GB 88.0 MB/s"));
         assert_eq!(p.line(&ev(1_100_000_000), t + Duration::from_secs(1)), None);
         assert!(p.line(&ev(1_200_000_000), t + Duration::from_secs(2)).is_some());
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(12_345_678), "12 MB");
     }
 }

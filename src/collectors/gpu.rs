@@ -62,7 +62,7 @@ pub(super) fn spawn_gpu(
                 Err(e) => {
                     tracing::error!("GPU sampler failed: {e}");
                     let status = crate::gpu::NvmlStatus::Other { detail: format!("the GPU sampler stopped: {e}") };
-                    let now = crate::gpu::unix_ms(std::time::SystemTime::now());
+                    let now = crate::unixtime::millis(std::time::SystemTime::now());
                     let _ = tx.send(Msg::Gpu(crate::gpu::GpuSample::unavailable(now, status)));
                     return;
                 }

@@ -47,7 +47,7 @@ impl SyncCollector {
                     Err(_) => return,
                 };
                 let (ws, sync, remotes) = (self.workspace.clone(), self.sync.clone(), self.remotes.clone());
-                let now = crate::sync::engine::now_ms();
+                let now = crate::unixtime::now_ms();
                 // The reader (and its open ledger) moves to the blocking thread and back.
                 let mut r = reader.take().unwrap_or_default();
                 let roots = self.checkpoint_roots.clone();

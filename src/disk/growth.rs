@@ -291,9 +291,7 @@ pub mod history_file {
         used_bytes: u64,
     }
 
-    fn unix(t: SystemTime) -> u64 {
-        t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-    }
+    use crate::unixtime::secs as unix;
 
     /// Samples per mount from the last `window` before `now`, oldest first.
     pub fn load(path: &Path, now: SystemTime, window: Duration) -> BTreeMap<String, Vec<UsageSample>> {

@@ -12,11 +12,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::Msg;
+use crate::checkpoints::PruneProgress;
 use crate::checkpoints::ledger::{PruneEvent, PruneEventKind};
 use crate::checkpoints::plan::PrunePlan;
-use crate::checkpoints::{PruneProgress, unix_secs};
 use crate::config::Config;
 use crate::prune::{event_sink, exec_context, make_plan};
+use crate::unixtime::secs as unix_secs;
 
 /// A prune job running: its cancel flag and its thread.
 pub struct PruneJob {

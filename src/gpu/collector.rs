@@ -12,7 +12,7 @@ use nvml_wrapper::error::NvmlError;
 use super::config::GpuConfig;
 use super::procinfo::ProcReader;
 use super::sample::{GpuDevice, GpuProcess, GpuSample, NvmlStatus};
-use super::unix_ms;
+use crate::unixtime::millis as unix_ms;
 
 /// The library name NVML is loaded by when `gpu.lib_path` is not set.
 pub const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";

@@ -46,7 +46,7 @@ impl DemoGpu {
         let warm = (t / 120.0).min(1.0);
         let util = if loading { 3 } else { 94 + ((t * 1.3) as u32 % 6) };
         GpuSample {
-            taken_at_unix_ms: super::unix_ms(now),
+            taken_at_unix_ms: crate::unixtime::millis(now),
             nvml: NvmlStatus::Ok { driver_version: "demo".into() },
             gpus: vec![GpuDevice {
                 index: 0,

@@ -262,16 +262,9 @@ pub struct Advice {
 }
 
 /// Why no estimate could be made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct EstimateError(pub String);
-
-impl std::fmt::Display for EstimateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for EstimateError {}
 
 fn mul_half(params: u64, half_bytes: u64) -> u64 {
     ((params as u128 * half_bytes as u128).div_ceil(2)).min(u64::MAX as u128) as u64

@@ -1,45 +1,29 @@
 //! Ending a GPU process (`K` in the panel): SIGTERM, only to a process the user owns,
 //! and only to the very process that was chosen (not a later one that reused its pid).
 
-use std::fmt;
 use std::path::Path;
 
 use super::procinfo::{parse_real_uid, read_start_ticks};
 
 /// Why a process was not sent SIGTERM.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum TerminateError {
     /// The process is gone.
+    #[error("process {pid} has already ended")]
     NoSuchProcess { pid: u32 },
     /// Owned by another user.
+    #[error("process {pid} belongs to uid {owner_uid}, not to you (uid {my_uid}): not sent")]
     NotYours { pid: u32, owner_uid: u32, my_uid: u32 },
     /// The pid now names a different process than the one chosen.
+    #[error("pid {pid} now names another process (the chosen one ended): not sent")]
     Replaced { pid: u32 },
     /// pid 0 or 1, or this console itself.
+    #[error("process {pid} is protected (init or this console): not sent")]
     Protected { pid: u32 },
     /// The kernel refused.
+    #[error("SIGTERM to {pid} failed: {error}")]
     Os { pid: u32, error: std::io::Error },
 }
-
-impl fmt::Display for TerminateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TerminateError::NoSuchProcess { pid } => write!(f, "process {pid} has already ended"),
-            TerminateError::NotYours { pid, owner_uid, my_uid } => {
-                write!(f, "process {pid} belongs to uid {owner_uid}, not to you (uid {my_uid}): not sent")
-            }
-            TerminateError::Replaced { pid } => {
-                write!(f, "pid {pid} now names another process (the chosen one ended): not sent")
-            }
-            TerminateError::Protected { pid } => {
-                write!(f, "process {pid} is protected (init or this console): not sent")
-            }
-            TerminateError::Os { pid, error } => write!(f, "SIGTERM to {pid} failed: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for TerminateError {}
 
 /// Checks that `pid` is still the chosen process (`expected_start_ticks`, when known) and
 /// belongs to the current user; returns its owner uid. The panel calls this before asking.

@@ -16,8 +16,6 @@ pub mod report;
 pub mod sample;
 pub mod tier;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub use collector::GpuCollector;
 pub use config::{GpuConfig, TierConfig};
 pub use estimate::{EstimateInput, FitEstimate, estimate};
@@ -26,8 +24,3 @@ pub use kill::{TerminateError, terminate};
 pub use report::GpuStatus;
 pub use sample::{GpuDevice, GpuProcess, GpuSample, NvmlStatus};
 pub use tier::{FitTracker, TierFit, Verdict};
-
-/// Milliseconds since the Unix epoch (0 before it).
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis().min(u64::MAX as u128) as u64).unwrap_or(0)
-}

@@ -114,7 +114,7 @@ impl LedgerConfirmations {
             .join()
             .unwrap_or_else(|_| Err("the verification stopped".into()))
         })?;
-        let now = crate::sync::engine::now_ms();
+        let now = crate::unixtime::now_ms();
         let mut first_error = None;
         // A folder names the file that failed; a single file is the item itself.
         let copy = |key: &str| if keys.len() > 1 { format!("the copy of {key}") } else { "the copy".to_string() };

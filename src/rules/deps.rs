@@ -382,24 +382,25 @@ fn installed(dirs: &[PathBuf]) -> BTreeMap<String, BTreeSet<String>> {
     map
 }
 
-/// The Python files of an experiment folder (two levels, sorted, at most [`MAX_PY_FILES`]).
-fn py_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<_> = rd.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        if out.len() >= MAX_PY_FILES {
-            return;
-        }
-        let name = e.file_name().to_string_lossy().into_owned();
-        match e.file_type() {
-            Ok(t) if t.is_dir() && depth < 2 && !name.starts_with('.') && name != "__pycache__" => {
-                py_files(&e.path(), depth + 1, out)
-            }
-            Ok(t) if t.is_file() && name.ends_with(".py") => out.push(e.path()),
-            _ => {}
-        }
-    }
+/// The Python files of an experiment folder (two levels of folders below it, hidden ones
+/// and `__pycache__` skipped, symlinks not followed; sorted depth first; at most
+/// [`MAX_PY_FILES`]).
+fn py_files(dir: &Path) -> Vec<PathBuf> {
+    let visible = |e: &walkdir::DirEntry| {
+        let name = e.file_name().to_string_lossy();
+        !e.file_type().is_dir() || !(name.starts_with('.') || name == "__pycache__")
+    };
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(3)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(visible)
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".py"))
+        .map(walkdir::DirEntry::into_path)
+        .take(MAX_PY_FILES)
+        .collect()
 }
 
 /// Whether `module` is the experiment's or the workspace's own code.
@@ -446,8 +447,7 @@ pub fn check(ws: &Path, cfg: &Config, experiment: Option<&str>) -> DepsRule {
     };
     let shown = |p: &Path| crate::workspace::Workspace::at(ws).display(p);
     let dir = crate::airlock::in_workspace(ws, &cfg.paths.experiments).join(exp);
-    let mut files = Vec::new();
-    py_files(&dir, 0, &mut files);
+    let files = py_files(&dir);
     let mut budget = MAX_SCRIPTS_BYTES;
     for f in &files {
         if budget == 0 {
@@ -519,6 +519,20 @@ pub fn check(ws: &Path, cfg: &Config, experiment: Option<&str>) -> DepsRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_files_two_folder_levels_down_sorted_without_hidden_or_cache_folders() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["z.py", "a/b/c.py", "a/b/c/too_deep.py", "a/notes.txt", ".venv/x.py", "__pycache__/y.py", ".top.py"] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "").unwrap();
+        }
+        std::os::unix::fs::symlink(d.path().join("a"), d.path().join("link")).unwrap();
+        let got: Vec<String> =
+            py_files(d.path()).iter().map(|p| p.strip_prefix(d.path()).unwrap().display().to_string()).collect();
+        assert_eq!(got, [".top.py", "a/b/c.py", "z.py"]);
+    }
 
     #[test]
     fn imports_of_a_script() {

@@ -16,7 +16,7 @@ pub mod mounts;
 pub mod tier;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -242,9 +242,7 @@ pub struct Inputs<'a> {
     pub probe: &'a Probe,
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+use crate::unixtime::secs as unix;
 
 /// The experiment folder a path lies in (`<experiments>/<name>/…`).
 fn experiment_of(ws: &Path, experiments: &str, p: &Path) -> Option<String> {

@@ -103,20 +103,42 @@ pub enum EntryFilter {
 }
 
 /// A ledger failure, in words, naming the ledger file.
-#[derive(Debug)]
-pub struct LedgerError(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// SQLite refused. `context` says where ("ledger <file>"); `err` keeps SQLite's own
+    /// error kind (disk full, busy, corrupt) for callers that act on it.
+    #[error("{context}: {err}")]
+    Sqlite { context: String, err: rusqlite::Error },
+    /// Anything else: a folder that cannot be created, a schema from a newer build, a
+    /// stopped ledger task.
+    #[error("{0}")]
+    Other(String),
+}
 
-impl fmt::Display for LedgerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl LedgerError {
+    /// SQLite's error code, when SQLite is what refused (e.g. `DiskFull`, `DatabaseBusy`).
+    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            LedgerError::Sqlite { err, .. } => err.sqlite_error_code(),
+            LedgerError::Other(_) => None,
+        }
+    }
+
+    /// The same error for a second owner; SQLite's error is not `Clone`, so its kind is kept
+    /// only where it is a SQLite failure code.
+    pub fn duplicate(&self) -> LedgerError {
+        match self {
+            LedgerError::Sqlite { context, err: rusqlite::Error::SqliteFailure(e, msg) } => {
+                LedgerError::Sqlite { context: context.clone(), err: rusqlite::Error::SqliteFailure(*e, msg.clone()) }
+            }
+            other => LedgerError::Other(other.to_string()),
+        }
     }
 }
 
-impl std::error::Error for LedgerError {}
-
 impl From<rusqlite::Error> for LedgerError {
-    fn from(e: rusqlite::Error) -> Self {
-        LedgerError(format!("ledger: {e}"))
+    fn from(err: rusqlite::Error) -> Self {
+        LedgerError::Sqlite { context: "ledger".into(), err }
     }
 }
 
@@ -342,14 +364,15 @@ impl Ledger {
     pub fn open(workspace: &Path) -> Result<Self> {
         let path = ledger_path(workspace);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LedgerError::Other(format!("cannot create {}: {e}", dir.display())))?;
         }
         Self::open_at(&path)
     }
 
     /// Open (creating if needed) a ledger file, migrating it to the current schema.
     pub fn open_at(path: &Path) -> Result<Self> {
-        let ctx = |e: rusqlite::Error| LedgerError(format!("ledger {}: {e}", path.display()));
+        let ctx = |err: rusqlite::Error| LedgerError::Sqlite { context: format!("ledger {}", path.display()), err };
         let mut conn = Connection::open(path).map_err(ctx)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(ctx)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(ctx)?;
@@ -357,7 +380,7 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(ctx)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
         if version > SCHEMA_VERSION {
-            return Err(LedgerError(format!(
+            return Err(LedgerError::Other(format!(
                 "ledger {} has schema {version}, newer than this opsconsole understands \
                  ({SCHEMA_VERSION}); upgrade opsconsole",
                 path.display()
@@ -391,7 +414,7 @@ impl Ledger {
             Ok(l) => Ok((l, None)),
             Err(e) if path.is_file() => match Self::snapshot_at(&path) {
                 Ok(l) => Ok((l, Some(read_only_words(workspace, &e)))),
-                Err(e2) => Err(LedgerError(format!("{e}; reading it without writing failed too: {e2}"))),
+                Err(e2) => Err(LedgerError::Other(format!("{e}; reading it without writing failed too: {e2}"))),
             },
             Err(e) => Err(e),
         }
@@ -411,7 +434,7 @@ impl Ledger {
     /// waits, and after [`SNAPSHOT_PATIENCE`] the copy fails in words for this time (the
     /// caller reads again later).
     pub fn snapshot_at(path: &Path) -> Result<Self> {
-        let ctx = |e: rusqlite::Error| LedgerError(format!("ledger {}: {e}", path.display()));
+        let ctx = |err: rusqlite::Error| LedgerError::Sqlite { context: format!("ledger {}", path.display()), err };
         let _one_at_a_time = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(5);
@@ -420,7 +443,7 @@ impl Ledger {
                 break mem;
             }
             if started.elapsed() >= SNAPSHOT_PATIENCE {
-                return Err(LedgerError(format!(
+                return Err(LedgerError::Other(format!(
                     "ledger {}: in use by another reader, so no copy could be read this time (tried for {} s); \
                      it is read again shortly",
                     path.display(),
@@ -440,7 +463,7 @@ impl Ledger {
         mem.pragma_update(None, "query_only", true).map_err(ctx)?;
         let version: i64 = mem.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
         if version > SCHEMA_VERSION {
-            return Err(LedgerError(format!(
+            return Err(LedgerError::Other(format!(
                 "ledger {} has schema {version}, newer than this opsconsole understands ({SCHEMA_VERSION})",
                 path.display()
             )));

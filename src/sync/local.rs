@@ -551,26 +551,23 @@ impl LocalRemote {
     fn list_blocking(&self, prefix: &str) -> Result<Vec<RemoteObject>, RemoteError> {
         let mut out = Vec::new();
         self.place_ok()?;
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let rd = fs::read_dir(&dir).map_err(|e| self.io_err(&e, &dir))?;
-            for entry in rd.flatten() {
-                let path = entry.path();
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_dir() {
-                    if path != self.root.join(PARTIAL_DIR) {
-                        stack.push(path);
-                    }
-                } else if ft.is_file()
-                    && let Some(key) = super::routing::relative_key(&self.root, &path)
-                    && key.starts_with(prefix)
-                    && key != MARKER_FILE
-                {
-                    let meta = entry.metadata().ok();
-                    let size = meta.as_ref().map_or(0, |m| m.len());
-                    let modified_ms = meta.as_ref().map(|m| super::ledger::mtime_ns(m) / 1_000_000);
-                    out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None, modified_ms });
-                }
+        let partial = self.root.join(PARTIAL_DIR);
+        // A folder that cannot be read fails the listing (an incomplete list would read as
+        // copies gone); symlinks are not followed; unfinished uploads are not listed.
+        for entry in walkdir::WalkDir::new(&self.root).into_iter().filter_entry(|e| e.path() != partial) {
+            let entry = entry.map_err(|e| {
+                let dir = e.path().unwrap_or(&self.root).to_path_buf();
+                self.io_err(&e.into_io_error().unwrap_or_else(|| io::Error::other("folder loop")), &dir)
+            })?;
+            if entry.file_type().is_file()
+                && let Some(key) = super::routing::relative_key(&self.root, entry.path())
+                && key.starts_with(prefix)
+                && key != MARKER_FILE
+            {
+                let meta = entry.metadata().ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
+                let modified_ms = meta.as_ref().map(|m| super::ledger::mtime_ns(m) / 1_000_000);
+                out.push(RemoteObject { id: key.clone(), key, size, sha256: None, md5: None, modified_ms });
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -641,7 +638,7 @@ impl LocalRemote {
         match fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => {
                 let free =
-                    free_bytes(&self.root).map(|b| format!(", {} free", super::human_bytes(b))).unwrap_or_default();
+                    free_bytes(&self.root).map(|b| format!(", {} free", crate::util::bytes(b))).unwrap_or_default();
                 steps.push(CheckStep::pass("root exists", format!("{root}{free}")))
             }
             Ok(_) => {
@@ -947,8 +944,9 @@ fn local_filesystem(f: &File) -> bool {
         0x794C_7630, // overlay
         0x8584_58F6, // ramfs
     ];
-    // SAFETY: fstatfs fills the zeroed struct we pass; the descriptor is an open file.
+    // SAFETY: statfs is plain old data; all-zero bytes are a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs fills the zeroed struct we pass; the descriptor is an open file.
     let rc = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) };
     #[allow(clippy::unnecessary_cast)]
     let kind = st.f_type as i64;
@@ -971,8 +969,9 @@ fn changed(source: &Path) -> RemoteError {
 fn free_bytes(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
+    // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }

@@ -19,31 +19,14 @@ pub struct EngineLock {
 }
 
 /// Why the lock was not taken.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another engine holds it (its pid, when it wrote one).
-    Held {
-        pid: Option<u32>,
-        path: PathBuf,
-    },
+    #[error("another sync engine{} is running on this workspace ({})", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), .path.display())]
+    Held { pid: Option<u32>, path: PathBuf },
+    #[error("cannot use the lock {}: {}", .1.display(), .0)]
     Io(io::Error, PathBuf),
 }
-
-impl std::fmt::Display for LockError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LockError::Held { pid: Some(pid), path } => {
-                write!(f, "another sync engine (pid {pid}) is running on this workspace ({})", path.display())
-            }
-            LockError::Held { pid: None, path } => {
-                write!(f, "another sync engine is running on this workspace ({})", path.display())
-            }
-            LockError::Io(e, path) => write!(f, "cannot use the lock {}: {e}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for LockError {}
 
 fn open(path: &Path) -> Result<File, LockError> {
     if let Some(dir) = path.parent() {

@@ -126,7 +126,7 @@ pub fn new_marker(remote: &str, workspace_id: &str, workspace: &Path) -> Marker 
         workspace_id: workspace_id.to_string(),
         workspace: workspace.display().to_string(),
         host: crate::workspace::HostInfo::current().hostname,
-        created_unix: super::engine::now_ms().div_euclid(1000),
+        created_unix: crate::unixtime::now_ms().div_euclid(1000),
     }
 }
 

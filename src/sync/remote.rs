@@ -35,8 +35,9 @@ pub enum ErrorKind {
 }
 
 /// A remote failure: what happened, in words, and what to do about it. Never carries a
-/// secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// secret. Shown as its [`reason`](Self::reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.reason())]
 pub struct RemoteError {
     pub kind: ErrorKind,
     pub message: String,
@@ -105,14 +106,6 @@ impl RemoteError {
         }
     }
 }
-
-impl std::fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason())
-    }
-}
-
-impl std::error::Error for RemoteError {}
 
 /// An object as the remote reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -218,28 +218,19 @@ fn dir_ignored(router: &Router, rel: &str) -> bool {
 /// (relative path, size, mtime_ns). Does not follow symlinks or enter ignored folders.
 pub fn scan(root: &Path, router: &Router) -> Vec<(String, u64, i64)> {
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in rd.flatten() {
-            let path = entry.path();
-            let Ok(ft) = entry.file_type() else { continue };
-            let Some(rel) = relative_key(root, &path) else {
-                continue;
-            };
-            if ft.is_dir() {
-                if !dir_ignored(router, &rel) {
-                    stack.push(path);
-                }
-            } else if ft.is_file()
-                && !router.ignored(&rel)
-                && let Ok(meta) = entry.metadata()
-                && router.considered(&rel, meta.len())
-            {
-                out.push((rel, meta.len(), mtime_ns(&meta)));
-            }
+    // Unreadable folders are skipped; folders whose path is not a key, or that are
+    // ignored, are not entered.
+    let entries = walkdir::WalkDir::new(root).min_depth(1).into_iter().filter_entry(|e| {
+        !e.file_type().is_dir() || relative_key(root, e.path()).is_some_and(|rel| !dir_ignored(router, &rel))
+    });
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_type().is_file()
+            && let Some(rel) = relative_key(root, entry.path())
+            && !router.ignored(&rel)
+            && let Ok(meta) = entry.metadata()
+            && router.considered(&rel, meta.len())
+        {
+            out.push((rel, meta.len(), mtime_ns(&meta)));
         }
     }
     out.sort();

@@ -23,7 +23,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let title = match &g.sample {
         Some(s) if !s.gpus.is_empty() => {
             // A sample older than three intervals (a hung driver call, say) is marked stale.
-            let age_ms = crate::gpu::unix_ms(state.now).saturating_sub(s.taken_at_unix_ms);
+            let age_ms = crate::unixtime::millis(state.now).saturating_sub(s.taken_at_unix_ms);
             if age_ms > 3 * state.config.gpu.sample_ms.max(1000) {
                 format!(" GPU · {} · stale {} ", s.gpus.len(), util::duration(Duration::from_millis(age_ms)))
             } else {

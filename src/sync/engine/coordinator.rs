@@ -130,7 +130,7 @@ pub(super) async fn db<T: Send + 'static>(
     .await
     {
         Ok(r) => r,
-        Err(e) => Err(LedgerError(format!("ledger task stopped: {e}"))),
+        Err(e) => Err(LedgerError::Other(format!("ledger task stopped: {e}"))),
     }
 }
 
@@ -1042,7 +1042,7 @@ impl Coordinator {
             // The failure is not recorded: the row would look due again at once. Wait as
             // the ledger trouble says, whatever the attempt's own retry delay was.
             if self.mode == Mode::Once {
-                return Err(SyncError::Ledger(LedgerError(e.0.clone())));
+                return Err(SyncError::Ledger(e.duplicate()));
             }
             self.ledger_failed(e);
             if let JobEnd::Failed { retry_in, .. } = &mut end {

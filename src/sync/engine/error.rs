@@ -6,34 +6,16 @@ use crate::sync::ledger::LedgerError;
 use crate::sync::lock::LockError;
 
 /// Why the engine could not start or stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// Another engine runs on this workspace.
+    #[error(transparent)]
     Locked(LockError),
-    Ledger(LedgerError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// A config value is unusable (dotted key, problem).
+    #[error("sync config: {}", .0.iter().map(|(k, p)| format!("{k}: {p}")).collect::<Vec<_>>().join("; "))]
     Config(Vec<(String, String)>),
-}
-
-impl std::fmt::Display for SyncError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SyncError::Locked(e) => write!(f, "{e}"),
-            SyncError::Ledger(e) => write!(f, "{e}"),
-            SyncError::Config(problems) => {
-                let parts: Vec<String> = problems.iter().map(|(k, p)| format!("{k}: {p}")).collect();
-                write!(f, "sync config: {}", parts.join("; "))
-            }
-        }
-    }
-}
-
-impl std::error::Error for SyncError {}
-
-impl From<LedgerError> for SyncError {
-    fn from(e: LedgerError) -> Self {
-        SyncError::Ledger(e)
-    }
 }
 
 /// A ledger error in words: a full disk says so.

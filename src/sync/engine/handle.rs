@@ -52,11 +52,11 @@ impl EngineHandle {
     /// Wait for the engine to end by itself (once mode) or by its shutdown token.
     pub async fn wait(mut self) -> Result<RunSummary, SyncError> {
         let Some(task) = self.task.take() else {
-            return Err(SyncError::Ledger(LedgerError("sync engine already awaited".into())));
+            return Err(SyncError::Ledger(LedgerError::Other("sync engine already awaited".into())));
         };
         match task.await {
             Ok(r) => r,
-            Err(e) => Err(SyncError::Ledger(LedgerError(format!("sync engine stopped: {e}")))),
+            Err(e) => Err(SyncError::Ledger(LedgerError::Other(format!("sync engine stopped: {e}")))),
         }
     }
 }

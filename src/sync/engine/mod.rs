@@ -11,7 +11,7 @@ mod handle;
 mod remotes;
 mod upload;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use backoff::backoff_delay;
 pub use command::Command;
@@ -24,10 +24,7 @@ use upload::{JobDone, JobEnd};
 // [commit groups] One commit per checkpoint for remotes that commit (the Hub).
 mod group;
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use crate::unixtime::now_ms;
 
 /// What the engine reports. Plain values, for the console's `update` and the CLI.
 #[derive(Debug, Clone, PartialEq)]

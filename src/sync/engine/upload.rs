@@ -68,7 +68,7 @@ impl Job {
     fn note_ledger_error(&self, e: &LedgerError) {
         let mut slot = self.ledger_error.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
-            *slot = Some(LedgerError(e.0.clone()));
+            *slot = Some(e.duplicate());
         }
     }
 

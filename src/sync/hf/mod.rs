@@ -434,7 +434,7 @@ impl HfRemote {
                         "remote '{}': the Hub wants {path} ({}) stored inline in the commit, which it refuses above \
                          10 MiB; weights are never sent that way",
                         self.name,
-                        super::human_bytes(req.size)
+                        crate::util::bytes(req.size)
                     ),
                 )
                 .with_fix(format!(
@@ -599,11 +599,11 @@ impl HfRemote {
             "Checkpoint {group} ({} file{}, {}) stored by `opsconsole sync` on {}.\n\n",
             todo.len(),
             if todo.len() == 1 { "" } else { "s" },
-            super::human_bytes(total),
+            crate::util::bytes(total),
             self.host
         );
         for (f, path) in todo {
-            description.push_str(&format!("- {path} ({}, sha256 {})\n", super::human_bytes(f.size), f.sha256));
+            description.push_str(&format!("- {path} ({}, sha256 {})\n", crate::util::bytes(f.size), f.sha256));
         }
         let mut lines = vec![serde_json::json!({
             "key": "header",
