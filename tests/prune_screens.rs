@@ -200,6 +200,33 @@ fn p_opens_the_plan_screen_and_y_runs_it_as_a_job() {
 }
 
 #[test]
+fn the_u_override_ends_with_the_run_it_was_given_to() {
+    let mut s = fx::state();
+    update(&mut s, fx::typical_disks());
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    assert_eq!(update(&mut s, key('u')), vec![Effect::PlanPrune { allow_unconfirmed: true }]);
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    assert!(s.prune.screen.allow_unconfirmed);
+    assert_eq!(update(&mut s, key('y')), vec![Effect::RunPrune]);
+    let done = update(
+        &mut s,
+        Msg::Prune(PruneProgress::Done {
+            report: PruneReport { deleted: 2, freed_bytes: 13_400 * MB, ..Default::default() },
+        }),
+    );
+    assert_eq!(
+        done,
+        vec![Effect::RefreshNow, Effect::PlanPrune { allow_unconfirmed: false }],
+        "the next plan is the safe one"
+    );
+    assert!(!s.prune.screen.allow_unconfirmed);
+    // Closed and opened again: still off.
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(update(&mut s, key('p')), vec![Effect::PlanPrune { allow_unconfirmed: false }]);
+}
+
+#[test]
 fn shift_c_stops_a_running_prune_and_the_summary_says_it_stopped() {
     let mut s = fx::state();
     update(&mut s, fx::typical_disks());

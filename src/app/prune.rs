@@ -227,10 +227,12 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
                 state.notice = Some(format!("auto-prune: {one_line}"));
             }
             let mut fx = vec![Effect::RefreshNow];
+            // The `u` override is for the run it was given to: the next plan is the safe one.
+            state.prune.screen.allow_unconfirmed = false;
             if state.overlay == Overlay::Prune {
                 state.prune.screen.message = Some(summary);
                 state.prune.screen.planning = true;
-                fx.push(Effect::PlanPrune { allow_unconfirmed: state.prune.screen.allow_unconfirmed });
+                fx.push(Effect::PlanPrune { allow_unconfirmed: false });
             }
             fx
         }
