@@ -208,6 +208,10 @@ fn the_u_override_ends_with_the_run_it_was_given_to() {
     assert_eq!(update(&mut s, key('u')), vec![Effect::PlanPrune { allow_unconfirmed: true }]);
     update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
     assert!(s.prune.screen.allow_unconfirmed);
+    // Nothing in this plan depends on the override: it says so, without capitals.
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("unconfirmed copies included: none in this plan · u to turn off"), "{text}");
+    assert!(!text.contains("INCLUDING"), "{text}");
     assert_eq!(update(&mut s, key('y')), vec![Effect::RunPrune]);
     let done = update(
         &mut s,

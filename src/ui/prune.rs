@@ -110,7 +110,16 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
             }
             head_lines.push(Line::styled(util::ellipsize(&t, width), Style::new().add_modifier(Modifier::BOLD)));
             let u = key(state, Action::IncludeUnsynced, "u");
-            let second = if s.allow_unconfirmed {
+            let second = if s.allow_unconfirmed && p.unconfirmed_deletes == 0 {
+                // On, but nothing in this plan depends on it: no alarm, only the state.
+                Line::styled(
+                    util::ellipsize(
+                        &format!("unconfirmed copies included: none in this plan · {u} to turn off"),
+                        width,
+                    ),
+                    Style::new().fg(Color::Yellow),
+                )
+            } else if s.allow_unconfirmed {
                 Line::styled(
                     util::ellipsize(
                         &format!("INCLUDING {} unconfirmed (only copy) · {u} to keep them", p.unconfirmed_deletes),
