@@ -254,6 +254,10 @@ impl StatusReport {
         out.push_str(&match self.idle.state {
             crate::checklist::idle::IdleState::Idle => format!("idle: {}\n", self.idle.banner_text()),
             crate::checklist::idle::IdleState::Busy => format!("idle: no, {}\n", self.idle.reason),
+            // The GPUs' own trouble is on the line above: not said twice.
+            crate::checklist::idle::IdleState::Unknown if self.idle.reason == self.gpu.nvml.message => {
+                "idle: unknown (the GPUs cannot be read, see above)\n".to_string()
+            }
             crate::checklist::idle::IdleState::Unknown => format!("idle: unknown ({})\n", self.idle.reason),
         });
         out.push_str(&self.log.to_text(&self.metrics));

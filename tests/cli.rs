@@ -57,6 +57,11 @@ fn status_text_has_checkpoints_growth_and_each_levels_last_success() {
     let text = stdout(&opsconsole(ws, &["status"]));
     let json: serde_json::Value =
         serde_json::from_slice(&opsconsole(ws, &["status", "--json"]).stdout).expect("status --json");
+    // Without NVML its message is said once (the GPU line), not again on the idle line.
+    let nvml = json["nvml"]["message"].as_str().expect("nvml message");
+    if json["gpus"].as_array().is_some_and(|g| g.is_empty()) && nvml.len() > 20 {
+        assert_eq!(text.matches(nvml).count(), 1, "{text}");
+    }
     // Checkpoints: count and size (as the JSON lists them), the newest, none confirmed.
     assert_eq!(json["checkpoints"].as_array().map(Vec::len), Some(2));
     assert!(text.contains("checkpoints: 2 (6.0 MB) · newest step 200, "), "{text}");
