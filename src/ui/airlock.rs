@@ -43,23 +43,7 @@ fn text(s: &str, width: usize, style: Style) -> Line<'static> {
 /// the lines after the first indented by `indent`.
 fn wrapped(s: &str, width: usize, indent: usize, style: Style) -> Vec<Line<'static>> {
     let width = width.max(indent + 8);
-    let mut lines: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    for word in s.split(' ') {
-        let room = if lines.is_empty() { width } else { width - indent };
-        let need = cur.chars().count() + usize::from(!cur.is_empty()) + word.chars().count();
-        if need > room && !cur.is_empty() {
-            lines.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(' ');
-        }
-        cur.push_str(word);
-    }
-    if !cur.is_empty() {
-        lines.push(cur);
-    }
-    lines
+    super::wrap_words(s.split(' '), width, width - indent)
         .into_iter()
         .enumerate()
         .map(|(i, l)| {

@@ -37,21 +37,7 @@ pub fn idle_banner(state: &AppState) -> Option<(String, String)> {
 /// Words cut to lines of `width`, at most `max` lines (the last one ellipsized).
 fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
     let width = width.max(8);
-    let mut lines: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    for word in text.split(' ') {
-        let need = cur.chars().count() + usize::from(!cur.is_empty()) + word.chars().count();
-        if need > width && !cur.is_empty() {
-            lines.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(' ');
-        }
-        cur.push_str(word);
-    }
-    if !cur.is_empty() {
-        lines.push(cur);
-    }
+    let mut lines = super::wrap_words(text.split(' '), width, width);
     if lines.len() > max {
         let rest = lines[max - 1..].join(" ");
         lines.truncate(max - 1);

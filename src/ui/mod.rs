@@ -141,6 +141,29 @@ pub(crate) fn level_style(level: Level) -> Style {
 }
 
 /// Dim text for labels and explanations.
+/// `words` joined by single spaces into lines: the first at most `first` characters, the
+/// rest at most `rest` (a word longer than a line stands alone on its line). The screens'
+/// one word wrapper; each caller decides how to cut what does not fit.
+pub(crate) fn wrap_words<'a>(words: impl Iterator<Item = &'a str>, first: usize, rest: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in words {
+        let room = if lines.is_empty() { first } else { rest };
+        let len = cur.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > room {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
 pub(crate) fn dim() -> Style {
     Style::new().fg(Color::DarkGray)
 }

@@ -286,22 +286,10 @@ pub fn queue(state: &AppState, frame: &mut Frame, area: Rect) {
 /// one ends with … when cut).
 fn wrap(text: &str, width: usize, max: usize) -> Vec<String> {
     let width = width.max(10);
-    let mut out: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    for word in text.split_whitespace() {
-        let len = cur.chars().count();
-        if len > 0 && len + 1 + word.chars().count() > width {
-            out.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(' ');
-        }
-        cur.push_str(word);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    let out: Vec<String> = out.into_iter().map(|l| util::ellipsize(&l, width)).collect();
+    let out: Vec<String> = super::wrap_words(text.split_whitespace(), width, width)
+        .into_iter()
+        .map(|l| util::ellipsize(&l, width))
+        .collect();
     if out.len() > max {
         let mut v = out[..max].to_vec();
         v[max - 1] = util::ellipsize(&format!("{} …", v[max - 1]), width);
