@@ -27,6 +27,43 @@ pub struct MetricsSnapshot {
     pub final_train_loss: Option<f64>,
 }
 
+impl MetricsSnapshot {
+    /// Values of `newer` override ours where present.
+    pub fn overlay(&mut self, newer: &MetricsSnapshot) {
+        let MetricsSnapshot {
+            step,
+            loss,
+            eval_loss,
+            learning_rate,
+            grad_norm,
+            epoch,
+            tokens_per_second,
+            eta_seconds,
+            total_steps,
+            iterations_per_second,
+            train_runtime,
+            final_train_loss,
+        } = *newer;
+        macro_rules! newer {
+            ($($f:ident),*) => { $( if $f.is_some() { self.$f = $f; } )* };
+        }
+        newer!(
+            step,
+            loss,
+            eval_loss,
+            learning_rate,
+            grad_norm,
+            epoch,
+            tokens_per_second,
+            eta_seconds,
+            total_steps,
+            iterations_per_second,
+            train_runtime,
+            final_train_loss
+        );
+    }
+}
+
 /// A chart series with at most `cap` points: when full, every other point is dropped
 /// and only every `stride`-th new point is kept, so a long run keeps its whole shape.
 /// The latest point is always kept.
@@ -310,24 +347,7 @@ impl MetricsState {
     /// The history read in the background (`earlier`) followed by `self`.
     pub fn after(&self, earlier: &MetricsState) -> MetricsState {
         let mut latest = earlier.latest;
-        let n = &self.latest;
-        macro_rules! newer {
-            ($($f:ident),*) => { $( if n.$f.is_some() { latest.$f = n.$f; } )* };
-        }
-        newer!(
-            step,
-            loss,
-            eval_loss,
-            learning_rate,
-            grad_norm,
-            epoch,
-            tokens_per_second,
-            eta_seconds,
-            total_steps,
-            iterations_per_second,
-            train_runtime,
-            final_train_loss
-        );
+        latest.overlay(&self.latest);
         MetricsState {
             latest,
             loss: self.loss.after(&earlier.loss),
