@@ -70,18 +70,43 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
-/// Cuts `s` to at most `max` characters from its start, marking the cut with `…`
-/// (`…/proj/.venv/bin/`): for paths, whose end matters most.
+/// Cuts `s` to at most `max` terminal cells from its start, marking the cut with `…`
+/// (`…/proj/.venv/bin/`): for paths, whose end matters most. Display widths, as
+/// [`ellipsize`]: a wide character is never split and never spills past the column.
 pub fn ellipsize_start(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    if s.width() <= max {
         return s.to_string();
     }
     if max == 0 {
         return String::new();
     }
-    let keep: String = s.chars().skip(n - (max - 1)).collect();
-    format!("…{keep}")
+    let mut used = 0;
+    let mut start = s.len();
+    for (i, c) in s.char_indices().rev() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max - 1 {
+            break;
+        }
+        used += w;
+        start = i;
+    }
+    format!("…{}", &s[start..])
+}
+
+/// `s` without its first `cells` terminal cells, for a view scrolled sideways: a wide
+/// character that straddles the edge is dropped whole. Also says how many cells were
+/// dropped beyond `cells` (0 or 1), so a caller can pad to keep columns aligned.
+pub fn skip_cells(s: &str, cells: usize) -> (&str, usize) {
+    use unicode_width::UnicodeWidthChar;
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        if used >= cells {
+            return (&s[i..], used - cells);
+        }
+        used += c.width().unwrap_or(0);
+    }
+    ("", used.saturating_sub(cells))
 }
 
 /// An interval whose ticks fall on one grid for the whole process: multiples of `period`
@@ -177,6 +202,38 @@ mod tests {
         let emoji = ellipsize("🚀🚀🚀🚀 run", 6);
         assert_eq!(emoji, "🚀🚀…");
         assert!(emoji.width() <= 6);
+    }
+
+    #[test]
+    fn ellipsize_start_counts_display_cells() {
+        use unicode_width::UnicodeWidthStr;
+        assert_eq!(ellipsize_start("/home/me/proj/.venv/bin/python", 12), "…/bin/python");
+        assert_eq!(ellipsize_start("short", 12), "short");
+        assert_eq!(ellipsize_start("abc", 0), "");
+        assert_eq!(ellipsize_start("abc", 1), "…");
+        // Two cells each: `…` plus three wide characters is seven cells, a fourth would
+        // make nine.
+        let cut = ellipsize_start("データ/実験重み.pt", 8);
+        assert_eq!(cut, "…重み.pt");
+        assert!(cut.width() <= 8, "{cut:?} is {} cells", cut.width());
+        let cut = ellipsize_start("実験データ重み", 8);
+        assert_eq!(cut, "…タ重み");
+        assert_eq!(cut.width(), 7, "{cut:?}: a wide char that does not fit whole is left out");
+        let emoji = ellipsize_start("run 🚀🚀🚀🚀", 6);
+        assert_eq!(emoji, "…🚀🚀");
+        assert!(emoji.width() <= 6);
+        // A combining mark takes no cell and stays with its letter.
+        assert_eq!(ellipsize_start("xxxxe\u{301}", 3), "…xe\u{301}");
+    }
+
+    #[test]
+    fn skip_cells_drops_whole_characters() {
+        assert_eq!(skip_cells("abcdef", 2), ("cdef", 0));
+        assert_eq!(skip_cells("abc", 5), ("", 0));
+        assert_eq!(skip_cells("実験データ", 2), ("験データ", 0));
+        // Half of a wide character: it goes, and the extra cell is reported.
+        assert_eq!(skip_cells("実験データ", 3), ("データ", 1));
+        assert_eq!(skip_cells("a🚀b", 2), ("b", 1));
     }
 
     #[test]
