@@ -109,6 +109,27 @@ pub fn skip_cells(s: &str, cells: usize) -> (&str, usize) {
     ("", used.saturating_sub(cells))
 }
 
+/// `s` cut into rows of at most `cols` terminal cells, as a terminal wraps it: at any
+/// character, a wide character that does not fit at the end of a row starting the next.
+/// An empty `s` is one empty row; a character wider than `cols` has a row of its own.
+pub fn wrap_cells(s: &str, cols: usize) -> Vec<&str> {
+    use unicode_width::UnicodeWidthChar;
+    let cols = cols.max(1);
+    let mut rows = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, c) in s.char_indices() {
+        let w = c.width().unwrap_or(0);
+        if used + w > cols && used > 0 {
+            rows.push(&s[start..i]);
+            start = i;
+            used = 0;
+        }
+        used += w;
+    }
+    rows.push(&s[start..]);
+    rows
+}
+
 /// An interval whose ticks fall on one grid for the whole process: multiples of `period`
 /// counted from the first call. Collectors whose periods are multiples of each other (the
 /// frame tick, the GPU, the ledger, the disk) then wake the runtime in the same turn,
@@ -234,6 +255,17 @@ mod tests {
         // Half of a wide character: it goes, and the extra cell is reported.
         assert_eq!(skip_cells("実験データ", 3), ("データ", 1));
         assert_eq!(skip_cells("a🚀b", 2), ("b", 1));
+    }
+
+    #[test]
+    fn wrap_cells_breaks_at_the_column() {
+        assert_eq!(wrap_cells("", 4), [""]);
+        assert_eq!(wrap_cells("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap_cells("abcd", 4), ["abcd"]);
+        // A wide character that would straddle the edge starts the next row.
+        assert_eq!(wrap_cells("abc実験", 4), ["abc", "実験"]);
+        assert_eq!(wrap_cells("🚀🚀🚀", 5), ["🚀🚀", "🚀"]);
+        assert_eq!(wrap_cells("実x", 1), ["実", "x"]);
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub fn on_search_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         KeyCode::Enter => {
             let q = std::mem::take(query);
             state.overlay = Overlay::None;
-            let page = state.viewport.log_rows;
+            let page = state.viewport.log_page();
             state.log.view.search(&q, page);
         }
         KeyCode::Backspace => {
@@ -171,7 +171,7 @@ pub fn on_switcher_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
 
 /// The log actions.
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
-    let page = state.viewport.log_rows;
+    let page = state.viewport.log_page();
     let log = &mut state.log;
     match action {
         Action::LogFollow => log.view.toggle_follow(page),
@@ -185,6 +185,19 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             log.view.prev_match(page);
         }
         Action::LogErrorsOnly => log.view.toggle_errors_only(),
+        Action::LogWrap => {
+            log.view.toggle_wrap();
+            let text = if log.view.wrap { "log: long lines wrap" } else { "log: long lines are cut with …" };
+            state.say(text, false);
+        }
+        Action::LogLeft | Action::LogRight if state.focus == Panel::Log => {
+            if log.view.wrap {
+                let key = state.keymap.first_key(Action::LogWrap).unwrap_or_default();
+                state.say(format!("log: lines wrap, nothing to scroll sideways ({key} cuts them instead)"), false);
+            } else {
+                log.view.scroll_sideways(action == Action::LogRight, page);
+            }
+        }
         Action::LogSwitch => {
             // The newer log first when one is offered, else the one followed.
             let want = log.newer_log.as_ref().or(log.path.as_ref());
@@ -197,18 +210,80 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     vec![]
 }
 
-/// Up / down / page keys when the Log panel has focus.
+/// Up / down / page keys when the Log panel has focus: `↑`/`↓` move the line cursor
+/// (the first `↑` pauses on the newest line), the page keys scroll by a window.
 pub fn scroll(state: &mut AppState, action: Action) {
     if state.focus != Panel::Log {
         return;
     }
-    let page = state.viewport.log_rows;
+    let page = state.viewport.log_page();
     let v = &mut state.log.view;
     match action {
-        Action::Up => v.scroll_up(1, page),
-        Action::Down => v.scroll_down(1, page),
-        Action::PageUp => v.scroll_up(page.max(1), page),
-        Action::PageDown => v.scroll_down(page.max(1), page),
+        Action::Up => v.cursor_up(page),
+        Action::Down => v.cursor_down(page),
+        Action::PageUp => v.scroll_up(page.rows.max(1), page),
+        Action::PageDown => v.scroll_down(page.rows.max(1), page),
         _ => {}
     }
+}
+
+/// Enter on the Log panel: the whole text of the line under the cursor (paused: `↑`,
+/// a search match, `g`); while following, the last error when the log has one (the red
+/// `✖` line), else the newest line.
+pub fn on_details(state: &mut AppState) -> Vec<Effect> {
+    let log = &state.log;
+    let file = log.path.as_deref().map(|p| p.strip_prefix(&state.workspace_root).unwrap_or(p).display().to_string());
+    let Some(file) = file else {
+        state.say("no log followed yet: nothing to open", false);
+        return vec![];
+    };
+    let page = state.viewport.log_page();
+    let line = match log.view.cursor() {
+        Some(seq) => log.view.line(seq),
+        None => None,
+    };
+    let detail = match (line, &log.health.last_error) {
+        (Some(l), _) => line_detail(l, &file, log.config.max_line_bytes),
+        (None, Some(e)) if log.view.following() => {
+            let n = log.health.error_count();
+            // The whole line when the log still holds it (the summary keeps its head).
+            let head = e.message.trim_end_matches('…');
+            let mut text = log
+                .view
+                .last_texts(log.view.len())
+                .rev()
+                .find(|t| t.trim().starts_with(head))
+                .map(|t| t.trim().to_string())
+                .unwrap_or_else(|| e.message.clone());
+            if let Some(h) = &e.hint {
+                text.push_str(&format!("\n\nhint: {h}"));
+            }
+            let title =
+                format!("Last error in {file}: {} ({n} error{} so far)", e.kind.label(), if n == 1 { "" } else { "s" });
+            super::detail::Detail::new(title, text)
+        }
+        (None, _) => match log.view.visible(page).last() {
+            Some(l) => line_detail(l, &file, log.config.max_line_bytes),
+            None => {
+                state.say("the log has no line to open yet", false);
+                return vec![];
+            }
+        },
+    };
+    super::detail::open(state, detail);
+    vec![]
+}
+
+fn line_detail(l: &super::logview::ViewLine, file: &str, cap: usize) -> super::detail::Detail {
+    let mut title = format!("Line {} read from {file}", l.seq + 1);
+    if let Some(kind) = l.line.error {
+        title.push_str(&format!(" · {}", kind.label()));
+    }
+    let mut text = super::logview::printable(&l.line.text);
+    if l.line.truncated {
+        text.push_str(&format!(
+            "\n\n(the line was longer than log.max_line_bytes = {cap}: only its head is kept, the rest is in the file)"
+        ));
+    }
+    super::detail::Detail::new(title, text)
 }

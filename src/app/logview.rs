@@ -1,9 +1,11 @@
-//! The Log panel's view model, without drawing: the kept lines, follow / pause,
-//! scrolling, search with next / previous match, and an errors-only filter.
+//! The Log panel's view model, without drawing: the kept lines, follow / pause, a line
+//! cursor, scrolling (down the log, and sideways), wrapping, search with next / previous
+//! match, and an errors-only filter.
 
 use std::collections::VecDeque;
 
 use crate::logtail::lines::LogLine;
+use crate::util;
 
 /// A kept line and its number since the log was opened.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,6 +13,42 @@ pub struct ViewLine {
     pub seq: u64,
     pub line: LogLine,
 }
+
+/// The window the lines are drawn in: its text rows, and its columns (which only count
+/// when lines wrap; 0 when unknown). A bare row count converts into a page that does not
+/// wrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl From<usize> for Page {
+    fn from(rows: usize) -> Self {
+        Self { rows, cols: 0 }
+    }
+}
+
+/// What a cut line is drawn with at its end.
+pub const CUT_MARK: &str = " …(cut)";
+
+/// A line as the screen shows it: control characters as spaces (one byte for one byte,
+/// so search ranges stay valid) and, for a line cut at the reader's cap, [`CUT_MARK`].
+pub fn display_text(line: &LogLine) -> String {
+    let mut s = printable(&line.text);
+    if line.truncated {
+        s.push_str(CUT_MARK);
+    }
+    s
+}
+
+/// Control characters shown as spaces, one byte for one byte.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c.is_ascii() { ' ' } else { c }).collect()
+}
+
+/// How far one sideways step moves, in cells.
+pub const HSCROLL_STEP: usize = 8;
 
 /// Scroll and search state of the Log panel.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +58,14 @@ pub struct LogView {
     next_seq: u64,
     /// `None`: following the end. `Some(seq)`: paused, this line at the top.
     top: Option<u64>,
+    /// The selected line while paused (`↑`/`↓` move it; Enter opens it). `None` while
+    /// following.
+    cursor: Option<u64>,
     pub errors_only: bool,
+    /// Long lines wrap onto as many rows as they need (else they are cut with `…`).
+    pub wrap: bool,
+    /// Cells scrolled sideways (only without wrapping).
+    hscroll: usize,
     search: Option<String>,
     /// The line of the current match.
     current_match: Option<u64>,
@@ -35,16 +80,21 @@ impl LogView {
             capacity: capacity.max(1),
             next_seq: 0,
             top: None,
+            cursor: None,
             errors_only: false,
+            wrap: false,
+            hscroll: 0,
             search: None,
             current_match: None,
             partial: None,
         }
     }
 
-    /// Forget every line (a new log).
+    /// Forget every line (a new log). How the lines are drawn (wrapping) stays.
     pub fn clear(&mut self) {
+        let wrap = self.wrap;
         *self = Self::new(self.capacity);
+        self.wrap = wrap;
     }
 
     pub fn push(&mut self, lines: impl IntoIterator<Item = LogLine>) {
@@ -60,6 +110,12 @@ impl LogView {
             && top < first
         {
             self.top = Some(first);
+        }
+        if let (Some(c), Some(first)) = (self.cursor, first)
+            && c < first
+        {
+            self.cursor = Some(first);
+            self.snap_cursor();
         }
         if let (Some(m), Some(first)) = (self.current_match, first)
             && m < first
@@ -86,87 +142,326 @@ impl LogView {
         self.lines.iter().skip(self.lines.len().saturating_sub(n)).map(|l| l.line.text.as_str())
     }
 
+    /// A kept line by its number.
+    pub fn line(&self, seq: u64) -> Option<&ViewLine> {
+        let first = self.lines.front()?.seq;
+        self.lines.get(usize::try_from(seq.checked_sub(first)?).ok()?)
+    }
+
     pub fn following(&self) -> bool {
         self.top.is_none()
+    }
+
+    /// The selected line while paused.
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor
+    }
+
+    /// Cells scrolled sideways (0 while wrapping).
+    pub fn hscroll(&self) -> usize {
+        if self.wrap { 0 } else { self.hscroll }
     }
 
     fn shown(&self, l: &ViewLine) -> bool {
         !self.errors_only || l.line.error.is_some()
     }
 
+    fn shown_lines(&self) -> Vec<&ViewLine> {
+        self.lines.iter().filter(|l| self.shown(l)).collect()
+    }
+
     fn shown_seqs(&self) -> Vec<u64> {
         self.lines.iter().filter(|l| self.shown(l)).map(|l| l.seq).collect()
     }
 
-    /// The lines to draw in a window `height` lines high.
-    pub fn visible(&self, height: usize) -> Vec<&ViewLine> {
-        let shown: Vec<&ViewLine> = self.lines.iter().filter(|l| self.shown(l)).collect();
-        let start = match self.top {
-            None => shown.len().saturating_sub(height),
-            Some(top) => {
-                let i = shown.partition_point(|l| l.seq < top);
-                i.min(shown.len().saturating_sub(height))
-            }
-        };
-        shown[start..].iter().take(height).copied().collect()
+    /// Rows a line takes in `page`: one, or, wrapping, as many as its text needs.
+    pub fn rows_of(&self, l: &ViewLine, page: Page) -> usize {
+        if self.wrap && page.cols > 0 { util::wrap_cells(&display_text(&l.line), page.cols).len().max(1) } else { 1 }
     }
 
-    /// `f`: pause following (keeping the current window) or resume it.
-    pub fn toggle_follow(&mut self, height: usize) {
+    /// The first index from which the shown lines to the end fit in the page (the last
+    /// line at least): where following puts the top.
+    fn last_top(&self, shown: &[&ViewLine], page: Page) -> usize {
+        if !self.wrap || page.cols == 0 {
+            return shown.len().saturating_sub(page.rows);
+        }
+        let mut used = 0;
+        let mut i = shown.len();
+        while i > 0 {
+            let r = self.rows_of(shown[i - 1], page);
+            if used + r > page.rows && i < shown.len() {
+                break;
+            }
+            used += r;
+            i -= 1;
+        }
+        i
+    }
+
+    /// How many shown lines from index `i` fit in the page (one at least, if any is left).
+    fn fit_from(&self, shown: &[&ViewLine], i: usize, page: Page) -> usize {
+        if !self.wrap || page.cols == 0 {
+            return shown.len().saturating_sub(i).min(page.rows);
+        }
+        let mut used = 0;
+        let mut n = 0;
+        for l in &shown[i.min(shown.len())..] {
+            let r = self.rows_of(l, page);
+            if used + r > page.rows && n > 0 {
+                break;
+            }
+            used += r;
+            n += 1;
+            if used >= page.rows {
+                break;
+            }
+        }
+        n
+    }
+
+    fn top_index(&self, shown: &[&ViewLine], page: Page) -> usize {
+        let last = self.last_top(shown, page);
+        match self.top {
+            None => last,
+            Some(top) => shown.partition_point(|l| l.seq < top).min(last),
+        }
+    }
+
+    /// The lines to draw in a window `page` high (and wide, when wrapping).
+    pub fn visible(&self, page: impl Into<Page>) -> Vec<&ViewLine> {
+        let page = page.into();
+        let shown = self.shown_lines();
+        let start = self.top_index(&shown, page);
+        let n = self.fit_from(&shown, start, page);
+        shown[start..start + n].to_vec()
+    }
+
+    /// `f`: pause following (keeping the current window, the cursor on its last line) or
+    /// resume it.
+    pub fn toggle_follow(&mut self, page: impl Into<Page>) {
+        let page = page.into();
         if self.top.is_some() {
             self.top = None;
+            self.cursor = None;
         } else {
-            self.top = self.visible(height).first().map(|l| l.seq);
+            let vis: Vec<u64> = self.visible(page).iter().map(|l| l.seq).collect();
+            self.top = vis.first().copied();
+            self.cursor = vis.last().copied();
         }
     }
 
-    /// Scroll up by `n` shown lines (pauses following).
-    pub fn scroll_up(&mut self, n: usize, height: usize) {
-        let shown = self.shown_seqs();
-        let cur = self.current_top_index(&shown, height);
-        self.top = shown.get(cur.saturating_sub(n)).copied().or(shown.first().copied());
+    /// Scroll up by `n` shown lines (pauses following); the cursor stays in the window.
+    pub fn scroll_up(&mut self, n: usize, page: impl Into<Page>) {
+        let page = page.into();
+        let shown = self.shown_lines();
         if shown.is_empty() {
             self.top = None;
+            self.cursor = None;
+            return;
         }
+        let cur = self.top_index(&shown, page);
+        self.top = Some(shown[cur.saturating_sub(n)].seq);
+        self.keep_cursor_in(page);
     }
 
     /// Scroll down by `n`; reaching the end resumes following.
-    pub fn scroll_down(&mut self, n: usize, height: usize) {
+    pub fn scroll_down(&mut self, n: usize, page: impl Into<Page>) {
+        let page = page.into();
+        if self.top.is_none() {
+            return;
+        }
+        let shown = self.shown_lines();
+        let cur = self.top_index(&shown, page);
+        let target = cur + n;
+        if target >= self.last_top(&shown, page) {
+            self.top = None;
+            self.cursor = None;
+        } else {
+            self.top = Some(shown[target].seq);
+            self.keep_cursor_in(page);
+        }
+    }
+
+    /// `↑`: while following, pause with the cursor on the newest line shown; paused, move
+    /// the cursor up one line (the window follows it).
+    pub fn cursor_up(&mut self, page: impl Into<Page>) {
+        let page = page.into();
+        if self.top.is_none() {
+            self.toggle_follow(page);
+            return;
+        }
+        let shown = self.shown_seqs();
+        let Some(c) = self.cursor_index(&shown) else { return };
+        let seq = shown[c.saturating_sub(1)];
+        self.cursor = Some(seq);
+        self.reveal(seq, page);
+    }
+
+    /// `↓`: move the cursor down one line; from the last line, follow the end again.
+    pub fn cursor_down(&mut self, page: impl Into<Page>) {
+        let page = page.into();
         if self.top.is_none() {
             return;
         }
         let shown = self.shown_seqs();
-        let cur = self.current_top_index(&shown, height);
-        let target = cur + n;
-        if target + height >= shown.len() {
-            self.top = None;
+        let Some(c) = self.cursor_index(&shown) else { return };
+        match shown.get(c + 1) {
+            Some(&seq) => {
+                self.cursor = Some(seq);
+                self.reveal(seq, page);
+            }
+            None => {
+                self.top = None;
+                self.cursor = None;
+            }
+        }
+    }
+
+    /// Where the cursor is among the shown lines (the nearest shown line when its own is
+    /// hidden or gone); the last visible line when there is no cursor.
+    fn cursor_index(&self, shown: &[u64]) -> Option<usize> {
+        if shown.is_empty() {
+            return None;
+        }
+        let c = self.cursor?;
+        Some(shown.partition_point(|&s| s < c).min(shown.len() - 1))
+    }
+
+    /// Scroll just enough that line `seq` is in the window.
+    fn reveal(&mut self, seq: u64, page: Page) {
+        if self.visible(page).iter().any(|l| l.seq == seq) {
+            return;
+        }
+        let shown = self.shown_lines();
+        let i = shown.partition_point(|l| l.seq < seq);
+        let top = self.top.map_or(0, |t| shown.partition_point(|l| l.seq < t));
+        if i < top {
+            self.top = shown.get(i).map(|l| l.seq);
         } else {
-            self.top = shown.get(target).copied();
+            // The line at the bottom: go back from it while the rows fit.
+            let j = self.back_by_rows(&shown, i, page.rows, page);
+            self.top = shown.get(j).map(|l| l.seq);
+        }
+    }
+
+    /// The smallest index `j <= i` such that lines `j..=i` take at most `budget` rows (`i`
+    /// itself always).
+    fn back_by_rows(&self, shown: &[&ViewLine], i: usize, budget: usize, page: Page) -> usize {
+        let Some(l) = shown.get(i) else { return i };
+        let mut used = self.rows_of(l, page);
+        let mut j = i;
+        while j > 0 {
+            let r = self.rows_of(shown[j - 1], page);
+            if used + r > budget {
+                break;
+            }
+            used += r;
+            j -= 1;
+        }
+        j
+    }
+
+    /// After the window moved: a cursor above it goes to its first line, one below it
+    /// (or none) to its last.
+    fn keep_cursor_in(&mut self, page: Page) {
+        let vis: Vec<u64> = self.visible(page).iter().map(|l| l.seq).collect();
+        let (Some(&first), Some(&last)) = (vis.first(), vis.last()) else {
+            self.cursor = None;
+            return;
+        };
+        self.cursor = Some(match self.cursor {
+            Some(c) if c < first => first,
+            Some(c) if c > last => last,
+            Some(c) => c,
+            None => last,
+        });
+        self.snap_cursor();
+    }
+
+    /// A cursor on a line the filter hides moves to the nearest shown line.
+    fn snap_cursor(&mut self) {
+        let Some(c) = self.cursor else { return };
+        let shown = self.shown_seqs();
+        if shown.is_empty() {
+            self.cursor = None;
+        } else if shown.binary_search(&c).is_err() {
+            let i = shown.partition_point(|&s| s < c);
+            self.cursor = Some(shown[i.min(shown.len() - 1)]);
         }
     }
 
     pub fn to_top(&mut self) {
         self.top = Some(self.lines.front().map_or(0, |l| l.seq));
+        self.cursor = self.shown_seqs().first().copied();
     }
 
     pub fn to_end(&mut self) {
         self.top = None;
+        self.cursor = None;
     }
 
     pub fn toggle_errors_only(&mut self) {
         self.errors_only = !self.errors_only;
+        self.snap_cursor();
+        if self.top.is_some() && self.cursor.is_none() {
+            self.top = None;
+        }
     }
 
-    fn current_top_index(&self, shown: &[u64], height: usize) -> usize {
-        match self.top {
-            None => shown.len().saturating_sub(height),
-            Some(top) => shown.partition_point(|&s| s < top).min(shown.len().saturating_sub(height)),
+    /// `w`: wrap long lines, or cut them (with `…`) again. Wrapping forgets the sideways
+    /// scroll.
+    pub fn toggle_wrap(&mut self) {
+        self.wrap = !self.wrap;
+        self.hscroll = 0;
+    }
+
+    /// `←`/`→`: scroll sideways by [`HSCROLL_STEP`] cells, not past the point where the
+    /// longest line shown in `page` ends at the right edge. Nothing while wrapping.
+    /// Whether it moved.
+    pub fn scroll_sideways(&mut self, right: bool, page: Page) -> bool {
+        if self.wrap {
+            return false;
         }
+        let before = self.hscroll;
+        if right {
+            let max = self.max_hscroll(page);
+            self.hscroll = (self.hscroll + HSCROLL_STEP).min(max);
+        } else {
+            self.hscroll = self.hscroll.saturating_sub(HSCROLL_STEP);
+        }
+        self.hscroll != before
+    }
+
+    /// The furthest sideways scroll that still shows something of the widest line in the
+    /// window: its end at the right edge (one cell is the `…` at the left).
+    pub fn max_hscroll(&self, page: Page) -> usize {
+        use unicode_width::UnicodeWidthStr;
+        let widest = self.visible(page).iter().map(|l| display_text(&l.line).width()).max().unwrap_or(0);
+        (widest + 1).saturating_sub(page.cols.max(1))
+    }
+
+    /// Which of the search's matches is current, and how many there are among the shown
+    /// lines: `(Some(2), 5)` for "match 2/5"; `(None, n)` before a match is chosen.
+    pub fn match_position(&self) -> (Option<usize>, usize) {
+        if self.search.is_none() {
+            return (None, 0);
+        }
+        let mut total = 0;
+        let mut at = None;
+        for l in self.lines.iter().filter(|l| self.shown(l)) {
+            if self.is_match(&l.line.text) {
+                total += 1;
+                if Some(l.seq) == self.current_match {
+                    at = Some(total);
+                }
+            }
+        }
+        (at, total)
     }
 
     /// Start a search (case-insensitive unless the query has capitals) and jump to the
     /// last match, as `/` does in a pager reading upwards from the end.
-    pub fn search(&mut self, query: &str, height: usize) -> bool {
+    pub fn search(&mut self, query: &str, page: impl Into<Page>) -> bool {
         if query.is_empty() {
             self.search = None;
             self.current_match = None;
@@ -174,7 +469,7 @@ impl LogView {
         }
         self.search = Some(query.to_string());
         self.current_match = None;
-        self.prev_match(height)
+        self.prev_match(page)
     }
 
     pub fn query(&self) -> Option<&str> {
@@ -186,7 +481,7 @@ impl LogView {
     }
 
     /// `n`: the next match below the current one.
-    pub fn next_match(&mut self, height: usize) -> bool {
+    pub fn next_match(&mut self, page: impl Into<Page>) -> bool {
         let from = self.current_match.map_or(0, |m| m + 1);
         let found = self
             .lines
@@ -194,11 +489,11 @@ impl LogView {
             .filter(|l| l.seq >= from && self.shown(l))
             .find(|l| self.is_match(&l.line.text))
             .map(|l| l.seq);
-        self.jump(found, height)
+        self.jump(found, page.into())
     }
 
     /// `N`: the previous match above the current one.
-    pub fn prev_match(&mut self, height: usize) -> bool {
+    pub fn prev_match(&mut self, page: impl Into<Page>) -> bool {
         let before = self.current_match.unwrap_or(u64::MAX);
         let found = self
             .lines
@@ -207,16 +502,18 @@ impl LogView {
             .filter(|l| l.seq < before && self.shown(l))
             .find(|l| self.is_match(&l.line.text))
             .map(|l| l.seq);
-        self.jump(found, height)
+        self.jump(found, page.into())
     }
 
-    fn jump(&mut self, found: Option<u64>, height: usize) -> bool {
+    fn jump(&mut self, found: Option<u64>, page: Page) -> bool {
         let Some(seq) = found else { return false };
         self.current_match = Some(seq);
-        // Put the match in the middle of the window, paused.
-        let shown = self.shown_seqs();
-        let i = shown.partition_point(|&s| s < seq);
-        self.top = shown.get(i.saturating_sub(height / 2)).copied();
+        self.cursor = Some(seq);
+        // Put the match in the middle of the window, paused, the cursor on it.
+        let shown = self.shown_lines();
+        let i = shown.partition_point(|l| l.seq < seq);
+        let j = self.back_by_rows(&shown, i, page.rows / 2 + 1, page);
+        self.top = shown.get(j).map(|l| l.seq);
         true
     }
 

@@ -4,6 +4,7 @@
 
 pub mod airlock;
 pub mod checklist;
+pub mod detail;
 pub mod disk;
 pub mod gpu;
 pub mod jobs;
@@ -98,6 +99,8 @@ pub enum Overlay {
     Import,
     /// The resume screen (`r`): each level's candidates, the winner and why.
     Resume,
+    /// The whole text of a log line, the last error or an upload (Enter).
+    Detail(Box<detail::Detail>),
 }
 
 /// Everything a message can tell the app.
@@ -276,11 +279,22 @@ pub struct StatusLine {
 pub struct Viewport {
     /// Text rows of the Log panel.
     pub log_rows: usize,
+    /// Text columns of the Log panel (where long lines wrap or are cut).
+    pub log_cols: usize,
+    /// How far the open detail view can scroll (its wrapped rows past the window).
+    pub detail_max_scroll: usize,
+}
+
+impl Viewport {
+    /// The Log panel's window, for the view model.
+    pub fn log_page(&self) -> logview::Page {
+        logview::Page { rows: self.log_rows, cols: self.log_cols }
+    }
 }
 
 impl Default for Viewport {
     fn default() -> Self {
-        Self { log_rows: 10 }
+        Self { log_rows: 10, log_cols: 76, detail_max_scroll: 0 }
     }
 }
 
@@ -471,6 +485,7 @@ fn on_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> {
         Overlay::Help => on_help_key(state, key),
         Overlay::LogSearch { .. } => log::on_search_key(state, key),
         Overlay::LogSwitcher { .. } => log::on_switcher_key(state, key),
+        Overlay::Detail(_) => detail::on_key(state, key),
         Overlay::None | Overlay::GpuDetails { .. } | Overlay::UploadQueue => match state.keymap.action(key) {
             Some(action) => on_action(state, action),
             None => vec![],
@@ -549,8 +564,24 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
                 vec![]
             }
         },
+        // In the queue, Enter opens the selected row's whole story (a failure's reason);
+        // Esc closes the queue.
+        Action::Details if state.overlay == Overlay::UploadQueue => {
+            let row = state.uploads.sample.as_ref().and_then(|s| s.queue.get(state.uploads.queue_scroll));
+            match row.map(detail::of_upload) {
+                Some(d) => detail::open(state, d),
+                None => state.say("the upload queue is empty: nothing to open", false),
+            }
+            vec![]
+        }
+        // On the panel, Enter opens the queue with the first failure selected, so its
+        // reason is one more Enter away.
         Action::Details if on_uploads => {
-            state.overlay = if state.overlay == Overlay::UploadQueue { Overlay::None } else { Overlay::UploadQueue };
+            let queue = state.uploads.sample.as_ref().map(|s| s.queue.as_slice()).unwrap_or(&[]);
+            if let Some(i) = queue.iter().position(|e| e.state == crate::sync::ledger::UploadState::Failed) {
+                state.uploads.queue_scroll = i;
+            }
+            state.overlay = Overlay::UploadQueue;
             vec![]
         }
         _ => vec![],
@@ -615,10 +646,12 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             log::scroll(state, action);
             vec![]
         }
-        // Enter opens what the focused panel has: the upload queue, or a GPU process.
+        // Enter opens what the focused panel has: the upload queue (in it, a row's
+        // detail), the whole text of a log line or error, or a GPU process.
         Action::Details if state.focus == Panel::Uploads || state.overlay == Overlay::UploadQueue => {
             uploads_action(state, action)
         }
+        Action::Details if state.focus == Panel::Log && state.overlay == Overlay::None => log::on_details(state),
         Action::Details => gpu::on_details(state),
         Action::KillProcess => gpu::on_kill(state),
         Action::Refresh => vec![Effect::RefreshNow],
@@ -629,6 +662,9 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::LogNextMatch
         | Action::LogPrevMatch
         | Action::LogErrorsOnly
+        | Action::LogWrap
+        | Action::LogLeft
+        | Action::LogRight
         | Action::LogSwitch => log::on_action(state, action),
         Action::SyncNow | Action::RetryFailed | Action::CancelUpload => uploads_action(state, action),
         Action::Prune => prune::open(state),

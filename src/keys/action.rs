@@ -70,7 +70,7 @@ actions! {
     PageUp => page_up, ["pageup"], "page up in the focused panel";
     PageDown => page_down, ["pagedown"], "page down in the focused panel";
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
-    Details => details, ["enter"], "open: GPU process details, or the upload queue";
+    Details => details, ["enter"], "open: the GPU process, upload queue or row, a log line in full";
     KillProcess => kill_process, ["K"], "SIGTERM the selected GPU process (asks)";
     LogFollow => log_follow, ["f"], "log: pause or resume following";
     LogTop => log_top, ["g", "home"], "log: jump to the first line";
@@ -79,6 +79,9 @@ actions! {
     LogNextMatch => log_next_match, ["n"], "log: next search match";
     LogPrevMatch => log_prev_match, ["N"], "log: previous search match";
     LogErrorsOnly => log_errors_only, ["e"], "log: show only error lines, or all";
+    LogWrap => log_wrap, ["w"], "log: wrap long lines, or cut them with …";
+    LogLeft => log_left, ["left"], "log: scroll sideways to the left (lines not wrapped)";
+    LogRight => log_right, ["right"], "log: scroll sideways to the right (lines not wrapped)";
     LogSwitch => log_switch, ["L"], "log: choose another log (a newer run)";
     SyncNow => sync_now, ["s"], "sync every upload level now";
     RetryFailed => retry_failed, ["R"], "retry failed uploads";

@@ -245,7 +245,12 @@ impl Health {
 
 fn error(kind: ErrorKind, line: &[u8]) -> LogError {
     let text = String::from_utf8_lossy(line);
-    let mut message: String = text.trim().chars().take(300).collect();
+    let trimmed = text.trim();
+    let mut message: String = trimmed.chars().take(300).collect();
+    if message.len() < trimmed.len() {
+        // Cut: say so (the whole line is in the log, and in the console's detail view).
+        message.push('…');
+    }
     if message.is_empty() {
         message = kind.label().to_string();
     }

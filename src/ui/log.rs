@@ -10,22 +10,53 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Clear, Dataset, GraphType, Paragraph, Wrap};
 
+use crate::app::logview::{CUT_MARK, Page, ViewLine, printable};
 use crate::app::{Action, AppState, LogPanel, Panel};
 use crate::logtail::{MetricsSnapshot, RunState, RunStatus, TailNote};
 use crate::util;
 
-/// Rows of log text the Log panel shows on the state's terminal (for paging keys and
-/// centring a search match): the same layout `render` draws.
-pub(super) fn log_page(state: &AppState) -> usize {
+/// Where the Log panel's parts go inside its border: the rows above the lines (values,
+/// run state, stall, last error), the lines, the chart (beside them when wide, above when
+/// tall), and the row below. `render` draws this, and `log_page` sizes the paging keys
+/// from it, so the two cannot disagree.
+struct LogLayout {
+    top: Rect,
+    lines: Rect,
+    chart: Option<Rect>,
+    bottom: Rect,
+}
+
+fn log_layout(state: &AppState, inner: Rect) -> LogLayout {
+    let width = inner.width as usize;
+    let n_top = (top_lines(state, width).len() as u16).min(inner.height);
+    let n_bottom = (bottom_lines(state, width).len() as u16).min(inner.height.saturating_sub(n_top));
+    let [top, body, bottom] =
+        Layout::vertical([Constraint::Length(n_top), Constraint::Min(0), Constraint::Length(n_bottom)]).areas(inner);
+    let has_chart = has_chart(&state.log);
+    let (lines, chart) = if has_chart && body.width >= 100 && body.height >= 6 {
+        let [l, _gap, c] =
+            Layout::horizontal([Constraint::Min(0), Constraint::Length(1), Constraint::Percentage(40)]).areas(body);
+        (l, Some(c))
+    } else if has_chart && body.height >= 14 {
+        let chart_h = body.height * 2 / 5;
+        let [c, l] = Layout::vertical([Constraint::Length(chart_h), Constraint::Min(0)]).areas(body);
+        (l, Some(c))
+    } else {
+        (body, None)
+    };
+    LogLayout { top, lines, chart, bottom }
+}
+
+/// The window of log text the Log panel shows on the state's terminal (rows for paging
+/// keys and centring a search match, columns for wrapping and sideways scrolling): the
+/// same layout `render` draws.
+pub(super) fn log_page(state: &AppState) -> Page {
     let (w, h) = state.size;
     let body = Rect { x: 0, y: 0, width: w, height: h.saturating_sub(2) };
     let area = super::panel_areas(state, body).log;
     let inner = Block::bordered().inner(area);
-    let (top, bottom) = (top_lines(state, inner.width as usize).len(), bottom_lines(state, inner.width as usize).len());
-    let body_h = (inner.height as usize).saturating_sub(top + bottom);
-    let chart_on_top = has_chart(&state.log) && inner.width < 100 && body_h >= 14;
-    let rows = if chart_on_top { body_h - body_h * 2 / 5 } else { body_h };
-    rows.max(1)
+    let lines = log_layout(state, inner).lines;
+    Page { rows: (lines.height as usize).max(1), cols: (lines.width as usize).max(1) }
 }
 
 fn has_chart(log: &LogPanel) -> bool {
@@ -40,19 +71,34 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let log = &state.log;
     let mut title = String::from(" Log ");
     if let Some(p) = &log.path {
-        title.push_str(&short_path(state, p));
+        let mut tail = String::new();
         if let Some(size) = log.size_bytes {
-            title.push_str(&format!(" · {}", util::bytes(size)));
+            tail.push_str(&format!(" · {}", util::bytes(size)));
         }
         if !log.view.following() {
-            title.push_str(" · paused");
+            tail.push_str(" · paused");
         }
         if log.view.errors_only {
-            title.push_str(" · errors only");
+            tail.push_str(" · errors only");
         }
+        if log.view.wrap {
+            tail.push_str(" · wrap");
+        }
+        // The path gives way first, keeping its end (the file's name); the border's
+        // corners, the spaces and a zoom note take the rest.
+        let zoom = if state.zoomed && state.focus == Panel::Log { 20 } else { 0 };
+        let room = (area.width as usize).saturating_sub(title.len() + tail.chars().count() + 3 + zoom);
+        title.push_str(&util::ellipsize_start(&short_path(state, p), room));
+        title.push_str(&tail);
         title.push(' ');
     }
-    let block = super::panel_block(state, Panel::Log, title);
+    let mut block = super::panel_block(state, Panel::Log, title);
+    if let Some(line) = search_status(state, area.width as usize) {
+        block = block.title_bottom(line);
+    }
+    if let Some(line) = sideways_status(state) {
+        block = block.title_bottom(line.right_aligned());
+    }
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if log.path.is_none() {
@@ -65,31 +111,50 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         return;
     }
     let width = inner.width as usize;
-    let top = top_lines(state, width);
-    let bottom = bottom_lines(state, width);
-    let n_top = (top.len() as u16).min(inner.height);
-    let n_bottom = (bottom.len() as u16).min(inner.height.saturating_sub(n_top));
-    let [top_area, body, bottom_area] =
-        Layout::vertical([Constraint::Length(n_top), Constraint::Min(0), Constraint::Length(n_bottom)]).areas(inner);
-    frame.render_widget(Paragraph::new(top), top_area);
-    frame.render_widget(Paragraph::new(bottom), bottom_area);
-
-    let has_chart = has_chart(log);
-    let (lines_area, chart_area) = if has_chart && body.width >= 100 && body.height >= 6 {
-        let [l, _gap, c] =
-            Layout::horizontal([Constraint::Min(0), Constraint::Length(1), Constraint::Percentage(40)]).areas(body);
-        (l, Some(c))
-    } else if has_chart && body.height >= 14 {
-        let chart_h = body.height * 2 / 5;
-        let [c, l] = Layout::vertical([Constraint::Length(chart_h), Constraint::Min(0)]).areas(body);
-        (l, Some(c))
-    } else {
-        (body, None)
-    };
-    render_lines(log, frame, lines_area);
-    if let Some(c) = chart_area {
+    let layout = log_layout(state, inner);
+    frame.render_widget(Paragraph::new(top_lines(state, width)), layout.top);
+    frame.render_widget(Paragraph::new(bottom_lines(state, width)), layout.bottom);
+    render_lines(state, frame, layout.lines);
+    if let Some(c) = layout.chart {
         render_chart(log, frame, c);
     }
+}
+
+/// The search's state on the panel's bottom border: the query and which match is shown
+/// (`/eval_loss · match 2/5 · n/N`), or that nothing matches.
+fn search_status(state: &AppState, width: usize) -> Option<Line<'static>> {
+    if state.log_search_input().is_some() {
+        return None;
+    }
+    let view = &state.log.view;
+    let q = view.query()?;
+    let (at, total) = view.match_position();
+    let (what, style) = match (at, total) {
+        (_, 0) => {
+            let what = if view.errors_only { "no match among the error lines" } else { "no match" };
+            (what.to_string(), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))
+        }
+        (Some(i), n) => (format!("match {i}/{n}"), Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)),
+        (None, n) => (format!("{n} match{}", if n == 1 { "" } else { "es" }), Style::new().fg(Color::Yellow)),
+    };
+    let k = |a: Action| state.keymap.first_key(a).unwrap_or_default();
+    let keys = format!(" · {}/{} ", k(Action::LogNextMatch), k(Action::LogPrevMatch));
+    let fixed = 2 + 3 + what.chars().count() + 1;
+    let room = width.saturating_sub(fixed + keys.chars().count() + 16);
+    let q = util::ellipsize(&printable(q), room.max(4));
+    let mut spans = vec![Span::styled(format!(" /{q} · "), Style::new().fg(Color::Cyan)), Span::styled(what, style)];
+    if width >= fixed + q.chars().count() + keys.chars().count() + 16 {
+        spans.push(Span::styled(keys, super::dim()));
+    } else {
+        spans.push(Span::raw(" "));
+    }
+    Some(Line::from(spans))
+}
+
+/// How far the lines are scrolled sideways, on the bottom border's right.
+fn sideways_status(state: &AppState) -> Option<Line<'static>> {
+    let h = state.log.view.hscroll();
+    (h > 0).then(|| Line::styled(format!(" from column {} ", h + 1), super::dim()))
 }
 
 /// The rows above the log text: latest values, a stall warning, the last error.
@@ -129,11 +194,17 @@ fn bottom_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
     let now = state.now;
     let mut bottom: Vec<Line> = Vec::new();
     if let Some(q) = state.log_search_input() {
+        // A long query keeps its end, where the typing is; the hint goes first.
+        let hint = "  enter find · esc cancel";
+        let q = printable(q);
+        let room = width.saturating_sub(2);
+        let hint = if q.chars().count() + hint.chars().count() <= room { hint } else { "" };
+        let q = util::ellipsize_start(&q, room.saturating_sub(hint.chars().count()));
         bottom.push(Line::from(vec![
             Span::styled("/", Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
-            Span::raw(q.to_string()),
+            Span::raw(q),
             Span::styled("▏", Style::new().fg(Color::Cyan)),
-            Span::styled("  enter find · esc cancel", super::dim()),
+            Span::styled(hint, super::dim()),
         ]));
     } else if let Some(newer) = &log.newer_log {
         let key = state.keymap.first_key(Action::LogSwitch).unwrap_or_default();
@@ -147,7 +218,8 @@ fn bottom_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
         && now.duration_since(*at).is_ok_and(|d| d.as_secs() < 60)
     {
         let what = if *note == TailNote::Truncated { "truncated" } else { "rotated" };
-        bottom.push(Line::styled(format!("log {what}; following {}", short_path(state, path)), super::dim()));
+        let text = format!("log {what}; following {}", short_path(state, path));
+        bottom.push(Line::styled(util::ellipsize(&text, width), super::dim()));
     }
     bottom
 }
@@ -247,55 +319,160 @@ fn values_line(log: &LogPanel, run: &RunStatus, width: usize) -> Line<'static> {
     Line::from(out)
 }
 
-/// Control characters shown as spaces, one byte for one byte (search ranges stay valid).
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() && c.is_ascii() { ' ' } else { c }).collect()
+/// A line as styled pieces: the text with search matches marked, and the cut mark.
+fn line_segments(log: &LogPanel, l: &ViewLine) -> Vec<(String, Style)> {
+    let text = printable(&l.line.text);
+    let base = match l.line.error {
+        Some(_) => Style::new().fg(Color::Red),
+        None => Style::new(),
+    };
+    let mark = Style::new().fg(Color::Black).bg(Color::Yellow);
+    let current = Style::new().fg(Color::Black).bg(Color::LightYellow).add_modifier(Modifier::BOLD);
+    let is_current = log.view.current_match() == Some(l.seq);
+    let mut segs = Vec::new();
+    let mut at = 0;
+    for r in log.view.match_ranges(&text) {
+        if r.start > at {
+            segs.push((text[at..r.start].to_string(), base));
+        }
+        segs.push((text[r.clone()].to_string(), if is_current { current } else { mark }));
+        at = r.end;
+    }
+    if at < text.len() {
+        segs.push((text[at..].to_string(), base));
+    }
+    if l.line.truncated {
+        segs.push((CUT_MARK.to_string(), super::dim()));
+    }
+    segs
 }
 
-fn render_lines(log: &LogPanel, frame: &mut Frame, area: Rect) {
-    if area.height == 0 {
+/// The pieces' text between two byte offsets of their concatenation, keeping styles.
+fn slice(segs: &[(String, Style)], range: std::ops::Range<usize>) -> Vec<Span<'static>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (text, style) in segs {
+        let (s, e) = (at, at + text.len());
+        at = e;
+        let (from, to) = (range.start.max(s), range.end.min(e));
+        if from < to {
+            out.push(Span::styled(text[from - s..to - s].to_string(), *style));
+        }
+    }
+    out
+}
+
+/// One row of `cols` cells from the pieces, scrolled `skip` cells sideways: a `…` at the
+/// left when scrolled, and at the right when the rest does not fit. Never wider than
+/// `cols`, so nothing is clipped silently at the panel's edge.
+fn clip_row(segs: &[(String, Style)], skip: usize, cols: usize) -> Vec<Span<'static>> {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    let full: String = segs.iter().map(|(t, _)| t.as_str()).collect();
+    let mut out = Vec::new();
+    if cols == 0 {
+        return out;
+    }
+    let mut room = cols;
+    let mut start = 0;
+    if skip > 0 {
+        let (rest, pad) = util::skip_cells(&full, skip + 1);
+        start = full.len() - rest.len();
+        out.push(Span::styled("…", super::dim()));
+        room -= 1;
+        if pad > 0 && room > 0 {
+            out.push(Span::raw(" "));
+            room -= 1;
+        }
+    }
+    let rest = &full[start..];
+    if rest.width() <= room {
+        out.extend(slice(segs, start..full.len()));
+        return out;
+    }
+    let mut used = 0;
+    let mut end = start;
+    for (i, c) in rest.char_indices() {
+        let w = c.width().unwrap_or(0);
+        if used + w > room.saturating_sub(1) {
+            break;
+        }
+        used += w;
+        end = start + i + c.len_utf8();
+    }
+    out.extend(slice(segs, start..end));
+    if room > 0 {
+        out.push(Span::styled("…", super::dim()));
+    }
+    out
+}
+
+fn render_lines(state: &AppState, frame: &mut Frame, area: Rect) {
+    let log = &state.log;
+    if area.height == 0 || area.width == 0 {
         return;
     }
     let height = area.height as usize;
+    let cols = area.width as usize;
     let show_partial = log.view.following() && log.view.partial.is_some() && !log.view.errors_only;
     let rows = if show_partial { height.saturating_sub(1).max(1) } else { height };
-    let visible = log.view.visible(rows);
+    let page = Page { rows, cols };
+    let visible = log.view.visible(page);
     let mut lines: Vec<Line> = Vec::with_capacity(height);
     if visible.is_empty() {
         let text = if log.view.errors_only { "no error lines" } else { "waiting for lines…" };
         lines.push(Line::styled(text, super::dim()));
     }
-    let mark = Style::new().fg(Color::Black).bg(Color::Yellow);
-    let current = Style::new().fg(Color::Black).bg(Color::LightYellow).add_modifier(Modifier::BOLD);
+    let skip = log.view.hscroll();
+    // The cursor (paused) is drawn reversed, so it shows in any terminal, colours or not.
+    let cursor = log.view.cursor().filter(|_| !log.view.following() && state.focus == Panel::Log);
     for l in visible {
-        let text = printable(&l.line.text);
-        let base = match l.line.error {
-            Some(_) => Style::new().fg(Color::Red),
-            None => Style::new(),
-        };
-        let ranges = log.view.match_ranges(&text);
-        let is_current = log.view.current_match() == Some(l.seq);
-        let mut spans = Vec::new();
-        let mut at = 0;
-        for r in ranges {
-            if r.start > at {
-                spans.push(Span::styled(text[at..r.start].to_string(), base));
+        let segs = line_segments(log, l);
+        let mut rows_of_line: Vec<Line> = Vec::new();
+        if log.view.wrap {
+            let full: String = segs.iter().map(|(t, _)| t.as_str()).collect();
+            let wrapped = util::wrap_cells(&full, cols);
+            let mut at = 0;
+            for (i, row) in wrapped.iter().enumerate() {
+                let start = at;
+                at += row.len();
+                if lines.len() + rows_of_line.len() + 1 >= rows && i + 1 < wrapped.len() {
+                    // The window ends inside this line: its last row says it goes on.
+                    rows_of_line.push(Line::from(clip_row(&restyle(&segs, start), 0, cols)));
+                    break;
+                }
+                rows_of_line.push(Line::from(slice(&segs, start..at)));
             }
-            spans.push(Span::styled(text[r.clone()].to_string(), if is_current { current } else { mark }));
-            at = r.end;
+        } else {
+            rows_of_line.push(Line::from(clip_row(&segs, skip, cols)));
         }
-        if at < text.len() {
-            spans.push(Span::styled(text[at..].to_string(), base));
+        if cursor == Some(l.seq) {
+            for r in &mut rows_of_line {
+                *r = std::mem::take(r).patch_style(Style::new().add_modifier(Modifier::REVERSED));
+            }
         }
-        if l.line.truncated {
-            spans.push(Span::styled(" …(cut)", super::dim()));
+        lines.extend(rows_of_line);
+        if lines.len() >= rows {
+            break;
         }
-        lines.push(Line::from(spans));
     }
     if show_partial && let Some(p) = &log.view.partial {
-        lines.push(Line::styled(printable(p), super::dim()));
+        lines.push(Line::from(clip_row(&[(printable(p), super::dim())], skip, cols)));
     }
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// The pieces from byte `from` of their concatenation on.
+fn restyle(segs: &[(String, Style)], from: usize) -> Vec<(String, Style)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (text, style) in segs {
+        let (s, e) = (at, at + text.len());
+        at = e;
+        if e > from {
+            out.push((text[from.max(s) - s..].to_string(), *style));
+        }
+    }
+    out
 }
 
 fn render_chart(log: &LogPanel, frame: &mut Frame, area: Rect) {

@@ -3,6 +3,7 @@
 
 mod airlock;
 mod checklist;
+mod detail;
 mod disk;
 mod footer;
 mod gpu;
@@ -73,7 +74,8 @@ pub fn panel_areas(state: &AppState, body: Rect) -> PanelAreas {
 /// The sizes `update` needs from the layout (rows of the Log panel, for paging), for the
 /// state as it would be drawn now. The loop stores them after each frame.
 pub fn viewport(state: &AppState) -> Viewport {
-    Viewport { log_rows: log::log_page(state) }
+    let page = log::log_page(state);
+    Viewport { log_rows: page.rows, log_cols: page.cols, detail_max_scroll: detail::max_scroll(state) }
 }
 
 /// Draws the whole screen.
@@ -112,6 +114,7 @@ pub fn render(state: &AppState, frame: &mut Frame) {
         Overlay::Bundle => airlock::render_bundle(state, frame, body),
         Overlay::Import => airlock::render_import(state, frame, body),
         Overlay::Resume => airlock::render_resume(state, frame, body),
+        Overlay::Detail(ref d) => detail::render(d, frame, area),
     }
 }
 
