@@ -109,25 +109,41 @@ pub fn skip_cells(s: &str, cells: usize) -> (&str, usize) {
     ("", used.saturating_sub(cells))
 }
 
-/// `s` cut into rows of at most `cols` terminal cells, as a terminal wraps it: at any
-/// character, a wide character that does not fit at the end of a row starting the next.
-/// An empty `s` is one empty row; a character wider than `cols` has a row of its own.
+/// `s` cut into rows of at most `cols` terminal cells that join back into `s` exactly:
+/// a row breaks after its last space when it has one (so `2.00` is never split into `2.`
+/// and `00`), else at the column (a long path or number goes on on the next row). A wide
+/// character is never split; an empty `s` is one empty row; a character wider than `cols`
+/// has a row of its own.
 pub fn wrap_cells(s: &str, cols: usize) -> Vec<&str> {
-    use unicode_width::UnicodeWidthChar;
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
     let cols = cols.max(1);
     let mut rows = Vec::new();
-    let (mut start, mut used) = (0, 0);
-    for (i, c) in s.char_indices() {
-        let w = c.width().unwrap_or(0);
-        if used + w > cols && used > 0 {
-            rows.push(&s[start..i]);
-            start = i;
-            used = 0;
+    let mut rest = s;
+    loop {
+        if rest.width() <= cols {
+            rows.push(rest);
+            return rows;
         }
-        used += w;
+        let mut used = 0;
+        let mut end = 0;
+        for (i, c) in rest.char_indices() {
+            let w = c.width().unwrap_or(0);
+            if used + w > cols {
+                break;
+            }
+            used += w;
+            end = i + c.len_utf8();
+        }
+        if end == 0 {
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let cut = match rest[..end].rfind(' ') {
+            Some(i) if !rest[..i].trim().is_empty() => i + 1,
+            _ => end,
+        };
+        rows.push(&rest[..cut]);
+        rest = &rest[cut..];
     }
-    rows.push(&s[start..]);
-    rows
 }
 
 /// An interval whose ticks fall on one grid for the whole process: multiples of `period`
@@ -258,14 +274,25 @@ mod tests {
     }
 
     #[test]
-    fn wrap_cells_breaks_at_the_column() {
+    fn wrap_cells_breaks_at_spaces_else_at_the_column() {
         assert_eq!(wrap_cells("", 4), [""]);
         assert_eq!(wrap_cells("abcdefghij", 4), ["abcd", "efgh", "ij"]);
         assert_eq!(wrap_cells("abcd", 4), ["abcd"]);
+        // At the last space that fits: `2.00` stays whole.
+        assert_eq!(wrap_cells("allocate 2.00 GiB", 12), ["allocate ", "2.00 GiB"]);
+        assert_eq!(wrap_cells("CUDA out of memory. Tried", 12), ["CUDA out of ", "memory. ", "Tried"]);
+        // Leading spaces are not a break (the indentation of a traceback frame).
+        assert_eq!(wrap_cells("    abcdefgh", 6), ["    ab", "cdefgh"]);
         // A wide character that would straddle the edge starts the next row.
         assert_eq!(wrap_cells("abc実験", 4), ["abc", "実験"]);
         assert_eq!(wrap_cells("🚀🚀🚀", 5), ["🚀🚀", "🚀"]);
         assert_eq!(wrap_cells("実x", 1), ["実", "x"]);
+        let v = "'learning_rate': 2.6999999999999995e-4, 'epoch': 0.5";
+        for cols in 1..20 {
+            let rows = wrap_cells(v, cols);
+            assert_eq!(rows.concat(), v, "nothing lost at {cols}");
+            assert!(rows.iter().all(|r| unicode_width::UnicodeWidthStr::width(*r) <= cols), "{rows:?}");
+        }
     }
 
     #[test]

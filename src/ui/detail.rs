@@ -6,45 +6,15 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Clear, Paragraph};
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::app::detail::Detail;
 use crate::app::{AppState, Overlay};
 use crate::util;
 
-/// `s` in rows of at most `cols` cells, every character kept (indentation too): a row
-/// breaks after its last space when it has one, else at the column (a long path or
-/// number is cut across rows, not lost).
+/// `s` in rows of at most `cols` cells, every character kept (indentation too), broken
+/// at spaces where possible (`util::wrap_cells`); the space a row breaks at is not drawn.
 pub(crate) fn wrap_exact(s: &str, cols: usize) -> Vec<String> {
-    let cols = cols.max(1);
-    let mut rows = Vec::new();
-    let mut rest = s;
-    loop {
-        if rest.width() <= cols {
-            rows.push(rest.to_string());
-            return rows;
-        }
-        let mut used = 0;
-        let mut end = 0;
-        for (i, c) in rest.char_indices() {
-            let w = c.width().unwrap_or(0);
-            if used + w > cols {
-                break;
-            }
-            used += w;
-            end = i + c.len_utf8();
-        }
-        if end == 0 {
-            // A character wider than the row: alone on it.
-            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
-        }
-        let cut = match rest[..end].rfind(' ') {
-            Some(i) if !rest[..i].trim().is_empty() => i + 1,
-            _ => end,
-        };
-        rows.push(rest[..cut].trim_end_matches(' ').to_string());
-        rest = &rest[cut..];
-    }
+    util::wrap_cells(s, cols).into_iter().map(|r| r.trim_end_matches(' ').to_string()).collect()
 }
 
 /// Where the overlay goes on a screen `area`, its text rows, and how many fit.
@@ -103,7 +73,7 @@ mod tests {
         // A word longer than the row is cut across rows, nothing lost.
         let v = "'learning_rate': 2.6999999999999995e-4";
         let rows = wrap_exact(v, 10);
-        assert!(rows.iter().all(|r| r.width() <= 10), "{rows:?}");
+        assert!(rows.iter().all(|r| unicode_width::UnicodeWidthStr::width(r.as_str()) <= 10), "{rows:?}");
         assert_eq!(rows.concat().replace(' ', ""), v.replace(' ', ""));
         // Indentation stays (a traceback frame).
         assert_eq!(wrap_exact("  File x", 20), ["  File x"]);

@@ -363,7 +363,8 @@ fn slice(segs: &[(String, Style)], range: std::ops::Range<usize>) -> Vec<Span<'s
 }
 
 /// One row of `cols` cells from the pieces, scrolled `skip` cells sideways: a `…` at the
-/// left when scrolled, and at the right when the rest does not fit. Never wider than
+/// left when scrolled (then cell `skip` follows it), and at the right when the rest does
+/// not fit. Never wider than
 /// `cols`, so nothing is clipped silently at the panel's edge.
 fn clip_row(segs: &[(String, Style)], skip: usize, cols: usize) -> Vec<Span<'static>> {
     use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
@@ -375,7 +376,8 @@ fn clip_row(segs: &[(String, Style)], skip: usize, cols: usize) -> Vec<Span<'sta
     let mut room = cols;
     let mut start = 0;
     if skip > 0 {
-        let (rest, pad) = util::skip_cells(&full, skip + 1);
+        // The mark takes the first column; the text goes on from cell `skip`.
+        let (rest, pad) = util::skip_cells(&full, skip);
         start = full.len() - rest.len();
         out.push(Span::styled("…", super::dim()));
         room -= 1;
