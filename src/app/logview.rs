@@ -577,7 +577,7 @@ mod tests {
         v
     }
 
-    fn seqs(v: &LogView, h: usize) -> Vec<u64> {
+    fn seqs(v: &LogView, h: impl Into<Page>) -> Vec<u64> {
         v.visible(h).iter().map(|l| l.seq).collect()
     }
 
@@ -656,6 +656,101 @@ mod tests {
         assert_eq!(seqs(&v, 3), [4, 5, 6]);
     }
 
+    #[test]
+    fn cursor_moves_and_the_window_follows_it() {
+        let mut v = view(10);
+        v.cursor_up(3);
+        assert!(!v.following());
+        assert_eq!((v.cursor(), seqs(&v, 3)), (Some(9), vec![7, 8, 9]), "the first ↑ pauses on the newest line");
+        v.cursor_up(3);
+        v.cursor_up(3);
+        v.cursor_up(3);
+        assert_eq!((v.cursor(), seqs(&v, 3)), (Some(6), vec![6, 7, 8]), "the window scrolls to keep it");
+        v.cursor_down(3);
+        assert_eq!((v.cursor(), seqs(&v, 3)), (Some(7), vec![6, 7, 8]));
+        v.to_top();
+        assert_eq!(v.cursor(), Some(0));
+        v.cursor_up(3);
+        assert_eq!(v.cursor(), Some(0), "not above the first line");
+        for _ in 0..9 {
+            v.cursor_down(3);
+        }
+        assert_eq!((v.cursor(), v.following()), (Some(9), false));
+        v.cursor_down(3);
+        assert!(v.following() && v.cursor().is_none(), "↓ past the last line follows again");
+        // Paging keeps the cursor in the window.
+        v.scroll_up(5, 3);
+        let vis = seqs(&v, 3);
+        assert!(vis.contains(&v.cursor().expect("a cursor when paused")), "{vis:?} {:?}", v.cursor());
+    }
+
+    #[test]
+    fn errors_only_moves_the_cursor_to_a_shown_line() {
+        let mut v = view(5);
+        let mut e = LogLine::new("Traceback (most recent call last):");
+        e.error = Some(ErrorKind::Traceback);
+        v.push([e]);
+        v.push((0..5).map(|i| LogLine::new(format!("after {i}"))));
+        v.to_top();
+        assert_eq!(v.cursor(), Some(0));
+        v.toggle_errors_only();
+        assert_eq!(v.cursor(), Some(5), "the nearest error line");
+    }
+
+    #[test]
+    fn wrapping_fits_whole_lines_in_the_rows() {
+        let mut v = LogView::new(100);
+        v.push((0..6).map(|i| LogLine::new(if i % 2 == 0 { "x".repeat(25) } else { format!("short {i}") })));
+        v.toggle_wrap();
+        let page = Page { rows: 5, cols: 10 };
+        // From the end: `short 5` (1 row), 25 x (3 rows), `short 3` (1 row) = 5 rows.
+        assert_eq!(seqs(&v, page), [3, 4, 5]);
+        let rows: usize = v.visible(page).iter().map(|l| v.rows_of(l, page)).sum();
+        assert_eq!(rows, 5);
+        // Scrolling is in lines; the end is reached when the last lines fit.
+        v.scroll_up(1, page);
+        assert_eq!(seqs(&v, page), [2, 3]);
+        v.scroll_down(1, page);
+        assert!(v.following());
+        // A line taller than the window shows alone.
+        let mut big = LogView::new(10);
+        big.wrap = true;
+        big.push([LogLine::new("y".repeat(100))]);
+        assert_eq!(seqs(&big, Page { rows: 3, cols: 10 }), [0]);
+        // Without columns (a bare row count) nothing wraps.
+        assert_eq!(seqs(&v, 5), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn sideways_scroll_stops_at_the_widest_line() {
+        let mut v = LogView::new(10);
+        v.push([LogLine::new("a".repeat(30)), LogLine::new("short")]);
+        let page = Page { rows: 5, cols: 10 };
+        assert!(!v.scroll_sideways(false, page), "not left of column one");
+        assert!(v.scroll_sideways(true, page));
+        assert_eq!(v.hscroll(), HSCROLL_STEP);
+        while v.scroll_sideways(true, page) {}
+        // 30 cells, 10 columns, one for the `…`: cells 21..30 show.
+        assert_eq!(v.hscroll(), 21);
+        v.toggle_wrap();
+        assert_eq!(v.hscroll(), 0);
+        assert!(!v.scroll_sideways(true, page), "nothing to scroll while wrapping");
+    }
+
+    #[test]
+    fn match_position_counts_shown_matches() {
+        let mut v = view(30);
+        assert_eq!(v.match_position(), (None, 0));
+        v.search("line 2", 5);
+        // line 2, 20..29: eleven matches, the last one current.
+        assert_eq!(v.match_position(), (Some(11), 11));
+        v.prev_match(5);
+        assert_eq!(v.match_position(), (Some(10), 11));
+        assert_eq!(v.cursor(), v.current_match(), "the cursor goes to the match");
+        v.search("nothing like it", 5);
+        assert_eq!(v.match_position(), (None, 0));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Push(u8, bool),
@@ -668,6 +763,10 @@ mod tests {
         Next,
         Prev,
         ErrorsOnly,
+        CursorUp,
+        CursorDown,
+        Wrap,
+        Sideways(bool),
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -683,6 +782,10 @@ mod tests {
             Just(Op::Next),
             Just(Op::Prev),
             Just(Op::ErrorsOnly),
+            Just(Op::CursorUp),
+            Just(Op::CursorDown),
+            Just(Op::Wrap),
+            any::<bool>().prop_map(Op::Sideways),
         ]
     }
 
@@ -690,33 +793,57 @@ mod tests {
         /// Any sequence of keys and lines keeps the window within its height, in order,
         /// made of kept lines that pass the filter, and a current match that matches.
         #[test]
-        fn any_sequence_keeps_the_view_consistent(ops in proptest::collection::vec(op(), 0..60), h in 1usize..12) {
+        fn any_sequence_keeps_the_view_consistent(
+            ops in proptest::collection::vec(op(), 0..60),
+            h in 1usize..12,
+            cols in 1usize..30,
+        ) {
             let mut v = LogView::new(50);
+            let page = Page { rows: h, cols };
             let mut n = 0u32;
             for o in ops {
                 match o {
                     Op::Push(k, e) => {
                         v.push((0..k % 20).map(|_| {
                             n += 1;
-                            let mut l = LogLine::new(format!("{} line {n} {}", ["a", "B", "é"][n as usize % 3], n % 7));
+                            let long = if n.is_multiple_of(5) { " 実験 ".repeat(n as usize % 9) } else { String::new() };
+                            let mut l = LogLine::new(format!("{} line {n}{long} {}", ["a", "B", "é"][n as usize % 3], n % 7));
                             if e && n.is_multiple_of(2) {
                                 l.error = Some(ErrorKind::Traceback);
                             }
                             l
                         }));
                     }
-                    Op::Follow => v.toggle_follow(h),
-                    Op::Up(k) => v.scroll_up(k as usize, h),
-                    Op::Down(k) => v.scroll_down(k as usize, h),
+                    Op::Follow => v.toggle_follow(page),
+                    Op::Up(k) => v.scroll_up(k as usize, page),
+                    Op::Down(k) => v.scroll_down(k as usize, page),
                     Op::Top => v.to_top(),
                     Op::End => v.to_end(),
-                    Op::Search(q) => { v.search(&q, h); }
-                    Op::Next => { v.next_match(h); }
-                    Op::Prev => { v.prev_match(h); }
+                    Op::Search(q) => { v.search(&q, page); }
+                    Op::Next => { v.next_match(page); }
+                    Op::Prev => { v.prev_match(page); }
                     Op::ErrorsOnly => v.toggle_errors_only(),
+                    Op::CursorUp => v.cursor_up(page),
+                    Op::CursorDown => v.cursor_down(page),
+                    Op::Wrap => v.toggle_wrap(),
+                    Op::Sideways(right) => {
+                        v.scroll_sideways(right, page);
+                        if right {
+                            proptest::prop_assert!(v.hscroll() <= v.max_hscroll(page), "{} past {}", v.hscroll(), v.max_hscroll(page));
+                        }
+                    }
                 }
-                let vis = v.visible(h);
+                let vis = v.visible(page);
                 proptest::prop_assert!(vis.len() <= h);
+                // Wrapping, the rows fit (a single line taller than the window excepted).
+                let rows: usize = vis.iter().map(|l| v.rows_of(l, page)).sum();
+                proptest::prop_assert!(rows <= h || vis.len() == 1, "{} rows in {}", rows, h);
+                // Paused, the cursor is on a shown line; following, there is none.
+                if v.following() {
+                    proptest::prop_assert!(v.cursor().is_none());
+                } else if let Some(c) = v.cursor() {
+                    proptest::prop_assert!(v.lines.iter().any(|l| l.seq == c && v.shown(l)), "cursor {} hidden", c);
+                }
                 proptest::prop_assert!(v.len() <= 50);
                 proptest::prop_assert!(vis.windows(2).all(|w| w[0].seq < w[1].seq));
                 proptest::prop_assert!(vis.iter().all(|l| !v.errors_only || l.line.error.is_some()));
@@ -724,9 +851,14 @@ mod tests {
                     let line = v.lines.iter().find(|l| l.seq == m);
                     proptest::prop_assert!(line.is_some_and(|l| !v.match_ranges(&l.line.text).is_empty()));
                 }
-                if v.following() {
+                if v.following() && !v.wrap {
                     let shown = v.lines.iter().filter(|l| v.shown(l)).count();
                     proptest::prop_assert_eq!(vis.len(), shown.min(h));
+                }
+                if v.following() {
+                    // Following, the newest shown line is in the window.
+                    let last = v.lines.iter().rev().find(|l| v.shown(l)).map(|l| l.seq);
+                    proptest::prop_assert_eq!(vis.last().map(|l| l.seq), last);
                 }
             }
         }
