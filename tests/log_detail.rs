@@ -349,3 +349,17 @@ fn enter_on_a_failed_upload_shows_its_reason_and_esc_closes_the_queue() {
     fx::fold(&mut s, code(KeyCode::Enter));
     assert!(detail(&s).text.contains("state: pending"), "{}", detail(&s).text);
 }
+
+#[test]
+fn a_long_uploads_title_ends_with_an_ellipsis_on_a_narrow_terminal() {
+    let mut s = fx::state();
+    fx::fold(&mut s, fx::typical_disks());
+    let Msg::Sync(mut sample) = failed_sample() else { unreachable!() };
+    sample.status.ledger_read_only = Some("disk full: the ledger cannot be written".into());
+    fx::fold(&mut s, Msg::Sync(sample));
+    let text = screen(&s, 50, 24);
+    let top = text.lines().find(|l| l.contains("Uploads · daemon pid 4242")).expect("the Uploads panel");
+    assert!(top.contains("DISK FULL") && top.ends_with("…┐"), "{top:?}");
+    let wide = screen(&s, 80, 24);
+    assert!(wide.contains("Uploads · daemon pid 4242 · DISK FULL: ledger read-only "), "{wide}");
+}

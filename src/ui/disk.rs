@@ -50,7 +50,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         lines.push(Line::styled(util::ellipsize(&text, width), style));
     }
     if fits < shown {
-        lines.push(Line::styled(format!("↓ {} more (focus with tab, then j/k)", shown - fits), super::dim()));
+        let more = format!("↓ {} more (focus with tab, then j/k)", shown - fits);
+        lines.push(Line::styled(util::ellipsize(&more, width), super::dim()));
     }
     for e in &sample.errors {
         lines.push(Line::styled(util::ellipsize(e, width), super::dim()));

@@ -52,7 +52,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         (0, b) => format!("↓ {b} more (down/j, pagedown) · esc or ? closes"),
         (a, b) => format!("↑ {a} above · ↓ {b} more · esc or ? closes"),
     };
-    lines.push(Line::styled(footer, super::dim()));
+    lines.push(Line::styled(util::ellipsize(&footer, inner.width as usize), super::dim()));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }

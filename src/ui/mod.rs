@@ -144,16 +144,18 @@ pub(crate) fn level_style(level: Level) -> Style {
 }
 
 /// Dim text for labels and explanations.
-/// `words` joined by single spaces into lines: the first at most `first` characters, the
-/// rest at most `rest` (a word longer than a line stands alone on its line). The screens'
+/// `words` joined by single spaces into lines: the first at most `first` cells, the rest
+/// at most `rest` (a word longer than a line stands alone on its line: the caller cuts it
+/// with `…`). The screens'
 /// one word wrapper; each caller decides how to cut what does not fit.
 pub(crate) fn wrap_words<'a>(words: impl Iterator<Item = &'a str>, first: usize, rest: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
     for word in words {
         let room = if lines.is_empty() { first } else { rest };
-        let len = cur.chars().count();
-        if len > 0 && len + 1 + word.chars().count() > room {
+        // Display widths: a CJK word takes two cells a character.
+        let len = unicode_width::UnicodeWidthStr::width(cur.as_str());
+        if len > 0 && len + 1 + unicode_width::UnicodeWidthStr::width(word) > room {
             lines.push(std::mem::take(&mut cur));
         }
         if !cur.is_empty() {
@@ -176,4 +178,18 @@ pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
     Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_words_counts_display_cells() {
+        use unicode_width::UnicodeWidthStr;
+        let lines = wrap_words("実験 データ 重み ファイル".split(' '), 8, 8);
+        assert_eq!(lines, ["実験", "データ", "重み", "ファイル"]);
+        assert!(lines.iter().all(|l| l.width() <= 8), "{lines:?}");
+        assert_eq!(wrap_words("a bb ccc".split(' '), 4, 4), ["a bb", "ccc"]);
+    }
 }

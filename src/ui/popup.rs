@@ -17,7 +17,7 @@ pub fn confirm_quit(state: &AppState, frame: &mut Frame, area: Rect) {
     };
     let mut lines = vec![Line::styled(head, Style::new().add_modifier(Modifier::BOLD))];
     for job in running.iter().take(3) {
-        lines.push(Line::raw(format!("  · {}", job.name)));
+        lines.push(Line::raw(crate::util::ellipsize(&format!("  · {}", job.name), 46)));
     }
     for up in uploads.iter().take(3) {
         let pct = (up.bytes_done as f64 * 100.0 / up.bytes_total.max(1) as f64).floor();
@@ -32,6 +32,19 @@ pub fn confirm_quit(state: &AppState, frame: &mut Frame, area: Rect) {
     lines.push(Line::raw(""));
     lines.push(Line::styled(format!("{yes} quit anyway · {no} keep running"), Style::new().fg(Color::Yellow)));
     let popup = super::centered(area, 50, lines.len() as u16 + 2);
+    // A terminal narrower than the dialog: each line ends with `…`, never clipped.
+    let width = popup.width.saturating_sub(2) as usize;
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            if unicode_width::UnicodeWidthStr::width(text.as_str()) <= width {
+                l
+            } else {
+                Line::styled(crate::util::ellipsize(&text, width), l.style)
+            }
+        })
+        .collect();
     let block = Block::bordered().title(" Quit? ").border_style(Style::new().fg(Color::Yellow));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);

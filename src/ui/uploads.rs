@@ -51,7 +51,11 @@ fn ledger_problem<'a>(state: &'a AppState, sample: Option<&'a SyncSample>) -> Op
 
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let sample = state.uploads.sample.as_ref();
-    let block = super::panel_block(state, Panel::Uploads, title(state, sample));
+    // A title wider than the border (a daemon pid, DISK FULL, withheld files at 60
+    // columns) ends with `…` rather than being clipped at the corner.
+    let zoom = if state.zoomed && state.focus == Panel::Uploads { 20 } else { 0 };
+    let title = util::ellipsize(&title(state, sample), (area.width as usize).saturating_sub(2 + zoom));
+    let block = super::panel_block(state, Panel::Uploads, title);
     let inner = block.inner(area);
     let width = inner.width as usize;
     let Some(sample) = sample else {
