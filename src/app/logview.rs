@@ -67,6 +67,9 @@ pub struct LogView {
     /// Cells scrolled sideways (only without wrapping).
     hscroll: usize,
     search: Option<String>,
+    /// The kept lines the search matches, in order (kept as lines come and go, so the
+    /// search status costs nothing per frame however long the buffer).
+    matches: VecDeque<u64>,
     /// The line of the current match.
     current_match: Option<u64>,
     /// The unfinished last line (a progress bar), shown below the lines.
@@ -85,6 +88,7 @@ impl LogView {
             wrap: false,
             hscroll: 0,
             search: None,
+            matches: VecDeque::new(),
             current_match: None,
             partial: None,
         }
@@ -99,11 +103,18 @@ impl LogView {
 
     pub fn push(&mut self, lines: impl IntoIterator<Item = LogLine>) {
         for line in lines {
+            if self.search.is_some() && self.is_match(&line.text) {
+                self.matches.push_back(self.next_seq);
+            }
             self.lines.push_back(ViewLine { seq: self.next_seq, line });
             self.next_seq += 1;
         }
         while self.lines.len() > self.capacity {
             self.lines.pop_front();
+        }
+        let first = self.lines.front().map_or(0, |l| l.seq);
+        while self.matches.front().is_some_and(|&m| m < first) {
+            self.matches.pop_front();
         }
         let first = self.lines.front().map(|l| l.seq);
         if let (Some(top), Some(first)) = (self.top, first)
@@ -448,12 +459,13 @@ impl LogView {
         }
         let mut total = 0;
         let mut at = None;
-        for l in self.lines.iter().filter(|l| self.shown(l)) {
-            if self.is_match(&l.line.text) {
-                total += 1;
-                if Some(l.seq) == self.current_match {
-                    at = Some(total);
-                }
+        for &m in &self.matches {
+            if self.errors_only && !self.line(m).is_some_and(|l| self.shown(l)) {
+                continue;
+            }
+            total += 1;
+            if Some(m) == self.current_match {
+                at = Some(total);
             }
         }
         (at, total)
@@ -462,6 +474,7 @@ impl LogView {
     /// Start a search (case-insensitive unless the query has capitals) and jump to the
     /// last match, as `/` does in a pager reading upwards from the end.
     pub fn search(&mut self, query: &str, page: impl Into<Page>) -> bool {
+        self.matches.clear();
         if query.is_empty() {
             self.search = None;
             self.current_match = None;
@@ -469,6 +482,7 @@ impl LogView {
         }
         self.search = Some(query.to_string());
         self.current_match = None;
+        self.matches = self.lines.iter().filter(|l| self.is_match(&l.line.text)).map(|l| l.seq).collect();
         self.prev_match(page)
     }
 
@@ -851,6 +865,9 @@ mod tests {
                     let line = v.lines.iter().find(|l| l.seq == m);
                     proptest::prop_assert!(line.is_some_and(|l| !v.match_ranges(&l.line.text).is_empty()));
                 }
+                // The kept match list agrees with matching every shown line afresh.
+                let brute = v.lines.iter().filter(|l| v.shown(l) && v.search.is_some() && v.is_match(&l.line.text)).count();
+                proptest::prop_assert_eq!(v.match_position().1, brute);
                 if v.following() && !v.wrap {
                     let shown = v.lines.iter().filter(|l| v.shown(l)).count();
                     proptest::prop_assert_eq!(vis.len(), shown.min(h));
