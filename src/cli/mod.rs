@@ -594,4 +594,3 @@ fn fewer_malloc_arenas() {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
-
