@@ -3,10 +3,14 @@
 # exec to the first full frame. Usage: benches/idle.sh [seconds]   (default 60)
 # OPSCONSOLE_BIN=path measures that binary instead of building the release one (to put
 # two builds in one run: OPSCONSOLE_BIN2=path adds a second console beside the run).
+# IDLE_SIZE=80x24 runs every program in terminals of that size instead of 160x48.
 # Needs tmux, btop and htop. Prints a Markdown table for docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
+size=${IDLE_SIZE:-160x48}
+cols=${size%x*}
+rows=${size#*x}
 if [ -z "${OPSCONSOLE_BIN:-}" ]; then
   cargo build --release --locked -q
   bin=$PWD/target/release/opsconsole
@@ -33,20 +37,22 @@ hz=$(getconf CLK_TCK)
 # - "idle": a console on an empty folder (no log, no checkpoints, no remote);
 # - "con2": with OPSCONSOLE_BIN2, that build as a second console beside the run;
 # - "top": btop at its default refresh; "htop": htop at its default refresh.
-tmux -L "$sock" new-session -d -s run -x 160 -y 48 "XDG_STATE_HOME=$tmp/state $bin demo --dir $tmp/demo"
+tmux -L "$sock" new-session -d -s run -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state $bin demo --dir $tmp/demo"
 for _ in $(seq 100); do [ -f "$tmp/demo/opsconsole.toml" ] && break; sleep 0.1; done
 sleep 2
 # The demo rescans checkpoints every 5 s so that a newcomer sees them move; the console
 # beside the run uses the default, 30 s (the demo console has read its config already).
 sed -i 's/^scan_secs = 5$/scan_secs = 30/' "$tmp/demo/opsconsole.toml"
 grep -q '^scan_secs = 30$' "$tmp/demo/opsconsole.toml" || { echo "could not set scan_secs in the demo config"; exit 1; }
-tmux -L "$sock" new-session -d -s con -x 160 -y 48 "XDG_STATE_HOME=$tmp/state2 exec $bin -w $tmp/demo"
+tmux -L "$sock" new-session -d -s con -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state2 exec $bin -w $tmp/demo"
 mkdir -p "$tmp/empty"
-tmux -L "$sock" new-session -d -s idle -x 160 -y 48 "XDG_STATE_HOME=$tmp/state3 exec $bin -w $tmp/empty"
-tmux -L "$sock" new-session -d -s top -x 160 -y 48 "exec btop"
-tmux -L "$sock" new-session -d -s htop -x 160 -y 48 "exec htop"
+tmux -L "$sock" new-session -d -s idle -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state3 exec $bin -w $tmp/empty"
+tmux -L "$sock" new-session -d -s top -x "$cols" -y "$rows" "exec btop"
+tmux -L "$sock" new-session -d -s htop -x "$cols" -y "$rows" "exec htop"
 if [ -n "$bin2" ]; then
-  tmux -L "$sock" new-session -d -s con2 -x 160 -y 48 "XDG_STATE_HOME=$tmp/state4 exec $bin2 -w $tmp/demo"
+  tmux -L "$sock" new-session -d -s con2 -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state4 exec $bin2 -w $tmp/demo"
+  mkdir -p "$tmp/empty2"
+  tmux -L "$sock" new-session -d -s idle2 -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state5 exec $bin2 -w $tmp/empty2"
 fi
 sleep 5
 run=$(pgrep -f -x "$bin demo --dir $tmp/demo" | head -1)
@@ -55,30 +61,33 @@ idle=$(tmux -L "$sock" display -p -t "=idle:" '#{pane_pid}')
 top=$(tmux -L "$sock" display -p -t "=top:" '#{pane_pid}')
 htop=$(tmux -L "$sock" display -p -t "=htop:" '#{pane_pid}')
 con2=$con
+idle2=$idle
 [ -n "$bin2" ] && con2=$(tmux -L "$sock" display -p -t "=con2:" '#{pane_pid}')
+[ -n "$bin2" ] && idle2=$(tmux -L "$sock" display -p -t "=idle2:" '#{pane_pid}')
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-r0=$(ticks "$run"); c0=$(ticks "$con"); i0=$(ticks "$idle"); t0=$(ticks "$top"); h0=$(ticks "$htop"); d0=$(ticks "$con2")
+r0=$(ticks "$run"); c0=$(ticks "$con"); i0=$(ticks "$idle"); t0=$(ticks "$top"); h0=$(ticks "$htop"); d0=$(ticks "$con2"); e0=$(ticks "$idle2")
 sleep "$secs"
-r1=$(ticks "$run"); c1=$(ticks "$con"); i1=$(ticks "$idle"); t1=$(ticks "$top"); h1=$(ticks "$htop"); d1=$(ticks "$con2")
+r1=$(ticks "$run"); c1=$(ticks "$con"); i1=$(ticks "$idle"); t1=$(ticks "$top"); h1=$(ticks "$htop"); d1=$(ticks "$con2"); e1=$(ticks "$idle2")
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 cpu() { awk -v d="$1" -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.2f", d / hz / s * 100}'; }
-echo "| program | CPU (% of one core) over ${secs}s | peak RSS (MiB) |"
+echo "| program ($size, load average $(cut -d' ' -f1-3 /proc/loadavg)) | CPU (% of one core) over ${secs}s | peak RSS (MiB) |"
 echo "|---|---|---|"
 echo "| opsconsole beside the run (default intervals, every collector live) | $(cpu $((c1 - c0))) | $(hwm "$con") |"
 [ -n "$bin2" ] && echo "| $(basename "$bin2") beside the run (the second build) | $(cpu $((d1 - d0))) | $(hwm "$con2") |"
 echo "| opsconsole on an empty folder (nothing to follow; no GPU, no remote) | $(cpu $((i1 - i0))) | $(hwm "$idle") |"
+[ -n "$bin2" ] && echo "| $(basename "$bin2") on an empty folder (the second build) | $(cpu $((e1 - e0))) | $(hwm "$idle2") |"
 echo "| opsconsole demo (console plus its own sync engine uploading) | $(cpu $((r1 - r0))) | $(hwm "$run") |"
 echo "| $(btop --version 2>/dev/null | head -1 || echo btop) (default 2 s refresh) | $(cpu $((t1 - t0))) | $(hwm "$top") |"
 echo "| $(htop --version 2>/dev/null | head -1 || echo htop) (default 1.5 s refresh) | $(cpu $((h1 - h0))) | $(hwm "$htop") |"
 tmux -L "$sock" send-keys -t con q
 tmux -L "$sock" send-keys -t idle q
 tmux -L "$sock" send-keys -t run q
-[ -n "$bin2" ] && tmux -L "$sock" send-keys -t con2 q
+[ -n "$bin2" ] && tmux -L "$sock" send-keys -t con2 q && tmux -L "$sock" send-keys -t idle2 q
 
 # Exec to first full frame: the hidden --exit-after-first-frame leaves right after the
 # first frame (with the first disk sample) is flushed; the time includes the restore.
 mkdir -p "$tmp/ws"
-tmux -L "$sock" new-session -d -s ff -x 160 -y 48 "bash --norc --noprofile"
+tmux -L "$sock" new-session -d -s ff -x "$cols" -y "$rows" "bash --norc --noprofile"
 tmux -L "$sock" send-keys -t ff "cd $tmp/ws; for i in \$(seq 20); do s=\$(date +%s%N); XDG_STATE_HOME=$tmp/state $bin --exit-after-first-frame; e=\$(date +%s%N); echo \$(( (e - s) / 1000 )) >> $tmp/ff.txt; done; echo DONE > $tmp/ff.done" Enter
 for _ in $(seq 600); do [ -f "$tmp/ff.done" ] && break; sleep 0.1; done
 sort -n "$tmp/ff.txt" | awk '{a[NR]=$1} END {printf "\nexec to first full frame, 20 runs: median %.1f ms, max %.1f ms\n", a[int((NR+1)/2)]/1000, a[NR]/1000}'

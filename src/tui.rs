@@ -113,9 +113,12 @@ pub async fn run(state: AppState, collectors: Collectors, opts: RunOptions) -> R
 
 /// The loop: waits for one message (a key, a resize, the tick, a collector sample, a job's
 /// report, a signal), drains everything else already pending, folds each message into the
-/// state with [`app::update`] and hands every effect to `effects`, then draws at most once.
-/// A collector sample draws only at the next tick, except during the first [`LIVELY`] and
-/// for [`LIVELY`] after a key. Returns when the state says quit.
+/// state with [`app::update`] and hands every effect to `effects`, then draws at most once,
+/// and only when the screen would change: an update that changed what is shown (it bumps
+/// `state.generation`), or a tick at or after the time the last frame's clock-derived
+/// text reads differently (`ui::clock`). A collector sample that changed something draws
+/// only at the next tick, except during the first [`LIVELY`] and for [`LIVELY`] after a
+/// key. Returns when the state says quit.
 pub async fn run_loop<B: Backend, C: Clock, E: Effects>(
     terminal: &mut Terminal<B>,
     state: &mut AppState,
@@ -137,12 +140,18 @@ where
     let mut metrics = opts.metrics.clone();
     let mut draw = true;
     let mut first_frame = true;
+    // When the last frame's time-derived text (an age, the uptime, the status line's
+    // expiry) reads differently; and whether a change waits for the tick.
+    let mut clock_change: Option<SystemTime> = None;
+    let mut waiting = false;
     loop {
         if draw {
             terminal.draw(|f| ui::render(state, f))?;
+            clock_change = ui::clock::next_change();
             // Keys that move by a page move by what the user sees.
             state.viewport = ui::viewport(state);
             draw = false;
+            waiting = false;
         }
         if first_frame && opts.exit_after_first_frame {
             return Ok(());
@@ -173,14 +182,29 @@ where
         // and for a moment after input (an answer to `ctrl-r`, `s`, `c` shows at once).
         let now = Instant::now();
         let lively = now.duration_since(started) < LIVELY || last_input.is_some_and(|t| now - t < LIVELY);
+        let mut ticked = false;
         for msg in pending {
             if matches!(msg, Msg::Key(_) | Msg::Resize(..)) {
                 last_input = Some(now);
             }
-            draw |= lively || msg.draws_at_once();
+            ticked |= matches!(msg, Msg::Tick(_));
+            let at_once = lively || msg.draws_at_once();
+            let generation = state.generation;
             for effect in app::update(state, msg) {
                 effects.run(effect, state);
             }
+            // Only what changes the screen is drawn: a sample equal to the one shown, or
+            // a tick that changes no text, costs no frame.
+            if state.generation != generation {
+                if at_once {
+                    draw = true;
+                } else {
+                    waiting = true;
+                }
+            }
+        }
+        if ticked {
+            draw |= waiting || clock_change.is_some_and(|t| state.now >= t);
         }
         // `[metrics] listen`: the figures held, handed to the exporter thread.
         if let Some(m) = metrics.as_mut().filter(|m| m.due()) {

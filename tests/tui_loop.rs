@@ -2,8 +2,9 @@
 //! frames, scripted terminal events and signals, tokio's paused clock with a wall clock
 //! that follows it, and a recorder in place of the executor. What the loop promises:
 //! pending messages are drained and drawn once; a collector sample waits for the tick
-//! except during the first 2 s and for 2 s after a key; effects reach the executor; `q`
-//! asks while a job runs; a signal ends the loop cleanly.
+//! except during the first 2 s and for 2 s after a key; only what changes the screen is
+//! drawn (a sample equal to the one shown, or a tick that changes no text, draws nothing);
+//! effects reach the executor; `q` asks while a job runs; a signal ends the loop cleanly.
 
 mod support;
 
@@ -91,14 +92,17 @@ impl Backend for Screen {
     }
 }
 
-/// Wall time that moves with tokio's (paused) clock, from the fixtures' `NOW`.
+/// Wall time that moves with tokio's (paused) clock, from the fixtures' `NOW`. The loop
+/// reads it once per tick, so it also counts the ticks.
 struct FakeClock {
     base: SystemTime,
     start: Instant,
+    ticks: Arc<AtomicUsize>,
 }
 
 impl Clock for FakeClock {
     fn now(&self) -> SystemTime {
+        self.ticks.fetch_add(1, Ordering::SeqCst);
         self.base + self.start.elapsed()
     }
 }
@@ -128,6 +132,7 @@ struct Harness {
     effects: Recorder,
     task: JoinHandle<(color_eyre::Result<()>, AppState)>,
     started: Instant,
+    ticks: Arc<AtomicUsize>,
 }
 
 impl Harness {
@@ -140,14 +145,21 @@ impl Harness {
         let mut fx_runner = effects.clone();
         let backend = screen.clone();
         let started = Instant::now();
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counted = ticks.clone();
         let task = tokio::spawn(async move {
             let mut term = Terminal::new(backend).expect("terminal");
-            let clock = FakeClock { base: fx::at(fx::NOW), start: Instant::now() };
+            let clock = FakeClock { base: fx::at(fx::NOW), start: Instant::now(), ticks: counted };
             let inputs = Inputs { terminal, signals: sig_rx };
             let r = run_loop(&mut term, &mut state, rx, inputs, &clock, &mut fx_runner, &RunOptions::default()).await;
             (r, state)
         });
-        Self { screen, app, keys, signals, effects, task, started }
+        Self { screen, app, keys, signals, effects, task, started, ticks }
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        self.screen.backend.lock().expect("backend").resize(w, h);
+        self.keys.send(Ok(Event::Resize(w, h))).expect("loop listens");
     }
 
     fn key(&self, code: KeyCode) {
@@ -163,16 +175,24 @@ impl Harness {
         sleep(Duration::from_millis(1)).await;
     }
 
-    /// Waits until the next tick has drawn its frame.
+    /// Waits until the loop has handled the next tick (and drawn, if it draws).
     async fn next_tick(&self) {
-        let before = self.screen.frames();
-        for _ in 0..2000 {
+        let before = self.ticks.load(Ordering::SeqCst);
+        for _ in 0..400 {
             sleep(Duration::from_millis(5)).await;
-            if self.screen.frames() > before {
+            if self.ticks.load(Ordering::SeqCst) > before {
+                self.settle().await;
                 return;
             }
         }
-        panic!("no tick drew a frame within 10 s");
+        panic!("no tick within 2 s");
+    }
+
+    /// Waits until `n` more ticks have been handled.
+    async fn ticks(&self, n: usize) {
+        for _ in 0..n {
+            self.next_tick().await;
+        }
     }
 
     async fn finish(self) -> AppState {
@@ -333,4 +353,130 @@ async fn a_resize_is_drawn_at_the_new_size() {
     h.settle().await;
     let s = h.finish().await;
     assert_eq!(s.size, (120, 40));
+}
+
+fn host(cpu: f32, used_gib: f64) -> Msg {
+    let gib = 1u64 << 30;
+    Msg::Host(opsconsole::host::HostSample {
+        taken_at_unix_ms: fx::NOW * 1000,
+        cpu_pct: Some(cpu),
+        cpus: 8,
+        memory_total_bytes: 64 * gib,
+        memory_available_bytes: 64 * gib - (used_gib * gib as f64) as u64,
+        swap_total_bytes: 0,
+        swap_used_bytes: 0,
+    })
+}
+
+fn no_gpu(at_ms: u64) -> Msg {
+    Msg::Gpu(opsconsole::gpu::GpuSample::unavailable(
+        at_ms,
+        opsconsole::gpu::NvmlStatus::LibraryMissing {
+            library: "libnvidia-ml.so.1".into(),
+            detail: "cannot open shared object file".into(),
+        },
+    ))
+}
+
+/// Past the first 2 s, on a tick, with a disk, host and GPU sample on screen.
+async fn idle_harness() -> Harness {
+    let h = Harness::start(fx::state());
+    h.settle().await;
+    h.send(disks(50.0));
+    h.send(host(3.2, 20.0));
+    h.send(no_gpu(fx::NOW * 1000));
+    sleep(Duration::from_millis(2500)).await;
+    h.next_tick().await;
+    h
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_console_does_not_redraw_on_ticks_for_samples_that_change_nothing() {
+    let h = idle_harness().await;
+    let frames = h.screen.frames();
+    let text = h.screen.text();
+    assert!(text.contains("up 3h12m") && text.contains("cpu 3% ram 20/64G"), "{text}");
+    // Twenty ticks, each with samples equal as drawn to those shown: a CPU reading that
+    // rounds to the same percent, a GPU sample that only has a newer timestamp.
+    for i in 0..20u64 {
+        h.send(disks(50.0));
+        h.send(host(if i % 2 == 0 { 2.8 } else { 3.4 }, 20.01));
+        h.send(no_gpu((fx::NOW + 3 + i) * 1000));
+        h.next_tick().await;
+    }
+    assert_eq!(h.screen.frames(), frames, "no tick drew a frame: nothing on screen changed");
+    assert_eq!(h.screen.text(), text);
+    // A reading that changes what the panel shows is drawn at the next tick, once.
+    h.send(host(7.0, 20.0));
+    sleep(Duration::from_millis(10)).await;
+    assert_eq!(h.screen.frames(), frames, "a sample waits for the tick");
+    h.next_tick().await;
+    assert_eq!(h.screen.frames(), frames + 1, "the tick draws the changed sample");
+    assert!(h.screen.text().contains("cpu 7% ram 20/64G"), "{}", h.screen.text());
+    h.ticks(3).await;
+    assert_eq!(h.screen.frames(), frames + 1, "and then nothing again");
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_redraws_when_the_uptime_text_changes_and_not_before() {
+    let h = idle_harness().await;
+    let frames = h.screen.frames();
+    assert!(h.screen.text().contains("up 3h12m"));
+    // The uptime reads 3h12m until a minute has passed since the start (NOW is on a
+    // minute): one frame then, none for the other ticks.
+    let mut seen = Vec::new();
+    while h.started.elapsed() < Duration::from_secs(63) {
+        h.next_tick().await;
+        seen.push((h.started.elapsed().as_secs(), h.screen.frames() - frames));
+    }
+    let drawn: Vec<u64> = seen.windows(2).filter(|w| w[1].1 > w[0].1).map(|w| w[1].0).collect();
+    assert_eq!(drawn, vec![60], "one frame, at the tick the minute turned: {seen:?}");
+    assert_eq!(h.screen.frames(), frames + 1);
+    assert!(h.screen.text().contains("up 3h13m"), "{}", h.screen.text());
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_and_a_resize_redraw_at_once() {
+    let h = idle_harness().await;
+    let frames = h.screen.frames();
+    h.key(KeyCode::Tab);
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 1, "a key draws at once");
+    h.resize(100, 30);
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 2, "a resize draws at once");
+    assert_eq!(h.screen.text().lines().next().map(|l| l.chars().count()), Some(100), "at the new width");
+    // Samples equal to those shown, during the 2 s after input: still nothing to draw.
+    h.send(disks(50.0));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 2);
+    let s = h.finish().await;
+    assert_eq!(s.size, (100, 30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expiring_status_line_disappears_at_the_tick_it_expires() {
+    let h = idle_harness().await;
+    h.key(KeyCode::Char('s'));
+    h.settle().await;
+    assert!(h.screen.text().contains("sync requested on every level"), "{}", h.screen.text());
+    let frames = h.screen.frames();
+    // The answer is stamped with the state's clock, the last tick's time (just before the
+    // key), and shown for STATUS_TTL (6 s): the five ticks after the key draw nothing, the
+    // sixth draws the footer without it.
+    for tick in 1..=5 {
+        h.next_tick().await;
+        assert_eq!(h.screen.frames(), frames, "no frame at tick {tick} after the answer");
+        assert!(h.screen.text().contains("sync requested on every level"));
+    }
+    h.next_tick().await;
+    let text = h.screen.text();
+    assert_eq!(h.screen.frames(), frames + 1, "one frame at the tick it expired");
+    assert!(!text.contains("sync requested"), "gone at that tick:\n{text}");
+    assert!(text.contains("q  quit"), "the key hints are back:\n{text}");
+    h.ticks(2).await;
+    assert_eq!(h.screen.frames(), frames + 1);
+    h.finish().await;
 }

@@ -151,15 +151,15 @@ pub enum Msg {
 }
 
 impl Msg {
-    /// Whether the screen is redrawn for this message at once. A periodic collector
-    /// sample is not: it waits for the next tick (at most `refresh_ms`), so that samples
-    /// arriving at different moments cost one frame per tick, not one frame each. Input,
-    /// the tick itself, and answers to something the user did are drawn at once.
+    /// Whether a change this message makes is drawn at once. A periodic collector
+    /// sample's is not: it waits for the next tick (at most `refresh_ms`), so that samples
+    /// arriving at different moments cost one frame per tick, not one frame each. Input
+    /// and answers to something the user did are drawn at once. The tick draws only when
+    /// a change waits for it or the clock changed some text (`tui::run_loop`).
     pub fn draws_at_once(&self) -> bool {
         match self {
             Msg::Key(_)
             | Msg::Resize(..)
-            | Msg::Tick(_)
             | Msg::ProcessTerminated { .. }
             | Msg::Terminate(_)
             | Msg::PrunePlan(_)
@@ -167,7 +167,8 @@ impl Msg {
             | Msg::Shutdown(_)
             | Msg::ExternalIp(_)
             | Msg::Airlock(_) => true,
-            Msg::Disk(_)
+            Msg::Tick(_)
+            | Msg::Disk(_)
             | Msg::Gpu(_)
             | Msg::Host(_)
             | Msg::Log(_)
@@ -259,6 +260,10 @@ pub struct AppState {
     pub help_scroll: usize,
     /// Sizes of what the last frame drew, for keys that move by a page.
     pub viewport: Viewport,
+    /// Counts the updates that changed what the screen shows (every message but the tick
+    /// and samples equal, as drawn, to what is shown): the loop draws again only when it
+    /// moved or the clock changed some text (`ui::clock`).
+    pub generation: u64,
 }
 
 /// How long the answer to a key stays in the status line.
@@ -344,6 +349,7 @@ impl AppState {
             size: (80, 24),
             help_scroll: 0,
             viewport: Viewport::default(),
+            generation: 0,
         }
     }
 
@@ -374,8 +380,90 @@ impl AppState {
     }
 }
 
-/// Folds one message into the state and says what the executor must do.
+/// Folds one message into the state and says what the executor must do. Bumps
+/// [`AppState::generation`] when the message changes what the screen shows.
 pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
+    let shown = Shown::before(state, &msg);
+    let effects = fold(state, msg);
+    if shown.changed(state) {
+        state.generation = state.generation.wrapping_add(1);
+    }
+    effects
+}
+
+/// What a message can change on screen, taken before it is folded in, to compare after.
+/// The periodic samples are compared as drawn (a host reading at the precision shown, a
+/// sample without its timestamp); anything else counts as a change. The tick changes
+/// nothing by itself: text drawn from the clock is `ui::clock`'s business.
+enum Shown {
+    Changed,
+    Unchanged,
+    Disk(Option<crate::disk::DiskSample>, std::collections::BTreeMap<String, crate::disk::growth::DiskForecast>),
+    Host(Option<String>),
+}
+
+impl Shown {
+    fn before(state: &AppState, msg: &Msg) -> Self {
+        let same = |b: bool| if b { Shown::Unchanged } else { Shown::Changed };
+        match msg {
+            Msg::Tick(_) => Shown::Unchanged,
+            // The growth forecast (time to full) moves with the history as well.
+            Msg::Disk(_) => Shown::Disk(state.disk.sample.clone(), state.prune.forecasts.clone()),
+            Msg::Host(_) => Shown::Host(state.host_usage.as_ref().map(host_shown)),
+            // With GPUs, each sample moves the history sparklines: a change. Without, the
+            // panel shows the NVML status, and the idle tracker hears nothing new.
+            Msg::Gpu(s) => same(
+                s.gpus.is_empty()
+                    && state.gpu.sample.as_ref().is_some_and(|old| old.gpus.is_empty() && old.nvml == s.nvml),
+            ),
+            // An upload in flight moves (its rate, its ETA): only a quiet ledger is unchanged.
+            Msg::Sync(s) => same(
+                state.uploads.unreadable.is_none()
+                    && state.uploads.live.is_empty()
+                    && state.uploads.sample.as_ref() == Some(&**s),
+            ),
+            Msg::SyncUnreadable(why) => same(state.uploads.unreadable.as_ref() == Some(why)),
+            Msg::LogCandidates(list) => same(&state.log.candidates == list),
+            Msg::Rules(r) => same(state.rules.as_ref().is_some_and(|old| {
+                let mut r = (**r).clone();
+                r.taken_unix = old.taken_unix;
+                *old == r
+            })),
+            Msg::ExternalIp(ip) => same(state.external_ip.as_ref() == ip.as_ref().ok()),
+            _ => Shown::Changed,
+        }
+    }
+
+    fn changed(self, state: &AppState) -> bool {
+        match self {
+            Shown::Changed => true,
+            Shown::Unchanged => false,
+            Shown::Disk(sample, forecasts) => state.disk.sample != sample || state.prune.forecasts != forecasts,
+            Shown::Host(text) => state.host_usage.as_ref().map(host_shown) != text,
+        }
+    }
+}
+
+/// A host reading at every precision the GPU panel draws it (`ui::gpu::host_line`, its
+/// long and short forms).
+fn host_shown(h: &crate::host::HostSample) -> String {
+    let g = |b: u64| b as f64 / (1u64 << 30) as f64;
+    format!(
+        "{:?} {:?} {:.1}/{:.1} {:.0}/{:.0} {:.0}% {:.1}/{:.1} {:.0}",
+        h.memory_level(),
+        h.cpu_pct.map(|c| format!("{c:.0}")),
+        g(h.memory_used_bytes()),
+        g(h.memory_total_bytes),
+        g(h.memory_used_bytes()),
+        g(h.memory_total_bytes),
+        h.memory_pct(),
+        g(h.swap_used_bytes),
+        g(h.swap_total_bytes),
+        g(h.swap_total_bytes)
+    )
+}
+
+fn fold(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
             state.now = now;

@@ -538,6 +538,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Runs the console on a workspace (the default command, and the demo's screen).
 pub fn console(ws: Workspace, cfg: Config, demo: bool, mut opts: tui::RunOptions) -> Result<()> {
+    fewer_malloc_arenas();
     // `[metrics] listen`: the exporter on its own thread, fed by the console's samples; a
     // bad address or a port in use stops the console before it takes the terminal.
     if !cfg.metrics.listen.is_empty() {
@@ -579,4 +580,17 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, mut opts: tui::RunOptions
     // Blocking work still running (a hash, a scan) must not keep the console from leaving.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+/// glibc gives every thread that allocates a malloc arena of its own (up to eight per
+/// core), and an arena keeps the memory it once held. The console's threads (the blocking
+/// pool's readers, the log follower, the watcher, the input reader) allocate little and
+/// seldom at the same time: two arenas serve them, and the console's resident memory is
+/// about 1.3 MiB smaller (docs/performance.md). Called before any thread starts.
+fn fewer_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of the allocator; M_ARENA_MAX takes a count.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }

@@ -26,6 +26,16 @@ fn action_key(state: &AppState, name: &str) -> Option<String> {
 /// The header's idle span, when idle for `idle.after` or longer: a full and a short form.
 pub fn idle_banner(state: &AppState) -> Option<(String, String)> {
     let s = idle_status(state);
+    if let Some(since) = state.idle.since().filter(|_| s.state == IdleState::Idle) {
+        if !s.banner {
+            super::clock::at(state.now, since + state.config.idle.after);
+        } else if s.cost_since.is_some() {
+            // The cost counts up in cents, at no fixed step.
+            super::clock::every_tick(state.now);
+        } else {
+            super::clock::since(state.now, since);
+        }
+    }
     let k = key(state, Action::Checklist, "x");
     let short = match s.cost_since {
         Some(c) => format!("idle {} {}{c:.2} · {k}", util::duration(Duration::from_secs(s.idle_seconds)), s.currency),

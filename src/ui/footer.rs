@@ -21,6 +21,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     // The answer to the last key takes the footer's row until it expires: every size
     // shows it, and the key hints come back after.
     if let Some(st) = state.status_line() {
+        super::clock::at(state.now, st.at + crate::app::STATUS_TTL);
         let style = if st.error {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
         } else {

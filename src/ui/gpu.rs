@@ -24,9 +24,14 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         Some(s) if !s.gpus.is_empty() => {
             // A sample older than three intervals (a hung driver call, say) is marked stale.
             let age_ms = crate::unixtime::millis(state.now).saturating_sub(s.taken_at_unix_ms);
-            if age_ms > 3 * state.config.gpu.sample_ms.max(1000) {
+            let limit_ms = 3 * state.config.gpu.sample_ms.max(1000);
+            let taken = UNIX_EPOCH + Duration::from_millis(s.taken_at_unix_ms);
+            if age_ms > limit_ms {
+                super::clock::since(state.now, taken);
                 format!(" GPU · {} · stale {} ", s.gpus.len(), util::duration(Duration::from_millis(age_ms)))
             } else {
+                // Marked stale once no newer sample came for three intervals.
+                super::clock::at(state.now, taken + Duration::from_millis(limit_ms + 1));
                 format!(" GPU · {} ", s.gpus.len())
             }
         }
@@ -431,11 +436,7 @@ pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u
             };
             lines.push(row("user", owner));
             let started = match p.start_time_unix_s {
-                Some(t) => format!(
-                    "{} UTC · {} ago",
-                    utc(t),
-                    util::duration(Duration::from_secs(state.now_unix().saturating_sub(t)))
-                ),
+                Some(t) => format!("{} UTC · {} ago", utc(t), util::duration(super::clock::since_unix(state.now, t))),
                 None => "n/a".into(),
             };
             lines.push(row("started", started));

@@ -17,7 +17,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             let (tier, style) = super::gpu::header_tier(state);
             Span::styled(tier, base.patch(style))
         },
-        Span::styled(format!(" · up {}", util::duration(state.uptime())), base),
+        Span::styled(
+            format!(" · up {}", util::duration(super::clock::since_unix(state.now, state.host.boot_time_unix))),
+            base,
+        ),
     ];
     if state.demo {
         spans.push(Span::styled(" · DEMO", base.fg(Color::Yellow).add_modifier(Modifier::BOLD)));
@@ -31,8 +34,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             ));
         }
     }
-    if state.log.stalled(state.now) {
-        let quiet = state.log.quiet_for(state.now).map(util::duration).unwrap_or_default();
+    if let Some(quiet) = super::log::stalled_for(state) {
         spans.push(Span::styled(
             format!(" · log stalled {quiet}"),
             Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),

@@ -157,17 +157,36 @@ fn sideways_status(state: &AppState) -> Option<Line<'static>> {
     (h > 0).then(|| Line::styled(format!(" from column {} ", h + 1), super::dim()))
 }
 
+/// How long the followed log has been quiet, as drawn, while it counts as stalled (no new
+/// line for `log.stall_after` while a process still writes it); records when that text
+/// changes, or when the stall begins.
+pub(super) fn stalled_for(state: &AppState) -> Option<String> {
+    let log = &state.log;
+    let now = state.now;
+    if log.stalled(now) {
+        let quiet = log.health.last_line_at.or(log.since).map(|t| super::clock::since(now, t));
+        return Some(quiet.map(util::duration).unwrap_or_default());
+    }
+    if let (Some(since), Some(true)) = (log.since, log.writer_alive) {
+        super::clock::at(now, log.health.last_line_at.unwrap_or(since) + log.config.stall_after);
+    }
+    None
+}
+
 /// The rows above the log text: latest values, a stall warning, the last error.
 fn top_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
     let log = &state.log;
     let now = state.now;
     let run = log.run(now);
+    if let Some(t) = log.health.last_line_at {
+        // "last line 3s ago" on the run-state line.
+        super::clock::since(now, t);
+    }
     let mut top: Vec<Line> = vec![values_line(log, &run, width)];
     if let Some(l) = run_line(&run, width) {
         top.push(l);
     }
-    if log.stalled(now) {
-        let quiet = log.quiet_for(now).map(util::duration).unwrap_or_default();
+    if let Some(quiet) = stalled_for(state) {
         top.push(Line::styled(
             util::ellipsize(
                 &format!("⚠ stalled: no new line for {quiet} while the log is still open for writing"),
@@ -217,6 +236,7 @@ fn bottom_lines(state: &AppState, width: usize) -> Vec<Line<'static>> {
     } else if let (Some((note, at)), Some(path)) = (&log.last_event, &log.path)
         && now.duration_since(*at).is_ok_and(|d| d.as_secs() < 60)
     {
+        super::clock::at(now, *at + std::time::Duration::from_secs(60));
         let what = if *note == TailNote::Truncated { "truncated" } else { "rotated" };
         let text = format!("log {what}; following {}", short_path(state, path));
         bottom.push(Line::styled(util::ellipsize(&text, width), super::dim()));
@@ -536,7 +556,7 @@ pub fn render_switcher(state: &AppState, frame: &mut Frame, area: Rect) {
     let mut lines: Vec<Line> = Vec::new();
     let width = (area.width as usize).saturating_sub(6).min(110);
     for (i, c) in state.log.candidates.iter().enumerate() {
-        let age = now.duration_since(c.modified).map(util::duration).unwrap_or_else(|_| "now".into());
+        let age = if c.modified <= now { util::duration(super::clock::since(now, c.modified)) } else { "now".into() };
         let mut tags = Vec::new();
         if state.log.path.as_ref() == Some(&c.path) {
             tags.push("following");

@@ -3,6 +3,7 @@
 
 mod airlock;
 mod checklist;
+pub mod clock;
 mod detail;
 mod disk;
 mod footer;
@@ -78,8 +79,18 @@ pub fn viewport(state: &AppState) -> Viewport {
     Viewport { log_rows: page.rows, log_cols: page.cols, detail_max_scroll: detail::max_scroll(state) }
 }
 
-/// Draws the whole screen.
+/// Draws the whole screen. Afterwards [`clock::next_change`] says when its time-derived
+/// text (ages, the uptime, the status line's expiry) reads differently.
 pub fn render(state: &AppState, frame: &mut Frame) {
+    clock::reset();
+    // The job screens show progress and ages of their own: drawn at every tick while open.
+    if matches!(
+        state.overlay,
+        Overlay::Prune | Overlay::Checklist | Overlay::Bundle | Overlay::Import | Overlay::Resume
+    ) || state.jobs.running().next().is_some()
+    {
+        clock::every_tick(state.now);
+    }
     let area = frame.area();
     let [header, body, footer] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);

@@ -105,6 +105,11 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         .iter()
         .filter(|e| matches!(e.kind.as_str(), "verify_failed" | "check_failed") && e.at_ms >= hour_ago_ms)
     {
+        // Shown for an hour: the line goes when the hour is up.
+        super::clock::at(
+            state.now,
+            std::time::UNIX_EPOCH + Duration::from_secs((ev.at_ms.max(0) / 1000) as u64 + 3601),
+        );
         let what = match (&ev.level, &ev.path) {
             (Some(l), Some(p)) => format!("  ⚠ {l} {p}: {}", ev.detail),
             (Some(l), None) => format!("  ⚠ {l}: {}", ev.detail),
@@ -182,7 +187,7 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
                 let f = failures.first();
                 let when = f
                     .and_then(|f| f.retry_at_unix)
-                    .map(|t| t.saturating_sub(state.now_unix() as i64))
+                    .map(|t| super::clock::until_unix(state.now, t))
                     .filter(|s| *s > 0)
                     .map(|s| format!(" in {}", util::duration(Duration::from_secs(s as u64))))
                     .unwrap_or_else(|| " now".to_string());
@@ -202,7 +207,7 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
     // "ok" only when a file was stored: a pass that found nothing to do is not a backup.
     let last = match l.last_success_unix {
         Some(t) => {
-            let ago = util::duration(Duration::from_secs(state.now_unix().saturating_sub(t.max(0) as u64)));
+            let ago = util::duration(super::clock::since_unix(state.now, t.max(0) as u64));
             format!("last ok {ago} ago ({every})")
         }
         None if l.nothing_to_store => format!("nothing to store ({every})"),
