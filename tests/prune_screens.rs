@@ -241,7 +241,7 @@ fn shift_c_stops_a_running_prune_and_the_summary_says_it_stopped() {
     update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
     assert_eq!(update(&mut s, key('y')), vec![Effect::RunPrune]);
     update(&mut s, Msg::Prune(PruneProgress::Started { items: 2, bytes_to_free: 13_400 * MB }));
-    assert!(fx::screen_text(&s, 80, 24).contains("C stop · u include unconfirmed"), "the key is offered");
+    assert!(fx::screen_text(&s, 80, 24).contains(" C  stop   u  include unconfirmed"), "the key is offered");
     assert_eq!(update(&mut s, key('C')), vec![Effect::CancelPrune]);
     assert!(fx::screen_text(&s, 80, 24).contains("stopping the prune after the item in hand"));
     update(
@@ -330,6 +330,10 @@ fn unconfirmed_deletion_needs_the_word_typed() {
         update(&mut s, key(c));
     }
     both("prune_override", &s);
+    // The footer names what the prompt reads, not the plan's keys it is not reading.
+    let footer = fx::screen_text(&s, 80, 24).lines().last().unwrap_or_default().to_string();
+    assert!(footer.contains("enter  delete 1 unconfirmed") && footer.contains("esc  back to the plan"), "{footer}");
+    assert!(!footer.contains("run") && !footer.contains("include"), "no plan keys while typing: {footer}");
     assert_eq!(update(&mut s, code(KeyCode::Enter)), vec![Effect::RunPrune]);
     assert!(s.prune.job.as_ref().is_some_and(|j| j.running));
 }

@@ -6,6 +6,7 @@ pub mod airlock;
 pub mod checklist;
 pub mod disk;
 pub mod gpu;
+pub mod hints;
 pub mod jobs;
 pub mod keymap;
 pub mod log;

@@ -94,7 +94,7 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     let width = inner.width as usize;
     let [head, table, foot] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(1), Constraint::Length(3)]).areas(inner);
+        Layout::vertical([Constraint::Length(2), Constraint::Min(1), Constraint::Length(2)]).areas(inner);
 
     let mut head_lines = Vec::new();
     match (&s.plan, s.planning) {
@@ -194,23 +194,7 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
             Span::raw(format!("{typed}_")),
         ]));
     }
-    // While a prune runs, its key stops it (running another is refused anyway).
-    let (first_key, first) = match &state.prune.job {
-        Some(job) if job.running => (key(state, Action::StopPrune, "C"), "stop"),
-        _ => (key(state, Action::Confirm, "y"), "run"),
-    };
-    let keys = format!(
-        "{first_key} {first} · {} include unconfirmed · {}/{} scroll · {} re-plan · {} close",
-        key(state, Action::IncludeUnsynced, "u"),
-        key(state, Action::Down, "j"),
-        key(state, Action::Up, "k"),
-        key(state, Action::Refresh, "ctrl-r"),
-        key(state, Action::Cancel, "esc"),
-    );
-    while foot_lines.len() < 2 {
-        foot_lines.push(Line::raw(""));
-    }
+    // The keys are in the footer (`app::hints`), which follows the prompt.
     foot_lines.truncate(2);
-    foot_lines.push(Line::styled(util::ellipsize(&keys, width), super::dim()));
     frame.render_widget(Paragraph::new(foot_lines), foot);
 }
