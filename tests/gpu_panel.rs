@@ -268,7 +268,7 @@ fn k_refuses_another_users_process_without_asking() {
     update(&mut s, key('j')); // alice's notebook
     assert!(update(&mut s, key('K')).is_empty());
     assert_eq!(s.overlay, Overlay::None);
-    let notice = s.notice.clone().expect("notice");
+    let notice = s.status_line().map(|l| l.text.clone()).expect("the refusal is answered");
     assert!(notice.contains("belongs to alice"), "{notice}");
 }
 
@@ -297,7 +297,7 @@ fn k_then_y_sends_sigterm_to_the_chosen_process() {
     let result = opsconsole::gpu::terminate(pid, Some(ticks)).map_err(|e| e.to_string());
     let effects = update(&mut s, Msg::ProcessTerminated { pid, result });
     assert_eq!(effects, vec![Effect::RefreshNow]);
-    assert_eq!(s.notice.as_deref(), Some(format!("sent SIGTERM to process {pid}").as_str()));
+    assert_eq!(s.status_line().map(|l| l.text.as_str()), Some(format!("sent SIGTERM to process {pid}").as_str()));
     assert_eq!(child.wait().expect("wait").signal(), Some(libc::SIGTERM));
 }
 

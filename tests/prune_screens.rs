@@ -236,11 +236,13 @@ fn shift_c_stops_a_running_prune_and_the_summary_says_it_stopped() {
     update(&mut s, fx::typical_disks());
     // Nothing runs: the key says so and asks the executor for nothing.
     assert_eq!(update(&mut s, key('C')), vec![]);
-    assert_eq!(s.notice.as_deref(), Some("no prune is running"));
+    assert_eq!(s.status_line().map(|l| l.text.as_str()), Some("no prune is running"));
     update(&mut s, key('p'));
     update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
     assert_eq!(update(&mut s, key('y')), vec![Effect::RunPrune]);
     update(&mut s, Msg::Prune(PruneProgress::Started { items: 2, bytes_to_free: 13_400 * MB }));
+    // The answer to the first `C` has expired: the footer shows the keys again.
+    update(&mut s, Msg::Tick(at(fx::NOW + 7)));
     assert!(fx::screen_text(&s, 80, 24).contains(" C  stop   u  include unconfirmed"), "the key is offered");
     assert_eq!(update(&mut s, key('C')), vec![Effect::CancelPrune]);
     assert!(fx::screen_text(&s, 80, 24).contains("stopping the prune after the item in hand"));
@@ -286,11 +288,16 @@ fn a_copy_that_failed_verification_is_kept_and_the_screen_says_why() {
         }),
     );
     let text = fx::screen_text(&s, 160, 48);
-    assert!(text.contains("freed 6.7 GB · deleted 1 · skipped 1 · failed 0"), "{text}");
+    assert!(text.contains("freed 6.7 GB · deleted 1 · skipped 1 (v68_step_1000.pt: kept: L3 the copy"), "{text}");
     let narrow = fx::screen_text(&s, 80, 24);
+    assert!(narrow.contains("skipped 1 (v68_step_1000.pt: kept: L3 the copy on"), "{narrow}");
+    assert!(narrow.contains("remote 'hf' failed verification: it is missing"), "wrapped, not cut: {narrow}");
+    // The status line (the footer's row) carries the result with its reason too, and
+    // in red: something was kept after all.
+    let st = s.status_line().expect("the prune result is answered");
     assert!(
-        narrow.contains("v68_step_1000.pt kept: L3 the copy on remote 'hf' failed verification: it is"),
-        "{narrow}"
+        st.error && st.text.starts_with("prune: freed 6.7 GB") && st.text.contains("failed verification"),
+        "{st:?}"
     );
     // The next plan keeps it as unconfirmed and says why beside it.
     let mut p = plan(false);
@@ -441,8 +448,14 @@ fn auto_prune_runs_once_when_a_disk_crosses_critical() {
     assert!(s.prune.job.as_ref().is_some_and(|j| j.auto && j.running));
     assert_eq!(update(&mut s, disk_at(92.0)), vec![], "not while it runs");
     update(&mut s, Msg::Prune(PruneProgress::Started { items: 3, bytes_to_free: 20_000 * MB }));
-    assert!(s.notice.as_deref().is_some_and(|n| n.contains("auto-prune started")));
+    assert!(s.status_line().is_some_and(|n| n.text.contains("auto-prune started")));
     update(&mut s, Msg::Prune(PruneProgress::Done { report: PruneReport { deleted: 3, ..Default::default() } }));
+    let st = s.status_line().expect("the auto-prune result is said");
+    assert_eq!(st.text, "auto-prune: freed 0 B · deleted 3 · skipped 0 · failed 0");
+    assert!(!st.error);
+    // It expires like every answer.
+    update(&mut s, Msg::Tick(at(fx::NOW + 7)));
+    assert!(s.status_line().is_none() && s.status.is_none());
     assert_eq!(update(&mut s, disk_at(92.0)), vec![], "cooldown");
     update(&mut s, Msg::Tick(at(fx::NOW + 601)));
     assert_eq!(update(&mut s, disk_at(92.0)), vec![Effect::AutoPrune], "after the cooldown, still critical");

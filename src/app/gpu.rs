@@ -122,10 +122,11 @@ pub fn on_kill(state: &mut AppState) -> Vec<Effect> {
         _ => state.gpu.selected_process(),
     };
     match target {
-        None => state.notice = Some("no GPU process selected".into()),
+        None => state.say("no GPU process selected", true),
         Some(p) if p.uid != Some(state.gpu.my_uid) => {
             let owner = p.user.clone().or(p.uid.map(|u| format!("uid {u}"))).unwrap_or("another user".into());
-            state.notice = Some(format!("process {} belongs to {owner}: only your own can be stopped", p.pid));
+            let text = format!("process {} belongs to {owner}: only your own can be stopped", p.pid);
+            state.say(text, true);
         }
         Some(p) => {
             state.overlay = Overlay::ConfirmKill { pid: p.pid, start_ticks: p.start_ticks, name: p.short_name() };
@@ -149,9 +150,9 @@ pub fn on_confirm_kill_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> 
 
 /// The loop sent (or failed to send) SIGTERM: say so, and sample again.
 pub fn on_terminated(state: &mut AppState, pid: u32, result: Result<(), String>) -> Vec<Effect> {
-    state.notice = Some(match result {
-        Ok(()) => format!("sent SIGTERM to process {pid}"),
-        Err(e) => e,
-    });
+    match result {
+        Ok(()) => state.say(format!("sent SIGTERM to process {pid}"), false),
+        Err(e) => state.say(e, true),
+    }
     vec![Effect::RefreshNow]
 }

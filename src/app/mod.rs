@@ -412,6 +412,10 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         Msg::Prune(progress) => prune::on_progress(state, progress),
         Msg::Sync(sample) => {
             state.uploads.apply_sample(*sample, state.now);
+            // What `s` or `R` did, once the ledger shows the passes they asked for.
+            if let Some((text, error)) = state.uploads.take_answer(state.now_unix() as i64) {
+                state.say(text, error);
+            }
             vec![]
         }
         Msg::SyncEvent(ev) => {
@@ -514,7 +518,12 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     let on_uploads = state.focus == Panel::Uploads || state.overlay == Overlay::UploadQueue;
     match action {
         Action::SyncNow => {
-            state.say("sync requested on every level", false);
+            let text = if state.uploads.ask("sync", state.now_unix() as i64) {
+                "sync requested on every level: the answer comes when each pass ends"
+            } else {
+                "sync requested on every level"
+            };
+            state.say(text, false);
             vec![Effect::Sync(Command::SyncNow(None))]
         }
         Action::RetryFailed => {
@@ -527,6 +536,7 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
                 }
                 Some(n) => {
                     state.say(format!("{n} failed upload{} queued again", if n == 1 { "" } else { "s" }), false);
+                    state.uploads.ask("retry", state.now_unix() as i64);
                     vec![Effect::Sync(Command::RetryFailed(None))]
                 }
                 None => {
@@ -622,7 +632,10 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Details => gpu::on_details(state),
         Action::KillProcess => gpu::on_kill(state),
-        Action::Refresh => vec![Effect::RefreshNow],
+        Action::Refresh => {
+            state.say("sampling every collector now (GPUs, disks, log, ledger, checkpoints)", false);
+            vec![Effect::RefreshNow]
+        }
         Action::LogFollow
         | Action::LogTop
         | Action::LogEnd

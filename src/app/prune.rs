@@ -180,7 +180,7 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
             let text = format!("{name} {items} items ({})", util::bytes(bytes_to_free));
             state.jobs.apply(JobEvent::Started { id, name: text }, now);
             if job.auto {
-                state.notice = Some(format!("auto-prune started: {items} items, {}", util::bytes(bytes_to_free)));
+                state.say(format!("auto-prune started: {items} items, {}", util::bytes(bytes_to_free)), false);
             }
             vec![]
         }
@@ -202,35 +202,21 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
         PruneProgress::Done { report } => {
             job.running = false;
             job.freed_bytes = report.freed_bytes;
-            let mut summary = format!(
-                "{}freed {} · deleted {} · skipped {} · failed {}",
-                if report.cancelled { "stopped: " } else { "" },
-                util::bytes(report.freed_bytes),
-                report.deleted,
-                report.skipped,
-                report.failed
-            );
-            // Why the first item was kept after all (a copy that failed verification).
-            if let Some((item, why)) = report.items.iter().find_map(|i| match &i.outcome {
-                ItemOutcome::Skipped(w) | ItemOutcome::Failed(w) => Some((i, w)),
-                ItemOutcome::Deleted => None,
-            }) {
-                let file = item.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                // On a line of its own: the reason matters more than the counts.
-                summary.push_str(&format!("\n{file} {why}"));
-            }
-            // One line where there is room for one.
-            let one_line = summary.replace('\n', " · ");
+            // Counts, and why anything was kept after all (a copy that failed
+            // verification): the reason matters more than the counts.
+            let one_line = report.summary();
             job.summary = Some(one_line.clone());
             state.jobs.apply(JobEvent::Done { id, summary: one_line.clone() }, now);
-            if job.auto {
-                state.notice = Some(format!("auto-prune: {one_line}"));
-            }
+            let error = report.failed > 0 || report.skipped > 0;
+            let label = if job.auto { "auto-prune" } else { "prune" };
+            // The status line answers wherever the user is now (the plan screen also keeps
+            // it until the next plan).
+            state.say(format!("{label}: {one_line}"), error);
             let mut fx = vec![Effect::RefreshNow];
             // The `u` override is for the run it was given to: the next plan is the safe one.
             state.prune.screen.allow_unconfirmed = false;
             if state.overlay == Overlay::Prune {
-                state.prune.screen.message = Some(summary);
+                state.prune.screen.message = Some(one_line);
                 state.prune.screen.planning = true;
                 fx.push(Effect::PlanPrune { allow_unconfirmed: false });
             }
@@ -241,6 +227,7 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
             job.summary = Some(format!("failed: {error}"));
             state.jobs.apply(JobEvent::Failed { id, error: error.clone() }, now);
             state.prune.screen.message = Some(format!("prune failed: {error}"));
+            state.say(format!("prune failed: {error}"), true);
             vec![]
         }
     }
@@ -256,7 +243,7 @@ pub fn stop(state: &mut AppState) -> Vec<Effect> {
     if state.overlay == Overlay::Prune {
         state.prune.screen.message = Some(text.into());
     } else {
-        state.notice = Some(text.into());
+        state.say(text, !text.starts_with("stopping"));
     }
     if text.starts_with("stopping") { vec![Effect::CancelPrune] } else { vec![] }
 }

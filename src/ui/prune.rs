@@ -180,8 +180,11 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
         foot_lines.push(Line::styled(util::ellipsize(&t, width), Style::new().fg(Color::Yellow)));
     }
     if let Some(m) = &s.message {
+        // Wrapped, not cut: a prune result's reasons come after its counts.
         for line in m.lines() {
-            foot_lines.push(Line::styled(util::ellipsize(line, width), Style::new().fg(Color::Yellow)));
+            for part in super::wrap_words(line.split(' '), width, width) {
+                foot_lines.push(Line::styled(util::ellipsize(&part, width), Style::new().fg(Color::Yellow)));
+            }
         }
     }
     if let Some(typed) = &s.typing {
