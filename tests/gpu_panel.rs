@@ -238,7 +238,9 @@ fn enter_shows_details_and_esc_closes() {
     let text = fx::screen_text(&s, 160, 48);
     assert!(text.contains("python experiments/v68/train.py --bf16 --batch 16"), "full command:\n{text}");
     assert!(text.contains("2026-11-28 09:51:19 UTC · 2h08m ago"), "start time:\n{text}");
-    assert!(text.contains("peak 12.0 GiB"), "VRAM history:\n{text}");
+    // The peak's span is on the clock `started … ago` uses: the readings kept cover the
+    // last minute of a process started two hours ago.
+    assert!(text.contains("peak 12.0 GiB over the last 1m00s"), "VRAM history:\n{text}");
     update(&mut s, code(KeyCode::Esc));
     assert_eq!(s.overlay, Overlay::None);
     update(&mut s, code(KeyCode::Enter));
@@ -416,4 +418,39 @@ fn host_cpu_ram_and_swap_under_the_gpus() {
         })
         .expect("the host line");
     assert_eq!(b[cell].fg, ratatui::style::Color::Red);
+}
+
+/// `started 3m01s ago` and the peak's span agree: readings that go back to the start say
+/// `since it started`, whatever the sampling interval did (it said `peak over 3m29s`,
+/// counting samples times the configured interval).
+#[test]
+fn details_peak_and_start_use_one_clock() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    // Samples every 7 s (a busy collector; the configured interval is shorter).
+    for i in 0..26u64 {
+        let mut p = proc_(&s, 4121, 0, gib_f(2.0 + i as f64 / 10.0), "python train.py", "/home/me/rsm", true);
+        p.start_time_unix_s = Some(NOW - 181);
+        update(
+            &mut s,
+            sample(NOW - 180 + i * 7, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(5.0), 50, None, vec![p])]),
+        );
+    }
+    update(&mut s, code(KeyCode::Enter));
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("· 3m01s ago"), "{text}");
+    assert!(text.contains("peak 4.5 GiB since it started"), "{text}");
+    assert!(!text.contains("over"), "{text}");
+}
+
+/// At 60x18 the GPU panel has two rows: the only GPU is shown, not `… 1 more GPUs`.
+#[test]
+fn the_only_gpu_shows_on_a_tiny_terminal() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 12.0);
+    let text = fx::screen_text(&s, 60, 18);
+    assert!(text.contains("┃0 L4 "), "{text}");
+    assert!(!text.contains("more GPU"), "{text}");
+    insta::assert_snapshot!("gpu_one_60x18", fx::render(&s, 60, 18).backend());
 }

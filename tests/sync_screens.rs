@@ -802,3 +802,17 @@ fn refresh_is_answered() {
     assert!(st.text.starts_with("sampling every collector now"), "{st:?}");
     assert!(fx::screen_text(&s, 80, 24).lines().last().unwrap_or_default().contains("› sampling every collector"));
 }
+
+/// Beside another console's engine the panel says whose it is: a console, not a daemon.
+#[test]
+fn another_consoles_engine_is_named_a_console() {
+    let msg = Msg::Sync(Box::new(SyncSample {
+        source: EngineSource::OtherConsole { pid: 4242 },
+        status: SyncStatus { engine_pid: Some(4242), levels: vec![level("L2", "drive", 90)], ..SyncStatus::default() },
+        queue: vec![],
+    }));
+    let s = with_uploads(vec![msg]);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("Uploads · console pid 4242"), "{text}");
+    assert!(!text.contains("daemon"), "{text}");
+}

@@ -25,6 +25,7 @@ fn title(state: &AppState, sample: Option<&SyncSample>) -> String {
         None => " Uploads ".into(),
         Some(EngineSource::Console) => " Uploads · engine in this console ".into(),
         Some(EngineSource::Daemon { pid }) => format!(" Uploads · daemon pid {pid} "),
+        Some(EngineSource::OtherConsole { pid }) => format!(" Uploads · console pid {pid} "),
         Some(EngineSource::Off { .. }) => " Uploads · sync off ".into(),
     };
     // A ledger that cannot be written, and withheld secrets, are explained in the panel
