@@ -30,11 +30,23 @@ use tokio::time::{Instant, sleep};
 struct Screen {
     backend: Arc<Mutex<TestBackend>>,
     frames: Arc<AtomicUsize>,
+    bells: Arc<AtomicUsize>,
+}
+
+impl opsconsole::tui::Bell for Screen {
+    fn bell(&mut self) -> std::io::Result<()> {
+        self.bells.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl Screen {
     fn new(w: u16, h: u16) -> Self {
-        Self { backend: Arc::new(Mutex::new(TestBackend::new(w, h))), frames: Arc::new(AtomicUsize::new(0)) }
+        Self {
+            backend: Arc::new(Mutex::new(TestBackend::new(w, h))),
+            frames: Arc::new(AtomicUsize::new(0)),
+            bells: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     fn frames(&self) -> usize {
@@ -333,4 +345,25 @@ async fn a_resize_is_drawn_at_the_new_size() {
     h.settle().await;
     let s = h.finish().await;
     assert_eq!(s.size, (120, 40));
+}
+
+/// The loop rings the terminal's bell once when `update` asks (a disk crossed critical
+/// after the first sample), not once per frame or per sample.
+#[tokio::test(start_paused = true)]
+async fn the_bell_rings_once_per_new_condition() {
+    let h = Harness::start(fx::state());
+    h.send(disks(50.0));
+    h.settle().await;
+    assert_eq!(h.screen.bells.load(Ordering::SeqCst), 0);
+    for _ in 0..3 {
+        h.send(disks(95.0));
+        h.settle().await;
+        h.next_tick().await;
+    }
+    assert_eq!(h.screen.bells.load(Ordering::SeqCst), 1, "once, not per sample or frame");
+    h.send(disks(50.0));
+    h.send(disks(96.0));
+    h.settle().await;
+    assert_eq!(h.screen.bells.load(Ordering::SeqCst), 2, "again after it cleared and came back");
+    h.finish().await;
 }

@@ -3,6 +3,7 @@
 //! executor (`exec`) to carry out.
 
 pub mod airlock;
+pub mod alerts;
 pub mod checklist;
 pub mod disk;
 pub mod gpu;
@@ -248,6 +249,9 @@ pub struct AppState {
     /// The answer to the last key that has one, shown in the footer's place until it
     /// expires ([`STATUS_TTL`]): every size shows it.
     pub status: Option<StatusLine>,
+    /// The terminal bell's view of new problems (`alerts`); the loop rings when
+    /// `alerts.bells` grows.
+    pub alerts: alerts::Alerts,
     /// Shown in the header when the console runs on the throwaway demo workspace.
     pub demo: bool,
     pub should_quit: bool,
@@ -326,6 +330,7 @@ impl AppState {
             host_usage: None,
             notice: None,
             status: None,
+            alerts: Default::default(),
             demo: false,
             should_quit: false,
             size: (80, 24),
@@ -369,6 +374,7 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             if state.status_line().is_none() {
                 state.status = None;
             }
+            alerts::observe(state, false, false);
             checklist::on_tick(state)
         }
         Msg::Resize(w, h) => {
@@ -377,7 +383,9 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Disk(sample) => {
             let fx = state.prune.on_disk(&sample, state.now, &state.config);
+            let first = state.disk.sample.is_none();
             state.disk.apply(sample, state.now);
+            alerts::observe(state, false, first);
             fx
         }
         Msg::Checkpoints(sample) => {
@@ -395,7 +403,10 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::ProcessTerminated { pid, result } => gpu::on_terminated(state, pid, result),
         Msg::Log(sample) => {
+            // A log's first sample and its backfill are its history, not news.
+            let history = sample.reset || !sample.backfill.done;
             state.log.apply(*sample, state.now);
+            alerts::observe(state, history, false);
             vec![]
         }
         Msg::LogCandidates(list) => {
