@@ -6,6 +6,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use opsconsole::app::prune::CopyMark;
 use opsconsole::app::{Effect, Msg, Overlay, update};
 use opsconsole::checkpoints::executor::{ItemResult, PruneReport};
 use opsconsole::checkpoints::plan::{ItemKind, PlanAction, PlanInputs, PlanItem, Reason, summarize};
@@ -503,4 +504,39 @@ fn time_to_full_wins_over_the_roles_at_every_width() {
     assert!(wide.contains("ok       full 6h00m · +10.0 GB/h│"), "{wide}");
     both("time_to_full_over_roles", &s);
     insta::assert_snapshot!("time_to_full_over_roles_110x32", fx::render(&s, 110, 32).backend());
+}
+
+/// A config with both levels' remotes configured (Drive for L2, the Hub for L3).
+fn config_with_remotes() -> Config {
+    let text = "[remotes.drive]\nkind = \"drive\"\nfolder_id = \"1AbCdEfGhIjKlMnOpQrStUvWxYz012345\"\n\n\
+                [remotes.hf]\nkind = \"hf\"\nrepo_id = \"me/rsm-weights\"\n";
+    Config::from_toml(text, std::path::Path::new("/home/me/rsm/opsconsole.toml")).expect("config")
+}
+
+/// The plan shows each item's copies per level: `✓` confirmed (L3 for the kept and
+/// deleted checkpoints), `✗` where the level takes it and has no copy (the unconfirmed
+/// one), `·` where the level does not take such files (L2 holds no weights), `—` for a
+/// level that is not configured.
+#[test]
+fn the_plan_shows_each_items_confirmations_per_level() {
+    let mut s = fx::state_with(config_with_remotes());
+    update(&mut s, fx::typical_disks());
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    use opsconsole::app::prune::CopyMark::*;
+    let marks: Vec<[CopyMark; 2]> = s.prune.screen.copies.iter().map(|c| [c[0].1, c[1].1]).collect();
+    assert_eq!(marks[0], [NotTaken, Confirmed], "v68_step_1000.pt: on L3");
+    assert_eq!(marks[3], [NotTaken, Missing], "v68_step_4000.pt: unconfirmed");
+    both("prune_copies", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("step L2 L3 path"), "{text}");
+    assert!(text.contains("1000 ·  ✓  checkpoints/v68_step_1000.pt"), "{text}");
+    assert!(text.contains("4000 ·  ✗  checkpoints/v68_step_4000.pt"), "{text}");
+
+    // Without remotes an unconfirmed item's levels are `—` (not configured), not `✗`.
+    let mut s = fx::state();
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("4000 —  —  checkpoints/v68_step_4000.pt"), "{text}");
 }

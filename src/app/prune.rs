@@ -23,10 +23,54 @@ pub const OVERRIDE_WORD: &str = "delete";
 /// Job ids of prune jobs start here (other jobs use small numbers).
 const JOB_ID_BASE: u64 = 0x5052_0000;
 
+/// One item's copy on one level, for the plan's confirmations column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMark {
+    /// Stored and verified there (`✓`).
+    Confirmed,
+    /// The level takes such files and has no confirmed copy (`✗`).
+    Missing,
+    /// The level is configured but does not take this item (L2 holds no weights): `·`.
+    NotTaken,
+    /// The level is off or its remote is not configured (`—`).
+    NotConfigured,
+}
+
+/// Each plan item's copies on L2 and L3, from the plan's per-item confirmations and the
+/// levels' routing (no I/O).
+pub fn copy_marks(plan: &PrunePlan, config: &crate::config::Config) -> Vec<[(&'static str, CopyMark); 2]> {
+    let router = crate::sync::routing::Router::new(&config.sync).ok();
+    plan.items
+        .iter()
+        .map(|item| {
+            // A folder's files are routed as the weights inside it.
+            let rel = match item.unit_kind {
+                crate::checkpoints::roots::UnitKind::Folder => format!("{}/model.safetensors", item.rel_path),
+                crate::checkpoints::roots::UnitKind::File => item.rel_path.clone(),
+            };
+            let routed = router.as_ref().map(|r| r.route(&rel, item.bytes)).unwrap_or_default();
+            config.sync.levels().map(|(name, _, level)| {
+                let mark = if item.confirmed_on.iter().any(|l| l == name) {
+                    CopyMark::Confirmed
+                } else if !level.enabled || !config.remotes.contains_key(&level.remote) {
+                    CopyMark::NotConfigured
+                } else if routed.contains(&name) {
+                    CopyMark::Missing
+                } else {
+                    CopyMark::NotTaken
+                };
+                (name, mark)
+            })
+        })
+        .collect()
+}
+
 /// The prune plan screen.
 #[derive(Debug, Clone, Default)]
 pub struct PlanScreen {
     pub plan: Option<PrunePlan>,
+    /// Each item's copies on L2 and L3 ([`copy_marks`]), in the plan's order.
+    pub copies: Vec<[(&'static str, CopyMark); 2]>,
     /// A plan was asked for and has not arrived yet.
     pub planning: bool,
     /// The plan includes unconfirmed checkpoints (`u`).
@@ -156,9 +200,11 @@ pub fn open(state: &mut AppState) -> Vec<Effect> {
 
 /// A plan arrived.
 pub fn on_plan(state: &mut AppState, plan: PrunePlan) {
+    let copies = copy_marks(&plan, &state.config);
     let s = &mut state.prune.screen;
     s.planning = false;
     s.scroll = s.scroll.min(plan.items.len().saturating_sub(1));
+    s.copies = copies;
     s.plan = Some(plan);
 }
 
