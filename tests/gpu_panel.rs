@@ -33,6 +33,7 @@ fn proc_(state: &AppState, pid: u32, gpu: u32, used: u64, cmd: &str, cwd: &str, 
         start_time_unix_s: Some(NOW - 3600 - pid as u64),
         start_ticks: Some(100_000 + pid as u64),
         cwd: Some(PathBuf::from(cwd)),
+        sm_util_pct: None,
     }
 }
 
@@ -308,10 +309,10 @@ fn an_old_sample_is_marked_stale() {
     let mut s = state();
     l4_run(&mut s, 12.0);
     let text = fx::screen_text(&s, 80, 24);
-    assert!(text.contains("GPU · 1 ━"), "fresh:\n{text}");
+    assert!(text.contains("GPU · 1 · by VRAM ━"), "fresh:\n{text}");
     update(&mut s, Msg::Tick(fx::at(NOW + 45)));
     let text = fx::screen_text(&s, 80, 24);
-    assert!(text.contains("GPU · 1 · stale 46s"), "{text}");
+    assert!(text.contains("GPU · 1 · by VRAM · stale 46s"), "{text}");
 }
 
 /// Issue 15 item 5: a long path no longer hides the program. Each row starts with the
@@ -453,4 +454,49 @@ fn the_only_gpu_shows_on_a_tiny_terminal() {
     assert!(text.contains("┃0 L4 "), "{text}");
     assert!(!text.contains("more GPU"), "{text}");
     insta::assert_snapshot!("gpu_one_60x18", fx::render(&s, 60, 18).backend());
+}
+
+/// `O` cycles the process order (VRAM, age, pid), the title says which, and the
+/// selection stays on the process it was on. Per-process SM utilization shows where NVML
+/// gave it, and nothing (not 0%) where it did not.
+#[test]
+fn o_sorts_processes_and_sm_utilization_shows_where_given() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    let mk = |s: &AppState, pid: u32, gib: f64, ticks: u64, cmd: &str, sm: Option<u32>| {
+        let mut p = proc_(s, pid, 0, gib_f(gib), cmd, "/home/me/rsm", true);
+        p.start_ticks = Some(ticks);
+        p.sm_util_pct = sm;
+        p
+    };
+    let procs = vec![
+        mk(&s, 300, 2.0, 500, "python eval.py", Some(3)),
+        mk(&s, 100, 16.0, 900, "python train.py", Some(57)),
+        mk(&s, 200, 0.5, 100, "jupyter lab", None),
+    ];
+    update(&mut s, sample(NOW, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(19.0), 60, None, procs)]));
+    let order = |s: &AppState| s.gpu.processes().map(|p| p.pid).collect::<Vec<_>>();
+    assert_eq!(order(&s), vec![100, 300, 200], "VRAM first by default");
+    both("gpu_sort_vram", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("GPU · 1 · by VRAM"), "{text}");
+    assert!(text.contains(" 57% 16.0 GiB") && text.contains("  3% 2.0 GiB"), "{text}");
+    assert!(!text.contains("% 0.5 GiB"), "no figure where NVML gave none:\n{text}");
+    // Select the eval process, then sort: the selection follows it.
+    update(&mut s, key('j'));
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(300));
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![200, 300, 100], "oldest first");
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(300));
+    assert!(fx::screen_text(&s, 80, 24).contains("GPU · 1 · by age"));
+    assert_eq!(s.status_line().map(|l| l.text.as_str()), Some("GPU processes sorted by age"));
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![100, 200, 300], "by pid");
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![100, 300, 200], "and back to VRAM");
+    // Elsewhere the key says where it works.
+    update(&mut s, key('3'));
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![100, 300, 200]);
+    assert!(s.status_line().is_some_and(|l| l.error && l.text.contains("focus the GPU panel (1)")));
 }

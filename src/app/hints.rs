@@ -126,7 +126,10 @@ pub fn footer_hints(state: &AppState) -> Hints {
     // The main screen: the focused panel's keys first.
     match state.focus {
         Panel::Gpu => {
-            b.add(&scroll, "select").add(&[Action::Details], "details").add(&[Action::KillProcess], "stop process");
+            b.add(&scroll, "select")
+                .add(&[Action::GpuSort], format!("sort ({})", state.gpu.sort.next().label()))
+                .add(&[Action::Details], "details")
+                .add(&[Action::KillProcess], "stop process");
         }
         Panel::Disk => {
             b.add(&[Action::Prune], "prune plan").add(&[Action::Checklist], "shutdown checklist");

@@ -643,6 +643,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Details => gpu::on_details(state),
         Action::KillProcess => gpu::on_kill(state),
+        Action::GpuSort => gpu::on_sort(state),
         Action::Refresh => {
             state.say("sampling every collector now (GPUs, disks, log, ledger, checkpoints)", false);
             vec![Effect::RefreshNow]

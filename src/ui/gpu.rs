@@ -25,9 +25,14 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             // A sample older than three intervals (a hung driver call, say) is marked stale.
             let age_ms = crate::unixtime::millis(state.now).saturating_sub(s.taken_at_unix_ms);
             if age_ms > 3 * state.config.gpu.sample_ms.max(1000) {
-                format!(" GPU · {} · stale {} ", s.gpus.len(), util::duration(Duration::from_millis(age_ms)))
+                format!(
+                    " GPU · {} · {} · stale {} ",
+                    s.gpus.len(),
+                    g.sort.label(),
+                    util::duration(Duration::from_millis(age_ms))
+                )
             } else {
-                format!(" GPU · {} ", s.gpus.len())
+                format!(" GPU · {} · {} ", s.gpus.len(), g.sort.label())
             }
         }
         _ => " GPU ".to_string(),
@@ -84,7 +89,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             if let Some(e) = &d.processes_error {
                 lines.push(Line::styled(util::ellipsize(&format!("  {e}"), width), super::dim()));
             }
-            for p in &d.processes {
+            for p in g.sorted(d) {
                 lines.push(process_line(p, width, focused && selected == Some(k)));
                 k += 1;
             }
@@ -309,6 +314,11 @@ pub fn sparkline(series: &[u64], width: usize, max: u64) -> String {
 /// or of the program when the script had none. The details popup has the whole command.
 fn process_line(p: &GpuProcess, width: usize, selected: bool) -> Line<'static> {
     let mem = p.used_bytes.map_or("n/a".into(), |b| format!("{} GiB", gib(b)));
+    // The process's SM share where NVML gives it; nothing (not 0%) where it does not.
+    let mem = match p.sm_util_pct {
+        Some(u) => format!("{u:>3}% {mem}"),
+        None => mem,
+    };
     let marker = if selected { "›" } else { " " };
     let head = format!("{marker} {:>6} ", p.pid);
     let cmd_w = width.saturating_sub(head.chars().count() + mem.chars().count() + 1);
@@ -469,6 +479,9 @@ pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u
                 "VRAM",
                 format!("{} now · peak {}{span}", p.used_bytes.map_or("n/a".into(), fmt_gib), fmt_gib(peak)),
             ));
+            if let Some(u) = p.sm_util_pct {
+                lines.push(row("SM util", format!("{u}% of the GPU's compute time (NVML's last sample)")));
+            }
             let total = state
                 .gpu
                 .sample
