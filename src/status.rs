@@ -102,19 +102,26 @@ impl From<&crate::host::HostSample> for HostUsageStatus {
 
 /// Samples every collector once.
 pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
-    collect_with(ws, cfg, &mut crate::gpu::GpuCollector::new(&cfg.gpu))
+    collect_with(ws, cfg, &mut crate::gpu::GpuCollector::new(&cfg.gpu), &mut crate::host::HostSampler::new())
 }
 
-/// [`collect`] with a GPU collector kept between calls (the metrics exporter samples
-/// every few seconds and opens NVML once).
-pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuCollector) -> StatusReport {
+/// [`collect`] with a GPU collector and a host sampler kept between calls (the metrics
+/// exporter samples every few seconds, opens NVML once, and measures CPU use between its
+/// samples).
+pub fn collect_with(
+    ws: &Workspace,
+    cfg: &Config,
+    gpu: &mut crate::gpu::GpuCollector,
+    host_sampler: &mut crate::host::HostSampler,
+) -> StatusReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let host = HostInfo::current();
-    // CPU use is measured between two readings: the first now, the second after the other
-    // collectors (at least sysinfo's minimum interval later).
-    let mut host_sampler = crate::host::HostSampler::new();
-    let first_reading = std::time::Instant::now();
-    host_sampler.sample(SystemTime::now());
+    // CPU use is measured between two readings: a sampler that has none takes one now and
+    // the second after the other collectors (at least sysinfo's minimum interval later).
+    let first_reading = (!host_sampler.has_reading()).then(|| {
+        host_sampler.sample(SystemTime::now());
+        std::time::Instant::now()
+    });
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
     let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
     let (forecasts, checkpoints, usage) = status_extras(ws, cfg, &disks);
@@ -133,7 +140,7 @@ pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuColle
     .and_then(|()| crate::checklist::metadata::lookup(&cfg.external_ip))
     .map(|a| a.to_string())
     .ok();
-    if let Some(rest) = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.checked_sub(first_reading.elapsed()) {
+    if let Some(rest) = first_reading.and_then(|t| sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.checked_sub(t.elapsed())) {
         std::thread::sleep(rest);
     }
     let host_usage = HostUsageStatus::from(&host_sampler.sample(SystemTime::now()));
