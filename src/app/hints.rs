@@ -221,7 +221,8 @@ fn airlock(state: &AppState, b: &mut Builder) -> Vec<Hint> {
         if r.confirming {
             return b.add(&[Action::Confirm], "start it").add(&[Action::Deny], "don't").done();
         }
-        if !r.job.running && !r.launching && super::airlock::offered(state).is_some() {
+        let command = !state.config.resume.command.trim().is_empty();
+        if command && !r.job.running && !r.launching && super::airlock::offered(state).is_some() {
             b.add(&[Action::Confirm], "start training (asks)");
         }
     }
