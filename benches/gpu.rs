@@ -122,6 +122,7 @@ fn panel_state(gpus: u32) -> AppState {
                             start_time_unix_s: Some(now - 3000),
                             start_ticks: Some(42),
                             cwd: Some("/home/me/rsm".into()),
+                            sm_util_pct: None,
                         })
                         .collect(),
                     processes_error: None,

@@ -38,7 +38,23 @@ pub struct Config {
     pub rules: crate::rules::RulesConfig,
     pub tiers: crate::rules::tier::TiersConfig,
     pub metrics: crate::metrics::MetricsConfig,
+    pub alerts: AlertsConfig,
     pub keys: KeysConfig,
+}
+
+/// `[alerts]`: how the console calls attention to a new problem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Ring the terminal bell (BEL) once when a CUDA OOM (or a `Killed`), a NaN loss, a
+    /// stall or a disk crossing critical first appears; tmux turns it into its window alert.
+    pub bell: bool,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self { bell: true }
+    }
 }
 
 /// `[general]`: how often the screen refreshes.

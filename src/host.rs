@@ -70,6 +70,11 @@ impl HostSampler {
         Self { sys: sysinfo::System::new(), first: true }
     }
 
+    /// Whether a reading was taken (CPU use is measured from it).
+    pub fn has_reading(&self) -> bool {
+        !self.first
+    }
+
     /// A reading now.
     pub fn sample(&mut self, now: std::time::SystemTime) -> HostSample {
         self.sys.refresh_cpu_usage();

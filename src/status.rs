@@ -61,18 +61,67 @@ pub struct HostStatus {
     pub uptime_seconds: u64,
     /// The VM's external address from the metadata server (null off GCE, or when unknown).
     pub external_ip: Option<String>,
+    /// CPU, RAM and swap (`cpu_pct`, `cpus`, `memory_*_bytes`, `swap_*_bytes`,
+    /// `memory_level`); absent only before the console's first host reading.
+    #[serde(flatten)]
+    pub usage: Option<HostUsageStatus>,
+}
+
+/// The host's CPU, RAM and swap as `status` reports them.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostUsageStatus {
+    /// Every CPU together, percent, between two readings; null when only one was taken.
+    pub cpu_pct: Option<f32>,
+    pub cpus: usize,
+    pub memory_total_bytes: u64,
+    /// What programs can still get without swapping (MemAvailable).
+    pub memory_available_bytes: u64,
+    /// Total less available.
+    pub memory_used_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub swap_used_bytes: u64,
+    /// `ok`, `warn` (RAM at 80% or swap over 10%) or `critical` (RAM at 90% or swap over
+    /// half): dataloaders that exhaust RAM get the trainer `Killed`.
+    pub memory_level: crate::disk::Level,
+}
+
+impl From<&crate::host::HostSample> for HostUsageStatus {
+    fn from(h: &crate::host::HostSample) -> Self {
+        Self {
+            cpu_pct: h.cpu_pct.map(|c| (c * 10.0).round() / 10.0),
+            cpus: h.cpus,
+            memory_total_bytes: h.memory_total_bytes,
+            memory_available_bytes: h.memory_available_bytes,
+            memory_used_bytes: h.memory_used_bytes(),
+            swap_total_bytes: h.swap_total_bytes,
+            swap_used_bytes: h.swap_used_bytes,
+            memory_level: h.memory_level(),
+        }
+    }
 }
 
 /// Samples every collector once.
 pub fn collect(ws: &Workspace, cfg: &Config) -> StatusReport {
-    collect_with(ws, cfg, &mut crate::gpu::GpuCollector::new(&cfg.gpu))
+    collect_with(ws, cfg, &mut crate::gpu::GpuCollector::new(&cfg.gpu), &mut crate::host::HostSampler::new())
 }
 
-/// [`collect`] with a GPU collector kept between calls (the metrics exporter samples
-/// every few seconds and opens NVML once).
-pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuCollector) -> StatusReport {
+/// [`collect`] with a GPU collector and a host sampler kept between calls (the metrics
+/// exporter samples every few seconds, opens NVML once, and measures CPU use between its
+/// samples).
+pub fn collect_with(
+    ws: &Workspace,
+    cfg: &Config,
+    gpu: &mut crate::gpu::GpuCollector,
+    host_sampler: &mut crate::host::HostSampler,
+) -> StatusReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let host = HostInfo::current();
+    // CPU use is measured between two readings: a sampler that has none takes one now and
+    // the second after the other collectors (at least sysinfo's minimum interval later).
+    let first_reading = (!host_sampler.has_reading()).then(|| {
+        host_sampler.sample(SystemTime::now());
+        std::time::Instant::now()
+    });
     let disks = disk::sample(&disk::watched_paths(ws, cfg), (&cfg.disk).into());
     let (log, metrics) = crate::logtail::status::workspace_status(&ws.root, &cfg.log);
     let (forecasts, checkpoints, usage) = status_extras(ws, cfg, &disks);
@@ -91,6 +140,10 @@ pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuColle
     .and_then(|()| crate::checklist::metadata::lookup(&cfg.external_ip))
     .map(|a| a.to_string())
     .ok();
+    if let Some(rest) = first_reading.and_then(|t| sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.checked_sub(t.elapsed())) {
+        std::thread::sleep(rest);
+    }
+    let host_usage = HostUsageStatus::from(&host_sampler.sample(SystemTime::now()));
     let disk_list = disks
         .disks
         .into_iter()
@@ -103,6 +156,7 @@ pub fn collect_with(ws: &Workspace, cfg: &Config, gpu: &mut crate::gpu::GpuColle
             uptime_seconds: now.saturating_sub(host.boot_time_unix),
             hostname: host.hostname,
             external_ip,
+            usage: Some(host_usage),
         },
         workspace: ws.root.display().to_string(),
         config_file: ws.config_path.as_ref().map(|p| p.display().to_string()),
@@ -231,6 +285,28 @@ impl StatusReport {
                 None => " (no opsconsole.toml: defaults)".into(),
             }
         ));
+        if let Some(u) = &self.host.usage {
+            let g = |b: u64| b as f64 / (1u64 << 30) as f64;
+            let cpu = u.cpu_pct.map_or_else(|| "n/a".to_string(), |c| format!("{c:.0}%"));
+            let ram_pct = if u.memory_total_bytes == 0 {
+                0.0
+            } else {
+                u.memory_used_bytes as f64 * 100.0 / u.memory_total_bytes as f64
+            };
+            out.push_str(&format!(
+                "cpu {cpu} of {} cpus · ram {:.1}/{:.1} GiB {ram_pct:.0}% ({:.1} GiB available) · swap {:.1}/{:.1} GiB{}\n",
+                u.cpus,
+                g(u.memory_used_bytes),
+                g(u.memory_total_bytes),
+                g(u.memory_available_bytes),
+                g(u.swap_used_bytes),
+                g(u.swap_total_bytes),
+                match u.memory_level {
+                    crate::disk::Level::Ok => String::new(),
+                    l => format!(" · memory {}", l.as_str()),
+                }
+            ));
+        }
         out.push_str("disks:\n");
         for d in &self.disks {
             out.push_str(&format!(

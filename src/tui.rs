@@ -52,6 +52,20 @@ pub fn check_terminal() -> Result<()> {
     Ok(())
 }
 
+/// A terminal that can ring its bell. The loop rings when `update` asked for it
+/// (`AppState::alerts.bells` grew); tmux turns BEL into its window alert.
+pub trait Bell {
+    fn bell(&mut self) -> std::io::Result<()>;
+}
+
+impl<W: std::io::Write> Bell for ratatui::backend::CrosstermBackend<W> {
+    fn bell(&mut self) -> std::io::Result<()> {
+        // BEL moves no cursor and draws nothing: it can go between frames.
+        std::io::Write::write_all(self, b"\x07")?;
+        std::io::Write::flush(self)
+    }
+}
+
 /// Options for a console run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -119,7 +133,7 @@ pub async fn run(state: AppState, collectors: Collectors, opts: RunOptions) -> R
 /// text reads differently (`ui::clock`). A collector sample that changed something draws
 /// only at the next tick, except during the first [`LIVELY`] and for [`LIVELY`] after a
 /// key. Returns when the state says quit.
-pub async fn run_loop<B: Backend, C: Clock, E: Effects>(
+pub async fn run_loop<B: Backend + Bell, C: Clock, E: Effects>(
     terminal: &mut Terminal<B>,
     state: &mut AppState,
     mut rx: mpsc::UnboundedReceiver<Msg>,
@@ -144,7 +158,15 @@ where
     // expiry) reads differently; and whether a change waits for the tick.
     let mut clock_change: Option<SystemTime> = None;
     let mut waiting = false;
+    let mut rung = state.alerts.bells;
     loop {
+        if state.alerts.bells > rung {
+            rung = state.alerts.bells;
+            // A terminal that cannot take a byte now will show the problem anyway.
+            if let Err(e) = terminal.backend_mut().bell() {
+                tracing::warn!("could not ring the terminal bell: {e}");
+            }
+        }
         if draw {
             terminal.draw(|f| ui::render(state, f))?;
             clock_change = ui::clock::next_change();

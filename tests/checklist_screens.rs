@@ -271,6 +271,7 @@ fn trainer() -> GpuProcess {
         start_time_unix_s: Some(NOW - 3600),
         start_ticks: Some(1),
         cwd: None,
+        sm_util_pct: None,
     }
 }
 

@@ -511,3 +511,42 @@ fn status_gives_the_run_state_and_drops_eta_and_rate_once_the_trainer_exited() {
     assert!(text.contains("run: exited · killed (SIGKILL) · last line "), "{text}");
     assert!(!text.contains("eta ") && !text.contains("it/s"), "{text}");
 }
+
+/// Issue 15: `status` and `status --json` carry the host's CPU, RAM and swap (as the
+/// console's header does): the JSON fields agree with /proc/meminfo and with each other,
+/// and the text says the same figures.
+#[test]
+fn status_has_host_cpu_ram_and_swap() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ws = &dir.path().join("ws");
+    std::fs::create_dir_all(ws).expect("mkdir");
+    let json: serde_json::Value =
+        serde_json::from_slice(&opsconsole(ws, &["status", "--json"]).stdout).expect("status --json");
+    let h = &json["host"];
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+    let kib = |key: &str| -> u64 {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("meminfo field")
+    };
+    let total = h["memory_total_bytes"].as_u64().expect("memory_total_bytes");
+    assert_eq!(total, kib("MemTotal:") * 1024);
+    let avail = h["memory_available_bytes"].as_u64().expect("memory_available_bytes");
+    assert_eq!(h["memory_used_bytes"].as_u64(), Some(total - avail));
+    assert_eq!(h["swap_total_bytes"].as_u64(), Some(kib("SwapTotal:") * 1024));
+    assert!(h["swap_used_bytes"].as_u64().is_some_and(|u| u <= kib("SwapTotal:") * 1024), "{h}");
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    assert!(h["cpus"].as_u64().is_some_and(|n| n >= cpus), "{h}");
+    // Two readings apart: a CPU figure, not null.
+    let cpu = h["cpu_pct"].as_f64().expect("cpu_pct measured between two readings");
+    assert!((0.0..=100.0).contains(&cpu), "{cpu}");
+    assert!(["ok", "warn", "critical"].contains(&h["memory_level"].as_str().unwrap_or("")), "{h}");
+
+    let text = stdout(&opsconsole(ws, &["status"]));
+    let line = text.lines().find(|l| l.starts_with("cpu ")).unwrap_or_else(|| panic!("a host line:\n{text}"));
+    let gib = total as f64 / (1u64 << 30) as f64;
+    assert!(line.contains(&format!("/{gib:.1} GiB")), "{line}");
+    assert!(line.contains(" cpus · ram ") && line.contains(" · swap "), "{line}");
+}

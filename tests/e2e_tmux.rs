@@ -333,3 +333,49 @@ fn a_killed_trainer_shows_as_exited_and_its_eta_and_rate_disappear() {
     assert!(!screen.contains("eta "), "no ETA once exited:\n{screen}");
     assert!(screen.contains("step 10") && screen.contains("loss 3.611"), "the last values stay:\n{screen}");
 }
+
+/// Issue 15: a CUDA OOM appended to the followed log rings the terminal bell once, which
+/// tmux turns into the alert flag of the console's window while the user is in another.
+#[test]
+#[ignore = "needs tmux"]
+fn an_oom_rings_the_bell_and_tmux_flags_the_consoles_window() {
+    Tmux::require();
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let logs = ws.join("experiments/v1/logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        "[gpu]\nenabled = false\n\n[sync.l2]\nenabled = false\n\n[sync.l3]\nenabled = false\n",
+    )
+    .expect("config");
+    let log = logs.join("train.log");
+    std::fs::write(&log, "{'loss': 3.6108, 'grad_norm': 0.8123, 'learning_rate': 0.0003, 'epoch': 0.15}\n")
+        .expect("log");
+    let state = dir.path().join("state");
+    let cmd = format!("XDG_STATE_HOME={} exec {bin} -w {}", state.display(), ws.display());
+    let t = Tmux::new("bell", 100, 30, &cmd);
+    t.wait_for("the log", |s| s.contains("loss 3.611"));
+    let flag = |t: &Tmux| {
+        let out = t.cmd(&["display-message", "-p", "-t", "main:0", "#{window_bell_flag}"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The user goes to another window; the console's stays quiet while nothing is new.
+    let out = t.cmd(&["new-window", "-t", "main", "sleep 600"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(flag(&t), "0", "no bell before the OOM");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+    std::io::Write::write_all(
+        &mut f,
+        b"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 22.05 GiB\n",
+    )
+    .expect("append");
+    drop(f);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while flag(&t) != "1" {
+        assert!(Instant::now() < deadline, "tmux never flagged the console's window");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -124,6 +124,33 @@ async fn the_engine_starts_off_the_ui_task_and_the_panel_waits_for_it() {
     assert_eq!(opsconsole::sync::lock::holder(&ws), None, "the engine lock is released when the console stops");
 }
 
+/// A second console beside one that runs its own engine names it a console (from what the
+/// lock records), not a daemon.
+#[tokio::test]
+async fn a_second_console_names_the_first_a_console() {
+    let (_dir, ws, cfg) = workspace(1);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let first = executor(&ws, &cfg, tx);
+    let source = wait_for(&mut rx, "ledger sample", |m| match m {
+        Msg::Sync(s) => Some(s.source),
+        _ => None,
+    })
+    .await;
+    assert_eq!(source, EngineSource::Console);
+    let holder = opsconsole::sync::lock::holder_info(&ws).expect("held");
+    assert_eq!(holder.role, Some(opsconsole::sync::lock::Role::Console));
+    let (tx2, mut rx2) = mpsc::unbounded_channel();
+    let second = executor(&ws, &cfg, tx2);
+    let source = wait_for(&mut rx2, "ledger sample", |m| match m {
+        Msg::Sync(s) => Some(s.source),
+        _ => None,
+    })
+    .await;
+    assert_eq!(source, EngineSource::OtherConsole { pid: std::process::id() });
+    second.stop().await;
+    first.stop().await;
+}
+
 /// The plan that deletes every checkpoint but the newest (unconfirmed: the override).
 fn plan(ws: &Path, cfg: &Config) -> opsconsole::checkpoints::PrunePlan {
     let plan = opsconsole::prune::make_plan(ws, cfg, true, SystemTime::now());

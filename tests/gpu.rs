@@ -204,6 +204,42 @@ fn without_a_workspace_match_every_compute_process_is_the_job() {
     assert_eq!(f.verdict, Verdict::Fits);
 }
 
+/// Per-process SM utilization through nvml-wrapper's `process_utilization_stats` against
+/// the stub's `nvmlDeviceGetProcessUtilization` (count first with a NULL buffer, as NVML
+/// answers: INSUFFICIENT_SIZE; NOT_FOUND with no sample; NOT_SUPPORTED on a device without
+/// it): a sampled process has its share, a supported process without a sample is 0%, and a
+/// device that does not report it gives nothing, never 0%.
+#[test]
+fn per_process_sm_utilization_where_nvml_gives_it() {
+    let stub = StubNvml::build();
+    let me = std::process::id();
+    let mut f = String::from("init 0\ndriver 550.54.15\n");
+    f += &gpu_line("NVIDIA L4", L4_TOTAL, 10 * GIB, "util=97 memutil=61 temp=71 power=72000 limit=72000");
+    f += &gpu_line("NVIDIA A100-SXM4-80GB", A100_80_TOTAL, 31 * GIB, "util=12 procutil=NS");
+    f += &format!("proc gpu=0 pid={me} used={} sm=57\n", 8 * GIB);
+    f += &format!("proc gpu=0 pid=4000000 used={}\n", GIB);
+    f += &format!("proc gpu=1 pid={me} used={} sm=40\n", 30 * GIB);
+    stub.write(&f);
+    let mut collector = GpuCollector::new(&stub_config(&stub));
+    let s = stub.with_env(|| collector.sample(t(0)));
+    let (l4, a100) = (&s.gpus[0], &s.gpus[1]);
+    assert_eq!(l4.processes[0].sm_util_pct, Some(57));
+    assert_eq!(l4.processes[1].sm_util_pct, Some(0), "supported, no non-zero sample: idle");
+    assert_eq!(a100.processes[0].sm_util_pct, None, "NOT_SUPPORTED: nothing, not 0%");
+    // Samples since the last read: a new fixture value is read on the next sample.
+    f = f.replace("sm=57", "sm=12");
+    stub.write(&f);
+    let s = stub.with_env(|| collector.sample(t(1)));
+    assert_eq!(s.gpus[0].processes[0].sm_util_pct, Some(12));
+    // No sample at all on a supported device (NOT_FOUND): every process is 0%.
+    stub.write(&f.replace(" sm=12", ""));
+    let s = stub.with_env(|| collector.sample(t(2)));
+    assert_eq!(s.gpus[0].processes[0].sm_util_pct, Some(0));
+    let json = serde_json::to_value(&s).expect("json");
+    assert_eq!(json["gpus"][0]["processes"][0]["sm_util_pct"], 0);
+    assert_eq!(json["gpus"][1]["processes"][0]["sm_util_pct"], serde_json::Value::Null);
+}
+
 #[test]
 fn driver_not_loaded_is_a_plain_status() {
     let stub = StubNvml::build();

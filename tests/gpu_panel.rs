@@ -33,6 +33,7 @@ fn proc_(state: &AppState, pid: u32, gpu: u32, used: u64, cmd: &str, cwd: &str, 
         start_time_unix_s: Some(NOW - 3600 - pid as u64),
         start_ticks: Some(100_000 + pid as u64),
         cwd: Some(PathBuf::from(cwd)),
+        sm_util_pct: None,
     }
 }
 
@@ -238,7 +239,9 @@ fn enter_shows_details_and_esc_closes() {
     let text = fx::screen_text(&s, 160, 48);
     assert!(text.contains("python experiments/v68/train.py --bf16 --batch 16"), "full command:\n{text}");
     assert!(text.contains("2026-11-28 09:51:19 UTC · 2h08m ago"), "start time:\n{text}");
-    assert!(text.contains("peak 12.0 GiB"), "VRAM history:\n{text}");
+    // The peak's span is on the clock `started … ago` uses: the readings kept cover the
+    // last minute of a process started two hours ago.
+    assert!(text.contains("peak 12.0 GiB over the last 1m00s"), "VRAM history:\n{text}");
     update(&mut s, code(KeyCode::Esc));
     assert_eq!(s.overlay, Overlay::None);
     update(&mut s, code(KeyCode::Enter));
@@ -268,7 +271,7 @@ fn k_refuses_another_users_process_without_asking() {
     update(&mut s, key('j')); // alice's notebook
     assert!(update(&mut s, key('K')).is_empty());
     assert_eq!(s.overlay, Overlay::None);
-    let notice = s.notice.clone().expect("notice");
+    let notice = s.status_line().map(|l| l.text.clone()).expect("the refusal is answered");
     assert!(notice.contains("belongs to alice"), "{notice}");
 }
 
@@ -297,7 +300,7 @@ fn k_then_y_sends_sigterm_to_the_chosen_process() {
     let result = opsconsole::gpu::terminate(pid, Some(ticks)).map_err(|e| e.to_string());
     let effects = update(&mut s, Msg::ProcessTerminated { pid, result });
     assert_eq!(effects, vec![Effect::RefreshNow]);
-    assert_eq!(s.notice.as_deref(), Some(format!("sent SIGTERM to process {pid}").as_str()));
+    assert_eq!(s.status_line().map(|l| l.text.as_str()), Some(format!("sent SIGTERM to process {pid}").as_str()));
     assert_eq!(child.wait().expect("wait").signal(), Some(libc::SIGTERM));
 }
 
@@ -306,10 +309,10 @@ fn an_old_sample_is_marked_stale() {
     let mut s = state();
     l4_run(&mut s, 12.0);
     let text = fx::screen_text(&s, 80, 24);
-    assert!(text.contains("GPU · 1 ━"), "fresh:\n{text}");
+    assert!(text.contains("GPU · 1 · by VRAM ━"), "fresh:\n{text}");
     update(&mut s, Msg::Tick(fx::at(NOW + 45)));
     let text = fx::screen_text(&s, 80, 24);
-    assert!(text.contains("GPU · 1 · stale 46s"), "{text}");
+    assert!(text.contains("GPU · 1 · by VRAM · stale 46s"), "{text}");
 }
 
 /// Issue 15 item 5: a long path no longer hides the program. Each row starts with the
@@ -416,4 +419,84 @@ fn host_cpu_ram_and_swap_under_the_gpus() {
         })
         .expect("the host line");
     assert_eq!(b[cell].fg, ratatui::style::Color::Red);
+}
+
+/// `started 3m01s ago` and the peak's span agree: readings that go back to the start say
+/// `since it started`, whatever the sampling interval did (it said `peak over 3m29s`,
+/// counting samples times the configured interval).
+#[test]
+fn details_peak_and_start_use_one_clock() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    // Samples every 7 s (a busy collector; the configured interval is shorter).
+    for i in 0..26u64 {
+        let mut p = proc_(&s, 4121, 0, gib_f(2.0 + i as f64 / 10.0), "python train.py", "/home/me/rsm", true);
+        p.start_time_unix_s = Some(NOW - 181);
+        update(
+            &mut s,
+            sample(NOW - 180 + i * 7, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(5.0), 50, None, vec![p])]),
+        );
+    }
+    update(&mut s, code(KeyCode::Enter));
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("· 3m01s ago"), "{text}");
+    assert!(text.contains("peak 4.5 GiB since it started"), "{text}");
+    assert!(!text.contains("over"), "{text}");
+}
+
+/// At 60x18 the GPU panel has two rows: the only GPU is shown, not `… 1 more GPUs`.
+#[test]
+fn the_only_gpu_shows_on_a_tiny_terminal() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    l4_run(&mut s, 12.0);
+    let text = fx::screen_text(&s, 60, 18);
+    assert!(text.contains("┃0 L4 "), "{text}");
+    assert!(!text.contains("more GPU"), "{text}");
+    insta::assert_snapshot!("gpu_one_60x18", fx::render(&s, 60, 18).backend());
+}
+
+/// `O` cycles the process order (VRAM, age, pid), the title says which, and the
+/// selection stays on the process it was on. Per-process SM utilization shows where NVML
+/// gave it, and nothing (not 0%) where it did not.
+#[test]
+fn o_sorts_processes_and_sm_utilization_shows_where_given() {
+    let mut s = state();
+    update(&mut s, fx::typical_disks());
+    let mk = |s: &AppState, pid: u32, gib: f64, ticks: u64, cmd: &str, sm: Option<u32>| {
+        let mut p = proc_(s, pid, 0, gib_f(gib), cmd, "/home/me/rsm", true);
+        p.start_ticks = Some(ticks);
+        p.sm_util_pct = sm;
+        p
+    };
+    let procs = vec![
+        mk(&s, 300, 2.0, 500, "python eval.py", Some(3)),
+        mk(&s, 100, 16.0, 900, "python train.py", Some(57)),
+        mk(&s, 200, 0.5, 100, "jupyter lab", None),
+    ];
+    update(&mut s, sample(NOW, vec![device(0, "NVIDIA L4", L4_TOTAL, gib_f(19.0), 60, None, procs)]));
+    let order = |s: &AppState| s.gpu.processes().map(|p| p.pid).collect::<Vec<_>>();
+    assert_eq!(order(&s), vec![100, 300, 200], "VRAM first by default");
+    both("gpu_sort_vram", &s);
+    let text = fx::screen_text(&s, 160, 48);
+    assert!(text.contains("GPU · 1 · by VRAM"), "{text}");
+    assert!(text.contains(" 57% 16.0 GiB") && text.contains("  3% 2.0 GiB"), "{text}");
+    assert!(!text.contains("% 0.5 GiB"), "no figure where NVML gave none:\n{text}");
+    // Select the eval process, then sort: the selection follows it.
+    update(&mut s, key('j'));
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(300));
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![200, 300, 100], "oldest first");
+    assert_eq!(s.gpu.selected_process().map(|p| p.pid), Some(300));
+    assert!(fx::screen_text(&s, 80, 24).contains("GPU · 1 · by age"));
+    assert_eq!(s.status_line().map(|l| l.text.as_str()), Some("GPU processes sorted by age"));
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![100, 200, 300], "by pid");
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![100, 300, 200], "and back to VRAM");
+    // Elsewhere the key says where it works.
+    update(&mut s, key('3'));
+    update(&mut s, key('O'));
+    assert_eq!(order(&s), vec![100, 300, 200]);
+    assert!(s.status_line().is_some_and(|l| l.error && l.text.contains("focus the GPU panel (1)")));
 }

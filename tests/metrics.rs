@@ -460,7 +460,11 @@ fn the_sync_daemon_serves_metrics_beside_its_uploads() {
     cmd.args(["sync", "--daemon", "--metrics-listen", "127.0.0.1:0"]);
     let mut child = Reaped(cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("daemon"));
     let mut line = String::new();
-    BufReader::new(child.0.stderr.take().unwrap()).read_line(&mut line).expect("stderr");
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
+    stderr.read_line(&mut line).expect("stderr");
+    // Keep reading what the daemon says: a closed pipe would make its next line fail
+    // (EPIPE) and end it before it answers.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let addr: SocketAddr = line
         .split("http://")
         .nth(1)

@@ -6,6 +6,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use opsconsole::app::prune::CopyMark;
 use opsconsole::app::{Effect, Msg, Overlay, update};
 use opsconsole::checkpoints::executor::{ItemResult, PruneReport};
 use opsconsole::checkpoints::plan::{ItemKind, PlanAction, PlanInputs, PlanItem, Reason, summarize};
@@ -236,12 +237,14 @@ fn shift_c_stops_a_running_prune_and_the_summary_says_it_stopped() {
     update(&mut s, fx::typical_disks());
     // Nothing runs: the key says so and asks the executor for nothing.
     assert_eq!(update(&mut s, key('C')), vec![]);
-    assert_eq!(s.notice.as_deref(), Some("no prune is running"));
+    assert_eq!(s.status_line().map(|l| l.text.as_str()), Some("no prune is running"));
     update(&mut s, key('p'));
     update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
     assert_eq!(update(&mut s, key('y')), vec![Effect::RunPrune]);
     update(&mut s, Msg::Prune(PruneProgress::Started { items: 2, bytes_to_free: 13_400 * MB }));
-    assert!(fx::screen_text(&s, 80, 24).contains("C stop · u include unconfirmed"), "the key is offered");
+    // The answer to the first `C` has expired: the footer shows the keys again.
+    update(&mut s, Msg::Tick(at(fx::NOW + 7)));
+    assert!(fx::screen_text(&s, 80, 24).contains(" C  stop   u  include unconfirmed"), "the key is offered");
     assert_eq!(update(&mut s, key('C')), vec![Effect::CancelPrune]);
     assert!(fx::screen_text(&s, 80, 24).contains("stopping the prune after the item in hand"));
     update(
@@ -286,11 +289,16 @@ fn a_copy_that_failed_verification_is_kept_and_the_screen_says_why() {
         }),
     );
     let text = fx::screen_text(&s, 160, 48);
-    assert!(text.contains("freed 6.7 GB · deleted 1 · skipped 1 · failed 0"), "{text}");
+    assert!(text.contains("freed 6.7 GB · deleted 1 · skipped 1 (v68_step_1000.pt: kept: L3 the copy"), "{text}");
     let narrow = fx::screen_text(&s, 80, 24);
+    assert!(narrow.contains("skipped 1 (v68_step_1000.pt: kept: L3 the copy on"), "{narrow}");
+    assert!(narrow.contains("remote 'hf' failed verification: it is missing"), "wrapped, not cut: {narrow}");
+    // The status line (the footer's row) carries the result with its reason too, and
+    // in red: something was kept after all.
+    let st = s.status_line().expect("the prune result is answered");
     assert!(
-        narrow.contains("v68_step_1000.pt kept: L3 the copy on remote 'hf' failed verification: it is"),
-        "{narrow}"
+        st.error && st.text.starts_with("prune: freed 6.7 GB") && st.text.contains("failed verification"),
+        "{st:?}"
     );
     // The next plan keeps it as unconfirmed and says why beside it.
     let mut p = plan(false);
@@ -330,6 +338,10 @@ fn unconfirmed_deletion_needs_the_word_typed() {
         update(&mut s, key(c));
     }
     both("prune_override", &s);
+    // The footer names what the prompt reads, not the plan's keys it is not reading.
+    let footer = fx::screen_text(&s, 80, 24).lines().last().unwrap_or_default().to_string();
+    assert!(footer.contains("enter  delete 1 unconfirmed") && footer.contains("esc  back to the plan"), "{footer}");
+    assert!(!footer.contains("run") && !footer.contains("include"), "no plan keys while typing: {footer}");
     assert_eq!(update(&mut s, code(KeyCode::Enter)), vec![Effect::RunPrune]);
     assert!(s.prune.job.as_ref().is_some_and(|j| j.running));
 }
@@ -437,8 +449,14 @@ fn auto_prune_runs_once_when_a_disk_crosses_critical() {
     assert!(s.prune.job.as_ref().is_some_and(|j| j.auto && j.running));
     assert_eq!(update(&mut s, disk_at(92.0)), vec![], "not while it runs");
     update(&mut s, Msg::Prune(PruneProgress::Started { items: 3, bytes_to_free: 20_000 * MB }));
-    assert!(s.notice.as_deref().is_some_and(|n| n.contains("auto-prune started")));
+    assert!(s.status_line().is_some_and(|n| n.text.contains("auto-prune started")));
     update(&mut s, Msg::Prune(PruneProgress::Done { report: PruneReport { deleted: 3, ..Default::default() } }));
+    let st = s.status_line().expect("the auto-prune result is said");
+    assert_eq!(st.text, "auto-prune: freed 0 B · deleted 3 · skipped 0 · failed 0");
+    assert!(!st.error);
+    // It expires like every answer.
+    update(&mut s, Msg::Tick(at(fx::NOW + 7)));
+    assert!(s.status_line().is_none() && s.status.is_none());
     assert_eq!(update(&mut s, disk_at(92.0)), vec![], "cooldown");
     update(&mut s, Msg::Tick(at(fx::NOW + 601)));
     assert_eq!(update(&mut s, disk_at(92.0)), vec![Effect::AutoPrune], "after the cooldown, still critical");
@@ -486,4 +504,39 @@ fn time_to_full_wins_over_the_roles_at_every_width() {
     assert!(wide.contains("ok       full 6h00m · +10.0 GB/h│"), "{wide}");
     both("time_to_full_over_roles", &s);
     insta::assert_snapshot!("time_to_full_over_roles_110x32", fx::render(&s, 110, 32).backend());
+}
+
+/// A config with both levels' remotes configured (Drive for L2, the Hub for L3).
+fn config_with_remotes() -> Config {
+    let text = "[remotes.drive]\nkind = \"drive\"\nfolder_id = \"1AbCdEfGhIjKlMnOpQrStUvWxYz012345\"\n\n\
+                [remotes.hf]\nkind = \"hf\"\nrepo_id = \"me/rsm-weights\"\n";
+    Config::from_toml(text, std::path::Path::new("/home/me/rsm/opsconsole.toml")).expect("config")
+}
+
+/// The plan shows each item's copies per level: `✓` confirmed (L3 for the kept and
+/// deleted checkpoints), `✗` where the level takes it and has no copy (the unconfirmed
+/// one), `·` where the level does not take such files (L2 holds no weights), `—` for a
+/// level that is not configured.
+#[test]
+fn the_plan_shows_each_items_confirmations_per_level() {
+    let mut s = fx::state_with(config_with_remotes());
+    update(&mut s, fx::typical_disks());
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    use opsconsole::app::prune::CopyMark::*;
+    let marks: Vec<[CopyMark; 2]> = s.prune.screen.copies.iter().map(|c| [c[0].1, c[1].1]).collect();
+    assert_eq!(marks[0], [NotTaken, Confirmed], "v68_step_1000.pt: on L3");
+    assert_eq!(marks[3], [NotTaken, Missing], "v68_step_4000.pt: unconfirmed");
+    both("prune_copies", &s);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("step L2 L3 path"), "{text}");
+    assert!(text.contains("1000 ·  ✓  checkpoints/v68_step_1000.pt"), "{text}");
+    assert!(text.contains("4000 ·  ✗  checkpoints/v68_step_4000.pt"), "{text}");
+
+    // Without remotes an unconfirmed item's levels are `—` (not configured), not `✗`.
+    let mut s = fx::state();
+    update(&mut s, key('p'));
+    update(&mut s, Msg::PrunePlan(Box::new(plan(false))));
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("4000 —  —  checkpoints/v68_step_4000.pt"), "{text}");
 }

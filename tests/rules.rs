@@ -200,6 +200,7 @@ fn gpu_sample(name: &str, total: u64, cwd: &Path, age: Duration) -> GpuSample {
         start_time_unix_s: Some(now - age.as_secs()),
         start_ticks: Some(1),
         cwd: Some(cwd.to_path_buf()),
+        sm_util_pct: None,
     };
     GpuSample {
         taken_at_unix_ms: now * 1000,

@@ -192,7 +192,7 @@ fn zoomed_log_panel() {
         let text = fx::screen_text(&s, w, h);
         assert!(text.contains("zoomed, z back"), "{w}x{h}:\n{text}");
         assert!(!text.contains("┌ Disk") && !text.contains("Uploads") && !text.contains("GPU ━"), "{w}x{h}:\n{text}");
-        assert!(text.contains("host ") && text.contains("q  quit"), "header and footer stay:\n{text}");
+        assert!(text.contains("host ") && text.contains("?  help"), "header and footer stay:\n{text}");
     }
     fx::fold(&mut s, fx::key('z'));
     let text = fx::screen_text(&s, 80, 24);

@@ -161,7 +161,7 @@ fn prune_verifies_each_copy_on_its_remote_right_before_deleting_and_queues_bad_c
     assert!(s.contains("sync: 2 stored"), "{s}");
     assert_eq!(std::fs::read(r3.join("checkpoints/v01_step_200.pt")).expect("copy"), vec![2u8; 64 * 1024]);
     let out = ok(&ws, &["prune", "--yes"]);
-    assert!(out.contains("deleted 2, skipped 0"), "{out}");
+    assert!(out.contains("deleted 2 · skipped 0 · failed 0"), "{out}");
     assert!(!ck(&ws, 100).exists() && !ck(&ws, 200).exists());
     assert_eq!(std::fs::read(r3.join("checkpoints/v01_step_100.pt")).expect("copy"), vec![1u8; 64 * 1024]);
 }
@@ -209,7 +209,11 @@ fn a_level_repointed_to_another_remote_or_an_unconfigured_name_confirms_nothing(
     ok(&ws, &["remote", "check", "r3", "--init"]);
     assert_eq!(action(&plan(&ws), "v01_step_100.pt").0, "delete", "the ledger alone would delete it");
     let out = ok(&ws, &["prune", "--yes"]);
-    assert!(out.contains("deleted 0, skipped 2"), "{out}");
+    // The summary says why they were kept (the first reason, and how many more).
+    assert!(
+        out.contains("deleted 0 · skipped 2 (v01_step_100.pt: ") && out.contains("1 more in prune-events.jsonl)"),
+        "{out}"
+    );
     assert!(ck(&ws, 100).exists() && ck(&ws, 200).exists());
 }
 
@@ -342,7 +346,7 @@ fn an_empty_unmounted_mount_point_is_never_taken_for_the_remote() {
     assert!(text(&o).contains("not mounted?"), "{}", text(&o));
     assert!(!root.exists(), "sync created the remote's folder on the local disk");
     let out = run(&ws, &["prune", "--yes"]);
-    assert!(text(&out).contains("deleted 0, skipped 2") && text(&out).contains("not mounted?"), "{}", text(&out));
+    assert!(text(&out).contains("deleted 0 · skipped 2 (") && text(&out).contains("not mounted?"), "{}", text(&out));
     assert!(ck(&ws, 100).exists() && ck(&ws, 200).exists());
 
     // Someone makes the folder by hand: still not the remote.

@@ -269,7 +269,14 @@ fn a_retrying_upload_does_not_keep_the_old_failure_text() {
     }];
     let mut s = with_uploads(vec![sample(vec![level("L2", "drive", 90), l3], vec![])]);
     let text = fx::screen_text(&s, 110, 32);
-    assert!(text.contains("✗ 1 failed: cancelled by you"), "{text}");
+    // With room below, the reason is on the failure's own line, and said once.
+    assert!(
+        text.contains("✗ 1 failed (below)") && text.contains("✗ L3 checkpoints/v68_step_13000.pt: cancelled by you"),
+        "{text}"
+    );
+    assert_eq!(text.matches("cancelled by you").count(), 1, "{text}");
+    // In the two rows of 80x24 the level line carries it.
+    assert!(fx::screen_text(&s, 80, 24).contains("✗ 1 failed: cancelled by you"));
     // The retry starts: this console's engine says so before the next ledger sample.
     update(
         &mut s,
@@ -641,8 +648,9 @@ fn drive_quota_error_shows_its_fix() {
     let mut s = with_uploads(vec![sample(vec![l2, level("L3", "hf", 180)], vec![row])]);
     both("uploads_drive_quota", &s);
     let wide = fx::screen_text(&s, 160, 48);
-    assert!(wide.contains("✗ 1 failed: no storage quota: a service account has none of its own"), "{wide}");
+    assert!(wide.contains("✗ 1 failed (below)"), "{wide}");
     assert!(wide.contains("✗ L2 experiments/v68/logs/train.log: no storage quota"), "{wide}");
+    assert_eq!(wide.matches("no storage quota").count(), 1, "the reason once at 160:\n{wide}");
     // At 80x24 the panel has room for the start; the queue shows the whole reason and fix.
     while s.focus != Panel::Uploads {
         update(&mut s, fx::code(KeyCode::Tab));
@@ -708,7 +716,7 @@ fn key_answers_go_to_the_status_line_and_expire() {
     update(&mut s, Msg::Tick(fx::at(fx::NOW + 6)));
     assert!(s.status_line().is_none() && s.status.is_none(), "gone after 6 s");
     let text = fx::screen_text(&s, 80, 24);
-    assert!(text.lines().last().unwrap_or_default().contains("q  quit"), "the key hints are back:\n{text}");
+    assert!(text.lines().last().unwrap_or_default().contains("?  help"), "the key hints are back:\n{text}");
     assert!(!text.contains("queued again"), "{text}");
 
     // A refusal says why, in the same place; a newer answer replaces the older one.
@@ -718,5 +726,93 @@ fn key_answers_go_to_the_status_line_and_expire() {
         Some(("focus the Uploads panel (4) to cancel an upload", true))
     );
     update(&mut s, key('s'));
-    assert_eq!(s.status_line().map(|l| (l.text.as_str(), l.error)), Some(("sync requested on every level", false)));
+    assert_eq!(
+        s.status_line().map(|l| (l.text.as_str(), l.error)),
+        Some(("sync requested on every level: the answer comes when each pass ends", false))
+    );
+}
+
+/// `s` and `R` are answered again when the ledger shows the passes they asked for: what
+/// each level did, a failure with its whole reason (the panel at 80x24 cuts it).
+#[test]
+fn sync_and_retry_are_answered_with_what_the_passes_did() {
+    let mut s = with_uploads(vec![idle()]);
+    let asked = fx::NOW as i64;
+    update(&mut s, key('s'));
+    // A sample from before either pass ended answers nothing.
+    update(&mut s, idle());
+    assert!(s.uploads.asked.is_some());
+    let reason =
+        "the folder of remote 'drive' (/nonexistent/drive) does not exist: create it or fix [remotes.drive] path";
+    let mut l2 = level("L2", "drive", 90);
+    l2.last_pass_unix = Some(asked + 3);
+    l2.failed = 1;
+    l2.failures = vec![FailureStatus {
+        path: "experiments/v68/logs/train.log".into(),
+        reason: reason.into(),
+        permanent: true,
+        attempts: 1,
+        retry_at_unix: None,
+    }];
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 3)));
+    update(&mut s, sample(vec![l2.clone(), level("L3", "hf", 180)], vec![]));
+    assert!(s.uploads.asked.is_some(), "L3 has not ended a pass yet");
+    let mut l3 = level("L3", "hf", 180);
+    l3.last_pass_unix = Some(asked + 4);
+    l3.last_success_unix = Some(asked + 4);
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 4)));
+    update(&mut s, sample(vec![l2.clone(), l3.clone()], vec![]));
+    let st = s.status_line().expect("answered");
+    assert!(st.error);
+    assert_eq!(st.text, format!("sync: L2 1 failed: {reason} · L3 stored, up to date"));
+    let narrow = fx::screen_text(&s, 80, 24);
+    assert!(
+        narrow.lines().last().unwrap_or_default().contains("✗ sync: L2 1 failed: the folder of remote 'drive'"),
+        "{narrow}"
+    );
+    assert!(s.uploads.asked.is_none(), "answered once");
+
+    // `R` waits for the levels with failures only, and says when they still fail.
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 20)));
+    update(&mut s, key('R'));
+    assert_eq!(s.uploads.asked.as_ref().map(|a| a.waiting.clone()), Some(vec!["L2".to_string()]));
+    l2.failed = 0;
+    l2.failures.clear();
+    l2.last_pass_unix = Some(asked + 25);
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 25)));
+    update(&mut s, sample(vec![l2, l3], vec![]));
+    assert_eq!(
+        s.status_line().map(|l| (l.text.as_str(), l.error)),
+        Some(("retry: L2 up to date, nothing new to store", false))
+    );
+
+    // An answer no pass brings is dropped after a while, not said late.
+    update(&mut s, key('s'));
+    update(&mut s, Msg::Tick(fx::at(fx::NOW + 25 + 16 * 60)));
+    update(&mut s, idle());
+    assert!(s.uploads.asked.is_none() && s.status_line().is_none());
+}
+
+/// `^r` is answered in the status line.
+#[test]
+fn refresh_is_answered() {
+    let mut s = with_uploads(vec![idle()]);
+    assert_eq!(update(&mut s, fx::ctrl('r')), vec![Effect::RefreshNow]);
+    let st = s.status_line().expect("answered");
+    assert!(st.text.starts_with("sampling every collector now"), "{st:?}");
+    assert!(fx::screen_text(&s, 80, 24).lines().last().unwrap_or_default().contains("› sampling every collector"));
+}
+
+/// Beside another console's engine the panel says whose it is: a console, not a daemon.
+#[test]
+fn another_consoles_engine_is_named_a_console() {
+    let msg = Msg::Sync(Box::new(SyncSample {
+        source: EngineSource::OtherConsole { pid: 4242 },
+        status: SyncStatus { engine_pid: Some(4242), levels: vec![level("L2", "drive", 90)], ..SyncStatus::default() },
+        queue: vec![],
+    }));
+    let s = with_uploads(vec![msg]);
+    let text = fx::screen_text(&s, 80, 24);
+    assert!(text.contains("Uploads · console pid 4242"), "{text}");
+    assert!(!text.contains("daemon"), "{text}");
 }

@@ -31,11 +31,23 @@ use tokio::time::{Instant, sleep};
 struct Screen {
     backend: Arc<Mutex<TestBackend>>,
     frames: Arc<AtomicUsize>,
+    bells: Arc<AtomicUsize>,
+}
+
+impl opsconsole::tui::Bell for Screen {
+    fn bell(&mut self) -> std::io::Result<()> {
+        self.bells.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl Screen {
     fn new(w: u16, h: u16) -> Self {
-        Self { backend: Arc::new(Mutex::new(TestBackend::new(w, h))), frames: Arc::new(AtomicUsize::new(0)) }
+        Self {
+            backend: Arc::new(Mutex::new(TestBackend::new(w, h))),
+            frames: Arc::new(AtomicUsize::new(0)),
+            bells: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     fn frames(&self) -> usize {
@@ -475,8 +487,29 @@ async fn an_expiring_status_line_disappears_at_the_tick_it_expires() {
     let text = h.screen.text();
     assert_eq!(h.screen.frames(), frames + 1, "one frame at the tick it expired");
     assert!(!text.contains("sync requested"), "gone at that tick:\n{text}");
-    assert!(text.contains("q  quit"), "the key hints are back:\n{text}");
+    assert!(text.contains("?  help"), "the key hints are back:\n{text}");
     h.ticks(2).await;
     assert_eq!(h.screen.frames(), frames + 1);
+    h.finish().await;
+}
+
+/// The loop rings the terminal's bell once when `update` asks (a disk crossed critical
+/// after the first sample), not once per frame or per sample.
+#[tokio::test(start_paused = true)]
+async fn the_bell_rings_once_per_new_condition() {
+    let h = Harness::start(fx::state());
+    h.send(disks(50.0));
+    h.settle().await;
+    assert_eq!(h.screen.bells.load(Ordering::SeqCst), 0);
+    for _ in 0..3 {
+        h.send(disks(95.0));
+        h.settle().await;
+        h.next_tick().await;
+    }
+    assert_eq!(h.screen.bells.load(Ordering::SeqCst), 1, "once, not per sample or frame");
+    h.send(disks(50.0));
+    h.send(disks(96.0));
+    h.settle().await;
+    assert_eq!(h.screen.bells.load(Ordering::SeqCst), 2, "again after it cleared and came back");
     h.finish().await;
 }

@@ -9,8 +9,50 @@ use super::{Action, AppState, Effect, Overlay, Panel};
 use crate::gpu::tier::TierDetector;
 use crate::gpu::{FitTracker, GpuConfig, GpuHistory, GpuProcess, GpuSample, TierConfig, TierFit};
 
+/// How the GPU panel orders each GPU's processes (`O` cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcSort {
+    /// Most VRAM first (the default: the job that fills the GPU).
+    #[default]
+    Vram,
+    /// Oldest first (the long-running trainer before a notebook started later).
+    Age,
+    /// By pid.
+    Pid,
+}
+
+impl ProcSort {
+    pub fn next(self) -> Self {
+        match self {
+            ProcSort::Vram => ProcSort::Age,
+            ProcSort::Age => ProcSort::Pid,
+            ProcSort::Pid => ProcSort::Vram,
+        }
+    }
+
+    /// As the panel title says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProcSort::Vram => "by VRAM",
+            ProcSort::Age => "by age",
+            ProcSort::Pid => "by pid",
+        }
+    }
+
+    /// Orders processes of one GPU. Ties (and unknown values, last) keep pid order.
+    pub fn sort(self, list: &mut [&GpuProcess]) {
+        match self {
+            ProcSort::Vram => list.sort_by_key(|p| (std::cmp::Reverse(p.used_bytes), p.pid)),
+            ProcSort::Age => list.sort_by_key(|p| (p.start_ticks.is_none(), p.start_ticks, p.pid)),
+            ProcSort::Pid => list.sort_by_key(|p| p.pid),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GpuPanel {
+    /// The order of each GPU's processes.
+    pub sort: ProcSort,
     pub sample: Option<GpuSample>,
     pub history: GpuHistory,
     pub fit: Option<TierFit>,
@@ -29,6 +71,7 @@ pub struct GpuPanel {
 impl GpuPanel {
     pub fn new(config: &GpuConfig, workspace: PathBuf) -> Self {
         Self {
+            sort: ProcSort::default(),
             sample: None,
             history: GpuHistory::from_config(config),
             fit: None,
@@ -55,9 +98,16 @@ impl GpuPanel {
         }
     }
 
-    /// Every compute process, GPU by GPU, in the order NVML lists them.
+    /// Every compute process, GPU by GPU, each GPU's in the panel's sort order.
     pub fn processes(&self) -> impl Iterator<Item = &GpuProcess> {
-        self.sample.iter().flat_map(|s| s.processes())
+        self.sample.iter().flat_map(|s| s.gpus.iter()).flat_map(|d| self.sorted(d))
+    }
+
+    /// One GPU's processes in the panel's sort order.
+    pub fn sorted<'a>(&self, d: &'a crate::gpu::GpuDevice) -> Vec<&'a GpuProcess> {
+        let mut list: Vec<&GpuProcess> = d.processes.iter().collect();
+        self.sort.sort(&mut list);
+        list
     }
 
     /// Position of the selected process in [`Self::processes`].
@@ -99,6 +149,20 @@ impl GpuPanel {
     }
 }
 
+/// `O`: the next process order; the selection stays on its process.
+pub fn on_sort(state: &mut AppState) -> Vec<Effect> {
+    if state.focus != Panel::Gpu {
+        let key = state.keymap.first_key(Action::FocusGpu).unwrap_or_else(|| "tab".into());
+        state.say(format!("focus the GPU panel ({key}) to sort its processes"), true);
+        return vec![];
+    }
+    let keep = state.gpu.selected_process().map(|p| (p.gpu_index, p.pid));
+    state.gpu.sort = state.gpu.sort.next();
+    state.gpu.selected = keep;
+    state.say(format!("GPU processes sorted {}", state.gpu.sort.label()), false);
+    vec![]
+}
+
 /// `enter`: open the details of the selected process, or close them.
 pub fn on_details(state: &mut AppState) -> Vec<Effect> {
     if matches!(state.overlay, Overlay::GpuDetails { .. }) {
@@ -122,10 +186,11 @@ pub fn on_kill(state: &mut AppState) -> Vec<Effect> {
         _ => state.gpu.selected_process(),
     };
     match target {
-        None => state.notice = Some("no GPU process selected".into()),
+        None => state.say("no GPU process selected", true),
         Some(p) if p.uid != Some(state.gpu.my_uid) => {
             let owner = p.user.clone().or(p.uid.map(|u| format!("uid {u}"))).unwrap_or("another user".into());
-            state.notice = Some(format!("process {} belongs to {owner}: only your own can be stopped", p.pid));
+            let text = format!("process {} belongs to {owner}: only your own can be stopped", p.pid);
+            state.say(text, true);
         }
         Some(p) => {
             state.overlay = Overlay::ConfirmKill { pid: p.pid, start_ticks: p.start_ticks, name: p.short_name() };
@@ -149,9 +214,9 @@ pub fn on_confirm_kill_key(state: &mut AppState, key: &KeyEvent) -> Vec<Effect> 
 
 /// The loop sent (or failed to send) SIGTERM: say so, and sample again.
 pub fn on_terminated(state: &mut AppState, pid: u32, result: Result<(), String>) -> Vec<Effect> {
-    state.notice = Some(match result {
-        Ok(()) => format!("sent SIGTERM to process {pid}"),
-        Err(e) => e,
-    });
+    match result {
+        Ok(()) => state.say(format!("sent SIGTERM to process {pid}"), false),
+        Err(e) => state.say(e, true),
+    }
     vec![Effect::RefreshNow]
 }

@@ -3,10 +3,12 @@
 //! executor (`exec`) to carry out.
 
 pub mod airlock;
+pub mod alerts;
 pub mod checklist;
 pub mod detail;
 pub mod disk;
 pub mod gpu;
+pub mod hints;
 pub mod jobs;
 pub mod keymap;
 pub mod log;
@@ -251,6 +253,9 @@ pub struct AppState {
     /// The answer to the last key that has one, shown in the footer's place until it
     /// expires ([`STATUS_TTL`]): every size shows it.
     pub status: Option<StatusLine>,
+    /// The terminal bell's view of new problems (`alerts`); the loop rings when
+    /// `alerts.bells` grows.
+    pub alerts: alerts::Alerts,
     /// Shown in the header when the console runs on the throwaway demo workspace.
     pub demo: bool,
     pub should_quit: bool,
@@ -344,6 +349,7 @@ impl AppState {
             host_usage: None,
             notice: None,
             status: None,
+            alerts: Default::default(),
             demo: false,
             should_quit: false,
             size: (80, 24),
@@ -384,8 +390,10 @@ impl AppState {
 /// [`AppState::generation`] when the message changes what the screen shows.
 pub fn update(state: &mut AppState, msg: Msg) -> Vec<Effect> {
     let shown = Shown::before(state, &msg);
+    // Whatever message it came with, a new answer or notice is something to draw.
+    let said = (state.status.as_ref().map(|s| (s.text.clone(), s.at)), state.notice.clone());
     let effects = fold(state, msg);
-    if shown.changed(state) {
+    if shown.changed(state) || said != (state.status.as_ref().map(|s| (s.text.clone(), s.at)), state.notice.clone()) {
         state.generation = state.generation.wrapping_add(1);
     }
     effects
@@ -470,6 +478,7 @@ fn fold(state: &mut AppState, msg: Msg) -> Vec<Effect> {
             if state.status_line().is_none() {
                 state.status = None;
             }
+            alerts::observe(state, false, false);
             checklist::on_tick(state)
         }
         Msg::Resize(w, h) => {
@@ -478,7 +487,9 @@ fn fold(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::Disk(sample) => {
             let fx = state.prune.on_disk(&sample, state.now, &state.config);
+            let first = state.disk.sample.is_none();
             state.disk.apply(sample, state.now);
+            alerts::observe(state, false, first);
             fx
         }
         Msg::Checkpoints(sample) => {
@@ -496,7 +507,10 @@ fn fold(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         }
         Msg::ProcessTerminated { pid, result } => gpu::on_terminated(state, pid, result),
         Msg::Log(sample) => {
+            // A log's first sample and its backfill are its history, not news.
+            let history = sample.reset || !sample.backfill.done;
             state.log.apply(*sample, state.now);
+            alerts::observe(state, history, false);
             vec![]
         }
         Msg::LogCandidates(list) => {
@@ -513,6 +527,10 @@ fn fold(state: &mut AppState, msg: Msg) -> Vec<Effect> {
         Msg::Prune(progress) => prune::on_progress(state, progress),
         Msg::Sync(sample) => {
             state.uploads.apply_sample(*sample, state.now);
+            // What `s` or `R` did, once the ledger shows the passes they asked for.
+            if let Some((text, error)) = state.uploads.take_answer(state.now_unix() as i64) {
+                state.say(text, error);
+            }
             vec![]
         }
         Msg::SyncEvent(ev) => {
@@ -616,7 +634,12 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     let on_uploads = state.focus == Panel::Uploads || state.overlay == Overlay::UploadQueue;
     match action {
         Action::SyncNow => {
-            state.say("sync requested on every level", false);
+            let text = if state.uploads.ask("sync", state.now_unix() as i64) {
+                "sync requested on every level: the answer comes when each pass ends"
+            } else {
+                "sync requested on every level"
+            };
+            state.say(text, false);
             vec![Effect::Sync(Command::SyncNow(None))]
         }
         Action::RetryFailed => {
@@ -629,6 +652,7 @@ fn uploads_action(state: &mut AppState, action: Action) -> Vec<Effect> {
                 }
                 Some(n) => {
                     state.say(format!("{n} failed upload{} queued again", if n == 1 { "" } else { "s" }), false);
+                    state.uploads.ask("retry", state.now_unix() as i64);
                     vec![Effect::Sync(Command::RetryFailed(None))]
                 }
                 None => {
@@ -742,7 +766,11 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::Details if state.focus == Panel::Log && state.overlay == Overlay::None => log::on_details(state),
         Action::Details => gpu::on_details(state),
         Action::KillProcess => gpu::on_kill(state),
-        Action::Refresh => vec![Effect::RefreshNow],
+        Action::GpuSort => gpu::on_sort(state),
+        Action::Refresh => {
+            state.say("sampling every collector now (GPUs, disks, log, ledger, checkpoints)", false);
+            vec![Effect::RefreshNow]
+        }
         Action::LogFollow
         | Action::LogTop
         | Action::LogEnd

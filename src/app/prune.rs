@@ -23,10 +23,54 @@ pub const OVERRIDE_WORD: &str = "delete";
 /// Job ids of prune jobs start here (other jobs use small numbers).
 const JOB_ID_BASE: u64 = 0x5052_0000;
 
+/// One item's copy on one level, for the plan's confirmations column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMark {
+    /// Stored and verified there (`✓`).
+    Confirmed,
+    /// The level takes such files and has no confirmed copy (`✗`).
+    Missing,
+    /// The level is configured but does not take this item (L2 holds no weights): `·`.
+    NotTaken,
+    /// The level is off or its remote is not configured (`—`).
+    NotConfigured,
+}
+
+/// Each plan item's copies on L2 and L3, from the plan's per-item confirmations and the
+/// levels' routing (no I/O).
+pub fn copy_marks(plan: &PrunePlan, config: &crate::config::Config) -> Vec<[(&'static str, CopyMark); 2]> {
+    let router = crate::sync::routing::Router::new(&config.sync).ok();
+    plan.items
+        .iter()
+        .map(|item| {
+            // A folder's files are routed as the weights inside it.
+            let rel = match item.unit_kind {
+                crate::checkpoints::roots::UnitKind::Folder => format!("{}/model.safetensors", item.rel_path),
+                crate::checkpoints::roots::UnitKind::File => item.rel_path.clone(),
+            };
+            let routed = router.as_ref().map(|r| r.route(&rel, item.bytes)).unwrap_or_default();
+            config.sync.levels().map(|(name, _, level)| {
+                let mark = if item.confirmed_on.iter().any(|l| l == name) {
+                    CopyMark::Confirmed
+                } else if !level.enabled || !config.remotes.contains_key(&level.remote) {
+                    CopyMark::NotConfigured
+                } else if routed.contains(&name) {
+                    CopyMark::Missing
+                } else {
+                    CopyMark::NotTaken
+                };
+                (name, mark)
+            })
+        })
+        .collect()
+}
+
 /// The prune plan screen.
 #[derive(Debug, Clone, Default)]
 pub struct PlanScreen {
     pub plan: Option<PrunePlan>,
+    /// Each item's copies on L2 and L3 ([`copy_marks`]), in the plan's order.
+    pub copies: Vec<[(&'static str, CopyMark); 2]>,
     /// A plan was asked for and has not arrived yet.
     pub planning: bool,
     /// The plan includes unconfirmed checkpoints (`u`).
@@ -156,9 +200,11 @@ pub fn open(state: &mut AppState) -> Vec<Effect> {
 
 /// A plan arrived.
 pub fn on_plan(state: &mut AppState, plan: PrunePlan) {
+    let copies = copy_marks(&plan, &state.config);
     let s = &mut state.prune.screen;
     s.planning = false;
     s.scroll = s.scroll.min(plan.items.len().saturating_sub(1));
+    s.copies = copies;
     s.plan = Some(plan);
 }
 
@@ -180,7 +226,7 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
             let text = format!("{name} {items} items ({})", util::bytes(bytes_to_free));
             state.jobs.apply(JobEvent::Started { id, name: text }, now);
             if job.auto {
-                state.notice = Some(format!("auto-prune started: {items} items, {}", util::bytes(bytes_to_free)));
+                state.say(format!("auto-prune started: {items} items, {}", util::bytes(bytes_to_free)), false);
             }
             vec![]
         }
@@ -202,35 +248,21 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
         PruneProgress::Done { report } => {
             job.running = false;
             job.freed_bytes = report.freed_bytes;
-            let mut summary = format!(
-                "{}freed {} · deleted {} · skipped {} · failed {}",
-                if report.cancelled { "stopped: " } else { "" },
-                util::bytes(report.freed_bytes),
-                report.deleted,
-                report.skipped,
-                report.failed
-            );
-            // Why the first item was kept after all (a copy that failed verification).
-            if let Some((item, why)) = report.items.iter().find_map(|i| match &i.outcome {
-                ItemOutcome::Skipped(w) | ItemOutcome::Failed(w) => Some((i, w)),
-                ItemOutcome::Deleted => None,
-            }) {
-                let file = item.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                // On a line of its own: the reason matters more than the counts.
-                summary.push_str(&format!("\n{file} {why}"));
-            }
-            // One line where there is room for one.
-            let one_line = summary.replace('\n', " · ");
+            // Counts, and why anything was kept after all (a copy that failed
+            // verification): the reason matters more than the counts.
+            let one_line = report.summary();
             job.summary = Some(one_line.clone());
             state.jobs.apply(JobEvent::Done { id, summary: one_line.clone() }, now);
-            if job.auto {
-                state.notice = Some(format!("auto-prune: {one_line}"));
-            }
+            let error = report.failed > 0 || report.skipped > 0;
+            let label = if job.auto { "auto-prune" } else { "prune" };
+            // The status line answers wherever the user is now (the plan screen also keeps
+            // it until the next plan).
+            state.say(format!("{label}: {one_line}"), error);
             let mut fx = vec![Effect::RefreshNow];
             // The `u` override is for the run it was given to: the next plan is the safe one.
             state.prune.screen.allow_unconfirmed = false;
             if state.overlay == Overlay::Prune {
-                state.prune.screen.message = Some(summary);
+                state.prune.screen.message = Some(one_line);
                 state.prune.screen.planning = true;
                 fx.push(Effect::PlanPrune { allow_unconfirmed: false });
             }
@@ -241,6 +273,7 @@ pub fn on_progress(state: &mut AppState, p: PruneProgress) -> Vec<Effect> {
             job.summary = Some(format!("failed: {error}"));
             state.jobs.apply(JobEvent::Failed { id, error: error.clone() }, now);
             state.prune.screen.message = Some(format!("prune failed: {error}"));
+            state.say(format!("prune failed: {error}"), true);
             vec![]
         }
     }
@@ -256,7 +289,7 @@ pub fn stop(state: &mut AppState) -> Vec<Effect> {
     if state.overlay == Overlay::Prune {
         state.prune.screen.message = Some(text.into());
     } else {
-        state.notice = Some(text.into());
+        state.say(text, !text.starts_with("stopping"));
     }
     if text.starts_with("stopping") { vec![Effect::CancelPrune] } else { vec![] }
 }

@@ -52,6 +52,7 @@ pub fn status_report(state: &AppState) -> StatusReport {
             hostname: state.host.hostname.clone(),
             uptime_seconds: state.uptime().as_secs(),
             external_ip: state.external_ip.clone(),
+            usage: state.host_usage.as_ref().map(Into::into),
         },
         workspace: state.workspace_root.display().to_string(),
         config_file: None,

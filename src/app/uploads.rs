@@ -44,7 +44,26 @@ pub struct UploadsPanel {
     pub ledger_trouble: Option<String>,
     /// Why the ledger cannot be read at all, in words (then no sample comes).
     pub unreadable: Option<String>,
+    /// `s` or `R` waiting for the passes it asked for, to say what they did.
+    pub asked: Option<Asked>,
 }
+
+/// A sync command waiting for its answer from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// "sync" or "retry".
+    pub what: &'static str,
+    /// When it was asked (Unix seconds, the state's clock).
+    pub at_unix: i64,
+    /// Levels whose pass has not ended since.
+    pub waiting: Vec<String>,
+    /// What the levels answered so far, and whether any answer is a failure.
+    pub parts: Vec<String>,
+    pub error: bool,
+}
+
+/// A command with no pass to show for it after this long is not answered any more.
+pub const ASK_TTL_SECS: i64 = 15 * 60;
 
 const EVENTS_FRESH: Duration = Duration::from_secs(3);
 
@@ -121,11 +140,10 @@ impl UploadsPanel {
             SyncEvent::Confirmed { level, path, .. } => {
                 self.live.retain(|l| !(l.level == level && l.path == path));
             }
-            SyncEvent::Failed { level, path, reason, permanent, .. } => {
+            SyncEvent::Failed { level, path, .. } => {
+                // The failure and its reason are in the ledger's failure list (the panel
+                // shows them from there): not repeated as a note.
                 self.live.retain(|l| !(l.level == level && l.path == path));
-                if permanent {
-                    self.note = Some(format!("{level} {path}: {reason}"));
-                }
             }
             SyncEvent::Dropped { path, note, .. } => self.note = Some(format!("{path}: {note}")),
             SyncEvent::Requeued { level, path, reason } => self.note = Some(format!("{level} {path}: {reason}")),
@@ -134,6 +152,61 @@ impl UploadsPanel {
             SyncEvent::LedgerOk => self.ledger_trouble = None,
             SyncEvent::Queued { .. } | SyncEvent::PassDone { .. } => {}
         }
+    }
+
+    /// `s` or `R` was sent at `at_unix`: answer once every enabled, configured level has
+    /// ended a pass since (read from the ledger, so beside a daemon too).
+    /// Whether an answer will come (some level is enabled and configured).
+    pub fn ask(&mut self, what: &'static str, at_unix: i64) -> bool {
+        let waiting: Vec<String> = self
+            .sample
+            .iter()
+            .flat_map(|s| s.status.levels.iter())
+            .filter(|l| l.enabled && l.remote_configured)
+            // A retry passes over the levels that have failures.
+            .filter(|l| what != "retry" || l.failed > 0)
+            .map(|l| l.level.clone())
+            .collect();
+        self.asked = (!waiting.is_empty()).then_some(Asked { what, at_unix, waiting, parts: vec![], error: false });
+        self.asked.is_some()
+    }
+
+    /// The answer to the pending `s` or `R`, once the last level it waits for has ended a
+    /// pass: each level's outcome, failures with their reason (`sync: L2 1 failed: the
+    /// folder of remote 'drive' … · L3 up to date`).
+    pub fn take_answer(&mut self, now_unix: i64) -> Option<(String, bool)> {
+        let asked = self.asked.as_mut()?;
+        if now_unix - asked.at_unix > ASK_TTL_SECS {
+            self.asked = None;
+            return None;
+        }
+        let sample = self.sample.as_ref()?;
+        let mut left = Vec::new();
+        for name in std::mem::take(&mut asked.waiting) {
+            let Some(l) = sample.status.levels.iter().find(|l| l.level == name) else { continue };
+            if l.last_pass_unix.is_none_or(|t| t < asked.at_unix) {
+                left.push(name);
+                continue;
+            }
+            let part = if l.failed > 0 {
+                asked.error = true;
+                let why = l.failures.first().map(|f| format!(": {}", f.reason)).unwrap_or_default();
+                format!("{name} {} failed{why}", l.failed)
+            } else if l.pending_files > 0 {
+                format!("{name} {} still pending", l.pending_files)
+            } else if l.last_success_unix.is_some_and(|t| t >= asked.at_unix) {
+                format!("{name} stored, up to date")
+            } else {
+                format!("{name} up to date, nothing new to store")
+            };
+            asked.parts.push(part);
+        }
+        asked.waiting = left;
+        if !asked.waiting.is_empty() {
+            return None;
+        }
+        let asked = self.asked.take()?;
+        Some((format!("{}: {}", asked.what, asked.parts.join(" · ")), asked.error))
     }
 
     fn set_live(&mut self, up: LiveUpload) {

@@ -76,6 +76,47 @@ pub struct PruneReport {
     pub items: Vec<ItemResult>,
 }
 
+impl PruneReport {
+    /// `kind N (file: why)` for the skipped or failed items: the reason of the first, and
+    /// how many more (their reasons are in `prune-events.jsonl`). `kind N` alone at zero.
+    fn counted(&self, skipped: bool) -> String {
+        let (word, n) = if skipped { ("skipped", self.skipped) } else { ("failed", self.failed) };
+        let whys: Vec<(String, &str)> = self
+            .items
+            .iter()
+            .filter_map(|i| match &i.outcome {
+                ItemOutcome::Skipped(w) if skipped => Some((i, w)),
+                ItemOutcome::Failed(w) if !skipped => Some((i, w)),
+                _ => None,
+            })
+            .map(|(i, w)| {
+                (i.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), w.as_str())
+            })
+            .collect();
+        match whys.split_first() {
+            None => format!("{word} {n}"),
+            Some(((file, why), [])) => format!("{word} {n} ({file}: {why})"),
+            Some(((file, why), rest)) => {
+                format!("{word} {n} ({file}: {why}; {} more in prune-events.jsonl)", rest.len())
+            }
+        }
+    }
+
+    /// One line: what was freed and deleted, and what was kept after all and why
+    /// (`freed 6.7 GB · deleted 1 · skipped 1 (v68_step_100.pt: the L2 copy changed) ·
+    /// failed 0`).
+    pub fn summary(&self) -> String {
+        format!(
+            "{}freed {} · deleted {} · {} · {}",
+            if self.cancelled { "stopped: " } else { "" },
+            crate::util::bytes(self.freed_bytes),
+            self.deleted,
+            self.counted(true),
+            self.counted(false)
+        )
+    }
+}
+
 /// Progress of a prune job, as plain values.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

@@ -133,13 +133,7 @@ pub fn run_cli(workspace: &Path, cfg: &Config, opts: PruneOptions) -> Result<Exi
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if let Some(r) = &report {
-        println!(
-            "deleted {}, skipped {}, failed {}; freed {}",
-            r.deleted,
-            r.skipped,
-            r.failed,
-            util::bytes(r.freed_bytes)
-        );
+        println!("{}", util::printable(&r.summary()));
     }
     Ok(if report.as_ref().is_some_and(|r| r.failed > 0) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Msg;
-use crate::sync::lock::LockError;
+use crate::sync::lock::{LockError, Role};
 use crate::sync::{Command, EngineHandle, EngineSource, RemoteEnv, RemotesConfig, SyncConfig, SyncError, engine};
 
 /// How long after the engine could not open the ledger (a full disk) it is started again.
@@ -69,8 +69,8 @@ impl EngineLink {
 /// (started here), or nobody and why. The second value is whether to try again later.
 fn decide(cfg: &EngineConfig) -> (EngineSource, Option<EngineHandle>, bool) {
     let configured = cfg.sync.levels().iter().any(|(_, _, l)| l.enabled && cfg.remotes.contains_key(&l.remote));
-    if let Some(pid) = crate::sync::lock::holder(&cfg.workspace) {
-        return (EngineSource::Daemon { pid }, None, false);
+    if let Some(h) = crate::sync::lock::holder_info(&cfg.workspace) {
+        return (held_by(h.pid, h.role), None, false);
     }
     if !configured {
         let reason = "no remote configured: add [remotes.NAME] to opsconsole.toml".into();
@@ -81,7 +81,7 @@ fn decide(cfg: &EngineConfig) -> (EngineSource, Option<EngineHandle>, bool) {
     }
     let env = RemoteEnv::with_roots(&cfg.workspace, &cfg.checkpoint_roots);
     let remotes = engine::build_remotes_in(&cfg.remotes, &env);
-    match engine::start(&cfg.workspace, &cfg.sync, remotes, engine::Mode::Daemon) {
+    match engine::start_as(&cfg.workspace, &cfg.sync, remotes, engine::Mode::Daemon, Role::Console) {
         Ok(h) => (EngineSource::Console, Some(h), false),
         Err(e) => {
             let (source, retry) = start_failed(&cfg.workspace, e);
@@ -90,11 +90,20 @@ fn decide(cfg: &EngineConfig) -> (EngineSource, Option<EngineHandle>, bool) {
     }
 }
 
+/// The engine another process runs, by what its lock records: a console's own engine is
+/// not called a daemon.
+fn held_by(pid: u32, role: Option<Role>) -> EngineSource {
+    match role {
+        Some(Role::Console) => EngineSource::OtherConsole { pid },
+        _ => EngineSource::Daemon { pid },
+    }
+}
+
 /// What the panel says when this console's engine did not start, and whether to try again
 /// later (the ledger or the lock could not be written: a full disk, in words).
 fn start_failed(ws: &Path, e: SyncError) -> (EngineSource, bool) {
     match e {
-        SyncError::Locked(LockError::Held { pid, .. }) => (EngineSource::Daemon { pid: pid.unwrap_or(0) }, false),
+        SyncError::Locked(LockError::Held { pid, role, .. }) => (held_by(pid.unwrap_or(0), role), false),
         e @ (SyncError::Ledger(_) | SyncError::Locked(LockError::Io(..))) => {
             let reason = if crate::sync::ledger::disk_full(ws) {
                 "disk full: the sync engine cannot start (0 B free on the workspace's disk); it starts again once \

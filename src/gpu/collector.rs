@@ -30,6 +30,9 @@ pub struct GpuCollector {
     status: NvmlStatus,
     last_open_attempt_ms: Option<u64>,
     procs: ProcReader,
+    /// Per GPU, the newest process-utilization sample read (NVML's µs timestamp): the
+    /// next read asks for samples after it.
+    util_seen: std::collections::HashMap<u32, u64>,
 }
 
 impl std::fmt::Debug for GpuCollector {
@@ -51,6 +54,7 @@ impl GpuCollector {
             status: if config.enabled { NvmlStatus::NotOpened } else { NvmlStatus::Disabled },
             last_open_attempt_ms: None,
             procs: ProcReader::default(),
+            util_seen: Default::default(),
         }
     }
 
@@ -95,7 +99,8 @@ impl GpuCollector {
         };
         let mut gpus = Vec::with_capacity(count as usize);
         for index in 0..count {
-            gpus.push(read_device(nvml, index, &mut self.procs));
+            let seen = self.util_seen.entry(index).or_default();
+            gpus.push(read_device(nvml, index, &mut self.procs, seen));
         }
         let alive: Vec<u32> = gpus.iter().flat_map(|g| g.processes.iter().map(|p| p.pid)).collect();
         self.procs.retain(&alive);
@@ -149,7 +154,33 @@ pub fn classify(e: NvmlError, library: String) -> NvmlStatus {
     }
 }
 
-fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
+/// Each process's SM utilization since `seen` (µs, NVML's clock; 0 = everything the driver
+/// buffered), the newest sample per pid; `seen` moves to the newest sample. `None` when
+/// the GPU or driver does not report it; `Some(empty)` when it does and no process used the
+/// SMs in that time (NVML lists only processes with a non-zero sample).
+fn process_utilization(
+    device: &nvml_wrapper::Device,
+    seen: &mut u64,
+) -> Option<std::collections::HashMap<u32, (u64, u32)>> {
+    let last = (*seen > 0).then_some(*seen);
+    match device.process_utilization_stats(last) {
+        Ok(samples) => {
+            let mut newest: std::collections::HashMap<u32, (u64, u32)> = Default::default();
+            for s in samples {
+                let e = newest.entry(s.pid).or_insert((s.timestamp, s.sm_util));
+                if s.timestamp >= e.0 {
+                    *e = (s.timestamp, s.sm_util);
+                }
+                *seen = (*seen).max(s.timestamp);
+            }
+            Some(newest)
+        }
+        Err(NvmlError::NotFound) => Some(Default::default()),
+        Err(_) => None,
+    }
+}
+
+fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader, seen: &mut u64) -> GpuDevice {
     let device = match nvml.device_by_index(index) {
         Ok(d) => d,
         Err(e) => {
@@ -186,6 +217,7 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
         ),
         Err(e) => (Vec::new(), Some(format!("cannot list processes: {e}"))),
     };
+    let proc_util = if list.is_empty() { None } else { process_utilization(&device, seen) };
     let processes = list
         .into_iter()
         .map(|p| {
@@ -193,7 +225,10 @@ fn read_device(nvml: &Nvml, index: u32, procs: &mut ProcReader) -> GpuDevice {
                 UsedGpuMemory::Used(b) => Some(b),
                 UsedGpuMemory::Unavailable => None,
             };
-            GpuProcess::new(p.pid, index, used, procs.info(p.pid))
+            let mut proc_ = GpuProcess::new(p.pid, index, used, procs.info(p.pid));
+            // Listed only with a non-zero sample: absent from a supported answer is 0%.
+            proc_.sm_util_pct = proc_util.as_ref().map(|u| u.get(&p.pid).map_or(0, |(_, sm)| (*sm).min(100)));
+            proc_
         })
         .collect();
     GpuDevice {

@@ -140,6 +140,7 @@ mod tests {
                         start_time_unix_s: None,
                         start_ticks: None,
                         cwd: None,
+                        sm_util_pct: None,
                     })
                     .collect(),
                 processes_error: None,

@@ -113,6 +113,10 @@ pub struct GpuProcess {
     /// this process even after the pid is reused.
     pub start_ticks: Option<u64>,
     pub cwd: Option<PathBuf>,
+    /// The process's share of the GPU's SM (compute) time over the last sample period,
+    /// from `nvmlDeviceGetProcessUtilization`; `None` where the GPU does not report it.
+    #[serde(default)]
+    pub sm_util_pct: Option<u32>,
 }
 
 impl GpuProcess {
@@ -128,6 +132,7 @@ impl GpuProcess {
             start_time_unix_s: info.start_time_unix_s,
             start_ticks: info.start_ticks,
             cwd: info.cwd,
+            sm_util_pct: None,
         }
     }
 

@@ -412,6 +412,7 @@ mod tests {
             start_time_unix_s: Some(1_000 + ticks),
             start_ticks: Some(ticks),
             cwd: Some(cwd.into()),
+            sm_util_pct: None,
         }
     }
 

@@ -72,6 +72,7 @@ actions! {
     Refresh => refresh, ["ctrl-r"], "sample every collector now";
     Details => details, ["enter"], "open: the GPU process, upload queue or row, a log line in full";
     KillProcess => kill_process, ["K"], "SIGTERM the selected GPU process (asks)";
+    GpuSort => gpu_sort, ["O"], "GPU panel: sort processes by VRAM, age (oldest first) or pid";
     LogFollow => log_follow, ["f"], "log: pause or resume following";
     LogTop => log_top, ["g", "home"], "log: jump to the first line";
     LogEnd => log_end, ["G", "end"], "log: jump to the end and follow";

@@ -31,12 +31,13 @@ pub struct Sampler {
     ws: Workspace,
     cfg: Config,
     gpu: crate::gpu::GpuCollector,
+    host: crate::host::HostSampler,
 }
 
 impl Sampler {
     pub fn new(ws: Workspace, cfg: Config) -> Self {
         let gpu = crate::gpu::GpuCollector::new(&cfg.gpu);
-        Self { ws, cfg, gpu }
+        Self { ws, cfg, gpu, host: crate::host::HostSampler::new() }
     }
 
     pub fn config(&self) -> &Config {
@@ -46,7 +47,7 @@ impl Sampler {
     /// One sample, rendered (blocking: disk, NVML, the log, the ledger).
     pub fn sample(&mut self) -> (StatusReport, Exposition) {
         let started = Instant::now();
-        let report = crate::status::collect_with(&self.ws, &self.cfg, &mut self.gpu);
+        let report = crate::status::collect_with(&self.ws, &self.cfg, &mut self.gpu, &mut self.host);
         let mut opts = options(&self.ws, &self.cfg);
         opts.sample_duration_seconds = Some(started.elapsed().as_secs_f64());
         let e = render(&report, &opts);

@@ -11,6 +11,45 @@ pub fn lock_path(workspace: &Path) -> PathBuf {
     workspace.join(".opsconsole").join("engine.lock")
 }
 
+/// What kind of process holds the lock, as the lock file records it after the pid
+/// (`4242 console`): a console running its own engine is not a daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `opsconsole sync --daemon` (or plain `sync`): runs until stopped.
+    Daemon,
+    /// `sync --once`: one pass everywhere, then exits.
+    Once,
+    /// A console that started the engine itself (it stops with the console).
+    Console,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Daemon => "daemon",
+            Role::Once => "once",
+            Role::Console => "console",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        match s {
+            "daemon" => Some(Role::Daemon),
+            "once" => Some(Role::Once),
+            "console" => Some(Role::Console),
+            _ => None,
+        }
+    }
+}
+
+/// Who holds the lock: its pid (0 when it wrote none) and role (None for a lock written
+/// before roles were recorded, or not written at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub role: Option<Role>,
+}
+
 /// The held lock; dropping it releases it.
 #[derive(Debug)]
 pub struct EngineLock {
@@ -21,9 +60,9 @@ pub struct EngineLock {
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// Another engine holds it (its pid, when it wrote one).
-    #[error("another sync engine{} is running on this workspace ({})", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), .path.display())]
-    Held { pid: Option<u32>, path: PathBuf },
+    /// Another engine holds it (its pid and role, when it wrote them).
+    #[error("another sync engine{} is running on this workspace ({})", held_by(*.pid, *.role), .path.display())]
+    Held { pid: Option<u32>, role: Option<Role>, path: PathBuf },
     #[error("cannot use the lock {}: {}", .1.display(), .0)]
     Io(io::Error, PathBuf),
 }
@@ -51,31 +90,53 @@ fn try_flock(file: &File) -> io::Result<bool> {
     if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(err) }
 }
 
-fn read_pid(file: &mut File) -> Option<u32> {
+fn held_by(pid: Option<u32>, role: Option<Role>) -> String {
+    match (pid, role) {
+        (Some(p), Some(Role::Console)) => format!(" (a console, pid {p})"),
+        (Some(p), Some(r)) => format!(" ({}, pid {p})", r.as_str()),
+        (Some(p), None) => format!(" (pid {p})"),
+        (None, _) => String::new(),
+    }
+}
+
+/// The pid and role the holder wrote (`4242 console`; a bare `4242` from older versions).
+fn read_holder(file: &mut File) -> (Option<u32>, Option<Role>) {
     let mut s = String::new();
-    file.rewind().ok()?;
-    file.read_to_string(&mut s).ok()?;
-    s.trim().parse().ok()
+    if file.rewind().is_err() || file.read_to_string(&mut s).is_err() {
+        return (None, None);
+    }
+    let mut words = s.split_whitespace();
+    let pid = words.next().and_then(|w| w.parse().ok());
+    (pid, words.next().and_then(Role::parse))
 }
 
 impl EngineLock {
-    /// Take the workspace's engine lock, or say who holds it.
+    /// Take the workspace's engine lock as a daemon, or say who holds it.
     pub fn acquire(workspace: &Path) -> Result<Self, LockError> {
+        Self::acquire_as(workspace, Role::Daemon)
+    }
+
+    /// Take the workspace's engine lock, recording this process's pid and role.
+    pub fn acquire_as(workspace: &Path, role: Role) -> Result<Self, LockError> {
         let path = lock_path(workspace);
         let mut file = open(&path)?;
         match try_flock(&file) {
             Ok(true) => {
-                // The pid only names the holder for others ("daemon pid N"): the flock is
-                // the lock. On a full disk the pid cannot be written; the lock still holds.
+                // The pid and role only name the holder for others ("daemon pid N",
+                // "console pid N"): the flock is the lock. On a full disk they cannot be
+                // written; the lock still holds.
                 let pid = std::process::id();
                 let _ = file
                     .set_len(0)
                     .and_then(|()| file.rewind())
-                    .and_then(|()| writeln!(file, "{pid}"))
+                    .and_then(|()| writeln!(file, "{pid} {}", role.as_str()))
                     .and_then(|()| file.flush());
                 Ok(Self { file, path })
             }
-            Ok(false) => Err(LockError::Held { pid: read_pid(&mut file), path }),
+            Ok(false) => {
+                let (pid, role) = read_holder(&mut file);
+                Err(LockError::Held { pid, role, path })
+            }
             Err(e) => Err(LockError::Io(e, path)),
         }
     }
@@ -96,6 +157,11 @@ impl Drop for EngineLock {
 /// Is an engine running on this workspace? `Some(pid)` (0 when unknown) when the lock is
 /// held by someone, `None` when free. Does not keep the lock.
 pub fn holder(workspace: &Path) -> Option<u32> {
+    holder_info(workspace).map(|h| h.pid)
+}
+
+/// Who holds the lock (pid and role), or `None` when it is free. Does not keep the lock.
+pub fn holder_info(workspace: &Path) -> Option<Holder> {
     let path = lock_path(workspace);
     if !path.exists() {
         return None;
@@ -103,7 +169,10 @@ pub fn holder(workspace: &Path) -> Option<u32> {
     let mut file = open(&path).ok()?;
     match try_flock(&file) {
         Ok(true) => None, // free; our descriptor closes (and unlocks) on return
-        Ok(false) => Some(read_pid(&mut file).unwrap_or(0)),
+        Ok(false) => {
+            let (pid, role) = read_holder(&mut file);
+            Some(Holder { pid: pid.unwrap_or(0), role })
+        }
         Err(_) => None,
     }
 }
@@ -124,8 +193,32 @@ mod tests {
             other => panic!("expected Held, got {other:?}"),
         }
         assert_eq!(holder(dir.path()), Some(std::process::id()));
+        assert_eq!(holder_info(dir.path()).and_then(|h| h.role), Some(Role::Daemon));
         drop(lock);
         assert_eq!(holder(dir.path()), None);
         EngineLock::acquire(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn the_lock_records_a_console_as_a_console() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _lock = EngineLock::acquire_as(dir.path(), Role::Console).expect("first");
+        let text = std::fs::read_to_string(lock_path(dir.path())).expect("lock file");
+        assert_eq!(text, format!("{} console\n", std::process::id()));
+        assert_eq!(holder_info(dir.path()), Some(Holder { pid: std::process::id(), role: Some(Role::Console) }));
+        match EngineLock::acquire(dir.path()) {
+            Err(e @ LockError::Held { role: Some(Role::Console), .. }) => {
+                assert!(e.to_string().contains("(a console, pid "), "{e}")
+            }
+            other => panic!("expected Held by a console, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lock_written_by_an_older_version_has_no_role() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _lock = EngineLock::acquire(dir.path()).expect("lock");
+        std::fs::write(lock_path(dir.path()), "4242\n").expect("rewrite");
+        assert_eq!(holder_info(dir.path()), Some(Holder { pid: 4242, role: None }));
     }
 }

@@ -306,6 +306,9 @@ pub enum EngineSource {
     /// A daemon (`opsconsole sync --daemon`) with this pid holds the workspace; the console
     /// reads its ledger and leaves commands there.
     Daemon { pid: u32 },
+    /// Another console runs its own engine on this workspace (the lock says `console`):
+    /// this one reads the ledger and leaves commands there, as beside a daemon.
+    OtherConsole { pid: u32 },
     /// No engine runs, and why (no remote configured, an error at start).
     Off { reason: String },
 }

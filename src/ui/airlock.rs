@@ -105,24 +105,10 @@ fn window(mut lines: Vec<Line<'static>>, scroll: usize, rows: usize, more: &str)
     lines
 }
 
-fn keys_line(state: &AppState, again: &str, width: usize) -> Line<'static> {
-    text(
-        &format!(
-            "{} {again} · {}/{} scroll · {} close",
-            key(state, Action::Refresh, "^r"),
-            key(state, Action::Up, "k"),
-            key(state, Action::Down, "j"),
-            key(state, Action::Cancel, "esc")
-        ),
-        width,
-        super::dim(),
-    )
-}
-
 /// The bundle screen.
 pub fn render_bundle(state: &AppState, frame: &mut Frame, area: Rect) {
     let v = &state.airlock.bundle;
-    let (list, foot) = frame_of(frame, area, "Bundle", 2);
+    let (list, foot) = frame_of(frame, area, "Bundle", 1);
     let width = list.width as usize;
     let mut head: Vec<Line> = Vec::new();
     let mut body: Vec<Line> = Vec::new();
@@ -240,14 +226,14 @@ pub fn render_bundle(state: &AppState, frame: &mut Frame, area: Rect) {
     lines.push(Line::raw(""));
     lines.extend(window(body, v.scroll, body_rows, "↓ more"));
     frame.render_widget(Paragraph::new(lines), list);
-    let foot_lines = vec![fix.unwrap_or_else(|| Line::raw("")), keys_line(state, "bundle again", width)];
+    let foot_lines = vec![fix.unwrap_or_else(|| Line::raw(""))];
     frame.render_widget(Paragraph::new(foot_lines), foot);
 }
 
 /// The import screen.
 pub fn render_import(state: &AppState, frame: &mut Frame, area: Rect) {
     let v = &state.airlock.import;
-    let (list, foot) = frame_of(frame, area, "Import", 2);
+    let (list, foot) = frame_of(frame, area, "Import", 1);
     let width = list.width as usize;
     let mut head: Vec<Line> = Vec::new();
     let mut body: Vec<Line> = Vec::new();
@@ -295,10 +281,7 @@ pub fn render_import(state: &AppState, frame: &mut Frame, area: Rect) {
     lines.push(Line::raw(""));
     lines.extend(window(body, v.scroll, body_rows, "↓ more"));
     frame.render_widget(Paragraph::new(lines), list);
-    frame.render_widget(
-        Paragraph::new(vec![fix.unwrap_or_else(|| Line::raw("")), keys_line(state, "import again", width)]),
-        foot,
-    );
+    frame.render_widget(Paragraph::new(vec![fix.unwrap_or_else(|| Line::raw(""))]), foot);
 }
 
 /// The resume screen.
@@ -309,7 +292,7 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
         Some(Ok(rep)) => format!("Resume {}", rep.experiment),
         _ => "Resume".into(),
     };
-    let (list, foot) = frame_of(frame, area, &title, 4);
+    let (list, foot) = frame_of(frame, area, &title, 3);
     let width = list.width as usize;
     let mut head: Vec<Line> = Vec::new();
     let mut body: Vec<Line> = Vec::new();
@@ -460,6 +443,5 @@ pub fn render_resume(state: &AppState, frame: &mut Frame, area: Rect) {
         Line::raw("")
     };
     foot_lines.push(answer);
-    foot_lines.push(keys_line(state, "check again", width));
     frame.render_widget(Paragraph::new(foot_lines), foot);
 }

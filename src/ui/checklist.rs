@@ -137,7 +137,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     let width = inner.width as usize;
     let [head, list, foot] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(4)]).areas(inner);
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(3)]).areas(inner);
 
     // What it comes to.
     let summary = match &c.report {
@@ -206,7 +206,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(lines), list);
     }
 
-    // Idle and cost, the command, the prompt or message, the keys.
+    // Idle and cost, the command, the prompt or message (the footer names the keys).
     let mut foot_lines = Vec::new();
     let idle = idle_status(state);
     let price = idle
@@ -278,15 +278,5 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         Line::raw("")
     };
     foot_lines.push(prompt);
-    let keys = format!(
-        "{} shut down · {} override · {} sync · {} prune · {} check again · {} close",
-        key(state, Action::Shutdown, "S"),
-        key(state, Action::OverrideItem, "o"),
-        key(state, Action::SyncNow, "s"),
-        key(state, Action::Prune, "p"),
-        key(state, Action::Refresh, "^r"),
-        key(state, Action::Cancel, "esc"),
-    );
-    foot_lines.push(Line::styled(util::ellipsize(&keys, width), super::dim()));
     frame.render_widget(Paragraph::new(foot_lines), foot);
 }

@@ -4,18 +4,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::app::AppState;
+use crate::app::hints::{Hint, footer_hints};
 use crate::app::jobs::JobStatus;
-use crate::app::{Action, AppState};
-
-/// The actions named in the footer, in order.
-const FOOTER: &[(Action, &str)] = &[
-    (Action::Help, "help"),
-    (Action::FocusNext, "focus"),
-    (Action::SyncNow, "sync"),
-    (Action::Prune, "prune"),
-    (Action::Refresh, "refresh"),
-    (Action::Quit, "quit"),
-];
 
 pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     // The answer to the last key takes the footer's row until it expires: every size
@@ -33,12 +24,30 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         return;
     }
     let key = Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD);
-    let mut spans = Vec::new();
-    for (action, label) in FOOTER {
-        if let Some(k) = state.keymap.first_key(*action) {
-            spans.push(Span::styled(format!(" {k} "), key));
-            spans.push(Span::raw(format!(" {label}  ")));
+    let hints = footer_hints(state);
+    let width = area.width as usize;
+    let cost = |h: &Hint| h.keys.chars().count() + 2 + h.label.chars().count() + 3;
+    // On the main screen the way to every other key (help) stays, whatever else is cut.
+    let help = if hints.dialog { None } else { hints.global.first().filter(|h| h.label == "help") };
+    let reserve = help.map_or(0, cost);
+    let mut used = 0;
+    let mut chosen: Vec<&Hint> = Vec::new();
+    let mut full = false;
+    for h in hints.all() {
+        let keep = help.is_some_and(|x| std::ptr::eq(x, h));
+        let room = if keep { width } else { width.saturating_sub(reserve) };
+        if keep || (!full && used + cost(h) <= room) {
+            used += cost(h);
+            chosen.push(h);
+        } else {
+            // Cut at the first hint that does not fit: the order is the priority.
+            full = true;
         }
+    }
+    let mut spans = Vec::new();
+    for h in chosen {
+        spans.push(Span::styled(format!(" {} ", h.keys), key));
+        spans.push(Span::raw(format!(" {}  ", h.label)));
     }
     let right = match (&state.notice, state.jobs.latest()) {
         (Some(n), _) => n.clone(),
@@ -53,7 +62,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         (None, None) => String::new(),
     };
     let used: usize = spans.iter().map(|s| s.width()).sum();
-    let room = (area.width as usize).saturating_sub(used + 1);
+    let room = width.saturating_sub(used + 1);
     if room > 3 && !right.is_empty() {
         let text = crate::util::ellipsize(&right, room);
         let pad = room - text.chars().count();

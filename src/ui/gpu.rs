@@ -28,11 +28,16 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             let taken = UNIX_EPOCH + Duration::from_millis(s.taken_at_unix_ms);
             if age_ms > limit_ms {
                 super::clock::since(state.now, taken);
-                format!(" GPU · {} · stale {} ", s.gpus.len(), util::duration(Duration::from_millis(age_ms)))
+                format!(
+                    " GPU · {} · {} · stale {} ",
+                    s.gpus.len(),
+                    g.sort.label(),
+                    util::duration(Duration::from_millis(age_ms))
+                )
             } else {
                 // Marked stale once no newer sample came for three intervals.
                 super::clock::at(state.now, taken + Duration::from_millis(limit_ms + 1));
-                format!(" GPU · {} ", s.gpus.len())
+                format!(" GPU · {} · {} ", s.gpus.len(), g.sort.label())
             }
         }
         _ => " GPU ".to_string(),
@@ -89,7 +94,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             if let Some(e) = &d.processes_error {
                 lines.push(Line::styled(util::ellipsize(&format!("  {e}"), width), super::dim()));
             }
-            for p in &d.processes {
+            for p in g.sorted(d) {
                 lines.push(process_line(p, width, focused && selected == Some(k)));
                 k += 1;
             }
@@ -98,14 +103,24 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         // Compact: one line per GPU, then as many processes as fit around the selection;
         // a third of the rows (at least one) is kept for processes so the selection shows.
         let proc_keep = if procs.is_empty() { 0 } else { (room / 3).max(1).min(procs.len()) };
-        let gpu_rows = sample.gpus.len().min(room.saturating_sub(proc_keep));
-        let hidden_gpus = sample.gpus.len() - gpu_rows;
-        let gpu_rows = if hidden_gpus > 0 { gpu_rows.saturating_sub(1) } else { gpu_rows };
+        // A GPU line comes before any process (at 60x18 the only GPU was hidden behind
+        // `… 1 more GPUs`); a `… N more` line stands for two GPUs or more, never one.
+        let total = sample.gpus.len();
+        let mut gpu_rows = total.min(room.saturating_sub(proc_keep)).max(total.min(room).min(1));
+        let mut more = 0;
+        if gpu_rows < total {
+            if gpu_rows >= 2 {
+                gpu_rows -= 1;
+                more = total - gpu_rows;
+            } else if room > 1 + proc_keep.min(1) || procs.is_empty() && room > 1 {
+                more = total - gpu_rows;
+            }
+        }
         for d in sample.gpus.iter().take(gpu_rows) {
             lines.push(gpu_line(d, width, true));
         }
-        if gpu_rows < sample.gpus.len() {
-            lines.push(Line::styled(format!("… {} more GPUs", sample.gpus.len() - gpu_rows), super::dim()));
+        if more > 0 {
+            lines.push(Line::styled(format!("… {more} more GPU{}", if more == 1 { "" } else { "s" }), super::dim()));
         }
         let proc_room = room.saturating_sub(lines.len());
         if proc_room > 0 && !procs.is_empty() {
@@ -304,6 +319,11 @@ pub fn sparkline(series: &[u64], width: usize, max: u64) -> String {
 /// or of the program when the script had none. The details popup has the whole command.
 fn process_line(p: &GpuProcess, width: usize, selected: bool) -> Line<'static> {
     let mem = p.used_bytes.map_or("n/a".into(), |b| format!("{} GiB", gib(b)));
+    // The process's SM share where NVML gives it; nothing (not 0%) where it does not.
+    let mem = match p.sm_util_pct {
+        Some(u) => format!("{u:>3}% {mem}"),
+        None => mem,
+    };
     let marker = if selected { "›" } else { " " };
     let head = format!("{marker} {:>6} ", p.pid);
     let cmd_w = width.saturating_sub(head.chars().count() + mem.chars().count() + 1);
@@ -443,17 +463,26 @@ pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u
             lines.push(row("folder", p.cwd.as_ref().map_or("n/a".into(), |c| c.display().to_string())));
             let series: Vec<u64> = state.gpu.history.process(gpu, pid).map(|(_, b)| *b).collect();
             let peak = series.iter().copied().max().unwrap_or(0);
+            // The peak's span on the same clock as `started … ago` (the state's), from the
+            // first reading kept: "since it started" when the readings go back that far.
+            let first_s = state.gpu.history.process(gpu, pid).next().map(|(t, _)| t / 1000);
+            let span = match (first_s, p.start_time_unix_s) {
+                (None, _) => String::new(),
+                (Some(first), Some(start)) if first <= start + (2 * state.config.gpu.sample_ms).div_ceil(1000) => {
+                    " since it started".to_string()
+                }
+                (Some(first), _) => format!(
+                    " over the last {}",
+                    util::duration(Duration::from_secs(state.now_unix().saturating_sub(first)))
+                ),
+            };
             lines.push(row(
                 "VRAM",
-                format!(
-                    "{} now · peak {} over {}",
-                    p.used_bytes.map_or("n/a".into(), fmt_gib),
-                    fmt_gib(peak),
-                    util::duration(Duration::from_secs(
-                        series.len().saturating_sub(1) as u64 * state.config.gpu.sample_ms / 1000
-                    ))
-                ),
+                format!("{} now · peak {}{span}", p.used_bytes.map_or("n/a".into(), fmt_gib), fmt_gib(peak)),
             ));
+            if let Some(u) = p.sm_util_pct {
+                lines.push(row("SM util", format!("{u}% of the GPU's compute time (NVML's last sample)")));
+            }
             let total = state
                 .gpu
                 .sample

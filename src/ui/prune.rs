@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use crate::app::prune::{OVERRIDE_WORD, banner};
+use crate::app::prune::{CopyMark, OVERRIDE_WORD, banner};
 use crate::app::{Action, AppState};
 use crate::checkpoints::{PlanAction, PlanItem};
 use crate::util;
@@ -57,7 +57,32 @@ fn plural(n: usize, what: &str) -> String {
     if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
-fn row(item: &PlanItem, root: &std::path::Path, width: usize) -> Line<'static> {
+/// The confirmations column: `✓` confirmed there, `✗` not (the level takes such files),
+/// `·` the level does not take it, `—` the level is not configured.
+fn copies_spans(marks: Option<&[(&'static str, CopyMark); 2]>) -> Vec<Span<'static>> {
+    let Some(marks) = marks else { return vec![Span::raw(" ".repeat(COPIES_W))] };
+    let mut out = Vec::new();
+    for (_, m) in marks {
+        let (t, style) = match m {
+            CopyMark::Confirmed => ("✓", Style::new().fg(Color::Green)),
+            CopyMark::Missing => ("✗", Style::new().fg(Color::Red)),
+            CopyMark::NotTaken => ("·", super::dim()),
+            CopyMark::NotConfigured => ("—", super::dim()),
+        };
+        out.push(Span::styled(format!("{t:<3}"), style));
+    }
+    out
+}
+
+/// `L2 L3 `: two levels of three columns each.
+const COPIES_W: usize = 6;
+
+fn row(
+    item: &PlanItem,
+    marks: Option<&[(&'static str, CopyMark); 2]>,
+    root: &std::path::Path,
+    width: usize,
+) -> Line<'static> {
     let (label, style) = match item.action {
         PlanAction::Delete if item.unconfirmed_override => {
             ("DELETE", Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD))
@@ -70,8 +95,8 @@ fn row(item: &PlanItem, root: &std::path::Path, width: usize) -> Line<'static> {
         path.push_str(&format!(" · {note}"));
     }
     let step = item.step.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-    let fixed = 7 + 18 + 10 + 9;
-    Line::from(vec![
+    let fixed = 7 + 18 + 10 + 9 + COPIES_W;
+    let mut spans = vec![
         Span::styled(format!("{label:<6}"), style),
         Span::raw(" "),
         Span::styled(format!("{:<17}", item.reason.as_str()), super::dim()),
@@ -80,8 +105,10 @@ fn row(item: &PlanItem, root: &std::path::Path, width: usize) -> Line<'static> {
         Span::raw(" "),
         Span::styled(format!("{step:>8}"), super::dim()),
         Span::raw(" "),
-        Span::raw(util::ellipsize(&path, width.saturating_sub(fixed))),
-    ])
+    ];
+    spans.extend(copies_spans(marks));
+    spans.push(Span::raw(util::ellipsize(&path, width.saturating_sub(fixed))));
+    Line::from(spans)
 }
 
 /// The prune plan screen: every checkpoint with keep/delete and why, bytes to free and the
@@ -94,7 +121,7 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     let width = inner.width as usize;
     let [head, table, foot] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(1), Constraint::Length(3)]).areas(inner);
+        Layout::vertical([Constraint::Length(2), Constraint::Min(1), Constraint::Length(2)]).areas(inner);
 
     let mut head_lines = Vec::new();
     match (&s.plan, s.planning) {
@@ -152,7 +179,7 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
     if let Some(p) = &s.plan {
         let rows = table.height as usize;
         let mut lines = vec![Line::styled(
-            util::ellipsize(&format!("{:<6} {:<17} {:>9} {:>8} path", "action", "reason", "size", "step"), width),
+            util::ellipsize(&format!("{:<6} {:<17} {:>9} {:>8} L2 L3 path", "action", "reason", "size", "step"), width),
             super::dim().add_modifier(Modifier::UNDERLINED),
         )];
         if p.items.is_empty() {
@@ -160,8 +187,8 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
         }
         let visible = rows.saturating_sub(1);
         let start = s.scroll.min(p.items.len().saturating_sub(visible.max(1)));
-        for item in p.items.iter().skip(start).take(visible) {
-            lines.push(row(item, &state.workspace_root, width));
+        for (i, item) in p.items.iter().enumerate().skip(start).take(visible) {
+            lines.push(row(item, s.copies.get(i), &state.workspace_root, width));
         }
         frame.render_widget(Paragraph::new(lines), table);
     }
@@ -180,8 +207,11 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
         foot_lines.push(Line::styled(util::ellipsize(&t, width), Style::new().fg(Color::Yellow)));
     }
     if let Some(m) = &s.message {
+        // Wrapped, not cut: a prune result's reasons come after its counts.
         for line in m.lines() {
-            foot_lines.push(Line::styled(util::ellipsize(line, width), Style::new().fg(Color::Yellow)));
+            for part in super::wrap_words(line.split(' '), width, width) {
+                foot_lines.push(Line::styled(util::ellipsize(&part, width), Style::new().fg(Color::Yellow)));
+            }
         }
     }
     if let Some(typed) = &s.typing {
@@ -194,23 +224,7 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
             Span::raw(format!("{typed}_")),
         ]));
     }
-    // While a prune runs, its key stops it (running another is refused anyway).
-    let (first_key, first) = match &state.prune.job {
-        Some(job) if job.running => (key(state, Action::StopPrune, "C"), "stop"),
-        _ => (key(state, Action::Confirm, "y"), "run"),
-    };
-    let keys = format!(
-        "{first_key} {first} · {} include unconfirmed · {}/{} scroll · {} re-plan · {} close",
-        key(state, Action::IncludeUnsynced, "u"),
-        key(state, Action::Down, "j"),
-        key(state, Action::Up, "k"),
-        key(state, Action::Refresh, "ctrl-r"),
-        key(state, Action::Cancel, "esc"),
-    );
-    while foot_lines.len() < 2 {
-        foot_lines.push(Line::raw(""));
-    }
+    // The keys are in the footer (`app::hints`), which follows the prompt.
     foot_lines.truncate(2);
-    foot_lines.push(Line::styled(util::ellipsize(&keys, width), super::dim()));
     frame.render_widget(Paragraph::new(foot_lines), foot);
 }

@@ -25,6 +25,7 @@ fn title(state: &AppState, sample: Option<&SyncSample>) -> String {
         None => " Uploads ".into(),
         Some(EngineSource::Console) => " Uploads · engine in this console ".into(),
         Some(EngineSource::Daemon { pid }) => format!(" Uploads · daemon pid {pid} "),
+        Some(EngineSource::OtherConsole { pid }) => format!(" Uploads · console pid {pid} "),
         Some(EngineSource::Off { .. }) => " Uploads · sync off ".into(),
     };
     // A ledger that cannot be written, and withheld secrets, are explained in the panel
@@ -66,8 +67,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         frame.render_widget(p.block(block), area);
         return;
     };
-    let mut lines: Vec<Line> = sample.status.levels.iter().map(|l| level_line(state, l, width)).collect();
-    let mut room = (inner.height as usize).saturating_sub(lines.len());
+    let levels = sample.status.levels.len();
+    let mut room = (inner.height as usize).saturating_sub(levels);
     let mut extra: Vec<Line> = Vec::new();
     if let EngineSource::Off { reason } = &sample.source {
         extra.push(Line::styled(util::ellipsize(&format!("sync off: {reason}"), width), super::dim()));
@@ -85,6 +86,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         .flat_map(|l| state.uploads.current_failures(l).1.into_iter().map(move |f| (l, f)))
         .collect();
     let note_room = usize::from(state.uploads.note.is_some());
+    // Each failure has a line of its own below when there is room: the level line then
+    // gives the count, not the reason a second time.
+    let below = room >= extra.len() + failures.len();
+    let mut lines: Vec<Line> = sample.status.levels.iter().map(|l| level_line(state, l, width, below)).collect();
     for (i, (level, f)) in failures.iter().enumerate() {
         let (mark, color) = if f.permanent { ("✗", Color::Red) } else { ("↻", Color::Yellow) };
         let text = format!("{mark} {} {}: {}", level.level, f.path, f.reason);
@@ -125,7 +130,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> {
+fn level_line(state: &AppState, l: &LevelStatus, width: usize, reasons_below: bool) -> Line<'static> {
     let wide = width >= 100;
     let head = format!("{:<3}{:<8}", l.level, util::ellipsize(&l.remote, 7));
     let mut spans = vec![Span::styled(head, Style::new().add_modifier(Modifier::BOLD))];
@@ -182,6 +187,9 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
         // when (yellow).
         let room = width.saturating_sub(used);
         let t = match failures.iter().find(|f| f.permanent) {
+            Some(_) if reasons_below => {
+                Span::styled(util::ellipsize(&format!("  ✗ {failed} failed (below)"), room), red())
+            }
             Some(f) => Span::styled(util::ellipsize(&format!("  ✗ {failed} failed: {}", f.reason), room), red()),
             None => {
                 let f = failures.first();
@@ -191,7 +199,7 @@ fn level_line(state: &AppState, l: &LevelStatus, width: usize) -> Line<'static> 
                     .filter(|s| *s > 0)
                     .map(|s| format!(" in {}", util::duration(Duration::from_secs(s as u64))))
                     .unwrap_or_else(|| " now".to_string());
-                let reason = f.map(|f| format!(": {}", f.reason)).unwrap_or_default();
+                let reason = f.filter(|_| !reasons_below).map(|f| format!(": {}", f.reason)).unwrap_or_default();
                 let t = format!("  ↻ retrying{when}{reason}");
                 Span::styled(util::ellipsize(&t, room), Style::new().fg(Color::Yellow))
             }

@@ -12,21 +12,26 @@
  *     init 0                      return code of nvmlInit_v2 (9 = DRIVER_NOT_LOADED)
  *     driver 550.54.15
  *     gpu total=BYTES used=BYTES util=97 memutil=61 temp=71 power=72000 limit=72000 name=NVIDIA L4
- *     proc gpu=0 pid=1234 used=BYTES
+ *     proc gpu=0 pid=1234 used=BYTES sm=57
  *
  * A gpu value of NS answers NVML_ERROR_NOT_SUPPORTED for that field; name= takes the rest
- * of the line. Signatures follow nvml.h as bound by nvml-wrapper-sys 0.10.
+ * of the line. A gpu's procutil=NS makes nvmlDeviceGetProcessUtilization answer
+ * NOT_SUPPORTED for it (as on pre-Maxwell or vGPU devices); otherwise a proc's sm= is its
+ * SM utilization sample, and a proc without sm= had no non-zero sample (NVML leaves it
+ * out). Signatures follow nvml.h as bound by nvml-wrapper-sys 0.10.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 typedef int nvmlReturn_t;
 #define NVML_SUCCESS 0
 #define NVML_ERROR_UNINITIALIZED 1
 #define NVML_ERROR_INVALID_ARGUMENT 2
 #define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NOT_FOUND 6
 #define NVML_ERROR_INSUFFICIENT_SIZE 7
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 #define NVML_ERROR_UNKNOWN 999
@@ -55,16 +60,26 @@ typedef struct {
     unsigned int computeInstanceId;
 } nvmlProcessInfo_t;
 
+typedef struct {
+    unsigned int pid;
+    unsigned long long timeStamp; /* CPU timestamp, microseconds */
+    unsigned int smUtil;
+    unsigned int memUtil;
+    unsigned int encUtil;
+    unsigned int decUtil;
+} nvmlProcessUtilizationSample_t;
+
 struct stub_gpu {
     int index;
     char name[96];
-    long long total, used, util, memutil, temp, power, limit;
+    long long total, used, util, memutil, temp, power, limit, procutil;
 };
 
 struct stub_proc {
     int gpu;
     unsigned int pid;
     unsigned long long used;
+    long long sm; /* NS: no sample */
 };
 
 typedef struct stub_gpu *nvmlDevice_t;
@@ -109,6 +124,7 @@ static void load_fixture(void) {
             memset(g, 0, sizeof *g);
             g->index = gpu_count;
             g->total = g->used = g->util = g->memutil = g->temp = g->power = g->limit = NS;
+            g->procutil = 1; /* supported unless procutil=NS */
             if (name) {
                 snprintf(g->name, sizeof g->name, "%.95s", name + 5);
                 *name = 0;
@@ -125,6 +141,7 @@ static void load_fixture(void) {
                 else if (!strcmp(tok, "temp")) g->temp = v;
                 else if (!strcmp(tok, "power")) g->power = v;
                 else if (!strcmp(tok, "limit")) g->limit = v;
+                else if (!strcmp(tok, "procutil")) g->procutil = v;
             }
             gpu_count++;
         } else if (strncmp(line, "proc ", 5) == 0 && proc_count < MAX_PROCS) {
@@ -132,14 +149,17 @@ static void load_fixture(void) {
             int gpu = -1;
             unsigned int pid = 0;
             unsigned long long used = 0;
+            long long sm = NS;
             for (char *tok = strtok(line + 5, " "); tok; tok = strtok(NULL, " ")) {
                 if (sscanf(tok, "gpu=%d", &gpu) == 1) continue;
                 if (sscanf(tok, "pid=%u", &pid) == 1) continue;
+                if (sscanf(tok, "sm=%lld", &sm) == 1) continue;
                 sscanf(tok, "used=%llu", &used);
             }
             p->gpu = gpu;
             p->pid = pid;
             p->used = used;
+            p->sm = sm;
             proc_count++;
         }
     }
@@ -304,3 +324,44 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
     return NVML_SUCCESS;
 }
 #endif
+
+/* nvmlDeviceGetProcessUtilization: samples of processes with a non-zero utilization since
+ * lastSeenTimeStamp (each stub sample is taken "now"). As NVML documents: utilization ==
+ * NULL (or a count too small) answers INSUFFICIENT_SIZE with the count needed; no sample
+ * answers NOT_FOUND; a device without the feature answers NOT_SUPPORTED. */
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
+                                             nvmlProcessUtilizationSample_t *utilization,
+                                             unsigned int *processSamplesCount,
+                                             unsigned long long lastSeenTimeStamp) {
+    struct timeval tv;
+    unsigned long long now;
+    unsigned int n = 0, i = 0;
+    if (!valid(device) || !processSamplesCount) return NVML_ERROR_INVALID_ARGUMENT;
+    refresh();
+    if (device->procutil == NS) return NVML_ERROR_NOT_SUPPORTED;
+    gettimeofday(&tv, NULL);
+    now = (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec;
+    if (now <= lastSeenTimeStamp) now = lastSeenTimeStamp + 1;
+    for (int k = 0; k < proc_count; k++)
+        if (procs[k].gpu == device->index && procs[k].sm != NS && procs[k].sm > 0) n++;
+    if (n == 0) {
+        *processSamplesCount = 0;
+        return NVML_ERROR_NOT_FOUND;
+    }
+    if (!utilization || *processSamplesCount < n) {
+        *processSamplesCount = n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    for (int k = 0; k < proc_count; k++) {
+        if (procs[k].gpu != device->index || procs[k].sm == NS || procs[k].sm <= 0) continue;
+        utilization[i].pid = procs[k].pid;
+        utilization[i].timeStamp = now;
+        utilization[i].smUtil = (unsigned int)procs[k].sm;
+        utilization[i].memUtil = 0;
+        utilization[i].encUtil = 0;
+        utilization[i].decUtil = 0;
+        i++;
+    }
+    *processSamplesCount = n;
+    return NVML_SUCCESS;
+}

@@ -11,7 +11,7 @@ use super::remotes::remote_root_around;
 use super::{Command, Coordinator, Mode, RunSummary, SyncError, SyncEvent};
 use crate::sync::config::SyncConfig;
 use crate::sync::ledger::{Ledger, LedgerError};
-use crate::sync::lock::EngineLock;
+use crate::sync::lock::{EngineLock, Role};
 use crate::sync::remote::Remote;
 use crate::sync::routing::Router;
 
@@ -69,6 +69,19 @@ pub fn start(
     remotes: BTreeMap<String, Arc<dyn Remote>>,
     mode: Mode,
 ) -> Result<EngineHandle, SyncError> {
+    let role = if mode == Mode::Once { Role::Once } else { Role::Daemon };
+    start_as(workspace, sync, remotes, mode, role)
+}
+
+/// [`start`], recording `role` in the lock (a console's own engine says `console`, so a
+/// second console does not call it a daemon).
+pub fn start_as(
+    workspace: &Path,
+    sync: &SyncConfig,
+    remotes: BTreeMap<String, Arc<dyn Remote>>,
+    mode: Mode,
+    role: Role,
+) -> Result<EngineHandle, SyncError> {
     let problems = sync.validate();
     if !problems.is_empty() {
         return Err(SyncError::Config(problems));
@@ -84,7 +97,7 @@ pub fn start(
     if !places.is_empty() {
         return Err(SyncError::Config(places));
     }
-    let lock = EngineLock::acquire(workspace).map_err(SyncError::Locked)?;
+    let lock = EngineLock::acquire_as(workspace, role).map_err(SyncError::Locked)?;
     let ledger = Ledger::open(workspace)?;
     let router = Router::new(sync).map_err(|e| SyncError::Config(vec![("sync".into(), e)]))?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();

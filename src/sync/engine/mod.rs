@@ -17,7 +17,7 @@ pub use backoff::backoff_delay;
 pub use command::Command;
 use coordinator::{Coordinator, db};
 pub use error::{SyncError, ledger_trouble_words};
-pub use handle::{EngineHandle, start};
+pub use handle::{EngineHandle, start, start_as};
 pub use remotes::{RemoteEnv, build_remotes, build_remotes_in};
 use upload::{JobDone, JobEnd};
 
