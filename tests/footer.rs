@@ -112,8 +112,10 @@ fn snapshots_of_the_footer_following_focus() {
     let mut s = log_state();
     update(&mut s, key('3'));
     insta::assert_snapshot!("footer_log_80x24", fx::render(&s, 80, 24).backend());
+    insta::assert_snapshot!("footer_log_110x32", fx::render(&s, 110, 32).backend());
     insta::assert_snapshot!("footer_log_160x48", fx::render(&s, 160, 48).backend());
     update(&mut s, key('4'));
     insta::assert_snapshot!("footer_uploads_80x24", fx::render(&s, 80, 24).backend());
+    insta::assert_snapshot!("footer_uploads_110x32", fx::render(&s, 110, 32).backend());
     insta::assert_snapshot!("footer_uploads_160x48", fx::render(&s, 160, 48).backend());
 }

@@ -333,7 +333,7 @@ fn enter_on_a_failed_upload_shows_its_reason_and_esc_closes_the_queue() {
     assert_eq!(d.title, "Upload L2 experiments/v68/logs/train.log → drive");
     assert!(d.text.contains("state: failed after 3 attempts"), "{}", d.text);
     assert!(d.text.contains("as Content manager, then R retries"), "the whole reason: {}", d.text);
-    for (w, h) in [(80, 24), (160, 48)] {
+    for (w, h) in [(80, 24), (110, 32), (160, 48)] {
         let mut s = s.clone();
         fx::fold(&mut s, Msg::Resize(w, h));
         insta::assert_snapshot!(format!("detail_failed_upload_{w}x{h}"), fx::render(&s, w, h).backend());

@@ -7,6 +7,7 @@ use support::fixtures::{self as fx, key};
 
 fn both(name: &str, state: &opsconsole::app::AppState) {
     insta::assert_snapshot!(format!("{name}_80x24"), fx::render(state, 80, 24).backend());
+    insta::assert_snapshot!(format!("{name}_110x32"), fx::render(state, 110, 32).backend());
     insta::assert_snapshot!(format!("{name}_160x48"), fx::render(state, 160, 48).backend());
 }
 

@@ -190,6 +190,17 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
         for (i, item) in p.items.iter().enumerate().skip(start).take(visible) {
             lines.push(row(item, s.copies.get(i), &state.workspace_root, width));
         }
+        // What the confirmations column's marks mean, below the rows when they leave room.
+        if !p.items.is_empty() && rows >= lines.len() + 2 {
+            lines.push(Line::raw(""));
+            lines.push(Line::styled(
+                util::ellipsize(
+                    "L2 L3: ✓ confirmed · ✗ missing · · not taken by the level · — no such level",
+                    width,
+                ),
+                super::dim(),
+            ));
+        }
         frame.render_widget(Paragraph::new(lines), table);
     }
 
