@@ -137,8 +137,8 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
             out.push((k.clone(), format!("entry {n} `{root}`: `**` is not supported; use `*` for one folder name")));
         }
         for comp in root.split('/') {
-            if let Err(e) = globset::Glob::new(comp) {
-                out.push((k.clone(), format!("entry {n} `{root}`: bad pattern: {}", e.kind())));
+            if let Err(e) = crate::glob::Glob::name(comp) {
+                out.push((k.clone(), format!("entry {n} `{root}`: {e}")));
             }
         }
     }
@@ -170,8 +170,8 @@ fn check_patterns(key: &str, patterns: &[String], out: &mut Vec<(String, String)
         let (k, n) = (key.to_string(), i + 1);
         if p.contains('/') {
             out.push((k, format!("entry {n} `{p}`: a file name pattern must not contain `/`")));
-        } else if let Err(e) = globset::Glob::new(p) {
-            out.push((k, format!("entry {n} `{p}`: bad pattern: {}", e.kind())));
+        } else if let Err(e) = crate::glob::Glob::name(p) {
+            out.push((k, format!("entry {n}: {e}")));
         }
     }
 }

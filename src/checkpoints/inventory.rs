@@ -314,7 +314,7 @@ pub fn finish(
 pub struct WalkCollector {
     roots: Vec<RootDir>,
     by_rel: HashMap<PathBuf, usize>,
-    files: globset::GlobSet,
+    files: crate::glob::GlobSet,
     hf: bool,
     pub units: Vec<Unit>,
     folders: HashMap<PathBuf, usize>,

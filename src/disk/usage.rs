@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use crate::glob::{GlobSet, Semantics};
 use serde::Serialize;
 
 /// Which folders (paths relative to the workspace, `*` = one folder name) belong to which
@@ -57,14 +57,10 @@ enum Cat {
     Other,
 }
 
+/// Path globs ([`Semantics::Path`]); a trailing `/` is ignored; invalid ones are dropped.
 fn set(patterns: &[String]) -> GlobSet {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        if let Ok(g) = GlobBuilder::new(p.trim_end_matches('/')).literal_separator(true).build() {
-            b.add(g);
-        }
-    }
-    b.build().unwrap_or_else(|_| GlobSet::empty())
+    let trimmed: Vec<&str> = patterns.iter().map(|p| p.trim_end_matches('/')).collect();
+    GlobSet::lenient(&trimmed, Semantics::Path)
 }
 
 impl UsageBreakdown {

@@ -64,9 +64,9 @@ impl LogConfig {
             bad("path", "must not be empty".into());
         }
         if let Some(g) = &self.glob
-            && let Err(e) = globset::GlobBuilder::new(g).literal_separator(true).build()
+            && let Err(e) = crate::glob::Glob::path(g)
         {
-            bad("glob", format!("not a valid glob: {}", e.kind()));
+            bad("glob", e.to_string());
         }
         if self.stall_after < Duration::from_secs(10) {
             bad("stall_after", "must be at least 10s".into());
