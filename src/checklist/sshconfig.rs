@@ -456,8 +456,7 @@ fn replace_atomically(dest: &Path, bytes: &[u8], mode: u32, like: Option<&std::f
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if let Some(m) = like
-            // SAFETY: getuid has no preconditions and cannot fail.
-            && unsafe { libc::getuid() } == 0
+            && rustix::process::getuid().is_root()
         {
             std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
         }
