@@ -267,6 +267,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_glob_is_named_and_checkpoint_names_keep_star_across_slash() {
+        let c = CheckpointsConfig {
+            roots: vec!["runs/[a".into()],
+            patterns: vec!["*.{pt".into()],
+            ..CheckpointsConfig::default()
+        };
+        let problems = c.validate();
+        let roots = problems.iter().find(|(k, _)| k == "checkpoints.roots").expect("roots").1.as_str();
+        assert!(roots.contains("`[a` is not a valid glob"), "{roots}");
+        let pats = problems.iter().find(|(k, _)| k == "checkpoints.patterns").expect("patterns").1.as_str();
+        assert!(pats.contains("`*.{pt` is not a valid glob"), "{pats}");
+        // The inventory's name set keeps globset's default (issue 10: unchanged).
+        let names = super::super::roots::name_set(&["*.pt".to_string()]);
+        assert!(names.is_match("model.pt") && names.is_match("sub/model.pt"));
+    }
+
+    #[test]
     fn bad_values_name_their_keys() {
         let c = CheckpointsConfig {
             roots: vec!["../elsewhere".into(), "a/**/b".into()],

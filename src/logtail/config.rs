@@ -113,6 +113,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_glob_is_named() {
+        let c = LogConfig { glob: Some("runs/[a/*.log".into()), ..LogConfig::default() };
+        let problems = c.validate();
+        assert!(
+            problems.iter().any(|(k, why)| k == "log.glob" && why.starts_with("`runs/[a/*.log` is not a valid glob")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn defaults_are_valid_and_round_trip() {
         let c = LogConfig::default();
         assert!(c.validate().is_empty(), "{:?}", c.validate());

@@ -208,6 +208,16 @@ mod tests {
     }
 
     #[test]
+    fn path_globs_stop_at_slash_and_bad_ones_are_named() {
+        let g = compile_glob("experiments/*.log").expect("glob");
+        assert!(g.is_match("experiments/train.log") && !g.is_match("experiments/v1/train.log"));
+        let g = compile_glob("*.pt").expect("glob");
+        assert!(g.is_match("a/b/model.pt"), "no `/`: matched against the file name");
+        let e = compile_glob("ck/[x").unwrap_err();
+        assert!(e.contains("`ck/[x` is not a valid glob"), "{e}");
+    }
+
+    #[test]
     fn seed_routing() {
         let r = router();
         let mb = 1024 * 1024;
