@@ -79,13 +79,16 @@ impl UsageBreakdown {
 
 /// Names in an open folder (without `.` and `..`), each with whether it is a folder, from
 /// the entry type (`None` when the filesystem does not say). Used by the usage walk and by
-/// the safe delete. The folder is read through a duplicate of `dir` (one `fcntl`, then
-/// `getdents64`); an error part-way ends the list with what was read, as `readdir` does.
+/// the safe delete. `getdents64` on `dir` itself into a 32 KiB buffer (glibc's `readdir`
+/// size; no duplicate descriptor, no allocation per entry but the name kept), so it reads
+/// from the descriptor's position: each caller lists a freshly opened folder once.
 pub(crate) fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<(CString, Option<bool>)>> {
     use rustix::fs::FileType;
-    let mut entries = rustix::fs::Dir::new(rustix::io::fcntl_dupfd_cloexec(dir, 0)?)?;
+    let mut buf = Vec::with_capacity(32 * 1024);
+    let mut entries = rustix::fs::RawDir::new(dir, buf.spare_capacity_mut());
     let mut out = Vec::new();
-    while let Some(Ok(ent)) = entries.read() {
+    while let Some(ent) = entries.next() {
+        let ent = ent?;
         let name = ent.file_name();
         let b = name.to_bytes();
         if b == b"." || b == b".." {
@@ -361,6 +364,26 @@ mod tests {
 
     fn alloc(p: &Path) -> u64 {
         fs::symlink_metadata(p).unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn list_dir_reads_a_folder_larger_than_its_buffer_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2,000 names of ~70 bytes: well over the 32 KiB read buffer.
+        let mut want: Vec<String> = (0..2000).map(|i| format!("{i:05}-{}", "n".repeat(60))).collect();
+        for n in &want {
+            fs::write(dir.path().join(n), b"").unwrap();
+        }
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        want.push("sub".into());
+        want.sort();
+        let fd = open_workspace(dir.path()).unwrap();
+        let listed = list_dir(&fd).unwrap();
+        let mut names: Vec<String> = listed.iter().map(|(n, _)| n.to_str().unwrap().to_string()).collect();
+        names.sort();
+        assert_eq!(names, want, "every name once, without . and ..");
+        let kinds: Vec<_> = listed.iter().filter(|(n, _)| n.to_bytes() == b"sub").map(|(_, k)| *k).collect();
+        assert!(matches!(kinds.as_slice(), [Some(true)] | [None]), "{kinds:?}");
     }
 
     #[test]
