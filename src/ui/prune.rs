@@ -194,10 +194,7 @@ pub fn render_plan(state: &AppState, frame: &mut Frame, area: Rect) {
         if !p.items.is_empty() && rows >= lines.len() + 2 {
             lines.push(Line::raw(""));
             lines.push(Line::styled(
-                util::ellipsize(
-                    "L2 L3: ✓ confirmed · ✗ missing · · not taken by the level · — no such level",
-                    width,
-                ),
+                util::ellipsize("L2 L3: ✓ confirmed · ✗ missing · · not taken by the level · — no such level", width),
                 super::dim(),
             ));
         }
