@@ -345,7 +345,9 @@ fn the_console_shows_drive_progress_a_quota_error_and_a_retrying_state() {
     screens.push(
         t.wait_for("L2 drive progress", |s| s.contains("train.log") && s.contains('%') && s.contains("L2 gdrive")),
     );
-    screens.push(t.wait_for("the L3 quota failure", |s| s.contains("✗ 1 failed: no storage quota")));
+    screens.push(
+        t.wait_for("the L3 quota failure", |s| s.contains("✗ 1 failed (below)") && s.contains(": no storage quota")),
+    );
     rig.d.push_fault(Fault::status(Op::Chunk, 429, "rateLimitExceeded", Some(600)));
     screens
         .push(t.wait_for("the L2 retrying state", |s| s.contains("↻ retrying in") && s.contains("Drive asks to slow")));

@@ -79,7 +79,10 @@ fn a_console_beside_a_daemon_shows_its_queue_and_cancels_and_retries_through_the
         t.send(&["Tab"]);
     }
     t.send(&["c"]);
-    t.wait_for("the cancelled upload", |s| s.contains("✗ 1 failed: cancelled by you"));
+    // The level line points below, where the failure has its own line with its reason.
+    t.wait_for("the cancelled upload", |s| {
+        s.contains("✗ 1 failed (below)") && s.contains("✗ L3 checkpoints/v1_step_100.pt: cancelled by you")
+    });
     t.send(&["R"]);
     t.wait_for("the upload stored after the retry", |s| {
         s.contains("L3 r3      same disk: not a backup · nothing pending") && !s.contains("✗") && s.contains("last ok")
