@@ -123,3 +123,41 @@ fn a_console_without_a_daemon_runs_its_own_engine() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A daemon outlives the terminal or pipe it was started from: with its stderr closed (an
+/// SSH session gone, `| head` done) its progress lines have nowhere to go, and it keeps
+/// uploading instead of dying on the first line it cannot write.
+#[test]
+fn a_daemon_whose_stderr_is_closed_keeps_uploading_and_stops_cleanly() {
+    let bin = env!("CARGO_BIN_EXE_opsconsole");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = workspace(dir.path(), 0, 2);
+    let mut child = Command::new(bin)
+        .arg("-w")
+        .arg(&ws)
+        .args(["sync", "--daemon"])
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon");
+    // The reading end goes away at once: every later write to stderr fails with EPIPE.
+    drop(child.stderr.take());
+    let stored = |name: &str| dir.path().join("r3/checkpoints").join(name);
+    let wait_stored = |name: &str, child: &mut Child| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stored(name).exists() {
+            assert!(child.try_wait().expect("try_wait").is_none(), "the daemon died with its stderr closed");
+            assert!(Instant::now() < deadline, "{name} was never stored");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_stored("v1_step_100.pt", &mut child);
+    // A second checkpoint, after the first lines failed to print: still stored.
+    std::fs::write(ws.join("checkpoints/v1_step_200.pt"), vec![7u8; 1 << 20]).expect("second");
+    wait_stored("v1_step_200.pt", &mut child);
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM)
+        .expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "a clean stop after SIGTERM, not a panic: {status:?}");
+}

@@ -80,7 +80,7 @@ pub fn bundle(workspace: &Path, cfg: &Config, opts: &bundle::BundleOptions, json
             if json {
                 println!("{}", serde_json::json!({"outcome": "failed", "error": e}));
             }
-            eprintln!("error: bundle failed: {e}");
+            say!("error: bundle failed: {e}");
             1
         }
     }
@@ -105,7 +105,7 @@ pub fn import(workspace: &Path, cfg: &Config, opts: &import::ImportOptions, json
             if json {
                 println!("{}", serde_json::json!({"error": e}));
             }
-            eprintln!("error: {e}");
+            say!("error: {e}");
             1
         }
     }
@@ -123,7 +123,7 @@ pub fn resume(workspace: &Path, cfg: &Config, opts: &resume::ResumeOptions, flag
             if flags.json {
                 println!("{}", serde_json::json!({"error": e}));
             }
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return 1;
         }
     };
@@ -150,14 +150,14 @@ pub fn resume(workspace: &Path, cfg: &Config, opts: &resume::ResumeOptions, flag
     } else if flags.print_path {
         match &report.winner {
             Some(w) => println!("{}", w.path),
-            None => eprintln!("error: {}", report.headline()),
+            None => say!("error: {}", report.headline()),
         }
     } else {
         print!("{}", resume::to_text(&report));
     }
     if !flags.json {
         if let Some(l) = &launch {
-            eprintln!(
+            say!(
                 "started `{}` (pid {}, its own session); output appended to {}",
                 crate::util::printable(&l.command),
                 l.pid,
@@ -165,7 +165,7 @@ pub fn resume(workspace: &Path, cfg: &Config, opts: &resume::ResumeOptions, flag
             );
         }
         if let Some(r) = &refused {
-            eprintln!("error: {r}");
+            say!("error: {r}");
         }
     }
     u8::from(report.winner.is_none() || refused.is_some())
@@ -194,7 +194,7 @@ pub fn freeze(workspace: &Path, cfg: &Config, json: bool) -> u8 {
             if json {
                 println!("{}", serde_json::json!({"error": e}));
             }
-            eprintln!("error: {e}");
+            say!("error: {e}");
             1
         }
     }

@@ -36,7 +36,7 @@ pub fn run(opts: DemoOptions, run_opts: crate::tui::RunOptions) -> Result<()> {
     } else {
         for dir in [root.clone(), remotes_dir(&root)] {
             if let Err(e) = fs::remove_dir_all(&dir) {
-                eprintln!("could not remove the demo folder {}: {e}", dir.display());
+                say!("could not remove the demo folder {}: {e}", dir.display());
             }
         }
     }

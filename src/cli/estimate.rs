@@ -19,17 +19,17 @@ pub fn cli_run(
     let exp = match crate::airlock::experiment::resolve(&ws.root, &cfg.paths.experiments, Some(experiment)) {
         Ok(e) => e,
         Err(why) => {
-            eprintln!("error: {why}");
+            say!("error: {why}");
             return 1;
         }
     };
     if let Some(text) = duration {
         let Some(d) = estimate::parse_duration(text) else {
-            eprintln!("error: {text:?} is not a duration: write e.g. 6h, 90m, 1h30m, \"6 hours\" or 2d");
+            say!("error: {text:?} is not a duration: write e.g. 6h, 90m, 1h30m, \"6 hours\" or 2d");
             return 1;
         };
         if let Err(e) = estimate::record(&ws.root, &exp.name, d, text.trim(), SystemTime::now()) {
-            eprintln!("error: recording the estimate in {}: {e}", estimate::ESTIMATES_FILE);
+            say!("error: recording the estimate in {}: {e}", estimate::ESTIMATES_FILE);
             return 1;
         }
     }

@@ -52,9 +52,7 @@ pub fn run(workspace: &Path, cfg: &LogConfig, args: &LogArgs) -> io::Result<u8> 
         None => match discover::select(workspace, cfg) {
             Some(c) => c.path,
             None => {
-                eprintln!(
-                    "no log found (looking for experiments/*/logs/*.log, else any *.log; set log.path or log.glob)"
-                );
+                say!("no log found (looking for experiments/*/logs/*.log, else any *.log; set log.path or log.glob)");
                 return Ok(1);
             }
         },
@@ -78,11 +76,11 @@ pub fn run(workspace: &Path, cfg: &LogConfig, args: &LogArgs) -> io::Result<u8> 
             StartAt::OffsetIn { offset: last.end_offset, file_id: last.file_id }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && args.follow => {
-            eprintln!("waiting for {} to appear…", path.display());
+            say!("waiting for {} to appear…", path.display());
             StartAt::Beginning
         }
         Err(e) => {
-            eprintln!("error: reading {}: {e}", path.display());
+            say!("error: reading {}: {e}", path.display());
             return Ok(1);
         }
     };
@@ -102,7 +100,7 @@ pub fn run(workspace: &Path, cfg: &LogConfig, args: &LogArgs) -> io::Result<u8> 
             b.lines.is_empty() || tx.send(b.lines.into_iter().map(|l| l.text).collect()).is_ok()
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             true
         }
     })?;

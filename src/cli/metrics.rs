@@ -11,7 +11,7 @@ use crate::workspace::Workspace;
 pub fn listen(addr: &str) -> Result<std::net::TcpListener, String> {
     let addr = crate::metrics::parse_listen(addr)?;
     if let Some(w) = crate::metrics::exposure_warning(&addr) {
-        eprintln!("{w}");
+        say!("{w}");
         tracing::warn!("{w}");
     }
     crate::metrics::server::bind(addr)
@@ -23,7 +23,7 @@ pub fn run_exporter(ws: Workspace, cfg: Config, addr: Option<&str>) -> std::io::
     let listener = match listen(addr.unwrap_or(crate::metrics::DEFAULT_LISTEN)) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return Ok(ExitCode::from(2));
         }
     };

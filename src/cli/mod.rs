@@ -6,6 +6,15 @@ use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
 
+/// A line on stderr that cannot fail: a daemon whose terminal or pipe is gone (an SSH
+/// session closed, `| head` done) keeps working instead of panicking in `eprintln!`.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod completions;
 use color_eyre::eyre::{Result, WrapErr};
 
@@ -299,10 +308,10 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
-                eprintln!("error: {ce}");
+                say!("error: {ce}");
                 return ExitCode::from(2);
             }
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -388,7 +397,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     est
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say!("error: {e}");
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -413,7 +422,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    eprintln!("error: {} already exists; not overwriting it", dir.join(config::CONFIG_FILE).display());
+                    say!("error: {} already exists; not overwriting it", dir.join(config::CONFIG_FILE).display());
                     Ok(ExitCode::FAILURE)
                 }
                 Err(e) => Err(e).wrap_err("writing opsconsole.toml"),
@@ -445,9 +454,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             logging::init(cli.log_level.as_deref());
             if let Some(addr) = metrics_listen {
                 match metrics::serve_beside(&ws, &cfg, addr) {
-                    Ok(bound) => eprintln!("serving metrics on http://{bound}/metrics"),
+                    Ok(bound) => say!("serving metrics on http://{bound}/metrics"),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        say!("error: {e}");
                         return Ok(ExitCode::from(2));
                     }
                 }
@@ -467,7 +476,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             match shutdown_check::cli_run(&ws, &cfg, *json) {
                 Ok(code) => Ok(ExitCode::from(code)),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say!("error: {e}");
                     Ok(ExitCode::from(2))
                 }
             }

@@ -116,7 +116,7 @@ pub fn run_cli(workspace: &Path, cfg: &Config, opts: PruneOptions) -> Result<Exi
                     crate::checkpoints::ItemOutcome::Skipped(w) => format!("skipped ({w})"),
                     crate::checkpoints::ItemOutcome::Failed(e) => format!("FAILED ({e})"),
                 };
-                eprintln!("[{done}/{total}] {}", util::printable(&format!("{what}: {}", item.path.display())));
+                say!("[{done}/{total}] {}", util::printable(&format!("{what}: {}", item.path.display())));
             }
         });
         Some(rep)

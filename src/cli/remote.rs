@@ -10,13 +10,13 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, only: Option<&str>
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say!("error: cannot start the async runtime: {e}");
             return 1;
         }
     };
     match rt.block_on(run(workspace, cfg, only, init)) {
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             2
         }
         Ok(report) => {
@@ -24,7 +24,7 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, only: Option<&str>
                 match serde_json::to_string_pretty(&report) {
                     Ok(t) => println!("{t}"),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        say!("error: {e}");
                         return 1;
                     }
                 }

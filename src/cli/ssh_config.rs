@@ -11,25 +11,25 @@ pub fn cli_run(host: &str, ip: &str, file: Option<&Path>, print: bool) -> u8 {
     let ip: IpAddr = match ip.trim().trim_start_matches('[').trim_end_matches(']').parse() {
         Ok(a) => a,
         Err(_) => {
-            eprintln!("error: {ip:?} is not an IP address (like 34.123.45.67)");
+            say!("error: {ip:?} is not an IP address (like 34.123.45.67)");
             return 2;
         }
     };
     if let Err(e) = valid_host(host) {
-        eprintln!("error: {e}");
+        say!("error: {e}");
         return 2;
     }
     let path = match file.map(Path::to_path_buf).map(Ok).unwrap_or_else(default_path) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return 2;
         }
     };
     match apply(&path, host, ip, print) {
         Ok(a) => {
             for w in &a.edit.warnings {
-                eprintln!("warning: {w}");
+                say!("warning: {w}");
             }
             if print {
                 print!("{}", a.diff);
@@ -48,7 +48,7 @@ pub fn cli_run(host: &str, ip: &str, file: Option<&Path>, print: bool) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             1
         }
     }

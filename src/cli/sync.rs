@@ -21,9 +21,10 @@ pub async fn run_daemon(
     let built = engine::build_remotes_in(remotes, env);
     for (_, _, level) in sync.levels() {
         if level.enabled && !remotes.contains_key(&level.remote) {
-            eprintln!(
+            say!(
                 "sync: remote '{}' is not configured; add [remotes.{}] to opsconsole.toml",
-                level.remote, level.remote
+                level.remote,
+                level.remote
             );
         }
     }
@@ -35,7 +36,7 @@ pub async fn run_daemon(
             Err(SyncError::Ledger(e)) if ledger::disk_full(workspace) => {
                 let next = match wait {
                     None => {
-                        eprintln!(
+                        say!(
                             "sync: {}; the engine starts once there is space",
                             engine::ledger_trouble_words(workspace, &e)
                         );
@@ -52,7 +53,7 @@ pub async fn run_daemon(
             Err(e) => return Err(e),
         }
     };
-    eprintln!("sync: engine running on {} (pid {})", workspace.display(), std::process::id());
+    say!("sync: engine running on {} (pid {})", workspace.display(), std::process::id());
     let mut out = StderrReporter::new(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -65,7 +66,7 @@ pub async fn run_daemon(
     }
     out.finish();
     let summary = handle.shutdown().await;
-    eprintln!("sync: stopped; unfinished uploads resume next time");
+    say!("sync: stopped; unfinished uploads resume next time");
     summary
 }
 
@@ -135,12 +136,12 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, daemon: bool, veri
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say!("error: cannot start the async runtime: {e}");
             return 1;
         }
     };
     if !sync.levels().iter().any(|(_, _, l)| l.enabled && remotes.contains_key(&l.remote)) {
-        eprintln!(
+        say!(
             "error: no level has a configured remote; add for example\n\n[remotes.{}]\nkind = \"local\"\npath = \"/mnt/backup\"\n\nto opsconsole.toml",
             sync.l2.remote
         );
@@ -175,7 +176,7 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, daemon: bool, veri
     match result {
         Ok(summary) => {
             if !daemon {
-                eprintln!(
+                say!(
                     "sync: {} stored ({}), {} already there, {} verified, {} queued again, {} dropped, {} not stored",
                     summary.uploaded,
                     crate::util::bytes(summary.uploaded_bytes),
@@ -186,34 +187,31 @@ pub fn cli_run(workspace: &Path, cfg: &crate::config::Config, daemon: bool, veri
                     summary.failed.len()
                 );
                 for (level, path, reason) in &summary.failed {
-                    eprintln!("  {}", crate::util::printable(&format!("{level} {path}: {reason}")));
+                    say!("  {}", crate::util::printable(&format!("{level} {path}: {reason}")));
                 }
                 if !summary.withheld.is_empty() {
                     let n = summary.withheld.len();
-                    eprintln!(
-                        "sync: {n} {} withheld as secrets (never uploaded):",
-                        if n == 1 { "file" } else { "files" }
-                    );
+                    say!("sync: {n} {} withheld as secrets (never uploaded):", if n == 1 { "file" } else { "files" });
                     for (path, why) in &summary.withheld {
-                        eprintln!("  {}", crate::util::printable(&format!("{path}: {why}")));
+                        say!("  {}", crate::util::printable(&format!("{path}: {why}")));
                     }
                 }
             }
             if summary.failed.is_empty() { 0 } else { 1 }
         }
         Err(e @ (SyncError::Locked(_) | SyncError::Config(_))) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             2
         }
         Err(SyncError::Ledger(e)) if ledger::disk_full(workspace) => {
-            eprintln!(
+            say!(
                 "error: disk full: the sync ledger cannot be written (0 B free on the workspace's disk; {e}); free \
                  space first (opsconsole prune), then run it again"
             );
             1
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             1
         }
     }
