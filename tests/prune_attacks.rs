@@ -1,0 +1,204 @@
+//! Pruning attacked from outside, through the real binary, where the earlier safety tests
+//! do not reach: file names that only look like another file's ledger key (a `\` in a
+//! name, bytes that are not UTF-8), and a trainer writing on a filesystem mounted below a
+//! checkpoint root (as root).
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const FIVE: [u32; 5] = [100, 200, 300, 400, 500];
+
+fn run(ws: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+        .arg("-w")
+        .arg(ws)
+        .args(args)
+        .env("XDG_STATE_HOME", ws.join(".state"))
+        .output()
+        .expect("run opsconsole")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn ok(ws: &Path, args: &[&str]) -> String {
+    let o = run(ws, args);
+    assert!(o.status.success(), "opsconsole {args:?} failed:\n{}", text(&o));
+    text(&o)
+}
+
+fn touch_ago(p: &Path, ago: &str) {
+    assert!(Command::new("touch").args(["-d", ago]).arg(p).status().expect("touch").success());
+}
+
+/// A workspace whose L3 is a local remote beside it (`same_disk = true`).
+fn workspace(base: &Path) -> (PathBuf, PathBuf) {
+    let ws = base.join("ws");
+    let r3 = base.join("r3");
+    std::fs::create_dir_all(ws.join("checkpoints")).expect("mkdir");
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        format!(
+            "[sync]\nsettle_seconds = 1\n\n[sync.l3]\nremote = \"r3\"\n\n[remotes.r3]\nkind = \"local\"\npath = \"{}\"\n\
+             same_disk = true\n",
+            r3.display()
+        ),
+    )
+    .expect("config");
+    (ws, r3)
+}
+
+/// Checkpoints at `steps` named by `name(step)` in `dir`, saved long ago, each with its
+/// own bytes (`fill`).
+fn saved(dir: &Path, steps: &[u32], name: impl Fn(u32) -> PathBuf, fill: u8) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    steps
+        .iter()
+        .copied()
+        .map(|step| {
+            let p = dir.join(name(step));
+            std::fs::write(&p, vec![fill.wrapping_add((step / 100) as u8); 32 * 1024]).expect("write");
+            touch_ago(&p, "2 hours ago");
+            p
+        })
+        .collect()
+}
+
+/// `prune --yes` with confirmations only (no override), then: the files never stored
+/// must all still be there, with their bytes.
+fn prune_keeps_every_file_never_stored(ws: &Path, never_stored: &[PathBuf]) {
+    let before: Vec<Vec<u8>> = never_stored.iter().map(|p| std::fs::read(p).expect("read")).collect();
+    let out = ok(ws, &["prune", "--yes"]);
+    for (p, bytes) in never_stored.iter().zip(before) {
+        assert!(p.exists(), "{} was never stored anywhere, yet prune deleted it:\n{out}", p.display());
+        assert_eq!(std::fs::read(p).expect("read"), bytes);
+    }
+}
+
+#[test]
+fn a_backslash_in_a_name_never_borrows_the_confirmation_of_the_path_it_resembles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    // `checkpoints/a/v01_step_{100,200}.pt`, stored and confirmed on L3 (and kept: their
+    // run is shorter than keep_last).
+    let stored = saved(&ws.join("checkpoints/a"), &[100, 200], |s| PathBuf::from(format!("v01_step_{s}.pt")), 0);
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    let s = ok(&ws, &["sync", "--once"]);
+    assert!(s.contains("sync: 2 stored"), "{s}");
+    // Then a trainer saves `checkpoints/a\v01_step_N.pt`: one file each, in `checkpoints/`,
+    // whose names contain a backslash. Nothing has stored them anywhere.
+    let fresh = saved(&ws.join("checkpoints"), &FIVE, |s| PathBuf::from(format!("a\\v01_step_{s}.pt")), 100);
+    prune_keeps_every_file_never_stored(&ws, &fresh);
+    assert!(stored.iter().all(|p| p.exists()));
+}
+
+#[test]
+fn a_name_that_is_not_utf8_never_borrows_the_confirmation_of_its_lossy_spelling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    // `v\u{FFFD}_step_N.pt` (valid UTF-8, the replacement character), stored on L3.
+    let stored = saved(&ws.join("checkpoints"), &FIVE, |s| PathBuf::from(format!("v\u{FFFD}_step_{s}.pt")), 0);
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    let s = ok(&ws, &["sync", "--once"]);
+    assert!(s.contains("sync: 5 stored"), "{s}");
+    // Then `v\xff_step_N.pt`: the byte 0xff is not UTF-8, so no sync stores it, and its
+    // lossy spelling is the stored file's name.
+    let fresh = saved(
+        &ws.join("checkpoints"),
+        &[100, 200],
+        |s| {
+            let mut b = b"v\xff".to_vec();
+            b.extend_from_slice(format!("_step_{s}.pt").as_bytes());
+            PathBuf::from(OsStr::from_bytes(&b))
+        },
+        100,
+    );
+    // Saved before the stored ones: each sorts just before the stored file of its step.
+    for p in &fresh {
+        touch_ago(p, "3 hours ago");
+    }
+    prune_keeps_every_file_never_stored(&ws, &fresh);
+    assert!(!stored[0].exists() && stored[4].exists(), "the stored run is pruned as usual");
+    // They are a run of their own, not the stored run's older half: with the override,
+    // its newest (and, keep_last = 3, both) are kept.
+    let out = ok(&ws, &["prune", "--yes", "--allow-unsynced"]);
+    assert!(fresh.iter().all(|p| p.exists()), "the newest of the `v\\xff` run was deleted:\n{out}");
+}
+
+/// A process holding `path` open for writing (`O_WRONLY|O_APPEND`) until dropped.
+struct Holder(Child);
+
+impl Holder {
+    fn start(path: &Path) -> Self {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("exec 3>>\"$0\" && echo ready && exec sleep 60")
+            .arg(path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn holder");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+        assert_eq!(line.trim(), "ready", "the holder did not start");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Unmount(PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A trainer writes its checkpoints on a disk mounted *below* the checkpoint root
+/// (`checkpoints/big` is a tmpfs): the root's own filesystem is not the file's. A file it
+/// holds open for writing (and has not touched for hours, so the settle period does not
+/// protect it) is still being written, and prune keeps it even with the override.
+#[test]
+#[ignore = "needs root"]
+fn a_writer_on_a_filesystem_mounted_below_a_root_is_seen() {
+    assert!(rustix::process::geteuid().is_root(), "this test needs root (mount)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    let big = ws.join("checkpoints/big");
+    std::fs::create_dir_all(&big).expect("mkdir");
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&big).status().expect("mount");
+    assert!(st.success(), "mount tmpfs");
+    let _unmount = Unmount(big.clone());
+    let cks = saved(&big, &FIVE, |s| PathBuf::from(format!("v01_step_{s}.pt")), 0);
+    let _writer = Holder::start(&cks[0]);
+    touch_ago(&cks[0], "3 hours ago");
+
+    let out = run(&ws, &["prune", "--dry-run", "--json", "--allow-unsynced"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let item = |name: &str| {
+        plan["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["rel_path"] == format!("checkpoints/big/{name}"))
+            .unwrap_or_else(|| panic!("{name} listed: {plan:#}"))
+            .clone()
+    };
+    let w = item("v01_step_100.pt");
+    assert_eq!((w["action"].as_str(), w["reason"].as_str()), (Some("keep"), Some("writing")), "{w:#}");
+    let other = item("v01_step_200.pt");
+    assert_eq!(other["action"], "delete", "the one nobody writes is still pruned: {other:#}");
+
+    let out = ok(&ws, &["prune", "--yes", "--allow-unsynced"]);
+    assert!(cks[0].exists(), "the checkpoint being written was deleted:\n{out}");
+    assert!(!cks[1].exists(), "{out}");
+}
