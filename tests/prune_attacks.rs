@@ -202,3 +202,71 @@ fn a_writer_on_a_filesystem_mounted_below_a_root_is_seen() {
     assert!(cks[0].exists(), "the checkpoint being written was deleted:\n{out}");
     assert!(!cks[1].exists(), "{out}");
 }
+
+/// A root that reaches opsconsole's own state: `*` matches `.opsconsole`, and an absolute
+/// root holding another workspace holds its `.opsconsole` too. With patterns broad
+/// enough to match the ledger and the override given, nothing there is ever planned or
+/// deleted.
+#[test]
+fn no_root_reaches_into_opsconsoles_own_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    let other = dir.path().join("data/ws2");
+    std::fs::create_dir_all(other.join(".opsconsole")).expect("mkdir");
+    // A workspace kept inside this one, under a relative root (read by the console's
+    // one walk of the workspace, not the prune scan).
+    let nested = ws.join("runs/ws3");
+    std::fs::create_dir_all(nested.join(".opsconsole")).expect("mkdir");
+    let mut cfg = std::fs::read_to_string(ws.join("opsconsole.toml")).expect("config");
+    cfg.push_str(&format!(
+        "\n[checkpoints]\nroots = [\"*\", \"runs\", \"{}\"]\npatterns = [\"*.pt\", \"*.sqlite\", \"*.jsonl\"]\n",
+        dir.path().join("data").display()
+    ));
+    std::fs::write(ws.join("opsconsole.toml"), cfg).expect("config");
+    saved(&ws.join("checkpoints"), &FIVE, |s| PathBuf::from(format!("v01_step_{s}.pt")), 0);
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    ok(&ws, &["sync", "--once"]);
+    let state: Vec<PathBuf> = ["ledger.sqlite", "remote-sums.sqlite", "prune-events.jsonl", "disk-history.jsonl"]
+        .iter()
+        .map(|n| ws.join(".opsconsole").join(n))
+        .chain(["ledger.sqlite", "remote-sums.sqlite"].iter().map(|n| other.join(".opsconsole").join(n)))
+        .chain(["ledger.sqlite", "remote-sums.sqlite"].iter().map(|n| nested.join(".opsconsole").join(n)))
+        .collect();
+    for p in &state {
+        if !p.exists() {
+            std::fs::write(p, b"state").expect("write");
+        }
+        touch_ago(p, "3 hours ago");
+    }
+    let out = run(&ws, &["prune", "--dry-run", "--json", "--allow-unsynced"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed: Vec<&str> =
+        plan["items"].as_array().expect("items").iter().filter_map(|i| i["path"].as_str()).collect();
+    assert!(listed.iter().all(|p| !p.contains("/.opsconsole/")), "opsconsole's state is planned: {listed:#?}");
+    assert!(listed.iter().any(|p| p.ends_with("checkpoints/v01_step_100.pt")), "{listed:#?}");
+    let status = run(&ws, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let inventory = status["checkpoints"].to_string();
+    assert!(inventory.contains("v01_step_100.pt"), "{inventory}");
+    assert!(!inventory.contains(".opsconsole/"), "the console's inventory lists opsconsole's state: {inventory}");
+    let out = ok(&ws, &["prune", "--yes", "--allow-unsynced"]);
+    for p in &state {
+        assert!(p.exists(), "{} was deleted:\n{out}", p.display());
+    }
+}
+
+/// `/*` is the filesystem root spelled as a pattern: refused like `/`, as is any pattern in
+/// the first folder below `/` (`/h*` matches `/home`).
+#[test]
+fn a_root_pattern_at_the_top_of_the_filesystem_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    for root in ["/*", "/h*", "/{usr,data}/ckpt", "/?ar"] {
+        std::fs::write(ws.join("opsconsole.toml"), format!("[checkpoints]\nroots = [\"{root}\"]\n")).expect("config");
+        let out = run(&ws, &["prune", "--dry-run"]);
+        assert!(!out.status.success(), "root `{root}` was accepted:\n{}", text(&out));
+        assert!(text(&out).contains("key `checkpoints.roots`"), "{root}: {}", text(&out));
+        assert!(text(&out).contains(root), "{root}: {}", text(&out));
+    }
+}

@@ -386,6 +386,11 @@ impl WalkCollector {
     pub fn visit(&mut self, rel_dir: &Path, entries: &[(CString, Stat)]) {
         use std::os::unix::ffi::OsStrExt;
         let is = crate::disk::usage::is_type;
+        // A workspace's state folder (this one's, or another workspace's below a root) is
+        // never a place checkpoints are taken from.
+        if roots::in_state_dir(rel_dir) {
+            return;
+        }
         // Inside a folder checkpoint: add to its totals.
         if let Some(&u) = rel_dir.ancestors().find_map(|a| self.folders.get(a)) {
             let unit = &mut self.units[u];
@@ -418,7 +423,12 @@ impl WalkCollector {
                     why: "symbolic link; never followed or deleted through".into(),
                 });
             } else if is(st, FileType::Directory) {
-                if self.hf && HF_FOLDER_RE.is_match(&name_os.to_string_lossy()) {
+                if name_os == roots::STATE_DIR {
+                    self.skipped.push(Skipped {
+                        path: root.path.join(&rel_in_root),
+                        why: "opsconsole's own state (ledger, locks); never pruned".into(),
+                    });
+                } else if self.hf && HF_FOLDER_RE.is_match(&name_os.to_string_lossy()) {
                     self.folders.insert(rel_dir.join(name_os), self.units.len());
                     self.units.push(Unit {
                         root: root.clone(),
