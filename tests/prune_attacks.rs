@@ -270,3 +270,49 @@ fn a_root_pattern_at_the_top_of_the_filesystem_is_refused() {
         assert!(text(&out).contains(root), "{root}: {}", text(&out));
     }
 }
+
+/// After the copies are confirmed, the world makes the remote's folder show the local
+/// files themselves: `r3/checkpoints` replaced by a link to `ws/checkpoints`, or a
+/// dedupe tool hard-linking each copy to its original. The "copy" verifies byte for byte,
+/// because it is the file prune is about to delete: it must not count.
+#[test]
+fn a_remote_copy_that_is_the_local_file_itself_does_not_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, r3) = workspace(dir.path());
+    let cks = saved(&ws.join("checkpoints"), &FIVE, |s| PathBuf::from(format!("v01_step_{s}.pt")), 0);
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    ok(&ws, &["sync", "--once"]);
+    // A link on the way: the stored folder is now the workspace's own.
+    std::fs::remove_dir_all(r3.join("checkpoints")).expect("rm copies");
+    std::os::unix::fs::symlink(ws.join("checkpoints"), r3.join("checkpoints")).expect("link");
+    let out = ok(&ws, &["prune", "--yes"]);
+    assert!(cks[0].exists() && cks[1].exists(), "the only copies were deleted:\n{out}");
+    assert!(out.contains("deleted 0"), "{out}");
+    // A hard link: the same inode under the remote's name.
+    std::fs::remove_file(r3.join("checkpoints")).expect("rm link");
+    std::fs::create_dir_all(r3.join("checkpoints")).expect("mkdir");
+    for p in &cks {
+        std::fs::hard_link(p, r3.join("checkpoints").join(p.file_name().expect("name"))).expect("link");
+    }
+    let out = ok(&ws, &["prune", "--yes"]);
+    assert!(out.contains("deleted 0"), "a hard link to the file is not a copy of it:\n{out}");
+    assert!(cks[0].exists() && cks[1].exists());
+}
+
+/// The same through a bind mount (as root): `r3/checkpoints` shows `ws/checkpoints`.
+#[test]
+#[ignore = "needs root"]
+fn a_remote_folder_bind_mounted_onto_the_checkpoints_does_not_count() {
+    assert!(rustix::process::geteuid().is_root(), "this test needs root (mount)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, r3) = workspace(dir.path());
+    let cks = saved(&ws.join("checkpoints"), &FIVE, |s| PathBuf::from(format!("v01_step_{s}.pt")), 0);
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    ok(&ws, &["sync", "--once"]);
+    let st = Command::new("mount").arg("--bind").arg(ws.join("checkpoints")).arg(r3.join("checkpoints")).status();
+    assert!(st.expect("mount").success(), "bind mount");
+    let _unmount = Unmount(r3.join("checkpoints"));
+    let out = ok(&ws, &["prune", "--yes"]);
+    assert!(cks[0].exists() && cks[1].exists(), "the only copies were deleted:\n{out}");
+    assert!(out.contains("deleted 0"), "{out}");
+}
