@@ -316,3 +316,61 @@ fn a_remote_folder_bind_mounted_onto_the_checkpoints_does_not_count() {
     assert!(cks[0].exists() && cks[1].exists(), "the only copies were deleted:\n{out}");
     assert!(out.contains("deleted 0"), "{out}");
 }
+
+/// Between the check of a folder checkpoint's identity and the opening of it, another
+/// process swaps it with a folder from outside the roots (`renameat2(RENAME_EXCHANGE)`,
+/// over and over). Whatever the timing, nothing of the outside folder is deleted: the
+/// folder opened is the one checked.
+#[test]
+fn a_folder_swapped_with_an_outside_one_during_deletion_is_never_emptied() {
+    use opsconsole::checkpoints::{CheckpointsConfig, inventory, safedelete};
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let ck = ws.join("checkpoints/checkpoint-100");
+    let victim = ws.join("victim");
+    let victim_files = |ws: &Path| {
+        [ws.join("victim"), ws.join("checkpoints/checkpoint-100")]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|rd| rd.flatten())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("precious"))
+            .count()
+    };
+    for round in 0..150 {
+        let _ = std::fs::remove_dir_all(&ws);
+        std::fs::create_dir_all(&ck).expect("mkdir");
+        std::fs::create_dir_all(&victim).expect("mkdir");
+        std::fs::write(ck.join("model.safetensors"), b"weights").expect("write");
+        std::fs::write(victim.join("precious-1"), b"not a checkpoint").expect("write");
+        std::fs::write(victim.join("precious-2"), b"not a checkpoint").expect("write");
+        let inv = inventory::scan(
+            &ws,
+            &CheckpointsConfig::default(),
+            std::time::SystemTime::now(),
+            inventory::ScanOptions::default(),
+        );
+        let unit = inv.checkpoints.iter().find(|c| c.path == ck).expect("planned").unit.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let swaps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let swapper = {
+            let (stop, swaps, a, b) = (stop.clone(), swaps.clone(), ck.clone(), victim.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE);
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        while swaps.load(Ordering::Relaxed) < 20 {
+            std::thread::yield_now();
+        }
+        // Tried until the deletion gets past the identity check, as a prune retried would.
+        while safedelete::delete_unit(&unit).is_err() && swaps.load(Ordering::Relaxed) < 200_000 {}
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().expect("swapper");
+        assert_eq!(victim_files(&ws), 2, "round {round}: a file of the outside folder was deleted");
+    }
+}
