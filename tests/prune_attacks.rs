@@ -374,3 +374,25 @@ fn a_folder_swapped_with_an_outside_one_during_deletion_is_never_emptied() {
         assert_eq!(victim_files(&ws), 2, "round {round}: a file of the outside folder was deleted");
     }
 }
+
+/// `save_pretrained` writes a large model as shards in one folder
+/// (`model-00001-of-00004.safetensors` … `-00004-of-00004`), one after the other. Their
+/// names carry no step, so they are one run ordered by time, and keep_last = 3 left the
+/// first shard to delete: the newest checkpoint, broken. A shard set is kept whole.
+#[test]
+fn the_shards_of_one_checkpoint_are_never_pruned_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    let folder = ws.join("checkpoints/final");
+    let shards = saved(&folder, &[1, 2, 3, 4], |i| PathBuf::from(format!("model-0000{i}-of-00004.safetensors")), 0);
+    for (i, p) in shards.iter().enumerate() {
+        touch_ago(p, &format!("{} minutes ago", 10 - i));
+    }
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    let s = ok(&ws, &["sync", "--once"]);
+    assert!(s.contains("sync: 4 stored"), "{s}");
+    let out = ok(&ws, &["prune", "--yes"]);
+    for p in &shards {
+        assert!(p.exists(), "{} (a shard of the newest checkpoint) was deleted:\n{out}", p.display());
+    }
+}

@@ -312,7 +312,40 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
             out.push(item_of_checkpoint(c, action, why, over));
         }
     }
+    keep_shard_sets_whole(&mut out);
     out
+}
+
+/// `model-00001-of-00004.safetensors` → (its folder, step, `model-#-of-00004.safetensors`):
+/// what the shards of one save share. `None` for a name that is not a shard.
+fn shard_set(item: &PlanItem) -> Option<(PathBuf, Option<u64>, String)> {
+    static SHARD: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"-(\d+)-of-(\d+)").expect("static regex"));
+    let name = item.path.file_name()?.to_str()?;
+    let m = SHARD.captures_iter(name).last()?;
+    let (all, total) = (m.get(0)?, m.get(2)?.as_str());
+    let key = format!("{}-#-of-{total}{}", &name[..all.start()], &name[all.end()..]);
+    Some((item.path.parent()?.to_path_buf(), item.step, key))
+}
+
+/// The shards of one checkpoint (`save_pretrained`'s `-00001-of-00004`) are kept or
+/// deleted together: named without a step they fall in one run ordered by time, where
+/// keep_last would leave the first shards of the newest checkpoint to delete. When any
+/// shard of a set is kept, every shard is, for the same reason.
+fn keep_shard_sets_whole(items: &mut [PlanItem]) {
+    let mut kept: std::collections::HashMap<(PathBuf, Option<u64>, String), Reason> = Default::default();
+    for i in items.iter().filter(|i| i.action == PlanAction::Keep) {
+        if let Some(k) = shard_set(i) {
+            kept.entry(k).or_insert(i.reason);
+        }
+    }
+    for i in items.iter_mut().filter(|i| i.action == PlanAction::Delete) {
+        if let Some(reason) = shard_set(i).and_then(|k| kept.get(&k)) {
+            i.action = PlanAction::Keep;
+            i.reason = *reason;
+            i.unconfirmed_override = false;
+        }
+    }
 }
 
 fn newest_by_mtime(series: &[&Checkpoint], ok: impl Fn(&Checkpoint) -> bool) -> Option<usize> {
