@@ -396,3 +396,48 @@ fn the_shards_of_one_checkpoint_are_never_pruned_apart() {
         assert!(p.exists(), "{} (a shard of the newest checkpoint) was deleted:\n{out}", p.display());
     }
 }
+
+/// A training loop that saves each checkpoint as a folder of parts named without a step
+/// (`epoch_3/model.pt`, `optimizer.pt`, `scheduler.pt`, `rng_state.pth`; DeepSpeed's
+/// `global_step500/` with one file per rank): the parts were one run ordered by time, and
+/// keep_last = 3 deleted the part written first, leaving the newest checkpoint broken.
+/// Parts of one folder are kept whole; versions of one name (`model_epoch_N.pt`) are still
+/// pruned.
+#[test]
+fn the_parts_of_a_checkpoint_folder_are_never_pruned_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    let mut parts = Vec::new();
+    for (folder, names) in [
+        ("checkpoints/epoch_3", vec!["model.pt", "optimizer.pt", "scheduler.pt", "rng_state.pth"]),
+        (
+            "checkpoints/global_step500",
+            vec![
+                "mp_rank_00_model_states.pt",
+                "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+                "zero_pp_rank_1_mp_rank_00_optim_states.pt",
+                "zero_pp_rank_2_mp_rank_00_optim_states.pt",
+            ],
+        ),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            let p = saved(&ws.join(folder), &[0], |_| PathBuf::from(name), i as u8).remove(0);
+            touch_ago(&p, &format!("{} minutes ago", 30 - i));
+            parts.push(p);
+        }
+    }
+    let versions =
+        saved(&ws.join("checkpoints/run1"), &[1, 2, 3, 4, 5], |e| PathBuf::from(format!("model_epoch_{e}.pt")), 9);
+    for (i, p) in versions.iter().enumerate() {
+        touch_ago(p, &format!("{} minutes ago", 60 - i));
+    }
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    let s = ok(&ws, &["sync", "--once"]);
+    assert!(s.contains("sync: 13 stored"), "{s}");
+    let out = ok(&ws, &["prune", "--yes"]);
+    for p in &parts {
+        assert!(p.exists(), "{} (a part of the newest checkpoint) was deleted:\n{out}", p.display());
+    }
+    assert!(!versions[0].exists() && !versions[1].exists(), "older versions of one name are still pruned:\n{out}");
+    assert!(versions[2..].iter().all(|p| p.exists()));
+}

@@ -301,6 +301,13 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
                 }
             }
         }
+        if parts_of_one_checkpoint(&series) {
+            // Kept whole: the newest (always kept) is one of its parts.
+            let whole = if series.iter().any(|c| c.writing) { Reason::Writing } else { Reason::Newest };
+            for r in reason.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(whole);
+            }
+        }
         for (i, c) in series.iter().enumerate() {
             let confirmed = is_confirmed(&c.confirmed_on, &cfg.require_confirmed_on);
             let (action, why, over) = match reason[i] {
@@ -346,6 +353,28 @@ fn keep_shard_sets_whole(items: &mut [PlanItem]) {
             i.unconfirmed_override = false;
         }
     }
+}
+
+/// Whether a run is the parts of one checkpoint saved as a folder: names without a step,
+/// in a folder below the root (`epoch_3/model.pt`, `optimizer.pt`, `rng_state.pth`;
+/// DeepSpeed's `global_step500/` with a file per rank), of more than one kind (their names
+/// differ beyond their digits). Such a run is not versions ordered by time: keep_last
+/// would delete the parts written first. Versions of one name (`run1/model_epoch_N.pt`,
+/// one kind) stay a run.
+fn parts_of_one_checkpoint(series: &[&Checkpoint]) -> bool {
+    let kind = |c: &Checkpoint| -> String {
+        let name = c.unit.rel_in_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut out = String::with_capacity(name.len());
+        for ch in name.chars() {
+            if !(ch.is_ascii_digit() && out.ends_with('#')) {
+                out.push(if ch.is_ascii_digit() { '#' } else { ch });
+            }
+        }
+        out
+    };
+    series.len() > 1
+        && series.iter().all(|c| c.step.is_none() && c.unit.rel_in_root.components().count() >= 2)
+        && series.iter().map(|c| kind(c)).collect::<HashSet<_>>().len() > 1
 }
 
 fn newest_by_mtime(series: &[&Checkpoint], ok: impl Fn(&Checkpoint) -> bool) -> Option<usize> {
