@@ -441,3 +441,34 @@ fn the_parts_of_a_checkpoint_folder_are_never_pruned_apart() {
     assert!(!versions[0].exists() && !versions[1].exists(), "older versions of one name are still pruned:\n{out}");
     assert!(versions[2..].iter().all(|p| p.exists()));
 }
+
+/// `prune.logs` pointed at the checkpoints (`roots = ["checkpoints"]`, `patterns =
+/// ["*.pt"]`): its rules (age, size, the newest file per folder) are not the checkpoint
+/// rules, and it deleted the newest checkpoint of a run and ones within keep_last. A
+/// checkpoint is only ever pruned by the checkpoint rules.
+#[test]
+fn log_pruning_never_deletes_a_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ws, _r3) = workspace(dir.path());
+    let mut cfg = std::fs::read_to_string(ws.join("opsconsole.toml")).expect("config");
+    cfg.push_str(
+        "\n[prune.logs]\nenabled = true\nroots = [\"checkpoints\"]\npatterns = [\"*.pt\"]\nmax_age_days = 1\n\
+         require_confirmed_on = [\"L3\"]\n",
+    );
+    std::fs::write(ws.join("opsconsole.toml"), cfg).expect("config");
+    let v67 = saved(&ws.join("checkpoints"), &[100, 200, 300], |s| PathBuf::from(format!("v67_step_{s}.pt")), 0);
+    let v68 = saved(&ws.join("checkpoints"), &FIVE, |s| PathBuf::from(format!("v68_step_{s}.pt")), 50);
+    for p in v67.iter().chain(&v68) {
+        touch_ago(p, "2 days ago");
+    }
+    // v68 saved last: its newest is the newest file of the folder.
+    touch_ago(&v68[4], "47 hours ago");
+    ok(&ws, &["remote", "check", "r3", "--init"]);
+    let s = ok(&ws, &["sync", "--once"]);
+    assert!(s.contains("sync: 8 stored"), "{s}");
+    let out = ok(&ws, &["prune", "--yes"]);
+    for p in v67.iter().chain(&v68[2..]) {
+        assert!(p.exists(), "{} is kept by the checkpoint rules, yet was deleted:\n{out}", p.display());
+    }
+    assert!(!v68[0].exists() && !v68[1].exists(), "{out}");
+}

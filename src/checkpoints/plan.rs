@@ -465,8 +465,17 @@ pub fn build_plan(
     now: SystemTime,
 ) -> PrunePlan {
     let mut items = plan_checkpoints(inv, cfg, inputs);
-    items.extend(plan_logs(logs, log_cfg, inputs.allow_unconfirmed, now));
+    // A checkpoint is pruned by the checkpoint rules only, even where `prune.logs` is
+    // pointed at it (its age, size and newest-per-folder rules are not those rules).
+    let logs: Vec<LogFile> = logs.iter().filter(|l| !is_checkpoint(inv, &l.path)).cloned().collect();
+    items.extend(plan_logs(&logs, log_cfg, inputs.allow_unconfirmed, now));
     summarize(items, inputs, now)
+}
+
+/// Whether `path` is one of the inventory's checkpoints or inside one (a `checkpoint-N/`
+/// folder).
+pub fn is_checkpoint(inv: &Inventory, path: &Path) -> bool {
+    inv.checkpoints.iter().any(|c| path.starts_with(&c.path))
 }
 
 /// Totals and projected fill for a list of items.
