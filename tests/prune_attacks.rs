@@ -297,6 +297,26 @@ fn a_remote_copy_that_is_the_local_file_itself_does_not_count() {
     let out = ok(&ws, &["prune", "--yes"]);
     assert!(out.contains("deleted 0"), "a hard link to the file is not a copy of it:\n{out}");
     assert!(cks[0].exists() && cks[1].exists());
+    // Nor is anything stored through a link out of the remote's folder: with
+    // `r3/checkpoints` a link to `ws/checkpoints` again, a new checkpoint is not written
+    // over itself.
+    std::fs::remove_dir_all(r3.join("checkpoints")).expect("rm links");
+    std::os::unix::fs::symlink(ws.join("checkpoints"), r3.join("checkpoints")).expect("link");
+    let new = saved(&ws.join("checkpoints"), &[600], |s| PathBuf::from(format!("v01_step_{s}.pt")), 0).remove(0);
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&new).expect("meta"));
+    let o = run(&ws, &["sync", "--once"]);
+    let said = text(&o);
+    assert!(said.lines().any(|l| l.contains("v01_step_600.pt") && l.contains("a link on the way")), "{said}");
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&new).expect("meta")), ino, "{}", text(&o));
+    // Or to any folder outside the remote's: nothing is written there.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    std::fs::remove_file(r3.join("checkpoints")).expect("rm link");
+    std::os::unix::fs::symlink(&elsewhere, r3.join("checkpoints")).expect("link");
+    let o = run(&ws, &["sync", "--once"]);
+    assert!(text(&o).contains("not storing into"), "{}", text(&o));
+    let written: Vec<_> = std::fs::read_dir(&elsewhere).expect("read").flatten().map(|e| e.path()).collect();
+    assert!(written.is_empty(), "stored through a link out of the remote: {written:?}\n{}", text(&o));
 }
 
 /// The same through a bind mount (as root): `r3/checkpoints` shows `ws/checkpoints`.
