@@ -41,10 +41,19 @@ pub fn hold(workspace: &Path, kind: &str) -> std::io::Result<JobMarker> {
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = jobs_dir(workspace);
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{kind}-{}-{}.lock", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+    let name = format!("{kind}-{}-{}.lock", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let path = dir.join(&name);
+    // Locked under a name `running` does not read, then renamed into view: a marker is
+    // never seen unlocked, so a reader never removes it as stale while it is being taken.
+    let taking = dir.join(format!(".{name}.taking"));
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&taking)?;
     if !try_lock(&file)? {
-        return Err(std::io::Error::other(format!("{} is locked by another process", path.display())));
+        let _ = std::fs::remove_file(&taking);
+        return Err(std::io::Error::other(format!("{} is locked by another process", taking.display())));
+    }
+    if let Err(e) = std::fs::rename(&taking, &path) {
+        let _ = std::fs::remove_file(&taking);
+        return Err(e);
     }
     Ok(JobMarker { _file: file, path })
 }

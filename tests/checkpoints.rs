@@ -541,6 +541,43 @@ fn old_logs_are_planned_and_pruned_when_enabled() {
     assert!(!logs.join("eval.log").exists());
 }
 
+/// A plan made while a file was only a log (or by a build that did not tell them apart):
+/// when the executor looks again and finds it is a checkpoint, the log rules do not delete
+/// it.
+#[test]
+fn the_executor_never_deletes_a_checkpoint_as_a_log() {
+    let ws_dir = tempfile::tempdir().unwrap();
+    let ws = ws_dir.path();
+    let ck = ws.join("checkpoints");
+    for (i, s) in [100, 200, 300].into_iter().enumerate() {
+        write_at(&ck.join(format!("v1_step_{s}.pt")), &[s as u8; 500], ago(40 * 86_400 - i as u64));
+    }
+    let log_cfg = LogPruneConfig {
+        enabled: true,
+        roots: vec!["checkpoints".into()],
+        patterns: vec!["*.pt".into()],
+        require_confirmed_on: vec![],
+        ..Default::default()
+    };
+    let cfg = CheckpointsConfig::default();
+    let confirm = all_confirmed(ws, &cfg);
+    let (found, _) = opsconsole::checkpoints::logs::scan_logs(ws, &log_cfg, 60, SystemTime::now(), true, &confirm);
+    let items = opsconsole::checkpoints::plan::plan_logs(&found, &log_cfg, false, SystemTime::now());
+    let plan = opsconsole::checkpoints::plan::summarize(items, &PlanInputs::default(), SystemTime::now());
+    assert_eq!(plan.delete_count, 2, "the log rules alone would delete two: {plan:#?}");
+    let mut c = ctx(ws, &cfg, confirm);
+    c.log_cfg = log_cfg;
+    let (rep, _) = run(&plan, &c, &mut MemoryEventSink::default());
+    assert_eq!((rep.deleted, rep.skipped), (0, 2), "{rep:#?}");
+    for s in [100, 200, 300] {
+        assert!(ck.join(format!("v1_step_{s}.pt")).exists());
+    }
+    assert!(
+        matches!(outcome_of(&rep, &ck.join("v1_step_100.pt")), Some(ItemOutcome::Skipped(w)) if w.contains("is a checkpoint")),
+        "{rep:#?}"
+    );
+}
+
 // ---------------------------------------------------------------- a real full disk
 
 /// A tmux session running one command (then `EXIT=<code>`) with its own state folder;

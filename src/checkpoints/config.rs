@@ -144,8 +144,9 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
     }
 }
 
-/// Folders that can never be a root pruning deletes in: the filesystem root and the
-/// system's own top-level folders (a root is searched four levels deep).
+/// Folders that can never be a root pruning deletes in: the filesystem root, the
+/// system's own top-level folders, and a pattern that matches them (a root is searched
+/// four levels deep).
 fn forbidden_root(root: &str) -> Option<&'static str> {
     use std::path::{Component, Path};
     let p = Path::new(root.trim());
@@ -161,6 +162,12 @@ fn forbidden_root(root: &str) -> Option<&'static str> {
         [Component::Normal(top)] if SYSTEM.iter().any(|s| std::ffi::OsStr::new(s) == *top) => {
             Some("is a system folder; name the checkpoint folder itself")
         }
+        // `/*`, `/h*`, `/{usr,data}/x`: a pattern in the first folder below `/` matches
+        // the system's own folders (`/*` is the filesystem root spelled as a pattern).
+        [Component::Normal(top), ..] if top.to_str().is_some_and(|t| t.contains(['*', '?', '[', '{'])) => Some(
+            "has a pattern in the first folder below `/`: it matches the system's own folders; name the \
+             checkpoint folder",
+        ),
         _ => None,
     }
 }

@@ -167,6 +167,10 @@ fn recheck(item: &PlanItem, plan: &PrunePlan, ctx: &ExecContext) -> Result<PlanI
             plan_checkpoints(&inv, &ctx.cfg, &inputs)
         }
         ItemKind::Log => {
+            let inv = inventory::scan(&ctx.workspace, &ctx.cfg, now, ScanOptions::default());
+            if super::plan::is_checkpoint(&inv, &item.path) {
+                return Err("it is a checkpoint: only the checkpoint rules delete it".into());
+            }
             let (logs, _) = scan_logs(
                 &ctx.workspace,
                 &ctx.log_cfg,

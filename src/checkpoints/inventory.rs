@@ -112,7 +112,7 @@ pub fn series_key(rel_dir: &Path, name: &str) -> String {
 }
 
 fn series_of(rel_dir: &Path, name: &str, span: Option<std::ops::Range<usize>>) -> String {
-    let dir = rel_dir.to_string_lossy();
+    let dir = exact_text(rel_dir.as_os_str());
     match span {
         Some(r) => {
             let mut blanked = String::with_capacity(name.len());
@@ -197,7 +197,7 @@ impl Inventory {
     /// Fill `confirmed_on` from a ledger.
     pub fn apply_confirmations(&mut self, src: &dyn ConfirmationSource) {
         for c in &mut self.checkpoints {
-            c.confirmed_on = src.confirmed_on(&c.rel_path);
+            c.confirmed_on = if has_ledger_key(&c.path) { src.confirmed_on(&c.rel_path) } else { Vec::new() };
         }
     }
 }
@@ -211,10 +211,39 @@ pub struct ScanOptions<'a> {
     pub check_open_files: bool,
 }
 
-/// The workspace-relative key of a path (absolute when outside the workspace).
+/// The workspace-relative key of a path (absolute when outside the workspace), as the
+/// ledger spells it: `/` between folders, and a `\` in a name left as it is (it is part
+/// of the name, not a separator). For a path that is not UTF-8 this is only a lossy
+/// spelling, which may be another file's key: see [`has_ledger_key`].
 pub fn rel_key(workspace: &Path, path: &Path) -> String {
     let p = path.strip_prefix(workspace).unwrap_or(path);
-    p.to_string_lossy().replace('\\', "/")
+    p.to_string_lossy().into_owned()
+}
+
+/// Whether `path` can have copies recorded in the ledger: its key is its exact spelling
+/// only when it is UTF-8 (sync stores no other). The lossy spelling of a name that is
+/// not UTF-8 (`v\u{FFFD}_step_1.pt` for `v\xff_step_1.pt`) may be another file's key, and
+/// that file's confirmations are not this one's.
+pub fn has_ledger_key(path: &Path) -> bool {
+    path.to_str().is_some()
+}
+
+/// `s` as text, exactly: each byte that is not UTF-8 is written as NUL and its three
+/// decimal digits (NUL is the one character no file name holds), so two names that differ
+/// only in such bytes never read the same, as their lossy spellings (U+FFFD) do.
+fn exact_text(s: &std::ffi::OsStr) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(t) = s.to_str() {
+        return t.into();
+    }
+    let mut out = String::new();
+    for chunk in s.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\0{b:03}"));
+        }
+    }
+    out.into()
 }
 
 /// Scan every configured root.
@@ -271,7 +300,9 @@ pub fn finish(
         .into_iter()
         .map(|u| {
             let path = u.path();
-            let name = u.rel_in_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // Exact, not lossy: two runs whose names differ only in bytes that are not
+            // UTF-8 stay two runs, each keeping its newest.
+            let name = u.rel_in_root.file_name().map(|n| exact_text(n).into_owned()).unwrap_or_default();
             let span = step_span(&name);
             let rel_dir =
                 path.parent().map(|p| p.strip_prefix(workspace).unwrap_or(p).to_path_buf()).unwrap_or_default();
@@ -355,6 +386,11 @@ impl WalkCollector {
     pub fn visit(&mut self, rel_dir: &Path, entries: &[(CString, Stat)]) {
         use std::os::unix::ffi::OsStrExt;
         let is = crate::disk::usage::is_type;
+        // A workspace's state folder (this one's, or another workspace's below a root) is
+        // never a place checkpoints are taken from.
+        if roots::in_state_dir(rel_dir) {
+            return;
+        }
         // Inside a folder checkpoint: add to its totals.
         if let Some(&u) = rel_dir.ancestors().find_map(|a| self.folders.get(a)) {
             let unit = &mut self.units[u];
@@ -387,7 +423,12 @@ impl WalkCollector {
                     why: "symbolic link; never followed or deleted through".into(),
                 });
             } else if is(st, FileType::Directory) {
-                if self.hf && HF_FOLDER_RE.is_match(&name_os.to_string_lossy()) {
+                if name_os == roots::STATE_DIR {
+                    self.skipped.push(Skipped {
+                        path: root.path.join(&rel_in_root),
+                        why: "opsconsole's own state (ledger, locks); never pruned".into(),
+                    });
+                } else if self.hf && HF_FOLDER_RE.is_match(&name_os.to_string_lossy()) {
                     self.folders.insert(rel_dir.join(name_os), self.units.len());
                     self.units.push(Unit {
                         root: root.clone(),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::config::LogPruneConfig;
-use super::inventory::rel_key;
+use super::inventory::{has_ledger_key, rel_key};
 use super::ledger::ConfirmationSource;
 use super::openfiles;
 use super::roots::{self, Skipped, Unit, UnitMatcher};
@@ -56,7 +56,7 @@ pub fn scan_logs(
             let open_w = open.contains(&(u.dev, u.ino));
             let rel_path = rel_key(workspace, &path);
             LogFile {
-                confirmed_on: confirm.confirmed_on(&rel_path),
+                confirmed_on: if has_ledger_key(&path) { confirm.confirmed_on(&rel_path) } else { Vec::new() },
                 rel_path,
                 path,
                 bytes: u.bytes,

@@ -10,16 +10,16 @@ pub use crate::procfs::fdinfo_is_write;
 /// (device, inode) of every regular file open for writing on the given devices.
 pub type OpenFiles = HashSet<(u64, u64)>;
 
-/// Write handles on the devices holding `paths` (folders that exist).
+/// Write handles on regular files of any filesystem, when any of `paths` (folders) exists.
+///
+/// Not only on the filesystems holding `paths`: a root may have another disk mounted
+/// below it (`checkpoints/big` a mount point), and a checkpoint there lives on that disk,
+/// not the root's; a device filter taken from the roots would miss its writer.
 pub fn open_for_write(paths: &[&Path]) -> OpenFiles {
-    use std::os::unix::fs::MetadataExt;
-    let mut devs: Vec<u64> = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.dev()).collect();
-    devs.sort_unstable();
-    devs.dedup();
-    if devs.is_empty() {
+    if !paths.iter().any(|p| std::fs::metadata(p).is_ok()) {
         return OpenFiles::new();
     }
-    crate::procfs::open_for_write(&devs)
+    crate::procfs::open_for_write(&[])
 }
 
 /// Is the file or folder at `path` (with `dev`, `ino`), or any file inside the folder,

@@ -301,6 +301,13 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
                 }
             }
         }
+        if parts_of_one_checkpoint(&series) {
+            // Kept whole: the newest (always kept) is one of its parts.
+            let whole = if series.iter().any(|c| c.writing) { Reason::Writing } else { Reason::Newest };
+            for r in reason.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(whole);
+            }
+        }
         for (i, c) in series.iter().enumerate() {
             let confirmed = is_confirmed(&c.confirmed_on, &cfg.require_confirmed_on);
             let (action, why, over) = match reason[i] {
@@ -312,7 +319,62 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
             out.push(item_of_checkpoint(c, action, why, over));
         }
     }
+    keep_shard_sets_whole(&mut out);
     out
+}
+
+/// `model-00001-of-00004.safetensors` → (its folder, step, `model-#-of-00004.safetensors`):
+/// what the shards of one save share. `None` for a name that is not a shard.
+fn shard_set(item: &PlanItem) -> Option<(PathBuf, Option<u64>, String)> {
+    static SHARD: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"-(\d+)-of-(\d+)").expect("static regex"));
+    let name = item.path.file_name()?.to_str()?;
+    let m = SHARD.captures_iter(name).last()?;
+    let (all, total) = (m.get(0)?, m.get(2)?.as_str());
+    let key = format!("{}-#-of-{total}{}", &name[..all.start()], &name[all.end()..]);
+    Some((item.path.parent()?.to_path_buf(), item.step, key))
+}
+
+/// The shards of one checkpoint (`save_pretrained`'s `-00001-of-00004`) are kept or
+/// deleted together: named without a step they fall in one run ordered by time, where
+/// keep_last would leave the first shards of the newest checkpoint to delete. When any
+/// shard of a set is kept, every shard is, for the same reason.
+fn keep_shard_sets_whole(items: &mut [PlanItem]) {
+    let mut kept: std::collections::HashMap<(PathBuf, Option<u64>, String), Reason> = Default::default();
+    for i in items.iter().filter(|i| i.action == PlanAction::Keep) {
+        if let Some(k) = shard_set(i) {
+            kept.entry(k).or_insert(i.reason);
+        }
+    }
+    for i in items.iter_mut().filter(|i| i.action == PlanAction::Delete) {
+        if let Some(reason) = shard_set(i).and_then(|k| kept.get(&k)) {
+            i.action = PlanAction::Keep;
+            i.reason = *reason;
+            i.unconfirmed_override = false;
+        }
+    }
+}
+
+/// Whether a run is the parts of one checkpoint saved as a folder: names without a step,
+/// in a folder below the root (`epoch_3/model.pt`, `optimizer.pt`, `rng_state.pth`;
+/// DeepSpeed's `global_step500/` with a file per rank), of more than one kind (their names
+/// differ beyond their digits). Such a run is not versions ordered by time: keep_last
+/// would delete the parts written first. Versions of one name (`run1/model_epoch_N.pt`,
+/// one kind) stay a run.
+fn parts_of_one_checkpoint(series: &[&Checkpoint]) -> bool {
+    let kind = |c: &Checkpoint| -> String {
+        let name = c.unit.rel_in_root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut out = String::with_capacity(name.len());
+        for ch in name.chars() {
+            if !(ch.is_ascii_digit() && out.ends_with('#')) {
+                out.push(if ch.is_ascii_digit() { '#' } else { ch });
+            }
+        }
+        out
+    };
+    series.len() > 1
+        && series.iter().all(|c| c.step.is_none() && c.unit.rel_in_root.components().count() >= 2)
+        && series.iter().map(|c| kind(c)).collect::<HashSet<_>>().len() > 1
 }
 
 fn newest_by_mtime(series: &[&Checkpoint], ok: impl Fn(&Checkpoint) -> bool) -> Option<usize> {
@@ -403,8 +465,17 @@ pub fn build_plan(
     now: SystemTime,
 ) -> PrunePlan {
     let mut items = plan_checkpoints(inv, cfg, inputs);
-    items.extend(plan_logs(logs, log_cfg, inputs.allow_unconfirmed, now));
+    // A checkpoint is pruned by the checkpoint rules only, even where `prune.logs` is
+    // pointed at it (its age, size and newest-per-folder rules are not those rules).
+    let logs: Vec<LogFile> = logs.iter().filter(|l| !is_checkpoint(inv, &l.path)).cloned().collect();
+    items.extend(plan_logs(&logs, log_cfg, inputs.allow_unconfirmed, now));
     summarize(items, inputs, now)
+}
+
+/// Whether `path` is one of the inventory's checkpoints or inside one (a `checkpoint-N/`
+/// folder).
+pub fn is_checkpoint(inv: &Inventory, path: &Path) -> bool {
+    inv.checkpoints.iter().any(|c| path.starts_with(&c.path))
 }
 
 /// Totals and projected fill for a list of items.

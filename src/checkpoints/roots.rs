@@ -38,6 +38,20 @@ pub struct Skipped {
     pub why: String,
 }
 
+/// The folder holding a workspace's own state (ledger, locks, records). Never a root,
+/// never walked into: a root pattern (`*`) or a folder holding another workspace would
+/// otherwise offer its ledger to a broad checkpoint pattern.
+pub const STATE_DIR: &str = ".opsconsole";
+
+/// Whether any folder on `path` is a workspace's state folder.
+pub fn in_state_dir(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str() == STATE_DIR)
+}
+
+fn state_skipped(path: PathBuf) -> Skipped {
+    Skipped { path, why: "opsconsole's own state (ledger, locks); never pruned".into() }
+}
+
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '[', '{'])
 }
@@ -79,6 +93,10 @@ pub fn expand_roots(workspace: &Path, patterns: &[String]) -> (Vec<RootDir>, Vec
         walk_pattern(&anchor, PathBuf::new(), &rest, &mut found, &mut skipped);
         for rel in found {
             let path = anchor.join(&rel);
+            if in_state_dir(&path) {
+                skipped.push(state_skipped(path));
+                continue;
+            }
             if seen.insert(path.clone()) {
                 out.push(RootDir { path, anchor: anchor.clone(), rel, pattern: pat.clone() });
             }
@@ -194,6 +212,10 @@ fn walk_units(
         let rel_child = rel.join(&name);
         if ft.is_symlink() {
             skipped.push(Skipped { path: e.path(), why: "symbolic link; never followed or deleted through".into() });
+            continue;
+        }
+        if ft.is_dir() && name == STATE_DIR {
+            skipped.push(state_skipped(e.path()));
             continue;
         }
         if ft.is_dir() {

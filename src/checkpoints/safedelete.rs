@@ -59,18 +59,27 @@ pub fn delete_unit(unit: &Unit) -> io::Result<()> {
         dir = open_child_dir(&dir, d)?;
     }
     let cname = cstr(name)?;
-    let st = lstat_at(&dir, &cname)?;
-    let fmt = FileType::from_raw_mode(st.st_mode);
-    let want = match unit.kind {
-        UnitKind::File => FileType::RegularFile,
-        UnitKind::Folder => FileType::Directory,
+    let check = |st: &Stat, want: FileType| {
+        if FileType::from_raw_mode(st.st_mode) != want || st.st_ino != unit.ino || st.st_dev != unit.dev {
+            Err(io::Error::other("replaced since the plan was made; refused"))
+        } else {
+            Ok(())
+        }
     };
-    if fmt != want || st.st_ino != unit.ino || st.st_dev != unit.dev {
-        return Err(io::Error::other("replaced since the plan was made; refused"));
-    }
     match unit.kind {
-        UnitKind::File => unlink_at(&dir, &cname, AtFlags::empty()),
-        UnitKind::Folder => remove_tree_at(&dir, name),
+        UnitKind::File => {
+            check(&lstat_at(&dir, &cname)?, FileType::RegularFile)?;
+            unlink_at(&dir, &cname, AtFlags::empty())
+        }
+        UnitKind::Folder => {
+            // Opened first, then checked through the descriptor: the folder emptied is the
+            // one planned even when its name is swapped for another folder (a rename from
+            // outside the roots) between a check by name and the opening.
+            let fd = open_child_dir(&dir, name)?;
+            check(&rustix::fs::fstat(&fd)?, FileType::Directory)?;
+            empty_tree(&fd)?;
+            unlink_at(&dir, &cname, AtFlags::REMOVEDIR)
+        }
     }
 }
 
@@ -81,17 +90,23 @@ fn unlink_at(dir: &OwnedFd, name: &CStr, flags: AtFlags) -> io::Result<()> {
 /// Remove folder `name` under `parent` and everything in it, never following a link.
 fn remove_tree_at(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
     let dir = open_child_dir(parent, name)?;
-    for (c, is_dir) in crate::disk::usage::list_dir(&dir)? {
+    empty_tree(&dir)?;
+    unlink_at(parent, &cstr(name)?, AtFlags::REMOVEDIR)
+}
+
+/// Remove everything in the open folder `dir`, never following a link.
+fn empty_tree(dir: &OwnedFd) -> io::Result<()> {
+    for (c, is_dir) in crate::disk::usage::list_dir(dir)? {
         let child = OsStr::from_bytes(c.as_bytes());
         let is_dir = match is_dir {
             Some(d) => d,
-            None => FileType::from_raw_mode(lstat_at(&dir, &c)?.st_mode) == FileType::Directory,
+            None => FileType::from_raw_mode(lstat_at(dir, &c)?.st_mode) == FileType::Directory,
         };
         if is_dir {
-            remove_tree_at(&dir, child)?;
+            remove_tree_at(dir, child)?;
         } else {
-            unlink_at(&dir, &c, AtFlags::empty())?;
+            unlink_at(dir, &c, AtFlags::empty())?;
         }
     }
-    unlink_at(parent, &cstr(name)?, AtFlags::REMOVEDIR)
+    Ok(())
 }

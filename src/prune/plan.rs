@@ -72,7 +72,9 @@ pub fn make_plan(workspace: &Path, cfg: &Config, allow_unconfirmed: bool, now: S
     let mut plan = build_plan(&inv, &logs, &cfg.checkpoints, &cfg.prune.logs, &inputs, now);
     // Say why an item is not confirmed when its copy failed verification.
     for item in &mut plan.items {
-        if item.confirmed_on.is_empty() || item.reason == crate::checkpoints::Reason::Unconfirmed {
+        if (item.confirmed_on.is_empty() || item.reason == crate::checkpoints::Reason::Unconfirmed)
+            && crate::checkpoints::inventory::has_ledger_key(&item.path)
+        {
             item.note = ctx.confirm.note(&item.rel_path);
         }
     }

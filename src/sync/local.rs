@@ -489,6 +489,18 @@ impl LocalRemote {
         let written = out.metadata().map(|m| FileKey::of(&m)).ok();
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| self.io_err(&e, parent))?;
+            // Never stored through a link out of the remote's folder (into the workspace,
+            // over the very file being stored).
+            if let Some(why) = self.resolves_elsewhere(parent) {
+                let _ = fs::remove_file(&part);
+                return Err(RemoteError::new(
+                    ErrorKind::NotFound,
+                    format!("not storing into {} on remote '{}': {why}", parent.display(), self.name),
+                )
+                .with_fix(
+                    "make the remote's folder a real folder on another disk (no links into it), then sync again",
+                ));
+            }
         }
         fs::rename(&part, &dest).map_err(|e| self.io_err(&e, &dest))?;
         if let Some(parent) = dest.parent() {
@@ -521,6 +533,13 @@ impl LocalRemote {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io_err(&e, &path)),
         };
+        if let Some(why) = self.not_a_copy(key, &path, &meta) {
+            return Err(RemoteError::new(
+                ErrorKind::NotFound,
+                format!("the stored file {} on remote '{}' is not a copy: {why}", path.display(), self.name),
+            )
+            .with_fix("make the remote's folder a real folder on another disk (no links or bind mounts into the workspace), then sync again"));
+        }
         let sha = self.sha256_of(&path, &meta)?;
         Ok(Some(RemoteObject {
             key: key.to_string(),
@@ -549,6 +568,42 @@ impl LocalRemote {
             c.put(path, &key, &sha);
         }
         Ok(sha)
+    }
+
+    /// Where `path` (which exists) really is, when that is not inside the remote's folder
+    /// or is inside a protected folder: a link on the way.
+    fn resolves_elsewhere(&self, path: &Path) -> Option<String> {
+        let real = match fs::canonicalize(path) {
+            Ok(r) => r,
+            Err(e) => return Some(format!("it cannot be resolved: {e}")),
+        };
+        if let Ok(root) = fs::canonicalize(&self.root)
+            && !real.starts_with(&root)
+        {
+            return Some(format!("it resolves to {}, outside the remote's folder (a link on the way)", real.display()));
+        }
+        self.opts.protected.iter().find_map(|p| {
+            let p = fs::canonicalize(p).ok()?;
+            real.starts_with(&p).then(|| format!("it resolves to {}, inside {}", real.display(), p.display()))
+        })
+    }
+
+    /// Why a stored file is not a copy at all, when it is not: it resolves (a link on the
+    /// way) outside the remote's folder or into a protected one (the workspace, a
+    /// checkpoint root), or it is the workspace's own file of that key under another name
+    /// (a bind mount, a hard link). Such a "copy" verifies byte for byte because it is the
+    /// very file pruning would delete.
+    fn not_a_copy(&self, key: &str, path: &Path, meta: &fs::Metadata) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(why) = self.resolves_elsewhere(path) {
+            return Some(why);
+        }
+        self.opts.protected.iter().find_map(|p| {
+            let local = p.join(key);
+            let m = fs::symlink_metadata(&local).ok()?;
+            (m.dev() == meta.dev() && m.ino() == meta.ino())
+                .then(|| format!("it is {} itself (a bind mount or a hard link)", local.display()))
+        })
     }
 
     fn list_blocking(&self, prefix: &str) -> Result<Vec<RemoteObject>, RemoteError> {

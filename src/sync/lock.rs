@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// `<workspace>/.opsconsole/engine.lock`.
 pub fn lock_path(workspace: &Path) -> PathBuf {
@@ -83,6 +84,34 @@ fn try_flock(file: &File) -> io::Result<bool> {
     crate::joblock::try_lock(file)
 }
 
+/// How long a lock found held is tried again before its holder counts as an engine. A
+/// reader asking who holds it ([`holder_info`]: `status`, the checklist, a bundle, a
+/// console deciding whether to start its own engine) takes it for an instant; an engine
+/// starting, or another reader asking, in that instant must not take the reader for an
+/// engine (a daemon would exit, a console would report a daemon that is not there and
+/// start none, and nothing would be stored).
+const READER_GRACE: Duration = Duration::from_millis(200);
+
+/// [`try_flock`], trying again for [`READER_GRACE`] while it is held: a holder that lets
+/// go by then was a reader. `Ok(true)`: taken.
+fn try_flock_past_readers(file: &File) -> io::Result<bool> {
+    let deadline = Instant::now() + READER_GRACE;
+    loop {
+        if try_flock(file)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Whether a process with this pid exists (as this process sees them).
+fn alive(pid: u32) -> bool {
+    pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
+}
+
 fn held_by(pid: Option<u32>, role: Option<Role>) -> String {
     match (pid, role) {
         (Some(p), Some(Role::Console)) => format!(" (a console, pid {p})"),
@@ -113,7 +142,7 @@ impl EngineLock {
     pub fn acquire_as(workspace: &Path, role: Role) -> Result<Self, LockError> {
         let path = lock_path(workspace);
         let mut file = open(&path)?;
-        match try_flock(&file) {
+        match try_flock_past_readers(&file) {
             Ok(true) => {
                 // The pid and role only name the holder for others ("daemon pid N",
                 // "console pid N"): the flock is the lock. On a full disk they cannot be
@@ -164,7 +193,18 @@ pub fn holder_info(workspace: &Path) -> Option<Holder> {
         Ok(true) => None, // free; our descriptor closes (and unlocks) on return
         Ok(false) => {
             let (pid, role) = read_holder(&mut file);
-            Some(Holder { pid: pid.unwrap_or(0), role })
+            if pid.is_some_and(alive) {
+                return Some(Holder { pid: pid.unwrap_or(0), role });
+            }
+            // No live pid recorded: an engine in its first instant, or another reader
+            // holding the lock for an instant (over a stale or empty record). Look again.
+            match try_flock_past_readers(&file) {
+                Ok(false) => {
+                    let (pid, role) = read_holder(&mut file);
+                    Some(Holder { pid: pid.unwrap_or(0), role })
+                }
+                Ok(true) | Err(_) => None,
+            }
         }
         Err(_) => None,
     }
