@@ -131,9 +131,8 @@ pub fn spawn_trainer(root: &Path, speed: f64) -> Result<Child> {
 
 /// Stops the simulated trainer and reaps it.
 pub fn stop_trainer(child: &mut Child) {
-    // SAFETY: plain kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
@@ -147,8 +146,8 @@ pub fn stop_trainer(child: &mut Child) {
 }
 
 fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    // Signal 0 only checks that the process exists (and is ours to signal).
+    rustix::process::Pid::from_raw(pid as i32).is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
 }
 
 /// The simulated loss curve: falls from ~4.0 towards 1.2, with noise.

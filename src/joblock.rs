@@ -5,7 +5,6 @@
 //! (console and CLI alike). Several jobs of one kind may run at once: each has its own file.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,14 +26,14 @@ impl Drop for JobMarker {
     }
 }
 
-fn try_lock(file: &File) -> std::io::Result<bool> {
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
+/// Takes an exclusive `flock` on `file` without waiting: `false` when another open file
+/// description holds it. The one `flock` in the console (the sync lock uses it too).
+pub(crate) fn try_lock(file: &File) -> std::io::Result<bool> {
+    match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(err) }
 }
 
 /// Marks a job of `kind` (`prune`, `bundle`, …) as running until the marker is dropped.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod disk;
 pub mod exec;
+pub mod glob;
 pub mod gpu;
 pub mod host;
 pub mod joblock;

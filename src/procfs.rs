@@ -10,13 +10,19 @@
 //! and `O_WRONLY` or `O_RDWR` counts as open for writing. Processes of other users are
 //! skipped without root (permission errors), so a file written by another user's process
 //! is only caught by the settle period.
+//!
+//! One loop ([`each_open_file`]) walks a process's descriptors for both questions asked
+//! here ("which files are open for writing, by anyone" and "what does this process have
+//! open"). It is a hand loop rather than the `procfs` crate: what is needed is `fstatat`
+//! through the descriptor link relative to the open `fd` folder plus the `flags:` line of
+//! `fdinfo`, a dozen lines; `procfs` would read the same files with a larger dependency.
 
 use std::collections::HashSet;
-use std::ffi::CString;
+use std::ffi::OsStr;
 use std::fs;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, OFlags};
 
 /// A file (device, inode) some process holds open for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,8 +39,8 @@ pub fn fdinfo_is_write(fdinfo: &str) -> bool {
         .find_map(|l| l.strip_prefix("flags:"))
         .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         .is_some_and(|flags| {
-            let mode = flags & (libc::O_ACCMODE as u32);
-            mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32
+            let mode = flags & OFlags::RWMODE.bits();
+            mode == OFlags::WRONLY.bits() || mode == OFlags::RDWR.bits()
         })
 }
 
@@ -52,19 +58,12 @@ pub fn write_handles_in(proc_root: &Path, devs: &[u64]) -> Vec<WriteHandle> {
     };
     for p in procs.filter_map(Result::ok) {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let pid_dir = p.path();
-        let Ok(fd_dir) = fs::File::open(pid_dir.join("fd")) else { continue };
-        let Ok(fds) = fs::read_dir(pid_dir.join("fd")) else { continue };
-        for fd in fds.filter_map(Result::ok) {
-            let Some(st) = stat_at(&fd_dir, fd.file_name().as_bytes()) else { continue };
-            if st.st_mode & libc::S_IFMT != libc::S_IFREG || !(devs.is_empty() || devs.contains(&st.st_dev)) {
-                continue;
+        let wanted = |dev| devs.is_empty() || devs.contains(&dev);
+        each_open_file(&p.path(), usize::MAX, wanted, |f| {
+            if f.write {
+                out.push(WriteHandle { pid, dev: f.dev, ino: f.ino });
             }
-            let info = fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name())).unwrap_or_default();
-            if fdinfo_is_write(&info) {
-                out.push(WriteHandle { pid, dev: st.st_dev, ino: st.st_ino });
-            }
-        }
+        });
     }
     out.sort_by_key(|h| (h.dev, h.ino, h.pid));
     out.dedup();
@@ -107,33 +106,56 @@ pub struct OpenFile {
 /// The regular files process `pid` holds open (at most `cap` descriptors looked at), from
 /// a `/proc`-shaped tree at `proc_root`. A process that ended or is not ours gives none.
 pub fn open_files_in(proc_root: &Path, pid: u32, cap: usize) -> Vec<OpenFile> {
-    let pid_dir = proc_root.join(pid.to_string());
     let mut out = Vec::new();
-    let Ok(fd_dir) = fs::File::open(pid_dir.join("fd")) else { return out };
-    let Ok(fds) = fs::read_dir(pid_dir.join("fd")) else { return out };
-    for fd in fds.filter_map(Result::ok).take(cap) {
-        let Some(st) = stat_at(&fd_dir, fd.file_name().as_bytes()) else { continue };
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            continue;
-        }
-        let Ok(path) = fs::read_link(fd.path()) else { continue };
-        let info = fs::read_to_string(pid_dir.join("fdinfo").join(fd.file_name())).unwrap_or_default();
-        out.push(OpenFile { path, dev: st.st_dev, ino: st.st_ino, write: fdinfo_is_write(&info) });
-    }
+    each_open_file(
+        &proc_root.join(pid.to_string()),
+        cap,
+        |_| true,
+        |f| {
+            if let Ok(path) = fs::read_link(f.link) {
+                out.push(OpenFile { path, dev: f.dev, ino: f.ino, write: f.write });
+            }
+        },
+    );
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.dev == b.dev && a.ino == b.ino && a.write == b.write);
     out
 }
 
+/// One regular file a process holds open, as [`each_open_file`] finds it.
+struct FdFile<'a> {
+    /// `PID/fd/N`, the descriptor's link.
+    link: &'a Path,
+    dev: u64,
+    ino: u64,
+    write: bool,
+}
+
+/// The one walk over a process's descriptors (`pid_dir` is `/proc/PID` or a tree shaped
+/// like it): for each of at most `cap` descriptors that is a regular file on a device
+/// `wanted` accepts, `each` gets its identity and whether it is open for writing. Each
+/// `fd/N` is `fstatat`ed relative to the open `fd` folder, following the link to the open
+/// file itself; `fdinfo/N` is read only for the files kept. A process that ended, or whose
+/// descriptors we may not read, gives nothing.
+fn each_open_file(pid_dir: &Path, cap: usize, wanted: impl Fn(u64) -> bool, mut each: impl FnMut(FdFile<'_>)) {
+    let fd_path = pid_dir.join("fd");
+    let Ok(fd_dir) = fs::File::open(&fd_path) else { return };
+    let Ok(fds) = fs::read_dir(&fd_path) else { return };
+    for fd in fds.filter_map(Result::ok).take(cap) {
+        let name = fd.file_name();
+        let Some(st) = stat_at(&fd_dir, &name) else { continue };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !wanted(st.st_dev) {
+            continue;
+        }
+        let info = fs::read_to_string(pid_dir.join("fdinfo").join(&name)).unwrap_or_default();
+        each(FdFile { link: &fd.path(), dev: st.st_dev, ino: st.st_ino, write: fdinfo_is_write(&info) });
+    }
+}
+
 /// `fstatat` of `name` in an open folder, following the link (for `/proc/PID/fd/N`, to
 /// the open file).
-fn stat_at(dir: &fs::File, name: &[u8]) -> Option<libc::stat64> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: an all-zero stat64 is a valid out-parameter.
-    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid descriptor, C string and out-pointer.
-    let rc = unsafe { libc::fstatat64(dir.as_raw_fd(), c.as_ptr(), &mut st, 0) };
-    (rc == 0).then_some(st)
+fn stat_at(dir: &fs::File, name: &OsStr) -> Option<rustix::fs::Stat> {
+    rustix::fs::statat(dir, name, AtFlags::empty()).ok()
 }
 
 #[cfg(test)]

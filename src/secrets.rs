@@ -136,7 +136,9 @@ fn open_regular_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .custom_flags(
+            (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NOCTTY).bits() as i32
+        )
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
@@ -663,9 +665,7 @@ mod tests {
         std::fs::write(&early, format!("token: {}\n", fake("hf_", 34))).expect("write");
         assert_eq!(scan_in(dir.path(), "notes.txt").map(|f| f.kind), Some(SecretKind::HfToken));
         let fifo = dir.path().join("pipe");
-        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("c");
-        // SAFETY: a valid C string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
         assert!(read_window(&fifo).is_err(), "a FIFO is refused, not waited on");
         std::os::unix::fs::symlink(&early, dir.path().join("link.txt")).expect("symlink");
         assert!(read_window(&dir.path().join("link.txt")).is_err(), "a link is not followed");

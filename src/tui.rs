@@ -288,17 +288,16 @@ fn read_input() -> mpsc::UnboundedReceiver<std::io::Result<Event>> {
 fn watch_hangup(tx: mpsc::UnboundedSender<Msg>) {
     let spawned = std::thread::Builder::new().name("hangup-watch".into()).spawn(move || {
         loop {
+            use rustix::event::{PollFd, PollFlags};
             // No events asked for: only POLLHUP/POLLERR/POLLNVAL wake it, never input.
-            let mut fds = libc::pollfd { fd: 0, events: 0, revents: 0 };
-            // SAFETY: one valid pollfd; blocks without a timeout.
-            let n = unsafe { libc::poll(&mut fds, 1, -1) };
-            if n < 0 {
-                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return;
+            let stdin = std::io::stdin();
+            let mut fds = [PollFd::new(&stdin, PollFlags::empty())];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return,
             }
-            if fds.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            if fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
                 break;
             }
         }

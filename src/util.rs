@@ -190,7 +190,10 @@ pub fn file_kind(ft: std::fs::FileType) -> &'static str {
 /// finding out.
 pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)?;
     let ft = file.metadata()?.file_type();
     if !ft.is_file() {
         return Err(std::io::Error::new(

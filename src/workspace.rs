@@ -155,20 +155,11 @@ pub mod trust {
     }
 
     fn user_name(uid: u32) -> Option<String> {
-        let mut buf = vec![0u8; 16384];
-        // SAFETY: an all-zero passwd is a valid out-parameter for getpwuid_r.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: valid pointers and the buffer's real length.
-        let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
-        if rc != 0 || out.is_null() {
-            return None;
-        }
-        // SAFETY: getpwuid_r filled pw_name with a NUL-terminated string inside `buf`.
-        Some(unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_string_lossy().into_owned())
+        crate::gpu::procinfo::lookup_user(uid)
     }
 
-    /// The name and members of a group.
+    /// The name and members of a group. Raw libc: the group database goes through NSS,
+    /// which rustix does not reach.
     fn group(gid: u32) -> Option<(String, Vec<String>)> {
         let mut buf = vec![0u8; 65536];
         // SAFETY: an all-zero group is a valid out-parameter for getgrgid_r.
@@ -253,8 +244,7 @@ pub mod trust {
     /// Refuse a config (found, not named) that someone else could have written or planted:
     /// the error names the path, the owner or mode, and both fixes.
     pub fn check(config: &Path) -> Result<(), ConfigError> {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = rustix::process::geteuid().as_raw();
         let folder = config.parent().unwrap_or(Path::new("/"));
         let mut problems = Vec::new();
         match std::fs::metadata(config) {

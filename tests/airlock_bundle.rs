@@ -313,8 +313,8 @@ fn a_bundle_killed_mid_write_leaves_no_file_under_the_final_name() {
         assert!(Instant::now() < deadline, "no partial bundle appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    // `Child::kill` is SIGKILL.
+    child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     assert!(!final_path.exists(), "nothing under the final name after SIGKILL");
     // The next bundle cleans the leftover and completes.

@@ -376,8 +376,7 @@ fn run_starts_the_command_detached_in_its_own_session_appending_to_the_log() {
     };
     let (pid, ppid, sid) = (field("pid"), field("ppid"), field("sid"));
     assert_eq!(sid, pid, "a session of its own (setsid): {text}");
-    // SAFETY: getsid(0) asks about this process.
-    let my_sid = unsafe { libc::getsid(0) } as i64;
+    let my_sid = i64::from(rustix::process::getsid(None).expect("getsid").as_raw_pid());
     assert_ne!(sid, my_sid, "not in the starter's session");
     assert_ne!(ppid, std::process::id() as i64);
     assert!(text.contains(&format!("ckpt={}", ws.join("checkpoints/v68_step_100.pt").display())), "{text}");

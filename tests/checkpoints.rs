@@ -207,13 +207,11 @@ fn set_mtime(p: &Path, t: SystemTime) {
 
 /// Set a link's own modification time (not its target's).
 fn set_link_mtime(p: &Path, t: SystemTime) {
-    use std::os::unix::ffi::OsStrExt;
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: 0 };
-    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-    // SAFETY: valid C string and two timespecs.
-    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [ts, ts].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    assert_eq!(r, 0);
+    let ts = Timespec { tv_sec: d.as_secs() as i64, tv_nsec: 0 };
+    let times = Timestamps { last_access: ts, last_modification: ts };
+    utimensat(CWD, p, &times, AtFlags::SYMLINK_NOFOLLOW).expect("utimensat");
 }
 
 fn write_at(p: &Path, bytes: &[u8], t: SystemTime) {
@@ -666,7 +664,7 @@ fn a_full_disk_is_pruned_and_kept_files_are_intact() {
                 set_mtime(&p, ago(100_000 - step));
             }
             Err(e) => {
-                assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::NOSPC.raw_os_error()), "{e}");
                 drop(f);
                 set_mtime(&p, ago(100_000 - step));
                 break step;

@@ -41,9 +41,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn mkfifo(p: &Path) {
-    let c = std::ffi::CString::new(p.to_string_lossy().as_bytes()).expect("c");
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
 }
 
 #[test]
@@ -124,8 +122,7 @@ fn a_fifo_log_is_refused_not_waited_on() {
 // ---------------------------------------------------------------- planted configs (root)
 
 fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// These tests chown files to other users, which needs root: they are

@@ -24,10 +24,8 @@ struct Proc(Child);
 
 impl Proc {
     fn kill9(&mut self) {
-        // SAFETY: signalling a child we spawned and have not yet reaped.
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGKILL);
-        }
+        // `Child::kill` is SIGKILL: no chance to clean up, as with `kill -9`.
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }

@@ -155,8 +155,9 @@ fn a_closed_terminal_ends_the_console() {
     // The pane goes away as when an SSH session drops.
     t.cmd(&["kill-server"]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(pid, 0) } == 0 {
+    // Signal 0 only checks that the process exists.
+    let pid = rustix::process::Pid::from_raw(pid).expect("a pid");
+    while rustix::process::test_kill_process(pid).is_ok() {
         assert!(Instant::now() < deadline, "the console outlived its terminal");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -170,9 +171,10 @@ fn without_terminal(stdout: std::process::Stdio) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsconsole"));
     cmd.arg("-w").arg(dir.path()).env("XDG_STATE_HOME", dir.path().join("state"));
     cmd.stdin(std::process::Stdio::null()).stdout(stdout).stderr(std::process::Stdio::piped());
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    // SAFETY: the hook only makes the setsid(2) system call (no allocation, no locks),
+    // which is async-signal-safe between fork and exec.
     unsafe {
-        cmd.pre_exec(|| if libc::setsid() < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+        cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(std::io::Error::from));
     }
     cmd.output().expect("run")
 }

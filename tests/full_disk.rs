@@ -29,8 +29,7 @@ impl Drop for Unmount {
 /// config untrusted). Mounting needs root: the tests that call this are
 /// `#[ignore = "needs root"]` and fail, rather than pass, when run without it.
 fn tmpfs(size: &str) -> (tempfile::TempDir, Unmount) {
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "the full-disk tests need root to mount a tmpfs");
+    assert!(rustix::process::geteuid().is_root(), "the full-disk tests need root to mount a tmpfs");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
@@ -53,7 +52,7 @@ fn fill(dir: &Path) -> PathBuf {
     let chunk = vec![0xa5u8; 1 << 20];
     loop {
         if let Err(e) = f.write_all(&chunk) {
-            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+            assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::NOSPC.raw_os_error()), "{e}");
             break;
         }
     }
@@ -408,8 +407,8 @@ fn sync_on_a_disk_full_from_the_start_says_so_and_a_daemon_waits_for_space() {
         assert!(Instant::now() < deadline, "nothing stored after space came back: {}", read());
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SAFETY: signalling our own child by its pid.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
     let status = daemon.wait().expect("wait");
     assert!(status.success(), "{status:?}: {}", read());
     let _ = std::fs::remove_file(&log);

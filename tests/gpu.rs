@@ -116,8 +116,7 @@ fn two_gpus_processes_and_not_supported_power_through_the_real_wrapper() {
     assert_eq!(p.used_bytes, Some(gib_f(18.9)));
     assert_eq!(p.command.as_deref(), Some("sleep 300"));
     assert_eq!(p.short_name(), "sleep");
-    // SAFETY: getuid has no preconditions.
-    let me = unsafe { libc::getuid() };
+    let me = rustix::process::getuid().as_raw();
     assert_eq!(p.uid, Some(me));
     assert_eq!(p.user, lookup_user(me));
     assert_eq!(p.cwd.as_deref(), Some(ws.as_path()));
@@ -873,7 +872,7 @@ fn the_console_shows_the_gpus_and_k_stops_the_job() {
     t.wait_for("the notice", |s| s.contains(&format!("sent SIGTERM to process {pid}")));
     let status = job.0.wait().expect("wait for the job");
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert_eq!(status.signal(), Some(rustix::process::Signal::TERM.as_raw()));
     t.send(&["q"]);
     t.wait_for("the shell", |s| s.contains("EXIT=0"));
 }

@@ -301,7 +301,7 @@ fn k_then_y_sends_sigterm_to_the_chosen_process() {
     let effects = update(&mut s, Msg::ProcessTerminated { pid, result });
     assert_eq!(effects, vec![Effect::RefreshNow]);
     assert_eq!(s.status_line().map(|l| l.text.as_str()), Some(format!("sent SIGTERM to process {pid}").as_str()));
-    assert_eq!(child.wait().expect("wait").signal(), Some(libc::SIGTERM));
+    assert_eq!(child.wait().expect("wait").signal(), Some(rustix::process::Signal::TERM.as_raw()));
 }
 
 #[test]

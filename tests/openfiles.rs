@@ -14,8 +14,7 @@ use opsconsole::checkpoints::inventory::{self, ScanOptions, WritingWhy};
 /// Bind mounts and mount namespaces need root: these tests are `#[ignore = "needs root"]`
 /// and fail, rather than pass, when run without it.
 fn require_root() {
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root (mount)");
+    assert!(rustix::process::geteuid().is_root(), "these tests need root (mount)");
 }
 
 /// A process holding `path` open for writing on fd 3, started by `wrapper` (a command

@@ -474,10 +474,8 @@ fn sigtermed_daemons_are_not_attempts_and_once_fails_unless_everything_is_stored
             assert!(Instant::now() < deadline, "round {round}: no bytes reached the remote");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // SAFETY: signalling the child we spawned.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
         let status = child.wait().expect("wait");
         assert!(status.success(), "round {round}: the daemon ended with {status}");
     }

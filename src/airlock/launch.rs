@@ -157,14 +157,10 @@ pub fn start(
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
         cmd.env("PYTHONUNBUFFERED", "1");
     }
-    // SAFETY: setsid is async-signal-safe and touches nothing of the parent's.
+    // SAFETY: the hook only makes the setsid(2) system call (rustix issues it directly:
+    // no allocation, no locks), which is async-signal-safe between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(std::io::Error::from));
     }
     let child = cmd.spawn().map_err(|e| fail(format!("starting /bin/sh: {e}")))?;
     let launch = Launch {

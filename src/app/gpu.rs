@@ -77,8 +77,7 @@ impl GpuPanel {
             fit: None,
             machine_tier: config.tier.as_deref().and_then(|t| config.tier_named(t)).cloned(),
             selected: None,
-            // SAFETY: getuid has no preconditions and cannot fail.
-            my_uid: unsafe { libc::getuid() },
+            my_uid: rustix::process::getuid().as_raw(),
             workspace,
             tracker: FitTracker::new(),
             detector: TierDetector::new(),

@@ -60,8 +60,7 @@ pub fn output(mut cmd: Command, timeout: Duration) -> Result<Output, RunError> {
         match child.try_wait() {
             Ok(Some(s)) => break s,
             Ok(None) if Instant::now() >= deadline => {
-                // SAFETY: kill(2) on the group this function created; no memory involved.
-                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                kill_group(pgid);
                 let _ = child.wait();
                 // The readers end when the last writer in the group is gone.
                 let _ = out.join();
@@ -73,9 +72,16 @@ pub fn output(mut cmd: Command, timeout: Duration) -> Result<Output, RunError> {
         }
     };
     // Children left behind holding the pipes open must not keep this waiting forever.
-    // SAFETY: as above; the group may already be empty (ESRCH is fine).
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    kill_group(pgid);
     Ok(Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })
+}
+
+/// SIGKILL to the process group this module created; the group may already be empty
+/// (ESRCH is fine).
+fn kill_group(pgid: i32) {
+    if let Some(pgid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
 }
 
 #[cfg(test)]

@@ -116,9 +116,10 @@ pub fn spawn(workspace: &Path, command: &str) -> std::io::Result<Child> {
     let err = out.try_clone()?;
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(command).current_dir(workspace).stdin(Stdio::null()).stdout(out).stderr(err);
-    // SAFETY: setsid(2) is async-signal-safe; nothing else runs between fork and exec.
+    // SAFETY: the hook only makes the setsid(2) system call (rustix issues it directly:
+    // no allocation, no locks), which is async-signal-safe between fork and exec.
     unsafe {
-        cmd.pre_exec(|| if libc::setsid() == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+        cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(std::io::Error::from));
     }
     cmd.spawn()
 }

@@ -28,6 +28,8 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::glob::ssh_match;
+
 /// One line: its bytes without the line end, and the line end (`\n`, `\r\n` or none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Line<'a> {
@@ -114,26 +116,16 @@ fn parse_directive(line: &[u8]) -> Option<Directive> {
     Some(Directive { keyword, args, indent })
 }
 
-/// `ssh_config` pattern matching: `*`, `?`, whole-string.
-fn glob(pat: &[u8], s: &[u8]) -> bool {
-    match (pat.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&pat[1..], s) || (!s.is_empty() && glob(pat, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&pat[1..], &s[1..]),
-        (Some(p), Some(c)) if p.eq_ignore_ascii_case(c) => glob(&pat[1..], &s[1..]),
-        _ => false,
-    }
-}
-
-/// Whether a `Host` pattern list matches `host` (a negated match excludes it).
+/// Whether a `Host` pattern list matches `host` (a negated match excludes it). Each pattern
+/// uses ssh's own rules ([`ssh_match`]), not a path glob.
 fn patterns_match(patterns: &[Vec<u8>], host: &[u8]) -> bool {
     let mut hit = false;
     for p in patterns {
         if let Some(neg) = p.strip_prefix(b"!") {
-            if glob(neg, host) {
+            if ssh_match(neg, host) {
                 return false;
             }
-        } else if glob(p, host) {
+        } else if ssh_match(p, host) {
             hit = true;
         }
     }
@@ -464,8 +456,7 @@ fn replace_atomically(dest: &Path, bytes: &[u8], mode: u32, like: Option<&std::f
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if let Some(m) = like
-            // SAFETY: getuid has no preconditions and cannot fail.
-            && unsafe { libc::getuid() } == 0
+            && rustix::process::getuid().is_root()
         {
             std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
         }
@@ -553,7 +544,7 @@ mod tests {
         assert_eq!(parse_directive(b"Host=a b").expect("d").args.len(), 2);
         assert_eq!(parse_directive(b"   # comment"), None);
         assert_eq!(parse_directive(b""), None);
-        assert!(glob(b"gpu-*", b"gpu-vm") && !glob(b"gpu-?", b"gpu-vm") && glob(b"*", b""));
+        assert!(ssh_match(b"gpu-*", b"gpu-vm") && !ssh_match(b"gpu-?", b"gpu-vm") && ssh_match(b"*", b""));
         assert!(!patterns_match(&[b"*".to_vec(), b"!gpu-vm".to_vec()], b"gpu-vm"));
     }
 }

@@ -137,8 +137,8 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
             out.push((k.clone(), format!("entry {n} `{root}`: `**` is not supported; use `*` for one folder name")));
         }
         for comp in root.split('/') {
-            if let Err(e) = globset::Glob::new(comp) {
-                out.push((k.clone(), format!("entry {n} `{root}`: bad pattern: {}", e.kind())));
+            if let Err(e) = crate::glob::Glob::name(comp) {
+                out.push((k.clone(), format!("entry {n} `{root}`: {e}")));
             }
         }
     }
@@ -170,8 +170,8 @@ fn check_patterns(key: &str, patterns: &[String], out: &mut Vec<(String, String)
         let (k, n) = (key.to_string(), i + 1);
         if p.contains('/') {
             out.push((k, format!("entry {n} `{p}`: a file name pattern must not contain `/`")));
-        } else if let Err(e) = globset::Glob::new(p) {
-            out.push((k, format!("entry {n} `{p}`: bad pattern: {}", e.kind())));
+        } else if let Err(e) = crate::glob::Glob::name(p) {
+            out.push((k, format!("entry {n}: {e}")));
         }
     }
 }
@@ -264,6 +264,23 @@ mod tests {
     fn defaults_are_valid() {
         assert!(CheckpointsConfig::default().validate().is_empty());
         assert!(PruneConfig::default().validate().is_empty());
+    }
+
+    #[test]
+    fn a_bad_glob_is_named_and_checkpoint_names_keep_star_across_slash() {
+        let c = CheckpointsConfig {
+            roots: vec!["runs/[a".into()],
+            patterns: vec!["*.{pt".into()],
+            ..CheckpointsConfig::default()
+        };
+        let problems = c.validate();
+        let roots = problems.iter().find(|(k, _)| k == "checkpoints.roots").expect("roots").1.as_str();
+        assert!(roots.contains("`[a` is not a valid glob"), "{roots}");
+        let pats = problems.iter().find(|(k, _)| k == "checkpoints.patterns").expect("patterns").1.as_str();
+        assert!(pats.contains("`*.{pt` is not a valid glob"), "{pats}");
+        // The inventory's name set keeps globset's default (issue 10: unchanged).
+        let names = super::super::roots::name_set(&["*.pt".to_string()]);
+        assert!(names.is_match("model.pt") && names.is_match("sub/model.pt"));
     }
 
     #[test]

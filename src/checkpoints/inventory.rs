@@ -14,7 +14,9 @@ use super::ledger::ConfirmationSource;
 use super::openfiles;
 use super::roots::{self, RootDir, Skipped, Unit, UnitKind, UnitMatcher};
 use super::ser_path;
+use crate::disk::usage::Stat;
 use crate::unixtime::secs as unix_secs;
+use rustix::fs::FileType;
 use std::ffi::CString;
 
 /// How deep below a root checkpoints are looked for.
@@ -314,7 +316,7 @@ pub fn finish(
 pub struct WalkCollector {
     roots: Vec<RootDir>,
     by_rel: HashMap<PathBuf, usize>,
-    files: globset::GlobSet,
+    files: crate::glob::GlobSet,
     hf: bool,
     pub units: Vec<Unit>,
     folders: HashMap<PathBuf, usize>,
@@ -350,15 +352,15 @@ impl WalkCollector {
     }
 
     /// One folder's entries (`rel_dir` relative to the workspace).
-    pub fn visit(&mut self, rel_dir: &Path, entries: &[(CString, libc::stat64)]) {
+    pub fn visit(&mut self, rel_dir: &Path, entries: &[(CString, Stat)]) {
         use std::os::unix::ffi::OsStrExt;
-        let is = |st: &libc::stat64, t| st.st_mode & libc::S_IFMT == t;
+        let is = crate::disk::usage::is_type;
         // Inside a folder checkpoint: add to its totals.
         if let Some(&u) = rel_dir.ancestors().find_map(|a| self.folders.get(a)) {
             let unit = &mut self.units[u];
             for (_, st) in entries {
-                unit.mtime = unit.mtime.max(st_time(st.st_mtime, st.st_mtime_nsec));
-                if is(st, libc::S_IFLNK) || is(st, libc::S_IFDIR) {
+                unit.mtime = unit.mtime.max(st_time(st.st_mtime, st.st_mtime_nsec as i64));
+                if is(st, FileType::Symlink) || is(st, FileType::Directory) {
                     continue;
                 }
                 unit.bytes += st.st_size as u64;
@@ -379,12 +381,12 @@ impl WalkCollector {
         for (name, st) in entries {
             let name_os = std::ffi::OsStr::from_bytes(name.to_bytes());
             let rel_in_root = below.join(name_os);
-            if is(st, libc::S_IFLNK) {
+            if is(st, FileType::Symlink) {
                 self.skipped.push(Skipped {
                     path: root.path.join(&rel_in_root),
                     why: "symbolic link; never followed or deleted through".into(),
                 });
-            } else if is(st, libc::S_IFDIR) {
+            } else if is(st, FileType::Directory) {
                 if self.hf && HF_FOLDER_RE.is_match(&name_os.to_string_lossy()) {
                     self.folders.insert(rel_dir.join(name_os), self.units.len());
                     self.units.push(Unit {
@@ -393,19 +395,19 @@ impl WalkCollector {
                         kind: UnitKind::Folder,
                         bytes: 0,
                         freeable_bytes: 0,
-                        mtime: st_time(st.st_mtime, st.st_mtime_nsec),
+                        mtime: st_time(st.st_mtime, st.st_mtime_nsec as i64),
                         dev: st.st_dev,
                         ino: st.st_ino,
                     });
                 }
-            } else if is(st, libc::S_IFREG) && self.files.is_match(Path::new(name_os)) {
+            } else if is(st, FileType::RegularFile) && self.files.is_match(Path::new(name_os)) {
                 self.units.push(Unit {
                     root: root.clone(),
                     rel_in_root,
                     kind: UnitKind::File,
                     bytes: st.st_size as u64,
                     freeable_bytes: if st.st_nlink > 1 { 0 } else { st.st_blocks as u64 * 512 },
-                    mtime: st_time(st.st_mtime, st.st_mtime_nsec),
+                    mtime: st_time(st.st_mtime, st.st_mtime_nsec as i64),
                     dev: st.st_dev,
                     ino: st.st_ino,
                 });

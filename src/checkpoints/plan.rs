@@ -165,24 +165,10 @@ impl DiskSpace {
 
     /// `statvfs` of the filesystem holding `path`.
     pub fn of_path(path: &std::path::Path) -> std::io::Result<DiskSpace> {
-        use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::MetadataExt;
         let dev = std::fs::metadata(path)?.dev();
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
-        // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
-        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let frsize = st.f_frsize as u64;
-        Ok(DiskSpace {
-            path: path.to_path_buf(),
-            dev,
-            used_bytes: (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * frsize,
-            available_bytes: st.f_bavail as u64 * frsize,
-        })
+        let (_, used_bytes, available_bytes) = crate::disk::statvfs(path)?;
+        Ok(DiskSpace { path: path.to_path_buf(), dev, used_bytes, available_bytes })
     }
 }
 

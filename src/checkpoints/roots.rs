@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
-use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
+use crate::glob::{Glob, GlobSet, Semantics};
 use serde::Serialize;
 
 use super::ser_path;
@@ -109,8 +109,7 @@ fn walk_pattern(anchor: &Path, rel: PathBuf, rest: &[String], found: &mut Vec<Pa
         }
     };
     if has_glob(head) {
-        let Ok(glob) = Glob::new(head) else { return };
-        let m = glob.compile_matcher();
+        let Ok(m) = Glob::name(head) else { return };
         let Ok(rd) = fs::read_dir(&here) else { return };
         let mut names: Vec<OsString> =
             rd.filter_map(Result::ok).map(|e| e.file_name()).filter(|n| m.is_match(Path::new(n))).collect();
@@ -123,20 +122,10 @@ fn walk_pattern(anchor: &Path, rel: PathBuf, rest: &[String], found: &mut Vec<Pa
     }
 }
 
-/// Compile file-name patterns into one set (invalid ones are dropped; `validate` names them).
+/// Compile file-name patterns into one set of checkpoint-name globs
+/// ([`Semantics::Name`]; invalid ones are dropped: `validate` names them).
 pub fn name_set(patterns: &[String]) -> GlobSet {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        if let Ok(g) = Glob::new(p) {
-            b.add(g);
-        }
-    }
-    b.build().unwrap_or_else(|_| GlobSet::empty())
-}
-
-/// Compile one folder-name pattern.
-pub fn name_matcher(pattern: &str) -> Option<GlobMatcher> {
-    Glob::new(pattern).ok().map(|g| g.compile_matcher())
+    GlobSet::lenient(patterns, Semantics::Name)
 }
 
 /// Whether a unit is one file or a folder deleted as a whole.

@@ -7,9 +7,12 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 
 use super::roots::{Unit, UnitKind};
 
@@ -17,41 +20,24 @@ fn cstr(s: &OsStr) -> io::Result<CString> {
     CString::new(s.as_bytes()).map_err(|_| io::Error::other("name contains a NUL byte"))
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
-}
-
-const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
 
 fn open_anchor(anchor: &Path) -> io::Result<OwnedFd> {
-    let c = cstr(anchor.as_os_str())?;
-    // SAFETY: valid C string; the returned descriptor is owned below.
-    let fd = check(unsafe { libc::open(c.as_ptr(), DIR_FLAGS) })?;
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::fs::open(cstr(anchor.as_os_str())?.as_c_str(), DIR_FLAGS, Mode::empty())?)
 }
 
 fn open_child_dir(parent: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
     let c = cstr(name)?;
-    // SAFETY: valid descriptor and C string.
-    let fd =
-        check(unsafe { libc::openat(parent.as_raw_fd(), c.as_ptr(), DIR_FLAGS | libc::O_NOFOLLOW) }).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
-                io::Error::other(format!("{} is not a real folder (a link?); not followed", name.to_string_lossy()))
-            } else {
-                e
-            }
-        })?;
-    // SAFETY: freshly opened descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    rustix::fs::openat(parent, c.as_c_str(), DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => {
+            io::Error::other(format!("{} is not a real folder (a link?); not followed", name.to_string_lossy()))
+        }
+        e => e.into(),
+    })
 }
 
-fn lstat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
-    // SAFETY: zeroed stat is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor, C string and out-pointer.
-    check(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok(st)
+fn lstat_at(dir: &OwnedFd, name: &CStr) -> io::Result<Stat> {
+    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
 /// Delete a planned unit, or fail without touching anything if any folder on the way is a
@@ -74,23 +60,22 @@ pub fn delete_unit(unit: &Unit) -> io::Result<()> {
     }
     let cname = cstr(name)?;
     let st = lstat_at(&dir, &cname)?;
-    let fmt = st.st_mode & libc::S_IFMT;
+    let fmt = FileType::from_raw_mode(st.st_mode);
     let want = match unit.kind {
-        UnitKind::File => libc::S_IFREG,
-        UnitKind::Folder => libc::S_IFDIR,
+        UnitKind::File => FileType::RegularFile,
+        UnitKind::Folder => FileType::Directory,
     };
     if fmt != want || st.st_ino != unit.ino || st.st_dev != unit.dev {
         return Err(io::Error::other("replaced since the plan was made; refused"));
     }
     match unit.kind {
-        UnitKind::File => unlink_at(&dir, &cname, 0),
+        UnitKind::File => unlink_at(&dir, &cname, AtFlags::empty()),
         UnitKind::Folder => remove_tree_at(&dir, name),
     }
 }
 
-fn unlink_at(dir: &OwnedFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: valid descriptor and C string.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(|_| ())
+fn unlink_at(dir: &OwnedFd, name: &CStr, flags: AtFlags) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, flags)?)
 }
 
 /// Remove folder `name` under `parent` and everything in it, never following a link.
@@ -100,13 +85,13 @@ fn remove_tree_at(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
         let child = OsStr::from_bytes(c.as_bytes());
         let is_dir = match is_dir {
             Some(d) => d,
-            None => lstat_at(&dir, &c)?.st_mode & libc::S_IFMT == libc::S_IFDIR,
+            None => FileType::from_raw_mode(lstat_at(&dir, &c)?.st_mode) == FileType::Directory,
         };
         if is_dir {
             remove_tree_at(&dir, child)?;
         } else {
-            unlink_at(&dir, &c, 0)?;
+            unlink_at(&dir, &c, AtFlags::empty())?;
         }
     }
-    unlink_at(parent, &cstr(name)?, libc::AT_REMOVEDIR)
+    unlink_at(parent, &cstr(name)?, AtFlags::REMOVEDIR)
 }

@@ -59,7 +59,7 @@ pub fn collect(
     let walk = std::sync::Mutex::new(inventory::WalkCollector::new(cfg, inside));
     let (usage, open) = std::thread::scope(|s| {
         let open = s.spawn(|| inventory::open_under_roots(&all));
-        let visit = |rel: &Path, entries: &[(std::ffi::CString, libc::stat64)]| {
+        let visit = |rel: &Path, entries: &[(std::ffi::CString, crate::disk::usage::Stat)]| {
             walk.lock().unwrap_or_else(|p| p.into_inner()).visit(rel, entries);
         };
         let (mut v1, mut v2) = (visit, visit);

@@ -8,16 +8,25 @@ use std::time::SystemTime;
 use crate::airlock::{Progress, bundle, freeze, import, resume};
 use crate::config::Config;
 
-/// Progress printed on stderr for the CLI: each step on a line; bytes at most every half
+/// Progress printed on stderr for the CLI: each step on a line; bytes as an `indicatif`
+/// bar on a terminal (its last state kept as a line), else as lines at most every half
 /// second (and the last one), so a pipe or a log file is not flooded.
 struct StderrProgress {
     last: Option<std::time::Instant>,
     quiet: bool,
+    out: super::progress::StderrProgress,
 }
+
+/// The key of the one byte bar (steps run one at a time).
+const BYTES: &str = "bytes";
 
 impl StderrProgress {
     fn new(quiet: bool) -> Self {
-        Self { last: None, quiet }
+        Self::with(quiet, super::progress::StderrProgress::stderr())
+    }
+
+    fn with(quiet: bool, out: super::progress::StderrProgress) -> Self {
+        Self { last: None, quiet, out }
     }
 
     fn report(&mut self, p: Progress) {
@@ -25,20 +34,29 @@ impl StderrProgress {
             return;
         }
         match p {
-            Progress::Step(s) => eprintln!("{}", crate::util::printable(&s)),
+            Progress::Step(s) => {
+                self.out.end(BYTES);
+                self.out.line(&crate::util::printable(&s));
+            }
             Progress::Bytes { done, total, what } => {
-                let now = std::time::Instant::now();
-                if done < total && self.last.is_some_and(|t| now.duration_since(t).as_millis() < 500) {
-                    return;
-                }
-                self.last = Some(now);
                 let pct = done as f64 * 100.0 / total.max(1) as f64;
-                eprintln!(
+                let text = format!(
                     "  {pct:5.1}% {} of {} {}",
                     crate::util::bytes(done),
                     crate::util::bytes(total),
                     crate::util::printable(&what)
                 );
+                if self.out.drawing() && done < total {
+                    self.out.bar(BYTES, done, total, Some(text.trim_start().to_string()));
+                    return;
+                }
+                self.out.end(BYTES);
+                let now = std::time::Instant::now();
+                if done < total && self.last.is_some_and(|t| now.duration_since(t).as_millis() < 500) {
+                    return;
+                }
+                self.last = Some(now);
+                self.out.line(&text);
             }
         }
     }
@@ -48,6 +66,7 @@ impl StderrProgress {
 pub fn bundle(workspace: &Path, cfg: &Config, opts: &bundle::BundleOptions, json: bool) -> u8 {
     let mut out = StderrProgress::new(json);
     let result = bundle::build(workspace, cfg, opts, &mut |p| out.report(p), &AtomicBool::new(false));
+    drop(out); // clears a bar left by a failure before the outcome is printed
     match result {
         Ok(outcome) => {
             if json {
@@ -71,7 +90,9 @@ pub fn bundle(workspace: &Path, cfg: &Config, opts: &bundle::BundleOptions, json
 /// journal), 1 failed.
 pub fn import(workspace: &Path, cfg: &Config, opts: &import::ImportOptions, json: bool) -> u8 {
     let mut out = StderrProgress::new(json);
-    match import::run(workspace, cfg, opts, &mut |p| out.report(p), &AtomicBool::new(false)) {
+    let result = import::run(workspace, cfg, opts, &mut |p| out.report(p), &AtomicBool::new(false));
+    drop(out); // clears a bar left by a failure before the outcome is printed
+    match result {
         Ok(imp) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&imp).unwrap_or_default());
@@ -94,7 +115,9 @@ pub fn import(workspace: &Path, cfg: &Config, opts: &import::ImportOptions, json
 /// found (and, with `--run`, the command started), 1 none found or the run refused.
 pub fn resume(workspace: &Path, cfg: &Config, opts: &resume::ResumeOptions, flags: resume::ResumeFlags) -> u8 {
     let mut out = StderrProgress::new(flags.json || flags.print_path);
-    let report = match resume::plan(workspace, cfg, opts, &mut |p| out.report(p), &AtomicBool::new(false)) {
+    let planned = resume::plan(workspace, cfg, opts, &mut |p| out.report(p), &AtomicBool::new(false));
+    drop(out); // clears a bar left by a failure before the outcome is printed
+    let report = match planned {
         Ok(r) => r,
         Err(e) => {
             if flags.json {
@@ -174,5 +197,60 @@ pub fn freeze(workspace: &Path, cfg: &Config, json: bool) -> u8 {
             eprintln!("error: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::progress::tests::{Plain, Screen};
+    use indicatif::ProgressDrawTarget;
+
+    fn feed(p: &mut StderrProgress) {
+        p.report(Progress::Step("hashing".into()));
+        p.report(Progress::Bytes { done: 0, total: 2000, what: "model.pt".into() });
+        p.report(Progress::Bytes { done: 1000, total: 2000, what: "model.pt".into() });
+        p.report(Progress::Bytes { done: 2000, total: 2000, what: "model.pt".into() });
+        p.report(Progress::Step("writing the bundle".into()));
+    }
+
+    #[test]
+    fn without_a_terminal_bytes_are_throttled_lines_and_nothing_is_drawn() {
+        let plain = Plain::default();
+        let out =
+            super::super::progress::StderrProgress::with_target(ProgressDrawTarget::hidden(), Box::new(plain.clone()));
+        feed(&mut StderrProgress::with(false, out));
+        // 50% falls inside the half-second window; the last state always shows.
+        assert_eq!(
+            plain.text(),
+            "hashing\n    0.0% 0 B of 2.0 kB model.pt\n  100.0% 2.0 kB of 2.0 kB model.pt\nwriting the bundle\n"
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_bytes_are_a_bar_whose_last_state_stays_as_a_line() {
+        let (screen, plain) = (Screen::default(), Plain::default());
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(screen.clone()), 20);
+        let mut p = StderrProgress::with(
+            false,
+            super::super::progress::StderrProgress::with_target(target, Box::new(plain.clone())),
+        );
+        feed(&mut p);
+        assert!(!p.out.has_bar(BYTES), "the finished transfer's bar is cleared");
+        let shown = screen.0.lock().unwrap().clone();
+        assert!(shown.contains("[--------------------] 0.0% 0 B of 2.0 kB model.pt"), "{shown}");
+        assert!(shown.contains("[##########>---------] 50.0% 1.0 kB of 2.0 kB model.pt"), "{shown}");
+        assert!(shown.contains("  100.0% 2.0 kB of 2.0 kB model.pt"), "{shown}");
+        assert!(shown.contains("writing the bundle"), "{shown}");
+        assert_eq!(plain.text(), "");
+    }
+
+    #[test]
+    fn quiet_prints_nothing() {
+        let plain = Plain::default();
+        let out =
+            super::super::progress::StderrProgress::with_target(ProgressDrawTarget::hidden(), Box::new(plain.clone()));
+        feed(&mut StderrProgress::with(true, out));
+        assert_eq!(plain.text(), "");
     }
 }

@@ -21,6 +21,7 @@ pub mod estimate;
 pub mod fit;
 pub mod log;
 pub mod metrics;
+pub mod progress;
 pub mod prune;
 pub mod remote;
 pub mod shutdown_check;

@@ -69,52 +69,58 @@ pub async fn run_daemon(
     summary
 }
 
-/// Progress on stderr: one self-updating bar line on a terminal, plain throttled lines
-/// otherwise (a log file, a pipe, a systemd journal).
+/// Progress on stderr: on a terminal an `indicatif` bar per upload in flight, the other
+/// events as lines above them; plain throttled lines otherwise (a log file, a pipe, a
+/// systemd journal), where nothing is drawn.
 struct StderrReporter {
-    tty: bool,
+    out: super::progress::StderrProgress,
     lines: ProgressLines,
-    bar_shown: bool,
 }
 
 impl StderrReporter {
     fn new(every: Duration) -> Self {
-        use std::io::IsTerminal;
-        let tty = std::io::stderr().is_terminal();
-        // On a terminal the bar redraws in place, so it may update often.
-        let every = if tty { Duration::from_millis(250) } else { every };
-        Self { tty, lines: ProgressLines::new(every), bar_shown: false }
+        Self::with(super::progress::StderrProgress::stderr(), every)
+    }
+
+    fn with(out: super::progress::StderrProgress, every: Duration) -> Self {
+        // On a terminal the bar redraws in place (indicatif limits it to 20 times a
+        // second), so its words follow every event.
+        let every = if out.drawing() { Duration::ZERO } else { every };
+        Self { out, lines: ProgressLines::new(every) }
     }
 
     fn event(&mut self, ev: &SyncEvent) {
-        use std::io::Write;
-        let Some(line) = self.lines.line(ev, Instant::now()) else { return };
+        let line = self.lines.line(ev, Instant::now());
         // Paths are the world's: control characters in them are shown, never obeyed.
-        let line = crate::util::printable(&line);
-        let mut err = std::io::stderr().lock();
-        if self.tty
-            && let SyncEvent::Progress { bytes_done, bytes_total, .. } = ev
-        {
-            let pct = *bytes_done as f64 * 100.0 / (*bytes_total).max(1) as f64;
-            let filled = (pct / 5.0).round().clamp(0.0, 20.0) as usize;
-            let bar = format!("[{}{}]", "#".repeat(filled), "-".repeat(20 - filled));
-            let _ = write!(err, "\r\x1b[2K{bar} {line}");
-            let _ = err.flush();
-            self.bar_shown = true;
-            return;
+        let line = line.map(|l| crate::util::printable(&l).into_owned());
+        if self.out.drawing() {
+            if let SyncEvent::Progress { level, path, bytes_done, bytes_total, .. } = ev {
+                self.out.bar(&format!("{level} {path}"), *bytes_done, *bytes_total, line);
+                return;
+            }
+            for key in uploads_ended(ev) {
+                self.out.end(&key);
+            }
         }
-        if self.bar_shown {
-            let _ = write!(err, "\r\x1b[2K");
-            self.bar_shown = false;
+        if let Some(line) = line {
+            self.out.line(&line);
         }
-        let _ = writeln!(err, "{line}");
     }
 
     fn finish(&mut self) {
-        if self.bar_shown {
-            eprintln!();
-            self.bar_shown = false;
-        }
+        self.out.finish();
+    }
+}
+
+/// The uploads (`"<level> <path>"`, the bar keys) an event ends or restarts.
+fn uploads_ended(ev: &SyncEvent) -> Vec<String> {
+    match ev {
+        SyncEvent::Started { level, path, .. }
+        | SyncEvent::Confirmed { level, path, .. }
+        | SyncEvent::Failed { level, path, .. }
+        | SyncEvent::Requeued { level, path, .. } => vec![format!("{level} {path}")],
+        SyncEvent::Dropped { path, levels, .. } => levels.iter().map(|l| format!("{l} {path}")).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -316,5 +322,64 @@ mod tests {
         assert_eq!(p.line(&ev(1_000_000_000), t).as_deref(), Some("L3 a.pt 25% 1.0 GB/4.0 GB 88.0 MB/s"));
         assert_eq!(p.line(&ev(1_100_000_000), t + Duration::from_secs(1)), None);
         assert!(p.line(&ev(1_200_000_000), t + Duration::from_secs(2)).is_some());
+    }
+
+    fn run(reporter: &mut StderrReporter) {
+        let progress = |done| SyncEvent::Progress {
+            level: "L2".into(),
+            path: "ck/a.pt".into(),
+            bytes_done: done,
+            bytes_total: 1000,
+            rate_bytes_per_s: 0,
+        };
+        reporter.event(&SyncEvent::Started {
+            level: "L2".into(),
+            path: "ck/a.pt".into(),
+            offset: 0,
+            bytes_total: 1000,
+        });
+        reporter.event(&progress(400));
+        reporter.event(&progress(500));
+        reporter.event(&SyncEvent::Confirmed {
+            level: "L2".into(),
+            path: "ck/a.pt".into(),
+            bytes: 1000,
+            already_there: false,
+        });
+        reporter.finish();
+    }
+
+    #[test]
+    fn without_a_terminal_the_reporter_prints_the_same_plain_lines_and_draws_nothing() {
+        use crate::cli::progress::{StderrProgress, tests::Plain};
+        let plain = Plain::default();
+        let out = StderrProgress::with_target(indicatif::ProgressDrawTarget::hidden(), Box::new(plain.clone()));
+        let mut r = StderrReporter::with(out, Duration::from_secs(60));
+        run(&mut r);
+        // The second progress event is inside the throttle window: one progress line.
+        assert_eq!(
+            plain.text(),
+            "L2 uploading ck/a.pt (1.0 kB)\nL2 ck/a.pt 40% 400 B/1.0 kB 0 B/s\nL2 stored ck/a.pt (1.0 kB), checksum verified\n"
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_an_upload_gets_a_bar_that_its_confirmation_clears() {
+        use crate::cli::progress::{StderrProgress, tests::Plain, tests::Screen};
+        let (screen, plain) = (Screen::default(), Plain::default());
+        let target = indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(screen.clone()), 20);
+        let mut r =
+            StderrReporter::with(StderrProgress::with_target(target, Box::new(plain.clone())), Duration::from_secs(60));
+        run(&mut r);
+        let shown = screen.0.lock().unwrap().clone();
+        assert!(shown.contains("L2 uploading ck/a.pt (1.0 kB)"), "{shown}");
+        assert!(shown.contains("[########>-----------] L2 ck/a.pt 40% 400 B/1.0 kB 0 B/s"), "{shown}");
+        assert!(
+            !shown.contains("] \n") && !shown.contains("]  "),
+            "a bar is drawn with its words from the start: {shown}"
+        );
+        assert!(shown.contains("L2 stored ck/a.pt (1.0 kB), checksum verified"), "{shown}");
+        assert!(!r.out.has_bar("L2 ck/a.pt"), "the confirmation ends the bar");
+        assert_eq!(plain.text(), "");
     }
 }

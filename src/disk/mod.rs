@@ -154,20 +154,11 @@ pub fn mount_for<'a>(path: &Path, mounts: &'a [Mount]) -> Option<&'a Mount> {
 
 /// Space on a filesystem in bytes: (total, used, available), as `df` computes them.
 pub fn statvfs(path: &Path) -> std::io::Result<(u64, u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let frsize = if st.f_frsize > 0 { st.f_frsize as u64 } else { st.f_bsize as u64 };
-    let total = st.f_blocks as u64 * frsize;
-    let free = st.f_bfree as u64 * frsize;
-    let avail = st.f_bavail as u64 * frsize;
+    let st = rustix::fs::statvfs(path)?;
+    let frsize = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize };
+    let total = st.f_blocks * frsize;
+    let free = st.f_bfree * frsize;
+    let avail = st.f_bavail * frsize;
     Ok((total, total.saturating_sub(free), avail))
 }
 

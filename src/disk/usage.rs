@@ -4,13 +4,15 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use crate::glob::{GlobSet, Semantics};
+/// The `lstat` of one entry, as the walks hand it to visitors.
+pub use rustix::fs::Stat;
 use serde::Serialize;
 
 /// Which folders (paths relative to the workspace, `*` = one folder name) belong to which
@@ -57,14 +59,10 @@ enum Cat {
     Other,
 }
 
+/// Path globs ([`Semantics::Path`]); a trailing `/` is ignored; invalid ones are dropped.
 fn set(patterns: &[String]) -> GlobSet {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        if let Ok(g) = GlobBuilder::new(p.trim_end_matches('/')).literal_separator(true).build() {
-            b.add(g);
-        }
-    }
-    b.build().unwrap_or_else(|_| GlobSet::empty())
+    let trimmed: Vec<&str> = patterns.iter().map(|p| p.trim_end_matches('/')).collect();
+    GlobSet::lenient(&trimmed, Semantics::Path)
 }
 
 impl UsageBreakdown {
@@ -81,64 +79,48 @@ impl UsageBreakdown {
 
 /// Names in an open folder (without `.` and `..`), each with whether it is a folder, from
 /// the entry type (`None` when the filesystem does not say). Used by the usage walk and by
-/// the safe delete.
+/// the safe delete. `getdents64` on `dir` itself into a 32 KiB buffer (glibc's `readdir`
+/// size; no duplicate descriptor, no allocation per entry but the name kept), so it reads
+/// from the descriptor's position: each caller lists a freshly opened folder once.
 pub(crate) fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<(CString, Option<bool>)>> {
-    // fdopendir takes ownership of the descriptor it gets, so hand it a duplicate.
-    // SAFETY: valid descriptor.
-    let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `dup` is a fresh descriptor of an open folder.
-    let dp = unsafe { libc::fdopendir(dup) };
-    if dp.is_null() {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: still ours when fdopendir fails.
-        unsafe { libc::close(dup) };
-        return Err(e);
-    }
+    use rustix::fs::FileType;
+    let mut buf = Vec::with_capacity(32 * 1024);
+    let mut entries = rustix::fs::RawDir::new(dir, buf.spare_capacity_mut());
     let mut out = Vec::new();
-    loop {
-        // SAFETY: `dp` is valid until closedir.
-        let ent = unsafe { libc::readdir64(dp) };
-        if ent.is_null() {
-            break;
-        }
-        // SAFETY: a valid entry with a NUL-terminated name.
-        let (name, ty) = unsafe { (CStr::from_ptr((*ent).d_name.as_ptr()), (*ent).d_type) };
+    while let Some(ent) = entries.next() {
+        let ent = ent?;
+        let name = ent.file_name();
         let b = name.to_bytes();
         if b == b"." || b == b".." {
             continue;
         }
-        let kind = match ty {
-            libc::DT_DIR => Some(true),
-            libc::DT_UNKNOWN => None,
+        let kind = match ent.file_type() {
+            FileType::Directory => Some(true),
+            FileType::Unknown => None,
             _ => Some(false),
         };
         out.push((name.to_owned(), kind));
     }
-    // SAFETY: closes `dp` and `dup`.
-    unsafe { libc::closedir(dp) };
     Ok(out)
 }
 
-fn open_dir(parent: Option<&OwnedFd>, name: &CStr) -> std::io::Result<OwnedFd> {
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-    // SAFETY: valid descriptor (or AT_FDCWD) and C string.
-    let fd = unsafe { libc::openat(parent.map_or(libc::AT_FDCWD, |p| p.as_raw_fd()), name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: freshly opened, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// Flags of every folder the walks open: never through a link.
+const DIR_NOFOLLOW: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::CLOEXEC)
+    .union(rustix::fs::OFlags::NOFOLLOW);
+
+fn open_dir(parent: &OwnedFd, name: &CStr) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(parent, name, DIR_NOFOLLOW, rustix::fs::Mode::empty())?)
 }
 
-fn lstat_at(dir: &OwnedFd, name: &CStr) -> Option<libc::stat64> {
-    // SAFETY: a zeroed stat64 is a valid out-buffer.
-    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor, C string and out-pointer.
-    let r = unsafe { libc::fstatat64(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    (r == 0).then_some(st)
+fn lstat_at(dir: &OwnedFd, name: &CStr) -> Option<Stat> {
+    rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()
+}
+
+/// Whether an `lstat` is of this file type.
+pub fn is_type(st: &Stat, t: rustix::fs::FileType) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == t
 }
 
 /// A folder waiting to be read: its parent's descriptor (kept open only while children
@@ -151,7 +133,7 @@ struct Pending {
 }
 
 /// One folder's entries: its path relative to the workspace, and each name with its `lstat`.
-pub type FolderVisitor<'a> = dyn FnMut(&Path, &[(CString, libc::stat64)]) + Send + 'a;
+pub type FolderVisitor<'a> = dyn FnMut(&Path, &[(CString, Stat)]) + Send + 'a;
 
 /// Files with more than one link: (dev, ino) -> (bytes, category).
 type Links = std::collections::HashMap<(u64, u64), (u64, Cat)>;
@@ -192,7 +174,7 @@ impl<'a> Walker<'a> {
         visit(rel, &entries);
         let mut subdirs = Vec::new();
         for (name, st) in entries {
-            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            let is_dir = is_type(&st, rustix::fs::FileType::Directory);
             let bytes = st.st_blocks as u64 * 512;
             if is_dir {
                 self.out.dirs += 1;
@@ -239,7 +221,7 @@ impl<'a> Walker<'a> {
         let mut pending: Vec<Pending> =
             start.into_iter().rev().map(|(name, rel, cat)| Pending { parent: base.clone(), name, rel, cat }).collect();
         while let Some(p) = pending.pop() {
-            let dir = match open_dir(Some(&p.parent), &p.name) {
+            let dir = match open_dir(&p.parent, &p.name) {
                 Ok(fd) => Rc::new(fd),
                 Err(_) => {
                     self.out.unreadable += 1;
@@ -254,22 +236,19 @@ impl<'a> Walker<'a> {
 }
 
 fn open_workspace(workspace: &Path) -> Option<OwnedFd> {
-    let c = CString::new(workspace.as_os_str().as_bytes()).ok()?;
+    use rustix::fs::OFlags;
     // The workspace itself may be reached through a link; below it nothing is.
-    // SAFETY: valid C string.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    // SAFETY: freshly opened when not negative.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    rustix::fs::open(workspace, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, rustix::fs::Mode::empty()).ok()
 }
 
 /// Open `rel` (a chain of real folders) under `base`, never following a link.
 fn open_rel(base: &OwnedFd, rel: &Path) -> Option<OwnedFd> {
     let mut comps = rel.components();
     let first = CString::new(comps.next()?.as_os_str().as_bytes()).ok()?;
-    let mut fd = open_dir(Some(base), &first).ok()?;
+    let mut fd = open_dir(base, &first).ok()?;
     for c in comps {
         let name = CString::new(c.as_os_str().as_bytes()).ok()?;
-        fd = open_dir(Some(&fd), &name).ok()?;
+        fd = open_dir(&fd, &name).ok()?;
     }
     Some(fd)
 }
@@ -388,6 +367,26 @@ mod tests {
     }
 
     #[test]
+    fn list_dir_reads_a_folder_larger_than_its_buffer_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2,000 names of ~70 bytes: well over the 32 KiB read buffer.
+        let mut want: Vec<String> = (0..2000).map(|i| format!("{i:05}-{}", "n".repeat(60))).collect();
+        for n in &want {
+            fs::write(dir.path().join(n), b"").unwrap();
+        }
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        want.push("sub".into());
+        want.sort();
+        let fd = open_workspace(dir.path()).unwrap();
+        let listed = list_dir(&fd).unwrap();
+        let mut names: Vec<String> = listed.iter().map(|(n, _)| n.to_str().unwrap().to_string()).collect();
+        names.sort();
+        assert_eq!(names, want, "every name once, without . and ..");
+        let kinds: Vec<_> = listed.iter().filter(|(n, _)| n.to_bytes() == b"sub").map(|(_, k)| *k).collect();
+        assert!(matches!(kinds.as_slice(), [Some(true)] | [None]), "{kinds:?}");
+    }
+
+    #[test]
     fn categories_add_up_and_links_are_not_followed() {
         let ws = tempfile::tempdir().unwrap();
         let w = ws.path();
@@ -456,7 +455,7 @@ mod tests {
         };
         let one = scan_usage(w, &spec);
         let seen = std::sync::Mutex::new(Vec::new());
-        let visit = |rel: &Path, _: &[(CString, libc::stat64)]| seen.lock().unwrap().push(rel.to_path_buf());
+        let visit = |rel: &Path, _: &[(CString, Stat)]| seen.lock().unwrap().push(rel.to_path_buf());
         let (mut a, mut b) = (visit, visit);
         let two = scan_usage_split(w, &spec, &mut a, Some(&mut b));
         assert_eq!(one, two);

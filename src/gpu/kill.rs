@@ -38,8 +38,7 @@ fn check_in(proc_root: &Path, pid: u32, expected: Option<u64>) -> Result<u32, Te
     let dir = proc_root.join(pid.to_string());
     let status = std::fs::read_to_string(dir.join("status")).map_err(|_| TerminateError::NoSuchProcess { pid })?;
     let owner_uid = parse_real_uid(&status).ok_or(TerminateError::NoSuchProcess { pid })?;
-    // SAFETY: getuid has no preconditions.
-    let my_uid = unsafe { libc::getuid() };
+    let my_uid = rustix::process::getuid().as_raw();
     if owner_uid != my_uid {
         return Err(TerminateError::NotYours { pid, owner_uid, my_uid });
     }
@@ -58,41 +57,26 @@ pub fn terminate(pid: u32, expected_start_ticks: Option<u64>) -> Result<(), Term
     if pid <= 1 || pid == std::process::id() || pid > i32::MAX as u32 {
         return Err(TerminateError::Protected { pid });
     }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if pidfd < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ESRCH) {
-            return Err(TerminateError::NoSuchProcess { pid });
+    use rustix::process::{Pid, PidfdFlags, Signal};
+    let Some(target) = Pid::from_raw(pid as i32) else { return Err(TerminateError::Protected { pid }) };
+    match rustix::process::pidfd_open(target, PidfdFlags::empty()) {
+        Err(rustix::io::Errno::SRCH) => Err(TerminateError::NoSuchProcess { pid }),
+        Err(_) => {
+            // No pidfds here: check, then kill by pid.
+            check_terminable(pid, expected_start_ticks)?;
+            os_result(pid, rustix::process::kill_process(target, Signal::TERM))
         }
-        // No pidfds here: check, then kill by pid.
-        check_terminable(pid, expected_start_ticks)?;
-        // SAFETY: kill takes plain integers.
-        let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        return os_result(pid, rc);
+        // The pidfd is closed when dropped.
+        Ok(pidfd) => check_terminable(pid, expected_start_ticks)
+            .and_then(|_| os_result(pid, rustix::process::pidfd_send_signal(&pidfd, Signal::TERM))),
     }
-    let pidfd = pidfd as libc::c_int;
-    let result = check_terminable(pid, expected_start_ticks).and_then(|_| {
-        // SAFETY: pidfd is an open pidfd; a null siginfo means "as kill(2) would".
-        let rc = unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, pidfd, libc::SIGTERM, std::ptr::null::<libc::siginfo_t>(), 0)
-        };
-        os_result(pid, rc as libc::c_int)
-    });
-    // SAFETY: pidfd was opened above and is closed once.
-    unsafe { libc::close(pidfd) };
-    result
 }
 
-fn os_result(pid: u32, rc: libc::c_int) -> Result<(), TerminateError> {
-    if rc == 0 {
-        return Ok(());
-    }
-    let error = std::io::Error::last_os_error();
-    if error.raw_os_error() == Some(libc::ESRCH) {
-        Err(TerminateError::NoSuchProcess { pid })
-    } else {
-        Err(TerminateError::Os { pid, error })
+fn os_result(pid: u32, rc: rustix::io::Result<()>) -> Result<(), TerminateError> {
+    match rc {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::SRCH) => Err(TerminateError::NoSuchProcess { pid }),
+        Err(e) => Err(TerminateError::Os { pid, error: e.into() }),
     }
 }
 
@@ -110,7 +94,7 @@ mod tests {
         assert!(ticks.is_some());
         terminate(pid, ticks).expect("terminate own child");
         let status = child.wait().expect("wait");
-        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(status.signal(), Some(rustix::process::Signal::TERM.as_raw()));
     }
 
     #[test]
@@ -138,8 +122,7 @@ mod tests {
     #[test]
     fn another_users_process_is_refused() {
         use std::os::unix::process::CommandExt;
-        // SAFETY: getuid has no preconditions.
-        let me = unsafe { libc::getuid() };
+        let me = rustix::process::getuid().as_raw();
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
         if me == 0 {

@@ -38,12 +38,11 @@ impl ProcReader {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let boot_time_s = std::fs::read_to_string(root.join("stat")).ok().and_then(|s| parse_btime(&s));
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let ticks = rustix::param::clock_ticks_per_second();
         Self {
             root,
             boot_time_s,
-            ticks_per_s: if ticks > 0 { ticks as u64 } else { 100 },
+            ticks_per_s: if ticks > 0 { ticks } else { 100 },
             cache: HashMap::new(),
             users: HashMap::new(),
         }
@@ -243,9 +242,10 @@ fn take_dir(path: &str, dirs: &mut Vec<String>) -> String {
     }
 }
 
-/// User name for a uid from the system's user database.
+/// User name for a uid from the system's user database. Raw libc: the user database goes
+/// through NSS (`/etc/passwd`, LDAP, sssd), which rustix does not reach.
 pub fn lookup_user(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut buf = vec![0 as libc::c_char; 16384];
     // SAFETY: a zeroed passwd is a valid out-parameter; buf outlives the call and its
     // length is passed; the result pointer is only read when getpwuid_r reports success.
     unsafe {
@@ -338,7 +338,7 @@ mod tests {
         let cmd = me.command.expect("own command line");
         assert!(!cmd.is_empty());
         // SAFETY: getuid has no preconditions.
-        assert_eq!(me.uid, Some(unsafe { libc::getuid() }));
+        assert_eq!(me.uid, Some(rustix::process::getuid().as_raw()));
         assert_eq!(me.cwd, std::env::current_dir().ok());
         let started = me.start_time_unix_s.expect("start time");
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();

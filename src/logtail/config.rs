@@ -64,9 +64,9 @@ impl LogConfig {
             bad("path", "must not be empty".into());
         }
         if let Some(g) = &self.glob
-            && let Err(e) = globset::GlobBuilder::new(g).literal_separator(true).build()
+            && let Err(e) = crate::glob::Glob::path(g)
         {
-            bad("glob", format!("not a valid glob: {}", e.kind()));
+            bad("glob", e.to_string());
         }
         if self.stall_after < Duration::from_secs(10) {
             bad("stall_after", "must be at least 10s".into());
@@ -111,6 +111,16 @@ pub(crate) mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_glob_is_named() {
+        let c = LogConfig { glob: Some("runs/[a/*.log".into()), ..LogConfig::default() };
+        let problems = c.validate();
+        assert!(
+            problems.iter().any(|(k, why)| k == "log.glob" && why.starts_with("`runs/[a/*.log` is not a valid glob")),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn defaults_are_valid_and_round_trip() {

@@ -31,10 +31,9 @@ pub fn candidates(workspace: &Path, cfg: &LogConfig) -> Vec<LogCandidate> {
     }
     let mut found = Vec::new();
     if let Some(g) = &cfg.glob {
-        let Ok(glob) = globset::GlobBuilder::new(g).literal_separator(true).build() else {
+        let Ok(matcher) = crate::glob::Glob::path(g) else {
             return Vec::new();
         };
-        let matcher = glob.compile_matcher();
         walk(workspace, workspace, 0, &mut 0, &mut |rel, path| {
             if matcher.is_match(rel) {
                 found.push(candidate(path.to_path_buf()));

@@ -146,7 +146,10 @@ impl LocalRemote {
                 )
                 .with_fix("point the remote's path at a folder"));
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+            Err(e)
+                if matches!(e.kind(), io::ErrorKind::NotFound)
+                    || rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::NOTDIR) =>
+            {
                 return Err(
                     self.not_here(format!("the folder of remote '{}' ({root}) is missing: not mounted?", self.name))
                 );
@@ -920,9 +923,11 @@ impl Drop for LocalStage {
 /// Ask the kernel to start writing these bytes of `f` to its disk now (not waiting for
 /// them): the copy and the disk work side by side, and the `fsync` at the end finds most
 /// of it done. A hint only: errors are ignored (`fsync` reports any that matter).
+/// Raw libc: rustix has no `sync_file_range`.
 fn start_writeback(f: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is an open file we own; the call only starts writeback.
+    // SAFETY: the descriptor is an open file we own and no memory is passed; the call
+    // only starts writeback.
     let _ = unsafe {
         libc::sync_file_range(f.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE)
     };
@@ -932,7 +937,6 @@ fn start_writeback(f: &File, offset: u64, len: u64) {
 /// block device (ext4, XFS, btrfs, tmpfs, F2FS, ZFS, bcachefs, overlay)? Not on a
 /// network or FUSE mount, whose stored object may differ from what was written here.
 fn local_filesystem(f: &File) -> bool {
-    use std::os::fd::AsRawFd;
     const LOCAL: [i64; 9] = [
         0xEF53,      // ext2/3/4
         0x5846_5342, // XFS
@@ -944,13 +948,8 @@ fn local_filesystem(f: &File) -> bool {
         0x794C_7630, // overlay
         0x8584_58F6, // ramfs
     ];
-    // SAFETY: statfs is plain old data; all-zero bytes are a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs fills the zeroed struct we pass; the descriptor is an open file.
-    let rc = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) };
     #[allow(clippy::unnecessary_cast)]
-    let kind = st.f_type as i64;
-    rc == 0 && LOCAL.contains(&kind)
+    rustix::fs::fstatfs(f).is_ok_and(|st| LOCAL.contains(&(st.f_type as i64)))
 }
 
 fn source_err(e: &io::Error, source: &Path) -> RemoteError {
@@ -967,13 +966,7 @@ fn changed(source: &Path) -> RemoteError {
 
 /// Space an unprivileged writer can still use on the filesystem of `path`.
 fn free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: statvfs fills the zeroed struct we pass; the path is a valid C string.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    crate::disk::statvfs(path).ok().map(|(_, _, avail)| avail)
 }
 
 fn sync_dir(dir: &Path) {

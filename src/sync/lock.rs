@@ -3,7 +3,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// `<workspace>/.opsconsole/engine.lock`.
@@ -81,13 +80,7 @@ fn open(path: &Path) -> Result<File, LockError> {
 }
 
 fn try_flock(file: &File) -> io::Result<bool> {
-    // SAFETY: flock on a file descriptor we own; no memory is passed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(err) }
+    crate::joblock::try_lock(file)
 }
 
 fn held_by(pid: Option<u32>, role: Option<Role>) -> String {

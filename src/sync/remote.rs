@@ -83,22 +83,23 @@ impl RemoteError {
     /// Classify an I/O error met while writing to the remote at `place`.
     pub fn from_io(e: &std::io::Error, remote: &str, place: &Path) -> Self {
         let place = place.display();
-        match e.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+        use rustix::io::Errno;
+        match Errno::from_io_error(e) {
+            Some(Errno::NOSPC | Errno::DQUOT) => {
                 Self::new(ErrorKind::NoSpace, format!("no space left on remote '{remote}' ({place})")).with_fix(
                     "free space there or point the remote at a larger disk, then retry failed \
                  uploads (R, or restart the sync)",
                 )
             }
-            Some(libc::EACCES) | Some(libc::EPERM) => {
+            Some(Errno::ACCESS | Errno::PERM) => {
                 Self::new(ErrorKind::Auth, format!("permission denied writing to remote '{remote}' ({place})"))
                     .with_fix("make the folder writable by this user, then retry failed uploads")
             }
-            Some(libc::EROFS) => {
+            Some(Errno::ROFS) => {
                 Self::new(ErrorKind::Auth, format!("remote '{remote}' ({place}) is on a read-only filesystem"))
                     .with_fix("remount it read-write or choose another path, then retry")
             }
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
+            Some(Errno::NOENT | Errno::NOTDIR) => {
                 Self::new(ErrorKind::NotFound, format!("the folder of remote '{remote}' ({place}) is missing"))
                     .with_fix("mount the drive or correct the remote's path, then retry")
             }
@@ -384,11 +385,12 @@ mod tests {
     #[test]
     fn io_errors_become_plain_reasons() {
         let p = Path::new("/mnt/b");
-        let e = RemoteError::from_io(&std::io::Error::from_raw_os_error(libc::ENOSPC), "bk", p);
+        let e =
+            RemoteError::from_io(&std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()), "bk", p);
         assert_eq!(e.kind, ErrorKind::NoSpace);
         assert!(e.is_permanent());
         assert!(e.reason().contains("no space left on remote 'bk' (/mnt/b). Fix: free space"));
-        let e = RemoteError::from_io(&std::io::Error::from_raw_os_error(libc::EIO), "bk", p);
+        let e = RemoteError::from_io(&std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error()), "bk", p);
         assert!(!e.is_permanent());
     }
 

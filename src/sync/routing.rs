@@ -4,18 +4,19 @@
 
 use std::path::Path;
 
-use globset::{GlobBuilder, GlobMatcher};
+use crate::glob::Glob;
 
 use super::config::{Holds, SyncConfig};
 
 /// File extensions that mark weights (compared without case).
 pub const WEIGHT_EXTENSIONS: [&str; 5] = ["pt", "pth", "ckpt", "safetensors", "bin"];
 
-/// A compiled glob: one without `/` matches the file name, one with `/` the whole
-/// workspace-relative path (a leading `/` anchors it at the workspace root).
+/// A compiled path glob ([`crate::glob::Semantics::Path`]: `*` stops at `/`): one without
+/// `/` matches the file name, one with `/` the whole workspace-relative path (a leading `/`
+/// anchors it at the workspace root).
 #[derive(Debug, Clone)]
 pub struct PathGlob {
-    matcher: GlobMatcher,
+    matcher: Glob,
     whole_path: bool,
 }
 
@@ -26,7 +27,7 @@ impl PathGlob {
     }
 }
 
-/// Compile one glob, or say in words why it is not one.
+/// Compile one glob, or say in words (naming the pattern) why it is not one.
 pub fn compile_glob(pattern: &str) -> Result<PathGlob, String> {
     let trimmed = pattern.trim();
     if trimmed.is_empty() {
@@ -34,12 +35,8 @@ pub fn compile_glob(pattern: &str) -> Result<PathGlob, String> {
     }
     let whole_path = trimmed.contains('/');
     let text = trimmed.strip_prefix('/').unwrap_or(trimmed);
-    let glob = GlobBuilder::new(text)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| format!("not a valid glob: {e}"))?;
-    Ok(PathGlob { matcher: glob.compile_matcher(), whole_path })
+    let matcher = Glob::path(text).map_err(|e| e.to_string())?;
+    Ok(PathGlob { matcher, whole_path })
 }
 
 fn file_name(rel: &str) -> &str {
@@ -109,7 +106,7 @@ pub struct Router {
 }
 
 fn compile_all(globs: &[String], key: &str) -> Result<Vec<PathGlob>, String> {
-    globs.iter().map(|g| compile_glob(g).map_err(|e| format!("{key}: {g:?} {e}"))).collect()
+    globs.iter().map(|g| compile_glob(g).map_err(|e| format!("{key}: {e}"))).collect()
 }
 
 impl Router {
@@ -208,6 +205,16 @@ mod tests {
 
     fn router() -> Router {
         Router::new(&SyncConfig::default()).expect("defaults compile")
+    }
+
+    #[test]
+    fn path_globs_stop_at_slash_and_bad_ones_are_named() {
+        let g = compile_glob("experiments/*.log").expect("glob");
+        assert!(g.is_match("experiments/train.log") && !g.is_match("experiments/v1/train.log"));
+        let g = compile_glob("*.pt").expect("glob");
+        assert!(g.is_match("a/b/model.pt"), "no `/`: matched against the file name");
+        let e = compile_glob("ck/[x").unwrap_err();
+        assert!(e.contains("`ck/[x` is not a valid glob"), "{e}");
     }
 
     #[test]

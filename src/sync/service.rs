@@ -43,8 +43,7 @@ impl ServiceEnv {
         };
         let tool =
             |var: &str, name: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map_or(name.into(), PathBuf::from);
-        // SAFETY: getuid has no preconditions.
-        let uid = unsafe { libc::getuid() };
+        let uid = rustix::process::getuid().as_raw();
         let user =
             std::env::var("USER").ok().filter(|u| !u.is_empty()).or_else(|| crate::gpu::procinfo::lookup_user(uid));
         Ok(Self {
