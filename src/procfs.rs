@@ -58,7 +58,7 @@ pub fn write_handles_in(proc_root: &Path, devs: &[u64]) -> Vec<WriteHandle> {
     };
     for p in procs.filter_map(Result::ok) {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let wanted = |dev| devs.is_empty() || devs.contains(&dev);
+        let wanted = |dev, _| devs.is_empty() || devs.contains(&dev);
         each_open_file(&p.path(), usize::MAX, wanted, |f| {
             if f.write {
                 out.push(WriteHandle { pid, dev: f.dev, ino: f.ino });
@@ -84,14 +84,36 @@ pub fn writers_of(path: &Path) -> std::io::Result<Vec<u32>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    Ok(writers_in(Path::new("/proc"), (meta.dev(), meta.ino())).into_iter().map(|(pid, _)| pid).collect())
+}
+
+/// (pid, descriptor) of every process other than this one holding the file `(dev, ino)`
+/// open for writing, in a `/proc`-shaped tree at `proc_root`, in pid order. Only that
+/// file's descriptors get their `fdinfo` read.
+fn writers_in(proc_root: &Path, (dev, ino): (u64, u64)) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
     let me = std::process::id();
-    let mut pids: Vec<u32> = write_handles(&[meta.dev()])
-        .into_iter()
-        .filter(|h| h.ino == meta.ino() && h.pid != me)
-        .map(|h| h.pid)
-        .collect();
-    pids.dedup();
-    Ok(pids)
+    let Ok(procs) = fs::read_dir(proc_root) else { return out };
+    for p in procs.filter_map(Result::ok) {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        each_open_file(
+            &p.path(),
+            usize::MAX,
+            |d, i| d == dev && i == ino,
+            |f| {
+                if f.write
+                    && let Some(n) = f.link.file_name().and_then(OsStr::to_str)
+                {
+                    out.push((pid, n.to_string()));
+                }
+            },
+        );
+    }
+    out.sort();
+    out
 }
 
 /// Who writes one file, followed from sample to sample at a fraction of the cost of
@@ -175,33 +197,11 @@ impl WriterWatch {
         Ok(pids)
     }
 
-    fn full_scan(&mut self, (dev, ino): (u64, u64), now: std::time::Instant) {
+    fn full_scan(&mut self, file: (u64, u64), now: std::time::Instant) {
         self.full_scans += 1;
         self.last_full = Some(now);
-        self.file = Some((dev, ino));
-        self.holders.clear();
-        let me = std::process::id();
-        let Ok(procs) = fs::read_dir(&self.proc_root) else { return };
-        for p in procs.filter_map(Result::ok) {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            if pid == me {
-                continue;
-            }
-            each_open_file(
-                &p.path(),
-                usize::MAX,
-                |d| d == dev,
-                |f| {
-                    if f.write
-                        && f.ino == ino
-                        && let Some(n) = f.link.file_name().and_then(OsStr::to_str)
-                    {
-                        self.holders.push((pid, n.to_string()));
-                    }
-                },
-            );
-        }
-        self.holders.sort();
+        self.file = Some(file);
+        self.holders = writers_in(&self.proc_root, file);
     }
 
     /// Does `pid` still hold `file` for writing through descriptor `fd`?
@@ -211,7 +211,7 @@ impl WriterWatch {
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_dev != dev || st.st_ino != ino {
             return false;
         }
-        fs::read_to_string(pid_dir.join("fdinfo").join(fd)).is_ok_and(|i| fdinfo_is_write(&i))
+        fdinfo_write(&pid_dir.join("fdinfo").join(fd)).unwrap_or(false)
     }
 }
 
@@ -231,7 +231,7 @@ pub fn open_files_in(proc_root: &Path, pid: u32, cap: usize) -> Vec<OpenFile> {
     each_open_file(
         &proc_root.join(pid.to_string()),
         cap,
-        |_| true,
+        |_, _| true,
         |f| {
             if let Ok(path) = fs::read_link(f.link) {
                 out.push(OpenFile { path, dev: f.dev, ino: f.ino, write: f.write });
@@ -253,30 +253,46 @@ struct FdFile<'a> {
 }
 
 /// The one walk over a process's descriptors (`pid_dir` is `/proc/PID` or a tree shaped
-/// like it): for each of at most `cap` descriptors that is a regular file on a device
-/// `wanted` accepts, `each` gets its identity and whether it is open for writing. Each
-/// `fd/N` is `fstatat`ed relative to the open `fd` folder, following the link to the open
-/// file itself; `fdinfo/N` is read only for the files kept. A process that ended, or whose
+/// like it): for each of at most `cap` descriptors that is a regular file whose (device,
+/// inode) `wanted` accepts, `each` gets its identity and whether it is open for writing.
+/// The `fd` folder is opened once and listed with `getdents64` on that descriptor; each
+/// `fd/N` is `fstatat`ed relative to it, following the link to the open file itself;
+/// `fdinfo/N` is read only for the files kept. A process that ended, or whose
 /// descriptors we may not read, gives nothing.
-fn each_open_file(pid_dir: &Path, cap: usize, wanted: impl Fn(u64) -> bool, mut each: impl FnMut(FdFile<'_>)) {
+fn each_open_file(pid_dir: &Path, cap: usize, wanted: impl Fn(u64, u64) -> bool, mut each: impl FnMut(FdFile<'_>)) {
+    use std::os::unix::ffi::OsStrExt;
     let fd_path = pid_dir.join("fd");
-    let Ok(fd_dir) = fs::File::open(&fd_path) else { return };
-    let Ok(fds) = fs::read_dir(&fd_path) else { return };
-    for fd in fds.filter_map(Result::ok).take(cap) {
-        let name = fd.file_name();
-        let Some(st) = stat_at(&fd_dir, &name) else { continue };
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !wanted(st.st_dev) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(fd_dir) = rustix::fs::open(&fd_path, flags, rustix::fs::Mode::empty()) else { return };
+    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut entries = rustix::fs::RawDir::new(&fd_dir, buf.spare_capacity_mut());
+    let mut seen = 0;
+    while let Some(Ok(ent)) = entries.next() {
+        let name = ent.file_name();
+        if name.to_bytes().first() == Some(&b'.') {
             continue;
         }
-        let info = fs::read_to_string(pid_dir.join("fdinfo").join(&name)).unwrap_or_default();
-        each(FdFile { link: &fd.path(), dev: st.st_dev, ino: st.st_ino, write: fdinfo_is_write(&info) });
+        seen += 1;
+        if seen > cap {
+            break;
+        }
+        let Ok(st) = rustix::fs::statat(&fd_dir, name, AtFlags::empty()) else { continue };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !wanted(st.st_dev, st.st_ino) {
+            continue;
+        }
+        let n = OsStr::from_bytes(name.to_bytes());
+        let write = fdinfo_write(&pid_dir.join("fdinfo").join(n)).unwrap_or(false);
+        each(FdFile { link: &fd_path.join(n), dev: st.st_dev, ino: st.st_ino, write });
     }
 }
 
-/// `fstatat` of `name` in an open folder, following the link (for `/proc/PID/fd/N`, to
-/// the open file).
-fn stat_at(dir: &fs::File, name: &OsStr) -> Option<rustix::fs::Stat> {
-    rustix::fs::statat(dir, name, AtFlags::empty()).ok()
+/// Whether an `fdinfo` file says open for writing: one `read` of its start (the `flags:`
+/// line is the second of a few short lines), without the `fstat` a whole-file read costs.
+fn fdinfo_write(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut buf = [0u8; 512];
+    let n = fs::File::open(path)?.read(&mut buf)?;
+    Ok(fdinfo_is_write(&String::from_utf8_lossy(&buf[..n])))
 }
 
 #[cfg(test)]
