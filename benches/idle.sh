@@ -79,6 +79,14 @@ echo "| opsconsole on an empty folder (nothing to follow; no GPU, no remote) | $
 echo "| opsconsole demo (console plus its own sync engine uploading) | $(cpu $((r1 - r0))) | $(hwm "$run") |"
 echo "| $(btop --version 2>/dev/null | head -1 || echo btop) (default 2 s refresh) | $(cpu $((t1 - t0))) | $(hwm "$top") |"
 echo "| $(htop --version 2>/dev/null | head -1 || echo htop) (default 1.5 s refresh) | $(cpu $((h1 - h0))) | $(hwm "$htop") |"
+# What the peak is made of, at the end of the window: anonymous (heap, stacks) against
+# file-backed (the binary's code and data, libc) resident memory, from /proc/PID/status.
+rss() { awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^VmRSS/ {r=$2} END {printf "RSS %.1f MiB = anon %.1f + file %.1f", r/1024, a/1024, f/1024}' "/proc/$1/status"; }
+echo
+echo "beside the run, at the end: $(rss "$con")"
+[ -n "$bin2" ] && echo "$(basename "$bin2") beside the run, at the end: $(rss "$con2")"
+echo "empty folder, at the end: $(rss "$idle")"
+[ -n "$bin2" ] && echo "$(basename "$bin2") on an empty folder, at the end: $(rss "$idle2")"
 tmux -L "$sock" send-keys -t con q
 tmux -L "$sock" send-keys -t idle q
 tmux -L "$sock" send-keys -t run q

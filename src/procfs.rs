@@ -58,7 +58,7 @@ pub fn write_handles_in(proc_root: &Path, devs: &[u64]) -> Vec<WriteHandle> {
     };
     for p in procs.filter_map(Result::ok) {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let wanted = |dev| devs.is_empty() || devs.contains(&dev);
+        let wanted = |dev, _| devs.is_empty() || devs.contains(&dev);
         each_open_file(&p.path(), usize::MAX, wanted, |f| {
             if f.write {
                 out.push(WriteHandle { pid, dev: f.dev, ino: f.ino });
@@ -84,14 +84,135 @@ pub fn writers_of(path: &Path) -> std::io::Result<Vec<u32>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    Ok(writers_in(Path::new("/proc"), (meta.dev(), meta.ino())).into_iter().map(|(pid, _)| pid).collect())
+}
+
+/// (pid, descriptor) of every process other than this one holding the file `(dev, ino)`
+/// open for writing, in a `/proc`-shaped tree at `proc_root`, in pid order. Only that
+/// file's descriptors get their `fdinfo` read.
+fn writers_in(proc_root: &Path, (dev, ino): (u64, u64)) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
     let me = std::process::id();
-    let mut pids: Vec<u32> = write_handles(&[meta.dev()])
-        .into_iter()
-        .filter(|h| h.ino == meta.ino() && h.pid != me)
-        .map(|h| h.pid)
-        .collect();
-    pids.dedup();
-    Ok(pids)
+    let Ok(procs) = fs::read_dir(proc_root) else { return out };
+    for p in procs.filter_map(Result::ok) {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        each_open_file(
+            &p.path(),
+            usize::MAX,
+            |d, i| d == dev && i == ino,
+            |f| {
+                if f.write
+                    && let Some(n) = f.link.file_name().and_then(OsStr::to_str)
+                {
+                    out.push((pid, n.to_string()));
+                }
+            },
+        );
+    }
+    out.sort();
+    out
+}
+
+/// Who writes one file, followed from sample to sample at a fraction of the cost of
+/// asking [`writers_of`] each time (the console's log panel: is the trainer still
+/// writing?).
+///
+/// A full scan of every process's descriptors runs at the first sample, whenever the file
+/// is another file (new inode, or gone), at least every `full_every`, whenever a writer
+/// known from the last scan no longer holds it (a successor may have opened it), and,
+/// while no writer is known, when the caller says the file grew (at most every
+/// `grew_every`: a writer we may not see, another user's process, would otherwise ask
+/// at each growth). Between full scans, each writer found is re-checked through the one
+/// descriptor it held the file by (`/proc/PID/fd/N` and its `fdinfo`): two system calls
+/// a writer instead of a `stat` of every descriptor of every process. So a writer that
+/// exits is noticed at the next sample; a new one is found at once when the file grows
+/// while none is known, and otherwise within `full_every`.
+///
+/// Never use this for a decision that deletes: the prune executor's check stays a full,
+/// fresh [`write_handles`] scan.
+#[derive(Debug)]
+pub struct WriterWatch {
+    proc_root: std::path::PathBuf,
+    full_every: std::time::Duration,
+    grew_every: std::time::Duration,
+    /// The file's (device, inode) at the last sample, and the writers seen holding it:
+    /// (pid, descriptor number).
+    file: Option<(u64, u64)>,
+    holders: Vec<(u32, String)>,
+    last_full: Option<std::time::Instant>,
+    full_scans: u64,
+}
+
+impl WriterWatch {
+    /// Reading `/proc`.
+    pub fn new(full_every: std::time::Duration, grew_every: std::time::Duration) -> Self {
+        Self::in_root(Path::new("/proc"), full_every, grew_every)
+    }
+
+    /// Reading a `/proc`-shaped tree at `proc_root`.
+    pub fn in_root(proc_root: &Path, full_every: std::time::Duration, grew_every: std::time::Duration) -> Self {
+        Self {
+            proc_root: proc_root.to_path_buf(),
+            full_every,
+            grew_every,
+            file: None,
+            holders: Vec::new(),
+            last_full: None,
+            full_scans: 0,
+        }
+    }
+
+    /// How many full scans this watch has made (for tests and benchmarks).
+    pub fn full_scans(&self) -> u64 {
+        self.full_scans
+    }
+
+    /// Process ids, other than this one, holding `path` open for writing at `now`, as
+    /// described on the type; `grew`: the file grew since the last sample.
+    pub fn writers(&mut self, path: &Path, now: std::time::Instant, grew: bool) -> std::io::Result<Vec<u32>> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.file = None;
+                self.holders.clear();
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let file = (meta.dev(), meta.ino());
+        let since_full = self.last_full.map(|t| now.saturating_duration_since(t));
+        let full = self.file != Some(file)
+            || since_full.is_none_or(|d| d >= self.full_every)
+            || (self.holders.is_empty() && grew && since_full.is_none_or(|d| d >= self.grew_every))
+            || !self.holders.iter().all(|(pid, fd)| self.still_holds(*pid, fd, file));
+        if full {
+            self.full_scan(file, now);
+        }
+        let mut pids: Vec<u32> = self.holders.iter().map(|(pid, _)| *pid).collect();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    fn full_scan(&mut self, file: (u64, u64), now: std::time::Instant) {
+        self.full_scans += 1;
+        self.last_full = Some(now);
+        self.file = Some(file);
+        self.holders = writers_in(&self.proc_root, file);
+    }
+
+    /// Does `pid` still hold `file` for writing through descriptor `fd`?
+    fn still_holds(&self, pid: u32, fd: &str, (dev, ino): (u64, u64)) -> bool {
+        let pid_dir = self.proc_root.join(pid.to_string());
+        let Ok(st) = rustix::fs::stat(pid_dir.join("fd").join(fd)) else { return false };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_dev != dev || st.st_ino != ino {
+            return false;
+        }
+        fdinfo_write(&pid_dir.join("fdinfo").join(fd)).unwrap_or(false)
+    }
 }
 
 /// A regular file a process holds open: by what path, on which device, for writing or not.
@@ -110,7 +231,7 @@ pub fn open_files_in(proc_root: &Path, pid: u32, cap: usize) -> Vec<OpenFile> {
     each_open_file(
         &proc_root.join(pid.to_string()),
         cap,
-        |_| true,
+        |_, _| true,
         |f| {
             if let Ok(path) = fs::read_link(f.link) {
                 out.push(OpenFile { path, dev: f.dev, ino: f.ino, write: f.write });
@@ -132,30 +253,46 @@ struct FdFile<'a> {
 }
 
 /// The one walk over a process's descriptors (`pid_dir` is `/proc/PID` or a tree shaped
-/// like it): for each of at most `cap` descriptors that is a regular file on a device
-/// `wanted` accepts, `each` gets its identity and whether it is open for writing. Each
-/// `fd/N` is `fstatat`ed relative to the open `fd` folder, following the link to the open
-/// file itself; `fdinfo/N` is read only for the files kept. A process that ended, or whose
+/// like it): for each of at most `cap` descriptors that is a regular file whose (device,
+/// inode) `wanted` accepts, `each` gets its identity and whether it is open for writing.
+/// The `fd` folder is opened once and listed with `getdents64` on that descriptor; each
+/// `fd/N` is `fstatat`ed relative to it, following the link to the open file itself;
+/// `fdinfo/N` is read only for the files kept. A process that ended, or whose
 /// descriptors we may not read, gives nothing.
-fn each_open_file(pid_dir: &Path, cap: usize, wanted: impl Fn(u64) -> bool, mut each: impl FnMut(FdFile<'_>)) {
+fn each_open_file(pid_dir: &Path, cap: usize, wanted: impl Fn(u64, u64) -> bool, mut each: impl FnMut(FdFile<'_>)) {
+    use std::os::unix::ffi::OsStrExt;
     let fd_path = pid_dir.join("fd");
-    let Ok(fd_dir) = fs::File::open(&fd_path) else { return };
-    let Ok(fds) = fs::read_dir(&fd_path) else { return };
-    for fd in fds.filter_map(Result::ok).take(cap) {
-        let name = fd.file_name();
-        let Some(st) = stat_at(&fd_dir, &name) else { continue };
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !wanted(st.st_dev) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(fd_dir) = rustix::fs::open(&fd_path, flags, rustix::fs::Mode::empty()) else { return };
+    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut entries = rustix::fs::RawDir::new(&fd_dir, buf.spare_capacity_mut());
+    let mut seen = 0;
+    while let Some(Ok(ent)) = entries.next() {
+        let name = ent.file_name();
+        if name.to_bytes().first() == Some(&b'.') {
             continue;
         }
-        let info = fs::read_to_string(pid_dir.join("fdinfo").join(&name)).unwrap_or_default();
-        each(FdFile { link: &fd.path(), dev: st.st_dev, ino: st.st_ino, write: fdinfo_is_write(&info) });
+        seen += 1;
+        if seen > cap {
+            break;
+        }
+        let Ok(st) = rustix::fs::statat(&fd_dir, name, AtFlags::empty()) else { continue };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !wanted(st.st_dev, st.st_ino) {
+            continue;
+        }
+        let n = OsStr::from_bytes(name.to_bytes());
+        let write = fdinfo_write(&pid_dir.join("fdinfo").join(n)).unwrap_or(false);
+        each(FdFile { link: &fd_path.join(n), dev: st.st_dev, ino: st.st_ino, write });
     }
 }
 
-/// `fstatat` of `name` in an open folder, following the link (for `/proc/PID/fd/N`, to
-/// the open file).
-fn stat_at(dir: &fs::File, name: &OsStr) -> Option<rustix::fs::Stat> {
-    rustix::fs::statat(dir, name, AtFlags::empty()).ok()
+/// Whether an `fdinfo` file says open for writing: one `read` of its start (the `flags:`
+/// line is the second of a few short lines), without the `fstat` a whole-file read costs.
+fn fdinfo_write(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut buf = [0u8; 512];
+    let n = fs::File::open(path)?.read(&mut buf)?;
+    Ok(fdinfo_is_write(&String::from_utf8_lossy(&buf[..n])))
 }
 
 #[cfg(test)]
@@ -190,5 +327,112 @@ mod tests {
         assert!(!open_for_write(&[wm.dev() ^ 0xffff]).contains(&(wm.dev(), wm.ino())));
         drop(wf);
         assert!(!open_for_write(&[wm.dev()]).contains(&(wm.dev(), wm.ino())));
+    }
+
+    /// A child process holding `path` open for appending (its stdout), as a trainer's
+    /// `tee` or `>>` would.
+    fn writer_of(path: &Path) -> std::process::Child {
+        let f = fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
+        std::process::Command::new("sleep").arg("60").stdout(f).spawn().expect("spawn sleep")
+    }
+
+    /// Waits (at most 5 s) until the child's descriptors are those of `sleep`, not of the
+    /// forked test process, by asking the full scanner.
+    fn wait_until_writing(path: &Path, pid: u32) {
+        for _ in 0..500 {
+            if writers_of(path).unwrap().contains(&pid) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("process {pid} never showed as writing {}", path.display());
+    }
+
+    #[test]
+    fn a_new_writer_is_found_within_the_full_scan_period_or_when_the_file_grows() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("train.log");
+        fs::write(&log, b"step 1\n").unwrap();
+        let full = Duration::from_secs(30);
+        let mut w = WriterWatch::new(full, Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(w.writers(&log, t0, false).unwrap(), Vec::<u32>::new());
+        assert_eq!(w.full_scans(), 1);
+
+        let mut child = writer_of(&log);
+        let pid = child.id();
+        wait_until_writing(&log, pid);
+        // Within the period, with the file not growing, nothing scans: the cache holds.
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(1), false).unwrap(), Vec::<u32>::new());
+        assert_eq!(w.full_scans(), 1, "no full scan between periods");
+        // At the period, the full scan finds it.
+        assert_eq!(w.writers(&log, t0 + full, false).unwrap(), vec![pid]);
+        assert_eq!(w.full_scans(), 2);
+        // While it writes, later samples re-check only it.
+        assert_eq!(w.writers(&log, t0 + full + Duration::from_secs(1), true).unwrap(), vec![pid]);
+        assert_eq!(w.full_scans(), 2);
+
+        // A fresh watch: growth with no writer known finds it before the period ends.
+        let mut w = WriterWatch::new(full, Duration::from_secs(10));
+        let t0 = Instant::now();
+        // (The first sample is a full scan and finds it at once.)
+        assert_eq!(w.writers(&log, t0, false).unwrap(), vec![pid]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(1), false).unwrap(), Vec::<u32>::new());
+        let mut again = writer_of(&log);
+        let pid2 = again.id();
+        wait_until_writing(&log, pid2);
+        assert_eq!(
+            w.writers(&log, t0 + Duration::from_secs(2), true).unwrap(),
+            Vec::<u32>::new(),
+            "growth asks at most every 10 s"
+        );
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(5), false).unwrap(), Vec::<u32>::new());
+        assert_eq!(
+            w.writers(&log, t0 + Duration::from_secs(11), true).unwrap(),
+            vec![pid2],
+            "found when the file grew"
+        );
+        again.kill().unwrap();
+        again.wait().unwrap();
+    }
+
+    #[test]
+    fn a_cached_writer_that_exits_is_noticed_at_the_next_sample() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("train.log");
+        let mut a = writer_of(&log);
+        let mut b = writer_of(&log);
+        let (pa, pb) = (a.id(), b.id());
+        wait_until_writing(&log, pa);
+        wait_until_writing(&log, pb);
+        let mut w = WriterWatch::new(Duration::from_secs(30), Duration::from_secs(10));
+        let t0 = Instant::now();
+        let mut both = vec![pa, pb];
+        both.sort();
+        assert_eq!(w.writers(&log, t0, false).unwrap(), both);
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(1), false).unwrap(), both);
+        assert_eq!(w.full_scans(), 1);
+        // One of two exits: the next sample says so (and rescans, in case of a successor).
+        a.kill().unwrap();
+        a.wait().unwrap();
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(2), false).unwrap(), vec![pb]);
+        assert_eq!(w.full_scans(), 2);
+        b.kill().unwrap();
+        b.wait().unwrap();
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(3), false).unwrap(), Vec::<u32>::new());
+        // The log replaced by another file (rotated): a full scan, whatever the period.
+        let mut c = writer_of(&dir.path().join("next.log"));
+        wait_until_writing(&dir.path().join("next.log"), c.id());
+        fs::rename(dir.path().join("next.log"), &log).unwrap();
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(4), false).unwrap(), vec![c.id()]);
+        c.kill().unwrap();
+        c.wait().unwrap();
+        // Gone: no writers, no error.
+        fs::remove_file(&log).unwrap();
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(5), false).unwrap(), Vec::<u32>::new());
     }
 }

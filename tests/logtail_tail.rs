@@ -352,6 +352,33 @@ fn holder(path: &Path, redirect: &str) -> std::process::Child {
     child
 }
 
+/// The collector follows the log's writers: a trainer holding the log at the start is
+/// named in the samples, and when it exits a sample says so, without waiting for log
+/// discovery (set to an hour here) or a full `/proc` scan period (30 s): the known
+/// writer is re-checked at each wake-up (`poll_interval`, 200 ms here).
+#[test]
+fn the_collector_notices_its_writer_exit_at_the_next_check() {
+    let (_d, path) = setup();
+    append(&path, b"start\n");
+    let mut writer = holder(&path, ">>");
+    let pid = writer.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !opsconsole::logtail::proc::writers_of(&path).expect("scan").contains(&pid) {
+        assert!(Instant::now() < deadline, "the writer never showed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (tx, rx) = mpsc::channel();
+    let cfg = LogConfig { poll_interval: Duration::from_millis(200), ..LogConfig::default() };
+    let mut opts = CollectorOptions::new(cfg);
+    opts.discover_every = Duration::from_secs(3600);
+    let _c = spawn_collector(path.clone(), opts, move |s| tx.send(s).is_ok()).expect("spawn");
+    recv_until(&rx, "the writer named", |s| s.writers.as_deref() == Some(&[pid][..]));
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let samples = recv_until(&rx, "the writer gone", |s| s.writer_alive == Some(false));
+    assert_eq!(samples.last().and_then(|s| s.writers.clone()), Some(Vec::new()));
+}
+
 #[test]
 fn a_process_writing_the_log_is_seen_as_its_writer() {
     use opsconsole::logtail::proc::writers_of;

@@ -155,6 +155,19 @@ pub fn first_sample(workspace: &Path, cfg: &LogConfig, screen_lines: usize) -> O
     Some(first.into_sample(path, SystemTime::now()))
 }
 
+/// How often the follower re-checks the log's known writers: through the one descriptor
+/// each held the log by (cheap; see [`crate::procfs::WriterWatch`]), so a trainer that
+/// exits shows at the next check (the follower wakes at least every `log.poll_interval`).
+pub const WRITERS_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often every process's descriptors are scanned for a writer of the log, at the
+/// longest: a new writer of the same file is found within this, or at the first check
+/// after the log grows while no writer is known (at most every
+/// [`WRITERS_GREW_SCAN_EVERY`]); a new log is scanned at once.
+pub const WRITERS_FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
+/// While no writer is known and the log grows, a full scan at most this often (a writer
+/// we may not see, another user's process, would otherwise cost one at each growth).
+pub const WRITERS_GREW_SCAN_EVERY: Duration = Duration::from_secs(10);
+
 /// Collector settings.
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -278,6 +291,7 @@ where
     let mut writer_alive: Option<bool> = None;
     let mut writers: Option<Vec<u32>> = None;
     let mut last_writer_check: Option<Instant> = None;
+    let mut writer_watch = crate::procfs::WriterWatch::new(WRITERS_FULL_SCAN_EVERY, WRITERS_GREW_SCAN_EVERY);
     let mut error: Option<String> = None;
     let follow_opts = FollowOptions { poll_interval: cfg.poll_interval, min_interval: opts.min_interval };
     let workspace = opts.workspace.clone();
@@ -304,6 +318,7 @@ where
         if batch.more {
             waker.wake();
         }
+        let grew = !batch.lines.is_empty() || batch.partial != last_partial;
         live.lines(&mut batch.lines, now);
         if batch.partial != last_partial {
             if let Some(p) = &batch.partial {
@@ -333,9 +348,10 @@ where
             changed |= n != newer;
             newer = n;
         }
-        if last_writer_check.is_none_or(|t| t.elapsed() >= discover_every) {
-            last_writer_check = Some(Instant::now());
-            let w = super::proc::writers_of(tailer.path()).ok();
+        if last_writer_check.is_none_or(|t| t.elapsed() >= WRITERS_CHECK_EVERY) {
+            let at = Instant::now();
+            last_writer_check = Some(at);
+            let w = writer_watch.writers(tailer.path(), at, grew).ok();
             changed |= w != writers;
             writer_alive = w.as_ref().map(|w| !w.is_empty());
             writers = w;
