@@ -7,29 +7,13 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 const FIVE: [u32; 5] = [100, 200, 300, 400, 500];
 
-fn run(ws: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_opsconsole"))
-        .arg("-w")
-        .arg(ws)
-        .args(args)
-        .env("XDG_STATE_HOME", ws.join(".state"))
-        .output()
-        .expect("run opsconsole")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(ws: &Path, args: &[&str]) -> String {
-    let o = run(ws, args);
-    assert!(o.status.success(), "opsconsole {args:?} failed:\n{}", text(&o));
-    text(&o)
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{ok, run, text};
 
 fn touch_ago(p: &Path, ago: &str) {
     assert!(Command::new("touch").args(["-d", ago]).arg(p).status().expect("touch").success());

@@ -4,32 +4,16 @@
 //! two workspaces on one remote folder, SIGTERMed daemons, and a pass with nothing to do.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_opsconsole")
 }
 
-fn run(ws: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("-w")
-        .arg(ws)
-        .args(args)
-        .env("XDG_STATE_HOME", ws.join(".state"))
-        .output()
-        .expect("run opsconsole")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(ws: &Path, args: &[&str]) -> String {
-    let o = run(ws, args);
-    assert!(o.status.success(), "opsconsole {args:?} failed:\n{}", text(&o));
-    text(&o)
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{ok, run, text};
 
 fn json(ws: &Path, args: &[&str]) -> serde_json::Value {
     let o = run(ws, args);
