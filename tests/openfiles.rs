@@ -3,9 +3,8 @@
 //! container), is matched by device and inode. Prune keeps such a checkpoint, and the log
 //! counts as written by a live process.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use opsconsole::checkpoints::config::CheckpointsConfig;
@@ -17,46 +16,9 @@ fn require_root() {
     assert!(rustix::process::geteuid().is_root(), "these tests need root (mount)");
 }
 
-/// A process holding `path` open for writing on fd 3, started by `wrapper` (a command
-/// prefix such as `unshare --mount`) running `script` first; ready when returned.
-struct Holder(Child);
-
-impl Holder {
-    fn start(wrapper: &[&str], script: &str, path: &Path) -> Self {
-        let (prog, args) = wrapper.split_first().map_or(("sh", &[][..]), |(p, a)| (*p, a));
-        let mut cmd = Command::new(prog);
-        cmd.args(args);
-        if prog != "sh" {
-            cmd.arg("sh");
-        }
-        let mut child = cmd
-            .arg("-c")
-            .arg(format!("{script}\nexec 3>>\"$0\" && echo ready && exec sleep 60"))
-            .arg(path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn holder");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-        assert_eq!(line.trim(), "ready", "the holder did not start");
-        Holder(child)
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Unmount(PathBuf);
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+#[path = "support/holder.rs"]
+mod holder;
+use holder::{Holder, Unmount};
 
 /// A workspace with two checkpoints an hour old and a log.
 fn workspace() -> (tempfile::TempDir, PathBuf) {

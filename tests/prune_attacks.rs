@@ -4,10 +4,9 @@
 //! checkpoint root (as root).
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const FIVE: [u32; 5] = [100, 200, 300, 400, 500];
 
@@ -113,38 +112,9 @@ fn a_name_that_is_not_utf8_never_borrows_the_confirmation_of_its_lossy_spelling(
     assert!(fresh.iter().all(|p| p.exists()), "the newest of the `v\\xff` run was deleted:\n{out}");
 }
 
-/// A process holding `path` open for writing (`O_WRONLY|O_APPEND`) until dropped.
-struct Holder(Child);
-
-impl Holder {
-    fn start(path: &Path) -> Self {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg("exec 3>>\"$0\" && echo ready && exec sleep 60")
-            .arg(path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn holder");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-        assert_eq!(line.trim(), "ready", "the holder did not start");
-        Holder(child)
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Unmount(PathBuf);
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+#[path = "support/holder.rs"]
+mod holder;
+use holder::{Holder, Unmount};
 
 /// A trainer writes its checkpoints on a disk mounted *below* the checkpoint root
 /// (`checkpoints/big` is a tmpfs): the root's own filesystem is not the file's. A file it
@@ -162,7 +132,7 @@ fn a_writer_on_a_filesystem_mounted_below_a_root_is_seen() {
     assert!(st.success(), "mount tmpfs");
     let _unmount = Unmount(big.clone());
     let cks = saved(&big, &FIVE, |s| PathBuf::from(format!("v01_step_{s}.pt")), 0);
-    let _writer = Holder::start(&cks[0]);
+    let _writer = Holder::start(&[], "", &cks[0]);
     touch_ago(&cks[0], "3 hours ago");
 
     let out = run(&ws, &["prune", "--dry-run", "--json", "--allow-unsynced"]);
