@@ -44,32 +44,23 @@ pub fn start(ws: &Workspace, cfg: &Config, listener: std::net::TcpListener) -> s
     let (ws, cfg) = (ws.clone(), cfg.clone());
     let every = Duration::from_millis(cfg.metrics.sample_ms);
     listener.set_nonblocking(true)?;
-    std::thread::Builder::new().name("metrics".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
+    super::server::on_own_thread(move || async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
             Err(e) => {
-                tracing::error!("metrics: cannot start a runtime: {e}");
+                tracing::error!("metrics: {e}");
                 return;
             }
         };
-        rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("metrics: {e}");
-                    return;
-                }
-            };
-            let latest = Latest::default();
-            tokio::spawn(super::server::serve(listener, latest.clone()));
-            // Until the console quits (the sender is dropped with the UI loop).
-            while rx.changed().await.is_ok() {
-                let report = rx.borrow_and_update().clone();
-                if let Some(r) = report {
-                    latest.set(render(&r, &options(&ws, &cfg)));
-                }
+        let latest = Latest::default();
+        tokio::spawn(super::server::serve(listener, latest.clone()));
+        // Until the console quits (the sender is dropped with the UI loop).
+        while rx.changed().await.is_ok() {
+            let report = rx.borrow_and_update().clone();
+            if let Some(r) = report {
+                latest.set(render(&r, &options(&ws, &cfg)));
             }
-        });
+        }
     })?;
     Ok(ConsoleFeed { tx: Arc::new(tx), every, next: Instant::now() + FIRST_AFTER.min(every) })
 }

@@ -144,18 +144,26 @@ pub async fn run(ws: Workspace, cfg: Config, listener: std::net::TcpListener) ->
 /// Serves the exporter on its own thread (and runtime) beside a daemon or the console, so
 /// neither's loop ever waits on it. The thread ends with the process.
 pub fn spawn_thread(ws: Workspace, cfg: Config, listener: std::net::TcpListener) -> std::io::Result<()> {
-    std::thread::Builder::new().name("metrics".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!("metrics: cannot start a runtime: {e}");
-                return;
-            }
-        };
-        if let Err(e) = rt.block_on(run(ws, cfg, listener)) {
+    on_own_thread(move || async move {
+        if let Err(e) = run(ws, cfg, listener).await {
             tracing::error!("metrics: {e}");
         }
-    })?;
+    })
+}
+
+/// Runs the future `make` builds on a thread named `metrics` with a runtime of its own
+/// (built there, so the future may hold the thread's tokio types).
+pub(super) fn on_own_thread<F, Fut>(make: F) -> std::io::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::Builder::new().name("metrics".into()).spawn(
+        move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(make()),
+            Err(e) => tracing::error!("metrics: cannot start a runtime: {e}"),
+        },
+    )?;
     Ok(())
 }
 
