@@ -90,6 +90,22 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Keep at most this many events; older ones are trimmed on insert.
 const MAX_EVENTS: i64 = 5000;
 
+/// The statement behind [`Ledger::entries_where`]: one text for every level and filter,
+/// so one prepared statement serves them all (with the planner's stability guarantee on,
+/// see [`Ledger::open_at`], new values for its parameters do not compile it again).
+fn entries_where_sql() -> String {
+    format!(
+        "SELECT {ENTRY_COLUMNS} FROM uploads u JOIN files f ON f.path = u.path
+         WHERE (?1 IS NULL OR u.level = ?1)
+           AND (?2 = 0 OR u.state != 'confirmed')
+           AND (?3 = 0 OR u.state IN ('uploading', 'failed'))
+           AND (?5 = 0 OR u.state = 'confirmed')
+         ORDER BY u.level, CASE u.state WHEN 'uploading' THEN 0 WHEN 'pending' THEN 1
+             WHEN 'failed' THEN 2 ELSE 3 END, f.mtime_ns DESC, u.path
+         LIMIT ?4"
+    )
+}
+
 /// Which rows [`Ledger::entries_where`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryFilter {
@@ -359,6 +375,17 @@ fn copy_once(path: &Path) -> rusqlite::Result<Option<Connection>> {
     Ok(copied.then_some(mem))
 }
 
+/// SQLite's query planner stability guarantee: a prepared statement keeps its plan
+/// whatever values its parameters get. Without it, SQLite (built with STAT4, as the
+/// bundled one is) may compile a cached statement again each time a parameter that could
+/// steer the plan changes value: the console's ledger read asks the same statements for
+/// L2, then L3, then all levels every second, and spent more instructions compiling them
+/// again than running them (docs/performance.md). The ledger's tables are small and
+/// indexed by path; a fixed plan costs nothing measurable.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop)
+}
+
 impl Ledger {
     /// Open (creating if needed) the ledger of a workspace.
     pub fn open(workspace: &Path) -> Result<Self> {
@@ -378,6 +405,7 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(ctx)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(ctx)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(ctx)?;
+        stable_plans(&conn).map_err(ctx)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
         if version > SCHEMA_VERSION {
             return Err(LedgerError::Other(format!(
@@ -461,6 +489,7 @@ impl Ledger {
             pause = (pause * 2).min(Duration::from_millis(100));
         };
         mem.pragma_update(None, "query_only", true).map_err(ctx)?;
+        stable_plans(&mem).map_err(ctx)?;
         let version: i64 = mem.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx)?;
         if version > SCHEMA_VERSION {
             return Err(LedgerError::Other(format!(
@@ -657,16 +686,7 @@ impl Ledger {
         filter: EntryFilter,
         limit: Option<usize>,
     ) -> Result<Vec<LedgerEntry>> {
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM uploads u JOIN files f ON f.path = u.path
-             WHERE (?1 IS NULL OR u.level = ?1)
-               AND (?2 = 0 OR u.state != 'confirmed')
-               AND (?3 = 0 OR u.state IN ('uploading', 'failed'))
-               AND (?5 = 0 OR u.state = 'confirmed')
-             ORDER BY u.level, CASE u.state WHEN 'uploading' THEN 0 WHEN 'pending' THEN 1
-                 WHEN 'failed' THEN 2 ELSE 3 END, f.mtime_ns DESC, u.path
-             LIMIT ?4"
-        );
+        let sql = entries_where_sql();
         let (unfinished, attention, confirmed) = match filter {
             EntryFilter::All => (false, false, false),
             EntryFilter::Unfinished => (true, false, false),
@@ -1163,6 +1183,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = Ledger::open(dir.path()).expect("open");
         (dir, l)
+    }
+
+    #[test]
+    fn the_queue_statement_is_compiled_once_whatever_level_and_filter_it_is_asked_for() {
+        let (_dir, mut l) = ledger();
+        for (i, level) in ["L2", "L3"].iter().enumerate() {
+            let rel = format!("ckpt-{i}.pt");
+            l.track(&rel, 10, i as i64, &format!("{i:064}"), None, &[(level, "r")], 1).expect("track");
+        }
+        for _ in 0..3 {
+            for level in ["L2", "L3"] {
+                let rows = l.entries_where(Some(level), EntryFilter::UploadingOrFailed, None).expect("rows");
+                assert!(rows.is_empty(), "nothing is uploading or failed yet");
+            }
+            let queue = l.entries_where(None, EntryFilter::Unfinished, Some(50)).expect("queue");
+            assert_eq!(queue.len(), 2);
+            assert_eq!(l.entries_where(Some("L3"), EntryFilter::All, None).expect("L3").len(), 1);
+        }
+        let st = l.conn.prepare_cached(&entries_where_sql()).expect("cached");
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0, "compiled again for new parameter values");
+        assert!(st.get_status(rusqlite::StatementStatus::Run) >= 12, "the statement ran from the cache");
     }
 
     #[test]
