@@ -12,6 +12,11 @@ use tokio::task::JoinHandle;
 use crate::app::Msg;
 use crate::sync::EngineSource;
 
+/// How long the checkpoint roots expanded for the same-disk check are used before they
+/// are expanded again (globs compiled, folders walked): a new root appears as seldom as a
+/// new run, and the checkpoint collector rescans at this pace by default too.
+const ROOTS_EVERY: Duration = Duration::from_secs(30);
+
 /// What the sync collector needs: the workspace and its sync config.
 #[derive(Debug, Clone)]
 pub struct SyncCollector {
@@ -35,6 +40,7 @@ impl SyncCollector {
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut reader = Some(crate::sync::status::SampleReader::default());
+            let mut env: Option<(std::time::Instant, crate::sync::RemoteEnv)> = None;
             // Every `every` while something is queued or uploading (progress moves), five
             // times slower while the queue is empty (only a new file changes anything, and
             // `ctrl-r` or a sync key reads at once).
@@ -48,13 +54,21 @@ impl SyncCollector {
                 };
                 let (ws, sync, remotes) = (self.workspace.clone(), self.sync.clone(), self.remotes.clone());
                 let now = crate::unixtime::now_ms();
-                // The reader (and its open ledger) moves to the blocking thread and back.
+                // The reader (and its open ledger) moves to the blocking thread and back, and
+                // so do the checkpoint roots last expanded.
                 let mut r = reader.take().unwrap_or_default();
                 let roots = self.checkpoint_roots.clone();
+                let last_env = env.take();
                 let sample = tokio::task::spawn_blocking(move || {
+                    let mut kept = None;
                     let s = r.read(&ws, &sync, &remotes, src, now).map(|mut s| {
-                        let env = crate::sync::RemoteEnv::with_roots(&ws, &roots);
-                        crate::sync::status::mark_same_disk(&mut s.status, &sync, &remotes, &env);
+                        if crate::sync::status::any_same_disk(&sync, &remotes) {
+                            let (at, e) = last_env.filter(|(at, _)| at.elapsed() < ROOTS_EVERY).unwrap_or_else(|| {
+                                (std::time::Instant::now(), crate::sync::RemoteEnv::with_roots(&ws, &roots))
+                            });
+                            crate::sync::status::mark_same_disk(&mut s.status, &sync, &remotes, &e);
+                            kept = Some((at, e));
+                        }
                         s
                     });
                     let why = s.as_ref().err().map(|e| {
@@ -65,18 +79,19 @@ impl SyncCollector {
                             format!("the sync ledger cannot be read: {e}")
                         }
                     });
-                    (r, s.ok(), why)
+                    (r, kept, s.ok(), why)
                 })
                 .await;
                 match sample {
-                    Ok((r, Some(s), _)) => {
+                    Ok((r, kept, Some(s), _)) => {
                         reader = Some(r);
+                        env = kept;
                         busy = s.status.levels.iter().any(|l| l.pending_files > 0 || l.in_flight.is_some());
                         if tx.send(Msg::Sync(Box::new(s))).is_err() {
                             return;
                         }
                     }
-                    Ok((r, None, why)) => {
+                    Ok((r, _, None, why)) => {
                         reader = Some(r);
                         if tx.send(Msg::SyncUnreadable(why.unwrap_or_default())).is_err() {
                             return;
