@@ -597,7 +597,13 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, mut opts: tui::RunOptions
 /// pool's readers, the log follower, the watcher, the input reader) allocate little and
 /// seldom at the same time: two arenas serve them, and the console's resident memory is
 /// about 1.3 MiB smaller (docs/performance.md). Called before any thread starts.
+/// A `MALLOC_ARENA_MAX` (or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`) set by the
+/// user wins.
 fn fewer_malloc_arenas() {
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("arena_max") {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a parameter of the allocator; M_ARENA_MAX takes a count.
     unsafe {
