@@ -99,3 +99,11 @@ tmux -L "$sock" new-session -d -s ff -x "$cols" -y "$rows" "bash --norc --noprof
 tmux -L "$sock" send-keys -t ff "cd $tmp/ws; for i in \$(seq 20); do s=\$(date +%s%N); XDG_STATE_HOME=$tmp/state $bin --exit-after-first-frame; e=\$(date +%s%N); echo \$(( (e - s) / 1000 )) >> $tmp/ff.txt; done; echo DONE > $tmp/ff.done" Enter
 for _ in $(seq 600); do [ -f "$tmp/ff.done" ] && break; sleep 0.1; done
 sort -n "$tmp/ff.txt" | awk '{a[NR]=$1} END {printf "\nexec to first full frame, 20 runs: median %.1f ms, max %.1f ms\n", a[int((NR+1)/2)]/1000, a[NR]/1000}'
+
+# The release link layout (build.rs) works from symbol names; a binary built by another
+# toolchain, or after a dependency update, finds fewer of them (benches/link-order.sh
+# records them again).
+if command -v nm >/dev/null && [ -f assets/link-order.txt ]; then
+  have=$(nm "$bin" | awk '{print $NF}' | sort -u | comm -12 - <(sort -u assets/link-order.txt) | wc -l)
+  echo "link layout: $have of $(wc -l < assets/link-order.txt) functions of assets/link-order.txt are in $(basename "$bin")"
+fi
