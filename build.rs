@@ -15,17 +15,19 @@
 //!   reads at every start. glibc reads DT_RELR from 2.36 on, so it is used only when the
 //!   glibc this build runs on is that new.
 //!
-//! Both are release-only, for the `opsconsole` binary on x86_64 Linux with the toolchain's
-//! own linker (rust-lld, the default since Rust 1.90); a configured linker, or
-//! `OPSCONSOLE_LINK_LAYOUT=off`, leaves the link as cargo makes it.
+//! Both are release-only, for the `opsconsole` binary on x86_64 Linux, and each is first
+//! tried on an empty program with the same compiler, target and flags: a linker that does
+//! not know an option (GNU ld has no `--symbol-ordering-file`; rust-lld, the default since
+//! Rust 1.90, and mold do) leaves the link as cargo makes it, as does
+//! `OPSCONSOLE_LINK_LAYOUT=off`.
 use std::env;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=assets/link-order.txt");
     println!("cargo::rerun-if-env-changed=OPSCONSOLE_LINK_LAYOUT");
-    println!("cargo::rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     let var = |k: &str| env::var(k).unwrap_or_default();
     if var("PROFILE") != "release"
         || var("TARGET") != "x86_64-unknown-linux-gnu"
@@ -33,37 +35,47 @@ fn main() {
     {
         return;
     }
-    // Another linker than the toolchain's own may not know these options.
-    let flags = var("CARGO_ENCODED_RUSTFLAGS");
-    if flags.contains("linker")
-        || flags.contains("link-self-contained")
-        || !var("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_empty()
-    {
-        return;
+    let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("assets/link-order.txt");
+    let ordering = [format!("-Wl,--symbol-ordering-file={}", order.display()), "-Wl,--no-warn-symbol-ordering".into()];
+    if order.is_file() && links_with(&ordering) {
+        for arg in &ordering {
+            println!("cargo::rustc-link-arg-bin=opsconsole={arg}");
+        }
     }
-    if !rustc_links_with_lld() {
-        return;
-    }
-    let order = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("assets/link-order.txt");
-    if order.is_file() {
-        println!("cargo::rustc-link-arg-bin=opsconsole=-Wl,--symbol-ordering-file={}", order.display());
-        println!("cargo::rustc-link-arg-bin=opsconsole=-Wl,--no-warn-symbol-ordering");
-    }
-    if glibc_reads_relr() {
-        println!("cargo::rustc-link-arg-bin=opsconsole=-Wl,-z,pack-relative-relocs");
+    let relr = ["-Wl,-z,pack-relative-relocs".to_string()];
+    if glibc_reads_relr() && links_with(&relr) {
+        println!("cargo::rustc-link-arg-bin=opsconsole={}", relr[0]);
     }
 }
 
-/// rustc 1.90 and later link x86_64 Linux programs with the bundled rust-lld.
-fn rustc_links_with_lld() -> bool {
+/// Whether an empty program links with these extra linker arguments, built by the same
+/// compiler for the same target with the same flags as the crate.
+fn links_with(args: &[String]) -> bool {
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
+    let src = out.join("link_probe.rs");
+    if std::fs::write(&src, "fn main() {}\n").is_err() {
+        return false;
+    }
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let Ok(out) = Command::new(rustc).arg("-V").output() else { return false };
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "rustc 1.95.0 (59807616e 2026-04-14)"
-    let mut parts = text.split_whitespace().nth(1).unwrap_or("").split(['.', '-']);
-    let major: u32 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let minor: u32 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    (major, minor) >= (1, 90)
+    let mut cmd = Command::new(rustc);
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    cmd.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    cmd.arg("--target").arg(env::var("TARGET").unwrap_or_default());
+    // A linker set in cargo's config or CARGO_TARGET_<triple>_LINKER reaches the crate's
+    // rustc as `-C linker`, not through the flags.
+    if let Some(linker) = env::var_os("RUSTC_LINKER") {
+        cmd.arg("-C").arg({
+            let mut a = std::ffi::OsString::from("linker=");
+            a.push(linker);
+            a
+        });
+    }
+    cmd.arg("--crate-type=bin").arg("-o").arg(out.join("link_probe")).arg(&src);
+    for a in args {
+        cmd.arg("-C").arg(format!("link-arg={a}"));
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.status().is_ok_and(|s| s.success())
 }
 
 /// glibc 2.36 and later apply DT_RELR relocations.
