@@ -28,6 +28,9 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=assets/link-order.txt");
     println!("cargo::rerun-if-env-changed=OPSCONSOLE_LINK_LAYOUT");
+    // Another linker is tried again (the options are probed with the one configured).
+    println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
+    println!("cargo::rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     let var = |k: &str| env::var(k).unwrap_or_default();
     if var("PROFILE") != "release"
         || var("TARGET") != "x86_64-unknown-linux-gnu"
