@@ -146,9 +146,8 @@ fn demo_log_panel_follows_the_trainer_through_rotation() {
 #[ignore = "needs tmux"]
 fn a_closed_terminal_ends_the_console() {
     Tmux::require();
-    let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
-    let cmd = format!("XDG_STATE_HOME={}/state exec {bin} -w {}", dir.path().display(), dir.path().display());
+    let cmd = console_cmd(dir.path(), dir.path());
     let t = Tmux::new("hup", 80, 24, &cmd);
     t.wait_for("the console", |s| s.contains("Uploads") && s.contains("host "));
     let pid: i32 = t.display("#{pane_pid}").parse().expect("pane pid");
@@ -215,7 +214,6 @@ fn without_a_terminal_the_console_says_so_in_words() {
 #[ignore = "needs tmux"]
 fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
     Tmux::require();
-    let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = dir.path().join("ws");
     std::fs::create_dir_all(&ws).expect("mkdir");
@@ -249,8 +247,7 @@ fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
         ),
     )
     .expect("config");
-    let state = dir.path().join("state");
-    let cmd = format!("XDG_STATE_HOME={} exec {bin} -w {}", state.display(), ws.display());
+    let cmd = console_cmd(dir.path(), &ws);
     let t = Tmux::new("checklist", 100, 30, &cmd);
     t.wait_for("the console with the external address", |s| s.contains("Uploads") && s.contains("· 34.123.45.67"));
     t.send(&["x"]);
@@ -274,7 +271,8 @@ fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
         ledger.recent_events(10).expect("events").into_iter().map(|e| (e.kind, e.detail)).collect();
     assert_eq!(ev[0].0, "shutdown", "{ev:?}");
     assert!(ev[1].0 == "shutdown_override" && ev[1].1.starts_with("requirements overridden"), "{ev:?}");
-    let log = std::fs::read_to_string(state.join("opsconsole/opsconsole.log")).expect("the console's log");
+    let log =
+        std::fs::read_to_string(dir.path().join("state").join("opsconsole/opsconsole.log")).expect("the console's log");
     assert!(log.contains("overridden by the user") && log.contains("requirements"), "{log}");
     // Esc closes it; the console is still there.
     t.send(&["Escape"]);
@@ -288,17 +286,8 @@ fn x_opens_the_checklist_and_a_typed_override_runs_the_shutdown_command() {
 #[ignore = "needs tmux"]
 fn a_killed_trainer_shows_as_exited_and_its_eta_and_rate_disappear() {
     Tmux::require();
-    let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
-    let ws = dir.path().join("ws");
-    let logs = ws.join("experiments/v1/logs");
-    std::fs::create_dir_all(&logs).expect("mkdir");
-    std::fs::write(
-        ws.join("opsconsole.toml"),
-        "[gpu]\nenabled = false\n\n[sync.l2]\nenabled = false\n\n[sync.l3]\nenabled = false\n",
-    )
-    .expect("config");
-    let log = logs.join("train.log");
+    let (ws, log) = log_only_workspace(dir.path());
     // The fake trainer: a progress line with rate and ETA every 200 ms, appended to the log.
     struct Reaped(std::process::Child);
     impl Drop for Reaped {
@@ -323,8 +312,7 @@ fn a_killed_trainer_shows_as_exited_and_its_eta_and_rate_disappear() {
     while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("it/s")) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let state = dir.path().join("state");
-    let cmd = format!("XDG_STATE_HOME={} exec {bin} -w {}", state.display(), ws.display());
+    let cmd = console_cmd(dir.path(), &ws);
     let t = Tmux::new("runstate", 100, 30, &cmd);
     let screen = t.wait_for("the running trainer", |s| s.contains(&format!("▶ running · pid {pid}")));
     assert!(screen.contains("it/s 19.90") && screen.contains("eta 19m05s"), "{screen}");
@@ -348,21 +336,11 @@ fn a_killed_trainer_shows_as_exited_and_its_eta_and_rate_disappear() {
 #[ignore = "needs tmux"]
 fn an_oom_rings_the_bell_and_tmux_flags_the_consoles_window() {
     Tmux::require();
-    let bin = env!("CARGO_BIN_EXE_opsconsole");
     let dir = tempfile::tempdir().expect("tempdir");
-    let ws = dir.path().join("ws");
-    let logs = ws.join("experiments/v1/logs");
-    std::fs::create_dir_all(&logs).expect("mkdir");
-    std::fs::write(
-        ws.join("opsconsole.toml"),
-        "[gpu]\nenabled = false\n\n[sync.l2]\nenabled = false\n\n[sync.l3]\nenabled = false\n",
-    )
-    .expect("config");
-    let log = logs.join("train.log");
+    let (ws, log) = log_only_workspace(dir.path());
     std::fs::write(&log, "{'loss': 3.6108, 'grad_norm': 0.8123, 'learning_rate': 0.0003, 'epoch': 0.15}\n")
         .expect("log");
-    let state = dir.path().join("state");
-    let cmd = format!("XDG_STATE_HOME={} exec {bin} -w {}", state.display(), ws.display());
+    let cmd = console_cmd(dir.path(), &ws);
     let t = Tmux::new("bell", 100, 30, &cmd);
     t.wait_for("the log", |s| s.contains("loss 3.611"));
     let flag = |t: &Tmux| {
@@ -386,4 +364,29 @@ fn an_oom_rings_the_bell_and_tmux_flags_the_consoles_window() {
         assert!(Instant::now() < deadline, "tmux never flagged the console's window");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A workspace under `dir` with one experiment's (empty) log folder and a config with the GPU
+/// and both upload levels off: nothing but the log to watch. Returns the workspace and the
+/// path of its log (not created).
+fn log_only_workspace(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ws = dir.join("ws");
+    let logs = ws.join("experiments/v1/logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::write(
+        ws.join("opsconsole.toml"),
+        "[gpu]\nenabled = false\n\n[sync.l2]\nenabled = false\n\n[sync.l3]\nenabled = false\n",
+    )
+    .expect("config");
+    (ws, logs.join("train.log"))
+}
+
+/// A tmux pane's command: the console on `ws`, its own log files under `dir/state`.
+fn console_cmd(dir: &std::path::Path, ws: &std::path::Path) -> String {
+    format!(
+        "XDG_STATE_HOME={} exec {} -w {}",
+        dir.join("state").display(),
+        env!("CARGO_BIN_EXE_opsconsole"),
+        ws.display()
+    )
 }
