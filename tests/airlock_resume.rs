@@ -14,6 +14,8 @@ mod drive;
 mod hf_hub;
 #[path = "support/nvml.rs"]
 mod nvml;
+#[path = "support/procstat.rs"]
+mod procstat;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -378,9 +380,7 @@ fn run_starts_the_command_detached_in_its_own_session_appending_to_the_log() {
     assert_eq!(sid, pid, "a session of its own (setsid): {text}");
     // From /proc, not getsid(2): in a container whose session leader lives outside the PID
     // namespace the kernel answers 0, which rustix's getsid refuses with a panic.
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after = stat.rsplit_once(") ").expect("comm").1;
-    let my_sid: i64 = after.split_whitespace().nth(3).and_then(|v| v.parse().ok()).expect("sid");
+    let my_sid: i64 = procstat::fields("self").and_then(|f| f[3].parse().ok()).expect("the session in /proc/self/stat");
     assert_ne!(sid, my_sid, "not in the starter's session");
     assert_ne!(ppid, std::process::id() as i64);
     assert!(text.contains(&format!("ckpt={}", ws.join("checkpoints/v68_step_100.pt").display())), "{text}");

@@ -4,6 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "support/procstat.rs"]
+mod procstat;
 #[path = "support/tmux.rs"]
 mod tmux;
 use tmux::Tmux;
@@ -158,10 +160,7 @@ fn a_closed_terminal_ends_the_console() {
     // killed the console belongs to the PID namespace's first process, which in a container
     // may be one that never reaps (cargo itself, under `unshare --pid --fork`): the exited
     // console then stays a zombie, which signal 0 still finds.
-    let ended = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
-    };
+    let ended = || procstat::fields(&pid.to_string()).is_none_or(|f| f[0] == "Z");
     while !ended() {
         assert!(Instant::now() < deadline, "the console outlived its terminal");
         std::thread::sleep(Duration::from_millis(100));
