@@ -258,15 +258,23 @@ fn level_status(
 /// Whether any level stores on a local remote marked `same_disk`, the only case
 /// [`mark_same_disk`] looks at (and needs the checkpoint roots for).
 pub fn any_same_disk(sync: &SyncConfig, remotes: &RemotesConfig) -> bool {
-    sync.levels().into_iter().any(|(_, _, cfg)| {
-        matches!(remotes.get(&cfg.remote), Some(super::config::RemoteConfig::Local { same_disk: true, .. }))
-    })
+    sync.levels().into_iter().any(|(_, _, cfg)| same_disk_path(remotes, &cfg.remote).is_some())
 }
 
+/// The folder of the local remote `name` when it is marked `same_disk`.
+fn same_disk_path<'a>(remotes: &'a RemotesConfig, name: &str) -> Option<&'a std::path::PathBuf> {
+    match remotes.get(name) {
+        Some(super::config::RemoteConfig::Local { path, same_disk: true }) => Some(path),
+        _ => None,
+    }
+}
+
+/// Marks each level whose `same_disk` local remote shares a filesystem with the workspace
+/// or a checkpoint root (`env.protected`): a copy there is no backup.
 pub fn mark_same_disk(status: &mut SyncStatus, sync: &SyncConfig, remotes: &RemotesConfig, env: &super::RemoteEnv) {
     use std::os::unix::fs::MetadataExt;
     for (l, (_, _, cfg)) in status.levels.iter_mut().zip(sync.levels()) {
-        let Some(super::config::RemoteConfig::Local { path, same_disk: true }) = remotes.get(&cfg.remote) else {
+        let Some(path) = same_disk_path(remotes, &cfg.remote) else {
             continue;
         };
         let root = super::config::local_root(path, &env.workspace);
