@@ -37,13 +37,8 @@ hz=$(getconf CLK_TCK)
 # - "idle": a console on an empty folder (no log, no checkpoints, no remote);
 # - "con2": with OPSCONSOLE_BIN2, that build as a second console beside the run;
 # - "top": btop at its default refresh; "htop": htop at its default refresh.
-tmux -L "$sock" new-session -d -s run -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state $bin demo --dir $tmp/demo"
-for _ in $(seq 100); do [ -f "$tmp/demo/opsconsole.toml" ] && break; sleep 0.1; done
-sleep 2
-# The demo rescans checkpoints every 5 s so that a newcomer sees them move; the console
-# beside the run uses the default, 30 s (the demo console has read its config already).
-sed -i 's/^scan_secs = 5$/scan_secs = 30/' "$tmp/demo/opsconsole.toml"
-grep -q '^scan_secs = 30$' "$tmp/demo/opsconsole.toml" || { echo "could not set scan_secs in the demo config"; exit 1; }
+. benches/demo_run.sh
+demo_run "$sock" "$bin" "$tmp" "$cols" "$rows"
 tmux -L "$sock" new-session -d -s con -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state2 exec $bin -w $tmp/demo"
 mkdir -p "$tmp/empty"
 tmux -L "$sock" new-session -d -s idle -x "$cols" -y "$rows" "XDG_STATE_HOME=$tmp/state3 exec $bin -w $tmp/empty"

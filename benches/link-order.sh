@@ -20,11 +20,8 @@ sock=opsconsole-order-$$
 cleanup() { tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-tmux -L "$sock" new-session -d -s run -x 160 -y 48 "XDG_STATE_HOME=$tmp/state $bin demo --dir $tmp/demo"
-for _ in $(seq 100); do [ -f "$tmp/demo/opsconsole.toml" ] && break; sleep 0.1; done
-sleep 2
-# As in benches/idle.sh: the console beside the run scans checkpoints at the default 30 s.
-sed -i 's/^scan_secs = 5$/scan_secs = 30/' "$tmp/demo/opsconsole.toml"
+. benches/demo_run.sh
+demo_run "$sock" "$bin" "$tmp" 160 48
 mkdir -p "$tmp/empty"
 cg="valgrind --tool=callgrind --demangle=no"
 tmux -L "$sock" new-session -d -s con -x 160 -y 48 \
