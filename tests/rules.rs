@@ -265,6 +265,26 @@ fn a_7b_model_on_tier_1_is_flagged_once_and_tier_2_is_its_place() {
     assert_eq!(judge_gpu(&ws, &cfg, &l4).tier_purpose.verdict.state, RuleState::Off);
 }
 
+/// Seen on a lent H200 machine (2026-11-30): the GPU was read, but the default tiers (L4,
+/// A100) have none for it, and the rule said "no GPU read".
+#[test]
+fn a_gpu_that_matches_no_tier_is_named_not_reported_as_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    let exp = experiment(&ws, "v9_big", LLAMA_7B);
+    let h200 = gpu_sample("NVIDIA H200", 143_771 * MIB, &exp, Duration::from_secs(60));
+    let t = judge_gpu(&ws, &Config::default(), &h200).tier_purpose;
+    assert_eq!(t.verdict.state, RuleState::Unknown, "{t:?}");
+    assert_eq!(t.tier, None);
+    assert!(t.verdict.message.contains("NVIDIA H200 matches no tier in gpu.tiers"), "{}", t.verdict.message);
+    assert!(!t.verdict.message.contains("no GPU read"), "{}", t.verdict.message);
+    // With no GPU read, it says that.
+    let mut none = h200.clone();
+    none.gpus.clear();
+    let t = judge_gpu(&ws, &Config::default(), &none).tier_purpose;
+    assert!(t.verdict.message.contains("no GPU read"), "{}", t.verdict.message);
+}
+
 #[test]
 fn a_small_model_training_past_tier1_max_run_is_flagged() {
     let dir = tempfile::tempdir().unwrap();

@@ -162,6 +162,19 @@ pub fn model_params(ws: &Path, cfg: &Config, run: &RunFacts, gpu: Option<&GpuSam
     })
 }
 
+/// Why the machine's tier is not known (`gpu.tier` unset; config validation refuses one
+/// that names no tier): no GPU was read, or the GPU read matches no configured tier (an
+/// H100 or H200 with the default tiers).
+fn unknown_tier_reason(gpu: Option<&GpuSample>) -> String {
+    match gpu.and_then(|s| s.gpus.first()) {
+        Some(g) => format!(
+            "the machine's tier is not known: {} matches no tier in gpu.tiers (add one for it, or gpu.tier forces one)",
+            g.name
+        ),
+        None => "the machine's tier is not known (no GPU read; gpu.tier forces one)".to_string(),
+    }
+}
+
 /// Judges rule 2.
 pub fn check(ws: &Path, cfg: &Config, run: &RunFacts, gpu: Option<&GpuSample>, now: SystemTime) -> TierRule {
     let t = &cfg.tiers;
@@ -169,7 +182,7 @@ pub fn check(ws: &Path, cfg: &Config, run: &RunFacts, gpu: Option<&GpuSample>, n
     let tier = crate::gpu::tier::machine_tier(&cfg.gpu, gpu.unwrap_or(&empty)).map(|t| t.name.clone());
     let mut rule = TierRule { tier: tier.clone(), ..Default::default() };
     let Some(tier) = tier else {
-        rule.verdict = Verdict::unknown("the machine's tier is not known (no GPU read; gpu.tier forces one)");
+        rule.verdict = Verdict::unknown(unknown_tier_reason(gpu));
         return rule;
     };
     let (tier1, tier2) = t.names(&cfg.gpu.tiers);
