@@ -225,18 +225,61 @@ fn per_process_sm_utilization_where_nvml_gives_it() {
     assert_eq!(l4.processes[0].sm_util_pct, Some(57));
     assert_eq!(l4.processes[1].sm_util_pct, Some(0), "supported, no non-zero sample: idle");
     assert_eq!(a100.processes[0].sm_util_pct, None, "NOT_SUPPORTED: nothing, not 0%");
-    // Samples since the last read: a new fixture value is read on the next sample.
+    // Samples since the last read: a new fixture value is read on the next read, which is
+    // gpu.process_util_ms (5 s) after the last one.
     f = f.replace("sm=57", "sm=12");
     stub.write(&f);
-    let s = stub.with_env(|| collector.sample(t(1)));
+    let s = stub.with_env(|| collector.sample(t(5)));
     assert_eq!(s.gpus[0].processes[0].sm_util_pct, Some(12));
     // No sample at all on a supported device (NOT_FOUND): every process is 0%.
     stub.write(&f.replace(" sm=12", ""));
-    let s = stub.with_env(|| collector.sample(t(2)));
+    let s = stub.with_env(|| collector.sample(t(10)));
     assert_eq!(s.gpus[0].processes[0].sm_util_pct, Some(0));
     let json = serde_json::to_value(&s).expect("json");
     assert_eq!(json["gpus"][0]["processes"][0]["sm_util_pct"], 0);
     assert_eq!(json["gpus"][1]["processes"][0]["sm_util_pct"], serde_json::Value::Null);
+}
+
+/// NVML's per-process utilization costs milliseconds of CPU on a real driver (1.5-2.3 ms on
+/// an H200, driver 580; the rest of a sample under 0.1 ms), so it is read every
+/// `gpu.process_util_ms`, at once for a process not seen before, and never at 0. Between
+/// reads each process keeps its last figure.
+#[test]
+fn per_process_utilization_is_read_every_process_util_ms_and_for_new_processes() {
+    let stub = StubNvml::build();
+    let me = std::process::id();
+    let fixture = |sm: u32, second: bool| {
+        let mut f = String::from("init 0\ndriver 550.54.15\n");
+        f += &gpu_line("NVIDIA L4", L4_TOTAL, 10 * GIB, "util=97 memutil=61 temp=71 power=72000 limit=72000");
+        f += &format!("proc gpu=0 pid={me} used={} sm={sm}\n", 8 * GIB);
+        if second {
+            f += &format!("proc gpu=0 pid=1 used={} sm=33\n", GIB);
+        }
+        f
+    };
+    let cfg = GpuConfig { process_util_ms: 3000, ..stub_config(&stub) };
+    let mut collector = GpuCollector::new(&cfg);
+    let share = |s: &opsconsole::gpu::GpuSample, pid: u32| s.gpus[0].processes.iter().find(|p| p.pid == pid).and_then(|p| p.sm_util_pct);
+    stub.write(&fixture(57, false));
+    assert_eq!(share(&stub.with_env(|| collector.sample(t(0))), me), Some(57));
+    // Within 3 s the figure is the last read's, whatever the driver would say now.
+    stub.write(&fixture(12, false));
+    assert_eq!(share(&stub.with_env(|| collector.sample(t(1))), me), Some(57));
+    assert_eq!(share(&stub.with_env(|| collector.sample(t(2))), me), Some(57));
+    // 3 s after the last read: read again.
+    assert_eq!(share(&stub.with_env(|| collector.sample(t(3))), me), Some(12));
+    // A process that appears is read at once, not up to 3 s later.
+    stub.write(&fixture(20, true));
+    let s = stub.with_env(|| collector.sample(t(4)));
+    assert_eq!(share(&s, 1), Some(33));
+    assert_eq!(share(&s, me), Some(20), "the same read brings every process's figure");
+
+    // 0: never read; no figure rather than 0%.
+    let off = GpuConfig { process_util_ms: 0, ..stub_config(&stub) };
+    let mut collector = GpuCollector::new(&off);
+    let s = stub.with_env(|| collector.sample(t(0)));
+    assert_eq!(s.gpus[0].processes.len(), 2);
+    assert!(s.gpus[0].processes.iter().all(|p| p.sm_util_pct.is_none()), "{:?}", s.gpus[0].processes);
 }
 
 #[test]
