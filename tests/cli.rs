@@ -550,3 +550,30 @@ fn status_has_host_cpu_ram_and_swap() {
     assert!(line.contains(&format!("/{gib:.1} GiB")), "{line}");
     assert!(line.contains(" cpus · ram ") && line.contains(" · swap "), "{line}");
 }
+
+/// `opsconsole status --json | head -1`: the reader closes the pipe before the JSON is
+/// written. The command ends as `cat` would (SIGPIPE), not with a panic and a backtrace on
+/// the terminal; the console's daemons keep SIGPIPE ignored (their EPIPE is an error).
+#[test]
+fn a_closed_stdout_ends_printing_commands_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().canonicalize().unwrap();
+    std::fs::write(ws.join("opsconsole.toml"), "[gpu]\nenabled = false\n").unwrap();
+    for args in [&["status", "--json"][..], &["config"], &["man"], &["completions", "bash"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_opsconsole"))
+            .arg("--workspace")
+            .arg(&ws)
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run opsconsole");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}: nothing on stderr");
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
+    }
+}

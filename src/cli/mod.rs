@@ -348,7 +348,39 @@ pub fn load_workspace(cli: &Cli) -> Result<(Workspace, Config)> {
     Ok((ws, cfg))
 }
 
+impl Command {
+    /// Commands whose whole job is to print: piped into `head` or `grep -m1`, the reader
+    /// may close the pipe before they finish writing.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Status { .. }
+                | Command::Fit(_)
+                | Command::Log { .. }
+                | Command::ShutdownCheck { .. }
+                | Command::Estimate { .. }
+                | Command::Config
+                | Command::Completions { .. }
+                | Command::Man { .. }
+        )
+    }
+}
+
+/// Let a closed stdout end the process as it ends `cat` or `grep` (SIGPIPE's default
+/// action), instead of Rust's ignored SIGPIPE, which turns the failed write into a panic
+/// with a backtrace (`opsconsole status --json | head -1`). Only for commands that print
+/// and exit: the console, the daemons and anything that talks to a child process keep
+/// SIGPIPE ignored and see EPIPE as an error.
+fn sigpipe_ends_printing(command: Option<&Command>) {
+    if command.is_some_and(Command::only_prints) {
+        // SAFETY: signal() with SIG_DFL installs no handler, so nothing runs in signal
+        // context; it is called before this process starts any thread of its own.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    sigpipe_ends_printing(cli.command.as_ref());
     match &cli.command {
         None => {
             let (ws, cfg) = load_workspace(&cli)?;
