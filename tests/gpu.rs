@@ -259,7 +259,9 @@ fn per_process_utilization_is_read_every_process_util_ms_and_for_new_processes()
     };
     let cfg = GpuConfig { process_util_ms: 3000, ..stub_config(&stub) };
     let mut collector = GpuCollector::new(&cfg);
-    let share = |s: &opsconsole::gpu::GpuSample, pid: u32| s.gpus[0].processes.iter().find(|p| p.pid == pid).and_then(|p| p.sm_util_pct);
+    let share = |s: &opsconsole::gpu::GpuSample, pid: u32| {
+        s.gpus[0].processes.iter().find(|p| p.pid == pid).and_then(|p| p.sm_util_pct)
+    };
     stub.write(&fixture(57, false));
     assert_eq!(share(&stub.with_env(|| collector.sample(t(0))), me), Some(57));
     // Within 3 s the figure is the last read's, whatever the driver would say now.

@@ -481,8 +481,12 @@ pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u
                 format!("{} now · peak {}{span}", p.used_bytes.map_or("n/a".into(), fmt_gib), fmt_gib(peak)),
             ));
             if let Some(u) = p.sm_util_pct {
-                let every = humantime::format_duration(std::time::Duration::from_millis(state.config.gpu.process_util_ms));
-                lines.push(row("SM util", format!("{u}% of the GPU's compute time (NVML's newest sample, read every {every})")));
+                let every =
+                    humantime::format_duration(std::time::Duration::from_millis(state.config.gpu.process_util_ms));
+                lines.push(row(
+                    "SM util",
+                    format!("{u}% of the GPU's compute time (NVML's newest sample, read every {every})"),
+                ));
             }
             let total = state
                 .gpu
