@@ -60,7 +60,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         lines.push(Line::styled("no filesystem found", super::dim()));
     }
     lines.extend(extras);
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    super::text::put_block_lines(frame.buffer_mut(), area, &block, &lines);
 }
 
 /// The data folder's filesystem, as the rules collector found it.

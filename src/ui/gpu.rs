@@ -137,7 +137,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     lines.extend(host);
     lines.extend(fit_lines);
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    super::text::put_block_lines(frame.buffer_mut(), area, &block, &lines);
 }
 
 /// "host cpu 34% · ram 41.2/62.8 GiB 66% · swap 0.1/8.0 GiB", shorter when narrow

@@ -2,7 +2,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use crate::app::{Action, AppState};
 use crate::disk::Level;
@@ -95,5 +94,6 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let pad = (area.width as usize).saturating_sub(used + help.chars().count());
     spans.push(Span::styled(" ".repeat(pad), base));
     spans.push(Span::styled(help, base));
-    frame.render_widget(Paragraph::new(Line::from(spans)).style(base), area);
+    frame.buffer_mut().set_style(area, base);
+    super::text::put_lines(frame.buffer_mut(), area, &[Line::from(spans)]);
 }

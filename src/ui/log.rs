@@ -112,8 +112,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     let width = inner.width as usize;
     let layout = log_layout(state, inner);
-    frame.render_widget(Paragraph::new(top_lines(state, width)), layout.top);
-    frame.render_widget(Paragraph::new(bottom_lines(state, width)), layout.bottom);
+    super::text::put_lines(frame.buffer_mut(), layout.top, &top_lines(state, width));
+    super::text::put_lines(frame.buffer_mut(), layout.bottom, &bottom_lines(state, width));
     render_lines(state, frame, layout.lines);
     if let Some(c) = layout.chart {
         render_chart(log, frame, c);
@@ -480,51 +480,7 @@ fn render_lines(state: &AppState, frame: &mut Frame, area: Rect) {
     if show_partial && let Some(p) = &log.view.partial {
         lines.push(Line::from(clip_row(&[(printable(p), super::dim())], skip, cols)));
     }
-    put_lines(frame.buffer_mut(), area, &lines);
-}
-
-/// Writes `lines` into `area`, one row each, left-aligned and cut at its width: what
-/// `Paragraph::new(lines)` draws there (each grapheme of nonzero width in its line's style
-/// patched with its span's; one wider than the area left out, one that does not fit in
-/// what is left of the row ending it), with a short way
-/// for the printable ASCII most log lines are, which are one cell per byte. The log's
-/// rows are most of the cells of a frame, and the paragraph's way (graphemes, widths and
-/// styles per cell, through iterator adapters) was a third of a frame's cost
-/// (docs/performance.md).
-fn put_lines(buf: &mut ratatui::buffer::Buffer, area: Rect, lines: &[Line]) {
-    use ratatui::buffer::CellWidth;
-    for (row, line) in lines.iter().take(area.height as usize).enumerate() {
-        let y = area.y + row as u16;
-        let mut x: u16 = 0;
-        'row: for span in &line.spans {
-            let text: &str = &span.content;
-            if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                let style = line.style.patch(span.style);
-                for b in text.bytes() {
-                    if x >= area.width {
-                        break 'row;
-                    }
-                    buf[(area.x + x, y)].set_char(char::from(b)).set_style(style);
-                    x += 1;
-                }
-                continue;
-            }
-            for g in span.styled_graphemes(line.style) {
-                let w = g.symbol.cell_width();
-                if w > area.width {
-                    continue;
-                }
-                if x.saturating_add(w) > area.width {
-                    break 'row;
-                }
-                if w == 0 {
-                    continue;
-                }
-                buf[(area.x + x, y)].set_symbol(g.symbol).set_style(g.style);
-                x += w;
-            }
-        }
-    }
+    super::text::put_lines(frame.buffer_mut(), area, &lines);
 }
 
 /// The pieces from byte `from` of their concatenation on.
@@ -628,59 +584,4 @@ pub fn render_switcher(state: &AppState, frame: &mut Frame, area: Rect) {
     let block = Block::bordered().title(" Logs in this workspace ").border_style(Style::new().fg(Color::Cyan));
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ratatui::buffer::Buffer;
-    use ratatui::widgets::Widget;
-
-    /// Both ways into buffers of the same size.
-    fn both(lines: &[Line<'static>], width: u16, height: u16) -> (Buffer, Buffer) {
-        let area = Rect::new(1, 1, width, height);
-        let whole = Rect::new(0, 0, width + 2, height + 2);
-        let mut by_paragraph = Buffer::empty(whole);
-        Paragraph::new(lines.to_vec()).render(area, &mut by_paragraph);
-        let mut by_put = Buffer::empty(whole);
-        put_lines(&mut by_put, area, lines);
-        (by_paragraph, by_put)
-    }
-
-    #[test]
-    fn put_lines_draws_what_a_paragraph_draws() {
-        let red = Style::new().fg(Color::Red);
-        let lines = vec![
-            Line::from(vec![Span::raw("step 10 | loss "), Span::styled("2.31", red)]),
-            Line::from("日本語のログ行 and ascii after"),
-            Line::from("a line longer than the area is wide, cut at its edge"),
-            Line::from(vec![Span::raw("e\u{301}mojis 👍🏽 here"), Span::styled(" tail", red)])
-                .patch_style(Style::new().add_modifier(Modifier::REVERSED)),
-            Line::from("zero\u{200b}width and 表 at the edge: 12345678901表"),
-        ];
-        for width in [1, 5, 20, 33, 80] {
-            let (a, b) = both(&lines, width, 4);
-            assert_eq!(a, b, "width {width}");
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn put_lines_agrees_with_a_paragraph_on_any_text(
-            rows in proptest::collection::vec(
-                proptest::collection::vec(("[ -~]{0,12}|[a-zé日本語👍\u{301}\u{200b} ]{0,8}", 0u8..3), 0..4),
-                0..6,
-            ),
-            width in 1u16..40,
-            height in 1u16..6,
-        ) {
-            let styles = [Style::new(), Style::new().fg(Color::Yellow), Style::new().add_modifier(Modifier::BOLD)];
-            let lines: Vec<Line<'static>> = rows
-                .into_iter()
-                .map(|spans| Line::from(spans.into_iter().map(|(t, s)| Span::styled(t, styles[s as usize])).collect::<Vec<_>>()))
-                .collect();
-            let (a, b) = both(&lines, width, height);
-            proptest::prop_assert_eq!(a, b);
-        }
-    }
 }

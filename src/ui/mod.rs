@@ -14,6 +14,7 @@ mod log;
 mod popup;
 mod prune;
 mod rules;
+mod text;
 mod uploads;
 
 use ratatui::Frame;

@@ -127,7 +127,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     }
     room = room.min(extra.len());
     lines.extend(extra.into_iter().take(room));
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    super::text::put_block_lines(frame.buffer_mut(), area, &block, &lines);
 }
 
 fn level_line(state: &AppState, l: &LevelStatus, width: usize, reasons_below: bool) -> Line<'static> {
