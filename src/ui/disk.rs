@@ -16,7 +16,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let block = super::panel_block(state, Panel::Disk, title);
     let inner = block.inner(area);
     let Some(sample) = &state.disk.sample else {
-        frame.render_widget(Paragraph::new("sampling filesystems…").style(super::dim()).block(block), area);
+        frame.render_widget(Paragraph::new("sampling filesystems…").style(super::dim()).block(block.to_block()), area);
         return;
     };
     let width = inner.width as usize;

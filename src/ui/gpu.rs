@@ -48,7 +48,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     let Some(sample) = &g.sample else {
         let text = if state.config.gpu.enabled { "sampling GPUs…" } else { "GPU sampling is off (gpu.enabled)" };
-        frame.render_widget(Paragraph::new(text).style(super::dim()).block(block), area);
+        frame.render_widget(Paragraph::new(text).style(super::dim()).block(block.to_block()), area);
         return;
     };
     let width = inner.width as usize;
@@ -67,7 +67,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         if let Some(h) = host {
             lines.insert(0, h);
         }
-        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block), area);
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.to_block()), area);
         return;
     }
 

@@ -100,7 +100,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         block = block.title_bottom(line.right_aligned());
     }
     let inner = block.inner(area);
-    frame.render_widget(block, area);
+    block.render(area, frame.buffer_mut());
     if log.path.is_none() {
         let text = "No training log found yet: looking for the newest *.log under experiments/*/logs/, \
                     else anywhere in the workspace (set log.path or log.glob in opsconsole.toml).";

@@ -2,6 +2,7 @@
 //! no I/O. One file per panel or screen.
 
 mod airlock;
+mod border;
 mod checklist;
 pub mod clock;
 mod detail;
@@ -20,7 +21,7 @@ mod uploads;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::widgets::{Block, BorderType};
+use ratatui::widgets::BorderType;
 
 use crate::app::{AppState, Overlay, Panel, Viewport};
 use crate::disk::Level;
@@ -130,19 +131,20 @@ pub fn render(state: &AppState, frame: &mut Frame) {
     }
 }
 
-/// The bordered block of a panel, highlighted when focused.
-pub(crate) fn panel_block(state: &AppState, panel: Panel, mut title: String) -> Block<'static> {
+/// The border of a panel, highlighted when focused.
+pub(crate) fn panel_block(state: &AppState, panel: Panel, mut title: String) -> border::PanelBorder {
     let focused = state.focus == panel;
     if focused && state.zoomed {
         let key = state.keymap.first_key(crate::app::Action::Zoom).unwrap_or_else(|| "esc".into());
         title = format!("{} · zoomed, {key} back ", title.trim_end());
     }
     let style = if focused { Style::new().fg(Color::Cyan) } else { Style::new().fg(Color::DarkGray) };
-    Block::bordered()
-        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
-        .border_style(style)
-        .title(title)
-        .title_style(Style::new().add_modifier(Modifier::BOLD))
+    border::PanelBorder::new(
+        if focused { BorderType::Thick } else { BorderType::Plain },
+        style,
+        Style::new().add_modifier(Modifier::BOLD),
+    )
+    .title(title)
 }
 
 /// The colour of a disk level.

@@ -4,7 +4,9 @@
 use ratatui::buffer::{Buffer, CellWidth};
 use ratatui::layout::{Alignment, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Widget};
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::border::PanelBorder;
 
 /// Writes `lines` into `area`, one row each, cut at its width: what
 /// `Paragraph::new(lines)` draws there (each grapheme of nonzero width in its line's style
@@ -54,9 +56,9 @@ pub fn put_lines(buf: &mut Buffer, area: Rect, lines: &[Line]) {
     }
 }
 
-/// `Paragraph::new(lines).block(block)` drawn the short way: the block, then the lines in
-/// what it leaves inside.
-pub fn put_block_lines(buf: &mut Buffer, area: Rect, block: &Block, lines: &[Line]) {
+/// `Paragraph::new(lines).block(border.to_block())` drawn the short way: the border, then
+/// the lines in what it leaves inside.
+pub fn put_block_lines(buf: &mut Buffer, area: Rect, block: &PanelBorder, lines: &[Line]) {
     block.render(area, buf);
     put_lines(buf, block.inner(area), lines);
 }
@@ -108,7 +110,8 @@ mod tests {
     /// The block, then the lines inside it, as `Paragraph::block` draws them.
     #[test]
     fn put_block_lines_draws_what_a_paragraph_with_its_block_draws() {
-        let block = Block::bordered().border_type(BorderType::Rounded).title(" Disk ");
+        let bold = Style::new().add_modifier(Modifier::BOLD);
+        let block = PanelBorder::new(BorderType::Thick, Style::new().fg(Color::Cyan), bold).title(" Disk ");
         let lines = vec![
             Line::from(vec![Span::raw("/ 71% "), Span::styled("████░░", Style::new().fg(Color::Green))]),
             Line::from("a row longer than the inside of the block is wide"),
@@ -116,7 +119,7 @@ mod tests {
         for (w, h) in [(30, 5), (8, 3), (2, 2)] {
             let area = Rect::new(0, 0, w, h);
             let mut by_paragraph = Buffer::empty(area);
-            Paragraph::new(lines.clone()).block(block.clone()).render(area, &mut by_paragraph);
+            Paragraph::new(lines.clone()).block(block.to_block()).render(area, &mut by_paragraph);
             let mut by_put = Buffer::empty(area);
             put_block_lines(&mut by_put, area, &block, &lines);
             assert_eq!(by_paragraph, by_put, "{w}x{h}");

@@ -64,7 +64,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
             Some(why) => Paragraph::new(why.as_str()).style(red()).wrap(ratatui::widgets::Wrap { trim: true }),
             None => Paragraph::new("reading the sync ledger…").style(super::dim()),
         };
-        frame.render_widget(p.block(block), area);
+        frame.render_widget(p.block(block.to_block()), area);
         return;
     };
     let levels = sample.status.levels.len();
