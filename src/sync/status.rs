@@ -252,9 +252,6 @@ fn level_status(
     }
 }
 
-/// Mark the levels whose remote stores on the same filesystem as what it protects (a
-/// local remote with `same_disk = true` whose folder is on the workspace's or a
-/// checkpoint root's filesystem): "same disk: not a backup".
 /// Whether any level stores on a local remote marked `same_disk`, the only case
 /// [`mark_same_disk`] looks at (and needs the checkpoint roots for).
 pub fn any_same_disk(sync: &SyncConfig, remotes: &RemotesConfig) -> bool {
@@ -270,7 +267,7 @@ fn same_disk_path<'a>(remotes: &'a RemotesConfig, name: &str) -> Option<&'a std:
 }
 
 /// Marks each level whose `same_disk` local remote shares a filesystem with the workspace
-/// or a checkpoint root (`env.protected`): a copy there is no backup.
+/// or a checkpoint root (`env.protected`): "same disk: not a backup".
 pub fn mark_same_disk(status: &mut SyncStatus, sync: &SyncConfig, remotes: &RemotesConfig, env: &super::RemoteEnv) {
     use std::os::unix::fs::MetadataExt;
     for (l, (_, _, cfg)) in status.levels.iter_mut().zip(sync.levels()) {
