@@ -62,7 +62,7 @@ impl ProcUtil {
         pids: &[u32],
         now_ms: u64,
         every_ms: u64,
-    ) -> Option<HashMap<u32, u32>> {
+    ) -> Option<&HashMap<u32, u32>> {
         if every_ms == 0 || pids.is_empty() {
             return None;
         }
@@ -75,7 +75,7 @@ impl ProcUtil {
             let newest = newest.unwrap_or_default();
             self.pct = pids.iter().map(|&p| (p, newest.get(&p).map_or(0, |(_, sm)| (*sm).min(100)))).collect();
         }
-        self.supported.then(|| self.pct.clone())
+        self.supported.then_some(&self.pct)
     }
 }
 
@@ -276,7 +276,7 @@ fn read_device(
                 UsedGpuMemory::Unavailable => None,
             };
             let mut proc_ = GpuProcess::new(p.pid, index, used, procs.info(p.pid));
-            proc_.sm_util_pct = shares.as_ref().and_then(|u| u.get(&p.pid).copied());
+            proc_.sm_util_pct = shares.and_then(|u| u.get(&p.pid).copied());
             proc_
         })
         .collect();
