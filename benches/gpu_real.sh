@@ -51,7 +51,7 @@ grep -q '^process_util_ms = 0$' "$tmp/never/opsconsole.toml" && grep -A2 '^\[gpu
   || { echo "could not set the consoles' configs"; exit 1; }
 sleep 6
 declare -A pid t0
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. benches/procstat.sh
 for k in $kinds; do
   pid[$k]=$(pgrep -P "$(tmux -L "$sock" display -p -t "$k" '#{pane_pid}')" | head -1)
   t0[$k]=$(ticks "${pid[$k]}")
@@ -65,5 +65,5 @@ echo "|---|---|---|"
 for k in $kinds; do
   p=${pid[$k]}
   cpu=$(awk -v a="${t0[$k]}" -v b="$(ticks "$p")" -v hz="$hz" -v s="$start" -v e="$end" 'BEGIN {printf "%.3f", 100 * (b - a) / hz / (e - s)}')
-  echo "| $k | $cpu | $(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$p/status") |"
+  echo "| $k | $cpu | $(hwm "$p") |"
 done

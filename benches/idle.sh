@@ -59,11 +59,10 @@ con2=$con
 idle2=$idle
 [ -n "$bin2" ] && con2=$(tmux -L "$sock" display -p -t "=con2:" '#{pane_pid}')
 [ -n "$bin2" ] && idle2=$(tmux -L "$sock" display -p -t "=idle2:" '#{pane_pid}')
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+. benches/procstat.sh
 r0=$(ticks "$run"); c0=$(ticks "$con"); i0=$(ticks "$idle"); t0=$(ticks "$top"); h0=$(ticks "$htop"); d0=$(ticks "$con2"); e0=$(ticks "$idle2")
 sleep "$secs"
 r1=$(ticks "$run"); c1=$(ticks "$con"); i1=$(ticks "$idle"); t1=$(ticks "$top"); h1=$(ticks "$htop"); d1=$(ticks "$con2"); e1=$(ticks "$idle2")
-hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 cpu() { awk -v d="$1" -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.2f", d / hz / s * 100}'; }
 echo "| program ($size, load average $(cut -d' ' -f1-3 /proc/loadavg)) | CPU (% of one core) over ${secs}s | peak RSS (MiB) |"
 echo "|---|---|---|"
