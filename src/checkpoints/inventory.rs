@@ -23,7 +23,8 @@ use std::ffi::CString;
 pub const MAX_DEPTH: usize = 4;
 
 /// Hugging Face Trainer checkpoint folders.
-pub static HF_FOLDER_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^checkpoint-\d+$").expect("static regex"));
+pub static HF_FOLDER_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?-u)^checkpoint-[0-9]+$").expect("static regex"));
 
 /// ASCII case-insensitive `token` at `b[i..]`.
 fn token_at(b: &[u8], i: usize, token: &[u8]) -> bool {

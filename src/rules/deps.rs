@@ -162,7 +162,7 @@ fn read_bounded(p: &Path, cap: u64) -> Option<String> {
 
 static PIP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)(\bpip3?(\.exe)?["']?\s*,?\s*["']?\s*install\b|["']-m["']\s*,\s*["']pip["']\s*,\s*["']install["'])"#,
+        r#"(?i-u)(\bpip3?(\.exe)?["']?\s*,?\s*["']?\s*install\b|["']-m["']\s*,\s*["']pip["']\s*,\s*["']install["'])"#,
     )
     .expect("pip regex")
 });

@@ -62,13 +62,17 @@ impl EstimateRule {
     }
 }
 
+// Both patterns are ASCII (`-u`): their words, digits and spaces are ASCII in any journal,
+// and a Unicode class (`\d`, `\s`, case folding) makes the regex compiler build a 320 KB
+// table and read the Unicode tables at start, a third of a MiB of the console's peak
+// memory (docs/performance.md). The en dash is the one non-ASCII literal.
 static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*(\d+(?:\.\d+)?))?\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m)\b")
+    Regex::new(r"(?i-u)([0-9]+(?:\.[0-9]+)?)(?:\s*(?:-|(?u:–)|to)\s*([0-9]+(?:\.[0-9]+)?))?\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m)\b")
         .expect("amount regex")
 });
 
 static LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:estimated\s+)?training(?:\s+time)?(?:\s+estimate)?\s*(?:\(est(?:imate)?\.?\))?\s*[:=]\s*(.*)$")
+    Regex::new(r"(?i-u)^(?:estimated\s+)?training(?:\s+time)?(?:\s+estimate)?\s*(?:\(est(?:imate)?\.?\))?\s*[:=]\s*")
         .expect("label regex")
 });
 
@@ -98,8 +102,8 @@ fn amounts(text: &str) -> Vec<(u64, String)> {
 pub fn line_estimate(line: &str) -> Option<u64> {
     let clean: String = line.replace("**", "").replace('`', "");
     let clean = clean.trim().trim_start_matches(['-', '*', '+', '>', ' ']).trim();
-    if let Some(c) = LABEL.captures(clean) {
-        let rest = c.get(1)?.as_str();
+    if let Some(label) = LABEL.find(clean) {
+        let rest = &clean[label.end()..];
         let all = amounts(rest);
         // "5 mins mini-train, 6 hours full": the full run's.
         if let Some((s, _)) = all.iter().find(|(_, after)| after.trim_start().starts_with("full")) {
@@ -283,6 +287,11 @@ mod tests {
             ("Estimated training time: 1.5h", Some(5400)),
             ("Training: 6-8 hours", Some(8 * h)),
             ("Training: 2 days", Some(2 * 86_400)),
+            ("Training: 6–8 hours", Some(8 * h)),
+            ("Training: 6 to 7 Hours", Some(7 * h)),
+            ("TRAINING TIME (est.): 45 MINS", Some(45 * 60)),
+            ("Training:\t3h · on the A100", Some(3 * h)),
+            ("Training: 3hz", None),
             ("Total: ~3 hours implementation + 6 hours training + 10 mins eval", Some(6 * h)),
             ("Training: 5 mins mini-train", None),
             ("We trained for 6 hours", None),
