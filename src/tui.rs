@@ -100,8 +100,10 @@ pub struct Inputs {
     pub signals: mpsc::UnboundedReceiver<String>,
 }
 
-/// Runs the console until the user quits or a signal arrives.
-pub async fn run(state: AppState, collectors: Collectors, opts: RunOptions) -> Result<()> {
+/// Runs the console until the user quits or a signal arrives. The state comes boxed: an
+/// async function keeps its arguments for as long as it runs, and 8 KB of state held by
+/// value would make this future, and the stack frame that creates it, that much larger.
+pub async fn run(state: Box<AppState>, collectors: Collectors, opts: RunOptions) -> Result<()> {
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     let signals = watch_signals()?;
     watch_hangup(tx.clone());
@@ -113,13 +115,14 @@ pub async fn run(state: AppState, collectors: Collectors, opts: RunOptions) -> R
         start_engine: true,
     };
     let mut executor = Executor::start(collectors, engine, tx);
-    let result = async {
+    // Boxed for the same reason as the console's own future (cli::console).
+    let result = Box::pin(async {
         let mut terminal = ratatui::try_init()?;
         let _guard = RestoreGuard;
         let inputs = Inputs { terminal: read_input(), signals };
         let mut state = state;
         run_loop(&mut terminal, &mut state, rx, inputs, &SystemClock, &mut executor, &opts).await
-    }
+    })
     .await;
     executor.stop().await;
     result

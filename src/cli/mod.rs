@@ -590,7 +590,10 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, mut opts: tui::RunOptions
         opts.metrics = Some(crate::metrics::feed::start(&ws, &cfg, listener)?);
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let result = rt.block_on(async move {
+    // The futures are boxed where they are awaited: a future's whole size is reserved (and
+    // every page of it touched) in the stack frame that creates it, and unboxed they nest,
+    // the console's 37 KB inside this one (docs/performance.md, main thread's stack).
+    let result = rt.block_on(Box::pin(async move {
         let mut collectors = Collectors::new(&ws, &cfg);
         if demo {
             collectors.gpu_demo = Some(crate::demo::trainer_pid_file(&ws.root));
@@ -610,15 +613,15 @@ pub fn console(ws: Workspace, cfg: Config, demo: bool, mut opts: tui::RunOptions
             )
         })
         .await?;
-        let mut state = AppState::new(cfg, host, ws.root.clone(), SystemTime::now());
+        let mut state = Box::new(AppState::new(cfg, host, ws.root.clone(), SystemTime::now()));
         state.demo = demo;
         state.prune.seed_history(history);
         crate::app::update(&mut state, crate::app::Msg::Disk(disks));
         if let Some(log) = log {
             crate::app::update(&mut state, crate::app::Msg::Log(Box::new(log)));
         }
-        tui::run(state, collectors, opts).await
-    });
+        Box::pin(tui::run(state, collectors, opts)).await
+    }));
     // Blocking work still running (a hash, a scan) must not keep the console from leaving.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result

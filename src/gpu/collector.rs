@@ -27,7 +27,9 @@ pub const REOPEN_AFTER_MS: u64 = 60_000;
 pub struct GpuCollector {
     enabled: bool,
     lib_path: Option<PathBuf>,
-    nvml: Option<Nvml>,
+    /// Boxed: NVML's table of function pointers is 12 KB, and a collector moved or
+    /// sampled on a thread's stack would touch that much of it (docs/performance.md).
+    nvml: Option<Box<Nvml>>,
     status: NvmlStatus,
     last_open_attempt_ms: Option<u64>,
     procs: ProcReader,
@@ -159,6 +161,10 @@ impl GpuCollector {
         }
     }
 
+    /// Not inlined into [`GpuCollector::sample`]: opening builds NVML's 12 KB table on the
+    /// stack, and every page of a frame is touched when the function is entered, so only
+    /// an attempt to open should pay for it, not every sample.
+    #[inline(never)]
     fn open(&mut self) {
         let mut builder = Nvml::builder();
         if let Some(path) = &self.lib_path {
@@ -169,7 +175,7 @@ impl GpuCollector {
                 let driver_version = nvml.sys_driver_version().unwrap_or_else(|_| "n/a".to_string());
                 tracing::info!(%driver_version, "NVML opened");
                 self.status = NvmlStatus::Ok { driver_version };
-                self.nvml = Some(nvml);
+                self.nvml = Some(Box::new(nvml));
             }
             Err(e) => {
                 self.status = classify(e, self.library_name());
