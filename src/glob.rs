@@ -18,13 +18,19 @@
 //!
 //! Both globset semantics treat `\` as an escape (globset's default on Unix, set explicitly
 //! here so it does not depend on the platform).
+//!
+//! Compiled globs are kept ([`cache`]): the same configured patterns are asked for by every
+//! checkpoint scan, log discovery and sync pass, and compiling one builds a regex on the
+//! calling thread (tens of KB of stack on each thread that does it, and a heap left more
+//! fragmented each time; docs/performance.md). A pattern compiles once per process.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher, GlobSetBuilder};
 
 /// What the wildcards of a pattern may cross.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Semantics {
     /// Path globs: `*`, `?` and `[..]` never match `/`; `**` spans folders.
     Path,
@@ -49,10 +55,17 @@ fn build(pattern: &str, semantics: Semantics) -> Result<globset::Glob, GlobError
         .map_err(|e| GlobError { pattern: pattern.to_string(), kind: e.kind().clone() })
 }
 
-/// One compiled glob.
+/// Why `pattern` is not a glob of these semantics, without compiling it: every error is
+/// found by parsing (compiling a parsed glob cannot fail), so config validation uses this
+/// and nothing compiled for a check is kept.
+pub fn check(pattern: &str, semantics: Semantics) -> Result<(), GlobError> {
+    build(pattern, semantics).map(|_| ())
+}
+
+/// One compiled glob. Clones share the compiled matcher.
 #[derive(Debug, Clone)]
 pub struct Glob {
-    matcher: GlobMatcher,
+    matcher: Arc<GlobMatcher>,
 }
 
 impl Glob {
@@ -68,7 +81,13 @@ impl Glob {
 
     /// A glob with the given semantics.
     pub fn new(pattern: &str, semantics: Semantics) -> Result<Self, GlobError> {
-        Ok(Self { matcher: build(pattern, semantics)?.compile_matcher() })
+        let key = cache::Key::One(semantics, pattern.to_string());
+        if let Some(cache::Compiled::One(matcher)) = cache::get(&key) {
+            return Ok(Self { matcher });
+        }
+        let matcher = Arc::new(build(pattern, semantics)?.compile_matcher());
+        cache::put(key, cache::Compiled::One(matcher.clone()));
+        Ok(Self { matcher })
     }
 
     /// Whether the whole of `path` matches.
@@ -77,32 +96,46 @@ impl Glob {
     }
 }
 
-/// Several globs of one semantics, matched at once.
+/// Several globs of one semantics, matched at once. Clones share the compiled set.
 #[derive(Debug, Clone)]
 pub struct GlobSet {
-    set: globset::GlobSet,
+    set: Arc<globset::GlobSet>,
 }
 
 impl GlobSet {
     /// All the patterns, or the first one that is not a glob.
     pub fn new<S: AsRef<str>>(patterns: &[S], semantics: Semantics) -> Result<Self, GlobError> {
+        let key = cache::Key::set(semantics, false, patterns);
+        if let Some(cache::Compiled::Set(set)) = cache::get(&key) {
+            return Ok(Self { set });
+        }
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             b.add(build(p.as_ref(), semantics)?);
         }
-        Ok(Self { set: b.build().unwrap_or_else(|_| globset::GlobSet::empty()) })
+        Ok(Self::keep(key, b))
     }
 
     /// The valid patterns; invalid ones are left out (for callers whose config validation
     /// already reported them by name).
     pub fn lenient<S: AsRef<str>>(patterns: &[S], semantics: Semantics) -> Self {
+        let key = cache::Key::set(semantics, true, patterns);
+        if let Some(cache::Compiled::Set(set)) = cache::get(&key) {
+            return Self { set };
+        }
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             if let Ok(g) = build(p.as_ref(), semantics) {
                 b.add(g);
             }
         }
-        Self { set: b.build().unwrap_or_else(|_| globset::GlobSet::empty()) }
+        Self::keep(key, b)
+    }
+
+    fn keep(key: cache::Key, b: GlobSetBuilder) -> Self {
+        let set = Arc::new(b.build().unwrap_or_else(|_| globset::GlobSet::empty()));
+        cache::put(key, cache::Compiled::Set(set.clone()));
+        Self { set }
     }
 
     /// Whether any pattern matches the whole of `path`.
@@ -113,6 +146,59 @@ impl GlobSet {
     /// Whether the set has no patterns.
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
+    }
+}
+
+/// Compiled globs by pattern, for the life of the process. Only what compiled is kept; the
+/// patterns come from the configuration, so there are few, and the map is emptied should
+/// it ever pass [`cache::MAX`] entries (patterns typed at a prompt, a config edited many
+/// times under a daemon).
+mod cache {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use super::Semantics;
+
+    pub const MAX: usize = 256;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub enum Key {
+        One(Semantics, String),
+        /// The semantics, whether invalid patterns are left out, and the patterns in order.
+        Set(Semantics, bool, Vec<String>),
+    }
+
+    impl Key {
+        pub fn set<S: AsRef<str>>(semantics: Semantics, lenient: bool, patterns: &[S]) -> Self {
+            Key::Set(semantics, lenient, patterns.iter().map(|p| p.as_ref().to_string()).collect())
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub enum Compiled {
+        One(Arc<globset::GlobMatcher>),
+        Set(Arc<globset::GlobSet>),
+    }
+
+    static CACHE: Mutex<Option<HashMap<Key, Compiled>>> = Mutex::new(None);
+
+    pub fn get(key: &Key) -> Option<Compiled> {
+        CACHE.lock().unwrap_or_else(|p| p.into_inner()).as_ref()?.get(key).cloned()
+    }
+
+    pub fn put(key: Key, value: Compiled) {
+        let mut guard = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        if map.len() >= MAX {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// How many compiled globs are kept (tests).
+    #[cfg(test)]
+    pub fn len() -> usize {
+        CACHE.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, HashMap::len)
     }
 }
 
@@ -187,6 +273,60 @@ mod tests {
             let n = Glob::name("*.bin").unwrap().is_match(path);
             assert_eq!(p != n, differs, "{path}: path {p}, name {n}");
         }
+    }
+
+    #[test]
+    fn a_pattern_compiles_once_and_its_matches_do_not_change() {
+        let a = Glob::path("cache-test/**/*.log").unwrap();
+        let b = Glob::path("cache-test/**/*.log").unwrap();
+        assert!(Arc::ptr_eq(&a.matcher, &b.matcher), "the second ask must reuse the compiled glob");
+        // The semantics are part of the key: the same text as a name glob is another glob.
+        let n = Glob::name("cache-test/**/*.log").unwrap();
+        assert!(!Arc::ptr_eq(&a.matcher, &n.matcher));
+        assert!(b.is_match("cache-test/x/y.log") && !b.is_match("cache-test/y.txt"));
+
+        let s1 = GlobSet::new(&["cache-*.pt", "*.bin"], Semantics::Name).unwrap();
+        let s2 = GlobSet::new(&["cache-*.pt", "*.bin"], Semantics::Name).unwrap();
+        assert!(Arc::ptr_eq(&s1.set, &s2.set));
+        // The order and the leniency are part of the key too.
+        let s3 = GlobSet::new(&["*.bin", "cache-*.pt"], Semantics::Name).unwrap();
+        assert!(!Arc::ptr_eq(&s1.set, &s3.set));
+        let l = GlobSet::lenient(&["cache-*.pt", "*.bin"], Semantics::Name);
+        assert!(!Arc::ptr_eq(&s1.set, &l.set));
+        assert!(s2.is_match("cache-1.pt") && s2.is_match("a.bin") && !s2.is_match("a.pt"));
+
+        // An invalid pattern is an error every time, and a lenient set leaves it out.
+        for _ in 0..2 {
+            assert!(GlobSet::new(&["cache-ok-*", "cache-[bad"], Semantics::Path).is_err());
+            assert!(Glob::path("cache-[bad").is_err());
+        }
+        let l = GlobSet::lenient(&["cache-ok-*", "cache-[bad"], Semantics::Path);
+        assert!(l.is_match("cache-ok-1") && !l.is_empty());
+    }
+
+    #[test]
+    fn check_finds_every_error_compiling_would_and_keeps_nothing() {
+        for pat in ["*.pt", "a[", "[a-", "{a,b", "a{b,{c,d}}", r"a\", "**/x/**", "[!a]*", "", "a]", "{}", "[]]"] {
+            for sem in [Semantics::Path, Semantics::Name] {
+                let checked = check(pat, sem);
+                let compiled = Glob::new(pat, sem);
+                assert_eq!(checked.is_err(), compiled.is_err(), "{pat:?} {sem:?}");
+                if let (Err(a), Err(b)) = (checked, compiled) {
+                    assert_eq!(a, b);
+                }
+            }
+        }
+        assert!(check("check-only-[ab]-*", Semantics::Path).is_ok());
+        assert!(cache::get(&cache::Key::One(Semantics::Path, "check-only-[ab]-*".into())).is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        for i in 0..cache::MAX + 40 {
+            Glob::path(&format!("bounded-{i}-*")).unwrap();
+            assert!(cache::len() <= cache::MAX);
+        }
+        assert!(Glob::path("bounded-3-*").unwrap().is_match("bounded-3-x"));
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl ImportConfig {
         let probe = super::expand(&self.pattern, "experiments", "v1");
         if self.pattern.trim().is_empty() {
             out.push(("import.pattern".into(), "must not be empty".into()));
-        } else if let Err(e) = crate::sync::routing::compile_glob(&probe) {
+        } else if let Err(e) = crate::sync::routing::check_glob(&probe) {
             out.push(("import.pattern".into(), e));
         }
         out

@@ -137,7 +137,7 @@ fn check_roots(key: &str, roots: &[String], out: &mut Vec<(String, String)>) {
             out.push((k.clone(), format!("entry {n} `{root}`: `**` is not supported; use `*` for one folder name")));
         }
         for comp in root.split('/') {
-            if let Err(e) = crate::glob::Glob::name(comp) {
+            if let Err(e) = crate::glob::check(comp, crate::glob::Semantics::Name) {
                 out.push((k.clone(), format!("entry {n} `{root}`: {e}")));
             }
         }
@@ -177,7 +177,7 @@ fn check_patterns(key: &str, patterns: &[String], out: &mut Vec<(String, String)
         let (k, n) = (key.to_string(), i + 1);
         if p.contains('/') {
             out.push((k, format!("entry {n} `{p}`: a file name pattern must not contain `/`")));
-        } else if let Err(e) = crate::glob::Glob::name(p) {
+        } else if let Err(e) = crate::glob::check(p, crate::glob::Semantics::Name) {
             out.push((k, format!("entry {n}: {e}")));
         }
     }

@@ -64,7 +64,7 @@ impl LogConfig {
             bad("path", "must not be empty".into());
         }
         if let Some(g) = &self.glob
-            && let Err(e) = crate::glob::Glob::path(g)
+            && let Err(e) = crate::glob::check(g, crate::glob::Semantics::Path)
         {
             bad("glob", e.to_string());
         }

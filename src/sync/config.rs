@@ -301,14 +301,14 @@ impl SyncConfig {
             }
             for (field, globs) in [("include", &level.include), ("exclude", &level.exclude)] {
                 for (i, g) in globs.iter().enumerate() {
-                    if let Err(e) = super::routing::compile_glob(g) {
+                    if let Err(e) = super::routing::check_glob(g) {
                         problems.push((format!("sync.{key}.{field}[{i}]"), e));
                     }
                 }
             }
         }
         for (i, g) in self.exclude.iter().enumerate() {
-            if let Err(e) = super::routing::compile_glob(g) {
+            if let Err(e) = super::routing::check_glob(g) {
                 problems.push((format!("sync.exclude[{i}]"), e));
             }
         }

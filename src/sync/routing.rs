@@ -29,14 +29,26 @@ impl PathGlob {
 
 /// Compile one glob, or say in words (naming the pattern) why it is not one.
 pub fn compile_glob(pattern: &str) -> Result<PathGlob, String> {
+    let (text, whole_path) = glob_text(pattern)?;
+    let matcher = Glob::path(text).map_err(|e| e.to_string())?;
+    Ok(PathGlob { matcher, whole_path })
+}
+
+/// Why `pattern` is not a glob, in [`compile_glob`]'s words, without compiling it (for
+/// config validation, which only needs the answer).
+pub fn check_glob(pattern: &str) -> Result<(), String> {
+    let (text, _) = glob_text(pattern)?;
+    crate::glob::check(text, crate::glob::Semantics::Path).map_err(|e| e.to_string())
+}
+
+/// The glob's text (a leading `/` anchors it to the workspace, so it goes), and whether it
+/// matches whole paths (it contains `/`) or file names.
+fn glob_text(pattern: &str) -> Result<(&str, bool), String> {
     let trimmed = pattern.trim();
     if trimmed.is_empty() {
         return Err("an empty glob matches nothing".into());
     }
-    let whole_path = trimmed.contains('/');
-    let text = trimmed.strip_prefix('/').unwrap_or(trimmed);
-    let matcher = Glob::path(text).map_err(|e| e.to_string())?;
-    Ok(PathGlob { matcher, whole_path })
+    Ok((trimmed.strip_prefix('/').unwrap_or(trimmed), trimmed.contains('/')))
 }
 
 fn file_name(rel: &str) -> &str {
