@@ -156,11 +156,25 @@ impl Config {
     /// Parses a config file's text. `file` is used in error messages only.
     pub fn from_toml(text: &str, file: &Path) -> Result<Self, ConfigError> {
         let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&e, text, file, None))?;
-        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." || key.is_empty() { None } else { Some(key) };
-            toml_error(e.inner(), text, file, key)
-        })?;
+        // A config that reads is read directly; only one that does not is read again through
+        // serde_path_to_error, which names the key (the same error either way). Tracking the
+        // path wraps every value of every section in another layer of generic code, which
+        // every start would otherwise run: 216 KB of code kept resident (docs/performance.md).
+        let cfg = match Config::deserialize(de) {
+            Ok(cfg) => cfg,
+            Err(_) => {
+                let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&e, text, file, None))?;
+                let tracked: Result<Config, _> = serde_path_to_error::deserialize(de);
+                match tracked {
+                    Ok(cfg) => cfg,
+                    Err(e) => {
+                        let key = e.path().to_string();
+                        let key = if key == "." || key.is_empty() { None } else { Some(key) };
+                        return Err(toml_error(e.inner(), text, file, key));
+                    }
+                }
+            }
+        };
         cfg.validate_in(text, file)?;
         // The file's folder is the workspace: a remote there (or around it, or in a
         // checkpoint root) is no copy at all.
