@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use crate::app::{Action, AppState, Overlay, Panel};
 use crate::gpu::tier::{JobScope, fmt_gib};
-use crate::gpu::{GpuDevice, GpuProcess, NvmlStatus, TierFit, Verdict};
+use crate::gpu::{GpuDevice, GpuProcess, GpuSample, NvmlStatus, TierFit, Verdict};
 use crate::util;
 
 /// Eight levels of a sparkline cell.
@@ -56,18 +56,12 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     // The host's CPU, RAM and swap: the last row above the tier fit (kept whatever the GPUs).
     let host = host_line(state, width);
     if !sample.nvml.is_ok() || sample.gpus.is_empty() {
-        let mut lines = if sample.nvml.is_ok() {
-            vec![Line::styled("NVML is open but lists no GPU", Style::new().fg(Color::Yellow))]
-        } else {
-            vec![
-                Line::styled(nvml_headline(&sample.nvml), Style::new().fg(Color::Yellow)),
-                Line::styled(sample.nvml.describe(), super::dim()),
-            ]
-        };
-        if let Some(h) = host {
-            lines.insert(0, h);
-        }
-        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.to_block()), area);
+        let lines = no_gpu_lines(sample, host);
+        // Drawn on every frame of a machine without a GPU (or driver): the border without a
+        // `Block` (whose style patch over the whole panel cost more than the text), the
+        // wrapped text in what is inside it. The same cells as the paragraph with the block.
+        block.render(area, frame.buffer_mut());
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
         return;
     }
 
@@ -169,6 +163,22 @@ fn host_line(state: &AppState, width: usize) -> Option<Line<'static>> {
         level => super::level_style(level),
     };
     Some(Line::styled(text, style))
+}
+
+/// Why there is no GPU to show, under the host's line.
+fn no_gpu_lines(sample: &GpuSample, host: Option<Line<'static>>) -> Vec<Line<'static>> {
+    let mut lines = if sample.nvml.is_ok() {
+        vec![Line::styled("NVML is open but lists no GPU", Style::new().fg(Color::Yellow))]
+    } else {
+        vec![
+            Line::styled(nvml_headline(&sample.nvml), Style::new().fg(Color::Yellow)),
+            Line::styled(sample.nvml.describe(), super::dim()),
+        ]
+    };
+    if let Some(h) = host {
+        lines.insert(0, h);
+    }
+    lines
 }
 
 fn nvml_headline(status: &NvmlStatus) -> String {
@@ -557,6 +567,40 @@ fn wrapped_rows(lines: &[Line], width: usize) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The panel of a machine without an NVIDIA library draws, styles included, the cells
+    /// the bordered, wrapped paragraph drew before the border was drawn on its own.
+    #[test]
+    fn the_no_gpu_panel_draws_what_the_bordered_paragraph_drew() {
+        use ratatui::{Terminal, backend::TestBackend};
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let host = crate::workspace::HostInfo { hostname: "vm".into(), boot_time_unix: 1_699_990_000 };
+        let mut state = AppState::new(crate::config::Config::default(), host, "/w".into(), now);
+        let sample = GpuSample::unavailable(
+            1_700_000_000_000,
+            NvmlStatus::LibraryMissing {
+                library: "libnvidia-ml.so.1".into(),
+                detail: "libnvidia-ml.so.1: cannot open shared object file: No such file or directory".into(),
+            },
+        );
+        crate::app::update(&mut state, crate::app::Msg::Gpu(sample.clone()));
+        for (w, h, focused) in [(80, 12, false), (41, 9, true), (22, 6, false), (12, 3, false)] {
+            state.focus = if focused { Panel::Gpu } else { Panel::Log };
+            let area = Rect::new(0, 0, w, h);
+            let mut now_drawn = Terminal::new(TestBackend::new(w, h)).unwrap();
+            now_drawn.draw(|f| render(&state, f, area)).unwrap();
+            let block = super::super::panel_block(&state, Panel::Gpu, " GPU ".to_string());
+            let inner = block.inner(area);
+            let lines = no_gpu_lines(&sample, host_line(&state, inner.width as usize));
+            let mut before = Terminal::new(TestBackend::new(w, h)).unwrap();
+            before
+                .draw(|f| {
+                    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.to_block()), area)
+                })
+                .unwrap();
+            assert_eq!(now_drawn.backend().buffer(), before.backend().buffer(), "{w}x{h}");
+        }
+    }
 
     #[test]
     fn sparkline_squeezes_and_scales() {
