@@ -327,7 +327,9 @@ pub fn plan_checkpoints(inv: &Inventory, cfg: &CheckpointsConfig, inputs: &PlanI
 /// what the shards of one save share. `None` for a name that is not a shard.
 fn shard_set(item: &PlanItem) -> Option<(PathBuf, Option<u64>, String)> {
     static SHARD: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"(?-u)-([0-9]+)-of-([0-9]+)").expect("static regex"));
+        // Unicode `\d`, unlike the patterns compiled at start (it is compiled only when a
+        // prune is planned): a shard set it did not recognize could be split by the plan.
+        std::sync::LazyLock::new(|| regex::Regex::new(r"-(\d+)-of-(\d+)").expect("static regex"));
     let name = item.path.file_name()?.to_str()?;
     let m = SHARD.captures_iter(name).last()?;
     let (all, total) = (m.get(0)?, m.get(2)?.as_str());
