@@ -32,6 +32,14 @@ fn main() {
     println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
     println!("cargo::rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     let var = |k: &str| env::var(k).unwrap_or_default();
+    // The five C math functions src/libm_shim.rs defines are kept out of the binary's
+    // dynamic symbols (the linker would export them, because libm, on its command line,
+    // refers to them): every build, as the shim is in every build.
+    if var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu" {
+        let map = Path::new(&var("CARGO_MANIFEST_DIR")).join("assets/libm-shim.map");
+        println!("cargo::rerun-if-changed=assets/libm-shim.map");
+        println!("cargo::rustc-link-arg-bin=opsconsole=-Wl,--version-script={}", map.display());
+    }
     if var("PROFILE") != "release"
         || var("TARGET") != "x86_64-unknown-linux-gnu"
         || var("OPSCONSOLE_LINK_LAYOUT") == "off"

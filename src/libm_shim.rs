@@ -5,8 +5,10 @@
 //! and runs its IFUNC resolvers at every start: 0.3 MiB of a console's resident memory
 //! (docs/performance.md, "libm"). The linker resolves the calls to these definitions
 //! first and, with `--as-needed`, leaves libm out of the binary's needed libraries; a
-//! test (`the_binary_does_not_load_libm`) checks both. The executable does not export
-//! them, so a library loaded later (NVML) keeps its own libm.
+//! test (`the_binary_does_not_load_libm`) checks both. They are kept out of the binary's
+//! dynamic symbols (`assets/libm-shim.map`, passed by build.rs; the linker would export
+//! them otherwise), so a library loaded later (NVML) binds to its own libm
+//! (`the_binary_does_not_export_its_math_functions`).
 //!
 //! musl's functions are correctly rounded or within one ulp, as glibc's are; every use
 //! here is a simulation, an estimate or a ranking.
