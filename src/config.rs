@@ -164,15 +164,11 @@ impl Config {
             Ok(cfg) => cfg,
             Err(_) => {
                 let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&e, text, file, None))?;
-                let tracked: Result<Config, _> = serde_path_to_error::deserialize(de);
-                match tracked {
-                    Ok(cfg) => cfg,
-                    Err(e) => {
-                        let key = e.path().to_string();
-                        let key = if key == "." || key.is_empty() { None } else { Some(key) };
-                        return Err(toml_error(e.inner(), text, file, key));
-                    }
-                }
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    let key = e.path().to_string();
+                    let key = if key == "." || key.is_empty() { None } else { Some(key) };
+                    toml_error(e.inner(), text, file, key)
+                })?
             }
         };
         cfg.validate_in(text, file)?;
