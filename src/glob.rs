@@ -105,37 +105,38 @@ pub struct GlobSet {
 impl GlobSet {
     /// All the patterns, or the first one that is not a glob.
     pub fn new<S: AsRef<str>>(patterns: &[S], semantics: Semantics) -> Result<Self, GlobError> {
-        let key = cache::Key::set(semantics, false, patterns);
-        if let Some(cache::Compiled::Set(set)) = cache::get(&key) {
-            return Ok(Self { set });
-        }
-        let mut b = GlobSetBuilder::new();
-        for p in patterns {
-            b.add(build(p.as_ref(), semantics)?);
-        }
-        Ok(Self::keep(key, b))
+        Self::compile(patterns, semantics, false)
     }
 
     /// The valid patterns; invalid ones are left out (for callers whose config validation
     /// already reported them by name).
     pub fn lenient<S: AsRef<str>>(patterns: &[S], semantics: Semantics) -> Self {
-        let key = cache::Key::set(semantics, true, patterns);
+        match Self::compile(patterns, semantics, true) {
+            Ok(set) => set,
+            Err(_) => unreachable!("a lenient set leaves invalid patterns out"),
+        }
+    }
+
+    /// The kept set for these patterns, or a new one: with `lenient`, invalid patterns are
+    /// left out; without, the first one is the error.
+    fn compile<S: AsRef<str>>(patterns: &[S], semantics: Semantics, lenient: bool) -> Result<Self, GlobError> {
+        let key = cache::Key::set(semantics, lenient, patterns);
         if let Some(cache::Compiled::Set(set)) = cache::get(&key) {
-            return Self { set };
+            return Ok(Self { set });
         }
         let mut b = GlobSetBuilder::new();
         for p in patterns {
-            if let Ok(g) = build(p.as_ref(), semantics) {
-                b.add(g);
+            match build(p.as_ref(), semantics) {
+                Ok(g) => {
+                    b.add(g);
+                }
+                Err(_) if lenient => {}
+                Err(e) => return Err(e),
             }
         }
-        Self::keep(key, b)
-    }
-
-    fn keep(key: cache::Key, b: GlobSetBuilder) -> Self {
         let set = Arc::new(b.build().unwrap_or_else(|_| globset::GlobSet::empty()));
         cache::put(key, cache::Compiled::Set(set.clone()));
-        Self { set }
+        Ok(Self { set })
     }
 
     /// Whether any pattern matches the whole of `path`.
