@@ -146,15 +146,21 @@ pub fn wrap_cells(s: &str, cols: usize) -> Vec<&str> {
     }
 }
 
+/// The instant every [`aligned_interval`] counts its grid from: the first time any part of
+/// the process asked for it.
+pub fn grid_base() -> std::time::Instant {
+    use std::sync::OnceLock;
+    static BASE: OnceLock<std::time::Instant> = OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
 /// An interval whose ticks fall on one grid for the whole process: multiples of `period`
-/// counted from the first call. Collectors whose periods are multiples of each other (the
+/// counted from [`grid_base`]. Collectors whose periods are multiples of each other (the
 /// frame tick, the GPU, the ledger, the disk) then wake the runtime in the same turn,
 /// instead of each at its own moment. A tick that comes late is skipped, not bunched, so
 /// the grid holds. The first tick is the next grid point, not now.
 pub fn aligned_interval(period: Duration) -> tokio::time::Interval {
-    use std::sync::OnceLock;
-    static BASE: OnceLock<tokio::time::Instant> = OnceLock::new();
-    let base = *BASE.get_or_init(tokio::time::Instant::now);
+    let base = tokio::time::Instant::from_std(grid_base());
     let period = period.max(Duration::from_millis(1));
     let elapsed = tokio::time::Instant::now().saturating_duration_since(base);
     let n = elapsed.as_nanos() / period.as_nanos() + 1;
@@ -162,6 +168,36 @@ pub fn aligned_interval(period: Duration) -> tokio::time::Interval {
     let mut interval = tokio::time::interval_at(base + offset, period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     interval
+}
+
+/// Points a little ahead of the ticks of an [`aligned_interval`] of `period`: for a thread
+/// that prepares what a tick will use (the log follower reads the log `lead` before each
+/// frame's tick, so the frame shows what was written until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lead {
+    pub period: Duration,
+    pub lead: Duration,
+}
+
+impl Lead {
+    /// `lead` ahead of the ticks of `period` (at most half a period ahead).
+    pub fn new(period: Duration, lead: Duration) -> Self {
+        let period = period.max(Duration::from_millis(1));
+        Self { period, lead: lead.min(period / 2) }
+    }
+
+    /// The first point at least `gap` after `now`.
+    pub fn next_after(&self, now: std::time::Instant, gap: Duration) -> std::time::Instant {
+        self.next_after_from(grid_base(), now, gap)
+    }
+
+    fn next_after_from(&self, base: std::time::Instant, now: std::time::Instant, gap: Duration) -> std::time::Instant {
+        // Points are base + n * period - lead for n >= 1.
+        let earliest = (now + gap).saturating_duration_since(base) + self.lead;
+        let n = (earliest.as_nanos().div_ceil(self.period.as_nanos())).max(1);
+        let at = Duration::from_nanos(u64::try_from(n.saturating_mul(self.period.as_nanos())).unwrap_or(u64::MAX));
+        base + at - self.lead
+    }
 }
 
 /// What a path is, in words (`a directory`, `a FIFO`, …), for errors about files that
@@ -324,6 +360,32 @@ mod tests {
             let mut third = aligned_interval(ms(20));
             assert!(third.tick().await > created);
         });
+    }
+
+    #[test]
+    fn lead_points_fall_just_before_the_grid() {
+        let ms = Duration::from_millis;
+        let base = std::time::Instant::now();
+        let lead = Lead::new(ms(1000), ms(25));
+        // From just after the base: the first point is 25 ms before the first tick.
+        assert_eq!(lead.next_after_from(base, base, ms(0)), base + ms(975));
+        // Exactly on a point, with no gap asked: that point; with a gap, the next one.
+        let p = base + ms(1975);
+        assert_eq!(lead.next_after_from(base, p, ms(0)), p);
+        assert_eq!(lead.next_after_from(base, p, ms(1)), base + ms(2975));
+        // Between two points: the next one, unless it is closer than the gap.
+        let now = base + ms(2900);
+        assert_eq!(lead.next_after_from(base, now, ms(50)), base + ms(2975));
+        assert_eq!(lead.next_after_from(base, now, ms(100)), base + ms(3975));
+        // Every point lies `lead` before a multiple of the period.
+        for t in [0u64, 1, 974, 975, 976, 5_000, 123_456] {
+            let at = lead.next_after_from(base, base + ms(t), ms(10));
+            assert!(at >= base + ms(t + 10), "{t}");
+            assert!(at < base + ms(t + 10 + 1000), "{t}");
+            assert_eq!((at - base + ms(25)).as_nanos() % ms(1000).as_nanos(), 0, "{t}");
+        }
+        // The lead is at most half a period.
+        assert_eq!(Lead::new(ms(40), ms(25)).lead, ms(20));
     }
 
     #[test]

@@ -218,7 +218,11 @@ fn threaded_follow_under_concurrent_writes_and_rotation() {
     let got = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = got.clone();
     let tailer = Tailer::new(&path, StartAt::Beginning, 4096);
-    let opts = FollowOptions { poll_interval: Duration::from_millis(200), min_interval: Duration::from_millis(5) };
+    let opts = FollowOptions {
+        poll_interval: Duration::from_millis(200),
+        min_interval: Duration::from_millis(5),
+        hot_at: None,
+    };
     let handle = spawn_follow(tailer, opts, move |t, waker| {
         let b = t.poll().expect("poll");
         if b.more {
@@ -253,6 +257,58 @@ fn threaded_follow_under_concurrent_writes_and_rotation() {
     let want: Vec<String> = (0..total).map(|i| format!("seq {i}")).collect();
     assert_eq!(got.len(), want.len());
     assert!(*got == want, "lines lost, duplicated or out of order");
+}
+
+/// A log that keeps growing is read once a period at the `hot_at` points (a little before
+/// each frame's tick), not at every write: a trainer writing every 5 ms for 1.2 s is read
+/// a handful of times, with every line delivered in order. Without `hot_at` the same
+/// writer is read at every `min_interval`.
+#[test]
+fn a_growing_log_is_read_once_a_period_at_the_lead_points() {
+    fn polls_while_writing(hot_at: Option<opsconsole::util::Lead>) -> (usize, Vec<String>) {
+        let (_dir, path) = setup();
+        append(&path, b"start\n");
+        let got = Arc::new(Mutex::new((0usize, Vec::<String>::new())));
+        let sink = got.clone();
+        let tailer = Tailer::new(&path, StartAt::Beginning, 4096);
+        let opts = FollowOptions { poll_interval: Duration::from_secs(5), min_interval: Duration::from_millis(5), hot_at };
+        let handle = spawn_follow(tailer, opts, move |t, _| {
+            let b = t.poll().expect("poll");
+            let mut g = sink.lock().expect("lock");
+            g.0 += 1;
+            g.1.extend(b.lines.into_iter().map(|l| l.text));
+            true
+        })
+        .expect("spawn");
+        // Wait for the first read, then write a line every 5 ms for 1.2 s.
+        while got.lock().expect("lock").1.is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let polls_before = got.lock().expect("lock").0;
+        let n = 240;
+        for i in 0..n {
+            append(&path, format!("step {i}\n").as_bytes());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let polls = got.lock().expect("lock").0 - polls_before;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.lock().expect("lock").1.len() < n + 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        handle.stop();
+        let lines = got.lock().expect("lock").1.clone();
+        (polls, lines)
+    }
+    let want: Vec<String> = std::iter::once("start".to_string()).chain((0..240).map(|i| format!("step {i}"))).collect();
+    let lead = opsconsole::util::Lead::new(Duration::from_millis(400), Duration::from_millis(20));
+    let (paced, lines) = polls_while_writing(Some(lead));
+    assert_eq!(lines, want, "every line, once, in order");
+    // 1.2 s of writing holds at most four lead points, plus the reads that notice the
+    // writes began (a notification and the read after it) and one slow wake-up.
+    assert!(paced <= 10, "read {paced} times in 1.2 s with a 400 ms period");
+    let (eager, lines) = polls_while_writing(None);
+    assert_eq!(lines, want);
+    assert!(eager > 2 * paced, "without hot_at the follower reads at every min_interval: {eager} vs {paced}");
 }
 
 fn recv_until(rx: &mpsc::Receiver<LogSample>, what: &str, mut done: impl FnMut(&LogSample) -> bool) -> Vec<LogSample> {
@@ -471,6 +527,7 @@ fn console_task_follows_the_newest_log_lists_candidates_and_switches() {
             ws.path().to_path_buf(),
             LogConfig::default(),
             Duration::from_millis(50),
+            None,
             tx,
             refresh,
             switch_rx,

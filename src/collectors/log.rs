@@ -20,6 +20,7 @@ pub async fn supervise(
     root: PathBuf,
     cfg: LogConfig,
     min_interval: std::time::Duration,
+    hot_at: Option<crate::util::Lead>,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
     mut switch: mpsc::UnboundedReceiver<PathBuf>,
@@ -41,6 +42,7 @@ pub async fn supervise(
             let mut opts = CollectorOptions::new(cfg.clone());
             opts.workspace = Some(root.clone());
             opts.min_interval = min_interval;
+            opts.hot_at = hot_at;
             let tx2 = tx.clone();
             let started = tokio::task::spawn_blocking(move || {
                 spawn_collector(path, opts, move |s| tx2.send(Msg::Log(Box::new(s))).is_ok())

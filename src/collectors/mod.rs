@@ -37,6 +37,10 @@ pub mod sync;
 use gpu::{GpuSource, spawn_gpu};
 use sync::SyncCollector;
 
+/// How long before a frame's tick a growing log is read: time for the read to reach the
+/// UI task before the tick draws it (a read that comes later is drawn a frame later).
+pub const LOG_LEAD: Duration = Duration::from_millis(25);
+
 /// What the console samples, built from the workspace and config.
 #[derive(Debug, Clone)]
 pub struct Collectors {
@@ -52,6 +56,10 @@ pub struct Collectors {
     /// At most one log sample per this interval: half a frame (`refresh_ms`), between 50
     /// and 500 ms. Lines are never dropped, only sent together.
     pub log_min_interval: Duration,
+    /// While the log keeps growing it is read once a frame, [`LOG_LEAD`] before the frame's
+    /// tick (a trainer's progress bar changes at every write: reading it twice a frame
+    /// woke two threads for a text the screen shows once).
+    pub log_hot_at: Option<crate::util::Lead>,
     pub sync: SyncCollector,
     /// The whole config, for the checkpoint scan (checkpoints, prune, paths, disk, sync).
     pub config: Config,
@@ -71,6 +79,7 @@ impl Collectors {
             workspace_root: ws.root.clone(),
             log: cfg.log.clone(),
             log_min_interval: Duration::from_millis((cfg.general.refresh_ms / 2).clamp(50, 500)),
+            log_hot_at: Some(crate::util::Lead::new(Duration::from_millis(cfg.general.refresh_ms), LOG_LEAD)),
             sync: SyncCollector {
                 workspace: ws.root.clone(),
                 sync: cfg.sync.clone(),
@@ -109,6 +118,7 @@ impl Collectors {
             self.workspace_root.clone(),
             self.log.clone(),
             self.log_min_interval,
+            self.log_hot_at,
             tx.clone(),
             refresh.clone(),
             switch_rx,

@@ -179,6 +179,8 @@ pub struct CollectorOptions {
     pub discover_every: Duration,
     /// At most one sample per this interval.
     pub min_interval: Duration,
+    /// While the log keeps growing, read it at these points (see [`FollowOptions`]).
+    pub hot_at: Option<crate::util::Lead>,
 }
 
 impl CollectorOptions {
@@ -189,6 +191,7 @@ impl CollectorOptions {
             workspace: None,
             discover_every: Duration::from_secs(10),
             min_interval: Duration::from_millis(50),
+            hot_at: None,
         }
     }
 }
@@ -293,7 +296,8 @@ where
     let mut last_writer_check: Option<Instant> = None;
     let mut writer_watch = crate::procfs::WriterWatch::new(WRITERS_FULL_SCAN_EVERY, WRITERS_GREW_SCAN_EVERY);
     let mut error: Option<String> = None;
-    let follow_opts = FollowOptions { poll_interval: cfg.poll_interval, min_interval: opts.min_interval };
+    let follow_opts =
+        FollowOptions { poll_interval: cfg.poll_interval, min_interval: opts.min_interval, hot_at: opts.hot_at };
     let workspace = opts.workspace.clone();
     let discover_every = opts.discover_every;
     let config = opts.config.clone();

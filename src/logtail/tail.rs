@@ -244,11 +244,14 @@ pub struct FollowOptions {
     pub poll_interval: Duration,
     /// At most one poll per this interval (coalesces bursts of notifications).
     pub min_interval: Duration,
+    /// While the log keeps growing, poll at these points (a little before each frame's
+    /// tick) instead of every `min_interval`: one read per frame, just in time for it.
+    pub hot_at: Option<crate::util::Lead>,
 }
 
 impl Default for FollowOptions {
     fn default() -> Self {
-        Self { poll_interval: Duration::from_secs(2), min_interval: Duration::from_millis(50) }
+        Self { poll_interval: Duration::from_secs(2), min_interval: Duration::from_millis(50), hot_at: None }
     }
 }
 
@@ -314,8 +317,9 @@ where
         let mut last_poll: Option<Instant> = None;
         let mut last_watch_try: Option<Instant> = None;
         // Hot: the last poll read something. While the log keeps growing the thread polls
-        // every `min_interval` with the folder unwatched, so a trainer writing twenty
-        // times a second does not wake the notification thread twenty times a second.
+        // every `min_interval` (or at the `hot_at` points, once a frame) with the folder
+        // unwatched, so a trainer writing twenty times a second does not wake the
+        // notification thread twenty times a second.
         // The first poll that reads nothing watches the folder again, then polls once
         // more at once, so nothing written in between waits for the slow poll.
         let mut hot = false;
@@ -352,7 +356,14 @@ where
                 }
                 continue;
             }
-            let wait = if hot { opts.min_interval } else { opts.poll_interval };
+            let wait = match (hot, opts.hot_at) {
+                (true, Some(at)) => {
+                    let now = Instant::now();
+                    at.next_after(now, opts.min_interval).saturating_duration_since(now)
+                }
+                (true, None) => opts.min_interval,
+                (false, _) => opts.poll_interval,
+            };
             match rx.recv_timeout(wait) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
