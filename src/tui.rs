@@ -52,6 +52,30 @@ pub fn check_terminal() -> Result<()> {
     Ok(())
 }
 
+/// The terminal as `ratatui::try_init` makes it (a panic hook that restores it first,
+/// raw mode, the alternate screen), with its output through a buffer. `Stdout` is
+/// line-buffered in 1 KB pieces and locked for every piece of every cell's escape codes,
+/// so a frame of a wide terminal went out as three or four `write(2)`s, each waking the
+/// terminal (tmux, sshd) again; through the buffer it is one, sent when the frame is
+/// complete (`Terminal::draw` flushes the backend after every frame).
+fn init_terminal() -> std::io::Result<Terminal<ratatui::backend::CrosstermBackend<std::io::BufWriter<std::io::Stdout>>>>
+{
+    use ratatui::crossterm::{execute, terminal};
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        ratatui::restore();
+        hook(info);
+    }));
+    terminal::enable_raw_mode()?;
+    execute!(std::io::stdout(), terminal::EnterAlternateScreen)?;
+    let out = std::io::BufWriter::with_capacity(FRAME_BUFFER, std::io::stdout());
+    Terminal::new(ratatui::backend::CrosstermBackend::new(out))
+}
+
+/// The output buffer: a usual frame's changes are 1–4 KB, a full frame of a large
+/// terminal 20–60 KB; a frame larger than this goes out in pieces of this size.
+const FRAME_BUFFER: usize = 64 * 1024;
+
 /// A terminal that can ring its bell. The loop rings when `update` asked for it
 /// (`AppState::alerts.bells` grew); tmux turns BEL into its window alert.
 pub trait Bell {
@@ -117,7 +141,7 @@ pub async fn run(state: Box<AppState>, collectors: Collectors, opts: RunOptions)
     let mut executor = Executor::start(collectors, engine, tx);
     // Boxed for the same reason as the console's own future (cli::console).
     let result = Box::pin(async {
-        let mut terminal = ratatui::try_init()?;
+        let mut terminal = init_terminal()?;
         let _guard = RestoreGuard;
         let inputs = Inputs { terminal: read_input(), signals };
         let mut state = state;
