@@ -75,6 +75,122 @@ pub fn open_for_write(devs: &[u64]) -> HashSet<(u64, u64)> {
     write_handles(devs).into_iter().map(|h| (h.dev, h.ino)).collect()
 }
 
+/// How old a shared scan ([`recent_write_handles`]) may be when the console's collectors
+/// ask: they ask every 30 s on one grid (the checkpoint inventory, the rules' run finder,
+/// the log follower's writer watch), so one scan serves the three.
+pub const SHARED_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A regular file a process holds open for writing, with the descriptor it holds it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldFile {
+    pub pid: u32,
+    pub fd: u32,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A scan of `/proc` for every regular file held open for writing (any device, this
+/// process included), and when it was taken.
+#[derive(Debug)]
+pub struct WriteScan {
+    pub taken: std::time::Instant,
+    pub held: Vec<HeldFile>,
+}
+
+impl WriteScan {
+    /// Scans `/proc`-shaped tree at `proc_root` now.
+    pub fn take(proc_root: &Path) -> Self {
+        let taken = std::time::Instant::now();
+        let mut held = Vec::new();
+        let Ok(procs) = fs::read_dir(proc_root) else { return Self { taken, held } };
+        for p in procs.filter_map(Result::ok) {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            each_open_file(
+                &p.path(),
+                usize::MAX,
+                |_, _| true,
+                |f| {
+                    if f.write
+                        && let Some(fd) = f.link.file_name().and_then(OsStr::to_str).and_then(|n| n.parse().ok())
+                    {
+                        held.push(HeldFile { pid, fd, dev: f.dev, ino: f.ino });
+                    }
+                },
+            );
+        }
+        held.sort_by_key(|h| (h.dev, h.ino, h.pid, h.fd));
+        Self { taken, held }
+    }
+
+    /// (device, inode) of every file held open for writing.
+    pub fn files(&self) -> HashSet<(u64, u64)> {
+        self.held.iter().map(|h| (h.dev, h.ino)).collect()
+    }
+
+    /// (pid, descriptor) of every process other than this one holding `(dev, ino)` open
+    /// for writing, in pid order.
+    pub fn writers(&self, (dev, ino): (u64, u64)) -> Vec<(u32, String)> {
+        let me = std::process::id();
+        let mut out: Vec<(u32, String)> = self
+            .held
+            .iter()
+            .filter(|h| h.dev == dev && h.ino == ino && h.pid != me)
+            .map(|h| (h.pid, h.fd.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Scans shared by whoever asks through one cache: the first caller after the kept scan
+/// grew too old scans, while later callers wait for that scan and take it.
+#[derive(Debug, Default)]
+pub struct ScanCache {
+    kept: std::sync::Mutex<Option<std::sync::Arc<WriteScan>>>,
+}
+
+impl ScanCache {
+    pub const fn new() -> Self {
+        Self { kept: std::sync::Mutex::new(None) }
+    }
+
+    /// A scan of `/proc` at most `max_age` old.
+    pub fn get(&self, max_age: std::time::Duration) -> std::sync::Arc<WriteScan> {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = kept.as_ref().filter(|s| s.taken.elapsed() <= max_age) {
+            return s.clone();
+        }
+        let scan = std::sync::Arc::new(WriteScan::take(Path::new("/proc")));
+        *kept = Some(scan.clone());
+        scan
+    }
+}
+
+/// The process's cache ([`recent_write_handles`]).
+static SHARED: ScanCache = ScanCache::new();
+
+/// A scan of `/proc` at most `max_age` old, shared by whoever asks in this process
+/// ([`ScanCache`]). For what is shown (the inventory's "being written", the run's
+/// process, whether the trainer still writes its log); a decision that deletes asks
+/// [`write_handles`], which always scans.
+pub fn recent_write_handles(max_age: std::time::Duration) -> std::sync::Arc<WriteScan> {
+    SHARED.get(max_age)
+}
+
+/// As [`writers_of`], from a scan at most `max_age` old ([`recent_write_handles`]).
+pub fn recent_writers_of(path: &Path, max_age: std::time::Duration) -> std::io::Result<Vec<u32>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut pids: Vec<u32> =
+        recent_write_handles(max_age).writers((meta.dev(), meta.ino())).into_iter().map(|(pid, _)| pid).collect();
+    pids.dedup();
+    Ok(pids)
+}
+
 /// Process ids, other than this one, holding the file at `path` open for writing
 /// (by device and inode: whatever path they opened it by).
 pub fn writers_of(path: &Path) -> std::io::Result<Vec<u32>> {
@@ -131,6 +247,9 @@ fn writers_in(proc_root: &Path, (dev, ino): (u64, u64)) -> Vec<(u32, String)> {
 /// exits is noticed at the next sample; a new one is found at once when the file grows
 /// while none is known, and otherwise within `full_every`.
 ///
+/// With [`WriterWatch::sharing`], the first and the periodic full scans may take a recent
+/// scan shared with the console's other collectors ([`recent_write_handles`]).
+///
 /// Never use this for a decision that deletes: the prune executor's check stays a full,
 /// fresh [`write_handles`] scan.
 #[derive(Debug)]
@@ -144,6 +263,8 @@ pub struct WriterWatch {
     holders: Vec<(u32, String)>,
     last_full: Option<std::time::Instant>,
     full_scans: u64,
+    /// Periodic full scans may take a shared scan this old, from this cache.
+    shared: Option<(std::time::Duration, &'static ScanCache)>,
 }
 
 impl WriterWatch {
@@ -162,7 +283,22 @@ impl WriterWatch {
             holders: Vec::new(),
             last_full: None,
             full_scans: 0,
+            shared: None,
         }
+    }
+
+    /// The first and the periodic full scans take a scan of `/proc` at most `max_age` old
+    /// shared with the process's other collectors ([`recent_write_handles`]), and count
+    /// the period from when it was taken, so they stay on the grid the others scan on.
+    /// A new file, a writer gone or a file grown with no writer known still scan at once.
+    pub fn sharing(self, max_age: std::time::Duration) -> Self {
+        self.sharing_in(max_age, &SHARED)
+    }
+
+    /// As [`WriterWatch::sharing`], through `cache`.
+    pub fn sharing_in(mut self, max_age: std::time::Duration, cache: &'static ScanCache) -> Self {
+        self.shared = Some((max_age, cache));
+        self
     }
 
     /// How many full scans this watch has made (for tests and benchmarks).
@@ -185,12 +321,27 @@ impl WriterWatch {
         };
         let file = (meta.dev(), meta.ino());
         let since_full = self.last_full.map(|t| now.saturating_duration_since(t));
-        let full = self.file != Some(file)
-            || since_full.is_none_or(|d| d >= self.full_every)
+        // The first scan and the periodic ones may be shared; the others must see now.
+        let first = self.last_full.is_none();
+        let periodic = since_full.is_some_and(|d| d >= self.full_every);
+        let urgent = (!first && self.file != Some(file))
             || (self.holders.is_empty() && grew && since_full.is_none_or(|d| d >= self.grew_every))
             || !self.holders.iter().all(|(pid, fd)| self.still_holds(*pid, fd, file));
-        if full {
+        if urgent {
+            tracing::debug!(first, periodic, known = self.holders.len(), grew, "writer watch: full scan, now");
             self.full_scan(file, now);
+        } else if first || periodic {
+            tracing::debug!(first, periodic, shared = self.shared.is_some(), "writer watch: full scan, routine");
+            match self.shared.filter(|_| self.proc_root == Path::new("/proc")) {
+                Some((max_age, cache)) => {
+                    let scan = cache.get(max_age);
+                    self.full_scans += 1;
+                    self.last_full = Some(scan.taken.min(now));
+                    self.file = Some(file);
+                    self.holders = scan.writers(file);
+                }
+                None => self.full_scan(file, now),
+            }
         }
         let mut pids: Vec<u32> = self.holders.iter().map(|(pid, _)| *pid).collect();
         pids.dedup();
@@ -434,5 +585,73 @@ mod tests {
         // Gone: no writers, no error.
         fs::remove_file(&log).unwrap();
         assert_eq!(w.writers(&log, t0 + Duration::from_secs(5), false).unwrap(), Vec::<u32>::new());
+    }
+
+    /// One scan serves every caller within `max_age`; a caller that needs now gets a new
+    /// one. The scan holds every write handle (ours too), and `writers` leaves us out.
+    #[test]
+    fn a_recent_scan_is_shared_and_a_fresh_one_sees_what_came_after() {
+        use std::sync::Arc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("train.log");
+        let mut own = fs::File::create(dir.path().join("own.log")).unwrap();
+        own.write_all(b"x").unwrap();
+        let own_id = {
+            let m = fs::metadata(dir.path().join("own.log")).unwrap();
+            (m.dev(), m.ino())
+        };
+        let hour = Duration::from_secs(3600);
+        let cache = ScanCache::new();
+        let first = cache.get(Duration::ZERO);
+        assert!(first.files().contains(&own_id), "our own write handle is in the scan");
+        assert!(first.writers(own_id).is_empty(), "but we are not one of its writers");
+        let mut child = writer_of(&log);
+        let pid = child.id();
+        wait_until_writing(&log, pid);
+        let m = fs::metadata(&log).unwrap();
+        // Within the age asked, the same scan: taken before the writer began.
+        let again = cache.get(hour);
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(again.writers((m.dev(), m.ino())).is_empty());
+        // Asked for now: a new scan, which finds it, by descriptor.
+        let fresh = cache.get(Duration::ZERO);
+        assert!(!Arc::ptr_eq(&first, &fresh) && fresh.taken > first.taken);
+        let w = fresh.writers((m.dev(), m.ino()));
+        assert_eq!(w.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![pid]);
+        assert_eq!(w[0].1, "1", "sleep holds the log as its stdout");
+        assert!(Arc::ptr_eq(&fresh, &cache.get(hour)), "and keeps it");
+        // The process's own cache answers by path.
+        assert_eq!(recent_writers_of(&log, Duration::ZERO).unwrap(), vec![pid]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// A watch that shares takes the shared scan for its first and periodic scans and
+    /// counts the period from when that scan was taken; a new file behind the name (a
+    /// rotation) is scanned afresh even while a shared scan is recent.
+    #[test]
+    fn a_sharing_watch_scans_afresh_for_a_new_file() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("train.log");
+        fs::write(&log, b"step 1\n").unwrap();
+        let hour = Duration::from_secs(3600);
+        static CACHE: ScanCache = ScanCache::new();
+        let mut w = WriterWatch::new(Duration::from_secs(30), Duration::from_secs(10)).sharing_in(hour, &CACHE);
+        let shared = CACHE.get(Duration::ZERO);
+        let t0 = Instant::now();
+        assert_eq!(w.writers(&log, t0, false).unwrap(), Vec::<u32>::new());
+        assert_eq!(w.full_scans(), 1);
+        assert_eq!(w.last_full, Some(shared.taken), "the period counts from the shared scan");
+        // The log replaced by a file a process writes: found at once, whatever is shared.
+        let next = dir.path().join("next.log");
+        let mut c = writer_of(&next);
+        wait_until_writing(&next, c.id());
+        fs::rename(&next, &log).unwrap();
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(1), false).unwrap(), vec![c.id()]);
+        assert_eq!(w.full_scans(), 2);
+        c.kill().unwrap();
+        c.wait().unwrap();
     }
 }

@@ -271,7 +271,8 @@ fn a_growing_log_is_read_once_a_period_at_the_lead_points() {
         let got = Arc::new(Mutex::new((0usize, Vec::<String>::new())));
         let sink = got.clone();
         let tailer = Tailer::new(&path, StartAt::Beginning, 4096);
-        let opts = FollowOptions { poll_interval: Duration::from_secs(5), min_interval: Duration::from_millis(5), hot_at };
+        let opts =
+            FollowOptions { poll_interval: Duration::from_secs(5), min_interval: Duration::from_millis(5), hot_at };
         let handle = spawn_follow(tailer, opts, move |t, _| {
             let b = t.poll().expect("poll");
             let mut g = sink.lock().expect("lock");

@@ -95,7 +95,7 @@ fn a_trainer_reading_data_from_a_fuse_mount_is_flagged() {
     let ws = dir.path().canonicalize().unwrap();
     let fixture = mountinfo(&ws, &ws.join("shards"), &shard, "fuse.gcsfuse");
     let trainer = Trainer::start(&shard, &log);
-    let probe = Probe { proc_root: "/proc".into(), mounts_file: Some(fixture) };
+    let probe = Probe { proc_root: "/proc".into(), mounts_file: Some(fixture), shared_scan: None };
     let report = judge(&ws, &Config::default(), &probe);
     assert!(report.run.pids.contains(&trainer.pid()), "the log's writer is the run: {:?}", report.run);
     assert_eq!(report.run.experiment.as_deref(), Some("v7_small"));
@@ -123,7 +123,7 @@ fn the_same_trainer_on_a_local_filesystem_passes_and_the_switch_turns_the_rule_o
     let ws = dir.path().canonicalize().unwrap();
     let fixture = mountinfo(&ws, &ws.join("shards"), &shard, "ext4");
     let _trainer = Trainer::start(&shard, &log);
-    let probe = Probe { proc_root: "/proc".into(), mounts_file: Some(fixture.clone()) };
+    let probe = Probe { proc_root: "/proc".into(), mounts_file: Some(fixture.clone()), shared_scan: None };
     let report = judge(&ws, &Config::default(), &probe);
     assert_eq!(report.data_local.verdict.state, RuleState::Ok, "{:?}", report.data_local);
     assert!(report.flags().is_empty());
@@ -132,10 +132,11 @@ fn the_same_trainer_on_a_local_filesystem_passes_and_the_switch_turns_the_rule_o
     let nfs = mountinfo(&ws, &ws.join("shards"), &shard, "nfs4");
     let mut cfg = Config::default();
     cfg.rules.data_local = false;
-    let off = judge(&ws, &cfg, &Probe { proc_root: "/proc".into(), mounts_file: Some(nfs.clone()) });
+    let off = judge(&ws, &cfg, &Probe { proc_root: "/proc".into(), mounts_file: Some(nfs.clone()), shared_scan: None });
     assert_eq!(off.data_local.verdict.state, RuleState::Off);
     assert_eq!(off.data_local.verdict.message, "turned off (rules.data_local = false)");
-    let on = judge(&ws, &Config::default(), &Probe { proc_root: "/proc".into(), mounts_file: Some(nfs) });
+    let on =
+        judge(&ws, &Config::default(), &Probe { proc_root: "/proc".into(), mounts_file: Some(nfs), shared_scan: None });
     assert!(on.data_local.verdict.message.contains("(nfs4)"), "{:?}", on.data_local);
 }
 
@@ -153,7 +154,8 @@ fn a_data_folder_on_a_network_mount_is_flagged_with_nothing_running() {
     .unwrap();
     let mut cfg = Config::default();
     cfg.paths.data = "data".into();
-    let report = judge(&ws, &cfg, &Probe { proc_root: "/nonexistent-proc".into(), mounts_file: Some(table) });
+    let report =
+        judge(&ws, &cfg, &Probe { proc_root: "/nonexistent-proc".into(), mounts_file: Some(table), shared_scan: None });
     let d = &report.data_local;
     assert_eq!(d.verdict.state, RuleState::Flag, "{d:?}");
     assert!(d.verdict.message.contains("the data folder data is on a network mount (rclone"), "{}", d.verdict.message);
@@ -169,7 +171,11 @@ fn code_and_libraries_on_a_network_mount_are_not_data() {
     std::fs::write(&code, "x = 1\n").unwrap();
     let fixture = mountinfo(&ws, &ws.join("shards"), &code, "fuse.gcsfuse");
     let _trainer = Trainer::start(&code, &log);
-    let report = judge(&ws, &Config::default(), &Probe { proc_root: "/proc".into(), mounts_file: Some(fixture) });
+    let report = judge(
+        &ws,
+        &Config::default(),
+        &Probe { proc_root: "/proc".into(), mounts_file: Some(fixture), shared_scan: None },
+    );
     assert!(report.data_local.network_reads.is_empty(), "{:?}", report.data_local);
 }
 
@@ -224,7 +230,7 @@ fn gpu_sample(name: &str, total: u64, cwd: &Path, age: Duration) -> GpuSample {
 }
 
 fn judge_gpu(ws: &Path, cfg: &Config, gpu: &GpuSample) -> RulesReport {
-    let probe = Probe { proc_root: "/nonexistent-proc".into(), mounts_file: None };
+    let probe = Probe { proc_root: "/nonexistent-proc".into(), mounts_file: None, shared_scan: None };
     rules::evaluate(ws, cfg, &Inputs { gpu: Some(gpu), now: std::time::SystemTime::now(), probe: &probe })
 }
 
@@ -517,7 +523,7 @@ fn deps_workspace() -> (tempfile::TempDir, PathBuf, Config) {
 #[test]
 fn a_train_py_import_missing_from_requirements_and_pip_install_in_a_script_are_listed() {
     let (_dir, ws, cfg) = deps_workspace();
-    let probe = Probe { proc_root: "/nonexistent-proc".into(), mounts_file: None };
+    let probe = Probe { proc_root: "/nonexistent-proc".into(), mounts_file: None, shared_scan: None };
     let r = judge(&ws, &cfg, &probe);
     let d = &r.dependencies;
     assert_eq!(d.verdict.state, RuleState::Flag, "{d:?}");

@@ -22,6 +22,16 @@ pub fn open_for_write(paths: &[&Path]) -> OpenFiles {
     crate::procfs::open_for_write(&[])
 }
 
+/// As [`open_for_write`], from a scan of `/proc` at most `max_age` old shared with the
+/// console's other collectors ([`crate::procfs::recent_write_handles`]): for the
+/// inventory shown, never for a deletion.
+pub fn recent_open_for_write(paths: &[&Path], max_age: std::time::Duration) -> OpenFiles {
+    if !paths.iter().any(|p| std::fs::metadata(p).is_ok()) {
+        return OpenFiles::new();
+    }
+    crate::procfs::recent_write_handles(max_age).files()
+}
+
 /// Is the file or folder at `path` (with `dev`, `ino`), or any file inside the folder,
 /// in `open`? Links are never followed.
 pub fn holds_open(open: &OpenFiles, path: &Path, dev: u64, ino: u64) -> bool {

@@ -58,7 +58,12 @@ pub fn collect(
     let two = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
     let walk = std::sync::Mutex::new(inventory::WalkCollector::new(cfg, inside));
     let (usage, open) = std::thread::scope(|s| {
-        let open = s.spawn(|| inventory::open_under_roots(&all));
+        // What is shown may come from a scan shared with the rules and the log follower
+        // (they scan on the same 30 s grid); the prune planner and executor scan afresh.
+        let open = s.spawn(|| {
+            let paths: Vec<&Path> = all.iter().map(|r| r.path.as_path()).collect();
+            crate::checkpoints::openfiles::recent_open_for_write(&paths, crate::procfs::SHARED_MAX_AGE)
+        });
         let visit = |rel: &Path, entries: &[(std::ffi::CString, crate::disk::usage::Stat)]| {
             walk.lock().unwrap_or_else(|p| p.into_inner()).visit(rel, entries);
         };

@@ -30,7 +30,7 @@ pub async fn run(
         let waiting_for_gpu = sample.is_none();
         let (ws, c) = (workspace.clone(), cfg.clone());
         let report = tokio::task::spawn_blocking(move || -> RulesReport {
-            let probe = Probe::default();
+            let probe = Probe { shared_scan: Some(crate::procfs::SHARED_MAX_AGE), ..Probe::default() };
             crate::rules::evaluate(
                 &ws,
                 &c,

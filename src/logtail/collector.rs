@@ -294,7 +294,8 @@ where
     let mut writer_alive: Option<bool> = None;
     let mut writers: Option<Vec<u32>> = None;
     let mut last_writer_check: Option<Instant> = None;
-    let mut writer_watch = crate::procfs::WriterWatch::new(WRITERS_FULL_SCAN_EVERY, WRITERS_GREW_SCAN_EVERY);
+    let mut writer_watch = crate::procfs::WriterWatch::new(WRITERS_FULL_SCAN_EVERY, WRITERS_GREW_SCAN_EVERY)
+        .sharing(crate::procfs::SHARED_MAX_AGE);
     let mut error: Option<String> = None;
     let follow_opts =
         FollowOptions { poll_interval: cfg.poll_interval, min_interval: opts.min_interval, hot_at: opts.hot_at };

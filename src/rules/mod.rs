@@ -217,11 +217,15 @@ pub struct Probe {
     pub proc_root: PathBuf,
     /// A mount table to use instead of the training process's `/proc/PID/mountinfo`.
     pub mounts_file: Option<PathBuf>,
+    /// The log's writers may come from a scan of `/proc` this old shared with the
+    /// console's other collectors ([`crate::procfs::recent_write_handles`]); fresh when
+    /// `None` (commands run once).
+    pub shared_scan: Option<std::time::Duration>,
 }
 
 impl Default for Probe {
     fn default() -> Self {
-        Self { proc_root: PathBuf::from("/proc"), mounts_file: None }
+        Self { proc_root: PathBuf::from("/proc"), mounts_file: None, shared_scan: None }
     }
 }
 
@@ -255,7 +259,11 @@ fn experiment_of(ws: &Path, experiments: &str, p: &Path) -> Option<String> {
 /// Finds the training run: the log's writers and the GPU's compute processes.
 pub fn find_run(ws: &Path, cfg: &Config, gpu: Option<&GpuSample>, probe: &Probe) -> RunFacts {
     let log = crate::logtail::discover::select(ws, &cfg.log).filter(|l| l.exists);
-    let mut pids: Vec<u32> = log.as_ref().and_then(|l| crate::procfs::writers_of(&l.path).ok()).unwrap_or_default();
+    let writers = |p: &Path| match probe.shared_scan {
+        Some(max_age) => crate::procfs::recent_writers_of(p, max_age),
+        None => crate::procfs::writers_of(p),
+    };
+    let mut pids: Vec<u32> = log.as_ref().and_then(|l| writers(&l.path).ok()).unwrap_or_default();
     let mut starts = Vec::new();
     let mut places: Vec<PathBuf> = Vec::new();
     if let Some(g) = gpu {
