@@ -11,6 +11,7 @@ mod footer;
 mod gpu;
 mod header;
 mod help;
+mod kept;
 mod log;
 mod popup;
 mod prune;
