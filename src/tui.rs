@@ -72,9 +72,10 @@ fn init_terminal() -> std::io::Result<Terminal<ratatui::backend::CrosstermBacken
     Terminal::new(ratatui::backend::CrosstermBackend::new(out))
 }
 
-/// The output buffer: a usual frame's changes are 1–4 KB, a full frame of a large
-/// terminal 20–60 KB; a frame larger than this goes out in pieces of this size.
-const FRAME_BUFFER: usize = 64 * 1024;
+/// The output buffer: a usual frame's changes are 1–4 KB and go out in one write; a
+/// full frame of a large terminal (20–60 KB) goes out in pieces of this size. Only what a
+/// frame fills is touched, so this is also the most a frame adds to the resident memory.
+const FRAME_BUFFER: usize = 16 * 1024;
 
 /// A terminal that can ring its bell. The loop rings when `update` asked for it
 /// (`AppState::alerts.bells` grew); tmux turns BEL into its window alert.
