@@ -52,21 +52,31 @@ pub fn write_handles(devs: &[u64]) -> Vec<WriteHandle> {
 
 /// As [`write_handles`], reading a `/proc`-shaped tree at `proc_root`.
 pub fn write_handles_in(proc_root: &Path, devs: &[u64]) -> Vec<WriteHandle> {
+    let mut out: Vec<WriteHandle> = held_in(proc_root, |dev, _| devs.is_empty() || devs.contains(&dev))
+        .into_iter()
+        .map(|h| WriteHandle { pid: h.pid, dev: h.dev, ino: h.ino })
+        .collect();
+    out.sort_by_key(|h| (h.dev, h.ino, h.pid));
+    out.dedup();
+    out
+}
+
+/// Every regular file held open for writing in a `/proc`-shaped tree at `proc_root`
+/// whose (device, inode) `wanted` accepts (only those get their `fdinfo` read), with the
+/// descriptor that holds it: the one loop over processes the questions here share.
+fn held_in(proc_root: &Path, wanted: impl Fn(u64, u64) -> bool) -> Vec<HeldFile> {
     let mut out = Vec::new();
-    let Ok(procs) = fs::read_dir(proc_root) else {
-        return out;
-    };
+    let Ok(procs) = fs::read_dir(proc_root) else { return out };
     for p in procs.filter_map(Result::ok) {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let wanted = |dev, _| devs.is_empty() || devs.contains(&dev);
-        each_open_file(&p.path(), usize::MAX, wanted, |f| {
-            if f.write {
-                out.push(WriteHandle { pid, dev: f.dev, ino: f.ino });
+        each_open_file(&p.path(), usize::MAX, &wanted, |f| {
+            if f.write
+                && let Some(fd) = f.link.file_name().and_then(OsStr::to_str).and_then(|n| n.parse().ok())
+            {
+                out.push(HeldFile { pid, fd, dev: f.dev, ino: f.ino });
             }
         });
     }
-    out.sort_by_key(|h| (h.dev, h.ino, h.pid));
-    out.dedup();
     out
 }
 
@@ -101,23 +111,7 @@ impl WriteScan {
     /// Scans `/proc`-shaped tree at `proc_root` now.
     pub fn take(proc_root: &Path) -> Self {
         let taken = std::time::Instant::now();
-        let mut held = Vec::new();
-        let Ok(procs) = fs::read_dir(proc_root) else { return Self { taken, held } };
-        for p in procs.filter_map(Result::ok) {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            each_open_file(
-                &p.path(),
-                usize::MAX,
-                |_, _| true,
-                |f| {
-                    if f.write
-                        && let Some(fd) = f.link.file_name().and_then(OsStr::to_str).and_then(|n| n.parse().ok())
-                    {
-                        held.push(HeldFile { pid, fd, dev: f.dev, ino: f.ino });
-                    }
-                },
-            );
-        }
+        let mut held = held_in(proc_root, |_, _| true);
         held.sort_by_key(|h| (h.dev, h.ino, h.pid, h.fd));
         Self { taken, held }
     }
@@ -206,30 +200,9 @@ pub fn writers_of(path: &Path) -> std::io::Result<Vec<u32>> {
 /// (pid, descriptor) of every process other than this one holding the file `(dev, ino)`
 /// open for writing, in a `/proc`-shaped tree at `proc_root`, in pid order. Only that
 /// file's descriptors get their `fdinfo` read.
-fn writers_in(proc_root: &Path, (dev, ino): (u64, u64)) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    let me = std::process::id();
-    let Ok(procs) = fs::read_dir(proc_root) else { return out };
-    for p in procs.filter_map(Result::ok) {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        if pid == me {
-            continue;
-        }
-        each_open_file(
-            &p.path(),
-            usize::MAX,
-            |d, i| d == dev && i == ino,
-            |f| {
-                if f.write
-                    && let Some(n) = f.link.file_name().and_then(OsStr::to_str)
-                {
-                    out.push((pid, n.to_string()));
-                }
-            },
-        );
-    }
-    out.sort();
-    out
+fn writers_in(proc_root: &Path, file: (u64, u64)) -> Vec<(u32, String)> {
+    let held = held_in(proc_root, |dev, ino| (dev, ino) == file);
+    WriteScan { taken: std::time::Instant::now(), held }.writers(file)
 }
 
 /// Who writes one file, followed from sample to sample at a fraction of the cost of
