@@ -873,6 +873,10 @@ proptest! {
         let cfg0 = CheckpointsConfig::default();
         let spec = opsconsole::disk::usage::UsageSpec::default();
         let t = SystemTime::now();
+        // The collector's inventory takes a /proc scan up to 3 s old shared with other
+        // collectors (here: other tests' files, since deleted, whose inodes this tree may
+        // reuse): take a new one first, so both inventories see the same moment.
+        let _ = opsconsole::procfs::recent_write_handles(std::time::Duration::ZERO);
         let shared = opsconsole::checkpoints::sample::collect(ws, &cfg0, &spec, &opsconsole::checkpoints::NotConfirmed, None, t);
         let plain = inventory::scan(ws, &cfg0, t, ScanOptions { previous: None, check_open_files: true });
         prop_assert_eq!(&shared.checkpoints, &plain.checkpoints);
