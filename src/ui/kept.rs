@@ -25,9 +25,8 @@ struct Kept {
     /// The cells under the area before drawing; `None`: all blank (the usual case, kept
     /// without a copy).
     before: Option<Vec<Cell>>,
-    /// The cells drawing changed, by their index in the area, row by row: a chart's dots
-    /// and labels or a few lines of text cover a small part of their area.
-    changed: Vec<(u32, Cell)>,
+    /// The cells drawing left there.
+    after: Vec<Cell>,
 }
 
 thread_local! {
@@ -55,21 +54,15 @@ pub(super) fn draw_kept(buf: &mut Buffer, area: Rect, name: &'static str, key: u
         if let Some(k) = kept.iter().find(|k| k.name == name && k.key == key && k.area == area)
             && same_under(buf, area, k.before.as_deref())
         {
-            put(buf, area, &k.changed);
+            put(buf, area, &k.after);
             return;
         }
-        // Copies only when something lies under the area already (rare): a frame starts blank.
-        let before = (!same_under(buf, area, None)).then(|| cells(buf, area));
+        let before = cells(buf, area);
+        let before = (!before.iter().all(|c| *c == Cell::EMPTY)).then_some(before);
         draw(buf);
-        let mut changed = Vec::new();
-        for (i, at) in rows(buf, area).flatten().enumerate() {
-            let was = before.as_ref().map_or(&Cell::EMPTY, |b| &b[i]);
-            if buf.content[at] != *was {
-                changed.push((i as u32, buf.content[at].clone()));
-            }
-        }
+        let after = cells(buf, area);
         kept.retain(|k| k.name != name);
-        kept.push(Kept { name, key, area, before, changed });
+        kept.push(Kept { name, key, area, before, after });
     });
 }
 
@@ -94,12 +87,11 @@ fn same_under(buf: &Buffer, area: Rect, before: Option<&[Cell]>) -> bool {
     })
 }
 
-fn put(buf: &mut Buffer, area: Rect, changed: &[(u32, Cell)]) {
-    let width = u32::from(area.width);
-    for (i, cell) in changed {
-        let (x, y) = (area.x + (i % width) as u16, area.y + (i / width) as u16);
-        let at = buf.index_of(x, y);
-        buf.content[at].clone_from(cell);
+fn put(buf: &mut Buffer, area: Rect, after: &[Cell]) {
+    let width = usize::from(area.width);
+    let all: Vec<std::ops::Range<usize>> = rows(buf, area).collect();
+    for (i, r) in all.into_iter().enumerate() {
+        buf.content[r].clone_from_slice(&after[i * width..(i + 1) * width]);
     }
 }
 
