@@ -61,11 +61,7 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         // `Block` (whose style patch over the whole panel cost more than the text), the
         // wrapped text in what is inside it. The same cells as the paragraph with the block.
         block.render(area, frame.buffer_mut());
-        // The wrapping is the cost; the text changes every few seconds (the host line).
-        let key = super::kept::key((&lines, inner));
-        super::kept::draw_kept(frame.buffer_mut(), inner, "gpu-text", key, |buf| {
-            ratatui::widgets::Widget::render(Paragraph::new(lines).wrap(Wrap { trim: true }), inner, buf);
-        });
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
         return;
     }
 

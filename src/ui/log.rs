@@ -500,13 +500,6 @@ fn restyle(segs: &[(String, Style)], from: usize) -> Vec<(String, Style)> {
 fn render_chart(log: &LogPanel, frame: &mut Frame, area: Rect) {
     let loss = log.metrics.loss.points();
     let eval = log.metrics.eval_loss.points();
-    // The chart changes with a new point (every few logging steps), not with each frame.
-    let bits = |p: &[(f64, f64)]| p.iter().map(|(x, y)| (x.to_bits(), y.to_bits())).collect::<Vec<_>>();
-    let key = super::kept::key((bits(&loss), bits(&eval), area));
-    super::kept::draw_kept(frame.buffer_mut(), area, "loss-chart", key, |buf| draw_chart(&loss, &eval, area, buf));
-}
-
-fn draw_chart(loss: &[(f64, f64)], eval: &[(f64, f64)], area: Rect, buf: &mut ratatui::buffer::Buffer) {
     let all = loss.iter().chain(eval.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in all {
@@ -526,7 +519,7 @@ fn draw_chart(loss: &[(f64, f64)], eval: &[(f64, f64)], area: Rect, buf: &mut ra
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::new().fg(Color::Cyan))
-            .data(loss),
+            .data(&loss),
     ];
     if !eval.is_empty() {
         sets.push(
@@ -535,7 +528,7 @@ fn draw_chart(loss: &[(f64, f64)], eval: &[(f64, f64)], area: Rect, buf: &mut ra
                 .marker(Marker::Braille)
                 .graph_type(if eval.len() > 1 { GraphType::Line } else { GraphType::Scatter })
                 .style(Style::new().fg(Color::Yellow))
-                .data(eval),
+                .data(&eval),
         );
     }
     let label = super::dim();
@@ -553,7 +546,7 @@ fn draw_chart(loss: &[(f64, f64)], eval: &[(f64, f64)], area: Rect, buf: &mut ra
                 .style(label)
                 .labels([Span::styled(format!("{y0:.2}"), label), Span::styled(format!("{y1:.2}"), label)]),
         );
-    ratatui::widgets::Widget::render(chart, area, buf);
+    frame.render_widget(chart, area);
 }
 
 /// The log switcher: candidate logs, newest first.

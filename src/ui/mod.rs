@@ -11,7 +11,6 @@ mod footer;
 mod gpu;
 mod header;
 mod help;
-mod kept;
 mod log;
 mod popup;
 mod prune;
