@@ -121,19 +121,24 @@ impl WriteScan {
         self.held.iter().map(|h| (h.dev, h.ino)).collect()
     }
 
-    /// (pid, descriptor) of every process other than this one holding `(dev, ino)` open
-    /// for writing, in pid order.
-    pub fn writers(&self, (dev, ino): (u64, u64)) -> Vec<(u32, String)> {
-        let me = std::process::id();
-        let mut out: Vec<(u32, String)> = self
-            .held
-            .iter()
-            .filter(|h| h.dev == dev && h.ino == ino && h.pid != me)
-            .map(|h| (h.pid, h.fd.to_string()))
-            .collect();
-        out.sort();
-        out
+    /// (pid, descriptor) of every process other than this one holding `file` open for
+    /// writing, in pid order.
+    pub fn writers(&self, file: (u64, u64)) -> Vec<(u32, String)> {
+        writers_among(&self.held, file)
     }
+}
+
+/// (pid, descriptor) of every process other than this one among `held` that holds `file`
+/// (device, inode), in pid order.
+fn writers_among(held: &[HeldFile], (dev, ino): (u64, u64)) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut out: Vec<(u32, String)> = held
+        .iter()
+        .filter(|h| h.dev == dev && h.ino == ino && h.pid != me)
+        .map(|h| (h.pid, h.fd.to_string()))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Scans shared by whoever asks through one cache: the first caller after the kept scan
@@ -173,14 +178,8 @@ pub fn recent_write_handles(max_age: std::time::Duration) -> std::sync::Arc<Writ
 
 /// As [`writers_of`], from a scan at most `max_age` old ([`recent_write_handles`]).
 pub fn recent_writers_of(path: &Path, max_age: std::time::Duration) -> std::io::Result<Vec<u32>> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut pids: Vec<u32> =
-        recent_write_handles(max_age).writers((meta.dev(), meta.ino())).into_iter().map(|(pid, _)| pid).collect();
+    let Some(file) = file_id(path)? else { return Ok(Vec::new()) };
+    let mut pids: Vec<u32> = recent_write_handles(max_age).writers(file).into_iter().map(|(pid, _)| pid).collect();
     pids.dedup();
     Ok(pids)
 }
@@ -188,21 +187,25 @@ pub fn recent_writers_of(path: &Path, max_age: std::time::Duration) -> std::io::
 /// Process ids, other than this one, holding the file at `path` open for writing
 /// (by device and inode: whatever path they opened it by).
 pub fn writers_of(path: &Path) -> std::io::Result<Vec<u32>> {
+    let Some(file) = file_id(path)? else { return Ok(Vec::new()) };
+    Ok(writers_in(Path::new("/proc"), file).into_iter().map(|(pid, _)| pid).collect())
+}
+
+/// The (device, inode) of the file at `path`; `None` when there is none.
+fn file_id(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
     use std::os::unix::fs::MetadataExt;
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(writers_in(Path::new("/proc"), (meta.dev(), meta.ino())).into_iter().map(|(pid, _)| pid).collect())
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// (pid, descriptor) of every process other than this one holding the file `(dev, ino)`
 /// open for writing, in a `/proc`-shaped tree at `proc_root`, in pid order. Only that
 /// file's descriptors get their `fdinfo` read.
 fn writers_in(proc_root: &Path, file: (u64, u64)) -> Vec<(u32, String)> {
-    let held = held_in(proc_root, |dev, ino| (dev, ino) == file);
-    WriteScan { taken: std::time::Instant::now(), held }.writers(file)
+    writers_among(&held_in(proc_root, |dev, ino| (dev, ino) == file), file)
 }
 
 /// Who writes one file, followed from sample to sample at a fraction of the cost of
@@ -308,10 +311,7 @@ impl WriterWatch {
             match self.shared.filter(|_| self.proc_root == Path::new("/proc")) {
                 Some((max_age, cache)) => {
                     let scan = cache.get(max_age);
-                    self.full_scans += 1;
-                    self.last_full = Some(scan.taken.min(now));
-                    self.file = Some(file);
-                    self.holders = scan.writers(file);
+                    self.record(file, scan.taken.min(now), scan.writers(file));
                 }
                 None => self.full_scan(file, now),
             }
@@ -322,10 +322,15 @@ impl WriterWatch {
     }
 
     fn full_scan(&mut self, file: (u64, u64), now: std::time::Instant) {
+        self.record(file, now, writers_in(&self.proc_root, file));
+    }
+
+    /// A full scan's answer for `file`, taken at `at`.
+    fn record(&mut self, file: (u64, u64), at: std::time::Instant, holders: Vec<(u32, String)>) {
         self.full_scans += 1;
-        self.last_full = Some(now);
+        self.last_full = Some(at);
         self.file = Some(file);
-        self.holders = writers_in(&self.proc_root, file);
+        self.holders = holders;
     }
 
     /// Does `pid` still hold `file` for writing through descriptor `fd`?
