@@ -329,7 +329,52 @@ fn lookup_key(raw: &[u8]) -> Option<(Key, Qual)> {
     if raw.is_empty() || raw.len() > 64 {
         return None;
     }
-    classify(Words::split(raw)?.words())
+    if raw.len() > MEMO_KEY {
+        return classify(Words::split(raw)?.words());
+    }
+    let slot = memo_slot(raw);
+    KEY_MEMO.with_borrow_mut(|memo| {
+        let m = &mut memo[slot];
+        if usize::from(m.len) == raw.len() && &m.key[..raw.len()] == raw {
+            return m.answer;
+        }
+        let answer = Words::split(raw).and_then(|w| classify(w.words()));
+        m.len = raw.len() as u8;
+        m.key[..raw.len()].copy_from_slice(raw);
+        m.answer = answer;
+        answer
+    })
+}
+
+/// Keys of at most this many bytes are remembered (`learning_rate`, `train/global_step`).
+const MEMO_KEY: usize = 32;
+/// How many keys a thread remembers.
+const MEMO_SLOTS: usize = 32;
+
+/// A remembered key and what it means (`len` 0: an empty slot; empty keys are never
+/// looked up).
+#[derive(Clone, Copy)]
+struct MemoSlot {
+    len: u8,
+    key: [u8; MEMO_KEY],
+    answer: Option<(Key, Qual)>,
+}
+
+thread_local! {
+    /// What recent keys mean, per thread. A training log repeats a handful of keys on
+    /// every line, and splitting and classifying a key was a third of the time of reading
+    /// a Trainer log's history (`perf`, docs/performance.md). What a key means depends on
+    /// its bytes alone, so a slot keeps the key whole and is compared whole; a key is kept
+    /// in the slot its bytes hash to, replacing whatever was there.
+    static KEY_MEMO: std::cell::RefCell<[MemoSlot; MEMO_SLOTS]> = const {
+        std::cell::RefCell::new([MemoSlot { len: 0, key: [0; MEMO_KEY], answer: None }; MEMO_SLOTS])
+    };
+}
+
+/// The memo slot of a key: FNV-1a over its bytes.
+fn memo_slot(raw: &[u8]) -> usize {
+    let h = raw.iter().fold(0x811c_9dc5_u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    (h ^ (h >> 16)) as usize % MEMO_SLOTS
 }
 
 /// A user pattern: a compiled regex and which group fills which field.
@@ -1278,6 +1323,50 @@ mod tests {
         // An explicit qualifier wins over the line's words.
         let u = p("validation loss at iteration 1000 | train loss 2.0 | lm loss value: 2.2");
         assert_eq!((u.loss, u.eval_loss), (Some(2.0), Some(2.2)));
+    }
+
+    /// The remembered answer is the answer: keys in any order, many more than the memo
+    /// holds (so slots are replaced), asked again and again on one thread.
+    #[test]
+    fn remembered_keys_mean_what_they_meant() {
+        let fresh = |k: &[u8]| Words::split(k).and_then(|w| classify(w.words()));
+        let words = ["train", "eval", "loss", "step", "lr", "learning", "rate", "val", "global", "tok", "s", "x"];
+        let seps = ["_", "/", " ", "-", "."];
+        let mut keys = Vec::new();
+        for (i, a) in words.iter().enumerate() {
+            for (j, b) in words.iter().enumerate() {
+                keys.push(format!("{a}{}{b}", seps[(i + j) % seps.len()]));
+            }
+            keys.push((*a).to_string());
+        }
+        keys.push("a_key_of_more_than_thirty_two_bytes/loss".into());
+        keys.push("epoch".into());
+        assert!(keys.len() > 4 * MEMO_SLOTS);
+        let mut seen = 0;
+        for round in 0..3 {
+            for (n, k) in keys.iter().enumerate() {
+                // A different order each round: what a slot holds changes.
+                let k = if round == 1 { &keys[keys.len() - 1 - n] } else { k };
+                let want = fresh(k.as_bytes());
+                assert_eq!(lookup_key(k.as_bytes()), want, "{k}");
+                seen += usize::from(want.is_some());
+            }
+        }
+        assert!(seen > 30, "the keys include known ones: {seen}");
+        // A key that shares a slot with another is still told apart.
+        let a = keys.iter().find(|k| lookup_key(k.as_bytes()) == Some((Key::Loss, Qual::None))).expect("loss");
+        let twin = keys
+            .iter()
+            .find(|k| {
+                k != &a
+                    && memo_slot(k.as_bytes()) == memo_slot(a.as_bytes())
+                    && fresh(k.as_bytes()) != fresh(a.as_bytes())
+            })
+            .expect("some key shares the slot");
+        for _ in 0..3 {
+            assert_eq!(lookup_key(a.as_bytes()), fresh(a.as_bytes()));
+            assert_eq!(lookup_key(twin.as_bytes()), fresh(twin.as_bytes()));
+        }
     }
 
     #[test]
