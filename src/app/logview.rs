@@ -106,11 +106,16 @@ impl LogView {
             if self.search.is_some() && self.is_match(&line.text) {
                 self.matches.push_back(self.next_seq);
             }
+            if self.lines.len() >= self.capacity {
+                self.lines.pop_front();
+            } else if self.lines.len() == self.lines.capacity() {
+                // Doubling, but never past the buffer's size: a full buffer of 10,000
+                // lines holds 10,000 slots (400 KB), not doubling's 16,384 (655 KB).
+                let want = (self.lines.len() * 2).max(64).min(self.capacity);
+                self.lines.reserve_exact(want - self.lines.len());
+            }
             self.lines.push_back(ViewLine { seq: self.next_seq, line });
             self.next_seq += 1;
-        }
-        while self.lines.len() > self.capacity {
-            self.lines.pop_front();
         }
         let first = self.lines.front().map_or(0, |l| l.seq);
         while self.matches.front().is_some_and(|&m| m < first) {
@@ -583,6 +588,22 @@ impl LogView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The buffer keeps its newest `capacity` lines, and never holds room for more: a
+    /// full buffer's slots are its size, not the next power of two.
+    #[test]
+    fn a_full_buffer_holds_its_size_and_no_more_room() {
+        for cap in [1, 5, 100, 10_000] {
+            let mut v = LogView::new(cap);
+            for batch in 0..3 {
+                v.push((0..cap + 7).map(|i| LogLine::new(format!("{batch}:{i}"))));
+                assert_eq!(v.lines.len(), cap);
+                assert!(v.lines.capacity() <= cap.max(64), "cap {cap}: room for {}", v.lines.capacity());
+                assert_eq!(v.lines.back().map(|l| l.line.text.as_str()), Some(format!("{batch}:{}", cap + 6).as_str()));
+                assert_eq!(v.lines.front().map(|l| l.seq), Some(((batch + 1) * (cap + 7) - cap) as u64));
+            }
+        }
+    }
     use crate::logtail::health::ErrorKind;
 
     fn view(n: usize) -> LogView {
