@@ -93,9 +93,130 @@ impl HostSampler {
     }
 }
 
+/// The kernel's CPU time counters, every CPU together (the `cpu` line of `/proc/stat`), in
+/// clock ticks: what sysinfo measures CPU use from, counted as it counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// user, nice, system, irq, softirq and steal (guest time is inside user and nice).
+    pub busy: u64,
+    /// busy, idle and iowait.
+    pub total: u64,
+}
+
+impl CpuTimes {
+    /// The counters from `/proc/stat`'s text; `None` without a well-formed `cpu` line.
+    pub fn parse(stat: &str) -> Option<Self> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line.split_ascii_whitespace().skip(1).map_while(|f| f.parse().ok()).collect();
+        let [user, nice, system, idle, iowait, irq, softirq] = *v.get(..7)?.first_chunk()?;
+        let steal = v.get(7).copied().unwrap_or(0);
+        let busy = user + nice + system + irq + softirq + steal;
+        Some(Self { busy, total: busy + idle + iowait })
+    }
+
+    /// This host's counters now.
+    pub fn read() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// Percent of all CPUs busy between `before` and these counters; `None` when no tick
+    /// passed (or the counters went back: another boot).
+    pub fn usage_since(&self, before: &Self) -> Option<f32> {
+        let total = self.total.checked_sub(before.total).filter(|&t| t > 0)?;
+        let busy = self.busy.checked_sub(before.busy)?.min(total);
+        Some((busy as f64 * 100.0 / total as f64) as f32)
+    }
+}
+
+/// A one-shot `status` measures CPU use since the previous one of the same workspace when
+/// that was at least this long ago (sysinfo's minimum interval)...
+pub const KEPT_CPU_MIN_AGE_MS: u64 = 200;
+/// ...and at most this long ago; otherwise over the minimum interval, waiting for it.
+pub const KEPT_CPU_MAX_AGE_MS: u64 = 15 * 60 * 1000;
+
+/// Where a workspace keeps the CPU counters of its last `status`:
+/// `<workspace>/.opsconsole/hostcpu`.
+pub fn kept_cpu_path(workspace: &std::path::Path) -> std::path::PathBuf {
+    workspace.join(".opsconsole").join("hostcpu")
+}
+
+/// CPU use since the counters kept at `path` by the previous call, when they are from
+/// [`KEPT_CPU_MIN_AGE_MS`] to [`KEPT_CPU_MAX_AGE_MS`] old; the counters now (`now`, taken
+/// at `now_ms`) are kept in their place either way. A call made every few seconds by a
+/// script or cron thus costs no wait; a missing, unreadable, stale or unwritable file only
+/// means `None` (the caller measures over the minimum interval).
+pub fn usage_since_kept(path: &std::path::Path, now: CpuTimes, now_ms: u64) -> Option<f32> {
+    let before = std::fs::read_to_string(path).ok().and_then(|t| {
+        let mut f = t.strip_prefix("opsconsole-hostcpu 1 ")?.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+        let (ms, busy, total) = (f.next()??, f.next()??, f.next()??);
+        Some((ms, CpuTimes { busy, total }))
+    });
+    let body = format!("opsconsole-hostcpu 1 {now_ms} {} {}\n", now.busy, now.total);
+    let kept = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        let dir = path.parent().ok_or_else(|| std::io::Error::other("no folder"))?;
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".hostcpu-").suffix(".tmp").tempfile_in(dir)?;
+        tmp.write_all(body.as_bytes())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    })();
+    if let Err(e) = kept {
+        tracing::debug!("host: could not keep the CPU counters in {}: {e}", path.display());
+    }
+    let (ms, before) = before?;
+    let age = now_ms.checked_sub(ms)?;
+    if !(KEPT_CPU_MIN_AGE_MS..=KEPT_CPU_MAX_AGE_MS).contains(&age) {
+        return None;
+    }
+    now.usage_since(&before)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_counters_and_use_between_them() {
+        let stat = "cpu  100 5 50 800 40 3 2 10 7 0\ncpu0 50 2 25 400 20 1 1 5 3 0\nintr 1 2\n";
+        let a = CpuTimes::parse(stat).expect("cpu line");
+        assert_eq!(a, CpuTimes { busy: 100 + 5 + 50 + 3 + 2 + 10, total: 170 + 800 + 40 });
+        // Older kernels without steal.
+        assert_eq!(CpuTimes::parse("cpu 1 2 3 4 5 6 7\n"), Some(CpuTimes { busy: 19, total: 28 }));
+        assert_eq!(CpuTimes::parse("cpu 1 2 3\n"), None);
+        assert_eq!(CpuTimes::parse("cpu0 1 2 3 4 5 6 7 8\n"), None, "only the all-CPU line");
+        let b = CpuTimes { busy: a.busy + 30, total: a.total + 120 };
+        assert_eq!(b.usage_since(&a), Some(25.0));
+        assert_eq!(a.usage_since(&a), None, "no tick passed");
+        assert_eq!(a.usage_since(&b), None, "counters went back");
+        assert!(CpuTimes::read().is_some(), "this host has /proc/stat");
+    }
+
+    #[test]
+    fn cpu_use_since_the_kept_counters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = kept_cpu_path(dir.path());
+        let t0 = CpuTimes { busy: 1000, total: 10_000 };
+        let t1 = CpuTimes { busy: 1050, total: 10_200 };
+        // Nothing kept yet: no use, the counters are kept.
+        assert_eq!(usage_since_kept(&path, t0, 1_000_000), None);
+        assert!(std::fs::read_to_string(&path).expect("kept").starts_with("opsconsole-hostcpu 1 1000000 1000 10000"));
+        // A second later: use since then.
+        assert_eq!(usage_since_kept(&path, t1, 1_001_000), Some(25.0));
+        // Too soon after (under the minimum interval), too long after, or from the future.
+        assert_eq!(usage_since_kept(&path, CpuTimes { busy: 1051, total: 10_202 }, 1_001_100), None);
+        let t2 = CpuTimes { busy: 1100, total: 10_400 };
+        assert_eq!(usage_since_kept(&path, t2, 1_001_100 + KEPT_CPU_MAX_AGE_MS + 1), None);
+        assert_eq!(usage_since_kept(&path, t2, 5), None);
+        // A damaged file is no reading, and is replaced.
+        std::fs::write(&path, "opsconsole-hostcpu 1 12 x\n").expect("damage");
+        assert_eq!(usage_since_kept(&path, t0, 1_000_000), None);
+        assert_eq!(usage_since_kept(&path, t1, 1_001_000), Some(25.0));
+        // A folder it cannot write to: no use, and no error.
+        let blocked = dir.path().join("file-not-folder");
+        std::fs::write(&blocked, "").expect("file");
+        assert_eq!(usage_since_kept(&kept_cpu_path(&blocked), t1, 1_001_000), None);
+    }
 
     #[test]
     fn reads_this_host() {

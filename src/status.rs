@@ -116,9 +116,22 @@ pub fn collect_with(
 ) -> StatusReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let host = HostInfo::current();
-    // CPU use is measured between two readings: a sampler that has none takes one now and
-    // the second after the other collectors (at least sysinfo's minimum interval later).
-    let first_reading = (!host_sampler.has_reading()).then(|| {
+    // CPU use is measured between two readings. A sampler that has none (a one-shot
+    // `status`) measures since the previous call of this workspace when that was recent
+    // (its counters are kept in `.opsconsole/hostcpu`); otherwise it takes one reading now
+    // and the second after the other collectors, at least sysinfo's minimum interval later.
+    let kept_cpu = if host_sampler.has_reading() {
+        None
+    } else {
+        crate::host::CpuTimes::read().and_then(|now| {
+            crate::host::usage_since_kept(
+                &crate::host::kept_cpu_path(&ws.root),
+                now,
+                crate::unixtime::millis(SystemTime::now()),
+            )
+        })
+    };
+    let first_reading = (!host_sampler.has_reading() && kept_cpu.is_none()).then(|| {
         host_sampler.sample(SystemTime::now());
         std::time::Instant::now()
     });
@@ -143,7 +156,11 @@ pub fn collect_with(
     if let Some(rest) = first_reading.and_then(|t| sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.checked_sub(t.elapsed())) {
         std::thread::sleep(rest);
     }
-    let host_usage = HostUsageStatus::from(&host_sampler.sample(SystemTime::now()));
+    let mut host_sample = host_sampler.sample(SystemTime::now());
+    if kept_cpu.is_some() {
+        host_sample.cpu_pct = kept_cpu;
+    }
+    let host_usage = HostUsageStatus::from(&host_sample);
     let disk_list = disks
         .disks
         .into_iter()

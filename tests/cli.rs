@@ -544,8 +544,16 @@ fn status_has_host_cpu_ram_and_swap() {
     assert!((0.0..=100.0).contains(&cpu), "{cpu}");
     assert!(["ok", "warn", "critical"].contains(&h["memory_level"].as_str().unwrap_or("")), "{h}");
 
+    // The counters are kept for the next call, which measures since this one.
+    let kept = ws.join(".opsconsole/hostcpu");
+    let first = std::fs::read_to_string(&kept).expect("the CPU counters kept");
+    assert!(first.starts_with("opsconsole-hostcpu 1 "), "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(250));
+
     let text = stdout(&opsconsole(ws, &["status"]));
+    assert_ne!(std::fs::read_to_string(&kept).expect("kept again"), first, "the second call keeps its own counters");
     let line = text.lines().find(|l| l.starts_with("cpu ")).unwrap_or_else(|| panic!("a host line:\n{text}"));
+    assert!(!line.starts_with("cpu n/a"), "measured since the first call: {line}");
     let gib = total as f64 / (1u64 << 30) as f64;
     assert!(line.contains(&format!("/{gib:.1} GiB")), "{line}");
     assert!(line.contains(" cpus · ram ") && line.contains(" · swap "), "{line}");
