@@ -140,19 +140,45 @@ pub fn kept_cpu_path(workspace: &std::path::Path) -> std::path::PathBuf {
     workspace.join(".opsconsole").join("hostcpu")
 }
 
-/// CPU use since the counters kept at `path` by the previous call, when they are from
-/// [`KEPT_CPU_MIN_AGE_MS`] to [`KEPT_CPU_MAX_AGE_MS`] old; the counters now (`now`, taken
-/// at `now_ms`) are kept in their place either way. A call made every few seconds by a
-/// script or cron thus costs no wait; a missing, unreadable, stale or unwritable file only
-/// means `None` (the caller measures over the minimum interval).
+/// Readings kept at most, each at least [`KEPT_CPU_SPACING_MS`] after the one before: calls
+/// back to back (a script in a loop, `hyperfine`) still find one 0.2-0.6 s old.
+const KEPT_CPU_READINGS: usize = 8;
+const KEPT_CPU_SPACING_MS: u64 = 50;
+
+/// CPU use since the newest reading kept at `path` by earlier calls that is from
+/// [`KEPT_CPU_MIN_AGE_MS`] to [`KEPT_CPU_MAX_AGE_MS`] old. The counters now (`now`, taken at
+/// `now_ms`) are kept with the others (unless one was kept under
+/// [`KEPT_CPU_SPACING_MS`] ago). A call made every few seconds by a script or cron thus
+/// costs no wait; a missing, unreadable, stale or unwritable file only means `None` (the
+/// caller measures over the minimum interval).
 pub fn usage_since_kept(path: &std::path::Path, now: CpuTimes, now_ms: u64) -> Option<f32> {
-    let before = std::fs::read_to_string(path).ok().and_then(|t| {
-        let mut f = t.strip_prefix("opsconsole-hostcpu 1 ")?.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
-        let (ms, busy, total) = (f.next()??, f.next()??, f.next()??);
-        Some((ms, CpuTimes { busy, total }))
-    });
-    let body = format!("opsconsole-hostcpu 1 {now_ms} {} {}\n", now.busy, now.total);
-    let kept = (|| -> std::io::Result<()> {
+    let mut kept: Vec<(u64, CpuTimes)> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| {
+            let body = t.strip_prefix("opsconsole-hostcpu 2\n")?;
+            body.lines()
+                .map(|l| {
+                    let mut f = l.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+                    let (ms, busy, total) = (f.next()??, f.next()??, f.next()??);
+                    Some((ms, CpuTimes { busy, total }))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // Only readings from the past, oldest first.
+    kept.retain(|&(ms, _)| ms <= now_ms && now_ms - ms <= KEPT_CPU_MAX_AGE_MS);
+    kept.sort_by_key(|&(ms, _)| ms);
+    let base = kept.iter().rev().find(|&&(ms, _)| now_ms - ms >= KEPT_CPU_MIN_AGE_MS).map(|&(_, c)| c);
+    if kept.last().is_none_or(|&(ms, _)| now_ms - ms >= KEPT_CPU_SPACING_MS) {
+        kept.push((now_ms, now));
+    }
+    let drop = kept.len().saturating_sub(KEPT_CPU_READINGS);
+    kept.drain(..drop);
+    let mut body = String::from("opsconsole-hostcpu 2\n");
+    for (ms, c) in &kept {
+        body.push_str(&format!("{ms} {} {}\n", c.busy, c.total));
+    }
+    let written = (|| -> std::io::Result<()> {
         use std::io::Write;
         let dir = path.parent().ok_or_else(|| std::io::Error::other("no folder"))?;
         std::fs::create_dir_all(dir)?;
@@ -161,15 +187,10 @@ pub fn usage_since_kept(path: &std::path::Path, now: CpuTimes, now_ms: u64) -> O
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     })();
-    if let Err(e) = kept {
+    if let Err(e) = written {
         tracing::debug!("host: could not keep the CPU counters in {}: {e}", path.display());
     }
-    let (ms, before) = before?;
-    let age = now_ms.checked_sub(ms)?;
-    if !(KEPT_CPU_MIN_AGE_MS..=KEPT_CPU_MAX_AGE_MS).contains(&age) {
-        return None;
-    }
-    now.usage_since(&before)
+    now.usage_since(&base?)
 }
 
 #[cfg(test)]
@@ -196,26 +217,47 @@ mod tests {
     fn cpu_use_since_the_kept_counters() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = kept_cpu_path(dir.path());
-        let t0 = CpuTimes { busy: 1000, total: 10_000 };
-        let t1 = CpuTimes { busy: 1050, total: 10_200 };
+        let c = |busy: u64, total: u64| CpuTimes { busy, total };
         // Nothing kept yet: no use, the counters are kept.
-        assert_eq!(usage_since_kept(&path, t0, 1_000_000), None);
-        assert!(std::fs::read_to_string(&path).expect("kept").starts_with("opsconsole-hostcpu 1 1000000 1000 10000"));
+        assert_eq!(usage_since_kept(&path, c(1000, 10_000), 1_000_000), None);
+        assert_eq!(std::fs::read_to_string(&path).expect("kept"), "opsconsole-hostcpu 2\n1000000 1000 10000\n");
         // A second later: use since then.
-        assert_eq!(usage_since_kept(&path, t1, 1_001_000), Some(25.0));
-        // Too soon after (under the minimum interval), too long after, or from the future.
-        assert_eq!(usage_since_kept(&path, CpuTimes { busy: 1051, total: 10_202 }, 1_001_100), None);
-        let t2 = CpuTimes { busy: 1100, total: 10_400 };
-        assert_eq!(usage_since_kept(&path, t2, 1_001_100 + KEPT_CPU_MAX_AGE_MS + 1), None);
-        assert_eq!(usage_since_kept(&path, t2, 5), None);
+        assert_eq!(usage_since_kept(&path, c(1050, 10_200), 1_001_000), Some(25.0));
+        // 10 ms later: measured from the reading before (1.01 s), and not kept (under the
+        // spacing).
+        let u = usage_since_kept(&path, c(1051, 10_202), 1_001_010).expect("from the first reading");
+        assert!((u - 51.0 * 100.0 / 202.0).abs() < 1e-3, "{u}");
+        assert_eq!(std::fs::read_to_string(&path).expect("kept").lines().count(), 3);
+        // Too soon after every reading kept: none.
+        let other = kept_cpu_path(&dir.path().join("other"));
+        assert_eq!(usage_since_kept(&other, c(1000, 10_000), 1_000_000), None);
+        assert_eq!(usage_since_kept(&other, c(1010, 10_040), 1_000_100), None);
+        assert_eq!(usage_since_kept(&other, c(1020, 10_080), 1_000_200), Some(25.0));
+        // Calls back to back, 7 ms apart: once the first is 0.2 s old, every call measures
+        // from a reading 0.2 s old or a little more, and at most eight are kept.
+        let mut t = 1_001_010;
+        let mut measured = 0;
+        for n in 0..200u64 {
+            t += 7;
+            if let Some(u) = usage_since_kept(&path, c(1051 + n, 10_202 + 4 * n), t) {
+                assert!((0.0..=100.0).contains(&u), "{u}");
+                measured += 1;
+            }
+        }
+        assert!(measured >= 170, "calls back to back measure: {measured} of 200");
+        let kept = std::fs::read_to_string(&path).expect("kept");
+        assert!(kept.lines().count() <= 1 + KEPT_CPU_READINGS, "{kept}");
+        // Readings too old, or from the future (the clock went back), are not used.
+        assert_eq!(usage_since_kept(&path, c(5000, 50_000), t + KEPT_CPU_MAX_AGE_MS + 1), None);
+        assert_eq!(usage_since_kept(&path, c(5000, 50_000), 5), None);
         // A damaged file is no reading, and is replaced.
-        std::fs::write(&path, "opsconsole-hostcpu 1 12 x\n").expect("damage");
-        assert_eq!(usage_since_kept(&path, t0, 1_000_000), None);
-        assert_eq!(usage_since_kept(&path, t1, 1_001_000), Some(25.0));
+        std::fs::write(&path, "opsconsole-hostcpu 2\n12 x\n").expect("damage");
+        assert_eq!(usage_since_kept(&path, c(1000, 10_000), 1_000_000), None);
+        assert_eq!(usage_since_kept(&path, c(1050, 10_200), 1_001_000), Some(25.0));
         // A folder it cannot write to: no use, and no error.
         let blocked = dir.path().join("file-not-folder");
         std::fs::write(&blocked, "").expect("file");
-        assert_eq!(usage_since_kept(&kept_cpu_path(&blocked), t1, 1_001_000), None);
+        assert_eq!(usage_since_kept(&kept_cpu_path(&blocked), c(1050, 10_200), 1_001_000), None);
     }
 
     #[test]

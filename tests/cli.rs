@@ -547,7 +547,7 @@ fn status_has_host_cpu_ram_and_swap() {
     // The counters are kept for the next call, which measures since this one.
     let kept = ws.join(".opsconsole/hostcpu");
     let first = std::fs::read_to_string(&kept).expect("the CPU counters kept");
-    assert!(first.starts_with("opsconsole-hostcpu 1 "), "{first}");
+    assert!(first.starts_with("opsconsole-hostcpu 2\n"), "{first}");
     std::thread::sleep(std::time::Duration::from_millis(250));
 
     let text = stdout(&opsconsole(ws, &["status"]));
