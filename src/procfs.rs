@@ -223,8 +223,9 @@ fn writers_in(proc_root: &Path, file: (u64, u64)) -> Vec<(u32, String)> {
 /// exits is noticed at the next sample; a new one is found at once when the file grows
 /// while none is known, and otherwise within `full_every`.
 ///
-/// With [`WriterWatch::sharing`], the first and the periodic full scans may take a recent
-/// scan shared with the console's other collectors ([`recent_write_handles`]).
+/// With [`WriterWatch::sharing`], the periodic full scans may take a recent scan shared
+/// with the console's other collectors ([`recent_write_handles`]); the first is always
+/// fresh (a shared scan up to its age old could predate a writer that just began).
 ///
 /// Never use this for a decision that deletes: the prune executor's check stays a full,
 /// fresh [`write_handles`] scan.
@@ -263,10 +264,10 @@ impl WriterWatch {
         }
     }
 
-    /// The first and the periodic full scans take a scan of `/proc` at most `max_age` old
-    /// shared with the process's other collectors ([`recent_write_handles`]), and count
-    /// the period from when it was taken, so they stay on the grid the others scan on.
-    /// A new file, a writer gone or a file grown with no writer known still scan at once.
+    /// The periodic full scans take a scan of `/proc` at most `max_age` old shared with
+    /// the process's other collectors ([`recent_write_handles`]), and count the period from
+    /// when it was taken, so they stay on the grid the others scan on. The first scan, a
+    /// new file, a writer gone or a file grown with no writer known still scan at once.
     pub fn sharing(self, max_age: std::time::Duration) -> Self {
         self.sharing_in(max_age, &SHARED)
     }
@@ -297,16 +298,18 @@ impl WriterWatch {
         };
         let file = (meta.dev(), meta.ino());
         let since_full = self.last_full.map(|t| now.saturating_duration_since(t));
-        // The first scan and the periodic ones may be shared; the others must see now.
+        // The periodic scans may be shared; the others (the first too: a shared scan could
+        // predate a writer that just began) must see now.
         let first = self.last_full.is_none();
         let periodic = since_full.is_some_and(|d| d >= self.full_every);
-        let urgent = (!first && self.file != Some(file))
+        let urgent = first
+            || self.file != Some(file)
             || (self.holders.is_empty() && grew && since_full.is_none_or(|d| d >= self.grew_every))
             || !self.holders.iter().all(|(pid, fd)| self.still_holds(*pid, fd, file));
         if urgent {
             tracing::debug!(first, periodic, known = self.holders.len(), grew, "writer watch: full scan, now");
             self.full_scan(file, now);
-        } else if first || periodic {
+        } else if periodic {
             tracing::debug!(first, periodic, shared = self.shared.is_some(), "writer watch: full scan, routine");
             match self.shared.filter(|_| self.proc_root == Path::new("/proc")) {
                 Some((max_age, cache)) => {
@@ -605,9 +608,10 @@ mod tests {
         child.wait().unwrap();
     }
 
-    /// A watch that shares takes the shared scan for its first and periodic scans and
-    /// counts the period from when that scan was taken; a new file behind the name (a
-    /// rotation) is scanned afresh even while a shared scan is recent.
+    /// A watch that shares scans afresh first (a writer that began after the shared scan
+    /// was taken is seen), takes the shared scan for its periodic scans and counts the
+    /// period from when that scan was taken; a new file behind the name (a rotation) is
+    /// scanned afresh even while a shared scan is recent.
     #[test]
     fn a_sharing_watch_scans_afresh_for_a_new_file() {
         use std::time::{Duration, Instant};
@@ -616,19 +620,29 @@ mod tests {
         fs::write(&log, b"step 1\n").unwrap();
         let hour = Duration::from_secs(3600);
         static CACHE: ScanCache = ScanCache::new();
-        let mut w = WriterWatch::new(Duration::from_secs(30), Duration::from_secs(10)).sharing_in(hour, &CACHE);
         let shared = CACHE.get(Duration::ZERO);
+        let mut first_writer = writer_of(&log);
+        wait_until_writing(&log, first_writer.id());
+        let mut w = WriterWatch::new(Duration::from_secs(30), Duration::from_secs(10)).sharing_in(hour, &CACHE);
         let t0 = Instant::now();
-        assert_eq!(w.writers(&log, t0, false).unwrap(), Vec::<u32>::new());
+        assert_eq!(w.writers(&log, t0, false).unwrap(), vec![first_writer.id()], "the first scan is fresh");
         assert_eq!(w.full_scans(), 1);
+        first_writer.kill().unwrap();
+        first_writer.wait().unwrap();
+        // The writer gone: a fresh scan at once.
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(1), false).unwrap(), Vec::<u32>::new());
+        assert_eq!(w.full_scans(), 2);
+        // The period's scan takes the shared one and counts from it.
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(31), false).unwrap(), Vec::<u32>::new());
+        assert_eq!(w.full_scans(), 3);
         assert_eq!(w.last_full, Some(shared.taken), "the period counts from the shared scan");
         // The log replaced by a file a process writes: found at once, whatever is shared.
         let next = dir.path().join("next.log");
         let mut c = writer_of(&next);
         wait_until_writing(&next, c.id());
         fs::rename(&next, &log).unwrap();
-        assert_eq!(w.writers(&log, t0 + Duration::from_secs(1), false).unwrap(), vec![c.id()]);
-        assert_eq!(w.full_scans(), 2);
+        assert_eq!(w.writers(&log, t0 + Duration::from_secs(32), false).unwrap(), vec![c.id()]);
+        assert_eq!(w.full_scans(), 4);
         c.kill().unwrap();
         c.wait().unwrap();
     }
