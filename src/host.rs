@@ -137,7 +137,7 @@ pub const KEPT_CPU_MAX_AGE_MS: u64 = 15 * 60 * 1000;
 /// Where a workspace keeps the CPU counters of its last `status`:
 /// `<workspace>/.opsconsole/hostcpu`.
 pub fn kept_cpu_path(workspace: &std::path::Path) -> std::path::PathBuf {
-    workspace.join(".opsconsole").join("hostcpu")
+    workspace.join(crate::checkpoints::roots::STATE_DIR).join("hostcpu")
 }
 
 /// Readings kept at most, each at least [`KEPT_CPU_SPACING_MS`] after the one before: calls

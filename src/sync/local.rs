@@ -14,7 +14,7 @@
 //! `same_disk = true` says so. Every operation checks this first.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -645,7 +645,7 @@ impl LocalRemote {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| local(&e, parent))?;
         }
-        let mut out = OpenOptions::new()
+        let out = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -657,7 +657,6 @@ impl LocalRemote {
             offset = 0;
         }
         out.set_len(offset).map_err(|e| local(&e, &part))?;
-        out.seek(SeekFrom::Start(offset)).map_err(|e| local(&e, &part))?;
         let mut src = File::open(&src_path).map_err(|e| self.io_err(&e, &src_path))?;
         src.seek(SeekFrom::Start(offset)).map_err(|e| self.io_err(&e, &src_path))?;
         let mut buf = vec![0u8; CHUNK];
@@ -669,9 +668,7 @@ impl LocalRemote {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.io_err(&e, &src_path)),
             };
-            for piece in buf[..n].chunks(WRITE_PIECE) {
-                out.write_all(piece).map_err(|e| local(&e, &part))?;
-            }
+            write_all_at_in_pieces(&out, &buf[..n], done).map_err(|e| local(&e, &part))?;
             done += n as u64;
             ctx.advance_blocking(done, n as u64)?;
         }
@@ -1156,6 +1153,7 @@ impl Remote for LocalRemote {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     /// Bytes written in pieces land at their offsets whole: more than one piece, a piece
     /// cut short at the end, an offset that is not a multiple of the piece.
