@@ -148,7 +148,7 @@ fn bench_render(c: &mut Criterion) {
         let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("test backend");
         group.bench_function(format!("screen_160x48_{gpus}_gpu"), |b| {
             b.iter(|| {
-                terminal.draw(|f| opsconsole::ui::render(black_box(&state), f)).expect("draw");
+                terminal.draw(|f| opsconsole::ui::render(black_box(&state), &mut f.into())).expect("draw");
             })
         });
     }

@@ -6,7 +6,6 @@
 use std::time::{Duration, SystemTime};
 
 use color_eyre::eyre::Result;
-use ratatui::Terminal;
 use ratatui::backend::Backend;
 use ratatui::crossterm::event::{Event, KeyEventKind};
 use tokio::signal::unix::{SignalKind, signal};
@@ -17,6 +16,7 @@ use crate::app::{self, AppState, Msg};
 use crate::collectors::Collectors;
 use crate::exec::{Effects, Executor};
 use crate::ui;
+use crate::ui::screen::Screen;
 
 /// How long after start and after input every message is drawn at once.
 pub const LIVELY: Duration = Duration::from_secs(2);
@@ -57,9 +57,8 @@ pub fn check_terminal() -> Result<()> {
 /// line-buffered in 1 KB pieces and locked for every piece of every cell's escape codes,
 /// so a frame of a wide terminal went out as three or four `write(2)`s, each waking the
 /// terminal (tmux, sshd) again; through the buffer it is one, sent when the frame is
-/// complete (`Terminal::draw` flushes the backend after every frame).
-fn init_terminal() -> std::io::Result<Terminal<ratatui::backend::CrosstermBackend<std::io::BufWriter<std::io::Stdout>>>>
-{
+/// complete ([`Screen::draw`] flushes the backend after every frame).
+fn init_terminal() -> std::io::Result<Screen<ratatui::backend::CrosstermBackend<std::io::BufWriter<std::io::Stdout>>>> {
     use ratatui::crossterm::{execute, terminal};
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -69,7 +68,7 @@ fn init_terminal() -> std::io::Result<Terminal<ratatui::backend::CrosstermBacken
     terminal::enable_raw_mode()?;
     execute!(std::io::stdout(), terminal::EnterAlternateScreen)?;
     let out = std::io::BufWriter::with_capacity(FRAME_BUFFER, std::io::stdout());
-    Terminal::new(ratatui::backend::CrosstermBackend::new(out))
+    Screen::new(ratatui::backend::CrosstermBackend::new(out))
 }
 
 /// The output buffer: a usual frame's changes are 1–4 KB and go out in one write; a
@@ -162,7 +161,7 @@ pub async fn run(state: Box<AppState>, collectors: Collectors, opts: RunOptions)
 /// only at the next tick, except during the first [`LIVELY`] and for [`LIVELY`] after a
 /// key. Returns when the state says quit.
 pub async fn run_loop<B: Backend + Bell, C: Clock, E: Effects>(
-    terminal: &mut Terminal<B>,
+    terminal: &mut Screen<B>,
     state: &mut AppState,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut inputs: Inputs,

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use opsconsole::app::{AppState, Effect, JobEvent, Msg};
 use opsconsole::exec::Effects;
 use opsconsole::tui::{Clock, Inputs, RunOptions, run_loop};
-use ratatui::Terminal;
 use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
 use ratatui::buffer::Cell;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
@@ -160,7 +159,7 @@ impl Harness {
         let ticks = Arc::new(AtomicUsize::new(0));
         let counted = ticks.clone();
         let task = tokio::spawn(async move {
-            let mut term = Terminal::new(backend).expect("terminal");
+            let mut term = opsconsole::ui::screen::Screen::new(backend).expect("terminal");
             let clock = FakeClock { base: fx::at(fx::NOW), start: Instant::now(), ticks: counted };
             let inputs = Inputs { terminal, signals: sig_rx };
             let r = run_loop(&mut term, &mut state, rx, inputs, &clock, &mut fx_runner, &RunOptions::default()).await;

@@ -2,7 +2,7 @@
 //! import (`i`: progress and the journal entry) and resume (`r`: each level's candidates,
 //! the winner and why, and starting the training command).
 
-use ratatui::Frame;
+use super::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ratatui::Frame;
+use super::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};

@@ -1,7 +1,7 @@
 //! The detail view: a whole text the screen had to cut, wrapped in an overlay that
 //! scrolls, with what it is in the title.
 
-use ratatui::Frame;
+use super::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use ratatui::Frame;
+use super::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -588,7 +588,7 @@ mod tests {
             state.focus = if focused { Panel::Gpu } else { Panel::Log };
             let area = Rect::new(0, 0, w, h);
             let mut now_drawn = Terminal::new(TestBackend::new(w, h)).unwrap();
-            now_drawn.draw(|f| render(&state, f, area)).unwrap();
+            now_drawn.draw(|f| render(&state, &mut f.into(), area)).unwrap();
             let block = super::super::panel_block(&state, Panel::Gpu, " GPU ".to_string());
             let inner = block.inner(area);
             let lines = no_gpu_lines(&sample, host_line(&state, inner.width as usize));

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use ratatui::Frame;
+use super::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;

@@ -15,13 +15,14 @@ mod log;
 mod popup;
 mod prune;
 mod rules;
+pub mod screen;
 mod text;
 mod uploads;
 
-use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::BorderType;
+pub use screen::Frame;
 
 use crate::app::{AppState, Overlay, Panel, Viewport};
 use crate::disk::Level;

@@ -1,6 +1,6 @@
 //! The prune plan screen, the disk guard banner, and the disk panel's checkpoint lines.
 
-use ratatui::Frame;
+use super::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};

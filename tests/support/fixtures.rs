@@ -80,7 +80,7 @@ pub fn fold(state: &mut AppState, msg: Msg) -> Vec<opsconsole::app::Effect> {
 /// Renders the whole screen at `w` x `h` through the test backend.
 pub fn render(state: &AppState, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-    terminal.draw(|f| opsconsole::ui::render(state, f)).expect("draw");
+    terminal.draw(|f| opsconsole::ui::render(state, &mut f.into())).expect("draw");
     terminal
 }
 

@@ -1,0 +1,392 @@
+//! The console's terminal: a backend and two buffers (what the terminal shows, and the frame
+//! being drawn), drawn the way ratatui's `Terminal` draws a full-screen viewport (resized
+//! when the terminal is, cursor hidden, only the cells that changed written), with its own
+//! comparison of the two buffers.
+//!
+//! Why not `Terminal`: beside a run nearly every cell of a frame equals the one shown, and
+//! `Terminal::flush` compares every cell through `BufferDiff`, which works out each cell's
+//! display width before it compares it. That comparison was a quarter of everything an
+//! idle console did (callgrind over 120 s beside the demo run; docs/performance.md, "The
+//! frame diff"). [`changes`] yields exactly what `BufferDiff` yields (a property test holds
+//! it to that), checking an unchanged cell's style first and measuring a width only for a
+//! symbol longer than one byte.
+
+use ratatui::backend::{Backend, ClearType};
+use ratatui::buffer::{Buffer, Cell, CellDiffOption, CellWidth};
+use ratatui::layout::{Rect, Size};
+use ratatui::style::{Color, Modifier};
+use ratatui::widgets::Widget;
+
+/// What [`super::render`] draws on: the screen's area and the buffer of the frame being
+/// drawn (the part of ratatui's `Frame` the console uses).
+pub struct Frame<'a> {
+    area: Rect,
+    buffer: &'a mut Buffer,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame covering `area` of `buffer`.
+    pub fn new(area: Rect, buffer: &'a mut Buffer) -> Self {
+        Self { area, buffer }
+    }
+
+    /// The whole screen.
+    pub fn area(&self) -> Rect {
+        self.area
+    }
+
+    /// The frame's cells.
+    pub fn buffer_mut(&mut self) -> &mut Buffer {
+        self.buffer
+    }
+
+    /// Draws `widget` on `area`.
+    pub fn render_widget<W: Widget>(&mut self, widget: W, area: Rect) {
+        widget.render(area, self.buffer);
+    }
+}
+
+impl<'a> From<&'a mut ratatui::Frame<'_>> for Frame<'a> {
+    /// The console's frame over a ratatui `Terminal`'s (tests and benches that draw on a
+    /// `TestBackend` terminal).
+    fn from(f: &'a mut ratatui::Frame<'_>) -> Self {
+        let area = f.area();
+        Self { area, buffer: f.buffer_mut() }
+    }
+}
+
+/// A backend and the two buffers drawn on it.
+pub struct Screen<B: Backend> {
+    backend: B,
+    /// What the terminal shows.
+    shown: Buffer,
+    /// The frame being drawn (empty between frames).
+    next: Buffer,
+    /// The terminal's size when the buffers were last sized.
+    area: Rect,
+    cursor_hidden: bool,
+}
+
+impl<B: Backend> Screen<B> {
+    /// A screen the size of the backend's terminal. Nothing is written until the first
+    /// [`Screen::draw`], which writes every cell that is not blank.
+    pub fn new(backend: B) -> Result<Self, B::Error> {
+        let area = Rect::from((ratatui::layout::Position::ORIGIN, backend.size()?));
+        Ok(Self { backend, shown: Buffer::empty(area), next: Buffer::empty(area), area, cursor_hidden: false })
+    }
+
+    /// The terminal's size now.
+    pub fn size(&self) -> Result<Size, B::Error> {
+        self.backend.size()
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Draws a frame: resizes (and clears) first when the terminal's size changed, lets
+    /// `render` draw the whole frame, writes the cells that differ from what is shown, hides
+    /// the cursor and flushes the backend.
+    pub fn draw(&mut self, render: impl FnOnce(&mut Frame)) -> Result<(), B::Error> {
+        let area = Rect::from((ratatui::layout::Position::ORIGIN, self.backend.size()?));
+        if area != self.area {
+            self.shown.resize(area);
+            self.next.resize(area);
+            self.backend.clear_region(ClearType::All)?;
+            // Everything is drawn again on the cleared terminal.
+            self.shown.reset();
+            self.area = area;
+        }
+        render(&mut Frame { area, buffer: &mut self.next });
+        self.backend.draw(changes(&self.shown, &self.next))?;
+        self.backend.hide_cursor()?;
+        self.cursor_hidden = true;
+        std::mem::swap(&mut self.shown, &mut self.next);
+        self.next.reset();
+        self.backend.flush()
+    }
+}
+
+impl<B: Backend> Drop for Screen<B> {
+    fn drop(&mut self) {
+        if self.cursor_hidden {
+            // A terminal that cannot take the bytes now is gone or restored by its owner.
+            let _ = self.backend.show_cursor();
+        }
+    }
+}
+
+/// The cells of `next` to write over a terminal showing `prev`, with their positions: what
+/// ratatui's `BufferDiff` yields (multi-width symbols, the trailing columns of VS16 emoji
+/// and of a styled wide symbol replaced by narrower ones, skipped cells and forced widths
+/// as it handles them), found with less work per unchanged cell.
+///
+/// # Panics
+/// When the buffers differ in x, y or width (heights may differ: the rows both have are
+/// compared), as `BufferDiff` does.
+pub fn changes<'p, 'n>(prev: &'p Buffer, next: &'n Buffer) -> Changes<'p, 'n> {
+    assert!(
+        prev.area.x == next.area.x && prev.area.y == next.area.y && prev.area.width == next.area.width,
+        "buffers of different widths: {:?} and {:?}",
+        prev.area,
+        next.area
+    );
+    let len = prev.content.len().min(next.content.len());
+    Changes { prev: &prev.content, next: &next.content, len, area: next.area, pos: 0, trailing: None }
+}
+
+/// The iterator [`changes`] returns.
+pub struct Changes<'p, 'n> {
+    prev: &'p [Cell],
+    next: &'n [Cell],
+    /// The cells both buffers hold.
+    len: usize,
+    area: Rect,
+    pos: usize,
+    trailing: Option<Trailing>,
+}
+
+/// Trailing columns still to look at after a wide symbol (as `BufferDiff` keeps them).
+struct Trailing {
+    next_index: usize,
+    end: usize,
+    /// Every cell is written (a styled wide symbol was replaced: its style may show on
+    /// the blank columns); otherwise only cells whose symbol changed (VS16 emoji).
+    force: bool,
+}
+
+/// Modifiers that show on a blank cell.
+const VISIBLE_ON_BLANK: Modifier = Modifier::REVERSED
+    .union(Modifier::UNDERLINED)
+    .union(Modifier::SLOW_BLINK)
+    .union(Modifier::RAPID_BLINK)
+    .union(Modifier::CROSSED_OUT);
+
+/// A cell `BufferDiff` never writes.
+#[allow(deprecated)] // `Cell::skip`: still honoured by ratatui's diff, so here too.
+fn is_skip(cell: &Cell) -> bool {
+    matches!(cell.diff_option, CellDiffOption::Skip) || (cell.skip && matches!(cell.diff_option, CellDiffOption::None))
+}
+
+/// `a == b` (`Cell`'s equality: no symbol equals " "), the style compared first, and a
+/// one-byte symbol as a byte.
+#[allow(deprecated)] // `Cell::skip` is part of `Cell`'s equality.
+fn same(a: &Cell, b: &Cell) -> bool {
+    a.fg == b.fg
+        && a.bg == b.bg
+        && a.modifier == b.modifier
+        && a.underline_color == b.underline_color
+        && a.diff_option == b.diff_option
+        && a.skip == b.skip
+        && match (a.symbol().as_bytes(), b.symbol().as_bytes()) {
+            ([x], [y]) => x == y,
+            (x, y) => x == y,
+        }
+}
+
+/// The columns a cell takes (`Cell::cell_width`), a one-byte symbol without asking
+/// `unicode-width`.
+fn width(cell: &Cell) -> usize {
+    match cell.diff_option {
+        CellDiffOption::ForcedWidth(w) => w.get() as usize,
+        _ if cell.symbol().len() == 1 => 1,
+        _ => cell.cell_width() as usize,
+    }
+}
+
+impl Changes<'_, '_> {
+    fn pos_of(&self, index: usize) -> (u16, u16) {
+        let w = self.area.width as usize;
+        ((index % w + self.area.x as usize) as u16, (index / w + self.area.y as usize) as u16)
+    }
+}
+
+impl<'n> Iterator for Changes<'_, 'n> {
+    type Item = (u16, u16, &'n Cell);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let len = self.len;
+        if let Some(Trailing { next_index, end, force }) = &mut self.trailing {
+            while *next_index < *end {
+                let j = *next_index;
+                // Past this cell, and past its own trailing columns if it is wide.
+                *next_index += width(&self.next[j]).max(1);
+                *end = (*end).max(*next_index).min(len);
+                if !is_skip(&self.next[j]) && (*force || self.prev[j].symbol() != self.next[j].symbol()) {
+                    let (x, y) = self.pos_of(j);
+                    return Some((x, y, &self.next[j]));
+                }
+            }
+            self.pos = *end;
+            self.trailing = None;
+        }
+        while self.pos < len {
+            let i = self.pos;
+            self.pos += 1;
+            let (current, previous) = (&self.next[i], &self.prev[i]);
+            match current.diff_option {
+                CellDiffOption::Skip => {}
+                _ if is_skip(current) => {}
+                CellDiffOption::ForcedWidth(w) => {
+                    self.pos = self.pos.saturating_add(w.get().saturating_sub(1) as usize);
+                    if !same(current, previous) {
+                        let (x, y) = self.pos_of(i);
+                        return Some((x, y, current));
+                    }
+                }
+                CellDiffOption::None | CellDiffOption::AlwaysUpdate => {
+                    if matches!(current.diff_option, CellDiffOption::None) && same(current, previous) {
+                        // An unchanged wide symbol: its trailing columns are not looked at.
+                        self.pos += width(current).saturating_sub(1);
+                        continue;
+                    }
+                    let w = width(current);
+                    let previous_width = width(previous);
+                    if w > 1 && current.symbol().contains('\u{FE0F}') {
+                        // VS16 emoji: some terminals leave their trailing column stale.
+                        self.trailing = Some(Trailing { next_index: i + 1, end: (i + w).min(len), force: false });
+                    } else if w > 1 {
+                        self.pos += w - 1;
+                    } else if previous_width > w
+                        && (previous.bg != Color::Reset || previous.modifier.intersects(VISIBLE_ON_BLANK))
+                    {
+                        // A styled wide symbol replaced by a narrow one: its style may still
+                        // show on the columns it took (up to the end of `next`, taller than
+                        // `prev` or not, as `BufferDiff` goes; it indexes past it).
+                        self.trailing = Some(Trailing {
+                            next_index: i + 1,
+                            end: (i + previous_width).min(self.next.len()),
+                            force: true,
+                        });
+                    }
+                    let (x, y) = self.pos_of(i);
+                    return Some((x, y, current));
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Style;
+    use ratatui::text::Line;
+
+    use super::*;
+
+    /// Symbols of every width `BufferDiff` treats apart: one byte, several bytes in one
+    /// column, two columns (CJK, emoji), VS16 emoji, a halfwidth sound mark, none.
+    const SYMBOLS: &[&str] = &["a", "b", " ", "", "é", "世", "界", "👍", "❤\u{FE0F}", "ﾞ", "ab", "─"];
+    const COLORS: &[Color] = &[Color::Reset, Color::Red, Color::Rgb(1, 2, 3), Color::Indexed(7)];
+    const MODIFIERS: &[Modifier] = &[Modifier::empty(), Modifier::BOLD, Modifier::REVERSED, Modifier::UNDERLINED];
+
+    #[allow(deprecated)] // `Cell::skip`, still honoured by both diffs
+    fn cell(sym: Option<usize>, fg: usize, bg: usize, ul: usize, m: usize, opt: u8, skip: bool) -> Cell {
+        let mut c = Cell::EMPTY;
+        if let Some(s) = sym {
+            c.set_symbol(SYMBOLS[s]);
+        }
+        c.fg = COLORS[fg];
+        c.bg = COLORS[bg];
+        c.underline_color = COLORS[ul];
+        c.modifier = MODIFIERS[m];
+        c.diff_option = match opt {
+            0..=5 => CellDiffOption::None,
+            6 => CellDiffOption::Skip,
+            7 => CellDiffOption::AlwaysUpdate,
+            n => CellDiffOption::ForcedWidth(std::num::NonZeroU16::new(u16::from(n - 7)).expect("non-zero")),
+        };
+        c.skip = skip;
+        c
+    }
+
+    fn arb_cell() -> impl Strategy<Value = Cell> {
+        (
+            prop::option::weighted(0.9, 0..SYMBOLS.len()),
+            0..COLORS.len(),
+            0..COLORS.len(),
+            prop::sample::select(vec![0usize, 0, 0, 1]),
+            0..MODIFIERS.len(),
+            0u8..10,
+            prop::bool::weighted(0.05),
+        )
+            .prop_map(|(s, fg, bg, ul, m, opt, skip)| cell(s, fg, bg, ul, m, opt, skip))
+    }
+
+    /// Two buffers of one width (heights may differ), `next` mostly a copy of `prev` with
+    /// some cells changed, as consecutive frames are.
+    fn arb_frames() -> impl Strategy<Value = (Buffer, Buffer)> {
+        (1u16..10, 1u16..5, 1u16..5).prop_flat_map(|(w, h1, h2)| {
+            let n1 = usize::from(w * h1);
+            let n2 = usize::from(w * h2);
+            (
+                Just((w, h1, h2)),
+                prop::collection::vec(arb_cell(), n1),
+                prop::collection::vec((prop::bool::weighted(0.3), arb_cell()), n2),
+            )
+                .prop_map(|((w, h1, h2), prev, next)| {
+                    let mut a = Buffer::empty(Rect::new(0, 0, w, h1));
+                    a.content = prev;
+                    let mut b = Buffer::empty(Rect::new(0, 0, w, h2));
+                    for (i, (changed, c)) in next.into_iter().enumerate() {
+                        b.content[i] = if changed || i >= a.content.len() { c } else { a.content[i].clone() };
+                    }
+                    (a, b)
+                })
+        })
+    }
+
+    fn positions<'a>(cells: impl Iterator<Item = (u16, u16, &'a Cell)>) -> Vec<(u16, u16, *const Cell)> {
+        cells.map(|(x, y, c)| (x, y, std::ptr::from_ref(c))).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// The same cells, at the same positions, in the same order as ratatui's own diff.
+        #[test]
+        fn the_changes_are_what_ratatuis_diff_finds((prev, next) in arb_frames()) {
+            let theirs = std::panic::catch_unwind(|| positions(prev.diff(&next).into_iter()));
+            // ratatui indexes past the end for a styled wide symbol in the last column that
+            // a narrow one replaced; the console draws no such frame, and ours stops there.
+            prop_assume!(theirs.is_ok());
+            prop_assert_eq!(positions(changes(&prev, &next)), theirs.expect("checked"));
+        }
+    }
+
+    /// Consecutive frames of text: nothing for an equal frame, the changed cells only
+    /// otherwise; and the frame is drawn on the backend as rendered.
+    #[test]
+    fn a_screen_writes_what_changed_and_shows_the_frame() {
+        let mut screen = Screen::new(TestBackend::new(12, 3)).expect("screen");
+        let text = |s: &'static str| {
+            move |f: &mut Frame| f.render_widget(Line::styled(s, Style::new().fg(Color::Red)), f.area())
+        };
+        screen.draw(text("step 1 世界")).expect("draw");
+        let mut want = Buffer::empty(Rect::new(0, 0, 12, 3));
+        Line::styled("step 1 世界", Style::new().fg(Color::Red)).render(want.area, &mut want);
+        screen.backend().assert_buffer(&want);
+        // What a second frame changes: "1" -> "2", and "世界" -> "ab" (four cells, the
+        // trailing columns included since the wide symbols' columns now hold narrow ones).
+        let mut shown = want.clone();
+        let mut next = Buffer::empty(want.area);
+        Line::styled("step 2 ab", Style::new().fg(Color::Red)).render(next.area, &mut next);
+        let changed: Vec<(u16, u16)> = changes(&shown, &next).map(|(x, y, _)| (x, y)).collect();
+        assert_eq!(changed, vec![(5, 0), (7, 0), (8, 0), (9, 0), (10, 0)], "{changed:?}");
+        assert_eq!(changes(&next, &next).count(), 0, "an equal frame writes nothing");
+        screen.draw(text("step 2 ab")).expect("draw");
+        screen.backend().assert_buffer(&next);
+        // A resized terminal is cleared and drawn whole.
+        screen.backend_mut().resize(8, 2);
+        screen.draw(text("step 3")).expect("draw");
+        shown = Buffer::empty(Rect::new(0, 0, 8, 2));
+        Line::styled("step 3", Style::new().fg(Color::Red)).render(shown.area, &mut shown);
+        screen.backend().assert_buffer(&shown);
+    }
+}
