@@ -198,6 +198,27 @@ fn width(cell: &Cell) -> usize {
     }
 }
 
+/// Whether a cell takes more than one column (`width(cell) > 1`), without asking
+/// `unicode-width` for the symbols a frame is made of, told from their UTF-8 bytes: one
+/// character below U+1100 (where the first wide characters begin: one byte, a two-byte
+/// character, a three-byte one from U+0800 to U+10FF), or box drawing, blocks and braille
+/// (U+2500 to U+259F, U+2800 to U+28FF: the borders, bars and charts), which all take one
+/// column. A test holds `unicode-width` to this.
+fn wide(cell: &Cell) -> bool {
+    if let CellDiffOption::ForcedWidth(w) = cell.diff_option {
+        return w.get() > 1;
+    }
+    let narrow = match *cell.symbol().as_bytes() {
+        [] | [_] => true,
+        [a, _] => a >= 0xC0,
+        [0xE0, _, _] => true,
+        [0xE1, b, _] => b < 0x84,
+        [0xE2, b, _] => (0x94..=0x96).contains(&b) || (0xA0..=0xA3).contains(&b),
+        _ => false,
+    };
+    !narrow && width(cell) > 1
+}
+
 impl Changes<'_, '_> {
     fn pos_of(&self, index: usize) -> (u16, u16) {
         let w = self.area.width as usize;
@@ -241,7 +262,9 @@ impl<'n> Iterator for Changes<'_, 'n> {
                 CellDiffOption::None | CellDiffOption::AlwaysUpdate => {
                     if matches!(current.diff_option, CellDiffOption::None) && same(current, previous) {
                         // An unchanged wide symbol: its trailing columns are not looked at.
-                        self.pos += width(current).saturating_sub(1);
+                        if wide(current) {
+                            self.pos += width(current) - 1;
+                        }
                         continue;
                     }
                     let w = width(current);
@@ -357,6 +380,29 @@ mod tests {
             // a narrow one replaced; the console draws no such frame, and ours stops there.
             prop_assume!(theirs.is_ok());
             prop_assert_eq!(positions(changes(&prev, &next)), theirs.expect("checked"));
+        }
+    }
+
+    /// `wide`'s short ways agree with `unicode-width` (through `Cell::cell_width`) on every
+    /// character they cover.
+    #[test]
+    fn the_narrow_characters_wide_skips_are_narrow() {
+        let ranges = [('\u{20}', '\u{10FF}'), ('\u{2500}', '\u{259F}'), ('\u{2800}', '\u{28FF}')];
+        let mut checked = 0;
+        for (from, to) in ranges {
+            for c in (from..=to).filter(|c| !c.is_control()) {
+                let mut cell = Cell::EMPTY;
+                cell.set_char(c);
+                assert!(cell.cell_width() <= 1, "{c:?} takes {} columns", cell.cell_width());
+                assert!(!wide(&cell));
+                checked += 1;
+            }
+        }
+        assert!(checked > 4500, "{checked}");
+        for s in ["世", "👍", "ab", "a\u{301}b", "❤\u{FE0F}", "\u{1100}", "\u{2E80}"] {
+            let mut cell = Cell::EMPTY;
+            cell.set_symbol(s);
+            assert!(wide(&cell), "{s}");
         }
     }
 
