@@ -65,13 +65,17 @@ impl PanelBorder {
         let set: border::Set = self.border_type.to_border_set();
         let (left, top) = (area.left(), area.top());
         let (right, bottom) = (area.right() - 1, area.bottom() - 1);
+        // Each row's cells through one slice (`buf[(x, y)]` works every cell's place out
+        // again, with its checks).
         for y in top..=bottom {
-            buf[(left, y)].set_symbol(set.vertical_left).set_style(self.border_style);
-            buf[(right, y)].set_symbol(set.vertical_right).set_style(self.border_style);
+            let row = super::text::row_mut(buf, left, y, area.width);
+            row[0].set_symbol(set.vertical_left).set_style(self.border_style);
+            row[row.len() - 1].set_symbol(set.vertical_right).set_style(self.border_style);
         }
-        for x in left..=right {
-            buf[(x, top)].set_symbol(set.horizontal_top).set_style(self.border_style);
-            buf[(x, bottom)].set_symbol(set.horizontal_bottom).set_style(self.border_style);
+        for (y, symbol) in [(top, set.horizontal_top), (bottom, set.horizontal_bottom)] {
+            for cell in super::text::row_mut(buf, left, y, area.width) {
+                cell.set_symbol(symbol).set_style(self.border_style);
+            }
         }
         for (x, y, symbol) in [
             (right, bottom, set.bottom_right),

@@ -56,12 +56,23 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     // The host's CPU, RAM and swap: the last row above the tier fit (kept whatever the GPUs).
     let host = host_line(state, width);
     if !sample.nvml.is_ok() || sample.gpus.is_empty() {
-        let lines = no_gpu_lines(sample, host);
         // Drawn on every frame of a machine without a GPU (or driver): the border without a
         // `Block` (whose style patch over the whole panel cost more than the text), the
         // wrapped text in what is inside it. The same cells as the paragraph with the block.
         block.render(area, frame.buffer_mut());
-        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
+        // The host's line, which changes, on its own row when it fits there (wrapping
+        // leaves a line that fits as it is); the explanation under it, which does not
+        // change, wrapped once and kept.
+        let host_row = host.as_ref().filter(|h| h.width() <= width && inner.height > 0).cloned();
+        let lines = no_gpu_lines(sample, host);
+        match host_row {
+            Some(h) => {
+                super::text::put_lines(frame.buffer_mut(), Rect { height: 1, ..inner }, &[h]);
+                let below = Rect { y: inner.y + 1, height: inner.height - 1, ..inner };
+                super::text::put_wrapped(frame.buffer_mut(), below, lines[1..].to_vec());
+            }
+            None => super::text::put_wrapped(frame.buffer_mut(), inner, lines),
+        }
         return;
     }
 
@@ -584,7 +595,35 @@ mod tests {
             },
         );
         crate::app::update(&mut state, crate::app::Msg::Gpu(sample.clone()));
-        for (w, h, focused) in [(80, 12, false), (41, 9, true), (22, 6, false), (12, 3, false)] {
+        let host = |cpu: f32| crate::host::HostSample {
+            taken_at_unix_ms: 1_700_000_000_000,
+            cpu_pct: Some(cpu),
+            cpus: 8,
+            memory_total_bytes: 64 << 30,
+            memory_available_bytes: 20 << 30,
+            swap_total_bytes: 0,
+            swap_used_bytes: 0,
+        };
+        // Without the host's line, with it (on its own row where it fits, wrapped with the
+        // rest where it does not), and each size twice with the host's figure changed
+        // between (the second frame copies the explanation kept from the first).
+        let sizes = [(80, 12, false), (41, 9, true), (22, 6, false), (12, 3, false)];
+        let cases = sizes.iter().map(|&s| (s, None)).chain(
+            [
+                (80, 12, false),
+                (80, 12, false),
+                (41, 9, true),
+                (41, 9, true),
+                (22, 6, false),
+                (12, 3, false),
+                (80, 12, false),
+            ]
+            .into_iter()
+            .zip([3.0, 97.0, 5.0, 5.0, 40.0, 1.0, 12.0])
+            .map(|(s, cpu)| (s, Some(host(cpu)))),
+        );
+        for ((w, h, focused), usage) in cases {
+            state.host_usage = usage;
             state.focus = if focused { Panel::Gpu } else { Panel::Log };
             let area = Rect::new(0, 0, w, h);
             let mut now_drawn = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -598,7 +637,7 @@ mod tests {
                     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.to_block()), area)
                 })
                 .unwrap();
-            assert_eq!(now_drawn.backend().buffer(), before.backend().buffer(), "{w}x{h}");
+            assert_eq!(now_drawn.backend().buffer(), before.backend().buffer(), "{w}x{h}, host {:?}", state.host_usage);
         }
     }
 

@@ -26,10 +26,9 @@ struct LogLayout {
     bottom: Rect,
 }
 
-fn log_layout(state: &AppState, inner: Rect) -> LogLayout {
-    let width = inner.width as usize;
-    let n_top = (top_lines(state, width).len() as u16).min(inner.height);
-    let n_bottom = (bottom_lines(state, width).len() as u16).min(inner.height.saturating_sub(n_top));
+fn log_layout(state: &AppState, inner: Rect, top_rows: usize, bottom_rows: usize) -> LogLayout {
+    let n_top = (top_rows as u16).min(inner.height);
+    let n_bottom = (bottom_rows as u16).min(inner.height.saturating_sub(n_top));
     let [top, body, bottom] =
         Layout::vertical([Constraint::Length(n_top), Constraint::Min(0), Constraint::Length(n_bottom)]).areas(inner);
     let has_chart = has_chart(&state.log);
@@ -55,7 +54,8 @@ pub(super) fn log_page(state: &AppState) -> Page {
     let body = Rect { x: 0, y: 0, width: w, height: h.saturating_sub(2) };
     let area = super::panel_areas(state, body).log;
     let inner = Block::bordered().inner(area);
-    let lines = log_layout(state, inner).lines;
+    let width = inner.width as usize;
+    let lines = log_layout(state, inner, top_lines(state, width).len(), bottom_lines(state, width).len()).lines;
     Page { rows: (lines.height as usize).max(1), cols: (lines.width as usize).max(1) }
 }
 
@@ -111,9 +111,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         return;
     }
     let width = inner.width as usize;
-    let layout = log_layout(state, inner);
-    super::text::put_lines(frame.buffer_mut(), layout.top, &top_lines(state, width));
-    super::text::put_lines(frame.buffer_mut(), layout.bottom, &bottom_lines(state, width));
+    let (top, bottom) = (top_lines(state, width), bottom_lines(state, width));
+    let layout = log_layout(state, inner, top.len(), bottom.len());
+    super::text::put_lines(frame.buffer_mut(), layout.top, &top);
+    super::text::put_lines(frame.buffer_mut(), layout.bottom, &bottom);
     render_lines(state, frame, layout.lines);
     if let Some(c) = layout.chart {
         render_chart(log, frame, c);

@@ -1,10 +1,12 @@
 //! Text into the frame's buffer without `Paragraph`'s per-cell machinery, for the text
 //! every frame draws (the log's rows, the panels' lines, the header and footer).
 
-use ratatui::buffer::{Buffer, CellWidth};
+use std::cell::RefCell;
+
+use ratatui::buffer::{Buffer, Cell, CellWidth};
 use ratatui::layout::{Alignment, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Widget};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use super::border::PanelBorder;
 
@@ -22,8 +24,12 @@ pub fn put_lines(buf: &mut Buffer, area: Rect, lines: &[Line]) {
         Paragraph::new(lines.to_vec()).render(area, buf);
         return;
     }
+    // Cells are found through each row's slice: `buf[(x, y)]` checks and works out every
+    // cell's place again (a tenth of a frame's cost when every cell went through it).
+    let area = area.intersection(buf.area);
     for (row, line) in lines.iter().take(area.height as usize).enumerate() {
         let y = area.y + row as u16;
+        let cells = row_mut(buf, area.x, y, area.width);
         let mut x: u16 = 0;
         'row: for span in &line.spans {
             let text: &str = &span.content;
@@ -33,7 +39,7 @@ pub fn put_lines(buf: &mut Buffer, area: Rect, lines: &[Line]) {
                     if x >= area.width {
                         break 'row;
                     }
-                    buf[(area.x + x, y)].set_char(char::from(b)).set_style(style);
+                    cells[x as usize].set_char(char::from(b)).set_style(style);
                     x += 1;
                 }
                 continue;
@@ -49,11 +55,59 @@ pub fn put_lines(buf: &mut Buffer, area: Rect, lines: &[Line]) {
                 if w == 0 {
                     continue;
                 }
-                buf[(area.x + x, y)].set_symbol(g.symbol).set_style(g.style);
+                cells[x as usize].set_symbol(g.symbol).set_style(g.style);
                 x += w;
             }
         }
     }
+}
+
+/// The text [`put_wrapped`] drew last: where, what, and the cells of the rows it drew.
+struct Wrapped {
+    area: Rect,
+    lines: Vec<Line<'static>>,
+    /// The area's rows down to the last one the text reached, row after row.
+    cells: Vec<Cell>,
+}
+
+thread_local! {
+    static WRAPPED: RefCell<Option<Wrapped>> = const { RefCell::new(None) };
+}
+
+/// `Paragraph::new(lines).wrap(Wrap { trim: true })` drawn on `area`, which must be blank
+/// (as a frame's buffer is before anything is drawn there). The cells it drew are kept, and
+/// the same lines on the same area are copied from them next time instead of wrapped again:
+/// a machine without a GPU shows why on every frame, and wrapping that text was a fifteenth
+/// of a frame's cost (docs/performance.md, "The frame diff").
+pub fn put_wrapped(buf: &mut Buffer, area: Rect, lines: Vec<Line<'static>>) {
+    let area = area.intersection(buf.area);
+    if area.is_empty() {
+        return;
+    }
+    WRAPPED.with_borrow_mut(|kept| {
+        if let Some(k) = kept.as_ref().filter(|k| k.area == area && k.lines == lines) {
+            for (r, row) in k.cells.chunks(area.width as usize).enumerate() {
+                row_mut(buf, area.x, area.y + r as u16, area.width).clone_from_slice(row);
+            }
+            return;
+        }
+        Paragraph::new(lines.clone()).wrap(Wrap { trim: true }).render(area, buf);
+        let reached = (0..area.height)
+            .rev()
+            .find(|&r| row_mut(buf, area.x, area.y + r, area.width).iter().any(|c| *c != Cell::EMPTY))
+            .map_or(0, |r| r + 1);
+        let mut cells = Vec::with_capacity(reached as usize * area.width as usize);
+        for r in 0..reached {
+            cells.extend_from_slice(row_mut(buf, area.x, area.y + r, area.width));
+        }
+        *kept = Some(Wrapped { area, lines, cells });
+    });
+}
+
+/// The `width` cells of row `y` from column `x` on, which must lie within `buf`'s area.
+pub(super) fn row_mut(buf: &mut Buffer, x: u16, y: u16, width: u16) -> &mut [Cell] {
+    let start = buf.index_of(x, y);
+    &mut buf.content[start..start + width as usize]
 }
 
 /// `Paragraph::new(lines).block(border.to_block())` drawn the short way: the border, then
