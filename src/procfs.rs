@@ -390,7 +390,8 @@ struct FdFile<'a> {
 /// The `fd` folder is opened once and listed with `getdents64` on that descriptor; each
 /// `fd/N` is `fstatat`ed relative to it, following the link to the open file itself;
 /// `fdinfo/N` is read only for the files kept. A process that ended, or whose
-/// descriptors we may not read, gives nothing.
+/// descriptors we may not read (the folder, or the first descriptor followed, refused),
+/// gives nothing.
 fn each_open_file(pid_dir: &Path, cap: usize, wanted: impl Fn(u64, u64) -> bool, mut each: impl FnMut(FdFile<'_>)) {
     use std::os::unix::ffi::OsStrExt;
     let fd_path = pid_dir.join("fd");
@@ -408,7 +409,13 @@ fn each_open_file(pid_dir: &Path, cap: usize, wanted: impl Fn(u64, u64) -> bool,
         if seen > cap {
             break;
         }
-        let Ok(st) = rustix::fs::statat(&fd_dir, name, AtFlags::empty()) else { continue };
+        let st = match rustix::fs::statat(&fd_dir, name, AtFlags::empty()) {
+            Ok(st) => st,
+            // A process whose descriptors we may list but not follow (another namespace's
+            // init, seen from a container: 253 refusals a scan) refuses them all alike.
+            Err(e) if e == rustix::io::Errno::ACCESS || e == rustix::io::Errno::PERM => return,
+            Err(_) => continue,
+        };
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !wanted(st.st_dev, st.st_ino) {
             continue;
         }
