@@ -24,7 +24,6 @@ tmp=$(mktemp -d)
 sock=opsconsole-bench-$$
 cleanup() { tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-hz=$(getconf CLK_TCK)
 
 # Three programs in terminals of the same size, side by side in time:
 # - "run": `opsconsole demo`, i.e. a simulated trainer (its own process, not counted)
@@ -60,10 +59,13 @@ idle2=$idle
 [ -n "$bin2" ] && con2=$(tmux -L "$sock" display -p -t "=con2:" '#{pane_pid}')
 [ -n "$bin2" ] && idle2=$(tmux -L "$sock" display -p -t "=idle2:" '#{pane_pid}')
 . benches/procstat.sh
-r0=$(ticks "$run"); c0=$(ticks "$con"); i0=$(ticks "$idle"); t0=$(ticks "$top"); h0=$(ticks "$htop"); d0=$(ticks "$con2"); e0=$(ticks "$idle2")
+for p in "$run" "$con" "$idle" "$top" "$htop" "$con2" "$idle2"; do cpu_watch "$p"; done
+trap 'cpu_unwatch; cleanup' EXIT
+r0=$(cpu_ns "$run"); c0=$(cpu_ns "$con"); i0=$(cpu_ns "$idle"); t0=$(cpu_ns "$top"); h0=$(cpu_ns "$htop"); d0=$(cpu_ns "$con2"); e0=$(cpu_ns "$idle2")
 sleep "$secs"
-r1=$(ticks "$run"); c1=$(ticks "$con"); i1=$(ticks "$idle"); t1=$(ticks "$top"); h1=$(ticks "$htop"); d1=$(ticks "$con2"); e1=$(ticks "$idle2")
-cpu() { awk -v d="$1" -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.2f", d / hz / s * 100}'; }
+r1=$(cpu_ns "$run"); c1=$(cpu_ns "$con"); i1=$(cpu_ns "$idle"); t1=$(cpu_ns "$top"); h1=$(cpu_ns "$htop"); d1=$(cpu_ns "$con2"); e1=$(cpu_ns "$idle2")
+cpu() { awk -v d="$1" -v s="$secs" 'BEGIN {printf "%.3f", d / 1e9 / s * 100}'; }
+echo "CPU measured as $(cpu_how)"
 echo "| program ($size, load average $(cut -d' ' -f1-3 /proc/loadavg)) | CPU (% of one core) over ${secs}s | peak RSS (MiB) |"
 echo "|---|---|---|"
 echo "| opsconsole beside the run (default intervals, every collector live) | $(cpu $((c1 - c0))) | $(hwm "$con") |"
@@ -73,6 +75,8 @@ echo "| opsconsole on an empty folder (nothing to follow; no GPU, no remote) | $
 echo "| opsconsole demo (console plus its own sync engine uploading) | $(cpu $((r1 - r0))) | $(hwm "$run") |"
 echo "| $(btop --version 2>/dev/null | head -1 || echo btop) (default 2 s refresh) | $(cpu $((t1 - t0))) | $(hwm "$top") |"
 echo "| $(htop --version 2>/dev/null | head -1 || echo htop) (default 1.5 s refresh) | $(cpu $((h1 - h0))) | $(hwm "$htop") |"
+echo
+echo "beside the run against htop: $(awk -v a=$((c1 - c0)) -v b=$((h1 - h0)) 'BEGIN {printf "%.2f", a / b}')x$([ -n "$bin2" ] && awk -v a=$((d1 - d0)) -v b=$((h1 - h0)) 'BEGIN {printf " (the second build %.2fx)", a / b}')"
 # What the peak is made of, at the end of the window: anonymous (heap, stacks) against
 # file-backed (the binary's code and data, libc) resident memory, from /proc/PID/status.
 rss() { awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^VmRSS/ {r=$2} END {printf "RSS %.1f MiB = anon %.1f + file %.1f", r/1024, a/1024, f/1024}' "/proc/$1/status"; }
