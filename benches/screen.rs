@@ -6,7 +6,6 @@
 //! Figures and how to read them: docs/performance.md ("The frame diff").
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use opsconsole::ui::screen::changes;
@@ -52,12 +51,5 @@ fn bench_diff(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    targets = bench_diff
-}
+criterion_group!(benches, bench_diff);
 criterion_main!(benches);
