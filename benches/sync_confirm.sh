@@ -6,7 +6,8 @@
 #           a local remote; the file is hard-linked into the workspace under a .tmp name and
 #           renamed into place ("written"); the time runs until the engine's `Confirmed`
 #           event (hash pass, copy, fsync, rename, verification, ledger), minus the 1 s
-#           settle. The 250 ms tick on which the settle is noticed stays in our figure.
+#           settle (the engine looks again the moment the settle period ends; before
+#           the ninth session its 250 ms tick noticed it, and that wait was in the figure).
 #   rclone: `rclone copy --checksum FILE DIR` (its own hash of the source, the copy, its
 #           check of the copy; no fsync) timed by /usr/bin/time.
 #   cp:     `cp FILE DIR/ && sync`.

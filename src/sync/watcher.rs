@@ -155,6 +155,19 @@ impl Settler {
         }
     }
 
+    /// When the next file whose writer is done with it has been still for the settle
+    /// period (its last change plus the period), if that is after `now_ms`: the engine
+    /// looks again then, not at its next tick (a checkpoint is taken up to a tick sooner).
+    /// A time already past is left to the ticks.
+    pub fn next_quiet_at(&self, now_ms: i64) -> Option<i64> {
+        self.tracked
+            .values()
+            .filter(|t| t.closed)
+            .map(|t| t.changed_ms + self.settle_ms)
+            .filter(|&at| at > now_ms)
+            .min()
+    }
+
     /// Check every settling file against the disk; return those complete and those gone.
     pub fn tick(&mut self, now_ms: i64, stat: impl Fn(&str) -> Option<(u64, i64)>) -> Settled {
         let mut out = Settled { gone: std::mem::take(&mut self.gone), ..Settled::default() };
@@ -370,6 +383,27 @@ mod tests {
         let ready = s.tick(101_000, disk.stat()).ready;
         assert_eq!(ready, vec![Ready { path: p.into(), size: 40, mtime_ns: 5000 }]);
         assert_eq!(s.watching(), 0);
+    }
+
+    /// The time to look again is when the first closed file has been still for the settle
+    /// period: a tick then takes it; an open file gives none; a time past gives none.
+    #[test]
+    fn the_next_quiet_time_is_when_a_closed_file_settles() {
+        let disk = Disk(RefCell::new(HashMap::new()));
+        let mut s = Settler::new(1000, 60_000, 60_000);
+        disk.set("open.pt", 1, 1);
+        s.observe(Observation::Written("open.pt".into()), 0, disk.stat());
+        assert_eq!(s.next_quiet_at(0), None, "an open file settles at no known time");
+        disk.set("a.pt", 1, 1);
+        disk.set("b.pt", 1, 1);
+        s.observe(Observation::Closed("a.pt".into()), 300, disk.stat());
+        s.observe(Observation::Closed("b.pt".into()), 200, disk.stat());
+        assert_eq!(s.next_quiet_at(250), Some(1200));
+        assert!(s.tick(1199, disk.stat()).ready.is_empty(), "not before");
+        let at = s.next_quiet_at(1199).expect("b settles at 1200");
+        assert_eq!(s.tick(at, disk.stat()).ready.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["b.pt"]);
+        assert_eq!(s.next_quiet_at(at), Some(1300));
+        assert_eq!(s.next_quiet_at(1300), None, "a time past is left to the ticks");
     }
 
     #[test]

@@ -294,6 +294,9 @@ impl Coordinator {
             if self.mode == Mode::Once && self.once_finished().await? {
                 break;
             }
+            // A file that settles between ticks is looked at when it does.
+            let quiet_in =
+                self.settler.next_quiet_at(now_ms()).map(|at| Duration::from_millis((at - now_ms()).max(0) as u64 + 1));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 cmd = cmd_rx.recv(), if cmd_open => match cmd {
@@ -345,6 +348,10 @@ impl Coordinator {
                             self.start_hashing();
                         }
                     }
+                }
+                _ = tokio::time::sleep(quiet_in.unwrap_or_default()), if quiet_in.is_some() => {
+                    let r = self.settle_tick().await;
+                    self.survive(r)?;
                 }
                 _ = tick.tick() => {
                     let r = self.settle_tick().await;
