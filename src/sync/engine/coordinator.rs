@@ -295,8 +295,8 @@ impl Coordinator {
                 break;
             }
             // A file that settles between ticks is looked at when it does.
-            let quiet_in =
-                self.settler.next_quiet_at(now_ms()).map(|at| Duration::from_millis((at - now_ms()).max(0) as u64 + 1));
+            let now = now_ms();
+            let quiet_in = self.settler.next_quiet_at(now).map(|at| Duration::from_millis((at - now) as u64 + 1));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 cmd = cmd_rx.recv(), if cmd_open => match cmd {
