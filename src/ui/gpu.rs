@@ -63,15 +63,13 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         // The host's line, which changes, on its own row when it fits there (wrapping
         // leaves a line that fits as it is); the explanation under it, which does not
         // change, wrapped once and kept.
-        let host_row = host.as_ref().filter(|h| h.width() <= width && inner.height > 0).cloned();
-        let lines = no_gpu_lines(sample, host);
-        match host_row {
-            Some(h) => {
-                super::text::put_lines(frame.buffer_mut(), Rect { height: 1, ..inner }, &[h]);
+        match host {
+            Some(h) if h.width() <= width && inner.height > 0 => {
+                super::text::put_lines(frame.buffer_mut(), Rect { height: 1, ..inner }, std::slice::from_ref(&h));
                 let below = Rect { y: inner.y + 1, height: inner.height - 1, ..inner };
-                super::text::put_wrapped(frame.buffer_mut(), below, lines[1..].to_vec());
+                super::text::put_wrapped(frame.buffer_mut(), below, &no_gpu_lines(sample, None));
             }
-            None => super::text::put_wrapped(frame.buffer_mut(), inner, lines),
+            host => super::text::put_wrapped(frame.buffer_mut(), inner, &no_gpu_lines(sample, host)),
         }
         return;
     }

@@ -9,7 +9,7 @@
 //! idle console did (callgrind over 120 s beside the demo run; docs/performance.md, "The
 //! frame diff"). [`changes`] yields exactly what `BufferDiff` yields (a property test holds
 //! it to that), checking an unchanged cell's style first and measuring a width only for a
-//! symbol longer than one byte.
+//! symbol whose bytes could make it wide.
 
 use ratatui::backend::{Backend, ClearType};
 use ratatui::buffer::{Buffer, Cell, CellDiffOption, CellWidth};
@@ -24,12 +24,7 @@ pub struct Frame<'a> {
     buffer: &'a mut Buffer,
 }
 
-impl<'a> Frame<'a> {
-    /// A frame covering `area` of `buffer`.
-    pub fn new(area: Rect, buffer: &'a mut Buffer) -> Self {
-        Self { area, buffer }
-    }
-
+impl Frame<'_> {
     /// The whole screen.
     pub fn area(&self) -> Rect {
         self.area

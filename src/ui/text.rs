@@ -79,7 +79,7 @@ thread_local! {
 /// the same lines on the same area are copied from them next time instead of wrapped again:
 /// a machine without a GPU shows why on every frame, and wrapping that text was a fifteenth
 /// of a frame's cost (docs/performance.md, "The frame diff").
-pub fn put_wrapped(buf: &mut Buffer, area: Rect, lines: Vec<Line<'static>>) {
+pub fn put_wrapped(buf: &mut Buffer, area: Rect, lines: &[Line<'static>]) {
     let area = area.intersection(buf.area);
     if area.is_empty() {
         return;
@@ -91,7 +91,7 @@ pub fn put_wrapped(buf: &mut Buffer, area: Rect, lines: Vec<Line<'static>>) {
             }
             return;
         }
-        Paragraph::new(lines.clone()).wrap(Wrap { trim: true }).render(area, buf);
+        Paragraph::new(lines.to_vec()).wrap(Wrap { trim: true }).render(area, buf);
         let reached = (0..area.height)
             .rev()
             .find(|&r| row_mut(buf, area.x, area.y + r, area.width).iter().any(|c| *c != Cell::EMPTY))
@@ -100,7 +100,7 @@ pub fn put_wrapped(buf: &mut Buffer, area: Rect, lines: Vec<Line<'static>>) {
         for r in 0..reached {
             cells.extend_from_slice(row_mut(buf, area.x, area.y + r, area.width));
         }
-        *kept = Some(Wrapped { area, lines, cells });
+        *kept = Some(Wrapped { area, lines: lines.to_vec(), cells });
     });
 }
 
