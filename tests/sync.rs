@@ -301,6 +301,43 @@ async fn a_checkpoint_written_in_chunks_is_uploaded_once_after_it_is_complete() 
     h.shutdown().await.expect("stops");
 }
 
+/// A writer that closes the checkpoint after each chunk and opens it again to append, each
+/// pause just under the 1 s settle period: the engine looks again the moment a settle period
+/// ends, and must still find the file changed each time, storing it once, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_closed_and_reopened_just_inside_the_settle_period_is_stored_once_whole() {
+    let rig = rig_with(None, None);
+    let mut h = start(&rig, &config());
+    let data = pattern(6 * 256 * 1024, 11);
+    let path = rig.ws.join("checkpoints/v69_step_100.pt");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let writer = {
+        let data = data.clone();
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            for (k, chunk) in data.chunks(256 * 1024).enumerate() {
+                let mut f = if k == 0 {
+                    std::fs::File::create(&path).expect("create")
+                } else {
+                    std::fs::OpenOptions::new().append(true).open(&path).expect("reopen")
+                };
+                f.write_all(chunk).expect("write");
+                drop(f);
+                std::thread::sleep(Duration::from_millis(850));
+            }
+        })
+    };
+    writer.await.expect("writer");
+    let mut seen = Vec::new();
+    wait_for(&mut h, &mut seen, "confirmation", confirmed("checkpoints/v69_step_100.pt")).await;
+    let stored = std::fs::read(rig.l3.inner.root().join("checkpoints/v69_step_100.pt")).expect("stored");
+    assert!(stored == data, "stored {} bytes, not the finished {}", stored.len(), data.len());
+    h.send(Command::SyncNow(None));
+    wait_for(&mut h, &mut seen, "pass end", |e| matches!(e, SyncEvent::PassDone { level, .. } if level == "L3")).await;
+    assert_eq!(rig.l3.uploads_of("checkpoints/v69_step_100.pt"), 1, "{seen:#?}");
+    h.shutdown().await.expect("stops");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temp_then_rename_saves_are_stored_under_the_final_name_and_rewrites_requeue_once() {
     let rig = rig_with(None, None);
