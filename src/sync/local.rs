@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::direct::{DirectWriter, write_all_at_in_pieces};
 use super::hash::{self, hex};
 use super::marker::{self, MARKER_FILE};
 use super::remote::{
@@ -380,10 +381,10 @@ impl LocalRemote {
             remote: self.clone(),
             key: key.to_string(),
             part,
+            writer: Some(DirectWriter::new(&file, 0)),
             file: Some(file),
             size,
             written: 0,
-            started: 0,
             kept: false,
         })
     }
@@ -847,15 +848,11 @@ enum CopyError {
     Stopped(RemoteError),
 }
 
-/// Start the disk writing a copy every this many bytes, so the final `fsync` has little
-/// left to wait for.
-const WRITEBACK_EVERY: u64 = 32 << 20;
-
 /// Copy bytes `from..to` of `src` to the same offsets of `out`, feeding them into `sha` on
 /// their way: one read of the source serves both the copy and the checksum of what was
-/// written. Reading, writing (`pwrite`, and every [`WRITEBACK_EVERY`] bytes asking the
-/// kernel to start writing them to the disk) and hashing each run on a thread of their
-/// own ([`hash::pipeline`]). `step(done, n)` is called after each piece is written
+/// written. Reading, writing (a [`DirectWriter`]: straight to the disk where the
+/// filesystem takes it) and hashing each run on a thread of their own
+/// ([`hash::pipeline`]). `step(done, n)` is called after each piece is written
 /// (progress, bandwidth cap, cancel).
 fn copy_hashed(
     src: &File,
@@ -866,18 +863,14 @@ fn copy_hashed(
     mut step: impl FnMut(u64, u64) -> Result<(), RemoteError> + Send,
 ) -> Result<Sha256, CopyError> {
     let mut done = from;
-    let mut started = from;
     let mut failed: Option<CopyError> = None;
+    let mut writer = DirectWriter::new(out, from);
     let mut write = |b: &[u8]| {
-        if let Err(e) = write_all_at_in_pieces(out, b, done) {
+        if let Err(e) = writer.write(out, b) {
             failed = Some(CopyError::Write(e));
             return false;
         }
         done += b.len() as u64;
-        if done - started >= WRITEBACK_EVERY || done >= to {
-            start_writeback(out, started, done - started);
-            started = done;
-        }
         if let Err(e) = step(done, b.len() as u64) {
             failed = Some(CopyError::Stopped(e));
             return false;
@@ -896,25 +889,11 @@ fn copy_hashed(
     match read {
         Err(e) => Err(CopyError::Read(e)),
         Ok(n) if n < to - from => Err(CopyError::Short),
-        Ok(_) => Ok(sha),
+        Ok(_) => {
+            writer.finish(out).map_err(CopyError::Write)?;
+            Ok(sha)
+        }
     }
-}
-
-/// A copy goes to the page cache in writes of at most this many bytes. Large writes are
-/// far slower per byte on this kernel (Linux 6.18, ext4): 1 GiB written from a 4 MiB
-/// buffer took 2.6-2.7 s in 4 MiB `pwrite`s and 0.26-0.27 s in 128 KiB ones, and `dd`
-/// was as slow from 256 KiB blocks up (docs/performance.md, "Written -> confirmed").
-const WRITE_PIECE: usize = 128 << 10;
-
-/// `write_all_at` in pieces of at most [`WRITE_PIECE`] bytes.
-fn write_all_at_in_pieces(f: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let mut at = offset;
-    for piece in bytes.chunks(WRITE_PIECE) {
-        f.write_all_at(piece, at)?;
-        at += piece.len() as u64;
-    }
-    Ok(())
 }
 
 /// Reads `file` from `pos` up to `end` with `pread` (its own offset is left alone).
@@ -944,10 +923,9 @@ struct LocalStage {
     key: String,
     part: PathBuf,
     file: Option<File>,
+    writer: Option<DirectWriter>,
     size: u64,
     written: u64,
-    /// Where the writeback not yet asked for begins.
-    started: u64,
     kept: bool,
 }
 
@@ -957,12 +935,9 @@ impl hash::StageSink for LocalStage {
         if self.written + bytes.len() as u64 > self.size {
             return Err(io::Error::other("more bytes than the file was said to hold"));
         }
-        write_all_at_in_pieces(f, bytes, self.written)?;
+        let w = self.writer.as_mut().ok_or_else(|| io::Error::other("finished"))?;
+        w.write(f, bytes)?;
         self.written += bytes.len() as u64;
-        if self.written - self.started >= WRITEBACK_EVERY {
-            start_writeback(f, self.started, self.written - self.started);
-            self.started = self.written;
-        }
         Ok(())
     }
 
@@ -971,7 +946,8 @@ impl hash::StageSink for LocalStage {
         if self.written != self.size {
             return Err(io::Error::other("fewer bytes than the file was said to hold"));
         }
-        start_writeback(&f, self.started, self.written - self.started);
+        let w = self.writer.take().ok_or_else(|| io::Error::other("finished"))?;
+        w.finish(&f)?;
         f.sync_all()?;
         let part = FileKey::of(&f.metadata()?);
         self.remote.staged().insert(self.key.clone(), Staged { sha256: sha256.to_string(), part });
@@ -987,19 +963,6 @@ impl Drop for LocalStage {
             let _ = fs::remove_file(&self.part);
         }
     }
-}
-
-/// Ask the kernel to start writing these bytes of `f` to its disk now (not waiting for
-/// them): the copy and the disk work side by side, and the `fsync` at the end finds most
-/// of it done. A hint only: errors are ignored (`fsync` reports any that matter).
-/// Raw libc: rustix has no `sync_file_range`.
-fn start_writeback(f: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is an open file we own and no memory is passed; the call
-    // only starts writeback.
-    let _ = unsafe {
-        libc::sync_file_range(f.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE)
-    };
 }
 
 /// Is `f` on a filesystem whose reads this kernel serves from its own page cache and
@@ -1154,21 +1117,6 @@ impl Remote for LocalRemote {
 mod tests {
     use super::*;
     use std::io::Write;
-
-    /// Bytes written in pieces land at their offsets whole: more than one piece, a piece
-    /// cut short at the end, an offset that is not a multiple of the piece.
-    #[test]
-    fn writes_in_pieces_put_every_byte_at_its_offset() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("f");
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).expect("open");
-        let data: Vec<u8> = (0..(2 * WRITE_PIECE + 12_345)).map(|i| (i * 31 % 251) as u8).collect();
-        write_all_at_in_pieces(&f, &data, 7).expect("write");
-        let got = fs::read(&p).expect("read");
-        assert_eq!(got.len(), data.len() + 7);
-        assert_eq!(&got[..7], &[0u8; 7]);
-        assert!(got[7..] == data[..], "the bytes landed where they belong");
-    }
 
     fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 % 253) as u8).collect()

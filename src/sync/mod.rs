@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod config;
+pub mod direct;
 pub mod drive;
 pub mod engine;
 pub mod hash;
