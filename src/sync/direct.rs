@@ -57,6 +57,8 @@ pub struct DirectWriter {
     direct: bool,
     /// Where the writeback not yet asked for begins (buffered writes).
     written_back: u64,
+    /// Bytes copied into `buf` (the rest went straight from the caller's memory).
+    copied: u64,
 }
 
 impl DirectWriter {
@@ -68,8 +70,16 @@ impl DirectWriter {
     /// [`DirectWriter::new`], its buffer starting `misalign` bytes past an aligned address
     /// (tests: any `misalign` but 0 makes the kernel refuse every direct write).
     fn with_misalignment(f: &File, from: u64, misalign: usize) -> Self {
-        let mut w =
-            Self { pos: from, head: 0, buf: Vec::new(), start: 0, filled: 0, direct: false, written_back: from };
+        let mut w = Self {
+            pos: from,
+            head: 0,
+            buf: Vec::new(),
+            start: 0,
+            filled: 0,
+            direct: false,
+            written_back: from,
+            copied: 0,
+        };
         #[allow(clippy::unnecessary_cast)]
         let block_fs = rustix::fs::fstatfs(f).is_ok_and(|st| DIRECT_FS.contains(&(st.f_type as i64)));
         if block_fs && set_direct(f, true).is_ok() {
@@ -86,7 +96,9 @@ impl DirectWriter {
         self.direct
     }
 
-    /// The next bytes of the file.
+    /// The next bytes of the file. Whole blocks of `bytes` starting at an aligned address
+    /// (as [`super::hash::pipeline`]'s pieces do) are written from where they are; the
+    /// rest is copied into the writer's aligned buffer first.
     pub fn write(&mut self, f: &File, mut bytes: &[u8]) -> io::Result<()> {
         if !self.direct {
             return self.write_buffered(f, bytes);
@@ -99,11 +111,22 @@ impl DirectWriter {
             self.head -= n;
             bytes = &bytes[n..];
         }
+        if self.direct && self.filled == 0 && bytes.as_ptr().align_offset(ALIGN) == 0 {
+            let whole = bytes.len() / ALIGN * ALIGN;
+            let (n, refused) = write_direct(f, &bytes[..whole], self.pos)?;
+            self.pos += n as u64;
+            self.written_back = self.pos;
+            bytes = &bytes[n..];
+            if refused {
+                self.refused(f)?;
+            }
+        }
         while !bytes.is_empty() && self.direct {
             let n = (BLOCK - self.filled).min(bytes.len());
             let at = self.start + self.filled;
             self.buf[at..at + n].copy_from_slice(&bytes[..n]);
             self.filled += n;
+            self.copied += n as u64;
             bytes = &bytes[n..];
             if self.filled == BLOCK {
                 self.flush_blocks(f)?;
@@ -137,37 +160,27 @@ impl DirectWriter {
     /// front); refused, write all of it buffered and stay buffered.
     fn flush_blocks(&mut self, f: &File) -> io::Result<()> {
         let whole = self.filled / ALIGN * ALIGN;
-        let mut done = 0;
-        while done < whole {
-            let at = self.start + done;
-            match f.write_at(&self.buf[at..self.start + whole], self.pos) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    done += n;
-                    self.pos += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return self.fall_back(f, done),
-                Err(e) => return Err(e),
-            }
+        let (n, refused) = write_direct(f, &self.buf[self.start..self.start + whole], self.pos)?;
+        self.pos += n as u64;
+        self.written_back = self.pos;
+        if refused {
+            self.refused(f)?;
+            let rest = std::mem::take(&mut self.buf);
+            let (s, len) = (self.start + n, self.filled - n);
+            self.filled = 0;
+            return self.write_buffered(f, &rest[s..s + len]);
         }
         self.buf.copy_within(self.start + whole..self.start + self.filled, self.start);
         self.filled -= whole;
-        self.written_back = self.pos;
         Ok(())
     }
 
-    /// The kernel refused a direct write: `O_DIRECT` off, everything from `done` on in the
-    /// buffer written buffered, and buffered from now on.
-    fn fall_back(&mut self, f: &File, done: usize) -> io::Result<()> {
+    /// The kernel refused a direct write: `O_DIRECT` off, buffered from now on (the
+    /// caller writes what was not written).
+    fn refused(&mut self, f: &File) -> io::Result<()> {
         tracing::debug!("sync: direct writes refused at byte {}; writing through the page cache", self.pos);
         self.direct = false;
-        set_direct(f, false)?;
-        let rest = std::mem::take(&mut self.buf);
-        let (s, n) = (self.start + done, self.filled - done);
-        self.filled = 0;
-        self.written_back = self.pos;
-        self.write_buffered(f, &rest[s..s + n])
+        set_direct(f, false)
     }
 
     /// Buffered: in pieces of at most [`WRITE_PIECE`] bytes, the disk asked to start every
@@ -181,6 +194,22 @@ impl DirectWriter {
         }
         Ok(())
     }
+}
+
+/// Write `data` at `pos` of `f` (open with `O_DIRECT`): the bytes written, and whether
+/// the kernel refused (`EINVAL`: an alignment it does not take) before the end.
+fn write_direct(f: &File, data: &[u8], pos: u64) -> io::Result<(usize, bool)> {
+    let mut done = 0;
+    while done < data.len() {
+        match f.write_at(&data[done..], pos + done as u64) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok((done, true)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((done, false))
 }
 
 /// `write_all_at` in pieces of at most [`WRITE_PIECE`] bytes.
@@ -244,12 +273,17 @@ mod tests {
         bytes: &[u8],
         pieces: &[usize],
         misalign: usize,
-    ) -> (Vec<u8>, bool) {
+        aligned: bool,
+    ) -> (Vec<u8>, bool, u64) {
         let path = dir.join(name);
         std::fs::write(&path, prefix).expect("prefix");
         let f = open(&path);
         let mut w = DirectWriter::with_misalignment(&f, prefix.len() as u64, misalign);
-        let mut rest = bytes;
+        // The bytes from an aligned address (as the pipeline's pieces), or one past it.
+        let mut room = vec![0u8; bytes.len() + ALIGN + 1];
+        let at = room.as_ptr().align_offset(ALIGN) + usize::from(!aligned);
+        room[at..at + bytes.len()].copy_from_slice(bytes);
+        let mut rest = &room[at..at + bytes.len()];
         for n in pieces.iter().cycle() {
             if rest.is_empty() {
                 break;
@@ -258,11 +292,11 @@ mod tests {
             w.write(&f, &rest[..n]).expect("write");
             rest = &rest[n..];
         }
-        let direct = w.is_direct();
+        let (direct, copied) = (w.is_direct(), w.copied);
         w.finish(&f).expect("finish");
         assert!(!direct_now(&f), "the file is left without O_DIRECT");
         f.sync_all().expect("fsync");
-        (std::fs::read(&path).expect("read"), direct)
+        (std::fs::read(&path).expect("read"), direct, copied)
     }
 
     fn block_fs(dir: &std::path::Path) -> bool {
@@ -308,14 +342,24 @@ mod tests {
         for (i, from) in [0usize, 1, 4096, 10_000, BLOCK - 1].into_iter().enumerate() {
             let prefix = data(from);
             for (j, pieces) in [&[BLOCK][..], &[7, 4096, 100_000, 3 << 20], &[BLOCK + 1]].iter().enumerate() {
-                for misalign in [0, 1] {
-                    let name = format!("f{i}-{j}-{misalign}");
-                    let (got, direct) = write_through(dir.path(), &name, &prefix, &body, pieces, misalign);
+                for (misalign, aligned) in [(0, false), (0, true), (1, false)] {
+                    let name = format!("f{i}-{j}-{misalign}-{aligned}");
+                    let (got, direct, copied) =
+                        write_through(dir.path(), &name, &prefix, &body, pieces, misalign, aligned);
                     assert_eq!(got.len(), from + body.len(), "{name}: length");
                     assert!(got[..from] == prefix[..], "{name}: the bytes before the start are kept");
                     assert!(got[from..] == body[..], "{name}: every byte at its offset");
                     if misalign == 0 {
                         assert_eq!(direct, on_block_fs, "{name}: direct exactly on a block filesystem");
+                        if direct && from % ALIGN == 0 {
+                            // Whole aligned blocks go from where they are; the rest is copied.
+                            let want = match (aligned, j) {
+                                (false, _) => body.len(),
+                                (true, 0) => body.len() % ALIGN,
+                                (true, _) => continue,
+                            };
+                            assert_eq!(copied, want as u64, "{name}: bytes copied into the writer's buffer");
+                        }
                     } else {
                         assert!(!direct, "{name}: a refused direct write turns the writer buffered");
                     }
@@ -329,7 +373,7 @@ mod tests {
         let dir = scratch();
         for n in [0usize, 1, ALIGN - 1, ALIGN, ALIGN + 1, 2 * ALIGN] {
             let body = data(n);
-            let (got, _) = write_through(dir.path(), &format!("s{n}"), &[], &body, &[n.max(1)], 0);
+            let (got, _, _) = write_through(dir.path(), &format!("s{n}"), &[], &body, &[n.max(1)], 0, true);
             assert!(got == body, "{n} bytes");
         }
     }

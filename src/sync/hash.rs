@@ -136,22 +136,45 @@ pub fn sequential(mut r: impl Read, stages: &mut [Stage<'_>]) -> io::Result<u64>
 const PIECES: usize = 6;
 const PIECE: usize = 4 * BUF;
 
+/// Pieces start at addresses aligned to this many bytes, so a stage can hand them to an
+/// `O_DIRECT` write as they are ([`super::direct::DirectWriter`]).
+const PIECE_ALIGN: usize = super::direct::ALIGN;
+
+/// One piece of a [`pipeline`]: `len` bytes of `buf` from `off` (an aligned address).
+struct Piece {
+    buf: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl Piece {
+    fn new() -> Self {
+        let buf = vec![0u8; PIECE + PIECE_ALIGN];
+        let off = buf.as_ptr().align_offset(PIECE_ALIGN);
+        Self { buf, off, len: 0 }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.off..self.off + self.len]
+    }
+}
+
 /// Everything `r` yields, read on one thread and passed in order through each stage, each
 /// on a thread of its own (so reading, SHA-256, MD5 and writing a copy overlap); pieces are
-/// recycled. Returns the bytes read (and passed through every stage). A stage returning
-/// `false` stops it all; a read error is returned after the stages have seen every piece
-/// read before it.
+/// recycled, and each starts at an address aligned to [`PIECE_ALIGN`]. Returns the bytes
+/// read (and passed through every stage). A stage returning `false` stops it all; a read
+/// error is returned after the stages have seen every piece read before it.
 pub fn pipeline(r: impl Read + Send, stages: &mut [Stage<'_>]) -> io::Result<u64> {
     std::thread::scope(|scope| {
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        let (empty_tx, empty_rx) = mpsc::channel::<Piece>();
         for _ in 0..PIECES {
-            let _ = empty_tx.send(Vec::with_capacity(PIECE));
+            let _ = empty_tx.send(Piece::new());
         }
-        let (first_tx, mut rx) = mpsc::sync_channel::<Vec<u8>>(PIECES);
+        let (first_tx, mut rx) = mpsc::sync_channel::<Piece>(PIECES);
         let reader = scope.spawn(move || -> io::Result<()> {
             let mut r = r;
-            while let Ok(mut buf) = empty_rx.recv() {
-                buf.resize(PIECE, 0);
+            while let Ok(mut piece) = empty_rx.recv() {
+                let buf = &mut piece.buf[piece.off..piece.off + PIECE];
                 let mut filled = 0;
                 let res = loop {
                     match r.read(&mut buf[filled..]) {
@@ -166,8 +189,8 @@ pub fn pipeline(r: impl Read + Send, stages: &mut [Stage<'_>]) -> io::Result<u64
                         Err(e) => break Err(e),
                     }
                 };
-                buf.truncate(filled);
-                if filled > 0 && first_tx.send(buf).is_err() {
+                piece.len = filled;
+                if filled > 0 && first_tx.send(piece).is_err() {
                     return res;
                 }
                 if res.is_err() || filled < PIECE {
@@ -179,25 +202,25 @@ pub fn pipeline(r: impl Read + Send, stages: &mut [Stage<'_>]) -> io::Result<u64
         let last = stages.len().saturating_sub(1);
         let mut workers = Vec::new();
         for (i, stage) in stages.iter_mut().enumerate() {
-            let (tx, next_rx) = mpsc::sync_channel::<Vec<u8>>(PIECES);
+            let (tx, next_rx) = mpsc::sync_channel::<Piece>(PIECES);
             let my_rx = std::mem::replace(&mut rx, next_rx);
             let back = empty_tx.clone();
             workers.push(scope.spawn(move || {
                 let mut total = 0u64;
                 let mut going = true;
-                while let Ok(buf) = my_rx.recv() {
+                while let Ok(piece) = my_rx.recv() {
                     if going {
-                        going = stage(&buf);
+                        going = stage(piece.bytes());
                     }
                     if !going {
                         // Let the reader and the stages before this one end.
                         return total;
                     }
-                    total += buf.len() as u64;
+                    total += piece.len as u64;
                     if i == last {
                         // The reader may be done: what is queued here is still seen.
-                        let _ = back.send(buf);
-                    } else if tx.send(buf).is_err() {
+                        let _ = back.send(piece);
+                    } else if tx.send(piece).is_err() {
                         // The next stage stopped.
                         return total;
                     }
@@ -313,6 +336,27 @@ mod tests {
             self.got.lock().expect("lock").1 = Some(sha256.to_string());
             Ok(())
         }
+    }
+
+    /// Every piece a pipeline hands its stages starts at an aligned address (a local
+    /// remote's writer sends them to the disk from there), and they are the whole input.
+    #[test]
+    fn pipeline_pieces_are_aligned_and_whole() {
+        let data: Vec<u8> = (0..(9 * PIECE + 4321)).map(|i| (i * 17 % 239) as u8).collect();
+        let mut got = Vec::new();
+        let mut misaligned = 0;
+        let n = pipeline(
+            &data[..],
+            &mut [&mut |b: &[u8]| {
+                misaligned += usize::from(b.as_ptr().align_offset(PIECE_ALIGN) != 0);
+                got.extend_from_slice(b);
+                true
+            }],
+        )
+        .expect("pipeline");
+        assert_eq!(n, data.len() as u64);
+        assert!(got == data, "every byte, in order");
+        assert_eq!(misaligned, 0, "pieces not starting at an aligned address");
     }
 
     #[test]
