@@ -33,8 +33,9 @@ pub const WRITEBACK_EVERY: u64 = 32 << 20;
 /// `dd` was as slow from 256 KiB blocks up (docs/performance.md, "Written -> confirmed").
 const WRITE_PIECE: usize = 128 << 10;
 
-/// Filesystems whose files take `O_DIRECT` writes to their block device.
-const DIRECT_FS: [i64; 5] = [
+/// Filesystems whose files take `O_DIRECT` writes to their block device (by `statfs`
+/// magic number).
+pub const DIRECT_FS: [i64; 5] = [
     0xEF53,      // ext2/3/4
     0x5846_5342, // XFS
     0x9123_683E, // btrfs
@@ -80,8 +81,7 @@ impl DirectWriter {
             written_back: from,
             copied: 0,
         };
-        #[allow(clippy::unnecessary_cast)]
-        let block_fs = rustix::fs::fstatfs(f).is_ok_and(|st| DIRECT_FS.contains(&(st.f_type as i64)));
+        let block_fs = fs_type(f).is_some_and(|t| DIRECT_FS.contains(&t));
         if block_fs && set_direct(f, true).is_ok() {
             w.direct = true;
             w.buf = vec![0u8; BLOCK + 2 * ALIGN];
@@ -222,6 +222,12 @@ pub fn write_all_at_in_pieces(f: &File, bytes: &[u8], offset: u64) -> io::Result
     Ok(())
 }
 
+/// The `statfs` magic number of `f`'s filesystem.
+pub fn fs_type(f: &File) -> Option<i64> {
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::fstatfs(f).ok().map(|st| st.f_type as i64)
+}
+
 fn set_direct(f: &File, on: bool) -> io::Result<()> {
     let flags = rustix::fs::fcntl_getfl(f)?;
     let want = if on { flags | OFlags::DIRECT } else { flags - OFlags::DIRECT };
@@ -300,9 +306,7 @@ mod tests {
     }
 
     fn block_fs(dir: &std::path::Path) -> bool {
-        let f = File::open(dir).expect("dir");
-        #[allow(clippy::unnecessary_cast)]
-        rustix::fs::fstatfs(&f).is_ok_and(|st| DIRECT_FS.contains(&(st.f_type as i64)))
+        fs_type(&File::open(dir).expect("dir")).is_some_and(|t| DIRECT_FS.contains(&t))
     }
 
     /// The test folder: in the temporary directory, or in the crate's folder (on the

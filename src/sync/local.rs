@@ -969,19 +969,14 @@ impl Drop for LocalStage {
 /// block device (ext4, XFS, btrfs, tmpfs, F2FS, ZFS, bcachefs, overlay)? Not on a
 /// network or FUSE mount, whose stored object may differ from what was written here.
 fn local_filesystem(f: &File) -> bool {
-    const LOCAL: [i64; 9] = [
-        0xEF53,      // ext2/3/4
-        0x5846_5342, // XFS
-        0x9123_683E, // btrfs
+    /// The local filesystems not on a block device of their own, or not taking direct writes.
+    const OTHER_LOCAL: [i64; 4] = [
         0x0102_1994, // tmpfs
-        0xF2F5_2010, // F2FS
         0x2FC1_2FC1, // ZFS
-        0xCA45_1A4E, // bcachefs
         0x794C_7630, // overlay
         0x8584_58F6, // ramfs
     ];
-    #[allow(clippy::unnecessary_cast)]
-    rustix::fs::fstatfs(f).is_ok_and(|st| LOCAL.contains(&(st.f_type as i64)))
+    super::direct::fs_type(f).is_some_and(|t| super::direct::DIRECT_FS.contains(&t) || OTHER_LOCAL.contains(&t))
 }
 
 fn source_err(e: &io::Error, source: &Path) -> RemoteError {
