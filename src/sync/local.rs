@@ -381,10 +381,8 @@ impl LocalRemote {
             remote: self.clone(),
             key: key.to_string(),
             part,
-            writer: Some(DirectWriter::new(&file, 0)),
-            file: Some(file),
+            open: Some((DirectWriter::new(&file, 0), file)),
             size,
-            written: 0,
             kept: false,
         })
     }
@@ -922,31 +920,26 @@ struct LocalStage {
     remote: LocalRemote,
     key: String,
     part: PathBuf,
-    file: Option<File>,
-    writer: Option<DirectWriter>,
+    /// The partial file and its writer, until finished.
+    open: Option<(DirectWriter, File)>,
     size: u64,
-    written: u64,
     kept: bool,
 }
 
 impl hash::StageSink for LocalStage {
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let f = self.file.as_ref().ok_or_else(|| io::Error::other("finished"))?;
-        if self.written + bytes.len() as u64 > self.size {
+        let (w, f) = self.open.as_mut().ok_or_else(|| io::Error::other("finished"))?;
+        if w.position() + bytes.len() as u64 > self.size {
             return Err(io::Error::other("more bytes than the file was said to hold"));
         }
-        let w = self.writer.as_mut().ok_or_else(|| io::Error::other("finished"))?;
-        w.write(f, bytes)?;
-        self.written += bytes.len() as u64;
-        Ok(())
+        w.write(f, bytes)
     }
 
     fn finish(mut self: Box<Self>, sha256: &str) -> io::Result<()> {
-        let f = self.file.take().ok_or_else(|| io::Error::other("finished"))?;
-        if self.written != self.size {
+        let (w, f) = self.open.take().ok_or_else(|| io::Error::other("finished"))?;
+        if w.position() != self.size {
             return Err(io::Error::other("fewer bytes than the file was said to hold"));
         }
-        let w = self.writer.take().ok_or_else(|| io::Error::other("finished"))?;
         w.finish(&f)?;
         f.sync_all()?;
         let part = FileKey::of(&f.metadata()?);
@@ -959,7 +952,7 @@ impl hash::StageSink for LocalStage {
 impl Drop for LocalStage {
     fn drop(&mut self) {
         if !self.kept {
-            self.file = None;
+            self.open = None;
             let _ = fs::remove_file(&self.part);
         }
     }

@@ -1,8 +1,12 @@
 //! The SHA-256 of files stored in local remotes, remembered by the stored file's identity:
 //! device, inode, size, mtime and ctime. Bytes changed in place change the mtime and the
 //! ctime; restoring the mtime afterwards (`touch -r`) changes the ctime again, and no
-//! user-space call sets the ctime back; a file replaced by another has another inode. So
-//! a hit means the very bytes that were hashed, and verifying a copy of many gigabytes on
+//! user-space call sets the ctime back. A file replaced by another may get the freed inode
+//! number back (ext4 hands it out again at once, tests/sync_direct_attacks.rs), so only its
+//! later mtime and ctime tell it apart: on Linux 6.13+ (fine-grained timestamps) always; on
+//! older kernels a same-size replacement within one clock tick would not be told apart (not
+//! guarded against). So a hit means the very bytes that were hashed, and verifying a copy
+//! of many gigabytes on
 //! every pass and before every prune costs a `stat`.
 //!
 //! Kept in `<workspace>/.opsconsole/remote-sums.sqlite` (a cache: losing it only costs a
