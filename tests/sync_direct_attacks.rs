@@ -644,19 +644,86 @@ async fn a_staged_copy_replaced_within_one_clock_tick_is_never_confirmed() {
         let _ = r.remote.delete(key).await;
         let want = r.hash_pass(key, &src, size as u64);
         let part = r.part(key);
-        let before = FileKey::of(&fs::metadata(&part).expect("staged"));
+        let before = FileKey::of_file(&File::open(&part).expect("staged")).expect("key");
         fs::remove_file(&part).expect("unlink");
         let f = OpenOptions::new().write(true).create_new(true).open(&part).expect("create");
         f.write_all_at(&evil, 0).expect("write");
         drop(f);
-        let after = FileKey::of(&fs::metadata(&part).expect("replacement"));
+        let after = FileKey::of_file(&File::open(&part).expect("replacement")).expect("key");
         collisions += usize::from(after == before);
+        // Even where the timestamps would match (a kernel before 6.13), the generation
+        // number tells the replacement apart.
+        assert_ne!(FileKey { mtime_ns: before.mtime_ns, ctime_ns: before.ctime_ns, ..after }, before);
         let got = r.upload(key, &src, size as u64, &want, None, &TransferCtx::default()).await;
         let what = format!("staged copy {before:?} replaced by {after:?} (try {tries}), upload {got:?}");
         r.check_rule(key, &data, &what).await;
         assert!(r.stored(key).is_none_or(|b| b == data), "{what}: the replacement's bytes are stored as {key}");
     }
     eprintln!("{collisions} identity collisions in {tries} tries");
+}
+
+/// The collision a kernel without fine-grained timestamps allows (before 6.13: the ctime
+/// moves in clock ticks of up to 10 ms): a stored copy replaced, within one tick, by a file
+/// of the same size that gets the freed inode number back, so device, inode, size, mtime
+/// and ctime all match what the checksum cache remembers. Here the kernel's timestamps
+/// differ, so the remembered row is given the replacement's timestamps (what such a kernel
+/// would have left); only the inode's generation number is the old file's. The remote must
+/// hash the replacement, not answer with the remembered SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn a_stored_copy_replaced_with_its_inode_number_and_timestamps_is_hashed_again() {
+    need_root();
+    let m = ext4(32, &[], true);
+    let r = rig(&m.dir);
+    let size = 64 * 1024 + 7;
+    let data = bytes(size, 900);
+    let mut evil = data.clone();
+    evil[size / 2] ^= 0xff;
+    let key = "ck/stored.pt";
+    let src = r.src(key, &data);
+    let want = r.hash_pass(key, &src, size as u64);
+    r.upload(key, &src, size as u64, &want, None, &TransferCtx::default()).await.expect("upload");
+    assert!(r.check_rule(key, &data, "first copy").await, "the first copy is confirmed");
+    let stored = r.root.join(key);
+    let before = FileKey::of_file(&File::open(&stored).expect("stored")).expect("key");
+    assert!(before.generation.is_some(), "ext4 keeps generation numbers");
+    let mut reused = 0;
+    for attempt in 0..20 {
+        fs::remove_file(&stored).expect("unlink");
+        let f = OpenOptions::new().write(true).create_new(true).open(&stored).expect("create");
+        f.write_all_at(if attempt % 2 == 0 { &evil } else { &data }, 0).expect("write");
+        f.sync_all().expect("fsync");
+        drop(f);
+        let after = FileKey::of_file(&File::open(&stored).expect("replacement")).expect("key");
+        if after.ino != before.ino {
+            continue;
+        }
+        reused += 1;
+        let (content, name) = if attempt % 2 == 0 { (&evil, "a changed copy") } else { (&data, "an equal copy") };
+        // What a coarse-timestamp kernel would leave: the remembered row matches the
+        // replacement in everything but the generation number.
+        let c = rusqlite::Connection::open(r.ws.join(".opsconsole/remote-sums.sqlite")).expect("sums");
+        let n = c
+            .execute(
+                "UPDATE sums SET dev = ?1, ino = ?2, size = ?3, mtime_ns = ?4, ctime_ns = ?5, generation = ?6, sha256 = ?7
+                 WHERE path = ?8",
+                rusqlite::params![
+                    after.dev as i64,
+                    after.ino as i64,
+                    after.size as i64,
+                    after.mtime_ns,
+                    after.ctime_ns,
+                    before.generation.map(i64::from),
+                    want,
+                    stored.display().to_string()
+                ],
+            )
+            .expect("forge the row");
+        assert_eq!(n, 1, "the cache remembers the stored copy");
+        let confirmed = r.check_rule(key, &data, &format!("{name} with the inode number back")).await;
+        assert_eq!(confirmed, content == &data, "{name}: confirmed {confirmed}");
+    }
+    assert!(reused > 0, "ext4 never handed the inode number out again: the attack was not made");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -241,7 +241,11 @@ const BUF: usize = 1 << 20;
 
 /// Lower-case hex SHA-256 of a whole file.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let file = File::open(path)?;
+    sha256_open(File::open(path)?)
+}
+
+/// Lower-case hex SHA-256 of an open file, read from its current offset to its end.
+pub fn sha256_open(file: File) -> io::Result<String> {
     let len = file.metadata()?.len();
     let mut hasher = Sha256::new();
     if len < 16 * BUF as u64 {

@@ -360,10 +360,11 @@ impl LocalRemote {
         self.staged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The partial copy of `key` is the one the hash pass wrote for this version and
-    /// fsynced, untouched since (same device, inode, size, mtime and ctime).
-    fn staged_for(&self, key: &str, sha256: &str, part: &fs::Metadata) -> bool {
-        self.staged().get(key).is_some_and(|s| s.sha256 == sha256 && s.part == FileKey::of(part))
+    /// The partial copy of `key` (open as `part`) is the one the hash pass wrote for this
+    /// version and fsynced, untouched since (same device, inode and generation, size, mtime
+    /// and ctime).
+    fn staged_for(&self, key: &str, sha256: &str, part: &File) -> bool {
+        self.staged().get(key).is_some_and(|s| s.sha256 == sha256 && FileKey::of_file(part).is_ok_and(|k| k == s.part))
     }
 
     /// The hash pass's copy: the partial file, truncated, written piece by piece as the
@@ -392,8 +393,9 @@ impl LocalRemote {
         self.place_ok()?;
         let part = self.partial_path(key);
         // Copied whole while the hash pass read the source: nothing left to send.
-        if let Ok(meta) = fs::metadata(&part)
-            && self.staged_for(key, sha256, &meta)
+        if let Ok(f) = File::open(&part)
+            && self.staged_for(key, sha256, &f)
+            && let Ok(meta) = f.metadata()
         {
             return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
@@ -442,7 +444,7 @@ impl LocalRemote {
             .map_err(|e| self.io_err(&e, &part))?;
         let meta = out.metadata().map_err(|e| self.io_err(&e, &part))?;
         let have = meta.len();
-        if offset == size && have == size && self.staged_for(key, sha256, &meta) {
+        if offset == size && have == size && self.staged_for(key, sha256, &out) {
             // Written whole, and hashed to this version's SHA-256, by the hash pass.
             ctx.advance_blocking(size, 0)?;
         } else {
@@ -485,7 +487,7 @@ impl LocalRemote {
         }
         self.staged().remove(key);
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
-        let written = out.metadata().map(|m| FileKey::of(&m)).ok();
+        let written = FileKey::of_file(&out).ok();
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| self.io_err(&e, parent))?;
             // Never stored through a link out of the remote's folder (into the workspace,
@@ -511,10 +513,9 @@ impl LocalRemote {
         // unchanged. Only on filesystems whose reads are served by this kernel's page
         // cache; on a network or FUSE mount (gcsfuse, a Drive mount) the first
         // verification reads the copy back through the mount.
-        if let (Some(c), Some(before), Ok(now)) = (&self.opts.sums, written, out.metadata())
+        if let (Some(c), Some(before), Ok(now)) = (&self.opts.sums, written, FileKey::of_file(&out))
             && local_filesystem(&out)
         {
-            let now = FileKey::of(&now);
             // Renaming moves the ctime; anything else (another writer) refuses the shortcut.
             if (now.dev, now.ino, now.size, now.mtime_ns) == (before.dev, before.ino, size, before.mtime_ns) {
                 c.put(&dest, &now, sha256);
@@ -550,19 +551,31 @@ impl LocalRemote {
         }))
     }
 
-    /// The SHA-256 of a stored file: remembered while the file's identity (device, inode,
-    /// size, mtime, ctime) is unchanged, hashed again otherwise (always with `rehash`).
+    /// The SHA-256 of a stored file (`meta`: its `lstat`): remembered while the file's
+    /// identity (device, inode and generation, size, mtime, ctime) is unchanged, hashed
+    /// again otherwise (always with `rehash`). The identity is taken from the file opened,
+    /// and the bytes hashed are read through that same descriptor.
     fn sha256_of(&self, path: &Path, meta: &fs::Metadata) -> Result<String, RemoteError> {
-        let key = FileKey::of(meta);
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| self.io_err(&e, path))?;
+        let key = FileKey::of_file(&file).map_err(|e| self.io_err(&e, path))?;
+        if (key.dev, key.ino) != (meta.dev(), meta.ino()) {
+            return Err(self.io_err(&io::Error::other("it was replaced while it was being checked"), path));
+        }
         if !self.opts.rehash
             && let Some(sha) = self.opts.sums.as_ref().and_then(|c| c.get(path, &key))
         {
             return Ok(sha);
         }
-        let sha = hash::sha256_file(path).map_err(|e| self.io_err(&e, path))?;
+        let reader = file.try_clone().map_err(|e| self.io_err(&e, path))?;
+        let sha = hash::sha256_open(reader).map_err(|e| self.io_err(&e, path))?;
         // Only what was hashed from this very version is remembered.
-        if let (Some(c), Ok(after)) = (&self.opts.sums, fs::symlink_metadata(path))
-            && FileKey::of(&after) == key
+        if let Some(c) = &self.opts.sums
+            && FileKey::of_file(&file).is_ok_and(|after| after == key)
         {
             c.put(path, &key, &sha);
         }
@@ -942,7 +955,7 @@ impl hash::StageSink for LocalStage {
         }
         w.finish(&f)?;
         f.sync_all()?;
-        let part = FileKey::of(&f.metadata()?);
+        let part = FileKey::of_file(&f)?;
         self.remote.staged().insert(self.key.clone(), Staged { sha256: sha256.to_string(), part });
         self.kept = true;
         Ok(())
