@@ -88,6 +88,32 @@ fn a_huge_config_is_refused_by_size() {
     assert!(stderr(&out).contains("is larger than 1024 kB"), "{}", stderr(&out));
 }
 
+/// `--config` makes its folder the workspace: a `--workspace` naming another folder is an
+/// error that names both, not silently ignored; naming the same folder is fine.
+#[test]
+fn a_workspace_other_than_the_config_files_folder_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&ws).expect("mkdir");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    let cfg = ws.join("alt.toml");
+    std::fs::write(&cfg, "").expect("config");
+    let cfg_arg = cfg.to_str().expect("utf8");
+    let out = run(&["-w", other.to_str().expect("utf8"), "-c", cfg_arg, "status"], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let (ws_real, other_real) = (ws.canonicalize().expect("ws"), other.canonicalize().expect("other"));
+    assert!(err.contains("--workspace names another"), "{err}");
+    assert!(err.contains(&ws_real.display().to_string()), "names the config's folder: {err}");
+    assert!(err.contains(&other_real.display().to_string()), "names the other folder: {err}");
+    assert!(out.stdout.is_empty());
+    // The same folder, by another spelling: fine.
+    let same = dir.path().join("ws/../ws");
+    let out = run(&["-w", same.to_str().expect("utf8"), "-c", cfg_arg, "status"], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 #[test]
 fn a_workspace_that_does_not_exist_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -330,9 +330,27 @@ impl Cli {
 /// Finds the workspace and loads its config, as every subcommand does.
 pub fn load_workspace(cli: &Cli) -> Result<(Workspace, Config)> {
     let ws = match (&cli.config, &cli.workspace) {
-        (Some(cfg), _) => {
+        (Some(cfg), named) => {
             let cfg = cfg.canonicalize().wrap_err_with(|| format!("config file {}", cfg.display()))?;
             let root = cfg.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            // The config's folder is the workspace: a `--workspace` naming another folder
+            // would otherwise be ignored without a word.
+            if let Some(dir) = named {
+                let named = Workspace::open(dir)?.root;
+                if named != root {
+                    Err(crate::config::ConfigError {
+                        file: cfg.clone(),
+                        line: None,
+                        key: None,
+                        message: format!(
+                            "--config makes its folder, {}, the workspace, and --workspace names another, {}: \
+                             give one of them, or a config file inside the workspace folder",
+                            root.display(),
+                            named.display()
+                        ),
+                    })?;
+                }
+            }
             Workspace { root, config_path: Some(cfg) }
         }
         (None, Some(dir)) => Workspace::open(dir)?,
