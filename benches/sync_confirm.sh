@@ -17,6 +17,12 @@
 # when it is touched again, and writing 1 GiB of fresh page cache then takes several times
 # longer. The engine's copy starts ~2.5 s after `fresh` (1.5 s start, 1 s settle), so rclone
 # and cp wait `IDLE` (2.5 s) after `fresh` too.
+# COLD=SECS waits that long after every `fresh`, before each contestant (the engine
+# included): long enough (20 s) for the kernel to report the memory just freed to the host,
+# so every contestant starts on memory the host must fault in again, the state of a VM in
+# its first minutes. With most of the warm memory held elsewhere (a large file in
+# /dev/shm), this is where writing 1 GiB through the page cache took 2-3 s instead of 0.8
+# (docs/performance.md, "Eleventh session" under "Written → confirmed").
 # BEFORE=path/to/an/older/sync_io binary adds that build's engine as a fourth contestant
 # (how the figures "before" in docs/performance.md were taken in the same run).
 # Usage: benches/sync_confirm.sh [SIZE_MIB] [RUNS] [DIR]   (default 1024 MiB, 3 runs, /tmp)
@@ -37,7 +43,7 @@ sum=$(sha256sum "$f" | cut -d' ' -f1)
 echo "$(rclone version 2>/dev/null | head -1); load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 
 idle=${IDLE:-2.5}
-fresh() { rm -rf "$base/run" && mkdir -p "$base/run" && sync && cat "$f" > /dev/null; }
+fresh() { rm -rf "$base/run" && mkdir -p "$base/run" && sync && cat "$f" > /dev/null && sleep "${COLD:-0}"; }
 secs() { /usr/bin/time -f "%e" -o "$base/time" "$@" > "$base/out" 2> "$base/err"; cat "$base/time"; }
 ew=(); hw=(); rw=(); cw=(); bw=()
 for i in $(seq "$runs"); do
