@@ -393,7 +393,7 @@ impl LocalRemote {
         self.place_ok()?;
         let part = self.partial_path(key);
         // Copied whole while the hash pass read the source: nothing left to send.
-        if let Ok(f) = File::open(&part)
+        if let Ok(f) = open_file_nofollow(&part)
             && self.staged_for(key, sha256, &f)
             && let Ok(meta) = f.metadata()
         {
@@ -556,12 +556,7 @@ impl LocalRemote {
     /// again otherwise (always with `rehash`). The identity is taken from the file opened,
     /// and the bytes hashed are read through that same descriptor.
     fn sha256_of(&self, path: &Path, meta: &fs::Metadata) -> Result<String, RemoteError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
-            .map_err(|e| self.io_err(&e, path))?;
+        let file = open_file_nofollow(path).map_err(|e| self.io_err(&e, path))?;
         let key = FileKey::of_file(&file).map_err(|e| self.io_err(&e, path))?;
         if (key.dev, key.ino) != (meta.dev(), meta.ino()) {
             return Err(self.io_err(&io::Error::other("it was replaced while it was being checked"), path));
@@ -971,6 +966,16 @@ impl Drop for LocalStage {
     }
 }
 
+/// `path` opened for reading, never through a link at its last component, and never
+/// waiting: a FIFO put where a file was (no writer) would otherwise block the open for
+/// good. The caller checks what it got (its identity against an earlier `lstat`, or
+/// against the staged copy's).
+fn open_file_nofollow(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path)
+}
+
 /// Is `f` on a filesystem whose reads this kernel serves from its own page cache and
 /// block device (ext4, XFS, btrfs, tmpfs, F2FS, ZFS, bcachefs, overlay)? Not on a
 /// network or FUSE mount, whose stored object may differ from what was written here.
@@ -1186,6 +1191,54 @@ mod tests {
         remote.delete(key).await.expect("delete");
         assert!(remote.stat(key).await.expect("stat").is_none());
         remote.delete(key).await.expect("deleting twice is fine");
+    }
+
+    /// A FIFO or a link where the partial copy or the stored file should be: answered at
+    /// once (nothing staged; the stored file not a copy, or replaced), never a blocked
+    /// open that would hold an engine thread for good.
+    #[tokio::test]
+    async fn a_fifo_or_a_link_in_place_of_a_copy_never_blocks() {
+        // On a blocked open, the FIFOs are opened for writing (which lets the open return)
+        // before failing, so the failing test does not hang on its own thread.
+        fn within<T>(r: Result<T, tokio::time::error::Elapsed>, what: &str, fifos: &[&Path]) -> T {
+            r.unwrap_or_else(|_| {
+                use std::os::unix::fs::OpenOptionsExt;
+                let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+                let writers: Vec<_> =
+                    fifos.iter().map(|p| OpenOptions::new().write(true).custom_flags(nonblock).open(p)).collect();
+                panic!("{what} blocked ({writers:?})")
+            })
+        }
+        let limit = std::time::Duration::from_secs(10);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let remote = ready("bk", dir.path().join("remote"));
+        std::fs::create_dir_all(dir.path().join("remote").join(PARTIAL_DIR)).expect("mkdir");
+        let fifo = dir.path().join("fifo");
+        let mkfifo = |p: &Path| {
+            rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo")
+        };
+        mkfifo(&fifo);
+        let part = remote.partial_path("a.pt");
+        for what in ["a FIFO", "a link to a FIFO"] {
+            if what == "a FIFO" {
+                mkfifo(&part);
+            } else {
+                std::os::unix::fs::symlink(&fifo, &part).expect("symlink");
+            }
+            let rp = tokio::time::timeout(limit, remote.resume_point("a.pt", "sha", None)).await;
+            let rp = within(rp, what, &[&part, &fifo]);
+            assert_eq!(rp.expect("resume point").offset, 0, "{what}: nothing staged");
+            assert!(std::fs::symlink_metadata(&part).is_err(), "{what}: removed");
+        }
+        // The stored file's open, were a FIFO or a link to one put in its place between
+        // the `lstat` and the open: at once, the link not followed.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+        let fifo2 = fifo.clone();
+        let opened = tokio::task::spawn_blocking(move || (open_file_nofollow(&fifo2), open_file_nofollow(&link)));
+        let (f, l) = within(tokio::time::timeout(limit, opened).await, "open", &[&fifo]).expect("join");
+        assert!(f.is_ok_and(|f| !f.metadata().expect("fstat").is_file()), "a FIFO opens at once, as no file");
+        assert!(l.is_err(), "a link is not followed");
     }
 
     #[tokio::test]
