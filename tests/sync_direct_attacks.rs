@@ -726,6 +726,57 @@ async fn a_stored_copy_replaced_with_its_inode_number_and_timestamps_is_hashed_a
     assert!(reused > 0, "ext4 never handed the inode number out again: the attack was not made");
 }
 
+/// The remote's partial-copy folder bind-mounted onto the workspace's checkpoints folder
+/// (it resolves where it is mounted, so no link shows it): the hash pass stages no copy
+/// there, resuming and uploading fail in words, and nothing is written in the checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root"]
+async fn a_partial_folder_bind_mounted_onto_the_checkpoints_is_never_written() {
+    need_root();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ws = tmp.path().join("ws");
+    let ck = ws.join("checkpoints");
+    fs::create_dir_all(&ck).expect("mkdir");
+    let root = tmp.path().join("backup");
+    fs::create_dir_all(root.join(PARTIAL_DIR)).expect("mkdir");
+    let remote = LocalRemote::with_options(
+        "r",
+        &root,
+        LocalOptions {
+            workspace_id: Some("w".into()),
+            workspace: Some(ws.clone()),
+            same_disk: true,
+            protected: vec![ws.clone(), ck.clone()],
+            ..LocalOptions::default()
+        },
+    );
+    assert!(remote.init_blocking().iter().all(|s| s.ok));
+    let data = bytes(3 * MIB + 5, 77);
+    let src = ck.join("v01_step_100.pt");
+    fs::write(&src, &data).expect("source");
+    let want = sha(&data);
+    let key = "checkpoints/v01_step_100.pt";
+    run(Command::new("mount").arg("--bind").arg(&ck).arg(root.join(PARTIAL_DIR)));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).output();
+        }
+    }
+    let _bound = Unmount(root.join(PARTIAL_DIR));
+    let before: Vec<_> = fs::read_dir(&ck).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert!(remote.stage_sink(key, data.len() as u64).is_none(), "no staged copy in the checkpoints");
+    let err = remote.resume_point(key, &want, None).await.expect_err("resume into the checkpoints");
+    assert!(err.message.contains("a bind mount"), "{err}");
+    let resume = opsconsole::sync::remote::ResumePoint { offset: 0, session: Some(want.clone()) };
+    let req = UploadRequest { key, source: &src, size: data.len() as u64, sha256: &want, md5: None, resume };
+    let err = remote.upload(req, &TransferCtx::default()).await.expect_err("upload into the checkpoints");
+    assert!(err.message.contains("not writing partial copies"), "{err}");
+    let after: Vec<_> = fs::read_dir(&ck).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(after, before, "nothing written in the checkpoints folder");
+    assert_eq!(fs::read(&src).expect("source"), data);
+}
+
 // ---------------------------------------------------------------------------------------
 // (4) Sizes around blocks and pieces; (5) the buffered filesystems
 

@@ -15,7 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -367,17 +367,45 @@ impl LocalRemote {
         self.staged().get(key).is_some_and(|s| s.sha256 == sha256 && FileKey::of_file(part).is_ok_and(|k| k == s.part))
     }
 
+    /// The folder of partial copies, made when missing; never one that is a link, or that
+    /// resolves outside the remote's folder or into the workspace or a checkpoint root (a
+    /// copy written there would be written into what it is a copy of).
+    fn partial_dir(&self) -> Result<PathBuf, RemoteError> {
+        let dir = self.root.join(PARTIAL_DIR);
+        fs::create_dir_all(&dir).map_err(|e| self.io_err(&e, &dir))?;
+        let why = match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => Some("it is a link".to_string()),
+            Ok(m) => self.resolves_elsewhere(&dir).or_else(|| {
+                // A bind mount resolves where it is mounted: told by its identity.
+                self.opts.protected.iter().find_map(|p| {
+                    let pm = fs::metadata(p).ok()?;
+                    (pm.dev() == m.dev() && pm.ino() == m.ino())
+                        .then(|| format!("it is {} itself (a bind mount)", p.display()))
+                })
+            }),
+            Err(e) => return Err(self.io_err(&e, &dir)),
+        };
+        match why {
+            None => Ok(dir),
+            Some(why) => Err(RemoteError::new(
+                ErrorKind::NotFound,
+                format!("not writing partial copies into {} on remote '{}': {why}", dir.display(), self.name),
+            )
+            .with_fix(format!("remove {} (a link or a mount there); it is made again as a folder", dir.display()))),
+        }
+    }
+
     /// The hash pass's copy: the partial file, truncated, written piece by piece as the
     /// source is read (the disk asked to start writing as it goes), fsynced and
     /// remembered when the source's SHA-256 is known.
     fn stage_blocking(&self, key: &str, size: u64) -> Option<LocalStage> {
         self.key_path(key).ok()?;
         self.place_ok().ok()?;
-        let part_dir = self.root.join(PARTIAL_DIR);
-        fs::create_dir_all(&part_dir).ok()?;
+        self.partial_dir().ok()?;
         self.staged().remove(key);
         let part = self.partial_path(key);
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&part).ok()?;
+        let file =
+            OpenOptions::new().write(true).create(true).truncate(true).custom_flags(NOFOLLOW).open(&part).ok()?;
         Some(LocalStage {
             remote: self.clone(),
             key: key.to_string(),
@@ -391,6 +419,7 @@ impl LocalRemote {
     fn resume_blocking(&self, key: &str, sha256: &str, session: Option<&str>) -> Result<ResumePoint, RemoteError> {
         self.key_path(key)?;
         self.place_ok()?;
+        self.partial_dir()?;
         let part = self.partial_path(key);
         // Copied whole while the hash pass read the source: nothing left to send.
         if let Ok(f) = open_file_nofollow(&part)
@@ -400,7 +429,8 @@ impl LocalRemote {
             return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
         if session == Some(sha256)
-            && let Ok(meta) = fs::metadata(&part)
+            && let Ok(meta) = fs::symlink_metadata(&part)
+            && meta.is_file()
         {
             return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
@@ -425,8 +455,7 @@ impl LocalRemote {
         let dest = self.key_path(key)?;
         self.place_ok()?;
         let part = self.partial_path(key);
-        let part_dir = self.root.join(PARTIAL_DIR);
-        fs::create_dir_all(&part_dir).map_err(|e| self.io_err(&e, &part_dir))?;
+        self.partial_dir()?;
 
         let src = File::open(source).map_err(|e| source_err(&e, source))?;
         let src_len = src.metadata().map_err(|e| source_err(&e, source))?.len();
@@ -440,6 +469,7 @@ impl LocalRemote {
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(NOFOLLOW)
             .open(&part)
             .map_err(|e| self.io_err(&e, &part))?;
         let meta = out.metadata().map_err(|e| self.io_err(&e, &part))?;
@@ -966,6 +996,9 @@ impl Drop for LocalStage {
     }
 }
 
+/// Opens never follow a link at the path's last component (`ELOOP`).
+const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+
 /// `path` opened for reading, never through a link at its last component, and never
 /// waiting: a FIFO put where a file was (no writer) would otherwise block the open for
 /// good. The caller checks what it got (its identity against an earlier `lstat`, or
@@ -1395,6 +1428,69 @@ mod tests {
         std::os::unix::fs::symlink(ws.join("checkpoints"), &root).expect("symlink");
         let err = r.stat("a.pt").await.unwrap_err();
         assert!(err.message.contains("resolves to") && err.message.contains("not a copy"), "{err}");
+    }
+
+    /// The remote's partial-copy folder swapped for a link into the workspace, and a
+    /// partial copy swapped for a link to a workspace file while an upload of that version
+    /// is being resumed: nothing is written in the workspace (no staged copy, no upload,
+    /// no resumed tail), the workspace file keeps its bytes, and the upload fails in words.
+    #[tokio::test]
+    async fn partial_copies_are_never_written_through_a_link_into_the_workspace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        let ck = ws.join("checkpoints");
+        std::fs::create_dir_all(&ck).expect("mkdir");
+        let root = dir.path().join("backup");
+        std::fs::create_dir(&root).expect("mkdir");
+        let r = bound("bk", &root, "w", vec![ws.clone(), ck.clone()], true);
+        assert!(r.init_blocking().iter().all(|s| s.ok));
+        let bytes = data(3 * CHUNK + 17);
+        let src = ck.join("v01_step_100.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let key = "checkpoints/v01_step_100.pt";
+        let listing = |p: &Path| {
+            let mut v: Vec<_> = std::fs::read_dir(p).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+            v.sort();
+            v
+        };
+        let ck_before = listing(&ck);
+        let ctx = TransferCtx::default();
+
+        // (1) The partial folder is a link to the checkpoints folder.
+        let _ = std::fs::remove_dir_all(root.join(PARTIAL_DIR));
+        std::os::unix::fs::symlink(&ck, root.join(PARTIAL_DIR)).expect("symlink");
+        assert!(r.stage_blocking(key, bytes.len() as u64).is_none(), "no staged copy through the link");
+        let err = r.resume_point(key, &sha, None).await.expect_err("a resume through the link");
+        assert!(err.message.contains("not writing partial copies") && err.message.contains("link"), "{err}");
+        let resume = ResumePoint { offset: 0, session: Some(sha.clone()) };
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume };
+        let err = r.upload(req, &ctx).await.expect_err("an upload through the link");
+        assert!(err.message.contains("not writing partial copies"), "{err}");
+        assert_eq!(listing(&ck), ck_before, "nothing created in the checkpoints folder");
+        assert_eq!(std::fs::read(&src).expect("source"), bytes);
+        assert!(!root.join(key).exists(), "nothing stored");
+        std::fs::remove_file(root.join(PARTIAL_DIR)).expect("unlink");
+
+        // (2) A real partial folder, the partial copy a link to another checkpoint, while
+        // that version's upload is resumed (same session).
+        std::fs::create_dir_all(root.join(PARTIAL_DIR)).expect("mkdir");
+        let victim = ck.join("v01_step_50.pt");
+        let victim_bytes = data(CHUNK + 3);
+        std::fs::write(&victim, &victim_bytes).expect("victim");
+        std::os::unix::fs::symlink(&victim, r.partial_path(key)).expect("symlink");
+        let rp = r.resume_point(key, &sha, Some(&sha)).await.expect("resume point");
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+        let up = r.upload(req, &ctx).await;
+        assert_eq!(
+            std::fs::read(&victim).expect("victim"),
+            victim_bytes,
+            "the linked checkpoint is untouched ({up:?})"
+        );
+        if up.is_ok() {
+            assert_eq!(std::fs::read(root.join(key)).expect("stored"), bytes, "stored exactly");
+        }
+        assert!(std::fs::symlink_metadata(&victim).expect("victim").is_file(), "the checkpoint is still a file");
     }
 
     #[tokio::test]
