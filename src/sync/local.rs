@@ -376,12 +376,20 @@ impl LocalRemote {
         let why = match fs::symlink_metadata(&dir) {
             Ok(m) if m.file_type().is_symlink() => Some("it is a link".to_string()),
             Ok(m) => self.resolves_elsewhere(&dir).or_else(|| {
-                // A bind mount resolves where it is mounted: told by its identity.
-                self.opts.protected.iter().find_map(|p| {
-                    let pm = fs::metadata(p).ok()?;
-                    (pm.dev() == m.dev() && pm.ino() == m.ino())
-                        .then(|| format!("it is {} itself (a bind mount)", p.display()))
-                })
+                // A bind mount resolves where it is mounted: told by its identity, and by
+                // a mount of its own (of any folder, in the workspace or not).
+                self.opts
+                    .protected
+                    .iter()
+                    .find_map(|p| {
+                        let pm = fs::metadata(p).ok()?;
+                        (pm.dev() == m.dev() && pm.ino() == m.ino())
+                            .then(|| format!("it is {} itself (a bind mount)", p.display()))
+                    })
+                    .or_else(|| {
+                        let (Some(here), Some(root)) = (mount_id(&dir), mount_id(&self.root)) else { return None };
+                        (here != root).then(|| "it is a mount of its own (a bind mount?)".to_string())
+                    })
             }),
             Err(e) => return Err(self.io_err(&e, &dir)),
         };
@@ -395,6 +403,33 @@ impl LocalRemote {
         }
     }
 
+    /// The partial copy at `part` opened to go on writing it, when it is one: a regular
+    /// file with no other name (a hard link to a checkpoint would be written into), on the
+    /// partial folder's own mount (not a file bind-mounted there). Anything else at that
+    /// name is removed (`Ok(None)`: start a new copy with [`create_partial`]).
+    fn open_partial(&self, part: &Path) -> io::Result<Option<File>> {
+        let f = match OpenOptions::new().read(true).write(true).custom_flags(NOFOLLOW | NONBLOCK).open(part) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // A link (ELOOP), a folder, a FIFO without a reader (ENXIO): not a copy.
+            Err(_) => {
+                remove_partial(part)?;
+                return Ok(None);
+            }
+        };
+        let m = f.metadata()?;
+        let same_mount = match (mount_id_of(&f), part.parent().and_then(mount_id)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if m.is_file() && m.nlink() == 1 && same_mount {
+            return Ok(Some(f));
+        }
+        drop(f);
+        remove_partial(part)?;
+        Ok(None)
+    }
+
     /// The hash pass's copy: the partial file, truncated, written piece by piece as the
     /// source is read (the disk asked to start writing as it goes), fsynced and
     /// remembered when the source's SHA-256 is known.
@@ -404,8 +439,7 @@ impl LocalRemote {
         self.partial_dir().ok()?;
         self.staged().remove(key);
         let part = self.partial_path(key);
-        let file =
-            OpenOptions::new().write(true).create(true).truncate(true).custom_flags(NOFOLLOW).open(&part).ok()?;
+        let file = create_partial(&part).ok()?;
         Some(LocalStage {
             remote: self.clone(),
             key: key.to_string(),
@@ -429,8 +463,8 @@ impl LocalRemote {
             return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
         if session == Some(sha256)
-            && let Ok(meta) = fs::symlink_metadata(&part)
-            && meta.is_file()
+            && let Ok(Some(f)) = self.open_partial(&part)
+            && let Ok(meta) = f.metadata()
         {
             return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
@@ -464,14 +498,12 @@ impl LocalRemote {
         if src_len < size {
             return Err(changed(source));
         }
-        let out = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(NOFOLLOW)
-            .open(&part)
-            .map_err(|e| self.io_err(&e, &part))?;
+        let out = match self.open_partial(&part) {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => create_partial(&part),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| self.io_err(&e, &part))?;
         let meta = out.metadata().map_err(|e| self.io_err(&e, &part))?;
         let have = meta.len();
         if offset == size && have == size && self.staged_for(key, sha256, &out) {
@@ -518,22 +550,31 @@ impl LocalRemote {
         self.staged().remove(key);
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
         let written = FileKey::of_file(&out).ok();
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| self.io_err(&e, parent))?;
-            // Never stored through a link out of the remote's folder (into the workspace,
-            // over the very file being stored).
-            if let Some(why) = self.resolves_elsewhere(parent) {
-                let _ = fs::remove_file(&part);
-                return Err(RemoteError::new(
-                    ErrorKind::NotFound,
-                    format!("not storing into {} on remote '{}': {why}", parent.display(), self.name),
-                )
-                .with_fix(
-                    "make the remote's folder a real folder on another disk (no links into it), then sync again",
-                ));
-            }
+        // The key's folders, made and opened one at a time beneath the remote's folder, none
+        // through a link; the copy is renamed into the folder so opened, so a folder swapped
+        // for a link after this check still receives nothing.
+        let parent = dest.parent().unwrap_or(&self.root);
+        let refuse = |why: String| {
+            let _ = fs::remove_file(&part);
+            RemoteError::new(
+                ErrorKind::NotFound,
+                format!("not storing into {} on remote '{}': {why}", parent.display(), self.name),
+            )
+            .with_fix("make the remote's folder a real folder on another disk (no links into it), then sync again")
+        };
+        let rel = Path::new(key).parent().unwrap_or(Path::new(""));
+        let parent_dir = open_folders_beneath(&self.root, rel).map_err(|e| refuse(e.to_string()))?;
+        // Never stored through a link out of the remote's folder (into the workspace,
+        // over the very file being stored), nor into a folder mounted there.
+        if let Some(why) = self.resolves_elsewhere(parent) {
+            return Err(refuse(why));
         }
-        fs::rename(&part, &dest).map_err(|e| self.io_err(&e, &dest))?;
+        let part_dir = open_folders_beneath(&self.root, Path::new(PARTIAL_DIR)).map_err(|e| refuse(e.to_string()))?;
+        let (Some(part_name), Some(leaf)) = (part.file_name(), dest.file_name()) else {
+            return Err(refuse("not a file name".into()));
+        };
+        rustix::fs::renameat(&part_dir, part_name, &parent_dir, leaf)
+            .map_err(|e| self.io_err(&io::Error::from(e), &dest))?;
         if let Some(parent) = dest.parent() {
             sync_dir(parent);
         }
@@ -591,7 +632,11 @@ impl LocalRemote {
         if (key.dev, key.ino) != (meta.dev(), meta.ino()) {
             return Err(self.io_err(&io::Error::other("it was replaced while it was being checked"), path));
         }
+        // A file someone has open for writing (a writable shared mapping included, whose
+        // writes need not move the timestamps) is hashed every time, never remembered.
+        let unwritten = no_writer(&file);
         if !self.opts.rehash
+            && unwritten
             && let Some(sha) = self.opts.sums.as_ref().and_then(|c| c.get(path, &key))
         {
             return Ok(sha);
@@ -601,6 +646,7 @@ impl LocalRemote {
         // Only what was hashed from this very version is remembered.
         if let Some(c) = &self.opts.sums
             && FileKey::of_file(&file).is_ok_and(|after| after == key)
+            && no_writer(&file)
         {
             c.put(path, &key, &sha);
         }
@@ -694,7 +740,13 @@ impl LocalRemote {
             offset = 0;
         }
         out.set_len(offset).map_err(|e| local(&e, &part))?;
-        let mut src = File::open(&src_path).map_err(|e| self.io_err(&e, &src_path))?;
+        // The file `stat` just checked, opened without following a link or waiting (a
+        // FIFO swapped in since is refused, not read without end).
+        let mut src = open_file_nofollow(&src_path).map_err(|e| self.io_err(&e, &src_path))?;
+        let opened = src.metadata().map_err(|e| self.io_err(&e, &src_path))?;
+        if !opened.is_file() || opened.len() != obj.size {
+            return Err(self.io_err(&io::Error::other("it was replaced while it was being read"), &src_path));
+        }
         src.seek(SeekFrom::Start(offset)).map_err(|e| self.io_err(&e, &src_path))?;
         let mut buf = vec![0u8; CHUNK];
         let mut done = offset;
@@ -998,6 +1050,86 @@ impl Drop for LocalStage {
 
 /// Opens never follow a link at the path's last component (`ELOOP`).
 const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+/// Opens never wait (a FIFO without a reader or a writer).
+const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+
+/// Whether no one has `f` open for writing, told by taking a read lease on it (which the
+/// kernel refuses, `EAGAIN`, while any descriptor or shared mapping may write to it) and
+/// letting it go at once. A filesystem or a caller that cannot take leases answers `true`:
+/// the file's identity is then all there is to go on, as before.
+fn no_writer(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETLEASE on a descriptor this function borrows for the call; it changes
+    // only the lease of this open file, which is released again below.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) };
+    if r == -1 {
+        return io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN);
+    }
+    // SAFETY: as above; F_UNLCK gives back the lease just taken.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    true
+}
+
+/// A new partial copy at `part`: whatever had that name is unlinked first (a hard link to
+/// a checkpoint loses a name, not its bytes; a file bind-mounted there cannot be unlinked:
+/// `EBUSY`, an error), then the file is created, `O_EXCL`, so it is ours alone.
+fn create_partial(part: &Path) -> io::Result<File> {
+    remove_partial(part)?;
+    OpenOptions::new().read(true).write(true).create_new(true).custom_flags(NOFOLLOW | NONBLOCK).open(part)
+}
+
+/// Removes the name `part` (a file, a link, a FIFO); gone already is fine.
+fn remove_partial(part: &Path) -> io::Result<()> {
+    match fs::remove_file(part) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The folder `rel` (plain names only) beneath the folder `root`, opened: each folder on
+/// the way made where missing and opened without following a link (`ELOOP`/`ENOTDIR`: an
+/// error naming it). `root` itself may be reached through links (a remote's configured
+/// path may be one).
+fn open_folders_beneath(root: &Path, rel: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{CWD, Mode, OFlags, mkdirat, openat};
+    use rustix::io::Errno;
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let mut dir = openat(CWD, root, flags, Mode::empty())?;
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        let Component::Normal(name) = c else {
+            return Err(io::Error::other(format!("{} is not a plain name", rel.display())));
+        };
+        at.push(name);
+        match mkdirat(&dir, name, Mode::from_raw_mode(0o777)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(io::Error::other(format!("cannot make {}: {e}", at.display()))),
+        }
+        dir = match openat(&dir, name, flags | OFlags::NOFOLLOW, Mode::empty()) {
+            Ok(d) => d,
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                return Err(io::Error::other(format!("{} is a link or not a folder", at.display())));
+            }
+            Err(e) => return Err(io::Error::other(format!("cannot open {}: {e}", at.display()))),
+        };
+    }
+    Ok(dir)
+}
+
+/// The id of the mount `path` is on (`statx` `STATX_MNT_ID`, Linux 5.8+), without following
+/// a link at its end; `None` where the kernel does not say.
+fn mount_id(path: &Path) -> Option<u64> {
+    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID).ok()?;
+    (StatxFlags::from_bits_retain(st.stx_mask) & StatxFlags::MNT_ID == StatxFlags::MNT_ID).then_some(st.stx_mnt_id)
+}
+
+/// [`mount_id`] of an open file.
+fn mount_id_of(f: &File) -> Option<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let st = statx(f, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID).ok()?;
+    (StatxFlags::from_bits_retain(st.stx_mask) & StatxFlags::MNT_ID == StatxFlags::MNT_ID).then_some(st.stx_mnt_id)
+}
 
 /// `path` opened for reading, never through a link at its last component, and never
 /// waiting: a FIFO put where a file was (no writer) would otherwise block the open for
@@ -1692,5 +1824,350 @@ mod tests {
         assert!(hash::digest_prefix_into(&src, size + 10, false, &mut sinks).is_err());
         assert!(!r.partial_path("c.pt").exists());
         assert!(!r.staged().contains_key("c.pt"));
+    }
+
+    // Attacks from outside on the partial copies, the key's folders and the remembered
+    // checksums (an attacker helper's findings, eleventh session): hard links, bind
+    // mounts, FIFOs and links put where the remote writes or reads, folders swapped while
+    // it works, writes through a shared mapping.
+
+    /// A workspace with a checkpoints folder and remote "bk" beside it, bound to it
+    /// (`same_disk`: on the same disk, where a hard link into the workspace is possible).
+    fn attack_rig(dir: &Path, same_disk: bool) -> (PathBuf, PathBuf, LocalRemote) {
+        let ws = dir.join("ws");
+        let ck = ws.join("checkpoints");
+        std::fs::create_dir_all(&ck).expect("mkdir");
+        let root = dir.join("backup");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let r = bound("bk", &root, "w", vec![ws.clone(), ck.clone()], same_disk);
+        assert!(r.init_blocking().iter().all(|s| s.ok));
+        std::fs::create_dir_all(root.join(PARTIAL_DIR)).expect("mkdir");
+        (ws, ck, r)
+    }
+
+    #[test]
+    fn the_hash_pass_never_truncates_a_checkpoint_hard_linked_at_the_partial_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_ws, ck, r) = attack_rig(dir.path(), true);
+        let key = "checkpoints/v01_step_100.pt";
+        let victim = ck.join("v01_step_50.pt");
+        let victim_bytes = data(CHUNK + 3);
+        std::fs::write(&victim, &victim_bytes).expect("victim");
+        // Someone with write access to the backup disk plants a hard link (not a symlink:
+        // O_NOFOLLOW does not see it) at the predictable partial name.
+        std::fs::hard_link(&victim, r.partial_path(key)).expect("hard link");
+        let stage = r.stage_blocking(key, 10);
+        drop(stage);
+        let now = std::fs::read(&victim).expect("victim");
+        assert!(
+            now == victim_bytes,
+            "the checkpoint was truncated through the remote: {} bytes -> {} bytes",
+            victim_bytes.len(),
+            now.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resumed_upload_never_writes_into_a_checkpoint_hard_linked_at_the_partial_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_ws, ck, r) = attack_rig(dir.path(), true);
+        let bytes = data(2 * CHUNK + 17);
+        let src = ck.join("v01_step_100.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let key = "checkpoints/v01_step_100.pt";
+        let ctx = TransferCtx::default();
+        for (name, len) in [("bigger.pt", 3 * CHUNK + 5), ("smaller.pt", CHUNK + 3)] {
+            let victim = ck.join(name);
+            let victim_bytes: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+            std::fs::write(&victim, &victim_bytes).expect("victim");
+            std::fs::hard_link(&victim, r.partial_path(key)).expect("hard link");
+            let rp = r.resume_point(key, &sha, Some(&sha)).await.expect("resume point");
+            let req =
+                UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+            let up = r.upload(req, &ctx).await;
+            let now = std::fs::read(&victim).expect("victim");
+            assert!(
+                now == victim_bytes,
+                "{name}: the checkpoint was written through a hard-linked partial ({} bytes -> {} bytes, now equal to the source: {}; upload {up:?})",
+                victim_bytes.len(),
+                now.len(),
+                now == bytes
+            );
+            let _ = std::fs::remove_file(r.partial_path(key));
+            let _ = std::fs::remove_file(r.root().join(key));
+        }
+    }
+
+    #[test]
+    fn a_fifo_at_the_partial_name_never_blocks_the_hash_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_ws, _ck, r) = attack_rig(dir.path(), true);
+        let key = "checkpoints/v01_step_100.pt";
+        let part = r.partial_path(key);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &part, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r2 = r.clone();
+        std::thread::spawn(move || {
+            let s = r2.stage_blocking(key, 10).is_some();
+            let _ = tx.send(s);
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(5));
+        if got.is_err() {
+            // Unblock the stuck open (a reader), so the thread ends, then fail.
+            let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+            let _reader = OpenOptions::new().read(true).custom_flags(nonblock).open(&part);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            panic!("stage_blocking blocked on a FIFO at the partial name");
+        }
+    }
+
+    /// A tmpfs at `dir` (root only), unmounted lazily on drop.
+    struct AttackMount(PathBuf);
+    impl Drop for AttackMount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).output();
+        }
+    }
+    fn attack_mount(args: &[&str], at: &Path) -> AttackMount {
+        let out = std::process::Command::new("mount").args(args).arg(at).output().expect("mount");
+        assert!(out.status.success(), "mount {args:?} {}: {out:?}", at.display());
+        AttackMount(at.to_path_buf())
+    }
+
+    #[test]
+    #[ignore = "needs root"]
+    fn a_partial_file_bind_mounted_onto_a_checkpoint_is_never_truncated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("backup");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        // The remote on a disk of its own: same_disk = false, as in real use.
+        let _disk = attack_mount(&["-t", "tmpfs", "-o", "size=64m", "tmpfs"], &root);
+        let (_ws, ck, r) = attack_rig(dir.path(), false);
+        assert!(r.shares_disk_with().is_none());
+        let key = "checkpoints/v01_step_100.pt";
+        let victim = ck.join("v01_step_50.pt");
+        let victim_bytes = data(CHUNK + 3);
+        std::fs::write(&victim, &victim_bytes).expect("victim");
+        let part = r.partial_path(key);
+        std::fs::write(&part, b"").expect("mount point");
+        let _bind = attack_mount(&["--bind", victim.to_str().expect("utf8")], &part);
+        let stage = r.stage_blocking(key, 10);
+        drop(stage);
+        drop(_bind);
+        let now = std::fs::read(&victim).expect("victim");
+        assert!(
+            now == victim_bytes,
+            "the checkpoint was truncated through the remote: {} bytes -> {} bytes",
+            victim_bytes.len(),
+            now.len()
+        );
+    }
+
+    #[test]
+    #[ignore = "needs root"]
+    fn a_partial_folder_bind_mounted_onto_a_checkpoint_subfolder_is_never_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("backup");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let _disk = attack_mount(&["-t", "tmpfs", "-o", "size=64m", "tmpfs"], &root);
+        let (_ws, ck, r) = attack_rig(dir.path(), false);
+        let run = ck.join("run1");
+        std::fs::create_dir_all(&run).expect("mkdir");
+        let _bind = attack_mount(&["--bind", run.to_str().expect("utf8")], &root.join(PARTIAL_DIR));
+        let key = "checkpoints/v01_step_100.pt";
+        let stage = r.stage_blocking(key, 10);
+        let staged = stage.is_some();
+        let listing: Vec<_> = std::fs::read_dir(&run).expect("ls").map(|e| e.expect("e").file_name()).collect();
+        drop(stage);
+        drop(_bind);
+        assert!(
+            !staged && listing.is_empty(),
+            "a partial copy was created inside the workspace's checkpoints: {listing:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn remembered_checksums_are_not_fooled_by_writes_through_a_shared_mapping() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let stored = r.root().join("a.pt");
+        let bytes = data(100_000);
+        std::fs::write(&stored, &bytes).expect("write");
+        let good = hex(&Sha256::digest(&bytes));
+        // Another program maps the stored file shared and writable, and writes the byte
+        // already there on each page (no change; each first write to a page moves the
+        // mtime and ctime).
+        let f = OpenOptions::new().read(true).write(true).open(&stored).expect("open");
+        let len = bytes.len();
+        // SAFETY: a fresh shared mapping of a file of `len` bytes, unmapped below.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED);
+        // SAFETY: `map` is `len` bytes, mapped readable and writable.
+        let mem = unsafe { std::slice::from_raw_parts_mut(map.cast::<u8>(), len) };
+        for i in (0..len).step_by(4096) {
+            let b = mem[i];
+            // SAFETY: in bounds.
+            unsafe { std::ptr::write_volatile(&mut mem[i], b) };
+        }
+        // The copy is checked: unchanged bytes, the version's checksum, remembered.
+        let first = r.stat("a.pt").await.expect("stat").expect("there");
+        assert_eq!(first.sha256.as_deref(), Some(good.as_str()));
+        // Then bytes are changed through the mapping (no page fault: no timestamp moves).
+        let before = std::fs::metadata(&stored).expect("meta");
+        // SAFETY: in bounds.
+        unsafe { std::ptr::write_volatile(&mut mem[5000], mem[5000] ^ 0xff) };
+        let after = std::fs::metadata(&stored).expect("meta");
+        let unchanged_stamps = (before.mtime_nsec(), before.ctime_nsec()) == (after.mtime_nsec(), after.ctime_nsec());
+        let now = r.stat("a.pt").await.expect("stat").expect("there");
+        // SAFETY: unmapping what was mapped above.
+        unsafe { libc::munmap(map, len) };
+        let on_disk = hex(&Sha256::digest(std::fs::read(&stored).expect("read")));
+        assert_ne!(on_disk, good, "the bytes did change");
+        assert_eq!(
+            now.sha256.as_deref(),
+            Some(on_disk.as_str()),
+            "stat reported the version's checksum for changed bytes (timestamps unchanged: {unchanged_stamps})"
+        );
+    }
+
+    #[tokio::test]
+    async fn storing_never_creates_folders_through_a_link_into_the_workspace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_ws, ck, r) = attack_rig(dir.path(), true);
+        let bytes = data(1000);
+        let src = dir.path().join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        // The stored key's first folder is a link to the workspace's checkpoints.
+        std::os::unix::fs::symlink(&ck, r.root().join("checkpoints")).expect("symlink");
+        let key = "checkpoints/run7/deep/v01_step_100.pt";
+        let ctx = TransferCtx::default();
+        let rp = r.resume_point(key, &sha, None).await.expect("resume point");
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+        let up = r.upload(req, &ctx).await;
+        assert!(up.is_err(), "stored through the link");
+        let listing: Vec<_> = std::fs::read_dir(&ck).expect("ls").map(|e| e.expect("e").file_name()).collect();
+        assert!(listing.is_empty(), "folders were created inside the workspace's checkpoints: {listing:?} ({up:?})");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs root"]
+    async fn a_folder_swapped_for_a_link_after_the_check_never_stores_into_the_workspace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // One filesystem (same_disk = true), a tmpfs for quick fsyncs.
+        let _disk = attack_mount(&["-t", "tmpfs", "-o", "size=256m", "tmpfs"], dir.path());
+        let (ws, _ck, r) = attack_rig(dir.path(), true);
+        let other = ws.join("checkpoints").join("run7");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        let victim = other.join("v01_step_100.pt");
+        let victim_bytes = b"the run7 checkpoint, the only copy".to_vec();
+        std::fs::write(&victim, &victim_bytes).expect("victim");
+        let bytes = data(4096);
+        let src = dir.path().join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let key = "checkpoints/v01_step_100.pt";
+        let real = r.root().join("checkpoints");
+        let evil = r.root().join("checkpoints.evil");
+        std::fs::create_dir_all(&real).expect("mkdir");
+        std::os::unix::fs::symlink(&other, &evil).expect("symlink");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (stop, real, evil) = (stop.clone(), real.clone(), evil.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &real,
+                        rustix::fs::CWD,
+                        &evil,
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                }
+            })
+        };
+        let ctx = TransferCtx::default();
+        let mut tries = 0;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(20) {
+            tries += 1;
+            let Ok(rp) = r.resume_point(key, &sha, None).await else { continue };
+            let req =
+                UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+            let _ = r.upload(req, &ctx).await;
+            if std::fs::read(&victim).ok().as_deref() != Some(&victim_bytes[..]) {
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().expect("join");
+        let now = std::fs::read(&victim).expect("victim");
+        assert!(
+            now == victim_bytes,
+            "after {tries} uploads: the workspace's run7 checkpoint was replaced through the remote (now {} bytes, the stored version's bytes: {})",
+            now.len(),
+            now == bytes
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_download_never_blocks_on_a_fifo_swapped_in_after_the_stat() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let remote = ready("bk", dir.path().join("remote"));
+        let key = "a.pt";
+        let stored = remote.root().join(key);
+        std::fs::write(&stored, data(1000)).expect("stored");
+        let fifo = remote.root().join("swap.fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (stop, a, b) = (stop.clone(), stored.clone(), fifo.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &a,
+                        rustix::fs::CWD,
+                        &b,
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                }
+            })
+        };
+        let ctx = TransferCtx::default();
+        let mut blocked = None;
+        for i in 0..300 {
+            let dest = dir.path().join(format!("restored-{i}.pt"));
+            match tokio::time::timeout(std::time::Duration::from_secs(5), remote.download(key, &dest, &ctx)).await {
+                Ok(_) => {}
+                Err(_) => {
+                    blocked = Some(i);
+                    break;
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().expect("join");
+        if let Some(i) = blocked {
+            // Let the stuck open return (a writer on whichever name holds the FIFO now).
+            use std::os::unix::fs::OpenOptionsExt;
+            let nb = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+            let w1 = OpenOptions::new().write(true).custom_flags(nb).open(&stored);
+            let w2 = OpenOptions::new().write(true).custom_flags(nb).open(&fifo);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop((w1, w2));
+            panic!("download {i} blocked on a FIFO swapped in for the stored file after its stat");
+        }
     }
 }
