@@ -1058,16 +1058,43 @@ const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
 /// letting it go at once. A filesystem or a caller that cannot take leases answers `true`:
 /// the file's identity is then all there is to go on, as before.
 fn no_writer(f: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: F_SETLEASE on a descriptor this function borrows for the call; it changes
-    // only the lease of this open file, which is released again below.
-    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) };
-    if r == -1 {
-        return io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN);
+    match ReadLease::take(f) {
+        Ok(_lease) => true,
+        Err(e) => e.raw_os_error() != Some(libc::EAGAIN),
     }
-    // SAFETY: as above; F_UNLCK gives back the lease just taken.
-    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-    true
+}
+
+/// A read lease on an open file, given back when dropped. Someone opening the file for
+/// writing meanwhile breaks it: the kernel signals the holder (`SIGIO` by default, whose
+/// default action ends the process) and holds that open until the lease is given back, so
+/// the lease break is sent as `SIGURG` instead, which a process ignores by default.
+struct ReadLease<'f>(&'f File);
+
+/// `F_SETSIG` (`<fcntl.h>`, Linux): the signal sent for this open file's events.
+const F_SETSIG: libc::c_int = 10;
+
+impl<'f> ReadLease<'f> {
+    fn take(f: &'f File) -> io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_SETSIG and F_SETLEASE on a descriptor borrowed for the lease's life;
+        // they change only how this open file is signalled and its lease.
+        if unsafe { libc::fcntl(f.as_raw_fd(), F_SETSIG, libc::SIGURG) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self(f))
+    }
+}
+
+impl Drop for ReadLease<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: gives back the lease taken on this borrowed descriptor.
+        unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    }
 }
 
 /// A new partial copy at `part`: whatever had that name is unlinked first (a hard link to
@@ -1404,6 +1431,27 @@ mod tests {
         let (f, l) = within(tokio::time::timeout(limit, opened).await, "open", &[&fifo]).expect("join");
         assert!(f.is_ok_and(|f| !f.metadata().expect("fstat").is_file()), "a FIFO opens at once, as no file");
         assert!(l.is_err(), "a link is not followed");
+    }
+
+    /// Someone opening a file for writing while the read lease of [`no_writer`] is held
+    /// breaks it: the process holding it is signalled and must live on (SIGIO's default
+    /// action would end it), and the opener gets its file once the lease is given back.
+    #[test]
+    fn a_lease_broken_by_a_writer_neither_ends_the_process_nor_loses_the_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.pt");
+        std::fs::write(&p, b"abc").expect("write");
+        let f = File::open(&p).expect("open");
+        let lease = ReadLease::take(&f).expect("a read lease on a file nobody writes");
+        let writer = std::thread::spawn(move || OpenOptions::new().write(true).open(&p).map(|_| ()));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!writer.is_finished(), "the writer's open waits for the lease to be given back");
+        drop(lease);
+        writer.join().expect("join").expect("the writer's open");
+        assert!(no_writer(&f), "nobody writes now");
+        let w = OpenOptions::new().write(true).open(dir.path().join("a.pt")).expect("open for writing");
+        assert!(!no_writer(&f), "a writer is told");
+        drop(w);
     }
 
     #[tokio::test]
