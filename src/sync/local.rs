@@ -1879,6 +1879,37 @@ mod tests {
     // mounts, FIFOs and links put where the remote writes or reads, folders swapped while
     // it works, writes through a shared mapping.
 
+    /// A thread exchanging two names (`renameat2` `RENAME_EXCHANGE`) as fast as it can,
+    /// until stopped: a folder or file swapped behind the remote's back at any moment.
+    struct Swapper {
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Swapper {
+        fn start(a: &Path, b: &Path) -> Self {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (flag, a, b) = (stop.clone(), a.to_path_buf(), b.to_path_buf());
+            let thread = std::thread::spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &a,
+                        rustix::fs::CWD,
+                        &b,
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                }
+            });
+            Self { stop, thread }
+        }
+
+        fn stop(self) {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.thread.join().expect("join");
+        }
+    }
+
     /// A workspace with a checkpoints folder and remote "bk" beside it, bound to it
     /// (`same_disk`: on the same disk, where a hard link into the workspace is possible).
     fn attack_rig(dir: &Path, same_disk: bool) -> (PathBuf, PathBuf, LocalRemote) {
@@ -2130,21 +2161,7 @@ mod tests {
         let evil = r.root().join("checkpoints.evil");
         std::fs::create_dir_all(&real).expect("mkdir");
         std::os::unix::fs::symlink(&other, &evil).expect("symlink");
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let swapper = {
-            let (stop, real, evil) = (stop.clone(), real.clone(), evil.clone());
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(
-                        rustix::fs::CWD,
-                        &real,
-                        rustix::fs::CWD,
-                        &evil,
-                        rustix::fs::RenameFlags::EXCHANGE,
-                    );
-                }
-            })
-        };
+        let swapper = Swapper::start(&real, &evil);
         let ctx = TransferCtx::default();
         let mut tries = 0;
         let start = std::time::Instant::now();
@@ -2158,8 +2175,7 @@ mod tests {
                 break;
             }
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        swapper.join().expect("join");
+        swapper.stop();
         let now = std::fs::read(&victim).expect("victim");
         assert!(
             now == victim_bytes,
@@ -2178,21 +2194,7 @@ mod tests {
         std::fs::write(&stored, data(1000)).expect("stored");
         let fifo = remote.root().join("swap.fifo");
         rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).expect("mkfifo");
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let swapper = {
-            let (stop, a, b) = (stop.clone(), stored.clone(), fifo.clone());
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(
-                        rustix::fs::CWD,
-                        &a,
-                        rustix::fs::CWD,
-                        &b,
-                        rustix::fs::RenameFlags::EXCHANGE,
-                    );
-                }
-            })
-        };
+        let swapper = Swapper::start(&stored, &fifo);
         let ctx = TransferCtx::default();
         let mut blocked = None;
         for i in 0..300 {
@@ -2205,8 +2207,7 @@ mod tests {
                 }
             }
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        swapper.join().expect("join");
+        swapper.stop();
         if let Some(i) = blocked {
             // Let the stuck open return (a writer on whichever name holds the FIFO now).
             use std::os::unix::fs::OpenOptionsExt;
