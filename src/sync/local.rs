@@ -1937,13 +1937,7 @@ mod tests {
         std::fs::hard_link(&victim, r.partial_path(key)).expect("hard link");
         let stage = r.stage_blocking(key, 10);
         drop(stage);
-        let now = std::fs::read(&victim).expect("victim");
-        assert!(
-            now == victim_bytes,
-            "the checkpoint was truncated through the remote: {} bytes -> {} bytes",
-            victim_bytes.len(),
-            now.len()
-        );
+        assert_not_truncated(&victim, &victim_bytes);
     }
 
     #[tokio::test]
@@ -2014,15 +2008,32 @@ mod tests {
         AttackMount(at.to_path_buf())
     }
 
+    /// The checkpoint `victim` still holds `bytes`.
+    fn assert_not_truncated(victim: &Path, bytes: &[u8]) {
+        let now = std::fs::read(victim).expect("victim");
+        assert!(
+            now == bytes,
+            "the checkpoint was truncated through the remote: {} bytes -> {} bytes",
+            bytes.len(),
+            now.len()
+        );
+    }
+
+    /// [`attack_rig`] with the remote on a tmpfs of its own (`same_disk = false`, as in real
+    /// use): the mount, the checkpoints folder and the remote.
+    fn rig_on_a_disk_of_its_own(dir: &Path) -> (AttackMount, PathBuf, LocalRemote) {
+        let root = dir.join("backup");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let disk = attack_mount(&["-t", "tmpfs", "-o", "size=64m", "tmpfs"], &root);
+        let (_ws, ck, r) = attack_rig(dir, false);
+        (disk, ck, r)
+    }
+
     #[test]
     #[ignore = "needs root"]
     fn a_partial_file_bind_mounted_onto_a_checkpoint_is_never_truncated() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().join("backup");
-        std::fs::create_dir_all(&root).expect("mkdir");
-        // The remote on a disk of its own: same_disk = false, as in real use.
-        let _disk = attack_mount(&["-t", "tmpfs", "-o", "size=64m", "tmpfs"], &root);
-        let (_ws, ck, r) = attack_rig(dir.path(), false);
+        let (_disk, ck, r) = rig_on_a_disk_of_its_own(dir.path());
         assert!(r.shares_disk_with().is_none());
         let key = "checkpoints/v01_step_100.pt";
         let victim = ck.join("v01_step_50.pt");
@@ -2034,23 +2045,15 @@ mod tests {
         let stage = r.stage_blocking(key, 10);
         drop(stage);
         drop(_bind);
-        let now = std::fs::read(&victim).expect("victim");
-        assert!(
-            now == victim_bytes,
-            "the checkpoint was truncated through the remote: {} bytes -> {} bytes",
-            victim_bytes.len(),
-            now.len()
-        );
+        assert_not_truncated(&victim, &victim_bytes);
     }
 
     #[test]
     #[ignore = "needs root"]
     fn a_partial_folder_bind_mounted_onto_a_checkpoint_subfolder_is_never_written() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().join("backup");
-        std::fs::create_dir_all(&root).expect("mkdir");
-        let _disk = attack_mount(&["-t", "tmpfs", "-o", "size=64m", "tmpfs"], &root);
-        let (_ws, ck, r) = attack_rig(dir.path(), false);
+        let (_disk, ck, r) = rig_on_a_disk_of_its_own(dir.path());
+        let root = r.root().to_path_buf();
         let run = ck.join("run1");
         std::fs::create_dir_all(&run).expect("mkdir");
         let _bind = attack_mount(&["--bind", run.to_str().expect("utf8")], &root.join(PARTIAL_DIR));
