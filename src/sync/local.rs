@@ -440,6 +440,7 @@ impl LocalRemote {
         self.staged().remove(key);
         let part = self.partial_path(key);
         let file = create_partial(&part).ok()?;
+        let watched = watch_openers(&file).is_some();
         Some(LocalStage {
             remote: self.clone(),
             key: key.to_string(),
@@ -447,6 +448,7 @@ impl LocalRemote {
             open: Some((DirectWriter::new(&file, 0), file)),
             size,
             kept: false,
+            watched,
         })
     }
 
@@ -504,6 +506,7 @@ impl LocalRemote {
             Err(e) => Err(e),
         }
         .map_err(|e| self.io_err(&e, &part))?;
+        let watched = watch_openers(&out);
         let meta = out.metadata().map_err(|e| self.io_err(&e, &part))?;
         let have = meta.len();
         if offset == size && have == size && self.staged_for(key, sha256, &out) {
@@ -549,7 +552,23 @@ impl LocalRemote {
         }
         self.staged().remove(key);
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
-        let written = FileKey::of_file(&out).ok();
+        // Someone else opened the partial copy while it was written (a backup tool reading
+        // it, or a writer): the bytes on the disk need not be the ones hashed on their way
+        // there, so they are read back, and their checksum is not remembered.
+        let opened_by_another = watched.is_some() && !unbroken(&out);
+        if opened_by_another && read_back(&part).map_err(|e| self.io_err(&e, &part))? != sha256 {
+            drop(out);
+            let _ = fs::remove_file(&part);
+            return Err(RemoteError::new(
+                ErrorKind::Transient,
+                format!(
+                    "the partial copy {} on remote '{}' was changed by another process while it was written; it is copied again",
+                    part.display(),
+                    self.name
+                ),
+            ));
+        }
+        let written = FileKey::of_file(&out).ok().filter(|_| !opened_by_another);
         // The key's folders, made and opened one at a time beneath the remote's folder, none
         // through a link; the copy is renamed into the folder so opened, so a folder swapped
         // for a link after this check still receives nothing.
@@ -1014,6 +1033,8 @@ struct LocalStage {
     open: Option<(DirectWriter, File)>,
     size: u64,
     kept: bool,
+    /// Whether other openers of the partial file are watched (a write lease was taken).
+    watched: bool,
 }
 
 impl hash::StageSink for LocalStage {
@@ -1032,6 +1053,11 @@ impl hash::StageSink for LocalStage {
         }
         w.finish(&f)?;
         f.sync_all()?;
+        // Opened by someone else while the hash pass wrote it: kept only if its bytes read
+        // back are the ones hashed.
+        if self.watched && !unbroken(&f) && read_back(&self.part)? != sha256 {
+            return Err(io::Error::other("the staged copy was changed by another process while it was written"));
+        }
         let part = FileKey::of_file(&f)?;
         self.remote.staged().insert(self.key.clone(), Staged { sha256: sha256.to_string(), part });
         self.kept = true;
@@ -1069,6 +1095,41 @@ fn no_writer(f: &File) -> bool {
 /// default action ends the process) and holds that open until the lease is given back, so
 /// the lease break is sent as `SIGURG` instead, which a process ignores by default.
 struct ReadLease<'f>(&'f File);
+
+/// Watching a partial copy for other openers while it is written: a write lease, which the
+/// kernel breaks (and signals, as `SIGURG`) when anyone else opens the file. Taken on a
+/// file just created or opened, given back by [`unbroken`], which says whether no one
+/// opened the file meanwhile. `None` where leases cannot be taken (another descriptor is
+/// open, a network filesystem, not the file's owner): nothing is watched then.
+fn watch_openers(f: &File) -> Option<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETSIG and F_SETLEASE on a borrowed descriptor; they change only how this
+    // open file is signalled and its lease.
+    let ok = unsafe {
+        libc::fcntl(f.as_raw_fd(), F_SETSIG, libc::SIGURG) != -1
+            && libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) != -1
+    };
+    ok.then_some(())
+}
+
+/// Gives back the write lease of [`watch_openers`]; whether it was still whole, i.e. no
+/// one else opened the file since it was taken.
+fn unbroken(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETLEASE and F_SETLEASE on a borrowed descriptor, the lease taken by
+    // `watch_openers` read and given back.
+    unsafe {
+        let held = libc::fcntl(f.as_raw_fd(), libc::F_GETLEASE);
+        libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK);
+        held == libc::F_WRLCK
+    }
+}
+
+/// The SHA-256 of the partial copy `part` read back: what another process that opened it
+/// while it was written may have changed.
+fn read_back(part: &Path) -> io::Result<String> {
+    hash::sha256_open(open_file_nofollow(part)?)
+}
 
 /// `F_SETSIG` (`<fcntl.h>`, Linux): the signal sent for this open file's events.
 const F_SETSIG: libc::c_int = 10;
@@ -2186,6 +2247,124 @@ mod tests {
             now.len(),
             now == bytes
         );
+    }
+
+    /// Another process writes a byte into the partial copy, by its name, while the upload
+    /// copies into it (throttled to 8 MiB/s; the write after 8 MiB, at offset 10): the
+    /// changed copy is never stored as the version, nor its checksum remembered as good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partial_copy_changed_by_another_writer_during_the_upload_is_never_remembered_as_good() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(3 * CHUNK + 17);
+        let src = dir.path().join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let key = "ck/a.pt";
+        let ctx = TransferCtx {
+            limiter: Some(Arc::new(super::super::remote::RateLimiter::new(8 << 20))),
+            ..TransferCtx::default()
+        };
+        let done = ctx.bytes_done.clone();
+        let part = r.partial_path(key);
+        let writer = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while done.load(std::sync::atomic::Ordering::Relaxed) < 2 * CHUNK as u64 {
+                assert!(start.elapsed() < std::time::Duration::from_secs(30), "the upload never got going");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let f = OpenOptions::new().write(true).open(&part).expect("open the partial copy");
+            f.write_all_at(b"X", 10).expect("write");
+        });
+        let rp = r.resume_point(key, &sha, None).await.expect("resume point");
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+        let up = r.upload(req, &ctx).await;
+        writer.join().expect("writer");
+        // The writer's open waits for the watch (a write lease) to be given back, so its
+        // byte lands either before the copy is read back (refused: copied again) or in the
+        // stored file afterwards: either way the remote never reports the changed bytes as
+        // the version, then or later.
+        match up {
+            Err(err) => {
+                assert!(err.message.contains("changed by another process"), "{err}");
+                assert!(!r.root().join(key).exists(), "nothing stored");
+                let rp = r.resume_point(key, &sha, None).await.expect("resume point");
+                let req =
+                    UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+                r.upload(req, &TransferCtx::default()).await.expect("upload again");
+                assert_eq!(std::fs::read(r.root().join(key)).expect("stored"), bytes, "copied again exactly");
+            }
+            Ok(_) => {
+                let on_disk = hex(&Sha256::digest(std::fs::read(r.root().join(key)).expect("stored")));
+                assert_ne!(on_disk, sha, "the byte landed in the stored file");
+                for _ in 0..2 {
+                    let st = r.stat(key).await.expect("stat").expect("there");
+                    assert_eq!(st.sha256.as_deref(), Some(on_disk.as_str()), "the remote reports what is on the disk");
+                }
+            }
+        }
+    }
+
+    /// Another process writes into the hash pass's staged copy while it is written: the
+    /// copy stored afterwards is exactly the version, whichever way the write lands.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_staged_copy_changed_by_another_writer_while_staged_is_never_stored() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(3 * CHUNK + 17);
+        let src = dir.path().join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let key = "ck/a.pt";
+        let mut sink = r.stage_sink(key, bytes.len() as u64).expect("a sink");
+        sink.write(&bytes[..CHUNK]).expect("write");
+        let part = r.partial_path(key);
+        let writer = std::thread::spawn(move || {
+            let f = OpenOptions::new().write(true).open(&part).expect("open the staged copy");
+            f.write_all_at(b"X", 10).expect("write");
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        sink.write(&bytes[CHUNK..]).expect("write");
+        let staged = sink.finish(&sha);
+        writer.join().expect("writer");
+        let rp = r.resume_point(key, &sha, None).await.expect("resume point");
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+        r.upload(req, &TransferCtx::default()).await.expect("upload");
+        assert_eq!(std::fs::read(r.root().join(key)).expect("stored"), bytes, "stored exactly (staged: {staged:?})");
+        let st = r.stat(key).await.expect("stat").expect("there");
+        assert_eq!(st.sha256.as_deref(), Some(sha.as_str()));
+    }
+
+    /// A reader opening the partial copy while it is written (a backup tool) breaks the
+    /// watch but changes nothing: the copy is read back, found exact and stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partial_copy_only_read_by_another_process_is_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(3 * CHUNK + 17);
+        let src = dir.path().join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let key = "ck/a.pt";
+        let ctx = TransferCtx {
+            limiter: Some(Arc::new(super::super::remote::RateLimiter::new(8 << 20))),
+            ..TransferCtx::default()
+        };
+        let done = ctx.bytes_done.clone();
+        let part = r.partial_path(key);
+        let reader = std::thread::spawn(move || {
+            while done.load(std::sync::atomic::Ordering::Relaxed) < 2 * CHUNK as u64 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::fs::read(&part).expect("read the partial copy").len()
+        });
+        let rp = r.resume_point(key, &sha, None).await.expect("resume point");
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+        r.upload(req, &ctx).await.expect("stored");
+        assert!(reader.join().expect("reader") > 0);
+        assert_eq!(std::fs::read(r.root().join(key)).expect("stored"), bytes);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
