@@ -367,39 +367,42 @@ impl LocalRemote {
         self.staged().get(key).is_some_and(|s| s.sha256 == sha256 && FileKey::of_file(part).is_ok_and(|k| k == s.part))
     }
 
-    /// The folder of partial copies, made when missing; never one that is a link, or that
-    /// resolves outside the remote's folder or into the workspace or a checkpoint root (a
-    /// copy written there would be written into what it is a copy of).
-    fn partial_dir(&self) -> Result<PathBuf, RemoteError> {
+    /// The folder of partial copies, made when missing and opened; never one that is a
+    /// link, or that resolves outside the remote's folder or into the workspace or a
+    /// checkpoint root, or a mount of its own (a bind mount of any folder): a copy written
+    /// there could be written into what it is a copy of.
+    fn partial_dir(&self) -> Result<std::os::fd::OwnedFd, RemoteError> {
         let dir = self.root.join(PARTIAL_DIR);
-        fs::create_dir_all(&dir).map_err(|e| self.io_err(&e, &dir))?;
-        let why = match fs::symlink_metadata(&dir) {
-            Ok(m) if m.file_type().is_symlink() => Some("it is a link".to_string()),
-            Ok(m) => self.resolves_elsewhere(&dir).or_else(|| {
-                // A bind mount resolves where it is mounted: told by its identity, and by
-                // a mount of its own (of any folder, in the workspace or not).
-                self.opts
-                    .protected
-                    .iter()
-                    .find_map(|p| {
-                        let pm = fs::metadata(p).ok()?;
-                        (pm.dev() == m.dev() && pm.ino() == m.ino())
-                            .then(|| format!("it is {} itself (a bind mount)", p.display()))
-                    })
-                    .or_else(|| {
-                        let (Some(here), Some(root)) = (mount_id(&dir), mount_id(&self.root)) else { return None };
-                        (here != root).then(|| "it is a mount of its own (a bind mount?)".to_string())
-                    })
-            }),
-            Err(e) => return Err(self.io_err(&e, &dir)),
-        };
-        match why {
-            None => Ok(dir),
-            Some(why) => Err(RemoteError::new(
+        let refuse = |why: String| {
+            RemoteError::new(
                 ErrorKind::NotFound,
                 format!("not writing partial copies into {} on remote '{}': {why}", dir.display(), self.name),
             )
-            .with_fix(format!("remove {} (a link or a mount there); it is made again as a folder", dir.display()))),
+            .with_fix(format!("remove {} (a link or a mount there); it is made again as a folder", dir.display()))
+        };
+        let fd = open_folders_beneath(&self.root, Path::new(PARTIAL_DIR)).map_err(|e| refuse(e.to_string()))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.io_err(&io::Error::from(e), &dir))?;
+        // A bind mount resolves where it is mounted: told by its identity, and by a mount
+        // of its own.
+        let why = self
+            .resolves_elsewhere(&dir)
+            .or_else(|| {
+                self.opts.protected.iter().find_map(|p| {
+                    let pm = fs::metadata(p).ok()?;
+                    (pm.dev() == st.st_dev && pm.ino() == st.st_ino)
+                        .then(|| format!("it is {} itself (a bind mount)", p.display()))
+                })
+            })
+            .or_else(|| {
+                let (Some(here), Some(root)) = (mount_id(&fd, Path::new("")), mount_id(rustix::fs::CWD, &self.root))
+                else {
+                    return None;
+                };
+                (here != root).then(|| "it is a mount of its own (a bind mount?)".to_string())
+            });
+        match why {
+            None => Ok(fd),
+            Some(why) => Err(refuse(why)),
         }
     }
 
@@ -418,7 +421,7 @@ impl LocalRemote {
             }
         };
         let m = f.metadata()?;
-        let same_mount = match (mount_id_of(&f), part.parent().and_then(mount_id)) {
+        let same_mount = match (mount_id(&f, Path::new("")), part.parent().and_then(|d| mount_id(rustix::fs::CWD, d))) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
@@ -440,7 +443,7 @@ impl LocalRemote {
         self.staged().remove(key);
         let part = self.partial_path(key);
         let file = create_partial(&part).ok()?;
-        let watched = watch_openers(&file).is_some();
+        let watched = watch_openers(&file);
         Some(LocalStage {
             remote: self.clone(),
             key: key.to_string(),
@@ -491,7 +494,7 @@ impl LocalRemote {
         let dest = self.key_path(key)?;
         self.place_ok()?;
         let part = self.partial_path(key);
-        self.partial_dir()?;
+        let part_dir = self.partial_dir()?;
 
         let src = File::open(source).map_err(|e| source_err(&e, source))?;
         let src_len = src.metadata().map_err(|e| source_err(&e, source))?.len();
@@ -555,7 +558,7 @@ impl LocalRemote {
         // Someone else opened the partial copy while it was written (a backup tool reading
         // it, or a writer): the bytes on the disk need not be the ones hashed on their way
         // there, so they are read back, and their checksum is not remembered.
-        let opened_by_another = watched.is_some() && !unbroken(&out);
+        let opened_by_another = watched && !unbroken(&out);
         if opened_by_another && read_back(&part).map_err(|e| self.io_err(&e, &part))? != sha256 {
             drop(out);
             let _ = fs::remove_file(&part);
@@ -588,7 +591,6 @@ impl LocalRemote {
         if let Some(why) = self.resolves_elsewhere(parent) {
             return Err(refuse(why));
         }
-        let part_dir = open_folders_beneath(&self.root, Path::new(PARTIAL_DIR)).map_err(|e| refuse(e.to_string()))?;
         let (Some(part_name), Some(leaf)) = (part.file_name(), dest.file_name()) else {
             return Err(refuse("not a file name".into()));
         };
@@ -1079,83 +1081,70 @@ const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 /// Opens never wait (a FIFO without a reader or a writer).
 const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
 
-/// Whether no one has `f` open for writing, told by taking a read lease on it (which the
-/// kernel refuses, `EAGAIN`, while any descriptor or shared mapping may write to it) and
-/// letting it go at once. A filesystem or a caller that cannot take leases answers `true`:
-/// the file's identity is then all there is to go on, as before.
-fn no_writer(f: &File) -> bool {
-    match ReadLease::take(f) {
-        Ok(_lease) => true,
-        Err(e) => e.raw_os_error() != Some(libc::EAGAIN),
-    }
-}
+/// `F_SETSIG` (`<fcntl.h>`, Linux): the signal sent for this open file's events.
+const F_SETSIG: libc::c_int = 10;
 
-/// A read lease on an open file, given back when dropped. Someone opening the file for
-/// writing meanwhile breaks it: the kernel signals the holder (`SIGIO` by default, whose
-/// default action ends the process) and holds that open until the lease is given back, so
-/// the lease break is sent as `SIGURG` instead, which a process ignores by default.
-struct ReadLease<'f>(&'f File);
-
-/// Watching a partial copy for other openers while it is written: a write lease, which the
-/// kernel breaks (and signals, as `SIGURG`) when anyone else opens the file. Taken on a
-/// file just created or opened, given back by [`unbroken`], which says whether no one
-/// opened the file meanwhile. `None` where leases cannot be taken (another descriptor is
-/// open, a network filesystem, not the file's owner): nothing is watched then.
-fn watch_openers(f: &File) -> Option<()> {
+/// Takes a lease of `kind` (`F_RDLCK`, `F_WRLCK`) on the open file `f`. Someone opening
+/// the file in a way the lease forbids breaks it: the kernel signals the holder (`SIGIO`
+/// by default, whose default action ends the process) and holds that open until the lease
+/// is given back (or `lease-break-time` has passed), so the break is signalled as `SIGURG`
+/// instead, which a process ignores by default.
+fn take_lease(f: &File, kind: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: F_SETSIG and F_SETLEASE on a borrowed descriptor; they change only how this
     // open file is signalled and its lease.
     let ok = unsafe {
         libc::fcntl(f.as_raw_fd(), F_SETSIG, libc::SIGURG) != -1
-            && libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) != -1
+            && libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, kind) != -1
     };
-    ok.then_some(())
+    if ok { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Gives back the lease of [`take_lease`]; the lease held until then (`F_UNLCK` or a
+/// weaker one when it was being broken).
+fn give_back_lease(f: &File) -> libc::c_int {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETLEASE and F_SETLEASE on a borrowed descriptor: its own lease read and
+    // given back.
+    unsafe {
+        let held = libc::fcntl(f.as_raw_fd(), libc::F_GETLEASE);
+        libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK);
+        held
+    }
+}
+
+/// Whether no one has `f` open for writing, told by taking a read lease on it (which the
+/// kernel refuses, `EAGAIN`, while any descriptor or shared mapping may write to it) and
+/// giving it back at once. A filesystem or a caller that cannot take leases answers
+/// `true`: the file's identity is then all there is to go on, as before.
+fn no_writer(f: &File) -> bool {
+    match take_lease(f, libc::F_RDLCK) {
+        Ok(()) => {
+            give_back_lease(f);
+            true
+        }
+        Err(e) => e.raw_os_error() != Some(libc::EAGAIN),
+    }
+}
+
+/// Watches a partial copy for other openers while it is written: a write lease, which
+/// anyone else opening the file breaks. Taken on a file just created or opened; given back
+/// by [`unbroken`]. `false` where leases cannot be taken (another descriptor is open, a
+/// network filesystem, not the file's owner): nothing is watched then.
+fn watch_openers(f: &File) -> bool {
+    take_lease(f, libc::F_WRLCK).is_ok()
 }
 
 /// Gives back the write lease of [`watch_openers`]; whether it was still whole, i.e. no
 /// one else opened the file since it was taken.
 fn unbroken(f: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: F_GETLEASE and F_SETLEASE on a borrowed descriptor, the lease taken by
-    // `watch_openers` read and given back.
-    unsafe {
-        let held = libc::fcntl(f.as_raw_fd(), libc::F_GETLEASE);
-        libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK);
-        held == libc::F_WRLCK
-    }
+    give_back_lease(f) == libc::F_WRLCK
 }
 
 /// The SHA-256 of the partial copy `part` read back: what another process that opened it
 /// while it was written may have changed.
 fn read_back(part: &Path) -> io::Result<String> {
     hash::sha256_open(open_file_nofollow(part)?)
-}
-
-/// `F_SETSIG` (`<fcntl.h>`, Linux): the signal sent for this open file's events.
-const F_SETSIG: libc::c_int = 10;
-
-impl<'f> ReadLease<'f> {
-    fn take(f: &'f File) -> io::Result<Self> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: F_SETSIG and F_SETLEASE on a descriptor borrowed for the lease's life;
-        // they change only how this open file is signalled and its lease.
-        if unsafe { libc::fcntl(f.as_raw_fd(), F_SETSIG, libc::SIGURG) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self(f))
-    }
-}
-
-impl Drop for ReadLease<'_> {
-    fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: gives back the lease taken on this borrowed descriptor.
-        unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-    }
 }
 
 /// A new partial copy at `part`: whatever had that name is unlinked first (a hard link to
@@ -1204,18 +1193,13 @@ fn open_folders_beneath(root: &Path, rel: &Path) -> io::Result<std::os::fd::Owne
     Ok(dir)
 }
 
-/// The id of the mount `path` is on (`statx` `STATX_MNT_ID`, Linux 5.8+), without following
-/// a link at its end; `None` where the kernel does not say.
-fn mount_id(path: &Path) -> Option<u64> {
-    use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
-    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID).ok()?;
-    (StatxFlags::from_bits_retain(st.stx_mask) & StatxFlags::MNT_ID == StatxFlags::MNT_ID).then_some(st.stx_mnt_id)
-}
-
-/// [`mount_id`] of an open file.
-fn mount_id_of(f: &File) -> Option<u64> {
+/// The id of the mount a file is on (`statx` `STATX_MNT_ID`, Linux 5.8+): `path` from
+/// `at`, a link at its end not followed; an open file is `(file, "")`. `None` where the
+/// kernel does not say.
+fn mount_id<Fd: std::os::fd::AsFd>(at: Fd, path: &Path) -> Option<u64> {
     use rustix::fs::{AtFlags, StatxFlags, statx};
-    let st = statx(f, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID).ok()?;
+    let flags = if path.as_os_str().is_empty() { AtFlags::EMPTY_PATH } else { AtFlags::SYMLINK_NOFOLLOW };
+    let st = statx(at, path, flags, StatxFlags::MNT_ID).ok()?;
     (StatxFlags::from_bits_retain(st.stx_mask) & StatxFlags::MNT_ID == StatxFlags::MNT_ID).then_some(st.stx_mnt_id)
 }
 
@@ -1503,11 +1487,11 @@ mod tests {
         let p = dir.path().join("a.pt");
         std::fs::write(&p, b"abc").expect("write");
         let f = File::open(&p).expect("open");
-        let lease = ReadLease::take(&f).expect("a read lease on a file nobody writes");
+        take_lease(&f, libc::F_RDLCK).expect("a read lease on a file nobody writes");
         let writer = std::thread::spawn(move || OpenOptions::new().write(true).open(&p).map(|_| ()));
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert!(!writer.is_finished(), "the writer's open waits for the lease to be given back");
-        drop(lease);
+        give_back_lease(&f);
         writer.join().expect("join").expect("the writer's open");
         assert!(no_writer(&f), "nobody writes now");
         let w = OpenOptions::new().write(true).open(dir.path().join("a.pt")).expect("open for writing");
@@ -2249,6 +2233,21 @@ mod tests {
         );
     }
 
+    /// A remote with remembered checksums in `dir`, a source of 3 chunks and a bit, its
+    /// SHA-256, and a transfer throttled to 8 MiB/s (time for another process to step in).
+    fn throttled_upload(dir: &Path) -> (LocalRemote, Vec<u8>, PathBuf, String, TransferCtx) {
+        let r = with_sums(dir);
+        let bytes = data(3 * CHUNK + 17);
+        let src = dir.join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let ctx = TransferCtx {
+            limiter: Some(Arc::new(super::super::remote::RateLimiter::new(8 << 20))),
+            ..TransferCtx::default()
+        };
+        (r, bytes, src, sha, ctx)
+    }
+
     /// Another process writes a byte into the partial copy, by its name, while the upload
     /// copies into it (throttled to 8 MiB/s; the write after 8 MiB, at offset 10): the
     /// changed copy is never stored as the version, nor its checksum remembered as good.
@@ -2256,16 +2255,8 @@ mod tests {
     async fn a_partial_copy_changed_by_another_writer_during_the_upload_is_never_remembered_as_good() {
         use std::os::unix::fs::FileExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        let r = with_sums(dir.path());
-        let bytes = data(3 * CHUNK + 17);
-        let src = dir.path().join("src.pt");
-        std::fs::write(&src, &bytes).expect("source");
-        let sha = hex(&Sha256::digest(&bytes));
+        let (r, bytes, src, sha, ctx) = throttled_upload(dir.path());
         let key = "ck/a.pt";
-        let ctx = TransferCtx {
-            limiter: Some(Arc::new(super::super::remote::RateLimiter::new(8 << 20))),
-            ..TransferCtx::default()
-        };
         let done = ctx.bytes_done.clone();
         let part = r.partial_path(key);
         let writer = std::thread::spawn(move || {
@@ -2312,11 +2303,7 @@ mod tests {
     async fn a_staged_copy_changed_by_another_writer_while_staged_is_never_stored() {
         use std::os::unix::fs::FileExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        let r = with_sums(dir.path());
-        let bytes = data(3 * CHUNK + 17);
-        let src = dir.path().join("src.pt");
-        std::fs::write(&src, &bytes).expect("source");
-        let sha = hex(&Sha256::digest(&bytes));
+        let (r, bytes, src, sha, _) = throttled_upload(dir.path());
         let key = "ck/a.pt";
         let mut sink = r.stage_sink(key, bytes.len() as u64).expect("a sink");
         sink.write(&bytes[..CHUNK]).expect("write");
@@ -2342,16 +2329,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_partial_copy_only_read_by_another_process_is_stored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let r = with_sums(dir.path());
-        let bytes = data(3 * CHUNK + 17);
-        let src = dir.path().join("src.pt");
-        std::fs::write(&src, &bytes).expect("source");
-        let sha = hex(&Sha256::digest(&bytes));
+        let (r, bytes, src, sha, ctx) = throttled_upload(dir.path());
         let key = "ck/a.pt";
-        let ctx = TransferCtx {
-            limiter: Some(Arc::new(super::super::remote::RateLimiter::new(8 << 20))),
-            ..TransferCtx::default()
-        };
         let done = ctx.bytes_done.clone();
         let part = r.partial_path(key);
         let reader = std::thread::spawn(move || {

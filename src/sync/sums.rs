@@ -265,6 +265,9 @@ mod tests {
             }
         }
         eprintln!("{generations} of 50 files had a generation number; {reused} inode numbers came back");
+        if generations == 0 || reused == 0 {
+            eprintln!("SKIPPED: the temporary folder's filesystem gave nothing to check (CI fails here instead)");
+        }
         // CI's temporary folder is on ext4, which keeps generation numbers and hands a
         // freed inode number out again at once: there the check must have seen both.
         if std::env::var_os("CI").is_some() {
