@@ -13,9 +13,11 @@
 //! filesystem with what it protects (the workspace and the checkpoint roots) unless
 //! `same_disk = true` says so. Every operation checks this first.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -406,22 +408,25 @@ impl LocalRemote {
         }
     }
 
-    /// The partial copy at `part` opened to go on writing it, when it is one: a regular
-    /// file with no other name (a hard link to a checkpoint would be written into), on the
-    /// partial folder's own mount (not a file bind-mounted there). Anything else at that
-    /// name is removed (`Ok(None)`: start a new copy with [`create_partial`]).
-    fn open_partial(&self, part: &Path) -> io::Result<Option<File>> {
-        let f = match OpenOptions::new().read(true).write(true).custom_flags(NOFOLLOW | NONBLOCK).open(part) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    /// The partial copy `name` in the partial folder `dir` opened to go on writing it,
+    /// when it is one: a regular file with no other name (a hard link to a checkpoint would
+    /// be written into), on the partial folder's own mount (not a file bind-mounted there).
+    /// Anything else of that name is removed (`Ok(None)`: start a new copy with
+    /// [`create_partial`]).
+    fn open_partial(&self, dir: &OwnedFd, name: &OsStr) -> io::Result<Option<File>> {
+        use rustix::fs::{Mode, OFlags, openat};
+        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let f = match openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
             // A link (ELOOP), a folder, a FIFO without a reader (ENXIO): not a copy.
             Err(_) => {
-                remove_partial(part)?;
+                remove_partial(dir, name)?;
                 return Ok(None);
             }
         };
         let m = f.metadata()?;
-        let same_mount = match (mount_id(&f, Path::new("")), part.parent().and_then(|d| mount_id(rustix::fs::CWD, d))) {
+        let same_mount = match (mount_id(&f, Path::new("")), mount_id(dir, Path::new(""))) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
@@ -429,7 +434,7 @@ impl LocalRemote {
             return Ok(Some(f));
         }
         drop(f);
-        remove_partial(part)?;
+        remove_partial(dir, name)?;
         Ok(None)
     }
 
@@ -439,10 +444,10 @@ impl LocalRemote {
     fn stage_blocking(&self, key: &str, size: u64) -> Option<LocalStage> {
         self.key_path(key).ok()?;
         self.place_ok().ok()?;
-        self.partial_dir().ok()?;
+        let dir = self.partial_dir().ok()?;
         self.staged().remove(key);
         let part = self.partial_path(key);
-        let file = create_partial(&part).ok()?;
+        let file = create_partial(&dir, part.file_name()?).ok()?;
         let watched = watch_openers(&file);
         Some(LocalStage {
             remote: self.clone(),
@@ -458,8 +463,9 @@ impl LocalRemote {
     fn resume_blocking(&self, key: &str, sha256: &str, session: Option<&str>) -> Result<ResumePoint, RemoteError> {
         self.key_path(key)?;
         self.place_ok()?;
-        self.partial_dir()?;
+        let dir = self.partial_dir()?;
         let part = self.partial_path(key);
+        let name = part.file_name().unwrap_or_default();
         // Copied whole while the hash pass read the source: nothing left to send.
         if let Ok(f) = open_file_nofollow(&part)
             && self.staged_for(key, sha256, &f)
@@ -468,16 +474,12 @@ impl LocalRemote {
             return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
         if session == Some(sha256)
-            && let Ok(Some(f)) = self.open_partial(&part)
+            && let Ok(Some(f)) = self.open_partial(&dir, name)
             && let Ok(meta) = f.metadata()
         {
             return Ok(ResumePoint { offset: meta.len(), session: Some(sha256.to_string()) });
         }
-        match fs::remove_file(&part) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.io_err(&e, &part)),
-        }
+        remove_partial(&dir, name).map_err(|e| self.io_err(&e, &part))?;
         Ok(ResumePoint { offset: 0, session: Some(sha256.to_string()) })
     }
 
@@ -503,9 +505,10 @@ impl LocalRemote {
         if src_len < size {
             return Err(changed(source));
         }
-        let out = match self.open_partial(&part) {
+        let name = part.file_name().unwrap_or_default();
+        let out = match self.open_partial(&part_dir, name) {
             Ok(Some(f)) => Ok(f),
-            Ok(None) => create_partial(&part),
+            Ok(None) => create_partial(&part_dir, name),
             Err(e) => Err(e),
         }
         .map_err(|e| self.io_err(&e, &part))?;
@@ -1076,11 +1079,6 @@ impl Drop for LocalStage {
     }
 }
 
-/// Opens never follow a link at the path's last component (`ELOOP`).
-const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-/// Opens never wait (a FIFO without a reader or a writer).
-const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
-
 /// `F_SETSIG` (`<fcntl.h>`, Linux): the signal sent for this open file's events.
 const F_SETSIG: libc::c_int = 10;
 
@@ -1147,19 +1145,22 @@ fn read_back(part: &Path) -> io::Result<String> {
     hash::sha256_open(open_file_nofollow(part)?)
 }
 
-/// A new partial copy at `part`: whatever had that name is unlinked first (a hard link to
-/// a checkpoint loses a name, not its bytes; a file bind-mounted there cannot be unlinked:
-/// `EBUSY`, an error), then the file is created, `O_EXCL`, so it is ours alone.
-fn create_partial(part: &Path) -> io::Result<File> {
-    remove_partial(part)?;
-    OpenOptions::new().read(true).write(true).create_new(true).custom_flags(NOFOLLOW | NONBLOCK).open(part)
+/// A new partial copy `name` in the partial folder `dir`: whatever had that name is
+/// unlinked first (a hard link to a checkpoint loses a name, not its bytes; a file
+/// bind-mounted there cannot be unlinked: `EBUSY`, an error), then the file is created,
+/// `O_EXCL`, so it is ours alone.
+fn create_partial(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    remove_partial(dir, name)?;
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    Ok(File::from(openat(dir, name, flags, Mode::from_raw_mode(0o666))?))
 }
 
-/// Removes the name `part` (a file, a link, a FIFO); gone already is fine.
-fn remove_partial(part: &Path) -> io::Result<()> {
-    match fs::remove_file(part) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// Removes the name `name` in `dir` (a file, a link, a FIFO); gone already is fine.
+fn remove_partial(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -2033,6 +2034,7 @@ mod tests {
         let got = rx.recv_timeout(std::time::Duration::from_secs(5));
         if got.is_err() {
             // Unblock the stuck open (a reader), so the thread ends, then fail.
+            use std::os::unix::fs::OpenOptionsExt;
             let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
             let _reader = OpenOptions::new().read(true).custom_flags(nonblock).open(&part);
             std::thread::sleep(std::time::Duration::from_millis(200));
@@ -2344,6 +2346,44 @@ mod tests {
         r.upload(req, &ctx).await.expect("stored");
         assert!(reader.join().expect("reader") > 0);
         assert_eq!(std::fs::read(r.root().join(key)).expect("stored"), bytes);
+    }
+
+    /// The partial folder swapped again and again with a link to the checkpoints folder
+    /// while the hash pass stages and uploads store: partial copies are made in the folder
+    /// that was checked and opened, never through the link, and nothing is left in the
+    /// checkpoints folder.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partial_folder_swapped_for_a_link_while_copying_never_writes_into_the_workspace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_ws, ck, r) = attack_rig(dir.path(), true);
+        let bytes = data(CHUNK + 5);
+        let src = dir.path().join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let evil = r.root().join("partial.evil");
+        std::os::unix::fs::symlink(&ck, &evil).expect("symlink");
+        let swapper = Swapper::start(&r.root().join(PARTIAL_DIR), &evil);
+        let start = std::time::Instant::now();
+        let mut tries = 0;
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            tries += 1;
+            let key = format!("checkpoints/v01_step_{tries}.pt");
+            drop(r.stage_blocking(&key, bytes.len() as u64));
+            if let Ok(rp) = r.resume_point(&key, &sha, None).await {
+                let req = UploadRequest {
+                    key: &key,
+                    source: &src,
+                    size: bytes.len() as u64,
+                    sha256: &sha,
+                    md5: None,
+                    resume: rp,
+                };
+                let _ = r.upload(req, &TransferCtx::default()).await;
+            }
+        }
+        swapper.stop();
+        let left: Vec<_> = std::fs::read_dir(&ck).expect("ls").map(|e| e.expect("e").file_name()).collect();
+        assert!(left.is_empty(), "after {tries} tries, written into the checkpoints folder: {left:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
