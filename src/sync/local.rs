@@ -382,7 +382,10 @@ impl LocalRemote {
             )
             .with_fix(format!("remove {} (a link or a mount there); it is made again as a folder", dir.display()))
         };
-        let fd = open_folders_beneath(&self.root, Path::new(PARTIAL_DIR)).map_err(|e| refuse(e.to_string()))?;
+        let fd = open_folders_beneath(&self.root, Path::new(PARTIAL_DIR)).map_err(|e| match e.raw_os_error() {
+            Some(_) => self.io_err(&e, &dir),
+            None => refuse(e.to_string()),
+        })?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.io_err(&io::Error::from(e), &dir))?;
         // A bind mount resolves where it is mounted: told by its identity, and by a mount
         // of its own.
@@ -588,7 +591,11 @@ impl LocalRemote {
             .with_fix("make the remote's folder a real folder on another disk (no links into it), then sync again")
         };
         let rel = Path::new(key).parent().unwrap_or(Path::new(""));
-        let parent_dir = open_folders_beneath(&self.root, rel).map_err(|e| refuse(e.to_string()))?;
+        let parent_dir = open_folders_beneath(&self.root, rel).map_err(|e| match e.raw_os_error() {
+            // A full disk, no permission: said as such (the copy is kept for a retry).
+            Some(_) => self.io_err(&e, parent),
+            None => refuse(e.to_string()),
+        })?;
         // Never stored through a link out of the remote's folder (into the workspace,
         // over the very file being stored), nor into a folder mounted there.
         if let Some(why) = self.resolves_elsewhere(parent) {
@@ -1166,7 +1173,8 @@ fn remove_partial(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
 
 /// The folder `rel` (plain names only) beneath the folder `root`, opened: each folder on
 /// the way made where missing and opened without following a link (`ELOOP`/`ENOTDIR`: an
-/// error naming it). `root` itself may be reached through links (a remote's configured
+/// error naming it, with no OS error code; any other failure is the OS error itself, a
+/// full disk told as such). `root` itself may be reached through links (a remote's configured
 /// path may be one).
 fn open_folders_beneath(root: &Path, rel: &Path) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{CWD, Mode, OFlags, mkdirat, openat};
@@ -1181,14 +1189,14 @@ fn open_folders_beneath(root: &Path, rel: &Path) -> io::Result<std::os::fd::Owne
         at.push(name);
         match mkdirat(&dir, name, Mode::from_raw_mode(0o777)) {
             Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(io::Error::other(format!("cannot make {}: {e}", at.display()))),
+            Err(e) => return Err(e.into()),
         }
         dir = match openat(&dir, name, flags | OFlags::NOFOLLOW, Mode::empty()) {
             Ok(d) => d,
             Err(Errno::LOOP | Errno::NOTDIR) => {
                 return Err(io::Error::other(format!("{} is a link or not a folder", at.display())));
             }
-            Err(e) => return Err(io::Error::other(format!("cannot open {}: {e}", at.display()))),
+            Err(e) => return Err(e.into()),
         };
     }
     Ok(dir)
