@@ -159,7 +159,10 @@ pub async fn run(state: Box<AppState>, collectors: Collectors, opts: RunOptions)
 /// `state.generation`), or a tick at or after the time the last frame's clock-derived
 /// text reads differently (`ui::clock`). A collector sample that changed something draws
 /// only at the next tick, except during the first [`LIVELY`] and for [`LIVELY`] after a
-/// key. Returns when the state says quit.
+/// key. A frame draws only the parts of the screen that changed ([`ui::parts_of`] the
+/// messages, and the parts whose clock-derived text is due) with the header and footer,
+/// unless something is drawn over the panels ([`ui::whole_frame`]). Returns when the
+/// state says quit.
 pub async fn run_loop<B: Backend + Bell, C: Clock, E: Effects>(
     terminal: &mut Screen<B>,
     state: &mut AppState,
@@ -181,10 +184,9 @@ where
     let mut metrics = opts.metrics.clone();
     let mut draw = true;
     let mut first_frame = true;
-    // When the last frame's time-derived text (an age, the uptime, the status line's
-    // expiry) reads differently; and whether a change waits for the tick.
-    let mut clock_change: Option<SystemTime> = None;
+    // Whether a change waits for the tick, and the parts of the screen the next frame draws.
     let mut waiting = false;
+    let mut dirty = ui::Parts::ALL;
     let mut rung = state.alerts.bells;
     loop {
         if state.alerts.bells > rung {
@@ -195,12 +197,26 @@ where
             }
         }
         if draw {
-            terminal.draw(|f| ui::render(state, f))?;
-            clock_change = ui::clock::next_change();
+            // What is drawn over the panels (an overlay, a job's screen) is drawn in whole frames.
+            if dirty.has(ui::Part::Overlay) || ui::whole_frame(state) {
+                terminal.draw(|f| ui::render(state, f))?;
+            } else {
+                let parts = dirty | ui::Parts::of(ui::Part::Header) | ui::Parts::of(ui::Part::Footer);
+                let area = ratatui::layout::Rect::new(0, 0, state.size.0, state.size.1);
+                let rects: Vec<ratatui::layout::Rect> = ui::Part::ALL
+                    .into_iter()
+                    .filter(|p| parts.has(*p))
+                    .map(|p| ui::part_area(state, area, p))
+                    .collect();
+                terminal.draw_parts(&rects, |f, whole| {
+                    if whole { ui::render(state, f) } else { ui::render_parts(state, f, parts) }
+                })?;
+            }
             // Keys that move by a page move by what the user sees.
             state.viewport = ui::viewport(state);
             draw = false;
             waiting = false;
+            dirty = ui::Parts::NONE;
         }
         if first_frame && opts.exit_after_first_frame {
             return Ok(());
@@ -239,12 +255,14 @@ where
             ticked |= matches!(msg, Msg::Tick(_));
             let at_once = lively || msg.draws_at_once();
             let generation = state.generation;
+            let parts = ui::parts_of(&msg);
             for effect in app::update(state, msg) {
                 effects.run(effect, state);
             }
             // Only what changes the screen is drawn: a sample equal to the one shown, or
             // a tick that changes no text, costs no frame.
             if state.generation != generation {
+                dirty |= parts;
                 if at_once {
                     draw = true;
                 } else {
@@ -253,7 +271,15 @@ where
             }
         }
         if ticked {
-            draw |= waiting || clock_change.is_some_and(|t| state.now >= t);
+            // The parts whose time-derived text (an age, the uptime, the status line's
+            // expiry) now reads differently.
+            for part in ui::Part::ALL {
+                if ui::clock::next_change_of(part).is_some_and(|t| state.now >= t) {
+                    dirty |= ui::Parts::of(part);
+                    draw = true;
+                }
+            }
+            draw |= waiting;
         }
         // `[metrics] listen`: the figures held, handed to the exporter thread.
         if let Some(m) = metrics.as_mut().filter(|m| m.due()) {

@@ -144,6 +144,8 @@ struct Harness {
     task: JoinHandle<(color_eyre::Result<()>, AppState)>,
     started: Instant,
     ticks: Arc<AtomicUsize>,
+    /// Frames the loop drew in parts (`Screen::frames_in_parts`), once it has ended.
+    in_parts: Arc<AtomicUsize>,
 }
 
 impl Harness {
@@ -158,14 +160,17 @@ impl Harness {
         let started = Instant::now();
         let ticks = Arc::new(AtomicUsize::new(0));
         let counted = ticks.clone();
+        let in_parts = Arc::new(AtomicUsize::new(0));
+        let parts_seen = in_parts.clone();
         let task = tokio::spawn(async move {
             let mut term = opsconsole::ui::screen::Screen::new(backend).expect("terminal");
             let clock = FakeClock { base: fx::at(fx::NOW), start: Instant::now(), ticks: counted };
             let inputs = Inputs { terminal, signals: sig_rx };
             let r = run_loop(&mut term, &mut state, rx, inputs, &clock, &mut fx_runner, &RunOptions::default()).await;
+            parts_seen.store(term.frames_in_parts(), Ordering::SeqCst);
             (r, state)
         });
-        Self { screen, app, keys, signals, effects, task, started, ticks }
+        Self { screen, app, keys, signals, effects, task, started, ticks, in_parts }
     }
 
     fn resize(&self, w: u16, h: u16) {
@@ -515,4 +520,49 @@ async fn the_bell_rings_once_per_new_condition() {
     h.settle().await;
     assert_eq!(h.screen.bells.load(Ordering::SeqCst), 2, "again after it cleared and came back");
     h.finish().await;
+}
+
+/// Past the first 2 s, samples of every kind arrive between ticks (a growing log with a
+/// progress bar, the host, the disks, the ledger unreadable then read, the GPU), and each
+/// tick draws only the parts they changed, with the header and footer. Every frame drawn in
+/// parts is checked against the whole frame by the screen itself in this (debug) build, so
+/// a part a message changes but `ui::parts_of` leaves out fails here; and at the end the
+/// terminal shows exactly the whole frame of the final state.
+#[tokio::test(start_paused = true)]
+async fn samples_of_every_kind_are_drawn_in_parts_that_match_the_whole_frame() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let h = idle_harness().await;
+    let frames = h.screen.frames();
+    for i in 0..12u64 {
+        let now = fx::at(fx::NOW + 3 + i);
+        let step = 500 + 50 * i;
+        let bar = format!("  3%|▍         | {}/24000 [00:30<1:58:00, 19.90it/s]", step + 10);
+        h.send(log_sample(&hf_lines(step), now, true, Some(&bar)));
+        if i % 2 == 0 {
+            h.send(host(3.0 + i as f32, 20.0 + i as f64));
+        }
+        if i % 3 == 0 {
+            h.send(disks(50.0 + i as f64));
+        }
+        match i {
+            4 => h.send(Msg::SyncUnreadable("the sync ledger cannot be read: disk I/O error".into())),
+            7 => h.send(Msg::Sync(Box::new(opsconsole::sync::SyncSample {
+                source: opsconsole::sync::EngineSource::Daemon { pid: 4242 },
+                status: opsconsole::sync::status::SyncStatus::default(),
+                queue: vec![],
+            }))),
+            9 => h.send(no_gpu((fx::NOW + 20) * 1000)),
+            _ => {}
+        }
+        h.next_tick().await;
+    }
+    assert!(h.screen.frames() >= frames + 12, "every tick drew: each brought a new log line");
+    let drawn = h.screen.frames() - frames;
+    let text = h.screen.text();
+    assert!(text.contains("step 1060/24000"), "the last progress bar is shown:\n{text}");
+    assert!(text.contains("cpu 13% ram 30/64G"), "the last host reading is shown:\n{text}");
+    let in_parts = h.in_parts.clone();
+    let state = h.finish().await;
+    assert!(in_parts.load(Ordering::SeqCst) >= drawn, "every frame after the first 2 s was drawn in parts");
+    assert_eq!(text, fx::screen_text(&state, 80, 24), "the terminal shows the whole frame of the final state");
 }

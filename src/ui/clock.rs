@@ -5,32 +5,64 @@
 //! and draws again on a tick only when that time has come (or the state changed), so an
 //! idle console does no render work for ticks that would draw the same screen.
 //!
-//! The times are kept per thread for the frame being drawn: `render` starts afresh, the
-//! helpers below lower the time, and [`next_change`] reads it.
+//! The times are kept per thread for the frame being drawn, one per part of the screen
+//! ([`super::Part`]): `render` starts a part afresh before drawing it ([`begin`]), the
+//! helpers below lower the time of the part being drawn, and [`next_change`] and
+//! [`next_change_of`] read them. A frame that draws only some parts keeps the others'.
 
 use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::Part;
+
 thread_local! {
-    static NEXT: Cell<Option<SystemTime>> = const { Cell::new(None) };
+    static NEXT: Cell<[Option<SystemTime>; Part::COUNT]> = const { Cell::new([None; Part::COUNT]) };
+    static CURRENT: Cell<Part> = const { Cell::new(Part::Header) };
 }
 
-/// Starts a frame: no time-derived text drawn yet.
-pub(super) fn reset() {
-    NEXT.with(|n| n.set(None));
+/// Starts drawing `part`: no time-derived text of it drawn yet; what the helpers record
+/// until the next `begin` is its.
+pub(super) fn begin(part: Part) {
+    CURRENT.with(|c| c.set(part));
+    NEXT.with(|n| {
+        let mut all = n.get();
+        all[part as usize] = None;
+        n.set(all);
+    });
 }
 
-/// The earliest time at which some text of the last frame drawn on this thread reads
-/// differently; `None` when nothing on it depends on the clock.
-pub fn next_change() -> Option<SystemTime> {
+/// The times of every part, to put back with [`restore`] after drawing what is not shown
+/// (the whole frame a frame drawn in parts is checked against, the layout sizes for
+/// paging keys).
+pub(super) fn save() -> [Option<SystemTime>; Part::COUNT] {
     NEXT.with(Cell::get)
+}
+
+pub(super) fn restore(kept: [Option<SystemTime>; Part::COUNT]) {
+    NEXT.with(|n| n.set(kept));
+}
+
+/// The earliest time at which some text of the frames last drawn on this thread reads
+/// differently; `None` when nothing on them depends on the clock.
+pub fn next_change() -> Option<SystemTime> {
+    NEXT.with(|n| n.get().into_iter().flatten().min())
+}
+
+/// When the time-derived text of `part`, as last drawn on this thread, reads differently.
+pub fn next_change_of(part: Part) -> Option<SystemTime> {
+    NEXT.with(|n| n.get()[part as usize])
 }
 
 /// Something on screen changes at `t` (a threshold: a status line expires, a stall
 /// begins). Times not after `now` are ignored: the frame already shows them.
 pub(crate) fn at(now: SystemTime, t: SystemTime) {
     if t > now {
-        NEXT.with(|n| n.set(Some(n.get().map_or(t, |m| m.min(t)))));
+        let part = CURRENT.with(Cell::get) as usize;
+        NEXT.with(|n| {
+            let mut all = n.get();
+            all[part] = Some(all[part].map_or(t, |m| m.min(t)));
+            n.set(all);
+        });
     }
 }
 
@@ -87,6 +119,13 @@ pub(crate) fn until_unix(now: SystemTime, t_unix: i64) -> i64 {
 mod tests {
     use super::*;
     use crate::util::duration;
+
+    /// A frame of one part, started afresh.
+    fn reset() {
+        for p in Part::ALL {
+            begin(p);
+        }
+    }
 
     fn t(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(s)

@@ -78,14 +78,156 @@ pub fn panel_areas(state: &AppState, body: Rect) -> PanelAreas {
 /// The sizes `update` needs from the layout (rows of the Log panel, for paging), for the
 /// state as it would be drawn now. The loop stores them after each frame.
 pub fn viewport(state: &AppState) -> Viewport {
+    // The Log panel's rows are laid out as drawn, and their text tells the clock when it
+    // changes: nothing drawn, so nothing recorded.
+    let kept = clock::save();
     let page = log::log_page(state);
-    Viewport { log_rows: page.rows, log_cols: page.cols, detail_max_scroll: detail::max_scroll(state) }
+    let v = Viewport { log_rows: page.rows, log_cols: page.cols, detail_max_scroll: detail::max_scroll(state) };
+    clock::restore(kept);
+    v
+}
+
+/// A part of the screen that a frame can draw alone (`Screen::draw_parts`): the header
+/// and footer rows, each panel, and what is drawn over them (overlays, the log switcher),
+/// which only whole frames draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Header,
+    Gpu,
+    Disk,
+    Log,
+    Uploads,
+    Footer,
+    Overlay,
+}
+
+impl Part {
+    pub const COUNT: usize = 7;
+    pub const ALL: [Part; Part::COUNT] =
+        [Part::Header, Part::Gpu, Part::Disk, Part::Log, Part::Uploads, Part::Footer, Part::Overlay];
+    /// The panels: the parts a sample changes.
+    pub const PANELS: [Part; 4] = [Part::Gpu, Part::Disk, Part::Log, Part::Uploads];
+}
+
+/// A set of [`Part`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Parts(u8);
+
+impl Parts {
+    pub const NONE: Parts = Parts(0);
+    pub const ALL: Parts = Parts((1 << Part::COUNT) - 1);
+
+    pub const fn of(part: Part) -> Parts {
+        Parts(1 << part as u8)
+    }
+
+    pub fn has(self, part: Part) -> bool {
+        self.0 & (1 << part as u8) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for Parts {
+    type Output = Parts;
+    fn bitor(self, o: Parts) -> Parts {
+        Parts(self.0 | o.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Parts {
+    fn bitor_assign(&mut self, o: Parts) {
+        self.0 |= o.0;
+    }
+}
+
+/// The parts of the screen whose text a message can change, when `update` says it changed
+/// something shown (`AppState::generation`). Samples change their panel; the header and
+/// footer, which read a little of everything (the disk level, a stalled log, the rules,
+/// the status line), are in every frame. Anything else (keys, resizes, jobs) can change
+/// the whole screen. A part left out here that a message does change is a panel that
+/// stays stale: builds with debug assertions check every frame drawn in parts against the
+/// whole frame (`Screen::draw_parts`).
+pub fn parts_of(msg: &crate::app::Msg) -> Parts {
+    use crate::app::Msg;
+    let frame = Parts::of(Part::Header) | Parts::of(Part::Footer);
+    frame
+        | match msg {
+            Msg::Tick(_) => Parts::NONE,
+            Msg::Gpu(_) | Msg::Host(_) => Parts::of(Part::Gpu),
+            Msg::Disk(_) | Msg::Checkpoints(_) | Msg::Rules(_) => Parts::of(Part::Disk),
+            Msg::Log(_) | Msg::LogCandidates(_) => Parts::of(Part::Log),
+            Msg::Sync(_) | Msg::SyncUnreadable(_) | Msg::SyncEvent(_) => Parts::of(Part::Uploads),
+            _ => Parts::ALL,
+        }
+}
+
+/// Whether the next frame must be drawn whole: something is drawn over the panels (an
+/// overlay, the log switcher), or a job is running (its progress and age change at every
+/// tick, in the footer and on its screen).
+pub fn whole_frame(state: &AppState) -> bool {
+    !matches!(state.overlay, Overlay::None) || state.jobs.running().next().is_some()
+}
+
+/// Where each part is drawn on a screen of `area` (the overlays: over all of it).
+pub fn part_area(state: &AppState, area: Rect, part: Part) -> Rect {
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let panels = panel_areas(state, body);
+    match part {
+        Part::Header => header,
+        Part::Footer => footer,
+        Part::Gpu => panels.gpu,
+        Part::Disk => panels.disk,
+        Part::Log => panels.log,
+        Part::Uploads => panels.uploads,
+        Part::Overlay => area,
+    }
 }
 
 /// Draws the whole screen. Afterwards [`clock::next_change`] says when its time-derived
 /// text (ages, the uptime, the status line's expiry) reads differently.
 pub fn render(state: &AppState, frame: &mut Frame) {
-    clock::reset();
+    render_parts(state, frame, Parts::ALL);
+}
+
+/// Draws the given parts of the screen, each whole, and nothing else (the overlays only
+/// with [`Parts::ALL`]). [`clock::next_change_of`] then says when each part's
+/// time-derived text reads differently.
+pub fn render_parts(state: &AppState, frame: &mut Frame, parts: Parts) {
+    let area = frame.area();
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    if parts.has(Part::Header) {
+        clock::begin(Part::Header);
+        header::render(state, frame, header);
+    }
+    let areas = panel_areas(state, body);
+    let drawn = |r: Rect| r.width > 0 && r.height > 0;
+    let panels: [(Part, Rect, fn(&AppState, &mut Frame, Rect)); 4] = [
+        (Part::Gpu, areas.gpu, gpu::render),
+        (Part::Disk, areas.disk, disk::render),
+        (Part::Log, areas.log, log::render),
+        (Part::Uploads, areas.uploads, uploads::render),
+    ];
+    for (part, r, draw) in panels {
+        if parts.has(part) {
+            clock::begin(part);
+            if drawn(r) {
+                draw(state, frame, r);
+            }
+        }
+    }
+    if parts.has(Part::Footer) {
+        clock::begin(Part::Footer);
+        footer::render(state, frame, footer);
+    }
+    if !parts.has(Part::Overlay) {
+        return;
+    }
+    clock::begin(Part::Overlay);
     // The job screens show progress and ages of their own: drawn at every tick while open.
     if matches!(
         state.overlay,
@@ -94,25 +236,6 @@ pub fn render(state: &AppState, frame: &mut Frame) {
     {
         clock::every_tick(state.now);
     }
-    let area = frame.area();
-    let [header, body, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
-    header::render(state, frame, header);
-    let areas = panel_areas(state, body);
-    let drawn = |r: Rect| r.width > 0 && r.height > 0;
-    if drawn(areas.gpu) {
-        gpu::render(state, frame, areas.gpu);
-    }
-    if drawn(areas.disk) {
-        disk::render(state, frame, areas.disk);
-    }
-    if drawn(areas.log) {
-        log::render(state, frame, areas.log);
-    }
-    if drawn(areas.uploads) {
-        uploads::render(state, frame, areas.uploads);
-    }
-    footer::render(state, frame, footer);
     log::render_switcher(state, frame, area);
     match state.overlay {
         Overlay::None => {}

@@ -60,6 +60,8 @@ pub struct Screen<B: Backend> {
     /// The terminal's size when the buffers were last sized.
     area: Rect,
     cursor_hidden: bool,
+    /// How many frames were drawn in parts ([`Screen::draw_parts`]), for tests of the loop.
+    frames_in_parts: usize,
 }
 
 impl<B: Backend> Screen<B> {
@@ -67,12 +69,24 @@ impl<B: Backend> Screen<B> {
     /// [`Screen::draw`], which writes every cell that is not blank.
     pub fn new(backend: B) -> Result<Self, B::Error> {
         let area = Rect::from((ratatui::layout::Position::ORIGIN, backend.size()?));
-        Ok(Self { backend, shown: Buffer::empty(area), next: Buffer::empty(area), area, cursor_hidden: false })
+        Ok(Self {
+            backend,
+            shown: Buffer::empty(area),
+            next: Buffer::empty(area),
+            area,
+            cursor_hidden: false,
+            frames_in_parts: 0,
+        })
     }
 
     /// The terminal's size now.
     pub fn size(&self) -> Result<Size, B::Error> {
         self.backend.size()
+    }
+
+    /// How many frames were drawn in parts, not whole.
+    pub fn frames_in_parts(&self) -> usize {
+        self.frames_in_parts
     }
 
     pub fn backend(&self) -> &B {
@@ -87,23 +101,107 @@ impl<B: Backend> Screen<B> {
     /// `render` draw the whole frame, writes the cells that differ from what is shown, hides
     /// the cursor and flushes the backend.
     pub fn draw(&mut self, render: impl FnOnce(&mut Frame)) -> Result<(), B::Error> {
+        let area = self.resized()?;
+        render(&mut Frame { area, buffer: &mut self.next });
+        self.backend.draw(changes(&self.shown, &self.next))?;
+        std::mem::swap(&mut self.shown, &mut self.next);
+        self.finish()
+    }
+
+    /// Draws a frame of which only the cells inside `parts` can differ from what is shown:
+    /// those rectangles are blanked, `render` draws them (and must draw nothing outside
+    /// them), and only their cells are compared and written. A frame costs what its parts
+    /// cover, not the whole screen's cells. When the terminal's size changed the frame is
+    /// drawn whole instead: `render` is called with `true` for a whole frame, `false` for
+    /// the parts. Returns whether the frame was drawn whole.
+    ///
+    /// Builds with debug assertions draw every such frame a second time, whole, and panic
+    /// when the two differ: a part left out that had changed is found by every test that
+    /// runs the console, not by a user looking at a stale panel.
+    pub fn draw_parts(&mut self, parts: &[Rect], render: impl Fn(&mut Frame, bool)) -> Result<bool, B::Error> {
+        let size = self.backend.size()?;
+        if Rect::from((ratatui::layout::Position::ORIGIN, size)) != self.area {
+            self.draw(|f| render(f, true))?;
+            return Ok(true);
+        }
+        let area = self.area;
+        let parts: Vec<Rect> = parts.iter().map(|r| r.intersection(area)).filter(|r| !r.is_empty()).collect();
+        for r in &parts {
+            for y in r.y..r.bottom() {
+                for c in row_mut(&mut self.next, r.x, y, r.width) {
+                    c.reset();
+                }
+            }
+        }
+        render(&mut Frame { area, buffer: &mut self.next }, false);
+        let (shown, next) = (&self.shown, &self.next);
+        self.backend.draw(parts.iter().flat_map(|r| {
+            (r.y..r.bottom()).flat_map(move |y| {
+                let at = shown.index_of(r.x, y);
+                let row = Rect::new(r.x, y, r.width, 1);
+                Changes::of_row(
+                    &shown.content[at..at + r.width as usize],
+                    &next.content[at..at + r.width as usize],
+                    row,
+                )
+            })
+        }))?;
+        for r in &parts {
+            for y in r.y..r.bottom() {
+                let at = self.shown.index_of(r.x, y);
+                let w = r.width as usize;
+                self.shown.content[at..at + w].clone_from_slice(&self.next.content[at..at + w]);
+            }
+        }
+        #[cfg(debug_assertions)]
+        {
+            let kept = super::clock::save();
+            let mut whole = Buffer::empty(area);
+            render(&mut Frame { area, buffer: &mut whole }, true);
+            super::clock::restore(kept);
+            if let Some((i, (a, b))) =
+                whole.content.iter().zip(&self.shown.content).enumerate().find(|(_, (a, b))| a != b)
+            {
+                let (x, y) = ((i % area.width as usize) as u16, (i / area.width as usize) as u16);
+                panic!(
+                    "a frame drawn in parts differs from the whole frame at ({x}, {y}): {:?} shown, {:?} whole; parts drawn: {parts:?}",
+                    b.symbol(),
+                    a.symbol()
+                );
+            }
+        }
+        self.finish()?;
+        self.frames_in_parts += 1;
+        Ok(false)
+    }
+
+    /// The terminal's area now; a new size resizes (and clears) the buffers first, and
+    /// everything is drawn again on the cleared terminal.
+    fn resized(&mut self) -> Result<Rect, B::Error> {
         let area = Rect::from((ratatui::layout::Position::ORIGIN, self.backend.size()?));
         if area != self.area {
             self.shown.resize(area);
             self.next.resize(area);
             self.backend.clear_region(ClearType::All)?;
-            // Everything is drawn again on the cleared terminal.
             self.shown.reset();
             self.area = area;
         }
-        render(&mut Frame { area, buffer: &mut self.next });
-        self.backend.draw(changes(&self.shown, &self.next))?;
+        self.next.reset();
+        Ok(area)
+    }
+
+    /// After a frame's cells are written: the cursor hidden, the backend flushed.
+    fn finish(&mut self) -> Result<(), B::Error> {
         self.backend.hide_cursor()?;
         self.cursor_hidden = true;
-        std::mem::swap(&mut self.shown, &mut self.next);
-        self.next.reset();
         self.backend.flush()
     }
+}
+
+/// The `width` cells of row `y` from column `x` on, which must lie within `buf`'s area.
+fn row_mut(buf: &mut Buffer, x: u16, y: u16, width: u16) -> &mut [Cell] {
+    let start = buf.index_of(x, y);
+    &mut buf.content[start..start + width as usize]
 }
 
 impl<B: Backend> Drop for Screen<B> {
@@ -214,7 +312,12 @@ fn wide(cell: &Cell) -> bool {
     !narrow && width(cell) > 1
 }
 
-impl Changes<'_, '_> {
+impl<'p, 'n> Changes<'p, 'n> {
+    /// The changes within one row's cells (`row`: where they are, one row high).
+    fn of_row(prev: &'p [Cell], next: &'n [Cell], row: Rect) -> Self {
+        Changes { prev, next, len: prev.len().min(next.len()), area: row, pos: 0, trailing: None }
+    }
+
     fn pos_of(&self, index: usize) -> (u16, u16) {
         let w = self.area.width as usize;
         ((index % w + self.area.x as usize) as u16, (index / w + self.area.y as usize) as u16)
@@ -399,6 +502,70 @@ mod tests {
             cell.set_symbol(s);
             assert!(wide(&cell), "{s}");
         }
+    }
+
+    /// Rows of text, one per line, as a render function of a frame.
+    fn rows(f: &mut Frame, rows: &[(u16, &str)]) {
+        for (y, text) in rows {
+            let area = Rect::new(0, *y, f.area().width, 1);
+            f.render_widget(Line::raw(*text), area);
+        }
+    }
+
+    /// A frame in parts draws those parts only (render asked for the parts, not the whole
+    /// screen), writes what changed in them, and keeps the rest of the screen as shown.
+    #[test]
+    fn a_frame_in_parts_draws_its_parts_and_keeps_the_rest() {
+        let mut screen = Screen::new(TestBackend::new(8, 3)).expect("screen");
+        screen.draw(|f| rows(f, &[(0, "header"), (1, "log 1"), (2, "footer")])).expect("draw");
+        let asked = std::cell::Cell::new(None);
+        let whole = screen
+            .draw_parts(&[Rect::new(0, 1, 8, 1)], |f, whole| {
+                if whole {
+                    rows(f, &[(0, "header"), (1, "log 2"), (2, "footer")]);
+                } else {
+                    asked.set(Some(whole));
+                    rows(f, &[(1, "log 2")]);
+                }
+            })
+            .expect("draw");
+        assert!(!whole, "drawn in parts");
+        assert_eq!(asked.get(), Some(false), "render was asked for the parts");
+        screen.backend().assert_buffer_lines(["header  ", "log 2   ", "footer  "]);
+        // Twice in a row: the part drawn last time is what the next compares against.
+        screen
+            .draw_parts(&[Rect::new(0, 1, 8, 1)], |f, whole| {
+                rows(f, if whole { &[(0, "header"), (1, "log 3"), (2, "footer")][..] } else { &[(1, "log 3")][..] })
+            })
+            .expect("draw");
+        screen.backend().assert_buffer_lines(["header  ", "log 3   ", "footer  "]);
+    }
+
+    /// A resized terminal is drawn whole, whatever the parts.
+    #[test]
+    fn a_frame_in_parts_on_a_resized_terminal_is_drawn_whole() {
+        let mut screen = Screen::new(TestBackend::new(8, 3)).expect("screen");
+        screen.draw(|f| rows(f, &[(0, "a")])).expect("draw");
+        screen.backend_mut().resize(6, 2);
+        let whole = screen
+            .draw_parts(&[Rect::new(0, 1, 6, 1)], |f, whole| {
+                rows(f, if whole { &[(0, "whole"), (1, "both")][..] } else { &[(1, "part")][..] })
+            })
+            .expect("draw");
+        assert!(whole);
+        screen.backend().assert_buffer_lines(["whole ", "both  "]);
+    }
+
+    /// A part that changed but was not listed: builds with debug assertions find it.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "a frame drawn in parts differs from the whole frame at (0, 2)")]
+    fn a_changed_part_left_out_of_a_frame_in_parts_is_found() {
+        let mut screen = Screen::new(TestBackend::new(8, 3)).expect("screen");
+        screen.draw(|f| rows(f, &[(0, "header"), (1, "log 1"), (2, "footer")])).expect("draw");
+        let _ = screen.draw_parts(&[Rect::new(0, 1, 8, 1)], |f, whole| {
+            rows(f, if whole { &[(0, "header"), (1, "log 2"), (2, "FOOTER")][..] } else { &[(1, "log 2")][..] })
+        });
     }
 
     /// Consecutive frames of text: nothing for an equal frame, the changed cells only
