@@ -199,3 +199,28 @@ fn zoomed_log_panel() {
     let text = fx::screen_text(&s, 80, 24);
     assert!(text.contains("Disk") && text.contains("Uploads") && !text.contains("zoomed"), "{text}");
 }
+
+/// The loss chart is a function of its series and its area. The cells drawn last are
+/// reused for the same series (`ui::log` keeps them per thread): a frame with the same
+/// series shows the same chart, a new point shows the new chart, and each equals the
+/// chart drawn from nothing on a thread that kept none.
+#[test]
+fn the_loss_chart_follows_its_series_from_frame_to_frame() {
+    let mut s = fx::state();
+    fx::fold(&mut s, fx::typical_disks());
+    let at = fx::at(fx::NOW);
+    fx::fold(&mut s, lf::log_sample(&lf::hf_lines(2000), at, true, None));
+    let fresh = |s: &opsconsole::app::AppState| {
+        let s = s.clone();
+        std::thread::spawn(move || fx::screen_text(&s, 160, 48)).join().expect("draws")
+    };
+    let first = fx::screen_text(&s, 160, 48);
+    assert!(first.contains("loss vs step"), "{first}");
+    assert_eq!(fx::screen_text(&s, 160, 48), first, "the same series: the same chart");
+    assert_eq!(fresh(&s), first, "as drawn from nothing");
+    fx::fold(&mut s, lf::log_sample(&lf::hf_lines(4000), at, true, None));
+    let second = fx::screen_text(&s, 160, 48);
+    assert_ne!(second, first);
+    assert_eq!(fresh(&s), second, "a new point: the chart drawn from nothing");
+    assert!(second.contains("4000"), "the x axis ends at the new step:\n{second}");
+}

@@ -114,6 +114,11 @@ impl Series {
         out
     }
 
+    /// How many points [`Series::points`] returns, without copying them.
+    pub fn points_len(&self) -> usize {
+        self.points.len() + usize::from(self.last.is_some() && self.points.last() != self.last.as_ref())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.last.is_none()
     }

@@ -60,7 +60,7 @@ pub(super) fn log_page(state: &AppState) -> Page {
 }
 
 fn has_chart(log: &LogPanel) -> bool {
-    log.metrics.loss.points().len() >= 2
+    log.metrics.loss.points_len() >= 2
 }
 
 fn short_path(state: &AppState, p: &std::path::Path) -> String {
@@ -498,7 +498,44 @@ fn restyle(segs: &[(String, Style)], from: usize) -> Vec<(String, Style)> {
     out
 }
 
+/// The chart [`render_chart`] drew last: where, from which series, and its cells.
+struct DrawnChart {
+    area: Rect,
+    loss: crate::logtail::Series,
+    eval: crate::logtail::Series,
+    cells: Vec<ratatui::buffer::Cell>,
+}
+
+thread_local! {
+    static CHART: std::cell::RefCell<Option<DrawnChart>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The loss chart on `area`, which must be blank (as a frame's buffer is before anything is
+/// drawn there). It is a function of the two series and the area only, and it changes when
+/// a point is added (an eval or logging step), not at every frame as the text beside it
+/// does: the cells drawn are kept, and the same series on the same area are copied from
+/// them instead of drawn again (drawing it was a quarter of the Log panel's cost beside a
+/// run; docs/performance.md).
 fn render_chart(log: &LogPanel, frame: &mut Frame, area: Rect) {
+    let area = area.intersection(frame.area());
+    let (loss, eval) = (&log.metrics.loss, &log.metrics.eval_loss);
+    CHART.with_borrow_mut(|kept| {
+        if let Some(k) = kept.as_ref().filter(|k| k.area == area && k.loss == *loss && k.eval == *eval) {
+            for (r, row) in k.cells.chunks(area.width as usize).enumerate() {
+                super::text::row_mut(frame.buffer_mut(), area.x, area.y + r as u16, area.width).clone_from_slice(row);
+            }
+            return;
+        }
+        draw_chart(log, frame, area);
+        let mut cells = Vec::with_capacity(area.width as usize * area.height as usize);
+        for r in 0..area.height {
+            cells.extend_from_slice(super::text::row_mut(frame.buffer_mut(), area.x, area.y + r, area.width));
+        }
+        *kept = Some(DrawnChart { area, loss: loss.clone(), eval: eval.clone(), cells });
+    });
+}
+
+fn draw_chart(log: &LogPanel, frame: &mut Frame, area: Rect) {
     let loss = log.metrics.loss.points();
     let eval = log.metrics.eval_loss.points();
     let all = loss.iter().chain(eval.iter());
