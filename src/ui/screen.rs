@@ -138,19 +138,21 @@ impl<B: Backend> Screen<B> {
         self.backend.draw(parts.iter().flat_map(|r| {
             (r.y..r.bottom()).flat_map(move |y| {
                 let at = shown.index_of(r.x, y);
-                let row = Rect::new(r.x, y, r.width, 1);
-                Changes::of_row(
-                    &shown.content[at..at + r.width as usize],
-                    &next.content[at..at + r.width as usize],
-                    row,
-                )
+                let (was, now) = (&shown.content[at..at + r.width as usize], &next.content[at..at + r.width as usize]);
+                // Most rows of a part are as they were: told in one pass, then skipped.
+                (!unchanged(was, now))
+                    .then(|| Changes::of_row(was, now, Rect::new(r.x, y, r.width, 1)))
+                    .into_iter()
+                    .flatten()
             })
         }))?;
+        // The parts' new cells become what is shown (the old ones go to the frame buffer,
+        // which blanks them before the next frame draws there).
         for r in &parts {
             for y in r.y..r.bottom() {
                 let at = self.shown.index_of(r.x, y);
                 let w = r.width as usize;
-                self.shown.content[at..at + w].clone_from_slice(&self.next.content[at..at + w]);
+                self.shown.content[at..at + w].swap_with_slice(&mut self.next.content[at..at + w]);
             }
         }
         #[cfg(debug_assertions)]
@@ -287,6 +289,18 @@ fn same(a: &Cell, b: &Cell) -> bool {
 #[inline(always)]
 fn same_color(a: Color, b: Color) -> bool {
     matches!((a, b), (Color::Reset, Color::Reset)) || a == b
+}
+
+/// Whether [`changes`] finds nothing to write in these cells (a row of a part): every cell
+/// equal to the one shown or skipped, and none that asks to be written always or has a
+/// forced width. One pass of [`same`], without the per-cell bookkeeping of `Changes`.
+fn unchanged(prev: &[Cell], next: &[Cell]) -> bool {
+    prev.len() == next.len()
+        && prev.iter().zip(next).all(|(a, b)| match b.diff_option {
+            CellDiffOption::Skip => true,
+            CellDiffOption::None => is_skip(b) || same(a, b),
+            CellDiffOption::AlwaysUpdate | CellDiffOption::ForcedWidth(_) => false,
+        })
 }
 
 /// The columns a cell takes (`Cell::cell_width`), a one-byte symbol without asking
@@ -486,6 +500,27 @@ mod tests {
             // a narrow one replaced; the console draws no such frame, and ours stops there.
             prop_assume!(theirs.is_ok());
             prop_assert_eq!(positions(changes(&prev, &next)), theirs.expect("checked"));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// A row told unchanged in one pass is one in which `Changes` finds nothing.
+        #[test]
+        fn an_unchanged_row_has_no_changes((prev, next) in arb_frames()) {
+            let w = prev.area.width;
+            for y in 0..prev.area.height.min(next.area.height) {
+                let at = usize::from(y * w);
+                let (a, b) = (&prev.content[at..at + usize::from(w)], &next.content[at..at + usize::from(w)]);
+                if unchanged(a, b) {
+                    prop_assert_eq!(Changes::of_row(a, b, Rect::new(0, y, w, 1)).count(), 0);
+                }
+            }
+            // And equal rows are told unchanged.
+            let row = &prev.content[..usize::from(w)];
+            if row.iter().all(|c| matches!(c.diff_option, CellDiffOption::None | CellDiffOption::Skip)) {
+                prop_assert!(unchanged(row, row));
+            }
         }
     }
 
