@@ -144,8 +144,10 @@ struct Harness {
     task: JoinHandle<(color_eyre::Result<()>, AppState)>,
     started: Instant,
     ticks: Arc<AtomicUsize>,
-    /// Frames the loop drew in parts (`Screen::frames_in_parts`), once it has ended.
+    /// Frames the loop drew in parts (`Screen::frames_in_parts`) and the cells they kept
+    /// as shown (`Screen::cells_kept`), once it has ended.
     in_parts: Arc<AtomicUsize>,
+    kept: Arc<AtomicUsize>,
 }
 
 impl Harness {
@@ -162,15 +164,18 @@ impl Harness {
         let counted = ticks.clone();
         let in_parts = Arc::new(AtomicUsize::new(0));
         let parts_seen = in_parts.clone();
+        let kept = Arc::new(AtomicUsize::new(0));
+        let kept_seen = kept.clone();
         let task = tokio::spawn(async move {
             let mut term = opsconsole::ui::screen::Screen::new(backend).expect("terminal");
             let clock = FakeClock { base: fx::at(fx::NOW), start: Instant::now(), ticks: counted };
             let inputs = Inputs { terminal, signals: sig_rx };
             let r = run_loop(&mut term, &mut state, rx, inputs, &clock, &mut fx_runner, &RunOptions::default()).await;
             parts_seen.store(term.frames_in_parts(), Ordering::SeqCst);
+            kept_seen.store(term.cells_kept(), Ordering::SeqCst);
             (r, state)
         });
-        Self { screen, app, keys, signals, effects, task, started, ticks, in_parts }
+        Self { screen, app, keys, signals, effects, task, started, ticks, in_parts, kept }
     }
 
     fn resize(&self, w: u16, h: u16) {
@@ -564,5 +569,49 @@ async fn samples_of_every_kind_are_drawn_in_parts_that_match_the_whole_frame() {
     let in_parts = h.in_parts.clone();
     let state = h.finish().await;
     assert!(in_parts.load(Ordering::SeqCst) >= drawn, "every frame after the first 2 s was drawn in parts");
-    assert_eq!(text, fx::screen_text(&state, 80, 24), "the terminal shows the whole frame of the final state");
+    // The footer now says the loop was stopped (SIGTERM): the rest is compared.
+    let above_footer = |t: &str| t.lines().take(23).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        above_footer(&text),
+        above_footer(&fx::screen_text(&state, 80, 24)),
+        "the terminal shows the whole frame of the final state"
+    );
+}
+
+/// Beside a run most ticks move only the progress bar (and the ages): the log's other rows
+/// and the loss chart are on screen already and are kept, not drawn and compared again. A
+/// new line then moves every row, and the rows and chart drawn anew are what the whole
+/// frame shows (the screen checks each frame drawn in parts in this debug build).
+#[tokio::test(start_paused = true)]
+async fn a_moving_progress_bar_keeps_the_logs_other_rows_and_chart_as_shown() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let h = idle_harness().await;
+    h.resize(160, 48);
+    sleep(Duration::from_millis(2500)).await;
+    h.next_tick().await;
+    let lines = hf_lines(2000);
+    for i in 0..6u64 {
+        let bar = format!("  8%|▊         | {}/24000 [01:40<1:58:00, 19.90it/s]", 2001 + 5 * i);
+        h.send(log_sample(&lines, fx::at(fx::NOW + 5 + i), true, Some(&bar)));
+        h.next_tick().await;
+    }
+    assert!(h.screen.text().contains("2026/24000"), "the last progress bar is shown:\n{}", h.screen.text());
+    // A new line: every row moves, and the chart gains a point.
+    let more = hf_lines(2050);
+    h.send(log_sample(&more, fx::at(fx::NOW + 12), true, Some("  8%|▊         | 2051/24000")));
+    h.next_tick().await;
+    let text = h.screen.text();
+    let (in_parts, kept) = (h.in_parts.clone(), h.kept.clone());
+    let state = h.finish().await;
+    // The footer now says the loop was stopped (SIGTERM): the rest is compared.
+    let above_footer = |t: &str| t.lines().take(47).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        above_footer(&text),
+        above_footer(&fx::screen_text(&state, 160, 48)),
+        "the terminal shows the whole frame of the final state"
+    );
+    assert!(in_parts.load(Ordering::SeqCst) >= 6, "the progress bar's frames were drawn in parts");
+    // Five frames that only moved the bar each kept the chart (about 1,300 cells) and the
+    // rows above the bar (about 1,750): both, not one of them.
+    assert!(kept.load(Ordering::SeqCst) > 5 * 2500, "cells kept: {}", kept.load(Ordering::SeqCst));
 }

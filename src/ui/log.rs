@@ -102,12 +102,14 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     block.render(area, frame.buffer_mut());
     if log.path.is_none() {
+        forget_drawn();
         let text = "No training log found yet: looking for the newest *.log under experiments/*/logs/, \
                     else anywhere in the workspace (set log.path or log.glob in opsconsole.toml).";
         frame.render_widget(Paragraph::new(text).style(super::dim()).wrap(Wrap { trim: true }), inner);
         return;
     }
     if inner.height == 0 || inner.width == 0 {
+        forget_drawn();
         return;
     }
     let width = inner.width as usize;
@@ -116,9 +118,27 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     super::text::put_lines(frame.buffer_mut(), layout.top, &top);
     super::text::put_lines(frame.buffer_mut(), layout.bottom, &bottom);
     render_lines(state, frame, layout.lines);
-    if let Some(c) = layout.chart {
-        render_chart(log, frame, c);
+    match layout.chart {
+        Some(c) => render_chart(log, frame, c),
+        None => CHART.with_borrow_mut(|k| *k = None),
     }
+}
+
+/// Nothing the panel drew last is known to be on screen any more: its rows and chart are
+/// drawn afresh next time.
+fn forget_drawn() {
+    CHART.with_borrow_mut(|k| *k = None);
+    ROWS.with_borrow_mut(|k| *k = None);
+}
+
+/// The rows of log text [`render_lines`] drew last: where, and each row's line.
+struct DrawnRows {
+    area: Rect,
+    rows: Vec<Line<'static>>,
+}
+
+thread_local! {
+    static ROWS: std::cell::RefCell<Option<DrawnRows>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The search's state on the panel's bottom border: the query and which match is shown
@@ -481,7 +501,21 @@ fn render_lines(state: &AppState, frame: &mut Frame, area: Rect) {
     if show_partial && let Some(p) = &log.view.partial {
         lines.push(Line::from(clip_row(&[(printable(p), super::dim())], skip, cols)));
     }
-    super::text::put_lines(frame.buffer_mut(), area, &lines);
+    lines.truncate(height);
+    // Beside a run most rows are the lines the terminal shows already (only the progress
+    // bar moved): in a frame drawn in parts those rows are kept, not drawn and compared again.
+    ROWS.with_borrow_mut(|last| {
+        let before = last.take().filter(|d| d.area == area).map(|d| d.rows).unwrap_or_default();
+        for (i, line) in lines.iter().enumerate() {
+            let row = Rect::new(area.x, area.y + i as u16, area.width, 1);
+            if before.get(i) == Some(line) && super::screen::keeping() {
+                super::screen::keep(row);
+            } else {
+                super::text::put_lines(frame.buffer_mut(), row, std::slice::from_ref(line));
+            }
+        }
+        *last = Some(DrawnRows { area, rows: lines });
+    });
 }
 
 /// The pieces from byte `from` of their concatenation on.
@@ -521,6 +555,11 @@ fn render_chart(log: &LogPanel, frame: &mut Frame, area: Rect) {
     let (loss, eval) = (&log.metrics.loss, &log.metrics.eval_loss);
     CHART.with_borrow_mut(|kept| {
         if let Some(k) = kept.as_ref().filter(|k| k.area == area && k.loss == *loss && k.eval == *eval) {
+            // In a frame drawn in parts the terminal shows this chart already.
+            if super::screen::keeping() {
+                super::screen::keep(area);
+                return;
+            }
             for (r, row) in k.cells.chunks(area.width as usize).enumerate() {
                 super::text::row_mut(frame.buffer_mut(), area.x, area.y + r as u16, area.width).clone_from_slice(row);
             }

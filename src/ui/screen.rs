@@ -50,6 +50,50 @@ impl<'a> From<&'a mut ratatui::Frame<'_>> for Frame<'a> {
     }
 }
 
+thread_local! {
+    /// Whether the frame being drawn is drawn in parts ([`Screen::draw_parts`]), where a
+    /// panel may keep a rectangle as shown instead of drawing it again ([`keep`]).
+    static KEEPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static KEPT: std::cell::RefCell<Vec<Rect>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether the frame being drawn on this thread lets a panel keep what is shown ([`keep`]).
+pub(crate) fn keeping() -> bool {
+    KEEPING.with(std::cell::Cell::get)
+}
+
+/// Keeps `area` as the terminal shows it: drawn nothing there, and neither compared nor
+/// written. Only for what the caller knows is on screen unchanged since it drew it (the
+/// same text on the same cells); builds with debug assertions check it against the whole
+/// frame. Outside a frame drawn in parts ([`keeping`]) it does nothing.
+pub(crate) fn keep(area: Rect) {
+    if keeping() {
+        KEPT.with_borrow_mut(|k| k.push(area));
+    }
+}
+
+/// The cells of row `y` from `x` to `right` that are not inside any of `kept`, as runs.
+fn runs_outside(kept: &[Rect], y: u16, x: u16, right: u16) -> Vec<(u16, u16)> {
+    let mut cuts: Vec<(u16, u16)> = kept
+        .iter()
+        .filter(|k| k.y <= y && y < k.bottom() && k.x < right && x < k.right())
+        .map(|k| (k.x.max(x), k.right().min(right)))
+        .collect();
+    cuts.sort_unstable();
+    let mut runs = Vec::new();
+    let mut at = x;
+    for (from, to) in cuts {
+        if from > at {
+            runs.push((at, from));
+        }
+        at = at.max(to);
+    }
+    if at < right {
+        runs.push((at, right));
+    }
+    runs
+}
+
 /// A backend and the two buffers drawn on it.
 pub struct Screen<B: Backend> {
     backend: B,
@@ -60,8 +104,10 @@ pub struct Screen<B: Backend> {
     /// The terminal's size when the buffers were last sized.
     area: Rect,
     cursor_hidden: bool,
-    /// How many frames were drawn in parts ([`Screen::draw_parts`]), for tests of the loop.
+    /// How many frames were drawn in parts ([`Screen::draw_parts`]), and how many cells
+    /// those frames kept as shown ([`keep`]), for tests of the loop.
     frames_in_parts: usize,
+    cells_kept: usize,
 }
 
 impl<B: Backend> Screen<B> {
@@ -76,6 +122,7 @@ impl<B: Backend> Screen<B> {
             area,
             cursor_hidden: false,
             frames_in_parts: 0,
+            cells_kept: 0,
         })
     }
 
@@ -87,6 +134,11 @@ impl<B: Backend> Screen<B> {
     /// How many frames were drawn in parts, not whole.
     pub fn frames_in_parts(&self) -> usize {
         self.frames_in_parts
+    }
+
+    /// How many cells the frames drawn in parts kept as shown, in all.
+    pub fn cells_kept(&self) -> usize {
+        self.cells_kept
     }
 
     pub fn backend(&self) -> &B {
@@ -133,27 +185,33 @@ impl<B: Backend> Screen<B> {
                 }
             }
         }
+        KEEPING.with(|k| k.set(true));
+        KEPT.with_borrow_mut(Vec::clear);
         render(&mut Frame { area, buffer: &mut self.next }, false);
+        KEEPING.with(|k| k.set(false));
+        let kept = KEPT.with_borrow_mut(std::mem::take);
+        self.cells_kept += kept.iter().map(|k| k.intersection(area).area() as usize).sum::<usize>();
+        // Every row of every part, less what a panel kept as shown.
+        let runs: Vec<(u16, u16, u16)> = parts
+            .iter()
+            .flat_map(|r| (r.y..r.bottom()).map(move |y| (r, y)))
+            .flat_map(|(r, y)| runs_outside(&kept, y, r.x, r.right()).into_iter().map(move |(a, b)| (y, a, b)))
+            .collect();
         let (shown, next) = (&self.shown, &self.next);
-        self.backend.draw(parts.iter().flat_map(|r| {
-            (r.y..r.bottom()).flat_map(move |y| {
-                let at = shown.index_of(r.x, y);
-                let (was, now) = (&shown.content[at..at + r.width as usize], &next.content[at..at + r.width as usize]);
-                // Most rows of a part are as they were: told in one pass, then skipped.
-                (!unchanged(was, now))
-                    .then(|| Changes::of_row(was, now, Rect::new(r.x, y, r.width, 1)))
-                    .into_iter()
-                    .flatten()
-            })
+        self.backend.draw(runs.iter().flat_map(|&(y, x, right)| {
+            let (at, w) = (shown.index_of(x, y), usize::from(right - x));
+            let (was, now) = (&shown.content[at..at + w], &next.content[at..at + w]);
+            // Most rows of a part are as they were: told in one pass, then skipped.
+            (!unchanged(was, now))
+                .then(|| Changes::of_row(was, now, Rect::new(x, y, right - x, 1)))
+                .into_iter()
+                .flatten()
         }))?;
         // The parts' new cells become what is shown (the old ones go to the frame buffer,
         // which blanks them before the next frame draws there).
-        for r in &parts {
-            for y in r.y..r.bottom() {
-                let at = self.shown.index_of(r.x, y);
-                let w = r.width as usize;
-                self.shown.content[at..at + w].swap_with_slice(&mut self.next.content[at..at + w]);
-            }
+        for &(y, x, right) in &runs {
+            let (at, w) = (self.shown.index_of(x, y), usize::from(right - x));
+            self.shown.content[at..at + w].swap_with_slice(&mut self.next.content[at..at + w]);
         }
         #[cfg(debug_assertions)]
         {
