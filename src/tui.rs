@@ -58,7 +58,7 @@ pub fn check_terminal() -> Result<()> {
 /// so a frame of a wide terminal went out as three or four `write(2)`s, each waking the
 /// terminal (tmux, sshd) again; through the buffer it is one, sent when the frame is
 /// complete ([`Screen::draw`] flushes the backend after every frame).
-fn init_terminal() -> std::io::Result<Screen<ratatui::backend::CrosstermBackend<std::io::BufWriter<std::io::Stdout>>>> {
+fn init_terminal() -> std::io::Result<Screen<ui::term::Term<std::io::BufWriter<std::io::Stdout>>>> {
     use ratatui::crossterm::{execute, terminal};
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -68,7 +68,7 @@ fn init_terminal() -> std::io::Result<Screen<ratatui::backend::CrosstermBackend<
     terminal::enable_raw_mode()?;
     execute!(std::io::stdout(), terminal::EnterAlternateScreen)?;
     let out = std::io::BufWriter::with_capacity(FRAME_BUFFER, std::io::stdout());
-    Screen::new(ratatui::backend::CrosstermBackend::new(out))
+    Screen::new(ui::term::Term::new(out))
 }
 
 /// The output buffer: a usual frame's changes are 1–4 KB and go out in one write; a

@@ -16,6 +16,7 @@ mod popup;
 mod prune;
 mod rules;
 pub mod screen;
+pub mod term;
 mod text;
 mod uploads;
 
