@@ -188,6 +188,9 @@ pub fn part_area(state: &AppState, area: Rect, part: Part) -> Rect {
     }
 }
 
+/// A panel's drawing function.
+type PanelRender = fn(&AppState, &mut Frame, Rect);
+
 /// Draws the whole screen. Afterwards [`clock::next_change`] says when its time-derived
 /// text (ages, the uptime, the status line's expiry) reads differently.
 pub fn render(state: &AppState, frame: &mut Frame) {
@@ -207,7 +210,7 @@ pub fn render_parts(state: &AppState, frame: &mut Frame, parts: Parts) {
     }
     let areas = panel_areas(state, body);
     let drawn = |r: Rect| r.width > 0 && r.height > 0;
-    let panels: [(Part, Rect, fn(&AppState, &mut Frame, Rect)); 4] = [
+    let panels: [(Part, Rect, PanelRender); 4] = [
         (Part::Gpu, areas.gpu, gpu::render),
         (Part::Disk, areas.disk, disk::render),
         (Part::Log, areas.log, log::render),
