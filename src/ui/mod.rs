@@ -106,8 +106,6 @@ impl Part {
     pub const COUNT: usize = 7;
     pub const ALL: [Part; Part::COUNT] =
         [Part::Header, Part::Gpu, Part::Disk, Part::Log, Part::Uploads, Part::Footer, Part::Overlay];
-    /// The panels: the parts a sample changes.
-    pub const PANELS: [Part; 4] = [Part::Gpu, Part::Disk, Part::Log, Part::Uploads];
 }
 
 /// A set of [`Part`]s.
@@ -124,10 +122,6 @@ impl Parts {
 
     pub fn has(self, part: Part) -> bool {
         self.0 & (1 << part as u8) != 0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
     }
 }
 
