@@ -202,13 +202,10 @@ where
                 terminal.draw(|f| ui::render(state, f))?;
             } else {
                 let parts = dirty | ui::Parts::of(ui::Part::Header) | ui::Parts::of(ui::Part::Footer);
-                let area = ratatui::layout::Rect::new(0, 0, state.size.0, state.size.1);
-                let rects: Vec<ratatui::layout::Rect> = ui::Part::ALL
-                    .into_iter()
-                    .filter(|p| parts.has(*p))
-                    .map(|p| ui::part_area(state, area, p))
-                    .collect();
-                terminal.draw_parts(&rects, |f, whole| {
+                let rects = |area| {
+                    ui::Part::ALL.into_iter().filter(|p| parts.has(*p)).map(|p| ui::part_area(state, area, p)).collect()
+                };
+                terminal.draw_parts(rects, |f, whole| {
                     if whole { ui::render(state, f) } else { ui::render_parts(state, f, parts) }
                 })?;
             }

@@ -615,3 +615,30 @@ async fn a_moving_progress_bar_keeps_the_logs_other_rows_and_chart_as_shown() {
     // rows above the bar (about 1,750): both, not one of them.
     assert!(kept.load(Ordering::SeqCst) > 5 * 2500, "cells kept: {}", kept.load(Ordering::SeqCst));
 }
+
+/// A resize the loop has not heard of yet: the terminal is already 100x30 while the event
+/// read says 90x28 (the next one is on its way). A frame drawn in parts then is laid out
+/// on the screen as it is, not on the size the state knows, and once the last event
+/// arrives the terminal shows the whole frame of the state. (Before, the parts were worked
+/// out for the stale size while the panels were drawn at the real one: broken borders, and
+/// in this debug build the frame check panicked.)
+#[tokio::test(start_paused = true)]
+async fn a_frame_in_parts_during_a_resize_not_yet_read_is_laid_out_on_the_screen_as_it_is() {
+    let h = idle_harness().await;
+    h.screen.backend.lock().expect("backend").resize(100, 30);
+    h.keys.send(Ok(Event::Resize(90, 28))).expect("loop listens");
+    h.settle().await;
+    // Within 2 s of that input a sample is drawn at once, in parts.
+    h.send(disks(61.0));
+    h.settle().await;
+    assert!(!h.task.is_finished(), "the loop is still running");
+    assert!(h.screen.text().contains("61%"), "{}", h.screen.text());
+    h.keys.send(Ok(Event::Resize(100, 30))).expect("loop listens");
+    h.settle().await;
+    let text = h.screen.text();
+    let in_parts = h.in_parts.clone();
+    let state = h.finish().await;
+    assert!(in_parts.load(Ordering::SeqCst) >= 1, "the sample's frame was drawn in parts");
+    let above_footer = |t: &str| t.lines().take(29).collect::<Vec<_>>().join("\n");
+    assert_eq!(above_footer(&text), above_footer(&fx::screen_text(&state, 100, 30)));
+}

@@ -160,7 +160,8 @@ impl<B: Backend> Screen<B> {
         self.finish()
     }
 
-    /// Draws a frame of which only the cells inside `parts` can differ from what is shown:
+    /// Draws a frame of which only the cells inside `parts` (the rectangles, worked out for
+    /// the screen's area) can differ from what is shown:
     /// those rectangles are blanked, `render` draws them (and must draw nothing outside
     /// them), and only their cells are compared and written. A frame costs what its parts
     /// cover, not the whole screen's cells. When the terminal's size changed the frame is
@@ -170,14 +171,21 @@ impl<B: Backend> Screen<B> {
     /// Builds with debug assertions draw every such frame a second time, whole, and panic
     /// when the two differ: a part left out that had changed is found by every test that
     /// runs the console, not by a user looking at a stale panel.
-    pub fn draw_parts(&mut self, parts: &[Rect], render: impl Fn(&mut Frame, bool)) -> Result<bool, B::Error> {
+    pub fn draw_parts(
+        &mut self,
+        parts: impl FnOnce(Rect) -> Vec<Rect>,
+        render: impl Fn(&mut Frame, bool),
+    ) -> Result<bool, B::Error> {
         let size = self.backend.size()?;
         if Rect::from((ratatui::layout::Position::ORIGIN, size)) != self.area {
             self.draw(|f| render(f, true))?;
             return Ok(true);
         }
         let area = self.area;
-        let parts: Vec<Rect> = parts.iter().map(|r| r.intersection(area)).filter(|r| !r.is_empty()).collect();
+        // Laid out on the screen as it is, which a resize the loop has not heard of yet
+        // may have made other than the size the state knows.
+        let parts: Vec<Rect> =
+            parts(area).into_iter().map(|r| r.intersection(area)).filter(|r| !r.is_empty()).collect();
         for r in &parts {
             for y in r.y..r.bottom() {
                 for c in row_mut(&mut self.next, r.x, y, r.width) {
@@ -621,23 +629,29 @@ mod tests {
         screen.draw(|f| rows(f, &[(0, "header"), (1, "log 1"), (2, "footer")])).expect("draw");
         let asked = std::cell::Cell::new(None);
         let whole = screen
-            .draw_parts(&[Rect::new(0, 1, 8, 1)], |f, whole| {
-                if whole {
-                    rows(f, &[(0, "header"), (1, "log 2"), (2, "footer")]);
-                } else {
-                    asked.set(Some(whole));
-                    rows(f, &[(1, "log 2")]);
-                }
-            })
+            .draw_parts(
+                |_| vec![Rect::new(0, 1, 8, 1)],
+                |f, whole| {
+                    if whole {
+                        rows(f, &[(0, "header"), (1, "log 2"), (2, "footer")]);
+                    } else {
+                        asked.set(Some(whole));
+                        rows(f, &[(1, "log 2")]);
+                    }
+                },
+            )
             .expect("draw");
         assert!(!whole, "drawn in parts");
         assert_eq!(asked.get(), Some(false), "render was asked for the parts");
         screen.backend().assert_buffer_lines(["header  ", "log 2   ", "footer  "]);
         // Twice in a row: the part drawn last time is what the next compares against.
         screen
-            .draw_parts(&[Rect::new(0, 1, 8, 1)], |f, whole| {
-                rows(f, if whole { &[(0, "header"), (1, "log 3"), (2, "footer")][..] } else { &[(1, "log 3")][..] })
-            })
+            .draw_parts(
+                |_| vec![Rect::new(0, 1, 8, 1)],
+                |f, whole| {
+                    rows(f, if whole { &[(0, "header"), (1, "log 3"), (2, "footer")][..] } else { &[(1, "log 3")][..] })
+                },
+            )
             .expect("draw");
         screen.backend().assert_buffer_lines(["header  ", "log 3   ", "footer  "]);
     }
@@ -649,9 +663,10 @@ mod tests {
         screen.draw(|f| rows(f, &[(0, "a")])).expect("draw");
         screen.backend_mut().resize(6, 2);
         let whole = screen
-            .draw_parts(&[Rect::new(0, 1, 6, 1)], |f, whole| {
-                rows(f, if whole { &[(0, "whole"), (1, "both")][..] } else { &[(1, "part")][..] })
-            })
+            .draw_parts(
+                |_| vec![Rect::new(0, 1, 6, 1)],
+                |f, whole| rows(f, if whole { &[(0, "whole"), (1, "both")][..] } else { &[(1, "part")][..] }),
+            )
             .expect("draw");
         assert!(whole);
         screen.backend().assert_buffer_lines(["whole ", "both  "]);
@@ -664,9 +679,12 @@ mod tests {
     fn a_changed_part_left_out_of_a_frame_in_parts_is_found() {
         let mut screen = Screen::new(TestBackend::new(8, 3)).expect("screen");
         screen.draw(|f| rows(f, &[(0, "header"), (1, "log 1"), (2, "footer")])).expect("draw");
-        let _ = screen.draw_parts(&[Rect::new(0, 1, 8, 1)], |f, whole| {
-            rows(f, if whole { &[(0, "header"), (1, "log 2"), (2, "FOOTER")][..] } else { &[(1, "log 2")][..] })
-        });
+        let _ = screen.draw_parts(
+            |_| vec![Rect::new(0, 1, 8, 1)],
+            |f, whole| {
+                rows(f, if whole { &[(0, "header"), (1, "log 2"), (2, "FOOTER")][..] } else { &[(1, "log 2")][..] })
+            },
+        );
     }
 
     /// Consecutive frames of text: nothing for an equal frame, the changed cells only
