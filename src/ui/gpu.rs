@@ -490,10 +490,9 @@ pub fn details(state: &AppState, frame: &mut Frame, area: Rect, gpu: u32, pid: u
                 (Some(first), Some(start)) if first <= start + (2 * state.config.gpu.sample_ms).div_ceil(1000) => {
                     " since it started".to_string()
                 }
-                (Some(first), _) => format!(
-                    " over the last {}",
-                    util::duration(Duration::from_secs(state.now_unix().saturating_sub(first)))
-                ),
+                (Some(first), _) => {
+                    format!(" over the last {}", util::duration(super::clock::since_unix(state.now, first)))
+                }
             };
             lines.push(row(
                 "VRAM",
