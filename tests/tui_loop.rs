@@ -642,3 +642,127 @@ async fn a_frame_in_parts_during_a_resize_not_yet_read_is_laid_out_on_the_screen
     let above_footer = |t: &str| t.lines().take(29).collect::<Vec<_>>().join("\n");
     assert_eq!(above_footer(&text), above_footer(&fx::screen_text(&state, 100, 30)));
 }
+
+/// The screen as a whole frame of `state` draws it, drawn on a thread of its own (no
+/// rows or chart kept from the loop's frames), all rows but the footer (which now says
+/// the loop was stopped).
+fn whole_frame_above_footer(state: &AppState, w: u16, h: u16) -> String {
+    let state = state.clone();
+    let text = std::thread::spawn(move || fx::screen_text(&state, w, h)).join().expect("draws");
+    text.lines().take(h as usize - 1).collect::<Vec<_>>().join("\n")
+}
+
+/// Ends the loop and checks the terminal shows the whole frame of its final state.
+async fn shows_the_whole_frame(h: Harness, w: u16, hgt: u16, what: &str) {
+    let text = h.screen.text();
+    let state = h.finish().await;
+    let shown = text.lines().take(hgt as usize - 1).collect::<Vec<_>>().join("\n");
+    assert_eq!(shown, whole_frame_above_footer(&state, w, hgt), "{what}");
+}
+
+/// A seeded mix of what a console hears beside a run, in any order: log samples (new
+/// lines, a moving progress bar, an OOM, a rotation that empties the chart, a newer log, a
+/// read error, the writer gone), disk, host and unreadable-ledger samples, keys (focus,
+/// zoom, errors-only, wrap, follow, sideways, search, the log switcher, help, paging),
+/// single ticks and quiet gaps. Every frame drawn in parts is checked against the whole
+/// frame by the screen itself (debug build), and after five more ticks the terminal shows
+/// the whole frame of the final state, ages included. Four sizes, five seeds each.
+/// (Written first by an attacker helper; it found none of these broken, and the resize
+/// above.)
+#[tokio::test(start_paused = true)]
+async fn any_mix_of_samples_keys_and_ticks_leaves_the_whole_frame_on_screen() {
+    use opsconsole::logtail::{MetricsState, TailNote};
+    use support::log_fixtures::{hf_lines, log_sample, oom_lines};
+    let variant = |lines: &[String], at, alive, f: &dyn Fn(&mut opsconsole::logtail::LogSample)| match log_sample(
+        lines, at, alive, None,
+    ) {
+        Msg::Log(mut s) => {
+            f(&mut s);
+            Msg::Log(s)
+        }
+        _ => unreachable!("log_sample makes a log sample"),
+    };
+    let keys = [
+        KeyCode::Tab,
+        KeyCode::Char('z'),
+        KeyCode::Char('3'),
+        KeyCode::Char('e'),
+        KeyCode::Char('w'),
+        KeyCode::Char('f'),
+        KeyCode::Right,
+        KeyCode::Left,
+        KeyCode::Char('G'),
+        KeyCode::Esc,
+        KeyCode::Char('s'),
+        KeyCode::Up,
+        KeyCode::Char('/'),
+        KeyCode::Char('l'),
+        KeyCode::Enter,
+        KeyCode::Char('L'),
+        KeyCode::Char('?'),
+        KeyCode::PageUp,
+    ];
+    for seed in 1..=20u64 {
+        let (w, hgt) = [(80, 24), (160, 48), (60, 40), (120, 40)][(seed % 4) as usize];
+        let h = idle_harness().await;
+        h.resize(w, hgt);
+        h.settle().await;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut step = 500u64;
+        let mut lines = hf_lines(step);
+        for _ in 0..150 {
+            let at = fx::at(fx::NOW + h.started.elapsed().as_secs());
+            match rng.u32(0..40) {
+                0..=7 => {
+                    step += 50;
+                    lines = hf_lines(step);
+                    let bar = format!("  3%|▍         | {}/24000 [00:30<1:58:00, 19.90it/s]", step + 7);
+                    h.send(log_sample(&lines, at, true, Some(&bar)));
+                }
+                8..=10 => {
+                    let bar = format!("  3%|▍         | {}/24000 [00:30<1:58:00, 19.90it/s]", step + rng.u64(0..40));
+                    h.send(log_sample(&lines, at, true, Some(&bar)));
+                }
+                11 => h.send(log_sample(&oom_lines(), at, rng.bool(), None)),
+                12 => h.send(variant(&[], at, true, &|s| {
+                    s.reset = false;
+                    s.notes = vec![TailNote::Rotated];
+                    s.metrics = MetricsState::new(2000);
+                })),
+                13 => h.send(variant(&lines, at, true, &|s| {
+                    s.newer_log = Some("/home/me/rsm/experiments/v69/logs/train.log".into());
+                })),
+                14 => h.send(variant(&lines, at, true, &|s| s.error = Some("read error: EIO".into()))),
+                15 => h.send(log_sample(&lines, at, false, None)),
+                16..=17 => h.send(disks(40.0 + rng.u32(0..60) as f64)),
+                18 => h.send(host(rng.u32(0..100) as f32, 10.0 + rng.u32(0..50) as f64)),
+                19 => h.send(Msg::SyncUnreadable(format!("the sync ledger cannot be read: {}", rng.u32(0..3)))),
+                20..=31 => h.key(keys[rng.usize(0..keys.len())]),
+                32..=35 => h.next_tick().await,
+                36..=37 => {
+                    sleep(Duration::from_millis(2500)).await;
+                    h.next_tick().await;
+                }
+                _ => h.ticks(3).await,
+            }
+            h.settle().await;
+            assert!(!h.task.is_finished(), "seed {seed}: the loop stopped (a frame in parts differed?)");
+        }
+        h.ticks(5).await;
+        shows_the_whole_frame(h, w, hgt, &format!("seed {seed} at {w}x{hgt}")).await;
+    }
+}
+
+/// A quiet console beside a stalled log for 75 ticks: the ages ("last line 1m15s ago",
+/// the stall banner, the uptime) each follow the clock in their own part.
+#[tokio::test(start_paused = true)]
+async fn the_ages_of_a_quiet_console_follow_the_clock_part_by_part() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let h = idle_harness().await;
+    h.send(log_sample(&hf_lines(800), fx::at(fx::NOW + 3), true, Some("  3%|▍  | 810/24000")));
+    h.next_tick().await;
+    h.send(disks(55.0));
+    h.ticks(75).await;
+    assert!(h.screen.text().contains("stalled"), "{}", h.screen.text());
+    shows_the_whole_frame(h, 80, 24, "after 75 quiet ticks").await;
+}
