@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Several consoles beside one `opsconsole demo` run, with htop, each console's exact CPU
 # time read from a cgroup of its own: builds (or configs) compared in the same run, where
-# run-to-run noise (10-15% for the same build here) cannot decide between them.
+# run-to-run noise (10-15% for the same build here) cannot decide between them. Where a
+# console starts in the run moves its figure too (two of one build read 0.123 and 0.104%
+# in one run): give each build several places, alternating (A B A B).
 # Usage: benches/consoles.sh SECS BIN [BIN...]   (each BIN a console beside the run;
 #        the demo runs the first). Needs tmux and htop. 160x48.
 set -euo pipefail
