@@ -188,7 +188,7 @@ impl<B: Backend> Screen<B> {
             parts(area).into_iter().map(|r| r.intersection(area)).filter(|r| !r.is_empty()).collect();
         for r in &parts {
             for y in r.y..r.bottom() {
-                for c in row_mut(&mut self.next, r.x, y, r.width) {
+                for c in super::text::row_mut(&mut self.next, r.x, y, r.width) {
                     c.reset();
                 }
             }
@@ -264,12 +264,6 @@ impl<B: Backend> Screen<B> {
         self.cursor_hidden = true;
         self.backend.flush()
     }
-}
-
-/// The `width` cells of row `y` from column `x` on, which must lie within `buf`'s area.
-fn row_mut(buf: &mut Buffer, x: u16, y: u16, width: u16) -> &mut [Cell] {
-    let start = buf.index_of(x, y);
-    &mut buf.content[start..start + width as usize]
 }
 
 impl<B: Backend> Drop for Screen<B> {
