@@ -203,7 +203,8 @@ where
             } else {
                 let parts = dirty | ui::Parts::of(ui::Part::Header) | ui::Parts::of(ui::Part::Footer);
                 let rects = |area| {
-                    ui::Part::ALL.into_iter().filter(|p| parts.has(*p)).map(|p| ui::part_area(state, area, p)).collect()
+                    let areas = ui::part_areas(state, area);
+                    ui::Part::ALL.into_iter().filter(|p| parts.has(*p)).map(|p| areas[p as usize]).collect()
                 };
                 terminal.draw_parts(rects, |f, whole| {
                     if whole { ui::render(state, f) } else { ui::render_parts(state, f, parts) }

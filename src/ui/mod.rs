@@ -166,24 +166,21 @@ pub fn whole_frame(state: &AppState) -> bool {
     !matches!(state.overlay, Overlay::None) || state.jobs.running().next().is_some()
 }
 
-/// Where each part is drawn on a screen of `area` (the overlays: over all of it).
-pub fn part_area(state: &AppState, area: Rect, part: Part) -> Rect {
-    let [header, body, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
-    let panels = panel_areas(state, body);
-    match part {
-        Part::Header => header,
-        Part::Footer => footer,
-        Part::Gpu => panels.gpu,
-        Part::Disk => panels.disk,
-        Part::Log => panels.log,
-        Part::Uploads => panels.uploads,
-        Part::Overlay => area,
-    }
+/// The header row, the panels' body and the footer row of a screen of `area`.
+fn rows(area: Rect) -> [Rect; 3] {
+    Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area)
 }
 
-/// A panel's drawing function.
-type PanelRender = fn(&AppState, &mut Frame, Rect);
+/// Where each part is drawn on a screen of `area`, in [`Part`]'s order (the overlays:
+/// over all of it).
+pub fn part_areas(state: &AppState, area: Rect) -> [Rect; Part::COUNT] {
+    let [header, body, footer] = rows(area);
+    let p = panel_areas(state, body);
+    [header, p.gpu, p.disk, p.log, p.uploads, footer, area]
+}
+
+/// A part's drawing function.
+type PartRender = fn(&AppState, &mut Frame, Rect);
 
 /// Draws the whole screen. Afterwards [`clock::next_change`] says when its time-derived
 /// text (ages, the uptime, the status line's expiry) reads differently.
@@ -196,36 +193,29 @@ pub fn render(state: &AppState, frame: &mut Frame) {
 /// time-derived text reads differently.
 pub fn render_parts(state: &AppState, frame: &mut Frame, parts: Parts) {
     let area = frame.area();
-    let [header, body, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
-    if parts.has(Part::Header) {
-        clock::begin(Part::Header);
-        header::render(state, frame, header);
-    }
-    let areas = panel_areas(state, body);
-    let drawn = |r: Rect| r.width > 0 && r.height > 0;
-    let panels: [(Part, Rect, PanelRender); 4] = [
-        (Part::Gpu, areas.gpu, gpu::render),
-        (Part::Disk, areas.disk, disk::render),
-        (Part::Log, areas.log, log::render),
-        (Part::Uploads, areas.uploads, uploads::render),
+    let areas = part_areas(state, area);
+    let draws: [(Part, PartRender); 6] = [
+        (Part::Header, header::render),
+        (Part::Gpu, gpu::render),
+        (Part::Disk, disk::render),
+        (Part::Log, log::render),
+        (Part::Uploads, uploads::render),
+        (Part::Footer, footer::render),
     ];
-    for (part, r, draw) in panels {
+    for (part, draw) in draws {
         if parts.has(part) {
             clock::begin(part);
-            if drawn(r) {
+            let r = areas[part as usize];
+            if r.width > 0 && r.height > 0 {
                 draw(state, frame, r);
             }
         }
-    }
-    if parts.has(Part::Footer) {
-        clock::begin(Part::Footer);
-        footer::render(state, frame, footer);
     }
     if !parts.has(Part::Overlay) {
         return;
     }
     clock::begin(Part::Overlay);
+    let [_, body, _] = rows(area);
     // The job screens show progress and ages of their own: drawn at every tick while open.
     if matches!(
         state.overlay,
