@@ -17,13 +17,15 @@ use super::Part;
 
 thread_local! {
     static NEXT: Cell<[Option<SystemTime>; Part::COUNT]> = const { Cell::new([None; Part::COUNT]) };
-    static CURRENT: Cell<Part> = const { Cell::new(Part::Header) };
+    /// The part being drawn; none outside [`super::render_parts`], where what is worked
+    /// out from the clock is not drawn (the page size for paging keys) and records nothing.
+    static CURRENT: Cell<Option<Part>> = const { Cell::new(None) };
 }
 
 /// Starts drawing `part`: no time-derived text of it drawn yet; what the helpers record
 /// until the next `begin` is its.
 pub(super) fn begin(part: Part) {
-    CURRENT.with(|c| c.set(part));
+    CURRENT.with(|c| c.set(Some(part)));
     NEXT.with(|n| {
         let mut all = n.get();
         all[part as usize] = None;
@@ -31,13 +33,20 @@ pub(super) fn begin(part: Part) {
     });
 }
 
-/// The times of every part, to put back with [`restore`] after drawing what is not shown
-/// (the whole frame a frame drawn in parts is checked against, the layout sizes for
-/// paging keys).
+/// Drawing is over: what is worked out from the clock until the next [`begin`] is not
+/// drawn, and records nothing.
+pub(super) fn end() {
+    CURRENT.with(|c| c.set(None));
+}
+
+/// The times of every part, to put back with [`restore`] after drawing a frame that is
+/// not shown (the whole frame a frame drawn in parts is checked against).
+#[cfg(debug_assertions)]
 pub(super) fn save() -> [Option<SystemTime>; Part::COUNT] {
     NEXT.with(Cell::get)
 }
 
+#[cfg(debug_assertions)]
 pub(super) fn restore(kept: [Option<SystemTime>; Part::COUNT]) {
     NEXT.with(|n| n.set(kept));
 }
@@ -56,11 +65,10 @@ pub fn next_change_of(part: Part) -> Option<SystemTime> {
 /// Something on screen changes at `t` (a threshold: a status line expires, a stall
 /// begins). Times not after `now` are ignored: the frame already shows them.
 pub(crate) fn at(now: SystemTime, t: SystemTime) {
-    if t > now {
-        let part = CURRENT.with(Cell::get) as usize;
+    if let Some(part) = CURRENT.with(Cell::get).filter(|_| t > now) {
         NEXT.with(|n| {
             let mut all = n.get();
-            all[part] = Some(all[part].map_or(t, |m| m.min(t)));
+            all[part as usize] = Some(all[part as usize].map_or(t, |m| m.min(t)));
             n.set(all);
         });
     }

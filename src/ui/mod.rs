@@ -79,13 +79,8 @@ pub fn panel_areas(state: &AppState, body: Rect) -> PanelAreas {
 /// The sizes `update` needs from the layout (rows of the Log panel, for paging), for the
 /// state as it would be drawn now. The loop stores them after each frame.
 pub fn viewport(state: &AppState) -> Viewport {
-    // The Log panel's rows are laid out as drawn, and their text tells the clock when it
-    // changes: nothing drawn, so nothing recorded.
-    let kept = clock::save();
     let page = log::log_page(state);
-    let v = Viewport { log_rows: page.rows, log_cols: page.cols, detail_max_scroll: detail::max_scroll(state) };
-    clock::restore(kept);
-    v
+    Viewport { log_rows: page.rows, log_cols: page.cols, detail_max_scroll: detail::max_scroll(state) }
 }
 
 /// A part of the screen that a frame can draw alone (`Screen::draw_parts`): the header
@@ -192,6 +187,11 @@ pub fn render(state: &AppState, frame: &mut Frame) {
 /// with [`Parts::ALL`]). [`clock::next_change_of`] then says when each part's
 /// time-derived text reads differently.
 pub fn render_parts(state: &AppState, frame: &mut Frame, parts: Parts) {
+    draw_parts(state, frame, parts);
+    clock::end();
+}
+
+fn draw_parts(state: &AppState, frame: &mut Frame, parts: Parts) {
     let area = frame.area();
     let areas = part_areas(state, area);
     let draws: [(Part, PartRender); 6] = [
