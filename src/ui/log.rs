@@ -560,16 +560,11 @@ fn render_chart(log: &LogPanel, frame: &mut Frame, area: Rect) {
                 super::screen::keep(area);
                 return;
             }
-            for (r, row) in k.cells.chunks(area.width as usize).enumerate() {
-                super::text::row_mut(frame.buffer_mut(), area.x, area.y + r as u16, area.width).clone_from_slice(row);
-            }
+            super::text::put_cells(frame.buffer_mut(), area, &k.cells);
             return;
         }
         draw_chart(log, frame, area);
-        let mut cells = Vec::with_capacity(area.width as usize * area.height as usize);
-        for r in 0..area.height {
-            cells.extend_from_slice(super::text::row_mut(frame.buffer_mut(), area.x, area.y + r, area.width));
-        }
+        let cells = super::text::cells_of(frame.buffer_mut(), area);
         *kept = Some(DrawnChart { area, loss: loss.clone(), eval: eval.clone(), cells });
     });
 }

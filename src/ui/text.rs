@@ -86,9 +86,7 @@ pub fn put_wrapped(buf: &mut Buffer, area: Rect, lines: &[Line<'static>]) {
     }
     WRAPPED.with_borrow_mut(|kept| {
         if let Some(k) = kept.as_ref().filter(|k| k.area == area && k.lines == lines) {
-            for (r, row) in k.cells.chunks(area.width as usize).enumerate() {
-                row_mut(buf, area.x, area.y + r as u16, area.width).clone_from_slice(row);
-            }
+            put_cells(buf, area, &k.cells);
             return;
         }
         Paragraph::new(lines.to_vec()).wrap(Wrap { trim: true }).render(area, buf);
@@ -96,12 +94,26 @@ pub fn put_wrapped(buf: &mut Buffer, area: Rect, lines: &[Line<'static>]) {
             .rev()
             .find(|&r| row_mut(buf, area.x, area.y + r, area.width).iter().any(|c| *c != Cell::EMPTY))
             .map_or(0, |r| r + 1);
-        let mut cells = Vec::with_capacity(reached as usize * area.width as usize);
-        for r in 0..reached {
-            cells.extend_from_slice(row_mut(buf, area.x, area.y + r, area.width));
-        }
+        let cells = cells_of(buf, Rect { height: reached, ..area });
         *kept = Some(Wrapped { area, lines: lines.to_vec(), cells });
     });
+}
+
+/// The cells of `area` (within `buf`'s area), row after row: what drew there, to put back
+/// with [`put_cells`] when the same thing is drawn there again.
+pub(super) fn cells_of(buf: &mut Buffer, area: Rect) -> Vec<Cell> {
+    let mut cells = Vec::with_capacity(area.area() as usize);
+    for y in area.y..area.bottom() {
+        cells.extend_from_slice(row_mut(buf, area.x, y, area.width));
+    }
+    cells
+}
+
+/// Puts back on `area`, from its first row down, the cells [`cells_of`] took there.
+pub(super) fn put_cells(buf: &mut Buffer, area: Rect, cells: &[Cell]) {
+    for (r, row) in cells.chunks(area.width as usize).enumerate() {
+        row_mut(buf, area.x, area.y + r as u16, area.width).clone_from_slice(row);
+    }
 }
 
 /// The `width` cells of row `y` from column `x` on, which must lie within `buf`'s area.
