@@ -36,16 +36,6 @@ impl<W: Write> super::super::tui::Bell for Term<W> {
     }
 }
 
-impl<W: Write> Write for Term<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Write::flush(&mut self.0)
-    }
-}
-
 impl<W: Write> Backend for Term<W> {
     type Error = io::Error;
 
