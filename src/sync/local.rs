@@ -2258,6 +2258,15 @@ mod tests {
         (r, bytes, src, sha, ctx)
     }
 
+    /// Waits, as another process would, until the throttled upload has copied two chunks.
+    fn two_chunks_copied(done: &std::sync::atomic::AtomicU64) {
+        let start = std::time::Instant::now();
+        while done.load(std::sync::atomic::Ordering::Relaxed) < 2 * CHUNK as u64 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "the upload never got going");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Another process writes a byte into the partial copy, by its name, while the upload
     /// copies into it (throttled to 8 MiB/s; the write after 8 MiB, at offset 10): the
     /// changed copy is never stored as the version, nor its checksum remembered as good.
@@ -2270,11 +2279,7 @@ mod tests {
         let done = ctx.bytes_done.clone();
         let part = r.partial_path(key);
         let writer = std::thread::spawn(move || {
-            let start = std::time::Instant::now();
-            while done.load(std::sync::atomic::Ordering::Relaxed) < 2 * CHUNK as u64 {
-                assert!(start.elapsed() < std::time::Duration::from_secs(30), "the upload never got going");
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
+            two_chunks_copied(&done);
             let f = OpenOptions::new().write(true).open(&part).expect("open the partial copy");
             f.write_all_at(b"X", 10).expect("write");
         });
@@ -2344,9 +2349,7 @@ mod tests {
         let done = ctx.bytes_done.clone();
         let part = r.partial_path(key);
         let reader = std::thread::spawn(move || {
-            while done.load(std::sync::atomic::Ordering::Relaxed) < 2 * CHUNK as u64 {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
+            two_chunks_copied(&done);
             std::fs::read(&part).expect("read the partial copy").len()
         });
         let rp = r.resume_point(key, &sha, None).await.expect("resume point");
