@@ -208,6 +208,10 @@ fn writers_in(proc_root: &Path, file: (u64, u64)) -> Vec<(u32, String)> {
     writers_among(&held_in(proc_root, |dev, ino| (dev, ino) == file), file)
 }
 
+/// While the file grows, how often the writers known are re-checked through their
+/// descriptors (see [`WriterWatch`]).
+pub const HELD_WHILE_GROWING: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Who writes one file, followed from sample to sample at a fraction of the cost of
 /// asking [`writers_of`] each time (the console's log panel: is the trainer still
 /// writing?).
@@ -219,9 +223,11 @@ fn writers_in(proc_root: &Path, file: (u64, u64)) -> Vec<(u32, String)> {
 /// `grew_every`: a writer we may not see, another user's process, would otherwise ask
 /// at each growth). Between full scans, each writer found is re-checked through the one
 /// descriptor it held the file by (`/proc/PID/fd/N` and its `fdinfo`): two system calls
-/// a writer instead of a `stat` of every descriptor of every process. So a writer that
-/// exits is noticed at the next sample; a new one is found at once when the file grows
-/// while none is known, and otherwise within `full_every`.
+/// a writer instead of a `stat` of every descriptor of every process, at each sample
+/// where the file did not grow and at most every [`HELD_WHILE_GROWING`] while it grows
+/// (someone is writing it then). So a writer that exits is noticed at the next sample
+/// where the file does not grow (its own writes have stopped); a new one is found at
+/// once when the file grows while none is known, and otherwise within `full_every`.
 ///
 /// With [`WriterWatch::sharing`], the periodic full scans may take a recent scan shared
 /// with the console's other collectors ([`recent_write_handles`]); the first is always
@@ -239,6 +245,9 @@ pub struct WriterWatch {
     file: Option<(u64, u64)>,
     holders: Vec<(u32, String)>,
     last_full: Option<std::time::Instant>,
+    /// When the writers known were last seen holding the file (a full scan or the check
+    /// through their descriptors).
+    last_held: Option<std::time::Instant>,
     full_scans: u64,
     /// Periodic full scans may take a shared scan this old, from this cache.
     shared: Option<(std::time::Duration, &'static ScanCache)>,
@@ -259,6 +268,7 @@ impl WriterWatch {
             file: None,
             holders: Vec::new(),
             last_full: None,
+            last_held: None,
             full_scans: 0,
             shared: None,
         }
@@ -286,26 +296,33 @@ impl WriterWatch {
     /// Process ids, other than this one, holding `path` open for writing at `now`, as
     /// described on the type; `grew`: the file grew since the last sample.
     pub fn writers(&mut self, path: &Path, now: std::time::Instant, grew: bool) -> std::io::Result<Vec<u32>> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = match fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.file = None;
-                self.holders.clear();
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
+        Ok(self.writers_of_file(file_id(path)?, now, grew))
+    }
+
+    /// As [`WriterWatch::writers`], for the file whose (device, inode) the caller has just
+    /// read from the path (`None`: the path is gone), without a `stat` of its own.
+    pub fn writers_of_file(&mut self, file: Option<(u64, u64)>, now: std::time::Instant, grew: bool) -> Vec<u32> {
+        let Some(file) = file else {
+            self.file = None;
+            self.holders.clear();
+            return Vec::new();
         };
-        let file = (meta.dev(), meta.ino());
         let since_full = self.last_full.map(|t| now.saturating_duration_since(t));
         // The periodic scans may be shared; the others (the first too: a shared scan could
         // predate a writer that just began) must see now.
         let first = self.last_full.is_none();
         let periodic = since_full.is_some_and(|d| d >= self.full_every);
+        // While the file grows, someone is writing it: the writers known are re-checked
+        // through their descriptors at most every `HELD_WHILE_GROWING`; a writer that
+        // exits stops the growth, and the next sample checks at once.
+        let recheck = !grew || self.last_held.is_none_or(|t| now.saturating_duration_since(t) >= HELD_WHILE_GROWING);
         let urgent = first
             || self.file != Some(file)
             || (self.holders.is_empty() && grew && since_full.is_none_or(|d| d >= self.grew_every))
-            || !self.holders.iter().all(|(pid, fd)| self.still_holds(*pid, fd, file));
+            || (recheck && !self.holders.iter().all(|(pid, fd)| self.still_holds(*pid, fd, file)));
+        if recheck && !urgent {
+            self.last_held = Some(now);
+        }
         if urgent {
             tracing::debug!(first, periodic, known = self.holders.len(), grew, "writer watch: full scan, now");
             self.full_scan(file, now);
@@ -321,7 +338,7 @@ impl WriterWatch {
         }
         let mut pids: Vec<u32> = self.holders.iter().map(|(pid, _)| *pid).collect();
         pids.dedup();
-        Ok(pids)
+        pids
     }
 
     fn full_scan(&mut self, file: (u64, u64), now: std::time::Instant) {
@@ -332,6 +349,7 @@ impl WriterWatch {
     fn record(&mut self, file: (u64, u64), at: std::time::Instant, holders: Vec<(u32, String)>) {
         self.full_scans += 1;
         self.last_full = Some(at);
+        self.last_held = Some(at);
         self.file = Some(file);
         self.holders = holders;
     }
@@ -573,6 +591,46 @@ mod tests {
         // Gone: no writers, no error.
         fs::remove_file(&log).unwrap();
         assert_eq!(w.writers(&log, t0 + Duration::from_secs(5), false).unwrap(), Vec::<u32>::new());
+    }
+
+    /// While the file grows, the writers known are taken as still writing for up to
+    /// `HELD_WHILE_GROWING` (no system call for them); the first sample where it does
+    /// not grow checks them at once.
+    #[test]
+    fn while_the_file_grows_known_writers_are_rechecked_at_most_every_ten_seconds() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("train.log");
+        let mut a = writer_of(&log);
+        let pa = a.id();
+        wait_until_writing(&log, pa);
+        let file = file_id(&log).unwrap();
+        let mut w = WriterWatch::new(Duration::from_secs(300), Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(w.writers_of_file(file, t0, true), vec![pa]);
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let s = Duration::from_secs;
+        // Growing, within 10 s of the last check: the writer known is not asked again.
+        assert_eq!(w.writers_of_file(file, t0 + s(1), true), vec![pa]);
+        assert_eq!(w.writers_of_file(file, t0 + s(9), true), vec![pa]);
+        assert_eq!(w.full_scans(), 1);
+        // Growing, 10 s on: asked, gone, rescanned.
+        assert_eq!(w.writers_of_file(file, t0 + s(10), true), Vec::<u32>::new());
+        assert_eq!(w.full_scans(), 2);
+
+        // Not growing: asked at once, whenever it was last asked.
+        let mut b = writer_of(&log);
+        let pb = b.id();
+        wait_until_writing(&log, pb);
+        let mut w = WriterWatch::new(Duration::from_secs(300), Duration::from_secs(10));
+        assert_eq!(w.writers_of_file(file, t0, true), vec![pb]);
+        assert_eq!(w.writers_of_file(file, t0 + s(1), true), vec![pb]);
+        b.kill().unwrap();
+        b.wait().unwrap();
+        assert_eq!(w.writers_of_file(file, t0 + s(2), false), Vec::<u32>::new());
+        // The path gone: no writers, without a scan.
+        assert_eq!(w.writers_of_file(None, t0 + s(3), false), Vec::<u32>::new());
     }
 
     /// One scan serves every caller within `max_age`; a caller that needs now gets a new

@@ -121,6 +121,42 @@ fn copytruncate_restarts_at_zero() {
     assert!(r.notes.contains(&TailNote::Truncated));
 }
 
+/// Each poll tells the file's size and which file the path named, from its own `stat`s
+/// (the collector asks who writes that file without a `stat` of its own).
+#[test]
+fn each_poll_tells_the_size_and_the_file_the_path_named() {
+    use std::os::unix::fs::MetadataExt;
+    let (_d, path) = setup();
+    let id = |p: &Path| {
+        let m = std::fs::metadata(p).expect("stat");
+        (m.dev(), m.ino())
+    };
+    let mut t = Tailer::new(&path, StartAt::Beginning, 4096);
+    assert_eq!(t.path_file(), None, "not polled yet");
+    let b = t.poll().expect("poll");
+    assert_eq!((b.size_bytes, t.path_file()), (None, Some(None)), "nothing there yet");
+    append(&path, b"one\ntwo\n");
+    let b = t.poll().expect("poll");
+    assert_eq!((b.size_bytes, t.path_file()), (Some(8), Some(Some(id(&path)))));
+    // More than one read's worth, then a partial line.
+    let big = "x".repeat(300_000) + "\n" + "tail";
+    append(&path, big.as_bytes());
+    let b = t.poll().expect("poll");
+    assert_eq!(b.size_bytes, Some(8 + big.len() as u64));
+    assert_eq!(b.partial.as_deref(), Some("tail"));
+    // Rotated: the new file's size and identity.
+    let old = id(&path);
+    std::fs::rename(&path, path.with_extension("log.1")).expect("rename");
+    append(&path, b"new\n");
+    let b = t.poll().expect("poll");
+    assert_eq!((b.size_bytes, t.path_file()), (Some(4), Some(Some(id(&path)))));
+    assert_ne!(t.path_file(), Some(Some(old)));
+    // Deleted while open: the path names nothing.
+    std::fs::remove_file(&path).expect("delete");
+    let b = t.poll().expect("poll");
+    assert_eq!((b.size_bytes, t.path_file()), (None, Some(None)));
+}
+
 #[test]
 fn delete_and_recreate() {
     let (_d, path) = setup();

@@ -356,7 +356,9 @@ where
         if last_writer_check.is_none_or(|t| t.elapsed() >= WRITERS_CHECK_EVERY) {
             let at = Instant::now();
             last_writer_check = Some(at);
-            let w = writer_watch.writers(tailer.path(), at, grew).ok();
+            // The file the path named at this poll, from the tailer's own `stat` (none
+            // when the poll failed first: who writes is then not known).
+            let w = tailer.path_file().map(|f| writer_watch.writers_of_file(f, at, grew));
             changed |= w != writers;
             writer_alive = w.as_ref().map(|w| !w.is_empty());
             writers = w;

@@ -86,6 +86,9 @@ pub struct Tailer {
     buf: Vec<u8>,
     budget: u64,
     missing_reported: bool,
+    /// What the path named at the last poll: a file's (device, inode), or `Some(None)`
+    /// for nothing; `None` when the poll could not tell (it failed before the `stat`).
+    path_file: Option<Option<(u64, u64)>>,
 }
 
 const READ_BUF: usize = 256 * 1024;
@@ -104,11 +107,19 @@ impl Tailer {
             buf: vec![0; READ_BUF],
             budget: 64 << 20,
             missing_reported: false,
+            path_file: None,
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the path named at the last [`Tailer::poll`]: a file's (device, inode), or
+    /// `Some(None)` for nothing; `None` when that poll failed first (or none ran yet). A
+    /// caller that asks about the file then needs no `stat` of its own.
+    pub fn path_file(&self) -> Option<Option<(u64, u64)>> {
+        self.path_file
     }
 
     /// Bytes read from the current file so far.
@@ -121,11 +132,13 @@ impl Tailer {
     pub fn poll(&mut self) -> io::Result<TailBatch> {
         let mut batch = TailBatch::default();
         let mut budget = self.budget;
+        self.path_file = None;
         if self.open.is_some() {
             self.drain(&mut batch, &mut budget)?;
         }
         match std::fs::metadata(&self.path) {
             Ok(meta) => {
+                self.path_file = Some(Some((meta.dev(), meta.ino())));
                 let same = self.open.as_ref().is_some_and(|o| o.dev == meta.dev() && o.ino == meta.ino());
                 if !same {
                     if self.open.is_some() {
@@ -141,8 +154,14 @@ impl Tailer {
                         self.drain(&mut batch, &mut budget)?;
                     }
                 }
+                // The size the path's `stat` just gave, for the file read (read to there
+                // unless the budget ran out, or beyond if it grew in between).
+                if let Some(o) = self.open.as_ref().filter(|o| o.dev == meta.dev() && o.ino == meta.ino()) {
+                    batch.size_bytes = Some(meta.len().max(o.offset));
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.path_file = Some(None);
                 if let Some(o) = &self.open {
                     // Renamed away (a new file will come) or deleted. A deleted file is
                     // closed at once so its disk space is freed.
@@ -165,10 +184,11 @@ impl Tailer {
             Err(e) => return Err(e),
         }
         batch.partial = self.splitter.partial();
-        batch.size_bytes = match &self.open {
-            Some(o) => Some(o.file.metadata()?.len()),
-            None => None,
-        };
+        if batch.size_bytes.is_none()
+            && let Some(o) = &self.open
+        {
+            batch.size_bytes = Some(o.file.metadata()?.len());
+        }
         batch.more = budget == 0;
         Ok(batch)
     }
@@ -232,6 +252,11 @@ impl Tailer {
             open.offset += n as u64;
             *budget -= n as u64;
             self.splitter.push(&self.buf[..n], &mut batch.lines);
+            if n < want {
+                // A regular file gives less than asked only at its end: no second read
+                // to be told so (anything written since is read at the next poll).
+                break;
+            }
         }
         Ok(())
     }
