@@ -509,13 +509,28 @@ impl LocalRemote {
             return Err(changed(source));
         }
         let name = part.file_name().unwrap_or_default();
-        let out = match self.open_partial(&part_dir, name) {
-            Ok(Some(f)) => Ok(f),
-            Ok(None) => create_partial(&part_dir, name),
+        let (out, watched) = match self.open_partial(&part_dir, name) {
+            Ok(Some(f)) => match take_lease(&f, libc::F_WRLCK) {
+                Ok(()) => Ok((f, true)),
+                // Another process has the partial copy open: what it writes could land at
+                // any moment, after every check made here, and the file would be stored
+                // with it. It is not used: the copy starts afresh in a new file, ours alone.
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    drop(f);
+                    create_partial(&part_dir, name).map(|f| {
+                        let w = watch_openers(&f);
+                        (f, w)
+                    })
+                }
+                Err(_) => Ok((f, false)),
+            },
+            Ok(None) => create_partial(&part_dir, name).map(|f| {
+                let w = watch_openers(&f);
+                (f, w)
+            }),
             Err(e) => Err(e),
         }
         .map_err(|e| self.io_err(&e, &part))?;
-        let watched = watch_openers(&out);
         let meta = out.metadata().map_err(|e| self.io_err(&e, &part))?;
         let have = meta.len();
         if offset == size && have == size && self.staged_for(key, sha256, &out) {
@@ -2310,6 +2325,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Another process holds the hash pass's staged copy open for writing when the upload
+    /// begins, and writes through it afterwards (at any moment: after every check the
+    /// upload makes): the stored file is never the file it holds, so the stored copy stays
+    /// the version, and what is remembered of it is its SHA-256.
+    #[tokio::test]
+    async fn a_staged_copy_another_process_holds_open_is_not_the_one_stored() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (r, bytes, src, sha, _) = throttled_upload(dir.path());
+        let key = "ck/a.pt";
+        let mut sink = r.stage_sink(key, bytes.len() as u64).expect("a sink");
+        sink.write(&bytes).expect("write");
+        sink.finish(&sha).expect("staged");
+        let held = OpenOptions::new().write(true).open(r.partial_path(key)).expect("open the staged copy");
+        let rp = r.resume_point(key, &sha, None).await.expect("resume point");
+        let req = UploadRequest { key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+        r.upload(req, &TransferCtx::default()).await.expect("upload");
+        held.write_all_at(b"X", 10).expect("write through the held descriptor");
+        drop(held);
+        let stored = std::fs::read(r.root().join(key)).expect("stored");
+        assert!(stored == bytes, "the stored copy is not the version: byte 10 is {}", stored[10]);
+        let st = r.stat(key).await.expect("stat").expect("there");
+        assert_eq!(st.sha256.as_deref(), Some(sha.as_str()));
     }
 
     /// Another process writes into the hash pass's staged copy while it is written: the
