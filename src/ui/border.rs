@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, BorderType, Widget};
 
 /// A bordered panel: `Block::bordered()` with a border type and style, titles on the top
 /// and bottom rows (left- or right-aligned), and one style patched under every title.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PanelBorder {
     border_type: BorderType,
     border_style: Style,
@@ -59,7 +59,7 @@ impl PanelBorder {
     /// Draws what `Widget::render(&self.to_block(), area, buf)` draws.
     pub fn render(&self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
-        if area.is_empty() {
+        if area.is_empty() || !super::drawn::border(area, self) {
             return;
         }
         let set: border::Set = self.border_type.to_border_set();

@@ -69,5 +69,5 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
         spans.push(Span::raw(" ".repeat(pad)));
         spans.push(Span::styled(text, Style::new().fg(Color::Yellow)));
     }
-    super::text::put_lines(frame.buffer_mut(), area, &[Line::from(spans)]);
+    super::text::put_lines_kept(frame.buffer_mut(), area, &[Line::from(spans)]);
 }

@@ -94,6 +94,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let pad = (area.width as usize).saturating_sub(used + help.chars().count());
     spans.push(Span::styled(" ".repeat(pad), base));
     spans.push(Span::styled(help, base));
-    frame.buffer_mut().set_style(area, base);
-    super::text::put_lines(frame.buffer_mut(), area, &[Line::from(spans)]);
+    let line = Line::from(spans);
+    // Kept as shown when it is the line drawn there last (`super::drawn`).
+    if super::drawn::row(area, &line) {
+        frame.buffer_mut().set_style(area, base);
+        super::text::put_lines(frame.buffer_mut(), area, &[line]);
+    }
 }

@@ -115,8 +115,8 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     let width = inner.width as usize;
     let (top, bottom) = (top_lines(state, width), bottom_lines(state, width));
     let layout = log_layout(state, inner, top.len(), bottom.len());
-    super::text::put_lines(frame.buffer_mut(), layout.top, &top);
-    super::text::put_lines(frame.buffer_mut(), layout.bottom, &bottom);
+    super::text::put_lines_kept(frame.buffer_mut(), layout.top, &top);
+    super::text::put_lines_kept(frame.buffer_mut(), layout.bottom, &bottom);
     render_lines(state, frame, layout.lines);
     match layout.chart {
         Some(c) => render_chart(log, frame, c),
@@ -124,21 +124,10 @@ pub fn render(state: &AppState, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// Nothing the panel drew last is known to be on screen any more: its rows and chart are
-/// drawn afresh next time.
+/// Nothing the panel drew last is known to be on screen any more: its chart is drawn
+/// afresh next time (its rows are `super::drawn`'s, which knows by itself).
 fn forget_drawn() {
     CHART.with_borrow_mut(|k| *k = None);
-    ROWS.with_borrow_mut(|k| *k = None);
-}
-
-/// The rows of log text [`render_lines`] drew last: where, and each row's line.
-struct DrawnRows {
-    area: Rect,
-    rows: Vec<Line<'static>>,
-}
-
-thread_local! {
-    static ROWS: std::cell::RefCell<Option<DrawnRows>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The search's state on the panel's bottom border: the query and which match is shown
@@ -504,18 +493,7 @@ fn render_lines(state: &AppState, frame: &mut Frame, area: Rect) {
     lines.truncate(height);
     // Beside a run most rows are the lines the terminal shows already (only the progress
     // bar moved): in a frame drawn in parts those rows are kept, not drawn and compared again.
-    ROWS.with_borrow_mut(|last| {
-        let before = last.take().filter(|d| d.area == area).map(|d| d.rows).unwrap_or_default();
-        for (i, line) in lines.iter().enumerate() {
-            let row = Rect::new(area.x, area.y + i as u16, area.width, 1);
-            if before.get(i) == Some(line) && super::screen::keeping() {
-                super::screen::keep(row);
-            } else {
-                super::text::put_lines(frame.buffer_mut(), row, std::slice::from_ref(line));
-            }
-        }
-        *last = Some(DrawnRows { area, rows: lines });
-    });
+    super::text::put_lines_kept(frame.buffer_mut(), area, &lines);
 }
 
 /// The pieces from byte `from` of their concatenation on.

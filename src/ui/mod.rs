@@ -7,6 +7,7 @@ mod checklist;
 pub mod clock;
 mod detail;
 mod disk;
+mod drawn;
 mod footer;
 mod gpu;
 mod header;
@@ -240,6 +241,10 @@ fn draw_parts(state: &AppState, frame: &mut Frame, parts: Parts) {
         Overlay::Import => airlock::render_import(state, frame, body),
         Overlay::Resume => airlock::render_resume(state, frame, body),
         Overlay::Detail(ref d) => detail::render(d, frame, area),
+    }
+    if whole_frame(state) {
+        // Drawn over the panels: what they drew is not what the terminal shows.
+        drawn::forget();
     }
 }
 

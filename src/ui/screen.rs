@@ -72,6 +72,16 @@ pub(crate) fn keep(area: Rect) {
     }
 }
 
+/// Runs `f` as a frame drawn in parts would (keeping allowed) and returns what it kept.
+#[cfg(test)]
+pub(crate) fn keeping_for_test<T>(f: impl FnOnce() -> T) -> (T, Vec<Rect>) {
+    KEEPING.with(|k| k.set(true));
+    KEPT.with_borrow_mut(Vec::clear);
+    let out = f();
+    KEEPING.with(|k| k.set(false));
+    (out, KEPT.with_borrow_mut(std::mem::take))
+}
+
 /// The cells of row `y` from `x` to `right` that are not inside any of `kept`, as runs.
 fn runs_outside(kept: &[Rect], y: u16, x: u16, right: u16) -> Vec<(u16, u16)> {
     let mut cuts: Vec<(u16, u16)> = kept
@@ -154,7 +164,9 @@ impl<B: Backend> Screen<B> {
     /// the cursor and flushes the backend.
     pub fn draw(&mut self, render: impl FnOnce(&mut Frame)) -> Result<(), B::Error> {
         let area = self.resized()?;
+        super::drawn::begin(None);
         render(&mut Frame { area, buffer: &mut self.next });
+        super::drawn::end();
         self.backend.draw(changes(&self.shown, &self.next))?;
         std::mem::swap(&mut self.shown, &mut self.next);
         self.finish()
@@ -195,7 +207,9 @@ impl<B: Backend> Screen<B> {
         }
         KEEPING.with(|k| k.set(true));
         KEPT.with_borrow_mut(Vec::clear);
+        super::drawn::begin(Some(&parts));
         render(&mut Frame { area, buffer: &mut self.next }, false);
+        super::drawn::end();
         KEEPING.with(|k| k.set(false));
         let kept = KEPT.with_borrow_mut(std::mem::take);
         self.cells_kept += kept.iter().map(|k| k.intersection(area).area() as usize).sum::<usize>();

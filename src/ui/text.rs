@@ -126,7 +126,32 @@ pub(super) fn row_mut(buf: &mut Buffer, x: u16, y: u16, width: u16) -> &mut [Cel
 /// the lines in what it leaves inside.
 pub fn put_block_lines(buf: &mut Buffer, area: Rect, block: &PanelBorder, lines: &[Line]) {
     block.render(area, buf);
-    put_lines(buf, block.inner(area), lines);
+    let inner = block.inner(area);
+    put_lines_kept(buf, inner, lines);
+    // The rows below the lines are blank, and recorded so: nothing else draws inside a
+    // panel drawn this way.
+    if super::drawn::active() {
+        let inner = inner.intersection(buf.area);
+        let first = inner.y.saturating_add(u16::try_from(lines.len()).unwrap_or(u16::MAX).min(inner.height));
+        for y in first..inner.bottom() {
+            super::drawn::row(Rect { y, height: 1, ..inner }, &Line::default());
+        }
+    }
+}
+
+/// [`put_lines`], each row kept as the terminal shows it when it is the line drawn there
+/// last (`super::drawn`; in a frame drawn in parts).
+pub fn put_lines_kept(buf: &mut Buffer, area: Rect, lines: &[Line]) {
+    if !super::drawn::active() {
+        return put_lines(buf, area, lines);
+    }
+    let area = area.intersection(buf.area);
+    for (i, line) in lines.iter().take(area.height as usize).enumerate() {
+        let row = Rect { y: area.y + i as u16, height: 1, ..area };
+        if super::drawn::row(row, line) {
+            put_lines(buf, row, std::slice::from_ref(line));
+        }
+    }
 }
 
 #[cfg(test)]
