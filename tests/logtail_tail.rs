@@ -562,12 +562,11 @@ fn console_task_follows_the_newest_log_lists_candidates_and_switches() {
         let refresh = std::sync::Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(opsconsole::collectors::log::supervise(
             ws.path().to_path_buf(),
-            LogConfig::default(),
-            Duration::from_millis(50),
-            None,
+            CollectorOptions { min_interval: Duration::from_millis(50), ..CollectorOptions::new(LogConfig::default()) },
             tx,
             refresh,
             switch_rx,
+            opsconsole::collectors::lane::Lane::new(),
         ));
         async fn next(
             rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,

@@ -19,6 +19,7 @@ pub(super) fn spawn_checkpoints(
     cfg: Config,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<tokio::sync::Notify>,
+    lane: super::lane::Lane,
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(cfg.checkpoints.scan_secs.max(1));
     tokio::spawn(async move {
@@ -28,17 +29,18 @@ pub(super) fn spawn_checkpoints(
         loop {
             let (ws, full, c, s, prev) =
                 (workspace.clone(), cfg.clone(), cfg.checkpoints.clone(), spec.clone(), previous.take());
-            let res = tokio::task::spawn_blocking(move || {
-                let now = SystemTime::now();
-                let disk_paths = crate::disk::watched_paths(&crate::workspace::Workspace::at(&ws), &full);
-                let thresholds = (&full.disk).into();
-                record_disk_history(&ws, &crate::disk::sample(&disk_paths, thresholds), now);
-                // Opened for each scan: a ledger read from a copy on a full disk is read
-                // normally again once space is back.
-                let conf = confirmation_source(&ws, &full);
-                sample::collect(&ws, &c, &s, conf.as_ref(), prev.as_deref(), now)
-            })
-            .await;
+            let res = lane
+                .run(move || {
+                    let now = SystemTime::now();
+                    let disk_paths = crate::disk::watched_paths(&crate::workspace::Workspace::at(&ws), &full);
+                    let thresholds = (&full.disk).into();
+                    record_disk_history(&ws, &crate::disk::sample(&disk_paths, thresholds), now);
+                    // Opened for each scan: a ledger read from a copy on a full disk is read
+                    // normally again once space is back.
+                    let conf = confirmation_source(&ws, &full);
+                    sample::collect(&ws, &c, &s, conf.as_ref(), prev.as_deref(), now)
+                })
+                .await;
             match res {
                 Ok(sample) => {
                     previous = Some(sample.checkpoints.clone());

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::app::Msg;
 use crate::disk::{self, Thresholds};
 
-/// Samples `paths` (statvfs and the mount table, on a blocking thread) every `every`, and
+/// Samples `paths` (statvfs and the mount table, on the collectors' lane) every `every`, and
 /// at once on `refresh`.
 pub(super) fn spawn_disk(
     paths: Vec<(String, PathBuf)>,
@@ -18,12 +18,13 @@ pub(super) fn spawn_disk(
     every: Duration,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
+    lane: super::lane::Lane,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = crate::util::aligned_interval(every);
         loop {
             let paths = paths.clone();
-            let sample = tokio::task::spawn_blocking(move || disk::sample(&paths, thresholds)).await;
+            let sample = lane.run(move || disk::sample(&paths, thresholds)).await;
             match sample {
                 Ok(s) => {
                     if tx.send(Msg::Disk(s)).is_err() {

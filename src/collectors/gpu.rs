@@ -24,13 +24,14 @@ impl GpuSource {
 }
 
 /// The GPU collector: NVML is opened by the first sample, on a blocking thread, never on
-/// the UI task; the collector moves to that thread and back for each sample.
+/// the UI task; the collector moves to the lane's thread and back for each sample.
 pub(super) fn spawn_gpu(
     cfg: crate::gpu::GpuConfig,
     mut collector: GpuSource,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
     seen: tokio::sync::watch::Sender<Option<crate::gpu::GpuSample>>,
+    lane: super::lane::Lane,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = crate::util::aligned_interval(Duration::from_millis(cfg.sample_ms));
@@ -43,7 +44,7 @@ pub(super) fn spawn_gpu(
                     Ok((collector, s))
                 }
                 _ => {
-                    tokio::task::spawn_blocking(move || {
+                    lane.run(move || {
                         let s = collector.sample(now);
                         (collector, s)
                     })

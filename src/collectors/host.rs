@@ -1,5 +1,5 @@
 //! The host collector: CPU, RAM and swap every two seconds (and on a refresh), read on a
-//! blocking thread.
+//! the collectors' lane.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,16 +9,21 @@ use tokio::task::JoinHandle;
 
 use crate::app::Msg;
 
-pub(super) fn spawn_host(tx: mpsc::UnboundedSender<Msg>, refresh: Arc<Notify>) -> JoinHandle<()> {
+pub(super) fn spawn_host(
+    tx: mpsc::UnboundedSender<Msg>,
+    refresh: Arc<Notify>,
+    lane: super::lane::Lane,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut sampler = crate::host::HostSampler::new();
         let mut every = crate::util::aligned_interval(Duration::from_secs(2));
         loop {
-            let res = tokio::task::spawn_blocking(move || {
-                let s = sampler.sample(std::time::SystemTime::now());
-                (sampler, s)
-            })
-            .await;
+            let res = lane
+                .run(move || {
+                    let s = sampler.sample(std::time::SystemTime::now());
+                    (sampler, s)
+                })
+                .await;
             let Ok((s, sample)) = res else { return };
             sampler = s;
             if tx.send(Msg::Host(sample)).is_err() {

@@ -9,28 +9,27 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::app::Msg;
 use crate::logtail::collector::{CollectorOptions, LogCollector, spawn_collector};
-use crate::logtail::config::LogConfig;
 use crate::logtail::discover;
 
 /// How often the candidate logs are listed again.
 const LIST_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs until the app channel closes. `switch` asks to follow another log.
+/// Runs until the app channel closes. `switch` asks to follow another log. Each log is
+/// followed with `follow` (its config, pace and lead points), in the workspace `root`.
 pub async fn supervise(
     root: PathBuf,
-    cfg: LogConfig,
-    min_interval: std::time::Duration,
-    hot_at: Option<crate::util::Lead>,
+    follow: CollectorOptions,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
     mut switch: mpsc::UnboundedReceiver<PathBuf>,
+    lane: super::lane::Lane,
 ) {
     let mut current: Option<LogCollector> = None;
     let mut next: Option<PathBuf> = None;
     let mut every = crate::util::aligned_interval(LIST_EVERY);
     loop {
-        let (r, c) = (root.clone(), cfg.clone());
-        let candidates = tokio::task::spawn_blocking(move || discover::candidates(&r, &c)).await.unwrap_or_default();
+        let (r, c) = (root.clone(), follow.config.clone());
+        let candidates = lane.run(move || discover::candidates(&r, &c)).await.unwrap_or_default();
         if current.is_none() && next.is_none() {
             next = candidates.first().map(|c| c.path.clone());
         }
@@ -39,10 +38,8 @@ pub async fn supervise(
                 // Stopping joins the follow thread: off the async task.
                 let _ = tokio::task::spawn_blocking(move || drop(old)).await;
             }
-            let mut opts = CollectorOptions::new(cfg.clone());
+            let mut opts = follow.clone();
             opts.workspace = Some(root.clone());
-            opts.min_interval = min_interval;
-            opts.hot_at = hot_at;
             let tx2 = tx.clone();
             let started = tokio::task::spawn_blocking(move || {
                 spawn_collector(path, opts, move |s| tx2.send(Msg::Log(Box::new(s))).is_ok())

@@ -1,5 +1,6 @@
-//! Collectors: one task per source, each sampling off the UI task (blocking work on
-//! `spawn_blocking`) and sending whole samples on the app channel. They are started and
+//! Collectors: one task per source, each sampling off the UI task (blocking work on the
+//! collectors' [`lane::Lane`], one thread for all of them) and sending whole samples on
+//! the app channel. They are started and
 //! stopped by the executor (`exec`), which also asks them to sample at once (`ctrl-r`, a
 //! job that changed the disks) and switches the followed log.
 //!
@@ -30,6 +31,7 @@ pub mod disk;
 pub mod external_ip;
 pub mod gpu;
 pub mod host;
+pub mod lane;
 pub mod log;
 pub mod rules;
 pub mod sync;
@@ -96,6 +98,8 @@ impl Collectors {
     /// decides it); the ledger collector waits for it.
     pub fn spawn(self, tx: mpsc::UnboundedSender<Msg>, engine: watch::Receiver<Option<EngineSource>>) -> CollectorSet {
         let refresh = Arc::new(Notify::new());
+        // The blocking work of every periodic collector, on one thread (see `lane`).
+        let lane = lane::Lane::new();
         let mut tasks = Vec::new();
         let source = match &self.gpu_demo {
             Some(pid_file) => {
@@ -104,36 +108,47 @@ impl Collectors {
             None => GpuSource::Nvml(Box::new(crate::gpu::GpuCollector::new(&self.gpu))),
         };
         let (gpu_seen, gpu_watch) = watch::channel(None);
-        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone(), gpu_seen));
+        tasks.push(spawn_gpu(self.gpu.clone(), source, tx.clone(), refresh.clone(), gpu_seen, lane.clone()));
         tasks.push(tokio::spawn(rules::run(
             self.workspace_root.clone(),
             self.config.clone(),
             tx.clone(),
             refresh.clone(),
             gpu_watch,
+            lane.clone(),
         )));
-        tasks.push(host::spawn_host(tx.clone(), refresh.clone()));
+        tasks.push(host::spawn_host(tx.clone(), refresh.clone(), lane.clone()));
         let (log_switch, switch_rx) = mpsc::unbounded_channel();
+        let mut follow = crate::logtail::collector::CollectorOptions::new(self.log.clone());
+        follow.min_interval = self.log_min_interval;
+        follow.hot_at = self.log_hot_at;
         tasks.push(tokio::spawn(log::supervise(
             self.workspace_root.clone(),
-            self.log.clone(),
-            self.log_min_interval,
-            self.log_hot_at,
+            follow,
             tx.clone(),
             refresh.clone(),
             switch_rx,
+            lane.clone(),
         )));
-        tasks.push(disk::spawn_disk(self.disk_paths, self.thresholds, self.disk_every, tx.clone(), refresh.clone()));
+        tasks.push(disk::spawn_disk(
+            self.disk_paths,
+            self.thresholds,
+            self.disk_every,
+            tx.clone(),
+            refresh.clone(),
+            lane.clone(),
+        ));
         if self.checkpoints {
             tasks.push(checkpoints::spawn_checkpoints(
                 self.workspace_root.clone(),
                 self.config.clone(),
                 tx.clone(),
                 refresh.clone(),
+                lane.clone(),
             ));
             tasks.push(external_ip::spawn_external_ip(self.config.external_ip.clone(), tx.clone()));
         }
-        tasks.push(self.sync.spawn(tx, refresh.clone(), engine));
+        tasks.push(self.sync.spawn(tx, refresh.clone(), engine, lane));
         CollectorSet { refresh, tasks, log_switch }
     }
 }

@@ -21,6 +21,7 @@ pub async fn run(
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
     mut gpu: watch::Receiver<Option<GpuSample>>,
+    lane: super::lane::Lane,
 ) {
     let mut every = crate::util::aligned_interval(cfg.rules.every);
     let cfg = Arc::new(cfg);
@@ -29,15 +30,16 @@ pub async fn run(
         // Before the first GPU sample the tier is not known: judge again once it comes.
         let waiting_for_gpu = sample.is_none();
         let (ws, c) = (workspace.clone(), cfg.clone());
-        let report = tokio::task::spawn_blocking(move || -> RulesReport {
-            let probe = Probe { shared_scan: Some(crate::procfs::SHARED_MAX_AGE), ..Probe::default() };
-            crate::rules::evaluate(
-                &ws,
-                &c,
-                &Inputs { gpu: sample.as_ref(), now: std::time::SystemTime::now(), probe: &probe },
-            )
-        })
-        .await;
+        let report = lane
+            .run(move || -> RulesReport {
+                let probe = Probe { shared_scan: Some(crate::procfs::SHARED_MAX_AGE), ..Probe::default() };
+                crate::rules::evaluate(
+                    &ws,
+                    &c,
+                    &Inputs { gpu: sample.as_ref(), now: std::time::SystemTime::now(), probe: &probe },
+                )
+            })
+            .await;
         match report {
             Ok(r) => {
                 if tx.send(Msg::Rules(Box::new(r))).is_err() {

@@ -37,6 +37,7 @@ impl SyncCollector {
         tx: mpsc::UnboundedSender<Msg>,
         refresh: Arc<Notify>,
         mut source: watch::Receiver<Option<EngineSource>>,
+        lane: super::lane::Lane,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut reader = Some(crate::sync::status::SampleReader::default());
@@ -54,34 +55,36 @@ impl SyncCollector {
                 };
                 let (ws, sync, remotes) = (self.workspace.clone(), self.sync.clone(), self.remotes.clone());
                 let now = crate::unixtime::now_ms();
-                // The reader (and its open ledger) moves to the blocking thread and back, and
+                // The reader (and its open ledger) moves to the lane's thread and back, and
                 // so do the checkpoint roots last expanded.
                 let mut r = reader.take().unwrap_or_default();
                 let roots = self.checkpoint_roots.clone();
                 let last_env = env.take();
-                let sample = tokio::task::spawn_blocking(move || {
-                    let mut kept = None;
-                    let s = r.read(&ws, &sync, &remotes, src, now).map(|mut s| {
-                        if crate::sync::status::any_same_disk(&sync, &remotes) {
-                            let (at, e) = last_env.filter(|(at, _)| at.elapsed() < ROOTS_EVERY).unwrap_or_else(|| {
-                                (std::time::Instant::now(), crate::sync::RemoteEnv::with_roots(&ws, &roots))
-                            });
-                            crate::sync::status::mark_same_disk(&mut s.status, &sync, &remotes, &e);
-                            kept = Some((at, e));
-                        }
-                        s
-                    });
-                    let why = s.as_ref().err().map(|e| {
-                        tracing::warn!("reading the sync ledger: {e}");
-                        if crate::sync::ledger::disk_full(&ws) {
-                            format!("disk full: the sync ledger cannot be read (0 B free): {e}")
-                        } else {
-                            format!("the sync ledger cannot be read: {e}")
-                        }
-                    });
-                    (r, kept, s.ok(), why)
-                })
-                .await;
+                let sample = lane
+                    .run(move || {
+                        let mut kept = None;
+                        let s = r.read(&ws, &sync, &remotes, src, now).map(|mut s| {
+                            if crate::sync::status::any_same_disk(&sync, &remotes) {
+                                let (at, e) =
+                                    last_env.filter(|(at, _)| at.elapsed() < ROOTS_EVERY).unwrap_or_else(|| {
+                                        (std::time::Instant::now(), crate::sync::RemoteEnv::with_roots(&ws, &roots))
+                                    });
+                                crate::sync::status::mark_same_disk(&mut s.status, &sync, &remotes, &e);
+                                kept = Some((at, e));
+                            }
+                            s
+                        });
+                        let why = s.as_ref().err().map(|e| {
+                            tracing::warn!("reading the sync ledger: {e}");
+                            if crate::sync::ledger::disk_full(&ws) {
+                                format!("disk full: the sync ledger cannot be read (0 B free): {e}")
+                            } else {
+                                format!("the sync ledger cannot be read: {e}")
+                            }
+                        });
+                        (r, kept, s.ok(), why)
+                    })
+                    .await;
                 match sample {
                     Ok((r, kept, Some(s), _)) => {
                         reader = Some(r);
