@@ -110,6 +110,9 @@ impl Lane {
         let Ok(mut s) = self.inner.state.lock() else { return };
         s.queue.push_back(job);
         if s.idle > 0 {
+            // Woken after the lock is let go: woken under it, the thread would wake only
+            // to wait for the lock (a second switch).
+            drop(s);
             self.inner.ready.notify_one();
             return;
         }
