@@ -27,6 +27,7 @@ pub mod rules;
 pub mod secrets;
 pub mod status;
 pub mod sync;
+pub mod ticker;
 pub mod tui;
 pub mod ui;
 pub mod unixtime;

@@ -15,11 +15,16 @@ use tokio::time::Instant;
 use crate::app::{self, AppState, Msg};
 use crate::collectors::Collectors;
 use crate::exec::{Effects, Executor};
+use crate::ticker::Ticker;
 use crate::ui;
 use crate::ui::screen::Screen;
 
 /// How long after start and after input every message is drawn at once.
 pub const LIVELY: Duration = Duration::from_secs(2);
+
+/// How much later than `LOG_LEAD` before a tick a log sample may arrive and still be drawn
+/// as that tick's frame (the follower's read and the hand-over take a moment).
+const TICK_EARLY_SLACK: Duration = Duration::from_millis(15);
 
 /// Restores the terminal when dropped, whatever path leaves the loop.
 struct RestoreGuard;
@@ -102,9 +107,16 @@ pub struct RunOptions {
 }
 
 /// Where the loop's wall-clock time comes from (ages, uptimes, stalls are computed from
-/// it). Its monotonic time is tokio's, which tests pause and move forward.
+/// it), and its frame tick. Its monotonic time is tokio's, which tests pause and move
+/// forward.
 pub trait Clock {
     fn now(&self) -> SystemTime;
+
+    /// The frame tick, every `period` on the process's grid: tokio's interval, which a
+    /// paused test clock drives, unless the clock has a better one.
+    fn ticker(&self, period: Duration) -> Ticker {
+        Ticker::tokio(period, Duration::ZERO)
+    }
 }
 
 /// The system's clock.
@@ -114,6 +126,11 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    /// On a `timerfd`: one wake-up a tick (`crate::ticker`).
+    fn ticker(&self, period: Duration) -> Ticker {
+        Ticker::on_grid(period, Duration::ZERO)
     }
 }
 
@@ -178,7 +195,8 @@ where
     if let Ok(size) = terminal.size() {
         state.size = (size.width, size.height);
     }
-    let mut tick = crate::util::aligned_interval(Duration::from_millis(state.config.general.refresh_ms));
+    let period = Duration::from_millis(state.config.general.refresh_ms).max(Duration::from_millis(1));
+    let mut tick = clock.ticker(period);
     let started = Instant::now();
     let mut last_input: Option<Instant> = None;
     let mut metrics = opts.metrics.clone();
@@ -245,6 +263,19 @@ where
         // and for a moment after input (an answer to `ctrl-r`, `s`, `c` shows at once).
         let now = Instant::now();
         let lively = now.duration_since(started) < LIVELY || last_input.is_some_and(|t| now - t < LIVELY);
+        // While the log grows its follower reads it `LOG_LEAD` before each tick, for the
+        // tick's frame: that frame is drawn now, as the tick would draw it, and the tick is
+        // not waited for (the UI thread wakes once a second beside a run, not twice).
+        if !lively
+            && pending.iter().any(|m| matches!(m, Msg::Log(_)))
+            && !pending.iter().any(|m| matches!(m, Msg::Tick(_)))
+        {
+            let due = crate::util::Lead::new(period, Duration::ZERO).next_after(now.into_std(), Duration::ZERO);
+            if due.saturating_duration_since(now.into_std()) <= crate::collectors::LOG_LEAD + TICK_EARLY_SLACK {
+                pending.push(Msg::Tick(clock.now()));
+                tick.skip_next();
+            }
+        }
         let mut ticked = false;
         for msg in pending {
             if matches!(msg, Msg::Key(_) | Msg::Resize(..)) {

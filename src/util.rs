@@ -146,7 +146,8 @@ pub fn wrap_cells(s: &str, cols: usize) -> Vec<&str> {
     }
 }
 
-/// The instant every [`aligned_interval`] counts its grid from: the first time any part of
+/// The instant every tick of the process counts its grid from (`crate::ticker`: the frame
+/// tick, the collectors' turns, the log's lead points): the first time any part of
 /// the process asked for it.
 pub fn grid_base() -> std::time::Instant {
     use std::sync::OnceLock;
@@ -154,23 +155,7 @@ pub fn grid_base() -> std::time::Instant {
     *BASE.get_or_init(std::time::Instant::now)
 }
 
-/// An interval whose ticks fall on one grid for the whole process: multiples of `period`
-/// counted from [`grid_base`]. Collectors whose periods are multiples of each other (the
-/// frame tick, the GPU, the ledger, the disk) then wake the runtime in the same turn,
-/// instead of each at its own moment. A tick that comes late is skipped, not bunched, so
-/// the grid holds. The first tick is the next grid point, not now.
-pub fn aligned_interval(period: Duration) -> tokio::time::Interval {
-    let base = tokio::time::Instant::from_std(grid_base());
-    let period = period.max(Duration::from_millis(1));
-    let elapsed = tokio::time::Instant::now().saturating_duration_since(base);
-    let n = elapsed.as_nanos() / period.as_nanos() + 1;
-    let offset = Duration::from_nanos(u64::try_from(n.saturating_mul(period.as_nanos())).unwrap_or(u64::MAX));
-    let mut interval = tokio::time::interval_at(base + offset, period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    interval
-}
-
-/// Points a little ahead of the ticks of an [`aligned_interval`] of `period`: for a thread
+/// Points a little ahead of the grid's ticks of `period`: for a thread
 /// that prepares what a tick will use (the log follower reads the log `lead` before each
 /// frame's tick, so the frame shows what was written until then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,27 +324,6 @@ mod tests {
         assert_eq!(printable("a.pt"), "a.pt");
         assert_eq!(printable("v1\u{1b}[31mRED\u{7}\n.pt"), "v1\\x1b[31mRED\\x07\\n.pt");
         assert_eq!(printable("x\u{9b}y"), "x\\x9by");
-    }
-
-    #[test]
-    fn aligned_intervals_tick_on_one_grid() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
-        rt.block_on(async {
-            let ms = Duration::from_millis;
-            let mut fast = aligned_interval(ms(20));
-            tokio::time::sleep(ms(7)).await;
-            let mut slow = aligned_interval(ms(60));
-            let (a, b) = (fast.tick().await, slow.tick().await);
-            let later = fast.tick().await;
-            assert!(b > a && a >= tokio::time::Instant::now() - ms(1000));
-            // Every scheduled tick of either lies on the 20 ms grid of the other's base.
-            assert_eq!(b.duration_since(a).as_nanos() % ms(20).as_nanos(), 0);
-            assert_eq!(later.duration_since(a).as_nanos() % ms(20).as_nanos(), 0);
-            // The first tick is a grid point ahead, not at once.
-            let created = tokio::time::Instant::now();
-            let mut third = aligned_interval(ms(20));
-            assert!(third.tick().await > created);
-        });
     }
 
     #[test]

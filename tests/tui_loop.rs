@@ -446,7 +446,7 @@ async fn a_tick_redraws_when_the_uptime_text_changes_and_not_before() {
     assert!(h.screen.text().contains("up 3h12m"));
     // The uptime reads 3h12m until a minute has passed since the start (NOW is on a
     // minute): one frame then, none for the other ticks.
-    // The ticks lie on the process-wide grid of `util::aligned_interval`, whose phase
+    // The ticks lie on the process-wide grid of `crate::ticker`, whose phase
     // depends on the tests that ran before in this process: the minute turns at the first
     // tick at or after 60 s, whichever second that is.
     let mut seen = Vec::new();
@@ -614,6 +614,42 @@ async fn a_moving_progress_bar_keeps_the_logs_other_rows_and_chart_as_shown() {
     // Five frames that only moved the bar each kept the chart (about 1,300 cells) and the
     // rows above the bar (about 1,750): both, not one of them.
     assert!(kept.load(Ordering::SeqCst) > 5 * 2500, "cells kept: {}", kept.load(Ordering::SeqCst));
+}
+
+/// While the log grows its follower reads it 25 ms before each tick: that sample is drawn
+/// at once, as the tick's frame, and the tick is not waited for (one wake-up a second, not
+/// two). A sample in the middle of a period still waits for the tick.
+#[tokio::test(start_paused = true)]
+async fn a_log_sample_read_just_before_the_tick_is_drawn_at_once_and_the_tick_skipped() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let h = idle_harness().await;
+    sleep(Duration::from_millis(2500)).await;
+    h.next_tick().await;
+    let lines = hf_lines(2000);
+    // Mid-period: waits for the tick.
+    sleep(Duration::from_millis(400)).await;
+    let frames = h.screen.frames();
+    h.send(log_sample(&lines, fx::at(fx::NOW + 3), true, Some("  8%|▊         | 2001/24000")));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames, "a sample in the middle of a period waits");
+    h.next_tick().await;
+    assert!(h.screen.text().contains("2001/24000"), "drawn at the tick:\n{}", h.screen.text());
+    // 30 ms before the next tick: drawn at once, and the tick itself is not run.
+    sleep(Duration::from_millis(964)).await;
+    let (frames, ticks) = (h.screen.frames(), h.ticks.load(Ordering::SeqCst));
+    h.send(log_sample(&lines, fx::at(fx::NOW + 4), true, Some("  8%|▊         | 2021/24000")));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 1, "drawn at once");
+    assert!(h.screen.text().contains("2021/24000"), "the new bar:\n{}", h.screen.text());
+    let ticks = ticks + 1;
+    assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "drawn as a tick (the clock read once)");
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "the tick it stood for did not come");
+    assert_eq!(h.screen.frames(), frames + 1);
+    // The one after comes as usual.
+    sleep(Duration::from_millis(1000)).await;
+    assert!(h.ticks.load(Ordering::SeqCst) > ticks, "the following tick came");
+    h.finish().await;
 }
 
 /// A resize the loop has not heard of yet: the terminal is already 100x30 while the event

@@ -23,7 +23,7 @@ pub(super) fn spawn_checkpoints(
 ) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(cfg.checkpoints.scan_secs.max(1));
     tokio::spawn(async move {
-        let mut every = crate::util::aligned_interval(every);
+        let mut every = crate::ticker::Ticker::on_grid(every, super::LOG_LEAD);
         let spec = sample::usage_spec(&cfg.checkpoints, &cfg.prune, &cfg.paths.data);
         let mut previous: Option<Vec<crate::checkpoints::Checkpoint>> = None;
         loop {

@@ -21,7 +21,7 @@ pub(super) fn spawn_disk(
     lane: super::lane::Lane,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut every = crate::util::aligned_interval(every);
+        let mut every = crate::ticker::Ticker::on_grid(every, super::LOG_LEAD);
         loop {
             let paths = paths.clone();
             let sample = lane.run(move || disk::sample(&paths, thresholds)).await;

@@ -34,7 +34,7 @@ pub(super) fn spawn_gpu(
     lane: super::lane::Lane,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut every = crate::util::aligned_interval(Duration::from_millis(cfg.sample_ms));
+        let mut every = crate::ticker::Ticker::on_grid(Duration::from_millis(cfg.sample_ms), super::LOG_LEAD);
         loop {
             let now = std::time::SystemTime::now();
             let res = match &mut collector {

@@ -16,7 +16,7 @@ pub(super) fn spawn_host(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut sampler = crate::host::HostSampler::new();
-        let mut every = crate::util::aligned_interval(Duration::from_secs(2));
+        let mut every = crate::ticker::Ticker::on_grid(Duration::from_secs(2), super::LOG_LEAD);
         loop {
             let res = lane
                 .run(move || {

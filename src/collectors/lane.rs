@@ -1,6 +1,6 @@
 //! The collectors' blocking work, on one thread. Tokio's blocking pool runs each
 //! `spawn_blocking` on a thread of its own: the collectors whose turns fall on the same
-//! tick (the grid of `util::aligned_interval`) woke three or four threads at once, which
+//! tick (the grid of `crate::ticker`) woke three or four threads at once, which
 //! then fought over the pool's lock, and each result woke the UI task separately. A
 //! [`Lane`] runs the jobs in turn on one thread and hands their results over together
 //! when it has none left, so a tick's sampling costs one thread's wake-up and one of the

@@ -26,7 +26,7 @@ pub async fn supervise(
 ) {
     let mut current: Option<LogCollector> = None;
     let mut next: Option<PathBuf> = None;
-    let mut every = crate::util::aligned_interval(LIST_EVERY);
+    let mut every = crate::ticker::Ticker::on_grid(LIST_EVERY, super::LOG_LEAD);
     loop {
         let (r, c) = (root.clone(), follow.config.clone());
         let candidates = lane.run(move || discover::candidates(&r, &c)).await.unwrap_or_default();

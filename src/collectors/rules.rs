@@ -23,7 +23,7 @@ pub async fn run(
     mut gpu: watch::Receiver<Option<GpuSample>>,
     lane: super::lane::Lane,
 ) {
-    let mut every = crate::util::aligned_interval(cfg.rules.every);
+    let mut every = crate::ticker::Ticker::on_grid(cfg.rules.every, super::LOG_LEAD);
     let cfg = Arc::new(cfg);
     loop {
         let sample = gpu.borrow_and_update().clone();

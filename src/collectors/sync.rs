@@ -45,8 +45,8 @@ impl SyncCollector {
             // Every `every` while something is queued or uploading (progress moves), five
             // times slower while the queue is empty (only a new file changes anything, and
             // `ctrl-r` or a sync key reads at once).
-            let mut every = crate::util::aligned_interval(self.every);
-            let mut quiet = crate::util::aligned_interval(self.every * 5);
+            let mut every = crate::ticker::Ticker::on_grid(self.every, super::LOG_LEAD);
+            let mut quiet = crate::ticker::Ticker::on_grid(self.every * 5, super::LOG_LEAD);
             let mut busy = true;
             loop {
                 let src = match source.wait_for(Option::is_some).await {
