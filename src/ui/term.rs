@@ -61,8 +61,14 @@ impl<W: Write> Backend for Term<W> {
     fn clear_region(&mut self, clear_type: ClearType) -> io::Result<()> {
         self.0.clear_region(clear_type)
     }
+    /// The terminal's size, read from the output's descriptor: one `ioctl` a frame
+    /// (crossterm's `size` opens `/dev/tty`, asks, and closes it again: three system calls
+    /// and a path lookup at every frame). Where the output is not a terminal, crossterm's.
     fn size(&self) -> io::Result<Size> {
-        self.0.size()
+        match rustix::termios::tcgetwinsize(std::io::stdout()) {
+            Ok(ws) if ws.ws_col > 0 && ws.ws_row > 0 => Ok(Size::new(ws.ws_col, ws.ws_row)),
+            _ => self.0.size(),
+        }
     }
     fn window_size(&mut self) -> io::Result<WindowSize> {
         self.0.window_size()
