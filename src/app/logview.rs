@@ -246,6 +246,31 @@ impl LogView {
     /// The lines to draw in a window `page` high (and wide, when wrapping).
     pub fn visible(&self, page: impl Into<Page>) -> Vec<&ViewLine> {
         let page = page.into();
+        if self.top.is_some() {
+            return self.visible_listing(page);
+        }
+        // Following (the case at every frame beside a run): the last shown lines that fit
+        // (the last one at least), found from the end. Listing every kept line first cost
+        // a frame the whole buffer (10,000 lines by default) once it filled.
+        let mut out: Vec<&ViewLine> = Vec::with_capacity(page.rows.min(self.lines.len()));
+        let mut used = 0;
+        for l in self.lines.iter().rev().filter(|l| self.shown(l)) {
+            let r = self.rows_of(l, page);
+            if used + r > page.rows && !out.is_empty() {
+                break;
+            }
+            used += r;
+            out.push(l);
+            if used >= page.rows {
+                break;
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    /// [`LogView::visible`] from the list of every shown line.
+    fn visible_listing(&self, page: Page) -> Vec<&ViewLine> {
         let shown = self.shown_lines();
         let start = self.top_index(&shown, page);
         let n = self.fit_from(&shown, start, page);
@@ -869,6 +894,9 @@ mod tests {
                     }
                 }
                 let vis = v.visible(page);
+                // Found from the end while following: the window the full listing gives.
+                let listed: Vec<u64> = v.visible_listing(page).iter().map(|l| l.seq).collect();
+                proptest::prop_assert_eq!(vis.iter().map(|l| l.seq).collect::<Vec<_>>(), listed);
                 proptest::prop_assert!(vis.len() <= h);
                 // Wrapping, the rows fit (a single line taller than the window excepted).
                 let rows: usize = vis.iter().map(|l| v.rows_of(l, page)).sum();
