@@ -285,6 +285,8 @@ where
     let tailer = Tailer::new(path.clone(), start, cap);
     let mut live = LiveFold::new(parser, points);
     let mut history: Option<(MetricsState, Health)> = None;
+    // The merged series of the last sample (`MetricsState::after_reusing`).
+    let mut merged = None;
     let mut backfill_done = !read_history;
     let mut pending_first = Some(first_lines);
     let mut last_partial: Option<String> = None;
@@ -381,7 +383,8 @@ where
             partial: batch.partial,
             size_bytes: batch.size_bytes,
             notes: batch.notes,
-            metrics: live.metrics.after(hm),
+            // The history, once read, is another `earlier` than the last screen's preview.
+            metrics: live.metrics.after_reusing(hm, u64::from(history.is_some()), &mut merged),
             health: live.health.merged_after(hh),
             backfill: BackfillProgress {
                 read_bytes: if backfill_done { backfill_total } else { progress },
