@@ -119,8 +119,12 @@ impl FdTicker {
             };
             let mut expirations = [0u8; 8];
             match rustix::io::read(self.fd.get_ref(), &mut expirations) {
-                // Ticks missed while busy are counted here, and not made up for.
-                Ok(8) => return,
+                // Ticks missed while busy are counted here, and not made up for. The count
+                // is read: nothing is left to read until the next tick.
+                Ok(8) => {
+                    ready.clear_ready();
+                    return;
+                }
                 Ok(_) | Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => ready.clear_ready(),
                 Err(e) => {
                     tracing::warn!("the tick's timer failed: {e}");
