@@ -578,9 +578,14 @@ impl LocalRemote {
         out.sync_all().map_err(|e| self.io_err(&e, &part))?;
         // Someone else opened the partial copy while it was written (a backup tool reading
         // it, or a writer): the bytes on the disk need not be the ones hashed on their way
-        // there, so they are read back, and their checksum is not remembered.
+        // there. It is stored only once nobody else has it open (a write lease taken
+        // again: a reader gets a moment to finish), its bytes read back under that lease
+        // (an opener waits for it) are the version's, and nobody opened it before it is in
+        // place (the lease held over the rename); its checksum is not remembered.
         let opened_by_another = watched && !unbroken(&out);
-        if opened_by_another && read_back(&part).map_err(|e| self.io_err(&e, &part))? != sha256 {
+        if opened_by_another
+            && (!lease_again(&out) || read_back_open(&out).map_err(|e| self.io_err(&e, &part))? != sha256)
+        {
             drop(out);
             let _ = fs::remove_file(&part);
             return Err(RemoteError::new(
@@ -621,6 +626,18 @@ impl LocalRemote {
         };
         rustix::fs::renameat(&part_dir, part_name, &parent_dir, leaf)
             .map_err(|e| self.io_err(&io::Error::from(e), &dest))?;
+        if opened_by_another && !unbroken(&out) {
+            // Opened again between the read and the rename: in place now, but not known to
+            // be the version. Said so; the engine uploads it again.
+            return Err(RemoteError::new(
+                ErrorKind::Transient,
+                format!(
+                    "the copy {} on remote '{}' was opened by another process while it was stored; it is copied again",
+                    dest.display(),
+                    self.name
+                ),
+            ));
+        }
         if let Some(parent) = dest.parent() {
             sync_dir(parent);
         }
@@ -1080,10 +1097,13 @@ impl hash::StageSink for LocalStage {
         }
         w.finish(&f)?;
         f.sync_all()?;
-        // Opened by someone else while the hash pass wrote it: kept only if its bytes read
-        // back are the ones hashed.
-        if self.watched && !unbroken(&f) && read_back(&self.part)? != sha256 {
-            return Err(io::Error::other("the staged copy was changed by another process while it was written"));
+        // Opened by someone else while the hash pass wrote it: not used. Reading it back
+        // cannot settle it: an opener held back by the lease opens the moment it is given
+        // back and may write after the read, within the timestamps' granularity (the
+        // identity the upload checks would not move). The upload copies from the source
+        // into a new file instead.
+        if self.watched && !unbroken(&f) {
+            return Err(io::Error::other("the staged copy was opened by another process while it was written"));
         }
         let part = FileKey::of_file(&f)?;
         self.remote.staged().insert(self.key.clone(), Staged { sha256: sha256.to_string(), part });
@@ -1153,6 +1173,32 @@ fn no_writer(f: &File) -> bool {
 /// network filesystem, not the file's owner): nothing is watched then.
 fn watch_openers(f: &File) -> bool {
     take_lease(f, libc::F_WRLCK).is_ok()
+}
+
+/// The SHA-256 of the open file `f` read from its start through `f` itself (opening it
+/// again would break the caller's own lease).
+fn read_back_open(f: &File) -> io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut r = f;
+    r.seek(SeekFrom::Start(0))?;
+    let mut sha = Sha256::new();
+    hash::hash_reader(r, &mut sha)?;
+    Ok(hex(&sha.finalize()))
+}
+
+/// Takes the write lease of [`watch_openers`] again once nobody else has `f` open, waiting
+/// up to half a second for another opener (a reader) to finish; whether it was taken.
+fn lease_again(f: &File) -> bool {
+    for _ in 0..50 {
+        match take_lease(f, libc::F_WRLCK) {
+            Ok(()) => return true,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// Gives back the write lease of [`watch_openers`]; whether it was still whole, i.e. no
