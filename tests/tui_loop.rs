@@ -802,3 +802,158 @@ async fn the_ages_of_a_quiet_console_follow_the_clock_part_by_part() {
     assert!(h.screen.text().contains("stalled"), "{}", h.screen.text());
     shows_the_whole_frame(h, 80, 24, "after 75 quiet ticks").await;
 }
+
+/// ATTACK3 (helper session): the answer to `s` is stamped with the last tick's time and
+/// expires STATUS_TTL (6 s) later, at a tick. Beside a growing log the follower's sample
+/// arrives 25-30 ms before that tick (once the 2 s after the key are over): it is drawn as
+/// the tick's frame, the tick skipped, but with the clock read 30 ms early the status line
+/// is not yet due, and it stays on screen for another whole tick.
+#[tokio::test(start_paused = true)]
+async fn attack3_an_expiring_status_line_beside_a_growing_log_disappears_at_the_tick_it_expires() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let h = idle_harness().await;
+    h.key(KeyCode::Char('s'));
+    h.settle().await;
+    assert!(h.screen.text().contains("sync requested on every level"), "{}", h.screen.text());
+    for _ in 1..=5 {
+        h.next_tick().await;
+    }
+    assert!(h.screen.text().contains("sync requested on every level"));
+    // ~6 ms after the 5th tick: 30 ms before the 6th, the one it expires at.
+    sleep(Duration::from_millis(964)).await;
+    let lines = hf_lines(2000);
+    h.send(log_sample(&lines, fx::at(fx::NOW + 6), true, Some("  8%|▊         | 2001/24000")));
+    h.settle().await;
+    // Past the 6th tick's time.
+    sleep(Duration::from_millis(200)).await;
+    let text = h.screen.text();
+    assert!(text.contains("2001/24000"), "the sample was drawn:\n{text}");
+    let late = text.contains("sync requested");
+    // It goes at the next tick, a whole period late.
+    h.next_tick().await;
+    let gone_next = !h.screen.text().contains("sync requested");
+    assert!(
+        !late,
+        "200 ms after the tick it expired at, the status line is still shown (gone at the next tick: {gone_next}):\n{text}"
+    );
+    h.finish().await;
+}
+
+/// ATTACK3: the seeded storm with the panels' other states: a GPU with a process (the demo
+/// GPU) and none (no NVML), GPU keys (details, kill, sort), sync samples, narrow and short
+/// terminals and resizes in the middle, zoom and focus on every panel.
+#[tokio::test(start_paused = true)]
+async fn attack3_storm_with_gpu_states_sync_and_resizes_leaves_the_whole_frame_on_screen() {
+    use support::log_fixtures::{hf_lines, log_sample, oom_lines};
+    let keys = [
+        KeyCode::Tab,
+        KeyCode::BackTab,
+        KeyCode::Char('z'),
+        KeyCode::Char('1'),
+        KeyCode::Char('2'),
+        KeyCode::Char('3'),
+        KeyCode::Char('4'),
+        KeyCode::Char('e'),
+        KeyCode::Char('w'),
+        KeyCode::Char('f'),
+        KeyCode::Right,
+        KeyCode::Esc,
+        KeyCode::Char('s'),
+        KeyCode::Up,
+        KeyCode::Down,
+        KeyCode::Enter,
+        KeyCode::Char('K'),
+        KeyCode::Char('n'),
+        KeyCode::Char('o'),
+        KeyCode::Char('/'),
+        KeyCode::Char('x'),
+        KeyCode::Char('?'),
+        KeyCode::Char('u'),
+        KeyCode::Char('L'),
+        KeyCode::Char('G'),
+        KeyCode::Left,
+        KeyCode::PageUp,
+        KeyCode::PageDown,
+        KeyCode::Char('l'),
+        KeyCode::Char('p'),
+        KeyCode::Char('c'),
+    ];
+    let sizes = [
+        (80u16, 24u16),
+        (160, 48),
+        (60, 40),
+        (120, 40),
+        (70, 20),
+        (69, 30),
+        (40, 12),
+        (100, 14),
+        (80, 5),
+        (50, 7),
+        (200, 60),
+        (101, 9),
+        (30, 4),
+    ];
+    let seeds: u64 = std::env::var("ATTACK3_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    for seed in 1..=seeds {
+        let (mut w, mut hgt) = sizes[(seed % sizes.len() as u64) as usize];
+        let h = idle_harness().await;
+        h.resize(w, hgt);
+        h.settle().await;
+        let mut gpu = opsconsole::gpu::demo::DemoGpu::new("/nonexistent/pid".into(), fx::at(fx::NOW - 100));
+        let mut rng = fastrand::Rng::with_seed(seed * 7919);
+        let mut step = 500u64;
+        let mut lines = hf_lines(step);
+        for _ in 0..200 {
+            let at = fx::at(fx::NOW + h.started.elapsed().as_secs());
+            match rng.u32(0..44) {
+                0..=5 => {
+                    step += 50;
+                    lines = hf_lines(step);
+                    let bar = format!("  3%|▍         | {}/24000 [00:30<1:58:00, 19.90it/s]", step + 7);
+                    h.send(log_sample(&lines, at, true, Some(&bar)));
+                }
+                6..=7 => {
+                    let bar = format!("  3%|▍         | {}/24000", step + rng.u64(0..40));
+                    h.send(log_sample(&lines, at, true, Some(&bar)));
+                }
+                8 => h.send(log_sample(&oom_lines(), at, rng.bool(), None)),
+                9..=12 => h.send(Msg::Gpu(gpu.sample(at))),
+                13 => h.send(no_gpu(fx::NOW * 1000 + h.started.elapsed().as_millis() as u64)),
+                14 => h.send(disks(40.0 + rng.u32(0..60) as f64)),
+                15 => h.send(host(rng.u32(0..100) as f32, 10.0 + rng.u32(0..50) as f64)),
+                16 => h.send(Msg::SyncUnreadable(format!("the sync ledger cannot be read: {}", rng.u32(0..3)))),
+                17 => h.send(Msg::Sync(Box::new(opsconsole::sync::SyncSample {
+                    source: opsconsole::sync::EngineSource::Daemon { pid: 4242 },
+                    status: opsconsole::sync::status::SyncStatus::default(),
+                    queue: vec![],
+                }))),
+                18..=19 => {
+                    let (nw, nh) = sizes[rng.usize(0..sizes.len())];
+                    w = nw;
+                    hgt = nh;
+                    h.resize(w, hgt);
+                }
+                20..=31 => h.key(keys[rng.usize(0..keys.len())]),
+                32..=35 => h.next_tick().await,
+                36..=38 => {
+                    sleep(Duration::from_millis(2500)).await;
+                    h.next_tick().await;
+                }
+                39 => {
+                    // Just before a tick: drawn as the tick's frame.
+                    h.next_tick().await;
+                    sleep(Duration::from_millis(964)).await;
+                    h.send(log_sample(&lines, at, true, Some("  3%|▍         | 1/24000")));
+                }
+                _ => h.ticks(3).await,
+            }
+            h.settle().await;
+            assert!(!h.task.is_finished(), "seed {seed}: the loop stopped (a frame in parts differed?)");
+        }
+        h.key(KeyCode::Esc);
+        h.ticks(5).await;
+        let (in_parts, kept) = (h.in_parts.clone(), h.kept.clone());
+        shows_the_whole_frame(h, w, hgt, &format!("seed {seed} at {w}x{hgt}")).await;
+        eprintln!("attack3 storm seed {seed}: {} frames in parts, {} cells kept", in_parts.load(Ordering::SeqCst), kept.load(Ordering::SeqCst));
+    }
+}

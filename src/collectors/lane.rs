@@ -98,7 +98,42 @@ impl Lane {
             })
         });
         self.push(job);
-        async move { rx.await.map_err(|_| LaneGone) }
+        let lane = self.clone();
+        async move {
+            let mut rx = rx;
+            // Every `HUNG_AFTER` the result has not come, the lane is asked whether every
+            // thread is stuck with something waiting behind (a job, or results done): then
+            // another thread takes it. A quick job's timer goes before it ever fires.
+            loop {
+                tokio::select! {
+                    r = &mut rx => return r.map_err(|_| LaneGone),
+                    _ = tokio::time::sleep(HUNG_AFTER) => lane.rescue(),
+                }
+            }
+        }
+    }
+
+    /// Starts another thread when every thread has been on one job for `HUNG_AFTER` while
+    /// something waits behind them: a queued job, or results done and not handed over.
+    fn rescue(&self) {
+        let Ok(mut s) = self.inner.state.lock() else { return };
+        if s.idle == 0 && (!s.queue.is_empty() || !s.done.is_empty()) && all_stuck(&s) {
+            self.start_thread(&mut s);
+        }
+    }
+
+    fn start_thread(&self, s: &mut State) {
+        tracing::warn!(
+            threads = s.threads,
+            "collector lane: every thread is on one job for {HUNG_AFTER:?}; another starts"
+        );
+        s.threads += 1;
+        s.started += 1;
+        let inner = self.inner.clone();
+        if let Err(e) = std::thread::Builder::new().name("collect".into()).spawn(move || work(&inner)) {
+            s.threads -= 1;
+            tracing::error!("collector lane: no thread: {e}");
+        }
     }
 
     /// How many threads the lane has started so far.
@@ -116,27 +151,21 @@ impl Lane {
             self.inner.ready.notify_one();
             return;
         }
-        let now = Instant::now();
-        let all_stuck = s.busy.len() == s.threads && s.busy.iter().all(|(_, t)| now.duration_since(*t) >= HUNG_AFTER);
-        if s.threads == 0 || all_stuck {
-            if s.threads > 0 {
-                tracing::warn!(
-                    threads = s.threads,
-                    "collector lane: every thread is on one job for {HUNG_AFTER:?}; another starts"
-                );
-            }
-            s.threads += 1;
-            s.started += 1;
-            let inner = self.inner.clone();
-            let spawned = std::thread::Builder::new().name("collect".into()).spawn(move || work(&inner));
-            if let Err(e) = spawned {
-                s.threads -= 1;
-                tracing::error!("collector lane: no thread: {e}");
+        if s.threads == 0 || all_stuck(&s) {
+            self.start_thread(&mut s);
+            if s.threads == 0 {
                 // Nothing will run the job: dropping it ends its result with `LaneGone`.
                 s.queue.pop_back();
             }
         }
     }
+}
+
+/// Whether every thread of the lane has been on its job for `HUNG_AFTER` (none idle, none
+/// handing results over).
+fn all_stuck(s: &State) -> bool {
+    let now = Instant::now();
+    s.threads > 0 && s.busy.len() == s.threads && s.busy.iter().all(|(_, t)| now.duration_since(*t) >= HUNG_AFTER)
 }
 
 fn work(inner: &Inner) {
@@ -252,6 +281,55 @@ mod tests {
             assert_eq!(bad.await, Err(LaneGone));
             assert_eq!(good.await, Ok(1));
             assert_eq!(lane.threads_started(), 1);
+        });
+    }
+
+    /// Found by an attacker review: the collectors take their turns on the same grid, so a job
+    /// is queued a moment after the one that hangs (a statvfs of a dead mount), and its
+    /// collector then waits for its result before queueing anything again. With no job
+    /// queued after `HUNG_AFTER`, no thread is ever started for it.
+    #[test]
+    fn a_job_queued_just_behind_a_hung_one_is_not_stuck_there_forever() {
+        rt().block_on(async {
+            let lane = Lane::new();
+            let (release, hold) = std::sync::mpsc::channel::<()>();
+            let hung = lane.run(move || hold.recv().is_ok());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let other = lane.run(|| 7);
+            let got = tokio::time::timeout(HUNG_AFTER * 4, other).await;
+            let threads = lane.threads_started();
+            release.send(()).unwrap();
+            assert_eq!(hung.await, Ok(true));
+            assert_eq!(
+                got.expect("stuck behind the hung job for 8 s: no thread started for it"),
+                Ok(7),
+                "threads started: {threads}"
+            );
+        });
+    }
+
+    /// Found by an attacker review: a result done on the second thread is held while that thread runs the next
+    /// job, and that one hangs too: the first result is never handed over though its job
+    /// is long done.
+    #[test]
+    fn a_result_done_before_a_second_hang_is_handed_over() {
+        rt().block_on(async {
+            let lane = Lane::new();
+            let (release1, hold1) = std::sync::mpsc::channel::<()>();
+            let (release2, hold2) = std::sync::mpsc::channel::<()>();
+            let hung1 = lane.run(move || hold1.recv().is_ok());
+            tokio::time::sleep(HUNG_AFTER + Duration::from_millis(100)).await;
+            // A second thread starts for this one; the hung job queued right behind it.
+            let quick = lane.run(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                5
+            });
+            let hung2 = lane.run(move || hold2.recv().is_ok());
+            let got = tokio::time::timeout(HUNG_AFTER * 4, quick).await;
+            release1.send(()).unwrap();
+            release2.send(()).unwrap();
+            let _ = (hung1.await, hung2.await);
+            assert_eq!(got.expect("the quick job's result was held back for 8 s"), Ok(5));
         });
     }
 }

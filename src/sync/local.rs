@@ -2517,4 +2517,146 @@ mod tests {
             panic!("download {i} blocked on a FIFO swapped in for the stored file after its stat");
         }
     }
+
+    /// ATTACK3 (helper session): another process opens the stored copy the moment it has
+    /// its name (the watch given back, the rename done, the stored file's identity not yet
+    /// taken for the remembered checksum: `sync_dir` fsyncs the folder in between), writes a
+    /// byte and puts the mtime back (as `remembered_checksums_are_not_fooled_by_bytes_flipped_with_the_mtime_restored`
+    /// does). The checksum remembered must never be the version's for those bytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attack3_a_write_right_after_the_rename_with_the_mtime_put_back_is_never_remembered_as_the_version() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = with_sums(dir.path());
+        let bytes = data(CHUNK + 17);
+        let src = dir.path().join("src.pt");
+        std::fs::write(&src, &bytes).expect("source");
+        let sha = hex(&Sha256::digest(&bytes));
+        let (mut landed, mut poisoned) = (0, 0);
+        for i in 0..40 {
+            let key = format!("ck/a{i}.pt");
+            let dest = r.root().join(&key);
+            let stop = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let (dest, stop) = (dest.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok(f) = OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                            .open(&dest)
+                        {
+                            let m = f.metadata().expect("fstat");
+                            f.write_all_at(b"X", 10).expect("write");
+                            let ts = [
+                                libc::timespec { tv_sec: m.atime(), tv_nsec: m.atime_nsec() },
+                                libc::timespec { tv_sec: m.mtime(), tv_nsec: m.mtime_nsec() },
+                            ];
+                            // SAFETY: a valid descriptor and two timespecs.
+                            unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
+                            return true;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    false
+                })
+            };
+            let rp = r.resume_point(&key, &sha, None).await.expect("resume point");
+            let req =
+                UploadRequest { key: &key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+            let up = r.upload(req, &TransferCtx::default()).await;
+            stop.store(true, Ordering::Relaxed);
+            writer.join().expect("writer");
+            if up.is_err() {
+                continue;
+            }
+            if std::fs::read(&dest).expect("stored") != bytes {
+                landed += 1;
+                let st = r.stat(&key).await.expect("stat").expect("there");
+                if st.sha256.as_deref() == Some(sha.as_str()) {
+                    poisoned += 1;
+                }
+            }
+        }
+        eprintln!("attack3: {landed} writes landed in 40 uploads, {poisoned} remembered as the version");
+        assert_eq!(poisoned, 0, "the version's SHA-256 was remembered for changed bytes ({landed} writes landed)");
+    }
+
+    /// ATTACK3 (helper session): the staged copy is held open by another process, so the
+    /// upload starts afresh in a new file. Another process watching the partial folder
+    /// (inotify) opens that new file the moment it is created, before the watch (a write
+    /// lease) is taken on it: the lease is refused (`EAGAIN`), `watched` is false, and the
+    /// upload goes on as though nothing could be watched. A write through that descriptor
+    /// after the upload then lands in the stored copy, its checksum remembered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attack3_a_new_partial_opened_before_its_watch_is_never_stored_with_its_sum_remembered() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (r, bytes, src, sha, _) = throttled_upload(dir.path());
+        let (mut won, mut bad) = (0, Vec::new());
+        for i in 0..60 {
+            let key = format!("ck/a{i}.pt");
+            let mut sink = r.stage_sink(&key, bytes.len() as u64).expect("a sink");
+            sink.write(&bytes).expect("write");
+            sink.finish(&sha).expect("staged");
+            let held = OpenOptions::new().write(true).open(r.partial_path(&key)).expect("open the staged copy");
+            let part_dir = r.root().join(PARTIAL_DIR);
+            // SAFETY: plain inotify calls on a descriptor owned here.
+            let ifd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+            assert!(ifd >= 0);
+            let c = std::ffi::CString::new(part_dir.as_os_str().as_bytes()).unwrap();
+            // SAFETY: as above.
+            assert!(unsafe { libc::inotify_add_watch(ifd, c.as_ptr(), libc::IN_CREATE) } >= 0);
+            let watcher = {
+                let part_dir = part_dir.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        // SAFETY: reads into a buffer of ours.
+                        let n = unsafe { libc::read(ifd, buf.as_mut_ptr().cast(), buf.len()) };
+                        if n <= 0 {
+                            return None;
+                        }
+                        let mut at = 0usize;
+                        while at < n as usize {
+                            let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                            let name = &buf[at + 16..at + 16 + len];
+                            let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+                            at += 16 + len;
+                            if name.ends_with(b".part") {
+                                let p = part_dir.join(std::ffi::OsStr::from_bytes(name));
+                                let f = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&p);
+                                // SAFETY: closes our descriptor once.
+                                unsafe { libc::close(ifd) };
+                                return f.ok();
+                            }
+                        }
+                    }
+                })
+            };
+            let rp = r.resume_point(&key, &sha, None).await.expect("resume point");
+            let req =
+                UploadRequest { key: &key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+            let up = r.upload(req, &TransferCtx::default()).await;
+            drop(held);
+            let Some(f) = watcher.join().expect("watcher") else { continue };
+            won += 1;
+            if up.is_err() {
+                continue;
+            }
+            f.write_all_at(b"X", 10).expect("write through the descriptor");
+            drop(f);
+            let stored = std::fs::read(r.root().join(&key)).expect("stored");
+            let st = r.stat(&key).await.expect("stat").expect("there");
+            if stored != bytes || st.sha256.as_deref() != Some(hex(&Sha256::digest(&stored)).as_str()) {
+                bad.push((i, stored != bytes, st.sha256.as_deref() == Some(sha.as_str())));
+            }
+        }
+        eprintln!("attack3: the watcher opened the new partial before its watch {won} times in 60; bad: {bad:?}");
+        assert!(bad.is_empty(), "(try, stored copy not the version, the version's SHA-256 reported): {bad:?}");
+    }
 }
