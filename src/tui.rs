@@ -26,6 +26,9 @@ pub const LIVELY: Duration = Duration::from_secs(2);
 /// as that tick's frame (the follower's read and the hand-over take a moment).
 const TICK_EARLY_SLACK: Duration = Duration::from_millis(15);
 
+/// How long after its point a tick's clock is read (a timer's resolution and the wake-up).
+const TICK_READ_AFTER: Duration = Duration::from_millis(1);
+
 /// Restores the terminal when dropped, whatever path leaves the loop.
 struct RestoreGuard;
 
@@ -271,8 +274,12 @@ where
             && !pending.iter().any(|m| matches!(m, Msg::Tick(_)))
         {
             let due = crate::util::Lead::new(period, Duration::ZERO).next_after(now.into_std(), Duration::ZERO);
-            if due.saturating_duration_since(now.into_std()) <= crate::collectors::LOG_LEAD + TICK_EARLY_SLACK {
-                pending.push(Msg::Tick(clock.now()));
+            let ahead = due.saturating_duration_since(now.into_std());
+            if ahead <= crate::collectors::LOG_LEAD + TICK_EARLY_SLACK {
+                // As the tick: at the time the tick would read (its point, and the moment
+                // a wake-up takes after it; a timer's millisecond), so what the clock changes
+                // then (an age, the status line's expiry) is drawn now, not a period late.
+                pending.push(Msg::Tick(clock.now() + ahead + TICK_READ_AFTER));
                 tick.skip_next();
             }
         }
