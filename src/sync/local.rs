@@ -450,8 +450,8 @@ impl LocalRemote {
         let dir = self.partial_dir().ok()?;
         self.staged().remove(key);
         let part = self.partial_path(key);
-        let file = create_partial(&dir, part.file_name()?).ok()?;
-        let watched = watch_openers(&file);
+        // Opened by another process as it was made: no staged copy (the upload copies).
+        let (file, watched) = fresh_partial(&dir, part.file_name()?).ok()?;
         Some(LocalStage {
             remote: self.clone(),
             key: key.to_string(),
@@ -517,17 +517,11 @@ impl LocalRemote {
                 // with it. It is not used: the copy starts afresh in a new file, ours alone.
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                     drop(f);
-                    create_partial(&part_dir, name).map(|f| {
-                        let w = watch_openers(&f);
-                        (f, w)
-                    })
+                    fresh_partial(&part_dir, name)
                 }
                 Err(_) => Ok((f, false)),
             },
-            Ok(None) => create_partial(&part_dir, name).map(|f| {
-                let w = watch_openers(&f);
-                (f, w)
-            }),
+            Ok(None) => fresh_partial(&part_dir, name),
             Err(e) => Err(e),
         }
         .map_err(|e| self.io_err(&e, &part))?;
@@ -582,7 +576,11 @@ impl LocalRemote {
         // again: a reader gets a moment to finish), its bytes read back under that lease
         // (an opener waits for it) are the version's, and nobody opened it before it is in
         // place (the lease held over the rename); its checksum is not remembered.
-        let opened_by_another = watched && !unbroken(&out);
+        let opened_by_another = watched && !lease_whole(&out);
+        if opened_by_another {
+            // Let the opener in (it waits for the lease), then wait for it to be done.
+            give_back_lease(&out);
+        }
         if opened_by_another
             && (!lease_again(&out) || read_back_open(&out).map_err(|e| self.io_err(&e, &part))? != sha256)
         {
@@ -626,7 +624,11 @@ impl LocalRemote {
         };
         rustix::fs::renameat(&part_dir, part_name, &parent_dir, leaf)
             .map_err(|e| self.io_err(&io::Error::from(e), &dest))?;
-        if opened_by_another && !unbroken(&out) {
+        // Its identity in place, read while the lease still keeps everyone else out: a write
+        // after the lease is given back moves the ctime, which every later check compares.
+        let in_place = FileKey::of_file(&out);
+        let untouched = watched && unbroken(&out);
+        if opened_by_another && !untouched {
             // Opened again between the read and the rename: in place now, but not known to
             // be the version. Said so; the engine uploads it again.
             return Err(RemoteError::new(
@@ -647,7 +649,9 @@ impl LocalRemote {
         // unchanged. Only on filesystems whose reads are served by this kernel's page
         // cache; on a network or FUSE mount (gcsfuse, a Drive mount) the first
         // verification reads the copy back through the mount.
-        if let (Some(c), Some(before), Ok(now)) = (&self.opts.sums, written, FileKey::of_file(&out))
+        // Watched, only if nobody opened it until its identity was read.
+        if let (Some(c), Some(before), Ok(now)) = (&self.opts.sums, written, in_place)
+            && (untouched || !watched)
             && local_filesystem(&out)
         {
             // Renaming moves the ctime; anything else (another writer) refuses the shortcut.
@@ -1167,14 +1171,6 @@ fn no_writer(f: &File) -> bool {
     }
 }
 
-/// Watches a partial copy for other openers while it is written: a write lease, which
-/// anyone else opening the file breaks. Taken on a file just created or opened; given back
-/// by [`unbroken`]. `false` where leases cannot be taken (another descriptor is open, a
-/// network filesystem, not the file's owner): nothing is watched then.
-fn watch_openers(f: &File) -> bool {
-    take_lease(f, libc::F_WRLCK).is_ok()
-}
-
 /// The SHA-256 of the open file `f` read from its start through `f` itself (opening it
 /// again would break the caller's own lease).
 fn read_back_open(f: &File) -> io::Result<String> {
@@ -1186,7 +1182,15 @@ fn read_back_open(f: &File) -> io::Result<String> {
     Ok(hex(&sha.finalize()))
 }
 
-/// Takes the write lease of [`watch_openers`] again once nobody else has `f` open, waiting
+/// Whether the write lease of [`fresh_partial`] is still whole (nobody opened `f` since it
+/// was taken), keeping it.
+fn lease_whole(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETLEASE on a borrowed descriptor only reads its lease.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLEASE) == libc::F_WRLCK }
+}
+
+/// Takes the write lease of [`fresh_partial`] again once nobody else has `f` open, waiting
 /// up to half a second for another opener (a reader) to finish; whether it was taken.
 fn lease_again(f: &File) -> bool {
     for _ in 0..50 {
@@ -1201,16 +1205,10 @@ fn lease_again(f: &File) -> bool {
     false
 }
 
-/// Gives back the write lease of [`watch_openers`]; whether it was still whole, i.e. no
+/// Gives back the write lease of [`fresh_partial`]; whether it was still whole, i.e. no
 /// one else opened the file since it was taken.
 fn unbroken(f: &File) -> bool {
     give_back_lease(f) == libc::F_WRLCK
-}
-
-/// The SHA-256 of the partial copy `part` read back: what another process that opened it
-/// while it was written may have changed.
-fn read_back(part: &Path) -> io::Result<String> {
-    hash::sha256_open(open_file_nofollow(part)?)
 }
 
 /// A new partial copy `name` in the partial folder `dir`: whatever had that name is
@@ -1222,6 +1220,27 @@ fn create_partial(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
     remove_partial(dir, name)?;
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     Ok(File::from(openat(dir, name, flags, Mode::from_raw_mode(0o666))?))
+}
+
+/// A new partial copy ([`create_partial`]) with its openers watched: a write lease, which
+/// anyone else opening the file breaks (given back by [`unbroken`]); `false` where leases
+/// cannot be taken (a network filesystem, not the file's owner). Opened by another
+/// process already, the moment it was made (its watch refused, `EAGAIN`): not ours alone,
+/// removed, and an error (the upload is tried again).
+fn fresh_partial(dir: &OwnedFd, name: &OsStr) -> io::Result<(File, bool)> {
+    let f = create_partial(dir, name)?;
+    match take_lease(&f, libc::F_WRLCK) {
+        Ok(()) => Ok((f, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+            drop(f);
+            remove_partial(dir, name)?;
+            Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the new partial copy was opened by another process as it was made; it is made again at the next try",
+            ))
+        }
+        Err(_) => Ok((f, false)),
+    }
 }
 
 /// Removes the name `name` in `dir` (a file, a link, a FIFO); gone already is fine.
@@ -2518,13 +2537,13 @@ mod tests {
         }
     }
 
-    /// ATTACK3 (helper session): another process opens the stored copy the moment it has
+    /// Found by an attacker review: another process opens the stored copy the moment it has
     /// its name (the watch given back, the rename done, the stored file's identity not yet
     /// taken for the remembered checksum: `sync_dir` fsyncs the folder in between), writes a
     /// byte and puts the mtime back (as `remembered_checksums_are_not_fooled_by_bytes_flipped_with_the_mtime_restored`
     /// does). The checksum remembered must never be the version's for those bytes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn attack3_a_write_right_after_the_rename_with_the_mtime_put_back_is_never_remembered_as_the_version() {
+    async fn a_write_right_after_the_rename_with_the_mtime_put_back_is_never_remembered_as_the_version() {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -2565,8 +2584,14 @@ mod tests {
                 })
             };
             let rp = r.resume_point(&key, &sha, None).await.expect("resume point");
-            let req =
-                UploadRequest { key: &key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+            let req = UploadRequest {
+                key: &key,
+                source: &src,
+                size: bytes.len() as u64,
+                sha256: &sha,
+                md5: None,
+                resume: rp,
+            };
             let up = r.upload(req, &TransferCtx::default()).await;
             stop.store(true, Ordering::Relaxed);
             writer.join().expect("writer");
@@ -2581,18 +2606,18 @@ mod tests {
                 }
             }
         }
-        eprintln!("attack3: {landed} writes landed in 40 uploads, {poisoned} remembered as the version");
+        eprintln!("{landed} writes landed in 40 uploads, {poisoned} remembered as the version");
         assert_eq!(poisoned, 0, "the version's SHA-256 was remembered for changed bytes ({landed} writes landed)");
     }
 
-    /// ATTACK3 (helper session): the staged copy is held open by another process, so the
+    /// Found by an attacker review: the staged copy is held open by another process, so the
     /// upload starts afresh in a new file. Another process watching the partial folder
     /// (inotify) opens that new file the moment it is created, before the watch (a write
     /// lease) is taken on it: the lease is refused (`EAGAIN`), `watched` is false, and the
     /// upload goes on as though nothing could be watched. A write through that descriptor
     /// after the upload then lands in the stored copy, its checksum remembered.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn attack3_a_new_partial_opened_before_its_watch_is_never_stored_with_its_sum_remembered() {
+    async fn a_new_partial_opened_before_its_watch_is_never_stored_with_its_sum_remembered() {
         use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
         let dir = tempfile::tempdir().expect("tempdir");
@@ -2629,7 +2654,8 @@ mod tests {
                             at += 16 + len;
                             if name.ends_with(b".part") {
                                 let p = part_dir.join(std::ffi::OsStr::from_bytes(name));
-                                let f = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&p);
+                                let f =
+                                    OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&p);
                                 // SAFETY: closes our descriptor once.
                                 unsafe { libc::close(ifd) };
                                 return f.ok();
@@ -2639,8 +2665,14 @@ mod tests {
                 })
             };
             let rp = r.resume_point(&key, &sha, None).await.expect("resume point");
-            let req =
-                UploadRequest { key: &key, source: &src, size: bytes.len() as u64, sha256: &sha, md5: None, resume: rp };
+            let req = UploadRequest {
+                key: &key,
+                source: &src,
+                size: bytes.len() as u64,
+                sha256: &sha,
+                md5: None,
+                resume: rp,
+            };
             let up = r.upload(req, &TransferCtx::default()).await;
             drop(held);
             let Some(f) = watcher.join().expect("watcher") else { continue };
@@ -2656,7 +2688,7 @@ mod tests {
                 bad.push((i, stored != bytes, st.sha256.as_deref() == Some(sha.as_str())));
             }
         }
-        eprintln!("attack3: the watcher opened the new partial before its watch {won} times in 60; bad: {bad:?}");
+        eprintln!("the watcher opened the new partial before its watch {won} times in 60; bad: {bad:?}");
         assert!(bad.is_empty(), "(try, stored copy not the version, the version's SHA-256 reported): {bad:?}");
     }
 }
