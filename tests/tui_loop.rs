@@ -803,13 +803,13 @@ async fn the_ages_of_a_quiet_console_follow_the_clock_part_by_part() {
     shows_the_whole_frame(h, 80, 24, "after 75 quiet ticks").await;
 }
 
-/// ATTACK3 (helper session): the answer to `s` is stamped with the last tick's time and
+/// Found by an attacker review: the answer to `s` is stamped with the last tick's time and
 /// expires STATUS_TTL (6 s) later, at a tick. Beside a growing log the follower's sample
 /// arrives 25-30 ms before that tick (once the 2 s after the key are over): it is drawn as
 /// the tick's frame, the tick skipped, but with the clock read 30 ms early the status line
 /// is not yet due, and it stays on screen for another whole tick.
 #[tokio::test(start_paused = true)]
-async fn attack3_an_expiring_status_line_beside_a_growing_log_disappears_at_the_tick_it_expires() {
+async fn an_expiring_status_line_beside_a_growing_log_disappears_at_the_tick_it_expires() {
     use support::log_fixtures::{hf_lines, log_sample};
     let h = idle_harness().await;
     h.key(KeyCode::Char('s'));
@@ -839,11 +839,11 @@ async fn attack3_an_expiring_status_line_beside_a_growing_log_disappears_at_the_
     h.finish().await;
 }
 
-/// ATTACK3: the seeded storm with the panels' other states: a GPU with a process (the demo
+/// Found by an attacker review: the seeded storm with the panels' other states: a GPU with a process (the demo
 /// GPU) and none (no NVML), GPU keys (details, kill, sort), sync samples, narrow and short
 /// terminals and resizes in the middle, zoom and focus on every panel.
 #[tokio::test(start_paused = true)]
-async fn attack3_storm_with_gpu_states_sync_and_resizes_leaves_the_whole_frame_on_screen() {
+async fn storm_with_gpu_states_sync_and_resizes_leaves_the_whole_frame_on_screen() {
     use support::log_fixtures::{hf_lines, log_sample, oom_lines};
     let keys = [
         KeyCode::Tab,
@@ -893,7 +893,7 @@ async fn attack3_storm_with_gpu_states_sync_and_resizes_leaves_the_whole_frame_o
         (101, 9),
         (30, 4),
     ];
-    let seeds: u64 = std::env::var("ATTACK3_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    let seeds: u64 = std::env::var("STORM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
     for seed in 1..=seeds {
         let (mut w, mut hgt) = sizes[(seed % sizes.len() as u64) as usize];
         let h = idle_harness().await;
@@ -954,6 +954,10 @@ async fn attack3_storm_with_gpu_states_sync_and_resizes_leaves_the_whole_frame_o
         h.ticks(5).await;
         let (in_parts, kept) = (h.in_parts.clone(), h.kept.clone());
         shows_the_whole_frame(h, w, hgt, &format!("seed {seed} at {w}x{hgt}")).await;
-        eprintln!("attack3 storm seed {seed}: {} frames in parts, {} cells kept", in_parts.load(Ordering::SeqCst), kept.load(Ordering::SeqCst));
+        eprintln!(
+            "storm seed {seed}: {} frames in parts, {} cells kept",
+            in_parts.load(Ordering::SeqCst),
+            kept.load(Ordering::SeqCst)
+        );
     }
 }
