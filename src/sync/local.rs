@@ -2323,6 +2323,20 @@ mod tests {
         );
     }
 
+    /// `src` (`bytes`, SHA-256 `sha`) uploaded as `key` from the resume point the remote
+    /// gives, unthrottled.
+    async fn upload_from_its_resume_point(
+        r: &LocalRemote,
+        key: &str,
+        src: &Path,
+        bytes: &[u8],
+        sha: &str,
+    ) -> Result<UploadReceipt, RemoteError> {
+        let rp = r.resume_point(key, sha, None).await.expect("resume point");
+        let req = UploadRequest { key, source: src, size: bytes.len() as u64, sha256: sha, md5: None, resume: rp };
+        r.upload(req, &TransferCtx::default()).await
+    }
+
     /// A remote with remembered checksums in `dir`, a source of 3 chunks and a bit, its
     /// SHA-256, and a transfer throttled to 8 MiB/s (time for another process to step in).
     fn throttled_upload(dir: &Path) -> (LocalRemote, Vec<u8>, PathBuf, String, TransferCtx) {
@@ -2583,16 +2597,7 @@ mod tests {
                     false
                 })
             };
-            let rp = r.resume_point(&key, &sha, None).await.expect("resume point");
-            let req = UploadRequest {
-                key: &key,
-                source: &src,
-                size: bytes.len() as u64,
-                sha256: &sha,
-                md5: None,
-                resume: rp,
-            };
-            let up = r.upload(req, &TransferCtx::default()).await;
+            let up = upload_from_its_resume_point(&r, &key, &src, &bytes, &sha).await;
             stop.store(true, Ordering::Relaxed);
             writer.join().expect("writer");
             if up.is_err() {
@@ -2664,16 +2669,7 @@ mod tests {
                     }
                 })
             };
-            let rp = r.resume_point(&key, &sha, None).await.expect("resume point");
-            let req = UploadRequest {
-                key: &key,
-                source: &src,
-                size: bytes.len() as u64,
-                sha256: &sha,
-                md5: None,
-                resume: rp,
-            };
-            let up = r.upload(req, &TransferCtx::default()).await;
+            let up = upload_from_its_resume_point(&r, &key, &src, &bytes, &sha).await;
             drop(held);
             let Some(f) = watcher.join().expect("watcher") else { continue };
             won += 1;
