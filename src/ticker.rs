@@ -46,8 +46,7 @@ impl Ticker {
     pub fn tokio(period: Duration, lead: Duration) -> Self {
         let period = period.max(Duration::from_millis(1));
         // Tokio's clock (paused in tests), not the system's.
-        let now = tokio::time::Instant::now().into_std();
-        let at = crate::util::Lead::new(period, lead).next_after(now, Duration::ZERO);
+        let at = next_point(period, lead, tokio::time::Instant::now().into_std());
         let mut i = tokio::time::interval_at(tokio::time::Instant::from_std(at), period);
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         Ticker::Tokio(i, lead)
@@ -61,6 +60,15 @@ impl Ticker {
                 i.tick().await;
             }
         }
+    }
+
+    /// How long from `now` to the next tick's point.
+    pub fn until_next(&self, now: std::time::Instant) -> Duration {
+        let (period, lead) = match self {
+            Ticker::Fd(t) => (t.period, t.lead),
+            Ticker::Tokio(i, lead) => (i.period(), *lead),
+        };
+        next_point(period, lead, now).saturating_duration_since(now)
     }
 
     /// The tick due within the next half period is not waited for: the next one is the one

@@ -273,8 +273,7 @@ where
             && pending.iter().any(|m| matches!(m, Msg::Log(_)))
             && !pending.iter().any(|m| matches!(m, Msg::Tick(_)))
         {
-            let due = crate::util::Lead::new(period, Duration::ZERO).next_after(now.into_std(), Duration::ZERO);
-            let ahead = due.saturating_duration_since(now.into_std());
+            let ahead = tick.until_next(now.into_std());
             if ahead <= crate::collectors::LOG_LEAD + TICK_EARLY_SLACK {
                 // As the tick: at the time the tick would read (its point, and the moment
                 // a wake-up takes after it; a timer's millisecond), so what the clock changes
