@@ -123,10 +123,12 @@ impl Lane {
     }
 
     fn start_thread(&self, s: &mut State) {
-        tracing::warn!(
-            threads = s.threads,
-            "collector lane: every thread is on one job for {HUNG_AFTER:?}; another starts"
-        );
+        if s.threads > 0 {
+            tracing::warn!(
+                threads = s.threads,
+                "collector lane: every thread is on one job for {HUNG_AFTER:?}; another starts"
+            );
+        }
         s.threads += 1;
         s.started += 1;
         let inner = self.inner.clone();
