@@ -2612,6 +2612,8 @@ mod tests {
             }
         }
         eprintln!("{landed} writes landed in 40 uploads, {poisoned} remembered as the version");
+        // No write landed: the attack never happened, and the test says so instead of passing.
+        assert!(landed > 0, "the other process's write never reached a stored copy in 40 uploads");
         assert_eq!(poisoned, 0, "the version's SHA-256 was remembered for changed bytes ({landed} writes landed)");
     }
 
@@ -2627,8 +2629,13 @@ mod tests {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
         let dir = tempfile::tempdir().expect("tempdir");
         let (r, bytes, src, sha, _) = throttled_upload(dir.path());
-        let (mut won, mut bad) = (0, Vec::new());
-        for i in 0..60 {
+        let (mut won, mut bad, mut tries) = (0, Vec::new(), 0);
+        // Until the watcher has won the race twice (one try in ten to one in a hundred here).
+        for i in 0..1000 {
+            if won >= 2 {
+                break;
+            }
+            tries += 1;
             let key = format!("ck/a{i}.pt");
             let mut sink = r.stage_sink(&key, bytes.len() as u64).expect("a sink");
             sink.write(&bytes).expect("write");
@@ -2684,7 +2691,9 @@ mod tests {
                 bad.push((i, stored != bytes, st.sha256.as_deref() == Some(sha.as_str())));
             }
         }
-        eprintln!("the watcher opened the new partial before its watch {won} times in 60; bad: {bad:?}");
+        eprintln!("the watcher opened the new partial before its watch {won} times in {tries}; bad: {bad:?}");
+        // Never won: the attack never happened, and the test says so instead of passing.
+        assert!(won > 0, "the watcher never opened the new partial before its watch in {tries} tries");
         assert!(bad.is_empty(), "(try, stored copy not the version, the version's SHA-256 reported): {bad:?}");
     }
 }
