@@ -1177,9 +1177,8 @@ fn read_back_open(f: &File) -> io::Result<String> {
     use std::io::{Seek, SeekFrom};
     let mut r = f;
     r.seek(SeekFrom::Start(0))?;
-    let mut sha = Sha256::new();
-    hash::hash_reader(r, &mut sha)?;
-    Ok(hex(&sha.finalize()))
+    // A second descriptor of the same open file: it shares the offset, and the lease.
+    hash::sha256_open(f.try_clone()?)
 }
 
 /// Whether the write lease of [`fresh_partial`] is still whole (nobody opened `f` since it
