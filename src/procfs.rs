@@ -293,14 +293,17 @@ impl WriterWatch {
         self.full_scans
     }
 
-    /// Process ids, other than this one, holding `path` open for writing at `now`, as
-    /// described on the type; `grew`: the file grew since the last sample.
+    /// [`WriterWatch::writers_of_file`] for the file `path` names now (its own `stat`; the
+    /// console's follower passes the tailer's instead). For tests.
+    #[cfg(test)]
     pub fn writers(&mut self, path: &Path, now: std::time::Instant, grew: bool) -> std::io::Result<Vec<u32>> {
         Ok(self.writers_of_file(file_id(path)?, now, grew))
     }
 
-    /// As [`WriterWatch::writers`], for the file whose (device, inode) the caller has just
-    /// read from the path (`None`: the path is gone), without a `stat` of its own.
+    /// Process ids, other than this one, holding the file `(device, inode)` open for
+    /// writing at `now`, as described on the type, for the file the caller has just read
+    /// from the path (`None`: the path is gone), without a `stat` of its own; `grew`: the
+    /// file grew since the last sample.
     pub fn writers_of_file(&mut self, file: Option<(u64, u64)>, now: std::time::Instant, grew: bool) -> Vec<u32> {
         let Some(file) = file else {
             self.file = None;
