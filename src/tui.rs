@@ -22,8 +22,8 @@ use crate::ui::screen::Screen;
 /// How long after start and after input every message is drawn at once.
 pub const LIVELY: Duration = Duration::from_secs(2);
 
-/// How much later than `LOG_LEAD` before a tick a log sample may arrive and still be drawn
-/// as that tick's frame (the follower's read and the hand-over take a moment).
+/// How much later than `LOG_LEAD` before a tick a collector's sample may arrive and still
+/// be drawn as that tick's frame (the turn's work and the hand-over take a moment).
 const TICK_EARLY_SLACK: Duration = Duration::from_millis(15);
 
 /// How long after its point a tick's clock is read (a timer's resolution and the wake-up).
@@ -266,11 +266,12 @@ where
         // and for a moment after input (an answer to `ctrl-r`, `s`, `c` shows at once).
         let now = Instant::now();
         let lively = now.duration_since(started) < LIVELY || last_input.is_some_and(|t| now - t < LIVELY);
-        // While the log grows its follower reads it `LOG_LEAD` before each tick, for the
-        // tick's frame: that frame is drawn now, as the tick would draw it, and the tick is
-        // not waited for (the UI thread wakes once a second beside a run, not twice).
+        // The collectors take their turns `LOG_LEAD` before the ticks (the growing log's
+        // read among them), for the tick's frame: when their samples come, that frame is
+        // drawn now, as the tick would draw it, and the tick is not waited for (the UI
+        // thread wakes for the turn and its results, not a third time for the tick).
         if !lively
-            && pending.iter().any(|m| matches!(m, Msg::Log(_)))
+            && pending.iter().any(|m| !matches!(m, Msg::Tick(_)) && !m.draws_at_once())
             && !pending.iter().any(|m| matches!(m, Msg::Tick(_)))
         {
             let ahead = tick.until_next(now.into_std());

@@ -652,6 +652,37 @@ async fn a_log_sample_read_just_before_the_tick_is_drawn_at_once_and_the_tick_sk
     h.finish().await;
 }
 
+/// The same for any collector's sample of the turn before the tick (the log not growing:
+/// the disks, the host, the uploads): its frame is drawn at once, as the tick's, and the
+/// tick is not waited for. Mid-period it still waits.
+#[tokio::test(start_paused = true)]
+async fn a_collector_sample_just_before_the_tick_is_drawn_as_its_frame_and_the_tick_skipped() {
+    let h = idle_harness().await;
+    sleep(Duration::from_millis(2500)).await;
+    h.next_tick().await;
+    sleep(Duration::from_millis(400)).await;
+    let frames = h.screen.frames();
+    h.send(disks(57.0));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames, "a sample in the middle of a period waits");
+    h.next_tick().await;
+    assert!(h.screen.text().contains("57%"), "drawn at the tick:\n{}", h.screen.text());
+    sleep(Duration::from_millis(964)).await;
+    let (frames, ticks) = (h.screen.frames(), h.ticks.load(Ordering::SeqCst));
+    h.send(disks(63.0));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 1, "drawn at once");
+    assert!(h.screen.text().contains("63%"), "the new fill:\n{}", h.screen.text());
+    let ticks = ticks + 1;
+    assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "drawn as a tick (the clock read once)");
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "the tick it stood for did not come");
+    assert_eq!(h.screen.frames(), frames + 1);
+    sleep(Duration::from_millis(1000)).await;
+    assert!(h.ticks.load(Ordering::SeqCst) > ticks, "the following tick came");
+    h.finish().await;
+}
+
 /// A resize the loop has not heard of yet: the terminal is already 100x30 while the event
 /// read says 90x28 (the next one is on its way). A frame drawn in parts then is laid out
 /// on the screen as it is, not on the size the state knows, and once the last event

@@ -210,9 +210,147 @@ pub fn holder_info(workspace: &Path) -> Option<Holder> {
     }
 }
 
+/// [`holder`] asked again and again (the Uploads panel asks every second): the lock file
+/// stays open between asks and the holder's record is read again only when the file
+/// changed (its size, modification or change time), so an ask while an engine holds the
+/// lock is three system calls (the path's `stat`, the `flock` test, the holder's `/proc`
+/// entry) instead of twelve (the folder made, the file opened, read twice and closed).
+/// A lock file replaced is opened again; one removed means nobody holds it. The answers
+/// are [`holder_info`]'s: the descriptor kept takes the lock only for the instant of the
+/// test, as the one `holder_info` opens does, and lets go at once.
+#[derive(Debug, Default)]
+pub struct HolderProbe {
+    /// The lock file open, and its (device, inode).
+    open: Option<(File, (u64, u64))>,
+    /// The holder's record, and the file's (size, mtime, ctime) it was read at.
+    record: Option<(FileStamp, (Option<u32>, Option<Role>))>,
+}
+
+/// (size, mtime in ns, ctime in ns) of the lock file.
+type FileStamp = (u64, i64, i64);
+
+impl HolderProbe {
+    /// Who holds the workspace's lock, as [`holder`] says.
+    pub fn holder(&mut self, workspace: &Path) -> Option<u32> {
+        self.holder_info(workspace).map(|h| h.pid)
+    }
+
+    /// Who holds the workspace's lock (pid and role), as [`holder_info`] says.
+    pub fn holder_info(&mut self, workspace: &Path) -> Option<Holder> {
+        use std::os::unix::fs::MetadataExt;
+        let path = lock_path(workspace);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            *self = Self::default();
+            return None;
+        };
+        let id = (meta.dev(), meta.ino());
+        if self.open.as_ref().is_none_or(|(_, open)| *open != id) {
+            *self = Self::default();
+            // Opened to be tested, never made: `holder_info` does not make it either.
+            let file = OpenOptions::new().read(true).open(&path).ok()?;
+            let opened = file.metadata().ok().map(|m| (m.dev(), m.ino()))?;
+            self.open = Some((file, opened));
+            if opened != id {
+                // Replaced between the two: asked the long way now, kept at the next ask.
+                *self = Self::default();
+                return holder_info(workspace);
+            }
+        }
+        let stamp = (
+            meta.len(),
+            meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        );
+        let (file, _) = self.open.as_mut()?;
+        match try_flock(file) {
+            Ok(true) => {
+                // Free: let go at once (closing the descriptor did that for `holder_info`).
+                let _ = rustix::fs::flock(&*file, rustix::fs::FlockOperation::Unlock);
+                self.record = None;
+                None
+            }
+            Ok(false) => {
+                let (pid, role) = match self.record {
+                    Some((at, record)) if at == stamp => record,
+                    _ => {
+                        let record = read_holder(file);
+                        self.record = Some((stamp, record));
+                        record
+                    }
+                };
+                if pid.is_some_and(alive) {
+                    return Some(Holder { pid: pid.unwrap_or(0), role });
+                }
+                // No live pid recorded: as `holder_info`, look again past readers.
+                self.record = None;
+                match try_flock_past_readers(file) {
+                    Ok(false) => {
+                        let (pid, role) = read_holder(file);
+                        Some(Holder { pid: pid.unwrap_or(0), role })
+                    }
+                    Ok(true) => {
+                        let _ = rustix::fs::flock(&*file, rustix::fs::FlockOperation::Unlock);
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+            Err(_) => {
+                *self = Self::default();
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_probe_answers_as_holder_info_and_never_keeps_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut probe = HolderProbe::default();
+        assert_eq!(probe.holder_info(dir.path()), None, "no lock file");
+        assert!(!lock_path(dir.path()).exists(), "the probe makes no lock file");
+        let lock = EngineLock::acquire_as(dir.path(), Role::Console).expect("lock");
+        let me = Holder { pid: std::process::id(), role: Some(Role::Console) };
+        assert_eq!(probe.holder_info(dir.path()), Some(me));
+        assert_eq!(probe.holder_info(dir.path()), holder_info(dir.path()));
+        drop(lock);
+        assert_eq!(probe.holder_info(dir.path()), None, "let go");
+        // The probe's descriptor, kept open, let go of the lock after its test: an engine
+        // takes it (twice in a row, the probe asking in between).
+        let lock = EngineLock::acquire_as(dir.path(), Role::Daemon).expect("taken beside the probe");
+        assert_eq!(probe.holder_info(dir.path()).and_then(|h| h.role), Some(Role::Daemon));
+        drop(lock);
+        assert_eq!(probe.holder_info(dir.path()), None);
+        drop(EngineLock::acquire(dir.path()).expect("taken again"));
+        // The lock file removed and made again by another engine: the new file is asked.
+        std::fs::remove_file(lock_path(dir.path())).expect("rm");
+        assert_eq!(probe.holder_info(dir.path()), None, "no lock file");
+        let _lock = EngineLock::acquire_as(dir.path(), Role::Once).expect("new file");
+        assert_eq!(probe.holder_info(dir.path()).and_then(|h| h.role), Some(Role::Once));
+    }
+
+    /// The record is read again when the file changed, even when its size and
+    /// modification time are as they were (the change time moves).
+    #[test]
+    fn a_record_rewritten_with_its_size_and_mtime_kept_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _lock = EngineLock::acquire_as(dir.path(), Role::Console).expect("lock");
+        let path = lock_path(dir.path());
+        let mut probe = HolderProbe::default();
+        assert_eq!(probe.holder_info(dir.path()).and_then(|h| h.role), Some(Role::Console));
+        let before = std::fs::metadata(&path).expect("meta");
+        // "console" and "daemon " are as long.
+        std::fs::write(&path, format!("{} daemon \n", std::process::id())).expect("write");
+        let f = OpenOptions::new().write(true).open(&path).expect("open");
+        f.set_modified(before.modified().expect("mtime")).expect("mtime back");
+        let after = std::fs::metadata(&path).expect("meta");
+        assert_eq!((after.len(), after.modified().ok()), (before.len(), before.modified().ok()));
+        assert_eq!(probe.holder_info(dir.path()).and_then(|h| h.role), Some(Role::Daemon));
+    }
 
     #[test]
     fn one_holder_at_a_time() {

@@ -270,13 +270,19 @@ fn same_disk_path<'a>(remotes: &'a RemotesConfig, name: &str) -> Option<&'a std:
 /// or a checkpoint root (`env.protected`): "same disk: not a backup".
 pub fn mark_same_disk(status: &mut SyncStatus, sync: &SyncConfig, remotes: &RemotesConfig, env: &super::RemoteEnv) {
     use std::os::unix::fs::MetadataExt;
+    // The protected paths' devices, asked once for every level (and only when one has a
+    // remote to compare).
+    let mut protected: Option<Vec<u64>> = None;
     for (l, (_, _, cfg)) in status.levels.iter_mut().zip(sync.levels()) {
         let Some(path) = same_disk_path(remotes, &cfg.remote) else {
             continue;
         };
         let root = super::config::local_root(path, &env.workspace);
         let Ok(dev) = std::fs::metadata(&root).map(|m| m.dev()) else { continue };
-        l.same_disk = env.protected.iter().any(|p| std::fs::metadata(p).is_ok_and(|m| m.dev() == dev));
+        let devs = protected.get_or_insert_with(|| {
+            env.protected.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.dev()).collect()
+        });
+        l.same_disk = devs.contains(&dev);
     }
 }
 
@@ -347,6 +353,8 @@ pub const QUEUE_ROWS: usize = 200;
 #[derive(Default)]
 pub struct SampleReader {
     open: Option<(Ledger, (u64, u64))>,
+    /// Who holds the engine lock, asked with the lock file kept open.
+    holder: super::lock::HolderProbe,
     last: Option<(i64, LedgerReading, Vec<LedgerEntry>)>,
     /// A copy read on a full disk: why, and the ledger files' state it was taken at (it is
     /// taken again when they change, or after a while, to try a normal open).
@@ -394,7 +402,7 @@ impl SampleReader {
         }
         let read_only = self.snapshot.as_ref().map(|(why, _, _)| why.clone());
         let Some((ledger, _)) = &self.open else { unreachable!("opened above") };
-        let engine_pid = super::lock::holder(workspace);
+        let engine_pid = self.holder.holder(workspace);
         let last = self.last.take();
         let read = || -> Result<(i64, LedgerReading, Vec<LedgerEntry>), LedgerError> {
             let version = ledger.data_version()?;
