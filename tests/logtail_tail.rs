@@ -258,7 +258,6 @@ fn threaded_follow_under_concurrent_writes_and_rotation() {
         poll_interval: Duration::from_millis(200),
         min_interval: Duration::from_millis(5),
         hot_at: None,
-        turns: false,
     };
     let handle = spawn_follow(tailer, opts, move |t, waker| {
         let b = t.poll().expect("poll");
@@ -308,12 +307,8 @@ fn a_growing_log_is_read_once_a_period_at_the_lead_points() {
         let got = Arc::new(Mutex::new((0usize, Vec::<String>::new())));
         let sink = got.clone();
         let tailer = Tailer::new(&path, StartAt::Beginning, 4096);
-        let opts = FollowOptions {
-            poll_interval: Duration::from_secs(5),
-            min_interval: Duration::from_millis(5),
-            hot_at,
-            turns: false,
-        };
+        let opts =
+            FollowOptions { poll_interval: Duration::from_secs(5), min_interval: Duration::from_millis(5), hot_at };
         let handle = spawn_follow(tailer, opts, move |t, _| {
             let b = t.poll().expect("poll");
             let mut g = sink.lock().expect("lock");
@@ -707,137 +702,4 @@ fn metrics_from_before_a_rotation_survive_in_status_and_the_console() {
     let status: serde_json::Value = serde_json::from_slice(&run(&["status", "--json"])).expect("json");
     assert!(status["metrics"]["eval_loss"].is_null(), "{}", status["metrics"]);
     assert_eq!(status["metrics"]["step"], 1020);
-}
-
-/// With `turns`, a log that grows is left to its owner: the follow thread stops reading
-/// (it neither polls nor wakes at lead points), each turn reads what was written since,
-/// and a turn that reads nothing hands the log back to the thread, which then finds the
-/// next write by itself. Every line arrives once, in order.
-#[test]
-fn a_growing_log_is_read_by_the_owners_turns_and_handed_back_when_it_stops() {
-    let (_dir, path) = setup();
-    append(&path, b"start\n");
-    let got = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = got.clone();
-    let tailer = Tailer::new(&path, StartAt::Beginning, 4096);
-    let opts = FollowOptions {
-        poll_interval: Duration::from_millis(200),
-        min_interval: Duration::from_millis(5),
-        hot_at: Some(opsconsole::util::Lead::new(Duration::from_millis(100), Duration::from_millis(10))),
-        turns: true,
-    };
-    let (grows_tx, grows) = mpsc::channel::<()>();
-    let handle = opsconsole::logtail::tail::spawn_follow_turns(
-        tailer,
-        opts,
-        move |t, waker| {
-            let b = t.poll().expect("poll");
-            if b.more {
-                waker.wake();
-            }
-            sink.lock().expect("lock").extend(b.lines.into_iter().map(|l| l.text));
-            true
-        },
-        move || {
-            let _ = grows_tx.send(());
-        },
-    )
-    .expect("spawn");
-    // The thread reads the first line and leaves the growing log to the turns.
-    grows.recv_timeout(Duration::from_secs(10)).expect("the thread says the log grows");
-    assert_eq!(*got.lock().expect("lock"), vec!["start"]);
-    let (thread_reads, _) = handle.reads();
-    // Written while nobody turns: the thread does not read it.
-    append(&path, b"one\n");
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(handle.reads(), (thread_reads, 0), "the thread read while the turns had the log");
-    assert_eq!(got.lock().expect("lock").len(), 1);
-    // A turn reads it, and the log is still read by turns.
-    assert!(handle.turn(), "one line read: still growing");
-    assert_eq!(*got.lock().expect("lock"), vec!["start", "one"]);
-    // A burst bigger than one read (4 KiB here) is read whole at one turn.
-    let burst: Vec<String> = (0..2000).map(|i| format!("burst {i:05}")).collect();
-    append(&path, (burst.join("\n") + "\n").as_bytes());
-    assert!(handle.turn());
-    assert_eq!(got.lock().expect("lock").len(), 2 + burst.len(), "the whole burst at one turn");
-    // Nothing new: the turn says so and the thread takes the log back.
-    assert!(!handle.turn(), "nothing read: the turns stop");
-    assert!(!handle.turn(), "no read once the thread has the log");
-    let turn_reads = handle.reads().1;
-    append(&path, b"two\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while got.lock().expect("lock").last().map(String::as_str) != Some("two") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    grows.recv_timeout(Duration::from_secs(10)).expect("growing again: the turns are called for");
-    assert_eq!(handle.reads().1, turn_reads, "the thread read the new line, not a turn");
-    let got = got.lock().expect("lock").clone();
-    let mut want = vec!["start".to_string(), "one".to_string()];
-    want.extend(burst);
-    want.push("two".into());
-    assert_eq!(got, want);
-    handle.stop();
-}
-
-/// A collector read by turns holds its samples from the start of a turn until its owner
-/// releases them, the follow thread's too (it may read again between a turn that hands the
-/// log back and the release): they all go out at the release, in the order they were made.
-#[test]
-fn samples_held_over_a_turn_go_out_at_the_release_in_order() {
-    let (dir, path) = setup();
-    append(&path, b"a\n");
-    let sent = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = sent.clone();
-    let mut opts = CollectorOptions::new(LogConfig::default());
-    opts.config.poll_interval = Duration::from_millis(100);
-    opts.hot_at = Some(opsconsole::util::Lead::new(Duration::from_millis(100), Duration::from_millis(10)));
-    opts.turns = true;
-    let (grows_tx, grows) = mpsc::channel::<()>();
-    let c = opsconsole::logtail::collector::spawn_collector_turns(
-        path.clone(),
-        opts,
-        move |s: LogSample| {
-            sink.lock().expect("lock").extend(s.new_lines.into_iter().map(|l| l.text));
-            true
-        },
-        move || {
-            let _ = grows_tx.send(());
-        },
-    )
-    .expect("spawn");
-    let wait_for = |what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sent.lock().expect("lock").iter().any(|l| l == what) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(sent.lock().expect("lock").iter().any(|l| l == what), "{what} never sent");
-    };
-    wait_for("a");
-    // The first read (the file opened after the last screen) counts as growth: the turns
-    // are called for, and the first turn finds nothing and hands the log back.
-    let turn = c.turner();
-    while turn() {}
-    c.release();
-    while grows.try_recv().is_ok() {}
-    append(&path, b"b\n");
-    wait_for("b");
-    grows.recv_timeout(Duration::from_secs(10)).expect("growing: the turns are called for");
-    append(&path, b"c\n");
-    assert!(turn(), "c read at the turn");
-    assert!(!turn(), "nothing more: the log goes back to the thread");
-    // The thread reads this one before the owner releases the turn's samples.
-    append(&path, b"d\n");
-    // Read by the thread (it grew: the turns are called for again).
-    grows.recv_timeout(Duration::from_secs(10)).expect("d read by the thread");
-    assert_eq!(*sent.lock().expect("lock"), vec!["a", "b"], "held until the release");
-    c.release();
-    assert_eq!(*sent.lock().expect("lock"), vec!["a", "b", "c", "d"]);
-    // "d" was growth too: a turn finds nothing more and hands the log back; once that
-    // turn's (empty) hold is released, the thread's next sample goes out as it is made.
-    while turn() {}
-    c.release();
-    append(&path, b"e\n");
-    wait_for("e");
-    drop(c);
-    drop(dir);
 }

@@ -91,12 +91,8 @@ pub fn run(workspace: &Path, cfg: &LogConfig, args: &LogArgs) -> io::Result<u8> 
     drop(out);
     let (tx, rx) = mpsc::sync_channel::<Vec<String>>(64);
     let tailer = Tailer::new(path, start, cfg.max_line_bytes);
-    let opts = FollowOptions {
-        poll_interval: cfg.poll_interval,
-        min_interval: Duration::from_millis(20),
-        hot_at: None,
-        turns: false,
-    };
+    let opts =
+        FollowOptions { poll_interval: cfg.poll_interval, min_interval: Duration::from_millis(20), hot_at: None };
     let _handle = spawn_follow(tailer, opts, move |t, waker| match t.poll() {
         Ok(b) => {
             if b.more {

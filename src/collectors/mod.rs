@@ -122,7 +122,6 @@ impl Collectors {
         let mut follow = crate::logtail::collector::CollectorOptions::new(self.log.clone());
         follow.min_interval = self.log_min_interval;
         follow.hot_at = self.log_hot_at;
-        follow.turns = true;
         tasks.push(tokio::spawn(log::supervise(
             self.workspace_root.clone(),
             follow,

@@ -15,7 +15,7 @@ use super::health::Health;
 use super::lines::LogLine;
 use super::metrics::MetricsState;
 use super::parse::MetricParser;
-use super::tail::{FollowHandle, FollowOptions, StartAt, TailNote, Tailer, Waker, spawn_follow_turns};
+use super::tail::{FollowHandle, FollowOptions, StartAt, TailNote, Tailer, Waker, spawn_follow};
 
 /// How far the background history read has come.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -181,10 +181,6 @@ pub struct CollectorOptions {
     pub min_interval: Duration,
     /// While the log keeps growing, read it at these points (see [`FollowOptions`]).
     pub hot_at: Option<crate::util::Lead>,
-    /// While the log keeps growing, the owner reads it at its turns, at the `hot_at`
-    /// points ([`LogCollector::turner`], [`FollowOptions::turns`]; without `hot_at` the
-    /// follow thread reads).
-    pub turns: bool,
 }
 
 impl CollectorOptions {
@@ -196,108 +192,20 @@ impl CollectorOptions {
             discover_every: Duration::from_secs(10),
             min_interval: Duration::from_millis(50),
             hot_at: None,
-            turns: false,
         }
     }
 }
 
 /// A running collector; dropping it stops following and the history read.
+#[derive(Debug)]
 pub struct LogCollector {
     follow: Option<FollowHandle>,
     cancel: Arc<AtomicBool>,
-    outbox: Arc<dyn Held>,
 }
-
-impl std::fmt::Debug for LogCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogCollector").field("follow", &self.follow).finish_non_exhaustive()
-    }
-}
-
-/// A turn of the owner's: reads the growing log (see [`LogCollector::turner`]).
-pub type Turn = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl LogCollector {
     pub fn waker(&self) -> Option<Waker> {
         self.follow.as_ref().map(FollowHandle::waker)
-    }
-
-    /// With [`CollectorOptions::turns`]: what the owner runs at each of its turns while
-    /// the log grows (on a thread of its choice): the samples are held from then on, and
-    /// one read is made ([`FollowHandle::turn`]); it returns whether the log is still
-    /// read by turns. The owner then calls [`LogCollector::release`] where it wants them
-    /// sent: every sample goes out in the order it was made, the follow thread's too.
-    pub fn turner(&self) -> Turn {
-        let outbox = self.outbox.clone();
-        let turn = self.follow.as_ref().map(FollowHandle::turner);
-        Arc::new(move || {
-            outbox.hold();
-            turn.as_ref().is_some_and(|t| t())
-        })
-    }
-
-    /// Sends the samples held since the last turn began (with `send`, on this thread), and
-    /// sends the next ones as they are made.
-    pub fn release(&self) {
-        self.outbox.release();
-    }
-
-    /// A function doing [`LogCollector::release`], for another task.
-    pub fn releaser(&self) -> Arc<dyn Fn() + Send + Sync> {
-        let outbox = self.outbox.clone();
-        Arc::new(move || outbox.release())
-    }
-
-    /// Reads made by the follow thread and by turns (for tests).
-    pub fn reads(&self) -> (u64, u64) {
-        self.follow.as_ref().map(FollowHandle::reads).unwrap_or_default()
-    }
-}
-
-/// Where samples go: sent at once, or held while a turn reads and sent in order when the
-/// owner releases them.
-struct Outbox<S> {
-    send: S,
-    held: Vec<LogSample>,
-    holding: bool,
-    /// `send` said nobody listens any more.
-    closed: bool,
-}
-
-trait Held: Send + Sync {
-    fn hold(&self);
-    fn release(&self);
-}
-
-impl<S: FnMut(LogSample) -> bool + Send> Held for std::sync::Mutex<Outbox<S>> {
-    fn hold(&self) {
-        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner).holding = true;
-    }
-
-    fn release(&self) {
-        let mut o = self.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let o = &mut *o;
-        o.holding = false;
-        for s in o.held.drain(..) {
-            if !o.closed && !(o.send)(s) {
-                o.closed = true;
-            }
-        }
-    }
-}
-
-impl<S: FnMut(LogSample) -> bool> Outbox<S> {
-    /// A sample made: held, or sent. `false` when nobody listens any more.
-    fn emit(&mut self, sample: LogSample) -> bool {
-        if self.closed {
-            return false;
-        }
-        if self.holding {
-            self.held.push(sample);
-        } else if !(self.send)(sample) {
-            self.closed = true;
-        }
-        !self.closed
     }
 }
 
@@ -312,31 +220,10 @@ impl Drop for LogCollector {
 
 /// Follow `path`, sending a [`LogSample`] whenever something changes. `send` returns
 /// `false` when nobody listens any more, which stops the collector.
-pub fn spawn_collector<F>(path: PathBuf, opts: CollectorOptions, send: F) -> std::io::Result<LogCollector>
+pub fn spawn_collector<F>(path: PathBuf, opts: CollectorOptions, mut send: F) -> std::io::Result<LogCollector>
 where
     F: FnMut(LogSample) -> bool + Send + 'static,
 {
-    spawn_collector_turns(path, opts, send, || {})
-}
-
-/// [`spawn_collector`], calling `on_turns` (on the follow thread) whenever the log starts
-/// to grow and, with [`CollectorOptions::turns`], waits for the owner's turns.
-pub fn spawn_collector_turns<F, T>(
-    path: PathBuf,
-    opts: CollectorOptions,
-    send: F,
-    on_turns: T,
-) -> std::io::Result<LogCollector>
-where
-    F: FnMut(LogSample) -> bool + Send + 'static,
-    T: Fn() + Send + 'static,
-{
-    let outbox = Arc::new(std::sync::Mutex::new(Outbox { send, held: Vec::new(), holding: false, closed: false }));
-    // Every sample goes through the outbox (sent at once, or held while a turn reads).
-    let send = {
-        let outbox = outbox.clone();
-        move |s: LogSample| outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).emit(s)
-    };
     let cfg = &opts.config;
     let parser = MetricParser::new(&cfg.patterns).unwrap_or_else(|e| {
         tracing::warn!("logtail: {e}; user patterns ignored");
@@ -412,121 +299,111 @@ where
     let mut writer_watch = crate::procfs::WriterWatch::new(WRITERS_FULL_SCAN_EVERY, WRITERS_GREW_SCAN_EVERY)
         .sharing(crate::procfs::SHARED_MAX_AGE);
     let mut error: Option<String> = None;
-    let follow_opts = FollowOptions {
-        poll_interval: cfg.poll_interval,
-        min_interval: opts.min_interval,
-        hot_at: opts.hot_at,
-        // Turns are taken at the lead points: without them, the thread reads.
-        turns: opts.turns && opts.hot_at.is_some(),
-    };
+    let follow_opts =
+        FollowOptions { poll_interval: cfg.poll_interval, min_interval: opts.min_interval, hot_at: opts.hot_at };
     let workspace = opts.workspace.clone();
     let discover_every = opts.discover_every;
     let config = opts.config.clone();
 
-    let handle = spawn_follow_turns(
-        tailer,
-        follow_opts,
-        move |tailer, waker| {
-            let now = SystemTime::now();
-            let mut changed = false;
-            let mut batch = match tailer.poll() {
-                Ok(b) => {
-                    if error.take().is_some() {
-                        changed = true;
-                    }
-                    b
+    let handle = spawn_follow(tailer, follow_opts, move |tailer, waker| {
+        let now = SystemTime::now();
+        let mut changed = false;
+        let mut batch = match tailer.poll() {
+            Ok(b) => {
+                if error.take().is_some() {
+                    changed = true;
                 }
-                Err(e) => {
-                    let msg = format!("reading {}: {e}", tailer.path().display());
-                    changed |= error.as_ref() != Some(&msg);
-                    error = Some(msg);
-                    Default::default()
-                }
-            };
-            if batch.more {
-                waker.wake();
+                b
             }
-            let grew = !batch.lines.is_empty() || batch.partial != last_partial;
-            live.lines(&mut batch.lines, now);
-            if batch.partial != last_partial {
-                if let Some(p) = &batch.partial {
-                    live.partial(p);
-                }
-                last_partial = batch.partial.clone();
-                changed = true;
+            Err(e) => {
+                let msg = format!("reading {}: {e}", tailer.path().display());
+                changed |= error.as_ref() != Some(&msg);
+                error = Some(msg);
+                Default::default()
             }
-            if let Ok(r) = hist_rx.try_recv() {
-                backfill_done = true;
-                changed = true;
-                match r {
-                    Ok(r) => history = Some((r.metrics, r.health)),
-                    Err(e) => error = Some(e),
-                }
+        };
+        if batch.more {
+            waker.wake();
+        }
+        let grew = !batch.lines.is_empty() || batch.partial != last_partial;
+        live.lines(&mut batch.lines, now);
+        if batch.partial != last_partial {
+            if let Some(p) = &batch.partial {
+                live.partial(p);
             }
-            let progress = read.load(Ordering::Relaxed);
-            if progress != last_progress {
-                last_progress = progress;
-                changed = true;
+            last_partial = batch.partial.clone();
+            changed = true;
+        }
+        if let Ok(r) = hist_rx.try_recv() {
+            backfill_done = true;
+            changed = true;
+            match r {
+                Ok(r) => history = Some((r.metrics, r.health)),
+                Err(e) => error = Some(e),
             }
-            if let Some(ws) = &workspace
-                && last_discover.elapsed() >= discover_every
-            {
-                last_discover = Instant::now();
-                let n = discover::newer_than(ws, &config, tailer.path()).map(|c| c.path);
-                changed |= n != newer;
-                newer = n;
-            }
-            if last_writer_check.is_none_or(|t| t.elapsed() >= WRITERS_CHECK_EVERY) {
-                let at = Instant::now();
-                last_writer_check = Some(at);
-                // The file the path named at this poll, from the tailer's own `stat` (none
-                // when the poll failed first: who writes is then not known).
-                let w = tailer.path_file().map(|f| writer_watch.writers_of_file(f, at, grew));
-                changed |= w != writers;
-                writer_alive = w.as_ref().map(|w| !w.is_empty());
-                writers = w;
-            }
-            let reset = pending_first.is_some();
-            let mut new_lines = pending_first.take().unwrap_or_default();
-            new_lines.append(&mut batch.lines);
-            changed |= reset || !new_lines.is_empty() || !batch.notes.is_empty();
-            if !changed {
-                return true;
-            }
-            let (hm, hh) = match &history {
-                Some((m, h)) => (m, h),
-                None => (&preview_metrics, &preview_health),
-            };
-            send(LogSample {
-                path: tailer.path().to_path_buf(),
-                reset,
-                new_lines,
-                partial: batch.partial,
-                size_bytes: batch.size_bytes,
-                notes: batch.notes,
-                // The history, once read, is another `earlier` than the last screen's preview.
-                metrics: live.metrics.after_reusing(hm, u64::from(history.is_some()), &mut merged),
-                health: live.health.merged_after(hh),
-                backfill: BackfillProgress {
-                    read_bytes: if backfill_done { backfill_total } else { progress },
-                    total_bytes: backfill_total,
-                    done: backfill_done,
-                },
-                newer_log: newer.clone(),
-                writer_alive,
-                writers: writers.clone(),
-                error: error.clone(),
-                at: now,
-            })
-        },
-        on_turns,
-    )?;
+        }
+        let progress = read.load(Ordering::Relaxed);
+        if progress != last_progress {
+            last_progress = progress;
+            changed = true;
+        }
+        if let Some(ws) = &workspace
+            && last_discover.elapsed() >= discover_every
+        {
+            last_discover = Instant::now();
+            let n = discover::newer_than(ws, &config, tailer.path()).map(|c| c.path);
+            changed |= n != newer;
+            newer = n;
+        }
+        if last_writer_check.is_none_or(|t| t.elapsed() >= WRITERS_CHECK_EVERY) {
+            let at = Instant::now();
+            last_writer_check = Some(at);
+            // The file the path named at this poll, from the tailer's own `stat` (none
+            // when the poll failed first: who writes is then not known).
+            let w = tailer.path_file().map(|f| writer_watch.writers_of_file(f, at, grew));
+            changed |= w != writers;
+            writer_alive = w.as_ref().map(|w| !w.is_empty());
+            writers = w;
+        }
+        let reset = pending_first.is_some();
+        let mut new_lines = pending_first.take().unwrap_or_default();
+        new_lines.append(&mut batch.lines);
+        changed |= reset || !new_lines.is_empty() || !batch.notes.is_empty();
+        if !changed {
+            return true;
+        }
+        let (hm, hh) = match &history {
+            Some((m, h)) => (m, h),
+            None => (&preview_metrics, &preview_health),
+        };
+        send(LogSample {
+            path: tailer.path().to_path_buf(),
+            reset,
+            new_lines,
+            partial: batch.partial,
+            size_bytes: batch.size_bytes,
+            notes: batch.notes,
+            // The history, once read, is another `earlier` than the last screen's preview.
+            metrics: live.metrics.after_reusing(hm, u64::from(history.is_some()), &mut merged),
+            health: live.health.merged_after(hh),
+            backfill: BackfillProgress {
+                read_bytes: if backfill_done { backfill_total } else { progress },
+                total_bytes: backfill_total,
+                done: backfill_done,
+            },
+            newer_log: newer.clone(),
+            writer_alive,
+            writers: writers.clone(),
+            error: error.clone(),
+            at: now,
+        })
+    })?;
     if let Ok(mut g) = waker_slot.lock() {
         *g = Some(handle.waker());
         // The history may have finished before the waker was in place.
         handle.waker().wake();
     }
-    Ok(LogCollector { follow: Some(handle), cancel, outbox })
+    Ok(LogCollector { follow: Some(handle), cancel })
 }
 
 /// The path a collector would follow for this workspace and config, if any.

@@ -272,79 +272,26 @@ pub struct FollowOptions {
     /// While the log keeps growing, poll at these points (a little before each frame's
     /// tick) instead of every `min_interval`: one read per frame, just in time for it.
     pub hot_at: Option<crate::util::Lead>,
-    /// While the log keeps growing, the thread leaves the reading to its owner, who reads
-    /// once a turn with [`FollowHandle::turn`] on a thread of its own (the console's
-    /// collectors' lane, with their other work of the turn): the follow thread sleeps
-    /// until a turn reads nothing, then goes back to watching the folder.
-    pub turns: bool,
 }
 
 impl Default for FollowOptions {
     fn default() -> Self {
-        Self {
-            poll_interval: Duration::from_secs(2),
-            min_interval: Duration::from_millis(50),
-            hot_at: None,
-            turns: false,
-        }
+        Self { poll_interval: Duration::from_secs(2), min_interval: Duration::from_millis(50), hot_at: None }
     }
 }
 
-/// How many reads one turn makes at most while each says there is more (256 KiB each):
-/// the rest of a bigger burst is read at the next turn.
-pub const TURN_READS: usize = 16;
-
-/// What the follow thread and the turns share: the tailer and the step, used by one of
-/// them at a time.
-struct Core<F> {
-    tailer: Tailer,
-    step: F,
-    /// The log grows and the owner's turns read it; the thread waits.
-    by_turns: bool,
-    /// Reads made by the thread and by the turns (for tests).
-    reads: (u64, u64),
-}
-
-type TurnFn = dyn Fn() -> bool + Send + Sync;
-
 /// A running follow thread. Dropping it stops the thread.
+#[derive(Debug)]
 pub struct FollowHandle {
     stop: Arc<AtomicBool>,
     wake: SyncSender<()>,
     thread: Option<JoinHandle<()>>,
-    turn: Arc<TurnFn>,
-    reads: Arc<dyn Fn() -> (u64, u64) + Send + Sync>,
-}
-
-impl std::fmt::Debug for FollowHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FollowHandle").field("stop", &self.stop).finish_non_exhaustive()
-    }
 }
 
 impl FollowHandle {
     /// A waker other threads may use to make the follower poll now.
     pub fn waker(&self) -> Waker {
         Waker(self.wake.clone())
-    }
-
-    /// With [`FollowOptions::turns`]: one turn's read, on the caller's thread, while the
-    /// log grows (the thread waits meanwhile): the step runs once (more times, up to
-    /// [`TURN_READS`], while a read says there is more). Returns whether the log is still
-    /// read by turns: `false` once a turn read nothing (the thread watches the folder
-    /// again), the follower stopped, or it does not grow (then the step is not run).
-    pub fn turn(&self) -> bool {
-        (self.turn)()
-    }
-
-    /// A function doing [`FollowHandle::turn`], for another thread.
-    pub fn turner(&self) -> Arc<TurnFn> {
-        self.turn.clone()
-    }
-
-    /// Reads made so far by the follow thread and by turns.
-    pub fn reads(&self) -> (u64, u64) {
-        (self.reads)()
     }
 
     pub fn stop(mut self) {
@@ -379,78 +326,25 @@ impl Waker {
 }
 
 /// Run `step` on a thread each time the log's folder changes (and at least every
-/// `poll_interval`). `step` gets the tailer and returns `false` to stop. With
-/// [`FollowOptions::turns`], while the log grows the owner runs it instead
-/// ([`FollowHandle::turn`]).
-pub fn spawn_follow<F>(tailer: Tailer, opts: FollowOptions, step: F) -> io::Result<FollowHandle>
+/// `poll_interval`). `step` gets the tailer and returns `false` to stop.
+pub fn spawn_follow<F>(mut tailer: Tailer, opts: FollowOptions, mut step: F) -> io::Result<FollowHandle>
 where
     F: FnMut(&mut Tailer, &Waker) -> bool + Send + 'static,
-{
-    spawn_follow_turns(tailer, opts, step, || {})
-}
-
-/// [`spawn_follow`], calling `on_turns` (on the follow thread) each time the log starts to
-/// grow and, with [`FollowOptions::turns`], is left to the owner's turns.
-pub fn spawn_follow_turns<F, T>(tailer: Tailer, opts: FollowOptions, step: F, on_turns: T) -> io::Result<FollowHandle>
-where
-    F: FnMut(&mut Tailer, &Waker) -> bool + Send + 'static,
-    T: Fn() + Send + 'static,
 {
     let (tx, rx) = mpsc::sync_channel::<()>(1);
     let stop = Arc::new(AtomicBool::new(false));
     let stop_thread = stop.clone();
     let waker = Waker(tx.clone());
-    let folder = tailer.path().parent().map(Path::to_path_buf).unwrap_or_default();
-    let core = Arc::new(std::sync::Mutex::new(Core { tailer, step, by_turns: false, reads: (0, 0) }));
-    // A step that panicked on a turn (the lane catches it) leaves the core as it was.
-    fn lock<F>(c: &std::sync::Mutex<Core<F>>) -> std::sync::MutexGuard<'_, Core<F>> {
-        c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-    let turn: Arc<TurnFn> = {
-        let (core, stop, wake) = (core.clone(), stop.clone(), tx.clone());
-        Arc::new(move || {
-            let mut c = lock(&core);
-            if !c.by_turns || stop.load(Ordering::SeqCst) {
-                return false;
-            }
-            let (more_tx, more_rx) = mpsc::sync_channel::<()>(1);
-            let more = Waker(more_tx);
-            for _ in 0..TURN_READS {
-                let c = &mut *c;
-                let before = c.tailer.offset();
-                c.reads.1 += 1;
-                if !(c.step)(&mut c.tailer, &more) {
-                    stop.store(true, Ordering::SeqCst);
-                    c.by_turns = false;
-                    let _ = wake.try_send(());
-                    return false;
-                }
-                if c.tailer.offset() == before {
-                    // It stopped growing: the thread watches the folder again.
-                    c.by_turns = false;
-                    let _ = wake.try_send(());
-                    return false;
-                }
-                if more_rx.try_recv().is_err() {
-                    break;
-                }
-            }
-            true
-        })
-    };
-    let reads = {
-        let core = core.clone();
-        Arc::new(move || lock(&core).reads)
-    };
     let thread = std::thread::Builder::new().name("logtail-follow".into()).spawn(move || {
+        let folder = tailer.path().parent().map(Path::to_path_buf).unwrap_or_default();
         let mut watcher: Option<notify::RecommendedWatcher> = None;
         let mut watching = false;
         let mut last_poll: Option<Instant> = None;
         let mut last_watch_try: Option<Instant> = None;
         // Hot: the last poll read something. While the log keeps growing the thread polls
-        // every `min_interval` (or at the `hot_at` points, once a frame; or leaves it to
-        // the owner's turns) with the folder unwatched, so a trainer writing twenty times
-        // a second does not wake the notification thread twenty times a second.
+        // every `min_interval` (or at the `hot_at` points, once a frame) with the folder
+        // unwatched, so a trainer writing twenty times a second does not wake the
+        // notification thread twenty times a second.
         // The first poll that reads nothing watches the folder again, then polls once
         // more at once, so nothing written in between waits for the slow poll.
         let mut hot = false;
@@ -470,20 +364,11 @@ where
                 }
             }
             last_poll = Some(Instant::now());
-            let moved = {
-                let mut c = lock(&core);
-                let c = &mut *c;
-                let before = c.tailer.offset();
-                c.reads.0 += 1;
-                if !(c.step)(&mut c.tailer, &waker) {
-                    break;
-                }
-                let moved = c.tailer.offset() != before;
-                if moved && opts.turns {
-                    c.by_turns = true;
-                }
-                moved
-            };
+            let before = tailer.offset();
+            if !step(&mut tailer, &waker) {
+                break;
+            }
+            let moved = tailer.offset() != before;
             if moved && !hot {
                 hot = true;
                 if let Some(w) = watcher.as_mut().filter(|_| watching) {
@@ -493,19 +378,6 @@ where
                 hot = false;
                 if let Some(w) = watcher.as_mut().filter(|_| !watching) {
                     watching = rewatch_folder(w, &folder);
-                }
-                continue;
-            }
-            if moved && opts.turns {
-                // The owner's turns read it now; wake when one reads nothing (or to stop).
-                on_turns();
-                loop {
-                    if rx.recv().is_err() {
-                        return;
-                    }
-                    if stop_thread.load(Ordering::SeqCst) || !lock(&core).by_turns {
-                        break;
-                    }
                 }
                 continue;
             }
@@ -523,7 +395,7 @@ where
             }
         }
     })?;
-    Ok(FollowHandle { stop, wake: tx, thread: Some(thread), turn, reads })
+    Ok(FollowHandle { stop, wake: tx, thread: Some(thread) })
 }
 
 fn folder_or_dot(folder: &Path) -> &Path {
