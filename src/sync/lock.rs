@@ -246,8 +246,10 @@ impl HolderProbe {
         let id = (meta.dev(), meta.ino());
         if self.open.as_ref().is_none_or(|(_, open)| *open != id) {
             *self = Self::default();
-            // Opened to be tested, never made: `holder_info` does not make it either.
-            let file = OpenOptions::new().read(true).open(&path).ok()?;
+            // Opened as `holder_info` opens it, read and write (a file we may not write
+            // answers `None` for both; a FIFO opened so does not wait for a writer), but
+            // never made: `holder_info` does not make it either (it looked first).
+            let file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
             let opened = file.metadata().ok().map(|m| (m.dev(), m.ino()))?;
             self.open = Some((file, opened));
             if opened != id {
@@ -306,6 +308,189 @@ impl HolderProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by an attacker review: the lock file turned into a FIFO. `holder_info` opens
+    /// it read-write (such an open of a FIFO does not wait for a writer) and answers at
+    /// once; the probe opened it read-only, which waits for a writer: the sync collector's
+    /// thread, and the Uploads panel with it, hung for good.
+    #[test]
+    fn a_kept_probe_answers_at_once_when_the_lock_file_is_a_fifo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = lock_path(dir.path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o644)).expect("mkfifo");
+        assert_eq!(holder_info(dir.path()), None, "holder_info answers at once: free");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ws = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let mut probe = HolderProbe::default();
+            let _ = tx.send(probe.holder_info(&ws));
+        });
+        let answer = rx.recv_timeout(Duration::from_secs(2));
+        if answer.is_err() {
+            // Let the blocked open go (a writer comes), so the thread ends.
+            let _ = OpenOptions::new().write(true).open(&path);
+        }
+        assert_eq!(answer.ok(), Some(None), "the probe answers within 2 s, as holder_info does");
+    }
+
+    /// Found by an attacker review: a lock file this process may read but not write (a
+    /// daemon run by root made it 0644). `holder_info` cannot open it read-write and says
+    /// nobody holds it; the probe opened it read-only and named the holder, so the Uploads
+    /// panel and `status` disagreed. As root the mode stops nothing, so the file is made
+    /// immutable too (`chattr +i`, e2fsprogs; the temporary folder must be on a filesystem
+    /// that has the attribute, as ext4 does: otherwise the test fails, it is not skipped).
+    #[test]
+    fn a_kept_probe_answers_as_holder_info_when_the_lock_file_is_not_writable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = EngineLock::acquire_as(dir.path(), Role::Daemon).expect("lock");
+        let path = lock_path(dir.path());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+        let root = rustix::process::geteuid().is_root();
+        let chattr = |flag: &str| std::process::Command::new("chattr").arg(flag).arg(&path).status();
+        if root {
+            let ok = chattr("+i").is_ok_and(|s| s.success());
+            assert!(ok, "chattr +i {} (needed as root to make the file unwritable)", path.display());
+        }
+        let writable = OpenOptions::new().read(true).write(true).open(&path).is_ok();
+        let expected = holder_info(dir.path());
+        let got = HolderProbe::default().holder_info(dir.path());
+        if root {
+            let _ = chattr("-i");
+        }
+        drop(lock);
+        assert!(!writable, "the lock file could still be opened for writing");
+        assert_eq!(expected, None, "holder_info cannot open it: nobody holds it, for it");
+        assert_eq!(got, expected, "the probe answers what holder_info answers");
+    }
+
+    /// From an attacker review (held): probes asking in a loop, each taking the lock for an
+    /// instant when it is free, never keep an engine taking and dropping it from starting.
+    #[test]
+    fn probes_asking_in_a_loop_never_keep_an_engine_from_starting() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(EngineLock::acquire(dir.path()).expect("made"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let asks = Arc::new(AtomicUsize::new(0));
+        let probes: Vec<_> = (0..4)
+            .map(|i| {
+                let (stop, asks, ws) = (stop.clone(), asks.clone(), dir.path().to_path_buf());
+                std::thread::spawn(move || {
+                    let mut probe = HolderProbe::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = probe.holder_info(&ws);
+                        asks.fetch_add(1, Ordering::Relaxed);
+                        if i % 2 == 0 {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let (mut taken, mut refused) = (0, Vec::new());
+        while Instant::now() < deadline {
+            match EngineLock::acquire_as(dir.path(), Role::Daemon) {
+                Ok(lock) => {
+                    taken += 1;
+                    std::thread::sleep(Duration::from_millis(2));
+                    drop(lock);
+                }
+                Err(e) => refused.push(e.to_string()),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for p in probes {
+            p.join().expect("probe");
+        }
+        assert!(taken > 0 && asks.load(Ordering::Relaxed) > 100, "taken {taken}, asks {asks:?}");
+        assert!(
+            refused.is_empty(),
+            "refused {} times of {}: {:?}",
+            refused.len(),
+            taken + refused.len(),
+            refused.first()
+        );
+    }
+
+    /// From an attacker review (held): a record rewritten with the same length right
+    /// after the probe read it, within one clock tick, is read again (the change time
+    /// moves), on the workspace's disk and on a tmpfs.
+    #[test]
+    fn a_record_rewritten_at_once_with_the_same_length_is_read_again() {
+        for base in [std::env::temp_dir(), PathBuf::from("/dev/shm")] {
+            if !base.is_dir() {
+                continue;
+            }
+            let dir = tempfile::tempdir_in(&base).expect("tempdir");
+            let path = lock_path(dir.path());
+            let mut probe = HolderProbe::default();
+            for i in 0..500 {
+                let lock = EngineLock::acquire_as(dir.path(), Role::Console).expect("lock");
+                assert_eq!(probe.holder_info(dir.path()).and_then(|h| h.role), Some(Role::Console));
+                std::fs::write(&path, format!("{} daemon \n", std::process::id())).expect("write");
+                assert_eq!(
+                    probe.holder_info(dir.path()).and_then(|h| h.role),
+                    Some(Role::Daemon),
+                    "try {i} on {}",
+                    base.display()
+                );
+                drop(lock);
+            }
+        }
+    }
+
+    /// From an attacker review (held): the probe answers as `holder_info` for a lock file
+    /// that is a directory, a held lock over a dead pid's record, a very large record, one
+    /// probe asked of two workspaces in turn, and an engine in another process killed
+    /// with -9 before another takes the lock.
+    #[test]
+    fn a_kept_probe_answers_as_holder_info_in_odd_states() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let mut probe = HolderProbe::default();
+        std::fs::create_dir_all(lock_path(a.path())).expect("dir");
+        assert_eq!(probe.holder_info(a.path()), holder_info(a.path()), "a directory");
+        std::fs::remove_dir(lock_path(a.path())).expect("rmdir");
+        assert_eq!(probe.holder_info(a.path()), None);
+        let lock = EngineLock::acquire_as(a.path(), Role::Console).expect("lock");
+        std::fs::write(lock_path(a.path()), "4194300 daemon\n").expect("write");
+        assert_eq!(probe.holder_info(a.path()), holder_info(a.path()), "a dead pid's record");
+        assert_eq!(probe.holder_info(a.path()), Some(Holder { pid: 4194300, role: Some(Role::Daemon) }));
+        let mut big = format!("{} once\n", std::process::id());
+        big.push_str(&"x".repeat(8 << 20));
+        std::fs::write(lock_path(a.path()), &big).expect("write");
+        assert_eq!(probe.holder_info(a.path()), holder_info(a.path()), "a large record");
+        drop(lock);
+        let _held = EngineLock::acquire_as(b.path(), Role::Daemon).expect("lock b");
+        for _ in 0..3 {
+            assert_eq!(probe.holder_info(a.path()), holder_info(a.path()), "a");
+            assert_eq!(probe.holder_info(b.path()), holder_info(b.path()), "b");
+        }
+        // Another process's engine (`flock -o`, from util-linux) killed with -9, then an
+        // engine of this process takes the lock: the record is read again.
+        let path = lock_path(a.path());
+        let mut child = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(&path)
+            .args(["sh", "-c", "sleep 3"])
+            .spawn()
+            .expect("flock (util-linux)");
+        let t0 = Instant::now();
+        while holder_info(a.path()).is_none() && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::write(&path, format!("{} daemon\n", child.id())).expect("record");
+        assert_eq!(probe.holder_info(a.path()), Some(Holder { pid: child.id(), role: Some(Role::Daemon) }));
+        child.kill().expect("kill -9");
+        child.wait().expect("reaped");
+        let _lock = EngineLock::acquire_as(a.path(), Role::Once).expect("taken after the kill");
+        assert_eq!(probe.holder_info(a.path()), holder_info(a.path()), "after the kill");
+        assert_eq!(probe.holder_info(a.path()).and_then(|h| h.role), Some(Role::Once));
+    }
 
     #[test]
     fn a_kept_probe_answers_as_holder_info_and_never_keeps_the_lock() {
