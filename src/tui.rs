@@ -209,6 +209,10 @@ where
     let mut waiting = false;
     let mut dirty = ui::Parts::ALL;
     let mut rung = state.alerts.bells;
+    // The tick whose frame was drawn ahead of it (at most one such frame a tick), and when
+    // the last log sample came (while the log grows, the turn's frame is the log's).
+    let mut drawn_ahead: Option<(std::time::Instant, bool)> = None;
+    let mut last_log: Option<Instant> = None;
     loop {
         if state.alerts.bells > rung {
             rung = state.alerts.bells;
@@ -266,21 +270,32 @@ where
         // and for a moment after input (an answer to `ctrl-r`, `s`, `c` shows at once).
         let now = Instant::now();
         let lively = now.duration_since(started) < LIVELY || last_input.is_some_and(|t| now - t < LIVELY);
-        // The collectors take their turns `LOG_LEAD` before the ticks (the growing log's
-        // read among them), for the tick's frame: when their samples come, that frame is
-        // drawn now, as the tick would draw it, and the tick is not waited for (the UI
-        // thread wakes for the turn and its results, not a third time for the tick).
-        if !lively
-            && pending.iter().any(|m| !matches!(m, Msg::Tick(_)) && !m.draws_at_once())
-            && !pending.iter().any(|m| matches!(m, Msg::Tick(_)))
-        {
+        // The collectors take their turns `LOG_LEAD` before the ticks, and a growing log is
+        // read then too, for the tick's frame: that frame is drawn when their samples
+        // come, as the tick would draw it, and the tick is not waited for (the UI thread
+        // wakes for the turn and its results, not again for the tick). While the log
+        // grows, its sample draws it (the lane's results of the turn, a moment before or
+        // after it, wait for it or for the next frame: one frame a tick, not two);
+        // otherwise the first of the turn's samples does. At most one frame a tick is drawn
+        // ahead of it (two when the log's sample comes after another's, the first time
+        // it grows): what comes after it waits, as any sample does.
+        let log_now = pending.iter().any(|m| matches!(m, Msg::Log(_)));
+        let log_grows = log_now || last_log.is_some_and(|t| now.duration_since(t) < period * 3 / 2);
+        if log_now {
+            last_log = Some(now);
+        }
+        let early = if log_grows { log_now } else { pending.iter().any(|m| !m.draws_at_once()) };
+        if !lively && early && !pending.iter().any(|m| matches!(m, Msg::Tick(_))) {
             let ahead = tick.until_next(now.into_std());
-            if ahead <= crate::collectors::LOG_LEAD + TICK_EARLY_SLACK {
+            let point = now.into_std() + ahead;
+            let drawn = drawn_ahead.is_some_and(|(p, by_log)| p == point && (by_log || !log_now));
+            if ahead <= crate::collectors::LOG_LEAD + TICK_EARLY_SLACK && !drawn {
                 // As the tick: at the time the tick would read (its point, and the moment
                 // a wake-up takes after it; a timer's millisecond), so what the clock changes
                 // then (an age, the status line's expiry) is drawn now, not a period late.
                 pending.push(Msg::Tick(clock.now() + ahead + TICK_READ_AFTER));
                 tick.skip_next();
+                drawn_ahead = Some((point, log_now));
             }
         }
         let mut ticked = false;

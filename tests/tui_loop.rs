@@ -992,3 +992,83 @@ async fn storm_with_gpu_states_sync_and_resizes_leaves_the_whole_frame_on_screen
         );
     }
 }
+
+/// Found by an attacker review: with every collector sample drawing the tick's frame
+/// ahead of it, a stream of engine events (a hash pass over many small files sends one
+/// `Queued` a file, a few ms apart) drew a frame for every event in the 40 ms before each
+/// tick. At most one frame a tick is drawn ahead of it.
+#[tokio::test(start_paused = true)]
+async fn a_stream_of_engine_events_costs_one_frame_per_tick_not_one_each() {
+    use opsconsole::sync::SyncEvent;
+    let h = idle_harness().await;
+    sleep(Duration::from_millis(2500)).await;
+    h.next_tick().await;
+    let (frames, ticks) = (h.screen.frames(), h.ticks.load(Ordering::SeqCst));
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_millis(3000) {
+        h.send(Msg::SyncEvent(SyncEvent::Queued {
+            level: "L2".into(),
+            path: format!("ckpt/step-1000/shard-{n:05}.bin"),
+            bytes: 1 << 20,
+        }));
+        n += 1;
+        sleep(Duration::from_millis(4)).await;
+    }
+    let drawn = h.screen.frames() - frames;
+    let clock_reads = h.ticks.load(Ordering::SeqCst) - ticks;
+    assert!(drawn <= 4, "{drawn} frames in 3 s ({n} events, the clock read {clock_reads} times): one a tick expected");
+    h.finish().await;
+}
+
+/// Found by an attacker review: the turn's results come in two messages a few ms apart
+/// (the lane's disk and host samples together, and the growing log's sample from its own
+/// thread). While the log grows, its sample draws the tick's frame, with whatever came
+/// before it: one frame for the turn, not one for each.
+#[tokio::test(start_paused = true)]
+async fn the_lanes_results_and_the_logs_sample_of_one_turn_cost_one_frame() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let h = idle_harness().await;
+    sleep(Duration::from_millis(2500)).await;
+    // The log grows: a sample at the tick before.
+    h.send(log_sample(&hf_lines(2000), fx::at(fx::NOW + 5), true, Some("  8%|▊         | 2000/24000")));
+    h.next_tick().await;
+    // ~30 ms before the next tick: the lane's results, the log's sample 3 ms later.
+    sleep(Duration::from_millis(964)).await;
+    let frames = h.screen.frames();
+    h.send(disks(61.0));
+    h.send(host(9.0, 21.0));
+    sleep(Duration::from_millis(3)).await;
+    h.send(log_sample(&hf_lines(2000), fx::at(fx::NOW + 6), true, Some("  8%|▊         | 2001/24000")));
+    // Past the tick.
+    sleep(Duration::from_millis(200)).await;
+    let text = h.screen.text();
+    assert!(text.contains("61%") && text.contains("2001/24000"), "all drawn by the tick:\n{text}");
+    assert_eq!(h.screen.frames(), frames + 1, "one frame for the turn's samples");
+    h.finish().await;
+}
+
+/// When the log starts to grow (no sample of it the period before), the lane's results of
+/// the turn draw the tick's frame ahead of it, and the log's sample that comes a moment
+/// later is drawn too, not held a period: two frames that tick, the log's last.
+#[tokio::test(start_paused = true)]
+async fn a_log_that_starts_to_grow_after_the_turns_results_is_drawn_before_the_tick() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let h = idle_harness().await;
+    sleep(Duration::from_millis(2500)).await;
+    h.next_tick().await;
+    sleep(Duration::from_millis(964)).await;
+    let frames = h.screen.frames();
+    h.send(disks(61.0));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 1, "the turn's results drawn ahead of the tick");
+    sleep(Duration::from_millis(3)).await;
+    h.send(log_sample(&hf_lines(2000), fx::at(fx::NOW + 6), true, Some("  8%|▊         | 2001/24000")));
+    h.settle().await;
+    assert_eq!(h.screen.frames(), frames + 2, "the log's sample drawn ahead of the tick too");
+    assert!(h.screen.text().contains("2001/24000"), "{}", h.screen.text());
+    // The tick itself does not come; nor a third frame.
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.screen.frames(), frames + 2);
+    h.finish().await;
+}
