@@ -616,71 +616,56 @@ async fn a_moving_progress_bar_keeps_the_logs_other_rows_and_chart_as_shown() {
     assert!(kept.load(Ordering::SeqCst) > 5 * 2500, "cells kept: {}", kept.load(Ordering::SeqCst));
 }
 
-/// While the log grows its follower reads it 25 ms before each tick: that sample is drawn
-/// at once, as the tick's frame, and the tick is not waited for (one wake-up a second, not
-/// two). A sample in the middle of a period still waits for the tick.
-#[tokio::test(start_paused = true)]
-async fn a_log_sample_read_just_before_the_tick_is_drawn_at_once_and_the_tick_skipped() {
-    use support::log_fixtures::{hf_lines, log_sample};
+/// A sample in the middle of a period waits for the tick; one ~30 ms before the tick (the
+/// collectors' turn) is drawn at once, as the tick's frame, and that tick does not come
+/// (one wake-up a second, not two); the tick after comes as usual.
+async fn drawn_as_the_ticks_frame_just_before_it(mid: Msg, mid_shown: &str, early: Msg, early_shown: &str) {
     let h = idle_harness().await;
     sleep(Duration::from_millis(2500)).await;
     h.next_tick().await;
-    let lines = hf_lines(2000);
-    // Mid-period: waits for the tick.
     sleep(Duration::from_millis(400)).await;
     let frames = h.screen.frames();
-    h.send(log_sample(&lines, fx::at(fx::NOW + 3), true, Some("  8%|▊         | 2001/24000")));
+    h.send(mid);
     h.settle().await;
     assert_eq!(h.screen.frames(), frames, "a sample in the middle of a period waits");
     h.next_tick().await;
-    assert!(h.screen.text().contains("2001/24000"), "drawn at the tick:\n{}", h.screen.text());
-    // 30 ms before the next tick: drawn at once, and the tick itself is not run.
+    assert!(h.screen.text().contains(mid_shown), "drawn at the tick:\n{}", h.screen.text());
     sleep(Duration::from_millis(964)).await;
     let (frames, ticks) = (h.screen.frames(), h.ticks.load(Ordering::SeqCst));
-    h.send(log_sample(&lines, fx::at(fx::NOW + 4), true, Some("  8%|▊         | 2021/24000")));
+    h.send(early);
     h.settle().await;
     assert_eq!(h.screen.frames(), frames + 1, "drawn at once");
-    assert!(h.screen.text().contains("2021/24000"), "the new bar:\n{}", h.screen.text());
+    assert!(h.screen.text().contains(early_shown), "the new sample:\n{}", h.screen.text());
     let ticks = ticks + 1;
     assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "drawn as a tick (the clock read once)");
     sleep(Duration::from_millis(200)).await;
     assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "the tick it stood for did not come");
     assert_eq!(h.screen.frames(), frames + 1);
-    // The one after comes as usual.
     sleep(Duration::from_millis(1000)).await;
     assert!(h.ticks.load(Ordering::SeqCst) > ticks, "the following tick came");
     h.finish().await;
 }
 
-/// The same for any collector's sample of the turn before the tick (the log not growing:
-/// the disks, the host, the uploads): its frame is drawn at once, as the tick's, and the
-/// tick is not waited for. Mid-period it still waits.
+/// While the log grows its follower reads it 25 ms before each tick: that sample is drawn
+/// at once, as the tick's frame.
+#[tokio::test(start_paused = true)]
+async fn a_log_sample_read_just_before_the_tick_is_drawn_at_once_and_the_tick_skipped() {
+    use support::log_fixtures::{hf_lines, log_sample};
+    let lines = hf_lines(2000);
+    drawn_as_the_ticks_frame_just_before_it(
+        log_sample(&lines, fx::at(fx::NOW + 3), true, Some("  8%|▊         | 2001/24000")),
+        "2001/24000",
+        log_sample(&lines, fx::at(fx::NOW + 4), true, Some("  8%|▊         | 2021/24000")),
+        "2021/24000",
+    )
+    .await;
+}
+
+/// The same for any collector's sample of the turn while no log grows (the disks, the
+/// host, the uploads).
 #[tokio::test(start_paused = true)]
 async fn a_collector_sample_just_before_the_tick_is_drawn_as_its_frame_and_the_tick_skipped() {
-    let h = idle_harness().await;
-    sleep(Duration::from_millis(2500)).await;
-    h.next_tick().await;
-    sleep(Duration::from_millis(400)).await;
-    let frames = h.screen.frames();
-    h.send(disks(57.0));
-    h.settle().await;
-    assert_eq!(h.screen.frames(), frames, "a sample in the middle of a period waits");
-    h.next_tick().await;
-    assert!(h.screen.text().contains("57%"), "drawn at the tick:\n{}", h.screen.text());
-    sleep(Duration::from_millis(964)).await;
-    let (frames, ticks) = (h.screen.frames(), h.ticks.load(Ordering::SeqCst));
-    h.send(disks(63.0));
-    h.settle().await;
-    assert_eq!(h.screen.frames(), frames + 1, "drawn at once");
-    assert!(h.screen.text().contains("63%"), "the new fill:\n{}", h.screen.text());
-    let ticks = ticks + 1;
-    assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "drawn as a tick (the clock read once)");
-    sleep(Duration::from_millis(200)).await;
-    assert_eq!(h.ticks.load(Ordering::SeqCst), ticks, "the tick it stood for did not come");
-    assert_eq!(h.screen.frames(), frames + 1);
-    sleep(Duration::from_millis(1000)).await;
-    assert!(h.ticks.load(Ordering::SeqCst) > ticks, "the following tick came");
-    h.finish().await;
+    drawn_as_the_ticks_frame_just_before_it(disks(57.0), "57%", disks(63.0), "63%").await;
 }
 
 /// A resize the loop has not heard of yet: the terminal is already 100x30 while the event

@@ -122,7 +122,7 @@ fn held_by(pid: Option<u32>, role: Option<Role>) -> String {
 }
 
 /// The pid and role the holder wrote (`4242 console`; a bare `4242` from older versions).
-fn read_holder(file: &mut File) -> (Option<u32>, Option<Role>) {
+fn read_holder(file: &mut File) -> Record {
     let mut s = String::new();
     if file.rewind().is_err() || file.read_to_string(&mut s).is_err() {
         return (None, None);
@@ -223,11 +223,14 @@ pub struct HolderProbe {
     /// The lock file open, and its (device, inode).
     open: Option<(File, (u64, u64))>,
     /// The holder's record, and the file's (size, mtime, ctime) it was read at.
-    record: Option<(FileStamp, (Option<u32>, Option<Role>))>,
+    record: Option<(FileStamp, Record)>,
 }
 
 /// (size, mtime in ns, ctime in ns) of the lock file.
 type FileStamp = (u64, i64, i64);
+
+/// The pid and role a lock file records ([`read_holder`]).
+type Record = (Option<u32>, Option<Role>);
 
 impl HolderProbe {
     /// Who holds the workspace's lock, as [`holder`] says.
