@@ -182,42 +182,23 @@ pub fn holder(workspace: &Path) -> Option<u32> {
     holder_info(workspace).map(|h| h.pid)
 }
 
-/// Who holds the lock (pid and role), or `None` when it is free. Does not keep the lock.
+/// Who holds the lock (pid and role), or `None` when it is free. Does not keep the lock:
+/// a [`HolderProbe`] asked once.
 pub fn holder_info(workspace: &Path) -> Option<Holder> {
-    let path = lock_path(workspace);
-    if !path.exists() {
-        return None;
-    }
-    let mut file = open(&path).ok()?;
-    match try_flock(&file) {
-        Ok(true) => None, // free; our descriptor closes (and unlocks) on return
-        Ok(false) => {
-            let (pid, role) = read_holder(&mut file);
-            if pid.is_some_and(alive) {
-                return Some(Holder { pid: pid.unwrap_or(0), role });
-            }
-            // No live pid recorded: an engine in its first instant, or another reader
-            // holding the lock for an instant (over a stale or empty record). Look again.
-            match try_flock_past_readers(&file) {
-                Ok(false) => {
-                    let (pid, role) = read_holder(&mut file);
-                    Some(Holder { pid: pid.unwrap_or(0), role })
-                }
-                Ok(true) | Err(_) => None,
-            }
-        }
-        Err(_) => None,
-    }
+    HolderProbe::default().holder_info(workspace)
 }
 
-/// [`holder`] asked again and again (the Uploads panel asks every second): the lock file
-/// stays open between asks and the holder's record is read again only when the file
-/// changed (its size, modification or change time), so an ask while an engine holds the
-/// lock is three system calls (the path's `stat`, the `flock` test, the holder's `/proc`
-/// entry) instead of twelve (the folder made, the file opened, read twice and closed).
-/// A lock file replaced is opened again; one removed means nobody holds it. The answers
-/// are [`holder_info`]'s: the descriptor kept takes the lock only for the instant of the
-/// test, as the one `holder_info` opens does, and lets go at once.
+/// Who holds the lock, asked again and again (the Uploads panel asks every second): the
+/// lock file stays open between asks and the holder's record is read again only when the
+/// file changed (its size, modification or change time), so an ask while an engine holds
+/// the lock is three system calls (the path's `stat`, the `flock` test, the holder's
+/// `/proc` entry) instead of twelve (the folder made, the file opened, read twice and
+/// closed). A lock file replaced is opened again; one removed means nobody holds it. The
+/// lock is taken only for the instant of the test and let go at once.
+///
+/// A lock found held with no live pid recorded is an engine in its first instant, or
+/// another reader holding the lock for an instant (over a stale or empty record): it is
+/// tried again for [`READER_GRACE`].
 #[derive(Debug, Default)]
 pub struct HolderProbe {
     /// The lock file open, and its (device, inode).
@@ -238,28 +219,22 @@ impl HolderProbe {
         self.holder_info(workspace).map(|h| h.pid)
     }
 
-    /// Who holds the workspace's lock (pid and role), as [`holder_info`] says.
+    /// Who holds the workspace's lock (pid and role), or `None` when it is free.
     pub fn holder_info(&mut self, workspace: &Path) -> Option<Holder> {
         use std::os::unix::fs::MetadataExt;
         let path = lock_path(workspace);
-        let Ok(meta) = std::fs::metadata(&path) else {
+        let Ok(mut meta) = std::fs::metadata(&path) else {
             *self = Self::default();
             return None;
         };
-        let id = (meta.dev(), meta.ino());
-        if self.open.as_ref().is_none_or(|(_, open)| *open != id) {
+        if self.open.as_ref().is_none_or(|(_, open)| *open != (meta.dev(), meta.ino())) {
             *self = Self::default();
-            // Opened as `holder_info` opens it, read and write (a file we may not write
-            // answers `None` for both; a FIFO opened so does not wait for a writer), but
-            // never made: `holder_info` does not make it either (it looked first).
+            // Read and write, as an engine opens it (a file we may not write answers
+            // `None`; a FIFO opened so does not wait for a writer), but never made.
             let file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
-            let opened = file.metadata().ok().map(|m| (m.dev(), m.ino()))?;
-            self.open = Some((file, opened));
-            if opened != id {
-                // Replaced between the two: asked the long way now, kept at the next ask.
-                *self = Self::default();
-                return holder_info(workspace);
-            }
+            // The file opened (replaced since the `stat`: the newer one).
+            meta = file.metadata().ok()?;
+            self.open = Some((file, (meta.dev(), meta.ino())));
         }
         let stamp = (
             meta.len(),
@@ -269,7 +244,7 @@ impl HolderProbe {
         let (file, _) = self.open.as_mut()?;
         match try_flock(file) {
             Ok(true) => {
-                // Free: let go at once (closing the descriptor did that for `holder_info`).
+                // Free: let go at once.
                 let _ = rustix::fs::flock(&*file, rustix::fs::FlockOperation::Unlock);
                 self.record = None;
                 None
@@ -286,7 +261,7 @@ impl HolderProbe {
                 if pid.is_some_and(alive) {
                     return Some(Holder { pid: pid.unwrap_or(0), role });
                 }
-                // No live pid recorded: as `holder_info`, look again past readers.
+                // No live pid recorded: looked at again past readers.
                 self.record = None;
                 match try_flock_past_readers(file) {
                     Ok(false) => {
